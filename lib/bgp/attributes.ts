@@ -1,0 +1,630 @@
+/**
+ * Path attributes: decoding with the per-attribute error handling of RFC 7606
+ * (session reset / treat-as-withdraw / attribute discard), the AS4_PATH and
+ * AS4_AGGREGATOR merge of RFC 6793 for 2-octet peers, and a canonical encoder
+ * (attributes in type order, extended length only when needed).
+ *
+ * Decoded attribute sets are immutable and may be interned: `AttrCache` maps
+ * the raw attribute bytes to one shared object, so a full table with few
+ * distinct attribute sets costs one parse per distinct set.
+ */
+import { Writer, hex, u16, u32 } from "./bytes.ts";
+import { BgpError } from "./errors.ts";
+import { formatIPv4 } from "./prefix.ts";
+import { AS_TRANS, ATTR, ERR, FLAG, ORIGIN_NAMES, SEG, UPDATE_SUB } from "./types.ts";
+
+export interface AsPathSegment {
+  type: number;
+  asns: number[];
+}
+
+export interface UnknownAttribute {
+  flags: number;
+  type: number;
+  value: Uint8Array;
+}
+
+/** A decoded, immutable set of path attributes (MP_REACH/MP_UNREACH excluded). */
+export interface PathAttributes {
+  origin: number | null;
+  /** The AS path (after the AS4_PATH merge for 2-octet sessions). */
+  asPath: AsPathSegment[] | null;
+  /** IPv4 NEXT_HOP attribute (4 bytes). */
+  nextHop: Uint8Array | null;
+  med: number | null;
+  localPref: number | null;
+  atomicAggregate: boolean;
+  aggregator: { asn: number; address: string } | null;
+  /** RFC 1997 communities as unsigned 32-bit values. */
+  communities: number[];
+  originatorId: string | null;
+  clusterList: string[];
+  /** RFC 4360 extended communities, 8 bytes each. */
+  extCommunities: Uint8Array[];
+  /** RFC 8092 large communities, three 32-bit values each. */
+  largeCommunities: [number, number, number][];
+  otc: number | null;
+  /** Unrecognised optional attributes, kept to be passed on (transitive ones). */
+  unknown: UnknownAttribute[];
+  /**
+   * Types of recognised optional transitive attributes received with the
+   * Partial bit set: RFC 4271 §5 says it must stay set when they are passed on.
+   */
+  partial?: number[];
+}
+
+export function emptyAttributes(): PathAttributes {
+  return {
+    origin: null,
+    asPath: null,
+    nextHop: null,
+    med: null,
+    localPref: null,
+    atomicAggregate: false,
+    aggregator: null,
+    communities: [],
+    originatorId: null,
+    clusterList: [],
+    extCommunities: [],
+    largeCommunities: [],
+    otc: null,
+    unknown: [],
+  };
+}
+
+/** What the decoder needs to know about the session. */
+export interface AttrContext {
+  /** 4-octet AS numbers in AS_PATH/AGGREGATOR (RFC 6793 negotiated). */
+  fourOctetAs: boolean;
+  /** The peer is internal (iBGP): LOCAL_PREF, ORIGINATOR_ID, CLUSTER_LIST are accepted. */
+  ibgp: boolean;
+}
+
+/** Outcome severity of an attribute error (RFC 7606 §2). */
+export type ErrorAction = "treat-as-withdraw" | "attribute-discard";
+
+export interface AttrIssue {
+  action: ErrorAction;
+  attr: number;
+  reason: string;
+}
+
+/** Raw attribute as found in the attribute section. */
+export interface RawAttr {
+  flags: number;
+  type: number;
+  value: Uint8Array;
+}
+
+const WELL_KNOWN = new Set<number>([ATTR.ORIGIN, ATTR.AS_PATH, ATTR.NEXT_HOP, ATTR.LOCAL_PREF, ATTR.ATOMIC_AGGREGATE]);
+/** Expected (optional, transitive) flags of the attributes we know. */
+const EXPECTED_FLAGS: Record<number, number> = {
+  [ATTR.ORIGIN]: FLAG.TRANSITIVE,
+  [ATTR.AS_PATH]: FLAG.TRANSITIVE,
+  [ATTR.NEXT_HOP]: FLAG.TRANSITIVE,
+  [ATTR.MED]: FLAG.OPTIONAL,
+  [ATTR.LOCAL_PREF]: FLAG.TRANSITIVE,
+  [ATTR.ATOMIC_AGGREGATE]: FLAG.TRANSITIVE,
+  [ATTR.AGGREGATOR]: FLAG.OPTIONAL | FLAG.TRANSITIVE,
+  [ATTR.COMMUNITIES]: FLAG.OPTIONAL | FLAG.TRANSITIVE,
+  [ATTR.ORIGINATOR_ID]: FLAG.OPTIONAL,
+  [ATTR.CLUSTER_LIST]: FLAG.OPTIONAL,
+  [ATTR.MP_REACH_NLRI]: FLAG.OPTIONAL,
+  [ATTR.MP_UNREACH_NLRI]: FLAG.OPTIONAL,
+  [ATTR.EXTENDED_COMMUNITIES]: FLAG.OPTIONAL | FLAG.TRANSITIVE,
+  [ATTR.AS4_PATH]: FLAG.OPTIONAL | FLAG.TRANSITIVE,
+  [ATTR.AS4_AGGREGATOR]: FLAG.OPTIONAL | FLAG.TRANSITIVE,
+  [ATTR.LARGE_COMMUNITY]: FLAG.OPTIONAL | FLAG.TRANSITIVE,
+  [ATTR.OTC]: FLAG.OPTIONAL | FLAG.TRANSITIVE,
+};
+
+export function knownAttribute(type: number): boolean {
+  return EXPECTED_FLAGS[type] !== undefined;
+}
+
+const ATTR_NAMES: Record<number, string> = {
+  1: "ORIGIN",
+  2: "AS_PATH",
+  3: "NEXT_HOP",
+  4: "MULTI_EXIT_DISC",
+  5: "LOCAL_PREF",
+  6: "ATOMIC_AGGREGATE",
+  7: "AGGREGATOR",
+  8: "COMMUNITIES",
+  9: "ORIGINATOR_ID",
+  10: "CLUSTER_LIST",
+  14: "MP_REACH_NLRI",
+  15: "MP_UNREACH_NLRI",
+  16: "EXTENDED_COMMUNITIES",
+  17: "AS4_PATH",
+  18: "AS4_AGGREGATOR",
+  32: "LARGE_COMMUNITY",
+  35: "OTC",
+};
+export function attrName(type: number): string {
+  return ATTR_NAMES[type] ?? `attribute ${type}`;
+}
+
+/** Parse AS_PATH / AS4_PATH segments; null if malformed. */
+export function parseAsPath(v: Uint8Array, asLen: 2 | 4): AsPathSegment[] | null {
+  const segs: AsPathSegment[] = [];
+  let o = 0;
+  while (o < v.length) {
+    if (v.length - o < 2) return null;
+    const type = v[o]!;
+    const n = v[o + 1]!;
+    if (type < SEG.AS_SET || type > SEG.AS_CONFED_SET || n === 0) return null;
+    if (o + 2 + n * asLen > v.length) return null;
+    const asns = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const p = o + 2 + i * asLen;
+      asns[i] = asLen === 4 ? u32(v, p) : u16(v, p);
+    }
+    segs.push({ type, asns });
+    o += 2 + n * asLen;
+  }
+  return segs;
+}
+
+/** RFC 4271 §9.1.2.2 path length: AS_SET counts 1, confederation segments 0. */
+export function asPathLength(segs: AsPathSegment[]): number {
+  let n = 0;
+  for (const s of segs) {
+    if (s.type === SEG.AS_SEQUENCE) n += s.asns.length;
+    else if (s.type === SEG.AS_SET) n += 1;
+  }
+  return n;
+}
+
+/**
+ * RFC 6793 §4.2.3: rebuild the real AS path from a 2-octet AS_PATH and an
+ * AS4_PATH. When AS_PATH has fewer ASes than AS4_PATH, AS4_PATH is ignored.
+ */
+export function mergeAs4Path(asPath: AsPathSegment[], as4: AsPathSegment[]): AsPathSegment[] {
+  const n2 = asPathLength(asPath);
+  const n4 = asPathLength(as4);
+  if (n2 < n4) return asPath;
+  let keep = n2 - n4;
+  const out: AsPathSegment[] = [];
+  // Segments are taken from the front. A confederation segment counts 0 and is
+  // kept when it leads or follows a wholly kept segment (RFC 6793 §4.2.3: "SHALL
+  // be prepended if it is either the leading path segment or is adjacent to a
+  // path segment that is prepended").
+  let prevWhole = true;
+  for (const s of asPath) {
+    if (s.type !== SEG.AS_SEQUENCE && s.type !== SEG.AS_SET) {
+      if (!prevWhole) break;
+      out.push({ type: s.type, asns: s.asns.slice() });
+      continue;
+    }
+    if (keep === 0) break;
+    if (s.type === SEG.AS_SEQUENCE) {
+      const take = Math.min(keep, s.asns.length);
+      out.push({ type: s.type, asns: s.asns.slice(0, take) });
+      keep -= take;
+      prevWhole = take === s.asns.length;
+    } else {
+      out.push({ type: s.type, asns: s.asns.slice() });
+      keep -= 1;
+    }
+  }
+  // join a trailing sequence with a leading AS4 sequence
+  const first = as4[0];
+  const last = out[out.length - 1];
+  if (last && first && last.type === SEG.AS_SEQUENCE && first.type === SEG.AS_SEQUENCE && last.asns.length + first.asns.length <= 255) {
+    last.asns.push(...first.asns);
+    out.push(...as4.slice(1).map((s) => ({ type: s.type, asns: s.asns.slice() })));
+  } else {
+    out.push(...as4.map((s) => ({ type: s.type, asns: s.asns.slice() })));
+  }
+  return out;
+}
+
+/** The flat list of ASes of the path (sets flattened in order), for display and JSON. */
+export function asPathNumbers(segs: AsPathSegment[] | null): number[] {
+  const out: number[] = [];
+  if (segs) for (const s of segs) out.push(...s.asns);
+  return out;
+}
+
+/** "65001 65002 {65003,65004} (65005)" — the usual text form. */
+export function asPathString(segs: AsPathSegment[] | null): string {
+  if (!segs) return "";
+  return segs
+    .map((s) => {
+      const a = s.asns.join(s.type === SEG.AS_SEQUENCE || s.type === SEG.AS_CONFED_SEQUENCE ? " " : ",");
+      switch (s.type) {
+        case SEG.AS_SET:
+          return `{${a}}`;
+        case SEG.AS_CONFED_SEQUENCE:
+          return `(${a})`;
+        case SEG.AS_CONFED_SET:
+          return `[${a}]`;
+        default:
+          return a;
+      }
+    })
+    .join(" ");
+}
+
+export function communityString(c: number): string {
+  switch (c >>> 0) {
+    case 0xffffff01:
+      return "no-export";
+    case 0xffffff02:
+      return "no-advertise";
+    case 0xffffff03:
+      return "no-export-subconfed";
+    case 0xffff029a:
+      return "graceful-shutdown";
+    case 0xffffff04:
+      return "no-peer";
+    case 0xffff0000:
+      return "accept-own";
+    case 0xffff029b:
+      return "blackhole";
+  }
+  return `${c >>> 16}:${c & 0xffff}`;
+}
+
+/** Plain "a:b" form (well-known values too), as JSON output uses. */
+export function communityPair(c: number): string {
+  return `${c >>> 16}:${c & 0xffff}`;
+}
+
+export function largeCommunityString(l: [number, number, number]): string {
+  return `${l[0]}:${l[1]}:${l[2]}`;
+}
+
+/** RFC 4360 text: route target / origin for the common types, else hex. */
+export function extCommunityString(b: Uint8Array): string {
+  const type = b[0]!;
+  const sub = b[1]!;
+  const name = sub === 2 ? "rt" : sub === 3 ? "ro" : null;
+  if (name && (type === 0x00 || type === 0x40)) return `${name}:${u16(b, 2)}:${u32(b, 4)}`;
+  if (name && (type === 0x01 || type === 0x41)) return `${name}:${formatIPv4(b, 2)}:${u16(b, 6)}`;
+  if (name && (type === 0x02 || type === 0x42)) return `${name}:${u32(b, 2)}:${u16(b, 6)}`;
+  return `0x${hex(b)}`;
+}
+
+/** Parse "A:B" (or a well-known name) into a 32-bit community. Throws Error on bad input. */
+export function parseCommunity(s: string): number {
+  const named: Record<string, number> = {
+    "no-export": 0xffffff01,
+    "no-advertise": 0xffffff02,
+    "no-export-subconfed": 0xffffff03,
+    "no-peer": 0xffffff04,
+    "graceful-shutdown": 0xffff029a,
+    blackhole: 0xffff029b,
+  };
+  if (named[s] !== undefined) return named[s]!;
+  const m = /^(\d{1,5}):(\d{1,5})$/.exec(s);
+  if (!m || Number(m[1]) > 65535 || Number(m[2]) > 65535) {
+    throw new Error(`invalid community "${s}": expected A:B with A and B in 0..65535`);
+  }
+  return ((Number(m[1]) << 16) | Number(m[2])) >>> 0;
+}
+
+export function parseLargeCommunity(s: string): [number, number, number] {
+  const m = /^(\d{1,10}):(\d{1,10}):(\d{1,10})$/.exec(s);
+  const ok = m && [m[1], m[2], m[3]].every((x) => Number(x) <= 0xffffffff);
+  if (!m || !ok) throw new Error(`invalid large community "${s}": expected A:B:C with each part in 0..4294967295`);
+  return [Number(m[1]), Number(m[2]), Number(m[3])];
+}
+
+/**
+ * Split the attribute section into raw attributes. A framing error (an
+ * attribute overrunning the section, or leftover bytes too short for a header)
+ * is RFC 7606 §4 treat-as-withdraw: returned in `overrun`, with the attributes
+ * read before it.
+ */
+export function splitAttributes(buf: Uint8Array, start: number, end: number): { attrs: RawAttr[]; overrun: string | null } {
+  const attrs: RawAttr[] = [];
+  let o = start;
+  while (o < end) {
+    if (end - o < 3) return { attrs, overrun: `${end - o} stray bytes at the end of the attributes` };
+    const flags = buf[o]!;
+    const type = buf[o + 1]!;
+    const ext = (flags & FLAG.EXTENDED) !== 0;
+    if (ext && end - o < 4) return { attrs, overrun: `truncated header of ${attrName(type)}` };
+    const len = ext ? u16(buf, o + 2) : buf[o + 2]!;
+    const vs = o + (ext ? 4 : 3);
+    if (vs + len > end) return { attrs, overrun: `${attrName(type)} length ${len} overruns the attributes` };
+    attrs.push({ flags, type, value: buf.subarray(vs, vs + len) });
+    o = vs + len;
+  }
+  return { attrs, overrun: null };
+}
+
+function updErr(sub: number, msg: string, a?: RawAttr): BgpError {
+  let data: Uint8Array | undefined;
+  if (a) {
+    const w = new Writer(a.value.length + 4);
+    writeAttr(w, a.flags, a.type, a.value, (a.flags & FLAG.EXTENDED) !== 0);
+    data = w.finish();
+  }
+  return new BgpError(ERR.UPDATE, sub, msg, data);
+}
+
+/**
+ * Decode the non-MP attributes. Throws BgpError only for errors that require
+ * a session reset (an unrecognised well-known attribute). Other problems are
+ * collected in `issues`; the caller applies treat-as-withdraw when any issue
+ * says so.
+ */
+export function decodeAttributes(raw: RawAttr[], ctx: AttrContext, issues: AttrIssue[]): PathAttributes {
+  const a = emptyAttributes();
+  const seen = new Set<number>();
+  let as4Path: AsPathSegment[] | null = null;
+  let as4Agg: { asn: number; address: string } | null = null;
+  const asLen: 2 | 4 = ctx.fourOctetAs ? 4 : 2;
+  const withdraw = (attr: number, reason: string) => issues.push({ action: "treat-as-withdraw", attr, reason });
+  const discard = (attr: number, reason: string) => issues.push({ action: "attribute-discard", attr, reason });
+
+  for (const r of raw) {
+    const { type, value: v } = r;
+    if (type === ATTR.MP_REACH_NLRI || type === ATTR.MP_UNREACH_NLRI) continue;
+    if (seen.has(type)) {
+      discard(type, `duplicate ${attrName(type)} ignored`);
+      continue;
+    }
+    seen.add(type);
+    const expected = EXPECTED_FLAGS[type];
+    if (expected === undefined) {
+      if (!(r.flags & FLAG.OPTIONAL)) {
+        throw updErr(UPDATE_SUB.UNRECOGNIZED_WELL_KNOWN, `unrecognized well-known attribute ${type}`, r);
+      }
+      if (r.flags & FLAG.TRANSITIVE) a.unknown.push({ flags: r.flags, type, value: v.slice() });
+      continue;
+    }
+    if ((r.flags & (FLAG.OPTIONAL | FLAG.TRANSITIVE)) !== expected) {
+      withdraw(type, `${attrName(type)} has wrong flags 0x${r.flags.toString(16)}`);
+      continue;
+    }
+    if (r.flags & FLAG.PARTIAL && expected === (FLAG.OPTIONAL | FLAG.TRANSITIVE)) (a.partial ??= []).push(type);
+    switch (type) {
+      case ATTR.ORIGIN:
+        if (v.length !== 1) withdraw(type, `ORIGIN length ${v.length}`);
+        else if (v[0]! > 2) withdraw(type, `invalid ORIGIN ${v[0]}`);
+        else a.origin = v[0]!;
+        break;
+      case ATTR.AS_PATH: {
+        const p = parseAsPath(v, asLen);
+        if (!p) {
+          withdraw(type, "malformed AS_PATH");
+          break;
+        }
+        if (!ctx.ibgp && p.some((s) => s.type === SEG.AS_CONFED_SEQUENCE || s.type === SEG.AS_CONFED_SET)) {
+          withdraw(type, "AS_PATH with confederation segments from an external peer");
+          break;
+        }
+        if (p.some((s) => s.asns.includes(0))) {
+          withdraw(type, "AS_PATH contains AS 0"); // RFC 7607
+          break;
+        }
+        a.asPath = p;
+        break;
+      }
+      case ATTR.NEXT_HOP:
+        if (v.length !== 4) withdraw(type, `NEXT_HOP length ${v.length}`);
+        else a.nextHop = v.slice();
+        break;
+      case ATTR.MED:
+        if (v.length !== 4) withdraw(type, `MULTI_EXIT_DISC length ${v.length}`);
+        else a.med = u32(v, 0);
+        break;
+      case ATTR.LOCAL_PREF:
+        if (!ctx.ibgp) discard(type, "LOCAL_PREF from an external peer ignored");
+        else if (v.length !== 4) withdraw(type, `LOCAL_PREF length ${v.length}`);
+        else a.localPref = u32(v, 0);
+        break;
+      case ATTR.ATOMIC_AGGREGATE:
+        if (v.length !== 0) discard(type, `ATOMIC_AGGREGATE length ${v.length}`);
+        else a.atomicAggregate = true;
+        break;
+      case ATTR.AGGREGATOR: {
+        const want = asLen + 4;
+        if (v.length !== want) discard(type, `AGGREGATOR length ${v.length}, expected ${want}`);
+        else {
+          const asn = asLen === 4 ? u32(v, 0) : u16(v, 0);
+          if (asn === 0) discard(type, "AGGREGATOR with AS 0");
+          else a.aggregator = { asn, address: formatIPv4(v, asLen) };
+        }
+        break;
+      }
+      case ATTR.COMMUNITIES:
+        // RFC 7606 §7.8: malformed unless the length is a non-zero multiple of 4.
+        if (v.length === 0 || v.length % 4 !== 0) withdraw(type, `COMMUNITIES length ${v.length}`);
+        else for (let o = 0; o < v.length; o += 4) a.communities.push(u32(v, o));
+        break;
+      case ATTR.ORIGINATOR_ID:
+        if (!ctx.ibgp) discard(type, "ORIGINATOR_ID from an external peer ignored");
+        else if (v.length !== 4) withdraw(type, `ORIGINATOR_ID length ${v.length}`);
+        else a.originatorId = formatIPv4(v);
+        break;
+      case ATTR.CLUSTER_LIST:
+        if (!ctx.ibgp) discard(type, "CLUSTER_LIST from an external peer ignored");
+        else if (v.length === 0 || v.length % 4 !== 0) withdraw(type, `CLUSTER_LIST length ${v.length}`);
+        else for (let o = 0; o < v.length; o += 4) a.clusterList.push(formatIPv4(v, o));
+        break;
+      case ATTR.EXTENDED_COMMUNITIES:
+        // RFC 7606 §7.14: malformed unless the length is a non-zero multiple of 8.
+        if (v.length === 0 || v.length % 8 !== 0) withdraw(type, `EXTENDED_COMMUNITIES length ${v.length}`);
+        else for (let o = 0; o < v.length; o += 8) a.extCommunities.push(v.slice(o, o + 8));
+        break;
+      case ATTR.LARGE_COMMUNITY:
+        if (v.length === 0 || v.length % 12 !== 0) withdraw(type, `LARGE_COMMUNITY length ${v.length}`);
+        else {
+          // RFC 8092 §3: a receiver MUST silently remove redundant values.
+          const dup = v.length > 12 ? new Set<string>() : null;
+          for (let o = 0; o < v.length; o += 12) {
+            const l: [number, number, number] = [u32(v, o), u32(v, o + 4), u32(v, o + 8)];
+            if (dup) {
+              const k = `${l[0]}:${l[1]}:${l[2]}`;
+              if (dup.has(k)) continue;
+              dup.add(k);
+            }
+            a.largeCommunities.push(l);
+          }
+        }
+        break;
+      case ATTR.AS4_PATH: {
+        if (ctx.fourOctetAs) {
+          discard(type, "AS4_PATH from a 4-octet peer ignored");
+          break;
+        }
+        const p = parseAsPath(v, 4);
+        if (!p || p.some((s) => s.asns.includes(0) || s.type === SEG.AS_CONFED_SEQUENCE || s.type === SEG.AS_CONFED_SET)) {
+          discard(type, "malformed AS4_PATH");
+          break;
+        }
+        as4Path = p;
+        break;
+      }
+      case ATTR.AS4_AGGREGATOR:
+        if (ctx.fourOctetAs) discard(type, "AS4_AGGREGATOR from a 4-octet peer ignored");
+        else if (v.length !== 8 || u32(v, 0) === 0) discard(type, `malformed AS4_AGGREGATOR (length ${v.length})`);
+        else as4Agg = { asn: u32(v, 0), address: formatIPv4(v, 4) };
+        break;
+      case ATTR.OTC:
+        if (v.length !== 4) withdraw(type, `OTC length ${v.length}`);
+        else a.otc = u32(v, 0);
+        break;
+    }
+  }
+  // RFC 6793 §4.2.3: "When both of the attributes are received" (AGGREGATOR and
+  // AS4_AGGREGATOR), a non-AS_TRANS AGGREGATOR means AS4_AGGREGATOR and AS4_PATH
+  // are ignored; with only one of them there is nothing to choose between.
+  if (!ctx.fourOctetAs && (as4Path || as4Agg)) {
+    if (as4Agg && a.aggregator && a.aggregator.asn !== AS_TRANS) {
+      if (as4Agg || as4Path) discard(ATTR.AS4_AGGREGATOR, "AS4 attributes ignored: AGGREGATOR is not AS_TRANS");
+    } else {
+      if (as4Agg && a.aggregator) a.aggregator = as4Agg;
+      if (as4Path && a.asPath) a.asPath = mergeAs4Path(a.asPath, as4Path);
+    }
+  }
+  return a;
+}
+
+/** Bounded cache of decoded attribute sets keyed by their raw bytes (interning). */
+export class AttrCache {
+  private map = new Map<string, { attrs: PathAttributes; issues: AttrIssue[] }>();
+  constructor(readonly limit = 200_000) {}
+  get(key: string): { attrs: PathAttributes; issues: AttrIssue[] } | undefined {
+    return this.map.get(key);
+  }
+  set(key: string, v: { attrs: PathAttributes; issues: AttrIssue[] }): void {
+    if (this.map.size >= this.limit) this.map.clear();
+    this.map.set(key, v);
+  }
+  get size(): number {
+    return this.map.size;
+  }
+}
+
+/** Latin-1 key of a byte range, for interning. */
+export function bytesKey(b: Uint8Array): string {
+  let s = "";
+  const CH = 4096;
+  for (let i = 0; i < b.length; i += CH) s += String.fromCharCode.apply(null, b.subarray(i, i + CH) as unknown as number[]);
+  return s;
+}
+
+// ---------------------------------------------------------------- encoding
+
+export function writeAttr(w: Writer, flags: number, type: number, value: Uint8Array, forceExtended = false): void {
+  const ext = forceExtended || value.length > 255;
+  w.u8(ext ? flags | FLAG.EXTENDED : flags & ~FLAG.EXTENDED).u8(type);
+  if (ext) w.u16(value.length);
+  else w.u8(value.length);
+  w.bytes(value);
+}
+
+function encodeAsPath(segs: AsPathSegment[], asLen: 2 | 4): Uint8Array {
+  const w = new Writer(64);
+  for (const s of segs) {
+    for (let i = 0; i < s.asns.length; i += 255) {
+      const chunk = s.asns.slice(i, i + 255);
+      w.u8(s.type).u8(chunk.length);
+      for (const asn of chunk) {
+        if (asLen === 4) w.u32(asn);
+        else w.u16(asn > 0xffff ? AS_TRANS : asn);
+      }
+    }
+  }
+  return w.finish();
+}
+
+/**
+ * Encode a set of attributes (without MP_REACH/MP_UNREACH) in type order.
+ * For a 2-octet session, 4-octet ASNs become AS_TRANS with AS4_PATH /
+ * AS4_AGGREGATOR carrying the real values (RFC 6793 §4.2.2).
+ */
+export function encodeAttributes(a: PathAttributes, fourOctetAs: boolean, extra: RawAttr[] = [], markPartial = true): Uint8Array {
+  const items: RawAttr[] = [...extra];
+  const partial = (flags: number, type: number) =>
+    flags === (FLAG.OPTIONAL | FLAG.TRANSITIVE) && a.partial?.includes(type) ? flags | FLAG.PARTIAL : flags;
+  const push = (flags: number, type: number, value: Uint8Array) => items.push({ flags: partial(flags, type), type, value });
+  if (a.origin !== null) push(FLAG.TRANSITIVE, ATTR.ORIGIN, Uint8Array.of(a.origin));
+  if (a.asPath !== null) {
+    push(FLAG.TRANSITIVE, ATTR.AS_PATH, encodeAsPath(a.asPath, fourOctetAs ? 4 : 2));
+    if (!fourOctetAs && a.asPath.some((s) => s.asns.some((x) => x > 0xffff))) {
+      const as4 = a.asPath.filter((s) => s.type === SEG.AS_SEQUENCE || s.type === SEG.AS_SET);
+      push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.AS4_PATH, encodeAsPath(as4, 4));
+    }
+  }
+  if (a.nextHop !== null) push(FLAG.TRANSITIVE, ATTR.NEXT_HOP, a.nextHop);
+  if (a.med !== null) push(FLAG.OPTIONAL, ATTR.MED, new Writer(4).u32(a.med).finish());
+  if (a.localPref !== null) push(FLAG.TRANSITIVE, ATTR.LOCAL_PREF, new Writer(4).u32(a.localPref).finish());
+  if (a.atomicAggregate) push(FLAG.TRANSITIVE, ATTR.ATOMIC_AGGREGATE, new Uint8Array(0));
+  if (a.aggregator !== null) {
+    const w = new Writer(8);
+    const addr = a.aggregator.address.split(".").map(Number);
+    if (fourOctetAs) w.u32(a.aggregator.asn);
+    else w.u16(a.aggregator.asn > 0xffff ? AS_TRANS : a.aggregator.asn);
+    for (const x of addr) w.u8(x);
+    push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.AGGREGATOR, w.finish());
+    if (!fourOctetAs && a.aggregator.asn > 0xffff) {
+      const w4 = new Writer(8).u32(a.aggregator.asn);
+      for (const x of addr) w4.u8(x);
+      push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.AS4_AGGREGATOR, w4.finish());
+    }
+  }
+  if (a.communities.length) {
+    const w = new Writer(a.communities.length * 4);
+    for (const c of a.communities) w.u32(c);
+    push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.COMMUNITIES, w.finish());
+  }
+  if (a.originatorId !== null) {
+    push(FLAG.OPTIONAL, ATTR.ORIGINATOR_ID, Uint8Array.from(a.originatorId.split(".").map(Number)));
+  }
+  if (a.clusterList.length) {
+    const w = new Writer(a.clusterList.length * 4);
+    for (const c of a.clusterList) for (const x of c.split(".")) w.u8(Number(x));
+    push(FLAG.OPTIONAL, ATTR.CLUSTER_LIST, w.finish());
+  }
+  if (a.extCommunities.length) {
+    const w = new Writer(a.extCommunities.length * 8);
+    for (const c of a.extCommunities) w.bytes(c);
+    push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.EXTENDED_COMMUNITIES, w.finish());
+  }
+  if (a.largeCommunities.length) {
+    const w = new Writer(a.largeCommunities.length * 12);
+    for (const l of a.largeCommunities) w.u32(l[0]).u32(l[1]).u32(l[2]);
+    push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.LARGE_COMMUNITY, w.finish());
+  }
+  if (a.otc !== null) push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.OTC, new Writer(4).u32(a.otc).finish());
+  // Unknown transitive attributes are passed on with the Partial bit set (RFC 4271 §5);
+  // the four low-order flag bits MUST be zero when sent (RFC 4271 §4.3).
+  for (const u of a.unknown) push((markPartial ? u.flags | FLAG.PARTIAL : u.flags) & 0xf0, u.type, u.value);
+  items.sort((x, y) => x.type - y.type);
+  const w = new Writer(256);
+  for (const it of items) writeAttr(w, it.flags, it.type, it.value);
+  return w.finish();
+}
+
+export function originName(o: number | null): string {
+  return o === null ? "?" : (ORIGIN_NAMES[o] ?? String(o));
+}
+
+export { WELL_KNOWN };

@@ -1,0 +1,663 @@
+/**
+ * One BGP peering over TCP: binds the transport-free `Fsm` to node:net
+ * sockets (IPv4 and IPv6, TCP_NODELAY, optional local address), builds our
+ * OPEN from the configuration, frames and decodes what arrives, answers every
+ * decoding error with the NOTIFICATION it calls for and closes, queues writes
+ * while the socket buffer is full, and reports everything as typed events.
+ * Socket errors never escape as exceptions or unhandled 'error' events; they
+ * are reported as 'log' events.
+ *
+ * Connections from the peer are handed over by a `Listener` through
+ * `acceptIncoming(socket)`; the FSM resolves collisions between those and the
+ * connection we initiate.
+ */
+import * as net from "node:net";
+import type { Clock } from "./clock.ts";
+import { realClock } from "./clock.ts";
+import { BgpError, carriesShutdownMessage } from "./errors.ts";
+import { type Frame, Framer } from "./framer.ts";
+import { type ConnId, type Direction, Fsm, type FsmHost, type LogLevel, State, type StateChange } from "./fsm.ts";
+import { type Negotiated, hasFamily } from "./negotiate.ts";
+import {
+  KEEPALIVE,
+  type NotificationMessage,
+  type RouteRefreshMessage,
+  decodeNotification,
+  decodeRouteRefresh,
+  describeNotification,
+  encodeNotification,
+  encodeRouteRefresh,
+  shutdownData,
+} from "./notification.ts";
+import { type Capability, type OpenMessage, decodeOpen, encodeOpen, myAsField } from "./open.ts";
+import { formatIPv4, formatIPv6, parseAddr } from "./prefix.ts";
+import { AFI, BGP_MAX_EXT_MSG, BGP_MAX_MSG, CEASE_SUB, ERR, type Family, MsgType } from "./types.ts";
+import { type UpdateContext, type UpdateMessage, decodeUpdate, updateContext } from "./update.ts";
+
+export { State } from "./fsm.ts";
+export type { StateChange } from "./fsm.ts";
+
+// ------------------------------------------------------------------ emitter
+
+type Listener<T> = (payload: T) => void;
+
+/**
+ * A small typed event emitter. A listener that throws does not break the
+ * emitter's caller: the exception is reported as a 'log' event (or on stderr
+ * when there is no 'log' event or it is the log listener that throws).
+ */
+export class TypedEmitter<E extends object> {
+  private handlers = new Map<keyof E, Listener<never>[]>();
+
+  on<K extends keyof E>(ev: K, fn: Listener<E[K]>): this {
+    const l = this.handlers.get(ev) ?? [];
+    l.push(fn as Listener<never>);
+    this.handlers.set(ev, l);
+    return this;
+  }
+
+  once<K extends keyof E>(ev: K, fn: Listener<E[K]>): this {
+    const w: Listener<E[K]> = (p) => {
+      this.off(ev, w);
+      fn(p);
+    };
+    return this.on(ev, w);
+  }
+
+  off<K extends keyof E>(ev: K, fn: Listener<E[K]>): this {
+    const l = this.handlers.get(ev);
+    if (!l) return this;
+    const i = l.indexOf(fn as Listener<never>);
+    if (i >= 0) l.splice(i, 1);
+    return this;
+  }
+
+  listenerCount<K extends keyof E>(ev: K): number {
+    return this.handlers.get(ev)?.length ?? 0;
+  }
+
+  /** Call the listeners of `ev`; true when there was at least one. */
+  emit<K extends keyof E>(ev: K, payload: E[K]): boolean {
+    const l = this.handlers.get(ev);
+    if (!l || l.length === 0) return false;
+    for (const fn of [...l]) {
+      try {
+        (fn as Listener<E[K]>)(payload);
+      } catch (err) {
+        const msg = `listener of '${String(ev)}' threw: ${err instanceof Error ? err.message : String(err)}`;
+        if (ev !== "log" && this.handlers.get("log" as keyof E)?.length) {
+          this.emit("log" as K, { level: "error", msg } as E[K]);
+        } else {
+          console.error(msg);
+        }
+      }
+    }
+    return true;
+  }
+}
+
+// ------------------------------------------------------------------ helpers
+
+/** Canonical text of an address: IPv4-mapped IPv6 becomes IPv4, IPv6 in RFC 5952 form, zone dropped. */
+export function normalizeAddress(a: string): string {
+  const p = parseAddr(a.trim());
+  if (!p) return a.trim().toLowerCase();
+  if (p.afi === AFI.IPV4) return formatIPv4(p.addr);
+  const b = p.addr;
+  let mapped = b[10] === 0xff && b[11] === 0xff;
+  for (let i = 0; i < 10 && mapped; i++) if (b[i] !== 0) mapped = false;
+  return mapped ? formatIPv4(b, 12) : formatIPv6(b);
+}
+
+/** A BGP identifier from a local address: an IPv4 address itself, else a 32-bit hash of the IPv6 address (never 0.0.0.0). */
+export function routerIdFromAddress(addr: string): string {
+  const n = normalizeAddress(addr);
+  const p = parseAddr(n);
+  if (!p) return "192.0.2.1";
+  if (p.afi === AFI.IPV4) return n;
+  let h = 0x811c9dc5;
+  for (const x of p.addr) h = Math.imul(h ^ x, 0x01000193) >>> 0;
+  if (h === 0) h = 1;
+  return formatIPv4(Uint8Array.of(h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff));
+}
+
+// ------------------------------------------------------------------ session
+
+export interface SessionConfig {
+  peerAddress: string;
+  /** Default 179. */
+  peerPort?: number;
+  /** Source address for our connections. */
+  localAddress?: string;
+  localAs: number;
+  /** The AS the peer must have; undefined accepts any. */
+  remoteAs?: number;
+  /** BGP identifier; default: derived from the local address of the first connection. */
+  routerId?: string;
+  /** Seconds, default 90 (0: no keepalives / no hold timer). */
+  holdTime?: number;
+  /** Seconds, default 120. */
+  connectRetry?: number;
+  /** Never initiate connections; wait for the peer. */
+  passive?: boolean;
+  /** DelayOpen time in seconds (off when absent or 0). */
+  delayOpen?: number;
+  families: Family[];
+  /** Extra capabilities (add-path, graceful-restart, role, extended-message...). */
+  capabilities?: Capability[];
+  clock?: Clock;
+  /** IdleHold tuning (seconds); see FsmOptions. */
+  idleHoldTime?: number;
+  idleHoldMaxTime?: number;
+  dampPeerOscillations?: boolean;
+  /** Jitter source (default Math.random). */
+  random?: () => number;
+  /** Upper bound for stop() and for flushing a closing connection, ms (default 3000). */
+  closeTimeout?: number;
+}
+
+export interface MessageCounts {
+  open: number;
+  update: number;
+  notification: number;
+  keepalive: number;
+  routeRefresh: number;
+  total: number;
+}
+
+export interface SessionCounters {
+  in: MessageCounts;
+  out: MessageCounts;
+  /** How many times the session reached Established. */
+  established: number;
+  /** Text of the last error (NOTIFICATION sent or received, socket error), or null. */
+  lastError: string | null;
+}
+
+export interface SessionEvents {
+  state: StateChange;
+  established: Negotiated;
+  update: UpdateMessage;
+  notificationReceived: NotificationMessage;
+  notificationSent: NotificationMessage;
+  routeRefresh: RouteRefreshMessage;
+  /** The out queue of the Established connection emptied after the socket buffer was full. */
+  drain: null;
+  log: { level: LogLevel; msg: string };
+}
+
+export interface StopOptions {
+  /** Cease subcode (default 2, Administrative Shutdown). */
+  subcode?: number;
+  /** RFC 9003 shutdown communication (for subcodes 2 and 4). */
+  message?: string;
+}
+
+interface Tcp {
+  id: ConnId;
+  dir: Direction;
+  socket: net.Socket;
+  framer: Framer;
+  connected: boolean;
+  queue: Uint8Array[];
+  blocked: boolean;
+  closing: boolean;
+  closed: boolean;
+  whenClosed: Promise<void>;
+  markClosed: () => void;
+  killTimer?: ReturnType<typeof setTimeout>;
+  ctx: UpdateContext | null;
+}
+
+function zeroCounts(): MessageCounts {
+  return { open: 0, update: 0, notification: 0, keepalive: 0, routeRefresh: 0, total: 0 };
+}
+
+const COUNT_KEY: Record<number, keyof MessageCounts> = {
+  [MsgType.OPEN]: "open",
+  [MsgType.UPDATE]: "update",
+  [MsgType.NOTIFICATION]: "notification",
+  [MsgType.KEEPALIVE]: "keepalive",
+  [MsgType.ROUTE_REFRESH]: "routeRefresh",
+};
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export class Session extends TypedEmitter<SessionEvents> {
+  readonly config: Readonly<SessionConfig>;
+  private readonly fsm: Fsm;
+  private readonly tcps = new Map<ConnId, Tcp>();
+  /** Connections being closed (flushing), awaited by stop(). */
+  private readonly closingTcps = new Set<Tcp>();
+  private routerId: string | null;
+  private readonly countIn = zeroCounts();
+  private readonly countOut = zeroCounts();
+  private establishedCount = 0;
+  private lastError: string | null = null;
+
+  constructor(config: SessionConfig) {
+    super();
+    this.config = { ...config };
+    this.routerId = config.routerId ?? null;
+    const hold = config.holdTime ?? 90;
+    if (hold !== 0 && (hold < 3 || hold > 65535)) throw new RangeError(`hold time ${hold}: must be 0 or 3..65535`);
+    this.fsm = new Fsm(this.host(), {
+      localOpen: this.buildOpen(),
+      expectedPeerAs: config.remoteAs,
+      passive: config.passive ?? false,
+      connectRetryTime: config.connectRetry ?? 120,
+      delayOpenTime: config.delayOpen ?? 0,
+      idleHoldTime: config.idleHoldTime,
+      idleHoldMaxTime: config.idleHoldMaxTime,
+      dampPeerOscillations: config.dampPeerOscillations,
+      clock: config.clock ?? realClock,
+      random: config.random,
+    });
+  }
+
+  /** Our OPEN as it is (or will be) sent. */
+  buildOpen(): OpenMessage {
+    const c = this.config;
+    const caps: Capability[] = [];
+    for (const f of c.families) caps.push({ type: "multiprotocol", afi: f.afi, safi: f.safi });
+    caps.push({ type: "route-refresh" }, { type: "enhanced-route-refresh" }, { type: "four-octet-as", asn: c.localAs });
+    const fixed = new Set<Capability["type"]>(["route-refresh", "enhanced-route-refresh", "four-octet-as"]);
+    for (const x of c.capabilities ?? []) {
+      if (fixed.has(x.type)) continue;
+      if (x.type === "multiprotocol" && caps.some((y) => y.type === "multiprotocol" && y.afi === x.afi && y.safi === x.safi)) continue;
+      caps.push(x);
+    }
+    return {
+      version: 4,
+      myAs: myAsField(c.localAs),
+      holdTime: c.holdTime ?? 90,
+      routerId: this.routerId ?? "0.0.0.0",
+      capabilities: caps,
+    };
+  }
+
+  // ------------------------------------------------------------ public API
+
+  get state(): State {
+    return this.fsm.state;
+  }
+
+  get peerAddress(): string {
+    return this.config.peerAddress;
+  }
+
+  /** Capabilities of the Established session, else null. */
+  get negotiated(): Negotiated | null {
+    return this.fsm.negotiated;
+  }
+
+  /** Our BGP identifier (null until derived from the first connection when not configured). */
+  get localRouterId(): string | null {
+    return this.routerId;
+  }
+
+  private get establishedTcp(): Tcp | null {
+    const id = this.fsm.establishedConn;
+    return id === null ? null : (this.tcps.get(id) ?? null);
+  }
+
+  /** Local address of the Established TCP connection (IPv4-mapped shown as IPv4), else null. */
+  get localAddress(): string | null {
+    const a = this.establishedTcp?.socket.localAddress;
+    return a ? normalizeAddress(a) : null;
+  }
+  get localPort(): number | null {
+    return this.establishedTcp?.socket.localPort ?? null;
+  }
+  get remoteAddress(): string | null {
+    const a = this.establishedTcp?.socket.remoteAddress;
+    return a ? normalizeAddress(a) : null;
+  }
+  get remotePort(): number | null {
+    return this.establishedTcp?.socket.remotePort ?? null;
+  }
+
+  /** Messages waiting for the Established connection's socket buffer to drain. */
+  get outQueue(): number {
+    return this.establishedTcp?.queue.length ?? 0;
+  }
+  /** Bytes waiting in outQueue. */
+  get outQueueBytes(): number {
+    let n = 0;
+    for (const b of this.establishedTcp?.queue ?? []) n += b.length;
+    return n;
+  }
+
+  get counters(): SessionCounters {
+    return { in: { ...this.countIn }, out: { ...this.countOut }, established: this.establishedCount, lastError: this.lastError };
+  }
+
+  /** The FSM's view of the TCP connections (for `show`). */
+  connections(): ReturnType<Fsm["connections"]> {
+    return this.fsm.connections();
+  }
+
+  /** ManualStart: connect (unless passive) and accept connections from the peer. */
+  start(): void {
+    this.fsm.start({ passive: this.config.passive ?? false });
+  }
+
+  /**
+   * ManualStop: send Cease (default Administrative Shutdown, with `message` as
+   * RFC 9003 shutdown communication) on every open connection and close them.
+   * Resolves when the sockets are closed, or after `closeTimeout` at most.
+   */
+  async stop(opts: StopOptions = {}): Promise<void> {
+    const subcode = opts.subcode ?? CEASE_SUB.ADMIN_SHUTDOWN;
+    const data = opts.message !== undefined && carriesShutdownMessage(ERR.CEASE, subcode) ? shutdownData(opts.message) : new Uint8Array(0);
+    this.fsm.stop({ subcode, data, reason: opts.message ? `stopped: ${opts.message}` : "stopped" });
+    // Called from inside an FSM callback the stop is queued; let it run first.
+    await Promise.resolve();
+    const pending = [...this.closingTcps].filter((t) => !t.closed);
+    if (pending.length === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((r) => {
+      timer = setTimeout(r, this.config.closeTimeout ?? 3000);
+    });
+    await Promise.race([Promise.all(pending.map((t) => t.whenClosed)), timeout]);
+    clearTimeout(timer);
+    for (const t of pending) if (!t.closed) t.socket.destroy();
+  }
+
+  /** Send a whole, already framed UPDATE on the Established connection. False when not Established. */
+  sendUpdate(bytes: Uint8Array): boolean {
+    const t = this.establishedTcp;
+    if (!t) return false;
+    return this.write(t, bytes, MsgType.UPDATE);
+  }
+
+  /**
+   * Send ROUTE-REFRESH (subtype 0 request, 1 BoRR, 2 EoRR). False when not
+   * Established or the peer did not negotiate route refresh (enhanced route
+   * refresh for subtypes 1 and 2).
+   */
+  sendRouteRefresh(afi: number, safi: number, subtype = 0): boolean {
+    const t = this.establishedTcp;
+    const n = this.negotiated;
+    if (!t || !n) return false;
+    if (subtype === 0 ? !n.routeRefresh : !n.enhancedRouteRefresh) return false;
+    return this.write(t, encodeRouteRefresh({ afi, safi, subtype }), MsgType.ROUTE_REFRESH);
+  }
+
+  /** Take a TCP connection from the peer (from a Listener). Refused connections are closed. */
+  acceptIncoming(socket: net.Socket): void {
+    try {
+      socket.setNoDelay(true);
+      const id = this.fsm.incomingConnection((conn) => {
+        this.deriveRouterId(socket);
+        this.track(conn, "incoming", socket, true);
+      });
+      if (id === null) {
+        this.log("info", `refused connection from ${normalizeAddress(socket.remoteAddress ?? "?")} in state ${this.state}`);
+        this.rejectSocket(socket);
+      }
+    } catch (e) {
+      this.log("error", `accepting connection failed: ${errText(e)}`);
+      socket.on("error", () => {});
+      socket.destroy();
+    }
+  }
+
+  // ------------------------------------------------------------- internals
+
+  private log(level: LogLevel, msg: string): void {
+    this.emit("log", { level, msg: `${this.config.peerAddress}: ${msg}` });
+  }
+
+  private rejectSocket(socket: net.Socket): void {
+    socket.on("error", (e) => this.log("debug", `refused socket: ${errText(e)}`));
+    try {
+      socket.end(encodeNotification(ERR.CEASE, CEASE_SUB.CONNECTION_REJECTED));
+    } catch {
+      /* already gone */
+    }
+    const t = setTimeout(() => socket.destroy(), this.config.closeTimeout ?? 3000);
+    socket.once("close", () => clearTimeout(t));
+  }
+
+  private deriveRouterId(socket: net.Socket): void {
+    if (this.routerId !== null) return;
+    const local = socket.localAddress ?? this.config.localAddress;
+    if (!local) return;
+    this.routerId = routerIdFromAddress(local);
+    this.fsm.setLocalOpen(this.buildOpen());
+    this.log("info", `router id ${this.routerId} (from local address ${normalizeAddress(local)})`);
+  }
+
+  private host(): FsmHost {
+    return {
+      connect: (conn) => this.connect(conn),
+      disconnect: (conn, reason) => {
+        const t = this.tcps.get(conn);
+        if (!t) return;
+        this.tcps.delete(conn);
+        this.log("debug", `closing ${t.dir} connection: ${reason}`);
+        this.closeTcp(t);
+      },
+      sendOpen: (conn, open) => {
+        const t = this.tcps.get(conn);
+        if (t) this.write(t, encodeOpen(open), MsgType.OPEN);
+      },
+      sendKeepalive: (conn) => {
+        const t = this.tcps.get(conn);
+        if (t) this.write(t, KEEPALIVE, MsgType.KEEPALIVE);
+      },
+      sendNotification: (conn, n) => {
+        const t = this.tcps.get(conn);
+        if (!t) return;
+        const bytes = encodeNotification(n.code, n.subcode, n.data);
+        this.write(t, bytes, MsgType.NOTIFICATION);
+        const sent = decodeNotification(bytes.subarray(19));
+        this.lastError = `sent ${describeNotification(sent)}`;
+        this.emit("notificationSent", sent);
+      },
+      openConfirmed: (conn, n) => {
+        const t = this.tcps.get(conn);
+        if (!t) return;
+        t.framer.maxLen = n.extendedMessage ? BGP_MAX_EXT_MSG : BGP_MAX_MSG;
+        t.ctx = updateContext(n, n.peerAs === n.localAs);
+      },
+      established: (_conn, n) => {
+        this.establishedCount++;
+        this.emit("established", n);
+      },
+      stateChange: (c) => this.emit("state", c),
+      log: (level, msg) => this.log(level, msg),
+    };
+  }
+
+  private connect(conn: ConnId): void {
+    const c = this.config;
+    let socket: net.Socket;
+    try {
+      const family = net.isIPv6(c.peerAddress.split("%")[0]!) ? 6 : 4;
+      const opts: net.TcpNetConnectOpts = { host: c.peerAddress, port: c.peerPort ?? 179, family };
+      if (c.localAddress) opts.localAddress = c.localAddress;
+      socket = net.connect(opts);
+    } catch (e) {
+      this.log("warn", `connect to ${c.peerAddress} failed: ${errText(e)}`);
+      this.lastError = `connect: ${errText(e)}`;
+      this.fsm.tcpFailed(conn, errText(e));
+      return;
+    }
+    const t = this.track(conn, "outgoing", socket, false);
+    socket.once("connect", () => {
+      if (t.closing) return;
+      t.connected = true;
+      try {
+        socket.setNoDelay(true);
+      } catch {
+        /* not fatal */
+      }
+      this.deriveRouterId(socket);
+      this.log("debug", `connected ${normalizeAddress(socket.localAddress ?? "?")}:${socket.localPort} -> ${c.peerAddress}:${c.peerPort ?? 179}`);
+      this.fsm.tcpConnected(conn);
+    });
+  }
+
+  private track(id: ConnId, dir: Direction, socket: net.Socket, connected: boolean): Tcp {
+    let markClosed = () => {};
+    const whenClosed = new Promise<void>((r) => {
+      markClosed = r;
+    });
+    const t: Tcp = {
+      id,
+      dir,
+      socket,
+      framer: new Framer(),
+      connected,
+      queue: [],
+      blocked: false,
+      closing: false,
+      closed: false,
+      whenClosed,
+      markClosed,
+      ctx: null,
+    };
+    this.tcps.set(id, t);
+    socket.on("error", (e) => {
+      const msg = errText(e);
+      if (!t.closing) this.lastError = `${dir} connection: ${msg}`;
+      this.log(t.closing ? "debug" : "warn", `${dir} connection error: ${msg}`);
+    });
+    socket.on("data", (chunk: Uint8Array) => this.onData(t, chunk));
+    socket.on("drain", () => this.onDrain(t));
+    socket.on("close", () => {
+      t.closed = true;
+      if (t.killTimer) clearTimeout(t.killTimer);
+      this.closingTcps.delete(t);
+      t.markClosed();
+      if (this.tcps.get(id) === t) {
+        this.tcps.delete(id);
+        this.fsm.tcpFailed(id, t.connected ? "closed by peer" : "could not connect");
+      }
+    });
+    return t;
+  }
+
+  private closeTcp(t: Tcp): void {
+    if (t.closing) return;
+    t.closing = true;
+    if (t.closed) return;
+    this.closingTcps.add(t);
+    const s = t.socket;
+    try {
+      if (!t.connected || s.destroyed) {
+        s.destroy();
+        return;
+      }
+      for (const b of t.queue) s.write(b);
+      t.queue = [];
+      s.end();
+    } catch (e) {
+      this.log("debug", `close: ${errText(e)}`);
+      s.destroy();
+      return;
+    }
+    t.killTimer = setTimeout(() => s.destroy(), this.config.closeTimeout ?? 3000);
+  }
+
+  private write(t: Tcp, bytes: Uint8Array, type: number): boolean {
+    if (t.closing || t.closed || t.socket.destroyed) return false;
+    const k = COUNT_KEY[type];
+    if (k) this.countOut[k]++;
+    this.countOut.total++;
+    if (t.blocked || t.queue.length > 0) {
+      t.queue.push(bytes);
+      return true;
+    }
+    try {
+      if (!t.socket.write(bytes)) t.blocked = true;
+    } catch (e) {
+      this.log("warn", `write failed: ${errText(e)}`);
+      return false;
+    }
+    return true;
+  }
+
+  private onDrain(t: Tcp): void {
+    t.blocked = false;
+    let i = 0;
+    try {
+      while (i < t.queue.length && !t.blocked && !t.closing) {
+        if (!t.socket.write(t.queue[i++]!)) t.blocked = true;
+      }
+    } catch (e) {
+      this.log("warn", `write failed: ${errText(e)}`);
+    }
+    if (i > 0) t.queue = t.queue.slice(i);
+    if (t.queue.length === 0 && !t.closing && this.fsm.establishedConn === t.id) this.emit("drain", null);
+  }
+
+  private onData(t: Tcp, chunk: Uint8Array): void {
+    if (t.closing) return;
+    let frames: Frame[];
+    try {
+      frames = t.framer.push(chunk);
+    } catch (e) {
+      if (e instanceof BgpError) this.fsm.messageError(t.id, e);
+      else this.log("error", `framing failed: ${errText(e)}`);
+      return;
+    }
+    for (const f of frames) {
+      if (t.closing) return;
+      try {
+        this.onFrame(t, f);
+      } catch (e) {
+        if (e instanceof BgpError) this.fsm.messageError(t.id, e);
+        else this.log("error", `handling ${COUNT_KEY[f.type] ?? f.type} failed: ${errText(e)}`);
+      }
+    }
+  }
+
+  private onFrame(t: Tcp, f: Frame): void {
+    const k = COUNT_KEY[f.type];
+    if (k) this.countIn[k]++;
+    this.countIn.total++;
+    const established = this.fsm.connectionState(t.id) === State.Established;
+    switch (f.type) {
+      case MsgType.OPEN:
+        this.fsm.openReceived(t.id, decodeOpen(f.body));
+        return;
+      case MsgType.KEEPALIVE:
+        this.fsm.keepaliveReceived(t.id);
+        return;
+      case MsgType.NOTIFICATION: {
+        const n = decodeNotification(f.body);
+        this.lastError = `received ${describeNotification(n)}`;
+        this.emit("notificationReceived", n);
+        this.fsm.notificationReceived(t.id, n);
+        return;
+      }
+      case MsgType.UPDATE: {
+        if (!established || !t.ctx) {
+          this.fsm.updateReceived(t.id); // unexpected: FSM error
+          return;
+        }
+        const u = decodeUpdate(f.body, t.ctx);
+        this.fsm.updateReceived(t.id);
+        this.emit("update", u);
+        return;
+      }
+      case MsgType.ROUTE_REFRESH: {
+        if (!established) {
+          this.fsm.routeRefreshReceived(t.id); // unexpected: FSM error
+          return;
+        }
+        const r = decodeRouteRefresh(f.body, f.raw);
+        this.fsm.routeRefreshReceived(t.id);
+        const n = this.fsm.negotiated;
+        if (n && hasFamily(n, r.afi, r.safi)) this.emit("routeRefresh", r);
+        else this.log("info", `ignoring ROUTE-REFRESH for unnegotiated family ${r.afi}/${r.safi}`);
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,443 @@
+/**
+ * UPDATE message (RFC 4271 §4.3, RFC 4760 MP_REACH/MP_UNREACH, RFC 7911
+ * ADD-PATH, RFC 8950 IPv6 next hop for IPv4, End-of-RIB of RFC 4724) with the
+ * error handling of RFC 4271 §6.3 as revised by RFC 7606:
+ *   - errors that make the NLRI impossible to locate reset the session
+ *     (decodeUpdate throws BgpError with the NOTIFICATION to send);
+ *   - attribute errors make the UPDATE "treat-as-withdraw" (its NLRI are
+ *     withdrawn) or discard the attribute; both are reported in `issues`.
+ * NLRI stay in the message buffer as checked blocks: walking them allocates
+ * nothing, which keeps a full table cheap.
+ */
+import {
+  AttrCache,
+  type AttrContext,
+  type AttrIssue,
+  type PathAttributes,
+  type RawAttr,
+  attrName,
+  bytesKey,
+  decodeAttributes,
+  encodeAttributes,
+  splitAttributes,
+} from "./attributes.ts";
+import { Writer, u16 } from "./bytes.ts";
+import { BgpError } from "./errors.ts";
+import { frame } from "./framer.ts";
+import { addPathReceive, type Negotiated } from "./negotiate.ts";
+import { type NlriCheck, checkNlri, nlriToPrefixes, prefixWireLen, writePrefix } from "./prefix.ts";
+import { AFI, type Afi, ATTR, BGP_HEADER_LEN, ERR, FLAG, type Family, MsgType, type Prefix, SAFI, UPDATE_SUB } from "./types.ts";
+
+/** A checked NLRI field inside a message buffer. */
+export interface NlriBlock {
+  afi: Afi;
+  safi: number;
+  addPath: boolean;
+  buf: Uint8Array;
+  start: number;
+  end: number;
+  count: number;
+}
+
+export interface MpReach {
+  afi: number;
+  safi: number;
+  /** 4, 16 or 32 (global + link-local) bytes. */
+  nextHop: Uint8Array;
+  nlri: NlriBlock | null;
+}
+
+export interface MpUnreach {
+  afi: number;
+  safi: number;
+  withdrawn: NlriBlock | null;
+}
+
+export interface UpdateMessage {
+  /** IPv4 unicast withdrawn routes field. */
+  withdrawn: NlriBlock | null;
+  /** IPv4 unicast NLRI field. */
+  nlri: NlriBlock | null;
+  mpReach: MpReach | null;
+  mpUnreach: MpUnreach | null;
+  /** Decoded attributes (shared, immutable when interned); null when the UPDATE has none. */
+  attrs: PathAttributes | null;
+  /** RFC 7606: the NLRI of this UPDATE must be handled as withdrawn. */
+  treatAsWithdraw: boolean;
+  issues: AttrIssue[];
+  /** Set when the message is an End-of-RIB marker. */
+  endOfRib: Family | null;
+}
+
+export interface UpdateContext extends AttrContext {
+  addPathReceive: (afi: number, safi: number) => boolean;
+  /** Negotiated families; MP attributes of other families are ignored. Undefined: accept IPv4/IPv6 unicast. */
+  families?: Family[];
+  /** Interning cache for attribute sets (per session). */
+  cache?: AttrCache;
+}
+
+export function updateContext(n: Negotiated, ibgp: boolean): UpdateContext {
+  return {
+    fourOctetAs: n.fourOctetAs,
+    ibgp,
+    addPathReceive: (afi, safi) => addPathReceive(n, afi, safi),
+    families: n.families,
+    cache: new AttrCache(),
+  };
+}
+
+function malformedList(msg: string): BgpError {
+  return new BgpError(ERR.UPDATE, UPDATE_SUB.MALFORMED_ATTRIBUTE_LIST, msg);
+}
+
+function rawAttrBytes(a: RawAttr): Uint8Array {
+  const w = new Writer(a.value.length + 4);
+  const ext = (a.flags & FLAG.EXTENDED) !== 0;
+  w.u8(a.flags).u8(a.type);
+  if (ext) w.u16(a.value.length);
+  else w.u8(a.value.length);
+  return w.bytes(a.value).finish();
+}
+
+function optionalAttrError(a: RawAttr, msg: string): BgpError {
+  return new BgpError(ERR.UPDATE, UPDATE_SUB.OPTIONAL_ATTRIBUTE_ERROR, msg, rawAttrBytes(a));
+}
+
+function block(buf: Uint8Array, start: number, end: number, afi: Afi, safi: number, addPath: boolean, check: NlriCheck & { ok: true }): NlriBlock | null {
+  if (check.count === 0) return null;
+  return { afi, safi, addPath, buf, start, end, count: check.count };
+}
+
+function familyAllowed(ctx: UpdateContext, afi: number, safi: number): boolean {
+  if (ctx.families) return ctx.families.some((f) => f.afi === afi && f.safi === safi);
+  return (afi === AFI.IPV4 || afi === AFI.IPV6) && safi === SAFI.UNICAST;
+}
+
+function validNextHopLen(afi: number, len: number): boolean {
+  if (afi === AFI.IPV6) return len === 16 || len === 32;
+  return len === 4 || len === 16 || len === 32; // 16/32: RFC 8950 IPv6 next hop for IPv4
+}
+
+/** True for an IPv4 next hop that can never be a unicast gateway (0/8, multicast, class E, broadcast). */
+function martianNextHop(nh: Uint8Array): boolean {
+  const a = nh[0]!;
+  return a === 0 || a >= 224;
+}
+
+/**
+ * Decode an UPDATE body. Throws BgpError only when the session must be reset;
+ * otherwise the result tells what to do (treat-as-withdraw, discarded attributes).
+ */
+export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessage {
+  if (body.length < 4) throw malformedList("UPDATE shorter than 4 bytes");
+  const wl = u16(body, 0);
+  if (2 + wl + 2 > body.length) throw malformedList(`withdrawn routes length ${wl} overruns the message`);
+  const tal = u16(body, 2 + wl);
+  const attrStart = 4 + wl;
+  const attrEnd = attrStart + tal;
+  if (attrEnd > body.length) throw malformedList(`total path attribute length ${tal} overruns the message`);
+
+  const ap4 = ctx.addPathReceive(AFI.IPV4, SAFI.UNICAST);
+  const wc = checkNlri(body, 2, 2 + wl, AFI.IPV4, ap4);
+  if (!wc.ok) throw new BgpError(ERR.UPDATE, UPDATE_SUB.INVALID_NETWORK_FIELD, `withdrawn routes: ${wc.reason}`);
+  const nc = checkNlri(body, attrEnd, body.length, AFI.IPV4, ap4);
+  if (!nc.ok) throw new BgpError(ERR.UPDATE, UPDATE_SUB.INVALID_NETWORK_FIELD, `NLRI: ${nc.reason}`);
+
+  const msg: UpdateMessage = {
+    withdrawn: block(body, 2, 2 + wl, AFI.IPV4, SAFI.UNICAST, ap4, wc),
+    nlri: block(body, attrEnd, body.length, AFI.IPV4, SAFI.UNICAST, ap4, nc),
+    mpReach: null,
+    mpUnreach: null,
+    attrs: null,
+    treatAsWithdraw: false,
+    issues: [],
+    endOfRib: null,
+  };
+  if (tal === 0) {
+    if (wl === 0 && body.length === 4) msg.endOfRib = { afi: AFI.IPV4, safi: SAFI.UNICAST };
+    if (msg.nlri) {
+      msg.treatAsWithdraw = true;
+      msg.issues.push({ action: "treat-as-withdraw", attr: 0, reason: "NLRI without path attributes" });
+    }
+    return msg;
+  }
+
+  const { attrs: raw, overrun } = splitAttributes(body, attrStart, attrEnd);
+  if (overrun) {
+    // RFC 7606 §4: treat-as-withdraw "unless some other, more severe error is
+    // encountered". An MP_REACH_NLRI / MP_UNREACH_NLRI that overruns the section
+    // is malformed and its NLRI cannot be located: session reset (§7.11, §5.3).
+    const last = raw[raw.length - 1];
+    const at = last ? last.value.byteOffset - body.byteOffset + last.value.length : attrStart;
+    const t = attrEnd - at >= 2 ? body[at + 1]! : -1;
+    if (t === ATTR.MP_REACH_NLRI || t === ATTR.MP_UNREACH_NLRI) {
+      throw new BgpError(ERR.UPDATE, UPDATE_SUB.OPTIONAL_ATTRIBUTE_ERROR, `${attrName(t)}: ${overrun}`, body.slice(at, attrEnd));
+    }
+    msg.treatAsWithdraw = true;
+    msg.issues.push({ action: "treat-as-withdraw", attr: 0, reason: overrun });
+  }
+
+  // MP_REACH / MP_UNREACH: located first; errors here reset the session (RFC 7606 §5.3, §7.11).
+  let otherAttrs = 0;
+  /** An MP_REACH_NLRI with a non-empty NLRI field, of any family (RFC 7606 §5.2). */
+  let mpReachEncodesNlri = false;
+  for (const a of raw) {
+    if (a.type !== ATTR.MP_REACH_NLRI && a.type !== ATTR.MP_UNREACH_NLRI) {
+      otherAttrs++;
+      continue;
+    }
+    if ((a.flags & (FLAG.OPTIONAL | FLAG.TRANSITIVE)) !== FLAG.OPTIONAL) {
+      throw new BgpError(ERR.UPDATE, UPDATE_SUB.ATTRIBUTE_FLAGS_ERROR, `${attrName(a.type)} has wrong flags`, rawAttrBytes(a));
+    }
+    const v = a.value;
+    const vStart = v.byteOffset - body.byteOffset;
+    if (a.type === ATTR.MP_REACH_NLRI) {
+      if (msg.mpReach) throw malformedList("MP_REACH_NLRI appears twice");
+      if (v.length < 5) throw optionalAttrError(a, `MP_REACH_NLRI length ${v.length}`);
+      const afi = u16(v, 0);
+      const safi = v[2]!;
+      const nhl = v[3]!;
+      if (4 + nhl + 1 > v.length) throw optionalAttrError(a, `MP_REACH_NLRI next hop length ${nhl} overruns the attribute`);
+      const mp: MpReach = { afi, safi, nextHop: v.slice(4, 4 + nhl), nlri: null };
+      msg.mpReach = mp;
+      mpReachEncodesNlri = 4 + nhl + 1 < v.length;
+      if (!familyAllowed(ctx, afi, safi)) {
+        msg.issues.push({ action: "attribute-discard", attr: a.type, reason: `MP_REACH_NLRI for unnegotiated family ${afi}/${safi} ignored` });
+        mp.nlri = null;
+        continue;
+      }
+      if (!validNextHopLen(afi, nhl)) throw optionalAttrError(a, `MP_REACH_NLRI next hop length ${nhl} invalid for AFI ${afi}`);
+      const ns = vStart + 4 + nhl + 1;
+      const ne = vStart + v.length;
+      const ap = ctx.addPathReceive(afi, safi);
+      const c = checkNlri(body, ns, ne, afi, ap);
+      if (!c.ok) throw optionalAttrError(a, `MP_REACH_NLRI: ${c.reason}`);
+      mp.nlri = block(body, ns, ne, afi as Afi, safi, ap, c);
+    } else {
+      if (msg.mpUnreach) throw malformedList("MP_UNREACH_NLRI appears twice");
+      if (v.length < 3) throw optionalAttrError(a, `MP_UNREACH_NLRI length ${v.length}`);
+      const afi = u16(v, 0);
+      const safi = v[2]!;
+      const mu: MpUnreach = { afi, safi, withdrawn: null };
+      msg.mpUnreach = mu;
+      if (!familyAllowed(ctx, afi, safi)) {
+        msg.issues.push({ action: "attribute-discard", attr: a.type, reason: `MP_UNREACH_NLRI for unnegotiated family ${afi}/${safi} ignored` });
+        continue;
+      }
+      const ap = ctx.addPathReceive(afi, safi);
+      const c = checkNlri(body, vStart + 3, vStart + v.length, afi, ap);
+      if (!c.ok) throw optionalAttrError(a, `MP_UNREACH_NLRI: ${c.reason}`);
+      mu.withdrawn = block(body, vStart + 3, vStart + v.length, afi as Afi, safi, ap, c);
+      if (c.count === 0 && otherAttrs === 0 && raw.length === 1 && !msg.nlri && !msg.withdrawn) {
+        msg.endOfRib = { afi, safi };
+      }
+    }
+  }
+
+  // Other attributes, interned by their raw bytes.
+  const nonMp = raw.filter((a) => a.type !== ATTR.MP_REACH_NLRI && a.type !== ATTR.MP_UNREACH_NLRI);
+  let decoded: { attrs: PathAttributes; issues: AttrIssue[] };
+  const cache = ctx.cache;
+  if (cache && !overrun && nonMp.length > 0) {
+    let key = "";
+    for (const a of nonMp) key += bytesKey(rawAttrBytes(a));
+    const hit = cache.get(key);
+    if (hit) decoded = hit;
+    else {
+      const issues: AttrIssue[] = [];
+      decoded = { attrs: decodeAttributes(nonMp, ctx, issues), issues };
+      cache.set(key, decoded);
+    }
+  } else {
+    const issues: AttrIssue[] = [];
+    decoded = { attrs: decodeAttributes(nonMp, ctx, issues), issues };
+  }
+  msg.attrs = decoded.attrs;
+  for (const i of decoded.issues) {
+    msg.issues.push(i);
+    if (i.action === "treat-as-withdraw") msg.treatAsWithdraw = true;
+  }
+  // RFC 7606 §5.2: attributes but no reachable NLRI means the NLRI may not have
+  // been located correctly; any error other than attribute discard is a session reset.
+  if (msg.treatAsWithdraw && !msg.nlri && !mpReachEncodesNlri) {
+    const first = msg.issues.find((i) => i.action === "treat-as-withdraw");
+    throw malformedList(`UPDATE without reachable NLRI has a malformed attribute: ${first?.reason ?? "?"}`);
+  }
+
+  // Well-known mandatory attributes (RFC 7606 §3.d: missing ones mean treat-as-withdraw).
+  const at = msg.attrs;
+  const hasReach = !!(msg.nlri || msg.mpReach?.nlri);
+  if (hasReach && !msg.treatAsWithdraw) {
+    const missing: string[] = [];
+    if (at.origin === null) missing.push("ORIGIN");
+    if (at.asPath === null) missing.push("AS_PATH");
+    if (msg.nlri && at.nextHop === null) missing.push("NEXT_HOP");
+    if (missing.length) {
+      msg.treatAsWithdraw = true;
+      msg.issues.push({ action: "treat-as-withdraw", attr: 0, reason: `missing well-known attribute ${missing.join(", ")}` });
+    } else if (msg.nlri && at.nextHop && martianNextHop(at.nextHop)) {
+      msg.treatAsWithdraw = true;
+      msg.issues.push({ action: "treat-as-withdraw", attr: ATTR.NEXT_HOP, reason: `invalid NEXT_HOP ${at.nextHop.join(".")}` });
+    }
+  }
+  return msg;
+}
+
+/** The blocks whose prefixes are announced by this UPDATE (none under treat-as-withdraw). */
+export function announcedBlocks(u: UpdateMessage): NlriBlock[] {
+  if (u.treatAsWithdraw) return [];
+  const out: NlriBlock[] = [];
+  if (u.nlri) out.push(u.nlri);
+  if (u.mpReach?.nlri) out.push(u.mpReach.nlri);
+  return out;
+}
+
+/** The blocks whose prefixes are withdrawn (including announced ones under treat-as-withdraw). */
+export function withdrawnBlocks(u: UpdateMessage): NlriBlock[] {
+  const out: NlriBlock[] = [];
+  if (u.withdrawn) out.push(u.withdrawn);
+  if (u.mpUnreach?.withdrawn) out.push(u.mpUnreach.withdrawn);
+  if (u.treatAsWithdraw) {
+    if (u.nlri) out.push(u.nlri);
+    if (u.mpReach?.nlri) out.push(u.mpReach.nlri);
+  }
+  return out;
+}
+
+export function blockPrefixes(b: NlriBlock | null): Prefix[] {
+  return b ? nlriToPrefixes(b.buf, b.start, b.end, b.afi, b.addPath) : [];
+}
+
+// ---------------------------------------------------------------- encoding
+
+export interface EncodeContext {
+  fourOctetAs: boolean;
+  addPathSend: (afi: number, safi: number) => boolean;
+  /** Maximum message size: 4096, or 65535 with extended messages. */
+  maxLen: number;
+}
+
+export interface UpdateParts {
+  withdrawn?: Prefix[];
+  attrs?: PathAttributes | null;
+  mpReach?: { afi: number; safi: number; nextHop: Uint8Array; nlri: Prefix[] } | null;
+  mpUnreach?: { afi: number; safi: number; withdrawn: Prefix[] } | null;
+  nlri?: Prefix[];
+}
+
+function mpReachValue(r: NonNullable<UpdateParts["mpReach"]>, addPath: boolean): Uint8Array {
+  const w = new Writer(64);
+  w.u16(r.afi).u8(r.safi).u8(r.nextHop.length).bytes(r.nextHop).u8(0);
+  for (const p of r.nlri) writePrefix(w, p, addPath);
+  return w.finish();
+}
+
+function mpUnreachValue(u: NonNullable<UpdateParts["mpUnreach"]>, addPath: boolean): Uint8Array {
+  const w = new Writer(64);
+  w.u16(u.afi).u8(u.safi);
+  for (const p of u.withdrawn) writePrefix(w, p, addPath);
+  return w.finish();
+}
+
+/**
+ * Encode one UPDATE (whole message with header) from its parts, with no
+ * packing or size check. Attributes are written in type order.
+ */
+export function encodeUpdate(parts: UpdateParts, ctx: Pick<EncodeContext, "fourOctetAs" | "addPathSend">, markPartial = true): Uint8Array {
+  const ap4 = ctx.addPathSend(AFI.IPV4, SAFI.UNICAST);
+  const extra: RawAttr[] = [];
+  if (parts.mpReach) {
+    extra.push({ flags: FLAG.OPTIONAL, type: ATTR.MP_REACH_NLRI, value: mpReachValue(parts.mpReach, ctx.addPathSend(parts.mpReach.afi, parts.mpReach.safi)) });
+  }
+  if (parts.mpUnreach) {
+    extra.push({
+      flags: FLAG.OPTIONAL,
+      type: ATTR.MP_UNREACH_NLRI,
+      value: mpUnreachValue(parts.mpUnreach, ctx.addPathSend(parts.mpUnreach.afi, parts.mpUnreach.safi)),
+    });
+  }
+  const attrBytes = parts.attrs
+    ? encodeAttributes(parts.attrs, ctx.fourOctetAs, extra, markPartial)
+    : extra.length
+      ? encodeAttributes(emptyAttrs, ctx.fourOctetAs, extra, markPartial)
+      : new Uint8Array(0);
+  const w = new Writer(64 + attrBytes.length);
+  const wlAt = w.len;
+  w.u16(0);
+  for (const p of parts.withdrawn ?? []) writePrefix(w, p, ap4);
+  w.patch16(wlAt, w.len - 2);
+  w.u16(attrBytes.length).bytes(attrBytes);
+  for (const p of parts.nlri ?? []) writePrefix(w, p, ap4);
+  return frame(MsgType.UPDATE, w.finish());
+}
+
+const emptyAttrs: PathAttributes = {
+  origin: null,
+  asPath: null,
+  nextHop: null,
+  med: null,
+  localPref: null,
+  atomicAggregate: false,
+  aggregator: null,
+  communities: [],
+  originatorId: null,
+  clusterList: [],
+  extCommunities: [],
+  largeCommunities: [],
+  otc: null,
+  unknown: [],
+};
+
+/** End-of-RIB marker for a family (RFC 4724 §2). */
+export function encodeEndOfRib(afi: number, safi: number): Uint8Array {
+  if (afi === AFI.IPV4 && safi === SAFI.UNICAST) return frame(MsgType.UPDATE, new Uint8Array(4));
+  return encodeUpdate({ mpUnreach: { afi, safi, withdrawn: [] } }, { fourOctetAs: true, addPathSend: () => false });
+}
+
+/** Split prefixes into runs whose encoded size fits `budget` bytes. */
+function packRuns(prefixes: Prefix[], addPath: boolean, budget: number): Prefix[][] {
+  const runs: Prefix[][] = [];
+  let cur: Prefix[] = [];
+  let size = 0;
+  for (const p of prefixes) {
+    const n = prefixWireLen(p, addPath);
+    if (cur.length && size + n > budget) {
+      runs.push(cur);
+      cur = [];
+      size = 0;
+    }
+    cur.push(p);
+    size += n;
+  }
+  if (cur.length) runs.push(cur);
+  return runs;
+}
+
+/**
+ * Announce prefixes of one family with one attribute set, packed into as few
+ * UPDATEs as fit `maxLen`. IPv4 unicast with an IPv4 next hop uses the NLRI
+ * field and NEXT_HOP; everything else goes in MP_REACH_NLRI.
+ */
+export function buildAnnouncements(afi: number, safi: number, prefixes: Prefix[], attrs: PathAttributes, nextHop: Uint8Array, ctx: EncodeContext): Uint8Array[] {
+  const addPath = ctx.addPathSend(afi, safi);
+  const traditional = afi === AFI.IPV4 && safi === SAFI.UNICAST && nextHop.length === 4;
+  const a: PathAttributes = traditional ? { ...attrs, nextHop } : { ...attrs, nextHop: null };
+  const attrLen = encodeAttributes(a, ctx.fourOctetAs).length;
+  const overhead = BGP_HEADER_LEN + 4 + attrLen + (traditional ? 0 : 4 + 3 + 1 + nextHop.length + 1);
+  const budget = ctx.maxLen - overhead;
+  if (budget < 40) throw new Error("path attributes too large for one UPDATE");
+  return packRuns(prefixes, addPath, budget).map((run) =>
+    traditional ? encodeUpdate({ attrs: a, nlri: run }, ctx) : encodeUpdate({ attrs: a, mpReach: { afi, safi, nextHop, nlri: run } }, ctx),
+  );
+}
+
+/** Withdraw prefixes of one family, packed into as few UPDATEs as fit. */
+export function buildWithdrawals(afi: number, safi: number, prefixes: Prefix[], ctx: EncodeContext): Uint8Array[] {
+  const addPath = ctx.addPathSend(afi, safi);
+  const traditional = afi === AFI.IPV4 && safi === SAFI.UNICAST;
+  const budget = ctx.maxLen - (BGP_HEADER_LEN + 4 + (traditional ? 0 : 4 + 3));
+  return packRuns(prefixes, addPath, budget).map((run) =>
+    traditional ? encodeUpdate({ withdrawn: run }, ctx) : encodeUpdate({ mpUnreach: { afi, safi, withdrawn: run } }, ctx),
+  );
+}

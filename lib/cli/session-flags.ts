@@ -1,0 +1,86 @@
+/**
+ * The session flags shared by `bgpctl peer` and the one-shot
+ * `bgpctl show rib --peer`, and their translation to StandaloneOptions.
+ */
+import type { Command } from "commander";
+import { checkNextHops, type StandaloneOptions } from "../standalone/speaker.ts";
+import { AFI, SAFI } from "../bgp/types.ts";
+import {
+  UsageError,
+  collect,
+  parseAsn,
+  parseCommunityArg,
+  parseFamilies,
+  parseHoldTime,
+  parseIntIn,
+  parseIpAddress,
+  parseLargeCommunityArg,
+  parsePrefixArg,
+  parseRouterId,
+} from "./args.ts";
+
+export function addSessionFlags(cmd: Command): Command {
+  return cmd
+    .option("--remote-as <asn>", "the peer's AS number (required)")
+    .option("--local-as <asn>", "our AS number (required)")
+    .option("--router-id <id>", "BGP identifier (default: the session's local IPv4 address, or one derived from the IPv6 address)")
+    .option("--port <port>", "TCP port: the peer's port, or the port to listen on with --passive", "179")
+    .option("--local-address <addr>", "local address to connect from (or listen on with --passive)")
+    .option("--passive", "wait for the peer to connect")
+    .option("--hold-time <seconds>", "hold time: 0 or 3..65535", "90")
+    .option("--connect-retry <seconds>", "connect retry time", "5")
+    .option("--family <list>", "address families: ipv4, ipv6 or ipv4,ipv6", "ipv4,ipv6")
+    .option("--advertise <prefix>", "announce this prefix (repeatable)", collect)
+    .option("--next-hop <addr>", "next hop for announced prefixes (one per family; default: the local address)", collect)
+    .option("--community <a:b>", "community on announced prefixes (repeatable)", collect)
+    .option("--large-community <a:b:c>", "large community on announced prefixes (repeatable)", collect);
+}
+
+export interface RawSessionFlags {
+  remoteAs?: string;
+  localAs?: string;
+  routerId?: string;
+  port: string;
+  localAddress?: string;
+  passive?: boolean;
+  holdTime: string;
+  connectRetry: string;
+  family: string;
+  advertise?: string[];
+  nextHop?: string[];
+  community?: string[];
+  largeCommunity?: string[];
+}
+
+export function sessionOptions(peer: string, f: RawSessionFlags): StandaloneOptions {
+  parseIpAddress("ADDR", peer);
+  if (f.remoteAs === undefined) throw new UsageError("--remote-as is required");
+  if (f.localAs === undefined) throw new UsageError("--local-as is required");
+  const nextHops = (f.nextHop ?? []).map((n) => parseIpAddress("--next-hop", n));
+  const nhErr = checkNextHops(nextHops);
+  if (nhErr) throw new UsageError(`--next-hop: ${nhErr}`);
+  const families = parseFamilies("--family", f.family);
+  const advertise = (f.advertise ?? []).map((p) => parsePrefixArg("--advertise", p));
+  for (const p of advertise) {
+    if (!families.some((x) => x.afi === p.afi && x.safi === SAFI.UNICAST)) {
+      throw new UsageError(`--advertise: ${p.afi === AFI.IPV6 ? "IPv6" : "IPv4"} prefix given but --family ${f.family} does not include ${p.afi === AFI.IPV6 ? "ipv6" : "ipv4"}`);
+    }
+  }
+  const opts: StandaloneOptions = {
+    peerAddress: peer,
+    port: parseIntIn("--port", f.port, 1, 65535),
+    passive: !!f.passive,
+    remoteAs: parseAsn("--remote-as", f.remoteAs),
+    localAs: parseAsn("--local-as", f.localAs),
+    holdTime: parseHoldTime("--hold-time", f.holdTime),
+    connectRetry: parseIntIn("--connect-retry", f.connectRetry, 1, 65535),
+    families,
+    advertise,
+    nextHops,
+    communities: (f.community ?? []).map((c) => parseCommunityArg("--community", c)),
+    largeCommunities: (f.largeCommunity ?? []).map((c) => parseLargeCommunityArg("--large-community", c)),
+  };
+  if (f.localAddress !== undefined) opts.localAddress = parseIpAddress("--local-address", f.localAddress);
+  if (f.routerId !== undefined) opts.routerId = parseRouterId("--router-id", f.routerId);
+  return opts;
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bun
+/**
+ * bgpctl entry point: builds the command line and dispatches to commands/.
+ * Usage errors print one line on stderr and exit 2; runtime failures exit 1.
+ */
+import { Command, CommanderError } from "commander";
+import { registerMrt } from "./commands/mrt.ts";
+import { registerPeer } from "./commands/peer.ts";
+import { registerShow } from "./commands/show.ts";
+import { UsageError } from "./lib/cli/args.ts";
+import { flush } from "./lib/cli/output.ts";
+import { BgpError } from "./lib/bgp/errors.ts";
+import pkg from "./package.json" with { type: "json" };
+
+function fail(msg: string, code: number): never {
+  flush();
+  process.stderr.write(`bgpctl: ${msg}\n`);
+  process.exit(code);
+}
+
+const program = new Command("bgpctl")
+  .description("BGP router: speaker, looking glass and MRT reader (bgpctl help <command> for details)")
+  .version(pkg.version, "-V, --version")
+  .showHelpAfterError(false)
+  .exitOverride()
+  .configureOutput({ writeErr: () => {} });
+
+registerPeer(program);
+registerShow(program);
+registerMrt(program);
+for (const c of program.commands) {
+  c.exitOverride().configureOutput({ writeErr: () => {} });
+  for (const s of c.commands) s.exitOverride().configureOutput({ writeErr: () => {} });
+}
+
+try {
+  await program.parseAsync(process.argv);
+  flush();
+} catch (e) {
+  if (e instanceof CommanderError) {
+    if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") process.exit(0);
+    fail(e.message.replace(/^error: /, ""), 2);
+  }
+  if (e instanceof UsageError) fail(e.message, 2);
+  if (e instanceof BgpError) fail(`protocol error: ${e.message}`, 1);
+  fail(e instanceof Error ? e.message : String(e), 1);
+}

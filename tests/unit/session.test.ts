@@ -1,0 +1,366 @@
+/**
+ * Session and Listener over real loopback TCP (IPv4 and IPv6, ephemeral
+ * ports): reaching Established, keepalives with a short hold time, UPDATE and
+ * ROUTE-REFRESH delivery, Cease with a shutdown communication, refusing an
+ * unknown address, a Header Error NOTIFICATION for garbage, and connection
+ * collision between two active speakers. Every wait is bounded.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import * as net from "node:net";
+import { Listener } from "../../lib/bgp/listener.ts";
+import type { NotificationMessage, RouteRefreshMessage } from "../../lib/bgp/notification.ts";
+import { Session, type SessionConfig, State, normalizeAddress } from "../../lib/bgp/session.ts";
+import { AFI, SAFI } from "../../lib/bgp/types.ts";
+import { type UpdateMessage, encodeEndOfRib } from "../../lib/bgp/update.ts";
+
+const V4 = { afi: AFI.IPV4, safi: SAFI.UNICAST };
+const V6 = { afi: AFI.IPV6, safi: SAFI.UNICAST };
+
+// Everything a test opens, closed in afterEach whatever happened.
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  while (cleanups.length) {
+    try {
+      await cleanups.pop()!();
+    } catch {
+      /* best effort */
+    }
+  }
+});
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  const to = new Promise<never>((_, rej) => {
+    t = setTimeout(() => rej(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, to]).finally(() => clearTimeout(t));
+}
+
+async function listener(address: string): Promise<Listener> {
+  const l = new Listener();
+  await l.listen({ address, port: 0 });
+  cleanups.push(() => l.close());
+  return l;
+}
+
+function session(cfg: SessionConfig): Session {
+  const s = new Session({ closeTimeout: 2000, ...cfg });
+  cleanups.push(() => s.stop());
+  return s;
+}
+
+/** A and B on `addr`, each with its own listener. B is passive unless told otherwise. */
+async function pair(addr: string, o: { bActive?: boolean; extra?: Partial<SessionConfig> } = {}) {
+  const la = await listener(addr);
+  const lb = await listener(addr);
+  const families = addr.includes(":") ? [V4, V6] : [V4];
+  const a = session({
+    peerAddress: addr,
+    peerPort: lb.port(),
+    localAddress: addr,
+    localAs: 65001,
+    remoteAs: 65002,
+    routerId: "1.1.1.1",
+    holdTime: 3,
+    connectRetry: 1,
+    idleHoldTime: 0.2,
+    families,
+    ...o.extra,
+  });
+  const b = session({
+    peerAddress: addr,
+    peerPort: la.port(),
+    localAddress: addr,
+    localAs: 65002,
+    remoteAs: 65001,
+    routerId: "2.2.2.2",
+    holdTime: 3,
+    connectRetry: 1,
+    idleHoldTime: 0.2,
+    passive: !o.bActive,
+    families,
+    ...o.extra,
+  });
+  la.add(a);
+  lb.add(b);
+  return { a, b, la, lb };
+}
+
+function collectFrames(bytes: Uint8Array): { type: number; body: Uint8Array }[] {
+  const out: { type: number; body: Uint8Array }[] = [];
+  let o = 0;
+  while (bytes.length - o >= 19) {
+    const len = (bytes[o + 16]! << 8) | bytes[o + 17]!;
+    if (len < 19 || o + len > bytes.length) break;
+    out.push({ type: bytes[o + 18]!, body: bytes.subarray(o + 19, o + len) });
+    o += len;
+  }
+  return out;
+}
+
+describe("Session over loopback TCP", () => {
+  test(
+    "IPv4: Established, keepalives with hold time 3, UPDATE and ROUTE-REFRESH, stop() with a shutdown message",
+    async () => {
+      const { a, b } = await pair("127.0.0.1");
+      const states: string[] = [];
+      a.on("state", (c) => states.push(`${c.from}->${c.to}`));
+      const logs: string[] = [];
+      a.on("log", (l) => logs.push(l.msg));
+      b.on("log", (l) => logs.push(l.msg));
+      b.start();
+      a.start();
+      await waitFor(() => a.state === State.Established && b.state === State.Established, 5000, "Established");
+
+      expect(states).toEqual(["Idle->Connect", "Connect->OpenSent", "OpenSent->OpenConfirm", "OpenConfirm->Established"]);
+      expect(a.negotiated!.holdTime).toBe(3);
+      expect(a.negotiated!.peerAs).toBe(65002);
+      expect(b.negotiated!.peerRouterId).toBe("1.1.1.1");
+      expect(a.localAddress).toBe("127.0.0.1");
+      expect(b.remoteAddress).toBe("127.0.0.1");
+      expect(a.localPort).toBe(b.remotePort);
+      expect(a.counters.established).toBe(1);
+
+      // keepalives every ~1 s (hold 3 / 3, jittered): wait for two more each way
+      const ka = a.counters.in.keepalive;
+      const kb = b.counters.in.keepalive;
+      await waitFor(() => a.counters.in.keepalive >= ka + 2 && b.counters.in.keepalive >= kb + 2, 6000, "keepalives");
+      expect(a.state).toBe(State.Established);
+      expect(b.state).toBe(State.Established);
+
+      // UPDATE (End-of-RIB) and ROUTE-REFRESH reach the other side
+      const upd = new Promise<UpdateMessage>((r) => b.once("update", r));
+      expect(a.sendUpdate(encodeEndOfRib(AFI.IPV4, SAFI.UNICAST))).toBe(true);
+      const u = await withTimeout(upd, 3000, "update");
+      expect(u.endOfRib).toEqual(V4);
+      expect(b.counters.in.update).toBe(1);
+      const rr = new Promise<RouteRefreshMessage>((r) => a.once("routeRefresh", r));
+      expect(b.sendRouteRefresh(AFI.IPV4, SAFI.UNICAST)).toBe(true);
+      expect(await withTimeout(rr, 3000, "route refresh")).toEqual({ afi: 1, safi: 1, subtype: 0 });
+      expect(a.outQueue).toBe(0);
+
+      // stop with a shutdown communication
+      const got = new Promise<NotificationMessage>((r) => b.once("notificationReceived", r));
+      const sent = new Promise<NotificationMessage>((r) => a.once("notificationSent", r));
+      await withTimeout(a.stop({ message: "maintenance window 42" }), 4000, "stop");
+      const n = await withTimeout(got, 3000, "Cease at the peer");
+      expect(n.code).toBe(6);
+      expect(n.subcode).toBe(2);
+      expect(n.message).toBe("maintenance window 42");
+      expect((await sent).message).toBe("maintenance window 42");
+      expect(a.state).toBe(State.Idle);
+      expect(a.sendUpdate(encodeEndOfRib(AFI.IPV4, SAFI.UNICAST))).toBe(false);
+      await waitFor(() => b.state !== State.Established, 3000, "peer leaving Established");
+      expect(b.counters.lastError).toContain("maintenance window 42");
+    },
+    20000,
+  );
+
+  test(
+    "IPv6 (::1): Established, address getters",
+    async () => {
+      const { a, b } = await pair("::1");
+      b.start();
+      a.start();
+      await waitFor(() => a.state === State.Established && b.state === State.Established, 5000, "Established");
+      expect(a.localAddress).toBe("::1");
+      expect(b.remoteAddress).toBe("::1");
+      expect(a.negotiated!.families).toEqual([V4, V6]);
+      const got = new Promise<NotificationMessage>((r) => a.once("notificationReceived", r));
+      await withTimeout(b.stop({ subcode: 4, message: "reset" }), 4000, "stop");
+      const n = await withTimeout(got, 3000, "Cease");
+      expect([n.code, n.subcode, n.message]).toEqual([6, 4, "reset"]);
+    },
+    15000,
+  );
+
+  test(
+    "both sides active: the connection collision resolves to one session",
+    async () => {
+      const { a, b } = await pair("127.0.0.1", { bActive: true });
+      const cease7: string[] = [];
+      for (const [name, s] of [["a", a], ["b", b]] as const) {
+        s.on("notificationSent", (n) => {
+          if (n.code === 6 && n.subcode === 7) cease7.push(name);
+        });
+      }
+      a.start();
+      b.start();
+      const agreed = () =>
+        a.state === State.Established && b.state === State.Established && a.localPort === b.remotePort && a.remotePort === b.localPort;
+      await waitFor(agreed, 12000, "both Established on the same connection");
+      await sleep(300);
+      await waitFor(agreed, 12000, "both Established on the same connection");
+      // At most one connection per side survives; collision losers got Cease/7.
+      expect(a.connections().filter((c) => c.state === State.Established).length).toBe(1);
+      expect(b.connections().filter((c) => c.state === State.Established).length).toBe(1);
+    },
+    30000,
+  );
+
+  test(
+    "writes queue while the socket buffer is full and drain in order",
+    async () => {
+      const { a, b } = await pair("127.0.0.1", { extra: { holdTime: 30 } });
+      b.start();
+      a.start();
+      await waitFor(() => a.state === State.Established && b.state === State.Established, 5000, "Established");
+      let got = 0;
+      b.on("update", () => got++);
+      const drained = new Promise<void>((r) => a.once("drain", () => r()));
+      const eor = encodeEndOfRib(AFI.IPV4, SAFI.UNICAST);
+      const count = 400000;
+      let maxQueue = 0;
+      for (let i = 0; i < count; i++) {
+        if (!a.sendUpdate(eor)) throw new Error("sendUpdate refused");
+        maxQueue = Math.max(maxQueue, a.outQueue);
+      }
+      // How much the socket takes before it pushes back is up to the runtime and
+      // the kernel; 9.2 MB written at once has always been more than that.
+      if (maxQueue > 0) {
+        expect(a.outQueueBytes).toBe(a.outQueue * eor.length);
+        await withTimeout(drained, 10000, "drain");
+      }
+      expect(a.outQueue).toBe(0);
+      await waitFor(() => got === count, 10000, "all updates at the peer");
+      expect(b.counters.in.update).toBe(count);
+      expect(b.state).toBe(State.Established);
+    },
+    30000,
+  );
+
+  test(
+    "a connection from an unknown address is refused without crashing",
+    async () => {
+      const la = await listener("127.0.0.1");
+      const a = session({ peerAddress: "127.0.0.1", localAs: 65001, remoteAs: 65002, routerId: "1.1.1.1", passive: true, families: [V4] });
+      la.add(a);
+      a.start();
+      const logs: string[] = [];
+      la.on("log", (l) => logs.push(l.msg));
+      const rejected: string[] = [];
+      la.on("rejected", (r) => rejected.push(r.remoteAddress));
+
+      const raw = net.connect({ host: "127.0.0.1", port: la.port(), localAddress: "127.0.0.2" });
+      raw.on("error", () => {});
+      const closed = new Promise<void>((r) => raw.once("close", () => r()));
+      cleanups.push(() => void raw.destroy());
+      await withTimeout(closed, 3000, "refused socket to close");
+      expect(rejected).toEqual(["127.0.0.2"]);
+      expect(logs.some((m) => m.includes("127.0.0.2"))).toBe(true);
+      expect(a.state).toBe(State.Active); // the session did not notice
+
+      // the listener still works for the configured address
+      la.remove(a);
+      const raw2 = net.connect({ host: "127.0.0.1", port: la.port(), localAddress: "127.0.0.1" });
+      raw2.on("error", () => {});
+      cleanups.push(() => void raw2.destroy());
+      await withTimeout(new Promise<void>((r) => raw2.once("close", () => r())), 3000, "second refused socket to close");
+      expect(rejected).toEqual(["127.0.0.2", "127.0.0.1"]); // removed at run time: refused too
+    },
+    10000,
+  );
+
+  test(
+    "a session that is not started refuses its peer with Cease/Connection Rejected",
+    async () => {
+      const la = await listener("127.0.0.1");
+      const a = session({ peerAddress: "127.0.0.1", localAs: 65001, remoteAs: 65002, routerId: "1.1.1.1", families: [V4] });
+      la.add(a);
+      const raw = net.connect({ host: "127.0.0.1", port: la.port() });
+      raw.on("error", () => {});
+      cleanups.push(() => void raw.destroy());
+      const chunks: Uint8Array[] = [];
+      raw.on("data", (d: Uint8Array) => chunks.push(d));
+      await withTimeout(new Promise<void>((r) => raw.once("close", () => r())), 4000, "close");
+      const frames = collectFrames(Uint8Array.from(chunks.flatMap((c) => Array.from(c))));
+      expect(frames.map((f) => [f.type, f.body[0], f.body[1]])).toEqual([[3, 6, 5]]);
+      expect(a.state).toBe(State.Idle);
+    },
+    10000,
+  );
+
+  test(
+    "bytes with a wrong marker get a Header Error NOTIFICATION before the close",
+    async () => {
+      const la = await listener("127.0.0.1");
+      const a = session({ peerAddress: "127.0.0.1", localAs: 65001, remoteAs: 65002, routerId: "1.1.1.1", passive: true, families: [V4] });
+      la.add(a);
+      const sent: NotificationMessage[] = [];
+      a.on("notificationSent", (n) => sent.push(n));
+      a.start();
+
+      const raw = net.connect({ host: "127.0.0.1", port: la.port() });
+      raw.on("error", () => {});
+      cleanups.push(() => void raw.destroy());
+      const chunks: Uint8Array[] = [];
+      raw.on("data", (d: Uint8Array) => chunks.push(d));
+      const closed = new Promise<void>((r) => raw.once("close", () => r()));
+      await withTimeout(new Promise<void>((r) => raw.once("connect", () => r())), 3000, "connect");
+      await waitFor(() => chunks.length > 0, 3000, "the session's OPEN");
+      const bad = new Uint8Array(19).fill(0xff);
+      bad[3] = 0x00; // broken marker
+      bad[17] = 19;
+      bad[18] = 4;
+      raw.write(bad);
+      raw.end();
+      await withTimeout(closed, 4000, "close");
+
+      const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+      let o = 0;
+      for (const c of chunks) {
+        all.set(c, o);
+        o += c.length;
+      }
+      const frames = collectFrames(all);
+      expect(frames[0]!.type).toBe(1); // our OPEN
+      const last = frames.at(-1)!;
+      expect(last.type).toBe(3); // NOTIFICATION
+      expect([last.body[0], last.body[1]]).toEqual([1, 1]); // Header Error / Connection Not Synchronized
+      expect(sent.map((n) => [n.code, n.subcode])).toEqual([[1, 1]]);
+      expect(a.counters.lastError).toContain("Connection Not Synchronized");
+    },
+    10000,
+  );
+
+  test(
+    "connecting to a closed port is logged, never thrown",
+    async () => {
+      const probe = net.createServer();
+      await new Promise<void>((r) => probe.listen(0, "127.0.0.1", () => r()));
+      const port = (probe.address() as net.AddressInfo).port;
+      await new Promise<void>((r) => probe.close(() => r()));
+      const a = session({ peerAddress: "127.0.0.1", peerPort: port, localAs: 65001, remoteAs: 65002, routerId: "1.1.1.1", connectRetry: 0.2, families: [V4] });
+      const logs: string[] = [];
+      a.on("log", (l) => logs.push(`${l.level}: ${l.msg}`));
+      a.start();
+      await waitFor(() => logs.filter((m) => m.includes("ECONNREFUSED") || m.includes("refused")).length >= 2, 5000, "two refused attempts");
+      expect([State.Connect, State.Active] as string[]).toContain(a.state);
+      await withTimeout(a.stop(), 3000, "stop");
+      expect(a.state).toBe(State.Idle);
+    },
+    10000,
+  );
+});
+
+describe("address normalisation", () => {
+  test("IPv4-mapped IPv6 becomes IPv4; IPv6 is canonical", () => {
+    expect(normalizeAddress("::ffff:127.0.0.1")).toBe("127.0.0.1");
+    expect(normalizeAddress("::FFFF:10.1.2.3")).toBe("10.1.2.3");
+    expect(normalizeAddress("0:0:0:0:0:0:0:1")).toBe("::1");
+    expect(normalizeAddress("2001:DB8::1")).toBe("2001:db8::1");
+    expect(normalizeAddress("192.0.2.1")).toBe("192.0.2.1");
+  });
+});
