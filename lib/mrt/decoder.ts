@@ -27,6 +27,7 @@ import {
   BGP_MAX_EXT_MSG,
   BgpError,
   MsgType,
+  type OpenMessage,
   type PathAttributes,
   type Prefix,
   SAFI,
@@ -150,6 +151,13 @@ export class MrtDecoder {
   private peers: MrtPeer[] | null = null;
   /** One interning cache per decoding context: index (fourOctetAs ? 2 : 0) + (ibgp ? 1 : 0). */
   private readonly caches: (AttrCache | undefined)[] = [];
+  /**
+   * Families for which a speaker's recorded OPEN offered to send ADD-PATH
+   * path identifiers, keyed by sender (peer or local side of a session).
+   * BIRD writes such sessions with the plain MESSAGE subtypes instead of the
+   * RFC 8050 ADDPATH ones, so the OPEN is the only hint in the file.
+   */
+  private readonly addPathOffers = new Map<string, Set<string>>();
 
   constructor(private readonly opts: MrtReadOptions = {}) {}
 
@@ -349,7 +357,10 @@ export class MrtDecoder {
     }
     const fourOctetAs = AS4_MESSAGE.has(st);
     const peer = this.bgpPeer(c, fourOctetAs);
-    const addPath = ADDPATH_MESSAGE.has(st) || this.opts.assumeAddPath === true;
+    const explicitAddPath = ADDPATH_MESSAGE.has(st) || this.opts.assumeAddPath === true;
+    const local = LOCAL_MESSAGE.has(st);
+    const sender = `${local ? "local" : "peer"}|${peer.peerAddress}|${peer.localAddress}`;
+    const offered = explicitAddPath ? undefined : this.addPathOffers.get(sender);
     const raw = c.buf.subarray(c.pos);
     if (raw.length < 19) c.fail(`BGP message truncated: ${raw.length} bytes, a header needs 19`);
     const msgLen = (raw[16]! << 8) | raw[17]!;
@@ -358,27 +369,45 @@ export class MrtDecoder {
       kind: "message",
       header: r.header,
       peer,
-      local: LOCAL_MESSAGE.has(st),
+      local,
       fourOctetAs,
-      addPath,
+      addPath: explicitAddPath,
       msgType: raw[18]!,
       raw,
       message: null,
       error: null,
     };
+    const ibgp = peer.peerAs === peer.localAs;
+    const decode = (addPath: (afi: number, safi: number) => boolean) =>
+      this.message(raw, { fourOctetAs, ibgp, addPathReceive: addPath, cache: this.cache(fourOctetAs, ibgp) });
     try {
       checkHeader(raw, 0, BGP_MAX_EXT_MSG);
-      rec.message = this.message(raw, {
-        fourOctetAs,
-        ibgp: peer.peerAs === peer.localAs,
-        addPathReceive: () => addPath,
-        cache: this.cache(fourOctetAs, peer.peerAs === peer.localAs),
-      });
+      if (offered && offered.size && raw[18] === MsgType.UPDATE) {
+        // Try the sender's ADD-PATH offer first; fall back to plain NLRI.
+        try {
+          rec.message = decode((afi, safi) => offered.has(`${afi}/${safi}`));
+          rec.addPath = true;
+        } catch (err) {
+          if (!(err instanceof BgpError)) throw err;
+          rec.message = decode(() => false);
+        }
+      } else {
+        rec.message = decode(() => explicitAddPath);
+      }
+      if (rec.message.type === "open") this.noteAddPathOffer(sender, rec.message.open);
     } catch (err) {
       if (!(err instanceof BgpError)) throw err;
       rec.error = err;
     }
     return rec;
+  }
+
+  private noteAddPathOffer(sender: string, open: OpenMessage): void {
+    const fams = new Set<string>();
+    for (const c of open.capabilities) {
+      if (c.type === "add-path") for (const f of c.families) if (f.send) fams.add(`${f.afi}/${f.safi}`);
+    }
+    this.addPathOffers.set(sender, fams);
   }
 
   private message(raw: Uint8Array, ctx: UpdateContext): BgpMessage {

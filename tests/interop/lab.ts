@@ -1154,6 +1154,11 @@ export interface GobgpNeighborSpec {
   keepaliveInterval?: number;
   connectRetry?: number;
   families?: Family[];
+  /**
+   * Enable graceful restart (RFC 4724) for the neighbor and its families.
+   * GoBGP sends End-of-RIB only when graceful restart is enabled on its side.
+   */
+  gracefulRestart?: boolean;
 }
 
 export interface GobgpConfigSpec {
@@ -1187,10 +1192,19 @@ export function gobgpConfig(spec: GobgpConfigSpec): string {
     out.push(`    passive-mode = ${n.passive ? "true" : "false"}`);
     if (n.localAddress) out.push(`    local-address = "${n.localAddress}"`);
     if (n.port) out.push(`    remote-port = ${n.port}`);
+    if (n.gracefulRestart) {
+      out.push(`  [neighbors.graceful-restart.config]`);
+      out.push(`    enabled = true`);
+      out.push(`    restart-time = 30`);
+    }
     for (const fam of n.families ?? (["ipv4", "ipv6"] as const)) {
       out.push(`  [[neighbors.afi-safis]]`);
       out.push(`    [neighbors.afi-safis.config]`);
       out.push(`      afi-safi-name = "${fam}-unicast"`);
+      if (n.gracefulRestart) {
+        out.push(`    [neighbors.afi-safis.mp-graceful-restart.config]`);
+        out.push(`      enabled = true`);
+      }
     }
   }
   return out.join("\n") + "\n";

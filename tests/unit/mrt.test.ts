@@ -14,7 +14,6 @@ import { gzipSync } from "node:zlib";
 import { Command } from "commander";
 import {
   AFI,
-  BgpError,
   KEEPALIVE,
   blockPrefixes,
   emptyAttributes,
@@ -27,6 +26,7 @@ import {
   type PathAttributes,
   type Prefix,
   SEG,
+  prefixToString,
 } from "../../lib/bgp/mod.ts";
 import {
   MrtError,
@@ -249,54 +249,54 @@ describe("every record of every file decodes", () => {
     }
   });
 
-  // bird_bgp / bird6_bgp: ADD-PATH NLRI under MESSAGE_AS4. Decoded as the
-  // subtype says (no path identifiers), the codec rejects the UPDATEs that
-  // carry NLRI; the End-of-RIB markers have none and decode.
-  test("bird_bgp: ADD-PATH NLRI under MESSAGE_AS4 are rejected with Invalid Network Field", () => {
-    const recs = decodeAll("bird_bgp");
-    const msgs = recs.filter((r): r is MessageRecord => r.kind === "message");
-    const bad = msgs.filter((m) => m.error);
-    expect(bad.length).toBe(6);
-    for (const m of bad) {
-      expect(m.header.subtype).toBe(4);
-      expect(m.addPath).toBe(false);
-      expect(m.msgType).toBe(2);
-      expect(m.error).toBeInstanceOf(BgpError);
-      expect(m.error!.code).toBe(3);
-      expect(m.error!.subcode).toBe(10);
-      expect(m.error!.message).toMatch(/^NLRI: prefix length (172|192) exceeds 32$/);
-    }
-    // The OPEN in the same file shows the session negotiated ADD-PATH for IPv4 unicast.
+  // bird_bgp / bird6_bgp: ADD-PATH NLRI under MESSAGE_AS4 (BIRD does not use
+  // the RFC 8050 ADDPATH subtypes). The peer's recorded OPEN offers ADD-PATH
+  // send, so the decoder reads that peer's UPDATEs with path identifiers.
+  test("bird_bgp: ADD-PATH inferred from the peer's OPEN decodes every UPDATE", () => {
+    const msgs = decodeAll("bird_bgp").filter((r): r is MessageRecord => r.kind === "message");
+    expect(msgs.filter((m) => m.error)).toEqual([]);
     const open = msgs.find((m) => m.message?.type === "open")!;
     const caps = open.message!.type === "open" ? open.message!.open.capabilities : [];
     expect(caps.some((c) => c.type === "add-path" && c.families.some((f) => f.afi === 1 && f.safi === 1 && f.send))).toBe(true);
-    // The first NLRI byte run is a 4-byte path identifier (0,0,0,2) followed by /24.
-    const first = bad[0]!;
+    const withNlri = msgs.filter((m) => m.message?.type === "update" && m.message.update.nlri);
+    expect(withNlri.length).toBe(6);
+    for (const m of withNlri) {
+      expect(m.header.subtype).toBe(4);
+      expect(m.addPath).toBe(true);
+    }
+    // Independent check on the bytes: the first NLRI is path id 0,0,0,2 then a /24 of 172.17.0.0.
+    const first = withNlri[0]!;
     const body = first.raw.subarray(19);
     const nlriStart = 4 + ((body[2]! << 8) | body[3]!);
-    expect(Array.from(body.subarray(nlriStart, nlriStart + 5))).toEqual([0, 0, 0, 2, 24]);
+    expect(Array.from(body.subarray(nlriStart, nlriStart + 8))).toEqual([0, 0, 0, 2, 24, 172, 17, 0]);
+    const u = first.message!.type === "update" ? first.message!.update : null;
+    const p = blockPrefixes(u!.nlri)[0]!;
+    expect(prefixToString(p)).toBe("172.17.0.0/24");
+    expect(p.pathId).toBe(2);
   });
 
-  test("bird6_bgp: ADD-PATH MP_REACH_NLRI under MESSAGE_AS4 is rejected with Optional Attribute Error", () => {
-    const bad = decodeAll("bird6_bgp").filter((r): r is MessageRecord => r.kind === "message" && r.error !== null);
-    expect(bad.length).toBe(6);
-    for (const m of bad) {
+  test("bird6_bgp: ADD-PATH MP_REACH_NLRI inferred from the peer's OPEN", () => {
+    const msgs = decodeAll("bird6_bgp").filter((r): r is MessageRecord => r.kind === "message");
+    expect(msgs.filter((m) => m.error)).toEqual([]);
+    const withNlri = msgs.filter((m) => m.message?.type === "update" && m.message.update.mpReach?.nlri);
+    expect(withNlri.length).toBe(6);
+    for (const m of withNlri) {
       expect(m.header.subtype).toBe(4);
-      expect(m.error!.code).toBe(3);
-      expect(m.error!.subcode).toBe(9);
-      expect(m.error!.message).toBe("MP_REACH_NLRI: prefix length 253 exceeds 128");
+      expect(m.addPath).toBe(true);
+      const u = m.message!.type === "update" ? m.message!.update : null;
+      for (const p of blockPrefixes(u!.mpReach!.nlri)) expect(p.pathId).toBeGreaterThan(0);
     }
   });
 
-  test("runMrt reports malformed messages, and --add-path decodes them", async () => {
+  test("runMrt decodes the mislabelled dumps with no option, and --add-path still works", async () => {
     const file = join(DATA_DIR, "bird_bgp");
     const plain = await run(file);
-    expect(plain.code).toBe(1);
-    expect(plain.err).toBe(`bgpctl: ${file}: 6 malformed BGP messages, the first at byte offset 390 (if the session negotiated ADD-PATH, try --add-path)\n`);
-    expect(plain.out.split("\n").filter((l) => l.includes("malformed")).length).toBe(6);
-    const fixed = await run(file, { addPath: true });
-    expect(fixed.code).toBe(0);
-    expect(fixed.err).toBe("");
+    expect(plain.err).toBe("");
+    expect(plain.code).toBe(0);
+    expect(plain.out.split("\n").filter((l) => l.includes("malformed")).length).toBe(0);
+    const forced = await run(file, { addPath: true });
+    expect(forced.code).toBe(0);
+    expect(forced.err).toBe("");
   });
 });
 
@@ -538,6 +538,16 @@ describe("re-encoding decoded messages reproduces the original bytes", () => {
     expect(results.notification).toBe(4);
     expect(results.refresh).toBe(4);
   });
+  test("a recognised optional transitive attribute keeps its Partial bit (RFC 4271 §5)", () => {
+    // bird_bgp@769: LARGE_COMMUNITY arrives with flags 0xe0 (optional, transitive, partial).
+    const r = decodeAll("bird_bgp", { assumeAddPath: true }).find((x) => x.header.offset === 769) as MessageRecord;
+    const u = r.message!.type === "update" ? r.message!.update : null;
+    expect(u!.attrs!.partial).toEqual([32]);
+    const enc = encodeUpdate({ attrs: u!.attrs, nlri: blockPrefixes(u!.nlri) }, { fourOctetAs: true, addPathSend: () => true }, false);
+    expect(eq(enc, r.raw)).toBe(true);
+    expect(enc[enc.length - 8 - 36 - 3]).toBe(0xe0);
+  });
+
   test("the canonical check rejects what it should", () => {
     const recs = decodeAll("bird-mrtdump_bgp").filter((r): r is MessageRecord => r.kind === "message" && r.message?.type === "update");
     const m = recs[0]!;
