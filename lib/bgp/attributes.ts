@@ -506,28 +506,173 @@ export function decodeAttributes(raw: RawAttr[], ctx: AttrContext, issues: AttrI
   return a;
 }
 
-/** Bounded cache of decoded attribute sets keyed by their raw bytes (interning). */
-export class AttrCache {
-  private map = new Map<string, { attrs: PathAttributes; issues: AttrIssue[] }>();
-  constructor(readonly limit = 200_000) {}
-  get(key: string): { attrs: PathAttributes; issues: AttrIssue[] } | undefined {
-    return this.map.get(key);
-  }
-  set(key: string, v: { attrs: PathAttributes; issues: AttrIssue[] }): void {
-    if (this.map.size >= this.limit) this.map.clear();
-    this.map.set(key, v);
-  }
-  get size(): number {
-    return this.map.size;
-  }
+export interface DecodedAttrs {
+  attrs: PathAttributes;
+  issues: AttrIssue[];
 }
 
-/** Latin-1 key of a byte range, for interning. */
-export function bytesKey(b: Uint8Array): string {
-  let s = "";
-  const CH = 4096;
-  for (let i = 0; i < b.length; i += CH) s += String.fromCharCode.apply(null, b.subarray(i, i + CH) as unknown as number[]);
-  return s;
+interface CacheEntry {
+  key: Uint8Array;
+  value: DecodedAttrs;
+}
+
+/**
+ * Layout of the attribute scan table filled by `scanAttributes`: four ints
+ * per attribute (flags, type, offset of the attribute header, offset just
+ * past its value).
+ */
+export const SCAN_STRIDE = 4;
+let scan = new Int32Array(64 * SCAN_STRIDE);
+
+/**
+ * Walk the attribute headers of [start, end) into the shared scan table
+ * without allocating. Returns the number of attributes, or -1 when the
+ * section does not frame exactly (RFC 7606 §4: use splitAttributes to learn why).
+ * The table is valid until the next call.
+ */
+export function scanAttributes(buf: Uint8Array, start: number, end: number): number {
+  let n = 0;
+  let o = start;
+  while (o < end) {
+    if (end - o < 3) return -1;
+    const flags = buf[o]!;
+    const ext = (flags & FLAG.EXTENDED) !== 0;
+    if (ext && end - o < 4) return -1;
+    const len = ext ? (buf[o + 2]! << 8) | buf[o + 3]! : buf[o + 2]!;
+    const ve = o + (ext ? 4 : 3) + len;
+    if (ve > end) return -1;
+    if ((n + 1) * SCAN_STRIDE > scan.length) {
+      const bigger = new Int32Array(scan.length * 2);
+      bigger.set(scan);
+      scan = bigger;
+    }
+    const i = n * SCAN_STRIDE;
+    scan[i] = flags;
+    scan[i + 1] = buf[o + 1]!;
+    scan[i + 2] = o;
+    scan[i + 3] = ve;
+    n++;
+    o = ve;
+  }
+  return n;
+}
+
+/** The scan table (see SCAN_STRIDE) as last filled by scanAttributes. */
+export function scanTable(): Int32Array {
+  return scan;
+}
+
+function isMp(type: number): boolean {
+  return type === ATTR.MP_REACH_NLRI || type === ATTR.MP_UNREACH_NLRI;
+}
+
+/** The non-MP attributes of a scan as RawAttr views (allocates; the slow path). */
+export function scannedAttrs(buf: Uint8Array, n: number, mp: boolean): RawAttr[] {
+  const out: RawAttr[] = [];
+  for (let i = 0; i < n; i++) {
+    const j = i * SCAN_STRIDE;
+    const type = scan[j + 1]!;
+    if (isMp(type) !== mp) continue;
+    const flags = scan[j]!;
+    const hs = scan[j + 2]!;
+    out.push({ flags, type, value: buf.subarray(hs + (flags & FLAG.EXTENDED ? 4 : 3), scan[j + 3]!) });
+  }
+  return out;
+}
+
+function fnv(h: number, buf: Uint8Array, s: number, e: number): number {
+  for (let i = s; i < e; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * Interning cache of decoded attribute sets, keyed by the raw bytes of the
+ * non-MP attributes (hash, then a byte compare). A full table with few
+ * distinct attribute sets costs one parse per distinct set; a lookup
+ * allocates nothing. Bounded: cleared when it reaches `limit` entries.
+ */
+export class AttrCache {
+  private map = new Map<number, CacheEntry | CacheEntry[]>();
+  private count = 0;
+  constructor(readonly limit = 200_000) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  private hashScan(buf: Uint8Array, n: number): number {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < n; i++) {
+      const j = i * SCAN_STRIDE;
+      if (!isMp(scan[j + 1]!)) h = fnv(h, buf, scan[j + 2]!, scan[j + 3]!);
+    }
+    return h;
+  }
+
+  private matchesScan(key: Uint8Array, buf: Uint8Array, n: number): boolean {
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      const j = i * SCAN_STRIDE;
+      if (isMp(scan[j + 1]!)) continue;
+      const e = scan[j + 3]!;
+      for (let o = scan[j + 2]!; o < e; o++) if (key[k++] !== buf[o]) return false;
+    }
+    return k === key.length;
+  }
+
+  private find(h: number, match: (key: Uint8Array) => boolean): DecodedAttrs | undefined {
+    const b = this.map.get(h);
+    if (!b) return undefined;
+    if (!Array.isArray(b)) return match(b.key) ? b.value : undefined;
+    for (const e of b) if (match(e.key)) return e.value;
+    return undefined;
+  }
+
+  private put(h: number, key: Uint8Array, value: DecodedAttrs): void {
+    if (this.count >= this.limit) {
+      this.map.clear();
+      this.count = 0;
+    }
+    const e: CacheEntry = { key, value };
+    const b = this.map.get(h);
+    if (!b) this.map.set(h, e);
+    else if (Array.isArray(b)) b.push(e);
+    else this.map.set(h, [b, e]);
+    this.count++;
+  }
+
+  /** Look up the non-MP attributes of the last scan of `buf`. */
+  lookupScan(buf: Uint8Array, n: number): DecodedAttrs | undefined {
+    return this.find(this.hashScan(buf, n), (k) => this.matchesScan(k, buf, n));
+  }
+
+  insertScan(buf: Uint8Array, n: number, value: DecodedAttrs): void {
+    const h = this.hashScan(buf, n);
+    let len = 0;
+    for (let i = 0; i < n; i++) {
+      const j = i * SCAN_STRIDE;
+      if (!isMp(scan[j + 1]!)) len += scan[j + 3]! - scan[j + 2]!;
+    }
+    const key = new Uint8Array(len);
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      const j = i * SCAN_STRIDE;
+      if (isMp(scan[j + 1]!)) continue;
+      key.set(buf.subarray(scan[j + 2]!, scan[j + 3]!), k);
+      k += scan[j + 3]! - scan[j + 2]!;
+    }
+    this.put(h, key, value);
+  }
+
+  /** Look up by a plain byte string (e.g. the attributes of an MRT RIB entry). */
+  get(bytes: Uint8Array): DecodedAttrs | undefined {
+    const h = fnv(0x811c9dc5, bytes, 0, bytes.length);
+    return this.find(h, (k) => k.length === bytes.length && k.every((x, i) => x === bytes[i]));
+  }
+
+  set(bytes: Uint8Array, value: DecodedAttrs): void {
+    this.put(fnv(0x811c9dc5, bytes, 0, bytes.length), bytes.slice(), value);
+  }
 }
 
 // ---------------------------------------------------------------- encoding

@@ -13,11 +13,13 @@ import {
   AttrCache,
   type AttrContext,
   type AttrIssue,
+  type DecodedAttrs,
   type PathAttributes,
   type RawAttr,
   attrName,
-  bytesKey,
   decodeAttributes,
+  scanAttributes,
+  scannedAttrs,
   encodeAttributes,
   splitAttributes,
 } from "./attributes.ts";
@@ -163,8 +165,16 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
     return msg;
   }
 
-  const { attrs: raw, overrun } = splitAttributes(body, attrStart, attrEnd);
-  if (overrun) {
+  // One pass over the attribute headers; views are made only where needed.
+  const scanned = scanAttributes(body, attrStart, attrEnd);
+  let overrun: string | null = null;
+  let mpAttrs: RawAttr[];
+  let nonMp: RawAttr[] | null = null;
+  let total: number;
+  if (scanned < 0) {
+    const split = splitAttributes(body, attrStart, attrEnd);
+    overrun = split.overrun;
+    const raw = split.attrs;
     // RFC 7606 §4: treat-as-withdraw "unless some other, more severe error is
     // encountered". An MP_REACH_NLRI / MP_UNREACH_NLRI that overruns the section
     // is malformed and its NLRI cannot be located: session reset (§7.11, §5.3).
@@ -175,18 +185,20 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
       throw new BgpError(ERR.UPDATE, UPDATE_SUB.OPTIONAL_ATTRIBUTE_ERROR, `${attrName(t)}: ${overrun}`, body.slice(at, attrEnd));
     }
     msg.treatAsWithdraw = true;
-    msg.issues.push({ action: "treat-as-withdraw", attr: 0, reason: overrun });
+    msg.issues.push({ action: "treat-as-withdraw", attr: 0, reason: overrun! });
+    mpAttrs = raw.filter((a) => a.type === ATTR.MP_REACH_NLRI || a.type === ATTR.MP_UNREACH_NLRI);
+    nonMp = raw.filter((a) => a.type !== ATTR.MP_REACH_NLRI && a.type !== ATTR.MP_UNREACH_NLRI);
+    total = raw.length;
+  } else {
+    mpAttrs = scannedAttrs(body, scanned, true);
+    total = scanned;
   }
+  const otherAttrs = total - mpAttrs.length;
 
   // MP_REACH / MP_UNREACH: located first; errors here reset the session (RFC 7606 §5.3, §7.11).
-  let otherAttrs = 0;
   /** An MP_REACH_NLRI with a non-empty NLRI field, of any family (RFC 7606 §5.2). */
   let mpReachEncodesNlri = false;
-  for (const a of raw) {
-    if (a.type !== ATTR.MP_REACH_NLRI && a.type !== ATTR.MP_UNREACH_NLRI) {
-      otherAttrs++;
-      continue;
-    }
+  for (const a of mpAttrs) {
     if ((a.flags & (FLAG.OPTIONAL | FLAG.TRANSITIVE)) !== FLAG.OPTIONAL) {
       throw new BgpError(ERR.UPDATE, UPDATE_SUB.ATTRIBUTE_FLAGS_ERROR, `${attrName(a.type)} has wrong flags`, rawAttrBytes(a));
     }
@@ -229,28 +241,27 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
       const c = checkNlri(body, vStart + 3, vStart + v.length, afi, ap);
       if (!c.ok) throw optionalAttrError(a, `MP_UNREACH_NLRI: ${c.reason}`);
       mu.withdrawn = block(body, vStart + 3, vStart + v.length, afi as Afi, safi, ap, c);
-      if (c.count === 0 && otherAttrs === 0 && raw.length === 1 && !msg.nlri && !msg.withdrawn) {
+      if (c.count === 0 && otherAttrs === 0 && total === 1 && !msg.nlri && !msg.withdrawn) {
         msg.endOfRib = { afi, safi };
       }
     }
   }
 
-  // Other attributes, interned by their raw bytes.
-  const nonMp = raw.filter((a) => a.type !== ATTR.MP_REACH_NLRI && a.type !== ATTR.MP_UNREACH_NLRI);
-  let decoded: { attrs: PathAttributes; issues: AttrIssue[] };
+  // Other attributes, interned by their raw bytes (the scan table is still ours:
+  // nothing above scans again).
+  let decoded: DecodedAttrs;
   const cache = ctx.cache;
-  if (cache && !overrun && nonMp.length > 0) {
-    let key = "";
-    for (const a of nonMp) key += bytesKey(rawAttrBytes(a));
-    const hit = cache.get(key);
+  if (cache && scanned > 0 && otherAttrs > 0) {
+    const hit = cache.lookupScan(body, scanned);
     if (hit) decoded = hit;
     else {
       const issues: AttrIssue[] = [];
-      decoded = { attrs: decodeAttributes(nonMp, ctx, issues), issues };
-      cache.set(key, decoded);
+      decoded = { attrs: decodeAttributes(scannedAttrs(body, scanned, false), ctx, issues), issues };
+      cache.insertScan(body, scanned, decoded);
     }
   } else {
     const issues: AttrIssue[] = [];
+    nonMp ??= scanned >= 0 ? scannedAttrs(body, scanned, false) : [];
     decoded = { attrs: decodeAttributes(nonMp, ctx, issues), issues };
   }
   msg.attrs = decoded.attrs;

@@ -32,7 +32,6 @@ import {
   type Prefix,
   SAFI,
   type UpdateContext,
-  bytesKey,
   checkHeader,
   decodeAttributes,
   decodeNotification,
@@ -310,7 +309,7 @@ export class MrtDecoder {
     let decoded: { attrs: PathAttributes; issues: AttrIssue[] };
     try {
       const cache = this.cache(fourOctetAs, true);
-      const key = overrun ? null : bytesKey(rawAttrs);
+      const key = overrun ? null : rawAttrs;
       const hit = key === null ? undefined : cache.get(key);
       if (hit) decoded = hit;
       else {
