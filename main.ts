@@ -23,14 +23,17 @@ const program = new Command("bgpctl")
   .version(pkg.version, "-V, --version")
   .showHelpAfterError(false)
   .exitOverride()
-  .configureOutput({ writeErr: () => {} });
+  .configureOutput({ outputError: () => {} });
 
 registerPeer(program);
 registerShow(program);
 registerMrt(program);
+// Commander's own error text is replaced by ours (one line, "bgpctl: ...");
+// help still goes out, on stdout when asked for, on stderr for a bare group.
+const quiet = { outputError: () => {} };
 for (const c of program.commands) {
-  c.exitOverride().configureOutput({ writeErr: () => {} });
-  for (const s of c.commands) s.exitOverride().configureOutput({ writeErr: () => {} });
+  c.exitOverride().configureOutput(quiet);
+  for (const s of c.commands) s.exitOverride().configureOutput(quiet);
 }
 
 try {
@@ -38,7 +41,8 @@ try {
   flush();
 } catch (e) {
   if (e instanceof CommanderError) {
-    if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") process.exit(0);
+    if (e.code === "commander.helpDisplayed" || e.code === "commander.version") process.exit(0);
+    if (e.code === "commander.help" || e.code === "commander.executeSubCommandAsync") process.exit(2); // a group without its subcommand
     fail(e.message.replace(/^error: /, ""), 2);
   }
   if (e instanceof UsageError) fail(e.message, 2);

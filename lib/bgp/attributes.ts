@@ -146,15 +146,15 @@ export function attrName(type: number): string {
 }
 
 /** Parse AS_PATH / AS4_PATH segments; null if malformed. */
-export function parseAsPath(v: Uint8Array, asLen: 2 | 4): AsPathSegment[] | null {
+export function parseAsPath(v: Uint8Array, asLen: 2 | 4, start = 0, end = v.length): AsPathSegment[] | null {
   const segs: AsPathSegment[] = [];
-  let o = 0;
-  while (o < v.length) {
-    if (v.length - o < 2) return null;
+  let o = start;
+  while (o < end) {
+    if (end - o < 2) return null;
     const type = v[o]!;
     const n = v[o + 1]!;
     if (type < SEG.AS_SET || type > SEG.AS_CONFED_SET || n === 0) return null;
-    if (o + 2 + n * asLen > v.length) return null;
+    if (o + 2 + n * asLen > end) return null;
     const asns = new Array<number>(n);
     for (let i = 0; i < n; i++) {
       const p = o + 2 + i * asLen;
@@ -353,43 +353,91 @@ function updErr(sub: number, msg: string, a?: RawAttr): BgpError {
  * says so.
  */
 export function decodeAttributes(raw: RawAttr[], ctx: AttrContext, issues: AttrIssue[]): PathAttributes {
+  return decodeAttrSet(raw.length, (i) => raw[i]!.flags, (i) => raw[i]!.type, (i) => raw[i]!.value, () => 0, (i) => raw[i]!.value.length, ctx, issues);
+}
+
+/**
+ * Decode the non-MP attributes found by the last `scanAttributes(buf, …)`
+ * straight from the message buffer (no per-attribute views).
+ */
+export function decodeScannedAttributes(buf: Uint8Array, n: number, ctx: AttrContext, issues: AttrIssue[]): PathAttributes {
+  const t = scan;
+  return decodeAttrSet(
+    n,
+    (i) => t[i * SCAN_STRIDE]!,
+    (i) => t[i * SCAN_STRIDE + 1]!,
+    () => buf,
+    (i) => t[i * SCAN_STRIDE + 2]! + (t[i * SCAN_STRIDE]! & FLAG.EXTENDED ? 4 : 3),
+    (i) => t[i * SCAN_STRIDE + 3]!,
+    ctx,
+    issues,
+  );
+}
+
+/** Attribute types seen in the current decode: `seenMark[type] === seenGen`. */
+const seenMark = new Uint32Array(256);
+let seenGen = 0;
+
+/**
+ * The attribute decoder proper, over n attributes given by accessors: flags,
+ * type, and the value as (buffer, start, end). Per-attribute RFC 7606 handling.
+ */
+function decodeAttrSet(
+  n: number,
+  flagsOf: (i: number) => number,
+  typeOf: (i: number) => number,
+  bufOf: (i: number) => Uint8Array,
+  startOf: (i: number) => number,
+  endOf: (i: number) => number,
+  ctx: AttrContext,
+  issues: AttrIssue[],
+): PathAttributes {
   const a = emptyAttributes();
-  const seen = new Set<number>();
+  if (++seenGen === 0xffffffff) {
+    seenMark.fill(0);
+    seenGen = 1;
+  }
+  const gen = seenGen;
   let as4Path: AsPathSegment[] | null = null;
   let as4Agg: { asn: number; address: string } | null = null;
   const asLen: 2 | 4 = ctx.fourOctetAs ? 4 : 2;
   const withdraw = (attr: number, reason: string) => issues.push({ action: "treat-as-withdraw", attr, reason });
   const discard = (attr: number, reason: string) => issues.push({ action: "attribute-discard", attr, reason });
 
-  for (const r of raw) {
-    const { type, value: v } = r;
+  for (let i = 0; i < n; i++) {
+    const type = typeOf(i);
     if (type === ATTR.MP_REACH_NLRI || type === ATTR.MP_UNREACH_NLRI) continue;
-    if (seen.has(type)) {
+    const flags = flagsOf(i);
+    const b = bufOf(i);
+    const s = startOf(i);
+    const e = endOf(i);
+    const vlen = e - s;
+    if (seenMark[type] === gen) {
       discard(type, `duplicate ${attrName(type)} ignored`);
       continue;
     }
-    seen.add(type);
+    seenMark[type] = gen;
     const expected = EXPECTED_FLAGS[type];
     if (expected === undefined) {
-      if (!(r.flags & FLAG.OPTIONAL)) {
-        throw updErr(UPDATE_SUB.UNRECOGNIZED_WELL_KNOWN, `unrecognized well-known attribute ${type}`, r);
+      if (!(flags & FLAG.OPTIONAL)) {
+        throw updErr(UPDATE_SUB.UNRECOGNIZED_WELL_KNOWN, `unrecognized well-known attribute ${type}`, { flags, type, value: b.subarray(s, e) });
       }
-      if (r.flags & FLAG.TRANSITIVE) a.unknown.push({ flags: r.flags, type, value: v.slice() });
+      if (flags & FLAG.TRANSITIVE) a.unknown.push({ flags, type, value: b.slice(s, e) });
       continue;
     }
-    if ((r.flags & (FLAG.OPTIONAL | FLAG.TRANSITIVE)) !== expected) {
-      withdraw(type, `${attrName(type)} has wrong flags 0x${r.flags.toString(16)}`);
+    if ((flags & (FLAG.OPTIONAL | FLAG.TRANSITIVE)) !== expected) {
+      withdraw(type, `${attrName(type)} has wrong flags 0x${flags.toString(16)}`);
       continue;
     }
-    if (r.flags & FLAG.PARTIAL && expected === (FLAG.OPTIONAL | FLAG.TRANSITIVE)) (a.partial ??= []).push(type);
+    if (flags & FLAG.PARTIAL && expected === (FLAG.OPTIONAL | FLAG.TRANSITIVE)) (a.partial ??= []).push(type);
     switch (type) {
       case ATTR.ORIGIN:
-        if (v.length !== 1) withdraw(type, `ORIGIN length ${v.length}`);
-        else if (v[0]! > 2) withdraw(type, `invalid ORIGIN ${v[0]}`);
-        else a.origin = v[0]!;
+        if (vlen !== 1) withdraw(type, `ORIGIN length ${vlen}`);
+        else if (b[s]! > 2) withdraw(type, `invalid ORIGIN ${b[s]}`);
+        else a.origin = b[s]!;
         break;
       case ATTR.AS_PATH: {
-        const p = parseAsPath(v, asLen);
+        const p = parseAsPath(b, asLen, s, e);
         if (!p) {
           withdraw(type, "malformed AS_PATH");
           break;
@@ -406,59 +454,59 @@ export function decodeAttributes(raw: RawAttr[], ctx: AttrContext, issues: AttrI
         break;
       }
       case ATTR.NEXT_HOP:
-        if (v.length !== 4) withdraw(type, `NEXT_HOP length ${v.length}`);
-        else a.nextHop = v.slice();
+        if (vlen !== 4) withdraw(type, `NEXT_HOP length ${vlen}`);
+        else a.nextHop = b.slice(s, e);
         break;
       case ATTR.MED:
-        if (v.length !== 4) withdraw(type, `MULTI_EXIT_DISC length ${v.length}`);
-        else a.med = u32(v, 0);
+        if (vlen !== 4) withdraw(type, `MULTI_EXIT_DISC length ${vlen}`);
+        else a.med = u32(b, s + 0);
         break;
       case ATTR.LOCAL_PREF:
         if (!ctx.ibgp) discard(type, "LOCAL_PREF from an external peer ignored");
-        else if (v.length !== 4) withdraw(type, `LOCAL_PREF length ${v.length}`);
-        else a.localPref = u32(v, 0);
+        else if (vlen !== 4) withdraw(type, `LOCAL_PREF length ${vlen}`);
+        else a.localPref = u32(b, s + 0);
         break;
       case ATTR.ATOMIC_AGGREGATE:
-        if (v.length !== 0) discard(type, `ATOMIC_AGGREGATE length ${v.length}`);
+        if (vlen !== 0) discard(type, `ATOMIC_AGGREGATE length ${vlen}`);
         else a.atomicAggregate = true;
         break;
       case ATTR.AGGREGATOR: {
         const want = asLen + 4;
-        if (v.length !== want) discard(type, `AGGREGATOR length ${v.length}, expected ${want}`);
+        if (vlen !== want) discard(type, `AGGREGATOR length ${vlen}, expected ${want}`);
         else {
-          const asn = asLen === 4 ? u32(v, 0) : u16(v, 0);
+          const asn = asLen === 4 ? u32(b, s + 0) : u16(b, s + 0);
           if (asn === 0) discard(type, "AGGREGATOR with AS 0");
-          else a.aggregator = { asn, address: formatIPv4(v, asLen) };
+          else a.aggregator = { asn, address: formatIPv4(b, s + asLen) };
         }
         break;
       }
       case ATTR.COMMUNITIES:
         // RFC 7606 §7.8: malformed unless the length is a non-zero multiple of 4.
-        if (v.length === 0 || v.length % 4 !== 0) withdraw(type, `COMMUNITIES length ${v.length}`);
-        else for (let o = 0; o < v.length; o += 4) a.communities.push(u32(v, o));
+        if (vlen === 0 || vlen % 4 !== 0) withdraw(type, `COMMUNITIES length ${vlen}`);
+        else for (let o = 0; o < vlen; o += 4) a.communities.push(u32(b, s + o));
         break;
       case ATTR.ORIGINATOR_ID:
         if (!ctx.ibgp) discard(type, "ORIGINATOR_ID from an external peer ignored");
-        else if (v.length !== 4) withdraw(type, `ORIGINATOR_ID length ${v.length}`);
-        else a.originatorId = formatIPv4(v);
+        else if (vlen !== 4) withdraw(type, `ORIGINATOR_ID length ${vlen}`);
+        else a.originatorId = formatIPv4(b, s);
         break;
       case ATTR.CLUSTER_LIST:
         if (!ctx.ibgp) discard(type, "CLUSTER_LIST from an external peer ignored");
-        else if (v.length === 0 || v.length % 4 !== 0) withdraw(type, `CLUSTER_LIST length ${v.length}`);
-        else for (let o = 0; o < v.length; o += 4) a.clusterList.push(formatIPv4(v, o));
+        else if (vlen === 0 || vlen % 4 !== 0) withdraw(type, `CLUSTER_LIST length ${vlen}`);
+        else for (let o = 0; o < vlen; o += 4) a.clusterList.push(formatIPv4(b, s + o));
         break;
       case ATTR.EXTENDED_COMMUNITIES:
         // RFC 7606 §7.14: malformed unless the length is a non-zero multiple of 8.
-        if (v.length === 0 || v.length % 8 !== 0) withdraw(type, `EXTENDED_COMMUNITIES length ${v.length}`);
-        else for (let o = 0; o < v.length; o += 8) a.extCommunities.push(v.slice(o, o + 8));
+        if (vlen === 0 || vlen % 8 !== 0) withdraw(type, `EXTENDED_COMMUNITIES length ${vlen}`);
+        else for (let o = 0; o < vlen; o += 8) a.extCommunities.push(b.slice(s + o, s + o + 8));
         break;
       case ATTR.LARGE_COMMUNITY:
-        if (v.length === 0 || v.length % 12 !== 0) withdraw(type, `LARGE_COMMUNITY length ${v.length}`);
+        if (vlen === 0 || vlen % 12 !== 0) withdraw(type, `LARGE_COMMUNITY length ${vlen}`);
         else {
           // RFC 8092 §3: a receiver MUST silently remove redundant values.
-          const dup = v.length > 12 ? new Set<string>() : null;
-          for (let o = 0; o < v.length; o += 12) {
-            const l: [number, number, number] = [u32(v, o), u32(v, o + 4), u32(v, o + 8)];
+          const dup = vlen > 12 ? new Set<string>() : null;
+          for (let o = 0; o < vlen; o += 12) {
+            const l: [number, number, number] = [u32(b, s + o), u32(b, s + o + 4), u32(b, s + o + 8)];
             if (dup) {
               const k = `${l[0]}:${l[1]}:${l[2]}`;
               if (dup.has(k)) continue;
@@ -473,7 +521,7 @@ export function decodeAttributes(raw: RawAttr[], ctx: AttrContext, issues: AttrI
           discard(type, "AS4_PATH from a 4-octet peer ignored");
           break;
         }
-        const p = parseAsPath(v, 4);
+        const p = parseAsPath(b, 4, s, e);
         if (!p || p.some((s) => s.asns.includes(0) || s.type === SEG.AS_CONFED_SEQUENCE || s.type === SEG.AS_CONFED_SET)) {
           discard(type, "malformed AS4_PATH");
           break;
@@ -483,12 +531,12 @@ export function decodeAttributes(raw: RawAttr[], ctx: AttrContext, issues: AttrI
       }
       case ATTR.AS4_AGGREGATOR:
         if (ctx.fourOctetAs) discard(type, "AS4_AGGREGATOR from a 4-octet peer ignored");
-        else if (v.length !== 8 || u32(v, 0) === 0) discard(type, `malformed AS4_AGGREGATOR (length ${v.length})`);
-        else as4Agg = { asn: u32(v, 0), address: formatIPv4(v, 4) };
+        else if (vlen !== 8 || u32(b, s + 0) === 0) discard(type, `malformed AS4_AGGREGATOR (length ${vlen})`);
+        else as4Agg = { asn: u32(b, s + 0), address: formatIPv4(b, s + 4) };
         break;
       case ATTR.OTC:
-        if (v.length !== 4) withdraw(type, `OTC length ${v.length}`);
-        else a.otc = u32(v, 0);
+        if (vlen !== 4) withdraw(type, `OTC length ${vlen}`);
+        else a.otc = u32(b, s + 0);
         break;
     }
   }
@@ -658,8 +706,8 @@ export class AttrCache {
     for (let i = 0; i < n; i++) {
       const j = i * SCAN_STRIDE;
       if (isMp(scan[j + 1]!)) continue;
-      key.set(buf.subarray(scan[j + 2]!, scan[j + 3]!), k);
-      k += scan[j + 3]! - scan[j + 2]!;
+      const e = scan[j + 3]!;
+      for (let o = scan[j + 2]!; o < e; o++) key[k++] = buf[o]!;
     }
     this.put(h, key, value);
   }

@@ -54,40 +54,64 @@ export function checkHeader(buf: Uint8Array, off: number, maxLen: number): numbe
 }
 
 export class Framer {
-  private pending: Uint8Array = new Uint8Array(0);
+  /** Chunks received that do not yet complete a message, oldest first. */
+  private pending: Uint8Array[] = [];
+  private pendingLen = 0;
+  /** Bytes needed before the pending chunks are worth joining (a header, then a whole message). */
+  private need = BGP_HEADER_LEN;
   /** Maximum message length; raise to 65535 once extended message is negotiated. */
   maxLen = BGP_MAX_MSG;
 
   /**
    * Feed a chunk; returns the complete messages it finishes. Throws BgpError on
    * a bad header (the session must send the NOTIFICATION and close).
-   * Frames reference a private copy, so the caller may reuse `chunk`.
+   * Frames are views into `chunk` (or into a private join of earlier chunks),
+   * so the caller must not overwrite `chunk` afterwards; socket data buffers
+   * are never reused, and callers that reuse a buffer pass a copy.
+   * Cost is linear in the bytes received, however the stream is split.
    */
   push(chunk: Uint8Array): Frame[] {
-    let buf: Uint8Array;
-    if (this.pending.length === 0) {
-      buf = chunk;
-    } else {
-      buf = new Uint8Array(this.pending.length + chunk.length);
-      buf.set(this.pending, 0);
-      buf.set(chunk, this.pending.length);
+    if (this.pendingLen > 0) {
+      this.pending.push(chunk);
+      this.pendingLen += chunk.length;
+      // Still short of a header, or of the message its header announced.
+      if (this.pendingLen < this.need) return [];
+      const joined = new Uint8Array(this.pendingLen);
+      let o = 0;
+      for (const c of this.pending) {
+        joined.set(c, o);
+        o += c.length;
+      }
+      this.pending = [];
+      this.pendingLen = 0;
+      chunk = joined;
     }
     const out: Frame[] = [];
     let off = 0;
-    while (buf.length - off >= BGP_HEADER_LEN) {
-      const len = checkHeader(buf, off, this.maxLen);
-      if (buf.length - off < len) break;
-      const raw = buf === chunk ? buf.slice(off, off + len) : buf.subarray(off, off + len);
+    while (chunk.length - off >= BGP_HEADER_LEN) {
+      const len = checkHeader(chunk, off, this.maxLen);
+      if (chunk.length - off < len) {
+        this.need = len;
+        break;
+      }
+      const raw = chunk.subarray(off, off + len);
       out.push({ type: raw[18]!, raw, body: raw.subarray(BGP_HEADER_LEN) });
       off += len;
     }
-    this.pending = off === buf.length ? new Uint8Array(0) : buf.slice(off);
+    if (off < chunk.length) {
+      const rest = chunk.subarray(off);
+      if (rest.length < BGP_HEADER_LEN) this.need = BGP_HEADER_LEN;
+      this.pending = [rest];
+      this.pendingLen = rest.length;
+    } else {
+      this.need = BGP_HEADER_LEN;
+    }
     return out;
   }
 
   /** Bytes buffered that do not yet form a whole message. */
   get buffered(): number {
-    return this.pending.length;
+    return this.pendingLen;
   }
 }
 

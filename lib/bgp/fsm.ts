@@ -146,6 +146,12 @@ interface Conn {
   negotiated: Negotiated | null;
   /** Current hold time in ms (0: none). */
   holdMs: number;
+  /**
+   * When the hold timer really expires (clock ms). Received messages only move
+   * this deadline; the armed timer re-arms itself for the remainder when it
+   * fires early, so a full table costs no timer churn per UPDATE.
+   */
+  holdDeadline: number;
   hold?: TimerHandle;
   keepalive?: TimerHandle;
   delayOpen?: TimerHandle;
@@ -334,6 +340,13 @@ export class Fsm {
     this.handle({ type: "KeepAliveMsg", conn });
   }
   updateReceived(conn: ConnId): void {
+    // Fast path for the common case (an UPDATE in Established): only the hold
+    // deadline moves. Anything else goes through the full dispatch.
+    const c = this.conns.get(conn);
+    if (c && c.state === State.Established && !this.busy && this.queue.length === 0) {
+      this.restartHold(c);
+      return;
+    }
     this.handle({ type: "UpdateMsg", conn });
   }
   routeRefreshReceived(conn: ConnId): void {
@@ -441,9 +454,15 @@ export class Fsm {
     const c = this.conns.get(e.conn);
     if (!c) return; // stale event for a connection already closed
     switch (e.type) {
-      case "HoldTimer_Expires":
+      case "HoldTimer_Expires": {
         c.hold = undefined;
+        const left = c.holdDeadline - this.clock.now();
+        if (left > 0 && c.holdMs > 0) {
+          c.hold = this.clock.setTimeout(() => this.handle({ type: "HoldTimer_Expires", conn: c.id }), left);
+          return;
+        }
         return this.closeConn(c, { code: ERR.HOLD_TIMER, subcode: 0, data: new Uint8Array(0) }, "error", "hold timer expired");
+      }
       case "KeepaliveTimer_Expires":
         c.keepalive = undefined;
         if ((c.state === State.OpenConfirm || c.state === State.Established) && c.holdMs > 0) {
@@ -532,7 +551,7 @@ export class Fsm {
   }
 
   private newConn(id: ConnId, dir: Direction, state: ConnState): Conn {
-    return { id, dir, state, tcpUp: false, openSent: false, peerOpen: null, negotiated: null, holdMs: 0 };
+    return { id, dir, state, tcpUp: false, openSent: false, peerOpen: null, negotiated: null, holdMs: 0, holdDeadline: 0 };
   }
 
   private stopAll(subcode: number, data: Uint8Array | undefined, reason: string, automatic: boolean): void {
@@ -737,8 +756,19 @@ export class Fsm {
   }
 
   private restartHold(c: Conn): void {
+    if (c.holdMs <= 0) {
+      this.clearTimer2(c, "hold");
+      return;
+    }
+    const now = this.clock.now();
+    // A shorter hold than the armed one (OpenSent's large value → negotiated) needs a new timer.
+    if (c.hold !== undefined && c.holdDeadline <= now + c.holdMs) {
+      c.holdDeadline = now + c.holdMs;
+      return;
+    }
     this.clearTimer2(c, "hold");
-    if (c.holdMs > 0) c.hold = this.clock.setTimeout(() => this.handle({ type: "HoldTimer_Expires", conn: c.id }), c.holdMs);
+    c.holdDeadline = now + c.holdMs;
+    c.hold = this.clock.setTimeout(() => this.handle({ type: "HoldTimer_Expires", conn: c.id }), c.holdMs);
   }
 
   private armKeepalive(c: Conn): void {

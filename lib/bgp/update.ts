@@ -18,6 +18,7 @@ import {
   type RawAttr,
   attrName,
   decodeAttributes,
+  decodeScannedAttributes,
   scanAttributes,
   scannedAttrs,
   encodeAttributes,
@@ -256,13 +257,13 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
     if (hit) decoded = hit;
     else {
       const issues: AttrIssue[] = [];
-      decoded = { attrs: decodeAttributes(scannedAttrs(body, scanned, false), ctx, issues), issues };
+      decoded = { attrs: decodeScannedAttributes(body, scanned, ctx, issues), issues };
       cache.insertScan(body, scanned, decoded);
     }
   } else {
     const issues: AttrIssue[] = [];
-    nonMp ??= scanned >= 0 ? scannedAttrs(body, scanned, false) : [];
-    decoded = { attrs: decodeAttributes(nonMp, ctx, issues), issues };
+    const attrs = scanned >= 0 ? decodeScannedAttributes(body, scanned, ctx, issues) : decodeAttributes(nonMp ?? [], ctx, issues);
+    decoded = { attrs, issues };
   }
   msg.attrs = decoded.attrs;
   for (const i of decoded.issues) {

@@ -77,7 +77,19 @@ export class StandaloneSpeaker {
       connectRetry: opts.connectRetry ?? 5,
       passive: opts.passive,
       families: opts.families,
-      capabilities: [{ type: "extended-message" }],
+      capabilities: [
+        { type: "extended-message" },
+        // Graceful restart as a receiving speaker (RFC 4724 §3): we keep no
+        // forwarding state ourselves (F bit clear), but peers such as GoBGP send
+        // End-of-RIB only to speakers that announce the capability.
+        {
+          type: "graceful-restart",
+          restarting: false,
+          notification: false,
+          restartTime: 120,
+          families: opts.families.map((f) => ({ afi: f.afi, safi: f.safi, forwardingPreserved: false })),
+        },
+      ],
     });
     const s = this.session;
     s.on("state", (e: { from: string; to: string; reason?: string }) => this.emit({ event: "state", from: e.from, to: e.to, reason: e.reason ?? "" }));

@@ -117,6 +117,7 @@ async function feed(port: number, t: Table, done: () => Promise<boolean>): Promi
   const sendMs = performance.now() - t0;
   await waitUntil("receiver to hold the table", done, 300_000);
   const totalMs = performance.now() - t0;
+  log(`    sender wrote the table in ${sendMs.toFixed(0)} ms; receiver done at ${totalMs.toFixed(0)} ms`);
   await s.stop({});
   return { totalMs, sendMs };
 }
@@ -135,7 +136,7 @@ async function stop(p: Bun.Subprocess) {
 }
 
 async function benchBgpctl(t: Table, port: number): Promise<number> {
-  const p = spawn([process.execPath, join(root, "tests/bench/receiver.ts"), RECEIVER, String(port), SENDER, String(RECEIVER_AS), String(SENDER_AS)], "bgpctl receiver");
+  const p = spawn([process.execPath, ...(process.env.BENCH_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/rprof"] : []), join(root, "tests/bench/receiver.ts"), RECEIVER, String(port), SENDER, String(RECEIVER_AS), String(SENDER_AS)], "bgpctl receiver");
   let buf = "";
   let have = 0;
   const dec = new TextDecoder();

@@ -412,12 +412,31 @@ describe("Framer", () => {
     expect(f.buffered).toBe(0);
   });
 
-  test("a chunk may be reused by the caller after push", () => {
+  test("frames are zero-copy views of the chunk; a partial tail is kept across pushes", () => {
     const f = new Framer();
-    const chunk = KEEPALIVE.slice();
-    const [fr] = f.push(chunk);
-    chunk.fill(0);
-    expect(Array.from(fr!.raw)).toEqual(Array.from(KEEPALIVE));
+    const two = new Uint8Array(KEEPALIVE.length * 2 + 5);
+    two.set(KEEPALIVE, 0);
+    two.set(KEEPALIVE, KEEPALIVE.length);
+    two.set(KEEPALIVE.subarray(0, 5), KEEPALIVE.length * 2);
+    const frames = f.push(two);
+    expect(frames.length).toBe(2);
+    expect(frames[0]!.raw.buffer).toBe(two.buffer); // no copy on the hot path
+    expect(f.buffered).toBe(5);
+    const [last] = f.push(KEEPALIVE.slice(5));
+    expect(Array.from(last!.raw)).toEqual(Array.from(KEEPALIVE));
+    expect(f.buffered).toBe(0);
+  });
+
+  test("a 64 KiB message fed one byte at a time is framed once, in linear time", () => {
+    const f = new Framer();
+    f.maxLen = 65535;
+    const m = new Uint8Array(65535);
+    m.fill(0xff, 0, 18);
+    m[18] = 2;
+    let n = 0;
+    for (let i = 0; i < m.length; i++) n += f.push(m.subarray(i, i + 1)).length;
+    expect(n).toBe(1);
+    expect(f.buffered).toBe(0);
   });
 
   const hdr = (len: number, type: number, marker = 0xff) => {
