@@ -1041,11 +1041,17 @@ export class BirdInstance {
   static async start(lab: Lab, ns: string, spec: BirdConfigSpec, name = "bird"): Promise<BirdInstance> {
     const uniq = `${name}-${lab.processes.length + 1}`;
     const confPath = lab.path(`${uniq}.conf`);
-    const socket = lab.path(`${uniq}.ctl`);
     writeFileSync(confPath, birdConfig(spec));
+    return BirdInstance.startWithConfig(lab, ns, confPath, name, spec.peers.length > 0);
+  }
+
+  /** Start `bird -f` in `ns` on an existing config file (checked with `bird -p` first); waits until birdc answers. */
+  static async startWithConfig(lab: Lab, ns: string, confPath: string, name = "bird", waitForBgpPort = true): Promise<BirdInstance> {
+    const uniq = `${name}-${lab.processes.length + 1}`;
+    const socket = lab.path(`${uniq}.ctl`);
     const check = await lab.exec(ns, [mustWhich("bird"), "-p", "-c", confPath]);
     if (check.code !== 0) {
-      throw new Error(`bird.conf rejected:\n${check.stderr}${check.stdout}\n--- ${confPath} ---\n${birdConfig(spec)}`);
+      throw new Error(`bird.conf rejected:\n${check.stderr}${check.stdout}\n--- ${confPath} ---\n${readFileSync(confPath, "utf8")}`);
     }
     const proc = lab.spawn(ns, [mustWhich("bird"), "-f", "-c", confPath, "-s", socket], { name: uniq });
     const bird = new BirdInstance(lab, ns, uniq, confPath, socket, proc);
@@ -1057,7 +1063,7 @@ export class BirdInstance {
       },
       { timeoutMs: 5000, intervalMs: 50, what: `${uniq} to answer on its control socket`, procs: [proc] },
     );
-    if (spec.peers.length > 0) await lab.waitListening(ns, 179, 5000, [proc]);
+    if (waitForBgpPort) await lab.waitListening(ns, 179, 5000, [proc]);
     return bird;
   }
 
