@@ -19,6 +19,7 @@ import {
   attrName,
   decodeAttributes,
   decodeScannedAttributes,
+  emptyAttributes,
   scanAttributes,
   scannedAttrs,
   encodeAttributes,
@@ -372,7 +373,7 @@ export function encodeUpdate(parts: UpdateParts, ctx: Pick<EncodeContext, "fourO
   const attrBytes = parts.attrs
     ? encodeAttributes(parts.attrs, ctx.fourOctetAs, extra, markPartial)
     : extra.length
-      ? encodeAttributes(emptyAttrs, ctx.fourOctetAs, extra, markPartial)
+      ? encodeAttributes(emptyAttributes(), ctx.fourOctetAs, extra, markPartial)
       : new Uint8Array(0);
   const w = new Writer(64 + attrBytes.length);
   const wlAt = w.len;
@@ -384,22 +385,6 @@ export function encodeUpdate(parts: UpdateParts, ctx: Pick<EncodeContext, "fourO
   return frame(MsgType.UPDATE, w.finish());
 }
 
-const emptyAttrs: PathAttributes = {
-  origin: null,
-  asPath: null,
-  nextHop: null,
-  med: null,
-  localPref: null,
-  atomicAggregate: false,
-  aggregator: null,
-  communities: [],
-  originatorId: null,
-  clusterList: [],
-  extCommunities: [],
-  largeCommunities: [],
-  otc: null,
-  unknown: [],
-};
 
 /** End-of-RIB marker for a family (RFC 4724 §2). */
 export function encodeEndOfRib(afi: number, safi: number): Uint8Array {

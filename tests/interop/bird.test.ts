@@ -8,8 +8,8 @@
  * connect is what brings the session up (no connection collision to resolve).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { BirdInstance, bgpctlShowRib, createPair, ensureBinary, startBgpctlPeer } from "./lab.ts";
-import type { BgpctlPeer, BirdConfigSpec, BirdPeerSpec, BirdRoute, PairTopology, RouteSpec } from "./lab.ts";
+import { BirdInstance, bgpctlShowRib, createPair, ensureBinary, expectNoNotifications, firstNh, startBgpctlPeer } from "./lab.ts";
+import type { BirdConfigSpec, BirdPeerSpec, BirdRoute, PairTopology, RouteSpec } from "./lab.ts";
 
 const BGPCTL_AS = 65001;
 const BIRD_AS = 65002;
@@ -60,14 +60,6 @@ async function birdRoutesFrom(bird: BirdInstance, prefixes: string[]): Promise<M
   );
 }
 
-/** First address of a next-hop string (a peer may report "global link-local"). */
-function firstNh(nh: string | null | undefined): string {
-  return String(nh ?? "").split(/[\s,]+/)[0] ?? "";
-}
-
-function expectNoNotifications(peer: BgpctlPeer): void {
-  expect(peer.all("notification")).toEqual([]);
-}
 
 describe("bgpctl <-> BIRD 2", () => {
   test(

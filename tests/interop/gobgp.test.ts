@@ -8,8 +8,8 @@
  * connect brings the session up quickly.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { GobgpInstance, bgpctlShowRib, createPair, ensureBinary, startBgpctlPeer } from "./lab.ts";
-import type { BgpctlPeer, GobgpNeighborSpec, GobgpRoute, PairTopology, RouteSpec } from "./lab.ts";
+import { GobgpInstance, bgpctlShowRib, createPair, ensureBinary, expectNoNotifications, firstNh, startBgpctlPeer } from "./lab.ts";
+import type { GobgpNeighborSpec, GobgpRoute, PairTopology, RouteSpec } from "./lab.ts";
 
 const BGPCTL_AS = 65001;
 const GOBGP_AS = 65002;
@@ -61,13 +61,6 @@ async function gobgpRoutes(g: GobgpInstance, prefixes: string[]): Promise<Map<st
   );
 }
 
-function firstNh(nh: string | null | undefined): string {
-  return String(nh ?? "").split(/[\s,]+/)[0] ?? "";
-}
-
-function expectNoNotifications(peer: BgpctlPeer): void {
-  expect(peer.all("notification")).toEqual([]);
-}
 
 describe("bgpctl <-> GoBGP", () => {
   test(

@@ -10,6 +10,7 @@
  * down by `Lab.cleanup()`; a process-exit hook and a sweep of stale namespaces
  * left by dead runs back that up.
  */
+import { expect } from "bun:test";
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -1827,4 +1828,14 @@ export function readLog(p: LabProcess): string {
   } catch {
     return "";
   }
+}
+
+/** First address of a next-hop string (a peer may report "global link-local"). */
+export function firstNh(nh: string | null | undefined): string {
+  return String(nh ?? "").split(/[\s,]+/)[0] ?? "";
+}
+
+/** The bgpctl peer has sent or received no NOTIFICATION. */
+export function expectNoNotifications(peer: BgpctlPeer): void {
+  expect(peer.all("notification")).toEqual([]);
 }
