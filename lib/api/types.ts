@@ -1,0 +1,136 @@
+/**
+ * The control API between the daemon (`bgpctl run`) and the CLI: request and
+ * response shapes, and the interface the daemon implements. Served as
+ * HTTP/JSON on a Unix socket by lib/api/server.ts.
+ */
+
+export type SessionState = "Idle" | "Connect" | "Active" | "OpenSent" | "OpenConfirm" | "Established";
+
+export interface NeighborInfo {
+  address: string;
+  remoteAs: number;
+  localAs: number;
+  description?: string;
+  state: SessionState;
+  /** Seconds since the session reached Established (or since it went down when not Established). */
+  uptimeSeconds: number;
+  /** Prefixes received (Adj-RIB-In, before import policy). */
+  received: number;
+  /** Prefixes accepted by import policy. */
+  accepted: number;
+  /** Prefixes advertised (Adj-RIB-Out). */
+  advertised: number;
+  /** Negotiated capabilities, human text each ("4-octet AS", "ipv4-unicast", ...). */
+  capabilities: string[];
+  lastError: string | null;
+  messages: { received: number; sent: number };
+  /** Messages queued for sending. */
+  outQueue: number;
+  holdTime: number | null;
+  keepaliveTime: number | null;
+  routerId: string | null;
+  localAddress: string | null;
+  adminDown: boolean;
+  routeReflectorClient: boolean;
+}
+
+export interface RibEntry {
+  prefix: string;
+  nextHop: string | null;
+  asPath: number[];
+  origin: string;
+  med: number | null;
+  localPref: number | null;
+  communities: string[];
+  largeCommunities: string[];
+  /** The peer it was learned from ("local" for originated routes). */
+  peer: string;
+  best: boolean;
+  multipath: boolean;
+  ibgp: boolean;
+  stale: boolean;
+  pathId?: number;
+  originatorId?: string;
+  clusterList?: string[];
+}
+
+export interface RibQuery {
+  prefix?: string;
+  /** With prefix: "longer" (more specifics), "shorter" (less specifics), default exact/longest match. */
+  match?: "exact" | "longer" | "shorter";
+  neighbor?: string;
+  /** With neighbor: Adj-RIB-In (before policy) or Adj-RIB-Out; default Loc-RIB routes from that neighbour. */
+  table?: "in" | "out" | "loc";
+  community?: string;
+  asn?: number;
+  bestOnly?: boolean;
+  family?: "ipv4" | "ipv6";
+}
+
+export interface RibSummary {
+  families: { family: string; prefixes: number; paths: number }[];
+  peers: { address: string; family: string; received: number; accepted: number; advertised: number }[];
+}
+
+export interface AdvertiseRequest {
+  prefixes: string[];
+  nextHop?: string;
+  communities?: string[];
+  largeCommunities?: string[];
+  localPref?: number;
+  med?: number;
+}
+
+export interface PeerAddRequest {
+  address: string;
+  remoteAs: number;
+  localAs?: number;
+  port?: number;
+  localAddress?: string;
+  passive?: boolean;
+  holdTime?: number;
+  families?: ("ipv4" | "ipv6")[];
+  import?: string;
+  export?: string;
+  description?: string;
+  routeReflectorClient?: boolean;
+  nextHopSelf?: boolean;
+}
+
+/** One event of `bgpctl monitor`. */
+export type MonitorEvent =
+  | { type: "state"; time: string; peer: string; from: SessionState; to: SessionState; reason: string }
+  | { type: "announce"; time: string; peer: string; route: RibEntry }
+  | { type: "withdraw"; time: string; peer: string; prefix: string }
+  | { type: "best"; time: string; prefix: string; route: RibEntry | null }
+  | { type: "log"; time: string; level: string; msg: string };
+
+/** Thrown by API implementations for a request that names something that does not exist or is invalid. */
+export class ApiError extends Error {
+  constructor(
+    /** HTTP status to answer with: 400 bad request, 404 unknown peer/prefix, 409 conflict. */
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What the daemon implements and the control socket serves. */
+export interface RouterApi {
+  summary(): { routerId: string; asn: number; uptimeSeconds: number; neighbors: NeighborInfo[] };
+  neighbors(address?: string): NeighborInfo[];
+  rib(q: RibQuery): RibEntry[];
+  ribSummary(): RibSummary;
+  advertise(r: AdvertiseRequest): { added: string[] };
+  withdraw(prefixes: string[]): { removed: string[] };
+  peerAdd(r: PeerAddRequest): void;
+  peerDelete(address: string): void;
+  peerUp(address: string): void;
+  peerDown(address: string, message?: string): void;
+  peerReset(address: string, soft?: "in" | "out"): void;
+  /** Re-read the config file; rejects with the validation error, keeping the running config. */
+  reload(): Promise<{ changes: string[] }>;
+  /** Subscribe to events; returns the unsubscribe function. */
+  monitor(fn: (e: MonitorEvent) => void, neighbor?: string): () => void;
+}

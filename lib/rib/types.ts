@@ -1,0 +1,75 @@
+/**
+ * The route model shared by the RIBs, the decision process and policy:
+ * a path to a prefix, learned from a peer or originated locally, with its
+ * (interned, immutable) attribute set. Protocol-independent in the BIRD sense:
+ * nothing here touches the wire.
+ */
+import type { PathAttributes } from "../bgp/attributes.ts";
+import { formatAddr } from "../bgp/prefix.ts";
+import type { Afi, Prefix } from "../bgp/types.ts";
+
+/** What the RIB needs to know about where a route came from. */
+export interface RouteSource {
+  /** Stable id: the peer's address, or "local" for originated routes. */
+  id: string;
+  /** Peer address text ("" for local routes). */
+  address: string;
+  /** Peer address bytes (4 or 16; empty for local) — the last tie-breaker. */
+  addressBytes: Uint8Array;
+  /** The peer's AS (our AS for local routes). */
+  asn: number;
+  /** The peer's BGP identifier as an unsigned 32-bit number (0 for local). */
+  routerId: number;
+  /** Learned over iBGP (peer AS == local AS). */
+  ibgp: boolean;
+  /** The peer is one of our route-reflector clients (RFC 4456). */
+  rrClient: boolean;
+  /** A locally originated route (config, CLI, Kubernetes). */
+  local: boolean;
+}
+
+/** One path to one prefix. Immutable once in a RIB: replace it to change it. */
+export interface Route {
+  prefix: Prefix;
+  /** Key of the prefix (see prefixKey). */
+  key: PrefixKey;
+  /** ADD-PATH path identifier as received (0 without ADD-PATH). */
+  pathId: number;
+  source: RouteSource;
+  /** Attributes after import policy. */
+  attrs: PathAttributes;
+  /** Next hop: 4, 16 or 32 (global + link-local) bytes. */
+  nextHop: Uint8Array;
+  /** When the route was learned (ms, monotonic): the "oldest eBGP route" tie-breaker. */
+  learnedAt: number;
+  /** IGP cost to the next hop; 0 when unknown (until the kernel layer supplies it). */
+  igpCost: number;
+  /** Whether the next hop is considered reachable. */
+  reachable: boolean;
+  /** Marked stale during graceful restart / route refresh (shown as `S`). */
+  stale: boolean;
+}
+
+/**
+ * Map key of a prefix: a number for IPv4 (address * 64 + length, exact in a
+ * double), a short string for IPv6. Cheap to build, no formatting.
+ */
+export type PrefixKey = number | string;
+
+export function prefixKey(p: Prefix): PrefixKey {
+  const a = p.addr;
+  if (p.afi === 1) return (((a[0]! * 256 + a[1]!) * 256 + a[2]!) * 256 + a[3]!) * 64 + p.len;
+  let s = String.fromCharCode(p.len);
+  for (let i = 0; i < 16; i += 2) s += String.fromCharCode((a[i]! << 8) | a[i + 1]!);
+  return s;
+}
+
+export function familyOfKey(k: PrefixKey): Afi {
+  return typeof k === "number" ? 1 : 2;
+}
+
+export function nextHopText(nh: Uint8Array): string {
+  if (nh.length === 4) return formatAddr(1, nh);
+  if (nh.length >= 16) return formatAddr(2, nh.subarray(0, 16));
+  return "";
+}
