@@ -4,8 +4,11 @@
  * Usage errors print one line on stderr and exit 2; runtime failures exit 1.
  */
 import { Command, CommanderError } from "commander";
+import { registerConfig } from "./commands/config.ts";
+import { registerCtl } from "./commands/ctl.ts";
 import { registerMrt } from "./commands/mrt.ts";
 import { registerPeer } from "./commands/peer.ts";
+import { registerRun } from "./commands/run.ts";
 import { registerShow } from "./commands/show.ts";
 import { UsageError } from "./lib/cli/args.ts";
 import { flush } from "./lib/cli/output.ts";
@@ -25,9 +28,12 @@ const program = new Command("bgpctl")
   .exitOverride()
   .configureOutput({ outputError: () => {} });
 
+registerRun(program);
+registerConfig(program);
 registerPeer(program);
 registerShow(program);
 registerMrt(program);
+registerCtl(program);
 // Commander's own error text is replaced by ours (one line, "bgpctl: ...");
 // help still goes out, on stdout when asked for, on stderr for a bare group.
 const quiet = { outputError: () => {} };

@@ -1,33 +1,63 @@
 /**
- * `bgpctl show ...`. For now the one-shot looking glass:
+ * `bgpctl show ...`: the daemon's state over its control socket
+ * (`show summary`, `show neighbors [ADDR]`, `show rib [PREFIX [longer|shorter]] [filters]`,
+ * `show rib summary`; implemented in commands/ctl.ts), and the one-shot
+ * looking glass that needs no daemon:
  * `bgpctl show rib --peer ADDR --remote-as N --local-as N [...] [--json]`.
  */
 import type { Command } from "commander";
 import { UsageError, parseIntIn } from "../lib/cli/args.ts";
 import { writeLine, flush } from "../lib/cli/output.ts";
-import { addSessionFlags, type RawSessionFlags, sessionOptions } from "../lib/cli/session-flags.ts";
+import { addSessionFlags, sessionOptions } from "../lib/cli/session-flags.ts";
 import { formatRibTable } from "../lib/standalone/format.ts";
 import { collectRib } from "../lib/standalone/looking-glass.ts";
+import { type CtlFlags, SHOW_RIB_DAEMON_KEYS, type ShowRibFlags, addCtlFlags, rejectFlags, showNeighbors, showRib, showSummary } from "./ctl.ts";
 
 export function registerShow(program: Command): void {
   const show = program.command("show").description("show routes and sessions");
-  addSessionFlags(show.command("rib").description("print the routes a peer sends (one-shot session with --peer)"))
-    .option("--peer <addr>", "open a session to this peer, collect its table until End-of-RIB, print it")
-    .option("--timeout <seconds>", "give up waiting for End-of-RIB after this long", "30")
-    .option("--json", "print a JSON array")
-    .action(async (flags: RawSessionFlags & { peer?: string; timeout: string; json?: boolean }) => {
-      if (!flags.peer) throw new UsageError("show rib: --peer ADDR is required (there is no running daemon to ask yet)");
-      const opts = sessionOptions(flags.peer, flags);
-      const timeout = parseIntIn("--timeout", flags.timeout, 1, 86400);
-      const r = await collectRib(opts, timeout * 1000);
-      if (r.error) {
-        process.stderr.write(`bgpctl: show rib: ${flags.peer}: ${r.error}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      if (!r.complete) process.stderr.write(`bgpctl: show rib: ${flags.peer}: no End-of-RIB within ${timeout}s; the table may be incomplete\n`);
-      if (flags.json) writeLine(JSON.stringify(r.routes));
-      else process.stdout.write(formatRibTable(r.routes));
-      flush();
-    });
+
+  addCtlFlags(show.command("summary").description("one line per neighbour: AS, messages, up/down time, state or prefixes received")).action(
+    (flags: CtlFlags) => showSummary(flags),
+  );
+
+  addCtlFlags(
+    show
+      .command("neighbors")
+      .alias("neighbor")
+      .argument("[addr]", "only this neighbour")
+      .description("neighbour details: state, timers, capabilities, counters, last error"),
+  ).action((addr: string | undefined, flags: CtlFlags) => showNeighbors(addr, flags));
+
+  const rib = addSessionFlags(
+    show
+      .command("rib")
+      .argument("[args...]", "PREFIX (or address) [longer|shorter], or summary")
+      .usage("[PREFIX [longer|shorter]] [--neighbor ADDR [--in|--out]] [--community C] [--as N] [--best] [--family ipv4|ipv6]  |  summary  |  --peer ADDR --remote-as N --local-as N [...]")
+      .description("the daemon's routes (Loc-RIB; with --neighbor its Adj-RIB-In/Out), or with --peer a one-shot session's table"),
+  )
+    .option("--peer <addr>", "no daemon: open a session to this peer, collect its table until End-of-RIB, print it")
+    .option("--timeout <seconds>", "with --peer: give up waiting for End-of-RIB after this long", "30")
+    .option("-j, --json", "print JSON")
+    .option("--neighbor <addr>", "routes learned from (or with --out, sent to) this neighbour")
+    .option("--in", "with --neighbor: its Adj-RIB-In (before import policy)")
+    .option("--out", "with --neighbor: its Adj-RIB-Out (what we send it)")
+    .option("--as <asn>", "routes whose AS path contains this AS")
+    .option("--best", "only the best path of each prefix");
+  addCtlFlags(rib, false).action(async (args: string[], flags: ShowRibFlags & { peer?: string; timeout: string }, cmd: Command) => {
+    if (!flags.peer) return showRib(args, flags, cmd);
+    if (args.length) throw new UsageError(`show rib --peer: unexpected argument "${args[0]}" (the one-shot session prints the peer's whole table)`);
+    rejectFlags(cmd, SHOW_RIB_DAEMON_KEYS, "asks the daemon and does not apply with --peer (a one-shot session)");
+    const opts = sessionOptions(flags.peer, flags);
+    const timeout = parseIntIn("--timeout", flags.timeout, 1, 86400);
+    const r = await collectRib(opts, timeout * 1000);
+    if (r.error) {
+      process.stderr.write(`bgpctl: show rib: ${flags.peer}: ${r.error}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    if (!r.complete) process.stderr.write(`bgpctl: show rib: ${flags.peer}: no End-of-RIB within ${timeout}s; the table may be incomplete\n`);
+    if (flags.json) writeLine(JSON.stringify(r.routes));
+    else process.stdout.write(formatRibTable(r.routes));
+    flush();
+  });
 }

@@ -15,6 +15,8 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmS
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import YAML from "yaml";
+import type { NeighborInfo, RibEntry } from "../../lib/api/types.ts";
 
 export const REPO_ROOT = resolve(import.meta.dir, "../..");
 
@@ -1838,4 +1840,293 @@ export function firstNh(nh: string | null | undefined): string {
 /** The bgpctl peer has sent or received no NOTIFICATION. */
 export function expectNoNotifications(peer: BgpctlPeer): void {
   expect(peer.all("notification")).toEqual([]);
+}
+
+// ---------------------------------------------------------------------------
+// Generic N-namespace topologies (point-to-point veths and bridged LANs)
+// ---------------------------------------------------------------------------
+
+export interface SegmentSpec {
+  /** node name -> its addresses on this segment (the node's interface gets the next free "ethN" name) */
+  members: Record<string, EndpointAddresses>;
+}
+
+export interface NetworkSpec {
+  /** node names; each becomes one namespace */
+  nodes: string[];
+  /**
+   * Segments: one with two members is a plain veth pair; one with three or
+   * more is a LAN: a bridge in its own "switch" namespace with one veth per
+   * member (so nothing is created in the host namespace).
+   */
+  segments: SegmentSpec[];
+}
+
+export interface Network {
+  lab: Lab;
+  /** node name -> namespace */
+  ns: Record<string, string>;
+  /** per segment (same order as the spec): node name -> interface name inside the node */
+  ifaces: Record<string, string>[];
+  /** switch namespaces created for LAN segments */
+  switches: string[];
+}
+
+/** The address part of "192.0.2.1/24" (returns the input when there is no prefix length). */
+export function addrOf(cidr: string): string {
+  return cidr.replace(/\/\d+$/, "");
+}
+
+/**
+ * Build a topology inside an existing lab: one namespace per node, and per
+ * segment either a veth pair or a bridged LAN. Waits (bounded) until every
+ * interface is up and no IPv6 address is tentative.
+ */
+export async function buildNetwork(lab: Lab, spec: NetworkSpec): Promise<Network> {
+  const ipBin = mustWhich("ip");
+  const sysctl = mustWhich("sysctl");
+  const ns: Record<string, string> = {};
+  for (const n of spec.nodes) ns[n] = await lab.addNamespace(n);
+  const ifCount = new Map<string, number>();
+  const nextIf = (node: string): string => {
+    const k = ifCount.get(node) ?? 0;
+    ifCount.set(node, k + 1);
+    return `eth${k}`;
+  };
+  const nsOf = (node: string): string => {
+    const n = ns[node];
+    if (!n) throw new Error(`buildNetwork: segment member '${node}' is not a node`);
+    return n;
+  };
+  const ifaces: Record<string, string>[] = [];
+  const switches: string[] = [];
+  const configure = async (nsName: string, ifname: string, addrs: EndpointAddresses): Promise<void> => {
+    await lab.exec(nsName, [sysctl, "-q", "-w", `net.ipv6.conf.${ifname}.accept_dad=0`], { check: true });
+    if (addrs.ipv4) await lab.exec(nsName, [ipBin, "addr", "add", addrs.ipv4, "dev", ifname], { check: true });
+    if (addrs.ipv6) await lab.exec(nsName, [ipBin, "-6", "addr", "add", addrs.ipv6, "dev", ifname, "nodad"], { check: true });
+    await lab.exec(nsName, [ipBin, "link", "set", ifname, "up"], { check: true });
+  };
+  const toCheck: [string, string][] = [];
+  for (const [si, seg] of spec.segments.entries()) {
+    const members = Object.entries(seg.members);
+    const names: Record<string, string> = {};
+    if (members.length < 2) throw new Error(`buildNetwork: segment ${si} has fewer than two members`);
+    if (members.length === 2) {
+      const [[na, aa], [nb, ab]] = members as [[string, EndpointAddresses], [string, EndpointAddresses]];
+      const ifA = nextIf(na);
+      const ifB = nextIf(nb);
+      await lab.connect(nsOf(na), nsOf(nb), { a: aa, b: ab, ifA, ifB });
+      names[na] = ifA;
+      names[nb] = ifB;
+    } else {
+      const sw = await lab.addNamespace(`sw${si}`);
+      switches.push(sw);
+      await lab.exec(sw, [ipBin, "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0"], {
+        check: true,
+      });
+      await lab.exec(sw, [ipBin, "link", "set", "br0", "up"], { check: true });
+      for (const [pi, [node, addrs]] of members.entries()) {
+        const ifname = nextIf(node);
+        const port = `p${pi}`;
+        await run([ipBin, "link", "add", ifname, "netns", nsOf(node), "type", "veth", "peer", "name", port, "netns", sw], {
+          check: true,
+          timeoutMs: 10_000,
+        });
+        await lab.exec(sw, [ipBin, "link", "set", port, "master", "br0"], { check: true });
+        await lab.exec(sw, [ipBin, "link", "set", port, "up"], { check: true });
+        await configure(nsOf(node), ifname, addrs);
+        names[node] = ifname;
+        toCheck.push([nsOf(node), ifname], [sw, port]);
+      }
+    }
+    ifaces.push(names);
+  }
+  await lab.waitFor(
+    async () => {
+      for (const [n, ifname] of toCheck) {
+        const r = await lab.exec(n, [ipBin, "-o", "addr", "show", "dev", ifname]);
+        if (r.code !== 0 || r.stdout.includes("tentative")) return false;
+        const l = await lab.exec(n, [ipBin, "-o", "link", "show", "dev", ifname]);
+        if (!/LOWER_UP/.test(l.stdout)) return false;
+      }
+      return true;
+    },
+    { timeoutMs: 5000, what: "LAN ports to come up" },
+  );
+  return { lab, ns, ifaces, switches };
+}
+
+/** `ping` once from a namespace (bounded); true when answered. Only lab addresses should be pinged. */
+export async function pingOnce(lab: Lab, ns: string, address: string): Promise<boolean> {
+  const ping = which("ping");
+  if (!ping) return true; // nothing to check with
+  const r = await lab.exec(ns, [ping, "-c", "1", "-W", "1", address], { timeoutMs: 3000 });
+  return r.code === 0;
+}
+
+// ---------------------------------------------------------------------------
+// The bgpctl daemon (`bgpctl run`) and its control-socket CLI
+// ---------------------------------------------------------------------------
+
+/** A peer entry of the daemon's YAML config (camelCase keys as in lib/config). */
+export interface DaemonPeerSpec {
+  address: string;
+  remoteAs: number;
+  import?: string | string[];
+  export?: string | string[];
+  passive?: boolean;
+  holdTime?: number;
+  connectRetry?: number;
+  localAddress?: string;
+  families?: Family[];
+  routeReflectorClient?: boolean;
+  maxPrefix?: { limit: number; action: "warn" | "restart"; restartAfter?: number };
+  description?: string;
+  [key: string]: unknown;
+}
+
+/** The daemon's YAML config, written as-is (extra keys allowed). */
+export interface DaemonConfigSpec {
+  asn: number;
+  routerId: string;
+  listen?: { address: string; port: number } | { address: string; port: number }[];
+  clusterId?: string;
+  multipath?: { enabled: boolean; maxPaths?: number };
+  peers: DaemonPeerSpec[];
+  policies?: Record<string, unknown[]>;
+  prefixLists?: Record<string, unknown[]>;
+  advertise?: { prefix: string; communities?: string[]; [key: string]: unknown }[];
+  [key: string]: unknown;
+}
+
+/** YAML text for a daemon config (block style, one key per line, so errors name useful lines). */
+export function bgpctlDaemonConfig(spec: DaemonConfigSpec): string {
+  return `# generated by tests/interop/lab.ts\n${YAML.stringify(spec, { lineWidth: 0 })}`;
+}
+
+/**
+ * Where the CLI's flags go. Kept in one place so a change of the CLI's
+ * flag placement needs one edit: `bgpctl <sub...> <args...> -s SOCK [-j]`.
+ */
+export function bgpctlCliArgv(socket: string, sub: readonly string[], opts: { json?: boolean } = {}): string[] {
+  return [BGPCTL_BIN, ...sub, "-s", socket, ...(opts.json ? ["-j"] : [])];
+}
+
+/** A running `bgpctl run --config FILE -s SOCKET` inside a namespace. */
+export class BgpctlDaemon {
+  private constructor(
+    readonly lab: Lab,
+    readonly ns: string,
+    readonly name: string,
+    readonly configPath: string,
+    readonly socket: string,
+    readonly proc: LabProcess,
+  ) {}
+
+  /**
+   * Write the config into the lab dir (a spec, or raw YAML text), start the
+   * daemon in `ns` and wait (bounded) until its control socket answers.
+   */
+  static async start(lab: Lab, ns: string, config: DaemonConfigSpec | string, name = "bgpctld"): Promise<BgpctlDaemon> {
+    const uniq = `${name}-${lab.processes.length + 1}`;
+    const configPath = lab.path(`${uniq}.yaml`);
+    const socket = lab.path(`${uniq}.sock`);
+    writeFileSync(configPath, typeof config === "string" ? config : bgpctlDaemonConfig(config));
+    const proc = lab.spawn(ns, [BGPCTL_BIN, "run", "--config", configPath, "-s", socket], { name: uniq });
+    const d = new BgpctlDaemon(lab, ns, uniq, configPath, socket, proc);
+    await lab.waitFor(
+      async () => {
+        if (!proc.running) throw new Error(`${uniq} exited`);
+        const r = await d.cli(["show", "summary"], { json: true });
+        return r.code === 0;
+      },
+      { timeoutMs: 10_000, intervalMs: 100, what: `${uniq} control socket to answer`, procs: [proc] },
+    );
+    return d;
+  }
+
+  /** Run the CLI against this daemon's socket (on the host: the socket is a file in the lab dir). */
+  cli(sub: readonly string[], opts: { json?: boolean; timeoutMs?: number } = {}): Promise<ExecResult> {
+    return run(bgpctlCliArgv(this.socket, sub, opts), { timeoutMs: opts.timeoutMs ?? 10_000 });
+  }
+
+  /** Run a CLI command, throw on a non-zero exit. */
+  async command(...sub: string[]): Promise<string> {
+    const r = await this.cli(sub);
+    if (r.code !== 0) throw new Error(`bgpctl ${describeArgv(sub)} -s ${this.socket} failed (exit ${r.code}):\n${r.stdout}${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** Run a `-j` CLI command and parse its JSON. */
+  async json<T>(...sub: string[]): Promise<T> {
+    const r = await this.cli(sub, { json: true });
+    if (r.code !== 0) throw new Error(`bgpctl ${describeArgv(sub)} -j failed (exit ${r.code}):\n${r.stdout}${r.stderr}`);
+    try {
+      return JSON.parse(r.stdout) as T;
+    } catch (e) {
+      throw new Error(`bgpctl ${describeArgv(sub)} -j printed unparsable JSON (${(e as Error).message}):\n${r.stdout}`);
+    }
+  }
+
+  neighbors(): Promise<NeighborInfo[]> {
+    return this.json<NeighborInfo[]>("show", "neighbors");
+  }
+
+  async neighbor(address: string): Promise<NeighborInfo> {
+    const arr = await this.json<NeighborInfo[]>("show", "neighbors", address);
+    const n = arr.find((x) => x.address === address);
+    if (!n) throw new Error(`bgpctl show neighbors ${address}: not in ${JSON.stringify(arr)}`);
+    return n;
+  }
+
+  rib(prefix?: string): Promise<RibEntry[]> {
+    return this.json<RibEntry[]>("show", "rib", ...(prefix ? [prefix] : []));
+  }
+
+  async waitEstablished(address: string, timeoutMs = 15_000, procs: LabProcess[] = []): Promise<NeighborInfo> {
+    return this.lab.waitFor(
+      async () => {
+        const n = await this.neighbor(address);
+        return n.state === "Established" ? n : null;
+      },
+      { timeoutMs, what: `${this.name}: neighbor ${address} Established`, procs: [this.proc, ...procs] },
+    );
+  }
+
+  /** Wait until `show rib PREFIX -j` satisfies `pred` (bounded); returns the entries. */
+  async waitRib(prefix: string, pred: (r: RibEntry[]) => boolean, timeoutMs = 15_000, procs: LabProcess[] = []): Promise<RibEntry[]> {
+    return this.lab.waitFor(
+      async () => {
+        const r = (await this.rib(prefix)).filter((e) => e.prefix === prefix);
+        return pred(r) ? r : null;
+      },
+      { timeoutMs, what: `${this.name}: show rib ${prefix} to match`, procs: [this.proc, ...procs] },
+    );
+  }
+
+  /** Replace the config file (spec or raw YAML); does not reload. */
+  writeConfig(config: DaemonConfigSpec | string): void {
+    writeFileSync(this.configPath, typeof config === "string" ? config : bgpctlDaemonConfig(config));
+  }
+
+  /** `bgpctl reload -s SOCK` (the result, whatever the exit code). */
+  reload(): Promise<ExecResult> {
+    return this.cli(["reload"], { timeoutMs: 15_000 });
+  }
+
+  sighup(): void {
+    this.proc.signal("SIGHUP");
+  }
+
+  advertise(prefixes: string[], communities: string[] = []): Promise<ExecResult> {
+    return this.cli(["advertise", ...prefixes, ...communities.flatMap((c) => ["--community", c])]);
+  }
+
+  withdraw(prefixes: string[]): Promise<ExecResult> {
+    return this.cli(["withdraw", ...prefixes]);
+  }
+
+  stop(): Promise<number | null> {
+    return this.proc.stop("SIGTERM", 5000);
+  }
 }

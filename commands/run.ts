@@ -1,0 +1,52 @@
+/**
+ * `bgpctl run --config FILE`: the daemon. Loads and validates the config,
+ * starts every session, serves the control socket; SIGHUP reloads the file as
+ * a diff (a bad file is rejected and the running config stays); SIGINT or
+ * SIGTERM closes every session with Cease and exits 0.
+ */
+import type { Command } from "commander";
+import { startApiServer } from "../lib/api/server.ts";
+import { loadConfig } from "../lib/config/load.ts";
+import { Router } from "../lib/router/router.ts";
+
+export function registerRun(program: Command): void {
+  program
+    .command("run")
+    .description("run the BGP daemon from a YAML config file")
+    .requiredOption("-c, --config <file>", "configuration file (YAML)")
+    .option("-s, --socket <path>", "control socket (overrides controlSocket in the config)")
+    .action(async (flags: { config: string; socket?: string }) => {
+      const config = loadConfig(flags.config);
+      const router = new Router(config, flags.config);
+      await router.start();
+      const socketPath = flags.socket ?? config.controlSocket;
+      let api: Awaited<ReturnType<typeof startApiServer>>;
+      try {
+        api = await startApiServer(router, socketPath);
+      } catch (e) {
+        await router.stop();
+        throw e;
+      }
+      router.log.info(`control socket ${api.path}`);
+      process.on("SIGHUP", () => {
+        router.log.info("SIGHUP: reloading the configuration");
+        router.reload().catch(() => {
+          /* already logged by reload; the running config stays */
+        });
+      });
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = () => {
+          if (stopping) return;
+          stopping = true;
+          router.log.info("stopping: closing sessions");
+          void router
+            .stop()
+            .then(() => api.close())
+            .finally(resolve);
+        };
+        process.on("SIGINT", stop);
+        process.on("SIGTERM", stop);
+      });
+    });
+}

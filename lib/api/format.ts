@@ -1,0 +1,170 @@
+/**
+ * Human-readable output of the control API's answers, as the daemon-facing
+ * CLI commands print them (OpenBGPD bgpctl / birdc style): `show summary`,
+ * `show neighbors`, `show rib`, `show rib summary` and `monitor` lines.
+ * Pure functions of the API's JSON shapes; `--json` prints those instead.
+ */
+import type { MonitorEvent, NeighborInfo, RibEntry, RibSummary, RouterApi } from "./types.ts";
+
+type Summary = ReturnType<RouterApi["summary"]>;
+type Align = "l" | "r";
+
+/** Columns separated by two spaces, each as wide as its widest cell; trailing blanks trimmed. */
+function table(header: string[], rows: string[][], align: Align[]): string {
+  const all = [header, ...rows];
+  const w = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)));
+  return all
+    .map((r) =>
+      r
+        .map((c, i) => (align[i] === "r" ? c.padStart(w[i]!) : i === r.length - 1 ? c : c.padEnd(w[i]!)))
+        .join("  ")
+        .trimEnd(),
+    )
+    .map((l) => l + "\n")
+    .join("");
+}
+
+const two = (n: number) => String(n).padStart(2, "0");
+
+/** Session up/down time: "00:05:12" under a day, "1d02h03m" under a week, "2w3d04h" beyond. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const days = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (days === 0) return `${two(h)}:${two(m)}:${two(s % 60)}`;
+  if (days < 7) return `${days}d${two(h)}h${two(m)}m`;
+  return `${Math.floor(days / 7)}w${days % 7}d${two(h)}h`;
+}
+
+/** The state column: the accepted prefix count once Established, else the state (marked when shut down by the operator). */
+function stateColumn(n: NeighborInfo): string {
+  if (n.state === "Established") return String(n.accepted);
+  return n.adminDown ? `${n.state} (Admin)` : n.state;
+}
+
+export function formatSummary(s: Summary): string {
+  const rows = s.neighbors.map((n) => [
+    n.address,
+    String(n.remoteAs),
+    String(n.messages.received),
+    String(n.messages.sent),
+    String(n.outQueue),
+    formatDuration(n.uptimeSeconds),
+    stateColumn(n),
+  ]);
+  return (
+    `BGP router id ${s.routerId}, local AS ${s.asn}\n` +
+    table(["Neighbor", "AS", "MsgRcvd", "MsgSent", "OutQ", "Up/Down", "State/PfxRcvd"], rows, ["l", "r", "r", "r", "r", "l", "l"])
+  );
+}
+
+function neighborBlock(n: NeighborInfo): string {
+  const lines = [`BGP neighbor is ${n.address}, remote AS ${n.remoteAs}${n.remoteAs === n.localAs ? " (internal)" : ""}`];
+  if (n.description) lines.push(`  Description: ${n.description}`);
+  const flags = [n.adminDown ? "administratively down" : "", n.routeReflectorClient ? "route reflector client" : ""].filter(Boolean);
+  if (flags.length) lines.push(`  ${flags.join(", ").replace(/^./, (c) => c.toUpperCase())}`);
+  lines.push(`  BGP state = ${n.state}, ${n.state === "Established" ? "up" : "down"} for ${formatDuration(n.uptimeSeconds)}`);
+  lines.push(`  Remote router id ${n.routerId ?? "-"}`);
+  lines.push(`  Local address ${n.localAddress ?? "-"}, local AS ${n.localAs}`);
+  lines.push(
+    n.holdTime === null
+      ? "  Hold time -, keepalive interval -"
+      : `  Hold time ${n.holdTime}s, keepalive interval ${n.keepaliveTime === null ? "-" : `${n.keepaliveTime}s`}`,
+  );
+  if (n.capabilities.length) {
+    lines.push("  Negotiated capabilities:");
+    for (const c of n.capabilities) lines.push(`    ${c}`);
+  } else lines.push("  Negotiated capabilities: none");
+  lines.push(`  Messages: ${n.messages.received} received, ${n.messages.sent} sent, ${n.outQueue} queued`);
+  lines.push(`  Prefixes: ${n.received} received, ${n.accepted} accepted, ${n.advertised} advertised`);
+  lines.push(`  Last error: ${n.lastError ?? "none"}`);
+  return lines.join("\n") + "\n";
+}
+
+export function formatNeighbors(list: NeighborInfo[]): string {
+  if (!list.length) return "no neighbors\n";
+  return list.map(neighborBlock).join("\n");
+}
+
+export const RIB_LEGEND = "flags: * = Valid, > = Selected, = = Multipath, I = via IBGP, S = Stale\norigin: i = IGP, e = EGP, ? = Incomplete\n";
+
+function originCode(origin: string): string {
+  if (origin === "igp") return "i";
+  if (origin === "egp") return "e";
+  return "?";
+}
+
+function ribFlags(r: RibEntry): string {
+  return "*" + (r.best ? ">" : r.multipath ? "=" : "") + (r.ibgp ? "I" : "") + (r.stale ? "S" : "");
+}
+
+export function formatRib(entries: RibEntry[]): string {
+  const rows = entries.map((r) => [
+    ribFlags(r),
+    r.prefix,
+    r.nextHop ?? "-",
+    r.localPref === null ? "-" : String(r.localPref),
+    r.med === null ? "-" : String(r.med),
+    r.asPath.length ? r.asPath.join(" ") : "-",
+    originCode(r.origin),
+    [...r.communities, ...r.largeCommunities].join(" "),
+  ]);
+  return (
+    RIB_LEGEND +
+    "\n" +
+    table(["flags", "prefix", "nexthop", "lpref", "med", "aspath", "origin", "communities"], rows, ["l", "l", "l", "r", "r", "l", "l", "l"])
+  );
+}
+
+export function formatRibSummary(s: RibSummary): string {
+  const fam = table(
+    ["Family", "Prefixes", "Paths"],
+    s.families.map((f) => [f.family, String(f.prefixes), String(f.paths)]),
+    ["l", "r", "r"],
+  );
+  if (!s.peers.length) return fam;
+  const peers = table(
+    ["Neighbor", "Family", "Received", "Accepted", "Advertised"],
+    s.peers.map((p) => [p.address, p.family, String(p.received), String(p.accepted), String(p.advertised)]),
+    ["l", "l", "r", "r", "r"],
+  );
+  return fam + "\n" + peers;
+}
+
+function eventTime(t: string): string {
+  const d = new Date(t);
+  return Number.isNaN(d.getTime()) ? t : d.toISOString().slice(11, 19);
+}
+
+/** `via NH as-path A B origin igp med M local-pref L communities ... large-communities ...` */
+function routeText(r: RibEntry): string {
+  const parts = [`via ${r.nextHop ?? "-"}`, `as-path ${r.asPath.length ? r.asPath.join(" ") : "(empty)"}`, `origin ${r.origin}`];
+  if (r.med !== null) parts.push(`med ${r.med}`);
+  if (r.localPref !== null) parts.push(`local-pref ${r.localPref}`);
+  if (r.communities.length) parts.push(`communities ${r.communities.join(" ")}`);
+  if (r.largeCommunities.length) parts.push(`large-communities ${r.largeCommunities.join(" ")}`);
+  if (r.pathId !== undefined) parts.push(`path-id ${r.pathId}`);
+  return parts.join(" ");
+}
+
+export function formatMonitorEvent(e: MonitorEvent): string {
+  const t = eventTime(e.time);
+  switch (e.type) {
+    case "state":
+      return `${t} ${e.peer} state ${e.from} -> ${e.to}${e.reason ? ` (${e.reason})` : ""}`;
+    case "announce":
+      return `${t} ${e.peer} + ${e.route.prefix} ${routeText(e.route)}`;
+    case "withdraw":
+      return `${t} ${e.peer} - ${e.prefix}`;
+    case "best":
+      return e.route ? `${t} best ${e.prefix} from ${e.route.peer} ${routeText(e.route)}` : `${t} best ${e.prefix} none (no route left)`;
+    case "log":
+      return `${t} ${e.level}: ${e.msg}`;
+    default: {
+      // An event type newer than this CLI: show it raw rather than nothing.
+      const raw = e as { type?: unknown };
+      return `${t} ${String(raw.type)}: ${JSON.stringify(e)}`;
+    }
+  }
+}

@@ -1,0 +1,564 @@
+/**
+ * The daemon's control socket: serves a RouterApi as HTTP/JSON on a Unix
+ * socket (Bun.serve with `unix`), for the CLI (lib/api/client.ts) and any
+ * other local tool. Every request is validated here, before it reaches the
+ * router; errors are answered as `{"error": "message"}` with status 400 (bad
+ * input, naming the field), 404 (unknown route or peer), 405 (wrong method),
+ * 409 (conflict) or 500, never by crashing. `GET /v1/monitor` streams events
+ * as JSON lines for as long as the client stays connected.
+ *
+ * Routes:
+ *   GET    /v1/summary
+ *   GET    /v1/neighbors[?address=A]
+ *   GET    /v1/rib?prefix=&match=&neighbor=&table=&community=&as=&best=&family=
+ *   GET    /v1/rib/summary
+ *   POST   /v1/advertise              AdvertiseRequest
+ *   POST   /v1/withdraw               {prefixes}
+ *   POST   /v1/peers                  PeerAddRequest
+ *   DELETE /v1/peers/:address
+ *   POST   /v1/peers/:address/up
+ *   POST   /v1/peers/:address/down    {message?}
+ *   POST   /v1/peers/:address/reset   {soft?: "in"|"out"}
+ *   POST   /v1/reload
+ *   GET    /v1/monitor[?neighbor=A]   → application/x-ndjson stream of MonitorEvent
+ */
+import { chmodSync, lstatSync, mkdirSync, rmSync, type Stats } from "node:fs";
+import { createConnection } from "node:net";
+import { dirname } from "node:path";
+import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
+import { parseAddr, parsePrefix, prefixToString } from "../bgp/prefix.ts";
+import { type AdvertiseRequest, ApiError, type MonitorEvent, type PeerAddRequest, type RibQuery, type RouterApi } from "./types.ts";
+
+export interface ApiServerOptions {
+  /** Permissions of the socket file (default 0o660: owner and group may control the router). */
+  mode?: number;
+  /** Seconds before an idle connection is closed; 0 (the default) never, which `monitor` streams need. */
+  idleTimeout?: number;
+}
+
+export interface ApiServer {
+  /** The socket path served. */
+  readonly path: string;
+  /** Ends monitor streams, stops listening and removes the socket file. */
+  close(): Promise<void>;
+}
+
+/** Longest Unix socket path Linux accepts (sun_path is 108 bytes with the terminating NUL). */
+const MAX_SOCKET_PATH = 107;
+/** A monitor client that falls this many events behind is disconnected instead of buffering without bound. */
+const MONITOR_MAX_BACKLOG = 100_000;
+const MAX_BODY = 16 * 1024 * 1024;
+
+const JSON_HEADERS = { "content-type": "application/json" };
+
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body) + "\n", { status, headers: JSON_HEADERS });
+}
+
+function errorResponse(status: number, message: string, extra?: Record<string, string>): Response {
+  return new Response(JSON.stringify({ error: message }) + "\n", { status, headers: { ...JSON_HEADERS, ...extra } });
+}
+
+function bad(message: string): never {
+  throw new ApiError(400, message);
+}
+
+// ---------------------------------------------------------------------------
+// Input validation: each check names the field it rejects.
+// ---------------------------------------------------------------------------
+
+function checkAddress(field: string, v: unknown): string {
+  if (typeof v !== "string" || !parseAddr(v)) bad(`${field}: ${JSON.stringify(v)} is not an IPv4 or IPv6 address`);
+  return v;
+}
+
+/** Canonical text of a prefix ("10.0.0.0/8", lower-case compressed IPv6). */
+function checkPrefix(field: string, v: unknown): string {
+  if (typeof v !== "string") bad(`${field}: expected a prefix string such as "192.0.2.0/24", got ${JSON.stringify(v)}`);
+  try {
+    return prefixToString(parsePrefix(v));
+  } catch (e) {
+    bad(`${field}: ${(e as Error).message}`);
+  }
+}
+
+/** A prefix, or a bare address for a longest-match lookup. */
+function checkPrefixOrAddress(field: string, v: string): string {
+  if (!v.includes("/")) {
+    if (!parseAddr(v)) bad(`${field}: "${v}" is not a prefix (ADDRESS/LENGTH) or an address`);
+    return v;
+  }
+  return checkPrefix(field, v);
+}
+
+function checkUint(field: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) bad(`${field}: ${JSON.stringify(v)} must be an integer in ${min}..${max}`);
+  return v;
+}
+
+function checkAsn(field: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 4294967295) bad(`${field}: ${JSON.stringify(v)} is not an AS number (1..4294967295)`);
+  return v;
+}
+
+function checkString(field: string, v: unknown, maxLen = 1024): string {
+  if (typeof v !== "string") bad(`${field}: expected a string, got ${JSON.stringify(v)}`);
+  if (v.length > maxLen) bad(`${field}: longer than ${maxLen} characters`);
+  return v;
+}
+
+function checkBool(field: string, v: unknown): boolean {
+  if (typeof v !== "boolean") bad(`${field}: expected true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function checkArray(field: string, v: unknown, nonEmpty: boolean): unknown[] {
+  if (!Array.isArray(v)) bad(`${field}: expected an array`);
+  if (nonEmpty && v.length === 0) bad(`${field}: must not be empty`);
+  return v;
+}
+
+function checkCommunity(field: string, v: unknown): string {
+  if (typeof v !== "string") bad(`${field}: expected a community string such as "65001:100", got ${JSON.stringify(v)}`);
+  try {
+    parseCommunity(v);
+  } catch (e) {
+    bad(`${field}: ${(e as Error).message}`);
+  }
+  return v;
+}
+
+function checkLargeCommunity(field: string, v: unknown): string {
+  if (typeof v !== "string") bad(`${field}: expected a large community string such as "65001:1:2", got ${JSON.stringify(v)}`);
+  try {
+    parseLargeCommunity(v);
+  } catch (e) {
+    bad(`${field}: ${(e as Error).message}`);
+  }
+  return v;
+}
+
+function checkKeys(obj: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const k of Object.keys(obj)) if (!allowed.includes(k)) bad(`${k}: unknown field (expected ${allowed.join(", ")})`);
+}
+
+export function parseRibQuery(params: URLSearchParams): RibQuery {
+  const allowed = ["prefix", "match", "neighbor", "table", "community", "as", "best", "family"];
+  for (const k of params.keys()) if (!allowed.includes(k)) bad(`${k}: unknown query parameter (expected ${allowed.join(", ")})`);
+  const q: RibQuery = {};
+  const prefix = params.get("prefix");
+  if (prefix !== null && prefix !== "") q.prefix = checkPrefixOrAddress("prefix", prefix);
+  const match = params.get("match");
+  if (match !== null && match !== "") {
+    if (match !== "exact" && match !== "longer" && match !== "shorter") bad(`match: "${match}" must be exact, longer or shorter`);
+    if (q.prefix === undefined) bad("match: needs a prefix");
+    q.match = match;
+  }
+  const neighbor = params.get("neighbor");
+  if (neighbor !== null && neighbor !== "") q.neighbor = checkAddress("neighbor", neighbor);
+  const table = params.get("table");
+  if (table !== null && table !== "") {
+    if (table !== "in" && table !== "out" && table !== "loc") bad(`table: "${table}" must be in, out or loc`);
+    if (q.neighbor === undefined && table !== "loc") bad(`table: "${table}" needs a neighbor`);
+    q.table = table;
+  }
+  const community = params.get("community");
+  if (community !== null && community !== "") {
+    if (/^\d+:\d+:\d+$/.test(community)) checkLargeCommunity("community", community);
+    else checkCommunity("community", community);
+    q.community = community;
+  }
+  const as = params.get("as");
+  if (as !== null && as !== "") {
+    if (!/^\d{1,10}$/.test(as)) bad(`as: "${as}" is not an AS number (1..4294967295)`);
+    q.asn = checkAsn("as", Number(as));
+  }
+  const best = params.get("best");
+  if (best !== null) {
+    if (best === "" || best === "1" || best === "true" || best === "yes") q.bestOnly = true;
+    else if (best === "0" || best === "false" || best === "no") q.bestOnly = false;
+    else bad(`best: "${best}" must be true or false`);
+  }
+  const family = params.get("family");
+  if (family !== null && family !== "") {
+    if (family !== "ipv4" && family !== "ipv6") bad(`family: "${family}" must be ipv4 or ipv6`);
+    q.family = family;
+  }
+  return q;
+}
+
+export function parseAdvertiseRequest(body: Record<string, unknown>): AdvertiseRequest {
+  checkKeys(body, ["prefixes", "nextHop", "communities", "largeCommunities", "localPref", "med"]);
+  if (body.prefixes === undefined) bad("prefixes: required (a non-empty array of prefixes)");
+  const r: AdvertiseRequest = { prefixes: checkArray("prefixes", body.prefixes, true).map((p, i) => checkPrefix(`prefixes[${i}]`, p)) };
+  if (body.nextHop !== undefined) r.nextHop = checkAddress("nextHop", body.nextHop);
+  if (body.communities !== undefined) r.communities = checkArray("communities", body.communities, false).map((c, i) => checkCommunity(`communities[${i}]`, c));
+  if (body.largeCommunities !== undefined) {
+    r.largeCommunities = checkArray("largeCommunities", body.largeCommunities, false).map((c, i) => checkLargeCommunity(`largeCommunities[${i}]`, c));
+  }
+  if (body.localPref !== undefined) r.localPref = checkUint("localPref", body.localPref, 0, 4294967295);
+  if (body.med !== undefined) r.med = checkUint("med", body.med, 0, 4294967295);
+  return r;
+}
+
+export function parseWithdrawRequest(body: Record<string, unknown>): string[] {
+  checkKeys(body, ["prefixes"]);
+  if (body.prefixes === undefined) bad("prefixes: required (a non-empty array of prefixes)");
+  return checkArray("prefixes", body.prefixes, true).map((p, i) => checkPrefix(`prefixes[${i}]`, p));
+}
+
+export function parsePeerAddRequest(body: Record<string, unknown>): PeerAddRequest {
+  checkKeys(body, [
+    "address",
+    "remoteAs",
+    "localAs",
+    "port",
+    "localAddress",
+    "passive",
+    "holdTime",
+    "families",
+    "import",
+    "export",
+    "description",
+    "routeReflectorClient",
+    "nextHopSelf",
+  ]);
+  if (body.address === undefined) bad("address: required");
+  if (body.remoteAs === undefined) bad("remoteAs: required");
+  const r: PeerAddRequest = { address: checkAddress("address", body.address), remoteAs: checkAsn("remoteAs", body.remoteAs) };
+  if (body.localAs !== undefined) r.localAs = checkAsn("localAs", body.localAs);
+  if (body.port !== undefined) r.port = checkUint("port", body.port, 1, 65535);
+  if (body.localAddress !== undefined) r.localAddress = checkAddress("localAddress", body.localAddress);
+  if (body.passive !== undefined) r.passive = checkBool("passive", body.passive);
+  if (body.holdTime !== undefined) {
+    const h = checkUint("holdTime", body.holdTime, 0, 65535);
+    if (h === 1 || h === 2) bad(`holdTime: must be 0 or at least 3 seconds (RFC 4271 §4.2), got ${h}`);
+    r.holdTime = h;
+  }
+  if (body.families !== undefined) {
+    const fams = checkArray("families", body.families, true).map((f, i) => {
+      if (f !== "ipv4" && f !== "ipv6") bad(`families[${i}]: ${JSON.stringify(f)} must be "ipv4" or "ipv6"`);
+      return f;
+    });
+    r.families = [...new Set(fams)];
+  }
+  if (body.import !== undefined) r.import = checkString("import", body.import);
+  if (body.export !== undefined) r.export = checkString("export", body.export);
+  if (body.description !== undefined) r.description = checkString("description", body.description);
+  if (body.routeReflectorClient !== undefined) r.routeReflectorClient = checkBool("routeReflectorClient", body.routeReflectorClient);
+  if (body.nextHopSelf !== undefined) r.nextHopSelf = checkBool("nextHopSelf", body.nextHopSelf);
+  return r;
+}
+
+/** The request body as a JSON object; an empty body is `{}`. */
+async function readBody(req: Request): Promise<Record<string, unknown>> {
+  const text = await req.text();
+  if (text.trim() === "") return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    bad(`request body is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) bad("request body must be a JSON object");
+  return v as Record<string, unknown>;
+}
+
+function noQuery(url: URL): void {
+  for (const k of url.searchParams.keys()) bad(`${k}: unknown query parameter (this route takes none)`);
+}
+
+// ---------------------------------------------------------------------------
+// Socket file handling
+// ---------------------------------------------------------------------------
+
+function statOrNull(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+}
+
+/** Whether something accepts connections on the socket: true (answers), false (refused: stale), or an error. */
+function probeSocket(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection({ path });
+    const timer = setTimeout(() => {
+      // Connected-but-silent or a full backlog: someone holds it; do not steal it.
+      sock.destroy();
+      resolve(true);
+    }, timeoutMs);
+    sock.once("connect", () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once("error", (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      sock.destroy();
+      if (e.code === "ECONNREFUSED" || e.code === "ENOENT") resolve(false);
+      else reject(new Error(`cannot check the control socket ${path}: ${e.message}`));
+    });
+  });
+}
+
+async function prepareSocketPath(path: string): Promise<void> {
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+    throw new Error(`control socket path ${path} is too long (${Buffer.byteLength(path)} bytes, at most ${MAX_SOCKET_PATH})`);
+  }
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const st = statOrNull(path);
+  if (!st) return;
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; not removing it`);
+  if (await probeSocket(path)) throw new Error(`another bgpctl daemon is running on ${path}`);
+  rmSync(path, { force: true }); // stale: left by a daemon that did not exit cleanly
+}
+
+// ---------------------------------------------------------------------------
+// The server
+// ---------------------------------------------------------------------------
+
+interface MonitorStream {
+  close(): void;
+}
+
+const encoder = new TextEncoder();
+
+export async function startApiServer(api: RouterApi, socketPath: string, opts: ApiServerOptions = {}): Promise<ApiServer> {
+  const mode = opts.mode ?? 0o660;
+  await prepareSocketPath(socketPath);
+  const monitors = new Set<MonitorStream>();
+
+  function monitor(req: Request, url: URL): Response {
+    for (const k of url.searchParams.keys()) if (k !== "neighbor") bad(`${k}: unknown query parameter (expected neighbor)`);
+    const nb = url.searchParams.get("neighbor");
+    const neighbor = nb === null || nb === "" ? undefined : checkAddress("neighbor", nb);
+    let unsubscribe: (() => void) | null = null;
+    let done = false;
+    let ctrl: ReadableStreamDefaultController<Uint8Array> | null = null;
+    const entry: MonitorStream = { close: () => finish(true) };
+    const finish = (closeStream: boolean) => {
+      if (done) return;
+      done = true;
+      monitors.delete(entry);
+      try {
+        unsubscribe?.();
+      } catch {
+        /* the router's problem, not the client's */
+      }
+      unsubscribe = null;
+      if (closeStream && ctrl) {
+        try {
+          ctrl.close();
+        } catch {
+          /* already closed */
+        }
+      }
+    };
+    const send = (e: MonitorEvent) => {
+      if (done || !ctrl) return;
+      try {
+        ctrl.enqueue(encoder.encode(JSON.stringify(e) + "\n"));
+        if ((ctrl.desiredSize ?? 0) < -MONITOR_MAX_BACKLOG) {
+          const drop: MonitorEvent = { type: "log", time: new Date().toISOString(), level: "error", msg: "monitor: client too slow, disconnecting" };
+          ctrl.enqueue(encoder.encode(JSON.stringify(drop) + "\n"));
+          finish(true);
+        }
+      } catch {
+        finish(false); // the stream is gone
+      }
+    };
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        start(c) {
+          ctrl = c;
+          // The first chunk makes the response headers go out at once.
+          send({ type: "log", time: new Date().toISOString(), level: "info", msg: neighbor ? `monitoring ${neighbor}` : "monitoring" });
+          monitors.add(entry);
+          try {
+            unsubscribe = api.monitor(send, neighbor);
+          } catch (e) {
+            send({ type: "log", time: new Date().toISOString(), level: "error", msg: `monitor: ${(e as Error).message}` });
+            finish(true);
+            return;
+          }
+          if (done) {
+            // finished while subscribing (client gone): drop the subscription just made
+            try {
+              unsubscribe();
+            } catch {
+              /* ignore */
+            }
+            unsubscribe = null;
+          }
+        },
+        cancel() {
+          finish(false);
+        },
+      },
+      { highWaterMark: 1 },
+    );
+    req.signal.addEventListener("abort", () => finish(false), { once: true });
+    return new Response(stream, { headers: { "content-type": "application/x-ndjson", "cache-control": "no-store" } });
+  }
+
+  async function route(req: Request, url: URL): Promise<Response> {
+    const parts = url.pathname.split("/").filter((s) => s !== "");
+    if (parts[0] !== "v1") return errorResponse(404, `no such route: ${req.method} ${url.pathname}`);
+    let seg: string[];
+    try {
+      seg = parts.slice(1).map(decodeURIComponent);
+    } catch {
+      bad(`bad percent-encoding in ${url.pathname}`);
+    }
+    const method = req.method;
+    const only = (...allowed: string[]): Response | null =>
+      allowed.includes(method) ? null : errorResponse(405, `${method} not allowed on ${url.pathname} (use ${allowed.join(" or ")})`, { allow: allowed.join(", ") });
+    const path = seg.join("/");
+
+    switch (path) {
+      case "summary":
+        return only("GET") ?? (noQuery(url), json(await api.summary()));
+      case "neighbors": {
+        const m = only("GET");
+        if (m) return m;
+        for (const k of url.searchParams.keys()) if (k !== "address") bad(`${k}: unknown query parameter (expected address)`);
+        const a = url.searchParams.get("address");
+        return json(await api.neighbors(a === null || a === "" ? undefined : checkAddress("address", a)));
+      }
+      case "rib":
+        return only("GET") ?? json(await api.rib(parseRibQuery(url.searchParams)));
+      case "rib/summary":
+        return only("GET") ?? (noQuery(url), json(await api.ribSummary()));
+      case "advertise": {
+        const m = only("POST");
+        if (m) return m;
+        noQuery(url);
+        return json(await api.advertise(parseAdvertiseRequest(await readBody(req))));
+      }
+      case "withdraw": {
+        const m = only("POST");
+        if (m) return m;
+        noQuery(url);
+        return json(await api.withdraw(parseWithdrawRequest(await readBody(req))));
+      }
+      case "peers": {
+        const m = only("POST");
+        if (m) return m;
+        noQuery(url);
+        await api.peerAdd(parsePeerAddRequest(await readBody(req)));
+        return json({ ok: true });
+      }
+      case "reload": {
+        const m = only("POST");
+        if (m) return m;
+        noQuery(url);
+        const body = await readBody(req);
+        checkKeys(body, []);
+        return json(await api.reload());
+      }
+      case "monitor":
+        return only("GET") ?? monitor(req, url);
+    }
+
+    if (seg[0] === "peers" && (seg.length === 2 || seg.length === 3)) {
+      const address = checkAddress("address", seg[1]);
+      if (seg.length === 2) {
+        const m = only("DELETE");
+        if (m) return m;
+        noQuery(url);
+        await api.peerDelete(address);
+        return json({ ok: true });
+      }
+      const action = seg[2];
+      if (action === "up" || action === "down" || action === "reset") {
+        const m = only("POST");
+        if (m) return m;
+        noQuery(url);
+        const body = await readBody(req);
+        if (action === "up") {
+          checkKeys(body, []);
+          await api.peerUp(address);
+        } else if (action === "down") {
+          checkKeys(body, ["message"]);
+          if (body.message !== undefined) {
+            const msg = checkString("message", body.message);
+            // RFC 9003: at most 255 octets of UTF-8
+            if (Buffer.byteLength(msg) > 255) bad(`message: longer than 255 bytes of UTF-8 (RFC 9003)`);
+            await api.peerDown(address, msg);
+          } else await api.peerDown(address);
+        } else {
+          checkKeys(body, ["soft"]);
+          if (body.soft !== undefined) {
+            if (body.soft !== "in" && body.soft !== "out") bad(`soft: ${JSON.stringify(body.soft)} must be "in" or "out"`);
+            await api.peerReset(address, body.soft);
+          } else await api.peerReset(address);
+        }
+        return json({ ok: true });
+      }
+    }
+    return errorResponse(404, `no such route: ${method} ${url.pathname}`);
+  }
+
+  const serveOptions = {
+    unix: socketPath,
+    idleTimeout: opts.idleTimeout ?? 0,
+    maxRequestBodySize: MAX_BODY,
+    async fetch(req: Request): Promise<Response> {
+      let url: URL;
+      try {
+        url = new URL(req.url);
+      } catch {
+        return errorResponse(400, "bad request URL");
+      }
+      try {
+        return await route(req, url);
+      } catch (e) {
+        if (e instanceof ApiError) {
+          const status = Number.isInteger(e.status) && e.status >= 400 && e.status <= 599 ? e.status : 500;
+          return errorResponse(status, e.message);
+        }
+        return errorResponse(500, e instanceof Error ? e.message : String(e));
+      }
+    },
+    error(e: Error): Response {
+      return errorResponse(500, e.message);
+    },
+  };
+
+  // Create the socket without group/other write access from the first moment, then set the wanted mode.
+  const oldMask = process.umask(0o177);
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    // The type definitions allow idleTimeout only with hostname/port, but Bun
+    // applies it to Unix sockets too (without it, a quiet monitor stream is cut after 10 s).
+    server = Bun.serve(serveOptions as unknown as Parameters<typeof Bun.serve>[0]);
+  } catch (e) {
+    throw new Error(`cannot listen on the control socket ${socketPath}: ${(e as Error).message}`);
+  } finally {
+    process.umask(oldMask);
+  }
+  chmodSync(socketPath, mode);
+  const ino = lstatSync(socketPath).ino;
+
+  let closed: Promise<void> | null = null;
+  return {
+    path: socketPath,
+    close() {
+      closed ??= (async () => {
+        // End the monitor streams cleanly, give their last chunks a moment to
+        // go out, then cut whatever is left.
+        for (const m of [...monitors]) m.close();
+        const graceful = server.stop(false);
+        const timer = new Promise<void>((r) => setTimeout(r, 500).unref());
+        await Promise.race([graceful, timer]);
+        await server.stop(true);
+        const st = statOrNull(socketPath);
+        if (st && st.isSocket() && st.ino === ino) rmSync(socketPath, { force: true });
+      })();
+      return closed;
+    },
+  };
+}

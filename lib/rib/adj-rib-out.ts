@@ -1,0 +1,531 @@
+/**
+ * Adj-RIB-Out of one peer: what we advertise to it, and the outbound
+ * processing that decides it.
+ *
+ * For every Loc-RIB best-route change the daemon calls `exportRoute`, which
+ * decides what this peer should now have for that prefix, in this order:
+ *   (a) nothing back to the peer the route came from;
+ *   (g) well-known communities: NO_ADVERTISE to nobody, NO_EXPORT and
+ *       NO_EXPORT_SUBCONFED not to eBGP peers (checked on the route as it
+ *       is in the Loc-RIB, before export policy, so an export policy may
+ *       attach NO_EXPORT for the peer to honour);
+ *   (b) iBGP split horizon with route reflection (RFC 4456): an iBGP-learned
+ *       route goes to another iBGP peer only when the source or the target is
+ *       a route-reflector client; reflected routes get ORIGINATOR_ID (when
+ *       absent: the source's router id) and our cluster id prepended to
+ *       CLUSTER_LIST; nothing goes to an iBGP peer whose router id is the
+ *       route's ORIGINATOR_ID;
+ *   (c) eBGP sender-side loop prevention: not to a peer whose AS is in the
+ *       AS_PATH, unless `asOverride` (then the peer's AS is replaced by ours);
+ *   (d) export policy (RFC 8212 default: nothing to eBGP, all to iBGP);
+ *   (e) eBGP rewrites: prepend our AS, next hop self (unless policy set one),
+ *       LOCAL_PREF, ORIGINATOR_ID and CLUSTER_LIST removed, MED removed
+ *       unless the route is local or policy set it;
+ *   (f) iBGP: LOCAL_PREF present (100 when absent), AS path unchanged, next
+ *       hop unchanged unless policy set one, `nextHopSelf`, or the route has
+ *       none (a local route).
+ * The result is kept per prefix, so an identical re-export sends nothing and
+ * a withdrawal goes out only for a prefix that was advertised.
+ *
+ * Changes are queued; `flush` (called by the daemon, after MRAI) packs them
+ * into UPDATEs: withdrawals first, then announcements grouped by identical
+ * (attributes, next hop), as few messages as fit 4096 bytes (65535 with RFC
+ * 8654 extended messages). Output attribute sets are memoised per input set,
+ * so a full table sharing few attribute sets packs into few groups.
+ *
+ * ADD-PATH (RFC 7911) send: only the best path is advertised, with path
+ * identifier 1 (withdrawn with path identifier 1 too).
+ */
+import type { AsPathSegment, PathAttributes } from "../bgp/attributes.ts";
+import { bytesEqual } from "../bgp/bytes.ts";
+import { type Negotiated, addPathSend, hasFamily } from "../bgp/negotiate.ts";
+import { formatAddr, parseAddr } from "../bgp/prefix.ts";
+import { AFI, type Afi, BGP_MAX_EXT_MSG, BGP_MAX_MSG, ORIGIN, type Prefix, SAFI } from "../bgp/types.ts";
+import { type EncodeContext, buildAnnouncements, buildWithdrawals, encodeEndOfRib } from "../bgp/update.ts";
+import type { FamilyName, PeerConfig } from "../config/types.ts";
+import { DEFAULT_LOCAL_PREF } from "./decision.ts";
+import { type CompiledPolicies, type PolicyContext, type PolicyResult, applyPolicy, prependAs } from "./policy.ts";
+import type { PrefixKey, Route } from "./types.ts";
+
+export const NO_EXPORT = 0xffffff01;
+export const NO_ADVERTISE = 0xffffff02;
+export const NO_EXPORT_SUBCONFED = 0xffffff03;
+
+export interface AdjRibOutOptions {
+  peer: PeerConfig;
+  /** Our AS on this session. */
+  localAs: number;
+  /** Our BGP identifier (dotted quad). */
+  routerId: string;
+  /** Route-reflector cluster id (dotted quad; usually the router id). */
+  clusterId: string;
+  negotiated: Negotiated;
+  /** Our address of the session (4 or 16 bytes; empty when unknown). */
+  localAddress: Uint8Array;
+  /** Our address of the other family (for next hop self of that family), if any. */
+  otherLocalAddress?: Uint8Array | null;
+  policies: CompiledPolicies;
+}
+
+/** What exportRoute did to this peer's Adj-RIB-Out for the prefix. */
+export interface ExportResult {
+  /** announce: new or changed route queued; withdraw: withdrawal queued; none: nothing to send. */
+  change: "announce" | "withdraw" | "none";
+  /** Why (for logs): "unchanged", "learned from this peer", the policy verdict, ... */
+  reason: string;
+}
+
+/** One advertised prefix. Immutable: a change replaces the entry. */
+interface OutEntry {
+  key: PrefixKey;
+  /** The prefix as sent (path id 1 under ADD-PATH send). */
+  prefix: Prefix;
+  attrs: PathAttributes;
+  /** Interned next hop (one object per distinct value). */
+  nextHop: Uint8Array;
+  /** The Loc-RIB route it was made from (for `show`). */
+  route: Route;
+  /** Export generation (see resync). */
+  stamp: number;
+}
+
+function ipText(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
+}
+
+function pathHasAs(path: AsPathSegment[] | null, asn: number): boolean {
+  if (!path) return false;
+  for (const s of path) for (const a of s.asns) if (a === asn) return true;
+  return false;
+}
+
+function replaceAs(path: AsPathSegment[] | null, from: number, to: number): AsPathSegment[] | null {
+  if (!pathHasAs(path, from)) return path;
+  return path!.map((s) => ({ type: s.type, asns: s.asns.map((a) => (a === from ? to : a)) }));
+}
+
+function sameArray<T>(a: T[], b: T[], eq: (x: T, y: T) => boolean): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!eq(a[i]!, b[i]!)) return false;
+  return true;
+}
+
+const eqPrim = <T>(x: T, y: T) => x === y;
+const eqBytes = (x: Uint8Array, y: Uint8Array) => bytesEqual(x, y);
+
+/** Structural equality of two attribute sets (what would go on the wire). */
+export function attrsEqual(a: PathAttributes, b: PathAttributes): boolean {
+  if (a === b) return true;
+  if (a.origin !== b.origin || a.med !== b.med || a.localPref !== b.localPref || a.atomicAggregate !== b.atomicAggregate) return false;
+  if (a.originatorId !== b.originatorId || a.otc !== b.otc) return false;
+  if ((a.nextHop === null) !== (b.nextHop === null) || (a.nextHop && !bytesEqual(a.nextHop, b.nextHop!))) return false;
+  if ((a.asPath === null) !== (b.asPath === null)) return false;
+  if (a.asPath && !sameArray(a.asPath, b.asPath!, (x, y) => x.type === y.type && sameArray(x.asns, y.asns, eqPrim))) return false;
+  if ((a.aggregator === null) !== (b.aggregator === null)) return false;
+  if (a.aggregator && (a.aggregator.asn !== b.aggregator!.asn || a.aggregator.address !== b.aggregator!.address)) return false;
+  if (!sameArray(a.communities, b.communities, eqPrim)) return false;
+  if (!sameArray(a.clusterList, b.clusterList, eqPrim)) return false;
+  if (!sameArray(a.extCommunities, b.extCommunities, eqBytes)) return false;
+  if (!sameArray(a.largeCommunities, b.largeCommunities, (x, y) => x[0] === y[0] && x[1] === y[1] && x[2] === y[2])) return false;
+  if (!sameArray(a.unknown, b.unknown, (x, y) => x.type === y.type && x.flags === y.flags && bytesEqual(x.value, y.value))) return false;
+  return sameArray(a.partial ?? [], b.partial ?? [], eqPrim);
+}
+
+const INTERN_LIMIT = 100_000;
+
+function mix(h: number, v: number): number {
+  return Math.imul(h ^ (v | 0), 0x01000193);
+}
+
+function mixStr(h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) h = mix(h, s.charCodeAt(i));
+  return h;
+}
+
+/** A hash of the fields attrsEqual compares (cheap ones in full, byte fields by length). */
+function attrsHash(a: PathAttributes): number {
+  let h = 0x811c9dc5;
+  h = mix(h, a.origin ?? -1);
+  h = mix(h, a.med ?? -1);
+  h = mix(h, a.localPref ?? -1);
+  h = mix(h, a.atomicAggregate ? 1 : 0);
+  h = mix(h, a.otc ?? -1);
+  if (a.asPath) for (const s of a.asPath) {
+    h = mix(h, s.type + 1000);
+    for (const x of s.asns) h = mix(h, x);
+  }
+  for (const c of a.communities) h = mix(h, c);
+  for (const l of a.largeCommunities) h = mix(mix(mix(h, l[0]), l[1]), l[2]);
+  if (a.originatorId) h = mixStr(h, a.originatorId);
+  for (const c of a.clusterList) h = mixStr(h, c);
+  if (a.aggregator) h = mixStr(mix(h, a.aggregator.asn), a.aggregator.address);
+  h = mix(h, a.extCommunities.length);
+  h = mix(h, a.unknown.length);
+  if (a.nextHop) for (const b of a.nextHop) h = mix(h, b);
+  return h >>> 0;
+}
+
+function sameEntry(a: OutEntry | null, b: OutEntry | null): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  return a.nextHop === b.nextHop && attrsEqual(a.attrs, b.attrs);
+}
+
+function afiOf(f: Afi | FamilyName | number): number {
+  return f === "ipv4" ? AFI.IPV4 : f === "ipv6" ? AFI.IPV6 : f;
+}
+
+export class AdjRibOut {
+  private readonly peer: PeerConfig;
+  private readonly localAs: number;
+  private readonly clusterId: string;
+  private readonly n: Negotiated;
+  private policies: CompiledPolicies;
+  private readonly ibgp: boolean;
+  private readonly peerAddrBytes: Uint8Array;
+  private readonly peerId: string;
+  private readonly peerRouterId: string;
+  private readonly enc: EncodeContext;
+  /** Next hop self per AFI (index 1, 2), null when we have no usable address. */
+  private readonly selfNh: (Uint8Array | null)[] = [null, null, null];
+  private readonly familyOk: boolean[] = [false, false, false];
+  private readonly addPath: boolean[] = [false, false, false];
+  private readonly extNh4: boolean;
+  private readonly policyCtx: PolicyContext[];
+  private readonly scratch: PolicyResult;
+
+  /** What the peer has (or will have after the next flush). */
+  private readonly out = new Map<PrefixKey, OutEntry>();
+  /** Prefixes changed since the last flush → the entry as last flushed (null: nothing was). */
+  private readonly pending = new Map<PrefixKey, OutEntry | null>();
+  private readonly counts = [0, 0, 0];
+  private gen = 0;
+  private readonly nhIntern = new Map<string, Uint8Array>();
+  /** Output attribute memos: policy output attrs → rewritten attrs. */
+  private readonly memoEbgp = [new WeakMap<PathAttributes, PathAttributes>(), new WeakMap<PathAttributes, PathAttributes>()];
+  private readonly memoIbgp = new WeakMap<PathAttributes, PathAttributes>();
+  private readonly memoReflect = new WeakMap<PathAttributes, Map<string, PathAttributes>>();
+  private readonly interned = new Map<number, PathAttributes[]>();
+  private internedCount = 0;
+
+  constructor(o: AdjRibOutOptions) {
+    this.peer = o.peer;
+    this.localAs = o.localAs;
+    this.clusterId = o.clusterId;
+    this.n = o.negotiated;
+    this.policies = o.policies;
+    this.ibgp = o.peer.remoteAs === o.localAs;
+    const pa = parseAddr(o.peer.address);
+    this.peerAddrBytes = pa ? pa.addr : new Uint8Array(0);
+    this.peerId = pa ? formatAddr(pa.afi, pa.addr) : o.peer.address;
+    this.peerRouterId = o.negotiated.peerRouterId;
+    this.enc = {
+      fourOctetAs: o.negotiated.fourOctetAs,
+      addPathSend: (afi, safi) => addPathSend(o.negotiated, afi, safi),
+      maxLen: o.negotiated.extendedMessage ? BGP_MAX_EXT_MSG : BGP_MAX_MSG,
+    };
+    this.extNh4 = o.negotiated.extendedNextHop.some((f) => f.afi === AFI.IPV4 && f.safi === SAFI.UNICAST);
+    const addrs = [o.localAddress, o.otherLocalAddress ?? null].filter((a): a is Uint8Array => !!a && (a.length === 4 || a.length === 16));
+    const v4 = addrs.find((a) => a.length === 4) ?? null;
+    const v6 = addrs.find((a) => a.length === 16) ?? null;
+    this.selfNh[AFI.IPV4] = v4 ? this.intern(v4) : v6 && this.extNh4 ? this.intern(v6) : null;
+    this.selfNh[AFI.IPV6] = v6 ? this.intern(v6) : null;
+    for (const afi of [AFI.IPV4, AFI.IPV6]) {
+      this.familyOk[afi] = hasFamily(o.negotiated, afi, SAFI.UNICAST);
+      this.addPath[afi] = addPathSend(o.negotiated, afi, SAFI.UNICAST);
+    }
+    const ctx = (afi: number): PolicyContext => ({ direction: "export", localAs: o.localAs, peerAddress: o.peer.address, localAddress: this.selfNh[afi] ?? null });
+    this.policyCtx = [ctx(AFI.IPV4), ctx(AFI.IPV4), ctx(AFI.IPV6)];
+    this.scratch = { accept: false, attrs: null as unknown as PathAttributes, nextHop: new Uint8Array(0), reason: "", nextHopSet: false, medSet: false };
+  }
+
+  /** Use new compiled policies (after a reload); re-export every route afterwards to apply them. */
+  setPolicies(p: CompiledPolicies): void {
+    this.policies = p;
+  }
+
+  /** Whether this peer is internal (iBGP). */
+  get isIbgp(): boolean {
+    return this.ibgp;
+  }
+
+  /** Number of prefixes with a queued change (announce or withdraw). */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  private intern(nh: Uint8Array): Uint8Array {
+    let k = "";
+    for (let i = 0; i < nh.length; i++) k += String.fromCharCode(nh[i]!);
+    let v = this.nhIntern.get(k);
+    if (!v) this.nhIntern.set(k, (v = nh.slice()));
+    return v;
+  }
+
+  /** A next hop usable for a prefix of `afi` on this session (interned), or null. */
+  private usableNh(afi: number, nh: Uint8Array): Uint8Array | null {
+    if (afi === AFI.IPV4) {
+      if (nh.length === 4) return this.intern(nh);
+      if ((nh.length === 16 || nh.length === 32) && this.extNh4) return this.intern(nh.length === 32 ? nh.subarray(0, 16) : nh);
+      return null;
+    }
+    // IPv6: the global address only; a link-local part is meaningful only on the link it came from.
+    if (nh.length === 16) return this.intern(nh);
+    if (nh.length === 32) return this.intern(nh.subarray(0, 16));
+    return null;
+  }
+
+  /**
+   * The new Loc-RIB best for `key` (null: none any more): decide what the
+   * peer should have, and queue the change if it differs from what it has.
+   */
+  exportRoute(route: Route | null, key: PrefixKey, prefix: Prefix): ExportResult {
+    const afi = prefix.afi;
+    let attrs: PathAttributes | null = null;
+    let nh: Uint8Array | null = null;
+    let reason: string;
+    if (!this.familyOk[afi]) reason = "family not negotiated";
+    else if (route === null) reason = "withdrawn";
+    else if (!route.reachable) reason = "next hop unreachable";
+    else {
+      const r = this.decide(route, afi);
+      if (typeof r === "string") reason = r;
+      else {
+        attrs = r.attrs;
+        nh = r.nextHop;
+        reason = r.reason;
+      }
+    }
+    const old = this.out.get(key) ?? null;
+    if (attrs === null || nh === null) {
+      if (!old) return { change: "none", reason };
+      this.remove(key, old);
+      return { change: "withdraw", reason };
+    }
+    if (old && old.nextHop === nh && (old.attrs === attrs || attrsEqual(old.attrs, attrs))) {
+      old.stamp = this.gen;
+      old.route = route!;
+      return { change: "none", reason: "unchanged" };
+    }
+    const wire: Prefix = this.addPath[afi] ? { afi: prefix.afi, len: prefix.len, addr: prefix.addr, pathId: 1 } : prefix;
+    const e: OutEntry = { key, prefix: wire, attrs, nextHop: nh, route: route!, stamp: this.gen };
+    if (!this.pending.has(key)) this.pending.set(key, old);
+    this.out.set(key, e);
+    if (!old) this.counts[afi]!++;
+    return { change: "announce", reason };
+  }
+
+  private remove(key: PrefixKey, old: OutEntry): void {
+    if (!this.pending.has(key)) this.pending.set(key, old);
+    this.out.delete(key);
+    this.counts[old.prefix.afi]!--;
+  }
+
+  /** Rules (a)–(g) for one route: the attributes and next hop to send, or why not. */
+  private decide(route: Route, afi: number): { attrs: PathAttributes; nextHop: Uint8Array; reason: string } | string {
+    const src = route.source;
+    const peer = this.peer;
+    // (a) not back to where it came from
+    if (!src.local && (src.id === this.peerId || src.id === peer.address || (src.addressBytes.length > 0 && bytesEqual(src.addressBytes, this.peerAddrBytes)))) {
+      return "learned from this peer";
+    }
+    // (g) well-known communities
+    const comms = route.attrs.communities;
+    for (let i = 0; i < comms.length; i++) {
+      const c = comms[i]!;
+      if (c === NO_ADVERTISE) return "NO_ADVERTISE";
+      if (!this.ibgp && (c === NO_EXPORT || c === NO_EXPORT_SUBCONFED)) return c === NO_EXPORT ? "NO_EXPORT" : "NO_EXPORT_SUBCONFED";
+    }
+    // (b) iBGP split horizon / route reflection
+    let reflectOriginator: string | null = null;
+    if (this.ibgp) {
+      if (!src.local && src.ibgp) {
+        if (!src.rrClient && !peer.routeReflectorClient) return "iBGP split horizon";
+        reflectOriginator = route.attrs.originatorId ?? ipText(src.routerId);
+        if (reflectOriginator === this.peerRouterId) return "not reflected to the originator";
+      } else if (route.attrs.originatorId !== null && route.attrs.originatorId === this.peerRouterId) {
+        return "not sent to the originator";
+      }
+    } else if (!peer.asOverride && pathHasAs(route.attrs.asPath, peer.remoteAs)) {
+      // (c) sender-side loop prevention
+      return `peer AS ${peer.remoteAs} in the AS path`;
+    }
+    // (d) export policy
+    const pr = applyPolicy(peer.export, this.ibgp ? "ibgp" : "ebgp", route, this.policyCtx[afi]!, this.policies, this.scratch);
+    if (!pr.accept) return pr.reason;
+    if (!this.ibgp) {
+      // (e) eBGP
+      const nh = pr.nextHopSet ? this.usableNh(afi, pr.nextHop) : this.selfNh[afi]!;
+      if (!nh) return pr.nextHopSet ? "next hop set by policy is not usable for this family" : `no ${afi === AFI.IPV6 ? "IPv6" : "IPv4"} next hop on this session`;
+      const keepMed = src.local || pr.medSet;
+      const memo = this.memoEbgp[keepMed ? 1 : 0]!;
+      let a = memo.get(pr.attrs);
+      if (!a) memo.set(pr.attrs, (a = this.internAttrs(this.rewriteEbgp(pr.attrs, keepMed))));
+      return { attrs: a, nextHop: nh, reason: pr.reason };
+    }
+    // (f) iBGP
+    let nh: Uint8Array | null;
+    if (pr.nextHopSet) nh = this.usableNh(afi, pr.nextHop);
+    else if (peer.nextHopSelf || route.nextHop.length === 0) nh = this.selfNh[afi]!;
+    else nh = this.usableNh(afi, route.nextHop) ?? this.selfNh[afi]!;
+    if (!nh) return `no usable ${afi === AFI.IPV6 ? "IPv6" : "IPv4"} next hop`;
+    let a: PathAttributes | undefined;
+    if (reflectOriginator === null) {
+      a = this.memoIbgp.get(pr.attrs);
+      if (!a) this.memoIbgp.set(pr.attrs, (a = this.internAttrs(this.rewriteIbgp(pr.attrs, null))));
+    } else {
+      let m = this.memoReflect.get(pr.attrs);
+      if (!m) this.memoReflect.set(pr.attrs, (m = new Map()));
+      a = m.get(reflectOriginator);
+      if (!a) m.set(reflectOriginator, (a = this.internAttrs(this.rewriteIbgp(pr.attrs, reflectOriginator))));
+    }
+    return { attrs: a, nextHop: nh, reason: pr.reason };
+  }
+
+  /**
+   * One object per distinct outgoing attribute set (structural), so that
+   * routes whose input sets were equal but distinct objects still share one
+   * output object: identical re-exports compare by identity and flush packs
+   * them together. Bounded: forgets everything at INTERN_LIMIT sets.
+   */
+  private internAttrs(a: PathAttributes): PathAttributes {
+    const h = attrsHash(a);
+    const bucket = this.interned.get(h);
+    if (bucket) {
+      for (const b of bucket) if (attrsEqual(a, b)) return b;
+      bucket.push(a);
+    } else {
+      if (this.internedCount >= INTERN_LIMIT) {
+        this.interned.clear();
+        this.internedCount = 0;
+      }
+      this.interned.set(h, [a]);
+    }
+    this.internedCount++;
+    return a;
+  }
+
+  private rewriteEbgp(a: PathAttributes, keepMed: boolean): PathAttributes {
+    const path = this.peer.asOverride ? replaceAs(a.asPath, this.peer.remoteAs, this.localAs) : a.asPath;
+    return {
+      ...a,
+      origin: a.origin ?? ORIGIN.IGP,
+      asPath: prependAs(path, this.localAs, 1),
+      nextHop: null,
+      med: keepMed ? a.med : null,
+      localPref: null,
+      originatorId: null,
+      clusterList: [],
+    };
+  }
+
+  private rewriteIbgp(a: PathAttributes, originator: string | null): PathAttributes {
+    const c: PathAttributes = {
+      ...a,
+      origin: a.origin ?? ORIGIN.IGP,
+      asPath: a.asPath ?? [],
+      nextHop: null,
+      localPref: a.localPref ?? DEFAULT_LOCAL_PREF,
+    };
+    if (originator !== null) {
+      c.originatorId = originator;
+      c.clusterList = [this.clusterId, ...a.clusterList];
+    }
+    return c;
+  }
+
+  /**
+   * The UPDATEs for every change queued since the last flush: withdrawals
+   * first, then announcements grouped by (attributes, next hop), packed.
+   * Cheap when nothing is queued.
+   */
+  flush(): Uint8Array[] {
+    if (this.pending.size === 0) return [];
+    const wd: Prefix[][] = [[], [], []];
+    const groups: Map<PathAttributes, Map<Uint8Array, Prefix[]>>[] = [new Map(), new Map(), new Map()];
+    for (const [key, prev] of this.pending) {
+      const cur = this.out.get(key) ?? null;
+      if (sameEntry(prev, cur)) continue;
+      if (cur === null) {
+        wd[prev!.prefix.afi]!.push(prev!.prefix);
+        continue;
+      }
+      const g = groups[cur.prefix.afi]!;
+      let byNh = g.get(cur.attrs);
+      if (!byNh) g.set(cur.attrs, (byNh = new Map()));
+      let list = byNh.get(cur.nextHop);
+      if (!list) byNh.set(cur.nextHop, (list = []));
+      list.push(cur.prefix);
+    }
+    this.pending.clear();
+    const msgs: Uint8Array[] = [];
+    for (const afi of [AFI.IPV4, AFI.IPV6]) {
+      if (wd[afi]!.length) for (const m of buildWithdrawals(afi, SAFI.UNICAST, wd[afi]!, this.enc)) msgs.push(m);
+    }
+    for (const afi of [AFI.IPV4, AFI.IPV6]) {
+      for (const [attrs, byNh] of groups[afi]!) {
+        for (const [nh, list] of byNh) for (const m of buildAnnouncements(afi, SAFI.UNICAST, list, attrs, nh, this.enc)) msgs.push(m);
+      }
+    }
+    return msgs;
+  }
+
+  /** End-of-RIB markers (RFC 4724) for every negotiated family: send after the initial table. */
+  endOfRib(): Uint8Array[] {
+    return this.n.families.map((f) => encodeEndOfRib(f.afi, f.safi));
+  }
+
+  /**
+   * The peer asked for a route refresh (RFC 2918) of a family (all families
+   * when afi is undefined): re-queue every advertised prefix of it, and
+   * return the flushed UPDATEs (everything queued, the re-queued table
+   * included). Enhanced route refresh markers (BoRR/EoRR) are the caller's.
+   */
+  refresh(afi?: number, safi: number = SAFI.UNICAST): Uint8Array[] {
+    if (safi === SAFI.UNICAST) {
+      for (const [key, e] of this.out) {
+        if (afi !== undefined && e.prefix.afi !== afi) continue;
+        this.pending.set(key, null);
+      }
+    }
+    return this.flush();
+  }
+
+  /**
+   * Call right after exporting every Loc-RIB best route again (soft reset
+   * out): withdraws whatever was not exported since the previous resync (or
+   * since construction), then starts a new generation.
+   */
+  resync(): void {
+    for (const [key, e] of this.out) if (e.stamp !== this.gen) this.remove(key, e);
+    this.gen++;
+  }
+
+  /** Number of prefixes advertised (including queued changes), for a family or in total. */
+  advertisedCount(family?: Afi | FamilyName | number): number {
+    if (family === undefined) return this.counts[AFI.IPV4]! + this.counts[AFI.IPV6]!;
+    return this.counts[afiOf(family)] ?? 0;
+  }
+
+  /**
+   * The advertised routes as the peer gets them (attributes and next hop as
+   * sent, `source` where they were learned), for `show rib --neighbor X --out`.
+   */
+  routes(family?: Afi | FamilyName | number): Route[] {
+    const want = family === undefined ? 0 : afiOf(family);
+    const out: Route[] = [];
+    for (const e of this.out.values()) {
+      if (want && e.prefix.afi !== want) continue;
+      out.push({ ...e.route, prefix: e.prefix, key: e.key, pathId: e.prefix.pathId ?? 0, attrs: e.attrs, nextHop: e.nextHop, stale: false });
+    }
+    return out;
+  }
+
+  /** The advertised route of one prefix, if any (same shape as routes()). */
+  get(key: PrefixKey): Route | null {
+    const e = this.out.get(key);
+    return e ? { ...e.route, prefix: e.prefix, key: e.key, pathId: e.prefix.pathId ?? 0, attrs: e.attrs, nextHop: e.nextHop, stale: false } : null;
+  }
+}
+

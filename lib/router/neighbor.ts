@@ -1,0 +1,370 @@
+/**
+ * One configured neighbour of the daemon: its session, its Adj-RIB-In and
+ * Adj-RIB-Out, counters and administrative state. Turns received UPDATEs into
+ * routes (loop detection, import policy) for the Loc-RIB, and Loc-RIB changes
+ * into UPDATEs (export policy, packing, MRAI) for the wire. Owned by Router.
+ */
+import { type PathAttributes } from "../bgp/attributes.ts";
+import { describeCapability } from "../bgp/open.ts";
+import { type Negotiated, describeFamilies } from "../bgp/negotiate.ts";
+import { describeNotification, type NotificationMessage } from "../bgp/notification.ts";
+import { addrLen, parseAddr } from "../bgp/prefix.ts";
+import { Session, routerIdFromAddress } from "../bgp/session.ts";
+import { AFI, CEASE_SUB, type Family, type Prefix, SAFI, familyName } from "../bgp/types.ts";
+import { type NlriBlock, type UpdateMessage, announcedBlocks, withdrawnBlocks } from "../bgp/update.ts";
+import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
+import type { NeighborInfo, SessionState } from "../api/types.ts";
+import { AdjRibIn } from "../rib/adj-rib-in.ts";
+import { AdjRibOut } from "../rib/adj-rib-out.ts";
+import { type CompiledPolicies, applyPolicy } from "../rib/policy.ts";
+import { type Route, type RouteSource, prefixKey } from "../rib/types.ts";
+import type { Log } from "./log.ts";
+
+export function familiesOf(names: FamilyName[]): Family[] {
+  return names.map((n) => ({ afi: n === "ipv6" ? AFI.IPV6 : AFI.IPV4, safi: SAFI.UNICAST }));
+}
+
+function u32ip(s: string): number {
+  const b = parseAddr(s)?.addr;
+  return b && b.length === 4 ? ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0 : 0;
+}
+
+/** What a neighbour needs from the router it belongs to. */
+export interface NeighborHost {
+  readonly config: RouterConfig;
+  readonly policies: CompiledPolicies;
+  readonly log: Log;
+  /** A route accepted by import policy, or removed (route null) for (source, key, pathId). */
+  importRoute(source: RouteSource, key: Route["key"], pathId: number, route: Route | null): void;
+  /** The neighbour's session went down: drop all its routes. */
+  sourceDown(sourceId: string): void;
+  /** Every current best route, to fill a new Adj-RIB-Out. */
+  bestRoutes(): Iterable<Route>;
+  stateChanged(n: Neighbor, from: SessionState, to: SessionState, reason: string): void;
+  routeEvent(n: Neighbor, kind: "announce" | "withdraw", prefix: Prefix, route: Route | null): void;
+}
+
+export class Neighbor {
+  readonly session: Session;
+  readonly adjIn = new AdjRibIn();
+  adjOut: AdjRibOut | null = null;
+  readonly source: RouteSource;
+  /** When the session last changed between up and down (ms). */
+  private since = Date.now();
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private restartTimer: ReturnType<typeof setTimeout> | null = null;
+  adminDown: boolean;
+  /** Accepted (after import policy) prefixes per family. */
+  private accepted = new Map<number, number>();
+  private maxPrefixTripped = false;
+
+  constructor(
+    public config: PeerConfig,
+    private readonly host: NeighborHost,
+  ) {
+    const addr = parseAddr(config.address);
+    this.source = {
+      id: config.address,
+      address: config.address,
+      addressBytes: addr ? addr.addr : new Uint8Array(0),
+      asn: config.remoteAs,
+      routerId: 0,
+      ibgp: config.remoteAs === config.localAs,
+      rrClient: config.routeReflectorClient,
+      local: false,
+    };
+    this.adminDown = config.shutdown;
+    this.session = new Session({
+      peerAddress: config.address,
+      peerPort: config.port,
+      localAddress: config.localAddress,
+      localAs: config.localAs,
+      remoteAs: config.remoteAs,
+      routerId: host.config.routerId,
+      holdTime: config.holdTime,
+      connectRetry: config.connectRetry,
+      passive: config.passive,
+      families: familiesOf(config.families),
+      capabilities: [
+        { type: "extended-message" },
+        {
+          type: "graceful-restart",
+          restarting: false,
+          notification: false,
+          restartTime: 120,
+          families: familiesOf(config.families).map((f) => ({ ...f, forwardingPreserved: false })),
+        },
+        ...(config.addPath
+          ? [{ type: "add-path" as const, families: familiesOf(config.families).map((f) => ({ ...f, send: config.addPath!.send, receive: config.addPath!.receive })) }]
+          : []),
+      ],
+    });
+    const s = this.session;
+    s.on("state", (e) => this.onState(e.from as SessionState, e.to as SessionState, e.reason));
+    s.on("established", (n) => this.onEstablished(n));
+    s.on("update", (u) => this.onUpdate(u));
+    s.on("routeRefresh", (r) => this.onRouteRefresh(r.afi, r.safi, r.subtype));
+    s.on("notificationReceived", (n: NotificationMessage) => host.log.warn(`${this.name}: received NOTIFICATION ${describeNotification(n)}`));
+    s.on("notificationSent", (n: NotificationMessage) => host.log.info(`${this.name}: sent NOTIFICATION ${describeNotification(n)}`));
+    s.on("log", (l) => {
+      if (l.level !== "debug") host.log.at(l.level, l.msg);
+    });
+    if (!config.import && !this.source.ibgp) host.log.warn(`${this.name}: no import policy: nothing is accepted from this eBGP peer (RFC 8212); set \`import: all\` to accept everything`);
+    if (!config.export && !this.source.ibgp) host.log.warn(`${this.name}: no export policy: nothing is sent to this eBGP peer (RFC 8212); set \`export: all\` to send everything`);
+  }
+
+  get name(): string {
+    return `neighbor ${this.config.address} (AS ${this.config.remoteAs})`;
+  }
+
+  get established(): boolean {
+    return this.session.state === "Established";
+  }
+
+  start(): void {
+    if (!this.adminDown) this.session.start();
+  }
+
+  async stop(subcode: number = CEASE_SUB.ADMIN_SHUTDOWN, message?: string): Promise<void> {
+    this.clearTimers();
+    await this.session.stop({ subcode, message });
+  }
+
+  private clearTimers(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.flushTimer = this.restartTimer = null;
+  }
+
+  private onState(from: SessionState, to: SessionState, reason: string): void {
+    if (from === "Established" || to === "Established") this.since = Date.now();
+    if (from === "Established" && to !== "Established") {
+      this.adjOut = null;
+      this.adjIn.clear();
+      this.accepted.clear();
+      this.host.sourceDown(this.source.id);
+    }
+    this.host.stateChanged(this, from, to, reason);
+  }
+
+  private onEstablished(n: Negotiated): void {
+    this.source.routerId = u32ip(n.peerRouterId);
+    this.maxPrefixTripped = false;
+    const local = this.session.localAddress ?? "";
+    const la = parseAddr(local.replace(/^::ffff:/, ""));
+    this.adjOut = new AdjRibOut({
+      peer: this.config,
+      localAs: this.config.localAs,
+      routerId: this.host.config.routerId,
+      clusterId: this.host.config.clusterId ?? this.host.config.routerId,
+      negotiated: n,
+      localAddress: la ? la.addr : new Uint8Array(0),
+      policies: this.host.policies,
+    });
+    this.host.log.info(`${this.name}: established, families ${describeFamilies(n.families)}`);
+    for (const r of this.host.bestRoutes()) this.adjOut.exportRoute(r, r.key, r.prefix);
+    this.sendQueued();
+    for (const m of this.adjOut.endOfRib()) this.session.sendUpdate(m);
+  }
+
+  /** Import one received UPDATE into Adj-RIB-In and (after policy) the Loc-RIB. */
+  private onUpdate(u: UpdateMessage): void {
+    for (const i of u.issues) this.host.log.warn(`${this.name}: malformed UPDATE, ${i.action}: ${i.reason}`);
+    for (const b of withdrawnBlocks(u)) this.eachPrefix(b, (p, pathId) => this.withdrawn(p, pathId));
+    const attrs = u.attrs;
+    if (attrs) {
+      for (const b of announcedBlocks(u)) {
+        const nh = b === u.nlri ? attrs.nextHop! : u.mpReach!.nextHop;
+        this.eachPrefix(b, (p, pathId) => this.announced(p, pathId, attrs, nh));
+      }
+    }
+    this.checkMaxPrefix();
+  }
+
+  private eachPrefix(b: NlriBlock, fn: (p: Prefix, pathId: number) => void): void {
+    const alen = addrLen(b.afi);
+    let off = b.start;
+    const buf = b.buf;
+    while (off < b.end) {
+      let pathId = 0;
+      if (b.addPath) {
+        pathId = ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
+        off += 4;
+      }
+      const len = buf[off]!;
+      const n = (len + 7) >> 3;
+      const addr = new Uint8Array(alen);
+      for (let i = 0; i < n; i++) addr[i] = buf[off + 1 + i]!;
+      if (len & 7) addr[n - 1]! &= (0xff << (8 - (len & 7))) & 0xff;
+      off += 1 + n;
+      fn({ afi: b.afi, len, addr }, pathId);
+    }
+  }
+
+  private withdrawn(p: Prefix, pathId: number): void {
+    const key = prefixKey(p);
+    const had = this.adjIn.withdraw(key, pathId);
+    if (had) this.host.routeEvent(this, "withdraw", p, null);
+    this.importDecision(key, pathId, p, null);
+  }
+
+  private announced(p: Prefix, pathId: number, attrs: PathAttributes, nextHop: Uint8Array): void {
+    const key = prefixKey(p);
+    const route: Route = {
+      prefix: p,
+      key,
+      pathId,
+      source: this.source,
+      attrs,
+      nextHop,
+      learnedAt: performance.now(),
+      igpCost: 0,
+      reachable: true,
+      stale: false,
+    };
+    this.adjIn.update(route);
+    this.host.routeEvent(this, "announce", p, route);
+    this.importDecision(key, pathId, p, route);
+  }
+
+  /** Loop detection and import policy for one received route (or its withdrawal). */
+  importDecision(key: Route["key"], pathId: number, p: Prefix, route: Route | null): void {
+    let accepted: Route | null = null;
+    if (route && !this.loops(route)) {
+      const r = applyPolicy(this.config.import, this.source.ibgp ? "ibgp" : "ebgp", route, this.policyCtx("import"), this.host.policies);
+      if (r.accept) accepted = r.attrs === route.attrs && r.nextHop === route.nextHop ? route : { ...route, attrs: r.attrs, nextHop: r.nextHop };
+    }
+    const fam = p.afi;
+    const before = this.acceptedKeys.has(keyId(key, pathId));
+    if (accepted && !before) {
+      this.acceptedKeys.add(keyId(key, pathId));
+      this.accepted.set(fam, (this.accepted.get(fam) ?? 0) + 1);
+    } else if (!accepted && before) {
+      this.acceptedKeys.delete(keyId(key, pathId));
+      this.accepted.set(fam, (this.accepted.get(fam) ?? 1) - 1);
+    }
+    this.host.importRoute(this.source, key, pathId, accepted);
+  }
+  private acceptedKeys = new Set<string | number>();
+
+  /** Our own AS in the path more often than allowOwnAs: a loop (RFC 4271 §9.1.2). */
+  private loops(r: Route): boolean {
+    const own = this.config.localAs;
+    let n = 0;
+    for (const s of r.attrs.asPath ?? []) for (const a of s.asns) if (a === own) n++;
+    if (n > this.config.allowOwnAs) return true;
+    // RFC 4456: our router id as ORIGINATOR_ID, or our cluster id in CLUSTER_LIST.
+    if (this.source.ibgp) {
+      if (r.attrs.originatorId === this.host.config.routerId) return true;
+      const cid = this.host.config.clusterId ?? this.host.config.routerId;
+      if (r.attrs.clusterList.includes(cid)) return true;
+    }
+    return false;
+  }
+
+  policyCtx(direction: "import" | "export") {
+    const local = (this.session.localAddress ?? "").replace(/^::ffff:/, "");
+    return { direction, localAs: this.config.localAs, peerAddress: this.config.address, localAddress: parseAddr(local)?.addr ?? null };
+  }
+
+  /** Re-run import policy over the stored Adj-RIB-In (soft reconfiguration inbound). */
+  reimport(): void {
+    for (const r of [...this.adjIn.routes()]) this.importDecision(r.key, r.pathId, r.prefix, r);
+  }
+
+  private checkMaxPrefix(): void {
+    const mp = this.config.maxPrefix;
+    if (!mp || this.maxPrefixTripped) return;
+    for (const [fam, n] of this.adjIn.countsByFamily()) {
+      if (n <= mp.limit) continue;
+      this.maxPrefixTripped = true;
+      const what = `${this.name}: ${n} ${fam === AFI.IPV6 ? "IPv6" : "IPv4"} prefixes received, over the limit of ${mp.limit}`;
+      if (mp.action === "warn") {
+        this.host.log.warn(what);
+        return;
+      }
+      this.host.log.error(`${what}: closing the session (Cease/Maximum Number of Prefixes Reached), reconnecting in ${mp.restartAfter}s`);
+      // RFC 4486 §4: data = AFI (2), SAFI (1), upper bound (4).
+      void this.session.stop({ subcode: CEASE_SUB.MAX_PREFIXES }).then(() => {
+        this.restartTimer = setTimeout(() => {
+          this.restartTimer = null;
+          if (!this.adminDown) this.session.start();
+        }, mp.restartAfter * 1000);
+      });
+      return;
+    }
+  }
+
+  private onRouteRefresh(afi: number, safi: number, subtype: number): void {
+    if (subtype !== 0 || !this.adjOut) return;
+    this.host.log.info(`${this.name}: route refresh requested for ${familyName(afi, safi)}`);
+    for (const m of this.adjOut.refresh(afi, safi)) this.session.sendUpdate(m);
+  }
+
+  /** A Loc-RIB best route changed: queue the export; flushed after MRAI (or at once). */
+  exportChange(route: Route | null, key: Route["key"], prefix: Prefix): void {
+    if (!this.adjOut) return;
+    this.adjOut.exportRoute(route, key, prefix);
+    if (this.flushTimer) return;
+    const mrai = this.host.config.mrai * 1000;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      this.sendQueued();
+    }, mrai);
+  }
+
+  sendQueued(): void {
+    if (!this.adjOut) return;
+    for (const m of this.adjOut.flush()) this.session.sendUpdate(m);
+  }
+
+  /** Re-evaluate every export after an export policy change (soft out). */
+  reexport(): void {
+    if (!this.adjOut) return;
+    for (const r of this.host.bestRoutes()) this.adjOut.exportRoute(r, r.key, r.prefix);
+    this.adjOut.resync?.();
+    this.sendQueued();
+  }
+
+  /** Ask the peer to send its routes again (route refresh), when it supports it. */
+  requestRefresh(): boolean {
+    const n = this.session.negotiated;
+    if (!n?.routeRefresh) return false;
+    for (const f of n.families) this.session.sendRouteRefresh(f.afi, f.safi, 0);
+    return true;
+  }
+
+  info(): NeighborInfo {
+    const n = this.session.negotiated;
+    const c = this.session.counters;
+    let accepted = 0;
+    for (const v of this.accepted.values()) accepted += v;
+    return {
+      address: this.config.address,
+      remoteAs: this.config.remoteAs,
+      localAs: this.config.localAs,
+      description: this.config.description,
+      state: this.session.state as SessionState,
+      uptimeSeconds: Math.floor((Date.now() - this.since) / 1000),
+      received: this.adjIn.count,
+      accepted,
+      advertised: this.adjOut?.advertisedCount() ?? 0,
+      capabilities: n ? [...n.families.map((f) => familyName(f.afi, f.safi)), ...n.peerCapabilities.filter((x) => x.type !== "multiprotocol").map(describeCapability)] : [],
+      lastError: c.lastError,
+      messages: { received: c.in.total, sent: c.out.total },
+      outQueue: this.session.outQueue,
+      holdTime: n?.holdTime ?? null,
+      keepaliveTime: n?.keepaliveTime ?? null,
+      routerId: n?.peerRouterId ?? null,
+      localAddress: this.session.localAddress,
+      adminDown: this.adminDown,
+      routeReflectorClient: this.config.routeReflectorClient,
+    };
+  }
+}
+
+function keyId(key: Route["key"], pathId: number): string | number {
+  return pathId === 0 ? key : `${key}#${pathId}`;
+}
+
+export { routerIdFromAddress };

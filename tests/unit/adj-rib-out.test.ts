@@ -1,0 +1,675 @@
+/**
+ * Unit tests of the per-peer Adj-RIB-Out (lib/rib/adj-rib-out.ts): every
+ * outbound rule (source peer, iBGP split horizon and RFC 4456 reflection,
+ * eBGP AS loop, export policy and RFC 8212, eBGP/iBGP rewrites, well-known
+ * communities), change tracking (no duplicates, withdraw only what was
+ * advertised), UPDATE packing checked by decoding the messages back, 2-octet
+ * peers, ADD-PATH, End-of-RIB, route refresh and resync.
+ */
+import { describe, expect, test } from "bun:test";
+import { type AsPathSegment, type PathAttributes, emptyAttributes, parseCommunity, splitAttributes } from "../../lib/bgp/attributes.ts";
+import { u16 } from "../../lib/bgp/bytes.ts";
+import type { Negotiated } from "../../lib/bgp/negotiate.ts";
+import { formatNextHop, parseAddr, parsePrefix, prefixToString } from "../../lib/bgp/prefix.ts";
+import { AS_TRANS, ATTR, type Prefix, SEG } from "../../lib/bgp/types.ts";
+import { type UpdateContext, announcedBlocks, blockPrefixes, decodeUpdate, withdrawnBlocks } from "../../lib/bgp/update.ts";
+import type { PeerConfig, Policy } from "../../lib/config/types.ts";
+import { AdjRibOut, type AdjRibOutOptions } from "../../lib/rib/adj-rib-out.ts";
+import { type CompiledPolicies, compilePolicies } from "../../lib/rib/policy.ts";
+import { type Route, type RouteSource, prefixKey } from "../../lib/rib/types.ts";
+
+// ---------------------------------------------------------------- helpers
+
+const LOCAL_AS = 65000;
+const ROUTER_ID = "10.0.0.1";
+const CLUSTER_ID = "10.0.0.100";
+const seq = (...asns: number[]): AsPathSegment => ({ type: SEG.AS_SEQUENCE, asns });
+const comm = (s: string) => parseCommunity(s);
+
+function addr(s: string): Uint8Array {
+  const a = parseAddr(s);
+  if (!a) throw new Error(`bad address ${s}`);
+  return a.addr;
+}
+
+function ipNum(s: string): number {
+  const a = addr(s);
+  return ((a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!) >>> 0;
+}
+
+function attrs(p: Partial<PathAttributes> = {}): PathAttributes {
+  return { ...emptyAttributes(), origin: 0, asPath: [seq(65010)], ...p };
+}
+
+function ebgpSource(address = "198.51.100.1", asn = 65010, routerId = "10.9.9.9"): RouteSource {
+  return { id: address, address, addressBytes: addr(address), asn, routerId: ipNum(routerId), ibgp: false, rrClient: false, local: false };
+}
+function ibgpSource(address: string, routerId: string, rrClient: boolean): RouteSource {
+  return { id: address, address, addressBytes: addr(address), asn: LOCAL_AS, routerId: ipNum(routerId), ibgp: true, rrClient, local: false };
+}
+const LOCAL: RouteSource = { id: "local", address: "", addressBytes: new Uint8Array(0), asn: LOCAL_AS, routerId: 0, ibgp: false, rrClient: false, local: true };
+
+function route(prefix: string, o: { attrs?: PathAttributes; nextHop?: string | Uint8Array; source?: RouteSource } = {}): Route {
+  const p = parsePrefix(prefix);
+  const nh = o.nextHop === undefined ? (p.afi === 1 ? addr("198.51.100.1") : addr("2001:db8:ff::1")) : typeof o.nextHop === "string" ? addr(o.nextHop) : o.nextHop;
+  return { prefix: p, key: prefixKey(p), pathId: 0, source: o.source ?? ebgpSource(), attrs: o.attrs ?? attrs(), nextHop: nh, learnedAt: 0, igpCost: 0, reachable: true, stale: false };
+}
+
+function neg(o: Partial<Negotiated> = {}): Negotiated {
+  return {
+    localAs: LOCAL_AS,
+    peerAs: 65001,
+    peerRouterId: "10.0.0.2",
+    families: [
+      { afi: 1, safi: 1 },
+      { afi: 2, safi: 1 },
+    ],
+    fourOctetAs: true,
+    holdTime: 90,
+    keepaliveTime: 30,
+    routeRefresh: true,
+    enhancedRouteRefresh: false,
+    extendedMessage: false,
+    addPath: new Map(),
+    extendedNextHop: [],
+    peerGracefulRestart: null,
+    localRole: null,
+    peerRole: null,
+    peerCapabilities: [],
+    ...o,
+  };
+}
+
+function peerCfg(o: Partial<PeerConfig> = {}): PeerConfig {
+  return {
+    address: "192.0.2.2",
+    remoteAs: 65001,
+    localAs: LOCAL_AS,
+    port: 179,
+    passive: false,
+    holdTime: 90,
+    connectRetry: 5,
+    families: ["ipv4", "ipv6"],
+    nextHopSelf: false,
+    routeReflectorClient: false,
+    multihop: false,
+    import: { kind: "all" },
+    export: { kind: "all" },
+    shutdown: false,
+    allowOwnAs: 0,
+    ...o,
+  };
+}
+
+const NO_POLICIES = compilePolicies({}, {});
+
+function mk(peer: Partial<PeerConfig> = {}, n: Partial<Negotiated> = {}, o: Partial<AdjRibOutOptions> = {}): AdjRibOut {
+  const p = peerCfg(peer);
+  return new AdjRibOut({
+    peer: p,
+    localAs: LOCAL_AS,
+    routerId: ROUTER_ID,
+    clusterId: CLUSTER_ID,
+    negotiated: neg({ peerAs: p.remoteAs, ...n }),
+    localAddress: addr("192.0.2.1"),
+    policies: NO_POLICIES,
+    ...o,
+  });
+}
+/** An iBGP peer (optionally a route-reflector client) with a router id. */
+const ibgpPeer = (address: string, routerId: string, rrClient: boolean, o: Partial<PeerConfig> = {}) =>
+  mk({ address, remoteAs: LOCAL_AS, routeReflectorClient: rrClient, ...o }, { peerRouterId: routerId });
+
+function exp(out: AdjRibOut, r: Route) {
+  return out.exportRoute(r, r.key, r.prefix);
+}
+
+interface Decoded {
+  announced: Map<string, { attrs: PathAttributes; nextHop: string }>;
+  /** Announced prefixes in message order (duplicates visible). */
+  order: string[];
+  withdrawn: string[];
+  eor: string[];
+  /** Index of each message's first kind: "w" or "a". */
+  kinds: string[];
+}
+
+function decodeAll(msgs: Uint8Array[], o: { fourOctetAs?: boolean; addPath?: boolean; maxLen?: number } = {}): Decoded {
+  const ctx: UpdateContext = { fourOctetAs: o.fourOctetAs ?? true, ibgp: true, addPathReceive: () => o.addPath ?? false };
+  const d: Decoded = { announced: new Map(), order: [], withdrawn: [], eor: [], kinds: [] };
+  const name = (p: Prefix) => (p.pathId !== undefined ? `${prefixToString(p)}#${p.pathId}` : prefixToString(p));
+  for (const m of msgs) {
+    expect(m.length).toBeLessThanOrEqual(o.maxLen ?? 4096);
+    expect(u16(m, 16)).toBe(m.length);
+    expect(m[18]).toBe(2);
+    const u = decodeUpdate(m.subarray(19), ctx);
+    expect(u.treatAsWithdraw).toBe(false);
+    if (u.endOfRib) {
+      d.eor.push(`${u.endOfRib.afi}/${u.endOfRib.safi}`);
+      continue;
+    }
+    const w = withdrawnBlocks(u).flatMap(blockPrefixes);
+    const a = announcedBlocks(u);
+    d.kinds.push(w.length ? "w" : "a");
+    for (const p of w) d.withdrawn.push(name(p));
+    for (const b of a) {
+      const nh = b === u.nlri ? formatNextHop(u.attrs!.nextHop!) : formatNextHop(u.mpReach!.nextHop);
+      for (const p of blockPrefixes(b)) {
+        d.order.push(name(p));
+        d.announced.set(name(p), { attrs: u.attrs!, nextHop: nh });
+      }
+    }
+  }
+  return d;
+}
+
+function only(out: AdjRibOut, o: Parameters<typeof decodeAll>[1] = {}) {
+  const d = decodeAll(out.flush(), o);
+  return d;
+}
+
+function policies(ps: Record<string, Omit<Policy, "name">>): CompiledPolicies {
+  const all: Record<string, Policy> = {};
+  for (const [k, v] of Object.entries(ps)) all[k] = { name: k, ...v };
+  return compilePolicies(all, {});
+}
+
+// ---------------------------------------------------------------- (a) source
+
+describe("(a) not back to the source peer", () => {
+  test("a route is not sent to the peer it came from, but to others", () => {
+    const r = route("203.0.113.0/24", { source: ebgpSource("192.0.2.2", 65001) });
+    expect(exp(mk(), r)).toEqual({ change: "none", reason: "learned from this peer" });
+    expect(exp(mk({ address: "192.0.2.3", remoteAs: 65002 }), r).change).toBe("announce");
+  });
+  test("IPv6 peer address in another text form", () => {
+    const r = route("2001:db8:1::/48", { source: ebgpSource("2001:db8::2", 65001) });
+    expect(exp(mk({ address: "2001:DB8:0::2" }, {}, { localAddress: addr("2001:db8::1") }), r).change).toBe("none");
+  });
+});
+
+// ---------------------------------------------------------------- (b) iBGP and route reflection
+
+describe("(b) iBGP split horizon and route reflection (RFC 4456)", () => {
+  const C1 = ibgpSource("192.0.2.11", "10.0.0.11", true);
+  const N1 = ibgpSource("192.0.2.21", "10.0.0.21", false);
+  const toC2 = () => ibgpPeer("192.0.2.12", "10.0.0.12", true);
+  const toN2 = () => ibgpPeer("192.0.2.22", "10.0.0.22", false);
+  const fromC1 = route("203.0.113.0/24", { source: C1, nextHop: "192.0.2.11", attrs: attrs({ asPath: [seq(65010)], localPref: 150 }) });
+  const fromN1 = route("203.0.113.0/24", { source: N1, nextHop: "192.0.2.21", attrs: attrs({ asPath: [seq(65010)], localPref: 150 }) });
+
+  function reflected(out: AdjRibOut, r: Route) {
+    expect(exp(out, r).change).toBe("announce");
+    const d = only(out);
+    const a = d.announced.get("203.0.113.0/24")!;
+    return a;
+  }
+  test("client → client: reflected with ORIGINATOR_ID and CLUSTER_LIST, next hop and path unchanged", () => {
+    const a = reflected(toC2(), fromC1);
+    expect(a.attrs.originatorId).toBe("10.0.0.11");
+    expect(a.attrs.clusterList).toEqual([CLUSTER_ID]);
+    expect(a.nextHop).toBe("192.0.2.11");
+    expect(a.attrs.asPath).toEqual([seq(65010)]);
+    expect(a.attrs.localPref).toBe(150);
+  });
+  test("client → non-client: reflected", () => {
+    const a = reflected(toN2(), fromC1);
+    expect(a.attrs.originatorId).toBe("10.0.0.11");
+    expect(a.attrs.clusterList).toEqual([CLUSTER_ID]);
+  });
+  test("non-client → client: reflected", () => {
+    const a = reflected(toC2(), fromN1);
+    expect(a.attrs.originatorId).toBe("10.0.0.21");
+    expect(a.attrs.clusterList).toEqual([CLUSTER_ID]);
+  });
+  test("non-client → non-client: blocked (split horizon)", () => {
+    expect(exp(toN2(), fromN1)).toEqual({ change: "none", reason: "iBGP split horizon" });
+  });
+  test("plain iBGP (no clients anywhere): iBGP routes go to no iBGP peer", () => {
+    const r = route("203.0.113.0/24", { source: ibgpSource("192.0.2.31", "10.0.0.31", false) });
+    expect(exp(ibgpPeer("192.0.2.32", "10.0.0.32", false), r).change).toBe("none");
+  });
+  test("an existing ORIGINATOR_ID is kept; our cluster id is prepended to CLUSTER_LIST", () => {
+    const r = route("203.0.113.0/24", { source: C1, attrs: attrs({ originatorId: "10.7.7.7", clusterList: ["10.8.8.8"] }) });
+    const a = reflected(toN2(), r);
+    expect(a.attrs.originatorId).toBe("10.7.7.7");
+    expect(a.attrs.clusterList).toEqual([CLUSTER_ID, "10.8.8.8"]);
+  });
+  test("never reflected to the originator", () => {
+    const r = route("203.0.113.0/24", { source: C1, attrs: attrs({ originatorId: "10.0.0.12" }) });
+    expect(exp(toC2(), r)).toEqual({ change: "none", reason: "not reflected to the originator" });
+    // no ORIGINATOR_ID yet: the source's router id is the originator
+    const sameRouter = ibgpPeer("192.0.2.99", "10.0.0.11", true); // C1's router, another address
+    expect(exp(sameRouter, fromC1).change).toBe("none");
+  });
+  test("eBGP and local routes go to every iBGP peer, not reflected (no ORIGINATOR_ID/CLUSTER_LIST)", () => {
+    for (const out of [toC2(), toN2()]) {
+      exp(out, route("203.0.113.0/24"));
+      exp(out, route("198.18.0.0/15", { source: LOCAL, nextHop: new Uint8Array(0), attrs: attrs({ asPath: [] }) }));
+      const d = only(out);
+      expect(d.announced.size).toBe(2);
+      for (const a of d.announced.values()) {
+        expect(a.attrs.originatorId).toBeNull();
+        expect(a.attrs.clusterList).toEqual([]);
+      }
+    }
+  });
+  test("reflected attribute sets are shared per input set and originator", () => {
+    const out = toN2();
+    const shared = attrs({ localPref: 120 });
+    exp(out, route("203.0.113.0/24", { source: C1, attrs: shared }));
+    exp(out, route("203.0.114.0/24", { source: C1, attrs: shared }));
+    const rs = out.routes();
+    expect(rs.length).toBe(2);
+    expect(rs[0]!.attrs).toBe(rs[1]!.attrs);
+    expect(decodeAll(out.flush()).kinds.length).toBe(1);
+  });
+});
+
+// ---------------------------------------------------------------- (c) eBGP AS loop
+
+describe("(c) eBGP sender-side loop prevention", () => {
+  const r = route("203.0.113.0/24", { attrs: attrs({ asPath: [seq(65010, 65001, 65020)] }) });
+  test("not sent to a peer whose AS is in the path (any position, sets too)", () => {
+    expect(exp(mk(), r)).toEqual({ change: "none", reason: "peer AS 65001 in the AS path" });
+    const inSet = route("203.0.113.0/24", { attrs: attrs({ asPath: [seq(65010), { type: SEG.AS_SET, asns: [65030, 65001] }] }) });
+    expect(exp(mk(), inSet).change).toBe("none");
+    expect(exp(mk({ remoteAs: 65002 }), r).change).toBe("announce");
+  });
+  test("asOverride: sent, with the peer's AS replaced by ours", () => {
+    const out = mk({ asOverride: true });
+    expect(exp(out, r).change).toBe("announce");
+    expect(only(out).announced.get("203.0.113.0/24")!.attrs.asPath).toEqual([seq(LOCAL_AS, 65010, LOCAL_AS, 65020)]);
+  });
+  test("iBGP peers get the route whatever the path", () => {
+    const r2 = route("203.0.113.0/24", { attrs: attrs({ asPath: [seq(65010, LOCAL_AS)] }) });
+    expect(exp(ibgpPeer("192.0.2.22", "10.0.0.22", false), r2).change).toBe("announce");
+  });
+});
+
+// ---------------------------------------------------------------- (d) export policy
+
+describe("(d) export policy", () => {
+  test("RFC 8212: no export policy → nothing to eBGP, everything to iBGP", () => {
+    const r = route("203.0.113.0/24");
+    expect(exp(mk({ export: undefined }), r)).toEqual({ change: "none", reason: "no export policy (RFC 8212)" });
+    expect(exp(ibgpPeer("192.0.2.22", "10.0.0.22", false, { export: undefined }), r).change).toBe("announce");
+    expect(exp(mk({ export: { kind: "none" } }), r)).toEqual({ change: "none", reason: "none" });
+  });
+  test("a policy filters and sets; the policy sees the attributes before eBGP rewrites", () => {
+    const ps = policies({
+      out: {
+        terms: [
+          { match: { prefix: [{ prefix: "203.0.113.0/24" }] }, set: { med: 42, community: { add: ["65000:1"] } }, action: "accept" },
+          { match: { asPath: "^65010$" }, set: { asPathPrepend: 2 }, action: "accept" },
+        ],
+        default: "reject",
+      },
+    });
+    const out = mk({ export: { kind: "chain", names: ["out"] } }, {}, { policies: ps });
+    expect(exp(out, route("203.0.113.0/24", { attrs: attrs({ med: 7 }) })).change).toBe("announce");
+    expect(exp(out, route("198.51.100.0/24")).change).toBe("announce");
+    expect(exp(out, route("192.0.2.0/24", { attrs: attrs({ asPath: [seq(65011)] }) }))).toEqual({ change: "none", reason: 'policy "out": default reject' });
+    const d = only(out);
+    const a = d.announced.get("203.0.113.0/24")!;
+    expect(a.attrs.med).toBe(42); // set by policy: survives eBGP
+    expect(a.attrs.communities).toEqual([comm("65000:1")]);
+    expect(d.announced.get("198.51.100.0/24")!.attrs.asPath).toEqual([seq(LOCAL_AS, LOCAL_AS, LOCAL_AS, 65010)]);
+  });
+  test("setPolicies: a re-export applies the new policy (and withdraws what it rejects)", () => {
+    const out = mk({ export: { kind: "chain", names: ["p"] } }, {}, { policies: policies({ p: { terms: [], default: "accept" } }) });
+    const r = route("203.0.113.0/24");
+    exp(out, r);
+    out.flush();
+    out.setPolicies(policies({ p: { terms: [], default: "reject" } }));
+    expect(exp(out, r)).toEqual({ change: "withdraw", reason: 'policy "p": default reject' });
+  });
+});
+
+// ---------------------------------------------------------------- (e) eBGP rewrites
+
+describe("(e) eBGP rewrites", () => {
+  test("prepend our AS, next hop self, LOCAL_PREF/ORIGINATOR_ID/CLUSTER_LIST and received MED removed", () => {
+    const out = mk({ remoteAs: 65002 });
+    const r = route("203.0.113.0/24", {
+      source: ibgpSource("192.0.2.21", "10.0.0.21", false),
+      nextHop: "192.0.2.21",
+      attrs: attrs({ asPath: [seq(65010, 65011)], localPref: 300, med: 50, originatorId: "10.0.0.5", clusterList: ["10.0.0.6"], communities: [comm("65010:1")] }),
+    });
+    expect(exp(out, r).change).toBe("announce");
+    const a = only(out).announced.get("203.0.113.0/24")!;
+    expect(a.attrs.asPath).toEqual([seq(LOCAL_AS, 65010, 65011)]);
+    expect(a.nextHop).toBe("192.0.2.1");
+    expect(a.attrs.localPref).toBeNull();
+    expect(a.attrs.med).toBeNull();
+    expect(a.attrs.originatorId).toBeNull();
+    expect(a.attrs.clusterList).toEqual([]);
+    expect(a.attrs.communities).toEqual([comm("65010:1")]);
+    expect(a.attrs.origin).toBe(0);
+  });
+  test("a local route keeps its MED; an empty path becomes our AS", () => {
+    const out = mk();
+    exp(out, route("198.18.0.0/15", { source: LOCAL, nextHop: new Uint8Array(0), attrs: attrs({ asPath: [], med: 10, localPref: 200 }) }));
+    const a = only(out).announced.get("198.18.0.0/15")!;
+    expect(a.attrs.med).toBe(10);
+    expect(a.attrs.localPref).toBeNull();
+    expect(a.attrs.asPath).toEqual([seq(LOCAL_AS)]);
+    expect(a.nextHop).toBe("192.0.2.1");
+  });
+  test("a next hop set by policy replaces next-hop-self", () => {
+    const ps = policies({ nh: { terms: [{ set: { nextHop: "192.0.2.77" }, action: "accept" }], default: "reject" } });
+    const out = mk({ export: { kind: "chain", names: ["nh"] } }, {}, { policies: ps });
+    exp(out, route("203.0.113.0/24"));
+    expect(only(out).announced.get("203.0.113.0/24")!.nextHop).toBe("192.0.2.77");
+  });
+  test("IPv6 routes: the session's IPv6 address, or the other-family address given, else not sent", () => {
+    const r = route("2001:db8:1::/48");
+    const v4only = mk();
+    expect(exp(v4only, r)).toEqual({ change: "none", reason: "no IPv6 next hop on this session" });
+    const both = mk({}, {}, { otherLocalAddress: addr("2001:db8::1") });
+    expect(exp(both, r).change).toBe("announce");
+    expect(only(both).announced.get("2001:db8:1::/48")!.nextHop).toBe("2001:db8::1");
+    const v6 = mk({ address: "2001:db8::2" }, {}, { localAddress: addr("2001:db8::1") });
+    exp(v6, r);
+    expect(exp(v6, route("203.0.113.0/24")).reason).toBe("no IPv4 next hop on this session");
+    // RFC 8950: IPv4 over an IPv6 next hop when negotiated
+    const enh = mk({ address: "2001:db8::2" }, { extendedNextHop: [{ afi: 1, safi: 1 }] }, { localAddress: addr("2001:db8::1") });
+    expect(exp(enh, route("203.0.113.0/24")).change).toBe("announce");
+    expect(only(enh).announced.get("203.0.113.0/24")!.nextHop).toBe("2001:db8::1");
+  });
+});
+
+// ---------------------------------------------------------------- (f) iBGP
+
+describe("(f) iBGP", () => {
+  test("LOCAL_PREF 100 when absent, kept when present; next hop and AS path unchanged; MED kept", () => {
+    const out = ibgpPeer("192.0.2.22", "10.0.0.22", false);
+    exp(out, route("203.0.113.0/24", { attrs: attrs({ asPath: [seq(65010)], med: 5 }) }));
+    exp(out, route("203.0.114.0/24", { attrs: attrs({ asPath: [seq(65010)], localPref: 250 }) }));
+    const d = only(out);
+    const a = d.announced.get("203.0.113.0/24")!;
+    expect(a.attrs.localPref).toBe(100);
+    expect(a.attrs.med).toBe(5);
+    expect(a.attrs.asPath).toEqual([seq(65010)]);
+    expect(a.nextHop).toBe("198.51.100.1");
+    expect(d.announced.get("203.0.114.0/24")!.attrs.localPref).toBe(250);
+  });
+  test("nextHopSelf; a local route without next hop gets ours; its AS path stays empty", () => {
+    const nhs = ibgpPeer("192.0.2.22", "10.0.0.22", false, { nextHopSelf: true });
+    exp(nhs, route("203.0.113.0/24"));
+    expect(only(nhs).announced.get("203.0.113.0/24")!.nextHop).toBe("192.0.2.1");
+    const plain = ibgpPeer("192.0.2.22", "10.0.0.22", false);
+    exp(plain, route("198.18.0.0/15", { source: LOCAL, nextHop: new Uint8Array(0), attrs: attrs({ asPath: null }) }));
+    exp(plain, route("198.20.0.0/16", { source: LOCAL, nextHop: "192.0.2.50", attrs: attrs({ asPath: [] }) }));
+    const d = only(plain);
+    expect(d.announced.get("198.18.0.0/15")!.nextHop).toBe("192.0.2.1");
+    expect(d.announced.get("198.18.0.0/15")!.attrs.asPath).toEqual([]);
+    expect(d.announced.get("198.20.0.0/16")!.nextHop).toBe("192.0.2.50");
+  });
+  test("an IPv6 next hop with a link-local part is passed on as the global address", () => {
+    const out = ibgpPeer("192.0.2.22", "10.0.0.22", false);
+    const nh = new Uint8Array(32);
+    nh.set(addr("2001:db8:ff::9"), 0);
+    nh.set(addr("fe80::9"), 16);
+    exp(out, route("2001:db8:1::/48", { nextHop: nh }));
+    expect(only(out).announced.get("2001:db8:1::/48")!.nextHop).toBe("2001:db8:ff::9");
+  });
+});
+
+// ---------------------------------------------------------------- (g) communities
+
+describe("(g) well-known communities", () => {
+  const ebgp = () => mk();
+  const ibgp = () => ibgpPeer("192.0.2.22", "10.0.0.22", false);
+  const withC = (c: string) => route("203.0.113.0/24", { attrs: attrs({ communities: [comm("65010:1"), comm(c)] }) });
+  test("NO_EXPORT: not to eBGP, to iBGP", () => {
+    expect(exp(ebgp(), withC("no-export"))).toEqual({ change: "none", reason: "NO_EXPORT" });
+    expect(exp(ibgp(), withC("no-export")).change).toBe("announce");
+  });
+  test("NO_EXPORT_SUBCONFED: like NO_EXPORT", () => {
+    expect(exp(ebgp(), withC("no-export-subconfed")).change).toBe("none");
+    expect(exp(ibgp(), withC("no-export-subconfed")).change).toBe("announce");
+  });
+  test("NO_ADVERTISE: to nobody", () => {
+    expect(exp(ebgp(), withC("no-advertise"))).toEqual({ change: "none", reason: "NO_ADVERTISE" });
+    expect(exp(ibgp(), withC("no-advertise")).change).toBe("none");
+  });
+  test("a route that gains NO_EXPORT is withdrawn from eBGP peers", () => {
+    const out = ebgp();
+    exp(out, route("203.0.113.0/24"));
+    out.flush();
+    expect(exp(out, withC("no-export")).change).toBe("withdraw");
+    expect(only(out).withdrawn).toEqual(["203.0.113.0/24"]);
+  });
+});
+
+// ---------------------------------------------------------------- change tracking
+
+describe("change tracking", () => {
+  test("re-exporting an identical result sends nothing (same or equal attribute objects)", () => {
+    const out = mk();
+    const r = route("203.0.113.0/24");
+    expect(exp(out, r).change).toBe("announce");
+    expect(exp(out, r)).toEqual({ change: "none", reason: "unchanged" });
+    expect(decodeAll(out.flush()).order).toEqual(["203.0.113.0/24"]);
+    expect(exp(out, r).change).toBe("none");
+    expect(exp(out, route("203.0.113.0/24", { attrs: attrs() })).change).toBe("none"); // a new but equal attribute set
+    expect(out.flush()).toEqual([]);
+  });
+  test("changed attributes are announced again", () => {
+    const out = mk();
+    exp(out, route("203.0.113.0/24"));
+    out.flush();
+    expect(exp(out, route("203.0.113.0/24", { attrs: attrs({ asPath: [seq(65010, 65011)] }) })).change).toBe("announce");
+    expect(only(out).announced.get("203.0.113.0/24")!.attrs.asPath).toEqual([seq(LOCAL_AS, 65010, 65011)]);
+  });
+  test("a withdrawal is sent only for an advertised prefix", () => {
+    const out = mk();
+    const r = route("203.0.113.0/24");
+    expect(out.exportRoute(null, r.key, r.prefix)).toEqual({ change: "none", reason: "withdrawn" });
+    expect(out.flush()).toEqual([]);
+    exp(out, r);
+    out.flush();
+    expect(out.exportRoute(null, r.key, r.prefix).change).toBe("withdraw");
+    expect(out.exportRoute(null, r.key, r.prefix).change).toBe("none");
+    expect(only(out).withdrawn).toEqual(["203.0.113.0/24"]);
+    // filtered route: also only withdrawn when it had been sent
+    const filtered = route("203.0.114.0/24", { attrs: attrs({ communities: [comm("no-export")] }) });
+    expect(exp(out, filtered).change).toBe("none");
+    expect(out.flush()).toEqual([]);
+  });
+  test("changes that cancel out before a flush send nothing", () => {
+    const out = mk();
+    const r = route("203.0.113.0/24");
+    exp(out, r);
+    out.exportRoute(null, r.key, r.prefix);
+    expect(out.flush()).toEqual([]);
+    exp(out, r);
+    out.flush();
+    out.exportRoute(null, r.key, r.prefix);
+    exp(out, r);
+    expect(out.flush()).toEqual([]);
+    // announce A, change to B, back to A: nothing
+    exp(out, route("203.0.113.0/24", { attrs: attrs({ med: 1 }), source: LOCAL, nextHop: new Uint8Array(0) }));
+    exp(out, r);
+    expect(out.flush()).toEqual([]);
+  });
+  test("an unreachable route or an unnegotiated family is not exported", () => {
+    const out = mk({}, { families: [{ afi: 1, safi: 1 }] }, { otherLocalAddress: addr("2001:db8::1") });
+    expect(exp(out, { ...route("203.0.113.0/24"), reachable: false })).toEqual({ change: "none", reason: "next hop unreachable" });
+    expect(exp(out, route("2001:db8:1::/48"))).toEqual({ change: "none", reason: "family not negotiated" });
+  });
+  test("withdrawals come before announcements in a flush", () => {
+    const out = mk();
+    exp(out, route("203.0.113.0/24"));
+    out.flush();
+    exp(out, route("198.51.100.0/24"));
+    const r = route("203.0.113.0/24");
+    out.exportRoute(null, r.key, r.prefix);
+    const d = only(out);
+    expect(d.kinds).toEqual(["w", "a"]);
+    expect(d.withdrawn).toEqual(["203.0.113.0/24"]);
+    expect(d.order).toEqual(["198.51.100.0/24"]);
+  });
+  test("advertisedCount, routes(), get(), pendingCount", () => {
+    const out = mk({}, {}, { otherLocalAddress: addr("2001:db8::1") });
+    exp(out, route("203.0.113.0/24"));
+    exp(out, route("203.0.114.0/24"));
+    exp(out, route("2001:db8:1::/48"));
+    expect(out.pendingCount).toBe(3);
+    expect(out.advertisedCount()).toBe(3);
+    expect(out.advertisedCount(1)).toBe(2);
+    expect(out.advertisedCount("ipv6")).toBe(1);
+    out.flush();
+    expect(out.pendingCount).toBe(0);
+    const r = route("203.0.113.0/24");
+    out.exportRoute(null, r.key, r.prefix);
+    expect(out.advertisedCount("ipv4")).toBe(1);
+    const rs = out.routes("ipv4");
+    expect(rs.map((x) => prefixToString(x.prefix))).toEqual(["203.0.114.0/24"]);
+    expect(rs[0]!.attrs.asPath).toEqual([seq(LOCAL_AS, 65010)]);
+    expect(formatNextHop(rs[0]!.nextHop)).toBe("192.0.2.1");
+    expect(rs[0]!.source.id).toBe("198.51.100.1");
+    expect(out.routes().length).toBe(2);
+    expect(out.get(r.key)).toBeNull();
+    expect(out.get(route("2001:db8:1::/48").key)!.prefix.afi).toBe(2);
+  });
+  test("resync withdraws what a full re-export no longer produced", () => {
+    const out = mk();
+    const a = route("203.0.113.0/24");
+    const b = route("203.0.114.0/24");
+    exp(out, a);
+    exp(out, b);
+    out.resync();
+    out.flush();
+    exp(out, a); // full re-export: b is gone from the Loc-RIB
+    out.resync();
+    const d = only(out);
+    expect(d.withdrawn).toEqual(["203.0.114.0/24"]);
+    expect(d.order).toEqual([]);
+    expect(out.advertisedCount()).toBe(1);
+  });
+});
+
+// ---------------------------------------------------------------- wire
+
+describe("UPDATE packing and encoding", () => {
+  test("5000 prefixes with 3 attribute sets: ≤ 4096-byte messages that decode to exactly those routes", () => {
+    const out = mk({}, {}, { otherLocalAddress: addr("2001:db8::1") });
+    const sets = [
+      attrs({ asPath: [seq(65010)], communities: [comm("65010:1")] }),
+      attrs({ asPath: [seq(65011, 65012)], largeCommunities: [[65011, 1, 2]] }),
+      attrs({ asPath: [seq(65013)], origin: 2, communities: [comm("65013:7"), comm("65013:8")] }),
+    ];
+    const want = new Map<string, number>();
+    for (let i = 0; i < 5000; i++) {
+      const s = i % 3;
+      const pfx = prefixToString(parsePrefix(i < 4000 ? `10.${i >> 8}.${i & 255}.0/24` : `2001:db8:${(i - 4000).toString(16)}::/48`));
+      want.set(pfx, s);
+      expect(exp(out, route(pfx, { attrs: sets[s] })).change).toBe("announce");
+    }
+    const msgs = out.flush();
+    const d = decodeAll(msgs);
+    expect(d.order.length).toBe(5000);
+    expect(new Set(d.order).size).toBe(5000);
+    for (const [pfx, s] of want) {
+      const a = d.announced.get(pfx);
+      expect(a).toBeDefined();
+      expect(a!.attrs.asPath).toEqual([seq(LOCAL_AS, ...sets[s]!.asPath![0]!.asns)]);
+      expect(a!.attrs.communities).toEqual(sets[s]!.communities);
+      expect(a!.attrs.largeCommunities).toEqual(sets[s]!.largeCommunities);
+      expect(a!.attrs.origin).toBe(sets[s]!.origin);
+      expect(a!.nextHop).toBe(pfx.includes(":") ? "2001:db8::1" : "192.0.2.1");
+    }
+    // as few messages as fit: 4000 /24s at 4 bytes each, 1000 /48s at 7 bytes, 3 groups per family
+    const bytes = 4000 * 4 + 1000 * 7;
+    expect(msgs.length).toBeLessThanOrEqual(Math.ceil(bytes / 3900) + 6);
+    expect(msgs.filter((m) => m.length > 3500).length).toBeGreaterThanOrEqual(msgs.length - 6);
+  });
+  test("extended message: up to 65535 bytes", () => {
+    const out = mk({}, { extendedMessage: true });
+    for (let i = 0; i < 5000; i++) exp(out, route(`10.${i >> 8}.${i & 255}.0/24`));
+    const msgs = out.flush();
+    expect(msgs.length).toBe(1);
+    expect(msgs[0]!.length).toBeGreaterThan(4096);
+    expect(decodeAll(msgs, { maxLen: 65535 }).order.length).toBe(5000);
+  });
+  test("withdrawals are packed too", () => {
+    const out = mk();
+    const rs = Array.from({ length: 3000 }, (_, i) => route(`10.${i >> 8}.${i & 255}.0/24`));
+    for (const r of rs) exp(out, r);
+    out.flush();
+    for (const r of rs) out.exportRoute(null, r.key, r.prefix);
+    const msgs = out.flush();
+    expect(msgs.length).toBe(Math.ceil((3000 * 4) / (4096 - 23)));
+    expect(decodeAll(msgs).withdrawn.length).toBe(3000);
+  });
+  test("2-octet peer: AS_TRANS in AS_PATH, the real path in AS4_PATH", () => {
+    const out = mk({ remoteAs: 65002 }, { fourOctetAs: false });
+    exp(out, route("203.0.113.0/24", { attrs: attrs({ asPath: [seq(4200000001, 65010)] }) }));
+    const msgs = out.flush();
+    expect(msgs.length).toBe(1);
+    const body = msgs[0]!.subarray(19);
+    const wl = u16(body, 0);
+    const tal = u16(body, 2 + wl);
+    const raw = splitAttributes(body, 4 + wl, 4 + wl + tal).attrs;
+    const asPath = raw.find((a) => a.type === ATTR.AS_PATH)!.value;
+    // one AS_SEQUENCE of 3 two-octet ASes: 65000, AS_TRANS, 65010
+    expect(Array.from(asPath)).toEqual([2, 3, 65000 >> 8, 65000 & 255, AS_TRANS >> 8, AS_TRANS & 255, 65010 >> 8, 65010 & 255]);
+    expect(raw.some((a) => a.type === ATTR.AS4_PATH)).toBe(true);
+    const d = decodeAll(msgs, { fourOctetAs: false });
+    expect(d.announced.get("203.0.113.0/24")!.attrs.asPath).toEqual([seq(LOCAL_AS, 4200000001, 65010)]);
+  });
+  test("End-of-RIB for every negotiated family", () => {
+    expect(decodeAll(mk().endOfRib()).eor).toEqual(["1/1", "2/1"]);
+    expect(decodeAll(mk({}, { families: [{ afi: 1, safi: 1 }] }).endOfRib()).eor).toEqual(["1/1"]);
+  });
+  test("ADD-PATH send: the best path with path id 1, announced and withdrawn", () => {
+    const out = mk({}, { addPath: new Map([["1/1", { send: true, receive: false }]]) });
+    const r = route("203.0.113.0/24");
+    exp(out, r);
+    expect(decodeAll(out.flush(), { addPath: true }).order).toEqual(["203.0.113.0/24#1"]);
+    expect(out.routes()[0]!.pathId).toBe(1);
+    out.exportRoute(null, r.key, r.prefix);
+    expect(decodeAll(out.flush(), { addPath: true }).withdrawn).toEqual(["203.0.113.0/24#1"]);
+  });
+  test("route refresh re-sends the family's advertised routes", () => {
+    const out = mk({}, {}, { otherLocalAddress: addr("2001:db8::1") });
+    exp(out, route("203.0.113.0/24"));
+    exp(out, route("2001:db8:1::/48"));
+    out.flush();
+    expect(out.flush()).toEqual([]);
+    expect(decodeAll(out.refresh(1, 1)).order).toEqual(["203.0.113.0/24"]);
+    expect(decodeAll(out.refresh(2)).order).toEqual(["2001:db8:1::/48"]);
+    expect(decodeAll(out.refresh()).order.sort()).toEqual(["2001:db8:1::/48", "203.0.113.0/24"]);
+    // a pending withdrawal is kept through a refresh
+    const r = route("203.0.113.0/24");
+    out.exportRoute(null, r.key, r.prefix);
+    const d = decodeAll(out.refresh());
+    expect(d.withdrawn).toEqual(["203.0.113.0/24"]);
+    expect(d.order).toEqual(["2001:db8:1::/48"]);
+  });
+});
+
+describe("speed", () => {
+  test("export + flush of 200k routes sharing a few attribute sets", () => {
+    const out = mk();
+    const sets = [attrs(), attrs({ asPath: [seq(65011)] }), attrs({ communities: [comm("1:1")] })];
+    const src = ebgpSource();
+    const nh = addr("198.51.100.1");
+    const N = 200_000;
+    const t0 = performance.now();
+    for (let i = 0; i < N; i++) {
+      const p: Prefix = { afi: 1, len: 24, addr: Uint8Array.of(10 + (i >> 16), (i >> 8) & 255, i & 255, 0) };
+      const r: Route = { prefix: p, key: prefixKey(p), pathId: 0, source: src, attrs: sets[i % 3]!, nextHop: nh, learnedAt: 0, igpCost: 0, reachable: true, stale: false };
+      out.exportRoute(r, r.key, p);
+    }
+    const t1 = performance.now();
+    const msgs = out.flush();
+    const t2 = performance.now();
+    expect(out.advertisedCount()).toBe(N);
+    expect(msgs.length).toBeLessThan(220);
+    console.log(`adj-rib-out: export ${N} in ${(t1 - t0).toFixed(0)} ms, flush into ${msgs.length} UPDATEs in ${(t2 - t1).toFixed(0)} ms`);
+    expect(t2 - t0).toBeLessThan(5000);
+  });
+});

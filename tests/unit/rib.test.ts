@@ -1,0 +1,439 @@
+/**
+ * Unit tests of the RIBs: Adj-RIB-In (add/replace/withdraw, ADD-PATH, stale
+ * marking and sweeping, per-family counts) and Loc-RIB (selection events only
+ * on real change, removeSource, option changes, longest-match / longer /
+ * shorter lookups), plus a one-million-route scale check.
+ */
+import { describe, expect, test } from "bun:test";
+import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { parseAddr, parsePrefix, prefixToString } from "../../lib/bgp/prefix.ts";
+import { SEG, type Prefix } from "../../lib/bgp/types.ts";
+import { AdjRibIn } from "../../lib/rib/adj-rib-in.ts";
+import { ipv4ToNumber } from "../../lib/rib/decision.ts";
+import { LocRib, type LocRibEvent, type LookupMode } from "../../lib/rib/loc-rib.ts";
+import { type Route, type RouteSource, prefixKey } from "../../lib/rib/types.ts";
+
+const LOCAL_AS = 65000;
+const sources = new Map<string, RouteSource>();
+
+function peer(address: string, asn = 65001): RouteSource {
+  const id = `${address}/${asn}`;
+  let s = sources.get(id);
+  if (!s) {
+    s = {
+      id: address,
+      address,
+      addressBytes: parseAddr(address)!.addr,
+      asn,
+      routerId: address.includes(":") ? 0x0a000001 : ipv4ToNumber(address),
+      ibgp: asn === LOCAL_AS,
+      rrClient: false,
+      local: false,
+    };
+    sources.set(id, s);
+  }
+  return s;
+}
+
+const LOCAL: RouteSource = { id: "local", address: "", addressBytes: new Uint8Array(0), asn: LOCAL_AS, routerId: 0, ibgp: false, rrClient: false, local: true };
+
+const interned = new Map<string, PathAttributes>();
+function attrs(path: number[], lp: number | null = null, med: number | null = null): PathAttributes {
+  const k = `${path.join(" ")}|${lp}|${med}`;
+  let a = interned.get(k);
+  if (!a) {
+    a = emptyAttributes();
+    a.origin = 0;
+    a.asPath = path.length ? [{ type: SEG.AS_SEQUENCE, asns: path }] : [];
+    a.localPref = lp;
+    a.med = med;
+    interned.set(k, a);
+  }
+  return a;
+}
+
+interface Opts {
+  lp?: number | null;
+  med?: number | null;
+  path?: number[];
+  pathId?: number;
+  reachable?: boolean;
+  igp?: number;
+  learnedAt?: number;
+}
+
+function route(prefix: string | Prefix, src: RouteSource, o: Opts = {}): Route {
+  const p = typeof prefix === "string" ? parsePrefix(prefix) : prefix;
+  return {
+    prefix: p,
+    key: prefixKey(p),
+    pathId: o.pathId ?? 0,
+    source: src,
+    attrs: attrs(o.path ?? (src.local || src.ibgp ? [] : [src.asn]), o.lp ?? null, o.med ?? null),
+    nextHop: src.addressBytes.length ? src.addressBytes : new Uint8Array(4),
+    learnedAt: o.learnedAt ?? 0,
+    igpCost: o.igp ?? 0,
+    reachable: o.reachable ?? true,
+    stale: false,
+  };
+}
+
+const key = (s: string) => prefixKey(parsePrefix(s));
+
+function recorder(rib: LocRib): LocRibEvent[] {
+  const evs: LocRibEvent[] = [];
+  rib.subscribe((e) => evs.push(e));
+  return evs;
+}
+
+describe("Adj-RIB-In", () => {
+  const P = peer("192.0.2.1");
+
+  test("add, replace, unchanged, withdraw", () => {
+    const rib = new AdjRibIn(P);
+    const r1 = route("203.0.113.0/24", P);
+    expect(rib.update(r1)).toEqual({ op: "add", route: r1, old: null });
+    // Same interned attributes and next hop: unchanged, the stored route is kept.
+    const again = route("203.0.113.0/24", P, { learnedAt: 99 });
+    const u = rib.update(again);
+    expect(u.op).toBe("unchanged");
+    expect(u.route).toBe(r1);
+    expect(rib.get(r1.key)).toBe(r1);
+    // New attributes: replace.
+    const r2 = route("203.0.113.0/24", P, { med: 5 });
+    expect(rib.update(r2)).toEqual({ op: "replace", route: r2, old: r1 });
+    expect(rib.get(r1.key)).toBe(r2);
+    expect(rib.count).toBe(1);
+    expect(rib.withdraw(r1.key)).toBe(r2);
+    expect(rib.withdraw(r1.key)).toBeNull();
+    expect(rib.count).toBe(0);
+  });
+
+  test("attributes are stored as given (shared interned object)", () => {
+    const rib = new AdjRibIn(P);
+    const a = route("198.51.100.0/24", P);
+    const b = route("198.51.100.128/25", P);
+    rib.update(a);
+    rib.update(b);
+    expect(rib.get(a.key)!.attrs).toBe(rib.get(b.key)!.attrs);
+  });
+
+  test("ADD-PATH: several path ids per prefix", () => {
+    const rib = new AdjRibIn(P);
+    const r0 = route("203.0.113.0/24", P, { pathId: 1 });
+    const r1 = route("203.0.113.0/24", P, { pathId: 2, med: 1 });
+    const r2 = route("203.0.113.0/24", P, { pathId: 3, med: 2 });
+    rib.update(r0);
+    rib.update(r1);
+    expect(rib.update(r2).op).toBe("add");
+    expect(rib.count).toBe(3);
+    expect(rib.prefixCount()).toBe(1);
+    expect(rib.get(r0.key, 2)).toBe(r1);
+    expect(rib.get(r0.key, 0)).toBeNull();
+    const r1b = route("203.0.113.0/24", P, { pathId: 2, med: 9 });
+    expect(rib.update(r1b)).toEqual({ op: "replace", route: r1b, old: r1 });
+    expect(rib.withdraw(r0.key, 7)).toBeNull();
+    expect(rib.withdraw(r0.key, 1)).toBe(r0);
+    expect(rib.withdraw(r0.key, 3)).toBe(r2);
+    expect(rib.paths(r0.key)).toEqual([r1b]);
+    expect(rib.count).toBe(1);
+  });
+
+  test("count and routes() per family; clear", () => {
+    const rib = new AdjRibIn(P);
+    rib.update(route("10.0.0.0/8", P));
+    rib.update(route("10.1.0.0/16", P));
+    rib.update(route("2001:db8::/32", P));
+    expect(rib.countOf(1)).toBe(2);
+    expect(rib.countOf(2)).toBe(1);
+    expect(rib.count).toBe(3);
+    expect([...rib.countsByFamily()]).toEqual([[1, 2], [2, 1]]);
+    expect([...rib.routes(2)].map((r) => prefixToString(r.prefix))).toEqual(["2001:db8::/32"]);
+    expect([...rib.routes()].length).toBe(3);
+    expect(rib.clear(2)).toBe(1);
+    expect(rib.count).toBe(2);
+    expect(rib.clear()).toBe(2);
+    expect(rib.count).toBe(0);
+    expect([...rib.routes()]).toEqual([]);
+  });
+
+  test("markStale / sweepStale (route refresh, graceful restart)", () => {
+    const rib = new AdjRibIn(P);
+    const a = route("10.0.0.0/24", P, { learnedAt: 5 });
+    const b = route("10.0.1.0/24", P);
+    const c = route("10.0.2.0/24", P, { pathId: 1 });
+    const c2 = route("10.0.2.0/24", P, { pathId: 2 });
+    const v6 = route("2001:db8::/48", P);
+    for (const r of [a, b, c, c2, v6]) rib.update(r);
+    expect(rib.markStale(1)).toBe(4);
+    expect(rib.staleCount()).toBe(4);
+    expect(rib.get(a.key)!.stale).toBe(true);
+    expect(a.stale).toBe(false); // routes are immutable: a copy was stored
+    // Re-announced unchanged: stale cleared, age kept.
+    const u = rib.update(route("10.0.0.0/24", P, { learnedAt: 50 }));
+    expect(u.op).toBe("unchanged");
+    expect(u.old!.stale).toBe(true);
+    expect(u.route.stale).toBe(false);
+    expect(u.route.learnedAt).toBe(5);
+    // Re-announced with a change.
+    expect(rib.update(route("10.0.2.0/24", P, { pathId: 2, med: 3 })).op).toBe("replace");
+    const swept = rib.sweepStale();
+    expect(swept.map((r) => `${prefixToString(r.prefix)}#${r.pathId}`).sort()).toEqual(["10.0.1.0/24#0", "10.0.2.0/24#1"]);
+    expect(rib.count).toBe(3);
+    expect(rib.countOf(1)).toBe(2);
+    expect(rib.staleCount()).toBe(0);
+    expect(rib.sweepStale()).toEqual([]);
+  });
+});
+
+describe("Loc-RIB", () => {
+  const A = peer("192.0.2.1", 65001);
+  const B = peer("192.0.2.2", 65002);
+  const C = peer("192.0.2.3", 65001);
+
+  test("events only when the best route changes", () => {
+    const rib = new LocRib();
+    const evs = recorder(rib);
+    const a = route("203.0.113.0/24", A);
+    const ev = rib.upsert(a);
+    expect(ev).not.toBeNull();
+    expect(evs).toHaveLength(1);
+    expect(evs[0]).toMatchObject({ key: a.key, oldBest: null, newBest: a, multipath: [] });
+    expect(prefixToString(evs[0]!.prefix)).toBe("203.0.113.0/24");
+    // A worse route: no event.
+    const b = route("203.0.113.0/24", B, { path: [65002, 1] });
+    expect(rib.upsert(b)).toBeNull();
+    // Same object again: no event.
+    expect(rib.upsert(b)).toBeNull();
+    expect(evs).toHaveLength(1);
+    expect(rib.get(a.key)!.routes).toHaveLength(2);
+    // b becomes better (replaces B's route).
+    const b2 = route("203.0.113.0/24", B, { lp: 200 });
+    rib.upsert(b2);
+    expect(evs).toHaveLength(2);
+    expect(evs[1]).toMatchObject({ oldBest: a, newBest: b2 });
+    expect(rib.get(a.key)!.reason).toBe("local-pref");
+    expect(rib.get(a.key)!.routes).toHaveLength(2);
+    // Removing the non-best: no event.
+    expect(rib.remove(A.id, a.key)).toBeNull();
+    expect(rib.remove(A.id, a.key)).toBeNull();
+    expect(evs).toHaveLength(2);
+    // Removing the last: event, entry gone.
+    const last = rib.remove(B.id, a.key);
+    expect(last).toMatchObject({ oldBest: b2, newBest: null });
+    expect(evs).toHaveLength(3);
+    expect(rib.get(a.key)).toBeNull();
+    expect(rib.count()).toBe(0);
+    expect(rib.pathCount()).toBe(0);
+  });
+
+  test("replacing the best route with new attributes is a change", () => {
+    const rib = new LocRib();
+    const evs = recorder(rib);
+    rib.upsert(route("203.0.113.0/24", A));
+    const a2 = route("203.0.113.0/24", A, { med: 7 });
+    rib.upsert(a2);
+    expect(evs).toHaveLength(2);
+    expect(evs[1]!.newBest).toBe(a2);
+    expect(rib.best(a2.key)).toBe(a2);
+  });
+
+  test("multipath set changes are events even when the best stays", () => {
+    const rib = new LocRib({ multipath: { enabled: true, maxPaths: 4 } });
+    const evs = recorder(rib);
+    const a = route("203.0.113.0/24", A);
+    const c = route("203.0.113.0/24", C);
+    rib.upsert(a);
+    expect(evs[0]!.multipath).toEqual([a]);
+    rib.upsert(c);
+    expect(evs).toHaveLength(2);
+    expect(evs[1]).toMatchObject({ oldBest: a, newBest: a, multipath: [a, c], oldMultipath: [a] });
+    // Different AS: not in the set, no event.
+    rib.upsert(route("203.0.113.0/24", B));
+    expect(evs).toHaveLength(2);
+    // Relax: now it is.
+    expect(rib.setOptions({ multipathRelax: true })).toBe(1);
+    expect(evs[2]!.multipath.map((r) => r.source.id)).toEqual([A.id, B.id, C.id]);
+    rib.remove(C.id, a.key);
+    expect(evs[3]!.multipath.map((r) => r.source.id)).toEqual([A.id, B.id]);
+  });
+
+  test("unreachable routes stay candidates but are never best", () => {
+    const rib = new LocRib();
+    const evs = recorder(rib);
+    const down = route("203.0.113.0/24", A, { reachable: false });
+    expect(rib.upsert(down)).toBeNull();
+    expect(evs).toHaveLength(0);
+    expect(rib.count()).toBe(1);
+    expect(rib.best(down.key)).toBeNull();
+    expect(rib.longestMatch(parsePrefix("203.0.113.7/32"), true)).toBeNull();
+    rib.upsert(route("203.0.113.0/24", A));
+    expect(evs).toHaveLength(1);
+    expect(rib.longestMatch(parsePrefix("203.0.113.7/32"), true)!.best).not.toBeNull();
+  });
+
+  test("removeSource: only its routes, events where the best changed", () => {
+    const rib = new LocRib();
+    const local = route("10.0.0.0/8", LOCAL);
+    rib.upsert(local);
+    for (let i = 0; i < 10; i++) {
+      rib.upsert(route(`10.${i}.0.0/16`, A));
+      rib.upsert(route(`10.${i}.0.0/16`, B, { path: [65002, 1] }));
+      rib.upsert(route(`10.${i}.0.0/16`, A, { pathId: 5, med: 1 })); // ADD-PATH second path
+    }
+    rib.upsert(route("2001:db8::/32", A));
+    expect(rib.count()).toBe(12);
+    expect(rib.pathCount()).toBe(32);
+    expect(rib.sourceIds().sort()).toEqual([A.id, B.id, "local"]);
+    const evs = recorder(rib);
+    expect(rib.removeSource(B.id)).toBe(10);
+    expect(evs).toHaveLength(0); // B was never best
+    expect(rib.removeSource(A.id)).toBe(21);
+    expect(evs).toHaveLength(11);
+    expect(evs.every((e) => e.newBest === null)).toBe(true);
+    expect(rib.count()).toBe(1);
+    expect(rib.count(2)).toBe(0);
+    expect(rib.pathCount()).toBe(1);
+    expect(rib.best(local.key)).toBe(local);
+    expect(rib.removeSource(A.id)).toBe(0);
+    expect(rib.sourceIds()).toEqual(["local"]);
+    expect([...rib.routesOf("local")]).toEqual([local]);
+  });
+
+  test("remove keeps the source index right with ADD-PATH", () => {
+    const rib = new LocRib();
+    rib.upsert(route("10.0.0.0/24", A, { pathId: 1 }));
+    rib.upsert(route("10.0.0.0/24", A, { pathId: 2 }));
+    rib.remove(A.id, key("10.0.0.0/24"), 1);
+    expect([...rib.routesOf(A.id)].map((r) => r.pathId)).toEqual([2]);
+    expect(rib.removeSource(A.id)).toBe(1);
+    expect(rib.count()).toBe(0);
+  });
+
+  test("option change and reevaluate", () => {
+    const rib = new LocRib();
+    const a = route("203.0.113.0/24", A, { med: 50 }); // router id 192.0.2.1
+    const b = route("203.0.113.0/24", B, { med: 10 });
+    rib.upsert(a);
+    rib.upsert(b);
+    expect(rib.best(a.key)).toBe(a);
+    const evs = recorder(rib);
+    expect(rib.reevaluate()).toBe(0);
+    expect(evs).toHaveLength(0);
+    expect(rib.setOptions({ alwaysCompareMed: true })).toBe(1);
+    expect(evs[0]).toMatchObject({ oldBest: a, newBest: b });
+    expect(rib.options.alwaysCompareMed).toBe(true);
+    expect(rib.reevaluate([a.key, key("198.51.100.0/24")])).toBe(0);
+  });
+
+  test("entries per family, longest match, longer, shorter", () => {
+    const rib = new LocRib();
+    for (const p of ["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.128/25", "10.2.0.0/16", "11.0.0.0/8", "2001:db8::/32", "2001:db8:1::/48", "2001:db8:1:2::/64", "2001:db9::/32"]) {
+      rib.upsert(route(p, A));
+    }
+    const names = (es: { prefix: Prefix }[]) => es.map((e) => prefixToString(e.prefix));
+    expect(rib.count(1)).toBe(7);
+    expect(rib.count(2)).toBe(4);
+    expect(names([...rib.entries(2)]).sort()).toEqual(["2001:db8:1:2::/64", "2001:db8:1::/48", "2001:db8::/32", "2001:db9::/32"]);
+    expect(rib.bestCount()).toBe(11);
+
+    expect(names([rib.longestMatch(parsePrefix("10.1.2.200/32"))!])).toEqual(["10.1.2.128/25"]);
+    expect(names([rib.longestMatch(parsePrefix("10.1.2.5/32"))!])).toEqual(["10.1.2.0/24"]);
+    expect(names([rib.longestMatch(parsePrefix("10.1.3.0/24"))!])).toEqual(["10.1.0.0/16"]);
+    expect(names([rib.longestMatch(parsePrefix("192.168.0.1/32"))!])).toEqual(["0.0.0.0/0"]);
+    expect(names([rib.longestMatch(parsePrefix("2001:db8:1:2::1/128"))!])).toEqual(["2001:db8:1:2::/64"]);
+    expect(names([rib.longestMatch(parsePrefix("2001:db8:ffff::/48"))!])).toEqual(["2001:db8::/32"]);
+    expect(rib.longestMatch(parsePrefix("2001:dba::/32"))).toBeNull();
+
+    expect(names(rib.shorter(parsePrefix("10.1.2.128/25")))).toEqual(["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.128/25"]);
+    expect(names(rib.shorter(parsePrefix("10.1.3.0/24")))).toEqual(["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16"]);
+    expect(names(rib.shorter(parsePrefix("2001:db8:1:2::/64")))).toEqual(["2001:db8::/32", "2001:db8:1::/48", "2001:db8:1:2::/64"]);
+
+    expect(names(rib.longer(parsePrefix("10.0.0.0/8")))).toEqual(["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.128/25", "10.2.0.0/16"]);
+    expect(names(rib.longer(parsePrefix("10.1.0.0/16")))).toEqual(["10.1.0.0/16", "10.1.2.0/24", "10.1.2.128/25"]);
+    expect(names(rib.longer(parsePrefix("10.3.0.0/16")))).toEqual([]);
+    expect(names(rib.longer(parsePrefix("0.0.0.0/0")))).toHaveLength(7);
+    expect(names(rib.longer(parsePrefix("2001:db8::/32")))).toEqual(["2001:db8::/32", "2001:db8:1::/48", "2001:db8:1:2::/64"]);
+    expect(names(rib.longer(parsePrefix("2001:db8::/31")))).toEqual(["2001:db8::/32", "2001:db8:1::/48", "2001:db8:1:2::/64", "2001:db9::/32"]);
+
+    const q = (s: string, m: LookupMode) => rib.lookup(parsePrefix(s), m).map(prefixToString);
+    expect(q("10.1.0.0/16", "exact")).toEqual(["10.1.0.0/16"]);
+    expect(q("10.1.0.0/17", "exact")).toEqual([]);
+    expect(q("10.1.2.3/32", "longest")).toEqual(["10.1.2.0/24"]);
+    expect(q("10.1.2.0/24", "shorter")).toEqual(["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24"]);
+    expect(q("10.1.0.0/16", "longer")).toEqual(["10.1.0.0/16", "10.1.2.0/24", "10.1.2.128/25"]);
+    expect(rib.lookup(parsePrefix("2001:db8:1::1/128"))).toHaveLength(1);
+    expect([...rib.bests(2)]).toHaveLength(4);
+  });
+
+  test("unsubscribe", () => {
+    const rib = new LocRib();
+    const evs: LocRibEvent[] = [];
+    const off = rib.subscribe((e) => evs.push(e));
+    rib.upsert(route("10.0.0.0/8", A));
+    off();
+    rib.upsert(route("11.0.0.0/8", A));
+    expect(evs).toHaveLength(1);
+  });
+});
+
+describe("scale", () => {
+  test(
+    "1,000,000 IPv4 routes from one source insert and remove",
+    () => {
+      const N = 1_000_000;
+      const P = peer("192.0.2.1", 65001);
+      const at = attrs([65001, 3356, 15169]);
+      const nh = P.addressBytes;
+      const routes: Route[] = new Array(N);
+      for (let i = 0; i < N; i++) {
+        // /24s from 1.0.0.0 upward
+        const n = 0x01000000 + i * 256;
+        const prefix: Prefix = { afi: 1, len: 24, addr: new Uint8Array([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, 0]) };
+        routes[i] = { prefix, key: prefixKey(prefix), pathId: 0, source: P, attrs: at, nextHop: nh, learnedAt: 0, igpCost: 0, reachable: true, stale: false };
+      }
+
+      const adj = new AdjRibIn(P);
+      let t = performance.now();
+      for (let i = 0; i < N; i++) adj.update(routes[i]!);
+      const adjIn = performance.now() - t;
+      expect(adj.countOf(1)).toBe(N);
+
+      const rib = new LocRib({ multipath: { enabled: false, maxPaths: 1 } });
+      let events = 0;
+      rib.subscribe(() => events++);
+      t = performance.now();
+      for (let i = 0; i < N; i++) rib.upsert(routes[i]!);
+      const locIn = performance.now() - t;
+      expect(rib.count(1)).toBe(N);
+      expect(events).toBe(N);
+      expect(rib.longestMatch(parsePrefix("1.2.3.4/32"))!.best).toBe(routes[0x0203]!);
+
+      t = performance.now();
+      const removed = rib.removeSource(P.id);
+      const locOut = performance.now() - t;
+      expect(removed).toBe(N);
+      expect(rib.count()).toBe(0);
+      expect(events).toBe(2 * N);
+
+      t = performance.now();
+      for (let i = 0; i < N; i++) adj.withdraw(routes[i]!.key, 0);
+      const adjOut = performance.now() - t;
+      expect(adj.count).toBe(0);
+
+      // Per-route removal from the Loc-RIB as well.
+      for (let i = 0; i < N; i++) rib.upsert(routes[i]!);
+      t = performance.now();
+      for (let i = 0; i < N; i++) rib.remove(P.id, routes[i]!.key, 0);
+      const locRemove = performance.now() - t;
+      expect(rib.count()).toBe(0);
+
+      const ms = (x: number) => `${x.toFixed(0)} ms`;
+      console.log(
+        `1M IPv4 routes: Adj-RIB-In insert ${ms(adjIn)}, withdraw ${ms(adjOut)}; ` +
+          `Loc-RIB insert ${ms(locIn)}, removeSource ${ms(locOut)}, remove one by one ${ms(locRemove)}`,
+      );
+    },
+    120_000,
+  );
+});
