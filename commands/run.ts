@@ -18,13 +18,13 @@ export function registerRun(program: Command): void {
     .action(async (flags: { config: string; socket?: string }) => {
       const config = loadConfig(flags.config);
       const router = new Router(config, flags.config);
-      await router.start();
-      const socketPath = flags.socket ?? config.controlSocket;
-      let api: Awaited<ReturnType<typeof startApiServer>>;
+      // The control socket first: a second daemon on the same socket stops
+      // here, before it opens a single session.
+      const api = await startApiServer(router, flags.socket ?? config.controlSocket);
       try {
-        api = await startApiServer(router, socketPath);
+        await router.start();
       } catch (e) {
-        await router.stop();
+        await api.close();
         throw e;
       }
       router.log.info(`control socket ${api.path}`);

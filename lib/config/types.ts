@@ -11,7 +11,7 @@ export interface PrefixMatch {
   prefix: string;
   /** Minimum prefix length matched (default: the prefix's own length). */
   ge?: number;
-  /** Maximum prefix length matched (default: ge when given, else the prefix's own length). */
+  /** Maximum prefix length matched (default: the family maximum when ge is given, as in Cisco/FRR prefix lists; else the prefix's own length). */
   le?: number;
 }
 

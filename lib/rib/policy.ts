@@ -141,9 +141,10 @@ function isUint32(n: unknown): n is number {
 }
 
 /**
- * Pre-parse one prefix entry. ge defaults to the prefix length; le to ge when
- * ge is given, else the prefix length. Requires len <= ge <= le <= 32/128.
- * `where` prefixes error messages.
+ * Pre-parse one prefix entry. ge defaults to the prefix length; le to the
+ * family maximum (32/128) when ge is given (Cisco/FRR semantics), else the
+ * prefix length. Requires len <= ge <= le <= 32/128. `where` prefixes error
+ * messages.
  */
 export function compilePrefixMatch(m: PrefixMatch, where: string): CompiledPrefixMatch {
   if (!m || typeof m.prefix !== "string") fail(where, "missing prefix");
@@ -155,7 +156,7 @@ export function compilePrefixMatch(m: PrefixMatch, where: string): CompiledPrefi
   }
   const max = p.afi === 2 ? 128 : 32;
   const ge = m.ge ?? p.len;
-  const le = m.le ?? (m.ge !== undefined ? m.ge : p.len);
+  const le = m.le ?? (m.ge !== undefined ? max : p.len);
   for (const [k, v] of [["ge", ge], ["le", le]] as const) {
     if (!Number.isInteger(v) || v < 0 || v > max) fail(where, `${m.prefix}: ${k} ${v} must be an integer in 0..${max}`);
   }

@@ -9,6 +9,7 @@ import { describeCapability } from "../bgp/open.ts";
 import { type Negotiated, describeFamilies } from "../bgp/negotiate.ts";
 import { describeNotification, type NotificationMessage } from "../bgp/notification.ts";
 import { addrLen, parseAddr } from "../bgp/prefix.ts";
+import { siblingAddress } from "../bgp/local-address.ts";
 import { Session, routerIdFromAddress } from "../bgp/session.ts";
 import { AFI, CEASE_SUB, type Family, type Prefix, SAFI, familyName } from "../bgp/types.ts";
 import { type NlriBlock, type UpdateMessage, announcedBlocks, withdrawnBlocks } from "../bgp/update.ts";
@@ -152,6 +153,7 @@ export class Neighbor {
     this.maxPrefixTripped = false;
     const local = this.session.localAddress ?? "";
     const la = parseAddr(local.replace(/^::ffff:/, ""));
+    const other = la ? siblingAddress(local, la.afi === AFI.IPV4 ? AFI.IPV6 : AFI.IPV4) : null;
     this.adjOut = new AdjRibOut({
       peer: this.config,
       localAs: this.config.localAs,
@@ -159,6 +161,7 @@ export class Neighbor {
       clusterId: this.host.config.clusterId ?? this.host.config.routerId,
       negotiated: n,
       localAddress: la ? la.addr : new Uint8Array(0),
+      otherLocalAddress: other ? parseAddr(other)?.addr : undefined,
       policies: this.host.policies,
     });
     this.host.log.info(`${this.name}: established, families ${describeFamilies(n.families)}`);

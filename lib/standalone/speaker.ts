@@ -4,7 +4,6 @@
  * the peer sends as plain events, answers route refresh by re-announcing.
  * No RIB: this is the speaker core on its own, for testing and looking glass.
  */
-import { networkInterfaces } from "node:os";
 import { type AsPathSegment, type PathAttributes, emptyAttributes } from "../bgp/attributes.ts";
 import { describeCapability } from "../bgp/open.ts";
 import { type Negotiated, addPathSend, hasFamily } from "../bgp/negotiate.ts";
@@ -12,6 +11,7 @@ import { type NotificationMessage, describeNotification } from "../bgp/notificat
 import { parseAddr, prefixToString } from "../bgp/prefix.ts";
 import { type RouteView, updateRoutes } from "../bgp/route.ts";
 import { Listener } from "../bgp/listener.ts";
+import { siblingAddress } from "../bgp/local-address.ts";
 import { Session } from "../bgp/session.ts";
 import { AFI, BGP_MAX_EXT_MSG, BGP_MAX_MSG, CEASE_SUB, type Family, ORIGIN, type Prefix, SEG, familyName } from "../bgp/types.ts";
 import { type EncodeContext, type UpdateMessage, buildAnnouncements, encodeEndOfRib } from "../bgp/update.ts";
@@ -44,19 +44,6 @@ export type PeerEvent =
   | { event: "route-refresh"; family: string; subtype: number }
   | { event: "update-error"; action: string; reason: string }
   | { event: "log"; level: string; msg: string };
-
-/** Find an address of the wanted family on the interface that holds `local`. */
-function siblingAddress(local: string, afi: number): string | null {
-  for (const addrs of Object.values(networkInterfaces())) {
-    if (!addrs?.some((a) => a.address === local)) continue;
-    const fam = afi === AFI.IPV6 ? "IPv6" : "IPv4";
-    const cand = addrs.filter((a) => a.family === fam && !a.internal && !(fam === "IPv6" && a.address.toLowerCase().startsWith("fe80")));
-    if (cand[0]) return cand[0].address;
-    const any = addrs.find((a) => a.family === fam && !(fam === "IPv6" && a.address.toLowerCase().startsWith("fe80")));
-    if (any) return any.address;
-  }
-  return null;
-}
 
 export class StandaloneSpeaker {
   readonly session: Session;

@@ -2083,6 +2083,11 @@ export class BgpctlDaemon {
     return this.json<RibEntry[]>("show", "rib", ...(prefix ? [prefix] : []));
   }
 
+  /** `show rib --neighbor ADDR --in|--out -j`: a neighbour's Adj-RIB-In (before import policy) or Adj-RIB-Out. */
+  adjRib(address: string, table: "in" | "out"): Promise<RibEntry[]> {
+    return this.json<RibEntry[]>("show", "rib", "--neighbor", address, `--${table}`);
+  }
+
   async waitEstablished(address: string, timeoutMs = 15_000, procs: LabProcess[] = []): Promise<NeighborInfo> {
     return this.lab.waitFor(
       async () => {

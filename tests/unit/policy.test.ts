@@ -152,11 +152,12 @@ describe("prefix matching", () => {
     expect(m({ prefix: "192.0.2.128/25" }, "192.0.2.128/25")).toBe(true);
     expect(m({ prefix: "192.0.2.128/25" }, "192.0.2.0/25")).toBe(false);
   });
-  test("IPv4 ge (le defaults to ge)", () => {
+  test("IPv4 ge (le defaults to /32, as in Cisco/FRR prefix lists)", () => {
     const pm = { prefix: "10.0.0.0/8", ge: 16 };
     expect(m(pm, "10.1.0.0/16")).toBe(true);
     expect(m(pm, "10.0.0.0/8")).toBe(false);
-    expect(m(pm, "10.1.2.0/24")).toBe(false);
+    expect(m(pm, "10.1.2.0/24")).toBe(true);
+    expect(m(pm, "10.1.2.3/32")).toBe(true);
     expect(m(pm, "11.1.0.0/16")).toBe(false);
   });
   test("IPv4 le (ge defaults to the prefix length) and ge+le", () => {
