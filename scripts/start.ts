@@ -1,74 +1,82 @@
 /**
- * `npm start`: the main job on an embedded default. Builds dist/bgpctl if
- * needed, then runs two speakers on loopback (127.0.0.1 passive on an
- * unprivileged port, 127.0.0.2 connecting to it), each announcing a prefix
- * with communities; shows the routes crossing, then stops one side so the
- * other prints the Cease with its shutdown message. No root, no external router.
+ * `npm start`: the main job on an embedded default. Builds dist/bgpctl, runs
+ * two `bgpctl run` daemons on loopback (examples/loopback-a.yaml and -b.yaml:
+ * unprivileged ports, no root, no external router), waits until each has the
+ * other's route, shows `show summary` and `show rib`, then keeps running
+ * until Ctrl-C (or BGPCTL_DEMO_SECONDS seconds), when both close their
+ * sessions with Cease.
  */
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
 const bin = join(root, "dist/bgpctl");
-const port = process.env.BGPCTL_DEMO_PORT ?? "17179";
+const confA = join(root, "examples/loopback-a.yaml");
+const confB = join(root, "examples/loopback-b.yaml");
+const sockA = "/tmp/bgpctl-demo/a.sock";
+const sockB = "/tmp/bgpctl-demo/b.sock";
 
-{
-  console.log("building dist/bgpctl ...");
-  const b = Bun.spawnSync([process.execPath, "build", "--compile", "main.ts", "--outfile", "dist/bgpctl"], { cwd: root, stdout: "inherit", stderr: "inherit" });
-  if (b.exitCode !== 0) process.exit(1);
+console.log("building dist/bgpctl ...");
+if (Bun.spawnSync([process.execPath, "build", "--compile", "main.ts", "--outfile", "dist/bgpctl"], { cwd: root, stdout: "ignore", stderr: "inherit" }).exitCode !== 0) process.exit(1);
+mkdirSync("/tmp/bgpctl-demo", { recursive: true });
+
+function daemon(name: string, conf: string) {
+  console.log(`$ bgpctl run --config ${conf.slice(root.length + 1)}`);
+  const p = Bun.spawn([bin, "run", "--config", conf], { stdout: "inherit", stderr: "pipe", stdin: "ignore" });
+  void (async () => {
+    const dec = new TextDecoder();
+    for await (const c of p.stderr) for (const l of dec.decode(c).split("\n")) if (l) console.log(`[${name}] ${l}`);
+  })();
+  return p;
+}
+function ctl(args: string[]): { ok: boolean; out: string } {
+  const r = Bun.spawnSync([bin, ...args], { stdout: "pipe", stderr: "pipe" });
+  return { ok: r.exitCode === 0, out: r.stdout.toString() + r.stderr.toString() };
+}
+function show(args: string[]) {
+  console.log(`\n$ bgpctl ${args.join(" ")}`);
+  console.log(ctl(args).out.trimEnd());
 }
 
-const a = ["peer", "127.0.0.2", "--passive", "--local-address", "127.0.0.1", "--port", port, "--local-as", "65001", "--remote-as", "65002",
-  "--family", "ipv4", "--advertise", "198.51.100.0/24", "--community", "65001:100", "--large-community", "65001:1:1"];
-const b = ["peer", "127.0.0.1", "--local-address", "127.0.0.2", "--port", port, "--local-as", "65002", "--remote-as", "65001",
-  "--family", "ipv4", "--advertise", "203.0.113.0/24", "--community", "65002:200", "--shutdown-message", "demo finished"];
+const a = daemon("A", confA);
+const b = daemon("B", confB);
+const stopAll = async () => {
+  a.kill("SIGTERM");
+  b.kill("SIGTERM");
+  await Promise.all([a.exited, b.exited]);
+};
+process.on("SIGINT", () => void stopAll().then(() => process.exit(0)));
+process.on("SIGTERM", () => void stopAll().then(() => process.exit(0)));
 
-console.log(`$ bgpctl ${a.join(" ")}`);
-console.log(`$ bgpctl ${b.join(" ")}\n`);
-
-let sawA = false;
-let sawB = false;
-let sawCease = false;
-async function pump(name: string, p: Bun.Subprocess<"ignore", "pipe", "pipe">, onLine: (l: string) => void) {
-  const dec = new TextDecoder();
-  let rest = "";
-  for await (const chunk of p.stdout) {
-    rest += dec.decode(chunk);
-    let i: number;
-    while ((i = rest.indexOf("\n")) >= 0) {
-      const line = rest.slice(0, i);
-      rest = rest.slice(i + 1);
-      console.log(`[${name}] ${line}`);
-      onLine(line);
-    }
-  }
+const has = (sock: string, prefix: string) => {
+  const r = ctl(["show", "rib", prefix, "-s", sock, "-j"]);
+  return r.ok && r.out.includes(`"prefix":"${prefix}"`);
+};
+let ok = false;
+for (let i = 0; i < 200 && !ok; i++) {
+  await Bun.sleep(100);
+  ok = has(sockA, "203.0.113.0/24") && has(sockB, "198.51.100.0/24");
 }
-const pa = Bun.spawn([bin, ...a], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-await Bun.sleep(300);
-const pb = Bun.spawn([bin, ...b], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-void pump("A", pa, (l) => {
-  if (l.includes("+ 203.0.113.0/24")) sawA = true;
-  if (l.includes("notification received") && l.includes("demo finished")) sawCease = true;
-});
-void pump("B", pb, (l) => {
-  if (l.includes("+ 198.51.100.0/24")) sawB = true;
-});
-
-const deadline = Date.now() + 20_000;
-while (!(sawA && sawB) && Date.now() < deadline) await Bun.sleep(100);
-if (sawA && sawB) {
-  console.log("\nboth routes crossed; stopping B (SIGTERM) ...\n");
-  pb.kill("SIGTERM");
-  await pb.exited;
-  const d2 = Date.now() + 5_000;
-  while (!sawCease && Date.now() < d2) await Bun.sleep(100);
-}
-pa.kill("SIGTERM");
-pb.kill("SIGTERM");
-await Promise.all([pa.exited, pb.exited]);
-const ok = sawA && sawB && sawCease;
 if (!ok) {
-  console.error(`\ndemo failed: A got B's route: ${sawA}, B got A's route: ${sawB}, A saw B's shutdown: ${sawCease}`);
-  console.error(await new Response(pa.stderr).text(), await new Response(pb.stderr).text());
+  console.error("\nthe two routers did not exchange their routes within 20 s");
+  await stopAll();
+  process.exit(1);
 }
-console.log(ok ? "\ndemo done. Next: peer with BIRD (README, 'Peer with BIRD, step by step')." : "");
-process.exit(ok ? 0 : 1);
+show(["show", "summary", "-s", sockA]);
+show(["show", "rib", "-s", sockA]);
+show(["show", "rib", "-s", sockB]);
+console.log(`
+Both daemons are running. Try, in another terminal:
+  dist/bgpctl show neighbors -s ${sockA}
+  dist/bgpctl advertise 192.0.2.128/25 --community 65001:7 -s ${sockA}
+  dist/bgpctl show rib -s ${sockB}
+  dist/bgpctl monitor -s ${sockB}
+Ctrl-C stops both (each sends Cease/Administrative Shutdown).`);
+const secs = Number(process.env.BGPCTL_DEMO_SECONDS ?? 0);
+if (secs > 0) {
+  await Bun.sleep(secs * 1000);
+  await stopAll();
+  console.log("demo done");
+  process.exit(0);
+}
+await Promise.all([a.exited, b.exited]);

@@ -1,0 +1,30 @@
+/**
+ * The README's first command: `npm start` on the embedded default
+ * (examples/loopback-a.yaml, examples/loopback-b.yaml) runs two daemons on
+ * loopback that exchange their routes, shows them, and stops cleanly.
+ * Loopback only; no root needed.
+ */
+import { expect, test } from "bun:test";
+import { join } from "node:path";
+
+test("npm start: two loopback daemons exchange routes and stop with Cease", async () => {
+  const root = join(import.meta.dir, "../..");
+  const p = Bun.spawn(["npm", "start"], {
+    cwd: root,
+    env: { ...process.env, BGPCTL_DEMO_SECONDS: "1" },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
+  const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  const code = await p.exited;
+  clearTimeout(timer);
+  expect(err + out).not.toContain("did not exchange");
+  expect(code).toBe(0);
+  // Router A's table has B's route learned over eBGP, and B's has A's, with communities.
+  expect(out).toMatch(/\*>\s+203\.0\.113\.0\/24\s+127\.0\.0\.2\s.*65002\s+i\s+65002:200/);
+  expect(out).toMatch(/\*>\s+198\.51\.100\.0\/24\s+127\.0\.0\.1\s.*65001\s+i\s+65001:100 65001:1:1/);
+  expect(out).toMatch(/127\.0\.0\.2\s+65002\s.*\s1\s*$/m); // show summary: Established, 1 prefix
+  expect(out).toContain('Cease/Administrative Shutdown (6/2): "bgpctl shutting down"');
+  expect(out).toContain("demo done");
+}, 90_000);
