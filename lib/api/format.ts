@@ -95,8 +95,9 @@ function originCode(origin: string): string {
   return "?";
 }
 
+/** OpenBGPD-style flags; the best path of a multipath set shows both `>` and `=`. */
 function ribFlags(r: RibEntry): string {
-  return "*" + (r.best ? ">" : r.multipath ? "=" : "") + (r.ibgp ? "I" : "") + (r.stale ? "S" : "");
+  return "*" + (r.best ? ">" : "") + (r.multipath ? "=" : "") + (r.ibgp ? "I" : "") + (r.stale ? "S" : "");
 }
 
 export function formatRib(entries: RibEntry[]): string {

@@ -17,7 +17,7 @@ import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
 import type { NeighborInfo, SessionState } from "../api/types.ts";
 import { AdjRibIn } from "../rib/adj-rib-in.ts";
 import { AdjRibOut } from "../rib/adj-rib-out.ts";
-import { type CompiledPolicies, applyPolicy } from "../rib/policy.ts";
+import { type CompiledPolicies, type PolicyContext, applyPolicy } from "../rib/policy.ts";
 import { type Route, type RouteSource, prefixKey } from "../rib/types.ts";
 import type { Log } from "./log.ts";
 
@@ -139,6 +139,7 @@ export class Neighbor {
 
   private onState(from: SessionState, to: SessionState, reason: string): void {
     if (from === "Established" || to === "Established") this.since = Date.now();
+    this.ctxCache = null;
     if (from === "Established" && to !== "Established") {
       this.adjOut = null;
       this.adjIn.clear();
@@ -265,9 +266,15 @@ export class Neighbor {
     return false;
   }
 
-  policyCtx(direction: "import" | "export") {
-    const local = (this.session.localAddress ?? "").replace(/^::ffff:/, "");
-    return { direction, localAs: this.config.localAs, peerAddress: this.config.address, localAddress: parseAddr(local)?.addr ?? null };
+  /** Policy context per direction, built once per session (the local address is fixed while it is up). */
+  private ctxCache: { import: PolicyContext; export: PolicyContext } | null = null;
+  policyCtx(direction: "import" | "export"): PolicyContext {
+    if (!this.ctxCache) {
+      const local = (this.session.localAddress ?? "").replace(/^::ffff:/, "");
+      const base = { localAs: this.config.localAs, peerAddress: this.config.address, localAddress: parseAddr(local)?.addr ?? null };
+      this.ctxCache = { import: { ...base, direction: "import" }, export: { ...base, direction: "export" } };
+    }
+    return this.ctxCache[direction];
   }
 
   /** Re-run import policy over the stored Adj-RIB-In (soft reconfiguration inbound). */

@@ -7,16 +7,19 @@
  * 2. receive: the same table sent over TCP on loopback by one sender (our
  *    session, pre-encoded messages) to each receiver in turn: bgpctl
  *    (tests/bench/receiver.ts), BIRD, GoBGP. Time from Established to the
- *    receiver holding every prefix (polled with birdc / gobgp every 20 ms;
- *    bgpctl reports End-of-RIB itself). BIRD and GoBGP also run best path
- *    into their RIB; bgpctl here stores Adj-RIB-In only (the speaker core).
+ *    receiver holding every prefix (polled with birdc / gobgp / bgpctl show
+ *    every 20 ms; the speaker-core receiver reports End-of-RIB itself).
+ *    "bgpctl" is the speaker core alone (session + decode + Adj-RIB-In);
+ *    "bgpctl-run" is the whole daemon (plus import policy, Loc-RIB and best
+ *    path), the one to compare with BIRD and GoBGP, which do the same.
  *
- * Usage: bun tests/bench/run.ts [--prefixes N] [--only decode|bgpctl|bird|gobgp]
+ * Usage: bun tests/bench/run.ts [--prefixes N] [--only decode|bgpctl|bgpctl-run|bird|gobgp]
  * Loopback only (127.0.0.1 / 127.0.0.2); every process is stopped by PID.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ApiClient } from "../../lib/api/client.ts";
 import { Framer } from "../../lib/bgp/framer.ts";
 import type { PathAttributes } from "../../lib/bgp/attributes.ts";
 import { walkNlri } from "../../lib/bgp/prefix.ts";
@@ -158,6 +161,32 @@ async function benchBgpctl(t: Table, port: number): Promise<number> {
   return r.totalMs;
 }
 
+/** The whole daemon: `bgpctl run` (Adj-RIB-In, import policy, Loc-RIB, best path). */
+async function benchDaemon(t: Table, port: number): Promise<number> {
+  const conf = join(dir, "bgpctl.yaml");
+  const sock = join(dir, "bgpctl.sock");
+  writeFileSync(
+    conf,
+    `asn: ${RECEIVER_AS}
+routerId: ${RECEIVER}
+listen: {address: ${RECEIVER}, port: ${port}}
+controlSocket: ${sock}
+log: {level: warn}
+peers:
+  - {address: ${SENDER}, remoteAs: ${SENDER_AS}, passive: true, holdTime: 240, families: [ipv4], import: all, export: none}
+`,
+  );
+  const exe = process.env.BENCH_PROF ? [process.execPath, "--cpu-prof", "--cpu-prof-dir=/tmp/dprof", join(root, "main.ts")] : [join(root, "dist/bgpctl")];
+  const p = spawn([...exe, "run", "--config", conf], "bgpctl run");
+  // Poll the control socket in-process (a CLI process per poll would compete for the CPU).
+  const api = new ApiClient(sock);
+  await waitUntil("bgpctl run control socket", async () => api.summary().then(() => true, () => false), 10_000, 50);
+  const count = async () => (await api.neighbors())[0]?.accepted ?? 0;
+  const r = await feed(port, t, async () => (await count()) >= t.prefixes);
+  await stop(p);
+  return r.totalMs;
+}
+
 async function benchBird(t: Table, port: number): Promise<number> {
   const conf = join(dir, "bird.conf");
   const sock = join(dir, "bird.ctl");
@@ -239,6 +268,7 @@ try {
   }
   const receivers: [string, (t: Table, port: number) => Promise<number>, string | null][] = [
     ["bgpctl", benchBgpctl, null],
+    ["bgpctl-run", benchDaemon, null],
     ["bird", benchBird, "bird"],
     ["gobgp", benchGobgp, "gobgpd"],
   ];

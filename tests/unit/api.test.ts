@@ -1038,3 +1038,10 @@ describe("cli", () => {
     30_000,
   );
 });
+
+test("formatRib: the best path of a multipath set shows both > and =", () => {
+  const best = route({ prefix: "203.0.113.0/24", best: true, multipath: true, ibgp: false, stale: false });
+  const other = route({ prefix: "203.0.113.0/24", nextHop: "192.0.2.3", best: false, multipath: true, ibgp: false, stale: false });
+  const lines = formatRib([best, other]).split("\n").filter((l) => l.includes("203.0.113.0/24"));
+  expect(lines.map((l) => l.split(/\s+/)[0])).toEqual(["*>=", "*="]);
+});
