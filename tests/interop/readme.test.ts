@@ -39,9 +39,9 @@ test("README walkthrough: examples/bird/bird.conf + the README's bgpctl command 
   expect(argv.slice(0, 3)).toEqual(["bgpctl", "peer", "192.0.2.2"]);
   const proc = t.lab.spawn(t.a, [BGPCTL_BIN, ...argv.slice(1)], { name: "bgpctl-readme" });
   // bgpctl side: the README's sample lines.
-  await t.lab.waitFor(() => /\+ 198\.51\.100\.0\/24 via 192\.0\.2\.2 as-path 65002 origin igp/.test(proc.text("stdout")), {
+  await t.lab.waitFor(() => /\+ 198\.51\.100\.0\/24 via 192\.0\.2\.2 as-path 65002 origin igp/.test(proc.text("stdout")) && /end-of-rib ipv4-unicast/.test(proc.text("stdout")), {
     timeoutMs: 20_000,
-    what: "bgpctl to print BIRD's route",
+    what: "bgpctl to print BIRD's route and End-of-RIB",
     procs: [proc, bird.proc],
   });
   expect(proc.text("stdout")).toMatch(/state OpenConfirm -> Established/);
