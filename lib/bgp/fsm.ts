@@ -179,6 +179,12 @@ const RANK: Record<State, number> = {
 type CloseKind =
   /** Error: the peer goes Idle, back-off, automatic restart. */
   | "error"
+  /**
+   * The peer closed on purpose (a Cease: shutdown, reset, de-configured,
+   * connection rejected, collision): Idle and automatic restart after the base
+   * IdleHold, not counted as a failure for damping.
+   */
+  | "cease"
   /** TCP failed before the OPEN exchange: back to Active, ConnectRetry restarted. */
   | "fail"
   /** Collision loser or abandoned connect attempt: no effect on the peer. */
@@ -307,6 +313,14 @@ export class Fsm {
    * the id before the FSM acts on the connection (e.g. sends its OPEN).
    */
   incomingConnection(attach?: (conn: ConnId) => void): ConnId | null {
+    if (this.running && this.idleHoldTimer !== undefined) {
+      // Damped in IdleHold: damping limits how often *we* connect. Refusing the
+      // peer too would let two damped speakers refuse each other forever, so
+      // the peer's connection ends the hold and is taken.
+      this.clearTimer("idleHoldTimer");
+      this.why("incoming connection during idle hold: automatic start");
+      this.begin(this.opts.passive ?? false);
+    }
     if (this.state === State.Idle) {
       this.handle({ type: "Tcp_CR_Invalid", reason: "incoming connection while Idle" });
       return null;
@@ -499,7 +513,7 @@ export class Fsm {
         return this.closeConn(c, ceaseCollision(), "quiet", "connection collision resolution");
       case "NotifMsg":
       case "NotifMsgVerErr":
-        return this.closeConn(c, null, "error", `received NOTIFICATION ${describeNotification(e.notification)}`);
+        return this.closeConn(c, null, e.notification.code === ERR.CEASE ? "cease" : "error", `received NOTIFICATION ${describeNotification(e.notification)}`);
       case "KeepAliveMsg":
         if (c.state === State.OpenConfirm) return this.toEstablished(c);
         if (c.state === State.Established) return this.restartHold(c);
@@ -590,17 +604,18 @@ export class Fsm {
     }
   }
 
-  private enterIdleHold(): void {
+  /** Wait IdleHold before restarting; `failure` counts towards damping (a Cease from the peer does not). */
+  private enterIdleHold(failure = true): void {
     this.clearTimer("connectRetryTimer");
     this.clearTimer("stableTimer");
-    this.failures++;
+    if (failure) this.failures++;
     const base = (this.opts.idleHoldTime ?? 5) * 1000;
     const cap = Math.max(base, (this.opts.idleHoldMaxTime ?? 120) * 1000);
-    const damp = this.opts.dampPeerOscillations ?? true;
+    const damp = (this.opts.dampPeerOscillations ?? true) && failure;
     const ms = damp ? Math.min(cap, base * 2 ** Math.min(30, this.failures - 1)) : base;
     this.lastIdleHoldMs = ms;
     this.idleHoldTimer = this.clock.setTimeout(() => this.handle({ type: "IdleHoldTimer_Expires" }), ms);
-    this.log("info", `idle hold ${ms / 1000}s (failure ${this.failures})`);
+    this.log("info", failure ? `idle hold ${ms / 1000}s (failure ${this.failures})` : `idle hold ${ms / 1000}s (the peer closed the session)`);
   }
 
   // ------------------------------------------------------ connection level
@@ -727,11 +742,11 @@ export class Fsm {
     this.conns.delete(c.id);
     this.host.disconnect(c.id, reason);
     if (kind !== "quiet" || this.reason === "") this.why(reason);
-    if (kind !== "quiet") this.log(kind === "error" ? "warn" : "info", reason);
+    if (kind !== "quiet") this.log(kind === "error" || kind === "cease" ? "warn" : "info", reason);
     if (wasEstablished) this.clearTimer("stableTimer");
     if (this.conns.size > 0 || !this.running) return;
-    if (kind === "error") {
-      if (this.opts.automaticRestart ?? true) this.enterIdleHold();
+    if (kind === "error" || kind === "cease") {
+      if (this.opts.automaticRestart ?? true) this.enterIdleHold(kind === "error");
       else {
         this.running = false;
         this.clearTimer("connectRetryTimer");

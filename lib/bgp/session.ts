@@ -455,7 +455,8 @@ export class Session extends TypedEmitter<SessionEvents> {
         const bytes = encodeNotification(n.code, n.subcode, n.data);
         this.write(t, bytes, MsgType.NOTIFICATION);
         const sent = decodeNotification(bytes.subarray(19));
-        this.lastError = `sent ${describeNotification(sent)}`;
+        // Closing the losing connection of a collision is routine, not an error worth reporting.
+        if (!(n.code === ERR.CEASE && n.subcode === CEASE_SUB.CONNECTION_COLLISION)) this.lastError = `sent ${describeNotification(sent)}`;
         this.emit("notificationSent", sent);
       },
       openConfirmed: (conn, n) => {

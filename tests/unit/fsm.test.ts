@@ -524,11 +524,11 @@ describe("FSM: DelayOpen", () => {
 });
 
 describe("FSM: IdleHold back-off (DampPeerOscillations)", () => {
-  /** Fail the session in OpenSent via a NOTIFICATION from the peer. */
+  /** Fail the session in OpenSent via an error NOTIFICATION from the peer (FSM error, not a Cease). */
   function failOnce(fsm: Fsm, host: FakeHost): void {
     const c = host.of("connect").at(-1)!.conn;
     fsm.tcpConnected(c);
-    fsm.notificationReceived(c, { code: 6, subcode: 5, data: new Uint8Array(0) });
+    fsm.notificationReceived(c, { code: 5, subcode: 1, data: new Uint8Array(0) });
     expect(fsm.state).toBe(State.Idle);
   }
 
@@ -550,10 +550,35 @@ describe("FSM: IdleHold back-off (DampPeerOscillations)", () => {
     expect(seen).toEqual([5, 10, 20, 40, 80, 120, 120, 120]);
   });
 
-  test("incoming connections are refused during IdleHold", () => {
+  test("an incoming connection during IdleHold ends the hold and is accepted (two damped peers never refuse each other forever)", () => {
     const { fsm, host } = setup({ idleHoldTime: 5 });
     fsm.start();
     failOnce(fsm, host);
+    expect(fsm.state).toBe(State.Idle);
+    const c = fsm.incomingConnection();
+    expect(c).not.toBeNull();
+    expect(fsm.state).not.toBe(State.Idle);
+  });
+
+  test("a Cease from the peer (shutdown, reset, connection rejected) restarts after the base IdleHold without growing it", () => {
+    const { fsm, host, clock } = setup({ idleHoldTime: 5, idleHoldMaxTime: 120 });
+    fsm.start();
+    for (const subcode of [2, 5, 4, 5, 3]) {
+      const c = host.of("connect").at(-1)!.conn;
+      fsm.tcpConnected(c);
+      fsm.notificationReceived(c, { code: 6, subcode, data: new Uint8Array(0) });
+      expect(fsm.state).toBe(State.Idle);
+      expect(fsm.idleHoldMs).toBe(5 * S);
+      expect(fsm.failureCount).toBe(0);
+      clock.advance(5 * S);
+      expect(fsm.state).toBe(State.Connect);
+    }
+  });
+
+  test("the peer's connection is still refused after a ManualStop (administratively down)", () => {
+    const { fsm } = setup({ idleHoldTime: 5 });
+    fsm.start();
+    fsm.stop();
     expect(fsm.incomingConnection()).toBeNull();
   });
 
