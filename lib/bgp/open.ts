@@ -291,3 +291,23 @@ export function describeCapability(c: Capability): string {
       return c.type.replace(/-/g, " ");
   }
 }
+
+/**
+ * The optional capabilities bgpctl announces on every session besides
+ * multiprotocol, route refresh and 4-octet AS (which the session adds):
+ * extended messages (RFC 8654) and graceful restart as a receiving speaker
+ * (RFC 4724 §3: restart time, no forwarding state kept, F bits clear); GoBGP,
+ * for one, sends End-of-RIB only to speakers announcing the latter.
+ */
+export function speakerCapabilities(families: { afi: number; safi: number }[], restartTime = 120): Capability[] {
+  return [
+    { type: "extended-message" },
+    {
+      type: "graceful-restart",
+      restarting: false,
+      notification: false,
+      restartTime,
+      families: families.map((f) => ({ afi: f.afi, safi: f.safi, forwardingPreserved: false })),
+    },
+  ];
+}

@@ -5,7 +5,7 @@
  * into UPDATEs (export policy, packing, MRAI) for the wire. Owned by Router.
  */
 import { type PathAttributes } from "../bgp/attributes.ts";
-import { describeCapability } from "../bgp/open.ts";
+import { describeCapability, speakerCapabilities } from "../bgp/open.ts";
 import { type Negotiated, describeFamilies } from "../bgp/negotiate.ts";
 import { describeNotification, type NotificationMessage } from "../bgp/notification.ts";
 import { addrLen, parseAddr } from "../bgp/prefix.ts";
@@ -87,14 +87,7 @@ export class Neighbor {
       passive: config.passive,
       families: familiesOf(config.families),
       capabilities: [
-        { type: "extended-message" },
-        {
-          type: "graceful-restart",
-          restarting: false,
-          notification: false,
-          restartTime: 120,
-          families: familiesOf(config.families).map((f) => ({ ...f, forwardingPreserved: false })),
-        },
+        ...speakerCapabilities(familiesOf(config.families)),
         ...(config.addPath
           ? [{ type: "add-path" as const, families: familiesOf(config.families).map((f) => ({ ...f, send: config.addPath!.send, receive: config.addPath!.receive })) }]
           : []),

@@ -5,7 +5,7 @@
  * No RIB: this is the speaker core on its own, for testing and looking glass.
  */
 import { type AsPathSegment, type PathAttributes, emptyAttributes } from "../bgp/attributes.ts";
-import { describeCapability } from "../bgp/open.ts";
+import { describeCapability, speakerCapabilities } from "../bgp/open.ts";
 import { type Negotiated, addPathSend, hasFamily } from "../bgp/negotiate.ts";
 import { type NotificationMessage, describeNotification } from "../bgp/notification.ts";
 import { parseAddr, prefixToString } from "../bgp/prefix.ts";
@@ -64,19 +64,7 @@ export class StandaloneSpeaker {
       connectRetry: opts.connectRetry ?? 5,
       passive: opts.passive,
       families: opts.families,
-      capabilities: [
-        { type: "extended-message" },
-        // Graceful restart as a receiving speaker (RFC 4724 §3): we keep no
-        // forwarding state ourselves (F bit clear), but peers such as GoBGP send
-        // End-of-RIB only to speakers that announce the capability.
-        {
-          type: "graceful-restart",
-          restarting: false,
-          notification: false,
-          restartTime: 120,
-          families: opts.families.map((f) => ({ afi: f.afi, safi: f.safi, forwardingPreserved: false })),
-        },
-      ],
+      capabilities: speakerCapabilities(opts.families),
     });
     const s = this.session;
     s.on("state", (e: { from: string; to: string; reason?: string }) => this.emit({ event: "state", from: e.from, to: e.to, reason: e.reason ?? "" }));
