@@ -28,6 +28,7 @@ import type {
   PolicyTerm,
   PrefixMatch,
   RouterConfig,
+  KernelConfig,
 } from "./types.ts";
 
 export { ConfigError, formatIssue, type ConfigIssue } from "./reader.ts";
@@ -38,6 +39,17 @@ export const DEFAULTS = {
   controlSocket: "/run/bgpctl/bgpctl.sock",
   mrai: 0,
   multipathMaxPaths: 8,
+  kernel: {
+    enabled: false,
+    table: 254,
+    protocol: 186,
+    metric: 20,
+    ecmp: true,
+    families: ["ipv4", "ipv6"] as FamilyName[],
+    exclude: [] as string[],
+    retainOnExit: false,
+    startupDeadline: 60,
+  },
   log: { level: "info", format: "text" },
   peer: {
     port: 179,
@@ -114,6 +126,7 @@ const TOP_KEYS = [
   "decision",
   "clusterId",
   "mrai",
+  "kernel",
   "log",
 ] as const;
 
@@ -412,6 +425,7 @@ class ConfigBuilder {
       ? readDottedQuad(r, top.get("clusterId"), "clusterId", "a cluster id: a dotted quad such as 192.0.2.1", false)
       : undefined;
     const mrai = top.has("mrai") ? r.int(top.get("mrai"), "mrai", 0, 65535, "an interval 0..65535 seconds") : DEFAULTS.mrai;
+    const kernel = this.kernel(top);
     const log: RouterConfig["log"] = { ...DEFAULTS.log };
     if (top.has("log")) {
       const f = r.fields(top.get("log"), "log", ["level", "format"], "a mapping with level and format");
@@ -437,6 +451,7 @@ class ConfigBuilder {
       multipath,
       decision,
       mrai,
+      kernel,
       log,
     };
     if (clusterId !== undefined) cfg.clusterId = clusterId;
@@ -654,6 +669,33 @@ class ConfigBuilder {
   }
 
   // -- peers ----------------------------------------------------------------
+
+  /** `kernel:` — FIB programming; every key optional, off by default. */
+  private kernel(top: Fields): KernelConfig {
+    const r = this.r;
+    const k: KernelConfig = { ...DEFAULTS.kernel, families: [...DEFAULTS.kernel.families], exclude: [] };
+    if (!top.has("kernel")) return k;
+    const keys = ["enabled", "table", "protocol", "metric", "ecmp", "families", "exclude", "retainOnExit", "startupDeadline"];
+    const f = r.fields(top.get("kernel"), "kernel", keys, "a mapping of kernel route settings");
+    if (!f) return k;
+    if (f.has("enabled")) k.enabled = r.bool(f.get("enabled"), f.at("enabled")) ?? false;
+    if (f.has("table")) k.table = r.int(f.get("table"), f.at("table"), 1, 0xffffffff, "a routing table id 1..4294967295 (254 is main)") ?? k.table;
+    if (f.has("protocol")) k.protocol = r.int(f.get("protocol"), f.at("protocol"), 1, 255, "a route protocol number 1..255 (186 is bgp)") ?? k.protocol;
+    if (f.has("metric")) k.metric = r.int(f.get("metric"), f.at("metric"), 0, 0xffffffff, "a metric 0..4294967295") ?? k.metric;
+    if (f.has("ecmp")) k.ecmp = r.bool(f.get("ecmp"), f.at("ecmp")) ?? k.ecmp;
+    if (f.has("retainOnExit")) k.retainOnExit = r.bool(f.get("retainOnExit"), f.at("retainOnExit")) ?? false;
+    if (f.has("startupDeadline")) k.startupDeadline = r.int(f.get("startupDeadline"), f.at("startupDeadline"), 0, 3600, "a deadline 0..3600 seconds") ?? k.startupDeadline;
+    if (f.has("families")) {
+      const fams = readMany(r, f.get("families"), f.at("families"), (x, xp) => r.choice(x, xp, FAMILIES));
+      if (fams && fams.length) k.families = FAMILIES.filter((x) => fams.includes(x));
+      else if (fams) r.expected(f.get("families"), f.at("families"), "a list of families (ipv4, ipv6)", "the list is empty");
+    }
+    if (f.has("exclude")) {
+      const ps = readMany(r, f.get("exclude"), f.at("exclude"), (x, xp) => readPrefix(r, x, xp));
+      if (ps) k.exclude = ps.map((p) => p.text);
+    }
+    return k;
+  }
 
   private peerGroups(top: Fields): void {
     const r = this.r;

@@ -126,6 +126,26 @@ export interface AdvertiseConfig {
   asPathPrepend?: number;
 }
 
+/** Kernel route programming (the FIB): off unless enabled. */
+export interface KernelConfig {
+  enabled: boolean;
+  /** Routing table id (254 = main). */
+  table: number;
+  /** rtm_protocol of our routes (186 = RTPROT_BGP). */
+  protocol: number;
+  /** Route priority (metric). */
+  metric: number;
+  /** Install multipath sets as one ECMP route. */
+  ecmp: boolean;
+  families: FamilyName[];
+  /** Prefixes never installed (with their more specifics), e.g. the node's own pod CIDR. */
+  exclude: string[];
+  /** Leave our routes in the kernel on exit (with graceful restart). */
+  retainOnExit: boolean;
+  /** Seconds after start-up before stale routes are removed even without End-of-RIB from every peer. */
+  startupDeadline: number;
+}
+
 export interface RouterConfig {
   /** The file it came from (for messages). */
   source: string;
@@ -148,5 +168,6 @@ export interface RouterConfig {
   clusterId?: string;
   /** Minimum route advertisement interval, seconds (eBGP and iBGP). */
   mrai: number;
+  kernel: KernelConfig;
   log: { level: "debug" | "info" | "warn" | "error"; format: "text" | "json" };
 }

@@ -77,6 +77,7 @@ describe("defaults", () => {
       routerId: "192.0.2.1",
       listen: [{ address: "::", port: 179 }],
       controlSocket: "/run/bgpctl/bgpctl.sock",
+      kernel: { enabled: false, table: 254, protocol: 186, metric: 20, ecmp: true, families: ["ipv4", "ipv6"], exclude: [], retainOnExit: false, startupDeadline: 60 },
       peers: [],
       advertise: [],
       policies: {},
@@ -1072,5 +1073,41 @@ describe("examples", () => {
     }
     expect(one("NoNewPrivileges")).toBe("yes");
     expect(unit).toContain("[Install]");
+  });
+});
+
+describe("kernel section", () => {
+  test("values, families and exclude prefixes", () => {
+    const c = parseConfig(
+      `asn: 65001
+routerId: 192.0.2.1
+kernel:
+  enabled: true
+  table: 1000
+  protocol: 200
+  metric: 50
+  ecmp: false
+  families: [ipv4]
+  exclude: [10.244.1.0/24, "2001:db8:1::/48"]
+  retainOnExit: true
+  startupDeadline: 30
+`,
+      "k.yaml",
+    );
+    expect(c.kernel).toEqual({ enabled: true, table: 1000, protocol: 200, metric: 50, ecmp: false, families: ["ipv4"], exclude: ["10.244.1.0/24", "2001:db8:1::/48"], retainOnExit: true, startupDeadline: 30 });
+  });
+
+  test("errors name line and column", () => {
+    let err: unknown;
+    try {
+      parseConfig("asn: 65001\nrouterId: 192.0.2.1\nkernel:\n  protocol: 300\n  exclude: [10.0.0.1/8]\n  tabel: 5\n", "k.yaml");
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const msg = (err as Error).message;
+    expect(msg).toContain("k.yaml:4:13: kernel.protocol: expected a route protocol number 1..255");
+    expect(msg).toMatch(/k\.yaml:5:13: kernel\.exclude\[0\]: expected a prefix ADDRESS\/LENGTH.*host bits/);
+    expect(msg).toMatch(/k\.yaml:6:3: kernel\.tabel: unknown key "tabel" \(did you mean "table"\?\)/);
   });
 });
