@@ -85,6 +85,7 @@ const GLOBAL_FIELDS: readonly (keyof RouterConfig)[] = [
   "decision",
   "clusterId",
   "mrai",
+  "kernel",
   "log",
 ];
 
