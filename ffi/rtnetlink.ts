@@ -1,0 +1,598 @@
+/**
+ * The Linux kernel behind the FIB reconciler: `RtNetlink implements Kernel`
+ * (lib/fib/types.ts) over NETLINK_ROUTE sockets.
+ *
+ * - A request socket (SOCK_RAW|SOCK_CLOEXEC|SOCK_NONBLOCK, NETLINK_EXT_ACK,
+ *   NETLINK_GET_STRICT_CHK, NETLINK_CAP_ACK, buffers raised with
+ *   SO_*BUFFORCE when allowed) handed to the event loop with
+ *   `Bun.connect({fd})`, so replies arrive as `data` callbacks (one datagram
+ *   each) and nothing ever blocks. Requests go out with a non-blocking
+ *   `send`, one at a time: an apply() batch is many route messages in one
+ *   send (bounded by bytes, under the send buffer, and by count, so that an
+ *   error reply for every one of them still fits the receive buffer), with
+ *   NLM_F_ACK on the last message only. The kernel handles a send in order
+ *   and answers errors even without NLM_F_ACK, so the batch is complete when
+ *   the last message's reply arrives, and every error before it is mapped
+ *   back to its operation by sequence number.
+ * - A multicast socket (routes, links, addresses of both families) with a
+ *   large receive buffer, opened by `open({groups: true})` or the first
+ *   watch(). When it overflows (ENOBUFS; the runtime then closes it) watchers
+ *   get `{type: "overrun"}` and a fresh socket is opened: resync with a dump.
+ *
+ * Wire encoding and decoding live in ffi/rtmsg.ts (pure, unit-tested).
+ */
+import type { Socket } from "bun";
+import type { FibFamily, Kernel, KernelAddress, KernelError, KernelEvent, KernelLink, KernelOp, KernelRoute } from "../lib/fib/types.ts";
+import * as libc from "./libc.ts";
+import {
+  decodeAddress,
+  decodeDone,
+  decodeError,
+  decodeEvent,
+  decodeLink,
+  decodeRoute,
+  encodeAddressDump,
+  encodeLinkDump,
+  encodeRouteDump,
+  NetlinkDecodeError,
+  NetlinkEncodeError,
+  type NlAck,
+  type NlMessage,
+  NlWriter,
+  NLM_F_ACK,
+  NLM_F_DUMP_INTR,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  parseMessages,
+  RTM_F_CLONED,
+  RTM_NEWADDR,
+  RTM_NEWLINK,
+  RTM_NEWROUTE,
+  RTNLGRP_IPV4_IFADDR,
+  RTNLGRP_IPV4_ROUTE,
+  RTNLGRP_IPV6_IFADDR,
+  RTNLGRP_IPV6_ROUTE,
+  RTNLGRP_LINK,
+  routeFlags,
+  writeRouteOp,
+} from "./rtmsg.ts";
+
+const NETLINK_ROUTE = 0;
+const SOL_NETLINK = 270;
+const NETLINK_ADD_MEMBERSHIP = 1;
+const NETLINK_CAP_ACK = 10;
+const NETLINK_EXT_ACK = 11;
+const NETLINK_GET_STRICT_CHK = 12;
+
+const MiB = 1 << 20;
+
+export interface RtNetlinkOptions {
+  /** Open the multicast socket now (default: on the first watch()). */
+  groups?: boolean;
+  /** Receive buffer of the multicast socket, bytes (default 64 MiB; capped by net.core.rmem_max without CAP_NET_ADMIN). */
+  rcvbuf?: number;
+  /** Receive buffer of the request socket, bytes (default 32 MiB; without CAP_NET_ADMIN capped by net.core.rmem_max). */
+  requestRcvbuf?: number;
+  /** Largest send, bytes (default 256 KiB; always kept under the socket's send buffer). */
+  batchBytes?: number;
+  /** How long to wait for the kernel's reply to one send or dump, ms (default 60 s). */
+  timeoutMs?: number;
+}
+
+/** A kernel error thrown by dumps (apply() returns them instead). */
+export class NetlinkError extends Error implements KernelError {
+  readonly errno: number;
+  readonly code: string;
+  constructor(e: KernelError, what: string) {
+    super(`${what}: ${e.code}${e.message ? ` (${e.message})` : ""}`);
+    this.name = "NetlinkError";
+    this.errno = e.errno;
+    this.code = e.code;
+  }
+}
+
+export function kernelError(errno: number, message = ""): KernelError {
+  return { errno, code: libc.errnoName(errno), message: message || libc.errnoText(errno) };
+}
+
+function ackError(a: NlAck): KernelError {
+  return kernelError(a.errno, a.message);
+}
+
+// ---------------------------------------------------------------------------
+// One netlink socket on the event loop
+// ---------------------------------------------------------------------------
+
+interface NlSocketHandlers {
+  data(buf: Uint8Array): void;
+  /** The runtime closed the socket (error set on a read error, e.g. ENOBUFS). */
+  closed(error: { code?: string; errno?: number } | undefined): void;
+}
+
+function setBuf(fd: number, force: number, plain: number, bytes: number): number {
+  if (libc.trySetsockoptInt(fd, libc.SOL_SOCKET, force, bytes) !== 0) libc.trySetsockoptInt(fd, libc.SOL_SOCKET, plain, bytes);
+  return libc.getsockoptInt(fd, libc.SOL_SOCKET, plain);
+}
+
+class NlSocket {
+  /** The receive and send buffer sizes the kernel granted (getsockopt: twice the request). */
+  rcvbuf = 0;
+  sndbuf = 0;
+  portId = 0;
+  private sock: Socket<undefined> | null = null;
+  private dead = false;
+
+  private constructor(
+    readonly fd: number,
+    private readonly h: NlSocketHandlers,
+  ) {}
+
+  static async open(o: { groups: number[]; rcvbuf: number; sndbuf?: number; request: boolean }, h: NlSocketHandlers): Promise<NlSocket> {
+    const fd = libc.socket(16 /* AF_NETLINK */, libc.SOCK_RAW | libc.SOCK_CLOEXEC | libc.SOCK_NONBLOCK, NETLINK_ROUTE);
+    const s = new NlSocket(fd, h);
+    try {
+      if (o.request) {
+        libc.trySetsockoptInt(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
+        libc.trySetsockoptInt(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
+        const strict = libc.trySetsockoptInt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1);
+        if (strict !== 0) throw new libc.SysError("setsockopt(NETLINK_GET_STRICT_CHK)", strict);
+      }
+      s.rcvbuf = setBuf(fd, libc.SO_RCVBUFFORCE, libc.SO_RCVBUF, o.rcvbuf);
+      s.sndbuf = o.sndbuf ? setBuf(fd, libc.SO_SNDBUFFORCE, libc.SO_SNDBUF, o.sndbuf) : libc.getsockoptInt(fd, libc.SOL_SOCKET, libc.SO_SNDBUF);
+      const sa = new Uint8Array(12); // sockaddr_nl: family, pad, pid 0 (kernel assigns), groups 0
+      new DataView(sa.buffer).setUint16(0, 16, true);
+      libc.bind(fd, sa);
+      s.portId = new DataView(libc.getsockname(fd, 12).slice().buffer).getUint32(4, true);
+      for (const g of o.groups) libc.setsockoptInt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, g);
+      // Bun's typings only list TCP and unix options for connect; {fd} is supported (see PLATFORM.md).
+      const connect = Bun.connect as unknown as (opts: { fd: number; socket: Record<string, unknown> }) => Promise<Socket<undefined>>;
+      s.sock = await connect({
+        fd,
+        socket: {
+          data: (_s: Socket<undefined>, d: Uint8Array) => {
+            if (!s.dead) h.data(d);
+          },
+          error: (_s: Socket<undefined>, e: { code?: string; errno?: number }) => s.onClosed(e),
+          close: (_s: Socket<undefined>, e?: { code?: string; errno?: number }) => s.onClosed(e),
+          end: () => s.onClosed({ code: "EOF" }),
+        },
+      });
+      if (s.dead) throw new Error("netlink socket closed while opening");
+    } catch (e) {
+      if (!s.sock) libc.close(fd);
+      s.dead = true;
+      throw e;
+    }
+    return s;
+  }
+
+  private onClosed(e: { code?: string; errno?: number } | undefined): void {
+    if (this.dead) return;
+    this.dead = true;
+    // The runtime owns the fd now and has closed it: never close() that number again.
+    this.sock = null;
+    this.h.closed(e);
+  }
+
+  get alive(): boolean {
+    return !this.dead;
+  }
+
+  /** Non-blocking send of one buffer (many messages); 0 or the errno. */
+  send(buf: Uint8Array): number {
+    if (this.dead) return libc.Errno.EBADF;
+    const n = libc.send(this.fd, buf, libc.MSG_DONTWAIT);
+    return n < 0 ? -n : 0;
+  }
+
+  close(): void {
+    if (this.dead) return;
+    this.dead = true;
+    if (this.sock) this.sock.terminate();
+    else libc.close(this.fd);
+    this.sock = null;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// RtNetlink
+// ---------------------------------------------------------------------------
+
+/** The request in flight on the request socket: replies with seq in [firstSeq, firstSeq+count). */
+interface InFlight {
+  firstSeq: number;
+  count: number;
+  /** Handle one reply (index = seq - firstSeq); true when the request is complete. */
+  onMessage(m: NlMessage, index: number): boolean;
+  fail(e: KernelError): void;
+  done(): void;
+}
+
+export class RtNetlink implements Kernel {
+  private req: NlSocket | null = null;
+  private reqOpening: Promise<NlSocket> | null = null;
+  private mc: NlSocket | null = null;
+  private mcOpening = false;
+  private mcRetry: ReturnType<typeof setTimeout> | null = null;
+  private readonly watchers = new Set<(e: KernelEvent) => void>();
+  private seq: number;
+  private inflight: InFlight | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  /** Requests run one at a time (one dump per socket at a time; replies must fit the receive buffer). */
+  private chain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private batchBytes: number;
+  private maxBatchMessages = 1;
+  private readonly timeoutMs: number;
+  private readonly mcRcvbuf: number;
+  private readonly reqRcvbuf: number;
+
+  private constructor(opts: RtNetlinkOptions) {
+    this.seq = (Math.floor(Math.random() * 0x7fffffff) + 1) >>> 0;
+    this.batchBytes = opts.batchBytes ?? 256 * 1024;
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
+    this.mcRcvbuf = opts.rcvbuf ?? 64 * MiB;
+    this.reqRcvbuf = opts.requestRcvbuf ?? 32 * MiB;
+  }
+
+  static async open(opts: RtNetlinkOptions = {}): Promise<RtNetlink> {
+    const k = new RtNetlink(opts);
+    await k.requestSocket();
+    if (opts.groups) k.openMulticast();
+    return k;
+  }
+
+  /** Sizes in use: bytes per send, messages per send, socket buffers (for diagnostics and tests). */
+  get limits(): { batchBytes: number; maxBatchMessages: number; rcvbuf: number; sndbuf: number; multicastRcvbuf: number } {
+    return {
+      batchBytes: this.batchBytes,
+      maxBatchMessages: this.maxBatchMessages,
+      rcvbuf: this.req?.rcvbuf ?? 0,
+      sndbuf: this.req?.sndbuf ?? 0,
+      multicastRcvbuf: this.mc?.rcvbuf ?? 0,
+    };
+  }
+
+  // -- request socket -------------------------------------------------------
+
+  private requestSocket(): Promise<NlSocket> {
+    if (this.closed) return Promise.reject(new Error("rtnetlink: closed"));
+    if (this.req?.alive) return Promise.resolve(this.req);
+    if (!this.reqOpening) {
+      this.reqOpening = NlSocket.open(
+        { groups: [], rcvbuf: this.reqRcvbuf, sndbuf: 4 * MiB, request: true },
+        {
+          data: (d) => this.onReply(d),
+          closed: (e) => {
+            this.req = null;
+            if (this.closed) return;
+            const errno = e?.code === "ENOBUFS" ? libc.Errno.ENOBUFS : libc.Errno.EIO;
+            this.failInflight(kernelError(errno, `netlink request socket closed (${e?.code ?? "closed"}): outcome unknown`));
+          },
+        },
+      ).then(
+        (s) => {
+          this.reqOpening = null;
+          if (this.closed) {
+            s.close();
+            throw new Error("rtnetlink: closed");
+          }
+          this.req = s;
+          // Keep one send under the send buffer (the kernel refuses len > sndbuf - 32 with EMSGSIZE) ...
+          this.batchBytes = Math.max(1024, Math.min(this.batchBytes, s.sndbuf - 256));
+          // ... and the replies to it under the receive buffer: an error reply costs ~1 KiB of
+          // buffer accounting (skb truesize) whatever its length.
+          this.maxBatchMessages = Math.max(1, Math.floor(s.rcvbuf / 2048));
+          return s;
+        },
+        (e) => {
+          this.reqOpening = null;
+          throw e;
+        },
+      );
+    }
+    return this.reqOpening;
+  }
+
+  private onReply(d: Uint8Array): void {
+    const f = this.inflight;
+    let msgs: NlMessage[];
+    try {
+      msgs = parseMessages(d);
+    } catch (e) {
+      if (f) this.failInflight(kernelError(libc.Errno.EBADMSG, `bad netlink reply: ${(e as Error).message}`));
+      return;
+    }
+    if (!f) return; // a late reply to a request that timed out
+    for (const m of msgs) {
+      const index = (m.seq - f.firstSeq) >>> 0;
+      if (index >= f.count) continue;
+      let complete: boolean;
+      try {
+        complete = f.onMessage(m, index);
+      } catch (e) {
+        this.failInflight(kernelError(libc.Errno.EBADMSG, `bad netlink reply: ${(e as Error).message}`));
+        return;
+      }
+      if (complete) {
+        this.finishInflight();
+        f.done();
+        return;
+      }
+    }
+  }
+
+  private finishInflight(): void {
+    this.inflight = null;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private failInflight(e: KernelError): void {
+    const f = this.inflight;
+    if (!f) return;
+    this.finishInflight();
+    f.fail(e);
+  }
+
+  /** Queue `run` behind earlier requests. */
+  private serial<T>(run: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Send `buf` and drive `f` until it completes or fails (one request in flight). */
+  private transact(buf: Uint8Array, f: Omit<InFlight, "done" | "fail">): Promise<KernelError | null> {
+    return this.serial(async () => {
+      let sock: NlSocket;
+      try {
+        sock = await this.requestSocket();
+      } catch (e) {
+        return kernelError(this.closed ? libc.Errno.EBADF : e instanceof libc.SysError ? e.errno : libc.Errno.EIO, `netlink socket: ${(e as Error).message}`);
+      }
+      return new Promise<KernelError | null>((resolve) => {
+        this.inflight = { ...f, done: () => resolve(null), fail: (e) => resolve(e) };
+        this.timer = setTimeout(() => {
+          // Start over on a fresh socket: an unfinished dump would leave this one busy (EBUSY).
+          this.req?.close();
+          this.req = null;
+          this.failInflight(kernelError(libc.Errno.ETIMEDOUT, "no reply from the kernel"));
+        }, this.timeoutMs);
+        const err = sock.send(buf);
+        if (err) this.failInflight(kernelError(err, `send: ${libc.errnoText(err)}`));
+      });
+    });
+  }
+
+  private nextSeq(): number {
+    const s = this.seq;
+    this.seq = (this.seq + 1) >>> 0 || 1;
+    return s;
+  }
+
+  // -- Kernel ---------------------------------------------------------------
+
+  async apply(ops: KernelOp[]): Promise<(KernelError | null)[]> {
+    const results: (KernelError | null)[] = new Array<KernelError | null>(ops.length).fill(null);
+    if (this.closed) return results.map(() => kernelError(libc.Errno.EBADF, "rtnetlink: closed"));
+    const w = new NlWriter(Math.min(this.batchBytes + 4096, 1 << 20));
+    let i = 0;
+    while (i < ops.length) {
+      w.reset();
+      const indices: number[] = [];
+      let lastStart = -1;
+      // Sequence numbers are consecutive within a batch: reserve them as we go.
+      const firstSeq = this.seq;
+      let seq = firstSeq;
+      const limitBytes = this.batchBytes;
+      const limitMsgs = this.maxBatchMessages;
+      while (i < ops.length && indices.length < limitMsgs) {
+        const before = w.off;
+        let start: number;
+        try {
+          start = writeRouteOp(w, ops[i]!, seq);
+        } catch (e) {
+          if (!(e instanceof NetlinkEncodeError)) throw e;
+          results[i] = kernelError(libc.Errno.EINVAL, `bgpctl: ${e.message}`);
+          i++;
+          continue;
+        }
+        if (w.off > limitBytes && indices.length > 0) {
+          w.off = before;
+          break;
+        }
+        lastStart = start;
+        indices.push(i);
+        seq = (seq + 1) >>> 0 || 1;
+        i++;
+      }
+      if (!indices.length) continue;
+      this.seq = seq;
+      w.orFlags(lastStart, NLM_F_ACK);
+      const batch: (KernelError | null)[] = new Array<KernelError | null>(indices.length).fill(null);
+      const count = indices.length;
+      const err = await this.transact(w.buf.subarray(0, w.off), {
+        firstSeq,
+        count,
+        onMessage(m, index) {
+          if (m.type !== NLMSG_ERROR) return false;
+          const a = decodeError(m);
+          if (a.errno) batch[index] = ackError(a);
+          return index === count - 1;
+        },
+      });
+      if (err?.errno === libc.Errno.EMSGSIZE && count > 1 && this.batchBytes > 1024) {
+        // The send buffer is smaller than we thought: halve and redo this batch.
+        this.batchBytes = Math.max(1024, this.batchBytes >> 1);
+        i = indices[0]!;
+        continue;
+      }
+      for (let k = 0; k < count; k++) results[indices[k]!] = err ? (batch[k] ?? err) : batch[k]!;
+    }
+    return results;
+  }
+
+  /** Run a dump; `onItem` gets every data message. Retries (up to 3 times) when the kernel marks it interrupted. */
+  private async dump(request: (seq: number) => Uint8Array, onItem: (m: NlMessage) => void, what: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const items: NlMessage[] = [];
+      const st: { interrupted: boolean; failure: KernelError | null } = { interrupted: false, failure: null };
+      const seq = this.nextSeq();
+      const err = await this.transact(request(seq), {
+        firstSeq: seq,
+        count: 1,
+        onMessage(m) {
+          if (m.flags & NLM_F_DUMP_INTR) st.interrupted = true;
+          if (m.type === NLMSG_DONE) {
+            const a = decodeDone(m);
+            if (a.errno) st.failure = ackError(a);
+            return true;
+          }
+          if (m.type === NLMSG_ERROR) {
+            const a = decodeError(m);
+            if (a.errno) st.failure = ackError(a);
+            return true;
+          }
+          // Copy: the runtime may reuse the datagram buffer after the callback.
+          items.push({ ...m, payload: m.payload.slice() });
+          return false;
+        },
+      });
+      const e = err ?? st.failure;
+      if (e) throw new NetlinkError(e, what);
+      if (st.interrupted && attempt < 3) continue;
+      for (const m of items) onItem(m);
+      return;
+    }
+  }
+
+  async dumpRoutes(family: FibFamily, filter: { table?: number; protocol?: number } = {}): Promise<KernelRoute[]> {
+    const out: KernelRoute[] = [];
+    try {
+      await this.dump(
+        (seq) => encodeRouteDump(family, seq, filter),
+        (m) => {
+          if (m.type !== RTM_NEWROUTE || routeFlags(m) & RTM_F_CLONED) return;
+          const r = decodeRoute(m);
+          if (!r || r.family !== family) return;
+          // The kernel filters (strict checking); filtering again costs nothing and guards older kernels.
+          if (filter.table !== undefined && r.table !== filter.table) return;
+          if (filter.protocol !== undefined && filter.protocol !== 0 && r.protocol !== filter.protocol) return;
+          out.push(r);
+        },
+        `dump IPv${family} routes`,
+      );
+    } catch (e) {
+      // A filter on a table that does not exist (yet): "FIB table does not exist".
+      if (e instanceof NetlinkError && e.errno === libc.Errno.ENOENT && filter.table !== undefined) return [];
+      throw e;
+    }
+    return out;
+  }
+
+  async dumpLinks(): Promise<KernelLink[]> {
+    const out: KernelLink[] = [];
+    await this.dump(encodeLinkDump, (m) => {
+      if (m.type === RTM_NEWLINK) out.push(decodeLink(m));
+    }, "dump links");
+    return out;
+  }
+
+  async dumpAddresses(): Promise<KernelAddress[]> {
+    const out: KernelAddress[] = [];
+    await this.dump((seq) => encodeAddressDump(seq), (m) => {
+      if (m.type !== RTM_NEWADDR) return;
+      const a = decodeAddress(m);
+      if (a) out.push(a);
+    }, "dump addresses");
+    return out;
+  }
+
+  // -- multicast ------------------------------------------------------------
+
+  watch(fn: (e: KernelEvent) => void): () => void {
+    this.watchers.add(fn);
+    this.openMulticast();
+    return () => {
+      this.watchers.delete(fn);
+    };
+  }
+
+  private emit(e: KernelEvent): void {
+    for (const w of [...this.watchers]) {
+      try {
+        w(e);
+      } catch {
+        /* a watcher's exception must not stop the others */
+      }
+    }
+  }
+
+  private onEvents(d: Uint8Array): void {
+    if (!this.watchers.size) return;
+    let msgs: NlMessage[];
+    try {
+      msgs = parseMessages(d);
+    } catch {
+      this.emit({ type: "overrun" }); // unreadable datagram: events lost, resync
+      return;
+    }
+    for (const m of msgs) {
+      let e: KernelEvent | null;
+      try {
+        e = decodeEvent(m);
+      } catch (err) {
+        if (!(err instanceof NetlinkDecodeError)) throw err;
+        e = { type: "overrun" };
+      }
+      if (e) this.emit(e);
+    }
+  }
+
+  private openMulticast(): void {
+    if (this.closed || this.mc?.alive || this.mcOpening) return;
+    this.mcOpening = true;
+    NlSocket.open(
+      { groups: [RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR], rcvbuf: this.mcRcvbuf, request: false },
+      {
+        data: (d) => this.onEvents(d),
+        closed: () => {
+          // ENOBUFS (or any read error): the runtime closed the socket; events were lost.
+          this.mc = null;
+          if (this.closed) return;
+          this.emit({ type: "overrun" });
+          this.openMulticast();
+        },
+      },
+    ).then(
+      (s) => {
+        this.mcOpening = false;
+        if (this.closed) s.close();
+        else this.mc = s;
+      },
+      () => {
+        this.mcOpening = false;
+        if (this.closed) return;
+        // Could not open (e.g. out of fds): tell watchers and retry shortly.
+        this.emit({ type: "overrun" });
+        this.mcRetry = setTimeout(() => {
+          this.mcRetry = null;
+          this.openMulticast();
+        }, 1000);
+      },
+    );
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.failInflight(kernelError(libc.Errno.EBADF, "rtnetlink: closed"));
+    if (this.mcRetry) clearTimeout(this.mcRetry);
+    this.req?.close();
+    this.req = null;
+    this.mc?.close();
+    this.mc = null;
+    this.watchers.clear();
+  }
+}
