@@ -1,0 +1,1241 @@
+/**
+ * The FIB reconciler: turns the Loc-RIB's selection into the routes bgpctl
+ * wants in the kernel (the desired state, one kernel route per prefix) and
+ * keeps the kernel in line with it through the `Kernel` contract of
+ * ./types.ts — batched, one `apply` in flight at a time, repaired from the
+ * kernel's multicast events, with a full compare (dump) on overrun and
+ * periodically as a safety net.
+ *
+ * Rules (see also the `Fib` class comment):
+ * - Ownership: only routes with our protocol in our table are ever replaced
+ *   or deleted. Route identity in the kernel is (table, prefix, metric): a
+ *   REPLACE overwrites whatever route holds that key, so when another
+ *   protocol's route holds our key we do not install ours ("conflict").
+ * - Never installed: locally originated routes (source.local or no next hop),
+ *   next hops that are our own addresses, connected prefixes of the host
+ *   (the interface subnets and the host addresses themselves) and prefixes
+ *   inside an `exclude` entry (the prefix itself and every more specific one).
+ * - Start-up: our routes found in the kernel are kept (not deleted) until the
+ *   routing is synced (`allSourcesSynced()`, every expected source's
+ *   `endOfRib()`, or the start-up deadline); then those no longer desired are
+ *   removed. Desired routes are installed/replaced from the first moment.
+ *   The hold applies to the prefixes of the start-up dump (withdrawn before
+ *   the sync, their route stays until then); prefixes new in this run follow
+ *   the RIB at once.
+ * - Errors are per route and never block other routes; a failed route is
+ *   logged once per (route, reason) and retried on link/address changes and
+ *   at every full compare. A failed replace leaves the route that was there
+ *   (it may still forward). A delete answered ESRCH/ENOENT counts as done.
+ * - Next hops: 32-byte IPv6 next hops use the link-local address with the
+ *   interface whose IPv6 subnet holds the global one (else the global); an
+ *   IPv4 prefix with an IPv6 next hop gets `via6`; a lone link-local next hop
+ *   has no interface and is reported as failed. ECMP next hops are
+ *   deduplicated and sorted; weights are not set.
+ * - Loop guard: when the kernel reports back a different route after three
+ *   replaces of the same desired route, we stop replacing it until the next
+ *   full compare.
+ */
+import type { Clock, TimerHandle } from "../bgp/clock.ts";
+import { realClock } from "../bgp/clock.ts";
+import { formatIPv4, formatIPv6, parseAddr, parsePrefix, prefixToString } from "../bgp/prefix.ts";
+import type { Prefix } from "../bgp/types.ts";
+import type { LocRibEvent } from "../rib/loc-rib.ts";
+import { prefixContains } from "../rib/loc-rib.ts";
+import type { PrefixKey, Route } from "../rib/types.ts";
+import { prefixKey } from "../rib/types.ts";
+import type {
+  FibFamily,
+  Kernel,
+  KernelAddress,
+  KernelError,
+  KernelEvent,
+  KernelLink,
+  KernelNextHop,
+  KernelOp,
+  KernelRoute,
+} from "./types.ts";
+
+export const RT_TABLE_MAIN = 254;
+export const RTPROT_BGP = 186;
+export const RTN_UNICAST = 1;
+/** Failure log lines per batch before they are summarised. */
+const FAIL_LOGS_PER_BATCH = 20;
+/** Replaces of one route in a row that the kernel does not confirm before we stop and wait for the full compare. */
+const MAX_REPAIRS = 3;
+
+export interface FibOptions {
+  /** Kernel routing table (default 254, main). */
+  table: number;
+  /** rtm_protocol of our routes (default 186, RTPROT_BGP): how we recognise ours. */
+  protocol: number;
+  /** Metric (RTA_PRIORITY) of our routes (default 20). Part of the route's identity. */
+  metric: number;
+  /** Install the multipath set as one ECMP route (default true); otherwise the best path only. */
+  ecmp: boolean;
+  /** Families handled (default [4, 6]); prefixes and kernel routes of other families are ignored. */
+  families: FibFamily[];
+  /**
+   * Prefixes never installed, with everything inside them: "10.0.0.0/8"
+   * excludes 10.0.0.0/8 itself and every more specific prefix (10.1.0.0/16,
+   * 10.1.2.3/32, ...), not the less specific 0.0.0.0/0. Default none.
+   */
+  exclude: string[];
+  /** Leave our routes in the kernel on `stop()` (default false: remove them). */
+  retainOnExit: boolean;
+  /** Start-up sync deadline in ms (default 60000): stale routes are removed then at the latest. */
+  startupDeadlineMs: number;
+  /** Operations per `kernel.apply` call (default 1000). */
+  maxBatch: number;
+  /** Full compare (dump) interval in ms (default 60000; 0 disables). */
+  periodicCompareMs: number;
+}
+
+export const DEFAULT_FIB_OPTIONS: Readonly<FibOptions> = Object.freeze({
+  table: RT_TABLE_MAIN,
+  protocol: RTPROT_BGP,
+  metric: 20,
+  ecmp: true,
+  families: [4, 6] as FibFamily[],
+  exclude: [] as string[],
+  retainOnExit: false,
+  startupDeadlineMs: 60_000,
+  maxBatch: 1000,
+  periodicCompareMs: 60_000,
+});
+
+export type FibLogLevel = "debug" | "info" | "warn" | "error";
+export type FibLog = (level: FibLogLevel, msg: string) => void;
+
+export type FibState = "installed" | "pending" | "failed" | "conflict" | "excluded";
+
+/** One prefix as `bgpctl show fib` shows it. */
+export interface FibStatus {
+  prefix: string;
+  state: FibState;
+  /**
+   * The next hops of the desired route ("192.0.2.2", "fe80::1%eth0",
+   * "2001:db8::1"); for a stale route of ours awaiting removal, those of
+   * the kernel route; for an excluded one, the RIB's.
+   */
+  nextHops: string[];
+  /** Why it is failed / in conflict / excluded / pending (when it is not plain). */
+  reason?: string;
+}
+
+export type FibCounts = Record<FibState, number> & { total: number };
+
+/** Counters for `show fib` and tests. */
+export interface FibCounters {
+  /** kernel.apply calls made. */
+  applyCalls: number;
+  /** Operations sent (replace + delete). */
+  ops: number;
+  /** Operations that failed. */
+  opErrors: number;
+  /** Full compares done (start, overrun, periodic). */
+  resyncs: number;
+  /** Overrun events received. */
+  overruns: number;
+}
+
+/** What we want in the kernel for one prefix. */
+type Want =
+  | { kind: "none" }
+  | { kind: "excluded"; reason: string }
+  /** Wanted, but no usable next hop (reported as failed). */
+  | { kind: "unusable"; reason: string }
+  | { kind: "install"; route: KernelRoute; sig: string };
+
+const WANT_NONE: Want = { kind: "none" };
+
+/** A converted next hop (with its identity key), or why it cannot be used. */
+type HopResult = { hop: KernelNextHop; self: string | null; key: string } | string;
+
+interface Entry {
+  key: PrefixKey;
+  /** Canonical prefix text. */
+  prefix: string;
+  family: FibFamily;
+  /** The exclude entry covering this prefix, or null (static: options do not change). */
+  excludedBy: string | null;
+  /** Loc-RIB input: best route (null: none) and multipath set. */
+  best: Route | null;
+  mp: readonly Route[];
+  /** Cached desired state and the generation (address set) it was computed for. */
+  want: Want;
+  wantGen: number;
+  /** Our route at our metric as the kernel holds it (last known), or null. */
+  ours: KernelRoute | null;
+  /** Our routes at other metrics (left from another configuration): always removed once allowed. */
+  oursOther: KernelRoute[] | null;
+  /** Found in the start-up dump: not deleted before the start-up sync. */
+  retained: boolean;
+  /** Last failure: signature of the route it was for, and the reason. */
+  failSig: string | null;
+  failReason: string | null;
+  /** Failed and not to be retried until the next retry trigger. */
+  blocked: boolean;
+  /** In the reconcile queue. */
+  queued: boolean;
+  /** Replaces of the route with signature `repairSig` since the kernel last reported it back as such (loop guard). */
+  repairs: number;
+  repairSig: string | null;
+  /** `sig|reason` last logged for a failure (log once). */
+  failLogged: string | null;
+  /** Conflicting protocol last logged. */
+  conflictLogged: number;
+}
+
+/** The kernel's identity of one op, for logging. */
+function describeOp(op: KernelOp): string {
+  return `${op.op} ${op.route.prefix}`;
+}
+
+function isLinkLocal6(b: Uint8Array, off = 0): boolean {
+  return b[off] === 0xfe && (b[off + 1]! & 0xc0) === 0x80;
+}
+
+function isZero(b: Uint8Array, off: number, len: number): boolean {
+  for (let i = off; i < off + len; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+function isV4Mapped(b: Uint8Array): boolean {
+  return isZero(b, 0, 10) && b[10] === 0xff && b[11] === 0xff;
+}
+
+function maskTo(addr: Uint8Array, len: number): Uint8Array {
+  const out = addr.slice();
+  for (let bit = len; bit < out.length * 8; bit++) out[bit >> 3]! &= ~(0x80 >> (bit & 7));
+  return out;
+}
+
+function errorText(e: KernelError): string {
+  return e.message ? `${e.code}: ${e.message}` : e.code;
+}
+
+/**
+ * Desired kernel state from the Loc-RIB, reconciled with the kernel.
+ *
+ * Wiring: `new Fib(kernel, opts, log, clock)`, `await fib.start()`, then feed
+ * `fib.onLocRibChange(ev)` from `locRib.subscribe` (and, for routes already
+ * in the Loc-RIB, `setDesired` for each); report `endOfRib(sourceId)` per
+ * source (with `expectSources`) or `allSourcesSynced()`; `await fib.stop()`
+ * on shutdown. The kernel handle stays the caller's (stop() does not close it).
+ */
+export class Fib {
+  readonly options: Readonly<FibOptions>;
+  private readonly kernel: Kernel;
+  private readonly log: FibLog;
+  private readonly clock: Clock;
+  private readonly excludes: { text: string; prefix: Prefix }[];
+
+  private readonly entries = new Map<PrefixKey, Entry>();
+  /** Other protocols' routes at our (table, metric), by prefix: the conflicting protocol. */
+  private readonly foreign = new Map<PrefixKey, number>();
+  /** Prefixes to reconcile, in order (a queue; `Entry.queued` marks membership). */
+  private dirty: Entry[] = [];
+  private dirtyHead = 0;
+  private readonly failed = new Set<Entry>();
+
+  private links = new Map<number, KernelLink>();
+  private addresses = new Map<string, KernelAddress>();
+  /** Connected prefixes (subnets and host addresses), by key. */
+  private connected = new Set<PrefixKey>();
+  /** Our own addresses, canonical text. */
+  private own = new Set<string>();
+  /** IPv6 subnets of our addresses with their interface (next-hop interface resolution). */
+  private subnets6: { prefix: Prefix; ifindex: number }[] = [];
+  /** Bumped on every address change: invalidates cached desired routes. */
+  private gen = 0;
+  private readonly gwCache = new Map<string, string>();
+  private failLogBudget = FAIL_LOGS_PER_BATCH;
+  private failLogsSuppressed = 0;
+  private hopCache = new WeakMap<Uint8Array, { gen: number; family: FibFamily; res: HopResult }>();
+
+  private starting: Promise<void> | null = null;
+  private started = false;
+  private stopped = false;
+  private stopping: Promise<void> | null = null;
+  private synced = false;
+  private expected: Set<string> | null = null;
+  private readonly eor = new Set<string>();
+
+  private unwatch: (() => void) | null = null;
+  /** Events held while a dump runs; replayed after it. */
+  private evBuffer: KernelEvent[] | null = null;
+  private resyncing: Promise<void> | null = null;
+  private resyncAgain = false;
+  private needFullScan = false;
+  private scheduled = false;
+  private inflight: Promise<void> | null = null;
+  private idleWaiters: (() => void)[] = [];
+
+  private deadlineTimer: TimerHandle | null = null;
+  private periodicTimer: TimerHandle | null = null;
+  private retryTimer: TimerHandle | null = null;
+
+  readonly counters: FibCounters = { applyCalls: 0, ops: 0, opErrors: 0, resyncs: 0, overruns: 0 };
+
+  constructor(kernel: Kernel, opts: Partial<FibOptions> = {}, log?: FibLog, clock: Clock = realClock) {
+    const o: FibOptions = { ...DEFAULT_FIB_OPTIONS, ...stripUndefined(opts) };
+    if (!Number.isInteger(o.table) || o.table < 1 || o.table > 0xffffffff) throw new Error(`fib: table must be 1..4294967295, got ${o.table}`);
+    if (!Number.isInteger(o.protocol) || o.protocol < 0 || o.protocol > 255) throw new Error(`fib: protocol must be 0..255, got ${o.protocol}`);
+    if (!Number.isInteger(o.metric) || o.metric < 0 || o.metric > 0xffffffff) throw new Error(`fib: metric must be 0..4294967295, got ${o.metric}`);
+    if (!Number.isInteger(o.maxBatch) || o.maxBatch < 1) throw new Error(`fib: maxBatch must be a positive integer, got ${o.maxBatch}`);
+    for (const f of o.families) if (f !== 4 && f !== 6) throw new Error(`fib: family must be 4 or 6, got ${String(f)}`);
+    this.excludes = o.exclude.map((text) => {
+      try {
+        return { text, prefix: parsePrefix(text) };
+      } catch (err) {
+        throw new Error(`fib: exclude: ${(err as Error).message}`);
+      }
+    });
+    o.families = [...new Set(o.families)];
+    o.exclude = [...o.exclude];
+    this.options = Object.freeze(o);
+    this.kernel = kernel;
+    this.log = log ?? (() => {});
+    this.clock = clock;
+  }
+
+  // ------------------------------------------------------------- lifecycle
+
+  /**
+   * Subscribe to kernel events, dump links, addresses and our table, and
+   * start reconciling. Our routes found are kept until the start-up sync.
+   * Rejects if the initial dump fails (nothing is changed then).
+   */
+  start(): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error("fib: stopped"));
+    if (this.starting) return this.starting;
+    this.starting = (async () => {
+      this.evBuffer = [];
+      this.unwatch = this.kernel.watch((ev) => this.onKernelEvent(ev));
+      try {
+        await this.fullCompare(true);
+      } catch (err) {
+        this.unwatch?.();
+        this.unwatch = null;
+        this.evBuffer = null;
+        this.starting = null;
+        this.resolveIdle(true);
+        throw err;
+      }
+      if (this.stopped) return;
+      this.started = true;
+      let kept = 0;
+      for (const e of this.entries.values()) if (e.retained) kept++;
+      const o = this.options;
+      this.log(
+        "info",
+        `fib: table ${o.table} protocol ${o.protocol} metric ${o.metric}: ${kept} routes of ours found` +
+          (this.synced ? "" : `, kept until the routing is synced (deadline ${o.startupDeadlineMs} ms)`),
+      );
+      if (!this.synced) this.deadlineTimer = this.clock.setTimeout(() => this.completeStartup("start-up deadline"), o.startupDeadlineMs);
+      this.armPeriodic();
+      if (this.resyncAgain) void this.resync(); // an overrun hit the initial dump
+      this.schedule();
+    })();
+    return this.starting;
+  }
+
+  /**
+   * Stop: unsubscribe, finish the batch in flight, then remove all our routes
+   * (unless `retainOnExit`). Changes received after stop() are ignored.
+   */
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.stopped = true;
+    this.stopping = (async () => {
+      this.unwatch?.();
+      this.unwatch = null;
+      for (const t of [this.deadlineTimer, this.periodicTimer, this.retryTimer]) if (t) this.clock.clearTimeout(t);
+      this.deadlineTimer = this.periodicTimer = this.retryTimer = null;
+      if (this.starting) await this.starting.catch(() => {});
+      if (this.resyncing) await this.resyncing.catch(() => {});
+      while (this.inflight) await this.inflight;
+      const ops: { e: Entry; op: KernelOp }[] = [];
+      for (const e of this.entries.values()) {
+        if (e.ours) ops.push({ e, op: { op: "delete", route: e.ours } });
+        for (const r of e.oursOther ?? []) ops.push({ e, op: { op: "delete", route: r } });
+      }
+      if (this.options.retainOnExit || !this.started) {
+        if (this.started) this.log("info", `fib: stopped, ${ops.length} routes retained in table ${this.options.table}`);
+      } else {
+        let removed = 0;
+        let errors = 0;
+        const n = this.options.maxBatch;
+        for (let i = 0; i < ops.length; i += n) {
+          const chunk = ops.slice(i, i + n);
+          let res: (KernelError | null)[];
+          try {
+            this.counters.applyCalls++;
+            this.counters.ops += chunk.length;
+            res = await this.kernel.apply(chunk.map((x) => x.op));
+          } catch (err) {
+            this.log("error", `fib: removing routes on stop failed: ${(err as Error).message}`);
+            errors += chunk.length;
+            continue;
+          }
+          for (let j = 0; j < chunk.length; j++) {
+            const r = res[j];
+            if (r && r.code !== "ESRCH" && r.code !== "ENOENT") {
+              errors++;
+              this.counters.opErrors++;
+              if (errors <= 10) this.log("warn", `fib: ${describeOp(chunk[j]!.op)} on stop: ${errorText(r)}`);
+            } else {
+              removed++;
+              const { e, op } = chunk[j]!;
+              if (e.ours === op.route) e.ours = null;
+            }
+          }
+        }
+        this.log("info", `fib: stopped, ${removed} routes removed${errors ? `, ${errors} failed` : ""}`);
+      }
+      for (let i = this.dirtyHead; i < this.dirty.length; i++) this.dirty[i]!.queued = false;
+      this.dirty = [];
+      this.dirtyHead = 0;
+      this.resolveIdle(true);
+    })();
+    return this.stopping;
+  }
+
+  /** Resolves when every change received so far has been applied (or has failed) and nothing is in flight. */
+  whenIdle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.schedule();
+    });
+  }
+
+  // ------------------------------------------------------------- input
+
+  /** Loc-RIB subscriber: the selection of one prefix changed. */
+  onLocRibChange(ev: LocRibEvent): void {
+    this.setDesired(ev.key, ev.newBest, ev.multipath);
+  }
+
+  /**
+   * Set the selection of one prefix: the best route (null: none) and the
+   * multipath set (best first; empty without multipath). The kernel route is
+   * derived from it (see the module comment for what is never installed).
+   */
+  setDesired(key: PrefixKey, route: Route | null, multipath: readonly Route[] = []): void {
+    if (this.stopped) return;
+    const family: FibFamily = typeof key === "number" ? 4 : 6;
+    if (!this.options.families.includes(family)) return;
+    let e = this.entries.get(key);
+    if (e === undefined) {
+      if (route === null) return;
+      e = this.newEntry(key, route.prefix);
+    }
+    e.best = route;
+    e.mp = route === null ? [] : multipath;
+    e.wantGen = -1;
+    this.enqueue(e);
+    this.schedule();
+  }
+
+  /**
+   * Declare the sources (peer ids) whose End-of-RIB completes the start-up
+   * sync; without it only `allSourcesSynced()` or the deadline complete it.
+   */
+  expectSources(ids: Iterable<string>): void {
+    this.expected = new Set(ids);
+    for (const id of this.eor) this.expected.delete(id);
+    if (this.expected.size === 0) this.completeStartup("every expected source synced");
+  }
+
+  /** A source finished its initial table (End-of-RIB for all its families, or it went down for good). */
+  endOfRib(sourceId: string): void {
+    this.eor.add(sourceId);
+    if (this.expected && this.expected.delete(sourceId) && this.expected.size === 0) this.completeStartup("every expected source synced");
+  }
+
+  /** Every source is synced: remove our routes from before the start that are no longer desired. */
+  allSourcesSynced(): void {
+    this.completeStartup("all sources synced");
+  }
+
+  /** Whether the start-up sync is complete (stale routes may be removed). */
+  get isSynced(): boolean {
+    return this.synced;
+  }
+
+  private completeStartup(why: string): void {
+    if (this.synced) return;
+    this.synced = true;
+    if (this.deadlineTimer) this.clock.clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
+    let stale = 0;
+    for (const e of this.entries.values()) {
+      if (!e.retained) continue;
+      e.retained = false;
+      const w = this.wantOf(e);
+      if ((e.ours && w.kind !== "install" && w.kind !== "unusable") || e.oursOther) stale++;
+    }
+    if (this.started) this.log("info", `fib: start-up sync complete (${why}): removing ${stale} stale routes`);
+    this.needFullScan = true;
+    this.schedule();
+  }
+
+  // ------------------------------------------------------------- queries
+
+  /** Per-prefix state (all prefixes known, sorted by family and address; or the one given, exact match). */
+  status(prefix?: string): FibStatus[] {
+    if (prefix !== undefined) {
+      const p = parsePrefix(prefix);
+      const e = this.entries.get(prefixKey(p));
+      return e ? [this.statusOf(e)] : [];
+    }
+    const all = [...this.entries.values()];
+    all.sort(compareEntries);
+    return all.map((e) => this.statusOf(e));
+  }
+
+  /** Number of prefixes per state. */
+  counts(): FibCounts {
+    const c: FibCounts = { installed: 0, pending: 0, failed: 0, conflict: 0, excluded: 0, total: 0 };
+    for (const e of this.entries.values()) {
+      c[this.stateOf(e).state]++;
+      c.total++;
+    }
+    return c;
+  }
+
+  /** Links and addresses as last seen from the kernel (for `show interfaces`). */
+  interfaces(): { links: KernelLink[]; addresses: KernelAddress[] } {
+    const links = [...this.links.values()].sort((a, b) => a.index - b.index);
+    const addresses = [...this.addresses.values()].sort((a, b) => a.ifindex - b.ifindex || a.family - b.family || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+    return { links, addresses };
+  }
+
+  private stateOf(e: Entry): { state: FibState; reason?: string } {
+    const w = this.wantOf(e);
+    switch (w.kind) {
+      case "excluded":
+        return { state: "excluded", reason: w.reason };
+      case "unusable":
+        return { state: "failed", reason: w.reason };
+      case "none":
+        if (e.ours === null && e.oursOther === null) return { state: "pending", reason: "withdrawn" };
+        if (e.retained && !this.synced) return { state: "pending", reason: "stale: kept until the start-up sync" };
+        return { state: "pending", reason: "stale: removal pending" };
+      case "install": {
+        const fp = this.foreign.get(e.key);
+        if (fp !== undefined) return { state: "conflict", reason: `conflict with proto ${fp}` };
+        if (e.ours && this.matches(e.ours, w.route)) return e.oursOther ? { state: "installed", reason: "removal of our route at another metric pending" } : { state: "installed" };
+        if (e.failSig === w.sig && e.failReason !== null) return { state: "failed", reason: e.failReason };
+        if (e.repairSig === w.sig && e.repairs >= MAX_REPAIRS) return { state: "pending", reason: "the kernel reports a different route" };
+        return { state: "pending" };
+      }
+    }
+  }
+
+  private statusOf(e: Entry): FibStatus {
+    const s = this.stateOf(e);
+    const w = this.wantOf(e);
+    let hops: string[];
+    if (w.kind === "install") hops = w.route.nextHops.map((h) => this.hopText(h));
+    else if (w.kind === "none") hops = (e.ours?.nextHops ?? []).map((h) => this.hopText(h));
+    else hops = this.ribHops(e);
+    const out: FibStatus = { prefix: e.prefix, state: s.state, nextHops: hops };
+    if (s.reason !== undefined) out.reason = s.reason;
+    return out;
+  }
+
+  private hopText(h: KernelNextHop): string {
+    const dev = h.ifindex === undefined ? "" : (this.links.get(h.ifindex)?.name ?? String(h.ifindex));
+    if (h.gateway === undefined) return dev ? `dev ${dev}` : "";
+    const a = parseAddr(h.gateway);
+    const gw = a ? this.normGw(h.gateway) : h.gateway;
+    return dev && a?.afi === 2 && isLinkLocal6(a.addr) ? `${gw}%${dev}` : gw;
+  }
+
+  private ribHops(e: Entry): string[] {
+    if (e.best === null) return [];
+    const rs = this.options.ecmp && e.mp.length > 0 ? e.mp : [e.best];
+    const out: string[] = [];
+    for (const r of rs) {
+      const nh = r.nextHop;
+      const t = nh.length === 4 ? formatIPv4(nh) : nh.length >= 16 ? formatIPv6(nh) : "";
+      if (t && !out.includes(t)) out.push(t);
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------- desired state
+
+  private newEntry(key: PrefixKey, p: Prefix): Entry {
+    let excludedBy: string | null = null;
+    for (const x of this.excludes) {
+      if (prefixContains(x.prefix, p)) {
+        excludedBy = x.text;
+        break;
+      }
+    }
+    const e: Entry = {
+      key,
+      prefix: prefixToString(p),
+      family: p.afi === 1 ? 4 : 6,
+      excludedBy,
+      best: null,
+      mp: [],
+      want: WANT_NONE,
+      wantGen: -1,
+      ours: null,
+      oursOther: null,
+      retained: false,
+      failSig: null,
+      failReason: null,
+      blocked: false,
+      queued: false,
+      repairs: 0,
+      repairSig: null,
+      failLogged: null,
+      conflictLogged: -1,
+    };
+    this.entries.set(key, e);
+    return e;
+  }
+
+  private wantOf(e: Entry): Want {
+    if (e.wantGen === this.gen) return e.want;
+    e.want = this.computeWant(e);
+    e.wantGen = this.gen;
+    return e.want;
+  }
+
+  private computeWant(e: Entry): Want {
+    const best = e.best;
+    if (best === null) return WANT_NONE;
+    if (e.excludedBy !== null) return { kind: "excluded", reason: `excluded (${e.excludedBy})` };
+    if (this.connected.has(e.key)) return { kind: "excluded", reason: "connected prefix" };
+    if (best.source.local || best.nextHop.length === 0 || isZero(best.nextHop, 0, best.nextHop.length)) {
+      return { kind: "excluded", reason: "locally originated" };
+    }
+    const routes = this.options.ecmp && e.mp.length > 0 ? e.mp : [best];
+    const hops: KernelNextHop[] = [];
+    const keys: string[] = [];
+    let self: string | null = null;
+    let problem: string | null = null;
+    for (const r of routes) {
+      if (r.source.local || r.nextHop.length === 0 || isZero(r.nextHop, 0, r.nextHop.length)) continue;
+      const h = this.hopFor(e.family, r.nextHop);
+      if (typeof h === "string") {
+        problem ??= h;
+        continue;
+      }
+      if (h.self !== null) {
+        self ??= h.self;
+        continue;
+      }
+      const k = h.key;
+      if (keys.length > 0 && keys.includes(k)) continue;
+      keys.push(k);
+      hops.push(h.hop);
+    }
+    if (hops.length === 0) {
+      if (problem !== null) return { kind: "unusable", reason: problem };
+      if (self !== null) return { kind: "excluded", reason: `next hop ${self} is a local address` };
+      return { kind: "excluded", reason: "locally originated" };
+    }
+    if (hops.length > 1) {
+      // Order-independent: sort by the hop key.
+      const idx = keys.map((k, i) => [k, i] as const).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      const sorted = idx.map(([, i]) => hops[i]!);
+      hops.length = 0;
+      hops.push(...sorted);
+      keys.sort();
+    }
+    const o = this.options;
+    const route: KernelRoute = { family: e.family, prefix: e.prefix, table: o.table, protocol: o.protocol, metric: o.metric, nextHops: hops, type: RTN_UNICAST };
+    return { kind: "install", route, sig: keys.join(",") };
+  }
+
+  /**
+   * `toHop`, cached per next-hop buffer (routes of one UPDATE share it) and
+   * address generation. The hop objects are shared between routes: read-only.
+   */
+  private hopFor(family: FibFamily, nh: Uint8Array): HopResult {
+    const c = this.hopCache.get(nh);
+    if (c !== undefined && c.gen === this.gen && c.family === family) return c.res;
+    const h = this.toHop(family, nh);
+    const res: HopResult = typeof h === "string" ? h : { hop: h.hop, self: h.self, key: h.hop.ifindex === undefined ? h.hop.gateway! : `${h.hop.gateway}%${h.hop.ifindex}` };
+    this.hopCache.set(nh, { gen: this.gen, family, res });
+    return res;
+  }
+
+  /**
+   * The kernel next hop for a BGP next hop (4, 16 or 32 bytes), an error text
+   * when unusable, and `self` set when it is one of our addresses.
+   */
+  private toHop(family: FibFamily, nh: Uint8Array): { hop: KernelNextHop; self: string | null } | string {
+    if (nh.length === 4) {
+      const gw = formatIPv4(nh);
+      if (family === 6) return `IPv4 next hop ${gw} for an IPv6 prefix`;
+      return { hop: { gateway: gw }, self: this.own.has(gw) ? gw : null };
+    }
+    if (nh.length !== 16 && nh.length !== 32) return `unsupported next hop length ${nh.length}`;
+    if (family === 4 && isV4Mapped(nh)) {
+      const gw = formatIPv4(nh, 12);
+      return { hop: { gateway: gw }, self: this.own.has(gw) ? gw : null };
+    }
+    const global = formatIPv6(nh);
+    const via6 = family === 4;
+    if (this.own.has(global)) return { hop: { gateway: global }, self: global };
+    if (nh.length === 32 && isLinkLocal6(nh, 16)) {
+      const ll = formatIPv6(nh, 16);
+      if (this.own.has(ll)) return { hop: { gateway: ll }, self: ll };
+      const ifindex = isLinkLocal6(nh) ? undefined : this.ifindexFor(nh.subarray(0, 16));
+      if (ifindex !== undefined) return { hop: via6 ? { gateway: ll, ifindex, via6 } : { gateway: ll, ifindex }, self: null };
+    }
+    if (isLinkLocal6(nh)) return `link-local next hop ${global} without an interface`;
+    return { hop: via6 ? { gateway: global, via6 } : { gateway: global }, self: null };
+  }
+
+  /** The interface whose IPv6 subnet holds this address (longest match), or undefined. */
+  private ifindexFor(addr: Uint8Array): number | undefined {
+    let best: { prefix: Prefix; ifindex: number } | undefined;
+    const p: Prefix = { afi: 2, len: 128, addr };
+    for (const s of this.subnets6) if (prefixContains(s.prefix, p) && (!best || s.prefix.len > best.prefix.len)) best = s;
+    return best?.ifindex;
+  }
+
+  private normGw(gw: string): string {
+    let n = this.gwCache.get(gw);
+    if (n === undefined) {
+      const a = parseAddr(gw);
+      n = a ? (a.afi === 1 ? formatIPv4(a.addr) : formatIPv6(a.addr)) : gw;
+      if (this.gwCache.size > 65536) this.gwCache.clear();
+      this.gwCache.set(gw, n);
+    }
+    return n;
+  }
+
+  /** Whether the kernel's route `have` is the route `want` (ifindex compared only when we set it; weights ignored). */
+  private matches(have: KernelRoute, want: KernelRoute): boolean {
+    if (have.protocol !== want.protocol || have.metric !== want.metric || (have.type ?? RTN_UNICAST) !== want.type) return false;
+    const hh = have.nextHops;
+    const wh = want.nextHops;
+    if (hh.length !== wh.length) return false;
+    outer: for (const w of wh) {
+      for (const h of hh) {
+        if (h.gateway === undefined || this.normGw(h.gateway) !== w.gateway) continue;
+        if (w.ifindex !== undefined && h.ifindex !== w.ifindex) continue;
+        continue outer;
+      }
+      return false;
+    }
+    return true;
+  }
+
+  // ------------------------------------------------------------- reconcile
+
+  /** Operations that bring one prefix in line (none when it already is or must not be touched). */
+  private reconcile(e: Entry): KernelOp[] {
+    const ops: KernelOp[] = [];
+    const canDelete = this.synced || !e.retained;
+    if (e.oursOther && canDelete) for (const r of e.oursOther) ops.push({ op: "delete", route: r });
+    const w = this.wantOf(e);
+    if (w.kind === "install") {
+      const fp = this.foreign.get(e.key);
+      if (fp !== undefined) {
+        if (e.conflictLogged !== fp) {
+          e.conflictLogged = fp;
+          this.log("warn", `fib: ${e.prefix} not installed: conflict with proto ${fp} (table ${this.options.table} metric ${this.options.metric})`);
+        }
+        return ops;
+      }
+      e.conflictLogged = -1;
+      if (e.ours && this.matches(e.ours, w.route)) {
+        this.clearFailure(e, "installed");
+        return ops;
+      }
+      if (e.blocked && e.failSig === w.sig) return ops;
+      if (e.repairSig === w.sig && e.repairs >= MAX_REPAIRS) {
+        // The kernel keeps reporting something else after our replaces (e.g. a
+        // partial multipath notification): do not loop; the full compare decides.
+        if (e.repairs === MAX_REPAIRS) {
+          e.repairs++;
+          this.log("warn", `fib: ${e.prefix}: the kernel reports a different route after ${MAX_REPAIRS} replaces; left to the periodic compare`);
+        }
+        return ops;
+      }
+      if (e.repairSig === w.sig) e.repairs++;
+      else {
+        e.repairSig = w.sig;
+        e.repairs = 1;
+      }
+      ops.push({ op: "replace", route: w.route });
+      return ops;
+    }
+    if (w.kind === "unusable") {
+      // Keep whatever of ours is there (it may still forward); report once.
+      this.recordFailure(e, "", w.reason);
+      return ops;
+    }
+    this.clearFailure(e, "no longer wanted");
+    if (e.ours && canDelete) ops.push({ op: "delete", route: e.ours });
+    return ops;
+  }
+
+  /** Record a failure; logged once per (route, reason), at most FAIL_LOGS_PER_BATCH lines per batch (then a summary). */
+  private recordFailure(e: Entry, sig: string, reason: string): void {
+    e.failSig = sig;
+    e.failReason = reason;
+    e.blocked = true;
+    this.failed.add(e);
+    const k = `${sig}|${reason}`;
+    if (e.failLogged !== k) {
+      e.failLogged = k;
+      if (this.failLogBudget > 0) {
+        this.failLogBudget--;
+        this.log("warn", `fib: ${e.prefix}${sig ? ` via ${sig}` : ""} not installed: ${reason}`);
+      } else {
+        this.failLogsSuppressed++;
+      }
+    }
+  }
+
+  private flushFailureLogs(): void {
+    if (this.failLogsSuppressed > 0) this.log("warn", `fib: ${this.failLogsSuppressed} more routes not installed (see bgpctl show fib)`);
+    this.failLogsSuppressed = 0;
+    this.failLogBudget = FAIL_LOGS_PER_BATCH;
+  }
+
+  private clearFailure(e: Entry, outcome: "installed" | "no longer wanted"): void {
+    if (e.failReason === null) return;
+    if (e.failLogged !== null) this.log("info", `fib: ${e.prefix} ${outcome} (was failing: ${e.failReason})`);
+    e.failSig = e.failReason = e.failLogged = null;
+    e.blocked = false;
+    this.failed.delete(e);
+  }
+
+  private enqueue(e: Entry): void {
+    if (e.queued) return;
+    e.queued = true;
+    this.dirty.push(e);
+  }
+
+  /** Retry every failed route (links/addresses changed, full compare). */
+  private retryFailed(): void {
+    for (const e of this.failed) {
+      e.blocked = false;
+      this.enqueue(e);
+    }
+    this.schedule();
+  }
+
+  /** Forget an entry that has nothing left: no input, nothing of ours in the kernel. */
+  private maybeDrop(e: Entry): void {
+    if (e.best === null && e.ours === null && e.oursOther === null && !e.queued) {
+      this.entries.delete(e.key);
+      this.failed.delete(e);
+    }
+  }
+
+  private canRun(): boolean {
+    return this.started && !this.stopped && this.resyncing === null;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => this.pump());
+  }
+
+  private isIdle(): boolean {
+    if (this.stopped) return this.stopping === null || this.inflight === null;
+    if (!this.started) return this.starting === null;
+    return this.inflight === null && this.resyncing === null && this.dirtyHead === this.dirty.length && !this.needFullScan && !this.scheduled;
+  }
+
+  private resolveIdle(force = false): void {
+    if (!force && !this.isIdle()) return;
+    const ws = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of ws) w();
+  }
+
+  /** Build and send the next batch; one in flight at a time. */
+  private pump(): void {
+    this.scheduled = false;
+    if (!this.canRun() || this.inflight) {
+      this.resolveIdle();
+      return;
+    }
+    if (this.needFullScan) {
+      this.needFullScan = false;
+      for (const e of this.entries.values()) this.enqueue(e);
+    }
+    const max = this.options.maxBatch;
+    const ops: KernelOp[] = [];
+    const owners: Entry[] = [];
+    const q = this.dirty;
+    while (this.dirtyHead < q.length) {
+      const e = q[this.dirtyHead]!;
+      const eops = this.reconcile(e);
+      if (eops.length > 0 && ops.length > 0 && ops.length + eops.length > max) break;
+      this.dirtyHead++;
+      e.queued = false;
+      if (eops.length === 0) {
+        this.maybeDrop(e);
+        continue;
+      }
+      for (const op of eops) {
+        ops.push(op);
+        owners.push(e);
+      }
+      if (ops.length >= max) break;
+    }
+    if (this.dirtyHead === q.length) {
+      this.dirty = [];
+      this.dirtyHead = 0;
+    } else if (this.dirtyHead > 4096 && this.dirtyHead * 2 > q.length) {
+      this.dirty = q.slice(this.dirtyHead);
+      this.dirtyHead = 0;
+    }
+    this.flushFailureLogs(); // failures found while reconciling (unusable next hops)
+    if (ops.length === 0) {
+      this.resolveIdle();
+      return;
+    }
+    this.inflight = this.runBatch(ops, owners).finally(() => {
+      this.inflight = null;
+      this.schedule();
+    });
+  }
+
+  private async runBatch(ops: KernelOp[], owners: Entry[]): Promise<void> {
+    this.counters.applyCalls++;
+    this.counters.ops += ops.length;
+    let res: (KernelError | null)[];
+    try {
+      res = await this.kernel.apply(ops);
+    } catch (err) {
+      const msg = (err as Error)?.message ?? String(err);
+      this.log("error", `fib: kernel apply of ${ops.length} operations failed: ${msg}; retrying in 1 s`);
+      const ke: KernelError = { errno: 0, code: "EIO", message: `apply failed: ${msg}` };
+      res = ops.map(() => ke);
+      if (!this.retryTimer && !this.stopped) {
+        this.retryTimer = this.clock.setTimeout(() => {
+          this.retryTimer = null;
+          this.retryFailed();
+        }, 1000);
+      }
+    }
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      const e = owners[i]!;
+      const r = res[i] ?? (i < res.length ? null : ({ errno: 0, code: "EIO", message: "no result from the kernel" } as KernelError));
+      if (op.op === "delete") {
+        if (r && r.code !== "ESRCH" && r.code !== "ENOENT") {
+          this.counters.opErrors++;
+          this.log("warn", `fib: ${describeOp(op)} failed: ${errorText(r)}`);
+          continue;
+        }
+        if (e.ours === op.route) e.ours = null;
+        if (e.oursOther) {
+          const rest = e.oursOther.filter((x) => x !== op.route);
+          e.oursOther = rest.length ? rest : null;
+        }
+        this.maybeDrop(e);
+        continue;
+      }
+      const w = this.wantOf(e);
+      const sig = w.kind === "install" && w.route === op.route ? w.sig : null;
+      if (r === null) {
+        e.ours = op.route;
+        if (sig !== null) this.clearFailure(e, "installed");
+        continue;
+      }
+      this.counters.opErrors++;
+      e.repairs = 0; // not a replace the kernel failed to confirm: failures have their own retry rules
+      if (sig !== null) this.recordFailure(e, sig, errorText(r));
+      else this.enqueue(e); // the desired route changed meanwhile: try the new one
+    }
+    this.flushFailureLogs();
+  }
+
+  // ------------------------------------------------------------- kernel view
+
+  /**
+   * Dump links, addresses and our table (every protocol: ours and the ones
+   * that could conflict), rebuild the view of the kernel, then compare
+   * everything. With `initial`, our routes found are marked retained.
+   */
+  private async fullCompare(initial: boolean): Promise<void> {
+    this.counters.resyncs++;
+    this.evBuffer ??= [];
+    const o = this.options;
+    const [links, addrs, ...routeLists] = await Promise.all([
+      this.kernel.dumpLinks(),
+      this.kernel.dumpAddresses(),
+      ...o.families.map((f) => this.kernel.dumpRoutes(f, { table: o.table })),
+    ]);
+    if (this.stopped) {
+      this.evBuffer = null;
+      return;
+    }
+    this.links = new Map(links.map((l) => [l.index, l]));
+    this.addresses = new Map(addrs.map((a) => [addrId(a), a]));
+    this.rebuildAddresses();
+    for (const e of this.entries.values()) {
+      e.ours = null;
+      e.oursOther = null;
+      e.repairs = 0;
+    }
+    this.foreign.clear();
+    for (const list of routeLists) for (const r of list) this.learnRoute(r, initial);
+    const buf = this.evBuffer ?? [];
+    this.evBuffer = null;
+    for (const ev of buf) this.handleEvent(ev);
+    this.needFullScan = true;
+    for (const e of this.failed) e.blocked = false;
+  }
+
+  /** Record a kernel route from a dump. */
+  private learnRoute(r: KernelRoute, initial: boolean): void {
+    const o = this.options;
+    if (r.table !== o.table || !o.families.includes(r.family)) return;
+    const key = this.keyOf(r.prefix);
+    if (key === null) return;
+    if (r.protocol === o.protocol) {
+      const e = this.entries.get(key) ?? this.newEntry(key, kernelPrefix(r.prefix)!);
+      if (r.metric === o.metric) e.ours = r;
+      else (e.oursOther ??= []).push(r);
+      if (initial && !this.synced) e.retained = true;
+    } else if (r.metric === o.metric) {
+      this.foreign.set(key, r.protocol);
+    }
+  }
+
+  private keyOf(text: string): PrefixKey | null {
+    const k4 = ipv4Key(text);
+    if (k4 !== null) return k4;
+    const p = kernelPrefix(text);
+    return p === null ? null : prefixKey(p);
+  }
+
+  private rebuildAddresses(): void {
+    this.connected = new Set();
+    this.own = new Set();
+    this.subnets6 = [];
+    for (const a of this.addresses.values()) {
+      const p = parseAddr(a.address);
+      if (!p) continue;
+      this.own.add(p.afi === 1 ? formatIPv4(p.addr) : formatIPv6(p.addr));
+      const max = p.afi === 1 ? 32 : 128;
+      const len = Math.max(0, Math.min(max, a.prefixLength));
+      this.connected.add(prefixKey({ afi: p.afi, len: max, addr: p.addr }));
+      const net: Prefix = { afi: p.afi, len, addr: maskTo(p.addr, len) };
+      this.connected.add(prefixKey(net));
+      if (p.afi === 2) this.subnets6.push({ prefix: net, ifindex: a.ifindex });
+    }
+    this.gen++;
+  }
+
+  private onKernelEvent(ev: KernelEvent): void {
+    if (this.stopped) return;
+    if (this.evBuffer) {
+      if (ev.type === "overrun") {
+        // The dump under way may already miss changes: compare again afterwards.
+        this.counters.overruns++;
+        this.resyncAgain = true;
+        this.evBuffer.length = 0;
+        return;
+      }
+      this.evBuffer.push(ev);
+      return;
+    }
+    this.handleEvent(ev);
+  }
+
+  private handleEvent(ev: KernelEvent): void {
+    switch (ev.type) {
+      case "overrun":
+        this.counters.overruns++;
+        this.log("warn", "fib: kernel event overrun (ENOBUFS): resynchronising with a dump");
+        void this.resync();
+        return;
+      case "link":
+        if (ev.removed) this.links.delete(ev.link.index);
+        else this.links.set(ev.link.index, ev.link);
+        this.retryFailed();
+        return;
+      case "address":
+        if (ev.removed) this.addresses.delete(addrId(ev.address));
+        else this.addresses.set(addrId(ev.address), ev.address);
+        this.rebuildAddresses();
+        this.needFullScan = true;
+        this.retryFailed();
+        return;
+      case "route-added":
+      case "route-deleted":
+        this.routeEvent(ev.route, ev.type === "route-added");
+        return;
+    }
+  }
+
+  private routeEvent(r: KernelRoute, added: boolean): void {
+    const o = this.options;
+    if (r.table !== o.table || !o.families.includes(r.family)) return;
+    const key = this.keyOf(r.prefix);
+    if (key === null) return;
+    let e = this.entries.get(key);
+    if (r.protocol === o.protocol) {
+      if (added) {
+        e ??= this.newEntry(key, kernelPrefix(r.prefix)!);
+        if (r.metric === o.metric) {
+          e.ours = r;
+          // A REPLACE of ours over another protocol's route took its key.
+          this.foreign.delete(key);
+          const w = this.wantOf(e);
+          // Our own change echoed back: nothing to do.
+          if (w.kind === "install" && this.matches(r, w.route)) {
+            e.repairs = 0;
+            this.clearFailure(e, "installed");
+            if (!e.oursOther) return;
+          }
+        } else {
+          const rest = (e.oursOther ?? []).filter((x) => x.metric !== r.metric);
+          rest.push(r);
+          e.oursOther = rest;
+        }
+      } else {
+        if (!e) return;
+        if (r.metric === o.metric) e.ours = null;
+        else if (e.oursOther) {
+          const rest = e.oursOther.filter((x) => x.metric !== r.metric);
+          e.oursOther = rest.length ? rest : null;
+        }
+      }
+      this.enqueue(e);
+      this.schedule();
+      return;
+    }
+    if (r.metric !== o.metric) return;
+    if (added) {
+      this.foreign.set(key, r.protocol);
+      // The key is the other route's now: ours was replaced (or shadowed).
+      if (e) e.ours = null;
+    } else {
+      if (this.foreign.get(key) === r.protocol) this.foreign.delete(key);
+    }
+    if (e) {
+      this.enqueue(e);
+      this.schedule();
+    }
+  }
+
+  /** Full compare with the kernel (overrun, periodic); coalesced when one is running. */
+  resync(): Promise<void> {
+    if (this.stopped || !this.started) return this.starting ?? Promise.resolve();
+    if (this.resyncing) {
+      this.resyncAgain = true;
+      return this.resyncing;
+    }
+    this.resyncing = (async () => {
+      try {
+        do {
+          this.resyncAgain = false;
+          while (this.inflight) await this.inflight;
+          await this.fullCompare(false);
+        } while (this.resyncAgain && !this.stopped);
+      } catch (err) {
+        this.evBuffer = null;
+        this.log("error", `fib: resync failed: ${(err as Error)?.message ?? String(err)}`);
+        this.needFullScan = true;
+      }
+    })().finally(() => {
+      this.resyncing = null;
+      this.schedule();
+    });
+    return this.resyncing;
+  }
+
+  private armPeriodic(): void {
+    const ms = this.options.periodicCompareMs;
+    if (!(ms > 0) || this.stopped) return;
+    this.periodicTimer = this.clock.setTimeout(() => {
+      this.periodicTimer = null;
+      void this.resync().finally(() => this.armPeriodic());
+    }, ms);
+  }
+}
+
+/** A kernel prefix text ("a.b.c.d/n", "x::/n", or an address alone), host bits masked; null if unparsable. */
+function kernelPrefix(text: string): Prefix | null {
+  const slash = text.indexOf("/");
+  const a = parseAddr(slash < 0 ? text : text.slice(0, slash));
+  if (!a) return null;
+  const max = a.afi === 1 ? 32 : 128;
+  const lenText = slash < 0 ? String(max) : text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(lenText)) return null;
+  const len = Number(lenText);
+  if (len > max) return null;
+  return { afi: a.afi, len, addr: maskTo(a.addr, len) };
+}
+
+/**
+ * The prefix key of "a.b.c.d/n" without the general parser (kernel events
+ * of a full table are on the hot path); host bits are masked. Null when the
+ * text is not such a prefix.
+ */
+function ipv4Key(s: string): number | null {
+  let addr = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  let i = 0;
+  const n = s.length;
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return null;
+    } else if (c === 46 || c === 47) {
+      if (digits === 0) return null;
+      addr = addr * 256 + part;
+      part = 0;
+      digits = 0;
+      if (c === 47) break;
+      if (++dots > 3) return null;
+    } else return null;
+  }
+  if (i === n || dots !== 3) return null;
+  let len = 0;
+  let ld = 0;
+  for (i++; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57 || ++ld > 2) return null;
+    len = len * 10 + (c - 48);
+  }
+  if (ld === 0 || len > 32) return null;
+  const masked = len === 0 ? 0 : addr - (addr % 2 ** (32 - len));
+  return masked * 64 + len;
+}
+
+function addrId(a: KernelAddress): string {
+  return `${a.family}|${a.ifindex}|${a.address}/${a.prefixLength}`;
+}
+
+function compareEntries(a: Entry, b: Entry): number {
+  if (a.family !== b.family) return a.family - b.family;
+  if (typeof a.key === "number" && typeof b.key === "number") return a.key - b.key;
+  const ka = a.key as string;
+  const kb = b.key as string;
+  const sa = ka.slice(1);
+  const sb = kb.slice(1);
+  if (sa !== sb) return sa < sb ? -1 : 1;
+  return ka.charCodeAt(0) - kb.charCodeAt(0);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}

@@ -1,0 +1,740 @@
+/**
+ * Unit tests of the FIB reconciler (lib/fib/fib.ts) against the in-memory
+ * FakeKernel (lib/fib/fake-kernel.ts): what is installed (best path, ECMP,
+ * IPv6 link-local next hops, IPv4 via IPv6), what never is (local routes,
+ * own next hops, connected and excluded prefixes, other protocols' keys),
+ * start-up retention and stale cleanup, stop, repair from kernel events,
+ * resync after overrun and periodically, unreachable next hops and batching.
+ */
+import { describe, expect, test } from "bun:test";
+import { emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { ManualClock } from "../../lib/bgp/clock.ts";
+import { parseAddr, parseIPv6, parsePrefix } from "../../lib/bgp/prefix.ts";
+import { FakeKernel } from "../../lib/fib/fake-kernel.ts";
+import { Fib, type FibLogLevel, type FibOptions } from "../../lib/fib/fib.ts";
+import type { KernelRoute } from "../../lib/fib/types.ts";
+import { LocRib } from "../../lib/rib/loc-rib.ts";
+import { type Route, type RouteSource, prefixKey } from "../../lib/rib/types.ts";
+
+const TABLE = 254;
+const BGP = 186;
+
+function source(address: string, local = false): RouteSource {
+  return {
+    id: local ? "local" : address,
+    address: local ? "" : address,
+    addressBytes: local ? new Uint8Array(0) : parseAddr(address)!.addr,
+    asn: local ? 65000 : 65001,
+    routerId: 1,
+    ibgp: false,
+    rrClient: false,
+    local,
+  };
+}
+
+/** A route; `nh` is an address text, "global|link-local" for 32 bytes, or "" for none. */
+function rt(prefix: string, nh: string, o: { local?: boolean; src?: string; pathId?: number } = {}): Route {
+  const p = parsePrefix(prefix);
+  let nextHop: Uint8Array;
+  if (nh === "") nextHop = new Uint8Array(0);
+  else if (nh.includes("|")) {
+    const [g, l] = nh.split("|");
+    nextHop = new Uint8Array(32);
+    nextHop.set(parseIPv6(g!)!, 0);
+    nextHop.set(parseIPv6(l!)!, 16);
+  } else nextHop = parseAddr(nh)!.addr;
+  return {
+    prefix: p,
+    key: prefixKey(p),
+    pathId: o.pathId ?? 0,
+    source: source(o.src ?? (nh.split("|")[0] || "192.0.2.200"), o.local ?? false),
+    attrs: emptyAttributes(),
+    nextHop,
+    learnedAt: 0,
+    igpCost: 0,
+    reachable: true,
+    stale: false,
+  };
+}
+
+function ours(prefix: string, gws: string[], metric = 20, protocol = BGP): KernelRoute {
+  return {
+    family: prefix.includes(":") ? 6 : 4,
+    prefix,
+    table: TABLE,
+    protocol,
+    metric,
+    nextHops: gws.map((g) => ({ gateway: g })),
+    type: 1,
+  };
+}
+
+function gateways(r: KernelRoute | undefined): string[] {
+  return (r?.nextHops ?? []).map((h) => h.gateway ?? "").sort();
+}
+
+interface Setup {
+  k: FakeKernel;
+  fib: Fib;
+  clock: ManualClock;
+  logs: { level: FibLogLevel; msg: string }[];
+  set(r: Route | string | null, mp?: Route[]): void;
+}
+
+/** A host with eth0 (192.0.2.1/24, 2001:db8:1::1/64, fe80::1/64) and eth1 (198.18.0.1/24). */
+function setup(opts: Partial<FibOptions> = {}, prepare?: (k: FakeKernel) => void): Setup {
+  const k = new FakeKernel();
+  k.setLink({ index: 1, name: "lo", up: true });
+  k.setLink({ index: 2, name: "eth0", up: true });
+  k.setLink({ index: 3, name: "eth1", up: true });
+  k.addAddress({ family: 4, ifindex: 1, address: "127.0.0.1", prefixLength: 8 });
+  k.addAddress({ family: 4, ifindex: 2, address: "192.0.2.1", prefixLength: 24 });
+  k.addAddress({ family: 6, ifindex: 2, address: "2001:db8:1::1", prefixLength: 64 });
+  k.addAddress({ family: 6, ifindex: 2, address: "fe80::1", prefixLength: 64 });
+  k.addAddress({ family: 4, ifindex: 3, address: "198.18.0.1", prefixLength: 24 });
+  k.addAddress({ family: 6, ifindex: 3, address: "fe80::3", prefixLength: 64 });
+  prepare?.(k);
+  const clock = new ManualClock(0);
+  const logs: { level: FibLogLevel; msg: string }[] = [];
+  const fib = new Fib(k, { periodicCompareMs: 0, ...opts }, (level, msg) => logs.push({ level, msg }), clock);
+  return {
+    k,
+    fib,
+    clock,
+    logs,
+    set(r, mp = []) {
+      if (typeof r === "string") fib.setDesired(prefixKey(parsePrefix(r)), null, []);
+      else if (r) fib.setDesired(r.key, r, mp);
+    },
+  };
+}
+
+async function started(opts: Partial<FibOptions> = {}, prepare?: (k: FakeKernel) => void): Promise<Setup> {
+  const s = setup(opts, prepare);
+  await s.fib.start();
+  return s;
+}
+
+describe("fib: what gets installed", () => {
+  test("best path is installed with our table, protocol and metric", async () => {
+    const s = await started();
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    const r = s.k.get("203.0.113.0/24");
+    expect(r).toBeDefined();
+    expect(r!.protocol).toBe(BGP);
+    expect(r!.table).toBe(TABLE);
+    expect(r!.metric).toBe(20);
+    expect(r!.type).toBe(1);
+    expect(gateways(r)).toEqual(["192.0.2.2"]);
+    expect(s.fib.status("203.0.113.0/24")).toEqual([{ prefix: "203.0.113.0/24", state: "installed", nextHops: ["192.0.2.2"] }]);
+    expect(s.fib.counts()).toEqual({ installed: 1, pending: 0, failed: 0, conflict: 0, excluded: 0, total: 1 });
+  });
+
+  test("options: table, protocol and metric are honoured", async () => {
+    const s = await started({ table: 100, protocol: 200, metric: 7 });
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    expect(s.k.get("203.0.113.0/24", 100, 7)?.protocol).toBe(200);
+    expect(s.k.get("203.0.113.0/24")).toBeUndefined();
+  });
+
+  test("ECMP: the multipath set becomes one route with several next hops", async () => {
+    const s = await started();
+    const a = rt("203.0.113.0/24", "192.0.2.2");
+    const b = rt("203.0.113.0/24", "192.0.2.3");
+    const c = rt("203.0.113.0/24", "192.0.2.3", { src: "192.0.2.99" }); // same next hop twice: one hop
+    s.set(a, [a, b, c]);
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.2", "192.0.2.3"]);
+    expect(s.fib.status("203.0.113.0/24")[0]!.state).toBe("installed");
+    // Same set in another order: nothing to do.
+    const before = s.k.applyCalls;
+    s.set(b, [b, a]);
+    await s.fib.whenIdle();
+    expect(s.k.applyCalls).toBe(before);
+  });
+
+  test("ECMP disabled: the best path only", async () => {
+    const s = await started({ ecmp: false });
+    const a = rt("203.0.113.0/24", "192.0.2.2");
+    const b = rt("203.0.113.0/24", "192.0.2.3");
+    s.set(a, [a, b]);
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.2"]);
+  });
+
+  test("withdraw removes the route and forgets the prefix", async () => {
+    const s = await started();
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    s.set("203.0.113.0/24");
+    await s.fib.whenIdle();
+    expect(s.k.get("203.0.113.0/24")).toBeUndefined();
+    expect(s.fib.status()).toEqual([]);
+  });
+
+  test("a next-hop change replaces the route in place (no delete)", async () => {
+    const s = await started();
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    s.set(rt("203.0.113.0/24", "192.0.2.3"));
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.3"]);
+    expect(s.k.opLog.map((o) => o.op)).toEqual(["replace", "replace"]);
+    expect(s.k.list({ protocol: BGP }).length).toBe(1);
+  });
+
+  test("changes to one prefix are coalesced before they reach the kernel", async () => {
+    const s = await started();
+    for (let i = 2; i < 50; i++) s.set(rt("203.0.113.0/24", `192.0.2.${i}`));
+    s.set(rt("198.51.100.0/24", "192.0.2.2"));
+    s.set("198.51.100.0/24");
+    await s.fib.whenIdle();
+    expect(s.k.opLog).toEqual([{ op: "replace", prefix: "203.0.113.0/24", error: null }]);
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.49"]);
+  });
+
+  test("local routes (ours to originate) are not installed, and remove an earlier learned route", async () => {
+    const s = await started();
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    s.set(rt("203.0.113.0/24", "", { local: true }));
+    s.set(rt("198.51.100.0/24", "0.0.0.0", { local: true }));
+    await s.fib.whenIdle();
+    expect(s.k.list({ protocol: BGP })).toEqual([]);
+    expect(s.fib.status("203.0.113.0/24")[0]).toMatchObject({ state: "excluded", reason: "locally originated" });
+    expect(s.fib.counts().excluded).toBe(2);
+  });
+
+  test("a next hop that is one of our addresses is not installed", async () => {
+    const s = await started();
+    s.set(rt("203.0.113.0/24", "192.0.2.1"));
+    const a = rt("198.51.100.0/24", "192.0.2.1");
+    const b = rt("198.51.100.0/24", "192.0.2.5");
+    s.set(a, [a, b]); // ECMP: only the other hop
+    await s.fib.whenIdle();
+    expect(s.k.get("203.0.113.0/24")).toBeUndefined();
+    expect(s.fib.status("203.0.113.0/24")[0]).toMatchObject({ state: "excluded", reason: "next hop 192.0.2.1 is a local address" });
+    expect(gateways(s.k.get("198.51.100.0/24"))).toEqual(["192.0.2.5"]);
+  });
+
+  test("connected prefixes and host addresses are never installed", async () => {
+    const s = await started();
+    s.set(rt("192.0.2.0/24", "198.18.0.2"));
+    s.set(rt("192.0.2.1/32", "198.18.0.2"));
+    s.set(rt("2001:db8:1::/64", "2001:db8:1::2"));
+    s.set(rt("192.0.2.128/25", "198.18.0.2")); // inside, but not the connected prefix itself
+    await s.fib.whenIdle();
+    expect(s.k.list({ protocol: BGP }).map((r) => r.prefix)).toEqual(["192.0.2.128/25"]);
+    expect(s.fib.status("192.0.2.0/24")[0]).toMatchObject({ state: "excluded", reason: "connected prefix" });
+    expect(s.fib.status("2001:db8:1::/64")[0]!.state).toBe("excluded");
+  });
+
+  test("a prefix becoming connected has our route removed; connected no more, it is installed", async () => {
+    const s = await started();
+    s.fib.allSourcesSynced();
+    s.set(rt("10.9.9.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    expect(s.k.get("10.9.9.0/24")).toBeDefined();
+    const addr = { family: 4 as const, ifindex: 3, address: "10.9.9.1", prefixLength: 24 };
+    s.k.addAddress(addr);
+    await s.fib.whenIdle();
+    expect(s.k.get("10.9.9.0/24")).toBeUndefined();
+    s.k.removeAddress(addr);
+    await s.fib.whenIdle();
+    expect(s.k.get("10.9.9.0/24")).toBeDefined();
+  });
+
+  test("excluded prefixes: the prefix itself and everything more specific", async () => {
+    const s = await started({ exclude: ["10.0.0.0/8", "2001:db8:ff::/48"] });
+    s.set(rt("10.0.0.0/8", "192.0.2.2"));
+    s.set(rt("10.1.2.0/24", "192.0.2.2"));
+    s.set(rt("0.0.0.0/0", "192.0.2.2")); // less specific: not excluded
+    s.set(rt("2001:db8:ff:1::/64", "2001:db8:1::2"));
+    await s.fib.whenIdle();
+    expect(s.k.list({ protocol: BGP }).map((r) => r.prefix)).toEqual(["0.0.0.0/0"]);
+    expect(s.fib.status("10.1.2.0/24")[0]).toMatchObject({ state: "excluded", reason: "excluded (10.0.0.0/8)", nextHops: ["192.0.2.2"] });
+    expect(s.fib.status("2001:db8:ff:1::/64")[0]!.state).toBe("excluded");
+  });
+
+  test("bad options are rejected", () => {
+    const k = new FakeKernel();
+    expect(() => new Fib(k, { exclude: ["10.0.0.1/8"] })).toThrow(/exclude.*host bits/);
+    expect(() => new Fib(k, { maxBatch: 0 })).toThrow(/maxBatch/);
+    expect(() => new Fib(k, { protocol: 300 })).toThrow(/protocol/);
+  });
+});
+
+describe("fib: next hops", () => {
+  test("IPv6 with a 32-byte next hop: the link-local with the interface of the global's subnet", async () => {
+    const s = await started();
+    s.set(rt("2001:db8:100::/48", "2001:db8:1::2|fe80::2"));
+    await s.fib.whenIdle();
+    const r = s.k.get("2001:db8:100::/48");
+    expect(r?.nextHops).toEqual([{ gateway: "fe80::2", ifindex: 2 }]);
+    expect(s.fib.status("2001:db8:100::/48")[0]).toMatchObject({ state: "installed", nextHops: ["fe80::2%eth0"] });
+  });
+
+  test("IPv6 32-byte next hop whose global is in no connected subnet: the global address", async () => {
+    const s = await started();
+    s.set(rt("2001:db8:100::/48", "2001:db8:99::2|fe80::2"));
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("2001:db8:100::/48"))).toEqual(["2001:db8:99::2"]);
+  });
+
+  test("IPv6 16-byte global next hop; a lone link-local one cannot be used", async () => {
+    const s = await started();
+    s.set(rt("2001:db8:100::/48", "2001:db8:1::2"));
+    s.set(rt("2001:db8:200::/48", "fe80::2"));
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("2001:db8:100::/48"))).toEqual(["2001:db8:1::2"]);
+    expect(s.k.get("2001:db8:200::/48")).toBeUndefined();
+    expect(s.fib.status("2001:db8:200::/48")[0]).toMatchObject({ state: "failed", reason: "link-local next hop fe80::2 without an interface" });
+  });
+
+  test("IPv4 prefix with an IPv6 next hop: via6 (RFC 8950)", async () => {
+    const s = await started();
+    s.set(rt("203.0.113.0/24", "2001:db8:1::2"));
+    s.set(rt("198.51.100.0/24", "2001:db8:1::2|fe80::2"));
+    await s.fib.whenIdle();
+    expect(s.k.get("203.0.113.0/24")?.nextHops).toEqual([{ gateway: "2001:db8:1::2", via6: true, ifindex: 2 }]);
+    expect(s.k.get("198.51.100.0/24")?.nextHops).toEqual([{ gateway: "fe80::2", ifindex: 2, via6: true }]);
+  });
+
+  test("families: only the configured ones are handled", async () => {
+    const s = await started({ families: [4] });
+    s.set(rt("2001:db8:100::/48", "2001:db8:1::2"));
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    expect(s.k.list({ protocol: BGP }).map((r) => r.prefix)).toEqual(["203.0.113.0/24"]);
+  });
+});
+
+describe("fib: other protocols", () => {
+  test("another protocol's route at our key is never touched: conflict reported, ours skipped", async () => {
+    const s = await started({}, (k) => {
+      k.ipRouteAdd(ours("203.0.113.0/24", ["198.18.0.9"], 20, 4));
+      k.ipRouteAdd(ours("198.51.100.0/24", ["198.18.0.9"], 100, 4)); // other metric: coexists
+    });
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    s.set(rt("198.51.100.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    expect(s.k.get("203.0.113.0/24")).toMatchObject({ protocol: 4, nextHops: [{ gateway: "198.18.0.9" }] });
+    expect(s.fib.status("203.0.113.0/24")[0]).toMatchObject({ state: "conflict", reason: "conflict with proto 4" });
+    expect(s.k.get("198.51.100.0/24")?.protocol).toBe(BGP);
+    expect(s.k.get("198.51.100.0/24", TABLE, 100)?.protocol).toBe(4);
+    expect(s.logs.filter((l) => l.msg.includes("conflict with proto 4")).length).toBe(1);
+    // Withdraw and stop: the other route stays.
+    s.set("203.0.113.0/24");
+    await s.fib.stop();
+    expect(s.k.get("203.0.113.0/24")?.protocol).toBe(4);
+    expect(s.k.get("198.51.100.0/24", TABLE, 100)?.protocol).toBe(4);
+    expect(s.k.list({ protocol: BGP })).toEqual([]);
+  });
+
+  test("another protocol taking our key later: conflict; when it goes, ours comes back", async () => {
+    const s = await started();
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    s.k.ipRouteReplace(ours("203.0.113.0/24", ["198.18.0.9"], 20, 3)); // "ip route replace ... proto boot"
+    await s.fib.whenIdle();
+    expect(s.k.get("203.0.113.0/24")?.protocol).toBe(3);
+    expect(s.fib.status("203.0.113.0/24")[0]).toMatchObject({ state: "conflict", reason: "conflict with proto 3" });
+    // Routing changes meanwhile: still not fighting.
+    s.set(rt("203.0.113.0/24", "192.0.2.7"));
+    await s.fib.whenIdle();
+    expect(s.k.get("203.0.113.0/24")?.protocol).toBe(3);
+    s.k.ipRouteDel("203.0.113.0/24", TABLE, 20);
+    await s.fib.whenIdle();
+    expect(s.k.get("203.0.113.0/24")).toMatchObject({ protocol: BGP, nextHops: [{ gateway: "192.0.2.7" }] });
+    expect(s.fib.status("203.0.113.0/24")[0]!.state).toBe("installed");
+  });
+
+  test("routes in other tables and of other protocols are ignored by the dump and never deleted", async () => {
+    const s = await started({}, (k) => {
+      k.ipRouteAdd({ ...ours("203.0.113.0/24", ["192.0.2.9"]), table: 100 }); // our protocol, other table
+      k.ipRouteAdd(ours("198.51.100.0/24", ["192.0.2.9"], 0, 2)); // kernel route
+    });
+    s.fib.allSourcesSynced();
+    await s.fib.whenIdle();
+    await s.fib.stop();
+    expect(s.k.routes.size).toBe(2);
+    expect(s.k.opLog).toEqual([]);
+  });
+});
+
+describe("fib: start-up and shutdown", () => {
+  const prepare = (k: FakeKernel) => {
+    k.ipRouteAdd(ours("203.0.113.0/24", ["192.0.2.2"])); // still desired, same
+    k.ipRouteAdd(ours("198.51.100.0/24", ["192.0.2.2"])); // desired, other next hop
+    k.ipRouteAdd(ours("100.64.0.0/16", ["192.0.2.2"])); // not desired (stale)
+    k.ipRouteAdd(ours("100.65.0.0/16", ["192.0.2.2"], 30)); // ours at another metric (stale)
+  };
+
+  async function boot(opts: Partial<FibOptions> = {}): Promise<Setup> {
+    const s = await started(opts, prepare);
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    s.set(rt("198.51.100.0/24", "192.0.2.3"));
+    await s.fib.whenIdle();
+    // Desired routes are in place; nothing of ours was deleted.
+    expect(s.k.opLog).toEqual([{ op: "replace", prefix: "198.51.100.0/24", error: null }]);
+    expect(s.k.get("100.64.0.0/16")).toBeDefined();
+    expect(s.k.get("100.65.0.0/16", TABLE, 30)).toBeDefined();
+    expect(s.fib.status("100.64.0.0/16")[0]).toMatchObject({ state: "pending", reason: "stale: kept until the start-up sync", nextHops: ["192.0.2.2"] });
+    return s;
+  }
+
+  function expectCleaned(s: Setup): void {
+    expect(s.k.list({ protocol: BGP }).map((r) => r.prefix).sort()).toEqual(["198.51.100.0/24", "203.0.113.0/24"]);
+    expect(gateways(s.k.get("198.51.100.0/24"))).toEqual(["192.0.2.3"]);
+    expect(s.fib.status().map((x) => x.prefix)).toEqual(["198.51.100.0/24", "203.0.113.0/24"]);
+  }
+
+  test("existing routes are kept until allSourcesSynced(), then the stale ones are removed", async () => {
+    const s = await boot();
+    // A withdrawal during start-up of a prefix we had at start: kept too.
+    s.set("203.0.113.0/24");
+    await s.fib.whenIdle();
+    expect(s.k.get("203.0.113.0/24")).toBeDefined();
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    s.clock.advance(59_000);
+    await s.fib.whenIdle();
+    expect(s.k.get("100.64.0.0/16")).toBeDefined();
+    expect(s.fib.isSynced).toBe(false);
+    s.fib.allSourcesSynced();
+    await s.fib.whenIdle();
+    expectCleaned(s);
+    expect(s.logs.some((l) => l.msg.includes("removing 2 stale routes"))).toBe(true);
+  });
+
+  test("the start-up deadline removes stale routes", async () => {
+    const s = await boot({ startupDeadlineMs: 10_000 });
+    s.clock.advance(9_999);
+    await s.fib.whenIdle();
+    expect(s.k.get("100.64.0.0/16")).toBeDefined();
+    s.clock.advance(1);
+    await s.fib.whenIdle();
+    expectCleaned(s);
+  });
+
+  test("End-of-RIB from every expected source completes the start-up", async () => {
+    const s = await boot();
+    s.fib.expectSources(["192.0.2.2", "192.0.2.3"]);
+    s.fib.endOfRib("192.0.2.2");
+    await s.fib.whenIdle();
+    expect(s.k.get("100.64.0.0/16")).toBeDefined();
+    s.fib.endOfRib("192.0.2.3");
+    await s.fib.whenIdle();
+    expectCleaned(s);
+  });
+
+  test("prefixes new in this run are removed on withdraw even before the sync", async () => {
+    const s = await boot();
+    s.set(rt("192.168.0.0/16", "192.0.2.2"));
+    await s.fib.whenIdle();
+    expect(s.k.get("192.168.0.0/16")).toBeDefined();
+    s.set("192.168.0.0/16");
+    await s.fib.whenIdle();
+    expect(s.k.get("192.168.0.0/16")).toBeUndefined();
+  });
+
+  test("changes before start() completes are applied after the initial dump", async () => {
+    const s = setup({}, prepare);
+    s.set(rt("192.168.0.0/16", "192.0.2.2"));
+    expect(s.k.applyCalls).toBe(0);
+    await s.fib.start();
+    await s.fib.whenIdle();
+    expect(s.k.get("192.168.0.0/16")?.protocol).toBe(BGP);
+  });
+
+  test("stop() removes our routes, and only ours", async () => {
+    const s = await boot();
+    s.k.ipRouteAdd(ours("192.168.0.0/16", ["192.0.2.9"], 20, 4));
+    await s.fib.stop();
+    expect(s.k.list({ protocol: BGP })).toEqual([]);
+    expect(s.k.get("192.168.0.0/16")?.protocol).toBe(4);
+    expect(s.k.maxInFlight).toBe(1);
+    // Nothing happens after stop.
+    s.set(rt("10.0.0.0/8", "192.0.2.2"));
+    await s.fib.whenIdle();
+    expect(s.k.get("10.0.0.0/8")).toBeUndefined();
+  });
+
+  test("stop() with retainOnExit leaves the routes", async () => {
+    const s = await boot({ retainOnExit: true });
+    const before = s.k.list({ protocol: BGP }).length;
+    await s.fib.stop();
+    expect(s.k.list({ protocol: BGP }).length).toBe(before);
+    expect(s.logs.some((l) => l.msg.includes("retained"))).toBe(true);
+  });
+
+  test("start() rejects when the dump fails and changes nothing", async () => {
+    const s = setup();
+    s.k.dumpRoutes = async () => {
+      throw new Error("EPERM");
+    };
+    await expect(s.fib.start()).rejects.toThrow("EPERM");
+    expect(s.k.applyCalls).toBe(0);
+  });
+});
+
+describe("fib: repair and resync", () => {
+  test("a route of ours deleted by someone else is re-installed", async () => {
+    const s = await started();
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    s.k.ipRouteDel("203.0.113.0/24", TABLE, 20);
+    expect(s.k.get("203.0.113.0/24")).toBeUndefined();
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.2"]);
+  });
+
+  test("a route of ours changed by someone else is replaced with the desired one", async () => {
+    const s = await started();
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    s.k.ipRouteReplace(ours("203.0.113.0/24", ["198.18.0.5"]));
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.2"]);
+  });
+
+  test("a route of ours we do not want, added by someone else after the sync, is removed", async () => {
+    const s = await started();
+    s.fib.allSourcesSynced();
+    await s.fib.whenIdle();
+    s.k.ipRouteAdd(ours("10.10.0.0/16", ["192.0.2.9"]));
+    await s.fib.whenIdle();
+    expect(s.k.get("10.10.0.0/16")).toBeUndefined();
+  });
+
+  test("overrun: lost events are recovered by a dump and compare", async () => {
+    const s = await started();
+    s.fib.allSourcesSynced();
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    s.set(rt("198.51.100.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    const dumps = s.k.dumpCalls;
+    s.k.overrun(() => {
+      s.k.ipRouteDel("203.0.113.0/24", TABLE, 20); // ours gone
+      s.k.ipRouteReplace(ours("198.51.100.0/24", ["198.18.0.5"])); // ours changed
+      s.k.ipRouteAdd(ours("10.10.0.0/16", ["192.0.2.9"])); // stale of ours
+      s.k.ipRouteAdd(ours("192.168.0.0/16", ["192.0.2.9"], 20, 4)); // foreign at our key
+    });
+    s.set(rt("192.168.0.0/16", "192.0.2.2"));
+    await s.fib.whenIdle();
+    expect(s.k.dumpCalls).toBeGreaterThan(dumps);
+    expect(s.fib.counters.overruns).toBe(1);
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.2"]);
+    expect(gateways(s.k.get("198.51.100.0/24"))).toEqual(["192.0.2.2"]);
+    expect(s.k.get("10.10.0.0/16")).toBeUndefined();
+    expect(s.k.get("192.168.0.0/16")?.protocol).toBe(4);
+    expect(s.fib.status("192.168.0.0/16")[0]!.state).toBe("conflict");
+  });
+
+  test("the periodic compare repairs changes no event told about", async () => {
+    const s = await started({ periodicCompareMs: 60_000 });
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    s.k.silently(() => s.k.ipRouteDel("203.0.113.0/24", TABLE, 20));
+    await s.fib.whenIdle();
+    expect(s.k.get("203.0.113.0/24")).toBeUndefined();
+    s.clock.advance(60_000);
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.2"]);
+    expect(s.fib.counters.resyncs).toBe(2);
+    // Re-armed.
+    expect(s.clock.pendingDelays()).toContain(60_000);
+    await s.fib.stop();
+  });
+});
+
+describe("fib: kernel event timing", () => {
+  test("events arriving after apply() resolved: same end state", async () => {
+    const s = await started();
+    s.k.asyncEvents = true;
+    s.fib.allSourcesSynced();
+    const a = rt("203.0.113.0/24", "192.0.2.2");
+    const b = rt("203.0.113.0/24", "192.0.2.3");
+    s.set(a, [a, b]);
+    s.set(rt("198.51.100.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    await new Promise((r) => setImmediate(r));
+    await s.fib.whenIdle();
+    s.set(rt("203.0.113.0/24", "192.0.2.4"));
+    s.set("198.51.100.0/24");
+    s.k.ipRouteDel("203.0.113.0/24", TABLE, 20);
+    for (let i = 0; i < 5; i++) {
+      await s.fib.whenIdle();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.4"]);
+    expect(s.k.get("198.51.100.0/24")).toBeUndefined();
+    expect(s.fib.counts()).toMatchObject({ installed: 1, total: 1 });
+  });
+
+  test("a kernel that reports back a different route: no replace loop", async () => {
+    const s = await started();
+    s.k.asyncEvents = true;
+    // As a kernel announcing a multipath route one next hop at a time would.
+    s.k.mangleEvents = (e) => (e.type === "route-added" && e.route.nextHops.length > 1 ? { ...e, route: { ...e.route, nextHops: e.route.nextHops.slice(0, 1) } } : e);
+    const a = rt("203.0.113.0/24", "192.0.2.2");
+    const b = rt("203.0.113.0/24", "192.0.2.3");
+    s.set(a, [a, b]);
+    for (let i = 0; i < 20; i++) {
+      await s.fib.whenIdle();
+      await new Promise((r) => setImmediate(r));
+    }
+    const replaces = s.k.opLog.filter((o) => o.prefix === "203.0.113.0/24").length;
+    expect(replaces).toBeLessThanOrEqual(3);
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.2", "192.0.2.3"]);
+    expect(s.logs.filter((l) => l.msg.includes("reports a different route")).length).toBe(1);
+    expect(s.fib.status("203.0.113.0/24")[0]).toMatchObject({ state: "pending", reason: "the kernel reports a different route" });
+    // The full compare (a dump) sees the real route.
+    await s.fib.resync();
+    await s.fib.whenIdle();
+    expect(s.fib.status("203.0.113.0/24")[0]!.state).toBe("installed");
+  });
+});
+
+describe("fib: errors", () => {
+  test("unreachable next hop: failed with the kernel's reason, logged once, other routes unaffected, installed once reachable", async () => {
+    const s = await started({ periodicCompareMs: 60_000 });
+    s.k.strictGateways = true;
+    s.set(rt("203.0.113.0/24", "10.9.9.9"));
+    s.set(rt("198.51.100.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    expect(s.k.get("198.51.100.0/24")).toBeDefined();
+    expect(s.k.get("203.0.113.0/24")).toBeUndefined();
+    expect(s.fib.status("203.0.113.0/24")[0]).toEqual({
+      prefix: "203.0.113.0/24",
+      state: "failed",
+      nextHops: ["10.9.9.9"],
+      reason: "ENETUNREACH: Nexthop has invalid gateway",
+    });
+    const failLogs = () => s.logs.filter((l) => l.msg.includes("203.0.113.0/24") && l.msg.includes("ENETUNREACH"));
+    expect(failLogs().length).toBe(1);
+    // Not retried on unrelated activity.
+    const attempts = () => s.k.opLog.filter((o) => o.prefix === "203.0.113.0/24").length;
+    s.set(rt("192.168.0.0/16", "192.0.2.2"));
+    await s.fib.whenIdle();
+    expect(attempts()).toBe(1);
+    // Retried on a link event and on the periodic compare: still failing, not logged again.
+    s.k.setLink({ index: 4, name: "eth2", up: false });
+    await s.fib.whenIdle();
+    s.clock.advance(60_000);
+    await s.fib.whenIdle();
+    expect(attempts()).toBe(3);
+    expect(failLogs().length).toBe(1);
+    expect(s.fib.counts().failed).toBe(1);
+    // An address makes it reachable.
+    s.k.setLink({ index: 4, name: "eth2", up: true });
+    s.k.addAddress({ family: 4, ifindex: 4, address: "10.9.9.1", prefixLength: 24 });
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["10.9.9.9"]);
+    expect(s.fib.status("203.0.113.0/24")[0]!.state).toBe("installed");
+    expect(s.logs.some((l) => l.level === "info" && l.msg.includes("203.0.113.0/24 installed (was failing"))).toBe(true);
+    await s.fib.stop();
+  });
+
+  test("an injected EHOSTUNREACH is reported and retried when a link changes", async () => {
+    const s = await started();
+    s.k.failGateway("192.0.2.66", "EHOSTUNREACH");
+    s.set(rt("203.0.113.0/24", "192.0.2.66"));
+    await s.fib.whenIdle();
+    expect(s.fib.status("203.0.113.0/24")[0]).toMatchObject({ state: "failed", reason: "EHOSTUNREACH: Nexthop has invalid gateway" });
+    s.k.reachable("192.0.2.66");
+    s.k.setLink({ index: 3, name: "eth1", up: true });
+    await s.fib.whenIdle();
+    expect(s.fib.status("203.0.113.0/24")[0]!.state).toBe("installed");
+  });
+
+  test("a new next hop for a failed route is tried at once", async () => {
+    const s = await started();
+    s.k.failGateway("192.0.2.66");
+    s.set(rt("203.0.113.0/24", "192.0.2.66"));
+    await s.fib.whenIdle();
+    expect(s.fib.status("203.0.113.0/24")[0]!.state).toBe("failed");
+    s.set(rt("203.0.113.0/24", "192.0.2.67"));
+    await s.fib.whenIdle();
+    expect(s.fib.status("203.0.113.0/24")[0]!.state).toBe("installed");
+    expect(s.fib.counts().failed).toBe(0);
+  });
+
+  test("a failed replace leaves the route that was there; failures of a burst are summarised in the log", async () => {
+    const s = await started();
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    s.k.failGateway("192.0.2.66");
+    s.set(rt("203.0.113.0/24", "192.0.2.66"));
+    for (let i = 0; i < 50; i++) s.set(rt(`100.64.${i}.0/24`, "192.0.2.66"));
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.2"]);
+    expect(s.fib.status("203.0.113.0/24")[0]).toMatchObject({ state: "failed", nextHops: ["192.0.2.66"] });
+    expect(s.fib.counts().failed).toBe(51);
+    const warns = s.logs.filter((l) => l.level === "warn");
+    expect(warns.length).toBe(21);
+    expect(warns[20]!.msg).toContain("31 more routes not installed");
+  });
+
+  test("apply() rejecting: routes marked failed and retried after a second", async () => {
+    const s = await started();
+    s.k.applyReject = new Error("socket closed");
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    expect(s.fib.status("203.0.113.0/24")[0]!.state).toBe("failed");
+    s.k.applyReject = null;
+    s.clock.advance(1000);
+    await s.fib.whenIdle();
+    expect(s.fib.status("203.0.113.0/24")[0]!.state).toBe("installed");
+  });
+});
+
+describe("fib: batching", () => {
+  test("a 100k-prefix burst: about ceil(100k / maxBatch) apply calls, one in flight at a time", async () => {
+    const s = await started({ maxBatch: 1000 });
+    const N = 100_000;
+    for (let i = 0; i < N; i++) {
+      const p = `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}/32`;
+      s.set(rt(p, "192.0.2.2"));
+    }
+    expect(s.k.applyCalls).toBe(0); // scheduled on the next tick
+    await s.fib.whenIdle();
+    expect(s.k.list({ protocol: BGP }).length).toBe(N);
+    expect(s.k.applyCalls).toBeLessThanOrEqual(Math.ceil(N / 1000) + 2);
+    expect(Math.max(...s.k.batchSizes)).toBeLessThanOrEqual(1000);
+    expect(s.k.maxInFlight).toBe(1);
+    expect(s.fib.counts().installed).toBe(N);
+    // Withdraw everything: another ~100 calls.
+    const calls = s.k.applyCalls;
+    for (let i = 0; i < N; i++) s.set(`10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}/32`);
+    await s.fib.whenIdle();
+    expect(s.k.list({ protocol: BGP }).length).toBe(0);
+    expect(s.k.applyCalls - calls).toBeLessThanOrEqual(Math.ceil(N / 1000) + 2);
+    expect(s.k.maxInFlight).toBe(1);
+    expect(s.fib.status()).toEqual([]);
+  }, 60_000);
+});
+
+describe("fib: wiring", () => {
+  test("driven by a Loc-RIB subscription; interfaces() reports links and addresses", async () => {
+    const s = await started();
+    const rib = new LocRib({ multipath: { enabled: true, maxPaths: 4 } });
+    rib.subscribe((ev) => s.fib.onLocRibChange(ev));
+    const a = rt("203.0.113.0/24", "192.0.2.2");
+    const b = rt("203.0.113.0/24", "192.0.2.3");
+    rib.upsert(a);
+    rib.upsert(b);
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.2", "192.0.2.3"]);
+    rib.removeSource(a.source.id);
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.3"]);
+    rib.removeSource(b.source.id);
+    await s.fib.whenIdle();
+    expect(s.k.get("203.0.113.0/24")).toBeUndefined();
+    const ifs = s.fib.interfaces();
+    expect(ifs.links.map((l) => l.name)).toEqual(["lo", "eth0", "eth1"]);
+    expect(ifs.addresses.some((x) => x.address === "2001:db8:1::1" && x.ifindex === 2)).toBe(true);
+  });
+});
