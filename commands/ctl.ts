@@ -17,7 +17,7 @@
  */
 import { type Command, Option } from "commander";
 import { ApiClient, DEFAULT_SOCKET_PATH, resolveSocketPath } from "../lib/api/client.ts";
-import { formatMonitorEvent, formatNeighbors, formatRib, formatRibSummary, formatSummary } from "../lib/api/format.ts";
+import { formatFib, formatInterfaces, formatMonitorEvent, formatNeighbors, formatRib, formatRibSummary, formatSummary } from "../lib/api/format.ts";
 import type { AdvertiseRequest, PeerAddRequest, RibQuery } from "../lib/api/types.ts";
 import { parseAddr, prefixToString } from "../lib/bgp/prefix.ts";
 import { AFI } from "../lib/bgp/types.ts";
@@ -112,6 +112,19 @@ export async function showNeighbors(address: string | undefined, flags: CtlFlags
   if (address !== undefined && !list.length) throw new Error(`no neighbor ${address}`);
   if (flags.json) printJson(list);
   else printText(formatNeighbors(list));
+}
+
+export async function showFib(prefix: string | undefined, flags: CtlFlags): Promise<void> {
+  if (prefix !== undefined) parsePrefixArg("PREFIX", prefix);
+  const list = await ctlClient(flags).fib(prefix);
+  if (flags.json) printJson(list);
+  else printText(formatFib(list));
+}
+
+export async function showInterfaces(flags: CtlFlags): Promise<void> {
+  const info = await ctlClient(flags).interfaces();
+  if (flags.json) printJson(info);
+  else printText(formatInterfaces(info));
 }
 
 export interface ShowRibFlags extends RawSessionFlags, CtlFlags {

@@ -11,7 +11,7 @@ import { writeLine, flush } from "../lib/cli/output.ts";
 import { addSessionFlags, sessionOptions } from "../lib/cli/session-flags.ts";
 import { formatRibTable } from "../lib/standalone/format.ts";
 import { collectRib } from "../lib/standalone/looking-glass.ts";
-import { type CtlFlags, SHOW_RIB_DAEMON_KEYS, type ShowRibFlags, addCtlFlags, rejectFlags, showNeighbors, showRib, showSummary } from "./ctl.ts";
+import { type CtlFlags, SHOW_RIB_DAEMON_KEYS, type ShowRibFlags, addCtlFlags, rejectFlags, showFib, showInterfaces, showNeighbors, showRib, showSummary } from "./ctl.ts";
 
 export function registerShow(program: Command): void {
   const show = program.command("show").description("show routes and sessions");
@@ -27,6 +27,15 @@ export function registerShow(program: Command): void {
       .argument("[addr]", "only this neighbour")
       .description("neighbour details: state, timers, capabilities, counters, last error"),
   ).action((addr: string | undefined, flags: CtlFlags) => showNeighbors(addr, flags));
+
+  addCtlFlags(
+    show
+      .command("fib")
+      .argument("[prefix]", "only this prefix")
+      .description("the routes bgpctl programs into the kernel, with their sync state (installed, pending, failed + reason, conflict, excluded)"),
+  ).action((prefix: string | undefined, flags: CtlFlags) => showFib(prefix, flags));
+
+  addCtlFlags(show.command("interfaces").description("links and addresses as bgpctl sees them (rtnetlink)")).action((flags: CtlFlags) => showInterfaces(flags));
 
   const rib = addSessionFlags(
     show

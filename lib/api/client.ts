@@ -6,6 +6,8 @@
  */
 import type {
   AdvertiseRequest,
+  FibEntry,
+  InterfacesInfo,
   MonitorEvent,
   NeighborInfo,
   PeerAddRequest,
@@ -121,6 +123,14 @@ export class ApiClient {
 
   ribSummary(): Promise<RibSummary> {
     return this.call("GET", "/v1/rib/summary");
+  }
+
+  fib(prefix?: string): Promise<FibEntry[]> {
+    return this.call("GET", prefix === undefined ? "/v1/fib" : `/v1/fib?prefix=${encodeURIComponent(prefix)}`);
+  }
+
+  interfaces(): Promise<InterfacesInfo> {
+    return this.call("GET", "/v1/interfaces");
   }
 
   advertise(r: AdvertiseRequest): Promise<{ added: string[] }> {

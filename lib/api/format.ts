@@ -4,7 +4,7 @@
  * `show neighbors`, `show rib`, `show rib summary` and `monitor` lines.
  * Pure functions of the API's JSON shapes; `--json` prints those instead.
  */
-import type { MonitorEvent, NeighborInfo, RibEntry, RibSummary, RouterApi } from "./types.ts";
+import type { FibEntry, InterfacesInfo, MonitorEvent, NeighborInfo, RibEntry, RibSummary, RouterApi } from "./types.ts";
 
 type Summary = ReturnType<RouterApi["summary"]>;
 type Align = "l" | "r";
@@ -131,6 +131,40 @@ export function formatRibSummary(s: RibSummary): string {
     ["l", "l", "r", "r", "r"],
   );
   return fam + "\n" + peers;
+}
+
+/** `show fib`: each prefix with its kernel sync state, next hops and the reason when not installed. */
+export function formatFib(entries: FibEntry[]): string {
+  const counts = new Map<string, number>();
+  for (const e of entries) counts.set(e.state, (counts.get(e.state) ?? 0) + 1);
+  const head = entries.length ? [...counts].map(([k, v]) => `${v} ${k}`).join(", ") + "\n\n" : "no routes\n";
+  return (
+    head +
+    (entries.length
+      ? table(
+          ["Prefix", "State", "Next hops", "Reason"],
+          entries.map((e) => [e.prefix, e.state, e.nextHops.join(", ") || "-", e.reason ?? ""]),
+          ["l", "l", "l", "l"],
+        )
+      : "")
+  );
+}
+
+/** `show interfaces`: links with their addresses. */
+export function formatInterfaces(info: InterfacesInfo): string {
+  return table(
+    ["Index", "Name", "State", "Addresses"],
+    info.links.map((l) => [
+      String(l.index),
+      l.name,
+      l.up ? "up" : "down",
+      info.addresses
+        .filter((a) => a.ifindex === l.index)
+        .map((a) => `${a.address}/${a.prefixLength}`)
+        .join(" "),
+    ]),
+    ["r", "l", "l", "l"],
+  );
 }
 
 function eventTime(t: string): string {

@@ -12,6 +12,8 @@
  *   GET    /v1/neighbors[?address=A]
  *   GET    /v1/rib?prefix=&match=&neighbor=&table=&community=&as=&best=&family=
  *   GET    /v1/rib/summary
+ *   GET    /v1/fib[?prefix=]
+ *   GET    /v1/interfaces
  *   POST   /v1/advertise              AdvertiseRequest
  *   POST   /v1/withdraw               {prefixes}
  *   POST   /v1/peers                  PeerAddRequest
@@ -432,6 +434,15 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
         return only("GET") ?? json(await api.rib(parseRibQuery(url.searchParams)));
       case "rib/summary":
         return only("GET") ?? (noQuery(url), json(await api.ribSummary()));
+      case "fib": {
+        const m = only("GET");
+        if (m) return m;
+        for (const k of url.searchParams.keys()) if (k !== "prefix") bad(`${k}: unknown query parameter (expected prefix)`);
+        const p = url.searchParams.get("prefix");
+        return json(await api.fib(p === null || p === "" ? undefined : p));
+      }
+      case "interfaces":
+        return only("GET") ?? (noQuery(url), json(await api.interfaces()));
       case "advertise": {
         const m = only("POST");
         if (m) return m;

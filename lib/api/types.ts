@@ -97,6 +97,19 @@ export interface PeerAddRequest {
   nextHopSelf?: boolean;
 }
 
+/** One prefix as `bgpctl show fib` shows it (kernel sync state). */
+export interface FibEntry {
+  prefix: string;
+  state: "installed" | "pending" | "failed" | "conflict" | "excluded";
+  nextHops: string[];
+  reason?: string;
+}
+
+export interface InterfacesInfo {
+  links: { index: number; name: string; up: boolean; mtu?: number }[];
+  addresses: { family: 4 | 6; ifindex: number; address: string; prefixLength: number }[];
+}
+
 /** One event of `bgpctl monitor`. */
 export type MonitorEvent =
   | { type: "state"; time: string; peer: string; from: SessionState; to: SessionState; reason: string }
@@ -131,6 +144,10 @@ export interface RouterApi {
   peerReset(address: string, soft?: "in" | "out"): void;
   /** Re-read the config file; rejects with the validation error, keeping the running config. */
   reload(): Promise<{ changes: string[] }>;
+  /** Kernel routes and their sync state; ApiError 409 when kernel programming is off. */
+  fib(prefix?: string): FibEntry[];
+  /** Links and addresses as the daemon sees them (from rtnetlink when kernel programming is on). */
+  interfaces(): Promise<InterfacesInfo>;
   /** Subscribe to events; returns the unsubscribe function. */
   monitor(fn: (e: MonitorEvent) => void, neighbor?: string): () => void;
 }

@@ -42,6 +42,8 @@ export interface NeighborHost {
   /** Every current best route, to fill a new Adj-RIB-Out. */
   bestRoutes(): Iterable<Route>;
   stateChanged(n: Neighbor, from: SessionState, to: SessionState, reason: string): void;
+  /** The neighbour sent End-of-RIB for every negotiated family (initial table complete). */
+  peerSynced(n: Neighbor): void;
   routeEvent(n: Neighbor, kind: "announce" | "withdraw", prefix: Prefix, route: Route | null): void;
 }
 
@@ -58,6 +60,8 @@ export class Neighbor {
   /** Accepted (after import policy) prefixes per family. */
   private accepted = new Map<number, number>();
   private maxPrefixTripped = false;
+  /** Families whose End-of-RIB arrived on the current session. */
+  private eor = new Set<string>();
 
   constructor(
     public config: PeerConfig,
@@ -144,6 +148,7 @@ export class Neighbor {
 
   private onEstablished(n: Negotiated): void {
     this.source.routerId = u32ip(n.peerRouterId);
+    this.eor.clear();
     this.maxPrefixTripped = false;
     const local = this.session.localAddress ?? "";
     const la = parseAddr(local.replace(/^::ffff:/, ""));
@@ -176,6 +181,12 @@ export class Neighbor {
       }
     }
     this.checkMaxPrefix();
+    if (u.endOfRib) {
+      const n = this.session.negotiated;
+      const had = n ? n.families.every((f) => this.eor.has(`${f.afi}/${f.safi}`)) : false;
+      this.eor.add(`${u.endOfRib.afi}/${u.endOfRib.safi}`);
+      if (n && !had && n.families.every((f) => this.eor.has(`${f.afi}/${f.safi}`))) this.host.peerSynced(this);
+    }
   }
 
   private eachPrefix(b: NlriBlock, fn: (p: Prefix, pathId: number) => void): void {

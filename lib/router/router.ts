@@ -26,6 +26,9 @@ import type { AdvertiseConfig, PeerConfig, RouterConfig } from "../config/types.
 import { LocRib } from "../rib/loc-rib.ts";
 import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
 import { type Route, type RouteSource, nextHopText, prefixKey } from "../rib/types.ts";
+import { RtNetlink } from "../../ffi/rtnetlink.ts";
+import { Fib } from "../fib/fib.ts";
+import type { FibEntry, InterfacesInfo } from "../api/types.ts";
 import { Log } from "./log.ts";
 import { Neighbor, type NeighborHost } from "./neighbor.ts";
 
@@ -43,6 +46,8 @@ export class Router implements RouterApi, NeighborHost {
   /** Local routes by "config" / "cli" origin, keyed by prefix text. */
   private localRoutes = new Map<string, { route: Route; origin: "config" | "cli" }>();
   readonly localSource: RouteSource;
+  /** Kernel route programming, when `kernel.enabled`. */
+  private fibState: { kernel: RtNetlink; fib: Fib; unsubscribe: () => void } | null = null;
 
   constructor(
     config: RouterConfig,
@@ -76,8 +81,9 @@ export class Router implements RouterApi, NeighborHost {
     });
   }
 
-  /** Listen, start every neighbour, install the configured local routes. */
+  /** Listen, start the FIB (when enabled), start every neighbour, install the configured local routes. */
   async start(): Promise<void> {
+    if (this.config.kernel.enabled) await this.startFib();
     try {
       await this.listener.listen(this.config.listen);
     } catch (e) {
@@ -90,8 +96,55 @@ export class Router implements RouterApi, NeighborHost {
   }
 
   async stop(): Promise<void> {
+    // The FIB first: closing the sessions withdraws their routes, which must not
+    // reach the kernel when `retainOnExit` keeps them for a graceful restart.
+    if (this.fibState) {
+      this.fibState.unsubscribe();
+      await this.fibState.fib.stop();
+      this.fibState.kernel.close();
+      this.fibState = null;
+    }
     await Promise.all([...this.peers.values()].map((n) => n.stop(CEASE_SUB.ADMIN_SHUTDOWN, "bgpctl shutting down")));
     await this.listener.close();
+  }
+
+  /**
+   * Open rtnetlink and start the reconciler before any session: it reads the
+   * kernel's routes of ours first, so a restart keeps forwarding until every
+   * peer has sent End-of-RIB (or the start-up deadline).
+   */
+  private async startFib(): Promise<void> {
+    const k = this.config.kernel;
+    let kernel: RtNetlink;
+    try {
+      kernel = await RtNetlink.open({ groups: true });
+    } catch (e) {
+      throw new Error(`kernel routes: cannot open rtnetlink: ${(e as Error).message}`);
+    }
+    const fib = new Fib(
+      kernel,
+      {
+        table: k.table,
+        protocol: k.protocol,
+        metric: k.metric,
+        ecmp: k.ecmp,
+        families: k.families.map((f) => (f === "ipv6" ? 6 : 4)),
+        exclude: k.exclude,
+        retainOnExit: k.retainOnExit,
+        startupDeadlineMs: k.startupDeadline * 1000,
+      },
+      (level, msg) => this.log.at(level, `kernel: ${msg}`),
+    );
+    fib.expectSources(this.config.peers.filter((p) => !p.shutdown).map((p) => p.address));
+    try {
+      await fib.start();
+    } catch (e) {
+      kernel.close();
+      throw new Error(`kernel routes: ${(e as Error).message}`);
+    }
+    const unsubscribe = this.locRib.subscribe((ev) => fib.onLocRibChange(ev));
+    this.fibState = { kernel, fib, unsubscribe };
+    this.log.info(`kernel routes: table ${k.table}, protocol ${k.protocol}, metric ${k.metric}${k.ecmp ? ", ECMP" : ""}`);
   }
 
   // ------------------------------------------------------------ NeighborHost
@@ -104,6 +157,9 @@ export class Router implements RouterApi, NeighborHost {
   }
   *bestRoutes(): Iterable<Route> {
     for (const r of this.locRib.bests()) yield r;
+  }
+  peerSynced(n: Neighbor): void {
+    this.fibState?.fib.endOfRib(n.source.id);
   }
   stateChanged(n: Neighbor, from: NeighborInfo["state"], to: NeighborInfo["state"], reason: string): void {
     if (from === "Established" || to === "Established") this.log.info(`${n.name}: ${from} -> ${to}${reason ? ` (${reason})` : ""}`);
@@ -417,7 +473,7 @@ export class Router implements RouterApi, NeighborHost {
   async apply(next: RouterConfig): Promise<string[]> {
     const d = diffConfig(this.config, next);
     const changes: string[] = [];
-    if (d.globalChanged.some((f) => f === "asn" || f === "routerId")) {
+    if (d.globalChanged.some((f) => f === "asn" || f === "routerId" || f === "kernel")) {
       throw new ApiError(409, `changing ${d.globalChanged.join(", ")} needs a restart of bgpctl`);
     }
     let policies: CompiledPolicies;
@@ -486,6 +542,26 @@ export class Router implements RouterApi, NeighborHost {
     void old;
     this.log.info(`configuration reloaded: ${changes.length ? changes.join("; ") : "no changes"}`);
     return changes;
+  }
+
+  fib(prefix?: string): FibEntry[] {
+    if (!this.fibState) throw new ApiError(409, "kernel route programming is off (set kernel.enabled in the config)");
+    try {
+      return this.fibState.fib.status(prefix);
+    } catch (e) {
+      throw new ApiError(400, (e as Error).message);
+    }
+  }
+
+  async interfaces(): Promise<InterfacesInfo> {
+    if (this.fibState) return this.fibState.fib.interfaces();
+    // Kernel programming off: ask rtnetlink once (dumps need no privilege).
+    const k = await RtNetlink.open({});
+    try {
+      return { links: await k.dumpLinks(), addresses: await k.dumpAddresses() };
+    } finally {
+      k.close();
+    }
   }
 
   monitor(fn: (e: MonitorEvent) => void, neighbor?: string): () => void {

@@ -10,11 +10,13 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiClient, DaemonUnreachable } from "../../lib/api/client.ts";
-import { formatDuration, formatMonitorEvent, formatNeighbors, formatRib, formatRibSummary, formatSummary } from "../../lib/api/format.ts";
+import { formatDuration, formatFib, formatInterfaces, formatMonitorEvent, formatNeighbors, formatRib, formatRibSummary, formatSummary } from "../../lib/api/format.ts";
 import { type ApiServer, startApiServer } from "../../lib/api/server.ts";
 import {
   type AdvertiseRequest,
   ApiError,
+  type FibEntry,
+  type InterfacesInfo,
   type MonitorEvent,
   type NeighborInfo,
   type PeerAddRequest,
@@ -106,6 +108,22 @@ const RIB_SUMMARY: RibSummary = {
   peers: [{ address: "192.0.2.2", family: "ipv4-unicast", received: 3, accepted: 2, advertised: 1 }],
 };
 
+const FIB: FibEntry[] = [
+  { prefix: "198.51.100.0/24", state: "installed", nextHops: ["192.0.2.2", "192.0.2.3"] },
+  { prefix: "203.0.113.0/24", state: "failed", nextHops: ["203.0.113.77"], reason: "ENETUNREACH: Nexthop has invalid gateway" },
+];
+const IFACES: InterfacesInfo = {
+  links: [
+    { index: 1, name: "lo", up: true },
+    { index: 2, name: "eth0", up: true },
+  ],
+  addresses: [
+    { family: 4, ifindex: 1, address: "127.0.0.1", prefixLength: 8 },
+    { family: 4, ifindex: 2, address: "192.0.2.1", prefixLength: 24 },
+    { family: 6, ifindex: 2, address: "2001:db8::1", prefixLength: 64 },
+  ],
+};
+
 const T0 = "2024-05-01T12:00:00.000Z";
 
 /** An in-memory RouterApi that records what it was asked. */
@@ -152,6 +170,16 @@ class FakeRouter implements RouterApi {
     this.rec("ribSummary");
     if (this.crash) throw new Error("internal failure");
     return RIB_SUMMARY;
+  }
+  fibOff = false;
+  fib(prefix?: string): FibEntry[] {
+    this.rec("fib", prefix);
+    if (this.fibOff) throw new ApiError(409, "kernel route programming is off (set kernel.enabled in the config)");
+    return FIB.filter((e) => prefix === undefined || e.prefix === prefix);
+  }
+  async interfaces(): Promise<InterfacesInfo> {
+    this.rec("interfaces");
+    return IFACES;
   }
   advertise(r: AdvertiseRequest) {
     this.rec("advertise", r);
@@ -1044,4 +1072,35 @@ test("formatRib: the best path of a multipath set shows both > and =", () => {
   const other = route({ prefix: "203.0.113.0/24", nextHop: "192.0.2.3", best: false, multipath: true, ibgp: false, stale: false });
   const lines = formatRib([best, other]).split("\n").filter((l) => l.includes("203.0.113.0/24"));
   expect(lines.map((l) => l.split(/\s+/)[0])).toEqual(["*>=", "*="]);
+});
+
+describe("fib and interfaces", () => {
+  test("GET /v1/fib (all, one prefix) and 409 when kernel programming is off", async () => {
+    expect(await client.fib()).toEqual(FIB);
+    expect(await client.fib("203.0.113.0/24")).toEqual([FIB[1]!]);
+    expect(fake.last("fib")).toEqual(["203.0.113.0/24"]);
+    fake.fibOff = true;
+    const r = await raw("GET", "/v1/fib");
+    fake.fibOff = false;
+    expect(r.status).toBe(409);
+    expect(r.json.error).toContain("kernel.enabled");
+    expect((await raw("GET", "/v1/fib?bogus=1")).status).toBe(400);
+  });
+
+  test("GET /v1/interfaces", async () => {
+    expect(await client.interfaces()).toEqual(IFACES);
+  });
+
+  test("formatFib and formatInterfaces", () => {
+    expect(formatFib(FIB)).toBe(
+      "1 installed, 1 failed\n\n" +
+        "Prefix           State      Next hops             Reason\n" +
+        "198.51.100.0/24  installed  192.0.2.2, 192.0.2.3\n" +
+        "203.0.113.0/24   failed     203.0.113.77          ENETUNREACH: Nexthop has invalid gateway\n",
+    );
+    expect(formatFib([])).toBe("no routes\n");
+    expect(formatInterfaces(IFACES)).toBe(
+      "Index  Name  State  Addresses\n" + "    1  lo    up     127.0.0.1/8\n" + "    2  eth0  up     192.0.2.1/24 2001:db8::1/64\n",
+    );
+  });
 });
