@@ -295,13 +295,17 @@ export function describeCapability(c: Capability): string {
 /**
  * The optional capabilities bgpctl announces on every session besides
  * multiprotocol, route refresh and 4-octet AS (which the session adds):
- * extended messages (RFC 8654) and graceful restart as a receiving speaker
- * (RFC 4724 §3: restart time, no forwarding state kept, F bits clear); GoBGP,
- * for one, sends End-of-RIB only to speakers announcing the latter.
+ * extended messages (RFC 8654), extended next hop for IPv4 unicast (RFC 8950:
+ * IPv4 routes with IPv6 next hops, installed with RTA_VIA), and graceful
+ * restart as a receiving speaker (RFC 4724 §3: restart time, no forwarding
+ * state kept, F bits clear); GoBGP, for one, sends End-of-RIB only to speakers
+ * announcing the latter.
  */
 export function speakerCapabilities(families: { afi: number; safi: number }[], restartTime = 120): Capability[] {
+  const v4 = families.filter((f) => f.afi === 1);
   return [
     { type: "extended-message" },
+    ...(v4.length ? [{ type: "extended-next-hop" as const, entries: v4.map((f) => ({ afi: f.afi, safi: f.safi, nextHopAfi: 2 })) }] : []),
     {
       type: "graceful-restart",
       restarting: false,
