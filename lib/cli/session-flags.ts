@@ -33,7 +33,11 @@ export function addSessionFlags(cmd: Command): Command {
     .option("--advertise <prefix>", "announce this prefix (repeatable)", collect)
     .option("--next-hop <addr>", "next hop for announced prefixes (one per family; default: the local address)", collect)
     .option("--community <a:b>", "community on announced prefixes (repeatable)", collect)
-    .option("--large-community <a:b:c>", "large community on announced prefixes (repeatable)", collect);
+    .option("--large-community <a:b:c>", "large community on announced prefixes (repeatable)", collect)
+    .option("--kernel", "install the peer's routes in the kernel (rtnetlink; needs CAP_NET_ADMIN)")
+    .option("--kernel-table <id>", "routing table for --kernel (default 254, main)", "254")
+    .option("--kernel-protocol <n>", "route protocol number for --kernel (default 186, bgp)", "186")
+    .option("--kernel-metric <n>", "route metric for --kernel (default 20)", "20");
 }
 
 export interface RawSessionFlags {
@@ -50,6 +54,10 @@ export interface RawSessionFlags {
   nextHop?: string[];
   community?: string[];
   largeCommunity?: string[];
+  kernel?: boolean;
+  kernelTable: string;
+  kernelProtocol: string;
+  kernelMetric: string;
 }
 
 export function sessionOptions(peer: string, f: RawSessionFlags): StandaloneOptions {
@@ -80,6 +88,13 @@ export function sessionOptions(peer: string, f: RawSessionFlags): StandaloneOpti
     communities: (f.community ?? []).map((c) => parseCommunityArg("--community", c)),
     largeCommunities: (f.largeCommunity ?? []).map((c) => parseLargeCommunityArg("--large-community", c)),
   };
+  if (f.kernel) {
+    opts.kernel = {
+      table: parseIntIn("--kernel-table", f.kernelTable, 1, 4294967295),
+      protocol: parseIntIn("--kernel-protocol", f.kernelProtocol, 1, 255),
+      metric: parseIntIn("--kernel-metric", f.kernelMetric, 0, 4294967295),
+    };
+  }
   if (f.localAddress !== undefined) opts.localAddress = parseIpAddress("--local-address", f.localAddress);
   if (f.routerId !== undefined) opts.routerId = parseRouterId("--router-id", f.routerId);
   return opts;

@@ -73,3 +73,8 @@ export function nextHopText(nh: Uint8Array): string {
   if (nh.length >= 16) return formatAddr(2, nh.subarray(0, 16));
   return "";
 }
+
+/** A freshly learned route (reachable, IGP cost 0, not stale), learned now. */
+export function makeRoute(prefix: Prefix, pathId: number, source: RouteSource, attrs: PathAttributes, nextHop: Uint8Array): Route {
+  return { prefix, key: prefixKey(prefix), pathId, source, attrs, nextHop, learnedAt: performance.now(), igpCost: 0, reachable: true, stale: false };
+}

@@ -8,17 +8,17 @@ import { type PathAttributes } from "../bgp/attributes.ts";
 import { describeCapability, speakerCapabilities } from "../bgp/open.ts";
 import { type Negotiated, describeFamilies } from "../bgp/negotiate.ts";
 import { describeNotification, type NotificationMessage } from "../bgp/notification.ts";
-import { addrLen, parseAddr } from "../bgp/prefix.ts";
+import { parseAddr } from "../bgp/prefix.ts";
 import { siblingAddress } from "../bgp/local-address.ts";
 import { Session, routerIdFromAddress } from "../bgp/session.ts";
 import { AFI, CEASE_SUB, type Family, type Prefix, SAFI, familyName } from "../bgp/types.ts";
-import { type NlriBlock, type UpdateMessage, announcedBlocks, withdrawnBlocks } from "../bgp/update.ts";
+import { type UpdateMessage, announcedBlocks, blockPrefixes, withdrawnBlocks } from "../bgp/update.ts";
 import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
 import type { NeighborInfo, SessionState } from "../api/types.ts";
 import { AdjRibIn } from "../rib/adj-rib-in.ts";
 import { AdjRibOut } from "../rib/adj-rib-out.ts";
 import { type CompiledPolicies, type PolicyContext, applyPolicy } from "../rib/policy.ts";
-import { type Route, type RouteSource, prefixKey } from "../rib/types.ts";
+import { type Route, type RouteSource, makeRoute, prefixKey } from "../rib/types.ts";
 import type { Log } from "./log.ts";
 
 export function familiesOf(names: FamilyName[]): Family[] {
@@ -172,12 +172,12 @@ export class Neighbor {
   /** Import one received UPDATE into Adj-RIB-In and (after policy) the Loc-RIB. */
   private onUpdate(u: UpdateMessage): void {
     for (const i of u.issues) this.host.log.warn(`${this.name}: malformed UPDATE, ${i.action}: ${i.reason}`);
-    for (const b of withdrawnBlocks(u)) this.eachPrefix(b, (p, pathId) => this.withdrawn(p, pathId));
+    for (const b of withdrawnBlocks(u)) for (const p of blockPrefixes(b)) this.withdrawn(p, p.pathId ?? 0);
     const attrs = u.attrs;
     if (attrs) {
       for (const b of announcedBlocks(u)) {
         const nh = b === u.nlri ? attrs.nextHop! : u.mpReach!.nextHop;
-        this.eachPrefix(b, (p, pathId) => this.announced(p, pathId, attrs, nh));
+        for (const p of blockPrefixes(b)) this.announced(p, p.pathId ?? 0, attrs, nh);
       }
     }
     this.checkMaxPrefix();
@@ -189,26 +189,6 @@ export class Neighbor {
     }
   }
 
-  private eachPrefix(b: NlriBlock, fn: (p: Prefix, pathId: number) => void): void {
-    const alen = addrLen(b.afi);
-    let off = b.start;
-    const buf = b.buf;
-    while (off < b.end) {
-      let pathId = 0;
-      if (b.addPath) {
-        pathId = ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
-        off += 4;
-      }
-      const len = buf[off]!;
-      const n = (len + 7) >> 3;
-      const addr = new Uint8Array(alen);
-      for (let i = 0; i < n; i++) addr[i] = buf[off + 1 + i]!;
-      if (len & 7) addr[n - 1]! &= (0xff << (8 - (len & 7))) & 0xff;
-      off += 1 + n;
-      fn({ afi: b.afi, len, addr }, pathId);
-    }
-  }
-
   private withdrawn(p: Prefix, pathId: number): void {
     const key = prefixKey(p);
     const had = this.adjIn.withdraw(key, pathId);
@@ -217,19 +197,8 @@ export class Neighbor {
   }
 
   private announced(p: Prefix, pathId: number, attrs: PathAttributes, nextHop: Uint8Array): void {
-    const key = prefixKey(p);
-    const route: Route = {
-      prefix: p,
-      key,
-      pathId,
-      source: this.source,
-      attrs,
-      nextHop,
-      learnedAt: performance.now(),
-      igpCost: 0,
-      reachable: true,
-      stale: false,
-    };
+    const route = makeRoute(p, pathId, this.source, attrs, nextHop);
+    const key = route.key;
     this.adjIn.update(route);
     this.host.routeEvent(this, "announce", p, route);
     this.importDecision(key, pathId, p, route);

@@ -24,7 +24,7 @@ export async function collectRib(opts: StandaloneOptions, timeoutMs: number, onE
   let lastError: string | null = null;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
-  const speaker = new StandaloneSpeaker({ ...opts, advertise: [] }, (e) => {
+  const speaker = new StandaloneSpeaker({ ...opts, advertise: [], kernel: undefined }, (e) => {
     onEvent?.(e);
     switch (e.event) {
       case "established":

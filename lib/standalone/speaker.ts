@@ -11,6 +11,8 @@ import { type NotificationMessage, describeNotification } from "../bgp/notificat
 import { parseAddr, prefixToString } from "../bgp/prefix.ts";
 import { type RouteView, updateRoutes } from "../bgp/route.ts";
 import { Listener } from "../bgp/listener.ts";
+import type { RouteSource } from "../rib/types.ts";
+import { type KernelFlags, StandaloneKernel } from "./kernel.ts";
 import { siblingAddress } from "../bgp/local-address.ts";
 import { Session } from "../bgp/session.ts";
 import { AFI, BGP_MAX_EXT_MSG, BGP_MAX_MSG, CEASE_SUB, type Family, ORIGIN, type Prefix, SEG, familyName } from "../bgp/types.ts";
@@ -32,6 +34,8 @@ export interface StandaloneOptions {
   nextHops: string[];
   communities: number[];
   largeCommunities: [number, number, number][];
+  /** Install the peer's routes in the kernel (`--kernel`). */
+  kernel?: KernelFlags;
 }
 
 export type PeerEvent =
@@ -48,6 +52,9 @@ export type PeerEvent =
 export class StandaloneSpeaker {
   readonly session: Session;
   private listener: Listener | null = null;
+  private kernel: StandaloneKernel | null = null;
+  /** Families whose End-of-RIB arrived on the current session (for the kernel's start-up hold). */
+  private eor = new Set<string>();
   private stopped = false;
   constructor(
     readonly opts: StandaloneOptions,
@@ -78,6 +85,30 @@ export class StandaloneSpeaker {
 
   /** Start the session; with `passive`, listen first (rejects when the port cannot be bound). */
   async start(): Promise<void> {
+    if (this.opts.kernel) {
+      const addr = parseAddr(this.opts.peerAddress);
+      const source: RouteSource = {
+        id: this.opts.peerAddress,
+        address: this.opts.peerAddress,
+        addressBytes: addr ? addr.addr : new Uint8Array(0),
+        asn: this.opts.remoteAs,
+        routerId: 0,
+        ibgp: this.opts.remoteAs === this.opts.localAs,
+        rrClient: false,
+        local: false,
+      };
+      try {
+        this.kernel = await StandaloneKernel.open(this.opts.kernel, source, (level, msg) => this.emit({ event: "log", level, msg }));
+      } catch (e) {
+        throw new Error(`--kernel: ${(e as Error).message}`);
+      }
+      this.session.on("state", (e) => {
+        if (e.from === "Established") {
+          this.eor.clear();
+          this.kernel?.sessionDown();
+        }
+      });
+    }
     if (this.opts.passive) {
       const l = new Listener([this.session]);
       l.on("log", (e: { level: string; msg: string }) => this.emit({ event: "log", level: e.level, msg: e.msg }));
@@ -95,6 +126,8 @@ export class StandaloneSpeaker {
   async stop(message?: string): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // Kernel first, so closing the session does not remove routes twice.
+    await this.kernel?.stop();
     await this.session.stop({ subcode: CEASE_SUB.ADMIN_SHUTDOWN, message });
     await this.listener?.close();
   }
@@ -123,7 +156,13 @@ export class StandaloneSpeaker {
     const { announced, withdrawn } = updateRoutes(u);
     for (const w of withdrawn) this.emit({ event: "withdraw", ...w, peer });
     for (const r of announced) this.emit({ event: "announce", ...r, peer });
-    if (u.endOfRib) this.emit({ event: "eor", family: familyName(u.endOfRib.afi, u.endOfRib.safi) });
+    this.kernel?.update(u);
+    if (u.endOfRib) {
+      this.emit({ event: "eor", family: familyName(u.endOfRib.afi, u.endOfRib.safi) });
+      const n = this.session.negotiated;
+      this.eor.add(`${u.endOfRib.afi}/${u.endOfRib.safi}`);
+      if (n && n.families.every((f) => this.eor.has(`${f.afi}/${f.safi}`))) this.kernel?.synced();
+    }
   }
 
   private onRouteRefresh(r: { afi: number; safi: number; subtype: number }): void {
