@@ -338,6 +338,11 @@ export class LocRib {
     return this.mapOf(key).get(key)?.best ?? null;
   }
 
+  /** How many prefixes a source has a route for (its accepted count), without a scan. */
+  sourceCount(sourceId: string): number {
+    return this.bySource.get(sourceId)?.size ?? 0;
+  }
+
   /** The candidate routes of a source (for `show`): scans that source's prefixes. */
   *routesOf(sourceId: string): IterableIterator<Route> {
     const keys = this.bySource.get(sourceId);

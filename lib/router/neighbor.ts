@@ -10,7 +10,7 @@ import { type Negotiated, describeFamilies } from "../bgp/negotiate.ts";
 import { describeNotification, type NotificationMessage } from "../bgp/notification.ts";
 import { parseAddr } from "../bgp/prefix.ts";
 import { siblingAddress } from "../bgp/local-address.ts";
-import { Session, routerIdFromAddress } from "../bgp/session.ts";
+import { Session } from "../bgp/session.ts";
 import { AFI, CEASE_SUB, type Family, type Prefix, SAFI, familyName } from "../bgp/types.ts";
 import { type UpdateMessage, announcedBlocks, blockPrefixes, withdrawnBlocks } from "../bgp/update.ts";
 import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
@@ -39,6 +39,8 @@ export interface NeighborHost {
   importRoute(source: RouteSource, key: Route["key"], pathId: number, route: Route | null): void;
   /** The neighbour's session went down: drop all its routes. */
   sourceDown(sourceId: string): void;
+  /** Prefixes of this source in the Loc-RIB, i.e. accepted by import policy. */
+  acceptedCount(sourceId: string): number;
   /** Every current best route, to fill a new Adj-RIB-Out. */
   bestRoutes(): Iterable<Route>;
   stateChanged(n: Neighbor, from: SessionState, to: SessionState, reason: string): void;
@@ -57,8 +59,6 @@ export class Neighbor {
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private restartTimer: ReturnType<typeof setTimeout> | null = null;
   adminDown: boolean;
-  /** Accepted (after import policy) prefixes per family. */
-  private accepted = new Map<number, number>();
   private maxPrefixTripped = false;
   /** Families whose End-of-RIB arrived on the current session. */
   private eor = new Set<string>();
@@ -140,7 +140,6 @@ export class Neighbor {
     if (from === "Established" && to !== "Established") {
       this.adjOut = null;
       this.adjIn.clear();
-      this.accepted.clear();
       this.host.sourceDown(this.source.id);
     }
     this.host.stateChanged(this, from, to, reason);
@@ -193,7 +192,7 @@ export class Neighbor {
     const key = prefixKey(p);
     const had = this.adjIn.withdraw(key, pathId);
     if (had) this.host.routeEvent(this, "withdraw", p, null);
-    this.importDecision(key, pathId, p, null);
+    this.importDecision(key, pathId, null);
   }
 
   private announced(p: Prefix, pathId: number, attrs: PathAttributes, nextHop: Uint8Array): void {
@@ -201,28 +200,18 @@ export class Neighbor {
     const key = route.key;
     this.adjIn.update(route);
     this.host.routeEvent(this, "announce", p, route);
-    this.importDecision(key, pathId, p, route);
+    this.importDecision(key, pathId, route);
   }
 
   /** Loop detection and import policy for one received route (or its withdrawal). */
-  importDecision(key: Route["key"], pathId: number, p: Prefix, route: Route | null): void {
+  importDecision(key: Route["key"], pathId: number, route: Route | null): void {
     let accepted: Route | null = null;
     if (route && !this.loops(route)) {
       const r = applyPolicy(this.config.import, this.source.ibgp ? "ibgp" : "ebgp", route, this.policyCtx("import"), this.host.policies);
       if (r.accept) accepted = r.attrs === route.attrs && r.nextHop === route.nextHop ? route : { ...route, attrs: r.attrs, nextHop: r.nextHop };
     }
-    const fam = p.afi;
-    const before = this.acceptedKeys.has(keyId(key, pathId));
-    if (accepted && !before) {
-      this.acceptedKeys.add(keyId(key, pathId));
-      this.accepted.set(fam, (this.accepted.get(fam) ?? 0) + 1);
-    } else if (!accepted && before) {
-      this.acceptedKeys.delete(keyId(key, pathId));
-      this.accepted.set(fam, (this.accepted.get(fam) ?? 1) - 1);
-    }
     this.host.importRoute(this.source, key, pathId, accepted);
   }
-  private acceptedKeys = new Set<string | number>();
 
   /** Our own AS in the path more often than allowOwnAs: a loop (RFC 4271 §9.1.2). */
   private loops(r: Route): boolean {
@@ -252,7 +241,7 @@ export class Neighbor {
 
   /** Re-run import policy over the stored Adj-RIB-In (soft reconfiguration inbound). */
   reimport(): void {
-    for (const r of [...this.adjIn.routes()]) this.importDecision(r.key, r.pathId, r.prefix, r);
+    for (const r of [...this.adjIn.routes()]) this.importDecision(r.key, r.pathId, r);
   }
 
   private checkMaxPrefix(): void {
@@ -305,7 +294,7 @@ export class Neighbor {
   reexport(): void {
     if (!this.adjOut) return;
     for (const r of this.host.bestRoutes()) this.adjOut.exportRoute(r, r.key, r.prefix);
-    this.adjOut.resync?.();
+    this.adjOut.resync();
     this.sendQueued();
   }
 
@@ -320,8 +309,6 @@ export class Neighbor {
   info(): NeighborInfo {
     const n = this.session.negotiated;
     const c = this.session.counters;
-    let accepted = 0;
-    for (const v of this.accepted.values()) accepted += v;
     return {
       address: this.config.address,
       remoteAs: this.config.remoteAs,
@@ -330,7 +317,7 @@ export class Neighbor {
       state: this.session.state as SessionState,
       uptimeSeconds: Math.floor((Date.now() - this.since) / 1000),
       received: this.adjIn.count,
-      accepted,
+      accepted: this.host.acceptedCount(this.source.id),
       advertised: this.adjOut?.advertisedCount() ?? 0,
       capabilities: n ? [...n.families.map((f) => familyName(f.afi, f.safi)), ...n.peerCapabilities.filter((x) => x.type !== "multiprotocol").map(describeCapability)] : [],
       lastError: c.lastError,
@@ -346,8 +333,4 @@ export class Neighbor {
   }
 }
 
-function keyId(key: Route["key"], pathId: number): string | number {
-  return pathId === 0 ? key : `${key}#${pathId}`;
-}
 
-export { routerIdFromAddress };

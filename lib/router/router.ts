@@ -152,6 +152,9 @@ export class Router implements RouterApi, NeighborHost {
     if (route) this.locRib.upsert(route);
     else this.locRib.remove(source.id, key, pathId);
   }
+  acceptedCount(sourceId: string): number {
+    return this.locRib.sourceCount(sourceId);
+  }
   sourceDown(sourceId: string): void {
     this.locRib.removeSource(sourceId);
   }
@@ -482,7 +485,6 @@ export class Router implements RouterApi, NeighborHost {
     } catch (e) {
       throw new ApiError(400, (e as Error).message);
     }
-    const old = this.config;
     this.config = next;
     this.policies = policies;
     if (d.globalChanged.includes("listen")) {
@@ -539,7 +541,6 @@ export class Router implements RouterApi, NeighborHost {
       this.addLocal(a, "config");
       changes.push(`advertised ${a.prefix}`);
     }
-    void old;
     this.log.info(`configuration reloaded: ${changes.length ? changes.join("; ") : "no changes"}`);
     return changes;
   }

@@ -57,7 +57,7 @@ async function until<T>(what: string, fn: () => T | null | undefined | false, ms
   throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
 }
 
-type Nb = { address: string; state: string; lastError: string | null; uptimeSeconds: number; adminDown: boolean };
+type Nb = { address: string; state: string; lastError: string | null; uptimeSeconds: number; adminDown: boolean; received: number; accepted: number };
 const stateOf = (sock: string, addr: string) => json<Nb[]>(["show", "neighbors", "-s", sock]).find((n) => n.address === addr);
 
 beforeAll(async () => {
@@ -96,6 +96,8 @@ test("peer down with a message: the other daemon records the shutdown communicat
     return rs.length ? rs : null;
   });
   expect(rib[0]).toMatchObject({ prefix: "203.0.113.0/24", asPath: [65002], best: true });
+  // Counters start again from the new session's table (no leftovers from the first one).
+  expect(stateOf(sockA, "127.0.0.2")).toMatchObject({ received: 1, accepted: 1 });
 }, 40_000);
 
 test("reset --soft out keeps the session; a hard reset re-establishes it", async () => {
