@@ -10,7 +10,7 @@
  */
 import type { Command } from "commander";
 import { UsageError } from "../lib/cli/args.ts";
-import { addSessionFlags, type RawSessionFlags, sessionOptions } from "../lib/cli/session-flags.ts";
+import { addPasswordFlags, addSessionFlags, type RawSessionFlags, sessionOptions } from "../lib/cli/session-flags.ts";
 import { formatEvent } from "../lib/standalone/format.ts";
 import { type PeerEvent, StandaloneSpeaker, type StandaloneOptions } from "../lib/standalone/speaker.ts";
 import { writeLine } from "../lib/cli/output.ts";
@@ -40,7 +40,7 @@ export async function runForegroundSession(opts: StandaloneOptions, out: { json:
 const ACTIONS = ["up", "down", "reset"];
 
 export function registerPeer(program: Command): void {
-  const cmd = addSessionFlags(
+  const cmd = addPasswordFlags(addSessionFlags(
     program
       .command("peer")
       .argument("<addr>", "the peer's address (or add/delete followed by the address)")
@@ -50,7 +50,7 @@ export function registerPeer(program: Command): void {
         "run one BGP session in the foreground; or manage the daemon's neighbours: " +
           "peer add ADDR --remote-as N, peer delete ADDR, peer ADDR up|down [--message TEXT]|reset [--soft in|out]",
       ),
-  )
+  ))
     .option("--shutdown-message <text>", "shutdown communication sent on exit (RFC 9003)", "bgpctl peer stopped")
     .option("-j, --json", "one JSON object per line")
     .option("-v, --verbose", "also print debug messages")
@@ -74,7 +74,10 @@ export function registerPeer(program: Command): void {
         addr = second;
       } else throw new UsageError(`peer: unknown action "${second}" (expected ADDR up|down|reset, add ADDR or delete ADDR)`);
     }
-    if (action) return peerCtl(action, addr, flags, c);
+    if (action) {
+      rejectFlags(c, ["password", "passwordFile"], "applies to a foreground session (bgpctl peer ADDR ...); the daemon takes a neighbour's password from its config");
+      return peerCtl(action, addr, flags, c);
+    }
     rejectFlags(c, PEER_DAEMON_KEYS, "applies to the daemon forms (peer add/delete, peer ADDR up|down|reset), not to a foreground session");
     const opts = sessionOptions(first, flags);
     await runForegroundSession(opts, { json: !!flags.json, verbose: !!flags.verbose, shutdownMessage: flags.shutdownMessage });

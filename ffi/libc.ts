@@ -1,12 +1,14 @@
 /**
- * The few libc calls bgpctl needs for netlink sockets, through bun:ffi:
- * socket, bind, getsockname, setsockopt, getsockopt, send, recv, close,
- * getpid, and errno (read through `__errno_location` right after a failing
- * call), plus errno numbers and their names for the errors the kernel code
- * reports.
+ * The few libc calls bgpctl needs for netlink sockets and for TCP sockets
+ * the runtime cannot set up itself (TCP-MD5 keys must be on the socket before
+ * connect/listen; see tcp-md5.ts), through bun:ffi: socket, bind, connect,
+ * listen, getsockname, setsockopt, getsockopt, send, recv, poll, fcntl
+ * (F_DUPFD_CLOEXEC), close, if_nametoindex, getpid, and errno (read through
+ * `__errno_location` right after a failing call), plus errno numbers and
+ * their names for the errors the kernel code reports.
  *
- * Nothing here blocks: sockets are opened with SOCK_NONBLOCK and `recv` is
- * only called with MSG_DONTWAIT. libc is opened lazily, on the first call, so
+ * Nothing here blocks: sockets are opened with SOCK_NONBLOCK, `recv` is
+ * only called with MSG_DONTWAIT and `poll` with a zero timeout. libc is opened lazily, on the first call, so
  * importing this module (e.g. for the errno names) costs nothing.
  */
 import { dlopen, FFIType, read } from "bun:ffi";
@@ -20,11 +22,14 @@ export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const AF_NETLINK = 16;
 
+export const SOCK_STREAM = 1;
 export const SOCK_RAW = 3;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 
 export const SOL_SOCKET = 1;
+export const SO_REUSEADDR = 2;
+export const SO_ERROR = 4;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
 export const SO_SNDBUFFORCE = 32;
@@ -32,6 +37,14 @@ export const SO_RCVBUFFORCE = 33;
 
 export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
+
+export const IPPROTO_TCP = 6;
+
+export const POLLIN = 0x001;
+export const POLLOUT = 0x004;
+export const POLLERR = 0x008;
+export const POLLHUP = 0x010;
+export const POLLNVAL = 0x020;
 
 /** errno numbers (asm-generic). */
 export const Errno = {
@@ -89,6 +102,11 @@ for (const [name, n] of Object.entries(Errno)) {
 
 const ERRNO_TEXT: Record<string, string> = {
   EPERM: "Operation not permitted",
+  EADDRINUSE: "Address already in use",
+  ECONNREFUSED: "Connection refused",
+  ETIMEDOUT: "Connection timed out",
+  EINPROGRESS: "Operation now in progress",
+  ENOTSOCK: "Socket operation on non-socket",
   ENOENT: "No such file or directory",
   ESRCH: "No such process",
   EAGAIN: "Resource temporarily unavailable",
@@ -148,6 +166,12 @@ function openLibc() {
   return dlopen("libc.so.6", {
     socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+    connect: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+    listen: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
+    // fcntl is variadic; (int, int, int) is passed the same way on x86_64 and aarch64 Linux.
+    fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    if_nametoindex: { args: [FFIType.ptr], returns: FFIType.u32 },
     getsockname: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
     setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
     getsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
@@ -232,6 +256,55 @@ export function send(fd: number, buf: Uint8Array, flags: number): number {
 export function recv(fd: number, buf: Uint8Array, flags: number): number {
   const n = Number(libc().recv(fd, buf, buf.byteLength, flags));
   return n < 0 ? -errno() : n;
+}
+
+/**
+ * connect(2) without throwing: 0 when connected at once, else the errno
+ * (EINPROGRESS for a non-blocking socket whose handshake is under way).
+ */
+export function tryConnect(fd: number, addr: Uint8Array): number {
+  const rc = libc().connect(fd, addr, addr.byteLength);
+  return rc < 0 ? errno() : 0;
+}
+
+export function listen(fd: number, backlog: number): void {
+  check("listen", libc().listen(fd, backlog));
+}
+
+/** setsockopt(2) with a buffer value. */
+export function setsockoptBytes(fd: number, level: number, name: number, value: Uint8Array): void {
+  check("setsockopt", libc().setsockopt(fd, level, name, value, value.byteLength));
+}
+
+/** setsockopt with a buffer, without throwing: 0 on success, else the errno. */
+export function trySetsockoptBytes(fd: number, level: number, name: number, value: Uint8Array): number {
+  const rc = libc().setsockopt(fd, level, name, value, value.byteLength);
+  return rc < 0 ? errno() : 0;
+}
+
+/**
+ * poll(2) of one fd with a zero timeout (never blocks): the revents bits
+ * (POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL), 0 when nothing is ready.
+ */
+export function pollNow(fd: number, events: number): number {
+  // struct pollfd { int fd; short events; short revents; } (little endian on x86_64 and aarch64)
+  const pfd = new Uint8Array(8);
+  const view = new DataView(pfd.buffer);
+  view.setInt32(0, fd, true);
+  view.setInt16(4, events, true);
+  const n = check("poll", libc().poll(pfd, 1, 0));
+  return n === 0 ? 0 : view.getUint16(6, true);
+}
+
+/** A close-on-exec duplicate of `fd` (fcntl F_DUPFD_CLOEXEC). */
+export function dupCloexec(fd: number): number {
+  const F_DUPFD_CLOEXEC = 1030;
+  return check("fcntl", libc().fcntl(fd, F_DUPFD_CLOEXEC, 0));
+}
+
+/** The index of the interface named `name`, or 0 when there is none. */
+export function ifNameToIndex(name: string): number {
+  return libc().if_nametoindex(Buffer.from(`${name}\0`)) >>> 0;
 }
 
 export function close(fd: number): void {

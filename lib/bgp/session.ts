@@ -10,8 +10,16 @@
  * Connections from the peer are handed over by a `Listener` through
  * `acceptIncoming(socket)`; the FSM resolves collisions between those and the
  * connection we initiate.
+ *
+ * With `password` set (TCP-MD5, RFC 2385), outgoing connections are made
+ * through ffi/tcp-md5.ts (the key must be on the socket before connect) and
+ * still end up as node:net Sockets; a Listener keys its listening sockets for
+ * the sessions it holds. A peer with a different or no key never answers
+ * (the kernel drops the segments), so such a connect attempt just times out
+ * at ConnectRetry, and lastError says so.
  */
 import * as net from "node:net";
+import { connectTcpMd5, md5PasswordProblem } from "../../ffi/tcp-md5.ts";
 import type { Clock } from "./clock.ts";
 import { realClock } from "./clock.ts";
 import { BgpError, carriesShutdownMessage } from "./errors.ts";
@@ -140,6 +148,12 @@ export interface SessionConfig {
   connectRetry?: number;
   /** Never initiate connections; wait for the peer. */
   passive?: boolean;
+  /**
+   * TCP-MD5 (RFC 2385) password: signs our connections to the peer, and the
+   * Listener this session is added to requires it on the peer's connections.
+   * 1..80 bytes of UTF-8. Absent: plain TCP.
+   */
+  password?: string;
   /** DelayOpen time in seconds (off when absent or 0). */
   delayOpen?: number;
   families: Family[];
@@ -221,6 +235,9 @@ const COUNT_KEY: Record<number, keyof MessageCounts> = {
   [MsgType.ROUTE_REFRESH]: "routeRefresh",
 };
 
+/** The FSM's reason for closing an outgoing connection that ConnectRetry caught still connecting. */
+const CONNECT_TIMED_OUT = "connect attempt timed out";
+
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -243,6 +260,10 @@ export class Session extends TypedEmitter<SessionEvents> {
     this.routerId = config.routerId ?? null;
     const hold = config.holdTime ?? 90;
     if (hold !== 0 && (hold < 3 || hold > 65535)) throw new RangeError(`hold time ${hold}: must be 0 or 3..65535`);
+    if (config.password !== undefined) {
+      const p = md5PasswordProblem(config.password);
+      if (p) throw new RangeError(`${config.peerAddress}: ${p}`);
+    }
     this.fsm = new Fsm(this.host(), {
       localOpen: this.buildOpen(),
       expectedPeerAs: config.remoteAs,
@@ -438,6 +459,11 @@ export class Session extends TypedEmitter<SessionEvents> {
         const t = this.tcps.get(conn);
         if (!t) return;
         this.tcps.delete(conn);
+        if (t.dir === "outgoing" && !t.connected && !t.closed && this.config.password !== undefined && reason === CONNECT_TIMED_OUT) {
+          // A peer without our key (or with another one) drops our SYNs without a word.
+          this.lastError = `connect to ${this.config.peerAddress}: no answer (TCP-MD5: does the peer have the same password?)`;
+          this.log("warn", `${reason}: no answer to a TCP-MD5 signed connect; does the peer have the same password?`);
+        }
         this.log("debug", `closing ${t.dir} connection: ${reason}`);
         this.closeTcp(t);
       },
@@ -476,12 +502,27 @@ export class Session extends TypedEmitter<SessionEvents> {
 
   private connect(conn: ConnId): void {
     const c = this.config;
+    const port = c.peerPort ?? 179;
     let socket: net.Socket;
+    let tcp: Tcp | null = null;
     try {
-      const family = net.isIPv6(c.peerAddress.split("%")[0]!) ? 6 : 4;
-      const opts: net.TcpNetConnectOpts = { host: c.peerAddress, port: c.peerPort ?? 179, family };
-      if (c.localAddress) opts.localAddress = c.localAddress;
-      socket = net.connect(opts);
+      if (c.password !== undefined) {
+        // The handshake ends later: connectTcpMd5 calls back (never synchronously, so `tcp` is set by then).
+        socket = connectTcpMd5({
+          host: c.peerAddress,
+          port,
+          localAddress: c.localAddress,
+          password: c.password,
+          onConnected: () => {
+            if (tcp) this.outgoingConnected(tcp);
+          },
+        });
+      } else {
+        const family = net.isIPv6(c.peerAddress.split("%")[0]!) ? 6 : 4;
+        const opts: net.TcpNetConnectOpts = { host: c.peerAddress, port, family };
+        if (c.localAddress) opts.localAddress = c.localAddress;
+        socket = net.connect(opts);
+      }
     } catch (e) {
       this.log("warn", `connect to ${c.peerAddress} failed: ${errText(e)}`);
       this.lastError = `connect: ${errText(e)}`;
@@ -489,18 +530,24 @@ export class Session extends TypedEmitter<SessionEvents> {
       return;
     }
     const t = this.track(conn, "outgoing", socket, false);
-    socket.once("connect", () => {
-      if (t.closing) return;
-      t.connected = true;
-      try {
-        socket.setNoDelay(true);
-      } catch {
-        /* not fatal */
-      }
-      this.deriveRouterId(socket);
-      this.log("debug", `connected ${normalizeAddress(socket.localAddress ?? "?")}:${socket.localPort} -> ${c.peerAddress}:${c.peerPort ?? 179}`);
-      this.fsm.tcpConnected(conn);
-    });
+    tcp = t;
+    if (c.password === undefined) socket.once("connect", () => this.outgoingConnected(t));
+  }
+
+  private outgoingConnected(t: Tcp): void {
+    if (t.closing || t.closed) return;
+    const c = this.config;
+    const socket = t.socket;
+    t.connected = true;
+    try {
+      socket.setNoDelay(true);
+    } catch {
+      /* not fatal */
+    }
+    this.deriveRouterId(socket);
+    const md5 = c.password !== undefined ? " (TCP-MD5)" : "";
+    this.log("debug", `connected ${normalizeAddress(socket.localAddress ?? "?")}:${socket.localPort} -> ${c.peerAddress}:${c.peerPort ?? 179}${md5}`);
+    this.fsm.tcpConnected(t.id);
   }
 
   private track(id: ConnId, dir: Direction, socket: net.Socket, connected: boolean): Tcp {

@@ -1,8 +1,11 @@
 /**
  * The session flags shared by `bgpctl peer` and the one-shot
  * `bgpctl show rib --peer`, and their translation to StandaloneOptions.
+ * The TCP-MD5 flags (`addPasswordFlags`) are only on `bgpctl peer`.
  */
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { md5PasswordProblem } from "../../ffi/tcp-md5.ts";
 import { checkNextHops, type StandaloneOptions } from "../standalone/speaker.ts";
 import { AFI, SAFI } from "../bgp/types.ts";
 import {
@@ -40,6 +43,37 @@ export function addSessionFlags(cmd: Command): Command {
     .option("--kernel-metric <n>", "route metric for --kernel (default 20)", "20");
 }
 
+/** --password / --password-file (TCP-MD5, RFC 2385), for commands that run a session of their own. */
+export function addPasswordFlags(cmd: Command): Command {
+  return cmd
+    .option("--password <text>", "TCP-MD5 signature password (RFC 2385), 1..80 bytes; visible in ps, prefer --password-file")
+    .option("--password-file <path>", "read the TCP-MD5 password from this file (one trailing newline is dropped)");
+}
+
+/** The TCP-MD5 password from --password or --password-file; undefined when neither is given. UsageError when unusable. */
+export function passwordOption(f: { password?: string; passwordFile?: string }): string | undefined {
+  if (f.password !== undefined && f.passwordFile !== undefined) throw new UsageError("--password and --password-file: give one of them");
+  let pw: string;
+  let flag: string;
+  if (f.password !== undefined) {
+    pw = f.password;
+    flag = "--password";
+  } else if (f.passwordFile !== undefined) {
+    flag = "--password-file";
+    try {
+      pw = readFileSync(f.passwordFile, "utf8");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : (e as Error).message;
+      throw new UsageError(`--password-file: ${f.passwordFile}: ${why}`);
+    }
+    pw = pw.replace(/\r?\n$/, "");
+  } else return undefined;
+  const problem = md5PasswordProblem(pw);
+  if (problem) throw new UsageError(`${flag}: ${problem}`);
+  return pw;
+}
+
 export interface RawSessionFlags {
   remoteAs?: string;
   localAs?: string;
@@ -58,6 +92,9 @@ export interface RawSessionFlags {
   kernelTable: string;
   kernelProtocol: string;
   kernelMetric: string;
+  /** Only on commands with addPasswordFlags. */
+  password?: string;
+  passwordFile?: string;
 }
 
 export function sessionOptions(peer: string, f: RawSessionFlags): StandaloneOptions {
@@ -96,6 +133,8 @@ export function sessionOptions(peer: string, f: RawSessionFlags): StandaloneOpti
     };
   }
   if (f.localAddress !== undefined) opts.localAddress = parseIpAddress("--local-address", f.localAddress);
+  const password = passwordOption(f);
+  if (password !== undefined) opts.password = password;
   if (f.routerId !== undefined) opts.routerId = parseRouterId("--router-id", f.routerId);
   return opts;
 }

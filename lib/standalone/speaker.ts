@@ -36,6 +36,8 @@ export interface StandaloneOptions {
   largeCommunities: [number, number, number][];
   /** Install the peer's routes in the kernel (`--kernel`). */
   kernel?: KernelFlags;
+  /** TCP-MD5 password (`--password`, `--password-file`). */
+  password?: string;
 }
 
 export type PeerEvent =
@@ -70,6 +72,7 @@ export class StandaloneSpeaker {
       holdTime: opts.holdTime,
       connectRetry: opts.connectRetry ?? 5,
       passive: opts.passive,
+      password: opts.password,
       families: opts.families,
       capabilities: speakerCapabilities(opts.families),
     });
