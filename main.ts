@@ -10,6 +10,7 @@ import { registerMrt } from "./commands/mrt.ts";
 import { registerPeer } from "./commands/peer.ts";
 import { registerRun } from "./commands/run.ts";
 import { registerShow } from "./commands/show.ts";
+import { registerWatchK8s } from "./commands/watch-k8s.ts";
 import { UsageError } from "./lib/cli/args.ts";
 import { flush } from "./lib/cli/output.ts";
 import { BgpError } from "./lib/bgp/errors.ts";
@@ -29,6 +30,7 @@ const program = new Command("bgpctl")
   .configureOutput({ outputError: () => {} });
 
 registerRun(program);
+registerWatchK8s(program);
 registerConfig(program);
 registerPeer(program);
 registerShow(program);

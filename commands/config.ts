@@ -16,12 +16,13 @@ function count(n: number, one: string, many: string): string {
 export function runConfigCheck(file: string, out: (line: string) => void, err: (line: string) => void): number {
   try {
     const cfg = loadConfig(file);
-    const summary = [
+    const summary: string[] = [
       count(cfg.peers.length, "peer", "peers"),
       count(Object.keys(cfg.policies).length, "policy", "policies"),
       count(cfg.advertise.length, "advertised prefix", "advertised prefixes"),
-    ].join(", ");
-    out(`${file}: OK (${summary})`);
+    ];
+    if (cfg.kubernetes) summary.push(`kubernetes: AS ${cfg.kubernetes.asn}, ${count(cfg.kubernetes.peers.length, "external peer", "external peers")}`);
+    out(`${file}: OK (${summary.join(", ")})`);
     return 0;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;

@@ -34,6 +34,7 @@ import {
 } from "../lib/cli/args.ts";
 import { flush, writeLine } from "../lib/cli/output.ts";
 import { addSessionFlags, type RawSessionFlags, sessionOptions } from "../lib/cli/session-flags.ts";
+import { formatK8sStatus } from "../lib/k8s/format.ts";
 import { checkNextHops } from "../lib/standalone/speaker.ts";
 import { runForegroundSession } from "./peer.ts";
 
@@ -125,6 +126,12 @@ export async function showInterfaces(flags: CtlFlags): Promise<void> {
   const info = await ctlClient(flags).interfaces();
   if (flags.json) printJson(info);
   else printText(formatInterfaces(info));
+}
+
+export async function showK8s(flags: CtlFlags): Promise<void> {
+  const s = await ctlClient(flags).k8s();
+  if (flags.json) printJson(s);
+  else printText(formatK8sStatus(s));
 }
 
 export interface ShowRibFlags extends RawSessionFlags, CtlFlags {

@@ -5,6 +5,7 @@
  * SIGTERM closes every session with Cease and exits 0.
  */
 import type { Command } from "commander";
+import { type HealthServer, startHealthServer } from "../lib/api/health.ts";
 import { startApiServer } from "../lib/api/server.ts";
 import { loadConfig } from "../lib/config/load.ts";
 import { Router } from "../lib/router/router.ts";
@@ -17,6 +18,9 @@ export function registerRun(program: Command): void {
     .option("-s, --socket <path>", "control socket (overrides controlSocket in the config)")
     .action(async (flags: { config: string; socket?: string }) => {
       const config = loadConfig(flags.config);
+      if (config.kubernetes) {
+        throw new Error(`${flags.config} has a kubernetes: section: run it with "bgpctl watch-k8s --config ${flags.config}"`);
+      }
       const router = new Router(config, flags.config);
       // The control socket first: a second daemon on the same socket stops
       // here, before it opens a single session.
@@ -28,6 +32,17 @@ export function registerRun(program: Command): void {
         throw e;
       }
       router.log.info(`control socket ${api.path}`);
+      let health: HealthServer | null = null;
+      if (config.health) {
+        try {
+          health = await startHealthServer(config.health, { ready: () => ({ ready: true, reason: "sessions started" }) });
+          router.log.info(`health endpoint ${health.url}/healthz, /readyz`);
+        } catch (e) {
+          await router.stop();
+          await api.close();
+          throw e;
+        }
+      }
       process.on("SIGHUP", () => {
         router.log.info("SIGHUP: reloading the configuration");
         router.reload().catch(() => {
@@ -43,6 +58,7 @@ export function registerRun(program: Command): void {
           void router
             .stop()
             .then(() => api.close())
+            .then(() => health?.close())
             .finally(resolve);
         };
         process.on("SIGINT", stop);

@@ -11,7 +11,7 @@ import { writeLine, flush } from "../lib/cli/output.ts";
 import { addSessionFlags, sessionOptions } from "../lib/cli/session-flags.ts";
 import { formatRibTable } from "../lib/standalone/format.ts";
 import { collectRib } from "../lib/standalone/looking-glass.ts";
-import { type CtlFlags, SHOW_RIB_DAEMON_KEYS, type ShowRibFlags, addCtlFlags, rejectFlags, showFib, showInterfaces, showNeighbors, showRib, showSummary } from "./ctl.ts";
+import { type CtlFlags, SHOW_RIB_DAEMON_KEYS, type ShowRibFlags, addCtlFlags, rejectFlags, showFib, showInterfaces, showK8s, showNeighbors, showRib, showSummary } from "./ctl.ts";
 
 export function registerShow(program: Command): void {
   const show = program.command("show").description("show routes and sessions");
@@ -34,6 +34,12 @@ export function registerShow(program: Command): void {
       .argument("[prefix]", "only this prefix")
       .description("the routes bgpctl programs into the kernel, with their sync state (installed, pending, failed + reason, conflict, excluded)"),
   ).action((prefix: string | undefined, flags: CtlFlags) => showFib(prefix, flags));
+
+  addCtlFlags(
+    show
+      .command("k8s")
+      .description("under watch-k8s: what the controller derived from Kubernetes (peers, originated prefixes, per-Service state and why, problems)"),
+  ).action((flags: CtlFlags) => showK8s(flags));
 
   addCtlFlags(show.command("interfaces").description("links and addresses as bgpctl sees them (rtnetlink)")).action((flags: CtlFlags) => showInterfaces(flags));
 

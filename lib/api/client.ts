@@ -17,6 +17,7 @@ import type {
   RouterApi,
 } from "./types.ts";
 import { ApiError } from "./types.ts";
+import type { K8sStatus } from "../k8s/types.ts";
 
 /** Where the daemon listens unless told otherwise (`-s/--socket`, env BGPCTL_SOCKET). */
 export const DEFAULT_SOCKET_PATH = "/run/bgpctl/bgpctl.sock";
@@ -131,6 +132,10 @@ export class ApiClient {
 
   interfaces(): Promise<InterfacesInfo> {
     return this.call("GET", "/v1/interfaces");
+  }
+
+  k8s(): Promise<K8sStatus> {
+    return this.call("GET", "/v1/k8s");
   }
 
   advertise(r: AdvertiseRequest): Promise<{ added: string[] }> {

@@ -14,6 +14,7 @@
  *   GET    /v1/rib/summary
  *   GET    /v1/fib[?prefix=]
  *   GET    /v1/interfaces
+ *   GET    /v1/k8s                    (watch-k8s only: what the controller derived)
  *   POST   /v1/advertise              AdvertiseRequest
  *   POST   /v1/withdraw               {prefixes}
  *   POST   /v1/peers                  PeerAddRequest
@@ -443,6 +444,13 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
       }
       case "interfaces":
         return only("GET") ?? (noQuery(url), json(await api.interfaces()));
+      case "k8s": {
+        const m = only("GET");
+        if (m) return m;
+        noQuery(url);
+        if (!api.k8s) return errorResponse(409, "this daemon is not running under bgpctl watch-k8s (no Kubernetes state)");
+        return json(api.k8s());
+      }
       case "advertise": {
         const m = only("POST");
         if (m) return m;

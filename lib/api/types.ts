@@ -4,6 +4,8 @@
  * HTTP/JSON on a Unix socket by lib/api/server.ts.
  */
 
+import type { K8sStatus } from "../k8s/types.ts";
+
 export type SessionState = "Idle" | "Connect" | "Active" | "OpenSent" | "OpenConfirm" | "Established";
 
 export interface NeighborInfo {
@@ -148,6 +150,8 @@ export interface RouterApi {
   fib(prefix?: string): FibEntry[];
   /** Links and addresses as the daemon sees them (from rtnetlink when kernel programming is on). */
   interfaces(): Promise<InterfacesInfo>;
+  /** What the Kubernetes controller derived (`bgpctl show k8s`); absent unless running under `bgpctl watch-k8s`. */
+  k8s?(): K8sStatus;
   /** Subscribe to events; returns the unsubscribe function. */
   monitor(fn: (e: MonitorEvent) => void, neighbor?: string): () => void;
 }

@@ -48,6 +48,7 @@ export const RESET_FIELDS: readonly (keyof PeerConfig)[] = [
   "holdTime",
   "passive",
   "multihop",
+  "password",
 ];
 
 const PEER_FIELDS: readonly (keyof PeerConfig)[] = [
@@ -74,6 +75,7 @@ const PEER_FIELDS: readonly (keyof PeerConfig)[] = [
   "asOverride",
   "addPath",
   "group",
+  "password",
 ];
 
 const GLOBAL_FIELDS: readonly (keyof RouterConfig)[] = [
@@ -86,6 +88,7 @@ const GLOBAL_FIELDS: readonly (keyof RouterConfig)[] = [
   "clusterId",
   "mrai",
   "kernel",
+  "health",
   "log",
 ];
 

@@ -10,6 +10,7 @@
  * typo never silently falls back to a default.
  */
 import { readFileSync } from "node:fs";
+import { dirname, resolve as resolvePath } from "node:path";
 import { LineCounter, type Node, isMap, isScalar, parseDocument } from "yaml";
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { formatAddr, parseAddr, parseIPv4, parsePrefix, prefixToString } from "../bgp/prefix.ts";
@@ -29,6 +30,8 @@ import type {
   PrefixMatch,
   RouterConfig,
   KernelConfig,
+  KubePeerConfig,
+  KubernetesConfig,
 } from "./types.ts";
 
 export { ConfigError, formatIssue, type ConfigIssue } from "./reader.ts";
@@ -51,6 +54,25 @@ export const DEFAULTS = {
     startupDeadline: 60,
   },
   log: { level: "info", format: "text" },
+  health: { address: "::", port: 9179 },
+  kubernetes: {
+    asn: 64512,
+    mesh: true,
+    advertisePodCidrs: true,
+    advertisePodCidrsExternal: true,
+    meshHoldTime: 90,
+    meshPort: 179,
+    services: {
+      clusterIPs: true,
+      externalIPs: true,
+      loadBalancerIPs: true,
+      withdrawWhenCordoned: true,
+      withdrawWhenExcluded: true,
+      requireEndpoints: true,
+    },
+    api: { pageSize: 500, watchTimeoutSeconds: 240 },
+    secretNamespace: "kube-system",
+  },
   peer: {
     port: 179,
     passive: false,
@@ -67,6 +89,22 @@ export const DEFAULTS = {
     maxPrefixRestartAfter: 60,
   },
 } as const;
+
+/** The `kubernetes:` section with every key at its default (an empty section). */
+export function defaultKubernetesConfig(): KubernetesConfig {
+  const D = DEFAULTS.kubernetes;
+  return {
+    asn: D.asn,
+    mesh: D.mesh,
+    advertisePodCidrs: D.advertisePodCidrs,
+    advertisePodCidrsExternal: D.advertisePodCidrsExternal,
+    meshHoldTime: D.meshHoldTime,
+    meshPort: D.meshPort,
+    peers: [],
+    services: { ...D.services, allowedRanges: [], communities: [], largeCommunities: [] },
+    api: { ...D.api },
+  };
+}
 
 /** Read and validate a configuration file. Throws ConfigError (also when the file cannot be read). */
 export function loadConfig(path: string): RouterConfig {
@@ -127,6 +165,8 @@ const TOP_KEYS = [
   "clusterId",
   "mrai",
   "kernel",
+  "health",
+  "kubernetes",
   "log",
 ] as const;
 
@@ -152,6 +192,8 @@ const COMMON_PEER_KEYS = [
   "allowOwnAs",
   "asOverride",
   "addPath",
+  "password",
+  "passwordFile",
 ] as const;
 type CommonKey = (typeof COMMON_PEER_KEYS)[number];
 
@@ -159,7 +201,33 @@ const PEER_KEYS = ["address", "group", ...COMMON_PEER_KEYS] as const;
 const GROUP_KEYS = ["inherit", ...COMMON_PEER_KEYS] as const;
 const ADVERTISE_KEYS = ["prefix", "nextHop", "communities", "largeCommunities", "localPref", "med", "asPathPrepend"] as const;
 const TERM_KEYS = ["name", "match", "set", "action"] as const;
-const MATCH_KEYS = ["prefix", "prefixList", "community", "largeCommunity", "asPath", "nextHop", "neighbor", "family"] as const;
+const MATCH_KEYS = ["prefix", "prefixList", "community", "largeCommunity", "asPath", "nextHop", "neighbor", "family", "source"] as const;
+const KUBE_KEYS = [
+  "nodeName",
+  "kubeconfig",
+  "asn",
+  "routerId",
+  "mesh",
+  "advertisePodCidrs",
+  "advertisePodCidrsExternal",
+  "meshHoldTime",
+  "meshPort",
+  "peers",
+  "services",
+  "api",
+] as const;
+const KUBE_SERVICE_KEYS = [
+  "clusterIPs",
+  "externalIPs",
+  "loadBalancerIPs",
+  "allowedRanges",
+  "communities",
+  "largeCommunities",
+  "withdrawWhenCordoned",
+  "withdrawWhenExcluded",
+  "requireEndpoints",
+] as const;
+const KUBE_PEER_KEYS = [...PEER_KEYS, "nodeSelector", "passwordSecret"] as const;
 const SET_KEYS = ["localPref", "med", "community", "largeCommunity", "nextHop", "asPathPrepend"] as const;
 const FAMILIES: readonly FamilyName[] = ["ipv4", "ipv6"];
 const U32 = 0xffffffff;
@@ -389,10 +457,16 @@ class ConfigBuilder {
     const top = r.fields(root, "", TOP_KEYS, "a mapping at the top level (asn, routerId, peers, ...)");
     if (!top) return undefined;
 
-    this.asn = this.required(top, "asn", " (our AS number)") ? readAsn(r, top.get("asn"), "asn") : undefined;
-    const routerId = this.required(top, "routerId", " (a dotted quad such as 192.0.2.1)")
-      ? readDottedQuad(r, top.get("routerId"), "routerId", "a router id: a non-zero dotted quad such as 192.0.2.1", true)
-      : undefined;
+    // Under `kubernetes:` the AS number and router id come from the cluster (and the node).
+    const k8s = top.has("kubernetes");
+    if (k8s && !top.has("asn")) this.asn = this.kubeAsn(top.get("kubernetes"));
+    else this.asn = this.required(top, "asn", " (our AS number)") ? readAsn(r, top.get("asn"), "asn") : undefined;
+    const routerId =
+      k8s && !top.has("routerId")
+        ? "0.0.0.0"
+        : this.required(top, "routerId", " (a dotted quad such as 192.0.2.1)")
+          ? readDottedQuad(r, top.get("routerId"), "routerId", "a router id: a non-zero dotted quad such as 192.0.2.1", true)
+          : undefined;
     const listen = top.has("listen") ? this.listen(top.get("listen"), "listen") : DEFAULTS.listen.map((l) => ({ ...l }));
     const controlSocket = top.has("controlSocket")
       ? r.str(top.get("controlSocket"), "controlSocket", "a socket path such as /run/bgpctl/bgpctl.sock")
@@ -402,6 +476,7 @@ class ConfigBuilder {
     const policies = this.policies(top);
     this.peerGroups(top);
     const peers = this.peers(top);
+    const kube = k8s ? this.kubernetes(top.get("kubernetes"), "kubernetes") : undefined;
     const advertise = this.advertise(top);
 
     const multipath = { enabled: false, maxPaths: 1 };
@@ -425,7 +500,9 @@ class ConfigBuilder {
       ? readDottedQuad(r, top.get("clusterId"), "clusterId", "a cluster id: a dotted quad such as 192.0.2.1", false)
       : undefined;
     const mrai = top.has("mrai") ? r.int(top.get("mrai"), "mrai", 0, 65535, "an interval 0..65535 seconds") : DEFAULTS.mrai;
-    const kernel = this.kernel(top);
+    const kernel = this.kernel(top, k8s);
+    const health = top.has("health") ? this.health(top.get("health"), "health") : undefined;
+
     const log: RouterConfig["log"] = { ...DEFAULTS.log };
     if (top.has("log")) {
       const f = r.fields(top.get("log"), "log", ["level", "format"], "a mapping with level and format");
@@ -455,6 +532,11 @@ class ConfigBuilder {
       log,
     };
     if (clusterId !== undefined) cfg.clusterId = clusterId;
+    if (health) cfg.health = health;
+    if (k8s) {
+      if (!kube) return undefined;
+      cfg.kubernetes = kube;
+    }
     return cfg;
   }
 
@@ -619,6 +701,10 @@ class ConfigBuilder {
       const v = r.choice(f.get("family"), f.at("family"), FAMILIES);
       if (v) m.family = v;
     }
+    if (f.has("source")) {
+      const v = readMany(r, f.get("source"), f.at("source"), (n, p) => r.choice(n, p, ["local", "ibgp", "ebgp"] as const));
+      if (v) m.source = v;
+    }
     return m;
   }
 
@@ -671,14 +757,15 @@ class ConfigBuilder {
   // -- peers ----------------------------------------------------------------
 
   /** `kernel:` — FIB programming; every key optional, off by default. */
-  private kernel(top: Fields): KernelConfig {
+  private kernel(top: Fields, k8s: boolean): KernelConfig {
     const r = this.r;
-    const k: KernelConfig = { ...DEFAULTS.kernel, families: [...DEFAULTS.kernel.families], exclude: [] };
+    // With a kubernetes section the node installs what it learns unless told otherwise.
+    const k: KernelConfig = { ...DEFAULTS.kernel, enabled: k8s, families: [...DEFAULTS.kernel.families], exclude: [] };
     if (!top.has("kernel")) return k;
     const keys = ["enabled", "table", "protocol", "metric", "ecmp", "families", "exclude", "retainOnExit", "startupDeadline"];
     const f = r.fields(top.get("kernel"), "kernel", keys, "a mapping of kernel route settings");
     if (!f) return k;
-    if (f.has("enabled")) k.enabled = r.bool(f.get("enabled"), f.at("enabled")) ?? false;
+    if (f.has("enabled")) k.enabled = r.bool(f.get("enabled"), f.at("enabled")) ?? k.enabled;
     if (f.has("table")) k.table = r.int(f.get("table"), f.at("table"), 1, 0xffffffff, "a routing table id 1..4294967295 (254 is main)") ?? k.table;
     if (f.has("protocol")) k.protocol = r.int(f.get("protocol"), f.at("protocol"), 1, 255, "a route protocol number 1..255 (186 is bgp)") ?? k.protocol;
     if (f.has("metric")) k.metric = r.int(f.get("metric"), f.at("metric"), 0, 0xffffffff, "a metric 0..4294967295") ?? k.metric;
@@ -808,6 +895,28 @@ class ConfigBuilder {
       }
       case "allowOwnAs":
         return r.int(n, p, 0, 10, "a count 0..10");
+      case "password": {
+        const v = r.str(n, p, "a TCP-MD5 password (1..80 bytes)");
+        if (v === undefined) return undefined;
+        const bytes = new TextEncoder().encode(v).length;
+        if (bytes > 80) return r.expected(n, p, "a TCP-MD5 password of at most 80 bytes (RFC 2385, Linux TCP_MD5SIG_MAXKEYLEN)", `${bytes} bytes`);
+        return v;
+      }
+      case "passwordFile": {
+        const file = r.str(n, p, "the path of a file holding the TCP-MD5 password");
+        if (file === undefined) return undefined;
+        const full = resolvePath(dirname(resolvePath(this.source)), file);
+        let text: string;
+        try {
+          text = readFileSync(full, "utf8").replace(/\r?\n$/, "");
+        } catch (e) {
+          const code = (e as { code?: string }).code;
+          return r.expected(n, p, "a readable password file", `${full}: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (e as Error).message}`);
+        }
+        const bytes = new TextEncoder().encode(text).length;
+        if (bytes === 0 || bytes > 80) return r.expected(n, p, "a password file holding 1..80 bytes (one line)", `${full} holds ${bytes} bytes`);
+        return text;
+      }
       case "addPath": {
         const f = r.fields(n, p, ["send", "receive"], "a mapping with send and receive");
         if (!f) return undefined;
@@ -979,6 +1088,11 @@ class ConfigBuilder {
     const allowOwnAs = get("allowOwnAs", DEFAULTS.peer.allowOwnAs);
     const asOverride = get("asOverride", DEFAULTS.peer.asOverride);
     const addPath = get<{ send: boolean; receive: boolean } | undefined>("addPath", undefined);
+    const password = get<string | undefined>("password", undefined) ?? get<string | undefined>("passwordFile", undefined);
+    if (pick("password") && pick("passwordFile")) {
+      r.error(where("passwordFile"), joinPath(path, "passwordFile"), "password and passwordFile are both set; keep one");
+      ok = false;
+    }
 
     if (rrc && remoteAs !== undefined && localAs !== undefined && remoteAs !== localAs) {
       r.error(
@@ -1030,7 +1144,193 @@ class ConfigBuilder {
     if (shutdown.message !== undefined) peer.shutdownMessage = shutdown.message;
     if (addPath) peer.addPath = addPath;
     if (group !== undefined) peer.group = group;
+    if (password !== undefined) peer.password = password;
     return peer;
+  }
+
+  // -- health and kubernetes -------------------------------------------------
+
+  /** `health: {address, port}`: the HTTP health endpoint. */
+  private health(node: Node | null | undefined, path: string): { address: string; port: number } | undefined {
+    const r = this.r;
+    const f = r.fields(node, path, ["address", "port"], "a mapping with address and port");
+    if (!f) return undefined;
+    const h: { address: string; port: number } = { ...DEFAULTS.health };
+    if (f.has("address")) {
+      const a = readAddr(this.r, f.get("address"), f.at("address"));
+      if (!a) return undefined;
+      h.address = a.text;
+    }
+    if (f.has("port")) {
+      const v = r.int(f.get("port"), f.at("port"), 1, 65535, "a port 1..65535");
+      if (v === undefined) return undefined;
+      h.port = v;
+    }
+    return h;
+  }
+
+  /** kubernetes.asn read ahead of the rest (peers default their localAs to it); errors are reported by kubernetes(). */
+  private kubeAsn(node: Node | null | undefined): number {
+    if (!isMap(node)) return DEFAULTS.kubernetes.asn;
+    const pair = node.items.find((p) => isScalar(p.key) && p.key.value === "asn");
+    const v = pair && isScalar(pair.value) ? pair.value.value : undefined;
+    return typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= U32 && v !== 23456 ? v : DEFAULTS.kubernetes.asn;
+  }
+
+  /** `kubernetes:` — what watch-k8s derives peers and routes from; every key optional. */
+  private kubernetes(node: Node | null | undefined, path: string): KubernetesConfig | undefined {
+    const r = this.r;
+    const k = defaultKubernetesConfig();
+    if (node === null || (isScalar(node) && node.value === null)) return k; // `kubernetes:` alone: all defaults
+    const f = r.fields(node, path, KUBE_KEYS, "a mapping of Kubernetes settings (asn, mesh, peers, services, ...)");
+    if (!f) return undefined;
+    let ok = true;
+    const str = (key: "nodeName" | "kubeconfig", what: string) => {
+      if (!f.has(key)) return;
+      const v = r.str(f.get(key), f.at(key), what);
+      if (v === undefined) ok = false;
+      else k[key] = v;
+    };
+    str("nodeName", "a Node name");
+    str("kubeconfig", "the path of a kubeconfig file");
+    if (f.has("asn")) {
+      const v = readAsn(r, f.get("asn"), f.at("asn"));
+      if (v === undefined) ok = false;
+      else k.asn = v;
+    }
+    if (f.has("routerId")) {
+      const v = readDottedQuad(r, f.get("routerId"), f.at("routerId"), "a router id: a non-zero dotted quad such as 192.0.2.1", true);
+      if (v === undefined) ok = false;
+      else k.routerId = v;
+    }
+    const bool = (ff: Fields, key: string, set: (v: boolean) => void) => {
+      if (!ff.has(key)) return;
+      const v = r.bool(ff.get(key), ff.at(key));
+      if (v === undefined) ok = false;
+      else set(v);
+    };
+    bool(f, "mesh", (v) => (k.mesh = v));
+    bool(f, "advertisePodCidrs", (v) => (k.advertisePodCidrs = v));
+    bool(f, "advertisePodCidrsExternal", (v) => (k.advertisePodCidrsExternal = v));
+    if (f.has("meshHoldTime")) {
+      const v = r.int(f.get("meshHoldTime"), f.at("meshHoldTime"), 0, 65535, "a hold time of 0 or 3..65535 seconds");
+      if (v === undefined || v === 1 || v === 2) {
+        if (v !== undefined) r.expected(f.get("meshHoldTime"), f.at("meshHoldTime"), "a hold time of 0 or 3..65535 seconds", "RFC 4271 forbids 1 and 2");
+        ok = false;
+      } else k.meshHoldTime = v;
+    }
+    if (f.has("meshPort")) {
+      const v = r.int(f.get("meshPort"), f.at("meshPort"), 1, 65535, "a port 1..65535");
+      if (v === undefined) ok = false;
+      else k.meshPort = v;
+    }
+    if (f.has("services")) {
+      const sf = r.fields(f.get("services"), f.at("services"), KUBE_SERVICE_KEYS, "a mapping of Service advertisement settings");
+      if (!sf) ok = false;
+      else {
+        const sv = k.services;
+        for (const key of ["clusterIPs", "externalIPs", "loadBalancerIPs", "withdrawWhenCordoned", "withdrawWhenExcluded", "requireEndpoints"] as const) {
+          bool(sf, key, (v) => (sv[key] = v));
+        }
+        if (sf.has("allowedRanges")) {
+          const v = readMany(r, sf.get("allowedRanges"), sf.at("allowedRanges"), (x, xp) => readPrefix(r, x, xp));
+          if (v) sv.allowedRanges = v.map((p) => p.text);
+          else ok = false;
+        }
+        if (sf.has("communities")) {
+          const v = readMany(r, sf.get("communities"), sf.at("communities"), (x, xp) => readCommunity(r, x, xp));
+          if (v) sv.communities = v;
+          else ok = false;
+        }
+        if (sf.has("largeCommunities")) {
+          const v = readMany(r, sf.get("largeCommunities"), sf.at("largeCommunities"), (x, xp) => readLargeCommunity(r, x, xp));
+          if (v) sv.largeCommunities = v;
+          else ok = false;
+        }
+      }
+    }
+    if (f.has("api")) {
+      const af = r.fields(f.get("api"), f.at("api"), ["pageSize", "watchTimeoutSeconds"], "a mapping with pageSize and watchTimeoutSeconds");
+      if (!af) ok = false;
+      else {
+        if (af.has("pageSize")) {
+          const v = r.int(af.get("pageSize"), af.at("pageSize"), 1, 10000, "a page size 1..10000");
+          if (v === undefined) ok = false;
+          else k.api.pageSize = v;
+        }
+        if (af.has("watchTimeoutSeconds")) {
+          const v = r.int(af.get("watchTimeoutSeconds"), af.at("watchTimeoutSeconds"), 10, 289, "a watch timeout 10..289 seconds (Bun's HTTP idle timeout is 300 s)");
+          if (v === undefined) ok = false;
+          else k.api.watchTimeoutSeconds = v;
+        }
+      }
+    }
+    if (f.has("peers") && !absent(f, "peers")) {
+      const items = r.list(f.get("peers"), f.at("peers"), "a list of external peers");
+      if (!items) ok = false;
+      else {
+        items.forEach((item, i) => {
+          const p = this.kubePeer(item, indexPath(f.at("peers"), i));
+          if (p) k.peers.push(p);
+          else ok = false;
+        });
+      }
+    }
+    return ok ? k : undefined;
+  }
+
+  /** One entry of kubernetes.peers: a peer (as under peers:) plus nodeSelector and passwordSecret. */
+  private kubePeer(node: Node | null, path: string): KubePeerConfig | undefined {
+    const r = this.r;
+    const f = r.fields(node, path, KUBE_PEER_KEYS, "a peer: a mapping with address, remoteAs, nodeSelector, ...");
+    if (!f) return undefined;
+    if (!this.required(f, "address", " (the peer's IPv4 or IPv6 address)")) return undefined;
+    const address = readAddr(r, f.get("address"), f.at("address"), true);
+    let group: string | undefined;
+    if (f.has("group")) {
+      const n = f.get("group") ?? null;
+      group = r.str(n, f.at("group"), "a peer group name");
+      if (group !== undefined) this.refs.push({ kind: "peer group", name: group, node: n, path: f.at("group") });
+    }
+    const peer = this.mergePeer(f, path, address, group, [this.layer(f, ""), ...this.groupChain(group)]);
+    const nodeSelector: Record<string, string> = {};
+    let ok = peer !== undefined;
+    if (f.has("nodeSelector")) {
+      const sn = f.get("nodeSelector");
+      const sf = r.fields(sn, f.at("nodeSelector"), anyKey(sn), "a mapping of node labels to values (matchLabels)");
+      if (!sf) ok = false;
+      else {
+        for (const key of sf.keys()) {
+          const n = sf.get(key);
+          const v = isScalar(n) && (typeof n.value === "string" || typeof n.value === "number" || typeof n.value === "boolean") ? String(n.value) : undefined;
+          if (v === undefined) {
+            r.expected(n, sf.at(key), "a label value (a string)");
+            ok = false;
+          } else nodeSelector[key] = v;
+        }
+      }
+    }
+    let passwordSecret: KubePeerConfig["passwordSecret"];
+    if (f.has("passwordSecret")) {
+      const sf = r.fields(f.get("passwordSecret"), f.at("passwordSecret"), ["name", "key", "namespace"], "a mapping with name, key and namespace");
+      if (!sf) ok = false;
+      else if (!this.required(sf, "name", " (the Secret's name)") || !this.required(sf, "key", " (the key in the Secret's data)")) ok = false;
+      else {
+        const name = r.str(sf.get("name"), sf.at("name"), "a Secret name");
+        const key = r.str(sf.get("key"), sf.at("key"), "a key of the Secret");
+        const namespace = sf.has("namespace") ? r.str(sf.get("namespace"), sf.at("namespace"), "a namespace") : DEFAULTS.kubernetes.secretNamespace;
+        if (name === undefined || key === undefined || namespace === undefined) ok = false;
+        else passwordSecret = { namespace, name, key };
+      }
+      if (peer?.password !== undefined) {
+        r.error(f.get("passwordSecret"), f.at("passwordSecret"), "passwordSecret and password/passwordFile are both set; keep one");
+        ok = false;
+      }
+    }
+    if (!ok || !peer) return undefined;
+    const out: KubePeerConfig = { peer, nodeSelector };
+    if (passwordSecret) out.passwordSecret = passwordSecret;
+    return out;
   }
 
   // -- advertisements -------------------------------------------------------

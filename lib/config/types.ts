@@ -33,6 +33,8 @@ export interface PolicyMatch {
   neighbor?: string[];
   /** Route is of this family. */
   family?: FamilyName;
+  /** Route came from: "local" (originated here), "ibgp" or "ebgp" peers. */
+  source?: ("local" | "ibgp" | "ebgp")[];
 }
 
 export interface CommunitySet {
@@ -114,6 +116,8 @@ export interface PeerConfig {
   addPath?: { send: boolean; receive: boolean };
   /** The peer group it was built from, if any. */
   group?: string;
+  /** TCP-MD5 (RFC 2385) key, resolved from `password` / `passwordFile` (or a Kubernetes Secret). Never shown. */
+  password?: string;
 }
 
 export interface AdvertiseConfig {
@@ -146,6 +150,68 @@ export interface KernelConfig {
   startupDeadline: number;
 }
 
+/** A Kubernetes Secret key holding a TCP-MD5 password. */
+export interface SecretRef {
+  namespace: string;
+  name: string;
+  key: string;
+}
+
+/** An external (top-of-rack) peer of `kubernetes.peers`: a peer template plus the nodes it applies to. */
+export interface KubePeerConfig {
+  /** The peer as on any router (address, remoteAs, ...); localAs is filled in per node. */
+  peer: PeerConfig;
+  /** Label equality selector (matchLabels); empty selects every node. */
+  nodeSelector: Record<string, string>;
+  /** Password from a Secret (resolved at run time). */
+  passwordSecret?: SecretRef;
+}
+
+/** The `kubernetes:` section: what `bgpctl watch-k8s` derives peers and routes from. */
+export interface KubernetesConfig {
+  /** This node's name (else --node-name, NODE_NAME, the hostname). */
+  nodeName?: string;
+  /** Kubeconfig file (else --kubeconfig, KUBECONFIG, in-cluster, ~/.kube/config). */
+  kubeconfig?: string;
+  /** The cluster's AS number (default 64512); a node annotation may override it per node. */
+  asn: number;
+  /** Router id override (else the node's annotation, its IPv4 InternalIP, or one derived from its name). */
+  routerId?: string;
+  /** iBGP sessions between the nodes (full mesh, or reflectors by annotation). */
+  mesh: boolean;
+  /** Originate this node's pod CIDRs (to the mesh, and to external peers when advertisePodCidrsExternal). */
+  advertisePodCidrs: boolean;
+  /** Also send the pod CIDRs to external peers. */
+  advertisePodCidrsExternal: boolean;
+  /** Hold time of mesh sessions. */
+  meshHoldTime: number;
+  /** BGP port of the other nodes. */
+  meshPort: number;
+  peers: KubePeerConfig[];
+  services: {
+    clusterIPs: boolean;
+    externalIPs: boolean;
+    loadBalancerIPs: boolean;
+    /** Only Service IPs inside these prefixes are advertised; empty: any. */
+    allowedRanges: string[];
+    /** Added to every Service route. */
+    communities: string[];
+    largeCommunities: string[];
+    /** Withdraw Service IPs when the node is cordoned (spec.unschedulable). */
+    withdrawWhenCordoned: boolean;
+    /** Withdraw Service IPs when the node has the label node.kubernetes.io/exclude-from-external-load-balancers. */
+    withdrawWhenExcluded: boolean;
+    /** externalTrafficPolicy Cluster: advertise only while the Service has a ready endpoint somewhere. */
+    requireEndpoints: boolean;
+  };
+  api: {
+    /** LIST page size. */
+    pageSize: number;
+    /** WATCH timeoutSeconds (< 290: Bun's fetch idle timeout is 300 s). */
+    watchTimeoutSeconds: number;
+  };
+}
+
 export interface RouterConfig {
   /** The file it came from (for messages). */
   source: string;
@@ -169,5 +235,9 @@ export interface RouterConfig {
   /** Minimum route advertisement interval, seconds (eBGP and iBGP). */
   mrai: number;
   kernel: KernelConfig;
+  /** HTTP health endpoint (/healthz, /readyz), off when absent. */
+  health?: { address: string; port: number };
+  /** Present when the file has a `kubernetes:` section (`bgpctl watch-k8s`). */
+  kubernetes?: KubernetesConfig;
   log: { level: "debug" | "info" | "warn" | "error"; format: "text" | "json" };
 }

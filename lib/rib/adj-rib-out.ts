@@ -177,9 +177,9 @@ function afiOf(f: Afi | FamilyName | number): number {
 }
 
 export class AdjRibOut {
-  private readonly peer: PeerConfig;
+  private peer: PeerConfig;
   private readonly localAs: number;
-  private readonly clusterId: string;
+  private clusterId: string;
   private readonly n: Negotiated;
   private policies: CompiledPolicies;
   private readonly ibgp: boolean;
@@ -205,7 +205,7 @@ export class AdjRibOut {
   /** Output attribute memos: policy output attrs → rewritten attrs. */
   private readonly memoEbgp = [new WeakMap<PathAttributes, PathAttributes>(), new WeakMap<PathAttributes, PathAttributes>()];
   private readonly memoIbgp = new WeakMap<PathAttributes, PathAttributes>();
-  private readonly memoReflect = new WeakMap<PathAttributes, Map<string, PathAttributes>>();
+  private memoReflect = new WeakMap<PathAttributes, Map<string, PathAttributes>>();
   private readonly interned = new Map<number, PathAttributes[]>();
   private internedCount = 0;
 
@@ -238,6 +238,20 @@ export class AdjRibOut {
     const ctx = (afi: number): PolicyContext => ({ direction: "export", localAs: o.localAs, peerAddress: o.peer.address, localAddress: this.selfNh[afi] ?? null });
     this.policyCtx = [ctx(AFI.IPV4), ctx(AFI.IPV4), ctx(AFI.IPV6)];
     this.scratch = { accept: false, attrs: null as unknown as PathAttributes, nextHop: new Uint8Array(0), reason: "", nextHopSet: false, medSet: false };
+  }
+
+  /**
+   * Take a peer configuration changed in place (export chain, route-reflector
+   * client, next-hop-self, ...; never the fields that need a new session) and
+   * the current compiled policies; re-export every route afterwards.
+   */
+  reconfigure(peer: PeerConfig, policies: CompiledPolicies, clusterId: string): void {
+    this.peer = peer;
+    this.policies = policies;
+    if (clusterId !== this.clusterId) {
+      this.clusterId = clusterId;
+      this.memoReflect = new WeakMap();
+    }
   }
 
   /** Use new compiled policies (after a reload); re-export every route afterwards to apply them. */

@@ -110,6 +110,8 @@ interface CompiledTerm {
   neighborAddrs: Uint8Array[];
   neighborTexts: string[];
   family: 0 | 1 | 2;
+  /** Route source bits: 1 local, 2 iBGP, 4 eBGP; 0 = no condition. */
+  source: number;
   set: CompiledSet | null;
   /** 0: none (continue), 1: accept, 2: reject. */
   action: 0 | 1 | 2;
@@ -307,6 +309,7 @@ function compileTerm(policy: string, t: PolicyTerm, i: number, lists: Map<string
     neighborAddrs: [],
     neighborTexts: [],
     family: 0,
+    source: 0,
     set: null,
     action: 0,
     acceptReason: `policy "${policy}" term ${label}: accept`,
@@ -375,6 +378,14 @@ function compileTerm(policy: string, t: PolicyTerm, i: number, lists: Map<string
   if (m.family !== undefined) {
     if (m.family !== "ipv4" && m.family !== "ipv6") fail(where, `match.family must be "ipv4" or "ipv6", not ${JSON.stringify(m.family)}`);
     term.family = m.family === "ipv4" ? 1 : 2;
+  }
+  const src = list(m.source, "source");
+  if (src) {
+    for (const k of src) {
+      const bit = k === "local" ? 1 : k === "ibgp" ? 2 : k === "ebgp" ? 4 : 0;
+      if (!bit) fail(where, `match.source entries must be "local", "ibgp" or "ebgp", not ${JSON.stringify(k)}`);
+      term.source |= bit;
+    }
   }
   if (t.action !== undefined) {
     if (t.action !== "accept" && t.action !== "reject") fail(where, `action must be "accept" or "reject", not ${JSON.stringify(t.action)}`);
@@ -486,6 +497,7 @@ function nextHopIs(want: Uint8Array, nh: Uint8Array): boolean {
 function termMatches(t: CompiledTerm, route: Route, attrs: PathAttributes, nextHop: Uint8Array): boolean {
   const p = route.prefix;
   if (t.family !== 0 && p.afi !== t.family) return false;
+  if (t.source !== 0 && (t.source & (route.source.local ? 1 : route.source.ibgp ? 2 : 4)) === 0) return false;
   if (t.prefix !== null && !t.prefix.matches(p)) return false;
   if (t.prefixLists !== null) {
     let ok = false;

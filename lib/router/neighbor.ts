@@ -89,6 +89,7 @@ export class Neighbor {
       holdTime: config.holdTime,
       connectRetry: config.connectRetry,
       passive: config.passive,
+      ...(config.password !== undefined ? { password: config.password } : {}),
       families: familiesOf(config.families),
       capabilities: [
         ...speakerCapabilities(familiesOf(config.families)),
@@ -293,9 +294,17 @@ export class Neighbor {
   /** Re-evaluate every export after an export policy change (soft out). */
   reexport(): void {
     if (!this.adjOut) return;
+    this.adjOut.reconfigure(this.config, this.host.policies, this.host.config.clusterId ?? this.host.config.routerId);
     for (const r of this.host.bestRoutes()) this.adjOut.exportRoute(r, r.key, r.prefix);
     this.adjOut.resync();
     this.sendQueued();
+  }
+
+  /** A configuration change applied in place (no new session): takes effect with the next reimport/reexport. */
+  updateConfig(c: PeerConfig): void {
+    this.config = c;
+    // Routes already in the Loc-RIB share this object: reflection decisions follow.
+    this.source.rrClient = c.routeReflectorClient;
   }
 
   /** Ask the peer to send its routes again (route refresh), when it supports it. */

@@ -29,10 +29,19 @@ import { type Route, type RouteSource, nextHopText, prefixKey } from "../rib/typ
 import { RtNetlink } from "../../ffi/rtnetlink.ts";
 import { Fib } from "../fib/fib.ts";
 import type { FibEntry, InterfacesInfo } from "../api/types.ts";
+import type { K8sStatus } from "../k8s/types.ts";
 import { Log } from "./log.ts";
 import { Neighbor, type NeighborHost } from "./neighbor.ts";
 
 type Monitor = { fn: (e: MonitorEvent) => void; neighbor?: string };
+
+/** Hooks for a daemon whose configuration is derived (watch-k8s) rather than read from the file alone. */
+export interface RouterOptions {
+  /** Produce the configuration a reload applies (default: read configPath). */
+  load?: () => RouterConfig | Promise<RouterConfig>;
+  /** The Kubernetes controller's view, served as GET /v1/k8s. */
+  k8s?: () => K8sStatus;
+}
 
 export class Router implements RouterApi, NeighborHost {
   config: RouterConfig;
@@ -49,12 +58,19 @@ export class Router implements RouterApi, NeighborHost {
   /** Kernel route programming, when `kernel.enabled`. */
   private fibState: { kernel: RtNetlink; fib: Fib; unsubscribe: () => void } | null = null;
 
+  /** Present under watch-k8s (RouterApi.k8s). */
+  readonly k8s?: () => K8sStatus;
+  private readonly loadHook?: RouterOptions["load"];
+
   constructor(
     config: RouterConfig,
     readonly configPath: string | null,
     log?: Log,
+    opts: RouterOptions = {},
   ) {
     this.config = config;
+    if (opts.k8s) this.k8s = opts.k8s;
+    this.loadHook = opts.load;
     this.log = log ?? new Log(config.log.level, config.log.format);
     this.policies = compilePolicies(config.policies, config.prefixLists);
     this.locRib = new LocRib({
@@ -461,10 +477,10 @@ export class Router implements RouterApi, NeighborHost {
   }
 
   async reload(): Promise<{ changes: string[] }> {
-    if (!this.configPath) throw new ApiError(409, "no config file to reload");
+    if (!this.configPath && !this.loadHook) throw new ApiError(409, "no config file to reload");
     let next: RouterConfig;
     try {
-      next = loadConfig(this.configPath);
+      next = this.loadHook ? await this.loadHook() : loadConfig(this.configPath!);
     } catch (e) {
       this.log.error(`reload rejected, the running config stays in force:\n${(e as Error).message}`);
       throw new ApiError(400, (e as Error).message);
@@ -473,7 +489,7 @@ export class Router implements RouterApi, NeighborHost {
   }
 
   /** Apply a new config as a diff: unaffected sessions keep running. */
-  async apply(next: RouterConfig): Promise<string[]> {
+  async apply(next: RouterConfig, what = "configuration reloaded"): Promise<string[]> {
     const d = diffConfig(this.config, next);
     const changes: string[] = [];
     if (d.globalChanged.some((f) => f === "asn" || f === "routerId" || f === "kernel")) {
@@ -502,6 +518,7 @@ export class Router implements RouterApi, NeighborHost {
       await this.removeNeighbor(p.address, CEASE_SUB.PEER_DECONFIGURED, "removed from the configuration");
       changes.push(`neighbor ${p.address} removed`);
     }
+    let rrChanged = false;
     for (const c of d.peersChanged) {
       const n = this.peers.get(c.address)!;
       if (c.needsReset) {
@@ -509,7 +526,8 @@ export class Router implements RouterApi, NeighborHost {
         this.addNeighbor(c.after);
         changes.push(`neighbor ${c.address} reset (${c.fields.join(", ")})`);
       } else {
-        n.config = c.after;
+        n.updateConfig(c.after);
+        if (c.fields.includes("routeReflectorClient")) rrChanged = true;
         n.adminDown = c.after.shutdown;
         if (c.fields.includes("shutdown")) {
           if (c.after.shutdown) await n.stop(CEASE_SUB.ADMIN_SHUTDOWN, c.after.shutdownMessage);
@@ -533,15 +551,24 @@ export class Router implements RouterApi, NeighborHost {
       n.reexport();
       changes.push(`neighbor ${a}: policies re-applied`);
     }
+    if (rrChanged || d.globalChanged.includes("clusterId")) {
+      // Which routes are reflected to whom depends on every peer's client flag.
+      for (const n of this.peers.values()) n.reexport();
+      changes.push("route reflection re-evaluated");
+    }
+    // A prefix whose attributes changed is replaced in one step (no withdraw in between).
+    const readded = new Set(d.advertiseAdded.map((a) => a.prefix));
     for (const a of d.advertiseRemoved) {
+      if (readded.has(a.prefix)) continue;
       this.removeLocal(a.prefix);
       changes.push(`withdrew ${a.prefix}`);
     }
     for (const a of d.advertiseAdded) {
+      const replaced = d.advertiseRemoved.some((r) => r.prefix === a.prefix);
       this.addLocal(a, "config");
-      changes.push(`advertised ${a.prefix}`);
+      changes.push(`${replaced ? "updated" : "advertised"} ${a.prefix}`);
     }
-    this.log.info(`configuration reloaded: ${changes.length ? changes.join("; ") : "no changes"}`);
+    if (changes.length || what === "configuration reloaded") this.log.info(`${what}: ${changes.length ? changes.join("; ") : "no changes"}`);
     return changes;
   }
 

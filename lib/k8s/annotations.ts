@@ -1,0 +1,417 @@
+/**
+ * The `bgpctl.io/` annotations of Nodes and Services: the table of every
+ * annotation (`ANNOTATIONS`, which the README's table is checked against) and
+ * one parse function per value. Every parser returns `{ value }` or
+ * `{ error }`, the error saying what was expected and what was found (the
+ * caller reports it as a K8sProblem and treats the annotation as absent).
+ * Pure functions, no Kubernetes access.
+ */
+import { parseDocument } from "yaml";
+import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
+import { formatAddr, parseAddr, parseIPv4 } from "../bgp/prefix.ts";
+import { AFI } from "../bgp/types.ts";
+import { suggest } from "../config/reader.ts";
+import type { FamilyName, PolicyRef, SecretRef } from "../config/types.ts";
+
+export const ANNOTATION_PREFIX = "bgpctl.io/";
+
+/** The annotation keys. */
+export const ANN = {
+  asn: "bgpctl.io/asn",
+  routerId: "bgpctl.io/router-id",
+  routeReflector: "bgpctl.io/route-reflector",
+  routeReflectorClient: "bgpctl.io/route-reflector-client",
+  peers: "bgpctl.io/peers",
+  advertiseClusterIp: "bgpctl.io/advertise-cluster-ip",
+  advertiseExternalIps: "bgpctl.io/advertise-external-ips",
+  advertiseLoadBalancerIps: "bgpctl.io/advertise-loadbalancer-ips",
+  communities: "bgpctl.io/communities",
+  largeCommunities: "bgpctl.io/large-communities",
+} as const;
+
+export interface AnnotationInfo {
+  key: string;
+  on: "Node" | "Service";
+  example: string;
+  description: string;
+}
+
+/** Every annotation bgpctl reads (the README table is generated from / checked against this). */
+export const ANNOTATIONS: readonly AnnotationInfo[] = [
+  {
+    key: ANN.asn,
+    on: "Node",
+    example: "65010",
+    description: "This node's AS number, overriding kubernetes.asn (eBGP-per-node designs); nodes only mesh with nodes of the same AS.",
+  },
+  {
+    key: ANN.routerId,
+    on: "Node",
+    example: "192.0.2.10",
+    description: "This node's BGP router id (a dotted quad), e.g. for IPv6-only nodes; kubernetes.routerId overrides it.",
+  },
+  {
+    key: ANN.routeReflector,
+    on: "Node",
+    example: "10.0.0.1",
+    description: "This node is a route reflector for this cluster id (a dotted quad, or a number 1..4294967295).",
+  },
+  {
+    key: ANN.routeReflectorClient,
+    on: "Node",
+    example: "10.0.0.1",
+    description: "This node is a client of the route reflectors with this cluster id (same formats); it peers only with them.",
+  },
+  {
+    key: ANN.peers,
+    on: "Node",
+    example: "- {address: 192.0.2.254, remoteAs: 65000}",
+    description:
+      "External peers of this node, a YAML or JSON list of {address, remoteAs, port, holdTime, multihop, passive, families, description, import, export, passwordSecret: {name, key, namespace}}.",
+  },
+  {
+    key: ANN.advertiseClusterIp,
+    on: "Service",
+    example: "false",
+    description: "true/false: advertise this Service's cluster IPs, overriding kubernetes.services.clusterIPs.",
+  },
+  {
+    key: ANN.advertiseExternalIps,
+    on: "Service",
+    example: "true",
+    description: "true/false: advertise this Service's external IPs, overriding kubernetes.services.externalIPs.",
+  },
+  {
+    key: ANN.advertiseLoadBalancerIps,
+    on: "Service",
+    example: "true",
+    description: "true/false: advertise this Service's load balancer IPs, overriding kubernetes.services.loadBalancerIPs.",
+  },
+  {
+    key: ANN.communities,
+    on: "Service",
+    example: "65000:100, no-export",
+    description: "Communities added to this Service's routes (comma-separated A:B or well-known names), after kubernetes.services.communities.",
+  },
+  {
+    key: ANN.largeCommunities,
+    on: "Service",
+    example: "65000:1:2",
+    description: "Large communities added to this Service's routes (comma-separated A:B:C), after kubernetes.services.largeCommunities.",
+  },
+];
+
+export type Parsed<T> = { value: T } | { error: string };
+
+const U32 = 0xffffffff;
+const ASN_WHAT = "an AS number 1..4294967295";
+const FAMILIES: readonly FamilyName[] = ["ipv4", "ipv6"];
+
+/** How a value is shown in messages: strings quoted, lists and mappings by kind. */
+export function describeValue(v: unknown): string {
+  if (v === null || v === undefined) return "nothing";
+  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  return String(v);
+}
+
+function expected(what: string, got: unknown, detail?: string): { error: string } {
+  return { error: `expected ${what}, got ${describeValue(got)}${detail ? ` (${detail})` : ""}` };
+}
+
+function asnOf(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= U32 && v !== 23456 ? v : undefined;
+}
+
+/** `bgpctl.io/asn`: an AS number 1..4294967295 (23456, AS_TRANS, refused). */
+export function parseAsnAnnotation(text: string): Parsed<number> {
+  const s = text.trim();
+  const v = /^\d{1,10}$/.test(s) ? asnOf(Number(s)) : undefined;
+  if (v !== undefined) return { value: v };
+  return expected(ASN_WHAT, text, s === "23456" ? "AS_TRANS, reserved by RFC 6793" : undefined);
+}
+
+/** `bgpctl.io/router-id`: a non-zero dotted quad. */
+export function parseRouterIdAnnotation(text: string): Parsed<string> {
+  const b = parseIPv4(text.trim());
+  if (b && b.some((x) => x !== 0)) return { value: formatAddr(AFI.IPV4, b) };
+  return expected("a router id: a non-zero dotted quad such as 192.0.2.1", text);
+}
+
+/** `bgpctl.io/route-reflector(-client)`: a cluster id, a dotted quad or a number 1..4294967295 (converted to a dotted quad). */
+export function parseClusterIdAnnotation(text: string): Parsed<string> {
+  const s = text.trim();
+  const b = parseIPv4(s);
+  if (b) return { value: formatAddr(AFI.IPV4, b) };
+  if (/^\d{1,10}$/.test(s)) {
+    const n = Number(s);
+    if (n >= 1 && n <= U32) return { value: `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}` };
+  }
+  return expected("a cluster id: a dotted quad such as 10.0.0.1 or a number 1..4294967295", text);
+}
+
+/** The `bgpctl.io/advertise-*` switches: "true" or "false". */
+export function parseBoolAnnotation(text: string): Parsed<boolean> {
+  const s = text.trim().toLowerCase();
+  if (s === "true") return { value: true };
+  if (s === "false") return { value: false };
+  return expected('"true" or "false"', text);
+}
+
+/** A community in the config loader's canonical text: "A:B" without leading zeros, well-known names kept. Throws on bad input. */
+export function canonicalCommunity(s: string): string {
+  parseCommunity(s);
+  const m = /^(\d+):(\d+)$/.exec(s);
+  return m ? `${Number(m[1])}:${Number(m[2])}` : s;
+}
+
+/** A large community "A:B:C" without leading zeros. Throws on bad input. */
+export function canonicalLargeCommunity(s: string): string {
+  return parseLargeCommunity(s).join(":");
+}
+
+function commaList(text: string, canon: (s: string) => string, what: string, one: string): Parsed<string[]> {
+  const out: string[] = [];
+  for (const raw of text.split(",")) {
+    const s = raw.trim();
+    if (s === "") continue;
+    let c: string;
+    try {
+      c = canon(s);
+    } catch {
+      return expected(what, text, `${JSON.stringify(s)} is not ${one}`);
+    }
+    if (!out.includes(c)) out.push(c);
+  }
+  return { value: out };
+}
+
+/** `bgpctl.io/communities`: comma-separated communities, canonical text, deduplicated. */
+export function parseCommunitiesAnnotation(text: string): Parsed<string[]> {
+  return commaList(
+    text,
+    canonicalCommunity,
+    "a comma-separated list of communities A:B (each 0..65535) or well-known names such as no-export",
+    "a community",
+  );
+}
+
+/** `bgpctl.io/large-communities`: comma-separated large communities, canonical text, deduplicated. */
+export function parseLargeCommunitiesAnnotation(text: string): Parsed<string[]> {
+  return commaList(text, canonicalLargeCommunity, "a comma-separated list of large communities A:B:C (each 0..4294967295)", "a large community");
+}
+
+// ---------------------------------------------------------------------------
+// bgpctl.io/peers
+
+/** One entry of a node's `bgpctl.io/peers` annotation, validated and normalised (absent keys stay absent: the caller applies the defaults). */
+export interface AnnotationPeer {
+  /** Canonical address text. */
+  address: string;
+  remoteAs: number;
+  port?: number;
+  holdTime?: number;
+  multihop?: number | false;
+  passive?: boolean;
+  families?: FamilyName[];
+  description?: string;
+  import?: PolicyRef;
+  export?: PolicyRef;
+  passwordSecret?: SecretRef;
+}
+
+export const PEER_ANNOTATION_KEYS = [
+  "address",
+  "remoteAs",
+  "port",
+  "holdTime",
+  "multihop",
+  "passive",
+  "families",
+  "description",
+  "import",
+  "export",
+  "passwordSecret",
+] as const;
+
+/** Namespace of a passwordSecret without one. */
+export const DEFAULT_SECRET_NAMESPACE = "kube-system";
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function unknownKeyMessage(key: string, allowed: readonly string[]): string {
+  const s = suggest(key, allowed);
+  return `unknown key ${JSON.stringify(key)}${s ? ` (did you mean ${JSON.stringify(s)}?)` : ` (expected one of ${allowed.join(", ")})`}`;
+}
+
+function policyRef(v: unknown, where: string, errors: string[], policies: ReadonlySet<string> | undefined): PolicyRef | null {
+  const WHAT = 'a policy name, a list of policy names, "all" or "none"';
+  if (v === "all") return { kind: "all" };
+  if (v === "none") return { kind: "none" };
+  const names = typeof v === "string" ? [v] : Array.isArray(v) ? v : null;
+  if (!names || names.length === 0 || !names.every((n) => typeof n === "string" && n.length > 0)) {
+    errors.push(`${where}: ${expected(WHAT, v).error}`);
+    return null;
+  }
+  let ok = true;
+  if (policies) {
+    for (const n of names as string[]) {
+      if (!policies.has(n)) {
+        const s = suggest(n, [...policies]);
+        errors.push(`${where}: unknown policy ${JSON.stringify(n)}${s ? ` (did you mean ${JSON.stringify(s)}?)` : ""}`);
+        ok = false;
+      }
+    }
+  }
+  return ok ? { kind: "chain", names: [...(names as string[])] } : null;
+}
+
+/**
+ * `bgpctl.io/peers`: a YAML (or JSON, which is YAML) list of external peers.
+ * Every problem is collected; any problem makes the whole annotation an
+ * error (one message, problems separated by "; ", each naming the list
+ * index and key: `peers[1].remoteAs: expected an AS number 1..4294967295, got "x"`).
+ * `policies`, when given, are the policy names import/export may use.
+ */
+export function parsePeersAnnotation(text: string, opts: { policies?: ReadonlySet<string> } = {}): Parsed<AnnotationPeer[]> {
+  let doc: unknown;
+  try {
+    const d = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+    if (d.errors.length > 0) throw d.errors[0];
+    doc = d.toJS();
+  } catch (e) {
+    const msg = (e as Error).message.split("\n")[0]!.trim();
+    return { error: `expected a YAML or JSON list of peers, got text that does not parse (${msg})` };
+  }
+  if (doc === null || doc === undefined) return { value: [] };
+  if (!Array.isArray(doc)) return expected("a YAML or JSON list of peers such as - {address: 192.0.2.254, remoteAs: 65000}", isMapping(doc) ? doc : text);
+  const errors: string[] = [];
+  const out: AnnotationPeer[] = [];
+  const seen = new Map<string, number>();
+  doc.forEach((item: unknown, i: number) => {
+    const path = `peers[${i}]`;
+    if (!isMapping(item)) {
+      errors.push(`${path}: ${expected("a peer: a mapping with address, remoteAs, ...", item).error}`);
+      return;
+    }
+    const before = errors.length;
+    const err = (key: string, msg: string) => errors.push(`${path}.${key}: ${msg}`);
+    for (const k of Object.keys(item)) {
+      if (!(PEER_ANNOTATION_KEYS as readonly string[]).includes(k)) err(k, unknownKeyMessage(k, PEER_ANNOTATION_KEYS));
+    }
+    const has = (k: string) => Object.prototype.hasOwnProperty.call(item, k);
+    const p: Partial<AnnotationPeer> = {};
+    if (!has("address")) err("address", 'missing required key "address" (the peer\'s IPv4 or IPv6 address)');
+    else {
+      const v = item.address;
+      const a = typeof v === "string" ? parseAddr(v.trim()) : null;
+      if (!a) err("address", expected("an IPv4 or IPv6 address", v).error);
+      else {
+        p.address = formatAddr(a.afi, a.addr);
+        const first = seen.get(p.address);
+        if (first !== undefined) err("address", `duplicate peer ${p.address} (also peers[${first}])`);
+        else seen.set(p.address, i);
+      }
+    }
+    if (!has("remoteAs")) err("remoteAs", 'missing required key "remoteAs" (the peer\'s AS number)');
+    else {
+      const v = asnOf(item.remoteAs);
+      if (v === undefined) err("remoteAs", expected(ASN_WHAT, item.remoteAs, item.remoteAs === 23456 ? "AS_TRANS, reserved by RFC 6793" : undefined).error);
+      else p.remoteAs = v;
+    }
+    const int = (k: "port" | "holdTime", min: number, max: number, what: string) => {
+      if (!has(k)) return;
+      const v = item[k];
+      if (typeof v === "number" && Number.isInteger(v) && v >= min && v <= max && !(k === "holdTime" && (v === 1 || v === 2))) p[k] = v;
+      else err(k, expected(what, v, k === "holdTime" && (v === 1 || v === 2) ? "RFC 4271 forbids 1 and 2" : undefined).error);
+    };
+    int("port", 1, 65535, "a port 1..65535");
+    int("holdTime", 0, 65535, "a hold time of 0 or 3..65535 seconds");
+    if (has("multihop")) {
+      const v = item.multihop;
+      if (v === false) p.multihop = false;
+      else if (v === true) p.multihop = 255;
+      else if (typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 255) p.multihop = v;
+      else err("multihop", expected("true, false or a TTL 1..255", v).error);
+    }
+    if (has("passive")) {
+      if (typeof item.passive === "boolean") p.passive = item.passive;
+      else err("passive", expected("true or false", item.passive).error);
+    }
+    if (has("families")) {
+      const v = item.families;
+      const list = typeof v === "string" ? [v] : Array.isArray(v) ? v : null;
+      if (!list || list.length === 0 || !list.every((f) => typeof f === "string" && (FAMILIES as readonly string[]).includes(f))) {
+        err("families", expected("a list of families (ipv4, ipv6)", v, Array.isArray(v) && v.length === 0 ? "the list is empty" : undefined).error);
+      } else if (new Set(list).size !== list.length) {
+        err("families", expected("a list of distinct families", v).error);
+      } else p.families = FAMILIES.filter((f) => list.includes(f));
+    }
+    if (has("description")) {
+      if (typeof item.description === "string") p.description = item.description;
+      else err("description", expected("a string", item.description).error);
+    }
+    for (const k of ["import", "export"] as const) {
+      if (!has(k)) continue;
+      const ref = policyRef(item[k], `${path}.${k}`, errors, opts.policies);
+      if (ref) p[k] = ref;
+    }
+    if (has("passwordSecret")) {
+      const v = item.passwordSecret;
+      if (!isMapping(v)) err("passwordSecret", expected("a mapping with name, key and namespace", v).error);
+      else {
+        const SKEYS = ["name", "key", "namespace"] as const;
+        for (const k of Object.keys(v)) if (!(SKEYS as readonly string[]).includes(k)) err(`passwordSecret.${k}`, unknownKeyMessage(k, SKEYS));
+        const str = (k: (typeof SKEYS)[number], what: string): string | undefined => {
+          if (!Object.prototype.hasOwnProperty.call(v, k)) {
+            if (k !== "namespace") err(`passwordSecret.${k}`, `missing required key "${k}" (${what})`);
+            return undefined;
+          }
+          const s = v[k];
+          if (typeof s === "string" && s.length > 0) return s;
+          err(`passwordSecret.${k}`, expected(what, s).error);
+          return undefined;
+        };
+        const name = str("name", "the Secret's name");
+        const key = str("key", "a key of the Secret's data");
+        const namespace = str("namespace", "a namespace") ?? DEFAULT_SECRET_NAMESPACE;
+        if (name !== undefined && key !== undefined) p.passwordSecret = { namespace, name, key };
+      }
+    }
+    if (errors.length === before) out.push(p as AnnotationPeer);
+  });
+  if (errors.length) return { error: errors.join("; ") };
+  return { value: out };
+}
+
+// ---------------------------------------------------------------------------
+// unknown keys
+
+/**
+ * The `bgpctl.io/` annotations of an object that bgpctl does not know (or that
+ * belong to the other kind of object), each with a message (did-you-mean when
+ * close to a known key).
+ */
+export function unknownAnnotations(annotations: Record<string, string> | undefined, on: "Node" | "Service"): { key: string; message: string }[] {
+  const out: { key: string; message: string }[] = [];
+  if (!annotations) return out;
+  const mine = ANNOTATIONS.filter((a) => a.on === on).map((a) => a.key);
+  for (const key of Object.keys(annotations).sort()) {
+    if (!key.startsWith(ANNOTATION_PREFIX) || mine.includes(key)) continue;
+    const other = ANNOTATIONS.find((a) => a.key === key);
+    if (other) {
+      out.push({ key, message: `${key} is a ${other.on} annotation, it has no effect on a ${on}; ignored` });
+      continue;
+    }
+    const s = suggest(key.slice(ANNOTATION_PREFIX.length), mine.map((k) => k.slice(ANNOTATION_PREFIX.length)));
+    out.push({
+      key,
+      message: `unknown annotation ${JSON.stringify(key)}${s ? ` (did you mean ${JSON.stringify(ANNOTATION_PREFIX + s)}?)` : ""}; ignored`,
+    });
+  }
+  return out;
+}

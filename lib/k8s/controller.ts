@@ -1,0 +1,306 @@
+/**
+ * The watch-k8s runtime: keeps list/watch caches of Nodes, Services and
+ * EndpointSlices, and after every change re-derives the router configuration
+ * (lib/k8s/derive.ts) and applies it to the running router as a diff — peers
+ * come and go without touching the other sessions, Service IPs are
+ * originated and withdrawn — and reports what it derived (`bgpctl show k8s`).
+ *
+ * Nothing is derived from a partial view: the router starts only when every
+ * cache has completed its first full list and this node's Node object exists.
+ * Problems found in objects (bad annotation values) are logged once each,
+ * naming the object, and ignored.
+ */
+import { hostname } from "node:os";
+import { ApiError } from "../api/types.ts";
+import type { RouterConfig, SecretRef } from "../config/types.ts";
+import { Router } from "../router/router.ts";
+import type { Log } from "../router/log.ts";
+import { KubeClient } from "./client.ts";
+import { type DeriveInput, type Derived, derive } from "./derive.ts";
+import { type KubeConnection, resolveConnection } from "./kubeconfig.ts";
+import { Reflector } from "./reflector.ts";
+import type { EndpointSlice, K8sProblem, K8sStatus, Node, Secret, Service } from "./types.ts";
+
+export interface ControllerOptions {
+  /** The file's configuration (with its kubernetes section). */
+  base: RouterConfig;
+  /** Re-read the file (SIGHUP / `bgpctl reload`); throws ConfigError on a bad file. */
+  reloadBase: () => RouterConfig;
+  configPath: string;
+  /** --node-name (wins over the config's kubernetes.nodeName, NODE_NAME and the hostname). */
+  nodeName?: string;
+  /** --kubeconfig (wins over the config's kubernetes.kubeconfig). */
+  kubeconfig?: string;
+  log: Log;
+  /** Environment (tests); default process.env. */
+  env?: Record<string, string | undefined>;
+  /** Called once the router runs (to start the control socket etc. before sessions). */
+  beforeStart?: (router: Router) => Promise<void>;
+}
+
+/** Node name: flag, config, NODE_NAME (downward API), hostname. */
+export function resolveNodeName(flag: string | undefined, base: RouterConfig, env: Record<string, string | undefined>): string {
+  const n = flag ?? base.kubernetes?.nodeName ?? env.NODE_NAME ?? hostname();
+  return n.trim();
+}
+
+/** What watch-k8s lists and watches (RBAC: get, list, watch on each). */
+export const RESOURCES = {
+  nodes: { name: "nodes", path: "/api/v1/nodes", kind: "Node" },
+  services: { name: "services", path: "/api/v1/services", kind: "Service" },
+  endpointslices: { name: "endpointslices", path: "/apis/discovery.k8s.io/v1/endpointslices", kind: "EndpointSlice" },
+} as const;
+
+export class KubeController {
+  readonly nodeName: string;
+  readonly connection: KubeConnection;
+  private readonly client: KubeClient;
+  private readonly nodes: Reflector<Node>;
+  private readonly services: Reflector<Service>;
+  private readonly slices: Reflector<EndpointSlice>;
+  private base: RouterConfig;
+  private router: Router | null = null;
+  private last: Derived | null = null;
+  private readonly secrets = new Map<string, string>();
+  private readonly secretFetchedAt = new Map<string, number>();
+  private readonly problemsLogged = new Set<string>();
+  private readonly log: Log;
+  private stopped = false;
+  private pending = false;
+  private running: Promise<void> | null = null;
+  private debounce: ReturnType<typeof setTimeout> | null = null;
+  private wake: (() => void) | null = null;
+  private unsubscribers: (() => void)[] = [];
+  /** Why the last apply was refused (needs a restart), shown in show k8s problems. */
+  private applyProblem: K8sProblem | null = null;
+
+  constructor(private readonly opts: ControllerOptions) {
+    this.log = opts.log;
+    this.base = opts.base;
+    const env = opts.env ?? process.env;
+    this.nodeName = resolveNodeName(opts.nodeName, opts.base, env);
+    this.connection = resolveConnection({ kubeconfig: opts.kubeconfig ?? opts.base.kubernetes?.kubeconfig, env });
+    const klog = (level: "debug" | "info" | "warn" | "error", msg: string) => this.log.at(level, `kubernetes: ${msg}`);
+    this.client = new KubeClient(this.connection, { log: klog, userAgent: "bgpctl" });
+    const api = opts.base.kubernetes!.api;
+    const ropts = { pageSize: api.pageSize, watchTimeoutSeconds: api.watchTimeoutSeconds, log: klog };
+    this.nodes = new Reflector<Node>(this.client, RESOURCES.nodes, ropts);
+    this.services = new Reflector<Service>(this.client, RESOURCES.services, ropts);
+    this.slices = new Reflector<EndpointSlice>(this.client, RESOURCES.endpointslices, ropts);
+  }
+
+  /** The running router (null until the first complete derivation). */
+  get current(): Router | null {
+    return this.router;
+  }
+
+  /**
+   * Start the caches, wait (as long as it takes, logging why) until they are
+   * synced and this node's Node object exists, then start the router with the
+   * derived configuration. Resolves once the router runs; rejects only when
+   * the router cannot start (e.g. the BGP port is taken) or on stop().
+   */
+  async start(): Promise<Router> {
+    this.log.info(`kubernetes: API server ${this.connection.server} (${this.connection.source}), node ${this.nodeName}`);
+    for (const r of [this.nodes, this.services, this.slices]) {
+      this.unsubscribers.push((r as Reflector<Node | Service | EndpointSlice>).subscribe(() => this.changed()));
+      r.start();
+    }
+    const startedAt = Date.now();
+    let lastWaitLog = 0;
+    for (;;) {
+      if (this.stopped) throw new Error("stopped before the router started");
+      if (this.synced()) {
+        const d = await this.deriveNow();
+        if (d.config) {
+          this.last = d;
+          this.logProblems(d.status.problems);
+          const router = new Router(d.config, this.opts.configPath, this.log, { load: () => this.reloadConfig(), k8s: () => this.status() });
+          if (this.opts.beforeStart) await this.opts.beforeStart(router);
+          await router.start();
+          this.router = router;
+          this.log.info(
+            `kubernetes: node ${this.nodeName}: AS ${d.config.asn}, router id ${d.config.routerId}, role ${d.status.role}, ${d.status.peers.length} peers, ${d.status.originated.length} originated prefixes`,
+          );
+          // Changes that arrived while starting.
+          this.changed();
+          return router;
+        }
+        if (Date.now() - lastWaitLog > 30_000) {
+          lastWaitLog = Date.now();
+          this.logProblems(d.status.problems, true);
+          this.log.warn(`kubernetes: waiting for Node ${this.nodeName} to exist and have an address`);
+        }
+      } else if (Date.now() - lastWaitLog > 30_000 && Date.now() - startedAt > 5_000) {
+        lastWaitLog = Date.now();
+        const waiting = this.resourceStatus().filter((r) => !r.synced);
+        this.log.warn(`kubernetes: waiting for the first list of ${waiting.map((r) => `${r.resource}${r.lastError ? ` (${r.lastError})` : ""}`).join(", ")}`);
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1000);
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    if (this.debounce) clearTimeout(this.debounce);
+    for (const u of this.unsubscribers) u();
+    await Promise.all([this.nodes.stop(), this.services.stop(), this.slices.stop()]);
+    if (this.running) await this.running.catch(() => {});
+  }
+
+  /** Readiness: caches synced and the router running. */
+  ready(): { ready: boolean; reason: string } {
+    if (!this.synced()) return { ready: false, reason: `waiting for the first list of ${this.resourceStatus().filter((r) => !r.synced).map((r) => r.resource).join(", ")}` };
+    if (!this.router) return { ready: false, reason: `waiting for Node ${this.nodeName}` };
+    return { ready: true, reason: `node ${this.nodeName}: caches synced, router running` };
+  }
+
+  status(): K8sStatus {
+    const resources = this.resourceStatus();
+    const synced = resources.every((r) => r.synced);
+    // Before the first complete derivation: what the caches hold so far.
+    const s = this.last?.status ?? derive(this.input()).status;
+    const problems = [...s.problems];
+    if (this.applyProblem) problems.push(this.applyProblem);
+    return { ...s, synced, problems, resources };
+  }
+
+  private synced(): boolean {
+    return this.nodes.synced && this.services.synced && this.slices.synced;
+  }
+
+  private resourceStatus(): K8sStatus["resources"] {
+    return [this.nodes.status(), this.services.status(), this.slices.status()];
+  }
+
+  /** A cache changed: re-derive soon (changes arriving together are applied together). */
+  private changed(): void {
+    if (this.stopped) return;
+    if (!this.router) {
+      this.wake?.();
+      return;
+    }
+    if (this.debounce) return;
+    this.debounce = setTimeout(() => {
+      this.debounce = null;
+      this.kick();
+    }, 20);
+  }
+
+  /** Run one reconcile at a time; a change during a run schedules one more. */
+  private kick(): void {
+    if (this.running) {
+      this.pending = true;
+      return;
+    }
+    this.running = this.reconcile()
+      .catch((e) => this.log.error(`kubernetes: reconcile failed: ${(e as Error).message}`))
+      .finally(() => {
+        this.running = null;
+        if (this.pending && !this.stopped) {
+          this.pending = false;
+          this.kick();
+        }
+      });
+  }
+
+  private async reconcile(): Promise<void> {
+    const router = this.router;
+    if (!router || this.stopped) return;
+    const d = await this.deriveNow();
+    this.logProblems(d.status.problems);
+    if (!d.config) {
+      // Our Node vanished or lost its address: keep what runs (withdrawing
+      // everything on a transient API glitch would hurt more), and say so.
+      this.last = { ...d, config: this.last?.config ?? null };
+      this.log.error(`kubernetes: ${d.status.problems.map((p) => `${p.object}: ${p.message}`).join("; ") || `Node ${this.nodeName} unusable`}; keeping the running configuration`);
+      return;
+    }
+    this.last = d;
+    try {
+      await router.apply(d.config, "kubernetes");
+      this.applyProblem = null;
+    } catch (e) {
+      const msg = e instanceof ApiError ? e.message : (e as Error).message;
+      const p = { object: `Node/${this.nodeName}`, message: `not applied: ${msg}` };
+      if (this.applyProblem?.message !== p.message) this.log.error(`kubernetes: Node/${this.nodeName}: ${p.message}`);
+      this.applyProblem = p;
+    }
+  }
+
+  /** SIGHUP / `bgpctl reload`: re-read the file, derive again, hand the result to Router.apply. */
+  private async reloadConfig(): Promise<RouterConfig> {
+    const base = this.opts.reloadBase();
+    if (!base.kubernetes) throw new Error(`${this.opts.configPath}: the kubernetes: section is gone; watch-k8s needs it`);
+    this.base = base;
+    const d = await this.deriveNow();
+    if (!d.config) throw new Error(d.status.problems.map((p) => `${p.object}: ${p.message}`).join("; ") || `Node ${this.nodeName} unusable`);
+    this.last = d;
+    return d.config;
+  }
+
+  /** Derive from the caches; fetch Secrets the result refers to and derive again when one was new. */
+  private async deriveNow(): Promise<Derived> {
+    let d = derive(this.input());
+    if (await this.fetchSecrets(d.secretRefs)) d = derive(this.input());
+    return d;
+  }
+
+  private input(): DeriveInput {
+    return {
+      nodeName: this.nodeName,
+      nodes: this.nodes.items(),
+      services: this.services.items(),
+      slices: this.slices.items(),
+      base: this.base,
+      secrets: this.secrets,
+    };
+  }
+
+  /** GET each referenced Secret not fetched in the last 5 minutes; true when a value changed. */
+  private async fetchSecrets(refs: SecretRef[]): Promise<boolean> {
+    let changed = false;
+    for (const ref of refs) {
+      const id = `${ref.namespace}/${ref.name}/${ref.key}`;
+      const at = this.secretFetchedAt.get(id) ?? 0;
+      if (Date.now() - at < (this.secrets.has(id) ? 300_000 : 30_000)) continue;
+      this.secretFetchedAt.set(id, Date.now());
+      try {
+        const s = await this.client.get<Secret>(`/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/secrets/${encodeURIComponent(ref.name)}`);
+        const raw = s.data?.[ref.key];
+        const value = raw !== undefined ? Buffer.from(raw, "base64").toString("utf8").replace(/\r?\n$/, "") : s.stringData?.[ref.key];
+        if (value === undefined) {
+          this.log.warn(`kubernetes: Secret/${ref.namespace}/${ref.name} has no key "${ref.key}"`);
+          continue;
+        }
+        if (this.secrets.get(id) !== value) {
+          this.secrets.set(id, value);
+          changed = true;
+        }
+      } catch (e) {
+        this.log.warn(`kubernetes: cannot read Secret/${ref.namespace}/${ref.name}: ${(e as Error).message}`);
+      }
+    }
+    return changed;
+  }
+
+  /** Log each problem once (until it goes away and comes back). */
+  private logProblems(problems: K8sProblem[], force = false): void {
+    const now = new Set<string>();
+    for (const p of problems) {
+      const line = `${p.object}: ${p.field ? `${p.field}: ` : ""}${p.message}`;
+      now.add(line);
+      if (force || !this.problemsLogged.has(line)) this.log.warn(`kubernetes: ${line}`);
+    }
+    this.problemsLogged.clear();
+    for (const l of now) this.problemsLogged.add(l);
+  }
+}

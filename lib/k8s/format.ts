@@ -1,0 +1,123 @@
+/**
+ * `bgpctl show k8s` as text (birdc / gobgp style): a header with the node,
+ * AS, router id, role and sync state, then the Resources, Peers, Originated,
+ * Services (one line per IP, ADVERTISED or withdrawn with the reason) and
+ * Problems sections. Columns aligned with spaces, no colours. A pure function
+ * of the K8sStatus JSON (`--json` prints that instead).
+ */
+import type { K8sServiceStatus, K8sStatus } from "./types.ts";
+
+type Align = "l" | "r";
+
+/** Columns separated by two spaces, each as wide as its widest cell; the last column is not padded; indented by `indent`. */
+function table(header: string[], rows: string[][], align: Align[], indent = "  "): string {
+  const all = [header, ...rows];
+  const w = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)));
+  return all
+    .map(
+      (r) =>
+        indent +
+        r
+          .map((c, i) => (align[i] === "r" ? c.padStart(w[i]!) : i === r.length - 1 ? c : c.padEnd(w[i]!)))
+          .join("  ")
+          .trimEnd(),
+    )
+    .map((l) => l + "\n")
+    .join("");
+}
+
+const dash = (s: string | undefined | null) => (s === undefined || s === null || s === "" ? "-" : s);
+const yesNo = (b: boolean) => (b ? "yes" : "no");
+
+function trafficPolicies(s: K8sServiceStatus): string {
+  const p: string[] = [];
+  if (s.externalTrafficPolicy) p.push(`ext=${s.externalTrafficPolicy}`);
+  if (s.internalTrafficPolicy) p.push(`int=${s.internalTrafficPolicy}`);
+  return p.length ? p.join(",") : "-";
+}
+
+export function formatK8sStatus(s: K8sStatus): string {
+  const out: string[] = [];
+  const role = s.role === "mesh" ? "mesh" : `${s.role === "reflector" ? "route reflector" : "route reflector client"}, cluster id ${dash(s.clusterId)}`;
+  out.push(`Kubernetes node ${s.node}${s.nodeFound ? "" : " (Node object not found)"}\n`);
+  out.push(`  AS ${s.asn}, router id ${dash(s.routerId)}, role ${role}\n`);
+  out.push(`  Sync: ${s.synced ? "synced" : "not synced (waiting for the first full list of every resource)"}\n`);
+  const addrs = [s.addresses.ipv4, s.addresses.ipv6].filter((a): a is string => !!a);
+  out.push(`  Addresses: ${addrs.length ? addrs.join(", ") : "none"}\n`);
+  out.push(`  Pod CIDRs: ${s.podCidrs.length ? s.podCidrs.join(", ") : "none"}\n`);
+  if (s.servicesWithdrawn) out.push(`  Service IPs withdrawn: ${s.servicesWithdrawn}\n`);
+
+  const section = (title: string, count: number, body: () => string) => {
+    out.push("\n");
+    if (count === 0) out.push(`${title}: none\n`);
+    else out.push(`${title} (${count}):\n${body()}`);
+  };
+
+  section("Resources", s.resources.length, () =>
+    table(
+      ["RESOURCE", "SYNCED", "OBJECTS", "VERSION", "LISTS", "WATCHES", "RELISTS", "ERRORS", "LAST ERROR"],
+      s.resources.map((r) => [
+        r.resource,
+        yesNo(r.synced),
+        String(r.objects),
+        dash(r.resourceVersion),
+        String(r.lists),
+        String(r.watches),
+        String(r.relists),
+        String(r.errors),
+        dash(r.lastError),
+      ]),
+      ["l", "l", "r", "l", "r", "r", "r", "r", "l"],
+    ),
+  );
+
+  section("Peers", s.peers.length, () =>
+    table(
+      ["ADDRESS", "AS", "KIND", "SOURCE", "NODE", "FAMILIES"],
+      s.peers.map((p) => [p.address, String(p.asn), p.kind, p.source, dash(p.node), p.families.join(",")]),
+      ["l", "r", "l", "l", "l", "l"],
+    ),
+  );
+
+  section("Originated", s.originated.length, () =>
+    table(
+      ["PREFIX", "KIND", "SERVICE", "COMMUNITIES", "LARGE COMMUNITIES"],
+      s.originated.map((o) => [
+        o.prefix,
+        o.kind,
+        dash(o.service),
+        o.communities.length ? o.communities.join(" ") : "-",
+        o.largeCommunities.length ? o.largeCommunities.join(" ") : "-",
+      ]),
+      ["l", "l", "l", "l", "l"],
+    ),
+  );
+
+  section("Services", s.services.length, () => {
+    const rows: string[][] = [];
+    for (const svc of s.services) {
+      const head = [svc.name, svc.type, trafficPolicies(svc), `${svc.readyLocal}/${svc.readyTotal}`];
+      const blank = head.map(() => "");
+      if (svc.ignored) {
+        rows.push([...head, "-", "-", "ignored", svc.ignored]);
+        continue;
+      }
+      if (svc.ips.length === 0) {
+        rows.push([...head, "-", "-", "-", "no IP"]);
+        continue;
+      }
+      svc.ips.forEach((ip, i) => {
+        rows.push([...(i === 0 ? head : blank), ip.kind, ip.ip, ip.advertised ? "ADVERTISED" : "withdrawn", ip.reason]);
+      });
+    }
+    return table(["SERVICE", "TYPE", "POLICY", "READY", "KIND", "IP", "STATE", "REASON"], rows, ["l", "l", "l", "r", "l", "l", "l", "l"]);
+  });
+
+  out.push("\n");
+  if (s.problems.length === 0) out.push("Problems: none\n");
+  else {
+    out.push(`Problems (${s.problems.length}):\n`);
+    for (const p of s.problems) out.push(`  ${p.object}${p.field ? ` ${p.field}` : ""}: ${p.message}\n`);
+  }
+  return out.join("");
+}

@@ -1,0 +1,218 @@
+/**
+ * The Kubernetes shapes bgpctl reads (the subset of Node, Service,
+ * EndpointSlice, Secret and Status it uses, as the API serves them in JSON)
+ * and the status the controller reports (`bgpctl show k8s`). Plain data.
+ */
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+}
+
+export interface NodeAddress {
+  type: "InternalIP" | "ExternalIP" | "Hostname" | "InternalDNS" | "ExternalDNS" | string;
+  address: string;
+}
+
+export interface Node extends KubeObject {
+  spec?: {
+    podCIDR?: string;
+    podCIDRs?: string[];
+    unschedulable?: boolean;
+    taints?: { key: string; value?: string; effect: string }[];
+  };
+  status?: {
+    addresses?: NodeAddress[];
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+  };
+}
+
+export interface ServicePort {
+  name?: string;
+  protocol?: string;
+  port: number;
+  targetPort?: number | string;
+  nodePort?: number;
+}
+
+export interface Service extends KubeObject {
+  spec?: {
+    type?: "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName" | string;
+    clusterIP?: string;
+    clusterIPs?: string[];
+    externalIPs?: string[];
+    externalName?: string;
+    externalTrafficPolicy?: "Cluster" | "Local" | string;
+    internalTrafficPolicy?: "Cluster" | "Local" | string;
+    ipFamilies?: string[];
+    selector?: Record<string, string>;
+    ports?: ServicePort[];
+    loadBalancerIP?: string;
+  };
+  status?: {
+    loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] };
+  };
+}
+
+export interface Endpoint {
+  addresses: string[];
+  conditions?: { ready?: boolean | null; serving?: boolean | null; terminating?: boolean | null };
+  nodeName?: string;
+  zone?: string;
+  targetRef?: { kind?: string; name?: string; namespace?: string };
+}
+
+/** discovery.k8s.io/v1 EndpointSlice; `metadata.labels["kubernetes.io/service-name"]` names its Service. */
+export interface EndpointSlice extends KubeObject {
+  addressType: "IPv4" | "IPv6" | "FQDN" | string;
+  endpoints?: Endpoint[] | null;
+  ports?: { name?: string; port?: number; protocol?: string }[] | null;
+}
+
+export interface Secret extends KubeObject {
+  type?: string;
+  /** Base64 values. */
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+
+/** metav1.Status, as carried by error responses and watch ERROR events. */
+export interface Status {
+  kind: "Status";
+  apiVersion: "v1";
+  metadata?: Record<string, unknown>;
+  status: "Success" | "Failure";
+  message?: string;
+  reason?: string;
+  details?: Record<string, unknown>;
+  code: number;
+}
+
+export interface ListMeta {
+  resourceVersion?: string;
+  continue?: string;
+  remainingItemCount?: number;
+}
+
+export interface List<T> {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ListMeta;
+  items: T[];
+}
+
+/** One line of a watch stream. */
+export type WatchEvent<T> =
+  | { type: "ADDED" | "MODIFIED" | "DELETED"; object: T }
+  | { type: "BOOKMARK"; object: { kind?: string; apiVersion?: string; metadata: { resourceVersion: string; annotations?: Record<string, string> } } }
+  | { type: "ERROR"; object: Status };
+
+/** "namespace/name", or "name" for cluster-scoped objects. */
+export function objectKey(o: KubeObject): string {
+  return o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
+}
+
+// ---------------------------------------------------------------------------
+// What the controller derived (`bgpctl show k8s`)
+
+/** A problem found in a Kubernetes object (bad annotation value, ...): reported once and ignored. */
+export interface K8sProblem {
+  /** "Node/node-a", "Service/default/web". */
+  object: string;
+  /** The annotation (or field) at fault, when there is one. */
+  field?: string;
+  message: string;
+}
+
+export type K8sPeerKind = "node" | "reflector" | "reflector-client" | "external";
+
+export interface K8sPeerStatus {
+  address: string;
+  asn: number;
+  kind: K8sPeerKind;
+  /** The Node it stands for (mesh peers). */
+  node?: string;
+  /** Where it came from: the node mesh, `kubernetes.peers[i]` of the config, or this node's peers annotation. */
+  source: "mesh" | "config" | "annotation";
+  families: ("ipv4" | "ipv6")[];
+}
+
+export type OriginKind = "podCIDR" | "clusterIP" | "externalIP" | "loadBalancerIP";
+
+export interface K8sOriginated {
+  prefix: string;
+  kind: OriginKind;
+  /** "namespace/name" for Service IPs. */
+  service?: string;
+  communities: string[];
+  largeCommunities: string[];
+}
+
+export interface K8sServiceIp {
+  ip: string;
+  kind: Exclude<OriginKind, "podCIDR">;
+  advertised: boolean;
+  /** Why (not) advertised, e.g. "externalTrafficPolicy Local: ready endpoint on this node", "outside allowed ranges". */
+  reason: string;
+}
+
+export interface K8sServiceStatus {
+  /** "namespace/name". */
+  name: string;
+  type: string;
+  externalTrafficPolicy?: string;
+  internalTrafficPolicy?: string;
+  /** Ready endpoints on this node / in the whole cluster. */
+  readyLocal: number;
+  readyTotal: number;
+  ips: K8sServiceIp[];
+  /** Set when the whole Service is skipped (ExternalName, headless). */
+  ignored?: string;
+}
+
+export interface K8sResourceStatus {
+  /** "nodes", "services", "endpointslices". */
+  resource: string;
+  synced: boolean;
+  objects: number;
+  resourceVersion: string;
+  lists: number;
+  watches: number;
+  relists: number;
+  errors: number;
+  lastError: string | null;
+}
+
+export interface K8sStatus {
+  node: string;
+  /** Every reflector has completed its first full list. */
+  synced: boolean;
+  /** This node's Node object exists. */
+  nodeFound: boolean;
+  asn: number;
+  routerId: string;
+  role: "mesh" | "reflector" | "reflector-client";
+  clusterId?: string;
+  addresses: { ipv4?: string; ipv6?: string };
+  podCidrs: string[];
+  /** Set when Service IPs are withdrawn from this node, with the reason (cordoned, exclude label). */
+  servicesWithdrawn?: string;
+  peers: K8sPeerStatus[];
+  originated: K8sOriginated[];
+  services: K8sServiceStatus[];
+  problems: K8sProblem[];
+  resources: K8sResourceStatus[];
+}
