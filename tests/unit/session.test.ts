@@ -12,6 +12,7 @@ import type { NotificationMessage, RouteRefreshMessage } from "../../lib/bgp/not
 import { Session, type SessionConfig, State, normalizeAddress } from "../../lib/bgp/session.ts";
 import { AFI, SAFI } from "../../lib/bgp/types.ts";
 import { type UpdateMessage, encodeEndOfRib } from "../../lib/bgp/update.ts";
+import { sleep, waitFor } from "./wait.ts";
 
 const V4 = { afi: AFI.IPV4, safi: SAFI.UNICAST };
 const V6 = { afi: AFI.IPV6, safi: SAFI.UNICAST };
@@ -28,17 +29,6 @@ afterEach(async () => {
   }
 });
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: ReturnType<typeof setTimeout> | undefined;

@@ -27,6 +27,7 @@ import { Listener } from "../../lib/bgp/listener.ts";
 import { Session, type SessionConfig, State } from "../../lib/bgp/session.ts";
 import { AFI, SAFI } from "../../lib/bgp/types.ts";
 import { passwordOption } from "../../lib/cli/session-flags.ts";
+import { sleep, waitFor } from "./wait.ts";
 
 const V4 = { afi: AFI.IPV4, safi: SAFI.UNICAST };
 
@@ -41,17 +42,6 @@ afterEach(async () => {
   }
 });
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 function u16le(b: Uint8Array, off: number): number {
   return b[off]! | (b[off + 1]! << 8);
