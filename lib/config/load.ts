@@ -122,6 +122,30 @@ export function loadConfig(path: string): RouterConfig {
 
 /** Validate configuration text; `sourceName` names it in messages and becomes `RouterConfig.source`. */
 export function parseConfig(text: string, sourceName: string): RouterConfig {
+  const { doc, r } = readDocument(text, sourceName);
+  const cfg = new ConfigBuilder(r, sourceName).build(doc.contents as Node | null);
+  if (r.issues.length || !cfg) throw new ConfigError(sortIssues(r.issues));
+  return cfg;
+}
+
+/**
+ * A YAML list of external peers read on its own, with the keys and checks of
+ * `kubernetes.peers` entries except nodeSelector, group, password and
+ * passwordFile (passwords come from passwordSecret): a node's
+ * `bgpctl.io/peers` annotation. localAs defaults to `asn`; import and export
+ * may name `policies`; an address may appear once. Empty text is no peers.
+ * Throws ConfigError (positions within `text`).
+ */
+export function parsePeerList(text: string, sourceName: string, opts: { asn: number; policies: readonly string[] }): KubePeerConfig[] {
+  const { doc, r } = readDocument(text, sourceName);
+  const b = new ConfigBuilder(r, sourceName);
+  const peers = b.peerList(doc.contents as Node | null, "peers", opts);
+  if (r.issues.length || !peers) throw new ConfigError(sortIssues(r.issues));
+  return peers;
+}
+
+/** Parse YAML text for a Reader; a syntax error throws ConfigError. */
+function readDocument(text: string, sourceName: string): { doc: ReturnType<typeof parseDocument>; r: Reader } {
   const lines = new LineCounter();
   // Duplicate keys are reported by the Reader (with the rest), not as a YAML error.
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
@@ -134,10 +158,7 @@ export function parseConfig(text: string, sourceName: string): RouterConfig {
     });
     throw new ConfigError(sortIssues(issues));
   }
-  const r = new Reader(sourceName, lines, doc);
-  const cfg = new ConfigBuilder(r, sourceName).build(doc.contents as Node | null);
-  if (r.issues.length || !cfg) throw new ConfigError(sortIssues(r.issues));
-  return cfg;
+  return { doc, r: new Reader(sourceName, lines, doc) };
 }
 
 function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
@@ -228,6 +249,8 @@ const KUBE_SERVICE_KEYS = [
   "requireEndpoints",
 ] as const;
 const KUBE_PEER_KEYS = [...PEER_KEYS, "nodeSelector", "passwordSecret"] as const;
+/** Keys of a peer in a node's peers annotation: no selector, groups or plain-text passwords. */
+const PEER_LIST_KEYS = KUBE_PEER_KEYS.filter((k) => !["nodeSelector", "group", "password", "passwordFile"].includes(k));
 const SET_KEYS = ["localPref", "med", "community", "largeCommunity", "nextHop", "asPathPrepend"] as const;
 const FAMILIES: readonly FamilyName[] = ["ipv4", "ipv6"];
 const U32 = 0xffffffff;
@@ -1279,10 +1302,41 @@ class ConfigBuilder {
     return ok ? k : undefined;
   }
 
-  /** One entry of kubernetes.peers: a peer (as under peers:) plus nodeSelector and passwordSecret. */
-  private kubePeer(node: Node | null, path: string): KubePeerConfig | undefined {
+  /** A list of peers on its own (parsePeerList). */
+  peerList(node: Node | null, path: string, opts: { asn: number; policies: readonly string[] }): KubePeerConfig[] | undefined {
     const r = this.r;
-    const f = r.fields(node, path, KUBE_PEER_KEYS, "a peer: a mapping with address, remoteAs, nodeSelector, ...");
+    if (node === null || (isScalar(node) && node.value === null)) return [];
+    this.asn = opts.asn;
+    this.declared.policy.push(...opts.policies);
+    const items = r.list(node, path, "a list of peers such as - {address: 192.0.2.254, remoteAs: 65000}");
+    if (!items) return undefined;
+    const out: KubePeerConfig[] = [];
+    const seen = new Map<string, Node | null>();
+    items.forEach((item, i) => {
+      const p = this.kubePeer(item, indexPath(path, i), PEER_LIST_KEYS, (k) =>
+        k === "password" || k === "passwordFile"
+          ? "use passwordSecret: annotations are readable by anyone who can read Nodes"
+          : k === "nodeSelector"
+            ? "the peers of a node's annotation are that node's own"
+            : undefined,
+      );
+      if (!p) return;
+      const first = seen.get(p.peer.address);
+      const at = isMap(item) ? (item.items.find((x) => isScalar(x.key) && x.key.value === "address")?.value as Node | null) : item;
+      if (first !== undefined) r.error(at, joinPath(indexPath(path, i), "address"), `duplicate peer ${p.peer.address} (first at line ${r.position(first).line})`);
+      else {
+        seen.set(p.peer.address, at);
+        out.push(p);
+      }
+    });
+    this.checkReferences();
+    return out;
+  }
+
+  /** One entry of kubernetes.peers: a peer (as under peers:) plus nodeSelector and passwordSecret. */
+  private kubePeer(node: Node | null, path: string, keys: readonly string[] = KUBE_PEER_KEYS, hint?: (key: string) => string | undefined): KubePeerConfig | undefined {
+    const r = this.r;
+    const f = r.fields(node, path, keys, "a peer: a mapping with address, remoteAs, ...", hint);
     if (!f) return undefined;
     if (!this.required(f, "address", " (the peer's IPv4 or IPv6 address)")) return undefined;
     const address = readAddr(r, f.get("address"), f.at("address"), true);

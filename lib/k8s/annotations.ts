@@ -6,12 +6,12 @@
  * caller reports it as a K8sProblem and treats the annotation as absent).
  * Pure functions, no Kubernetes access.
  */
-import { parseDocument } from "yaml";
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
-import { formatAddr, parseAddr, parseIPv4 } from "../bgp/prefix.ts";
+import { formatAddr, parseIPv4 } from "../bgp/prefix.ts";
 import { AFI } from "../bgp/types.ts";
+import { ConfigError, parsePeerList } from "../config/load.ts";
 import { suggest } from "../config/reader.ts";
-import type { FamilyName, PolicyRef, SecretRef } from "../config/types.ts";
+import type { KubePeerConfig } from "../config/types.ts";
 
 export const ANNOTATION_PREFIX = "bgpctl.io/";
 
@@ -67,7 +67,7 @@ export const ANNOTATIONS: readonly AnnotationInfo[] = [
     on: "Node",
     example: "- {address: 192.0.2.254, remoteAs: 65000}",
     description:
-      "External peers of this node, a YAML or JSON list of {address, remoteAs, port, holdTime, multihop, passive, families, description, import, export, passwordSecret: {name, key, namespace}}.",
+      "External peers of this node, a YAML or JSON list of peers with the keys of kubernetes.peers entries (address, remoteAs, port, holdTime, multihop, import, export, maxPrefix, ..., passwordSecret: {name, key, namespace}) but no nodeSelector, group or plain-text password.",
   },
   {
     key: ANN.advertiseClusterIp,
@@ -105,7 +105,6 @@ export type Parsed<T> = { value: T } | { error: string };
 
 const U32 = 0xffffffff;
 const ASN_WHAT = "an AS number 1..4294967295";
-const FAMILIES: readonly FamilyName[] = ["ipv4", "ipv6"];
 
 /** How a value is shown in messages: strings quoted, lists and mappings by kind. */
 export function describeValue(v: unknown): string {
@@ -206,186 +205,20 @@ export function parseLargeCommunitiesAnnotation(text: string): Parsed<string[]> 
 // ---------------------------------------------------------------------------
 // bgpctl.io/peers
 
-/** One entry of a node's `bgpctl.io/peers` annotation, validated and normalised (absent keys stay absent: the caller applies the defaults). */
-export interface AnnotationPeer {
-  /** Canonical address text. */
-  address: string;
-  remoteAs: number;
-  port?: number;
-  holdTime?: number;
-  multihop?: number | false;
-  passive?: boolean;
-  families?: FamilyName[];
-  description?: string;
-  import?: PolicyRef;
-  export?: PolicyRef;
-  passwordSecret?: SecretRef;
-}
-
-export const PEER_ANNOTATION_KEYS = [
-  "address",
-  "remoteAs",
-  "port",
-  "holdTime",
-  "multihop",
-  "passive",
-  "families",
-  "description",
-  "import",
-  "export",
-  "passwordSecret",
-] as const;
-
-/** Namespace of a passwordSecret without one. */
-export const DEFAULT_SECRET_NAMESPACE = "kube-system";
-
-function isMapping(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function unknownKeyMessage(key: string, allowed: readonly string[]): string {
-  const s = suggest(key, allowed);
-  return `unknown key ${JSON.stringify(key)}${s ? ` (did you mean ${JSON.stringify(s)}?)` : ` (expected one of ${allowed.join(", ")})`}`;
-}
-
-function policyRef(v: unknown, where: string, errors: string[], policies: ReadonlySet<string> | undefined): PolicyRef | null {
-  const WHAT = 'a policy name, a list of policy names, "all" or "none"';
-  if (v === "all") return { kind: "all" };
-  if (v === "none") return { kind: "none" };
-  const names = typeof v === "string" ? [v] : Array.isArray(v) ? v : null;
-  if (!names || names.length === 0 || !names.every((n) => typeof n === "string" && n.length > 0)) {
-    errors.push(`${where}: ${expected(WHAT, v).error}`);
-    return null;
-  }
-  let ok = true;
-  if (policies) {
-    for (const n of names as string[]) {
-      if (!policies.has(n)) {
-        const s = suggest(n, [...policies]);
-        errors.push(`${where}: unknown policy ${JSON.stringify(n)}${s ? ` (did you mean ${JSON.stringify(s)}?)` : ""}`);
-        ok = false;
-      }
-    }
-  }
-  return ok ? { kind: "chain", names: [...(names as string[])] } : null;
-}
-
 /**
- * `bgpctl.io/peers`: a YAML (or JSON, which is YAML) list of external peers.
- * Every problem is collected; any problem makes the whole annotation an
- * error (one message, problems separated by "; ", each naming the list
- * index and key: `peers[1].remoteAs: expected an AS number 1..4294967295, got "x"`).
- * `policies`, when given, are the policy names import/export may use.
+ * `bgpctl.io/peers`: a YAML (or JSON, which is YAML) list of external peers,
+ * read by the config loader with the keys and checks of `kubernetes.peers`
+ * (lib/config/load.ts parsePeerList). Any problem makes the whole annotation
+ * an error: one message, problems separated by "; ", each naming the list
+ * index and key (`peers[1].remoteAs: expected an AS number 1..4294967295, got "x"`).
  */
-export function parsePeersAnnotation(text: string, opts: { policies?: ReadonlySet<string> } = {}): Parsed<AnnotationPeer[]> {
-  let doc: unknown;
+export function parsePeersAnnotation(text: string, opts: { asn: number; policies: readonly string[] }): Parsed<KubePeerConfig[]> {
   try {
-    const d = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
-    if (d.errors.length > 0) throw d.errors[0];
-    doc = d.toJS();
+    return { value: parsePeerList(text, ANN.peers, opts) };
   } catch (e) {
-    const msg = (e as Error).message.split("\n")[0]!.trim();
-    return { error: `expected a YAML or JSON list of peers, got text that does not parse (${msg})` };
+    if (!(e instanceof ConfigError)) throw e;
+    return { error: e.issues.map((i) => (i.path ? `${i.path}: ${i.message}` : `line ${i.line}: ${i.message}`)).join("; ") };
   }
-  if (doc === null || doc === undefined) return { value: [] };
-  if (!Array.isArray(doc)) return expected("a YAML or JSON list of peers such as - {address: 192.0.2.254, remoteAs: 65000}", isMapping(doc) ? doc : text);
-  const errors: string[] = [];
-  const out: AnnotationPeer[] = [];
-  const seen = new Map<string, number>();
-  doc.forEach((item: unknown, i: number) => {
-    const path = `peers[${i}]`;
-    if (!isMapping(item)) {
-      errors.push(`${path}: ${expected("a peer: a mapping with address, remoteAs, ...", item).error}`);
-      return;
-    }
-    const before = errors.length;
-    const err = (key: string, msg: string) => errors.push(`${path}.${key}: ${msg}`);
-    for (const k of Object.keys(item)) {
-      if (!(PEER_ANNOTATION_KEYS as readonly string[]).includes(k)) err(k, unknownKeyMessage(k, PEER_ANNOTATION_KEYS));
-    }
-    const has = (k: string) => Object.prototype.hasOwnProperty.call(item, k);
-    const p: Partial<AnnotationPeer> = {};
-    if (!has("address")) err("address", 'missing required key "address" (the peer\'s IPv4 or IPv6 address)');
-    else {
-      const v = item.address;
-      const a = typeof v === "string" ? parseAddr(v.trim()) : null;
-      if (!a) err("address", expected("an IPv4 or IPv6 address", v).error);
-      else {
-        p.address = formatAddr(a.afi, a.addr);
-        const first = seen.get(p.address);
-        if (first !== undefined) err("address", `duplicate peer ${p.address} (also peers[${first}])`);
-        else seen.set(p.address, i);
-      }
-    }
-    if (!has("remoteAs")) err("remoteAs", 'missing required key "remoteAs" (the peer\'s AS number)');
-    else {
-      const v = asnOf(item.remoteAs);
-      if (v === undefined) err("remoteAs", expected(ASN_WHAT, item.remoteAs, item.remoteAs === 23456 ? "AS_TRANS, reserved by RFC 6793" : undefined).error);
-      else p.remoteAs = v;
-    }
-    const int = (k: "port" | "holdTime", min: number, max: number, what: string) => {
-      if (!has(k)) return;
-      const v = item[k];
-      if (typeof v === "number" && Number.isInteger(v) && v >= min && v <= max && !(k === "holdTime" && (v === 1 || v === 2))) p[k] = v;
-      else err(k, expected(what, v, k === "holdTime" && (v === 1 || v === 2) ? "RFC 4271 forbids 1 and 2" : undefined).error);
-    };
-    int("port", 1, 65535, "a port 1..65535");
-    int("holdTime", 0, 65535, "a hold time of 0 or 3..65535 seconds");
-    if (has("multihop")) {
-      const v = item.multihop;
-      if (v === false) p.multihop = false;
-      else if (v === true) p.multihop = 255;
-      else if (typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 255) p.multihop = v;
-      else err("multihop", expected("true, false or a TTL 1..255", v).error);
-    }
-    if (has("passive")) {
-      if (typeof item.passive === "boolean") p.passive = item.passive;
-      else err("passive", expected("true or false", item.passive).error);
-    }
-    if (has("families")) {
-      const v = item.families;
-      const list = typeof v === "string" ? [v] : Array.isArray(v) ? v : null;
-      if (!list || list.length === 0 || !list.every((f) => typeof f === "string" && (FAMILIES as readonly string[]).includes(f))) {
-        err("families", expected("a list of families (ipv4, ipv6)", v, Array.isArray(v) && v.length === 0 ? "the list is empty" : undefined).error);
-      } else if (new Set(list).size !== list.length) {
-        err("families", expected("a list of distinct families", v).error);
-      } else p.families = FAMILIES.filter((f) => list.includes(f));
-    }
-    if (has("description")) {
-      if (typeof item.description === "string") p.description = item.description;
-      else err("description", expected("a string", item.description).error);
-    }
-    for (const k of ["import", "export"] as const) {
-      if (!has(k)) continue;
-      const ref = policyRef(item[k], `${path}.${k}`, errors, opts.policies);
-      if (ref) p[k] = ref;
-    }
-    if (has("passwordSecret")) {
-      const v = item.passwordSecret;
-      if (!isMapping(v)) err("passwordSecret", expected("a mapping with name, key and namespace", v).error);
-      else {
-        const SKEYS = ["name", "key", "namespace"] as const;
-        for (const k of Object.keys(v)) if (!(SKEYS as readonly string[]).includes(k)) err(`passwordSecret.${k}`, unknownKeyMessage(k, SKEYS));
-        const str = (k: (typeof SKEYS)[number], what: string): string | undefined => {
-          if (!Object.prototype.hasOwnProperty.call(v, k)) {
-            if (k !== "namespace") err(`passwordSecret.${k}`, `missing required key "${k}" (${what})`);
-            return undefined;
-          }
-          const s = v[k];
-          if (typeof s === "string" && s.length > 0) return s;
-          err(`passwordSecret.${k}`, expected(what, s).error);
-          return undefined;
-        };
-        const name = str("name", "the Secret's name");
-        const key = str("key", "a key of the Secret's data");
-        const namespace = str("namespace", "a namespace") ?? DEFAULT_SECRET_NAMESPACE;
-        if (name !== undefined && key !== undefined) p.passwordSecret = { namespace, name, key };
-      }
-    }
-    if (errors.length === before) out.push(p as AnnotationPeer);
-  });
-  if (errors.length) return { error: errors.join("; ") };
-  return { value: out };
 }
 
 // ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import { DEFAULTS, defaultKubernetesConfig } from "../config/load.ts";
 import type {
   AdvertiseConfig,
   FamilyName,
+  KubePeerConfig,
   KubernetesConfig,
   PeerConfig,
   Policy,
@@ -37,7 +38,6 @@ import type {
 } from "../config/types.ts";
 import {
   ANN,
-  type AnnotationPeer,
   type Parsed,
   canonicalCommunity,
   canonicalLargeCommunity,
@@ -224,7 +224,7 @@ export function derive(input: DeriveInput): Derived {
   // -- every Node's view of itself, sorted by name ----------------------------
   const nodes = [...input.nodes].sort((a, b) => byText(a.metadata.name, b.metadata.name));
   const views: NodeView[] = [];
-  let myPeersAnnotation: AnnotationPeer[] = [];
+  let myPeersAnnotation: KubePeerConfig[] = [];
   for (const n of nodes) {
     const obj = `Node/${n.metadata.name}`;
     const ann = n.metadata.annotations ?? {};
@@ -234,7 +234,7 @@ export function derive(input: DeriveInput): Derived {
     get(ANN.routerId, parseRouterIdAnnotation); // validated for every node; used for our own below
     const rr = get(ANN.routeReflector, parseClusterIdAnnotation);
     const rrc = get(ANN.routeReflectorClient, parseClusterIdAnnotation);
-    const peers = get(ANN.peers, (s) => parsePeersAnnotation(s, { policies: policyNames }));
+    const peers = get(ANN.peers, (s) => parsePeersAnnotation(s, { asn, policies: [...policyNames] }));
     if (n.metadata.name === nodeName && peers) myPeersAnnotation = peers;
     let role: Role = "mesh";
     let clusterId: string | undefined;
@@ -364,9 +364,8 @@ export function derive(input: DeriveInput): Derived {
     }
     peers.set(peer.address, { peer, status: st, what });
   };
-  (kube.peers ?? []).forEach((kp, i) => {
-    const sel = kp.nodeSelector ?? {};
-    if (!Object.entries(sel).every(([k, v]) => labels[k] === v)) return;
+  /** A peer of kubernetes.peers or of this node's annotation, on this node. */
+  const external = (kp: KubePeerConfig, source: "config" | "annotation", what: string) => {
     const t = kp.peer;
     const peer: PeerConfig = {
       ...t,
@@ -381,35 +380,12 @@ export function derive(input: DeriveInput): Derived {
       if (pw !== undefined) peer.password = pw;
       else delete peer.password;
     }
-    addExternal(peer, "config", `kubernetes.peers[${i}]`);
+    addExternal(peer, source, what);
+  };
+  (kube.peers ?? []).forEach((kp, i) => {
+    if (Object.entries(kp.nodeSelector ?? {}).every(([k, v]) => labels[k] === v)) external(kp, "config", `kubernetes.peers[${i}]`);
   });
-  myPeersAnnotation.forEach((a, i) => {
-    const D = DEFAULTS.peer;
-    const peer: PeerConfig = {
-      address: a.address,
-      remoteAs: a.remoteAs,
-      localAs: me.asn,
-      port: a.port ?? D.port,
-      passive: a.passive ?? D.passive,
-      holdTime: a.holdTime ?? D.holdTime,
-      connectRetry: D.connectRetry,
-      families: a.families ? [...a.families] : [...D.families],
-      nextHopSelf: D.nextHopSelf,
-      routeReflectorClient: D.routeReflectorClient,
-      multihop: a.multihop ?? D.multihop,
-      import: a.import,
-      export: a.export ?? { kind: "chain", names: [EXTERNAL_EXPORT] },
-      shutdown: D.shutdown,
-      allowOwnAs: D.allowOwnAs,
-      asOverride: D.asOverride,
-    };
-    if (a.description !== undefined) peer.description = a.description;
-    if (a.passwordSecret) {
-      const pw = password(a.passwordSecret, a.address);
-      if (pw !== undefined) peer.password = pw;
-    }
-    addExternal(peer, "annotation", `${ANN.peers} peers[${i}]`);
-  });
+  myPeersAnnotation.forEach((kp, i) => external(kp, "annotation", `${ANN.peers} peers[${i}]`));
 
   // The file's own peers win over generated ones.
   const basePeers = base.peers ?? [];

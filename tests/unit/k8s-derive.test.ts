@@ -712,33 +712,36 @@ describe("external peers", () => {
   });
 
   test("peers annotation errors: unknown keys with did-you-mean, missing keys, unknown policies, bad YAML", () => {
-    const policies = new Set(["k8s-external-export", "mine"]);
+    const policies = ["k8s-external-export", "mine"];
     const err = (text: string) => {
-      const r = parsePeersAnnotation(text, { policies });
+      const r = parsePeersAnnotation(text, { asn: 64512, policies });
       expect("error" in r).toBe(true);
       return (r as { error: string }).error;
     };
     expect(err("- {address: 192.0.2.1, remoteAS: 65000}")).toBe(
-      'peers[0].remoteAS: unknown key "remoteAS" (did you mean "remoteAs"?); peers[0].remoteAs: missing required key "remoteAs" (the peer\'s AS number)',
+      'peers[0].remoteAs: missing required key "remoteAs" (the peer\'s AS number); peers[0].remoteAS: unknown key "remoteAS" (did you mean "remoteAs"?)',
     );
     expect(err("- {remoteAs: 65000}")).toBe("peers[0].address: missing required key \"address\" (the peer's IPv4 or IPv6 address)");
-    expect(err("- {address: 192.0.2.1, remoteAs: 65000, export: mines}")).toBe('peers[0].export: unknown policy "mines" (did you mean "mine"?)');
+    expect(err("- {address: 192.0.2.1, remoteAs: 65000, export: mines}")).toBe('peers[0].export: policy "mines" is not defined (did you mean "mine"?)');
     expect(err("- {address: 192.0.2.1, remoteAs: 65000, holdTime: 2}")).toBe(
       "peers[0].holdTime: expected a hold time of 0 or 3..65535 seconds, got 2 (RFC 4271 forbids 1 and 2)",
     );
-    expect(err("- {address: 192.0.2.1, remoteAs: 65000, families: [ipv5]}")).toBe("peers[0].families: expected a list of families (ipv4, ipv6), got a list");
+    expect(err("- {address: 192.0.2.1, remoteAs: 65000, families: [ipv5]}")).toBe('peers[0].families[0]: expected ipv4 or ipv6, got "ipv5" (did you mean ipv4?)');
     expect(err("- {address: 192.0.2.1, remoteAs: 65000, passwordSecret: {name: s}}")).toBe(
-      'peers[0].passwordSecret.key: missing required key "key" (a key of the Secret\'s data)',
+      'peers[0].passwordSecret.key: missing required key "key" (the key in the Secret\'s data)',
     );
     expect(err("- {address: 192.0.2.1, remoteAs: 65000}\n- {address: 192.0.2.01, remoteAs: 65000}")).toBe(
       'peers[1].address: expected an IPv4 or IPv6 address, got "192.0.2.01"',
     );
-    expect(err("- {address: 192.0.2.1, remoteAs: 65000}\n- {address: 192.0.2.1, remoteAs: 65001}")).toBe("peers[1].address: duplicate peer 192.0.2.1 (also peers[0])");
-    expect(err("address: 192.0.2.1")).toStartWith("expected a YAML or JSON list of peers");
-    expect(err("- {address: [")).toStartWith("expected a YAML or JSON list of peers, got text that does not parse");
+    expect(err("- {address: 192.0.2.1, remoteAs: 65000}\n- {address: 192.0.2.1, remoteAs: 65001}")).toBe("peers[1].address: duplicate peer 192.0.2.1 (first at line 1)");
+    expect(err("address: 192.0.2.1")).toBe("peers: expected a list of peers such as - {address: 192.0.2.254, remoteAs: 65000}, got a mapping");
+    expect(err("- {address: [")).toStartWith("line 1: YAML syntax error: ");
+    // Plain-text passwords stay out of annotations (anyone who can read Nodes reads them).
+    expect(err("- {address: 192.0.2.1, remoteAs: 65000, password: x}")).toStartWith('peers[0].password: unknown key "password"');
+    expect(err("- {address: 192.0.2.1, remoteAs: 65000, password: x}")).toContain("use passwordSecret");
     expect(err("- 192.0.2.1")).toBe('peers[0]: expected a peer: a mapping with address, remoteAs, ..., got "192.0.2.1"');
     // empty annotation: no peers
-    expect(parsePeersAnnotation("")).toEqual({ value: [] });
+    expect(parsePeersAnnotation("", { asn: 64512, policies })).toEqual({ value: [] });
   });
 
   test("Secret passwords: present → set; missing → no password, a problem, and the reference is returned", () => {
@@ -1218,7 +1221,7 @@ describe("annotations", () => {
       [ANN.routerId]: parseRouterIdAnnotation,
       [ANN.routeReflector]: parseClusterIdAnnotation,
       [ANN.routeReflectorClient]: parseClusterIdAnnotation,
-      [ANN.peers]: (s) => parsePeersAnnotation(s),
+      [ANN.peers]: (s) => parsePeersAnnotation(s, { asn: 64512, policies: [] }),
       [ANN.advertiseClusterIp]: parseBoolAnnotation,
       [ANN.advertiseExternalIps]: parseBoolAnnotation,
       [ANN.advertiseLoadBalancerIps]: parseBoolAnnotation,
