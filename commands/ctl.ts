@@ -19,8 +19,8 @@ import { type Command, Option } from "commander";
 import { ApiClient, DEFAULT_SOCKET_PATH, resolveSocketPath } from "../lib/api/client.ts";
 import { formatFib, formatInterfaces, formatMonitorEvent, formatNeighbors, formatRib, formatRibSummary, formatSummary } from "../lib/api/format.ts";
 import type { AdvertiseRequest, PeerAddRequest, RibQuery } from "../lib/api/types.ts";
-import { parseAddr, prefixToString } from "../lib/bgp/prefix.ts";
-import { AFI } from "../lib/bgp/types.ts";
+import { parseAddr, prefixToString } from "../lib/core/addr.ts";
+import { AFI } from "../lib/core/addr.ts";
 import {
   UsageError,
   parseAsn,

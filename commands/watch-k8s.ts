@@ -14,7 +14,7 @@ import { type ApiServer, startApiServer } from "../lib/api/server.ts";
 import { loadConfig } from "../lib/config/load.ts";
 import type { RouterConfig } from "../lib/config/types.ts";
 import { KubeController } from "../lib/k8s/controller.ts";
-import { Log } from "../lib/router/log.ts";
+import { Log } from "../lib/core/log.ts";
 
 /** The file's configuration for watch-k8s: a missing kubernetes section means all its defaults. */
 function loadK8sConfig(path: string): RouterConfig {

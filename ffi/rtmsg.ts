@@ -21,7 +21,7 @@
  * Malformed input throws NetlinkDecodeError saying what and where; nothing
  * reads past the buffer.
  */
-import { formatIPv4, formatIPv6, parseIPv6 } from "../lib/bgp/prefix.ts";
+import { formatIPv4, formatIPv6, parseIPv6 } from "../lib/core/addr.ts";
 import type { FibFamily, KernelAddress, KernelEvent, KernelLink, KernelNextHop, KernelOp, KernelRoute } from "../lib/fib/types.ts";
 
 // ---------------------------------------------------------------------------

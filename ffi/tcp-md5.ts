@@ -45,7 +45,7 @@
  * failing system calls throw `SysError` (libc.ts).
  */
 import * as net from "node:net";
-import { parseIPv4, parseIPv6 } from "../lib/bgp/prefix.ts";
+import { parseIPv4, parseIPv6 } from "../lib/core/addr.ts";
 import * as libc from "./libc.ts";
 
 export const TCP_MD5SIG = 14;

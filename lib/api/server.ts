@@ -29,7 +29,7 @@ import { chmodSync, lstatSync, mkdirSync, rmSync, type Stats } from "node:fs";
 import { createConnection } from "node:net";
 import { dirname } from "node:path";
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
-import { parseAddr, parsePrefix, prefixToString } from "../bgp/prefix.ts";
+import { parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { type AdvertiseRequest, ApiError, type MonitorEvent, type PeerAddRequest, type RibQuery, type RouterApi } from "./types.ts";
 
 export interface ApiServerOptions {

@@ -10,7 +10,7 @@
  */
 import { Writer, hex, u16, u32 } from "./bytes.ts";
 import { BgpError } from "./errors.ts";
-import { formatIPv4 } from "./prefix.ts";
+import { formatIPv4 } from "../core/addr.ts";
 import { AS_TRANS, ATTR, ERR, FLAG, ORIGIN_NAMES, SEG, UPDATE_SUB } from "./types.ts";
 
 export interface AsPathSegment {

@@ -20,13 +20,13 @@
  * failure up to a cap, reset once a session has been Established for
  * `stableTime`).
  */
-import type { Clock, TimerHandle } from "./clock.ts";
-import { realClock } from "./clock.ts";
+import type { Clock, TimerHandle } from "../core/clock.ts";
+import { realClock } from "../core/clock.ts";
 import { BgpError, notificationName } from "./errors.ts";
 import { negotiate, type Negotiated } from "./negotiate.ts";
 import { type NotificationMessage, describeNotification } from "./notification.ts";
 import { type OpenMessage, openAs } from "./open.ts";
-import { parseIPv4 } from "./prefix.ts";
+import { parseIPv4 } from "../core/addr.ts";
 import { CEASE_SUB, ERR, FSM_SUB, OPEN_SUB } from "./types.ts";
 
 export const State = {
@@ -85,7 +85,8 @@ export interface StateChange {
   reason: string;
 }
 
-export type LogLevel = "debug" | "info" | "warn" | "error";
+import type { LogLevel } from "../core/log.ts";
+export type { LogLevel };
 
 /** What the FSM asks its environment to do. Calls are synchronous; the host may call back into the FSM (events are queued). */
 export interface FsmHost {

@@ -23,7 +23,7 @@
 import * as net from "node:net";
 import { type SocketFamily, createTcpListenSocket, familyFits, removeTcpMd5Key, setTcpMd5Key } from "../../ffi/tcp-md5.ts";
 import type { LogLevel } from "./fsm.ts";
-import { parseAddr } from "./prefix.ts";
+import { parseAddr } from "../core/addr.ts";
 import { type Session, TypedEmitter, normalizeAddress } from "./session.ts";
 
 export interface ListenEndpoint {

@@ -6,6 +6,8 @@ export * from "./types.ts";
 export * from "./errors.ts";
 export * from "./framer.ts";
 export * from "./prefix.ts";
+// Address and prefix text, so the codec is usable on its own.
+export * from "../core/addr.ts";
 export * from "./open.ts";
 export * from "./negotiate.ts";
 export * from "./notification.ts";

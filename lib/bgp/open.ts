@@ -6,7 +6,7 @@
 import { Writer, u16, u32 } from "./bytes.ts";
 import { BgpError } from "./errors.ts";
 import { frame } from "./framer.ts";
-import { formatIPv4, parseIPv4 } from "./prefix.ts";
+import { formatIPv4, parseIPv4 } from "../core/addr.ts";
 import { AS_TRANS, CAP, ERR, MsgType, OPEN_SUB, ROLE_NAMES, familyName } from "./types.ts";
 
 export interface AddPathFamily {

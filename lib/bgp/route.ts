@@ -4,7 +4,7 @@
  * the hot path.
  */
 import { asPathNumbers, communityPair, largeCommunityString, extCommunityString, originName, type PathAttributes } from "./attributes.ts";
-import { formatNextHop, formatIPv4, prefixToString } from "./prefix.ts";
+import { formatNextHop, formatIPv4, prefixToString } from "../core/addr.ts";
 import { familyName, type Prefix } from "./types.ts";
 import { announcedBlocks, blockPrefixes, withdrawnBlocks, type UpdateMessage } from "./update.ts";
 

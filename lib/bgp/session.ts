@@ -20,8 +20,8 @@
  */
 import * as net from "node:net";
 import { connectTcpMd5, md5PasswordProblem } from "../../ffi/tcp-md5.ts";
-import type { Clock } from "./clock.ts";
-import { realClock } from "./clock.ts";
+import type { Clock } from "../core/clock.ts";
+import { realClock } from "../core/clock.ts";
 import { BgpError, carriesShutdownMessage } from "./errors.ts";
 import { type Frame, Framer } from "./framer.ts";
 import { type ConnId, type Direction, Fsm, type FsmHost, type LogLevel, State, type StateChange } from "./fsm.ts";
@@ -38,7 +38,7 @@ import {
   shutdownData,
 } from "./notification.ts";
 import { type Capability, type OpenMessage, decodeOpen, encodeOpen, myAsField } from "./open.ts";
-import { formatIPv4, formatIPv6, parseAddr } from "./prefix.ts";
+import { formatIPv4, formatIPv6, parseAddr } from "../core/addr.ts";
 import { AFI, BGP_MAX_EXT_MSG, BGP_MAX_MSG, CEASE_SUB, ERR, type Family, MsgType } from "./types.ts";
 import { type UpdateContext, type UpdateMessage, decodeUpdate, updateContext } from "./update.ts";
 

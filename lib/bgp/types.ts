@@ -18,8 +18,7 @@ export const MsgType = {
 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 
-export const AFI = { IPV4: 1, IPV6: 2 } as const;
-export type Afi = (typeof AFI)[keyof typeof AFI];
+export { AFI, type Afi, type Prefix } from "../core/addr.ts";
 export const SAFI = { UNICAST: 1, MULTICAST: 2 } as const;
 
 /** An address family: AFI + SAFI. */
@@ -161,14 +160,3 @@ export const ROLE = {
 } as const;
 export const ROLE_NAMES = ["provider", "rs", "rs-client", "customer", "peer"] as const;
 
-/**
- * An IP prefix. `addr` holds exactly the significant bytes padded to the full
- * address length (4 or 16), host bits zero. `pathId` is set when the NLRI
- * came with an ADD-PATH path identifier.
- */
-export interface Prefix {
-  afi: Afi;
-  len: number;
-  addr: Uint8Array;
-  pathId?: number;
-}

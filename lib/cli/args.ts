@@ -5,8 +5,9 @@
  * on stderr and exit code 2.
  */
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
-import { parseAddr, parseIPv4, parsePrefix } from "../bgp/prefix.ts";
-import { AFI, type Family, type Prefix, SAFI } from "../bgp/types.ts";
+import { parseAddr, parseIPv4, parsePrefix } from "../core/addr.ts";
+import { AFI, type Prefix } from "../core/addr.ts";
+import { type Family, SAFI } from "../bgp/types.ts";
 
 export class UsageError extends Error {
   override readonly name = "UsageError";

@@ -7,7 +7,8 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { md5PasswordProblem } from "../../ffi/tcp-md5.ts";
 import { checkNextHops, type StandaloneOptions } from "../standalone/speaker.ts";
-import { AFI, SAFI } from "../bgp/types.ts";
+import { AFI } from "../core/addr.ts";
+import { SAFI } from "../bgp/types.ts";
 import {
   UsageError,
   collect,

@@ -13,8 +13,8 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve as resolvePath } from "node:path";
 import { LineCounter, type Node, isMap, isScalar, parseDocument } from "yaml";
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
-import { formatAddr, parseAddr, parseIPv4, parsePrefix, prefixToString } from "../bgp/prefix.ts";
-import { AFI } from "../bgp/types.ts";
+import { formatAddr, parseAddr, parseIPv4, parsePrefix, prefixToString } from "../core/addr.ts";
+import { AFI } from "../core/addr.ts";
 import { ConfigError, type ConfigIssue, type Fields, Reader, indexPath, joinPath, suggest } from "./reader.ts";
 import type {
   AdvertiseConfig,

@@ -35,12 +35,11 @@
  *   replaces of the same desired route, we stop replacing it until the next
  *   full compare.
  */
-import type { Clock, TimerHandle } from "../bgp/clock.ts";
-import { realClock } from "../bgp/clock.ts";
-import { formatIPv4, formatIPv6, parseAddr, parsePrefix, prefixToString } from "../bgp/prefix.ts";
-import type { Prefix } from "../bgp/types.ts";
+import type { Clock, TimerHandle } from "../core/clock.ts";
+import { realClock } from "../core/clock.ts";
+import { type Prefix, formatIPv4, formatIPv6, maskAddr, parseAddr, parsePrefix, prefixContains, prefixToString } from "../core/addr.ts";
+import type { LogLevel } from "../core/log.ts";
 import type { LocRibEvent } from "../rib/loc-rib.ts";
-import { prefixContains } from "../rib/loc-rib.ts";
 import type { PrefixKey, Route } from "../rib/types.ts";
 import { prefixKey } from "../rib/types.ts";
 import type {
@@ -103,8 +102,7 @@ export const DEFAULT_FIB_OPTIONS: Readonly<FibOptions> = Object.freeze({
   periodicCompareMs: 60_000,
 });
 
-export type FibLogLevel = "debug" | "info" | "warn" | "error";
-export type FibLog = (level: FibLogLevel, msg: string) => void;
+export type FibLog = (level: LogLevel, msg: string) => void;
 
 export type FibState = "installed" | "pending" | "failed" | "conflict" | "excluded";
 
@@ -202,12 +200,6 @@ function isZero(b: Uint8Array, off: number, len: number): boolean {
 
 function isV4Mapped(b: Uint8Array): boolean {
   return isZero(b, 0, 10) && b[10] === 0xff && b[11] === 0xff;
-}
-
-function maskTo(addr: Uint8Array, len: number): Uint8Array {
-  const out = addr.slice();
-  for (let bit = len; bit < out.length * 8; bit++) out[bit >> 3]! &= ~(0x80 >> (bit & 7));
-  return out;
 }
 
 function errorText(e: KernelError): string {
@@ -1031,7 +1023,7 @@ export class Fib {
       const max = p.afi === 1 ? 32 : 128;
       const len = Math.max(0, Math.min(max, a.prefixLength));
       this.connected.add(prefixKey({ afi: p.afi, len: max, addr: p.addr }));
-      const net: Prefix = { afi: p.afi, len, addr: maskTo(p.addr, len) };
+      const net: Prefix = { afi: p.afi, len, addr: maskAddr(p.addr, len) };
       this.connected.add(prefixKey(net));
       if (p.afi === 2) this.subnets6.push({ prefix: net, ifindex: a.ifindex });
     }
@@ -1177,7 +1169,7 @@ function kernelPrefix(text: string): Prefix | null {
   if (!/^\d{1,3}$/.test(lenText)) return null;
   const len = Number(lenText);
   if (len > max) return null;
-  return { afi: a.afi, len, addr: maskTo(a.addr, len) };
+  return { afi: a.afi, len, addr: maskAddr(a.addr, len) };
 }
 
 /**

@@ -7,8 +7,8 @@
  * Pure functions, no Kubernetes access.
  */
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
-import { formatAddr, parseIPv4 } from "../bgp/prefix.ts";
-import { AFI } from "../bgp/types.ts";
+import { formatAddr, parseIPv4 } from "../core/addr.ts";
+import { AFI } from "../core/addr.ts";
 import { ConfigError, parsePeerList } from "../config/load.ts";
 import { suggest } from "../config/reader.ts";
 import type { KubePeerConfig } from "../config/types.ts";

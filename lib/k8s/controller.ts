@@ -14,7 +14,7 @@ import { hostname } from "node:os";
 import { ApiError } from "../api/types.ts";
 import type { RouterConfig, SecretRef } from "../config/types.ts";
 import { Router } from "../router/router.ts";
-import type { Log } from "../router/log.ts";
+import type { Log } from "../core/log.ts";
 import { KubeClient } from "./client.ts";
 import { type DeriveInput, type Derived, derive } from "./derive.ts";
 import { type KubeConnection, resolveConnection } from "./kubeconfig.ts";

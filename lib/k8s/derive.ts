@@ -21,8 +21,8 @@
  * deep-equal config, so the daemon's diff never churns sessions.
  */
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
-import { formatAddr, parseAddr, parsePrefix, prefixToString } from "../bgp/prefix.ts";
-import { AFI, type Prefix } from "../bgp/types.ts";
+import { formatAddr, parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
+import { AFI, type Prefix } from "../core/addr.ts";
 import { DEFAULTS, defaultKubernetesConfig } from "../config/load.ts";
 import type {
   AdvertiseConfig,

@@ -10,7 +10,7 @@
  * stored as given (nothing is wrapped or copied), so a full table costs one
  * Map entry per route on top of the routes themselves.
  */
-import type { Afi } from "../bgp/types.ts";
+import type { Afi } from "../core/addr.ts";
 import type { PrefixKey, Route, RouteSource } from "./types.ts";
 
 /** What `AdjRibIn.update` did. */

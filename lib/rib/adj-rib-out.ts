@@ -39,8 +39,9 @@
 import type { AsPathSegment, PathAttributes } from "../bgp/attributes.ts";
 import { bytesEqual } from "../bgp/bytes.ts";
 import { type Negotiated, addPathSend, hasFamily } from "../bgp/negotiate.ts";
-import { formatAddr, parseAddr } from "../bgp/prefix.ts";
-import { AFI, type Afi, BGP_MAX_EXT_MSG, BGP_MAX_MSG, ORIGIN, type Prefix, SAFI } from "../bgp/types.ts";
+import { formatAddr, parseAddr } from "../core/addr.ts";
+import { AFI, type Afi, type Prefix } from "../core/addr.ts";
+import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, ORIGIN, SAFI } from "../bgp/types.ts";
 import { type EncodeContext, buildAnnouncements, buildWithdrawals, encodeEndOfRib } from "../bgp/update.ts";
 import type { FamilyName, PeerConfig } from "../config/types.ts";
 import { DEFAULT_LOCAL_PREF } from "./decision.ts";

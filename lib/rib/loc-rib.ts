@@ -11,7 +11,7 @@
  * shorter) probe the maps per prefix length or scan; they serve `show`, not
  * the hot path.
  */
-import type { Afi, Prefix } from "../bgp/types.ts";
+import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts";
 import { type DecisionOptions, REASON_ONLY_PATH, selectBest } from "./decision.ts";
 import { type PrefixKey, type Route, prefixKey } from "./types.ts";
 
@@ -69,28 +69,6 @@ function sameList(a: readonly Route[], b: readonly Route[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** Mask an address to `len` bits (a copy). */
-function maskAddr(addr: Uint8Array, len: number): Uint8Array {
-  const out = addr.slice();
-  const full = len >> 3;
-  if (full < out.length) {
-    if (len & 7) out[full]! &= (0xff << (8 - (len & 7))) & 0xff;
-    out.fill(0, (len & 7) ? full + 1 : full);
-  }
-  return out;
-}
-
-/** Whether `outer` contains `inner` (same family, outer.len <= inner.len, same leading bits). */
-export function prefixContains(outer: Prefix, inner: Prefix): boolean {
-  if (outer.afi !== inner.afi || outer.len > inner.len) return false;
-  const full = outer.len >> 3;
-  for (let i = 0; i < full; i++) if (outer.addr[i] !== inner.addr[i]) return false;
-  const rem = outer.len & 7;
-  if (rem === 0) return true;
-  const m = (0xff << (8 - rem)) & 0xff;
-  return (outer.addr[full]! & m) === (inner.addr[full]! & m);
 }
 
 function comparePrefixes(a: Prefix, b: Prefix): number {

@@ -25,8 +25,9 @@
  * not even that when the caller passes one to reuse).
  */
 import { type AsPathSegment, type PathAttributes, asPathString, parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
-import { formatAddr, parseAddr, parsePrefix } from "../bgp/prefix.ts";
-import { type Prefix, SEG } from "../bgp/types.ts";
+import { formatAddr, parseAddr, parsePrefix } from "../core/addr.ts";
+import { type Prefix } from "../core/addr.ts";
+import { SEG } from "../bgp/types.ts";
 import type { CommunitySet, Policy, PolicyRef, PolicyTerm, PrefixMatch } from "../config/types.ts";
 import type { Route } from "./types.ts";
 

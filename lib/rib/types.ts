@@ -5,8 +5,8 @@
  * nothing here touches the wire.
  */
 import type { PathAttributes } from "../bgp/attributes.ts";
-import { formatAddr } from "../bgp/prefix.ts";
-import type { Afi, Prefix } from "../bgp/types.ts";
+import { formatAddr } from "../core/addr.ts";
+import type { Afi, Prefix } from "../core/addr.ts";
 
 /** What the RIB needs to know about where a route came from. */
 export interface RouteSource {

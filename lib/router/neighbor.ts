@@ -8,10 +8,11 @@ import { type PathAttributes } from "../bgp/attributes.ts";
 import { describeCapability, speakerCapabilities } from "../bgp/open.ts";
 import { type Negotiated, describeFamilies } from "../bgp/negotiate.ts";
 import { describeNotification, type NotificationMessage } from "../bgp/notification.ts";
-import { parseAddr } from "../bgp/prefix.ts";
+import { parseAddr } from "../core/addr.ts";
 import { siblingAddress } from "../bgp/local-address.ts";
 import { Session } from "../bgp/session.ts";
-import { AFI, CEASE_SUB, type Family, type Prefix, SAFI, familyName } from "../bgp/types.ts";
+import { AFI, type Prefix } from "../core/addr.ts";
+import { CEASE_SUB, type Family, SAFI, familyName } from "../bgp/types.ts";
 import { type UpdateMessage, announcedBlocks, blockPrefixes, withdrawnBlocks } from "../bgp/update.ts";
 import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
 import type { NeighborInfo, SessionState } from "../api/types.ts";
@@ -19,7 +20,7 @@ import { AdjRibIn } from "../rib/adj-rib-in.ts";
 import { AdjRibOut } from "../rib/adj-rib-out.ts";
 import { type CompiledPolicies, type PolicyContext, applyPolicy } from "../rib/policy.ts";
 import { type Route, type RouteSource, makeRoute, prefixKey } from "../rib/types.ts";
-import type { Log } from "./log.ts";
+import type { Log } from "../core/log.ts";
 
 export function familiesOf(names: FamilyName[]): Family[] {
   return names.map((n) => ({ afi: n === "ipv6" ? AFI.IPV6 : AFI.IPV4, safi: SAFI.UNICAST }));

@@ -6,9 +6,10 @@
  */
 import { type PathAttributes, emptyAttributes, parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { Listener } from "../bgp/listener.ts";
-import { parseAddr, parsePrefix, prefixToString } from "../bgp/prefix.ts";
+import { parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { attributesView } from "../bgp/route.ts";
-import { CEASE_SUB, ORIGIN, type Prefix, SEG } from "../bgp/types.ts";
+import { type Prefix } from "../core/addr.ts";
+import { CEASE_SUB, ORIGIN, SEG } from "../bgp/types.ts";
 import {
   type AdvertiseRequest,
   ApiError,
@@ -30,7 +31,7 @@ import { RtNetlink } from "../../ffi/rtnetlink.ts";
 import { Fib } from "../fib/fib.ts";
 import type { FibEntry, InterfacesInfo } from "../api/types.ts";
 import type { K8sStatus } from "../k8s/types.ts";
-import { Log } from "./log.ts";
+import { Log } from "../core/log.ts";
 import { Neighbor, type NeighborHost } from "./neighbor.ts";
 
 type Monitor = { fn: (e: MonitorEvent) => void; neighbor?: string };

@@ -8,14 +8,15 @@ import { type AsPathSegment, type PathAttributes, emptyAttributes } from "../bgp
 import { describeCapability, speakerCapabilities } from "../bgp/open.ts";
 import { type Negotiated, addPathSend, hasFamily } from "../bgp/negotiate.ts";
 import { type NotificationMessage, describeNotification } from "../bgp/notification.ts";
-import { parseAddr, prefixToString } from "../bgp/prefix.ts";
+import { parseAddr, prefixToString } from "../core/addr.ts";
 import { type RouteView, updateRoutes } from "../bgp/route.ts";
 import { Listener } from "../bgp/listener.ts";
 import type { RouteSource } from "../rib/types.ts";
 import { type KernelFlags, StandaloneKernel } from "./kernel.ts";
 import { siblingAddress } from "../bgp/local-address.ts";
 import { Session } from "../bgp/session.ts";
-import { AFI, BGP_MAX_EXT_MSG, BGP_MAX_MSG, CEASE_SUB, type Family, ORIGIN, type Prefix, SEG, familyName } from "../bgp/types.ts";
+import { AFI, type Prefix } from "../core/addr.ts";
+import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, CEASE_SUB, type Family, ORIGIN, SEG, familyName } from "../bgp/types.ts";
 import { type EncodeContext, type UpdateMessage, buildAnnouncements, encodeEndOfRib } from "../bgp/update.ts";
 
 export interface StandaloneOptions {

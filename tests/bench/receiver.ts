@@ -8,7 +8,8 @@ import { Listener } from "../../lib/bgp/listener.ts";
 import { Session } from "../../lib/bgp/session.ts";
 import type { PathAttributes } from "../../lib/bgp/attributes.ts";
 import { walkNlri } from "../../lib/bgp/prefix.ts";
-import { AFI, SAFI } from "../../lib/bgp/types.ts";
+import { AFI } from "../../lib/core/addr.ts";
+import { SAFI } from "../../lib/bgp/types.ts";
 import { type UpdateMessage, announcedBlocks, withdrawnBlocks } from "../../lib/bgp/update.ts";
 
 const [listenAddr, port, peer, localAs, peerAs] = process.argv.slice(2);

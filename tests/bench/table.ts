@@ -6,7 +6,8 @@
  * encoding during a run.
  */
 import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
-import { AFI, ORIGIN, type Prefix, SEG } from "../../lib/bgp/types.ts";
+import { AFI, type Prefix } from "../../lib/core/addr.ts";
+import { ORIGIN, SEG } from "../../lib/bgp/types.ts";
 import { encodeUpdate } from "../../lib/bgp/update.ts";
 
 function rng(seed: number): () => number {

@@ -11,8 +11,9 @@ import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.t
 import { frame } from "../../lib/bgp/framer.ts";
 import { KEEPALIVE, REFRESH_SUBTYPE, encodeNotification, encodeRouteRefresh, shutdownData } from "../../lib/bgp/notification.ts";
 import { type Capability, type OpenMessage, encodeOpen } from "../../lib/bgp/open.ts";
-import { parseIPv6, parsePrefix } from "../../lib/bgp/prefix.ts";
-import { AS_TRANS, MsgType, type Prefix, ROLE, SEG } from "../../lib/bgp/types.ts";
+import { parseIPv6, parsePrefix } from "../../lib/core/addr.ts";
+import { type Prefix } from "../../lib/core/addr.ts";
+import { AS_TRANS, MsgType, ROLE, SEG } from "../../lib/bgp/types.ts";
 import { type EncodeContext, buildAnnouncements, buildWithdrawals, encodeEndOfRib, encodeUpdate } from "../../lib/bgp/update.ts";
 
 export interface Seed {

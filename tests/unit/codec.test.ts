@@ -20,9 +20,10 @@ import {
   shutdownData,
 } from "../../lib/bgp/notification.ts";
 import { type Capability, type OpenMessage, decodeOpen, describeCapability, encodeOpen, myAsField, openAs } from "../../lib/bgp/open.ts";
-import { formatIPv6, formatNextHop, parseIPv4, parseIPv6, parsePrefix, prefixToString } from "../../lib/bgp/prefix.ts";
+import { formatIPv6, formatNextHop, parseIPv4, parseIPv6, parsePrefix, prefixToString } from "../../lib/core/addr.ts";
 import { updateRoutes } from "../../lib/bgp/route.ts";
-import { AFI, AS_TRANS, ATTR, FLAG, MsgType, ROLE, SAFI, SEG, type Prefix } from "../../lib/bgp/types.ts";
+import { AFI, type Prefix } from "../../lib/core/addr.ts";
+import { AS_TRANS, ATTR, FLAG, MsgType, ROLE, SAFI, SEG } from "../../lib/bgp/types.ts";
 import {
   type EncodeContext,
   type UpdateContext,

@@ -1,6 +1,6 @@
 /**
  * Unit tests of the FIB reconciler (lib/fib/fib.ts) against the in-memory
- * FakeKernel (lib/fib/fake-kernel.ts): what is installed (best path, ECMP,
+ * FakeKernel (tests/support/fake-kernel.ts): what is installed (best path, ECMP,
  * IPv6 link-local next hops, IPv4 via IPv6), what never is (local routes,
  * own next hops, connected and excluded prefixes, other protocols' keys),
  * start-up retention and stale cleanup, stop, repair from kernel events,
@@ -8,10 +8,11 @@
  */
 import { describe, expect, test } from "bun:test";
 import { emptyAttributes } from "../../lib/bgp/attributes.ts";
-import { ManualClock } from "../../lib/bgp/clock.ts";
-import { parseAddr, parseIPv6, parsePrefix } from "../../lib/bgp/prefix.ts";
-import { FakeKernel } from "../../lib/fib/fake-kernel.ts";
-import { Fib, type FibLogLevel, type FibOptions } from "../../lib/fib/fib.ts";
+import { ManualClock } from "../../lib/core/clock.ts";
+import { parseAddr, parseIPv6, parsePrefix } from "../../lib/core/addr.ts";
+import { FakeKernel } from "../support/fake-kernel.ts";
+import { Fib, type FibOptions } from "../../lib/fib/fib.ts";
+import type { LogLevel as FibLogLevel } from "../../lib/core/log.ts";
 import type { KernelRoute } from "../../lib/fib/types.ts";
 import { LocRib } from "../../lib/rib/loc-rib.ts";
 import { type Route, type RouteSource, prefixKey } from "../../lib/rib/types.ts";

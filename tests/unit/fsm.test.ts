@@ -3,7 +3,7 @@
  * connection collision resolution, driven with a ManualClock and a fake host.
  */
 import { describe, expect, test } from "bun:test";
-import { ManualClock } from "../../lib/bgp/clock.ts";
+import { ManualClock } from "../../lib/core/clock.ts";
 import { BgpError } from "../../lib/bgp/errors.ts";
 import { type ConnId, Fsm, type FsmHost, type FsmOptions, State, type StateChange } from "../../lib/bgp/fsm.ts";
 import type { Negotiated } from "../../lib/bgp/negotiate.ts";

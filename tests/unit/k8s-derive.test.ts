@@ -10,7 +10,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { emptyAttributes } from "../../lib/bgp/attributes.ts";
-import { parseAddr, parsePrefix } from "../../lib/bgp/prefix.ts";
+import { parseAddr, parsePrefix } from "../../lib/core/addr.ts";
 import { parseConfig } from "../../lib/config/load.ts";
 import type { PeerConfig, RouterConfig } from "../../lib/config/types.ts";
 import {

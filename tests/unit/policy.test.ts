@@ -7,7 +7,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { type AsPathSegment, type PathAttributes, emptyAttributes, parseCommunity } from "../../lib/bgp/attributes.ts";
-import { parseAddr, parsePrefix } from "../../lib/bgp/prefix.ts";
+import { parseAddr, parsePrefix } from "../../lib/core/addr.ts";
 import { SEG } from "../../lib/bgp/types.ts";
 import type { Policy, PolicyRef, PolicyTerm, PrefixMatch } from "../../lib/config/types.ts";
 import {

@@ -10,7 +10,7 @@
 import { describe, expect, test } from "bun:test";
 import { AttrCache } from "../../lib/bgp/attributes.ts";
 import { BgpError } from "../../lib/bgp/errors.ts";
-import { prefixToString } from "../../lib/bgp/prefix.ts";
+import { prefixToString } from "../../lib/core/addr.ts";
 import { ATTR } from "../../lib/bgp/types.ts";
 import { type UpdateContext, type UpdateMessage, announcedBlocks, blockPrefixes, decodeUpdate, withdrawnBlocks } from "../../lib/bgp/update.ts";
 

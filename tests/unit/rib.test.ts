@@ -6,8 +6,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
-import { parseAddr, parsePrefix, prefixToString } from "../../lib/bgp/prefix.ts";
-import { SEG, type Prefix } from "../../lib/bgp/types.ts";
+import { parseAddr, parsePrefix, prefixToString } from "../../lib/core/addr.ts";
+import { type Prefix } from "../../lib/core/addr.ts";
+import { SEG } from "../../lib/bgp/types.ts";
 import { AdjRibIn } from "../../lib/rib/adj-rib-in.ts";
 import { ipv4ToNumber } from "../../lib/rib/decision.ts";
 import { LocRib, type LocRibEvent, type LookupMode } from "../../lib/rib/loc-rib.ts";

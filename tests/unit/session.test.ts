@@ -10,7 +10,8 @@ import * as net from "node:net";
 import { Listener } from "../../lib/bgp/listener.ts";
 import type { NotificationMessage, RouteRefreshMessage } from "../../lib/bgp/notification.ts";
 import { Session, type SessionConfig, State, normalizeAddress } from "../../lib/bgp/session.ts";
-import { AFI, SAFI } from "../../lib/bgp/types.ts";
+import { AFI } from "../../lib/core/addr.ts";
+import { SAFI } from "../../lib/bgp/types.ts";
 import { type UpdateMessage, encodeEndOfRib } from "../../lib/bgp/update.ts";
 import { sleep, waitFor } from "./wait.ts";
 

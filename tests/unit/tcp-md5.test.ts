@@ -25,7 +25,8 @@ import {
 } from "../../ffi/tcp-md5.ts";
 import { Listener } from "../../lib/bgp/listener.ts";
 import { Session, type SessionConfig, State } from "../../lib/bgp/session.ts";
-import { AFI, SAFI } from "../../lib/bgp/types.ts";
+import { AFI } from "../../lib/core/addr.ts";
+import { SAFI } from "../../lib/bgp/types.ts";
 import { passwordOption } from "../../lib/cli/session-flags.ts";
 import { sleep, waitFor } from "./wait.ts";
 

@@ -2,7 +2,9 @@
  * The daemon's log: leveled lines on stderr as text (`2026-11-21T18:00:00Z
  * info message`) or JSON, and a tap so `bgpctl monitor` can stream them.
  */
-export type Level = "debug" | "info" | "warn" | "error";
+/** Severity of a log line, shared by every layer (session, FIB, router). */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+type Level = LogLevel;
 const RANK: Record<Level, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
 export class Log {

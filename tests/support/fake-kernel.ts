@@ -18,10 +18,8 @@
  *   largest number of concurrent calls.
  * Deletes match by key and protocol only (not by next hops).
  */
-import { formatIPv4, formatIPv6, parseAddr, parsePrefix, prefixToString } from "../bgp/prefix.ts";
-import type { Prefix } from "../bgp/types.ts";
-import { prefixContains } from "../rib/loc-rib.ts";
-import type { FibFamily, Kernel, KernelAddress, KernelError, KernelEvent, KernelLink, KernelNextHop, KernelOp, KernelRoute } from "./types.ts";
+import { type Prefix, formatIPv4, formatIPv6, maskAddr, parseAddr, parsePrefix, prefixContains, prefixToString } from "../../lib/core/addr.ts";
+import type { FibFamily, Kernel, KernelAddress, KernelError, KernelEvent, KernelLink, KernelNextHop, KernelOp, KernelRoute } from "../../lib/fib/types.ts";
 
 const ERRNO: Record<string, number> = { ESRCH: 3, ENOENT: 2, EEXIST: 17, EINVAL: 22, ENODEV: 19, ENETUNREACH: 101, EHOSTUNREACH: 113, ENOBUFS: 105 };
 
@@ -330,7 +328,5 @@ export class FakeKernel implements Kernel {
 }
 
 function maskPrefix(p: Prefix): Prefix {
-  const addr = p.addr.slice();
-  for (let bit = p.len; bit < addr.length * 8; bit++) addr[bit >> 3]! &= ~(0x80 >> (bit & 7));
-  return { afi: p.afi, len: p.len, addr };
+  return { afi: p.afi, len: p.len, addr: maskAddr(p.addr, p.len) };
 }
