@@ -1,12 +1,14 @@
 /**
  * Seed corpus for the fuzzer: valid messages of every type built with the
- * codec's own encoders, plus (when present) BGP messages found in the MRT
- * files under /work/shared/testdata/mrt. The MRT extraction is self-contained
+ * codec's own encoders, plus the BGP messages found in the MRT dumps vendored
+ * in tests/testdata/mrt (all of them required: a missing or unreadable dump
+ * fails, it never shrinks the corpus silently). The MRT extraction is self-contained
  * (it does not use lib/mrt): BGP4MP records are found by their BGP marker,
  * TABLE_DUMP_V2 RIB entries are wrapped into UPDATEs.
  */
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { MRT_SAMPLES, MRT_SAMPLE_DIR, loadMrtSample } from "../support/mrt-samples.ts";
 import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
 import { frame } from "../../lib/bgp/framer.ts";
 import { KEEPALIVE, REFRESH_SUBTYPE, encodeNotification, encodeRouteRefresh, shutdownData } from "../../lib/bgp/notification.ts";
@@ -22,7 +24,8 @@ export interface Seed {
   msg: Uint8Array;
 }
 
-export const DEFAULT_MRT_DIR = "/work/shared/testdata/mrt";
+/** The vendored dumps (tests/testdata/mrt), resolved from this file. */
+export const DEFAULT_MRT_DIR = MRT_SAMPLE_DIR;
 
 function ctx(fourOctetAs: boolean, addPath: boolean, maxLen = 4096): EncodeContext {
   return { fourOctetAs, addPathSend: () => addPath, maxLen };
@@ -270,20 +273,31 @@ function rewriteRibAttrs(a: Uint8Array, afi: number, prefix: Uint8Array): Uint8A
   return Uint8Array.from(parts);
 }
 
-/** BGP messages from the MRT files of a directory; [] when there is none. */
+/** Seeds of one MRT dump's bytes: its BGP4MP messages and its RIB entries as UPDATEs. */
+function seedsOf(name: string, b: Uint8Array, out: Seed[]): void {
+  scanMessages(b).forEach((m, i) => out.push({ name: `mrt:${name}#${i}`, msg: m }));
+  ribUpdates(b).forEach((m, i) => out.push({ name: `mrt-rib:${name}#${i}`, msg: m }));
+}
+
+/**
+ * BGP messages from MRT dumps. The default directory is the vendored one, and
+ * every vendored dump must be there (loadMrtSample throws naming the file).
+ * Another directory (`npm run fuzz -- --mrt DIR`) must exist; its regular
+ * files other than README/LICENSE/NOTICE are all read, and an unreadable one
+ * is an error.
+ */
 export function mrtSeeds(dir = DEFAULT_MRT_DIR): Seed[] {
   const out: Seed[] = [];
-  if (!existsSync(dir)) return out;
+  if (dir === DEFAULT_MRT_DIR) {
+    for (const name of MRT_SAMPLES) seedsOf(name, loadMrtSample(name), out);
+    return out;
+  }
+  if (!existsSync(dir)) throw new Error(`fuzz seeds: MRT directory ${dir} does not exist`);
   for (const name of readdirSync(dir).sort()) {
     const path = join(dir, name);
-    try {
-      if (!statSync(path).isFile()) continue;
-      const b = new Uint8Array(readFileSync(path));
-      scanMessages(b).forEach((m, i) => out.push({ name: `mrt:${name}#${i}`, msg: m }));
-      ribUpdates(b).forEach((m, i) => out.push({ name: `mrt-rib:${name}#${i}`, msg: m }));
-    } catch {
-      // unreadable or odd file: the MRT seeds are optional
-    }
+    if (!statSync(path).isFile() || /^(README|LICENSE|NOTICE)/i.test(name)) continue;
+    seedsOf(name, new Uint8Array(readFileSync(path)), out);
   }
+  if (out.length === 0) throw new Error(`fuzz seeds: no BGP message found in the MRT files of ${dir}`);
   return out;
 }

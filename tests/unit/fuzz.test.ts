@@ -4,7 +4,9 @@
  * BgpError, no hang, no inconsistent result. `npm run fuzz` runs 500000.
  */
 import { expect, test } from "bun:test";
-import { runFuzz } from "../fuzz/fuzz.ts";
+import { loadSeeds, runFuzz } from "../fuzz/fuzz.ts";
+import { mrtSeeds } from "../fuzz/seeds.ts";
+import { MRT_SAMPLES } from "../support/mrt-samples.ts";
 
 test("fuzz: 20000 inputs, seed 20240601, no failures", () => {
   const r = runFuzz({ count: 20_000, seed: 20240601, maxFailures: 5 });
@@ -26,4 +28,12 @@ test("fuzz: deterministic for a seed", () => {
   const b = runFuzz({ count: 500, seed: 7 });
   expect(b.bgpErrors).toBe(a.bgpErrors);
   expect(b.stats).toEqual(a.stats);
+});
+
+test("fuzz seeds: every vendored MRT dump contributes, the corpus never shrinks silently", () => {
+  const mrt = mrtSeeds();
+  for (const f of MRT_SAMPLES) expect(mrt.filter((s) => s.name.split("#")[0]!.endsWith(`:${f}`)).length).toBeGreaterThan(0);
+  expect(mrt.length).toBe(70);
+  expect(loadSeeds().length).toBe(30 + 70);
+  expect(() => mrtSeeds("/nonexistent/bgpctl-mrt")).toThrow("MRT directory /nonexistent/bgpctl-mrt does not exist");
 });

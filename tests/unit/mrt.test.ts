@@ -1,13 +1,13 @@
 /**
  * Tests of the MRT reader (lib/mrt) and `bgpctl mrt` (runMrt) against the
- * BIRD reference dumps in ../shared/testdata/mrt, cross-checked with small
+ * BIRD reference dumps vendored in tests/testdata/mrt, cross-checked with small
  * independent walkers written here (record headers, TABLE_DUMP_V2 entry
  * counts, BGP message types read straight from the bytes), plus byte-for-byte
  * re-encoding of every canonical BGP message, truncation and corruption
  * handling, and synthetic records for the formats the dumps do not contain.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -42,12 +42,13 @@ import {
   type RibRecord,
 } from "../../lib/mrt/mod.ts";
 import { registerMrt, runMrt } from "../../commands/mrt.ts";
+import { MRT_SAMPLE_DIR, MRT_SAMPLES, type MrtSampleName, loadMrtSample } from "../support/mrt-samples.ts";
 
 // ---------------------------------------------------------------- data
 
-const DATA_DIR = join(import.meta.dir, "../../../shared/testdata/mrt");
-const FILES = ["bird_bgp", "bird6_bgp", "bird-mrtdump_bgp", "bird6-mrtdump_bgp", "bird-mrtdump_rib", "bird6-mrtdump_rib"] as const;
-type FileName = (typeof FILES)[number];
+const DATA_DIR = MRT_SAMPLE_DIR;
+const FILES = MRT_SAMPLES;
+type FileName = MrtSampleName;
 /**
  * BIRD 1.x `mrtdump` files: the session negotiated ADD-PATH (see the OPEN) but
  * the messages were written with the plain MESSAGE_AS4 subtype (4) instead of
@@ -56,9 +57,7 @@ type FileName = (typeof FILES)[number];
 const MISLABELLED_ADDPATH: readonly FileName[] = ["bird_bgp", "bird6_bgp"];
 
 function load(name: FileName): Uint8Array {
-  const path = join(DATA_DIR, name);
-  if (!existsSync(path)) throw new Error(`reference MRT data missing: ${path}`);
-  return new Uint8Array(readFileSync(path));
+  return loadMrtSample(name);
 }
 
 function decodeAll(name: FileName, opts: MrtReadOptions = {}): MrtRecord[] {
@@ -215,8 +214,12 @@ function ourCounts(recs: MrtRecord[]) {
 // ---------------------------------------------------------------- tests
 
 describe("reference data", () => {
-  test("all six dumps are present", () => {
-    for (const f of FILES) expect(existsSync(join(DATA_DIR, f))).toBe(true);
+  test("all six dumps are vendored, unaltered, next to the tests", () => {
+    expect(FILES.length).toBe(6);
+    for (const f of FILES) {
+      expect(existsSync(join(DATA_DIR, f))).toBe(true);
+      expect(load(f).length).toBeGreaterThan(0);
+    }
   });
 });
 
