@@ -176,7 +176,7 @@ export function registerMrt(program: Command): void {
     .description("print the records of an MRT dump (TABLE_DUMP, TABLE_DUMP_V2, BGP4MP; gzip accepted)")
     .argument("<file>", "MRT file")
     .option("--json", "one JSON object per line (one per RIB entry, message or state change)")
-    .option("--add-path", "decode BGP4MP messages as ADD-PATH even when the subtype does not say so (BIRD 1.x dumps)")
+    .option("--add-path", "decode every BGP4MP message with ADD-PATH path identifiers, whatever the subtype says (no fallback)")
     .action(async (file: string, opts: MrtCommandOptions) => {
       process.exitCode = await runMrt(file, opts, stdoutSink());
     });

@@ -10,7 +10,10 @@
  *     length + next hop), with the full RFC 4760 form accepted too.
  *   - BGP4MP / BGP4MP_ET (§4.4, RFC 8050 §3): state changes and messages; the
  *     message is checked with checkHeader and decoded with the codec, with an
- *     UpdateContext derived from the subtype.
+ *     UpdateContext derived from the subtype: the ADDPATH subtypes carry path
+ *     identifiers, the others do not, as bgpdump and mrtparse read them. Only
+ *     when an UPDATE does not parse that way is the other reading tried
+ *     (see otherReading); the record then says so in `fallback`.
  *
  * Structural damage (a field running past the record, a peer index outside
  * the peer table, a BGP length that disagrees with the record length) throws
@@ -136,6 +139,7 @@ const ADDPATH_MESSAGE = new Set<number>([
   BGP4MP.MESSAGE_LOCAL_ADDPATH,
   BGP4MP.MESSAGE_AS4_LOCAL_ADDPATH,
 ]);
+const BGP4MP_NAME: Record<number, string> = Object.fromEntries(Object.entries(BGP4MP).map(([k, v]) => [v, `BGP4MP_${k}`]));
 const MESSAGE_SUBTYPES = new Set<number>([BGP4MP.MESSAGE, ...AS4_MESSAGE, ...LOCAL_MESSAGE, ...ADDPATH_MESSAGE]);
 
 function maxPrefixLen(afi: number): number {
@@ -154,7 +158,8 @@ export class MrtDecoder {
    * Families for which a speaker's recorded OPEN offered to send ADD-PATH
    * path identifiers, keyed by sender (peer or local side of a session).
    * BIRD writes such sessions with the plain MESSAGE subtypes instead of the
-   * RFC 8050 ADDPATH ones, so the OPEN is the only hint in the file.
+   * RFC 8050 ADDPATH ones, so the OPEN is the only hint in the file; it is
+   * used only when an UPDATE does not parse as its subtype says.
    */
   private readonly addPathOffers = new Map<string, Set<string>>();
 
@@ -356,10 +361,10 @@ export class MrtDecoder {
     }
     const fourOctetAs = AS4_MESSAGE.has(st);
     const peer = this.bgpPeer(c, fourOctetAs);
-    const explicitAddPath = ADDPATH_MESSAGE.has(st) || this.opts.assumeAddPath === true;
+    const labelled = ADDPATH_MESSAGE.has(st);
+    const forced = this.opts.assumeAddPath === true;
     const local = LOCAL_MESSAGE.has(st);
     const sender = `${local ? "local" : "peer"}|${peer.peerAddress}|${peer.localAddress}`;
-    const offered = explicitAddPath ? undefined : this.addPathOffers.get(sender);
     const raw = c.buf.subarray(c.pos);
     if (raw.length < 19) c.fail(`BGP message truncated: ${raw.length} bytes, a header needs 19`);
     const msgLen = (raw[16]! << 8) | raw[17]!;
@@ -370,7 +375,8 @@ export class MrtDecoder {
       peer,
       local,
       fourOctetAs,
-      addPath: explicitAddPath,
+      addPath: labelled || forced,
+      fallback: null,
       msgType: raw[18]!,
       raw,
       message: null,
@@ -381,17 +387,22 @@ export class MrtDecoder {
       this.message(raw, { fourOctetAs, ibgp, addPathReceive: addPath, cache: this.cache(fourOctetAs, ibgp) });
     try {
       checkHeader(raw, 0, BGP_MAX_EXT_MSG);
-      if (offered && offered.size && raw[18] === MsgType.UPDATE) {
-        // Try the sender's ADD-PATH offer first; fall back to plain NLRI.
+      try {
+        // The subtype says whether NLRI carry path identifiers (RFC 8050 §3);
+        // --add-path (assumeAddPath) forces them.
+        rec.message = decode(() => rec.addPath);
+      } catch (err) {
+        if (!(err instanceof BgpError) || forced || raw[18] !== MsgType.UPDATE) throw err;
+        const other = this.otherReading(st, labelled, sender);
+        if (!other) throw err;
         try {
-          rec.message = decode((afi, safi) => offered.has(`${afi}/${safi}`));
-          rec.addPath = true;
-        } catch (err) {
-          if (!(err instanceof BgpError)) throw err;
-          rec.message = decode(() => false);
+          rec.message = decode(other.addPath);
+        } catch (err2) {
+          if (!(err2 instanceof BgpError)) throw err2;
+          throw err; // neither reading parses: report the labelled one's error
         }
-      } else {
-        rec.message = decode(() => explicitAddPath);
+        rec.addPath = !labelled;
+        rec.fallback = other.note;
       }
       if (rec.message.type === "open") this.noteAddPathOffer(sender, rec.message.open);
     } catch (err) {
@@ -399,6 +410,24 @@ export class MrtDecoder {
       rec.error = err;
     }
     return rec;
+  }
+
+  /**
+   * The reading to fall back to when an UPDATE does not parse as its subtype
+   * says. An ADDPATH subtype falls back to plain NLRI. A plain subtype falls
+   * back to path identifiers only for the families the sender's recorded OPEN
+   * offered to send with ADD-PATH (BIRD writes such sessions with the plain
+   * subtypes); with no such OPEN in the file there is no other reading.
+   */
+  private otherReading(st: number, labelled: boolean, sender: string): { addPath: (afi: number, safi: number) => boolean; note: string } | null {
+    const name = `${BGP4MP_NAME[st] ?? "subtype"} (${st})`;
+    if (labelled) return { addPath: () => false, note: `${name} says path identifiers, but the NLRI only parse without them` };
+    const offered = this.addPathOffers.get(sender);
+    if (!offered || offered.size === 0) return null;
+    return {
+      addPath: (afi, safi) => offered.has(`${afi}/${safi}`),
+      note: `${name} says no path identifiers, but the NLRI only parse with them (the sender's OPEN offered ADD-PATH)`,
+    };
   }
 
   private noteAddPathOffer(sender: string, open: OpenMessage): void {

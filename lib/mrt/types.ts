@@ -193,8 +193,14 @@ export interface MessageRecord {
   local: boolean;
   /** The UPDATE context used: 4-octet AS numbers in attributes. */
   fourOctetAs: boolean;
-  /** The UPDATE context used: NLRI carry path identifiers (all families). */
+  /** The UPDATE context used: NLRI carry path identifiers (from the subtype, --add-path, or a fallback). */
   addPath: boolean;
+  /**
+   * Null when the message was read as its subtype says (or as --add-path
+   * forces). Otherwise why the other reading was used: the labelled one did
+   * not parse (e.g. ADD-PATH NLRI under a plain subtype from BIRD).
+   */
+  fallback: string | null;
   /** BGP message type from the header (0 when the header itself is unreadable). */
   msgType: number;
   /** The whole BGP message, header included. */
@@ -218,8 +224,9 @@ export type MrtRecord = PeerIndexRecord | RibRecord | StateChangeRecord | Messag
 export interface MrtReadOptions {
   /**
    * Decode the NLRI of every BGP4MP message as ADD-PATH, whatever the subtype
-   * says. For dumps of ADD-PATH sessions written with the plain subtypes
-   * (e.g. BIRD 1.x `mrtdump`); off by default.
+   * says, with no fallback to plain NLRI. Off by default: the subtype decides,
+   * and the other reading is tried only when that one does not parse (see
+   * MessageRecord.fallback).
    */
   assumeAddPath?: boolean;
   /** Largest accepted record length (default 64 MiB); a larger length field is reported as corrupt. */

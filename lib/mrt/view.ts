@@ -130,6 +130,7 @@ function messageObject(rec: MessageRecord): JsonObject {
       if (u.endOfRib) o.endOfRib = familyName(u.endOfRib.afi, u.endOfRib.safi);
       if (u.treatAsWithdraw) o.treatAsWithdraw = true;
       if (u.issues.length) o.issues = u.issues.map((i) => i.reason);
+      if (rec.fallback) o.fallback = rec.fallback;
       break;
     }
   }
@@ -262,6 +263,7 @@ function messageLine(rec: MessageRecord): string {
         withdrawn.length > 0 && `- ${list(withdrawn.map(fmt))}`,
         announced.length > 0 && attributeSummary(u.attrs, nh),
         u.issues.length > 0 && `[${u.issues.map((i) => i.reason).join("; ")}]`,
+        rec.fallback !== null && `(fallback: ${rec.fallback})`,
       );
     }
   }

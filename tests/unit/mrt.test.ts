@@ -245,17 +245,35 @@ describe("every record of every file decodes", () => {
     });
   }
 
-  test("the correctly labelled dumps decode without any option", () => {
+  test("the correctly labelled dumps decode without any option, with no fallback", () => {
     for (const f of FILES) {
       if (MISLABELLED_ADDPATH.includes(f)) continue;
-      for (const r of decodeAll(f)) if (r.kind === "message") expect(r.error).toBeNull();
+      for (const r of decodeAll(f)) {
+        if (r.kind !== "message") continue;
+        expect(r.error).toBeNull();
+        expect(r.fallback).toBeNull();
+      }
+    }
+  });
+
+  test("with no option, every vendored BIRD dump still decodes every record", () => {
+    for (const f of FILES) {
+      const recs = decodeAll(f);
+      expect(recs.length).toBe(EXPECTED[f].records);
+      for (const r of recs) {
+        expect(r.kind).not.toBe("unknown");
+        if (r.kind !== "message") continue;
+        expect(r.error).toBeNull();
+        if (r.message?.type === "update") expect(r.message.update.issues).toEqual([]);
+      }
     }
   });
 
   // bird_bgp / bird6_bgp: ADD-PATH NLRI under MESSAGE_AS4 (BIRD does not use
-  // the RFC 8050 ADDPATH subtypes). The peer's recorded OPEN offers ADD-PATH
-  // send, so the decoder reads that peer's UPDATEs with path identifiers.
-  test("bird_bgp: ADD-PATH inferred from the peer's OPEN decodes every UPDATE", () => {
+  // the RFC 8050 ADDPATH subtypes). Read as the subtype says, those NLRI do
+  // not parse; the peer's recorded OPEN offers ADD-PATH send, so the decoder
+  // falls back to path identifiers and says so in `fallback`.
+  test("bird_bgp: UPDATEs that only parse with path ids fall back to them (the peer's OPEN offered ADD-PATH)", () => {
     const msgs = decodeAll("bird_bgp").filter((r): r is MessageRecord => r.kind === "message");
     expect(msgs.filter((m) => m.error)).toEqual([]);
     const open = msgs.find((m) => m.message?.type === "open")!;
@@ -266,7 +284,12 @@ describe("every record of every file decodes", () => {
     for (const m of withNlri) {
       expect(m.header.subtype).toBe(4);
       expect(m.addPath).toBe(true);
+      expect(m.fallback).toBe("BGP4MP_MESSAGE_AS4 (4) says no path identifiers, but the NLRI only parse with them (the sender's OPEN offered ADD-PATH)");
     }
+    // End-of-RIB (no NLRI) parses as labelled: no fallback
+    const eor = msgs.filter((m) => m.message?.type === "update" && m.message.update.endOfRib);
+    expect(eor.length).toBe(2);
+    for (const m of eor) expect([m.addPath, m.fallback]).toEqual([false, null]);
     // Independent check on the bytes: the first NLRI is path id 0,0,0,2 then a /24 of 172.17.0.0.
     const first = withNlri[0]!;
     const body = first.raw.subarray(19);
@@ -278,7 +301,7 @@ describe("every record of every file decodes", () => {
     expect(p.pathId).toBe(2);
   });
 
-  test("bird6_bgp: ADD-PATH MP_REACH_NLRI inferred from the peer's OPEN", () => {
+  test("bird6_bgp: ADD-PATH MP_REACH_NLRI, a fallback from MESSAGE_AS4 (the peer's OPEN offered ADD-PATH)", () => {
     const msgs = decodeAll("bird6_bgp").filter((r): r is MessageRecord => r.kind === "message");
     expect(msgs.filter((m) => m.error)).toEqual([]);
     const withNlri = msgs.filter((m) => m.message?.type === "update" && m.message.update.mpReach?.nlri);
@@ -286,6 +309,7 @@ describe("every record of every file decodes", () => {
     for (const m of withNlri) {
       expect(m.header.subtype).toBe(4);
       expect(m.addPath).toBe(true);
+      expect(m.fallback).toContain("only parse with them");
       const u = m.message!.type === "update" ? m.message!.update : null;
       for (const p of blockPrefixes(u!.mpReach!.nlri)) expect(p.pathId).toBeGreaterThan(0);
     }
@@ -297,9 +321,13 @@ describe("every record of every file decodes", () => {
     expect(plain.err).toBe("");
     expect(plain.code).toBe(0);
     expect(plain.out.split("\n").filter((l) => l.includes("malformed")).length).toBe(0);
+    expect(plain.out.split("\n").filter((l) => l.includes("(fallback: BGP4MP_MESSAGE_AS4 (4) says no path identifiers")).length).toBe(6);
+    const json = (await run(file, { json: true })).out.trimEnd().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(json.filter((o) => typeof o.fallback === "string").length).toBe(6);
     const forced = await run(file, { addPath: true });
     expect(forced.code).toBe(0);
     expect(forced.err).toBe("");
+    expect(forced.out).not.toContain("fallback");
   });
 });
 
@@ -1032,6 +1060,110 @@ describe("synthetic records", () => {
     expect(eq(rr, frame(5, Uint8Array.of(0, 2, 0, 1)))).toBe(true);
     const [r] = [...parseMrt(mrt(16, 4, bgp4mpBody(true, 1, 2, rr)))];
     expect(recordObjects(r!)[0]).toMatchObject({ kind: "route-refresh", family: "ipv6-unicast" });
+  });
+});
+
+describe("ADD-PATH: the subtype decides, the other reading only as a visible fallback (RFC 8050 §3)", () => {
+  const AS4 = 4; // BGP4MP_MESSAGE_AS4
+  const AS4_ADDPATH = 9; // BGP4MP_MESSAGE_AS4_ADDPATH
+  const a = attrs({ origin: 0, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65001] }], nextHop: V4("192.0.2.1") });
+  /** An UPDATE with these raw NLRI bytes (the codec's attributes, NLRI written by hand). */
+  const updateWith = (nlri: number[]) => {
+    const pa = encodeAttributes(a, true);
+    return frame(2, new W().u16(0).u16(pa.length).bytes(pa).u8(...nlri).get());
+  };
+  /** Plain: 192.0.2.0/24 and 198.51.100.0/24. With path ids: id 0x18c00002, then 198.51.100.0/24. */
+  const AMBIGUOUS = [24, 192, 0, 2, 24, 198, 51, 100];
+  /** With path ids: id 7, 203.0.113.0/24. Plain: 0/0, 0/0, 0/0, 24.0.0.0/7, then a length of 203 (invalid). */
+  const ONLY_ADDPATH = [0, 0, 0, 7, 24, 203, 0, 113];
+  /** The peer's OPEN offering ADD-PATH send+receive for IPv4 unicast. */
+  const offerOpen = mrt(16, AS4, bgp4mpBody(true, 65001, 65002, encodeOpen({
+    version: 4,
+    myAs: 65001,
+    holdTime: 90,
+    routerId: "192.0.2.1",
+    capabilities: [{ type: "four-octet-as", asn: 65001 }, { type: "add-path", families: [{ afi: 1, safi: 1, send: true, receive: true }] }],
+  })));
+  const msgs = (bytes: Uint8Array, opts: MrtReadOptions = {}) => [...parseMrt(bytes, opts)].filter((r): r is MessageRecord => r.kind === "message");
+  const routes = (m: MessageRecord) => blockPrefixes((m.message as { type: "update"; update: { nlri: Parameters<typeof blockPrefixes>[0] } }).update.nlri).map((p) => [prefixToString(p), p.pathId]);
+
+  test("an ambiguous MESSAGE_AS4 UPDATE after an ADD-PATH OPEN is decoded plainly, as its subtype says", () => {
+    const file = cat(offerOpen, mrt(16, AS4, bgp4mpBody(true, 65001, 65002, updateWith(AMBIGUOUS))));
+    const [open, upd] = msgs(file);
+    expect(open!.message?.type).toBe("open");
+    expect(upd!.error).toBeNull();
+    expect([upd!.addPath, upd!.fallback]).toEqual([false, null]);
+    expect(routes(upd!)).toEqual([["192.0.2.0/24", undefined], ["198.51.100.0/24", undefined]]);
+    expect(recordObjects(upd!)[0]).toMatchObject({ announced: ["192.0.2.0/24", "198.51.100.0/24"] });
+    expect(recordObjects(upd!)[0]!.fallback).toBeUndefined();
+    expect(recordObjects(upd!)[0]!.announcedPathIds).toBeUndefined();
+    // it really is ambiguous: the forced ADD-PATH reading parses too
+    const forced = msgs(file, { assumeAddPath: true })[1]!;
+    expect([forced.error, forced.fallback]).toEqual([null, null]);
+    expect(routes(forced)).toEqual([["198.51.100.0/24", 0x18c00002]]);
+  });
+
+  test("a MESSAGE_AS4 UPDATE that only parses with path ids is decoded with them, and says so", async () => {
+    const file = cat(offerOpen, mrt(16, AS4, bgp4mpBody(true, 65001, 65002, updateWith(ONLY_ADDPATH))));
+    const upd = msgs(file)[1]!;
+    expect(upd.error).toBeNull();
+    expect(upd.addPath).toBe(true);
+    expect(upd.fallback).toBe("BGP4MP_MESSAGE_AS4 (4) says no path identifiers, but the NLRI only parse with them (the sender's OPEN offered ADD-PATH)");
+    expect(routes(upd)).toEqual([["203.0.113.0/24", 7]]);
+    expect(recordObjects(upd)[0]).toMatchObject({ announced: ["203.0.113.0/24"], announcedPathIds: [7], fallback: upd.fallback });
+    expect(recordLines(upd)[0]).toContain("+ 203.0.113.0/24#7");
+    expect(recordLines(upd)[0]).toContain("(fallback: BGP4MP_MESSAGE_AS4 (4) says no path identifiers");
+    const path = tmpFile("only-addpath.mrt", file);
+    const j = await run(path, { json: true });
+    expect([j.code, j.err]).toEqual([0, ""]);
+    expect(JSON.parse(j.out.trimEnd().split("\n")[1]!)).toMatchObject({ announcedPathIds: [7], fallback: upd.fallback });
+  });
+
+  test("with no ADD-PATH OPEN in the file there is no fallback: the UPDATE is malformed, and the command hints --add-path", async () => {
+    const file = mrt(16, AS4, bgp4mpBody(true, 65001, 65002, updateWith(ONLY_ADDPATH)));
+    const [upd] = msgs(file);
+    expect(upd!.error).not.toBeNull();
+    expect([upd!.addPath, upd!.fallback]).toEqual([false, null]);
+    const path = tmpFile("only-addpath-no-open.mrt", file);
+    const r = await run(path);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`bgpctl: ${path}: 1 malformed BGP message, the first at byte offset 0 (if the session negotiated ADD-PATH, try --add-path)\n`);
+    const forced = await run(path, { addPath: true });
+    expect([forced.code, forced.err]).toEqual([0, ""]);
+    expect(forced.out).toContain("+ 203.0.113.0/24#7");
+  });
+
+  test("an ADDPATH-subtype UPDATE that only parses plainly falls back to plain NLRI, and says so", () => {
+    // Plain: 203.0.113.0/24. With path ids: id 0x18cb0071, then nothing: truncated.
+    const [upd] = msgs(mrt(16, AS4_ADDPATH, bgp4mpBody(true, 65001, 65002, updateWith([24, 203, 0, 113]))));
+    expect(upd!.error).toBeNull();
+    expect(upd!.addPath).toBe(false);
+    expect(upd!.fallback).toBe("BGP4MP_MESSAGE_AS4_ADDPATH (9) says path identifiers, but the NLRI only parse without them");
+    expect(routes(upd!)).toEqual([["203.0.113.0/24", undefined]]);
+    expect(recordObjects(upd!)[0]).toMatchObject({ announced: ["203.0.113.0/24"], fallback: upd!.fallback });
+  });
+
+  test("--add-path forces path ids: no fallback, even when only the plain reading parses", () => {
+    const file = cat(offerOpen, mrt(16, AS4, bgp4mpBody(true, 65001, 65002, updateWith([24, 203, 0, 113]))));
+    const upd = msgs(file, { assumeAddPath: true })[1]!;
+    expect(upd.error).not.toBeNull();
+    expect([upd.addPath, upd.fallback]).toEqual([true, null]);
+    const plain = msgs(file)[1]!;
+    expect([plain.error, plain.addPath, plain.fallback]).toEqual([null, false, null]);
+  });
+
+  test("the fallback uses only the families the OPEN offered", () => {
+    // The OPEN offers ADD-PATH for IPv6 only: an IPv4 NLRI that needs path ids has no other reading.
+    const v6only = mrt(16, AS4, bgp4mpBody(true, 65001, 65002, encodeOpen({
+      version: 4,
+      myAs: 65001,
+      holdTime: 90,
+      routerId: "192.0.2.1",
+      capabilities: [{ type: "add-path", families: [{ afi: 2, safi: 1, send: true, receive: false }] }],
+    })));
+    const upd = msgs(cat(v6only, mrt(16, AS4, bgp4mpBody(true, 65001, 65002, updateWith(ONLY_ADDPATH)))))[1]!;
+    expect(upd.error).not.toBeNull();
+    expect(upd.fallback).toBeNull();
   });
 });
 
