@@ -30,6 +30,7 @@ import { createConnection } from "node:net";
 import { dirname } from "node:path";
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
+import { RouterError, type RouterErrorKind } from "../router/errors.ts";
 import { type AdvertiseRequest, ApiError, type MonitorEvent, type PeerAddRequest, type RibQuery, type RouterApi } from "./types.ts";
 
 export interface ApiServerOptions {
@@ -53,6 +54,9 @@ const MONITOR_MAX_BACKLOG = 100_000;
 const MAX_BODY = 16 * 1024 * 1024;
 
 const JSON_HEADERS = { "content-type": "application/json" };
+
+/** How the daemon's errors are answered. */
+const ROUTER_ERROR_STATUS: Record<RouterErrorKind, number> = { invalid: 400, "not-found": 404, conflict: 409 };
 
 function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body) + "\n", { status, headers: JSON_HEADERS });
@@ -535,6 +539,7 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
       try {
         return await route(req, url);
       } catch (e) {
+        if (e instanceof RouterError) return errorResponse(ROUTER_ERROR_STATUS[e.kind], e.message);
         if (e instanceof ApiError) {
           const status = Number.isInteger(e.status) && e.status >= 400 && e.status <= 599 ? e.status : 500;
           return errorResponse(status, e.message);

@@ -120,10 +120,10 @@ export type MonitorEvent =
   | { type: "best"; time: string; prefix: string; route: RibEntry | null }
   | { type: "log"; time: string; level: string; msg: string };
 
-/** Thrown by API implementations for a request that names something that does not exist or is invalid. */
+/** An error answer of the control socket: the server's own request checks throw it, the client rethrows the daemon's answers as it. (The daemon itself throws RouterError.) */
 export class ApiError extends Error {
   constructor(
-    /** HTTP status to answer with: 400 bad request, 404 unknown peer/prefix, 409 conflict. */
+    /** HTTP status: 400 bad request, 404 unknown peer/prefix, 409 conflict. */
     readonly status: number,
     message: string,
   ) {
@@ -139,14 +139,14 @@ export interface RouterApi {
   ribSummary(): RibSummary;
   advertise(r: AdvertiseRequest): { added: string[] };
   withdraw(prefixes: string[]): { removed: string[] };
-  peerAdd(r: PeerAddRequest): void;
-  peerDelete(address: string): void;
+  peerAdd(r: PeerAddRequest): void | Promise<void>;
+  peerDelete(address: string): void | Promise<void>;
   peerUp(address: string): void;
   peerDown(address: string, message?: string): void;
   peerReset(address: string, soft?: "in" | "out"): void;
   /** Re-read the config file; rejects with the validation error, keeping the running config. */
   reload(): Promise<{ changes: string[] }>;
-  /** Kernel routes and their sync state; ApiError 409 when kernel programming is off. */
+  /** Kernel routes and their sync state; RouterError "conflict" when kernel programming is off. */
   fib(prefix?: string): FibEntry[];
   /** Links and addresses as the daemon sees them (from rtnetlink when kernel programming is on). */
   interfaces(): Promise<InterfacesInfo>;

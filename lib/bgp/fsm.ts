@@ -118,6 +118,8 @@ export interface FsmOptions {
   connectRetryTime?: number;
   /** DelayOpen in seconds; 0 or undefined = no DelayOpen. */
   delayOpenTime?: number;
+  /** Configured keepalive interval, seconds: the negotiated one is the smaller of it and a third of the hold time (default: a third). */
+  keepaliveTime?: number;
   /** Hold time used until the OPENs are exchanged, seconds (default 240). */
   largeHoldTime?: number;
   /** First IdleHold time in seconds (default 5). */
@@ -650,7 +652,7 @@ export class Fsm {
     const delayed = !c.openSent;
     let n: Negotiated;
     try {
-      n = negotiate(this.localOpen, open, { expectedPeerAs: this.opts.expectedPeerAs, strictRole: this.opts.strictRole });
+      n = negotiate(this.localOpen, open, { expectedPeerAs: this.opts.expectedPeerAs, strictRole: this.opts.strictRole, keepaliveTime: this.opts.keepaliveTime });
       const peerAs = openAs(open);
       if (open.routerId === this.localOpen.routerId && peerAs === openAs(this.localOpen)) {
         throw new BgpError(ERR.OPEN, OPEN_SUB.BAD_BGP_IDENTIFIER, `peer uses our own BGP identifier ${open.routerId}`, parseIPv4(open.routerId) ?? undefined);

@@ -61,6 +61,8 @@ export interface NegotiateOptions {
   expectedPeerAs?: number;
   /** RFC 9234 strict mode: the peer must announce a role. */
   strictRole?: boolean;
+  /** Our configured keepalive interval, seconds (undefined: a third of the hold time). */
+  keepaliveTime?: number;
 }
 
 /**
@@ -138,7 +140,8 @@ export function negotiate(local: OpenMessage, peer: OpenMessage, opts: Negotiate
     families,
     fourOctetAs: has(local, "four-octet-as") && peerFour,
     holdTime,
-    keepaliveTime: Math.floor(holdTime / 3),
+    // RFC 4271 §10: a third of the hold time by default; a configured interval never exceeds that (as FRR does).
+    keepaliveTime: opts.keepaliveTime !== undefined ? Math.min(opts.keepaliveTime, Math.floor(holdTime / 3)) : Math.floor(holdTime / 3),
     routeRefresh: has(local, "route-refresh") && (has(peer, "route-refresh") || has(peer, "route-refresh-cisco")),
     enhancedRouteRefresh: both("enhanced-route-refresh"),
     extendedMessage: both("extended-message"),

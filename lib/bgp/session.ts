@@ -144,6 +144,8 @@ export interface SessionConfig {
   routerId?: string;
   /** Seconds, default 90 (0: no keepalives / no hold timer). */
   holdTime?: number;
+  /** Keepalive interval, seconds (default: a third of the negotiated hold time; never more than that). */
+  keepalive?: number;
   /** Seconds, default 120. */
   connectRetry?: number;
   /** Never initiate connections; wait for the peer. */
@@ -269,6 +271,7 @@ export class Session extends TypedEmitter<SessionEvents> {
       expectedPeerAs: config.remoteAs,
       passive: config.passive ?? false,
       connectRetryTime: config.connectRetry ?? 120,
+      keepaliveTime: config.keepalive,
       delayOpenTime: config.delayOpen ?? 0,
       idleHoldTime: config.idleHoldTime,
       idleHoldMaxTime: config.idleHoldMaxTime,

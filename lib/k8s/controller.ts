@@ -11,7 +11,6 @@
  * naming the object, and ignored.
  */
 import { hostname } from "node:os";
-import { ApiError } from "../api/types.ts";
 import type { RouterConfig, SecretRef } from "../config/types.ts";
 import { Router } from "../router/router.ts";
 import type { Log } from "../core/log.ts";
@@ -229,7 +228,7 @@ export class KubeController {
       await router.apply(d.config, "kubernetes");
       this.applyProblem = null;
     } catch (e) {
-      const msg = e instanceof ApiError ? e.message : (e as Error).message;
+      const msg = (e as Error).message;
       const p = { object: `Node/${this.nodeName}`, message: `not applied: ${msg}` };
       if (this.applyProblem?.message !== p.message) this.log.error(`kubernetes: Node/${this.nodeName}: ${p.message}`);
       this.applyProblem = p;

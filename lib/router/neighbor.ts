@@ -8,11 +8,10 @@ import { type PathAttributes } from "../bgp/attributes.ts";
 import { describeCapability, speakerCapabilities } from "../bgp/open.ts";
 import { type Negotiated, describeFamilies } from "../bgp/negotiate.ts";
 import { describeNotification, type NotificationMessage } from "../bgp/notification.ts";
-import { parseAddr } from "../core/addr.ts";
 import { siblingAddress } from "../bgp/local-address.ts";
 import { Session } from "../bgp/session.ts";
-import { AFI, type Prefix } from "../core/addr.ts";
-import { CEASE_SUB, type Family, SAFI, familyName } from "../bgp/types.ts";
+import { AFI, type Prefix, parseAddr, prefixToString } from "../core/addr.ts";
+import { CEASE_SUB, type Family, SAFI, SEG, familyName } from "../bgp/types.ts";
 import { type UpdateMessage, announcedBlocks, blockPrefixes, withdrawnBlocks } from "../bgp/update.ts";
 import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
 import type { NeighborInfo, SessionState } from "../api/types.ts";
@@ -20,6 +19,7 @@ import { AdjRibIn } from "../rib/adj-rib-in.ts";
 import { AdjRibOut } from "../rib/adj-rib-out.ts";
 import { type CompiledPolicies, type PolicyContext, applyPolicy } from "../rib/policy.ts";
 import { type Route, type RouteSource, makeRoute, prefixKey } from "../rib/types.ts";
+import type { Clock } from "../core/clock.ts";
 import type { Log } from "../core/log.ts";
 
 export function familiesOf(names: FamilyName[]): Family[] {
@@ -36,6 +36,7 @@ export interface NeighborHost {
   readonly config: RouterConfig;
   readonly policies: CompiledPolicies;
   readonly log: Log;
+  readonly clock: Clock;
   /** A route accepted by import policy, or removed (route null) for (source, key, pathId). */
   importRoute(source: RouteSource, key: Route["key"], pathId: number, route: Route | null): void;
   /** The neighbour's session went down: drop all its routes. */
@@ -63,10 +64,16 @@ export class Neighbor {
   private maxPrefixTripped = false;
   /** Families whose End-of-RIB arrived on the current session. */
   private eor = new Set<string>();
+  /** The RFC 8212 "no policy" warnings were logged. */
+  private warned = false;
+  /** Routes treated as withdrawn on this session because the first AS was not the peer's (RFC 7606 §7.2). */
+  firstAsFailures = 0;
 
   constructor(
     public config: PeerConfig,
     private readonly host: NeighborHost,
+    /** Who added it: the config file (reloads manage it) or the control API (reloads leave it). */
+    public owner: "config" | "api" = "config",
   ) {
     const addr = parseAddr(config.address);
     this.source = {
@@ -88,6 +95,8 @@ export class Neighbor {
       remoteAs: config.remoteAs,
       routerId: host.config.routerId,
       holdTime: config.holdTime,
+      ...(config.keepalive !== undefined ? { keepalive: config.keepalive } : {}),
+      clock: host.clock,
       connectRetry: config.connectRetry,
       passive: config.passive,
       ...(config.password !== undefined ? { password: config.password } : {}),
@@ -109,8 +118,6 @@ export class Neighbor {
     s.on("log", (l) => {
       if (l.level !== "debug") host.log.at(l.level, l.msg);
     });
-    if (!config.import && !this.source.ibgp) host.log.warn(`${this.name}: no import policy: nothing is accepted from this eBGP peer (RFC 8212); set \`import: all\` to accept everything`);
-    if (!config.export && !this.source.ibgp) host.log.warn(`${this.name}: no export policy: nothing is sent to this eBGP peer (RFC 8212); set \`export: all\` to send everything`);
   }
 
   get name(): string {
@@ -122,6 +129,13 @@ export class Neighbor {
   }
 
   start(): void {
+    if (!this.warned) {
+      // Said once, when the neighbour first runs (not for one a failed reload built and dropped).
+      this.warned = true;
+      const log = this.host.log;
+      if (!this.config.import && !this.source.ibgp) log.warn(`${this.name}: no import policy: nothing is accepted from this eBGP peer (RFC 8212); set \`import: all\` to accept everything`);
+      if (!this.config.export && !this.source.ibgp) log.warn(`${this.name}: no export policy: nothing is sent to this eBGP peer (RFC 8212); set \`export: all\` to send everything`);
+    }
     if (!this.adminDown) this.session.start();
   }
 
@@ -150,6 +164,7 @@ export class Neighbor {
   private onEstablished(n: Negotiated): void {
     this.source.routerId = u32ip(n.peerRouterId);
     this.eor.clear();
+    this.firstAsFailures = 0;
     this.maxPrefixTripped = false;
     const local = this.session.localAddress ?? "";
     const la = parseAddr(local.replace(/^::ffff:/, ""));
@@ -208,7 +223,7 @@ export class Neighbor {
   /** Loop detection and import policy for one received route (or its withdrawal). */
   importDecision(key: Route["key"], pathId: number, route: Route | null): void {
     let accepted: Route | null = null;
-    if (route && !this.loops(route)) {
+    if (route && !this.loops(route) && this.firstAsOk(route)) {
       const r = applyPolicy(this.config.import, this.source.ibgp ? "ibgp" : "ebgp", route, this.policyCtx("import"), this.host.policies);
       if (r.accept) accepted = r.attrs === route.attrs && r.nextHop === route.nextHop ? route : { ...route, attrs: r.attrs, nextHop: r.nextHop };
     }
@@ -226,6 +241,23 @@ export class Neighbor {
       if (r.attrs.originatorId === this.host.config.routerId) return true;
       const cid = this.host.config.clusterId ?? this.host.config.routerId;
       if (r.attrs.clusterList.includes(cid)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * RFC 4271 §6.3 / RFC 7606 §7.2: on an eBGP session the leftmost AS of the
+   * AS_PATH must be the peer's AS, else the route is treated as withdrawn
+   * (BIRD, FRR and Cisco check it by default). `enforceFirstAs: false` turns
+   * it off, for route servers that do not prepend their AS.
+   */
+  private firstAsOk(r: Route): boolean {
+    if (this.source.ibgp || (this.config as PeerConfig & { enforceFirstAs?: boolean }).enforceFirstAs === false) return true;
+    const first = r.attrs.asPath?.[0];
+    if (first && first.type === SEG.AS_SEQUENCE && first.asns[0] === this.config.remoteAs) return true;
+    if (this.firstAsFailures++ === 0) {
+      const got = first && first.asns.length ? `AS ${first.asns[0]}` : "an empty AS_PATH";
+      this.host.log.warn(`${this.name}: ${prefixToString(r.prefix)} has ${got} first, not the peer's AS ${this.config.remoteAs}: treated as withdrawn (RFC 7606 §7.2; further ones are counted, set enforceFirstAs: false for a route server)`);
     }
     return false;
   }

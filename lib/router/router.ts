@@ -1,64 +1,48 @@
 /**
- * The daemon's route decision engine and the glue around it (OpenBGPD's RDE
- * in spirit): neighbours feed accepted routes into one Loc-RIB, local routes
- * (config, CLI) feed the same Loc-RIB, and every change of a best route is
- * offered to each neighbour's Adj-RIB-Out. Implements the control API.
+ * The daemon (`bgpctl run`, `bgpctl watch-k8s`): the control API's view of
+ * the route engine. Answers queries from the engine's running state, sends
+ * operator actions to the neighbours, and hands every change of what runs
+ * (reload, peer add/delete) to the reconfigurer. Throws RouterError; the
+ * control socket maps those to HTTP.
  */
-import { type PathAttributes, emptyAttributes, parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
-import { Listener } from "../bgp/listener.ts";
-import { parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
-import { attributesView } from "../bgp/route.ts";
-import { type Prefix } from "../core/addr.ts";
-import { CEASE_SUB, ORIGIN, SEG } from "../bgp/types.ts";
-import {
-  type AdvertiseRequest,
-  ApiError,
-  type MonitorEvent,
-  type NeighborInfo,
-  type PeerAddRequest,
-  type RibEntry,
-  type RibQuery,
-  type RibSummary,
-  type RouterApi,
+import { parseCommunity } from "../bgp/attributes.ts";
+import { CEASE_SUB } from "../bgp/types.ts";
+import type {
+  AdvertiseRequest,
+  FibEntry,
+  InterfacesInfo,
+  MonitorEvent,
+  NeighborInfo,
+  PeerAddRequest,
+  RibEntry,
+  RibQuery,
+  RibSummary,
+  RouterApi,
 } from "../api/types.ts";
-import { diffConfig } from "../config/diff.ts";
-import { loadConfig } from "../config/load.ts";
-import type { AdvertiseConfig, PeerConfig, RouterConfig } from "../config/types.ts";
-import { LocRib } from "../rib/loc-rib.ts";
-import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
-import { type Route, type RouteSource, nextHopText, prefixKey } from "../rib/types.ts";
-import { RtNetlink } from "../../ffi/rtnetlink.ts";
-import { Fib } from "../fib/fib.ts";
-import type { FibEntry, InterfacesInfo } from "../api/types.ts";
-import type { K8sStatus } from "../k8s/types.ts";
+import { ConfigError, loadConfig } from "../config/load.ts";
+import type { RouterConfig } from "../config/types.ts";
+import { type Prefix, parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { Log } from "../core/log.ts";
-import { Neighbor, type NeighborHost } from "./neighbor.ts";
+import type { K8sStatus } from "../k8s/types.ts";
+import type { LocRib } from "../rib/loc-rib.ts";
+import { type Route, prefixKey } from "../rib/types.ts";
+import { type EngineOptions, RouteEngine } from "./engine.ts";
+import { conflict, invalid, notFound } from "./errors.ts";
+import type { Neighbor } from "./neighbor.ts";
+import { Reconfigurer } from "./reconfigure.ts";
+import { routeEntry } from "./view.ts";
 
-type Monitor = { fn: (e: MonitorEvent) => void; neighbor?: string };
-
-/** Hooks for a daemon whose configuration is derived (watch-k8s) rather than read from the file alone. */
-export interface RouterOptions {
+/** Hooks for a daemon whose configuration is derived (watch-k8s) rather than read from the file alone, and for tests. */
+export interface RouterOptions extends Partial<Omit<EngineOptions, "log">> {
   /** Produce the configuration a reload applies (default: read configPath). */
   load?: () => RouterConfig | Promise<RouterConfig>;
   /** The Kubernetes controller's view, served as GET /v1/k8s. */
   k8s?: () => K8sStatus;
 }
 
-export class Router implements RouterApi, NeighborHost {
-  config: RouterConfig;
-  policies: CompiledPolicies;
-  readonly log: Log;
-  readonly locRib: LocRib;
-  readonly peers = new Map<string, Neighbor>();
-  private listener = new Listener();
-  private readonly started = Date.now();
-  private monitors = new Set<Monitor>();
-  /** Local routes by "config" / "cli" origin, keyed by prefix text. */
-  private localRoutes = new Map<string, { route: Route; origin: "config" | "cli" }>();
-  readonly localSource: RouteSource;
-  /** Kernel route programming, when `kernel.enabled`. */
-  private fibState: { kernel: RtNetlink; fib: Fib; unsubscribe: () => void } | null = null;
-
+export class Router implements RouterApi {
+  readonly engine: RouteEngine;
+  private readonly reconf: Reconfigurer;
   /** Present under watch-k8s (RouterApi.k8s). */
   readonly k8s?: () => K8sStatus;
   private readonly loadHook?: RouterOptions["load"];
@@ -69,263 +53,66 @@ export class Router implements RouterApi, NeighborHost {
     log?: Log,
     opts: RouterOptions = {},
   ) {
-    this.config = config;
     if (opts.k8s) this.k8s = opts.k8s;
     this.loadHook = opts.load;
-    this.log = log ?? new Log(config.log.level, config.log.format);
-    this.policies = compilePolicies(config.policies, config.prefixLists);
-    this.locRib = new LocRib({
-      alwaysCompareMed: config.decision.alwaysCompareMed,
-      preferOldest: config.decision.preferOldest,
-      multipath: config.multipath,
-    });
-    this.localSource = {
-      id: "local",
-      address: "",
-      addressBytes: new Uint8Array(0),
-      asn: config.asn,
-      routerId: 0,
-      ibgp: true,
-      rrClient: false,
-      local: true,
-    };
-    this.locRib.subscribe((ch) => {
-      for (const n of this.peers.values()) n.exportChange(ch.newBest, ch.key, ch.prefix);
-      if (this.monitors.size) this.emit({ type: "best", time: now(), prefix: prefixToString(ch.prefix), route: ch.newBest ? this.entry(ch.newBest, true, false) : null });
-    });
-    this.log.tap((level, msg) => {
-      if (this.monitors.size) this.emit({ type: "log", time: now(), level, msg });
-    });
+    this.engine = new RouteEngine(config, { log: log ?? new Log(config.log.level, config.log.format), clock: opts.clock, openKernel: opts.openKernel });
+    this.reconf = new Reconfigurer(this.engine);
   }
 
-  /** Listen, start the FIB (when enabled), start every neighbour, install the configured local routes. */
-  async start(): Promise<void> {
-    if (this.config.kernel.enabled) await this.startFib();
-    try {
-      await this.listener.listen(this.config.listen);
-    } catch (e) {
-      throw new Error(`cannot listen on ${this.config.listen.map((l) => `${l.address}:${l.port}`).join(", ")}: ${(e as Error).message}`);
-    }
-    this.listener.on("log", (l: { level: string; msg: string }) => this.log.at(l.level === "debug" ? "debug" : l.level, l.msg));
-    for (const a of this.config.advertise) this.addLocal(a, "config");
-    for (const p of this.config.peers) this.addNeighbor(p);
-    this.log.info(`bgpctl running: AS ${this.config.asn}, router id ${this.config.routerId}, ${this.config.peers.length} peers`);
+  get log(): Log {
+    return this.engine.log;
+  }
+  /** The settings in force (peers and local routes: see the engine's running state). */
+  get config(): RouterConfig {
+    return this.engine.config;
+  }
+  get locRib(): LocRib {
+    return this.engine.locRib;
+  }
+  get peers(): ReadonlyMap<string, Neighbor> {
+    return this.engine.peers;
   }
 
-  async stop(): Promise<void> {
-    // The FIB first: closing the sessions withdraws their routes, which must not
-    // reach the kernel when `retainOnExit` keeps them for a graceful restart.
-    if (this.fibState) {
-      this.fibState.unsubscribe();
-      await this.fibState.fib.stop();
-      this.fibState.kernel.close();
-      this.fibState = null;
-    }
-    await Promise.all([...this.peers.values()].map((n) => n.stop(CEASE_SUB.ADMIN_SHUTDOWN, "bgpctl shutting down")));
-    await this.listener.close();
+  start(): Promise<void> {
+    return this.engine.start();
   }
 
-  /**
-   * Open rtnetlink and start the reconciler before any session: it reads the
-   * kernel's routes of ours first, so a restart keeps forwarding until every
-   * peer has sent End-of-RIB (or the start-up deadline).
-   */
-  private async startFib(): Promise<void> {
-    const k = this.config.kernel;
-    let kernel: RtNetlink;
-    try {
-      kernel = await RtNetlink.open({ groups: true });
-    } catch (e) {
-      throw new Error(`kernel routes: cannot open rtnetlink: ${(e as Error).message}`);
-    }
-    const fib = new Fib(
-      kernel,
-      {
-        table: k.table,
-        protocol: k.protocol,
-        metric: k.metric,
-        ecmp: k.ecmp,
-        families: k.families.map((f) => (f === "ipv6" ? 6 : 4)),
-        exclude: k.exclude,
-        retainOnExit: k.retainOnExit,
-        startupDeadlineMs: k.startupDeadline * 1000,
-      },
-      (level, msg) => this.log.at(level, `kernel: ${msg}`),
-    );
-    fib.expectSources(this.config.peers.filter((p) => !p.shutdown).map((p) => p.address));
-    try {
-      await fib.start();
-    } catch (e) {
-      kernel.close();
-      throw new Error(`kernel routes: ${(e as Error).message}`);
-    }
-    const unsubscribe = this.locRib.subscribe((ev) => fib.onLocRibChange(ev));
-    this.fibState = { kernel, fib, unsubscribe };
-    this.log.info(`kernel routes: table ${k.table}, protocol ${k.protocol}, metric ${k.metric}${k.ecmp ? ", ECMP" : ""}`);
-  }
-
-  // ------------------------------------------------------------ NeighborHost
-  importRoute(source: RouteSource, key: Route["key"], pathId: number, route: Route | null): void {
-    if (route) this.locRib.upsert(route);
-    else this.locRib.remove(source.id, key, pathId);
-  }
-  acceptedCount(sourceId: string): number {
-    return this.locRib.sourceCount(sourceId);
-  }
-  sourceDown(sourceId: string): void {
-    this.locRib.removeSource(sourceId);
-  }
-  *bestRoutes(): Iterable<Route> {
-    for (const r of this.locRib.bests()) yield r;
-  }
-  peerSynced(n: Neighbor): void {
-    this.fibState?.fib.endOfRib(n.source.id);
-  }
-  stateChanged(n: Neighbor, from: NeighborInfo["state"], to: NeighborInfo["state"], reason: string): void {
-    if (from === "Established" || to === "Established") this.log.info(`${n.name}: ${from} -> ${to}${reason ? ` (${reason})` : ""}`);
-    if (this.monitors.size) this.emit({ type: "state", time: now(), peer: n.config.address, from, to, reason });
-  }
-  routeEvent(n: Neighbor, kind: "announce" | "withdraw", prefix: Prefix, route: Route | null): void {
-    if (!this.monitors.size) return;
-    const peer = n.config.address;
-    if (kind === "withdraw" || !route) this.emit({ type: "withdraw", time: now(), peer, prefix: prefixToString(prefix) });
-    else this.emit({ type: "announce", time: now(), peer, route: this.entry(route, false, false) });
-  }
-
-  private emit(e: MonitorEvent): void {
-    for (const m of this.monitors) {
-      if (m.neighbor && "peer" in e && e.peer !== m.neighbor) continue;
-      try {
-        m.fn(e);
-      } catch {
-        this.monitors.delete(m);
-      }
-    }
-  }
-
-  // ------------------------------------------------------------ neighbours
-  private addNeighbor(p: PeerConfig): Neighbor {
-    const n = new Neighbor(p, this);
-    this.peers.set(p.address, n);
-    this.listener.add(n.session);
-    n.start();
-    return n;
-  }
-
-  private async removeNeighbor(address: string, subcode: number, message?: string): Promise<void> {
-    const n = this.peers.get(address);
-    if (!n) return;
-    this.peers.delete(address);
-    this.listener.remove(n.session);
-    await n.stop(subcode, message);
-    this.locRib.removeSource(n.source.id);
+  stop(): Promise<void> {
+    return this.engine.stop();
   }
 
   private neighbor(address: string): Neighbor {
-    const a = parseAddr(address);
-    const n = a ? this.peers.get(address) ?? [...this.peers.values()].find((x) => parseAddr(x.config.address)?.addr.join() === a.addr.join()) : undefined;
-    if (!n) throw new ApiError(404, `no neighbor ${address}`);
-    return n;
+    return this.engine.find(address) ?? notFound(`no neighbor ${address}`);
   }
 
-  // ------------------------------------------------------------ local routes
-  private localRoute(a: AdvertiseConfig): Route {
-    const prefix = parsePrefix(a.prefix);
-    const attrs: PathAttributes = {
-      ...emptyAttributes(),
-      origin: ORIGIN.IGP,
-      asPath: a.asPathPrepend ? [{ type: SEG.AS_SEQUENCE, asns: new Array<number>(a.asPathPrepend).fill(this.config.asn) }] : [],
-      localPref: a.localPref ?? 100,
-      med: a.med ?? null,
-      communities: a.communities.map(parseCommunity),
-      largeCommunities: a.largeCommunities.map(parseLargeCommunity),
-    };
-    return {
-      prefix,
-      key: prefixKey(prefix),
-      pathId: 0,
-      source: this.localSource,
-      attrs,
-      // An empty next hop means "self": each Adj-RIB-Out puts the session's local address.
-      nextHop: a.nextHop ? parseAddr(a.nextHop)!.addr : new Uint8Array(0),
-      learnedAt: performance.now(),
-      igpCost: 0,
-      reachable: true,
-      stale: false,
-    };
-  }
-
-  private addLocal(a: AdvertiseConfig, origin: "config" | "cli"): void {
-    const route = this.localRoute(a);
-    this.localRoutes.set(prefixToString(route.prefix), { route, origin });
-    this.locRib.upsert(route);
-  }
-
-  private removeLocal(prefixText: string): boolean {
-    const e = this.localRoutes.get(prefixText);
-    if (!e) return false;
-    this.localRoutes.delete(prefixText);
-    this.locRib.remove(this.localSource.id, e.route.key, 0);
-    return true;
-  }
-
-  // ------------------------------------------------------------ RouterApi
+  // ------------------------------------------------------------ queries
   summary() {
-    return {
-      routerId: this.config.routerId,
-      asn: this.config.asn,
-      uptimeSeconds: Math.floor((Date.now() - this.started) / 1000),
-      neighbors: this.neighbors_(),
-    };
-  }
-
-  private neighbors_(): NeighborInfo[] {
-    return [...this.peers.values()].map((n) => n.info());
+    const c = this.engine.config;
+    return { routerId: c.routerId, asn: c.asn, uptimeSeconds: Math.floor((Date.now() - this.engine.started) / 1000), neighbors: this.neighbors() };
   }
 
   neighbors(address?: string): NeighborInfo[] {
     if (address) return [this.neighbor(address).info()];
-    return this.neighbors_();
-  }
-
-  private entry(r: Route, best: boolean, multipath: boolean): RibEntry {
-    const v = attributesView(r.attrs);
-    const e: RibEntry = {
-      prefix: prefixToString(r.prefix),
-      nextHop: r.nextHop.length ? nextHopText(r.nextHop) : "self",
-      asPath: v.asPath,
-      origin: v.origin,
-      med: v.med,
-      localPref: v.localPref,
-      communities: v.communities,
-      largeCommunities: v.largeCommunities,
-      peer: r.source.local ? "local" : r.source.address,
-      best,
-      multipath,
-      ibgp: r.source.ibgp && !r.source.local,
-      stale: r.stale,
-    };
-    if (r.pathId) e.pathId = r.pathId;
-    if (v.originatorId) e.originatorId = v.originatorId;
-    if (v.clusterList) e.clusterList = v.clusterList;
-    return e;
+    return [...this.engine.peers.values()].map((n) => n.info());
   }
 
   rib(q: RibQuery): RibEntry[] {
+    const locRib = this.engine.locRib;
     let routes: { r: Route; best: boolean; multipath: boolean }[] = [];
     let prefixes: Prefix[] | null = null;
     if (q.prefix) {
       let p: Prefix;
-      try {
-        p = q.prefix.includes("/") ? parsePrefix(q.prefix) : (() => {
-          const a = parseAddr(q.prefix!);
-          if (!a) throw new Error(`invalid prefix or address "${q.prefix}"`);
-          return { afi: a.afi, len: a.addr.length * 8, addr: a.addr };
-        })();
-      } catch (e) {
-        throw new ApiError(400, (e as Error).message);
+      if (q.prefix.includes("/")) {
+        try {
+          p = parsePrefix(q.prefix);
+        } catch (e) {
+          invalid((e as Error).message);
+        }
+      } else {
+        const a = parseAddr(q.prefix) ?? invalid(`invalid prefix or address "${q.prefix}"`);
+        p = { afi: a.afi, len: a.addr.length * 8, addr: a.addr };
       }
-      prefixes = this.locRib.lookup(p, q.match ?? (q.prefix.includes("/") ? "exact" : "longest"));
+      prefixes = locRib.lookup(p, q.match ?? (q.prefix.includes("/") ? "exact" : "longest"));
     }
     if (q.neighbor && (q.table === "in" || q.table === "out")) {
       const n = this.neighbor(q.neighbor);
@@ -333,7 +120,7 @@ export class Router implements RouterApi, NeighborHost {
       for (const r of src) routes.push({ r, best: false, multipath: false });
     } else {
       const keys = prefixes ? prefixes.map(prefixKey) : null;
-      for (const e of keys ? keys.map((k) => this.locRib.get(k)).filter((x) => !!x) : this.locRib.entries()) {
+      for (const e of keys ? keys.map((k) => locRib.get(k)).filter((x) => !!x) : locRib.entries()) {
         for (const r of e!.routes) routes.push({ r, best: r === e!.best, multipath: e!.multipath.includes(r) && e!.multipath.length > 1 });
       }
       if (q.neighbor) {
@@ -352,17 +139,17 @@ export class Router implements RouterApi, NeighborHost {
       try {
         c = parseCommunity(q.community);
       } catch (e) {
-        throw new ApiError(400, (e as Error).message);
+        invalid((e as Error).message);
       }
       routes = routes.filter((x) => x.r.attrs.communities.includes(c));
     }
     if (q.asn !== undefined) routes = routes.filter((x) => (x.r.attrs.asPath ?? []).some((s) => s.asns.includes(q.asn!)));
-    return routes.map((x) => this.entry(x.r, x.best, x.multipath));
+    return routes.map((x) => routeEntry(x.r, x.best, x.multipath));
   }
 
   ribSummary(): RibSummary {
     const fam = new Map<string, { prefixes: number; paths: number }>();
-    for (const e of this.locRib.entries()) {
+    for (const e of this.engine.locRib.entries()) {
       const f = e.prefix.afi === 2 ? "ipv6-unicast" : "ipv4-unicast";
       const s = fam.get(f) ?? { prefixes: 0, paths: 0 };
       s.prefixes++;
@@ -370,62 +157,74 @@ export class Router implements RouterApi, NeighborHost {
       fam.set(f, s);
     }
     const peers: RibSummary["peers"] = [];
-    for (const n of this.peers.values()) {
+    for (const n of this.engine.peers.values()) {
       const i = n.info();
       peers.push({ address: i.address, family: "all", received: i.received, accepted: i.accepted, advertised: i.advertised });
     }
     return { families: [...fam].map(([family, s]) => ({ family, ...s })), peers };
   }
 
+  fib(prefix?: string): FibEntry[] {
+    const fib = this.engine.fib ?? conflict("kernel route programming is off (set kernel.enabled in the config)");
+    try {
+      return fib.status(prefix);
+    } catch (e) {
+      invalid((e as Error).message);
+    }
+  }
+
+  interfaces(): Promise<InterfacesInfo> {
+    return this.engine.interfaces();
+  }
+
+  monitor(fn: (e: MonitorEvent) => void, neighbor?: string): () => void {
+    return this.engine.monitor(fn, neighbor);
+  }
+
+  // ------------------------------------------------------------ local routes
   advertise(r: AdvertiseRequest): { added: string[] } {
-    const added: string[] = [];
-    const cfgs: AdvertiseConfig[] = [];
-    for (const p of r.prefixes) {
-      try {
-        const pr = parsePrefix(p);
-        if (r.nextHop && !parseAddr(r.nextHop)) throw new Error(`invalid next hop "${r.nextHop}"`);
-        (r.communities ?? []).forEach(parseCommunity);
-        (r.largeCommunities ?? []).forEach(parseLargeCommunity);
-        cfgs.push({ prefix: prefixToString(pr), nextHop: r.nextHop, communities: r.communities ?? [], largeCommunities: r.largeCommunities ?? [], localPref: r.localPref, med: r.med });
-      } catch (e) {
-        throw new ApiError(400, (e as Error).message);
-      }
-    }
-    for (const c of cfgs) {
-      this.addLocal(c, "cli");
-      added.push(c.prefix);
-    }
-    this.log.info(`advertise ${added.join(" ")}`);
+    const e = this.engine;
+    const cfgs = r.prefixes.map((p) => ({
+      prefix: prefixToString(parsePrefix(p)),
+      communities: r.communities ?? [],
+      largeCommunities: r.largeCommunities ?? [],
+      ...(r.nextHop !== undefined ? { nextHop: r.nextHop } : {}),
+      ...(r.localPref !== undefined ? { localPref: r.localPref } : {}),
+      ...(r.med !== undefined ? { med: r.med } : {}),
+    }));
+    for (const c of cfgs) e.setLocal(c, "api");
+    const added = cfgs.map((c) => c.prefix);
+    e.log.info(`advertise ${added.join(" ")}`);
     return { added };
   }
 
   withdraw(prefixes: string[]): { removed: string[] } {
+    const e = this.engine;
     const removed: string[] = [];
     for (const p of prefixes) {
       let text: string;
       try {
         text = prefixToString(parsePrefix(p));
-      } catch (e) {
-        throw new ApiError(400, (e as Error).message);
+      } catch (err) {
+        invalid((err as Error).message);
       }
-      if (this.removeLocal(text)) removed.push(text);
+      if (e.removeLocal(text)) removed.push(text);
     }
-    if (!removed.length) throw new ApiError(404, `not advertised: ${prefixes.join(" ")}`);
-    this.log.info(`withdraw ${removed.join(" ")}`);
+    if (!removed.length) notFound(`not advertised: ${prefixes.join(" ")}`);
+    e.log.info(`withdraw ${removed.join(" ")}`);
     return { removed };
   }
 
-  peerAdd(r: PeerAddRequest): void {
-    if (this.peers.has(r.address)) throw new ApiError(409, `neighbor ${r.address} exists`);
-    const localAs = r.localAs ?? this.config.asn;
+  // ------------------------------------------------------------ neighbours
+  async peerAdd(r: PeerAddRequest): Promise<void> {
+    const c = this.engine.config;
+    // INTEGRATION-PENDING: lib/config/request.ts peerFromRequest (the schema's defaults and checks) replaces this.
+    void ConfigError;
     const ref = (s?: string) => (s === undefined ? undefined : s === "all" ? { kind: "all" as const } : s === "none" ? { kind: "none" as const } : { kind: "chain" as const, names: [s] });
-    for (const name of [r.import, r.export]) {
-      if (name && name !== "all" && name !== "none" && !this.config.policies[name]) throw new ApiError(400, `policy "${name}" is not defined`);
-    }
-    const p: PeerConfig = {
+    const p: import("../config/types.ts").PeerConfig = {
       address: r.address,
       remoteAs: r.remoteAs,
-      localAs,
+      localAs: r.localAs ?? c.asn,
       port: r.port ?? 179,
       localAddress: r.localAddress,
       passive: r.passive ?? false,
@@ -441,14 +240,11 @@ export class Router implements RouterApi, NeighborHost {
       shutdown: false,
       allowOwnAs: 0,
     };
-    this.addNeighbor(p);
-    this.log.info(`neighbor ${r.address} added`);
+    await this.reconf.addPeer(p);
   }
 
-  peerDelete(address: string): void {
-    const n = this.neighbor(address);
-    void this.removeNeighbor(n.config.address, CEASE_SUB.PEER_DECONFIGURED, "peer deleted");
-    this.log.info(`neighbor ${address} deleted`);
+  peerDelete(address: string): Promise<void> {
+    return this.reconf.deletePeer(address);
   }
 
   peerUp(address: string): void {
@@ -477,129 +273,26 @@ export class Router implements RouterApi, NeighborHost {
     }
   }
 
+  // ------------------------------------------------------------ reconfiguration
   async reload(): Promise<{ changes: string[] }> {
-    if (!this.configPath && !this.loadHook) throw new ApiError(409, "no config file to reload");
+    if (!this.configPath && !this.loadHook) conflict("no config file to reload");
     let next: RouterConfig;
     try {
       next = this.loadHook ? await this.loadHook() : loadConfig(this.configPath!);
     } catch (e) {
-      this.log.error(`reload rejected, the running config stays in force:\n${(e as Error).message}`);
-      throw new ApiError(400, (e as Error).message);
+      this.log.error(`reload rejected, the running configuration stays in force:\n${(e as Error).message}`);
+      invalid((e as Error).message);
     }
-    return { changes: await this.apply(next) };
-  }
-
-  /** Apply a new config as a diff: unaffected sessions keep running. */
-  async apply(next: RouterConfig, what = "configuration reloaded"): Promise<string[]> {
-    const d = diffConfig(this.config, next);
-    const changes: string[] = [];
-    if (d.globalChanged.some((f) => f === "asn" || f === "routerId" || f === "kernel")) {
-      throw new ApiError(409, `changing ${d.globalChanged.join(", ")} needs a restart of bgpctl`);
-    }
-    let policies: CompiledPolicies;
     try {
-      policies = compilePolicies(next.policies, next.prefixLists);
+      return { changes: await this.reconf.apply(next) };
     } catch (e) {
-      throw new ApiError(400, (e as Error).message);
-    }
-    this.config = next;
-    this.policies = policies;
-    if (d.globalChanged.includes("listen")) {
-      const l = new Listener([...this.peers.values()].map((n) => n.session));
-      await this.listener.close();
-      this.listener = l;
-      await l.listen(next.listen);
-      changes.push("listen addresses changed");
-    }
-    if (d.globalChanged.includes("decision") || d.globalChanged.includes("multipath")) {
-      this.locRib.setOptions({ alwaysCompareMed: next.decision.alwaysCompareMed, preferOldest: next.decision.preferOldest, multipath: next.multipath });
-      changes.push("decision options changed");
-    }
-    for (const p of d.peersRemoved) {
-      await this.removeNeighbor(p.address, CEASE_SUB.PEER_DECONFIGURED, "removed from the configuration");
-      changes.push(`neighbor ${p.address} removed`);
-    }
-    let rrChanged = false;
-    for (const c of d.peersChanged) {
-      const n = this.peers.get(c.address)!;
-      if (c.needsReset) {
-        await this.removeNeighbor(c.address, CEASE_SUB.OTHER_CONFIG_CHANGE, `configuration changed: ${c.fields.join(", ")}`);
-        this.addNeighbor(c.after);
-        changes.push(`neighbor ${c.address} reset (${c.fields.join(", ")})`);
-      } else {
-        n.updateConfig(c.after);
-        if (c.fields.includes("routeReflectorClient")) rrChanged = true;
-        n.adminDown = c.after.shutdown;
-        if (c.fields.includes("shutdown")) {
-          if (c.after.shutdown) await n.stop(CEASE_SUB.ADMIN_SHUTDOWN, c.after.shutdownMessage);
-          else n.start();
-        }
-        changes.push(`neighbor ${c.address} updated in place (${c.fields.join(", ")})`);
-      }
-    }
-    for (const p of d.peersAdded) {
-      this.addNeighbor(p);
-      changes.push(`neighbor ${p.address} added`);
-    }
-    // Soft reconfiguration: re-run import over the stored Adj-RIB-In, ask for a
-    // refresh where supported, re-evaluate exports.
-    const policyPeers = new Set([...d.peersAffectedByPolicy, ...d.peersChanged.filter((c) => !c.needsReset).map((c) => c.address)]);
-    for (const a of policyPeers) {
-      const n = this.peers.get(a);
-      if (!n) continue;
-      n.reimport();
-      n.requestRefresh();
-      n.reexport();
-      changes.push(`neighbor ${a}: policies re-applied`);
-    }
-    if (rrChanged || d.globalChanged.includes("clusterId")) {
-      // Which routes are reflected to whom depends on every peer's client flag.
-      for (const n of this.peers.values()) n.reexport();
-      changes.push("route reflection re-evaluated");
-    }
-    // A prefix whose attributes changed is replaced in one step (no withdraw in between).
-    const readded = new Set(d.advertiseAdded.map((a) => a.prefix));
-    for (const a of d.advertiseRemoved) {
-      if (readded.has(a.prefix)) continue;
-      this.removeLocal(a.prefix);
-      changes.push(`withdrew ${a.prefix}`);
-    }
-    for (const a of d.advertiseAdded) {
-      const replaced = d.advertiseRemoved.some((r) => r.prefix === a.prefix);
-      this.addLocal(a, "config");
-      changes.push(`${replaced ? "updated" : "advertised"} ${a.prefix}`);
-    }
-    if (changes.length || what === "configuration reloaded") this.log.info(`${what}: ${changes.length ? changes.join("; ") : "no changes"}`);
-    return changes;
-  }
-
-  fib(prefix?: string): FibEntry[] {
-    if (!this.fibState) throw new ApiError(409, "kernel route programming is off (set kernel.enabled in the config)");
-    try {
-      return this.fibState.fib.status(prefix);
-    } catch (e) {
-      throw new ApiError(400, (e as Error).message);
+      this.log.error(`reload rejected, the running configuration stays in force: ${(e as Error).message}`);
+      throw e;
     }
   }
 
-  async interfaces(): Promise<InterfacesInfo> {
-    if (this.fibState) return this.fibState.fib.interfaces();
-    // Kernel programming off: ask rtnetlink once (dumps need no privilege).
-    const k = await RtNetlink.open({});
-    try {
-      return { links: await k.dumpLinks(), addresses: await k.dumpAddresses() };
-    } finally {
-      k.close();
-    }
+  /** Apply a configuration (a reload, or the Kubernetes controller's derived one) as a change of what runs. */
+  apply(next: RouterConfig, what = "configuration reloaded"): Promise<string[]> {
+    return this.reconf.apply(next, what);
   }
-
-  monitor(fn: (e: MonitorEvent) => void, neighbor?: string): () => void {
-    const m: Monitor = { fn, neighbor };
-    this.monitors.add(m);
-    return () => this.monitors.delete(m);
-  }
-}
-
-function now(): string {
-  return new Date().toISOString();
 }

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { ApiClient, DaemonUnreachable } from "../../lib/api/client.ts";
 import { formatDuration, formatFib, formatInterfaces, formatMonitorEvent, formatNeighbors, formatRib, formatRibSummary, formatSummary } from "../../lib/api/format.ts";
 import { type ApiServer, startApiServer } from "../../lib/api/server.ts";
+import { RouterError } from "../../lib/router/errors.ts";
 import {
   type AdvertiseRequest,
   ApiError,
@@ -144,7 +145,7 @@ class FakeRouter implements RouterApi {
   }
   private known(address: string): NeighborInfo {
     const n = this.neighborList.find((x) => x.address === address);
-    if (!n) throw new ApiError(404, `no neighbor ${address}`);
+    if (!n) throw new RouterError("not-found", `no neighbor ${address}`);
     return n;
   }
 
@@ -174,7 +175,7 @@ class FakeRouter implements RouterApi {
   fibOff = false;
   fib(prefix?: string): FibEntry[] {
     this.rec("fib", prefix);
-    if (this.fibOff) throw new ApiError(409, "kernel route programming is off (set kernel.enabled in the config)");
+    if (this.fibOff) throw new RouterError("conflict", "kernel route programming is off (set kernel.enabled in the config)");
     return FIB.filter((e) => prefix === undefined || e.prefix === prefix);
   }
   async interfaces(): Promise<InterfacesInfo> {
@@ -194,7 +195,7 @@ class FakeRouter implements RouterApi {
   }
   peerAdd(r: PeerAddRequest) {
     this.rec("peerAdd", r);
-    if (this.neighborList.some((n) => n.address === r.address)) throw new ApiError(409, `neighbor ${r.address} already exists`);
+    if (this.neighborList.some((n) => n.address === r.address)) throw new RouterError("conflict", `neighbor ${r.address} already exists`);
     this.neighborList = [...this.neighborList, neighbor({ address: r.address, remoteAs: r.remoteAs, state: "Active" })];
   }
   peerDelete(address: string) {
@@ -217,7 +218,7 @@ class FakeRouter implements RouterApi {
   async reload() {
     this.rec("reload");
     await Bun.sleep(1);
-    if (this.reloadError) throw new ApiError(400, this.reloadError);
+    if (this.reloadError) throw new RouterError("invalid", this.reloadError);
     return { changes: ["neighbor 192.0.2.7 added", "neighbor 192.0.2.2: hold time 90 -> 30"] };
   }
   monitor(fn: (e: MonitorEvent) => void, neighbor?: string) {

@@ -1,0 +1,319 @@
+/**
+ * The daemon's route engine (OpenBGPD's RDE in spirit) and the running state
+ * it owns: the neighbours, the listener, the locally originated routes, one
+ * Loc-RIB, the FIB. Neighbours feed accepted routes into the Loc-RIB, local
+ * routes (file, CLI) feed the same Loc-RIB, and every change of a best route
+ * is offered to each neighbour's Adj-RIB-Out and to the kernel.
+ *
+ * This is the single source of truth of what runs: the control API reads it
+ * (lib/router/router.ts) and reconfiguration diffs against it
+ * (lib/router/reconfigure.ts); nothing else keeps a second copy.
+ */
+import { type PathAttributes, emptyAttributes, parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
+import { Listener } from "../bgp/listener.ts";
+import { CEASE_SUB, ORIGIN, SEG } from "../bgp/types.ts";
+import type { MonitorEvent, NeighborInfo } from "../api/types.ts";
+import type { AdvertiseConfig, PeerConfig, RouterConfig } from "../config/types.ts";
+import { type Prefix, parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
+import { type Clock, realClock } from "../core/clock.ts";
+import type { Log } from "../core/log.ts";
+import { Fib } from "../fib/fib.ts";
+import type { Kernel } from "../fib/types.ts";
+import { LocRib } from "../rib/loc-rib.ts";
+import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
+import { type Route, type RouteSource, prefixKey } from "../rib/types.ts";
+import { RtNetlink } from "../../ffi/rtnetlink.ts";
+import { Neighbor, type NeighborHost } from "./neighbor.ts";
+import { routeEntry } from "./view.ts";
+
+/** Who added a neighbour or a local route: the config file (reload manages it) or the control API (reload leaves it). */
+export type Owner = "config" | "api";
+
+export interface LocalRoute {
+  config: AdvertiseConfig;
+  route: Route;
+  owner: Owner;
+}
+
+export interface EngineOptions {
+  log: Log;
+  /** Timers of sessions and the FIB (tests pass a ManualClock). */
+  clock?: Clock;
+  /** Opens the kernel interface (default rtnetlink); tests pass a fake kernel. */
+  openKernel?: (opts: { groups: boolean }) => Promise<Kernel>;
+}
+
+type Monitor = { fn: (e: MonitorEvent) => void; neighbor?: string };
+
+export class RouteEngine implements NeighborHost {
+  /** The settings in force (the last configuration applied); peers and local routes live in `peers` and `localRoutes`. */
+  config: RouterConfig;
+  policies: CompiledPolicies;
+  readonly log: Log;
+  readonly clock: Clock;
+  readonly locRib: LocRib;
+  readonly peers = new Map<string, Neighbor>();
+  /** Local routes by prefix text. */
+  readonly localRoutes = new Map<string, LocalRoute>();
+  readonly localSource: RouteSource;
+  listener = new Listener();
+  readonly started = Date.now();
+  private readonly monitors = new Set<Monitor>();
+  private readonly openKernel: (opts: { groups: boolean }) => Promise<Kernel>;
+  private fibState: { kernel: Kernel; fib: Fib; unsubscribe: () => void } | null = null;
+
+  constructor(config: RouterConfig, opts: EngineOptions) {
+    this.config = config;
+    this.log = opts.log;
+    this.clock = opts.clock ?? realClock;
+    this.openKernel = opts.openKernel ?? ((o) => RtNetlink.open(o));
+    this.policies = compilePolicies(config.policies, config.prefixLists);
+    this.locRib = new LocRib({
+      alwaysCompareMed: config.decision.alwaysCompareMed,
+      preferOldest: config.decision.preferOldest,
+      multipath: config.multipath,
+    });
+    this.localSource = {
+      id: "local",
+      address: "",
+      addressBytes: new Uint8Array(0),
+      asn: config.asn,
+      routerId: 0,
+      ibgp: true,
+      rrClient: false,
+      local: true,
+    };
+    this.locRib.subscribe((ch) => {
+      for (const n of this.peers.values()) {
+        try {
+          n.exportChange(ch.newBest, ch.key, ch.prefix);
+        } catch (e) {
+          // One neighbour's failure must not keep the change from the others.
+          this.log.error(`${n.name}: export of ${prefixToString(ch.prefix)} failed: ${(e as Error).stack ?? e}`);
+        }
+      }
+      if (this.monitors.size) this.emit({ type: "best", time: now(), prefix: prefixToString(ch.prefix), route: ch.newBest ? routeEntry(ch.newBest, true, false) : null });
+    });
+    this.log.tap((level, msg) => {
+      if (this.monitors.size) this.emit({ type: "log", time: now(), level, msg });
+    });
+  }
+
+  /** Start the FIB (when enabled) first, then listen, originate the configured routes and start every neighbour. */
+  async start(): Promise<void> {
+    if (this.config.kernel.enabled) await this.startFib();
+    try {
+      await this.listener.listen(this.config.listen);
+    } catch (e) {
+      await this.stopFib();
+      throw new Error(`cannot listen on ${this.config.listen.map((l) => `${l.address}:${l.port}`).join(", ")}: ${(e as Error).message}`);
+    }
+    this.listenerLogs(this.listener);
+    for (const a of this.config.advertise) this.setLocal(a, "config");
+    for (const p of this.config.peers) this.attach(this.createNeighbor(p, "config"));
+    this.log.info(`bgpctl running: AS ${this.config.asn}, router id ${this.config.routerId}, ${this.config.peers.length} peers`);
+  }
+
+  async stop(): Promise<void> {
+    // The FIB first: closing the sessions withdraws their routes, which must not
+    // reach the kernel when `retainOnExit` keeps them for a graceful restart.
+    await this.stopFib();
+    await Promise.all([...this.peers.values()].map((n) => n.stop(CEASE_SUB.ADMIN_SHUTDOWN, "bgpctl shutting down")));
+    await this.listener.close();
+  }
+
+  listenerLogs(l: Listener): void {
+    l.on("log", (e: { level: string; msg: string }) => this.log.at(e.level, e.msg));
+  }
+
+  /**
+   * Open the kernel interface and start the reconciler before any session: it
+   * reads the kernel's routes of ours first, so a restart keeps forwarding
+   * until every peer has sent End-of-RIB (or the start-up deadline).
+   */
+  private async startFib(): Promise<void> {
+    const k = this.config.kernel;
+    let kernel: Kernel;
+    try {
+      kernel = await this.openKernel({ groups: true });
+    } catch (e) {
+      throw new Error(`kernel routes: cannot open rtnetlink: ${(e as Error).message}`);
+    }
+    const fib = new Fib(
+      kernel,
+      {
+        table: k.table,
+        protocol: k.protocol,
+        metric: k.metric,
+        ecmp: k.ecmp,
+        families: k.families.map((f) => (f === "ipv6" ? 6 : 4)),
+        exclude: k.exclude,
+        retainOnExit: k.retainOnExit,
+        startupDeadlineMs: k.startupDeadline * 1000,
+      },
+      (level, msg) => this.log.at(level, `kernel: ${msg}`),
+      this.clock,
+    );
+    fib.expectSources(this.config.peers.filter((p) => !p.shutdown).map((p) => p.address));
+    try {
+      await fib.start();
+    } catch (e) {
+      kernel.close();
+      throw new Error(`kernel routes: ${(e as Error).message}`);
+    }
+    const unsubscribe = this.locRib.subscribe((ev) => fib.onLocRibChange(ev));
+    this.fibState = { kernel, fib, unsubscribe };
+    this.log.info(`kernel routes: table ${k.table}, protocol ${k.protocol}, metric ${k.metric}${k.ecmp ? ", ECMP" : ""}`);
+  }
+
+  private async stopFib(): Promise<void> {
+    const s = this.fibState;
+    if (!s) return;
+    this.fibState = null;
+    s.unsubscribe();
+    await s.fib.stop();
+    s.kernel.close();
+  }
+
+  get fib(): Fib | null {
+    return this.fibState?.fib ?? null;
+  }
+
+  /** Links and addresses: the FIB's view when it runs, else one rtnetlink dump. */
+  async interfaces(): Promise<ReturnType<Fib["interfaces"]>> {
+    if (this.fibState) return this.fibState.fib.interfaces();
+    const k = await this.openKernel({ groups: false });
+    try {
+      return { links: await k.dumpLinks(), addresses: await k.dumpAddresses() };
+    } finally {
+      k.close();
+    }
+  }
+
+  // ------------------------------------------------------------ NeighborHost
+  importRoute(source: RouteSource, key: Route["key"], pathId: number, route: Route | null): void {
+    if (route) this.locRib.upsert(route);
+    else this.locRib.remove(source.id, key, pathId);
+  }
+  acceptedCount(sourceId: string): number {
+    return this.locRib.sourceCount(sourceId);
+  }
+  sourceDown(sourceId: string): void {
+    this.locRib.removeSource(sourceId);
+  }
+  *bestRoutes(): Iterable<Route> {
+    for (const r of this.locRib.bests()) yield r;
+  }
+  peerSynced(n: Neighbor): void {
+    this.fibState?.fib.endOfRib(n.source.id);
+  }
+  stateChanged(n: Neighbor, from: NeighborInfo["state"], to: NeighborInfo["state"], reason: string): void {
+    if (from === "Established" || to === "Established") this.log.info(`${n.name}: ${from} -> ${to}${reason ? ` (${reason})` : ""}`);
+    if (this.monitors.size) this.emit({ type: "state", time: now(), peer: n.config.address, from, to, reason });
+  }
+  routeEvent(n: Neighbor, kind: "announce" | "withdraw", prefix: Prefix, route: Route | null): void {
+    if (!this.monitors.size) return;
+    const peer = n.config.address;
+    if (kind === "withdraw" || !route) this.emit({ type: "withdraw", time: now(), peer, prefix: prefixToString(prefix) });
+    else this.emit({ type: "announce", time: now(), peer, route: routeEntry(route, false, false) });
+  }
+
+  // ------------------------------------------------------------ monitors
+  monitor(fn: (e: MonitorEvent) => void, neighbor?: string): () => void {
+    const m: Monitor = { fn, neighbor };
+    this.monitors.add(m);
+    return () => this.monitors.delete(m);
+  }
+
+  private emit(e: MonitorEvent): void {
+    for (const m of this.monitors) {
+      if (m.neighbor && "peer" in e && e.peer !== m.neighbor) continue;
+      try {
+        m.fn(e);
+      } catch (err) {
+        // Unsubscribe first: the log line below is itself a monitor event.
+        this.monitors.delete(m);
+        this.log.warn(`monitor subscriber failed and was removed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ neighbours
+  /** A neighbour for `p`, not yet registered or started (building it has no side effects). */
+  createNeighbor(p: PeerConfig, owner: Owner): Neighbor {
+    return new Neighbor(p, this, owner);
+  }
+
+  /** Register a neighbour with the listener and start it. */
+  attach(n: Neighbor): void {
+    if (this.peers.has(n.config.address)) throw new Error(`internal: neighbour ${n.config.address} attached twice`);
+    this.peers.set(n.config.address, n);
+    this.listener.add(n.session);
+    n.start();
+  }
+
+  /** Stop a neighbour (Cease with `subcode`), unregister it and drop its routes. */
+  async detach(n: Neighbor, subcode: number, message?: string): Promise<void> {
+    if (this.peers.get(n.config.address) === n) this.peers.delete(n.config.address);
+    this.listener.remove(n.session);
+    await n.stop(subcode, message);
+    this.locRib.removeSource(n.source.id);
+  }
+
+  /** The neighbour at `address` (any spelling of the address), or undefined. */
+  find(address: string): Neighbor | undefined {
+    const direct = this.peers.get(address);
+    if (direct) return direct;
+    const a = parseAddr(address);
+    if (!a) return undefined;
+    const want = a.addr.join();
+    return [...this.peers.values()].find((x) => x.source.addressBytes.join() === want);
+  }
+
+  // ------------------------------------------------------------ local routes
+  private localRoute(a: AdvertiseConfig): Route {
+    const prefix = parsePrefix(a.prefix);
+    const attrs: PathAttributes = {
+      ...emptyAttributes(),
+      origin: ORIGIN.IGP,
+      asPath: a.asPathPrepend ? [{ type: SEG.AS_SEQUENCE, asns: new Array<number>(a.asPathPrepend).fill(this.config.asn) }] : [],
+      localPref: a.localPref ?? 100,
+      med: a.med ?? null,
+      communities: a.communities.map(parseCommunity),
+      largeCommunities: a.largeCommunities.map(parseLargeCommunity),
+    };
+    return {
+      prefix,
+      key: prefixKey(prefix),
+      pathId: 0,
+      source: this.localSource,
+      attrs,
+      // An empty next hop means "self": each Adj-RIB-Out puts the session's local address.
+      nextHop: a.nextHop ? parseAddr(a.nextHop)!.addr : new Uint8Array(0),
+      learnedAt: performance.now(),
+      igpCost: 0,
+      reachable: true,
+      stale: false,
+    };
+  }
+
+  /** Originate `a` (replacing any local route for the same prefix in one step). */
+  setLocal(a: AdvertiseConfig, owner: Owner): void {
+    const route = this.localRoute(a);
+    this.localRoutes.set(a.prefix, { config: a, route, owner });
+    this.locRib.upsert(route);
+  }
+
+  /** Stop originating a prefix; false when it was not originated. */
+  removeLocal(prefixText: string): boolean {
+    const e = this.localRoutes.get(prefixText);
+    if (!e) return false;
+    this.localRoutes.delete(prefixText);
+    this.locRib.remove(this.localSource.id, e.route.key, 0);
+    return true;
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
