@@ -1,9 +1,10 @@
 /**
  * rtnetlink wire codec, pure (no sockets, no FFI): encode route
  * requests (RTM_NEWROUTE / RTM_DELROUTE with RTA_DST, RTA_GATEWAY, RTA_VIA,
- * RTA_OIF, RTA_TABLE, RTA_PRIORITY, RTA_MULTIPATH) and dump requests
+ * RTA_OIF, RTA_TABLE, RTA_PRIORITY, RTA_MULTIPATH), dump requests
  * (RTM_GETROUTE with a strict-check table/protocol filter, RTM_GETLINK,
- * RTM_GETADDR); decode what the kernel sends back (netlink message streams,
+ * RTM_GETADDR) and single-address route lookups (RTM_GETROUTE with
+ * RTM_F_FIB_MATCH, `ip route get ADDR fibmatch`); decode what the kernel sends back (netlink message streams,
  * NLMSG_ERROR with the extended-ack TLVs, NLMSG_DONE, routes, links,
  * addresses, multicast notifications).
  *
@@ -101,6 +102,8 @@ export const RTPROT_STATIC = 4;
 export const RTPROT_BGP = 186;
 
 export const RTM_F_CLONED = 0x200;
+/** RTM_GETROUTE of one address: answer with the matching FIB entry, not the resolved dst. */
+export const RTM_F_FIB_MATCH = 0x2000;
 
 export const RTNH_F_ONLINK = 4;
 
@@ -554,6 +557,34 @@ export function encodeRouteDump(family: FibFamily, seq: number, filter: { table?
   w.u8(0); // type
   w.u32(0);
   if (filter.table !== undefined) w.attrU32(RTA_TABLE, table);
+  w.endMessage(start);
+  return w.take();
+}
+
+/**
+ * RTM_GETROUTE for one address (4 or 16 bytes), like `ip route get ADDR
+ * fibmatch`: the kernel runs its full lookup (policy rules, every table) and
+ * answers with the FIB entry that matched (RTM_NEWROUTE: dst/len, table,
+ * protocol, priority, gateway/oif), or an error when the lookup fails
+ * (ENETUNREACH: no route; EHOSTUNREACH, EINVAL, EACCES: an unreachable,
+ * blackhole or prohibit route). Needs no privilege.
+ */
+export function encodeRouteGet(family: FibFamily, addr: Uint8Array, seq: number): Uint8Array {
+  const f = familyOf(family);
+  const need = f === AF_INET ? 4 : 16;
+  if (addr.byteLength !== need) throw new NetlinkEncodeError(`route lookup: ${addr.byteLength}-byte address for IPv${family}, need ${need}`);
+  const w = new NlWriter(64);
+  const start = w.beginMessage(RTM_GETROUTE, NLM_F_REQUEST, seq);
+  w.u8(f);
+  w.u8(need * 8); // dst_len: a full-length address (strict checking allows 0 or full)
+  w.u8(0); // src_len
+  w.u8(0); // tos
+  w.u8(RT_TABLE_UNSPEC);
+  w.u8(0); // protocol
+  w.u8(0); // scope
+  w.u8(0); // type
+  w.u32(RTM_F_FIB_MATCH);
+  w.attrBytes(RTA_DST, addr);
   w.endMessage(start);
   return w.take();
 }

@@ -22,7 +22,7 @@
  * Wire encoding and decoding live in ffi/rtmsg.ts (pure, unit-tested).
  */
 import type { Socket } from "bun";
-import type { FibFamily, Kernel, KernelAddress, KernelError, KernelEvent, KernelLink, KernelOp, KernelRoute } from "../lib/fib/types.ts";
+import type { FibFamily, Kernel, KernelAddress, KernelError, KernelEvent, KernelLink, KernelLookup, KernelOp, KernelRoute } from "../lib/fib/types.ts";
 import * as libc from "./libc.ts";
 import {
   decodeAddress,
@@ -34,6 +34,7 @@ import {
   encodeAddressDump,
   encodeLinkDump,
   encodeRouteDump,
+  encodeRouteGet,
   NetlinkDecodeError,
   NetlinkEncodeError,
   type NlAck,
@@ -491,6 +492,43 @@ export class RtNetlink implements Kernel {
     return out;
   }
 
+  /**
+   * `ip route get ADDR fibmatch`: the FIB entry the kernel would use for
+   * `addr` (4 or 16 bytes), or its error (ENETUNREACH when no route matches;
+   * EHOSTUNREACH / EINVAL / EACCES for unreachable / blackhole / prohibit
+   * routes). One request on the request socket, queued like any other.
+   */
+  async lookupRoute(family: FibFamily, addr: Uint8Array): Promise<KernelLookup> {
+    const seq = this.nextSeq();
+    let req: Uint8Array;
+    try {
+      req = encodeRouteGet(family, addr, seq);
+    } catch (e) {
+      if (!(e instanceof NetlinkEncodeError)) throw e;
+      return { error: kernelError(libc.Errno.EINVAL, `bgpctl: ${e.message}`) };
+    }
+    let found: KernelRoute | null = null;
+    let failure: KernelError | null = null;
+    const err = await this.transact(req, {
+      firstSeq: seq,
+      count: 1,
+      onMessage(m) {
+        if (m.type === NLMSG_ERROR) {
+          const a = decodeError(m);
+          if (a.errno) failure = ackError(a);
+          return true;
+        }
+        if (m.type !== RTM_NEWROUTE) return false;
+        found = decodeRoute(m);
+        return true;
+      },
+    });
+    const e = err ?? failure;
+    if (e) return { error: e };
+    if (!found) return { error: kernelError(libc.Errno.EBADMSG, "route lookup: the kernel answered without a route") };
+    return { route: found };
+  }
+
   async dumpLinks(): Promise<KernelLink[]> {
     const out: KernelLink[] = [];
     await this.dump(encodeLinkDump, (m) => {
@@ -523,8 +561,9 @@ export class RtNetlink implements Kernel {
     for (const w of [...this.watchers]) {
       try {
         w(e);
-      } catch {
-        /* a watcher's exception must not stop the others */
+      } catch (err) {
+        // A watcher's exception must not stop the others, nor go unseen.
+        process.stderr.write(`rtnetlink: an event watcher failed: ${(err as Error).stack ?? String(err)}\n`);
       }
     }
   }

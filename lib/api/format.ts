@@ -89,15 +89,18 @@ export function formatNeighbors(list: NeighborInfo[]): string {
 
 export const RIB_LEGEND = "flags: * = Valid, > = Selected, = = Multipath, I = via IBGP, S = Stale\norigin: i = IGP, e = EGP, ? = Incomplete\n";
 
+/** Legend line added when some route's next hop does not resolve. */
+const RIB_LEGEND_UNREACHABLE = "u = Next hop unreachable (not a candidate for best)\n";
+
 function originCode(origin: string): string {
   if (origin === "igp") return "i";
   if (origin === "egp") return "e";
   return "?";
 }
 
-/** OpenBGPD-style flags; the best path of a multipath set shows both `>` and `=`. */
+/** OpenBGPD-style flags; the best path of a multipath set shows both `>` and `=`; `u` instead of `*`: the next hop does not resolve. */
 function ribFlags(r: RibEntry): string {
-  return "*" + (r.best ? ">" : "") + (r.multipath ? "=" : "") + (r.ibgp ? "I" : "") + (r.stale ? "S" : "");
+  return (r.reachable === false ? "u" : "*") + (r.best ? ">" : "") + (r.multipath ? "=" : "") + (r.ibgp ? "I" : "") + (r.stale ? "S" : "");
 }
 
 export function formatRib(entries: RibEntry[]): string {
@@ -113,6 +116,7 @@ export function formatRib(entries: RibEntry[]): string {
   ]);
   return (
     RIB_LEGEND +
+    (entries.some((r) => r.reachable === false) ? RIB_LEGEND_UNREACHABLE : "") +
     "\n" +
     table(["flags", "prefix", "nexthop", "lpref", "med", "aspath", "origin", "communities"], rows, ["l", "l", "l", "r", "r", "l", "l", "l"])
   );

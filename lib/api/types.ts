@@ -51,6 +51,14 @@ export interface RibEntry {
   multipath: boolean;
   ibgp: boolean;
   stale: boolean;
+  /**
+   * The next hop resolves (next-hop tracking); an unreachable route is never
+   * best nor exported. The daemon always sets it and `igpCost`; absent (from
+   * other producers of entries) means reachable.
+   */
+  reachable?: boolean;
+  /** IGP cost to the next hop (metric of the route resolving it; 0 for local, self and link-local next hops). */
+  igpCost?: number;
   pathId?: number;
   originatorId?: string;
   clusterList?: string[];

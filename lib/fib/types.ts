@@ -59,6 +59,14 @@ export interface KernelError {
   message: string;
 }
 
+/**
+ * The answer of a route lookup for one address (`ip route get ADDR
+ * fibmatch`): the FIB entry that matched, or the kernel's error when the
+ * lookup failed — ENETUNREACH (no route), EHOSTUNREACH / EINVAL / EACCES
+ * (an unreachable, blackhole or prohibit route matched).
+ */
+export type KernelLookup = { route: KernelRoute; error?: undefined } | { route?: undefined; error: KernelError };
+
 export type KernelOp = { op: "replace"; route: KernelRoute } | { op: "delete"; route: KernelRoute };
 
 export type KernelEvent =
@@ -81,6 +89,8 @@ export interface Kernel {
    * rejects for a per-route error.
    */
   apply(ops: KernelOp[]): Promise<(KernelError | null)[]>;
+  /** Look up one address (4 or 16 bytes) in the kernel's FIB; never rejects for a failed lookup. */
+  lookupRoute(family: FibFamily, addr: Uint8Array): Promise<KernelLookup>;
   /** Subscribe to route/link/address changes (multicast groups); returns the unsubscribe function. */
   watch(fn: (e: KernelEvent) => void): () => void;
   close(): void;

@@ -10,6 +10,13 @@
  * scan of the table. Lookups by prefix relation (longest match, longer,
  * shorter) probe the maps per prefix length or scan; they serve `show`, not
  * the hot path.
+ *
+ * Next-hop reachability: an optional `RouteTracker` (lib/rib/nexthop.ts)
+ * sees every candidate enter (`track`, before the selection runs, so it can
+ * set `reachable` and `igpCost`) and leave (`untrack`), and every prefix
+ * appear, disappear or change its selection (`prefixChanged`). When it
+ * changes the reachability or cost of routes already in the table it sets
+ * those two fields in place and calls `reevaluate(keys)` for their prefixes.
  */
 import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts";
 import { type DecisionOptions, REASON_ONLY_PATH, selectBest } from "./decision.ts";
@@ -44,6 +51,16 @@ export interface LocRibEvent {
 }
 
 export type LocRibListener = (ev: LocRibEvent) => void;
+
+/** Decides `reachable` / `igpCost` of the candidates (next-hop tracking); see lib/rib/nexthop.ts. */
+export interface RouteTracker {
+  /** A candidate enters the table (new, or replacing another): set its reachable and igpCost now. */
+  track(route: Route): void;
+  /** A candidate leaves the table (withdrawn or replaced). */
+  untrack(route: Route): void;
+  /** A prefix appeared, disappeared, or its best route or multipath set changed. */
+  prefixChanged(key: PrefixKey, prefix: Prefix): void;
+}
 
 /** How `LocRib.lookup` relates table prefixes to the query prefix. */
 export type LookupMode = "exact" | "longest" | "longer" | "shorter";
@@ -86,6 +103,7 @@ export class LocRib {
   private paths4 = 0;
   private paths6 = 0;
   private opts: DecisionOptions;
+  private tracker: RouteTracker | null = null;
 
   constructor(opts: DecisionOptions = {}) {
     this.opts = { ...opts };
@@ -108,9 +126,33 @@ export class LocRib {
     return this.reevaluate();
   }
 
+  // ------------------------------------------------------------ next hops
+
+  /**
+   * Install (or remove, with null) the next-hop tracker. The candidates
+   * already in the table are handed to it and every prefix is re-run.
+   */
+  setTracker(t: RouteTracker | null): void {
+    const old = this.tracker;
+    this.tracker = t;
+    if (old === null && t === null) return;
+    for (const e of this.entries()) {
+      for (const r of e.routes) {
+        old?.untrack(r);
+        t?.track(r);
+      }
+    }
+    if (t !== null) this.reevaluate();
+  }
+
   // ------------------------------------------------------------- subscribers
 
-  /** Subscribe to selection changes; returns the unsubscribe function. Listeners must not throw. */
+  /** Called when a subscriber throws (default: reported on stderr); the other subscribers still get the event. */
+  onListenerError: (err: unknown, ev: LocRibEvent) => void = (err) => {
+    process.stderr.write(`loc-rib: a subscriber failed: ${(err as Error).stack ?? String(err)}\n`);
+  };
+
+  /** Subscribe to selection changes; returns the unsubscribe function. A listener that throws is reported through onListenerError. */
   subscribe(fn: LocRibListener): () => void {
     this.listeners.push(fn);
     return () => {
@@ -140,11 +182,16 @@ export class LocRib {
     const map = this.mapOf(key);
     const e = map.get(key);
     const sid = route.source.id;
+    const t = this.tracker;
     if (e === undefined) {
       const ne = new Entry(route.prefix, key, route);
       map.set(key, ne);
       this.bump(key, 1);
       this.index(sid, key);
+      if (t !== null) {
+        t.prefixChanged(key, route.prefix);
+        t.track(route);
+      }
       return this.select(ne);
     }
     const rs = e.routes;
@@ -157,8 +204,10 @@ export class LocRib {
     } else if (rs[i] === route) {
       return null;
     } else {
+      t?.untrack(rs[i]!);
       rs[i] = route;
     }
+    t?.track(route);
     return this.select(e);
   }
 
@@ -178,6 +227,7 @@ export class LocRib {
       else others = true;
     }
     if (found < 0) return null;
+    this.tracker?.untrack(rs[found]!);
     rs.splice(found, 1);
     this.bump(key, -1);
     if (!others) this.unindex(sourceId, key);
@@ -200,9 +250,11 @@ export class LocRib {
       if (e === undefined) continue;
       const rs = e.routes;
       let w = 0;
+      const t = this.tracker;
       for (let i = 0; i < rs.length; i++) {
         const r = rs[i]!;
         if (r.source.id !== sourceId) rs[w++] = r;
+        else t?.untrack(r);
       }
       const removed = rs.length - w;
       if (removed === 0) continue;
@@ -238,6 +290,8 @@ export class LocRib {
 
   /** Drop everything (no events). */
   clear(): void {
+    const t = this.tracker;
+    if (t !== null) for (const e of this.entries()) for (const r of e.routes) t.untrack(r);
     this.v4.clear();
     this.v6.clear();
     this.bySource.clear();
@@ -248,6 +302,7 @@ export class LocRib {
   private afterRemoval(map: Map<PrefixKey, Entry>, e: Entry): LocRibEvent | null {
     if (e.routes.length > 0) return this.select(e);
     map.delete(e.key);
+    this.tracker?.prefixChanged(e.key, e.prefix);
     const oldBest = e.best;
     const oldMp = e.multipath;
     e.best = null;
@@ -298,9 +353,16 @@ export class LocRib {
 
   private emit(e: Entry, oldBest: Route | null, oldMp: readonly Route[]): LocRibEvent {
     const ev: LocRibEvent = { key: e.key, prefix: e.prefix, oldBest, newBest: e.best, multipath: e.multipath, oldMultipath: oldMp };
+    this.tracker?.prefixChanged(e.key, e.prefix);
     const ls = this.listeners;
-    if (ls.length === 1) ls[0]!(ev);
-    else if (ls.length > 1) for (const fn of ls.slice()) fn(ev);
+    // One failing listener must not keep the change from the others, nor abort the caller's UPDATE.
+    for (const fn of ls.length === 1 ? ls : ls.slice()) {
+      try {
+        fn(ev);
+      } catch (err) {
+        this.onListenerError(err, ev);
+      }
+    }
     return ev;
   }
 

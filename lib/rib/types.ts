@@ -28,7 +28,11 @@ export interface RouteSource {
   local: boolean;
 }
 
-/** One path to one prefix. Immutable once in a RIB: replace it to change it. */
+/**
+ * One path to one prefix. Immutable once in a RIB (replace it to change it),
+ * except `reachable` and `igpCost`: the Loc-RIB's next-hop tracker
+ * (lib/rib/nexthop.ts) sets them in place and re-runs the prefix.
+ */
 export interface Route {
   prefix: Prefix;
   /** Key of the prefix (see prefixKey). */
@@ -42,9 +46,9 @@ export interface Route {
   nextHop: Uint8Array;
   /** When the route was learned (ms, monotonic): the "oldest eBGP route" tie-breaker. */
   learnedAt: number;
-  /** IGP cost to the next hop; 0 when unknown (until the kernel layer supplies it). */
+  /** IGP cost to the next hop (the metric of the route resolving it); 0 for local routes, "self" and link-local next hops, and without next-hop tracking. */
   igpCost: number;
-  /** Whether the next hop is considered reachable. */
+  /** Whether the next hop resolves (RFC 4271 §9.1.2.1); an unreachable route is never best nor exported. */
   reachable: boolean;
   /** Marked stale during graceful restart / route refresh (shown as `S`). */
   stale: boolean;
@@ -74,7 +78,11 @@ export function nextHopText(nh: Uint8Array): string {
   return "";
 }
 
-/** A freshly learned route (reachable, IGP cost 0, not stale), learned now. */
+/**
+ * A freshly learned route (reachable, IGP cost 0, not stale), learned now. In
+ * a Loc-RIB with a next-hop tracker, entering the table sets the real
+ * reachability and cost.
+ */
 export function makeRoute(prefix: Prefix, pathId: number, source: RouteSource, attrs: PathAttributes, nextHop: Uint8Array): Route {
   return { prefix, key: prefixKey(prefix), pathId, source, attrs, nextHop, learnedAt: performance.now(), igpCost: 0, reachable: true, stale: false };
 }

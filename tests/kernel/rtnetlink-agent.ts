@@ -8,6 +8,7 @@
  */
 import type { KernelEvent } from "../../lib/fib/types.ts";
 import { RtNetlink } from "../../ffi/rtnetlink.ts";
+import { parseAddr } from "../../lib/core/addr.ts";
 
 interface Req {
   id: number;
@@ -33,6 +34,11 @@ async function handle(r: Req): Promise<unknown> {
       const t = performance.now();
       const routes = await k.dumpRoutes(r.family as 4 | 6, r.filter as { table?: number; protocol?: number } | undefined);
       return { count: routes.length, ms: performance.now() - t };
+    }
+    case "lookup": {
+      const a = parseAddr(String(r.address));
+      if (!a) throw new Error(`lookup: bad address ${String(r.address)}`);
+      return k.lookupRoute(a.afi === 1 ? 4 : 6, a.addr);
     }
     case "dumpLinks":
       return k.dumpLinks();

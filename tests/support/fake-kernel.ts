@@ -15,13 +15,20 @@
  *   that play "someone else" (`ipRouteAdd/Replace/Del`, addresses, links),
  *   and `overrun()` to lose events and report ENOBUFS;
  * - `apply` resolves asynchronously; counters for calls, ops and the
- *   largest number of concurrent calls.
+ *   largest number of concurrent calls;
+ * - `lookupRoute` as `ip route get ADDR fibmatch` answers it: the local
+ *   table (our addresses), then main (with the connected subnets of up
+ *   links), then default; longest prefix, then lowest metric; blackhole /
+ *   unreachable / prohibit routes and no match give the kernel's errors.
  * Deletes match by key and protocol only (not by next hops).
  */
 import { type Prefix, formatIPv4, formatIPv6, maskAddr, parseAddr, parsePrefix, prefixContains, prefixToString } from "../../lib/core/addr.ts";
-import type { FibFamily, Kernel, KernelAddress, KernelError, KernelEvent, KernelLink, KernelNextHop, KernelOp, KernelRoute } from "../../lib/fib/types.ts";
+import type { FibFamily, Kernel, KernelAddress, KernelError, KernelEvent, KernelLink, KernelLookup, KernelNextHop, KernelOp, KernelRoute } from "../../lib/fib/types.ts";
 
-const ERRNO: Record<string, number> = { ESRCH: 3, ENOENT: 2, EEXIST: 17, EINVAL: 22, ENODEV: 19, ENETUNREACH: 101, EHOSTUNREACH: 113, ENOBUFS: 105 };
+const ERRNO: Record<string, number> = { ESRCH: 3, ENOENT: 2, EACCES: 13, EEXIST: 17, EINVAL: 22, ENODEV: 19, ENETUNREACH: 101, EHOSTUNREACH: 113, ENOBUFS: 105 };
+
+/** The error a lookup matching a route of this rtm_type fails with (blackhole, unreachable, prohibit). */
+const LOOKUP_ERROR: Record<number, string> = { 6: "EINVAL", 7: "EHOSTUNREACH", 8: "EACCES" };
 
 export function kernelError(code: string, message = ""): KernelError {
   return { errno: ERRNO[code] ?? 0, code, message };
@@ -56,6 +63,8 @@ export class FakeKernel implements Kernel {
   applyCalls = 0;
   opsApplied = 0;
   dumpCalls = 0;
+  /** Addresses passed to lookupRoute, in order ("203.0.113.1"). */
+  readonly lookups: string[] = [];
   inFlight = 0;
   maxInFlight = 0;
   batchSizes: number[] = [];
@@ -115,6 +124,48 @@ export class FakeKernel implements Kernel {
       return res;
     } finally {
       this.inFlight--;
+    }
+  }
+
+  async lookupRoute(family: FibFamily, addr: Uint8Array): Promise<KernelLookup> {
+    await new Promise((r) => setImmediate(r));
+    const afi = family === 4 ? 1 : 2;
+    if (addr.length !== (family === 4 ? 4 : 16)) return { error: kernelError("EINVAL", "Invalid address length") };
+    const text = afi === 1 ? formatIPv4(addr) : formatIPv6(addr);
+    this.lookups.push(text);
+    const host: Prefix = { afi, len: addr.length * 8, addr };
+    for (const table of [255, 254, 253]) {
+      let best: KernelRoute | null = null;
+      let bestLen = -1;
+      for (const r of this.candidates(family, table)) {
+        const p = parsePrefix(r.prefix);
+        if (!prefixContains(p, host)) continue;
+        if (p.len > bestLen || (p.len === bestLen && r.metric < best!.metric)) {
+          best = r;
+          bestLen = p.len;
+        }
+      }
+      if (best === null) continue;
+      const err = LOOKUP_ERROR[best.type];
+      return err ? { error: kernelError(err) } : { route: cloneRoute(best) };
+    }
+    return { error: kernelError("ENETUNREACH", "Network is unreachable") };
+  }
+
+  /** Routes of one table a lookup considers: the stored ones plus, as the kernel adds them, local and connected routes of our addresses. */
+  private *candidates(family: FibFamily, table: number): Iterable<KernelRoute> {
+    for (const r of this.routes.values()) if (r.family === family && r.table === table) yield r;
+    if (table !== 255 && table !== 254) return;
+    for (const a of this.addresses) {
+      if (a.family !== family || !this.links.get(a.ifindex)?.up) continue;
+      const x = parseAddr(a.address);
+      if (!x) continue;
+      if (table === 255) {
+        yield { family, prefix: `${a.address}/${x.addr.length * 8}`, table, protocol: 2, metric: 0, nextHops: [{ ifindex: a.ifindex }], type: 2, scope: 254 };
+      } else {
+        const net = prefixToString(maskPrefix({ afi: x.afi, len: a.prefixLength, addr: x.addr }));
+        yield { family, prefix: net, table, protocol: 2, metric: family === 4 ? 0 : 256, nextHops: [{ ifindex: a.ifindex }], type: 1, scope: 253 };
+      }
     }
   }
 

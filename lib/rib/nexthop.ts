@@ -1,0 +1,488 @@
+/**
+ * Next-hop tracking (RFC 4271 §9.1.2.1, BIRD's host cache): decides whether
+ * the next hop of every Loc-RIB candidate is reachable and at what IGP cost,
+ * by resolving it through an "IGP table" (the kernel's FIB in the daemon, a
+ * fake in tests) and, recursively, through the Loc-RIB itself.
+ *
+ * Protocol-independent: the table below is a `NextHopResolver` (one async
+ * lookup per address plus a "something changed" signal); the Loc-RIB calls
+ * this tracker (as its `RouteTracker`) whenever a candidate enters or leaves
+ * and whenever a prefix appears, disappears or changes its best route.
+ *
+ * What is cached, per distinct next-hop address (there are few):
+ * - the resolver's answer (reachable, metric, matching prefix, whether that
+ *   prefix is a route we installed ourselves); looked up once when the next
+ *   hop is first used, and again, for every tracked next hop, after a
+ *   resolver change signal (kernel route/link/address event), debounced;
+ * - the resolution derived from it and the Loc-RIB: reachable, IGP cost and
+ *   the chain of BGP prefixes it goes through (empty when the IGP resolves
+ *   it directly);
+ * - the set of routes using it, so that a change re-runs the decision only
+ *   for their prefixes, in time-bounded slices.
+ *
+ * Resolution of a next hop N (longest match wins, RFC 4271 §9.1.2.1):
+ * - L = the most specific Loc-RIB prefix holding N (any prefix with
+ *   candidates, best route or not), K = the resolver's match for N;
+ * - if L is more specific than K (or K is one of our own routes, i.e. L's
+ *   route installed by us), N resolves recursively through L: unreachable
+ *   when L has no best route, else as L's best route's next hop, with its
+ *   cost; the chain is L then that next hop's chain;
+ * - otherwise through K: reachable when the resolver found a usable route
+ *   (not unreachable/blackhole/prohibit), cost = its metric, chain empty.
+ * A route is reachable when its next hop's resolution is and the chain does
+ * not contain the route's own prefix: a route never resolves through itself
+ * or through a route that depends on it (mutually recursive routes all
+ * fail). Counting prefixes without a best route in the longest match keeps
+ * such routes unreachable instead of flapping (resolvable while absent from
+ * the table, unresolvable once in it).
+ *
+ * Not looked up (reachable, cost 0): locally originated routes, next hop
+ * "self" (empty or zero), IPv6 link-local next hops (they name the session's
+ * link). An IPv4-mapped IPv6 next hop (::ffff:a.b.c.d) resolves as the IPv4
+ * address, as the FIB installs it; any other IPv6 next hop of an IPv4 route
+ * (RFC 8950) resolves in IPv6.
+ *
+ * Before the first answer for a next hop its routes are unreachable (not
+ * candidates): the answer comes within milliseconds, and a route never wins
+ * on a first-arrival race only to be replaced once the real costs are known.
+ */
+import { type Afi, type Prefix, formatAddr, maskAddr, prefixToString } from "../core/addr.ts";
+import { type Clock, type TimerHandle, realClock } from "../core/clock.ts";
+import type { LocRib, RouteTracker } from "./loc-rib.ts";
+import { type PrefixKey, type Route, prefixKey } from "./types.ts";
+
+/** What a resolver answers for one address. */
+export interface NextHopAnswer {
+  /** A usable route matched (not unreachable, blackhole or prohibit). */
+  reachable: boolean;
+  /** Metric of the matching route; 0 when none. */
+  metric: number;
+  /** Prefix of the matching route; null when the lookup failed. */
+  prefix: Prefix | null;
+  /** The matching route is one we installed from the Loc-RIB (resolve through the Loc-RIB instead). */
+  own: boolean;
+  /** For people: "203.0.113.0/24 via 192.0.2.2 metric 10", or why the lookup failed. */
+  via: string;
+}
+
+/** The table next hops are resolved in (the kernel's FIB in the daemon). */
+export interface NextHopResolver {
+  /** Look up one address (4 or 16 bytes); never rejects (failure = unreachable answer). */
+  resolve(afi: Afi, addr: Uint8Array): Promise<NextHopAnswer>;
+  /** Subscribe to "the table changed, answers may be stale"; returns the unsubscribe function. */
+  onChange(fn: () => void): () => void;
+}
+
+/** The resolution of one next hop, as the decision process sees it. */
+export interface Resolution {
+  reachable: boolean;
+  /** IGP cost (the metric of the IGP route at the bottom of the chain). */
+  cost: number;
+  /** Loc-RIB prefixes the resolution goes through (outermost first); empty when the IGP resolves it. */
+  chain: readonly PrefixKey[];
+  /** For people: how it resolved, or why not. */
+  via: string;
+}
+
+/** One tracked next hop, for `show` and tests. */
+export interface NextHopInfo {
+  nextHop: string;
+  /** "pending" until the first answer. */
+  state: "pending" | "reachable" | "unreachable";
+  igpCost: number;
+  via: string;
+  /** Number of candidate routes using it. */
+  routes: number;
+}
+
+export interface NextHopTrackerOptions {
+  clock?: Clock;
+  /** Wait this long after a change signal before re-resolving, batching bursts (ms, default 50). */
+  debounceMs?: number;
+  /** Time budget of one slice of a re-run before yielding to the event loop (ms, default 8). */
+  sliceMs?: number;
+  /** Keep an unused next hop's answer this long in case routes come back (ms, default 10 s). */
+  keepUnusedMs?: number;
+  log?: (level: "debug" | "info" | "warn", msg: string) => void;
+}
+
+/** Where a route's next hop is resolved: an address, or nowhere (reachable at cost 0). */
+export function resolutionTarget(route: Route): { afi: Afi; addr: Uint8Array } | null {
+  const nh = route.nextHop;
+  if (route.source.local || nh.length === 0) return null;
+  if (nh.length === 4) return nh[0] === 0 && nh[1] === 0 && nh[2] === 0 && nh[3] === 0 ? null : { afi: 1, addr: nh };
+  if (nh.length !== 16 && nh.length !== 32) return null;
+  let zero = true;
+  for (let i = 0; i < 16; i++) if (nh[i] !== 0) zero = false;
+  // "::" (a link-local-only next hop, or none) and link-local fe80::/10: the session's link.
+  if (zero || (nh[0] === 0xfe && (nh[1]! & 0xc0) === 0x80)) return null;
+  let mapped = nh[10] === 0xff && nh[11] === 0xff;
+  for (let i = 0; i < 10 && mapped; i++) if (nh[i] !== 0) mapped = false;
+  if (mapped) return { afi: 1, addr: nh.subarray(12, 16) };
+  return { afi: 2, addr: nh.length === 16 ? nh : nh.subarray(0, 16) };
+}
+
+function addrKey(afi: Afi, addr: Uint8Array): string {
+  return String.fromCharCode(afi, ...addr);
+}
+
+const UNRESOLVED_PENDING: Resolution = { reachable: false, cost: 0, chain: [], via: "waiting for the first lookup" };
+
+class Nh {
+  readonly routes = new Set<Route>();
+  answer: NextHopAnswer | null = null;
+  /** The resolution now (null: to be recomputed). */
+  res: Resolution | null = null;
+  /** The resolution last applied to all of `routes`. */
+  applied: Resolution = UNRESOLVED_PENDING;
+  /** Generation of the resolver's table the last lookup was started in; -1 = none yet. */
+  lookupGen = -1;
+  lookingUp = false;
+  unusedSince = -1;
+  readonly text: string;
+  readonly host: Prefix;
+  /** Loc-RIB keys of every prefix that could hold this address (for invalidation). */
+  readonly covers: PrefixKey[] = [];
+  constructor(
+    readonly key: string,
+    readonly afi: Afi,
+    readonly addr: Uint8Array,
+  ) {
+    this.text = formatAddr(afi, addr);
+    this.host = { afi, len: addr.length * 8, addr };
+    for (let len = 0; len <= addr.length * 8; len++) this.covers.push(prefixKey({ afi, len, addr: maskAddr(addr, len) }));
+  }
+}
+
+function sameResolution(a: Resolution, b: Resolution): boolean {
+  if (a === b) return true;
+  if (a.reachable !== b.reachable || a.cost !== b.cost || a.chain.length !== b.chain.length) return false;
+  for (let i = 0; i < a.chain.length; i++) if (a.chain[i] !== b.chain[i]) return false;
+  return true;
+}
+
+/** Reachability of one route under its next hop's resolution (never through itself). */
+function routeReachable(r: Route, res: Resolution): boolean {
+  return res.reachable && !res.chain.includes(r.key);
+}
+
+export class NextHopTracker implements RouteTracker {
+  private rib: LocRib | null = null;
+  private readonly byKey = new Map<string, Nh>();
+  /** Fast path: routes of one UPDATE share the next-hop buffer. */
+  private readonly byBuf = new WeakMap<Uint8Array, Nh>();
+  /** Loc-RIB key → number of tracked next hops that prefix could hold. */
+  private readonly covered = new Map<PrefixKey, number>();
+  private readonly clock: Clock;
+  private readonly debounceMs: number;
+  private readonly sliceMs: number;
+  private readonly keepUnusedMs: number;
+  private readonly log: NonNullable<NextHopTrackerOptions["log"]>;
+  private unsubscribe: (() => void) | null = null;
+  /** Generation of the resolver's table: bumped by every change signal. */
+  private gen = 0;
+  private debounce: TimerHandle | null = null;
+  private lookupsInFlight = 0;
+  /** A re-run is wanted (resolutions may have changed). */
+  private dirty = false;
+  private rerunTimer: TimerHandle | null = null;
+  private running = false;
+  private gcTimer: TimerHandle | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private stopped = false;
+  /** Counters (tests, diagnostics). */
+  readonly stats = { lookups: 0, reruns: 0, prefixesRerun: 0, slices: 0, longestSliceMs: 0 };
+
+  constructor(
+    private readonly resolver: NextHopResolver,
+    opts: NextHopTrackerOptions = {},
+  ) {
+    this.clock = opts.clock ?? realClock;
+    this.debounceMs = opts.debounceMs ?? 50;
+    this.sliceMs = opts.sliceMs ?? 8;
+    this.keepUnusedMs = opts.keepUnusedMs ?? 10_000;
+    this.log = opts.log ?? (() => {});
+  }
+
+  /** Track the candidates of `rib` (existing ones included) and follow the resolver's changes. */
+  attach(rib: LocRib): void {
+    if (this.rib) throw new Error("next-hop tracker: already attached to a Loc-RIB");
+    this.rib = rib;
+    rib.setTracker(this);
+    this.unsubscribe = this.resolver.onChange(() => this.tableChanged());
+  }
+
+  /** Stop following changes and let the Loc-RIB go (routes keep their last reachability). */
+  detach(): void {
+    this.stopped = true;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    for (const t of [this.debounce, this.rerunTimer, this.gcTimer]) if (t) this.clock.clearTimeout(t);
+    this.debounce = this.rerunTimer = this.gcTimer = null;
+    this.rib?.setTracker(null);
+    this.rib = null;
+    this.wakeIdle();
+  }
+
+  // ------------------------------------------------------------ RouteTracker
+
+  track(route: Route): void {
+    const t = resolutionTarget(route);
+    if (t === null) {
+      route.reachable = true;
+      route.igpCost = 0;
+      return;
+    }
+    let nh = this.byBuf.get(route.nextHop);
+    if (nh === undefined || this.byKey.get(nh.key) !== nh || nh.afi !== t.afi) {
+      const key = addrKey(t.afi, t.addr);
+      nh = this.byKey.get(key);
+      if (nh === undefined) nh = this.create(key, t.afi, t.addr);
+      this.byBuf.set(route.nextHop, nh);
+    }
+    nh.routes.add(route);
+    nh.unusedSince = -1;
+    const res = this.resolutionOf(nh);
+    route.reachable = routeReachable(route, res);
+    route.igpCost = res.reachable ? res.cost : 0;
+  }
+
+  untrack(route: Route): void {
+    const nh = this.byBuf.get(route.nextHop);
+    if (nh !== undefined && nh.routes.delete(route)) return this.maybeUnused(nh);
+    const t = resolutionTarget(route);
+    if (t === null) return;
+    const n = this.byKey.get(addrKey(t.afi, t.addr));
+    if (n !== undefined && n.routes.delete(route)) this.maybeUnused(n);
+  }
+
+  prefixChanged(key: PrefixKey): void {
+    if (this.covered.has(key)) this.invalidate();
+  }
+
+  // ------------------------------------------------------------ queries
+
+  /** The tracked next hops (for `show` and tests), in address order. */
+  nextHops(): NextHopInfo[] {
+    const out: NextHopInfo[] = [];
+    for (const nh of this.byKey.values()) {
+      const res = this.resolutionOf(nh);
+      out.push({
+        nextHop: nh.text,
+        state: nh.answer === null ? "pending" : res.reachable ? "reachable" : "unreachable",
+        igpCost: res.reachable ? res.cost : 0,
+        via: res.via,
+        routes: nh.routes.size,
+      });
+    }
+    return out.sort((a, b) => (a.nextHop < b.nextHop ? -1 : a.nextHop > b.nextHop ? 1 : 0));
+  }
+
+  /** True when no lookup, debounce or re-run is pending. */
+  get idle(): boolean {
+    return this.lookupsInFlight === 0 && this.debounce === null && this.rerunTimer === null && !this.running && !this.dirty;
+  }
+
+  /** Resolves once the tracker is idle (every answer in and applied). */
+  settled(): Promise<void> {
+    if (this.idle || this.stopped) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private create(key: string, afi: Afi, addr: Uint8Array): Nh {
+    const nh = new Nh(key, afi, addr.slice());
+    this.byKey.set(key, nh);
+    for (const k of nh.covers) this.covered.set(k, (this.covered.get(k) ?? 0) + 1);
+    this.lookup(nh);
+    return nh;
+  }
+
+  private destroy(nh: Nh): void {
+    this.byKey.delete(nh.key);
+    for (const k of nh.covers) {
+      const n = (this.covered.get(k) ?? 1) - 1;
+      if (n <= 0) this.covered.delete(k);
+      else this.covered.set(k, n);
+    }
+  }
+
+  private maybeUnused(nh: Nh): void {
+    if (nh.routes.size > 0) return;
+    nh.unusedSince = this.clock.now();
+    if (this.gcTimer === null && !this.stopped) this.gcTimer = this.clock.setTimeout(() => this.gc(), this.keepUnusedMs);
+  }
+
+  private gc(): void {
+    this.gcTimer = null;
+    const now = this.clock.now();
+    let left = false;
+    for (const nh of [...this.byKey.values()]) {
+      if (nh.routes.size > 0 || nh.unusedSince < 0) continue;
+      if (now - nh.unusedSince >= this.keepUnusedMs) this.destroy(nh);
+      else left = true;
+    }
+    if (left && !this.stopped) this.gcTimer = this.clock.setTimeout(() => this.gc(), this.keepUnusedMs);
+  }
+
+  /** Ask the resolver about one next hop (again when the table changed meanwhile). */
+  private lookup(nh: Nh): void {
+    if (nh.lookingUp || this.stopped) return;
+    nh.lookingUp = true;
+    this.lookupsInFlight++;
+    this.stats.lookups++;
+    const gen = this.gen;
+    nh.lookupGen = gen;
+    this.resolver.resolve(nh.afi, nh.addr).then(
+      (a) => this.answered(nh, gen, a),
+      (e: unknown) => this.answered(nh, gen, { reachable: false, metric: 0, prefix: null, own: false, via: `lookup failed: ${(e as Error).message}` }),
+    );
+  }
+
+  private answered(nh: Nh, gen: number, a: NextHopAnswer): void {
+    nh.lookingUp = false;
+    this.lookupsInFlight--;
+    if (this.stopped) return this.wakeIdle();
+    const before = nh.answer;
+    nh.answer = a;
+    if (before === null || before.reachable !== a.reachable || before.metric !== a.metric || before.own !== a.own || before.via !== a.via) {
+      if (before === null || before.reachable !== a.reachable) {
+        this.log(a.reachable ? "debug" : "info", `next hop ${nh.text}: ${a.reachable ? "reachable" : "unreachable"} (${a.via})`);
+      }
+      this.invalidate();
+    }
+    // The table changed while we asked: ask again (the debounce timer does, when it is still to fire).
+    if (gen !== this.gen && this.debounce === null && this.byKey.get(nh.key) === nh) this.lookup(nh);
+    this.maybeIdle();
+  }
+
+  /** The resolver's table changed: re-resolve every tracked next hop after the debounce. */
+  private tableChanged(): void {
+    this.gen++;
+    if (this.debounce !== null || this.stopped) return;
+    this.debounce = this.clock.setTimeout(() => {
+      this.debounce = null;
+      // Next hops first looked up after the change already have a fresh answer (or one on the way).
+      for (const nh of this.byKey.values()) if (nh.lookupGen < this.gen) this.lookup(nh);
+      this.maybeIdle();
+    }, this.debounceMs);
+  }
+
+  /** Resolutions may have changed: recompute them and re-run affected prefixes soon. */
+  private invalidate(): void {
+    for (const nh of this.byKey.values()) nh.res = null;
+    this.dirty = true;
+    if (this.rerunTimer === null && !this.running && !this.stopped) this.rerunTimer = this.clock.setTimeout(() => this.rerun(), 0);
+  }
+
+  private resolutionOf(nh: Nh): Resolution {
+    if (nh.res === null) nh.res = this.resolve(nh, []);
+    return nh.res;
+  }
+
+  /** Resolve one next hop; `path` holds the next hops being resolved above it (loop guard). */
+  private resolve(nh: Nh, path: Nh[]): Resolution {
+    if (nh.res !== null) return nh.res;
+    const a = nh.answer;
+    if (a === null) return UNRESOLVED_PENDING;
+    const L = this.rib?.longestMatch(nh.host) ?? null;
+    const kLen = a.prefix === null ? -1 : a.prefix.len;
+    let res: Resolution;
+    if (L !== null && (L.prefix.len > kLen || (a.own && L.prefix.len >= kLen))) {
+      res = this.throughBgp(nh, L.key, L.prefix, L.best, path);
+    } else {
+      res = a.reachable ? { reachable: true, cost: a.metric, chain: [], via: a.via } : { reachable: false, cost: 0, chain: [], via: a.via };
+    }
+    // Memoise only top-level results: a result computed under a loop guard depends on `path`.
+    if (path.length === 0) nh.res = res;
+    return res;
+  }
+
+  /** Recursive resolution through the Loc-RIB prefix `key` (its best route's next hop). */
+  private throughBgp(nh: Nh, key: PrefixKey, prefix: Prefix, best: Route | null, path: Nh[]): Resolution {
+    const p = prefixToString(prefix);
+    if (best === null) return { reachable: false, cost: 0, chain: [key], via: `${p} (BGP, no usable route)` };
+    const t = resolutionTarget(best);
+    if (t === null) return { reachable: true, cost: 0, chain: [key], via: `${p} (BGP, local)` };
+    const next = this.byKey.get(addrKey(t.afi, t.addr));
+    if (next === undefined) return { reachable: false, cost: 0, chain: [key], via: `${p} (BGP, next hop not tracked)` };
+    if (next === nh || path.includes(next)) return { reachable: false, cost: 0, chain: [key], via: `${p} (BGP, recursion loop)` };
+    path.push(nh);
+    const r = this.resolve(next, path);
+    path.pop();
+    const chain = [key, ...r.chain];
+    if (!r.reachable || r.chain.includes(key)) return { reachable: false, cost: 0, chain, via: `${p} (BGP via ${next.text}: ${r.reachable ? "resolves through itself" : r.via})` };
+    return { reachable: true, cost: r.cost, chain, via: `${p} (BGP via ${next.text}, ${r.via})` };
+  }
+
+  /**
+   * Recompute every resolution, and for the next hops whose resolution
+   * changed update their routes and re-run the decision for those prefixes,
+   * in slices of at most `sliceMs`.
+   */
+  private rerun(): void {
+    this.rerunTimer = null;
+    if (this.stopped || this.rib === null) return this.wakeIdle();
+    this.dirty = false;
+    this.running = true;
+    this.stats.reruns++;
+    const work: Route[] = [];
+    for (const nh of this.byKey.values()) {
+      const res = this.resolutionOf(nh);
+      if (sameResolution(res, nh.applied)) continue;
+      nh.applied = res;
+      for (const r of nh.routes) work.push(r);
+    }
+    this.slice(work, 0);
+  }
+
+  private slice(work: Route[], from: number): void {
+    if (this.stopped || this.rib === null) {
+      this.running = false;
+      return this.wakeIdle();
+    }
+    this.stats.slices++;
+    const t0 = performance.now();
+    const keys: PrefixKey[] = [];
+    let i = from;
+    while (i < work.length) {
+      const end = Math.min(work.length, i + 256);
+      for (; i < end; i++) {
+        const r = work[i]!;
+        const nh = this.byBuf.get(r.nextHop);
+        // Still a tracked candidate? (It may have been replaced or withdrawn meanwhile.)
+        if (nh === undefined || !nh.routes.has(r)) continue;
+        const res = this.resolutionOf(nh);
+        const reach = routeReachable(r, res);
+        const cost = res.reachable ? res.cost : 0;
+        if (r.reachable === reach && r.igpCost === cost) continue;
+        r.reachable = reach;
+        r.igpCost = cost;
+        keys.push(r.key);
+      }
+      if (performance.now() - t0 >= this.sliceMs) break;
+    }
+    // Re-running a prefix emits Loc-RIB events: those may invalidate again (handled by a later re-run).
+    this.rib.reevaluate(keys);
+    this.stats.prefixesRerun += keys.length;
+    this.stats.longestSliceMs = Math.max(this.stats.longestSliceMs, performance.now() - t0);
+    if (i < work.length) {
+      this.clock.setTimeout(() => this.slice(work, i), 0);
+      return;
+    }
+    this.running = false;
+    if (this.dirty && this.rerunTimer === null) this.rerunTimer = this.clock.setTimeout(() => this.rerun(), 0);
+    this.maybeIdle();
+  }
+
+  private maybeIdle(): void {
+    if (this.idle) this.wakeIdle();
+  }
+
+  private wakeIdle(): void {
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const fn of w) fn();
+  }
+}

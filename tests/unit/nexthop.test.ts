@@ -1,0 +1,424 @@
+/**
+ * Next-hop tracking (lib/rib/nexthop.ts) over a Loc-RIB, resolved through
+ * the in-memory kernel (tests/support/fake-kernel.ts, `lookupRoute`) via the
+ * kernel adapter (lib/fib/resolver.ts), with a ManualClock for the debounce
+ * and the re-run slices. Covers: pending routes are not candidates; an
+ * unresolvable next hop makes its routes ineligible and a kernel change
+ * brings them back; the IGP metric decides between iBGP paths; a burst of
+ * kernel changes is one re-lookup per tracked next hop and re-runs only the
+ * affected prefixes; blackhole/unreachable routes; local, "self",
+ * link-local, IPv4-mapped and RFC 8950 next hops; recursion through another
+ * BGP route (Loc-RIB, and our own kernel route), never through itself nor
+ * mutually; big re-runs in slices.
+ */
+import { describe, expect, test } from "bun:test";
+import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { SEG } from "../../lib/bgp/types.ts";
+import { parseAddr, parsePrefix } from "../../lib/core/addr.ts";
+import { ManualClock } from "../../lib/core/clock.ts";
+import { kernelResolver } from "../../lib/fib/resolver.ts";
+import type { KernelRoute } from "../../lib/fib/types.ts";
+import { ipv4ToNumber } from "../../lib/rib/decision.ts";
+import { LocRib, type LocRibEvent } from "../../lib/rib/loc-rib.ts";
+import { NextHopTracker, resolutionTarget } from "../../lib/rib/nexthop.ts";
+import { type Route, type RouteSource, makeRoute, prefixKey } from "../../lib/rib/types.ts";
+import { FakeKernel } from "../support/fake-kernel.ts";
+
+const LOCAL_AS = 65000;
+const OWN = { table: 254, protocol: 186 };
+
+function ibgp(address: string): RouteSource {
+  return { id: address, address, addressBytes: parseAddr(address)!.addr, asn: LOCAL_AS, routerId: ipv4ToNumber(address), ibgp: true, rrClient: false, local: false };
+}
+const LOCAL: RouteSource = { id: "local", address: "", addressBytes: new Uint8Array(0), asn: LOCAL_AS, routerId: 0, ibgp: true, rrClient: false, local: true };
+
+function attrs(): PathAttributes {
+  const a = emptyAttributes();
+  a.origin = 0;
+  a.asPath = [{ type: SEG.AS_SEQUENCE, asns: [65010] }];
+  a.localPref = 100;
+  return a;
+}
+const ATTRS = attrs();
+
+function nh(text: string): Uint8Array {
+  return parseAddr(text)!.addr;
+}
+
+function route(prefix: string, nextHop: string | Uint8Array, source = ibgp("192.0.2.10")): Route {
+  return makeRoute(parsePrefix(prefix), 0, source, ATTRS, typeof nextHop === "string" ? nh(nextHop) : nextHop);
+}
+
+function kroute(prefix: string, p: Partial<KernelRoute> = {}): KernelRoute {
+  return { family: prefix.includes(":") ? 6 : 4, prefix, table: 254, protocol: 4, metric: 0, nextHops: [{ gateway: "192.0.2.1" }], type: 1, ...p };
+}
+
+interface World {
+  kernel: FakeKernel;
+  rib: LocRib;
+  tracker: NextHopTracker;
+  clock: ManualClock;
+  events: LocRibEvent[];
+  settle(): Promise<void>;
+  best(prefix: string): Route | null;
+}
+
+function world(opts: { sliceMs?: number; own?: boolean } = {}): World {
+  const kernel = new FakeKernel();
+  kernel.setLink({ index: 2, name: "eth0", up: true });
+  kernel.addAddress({ family: 4, ifindex: 2, address: "192.0.2.100", prefixLength: 24 });
+  kernel.addAddress({ family: 6, ifindex: 2, address: "2001:db8::100", prefixLength: 64 });
+  const clock = new ManualClock(1_000);
+  const rib = new LocRib({ multipath: { enabled: false, maxPaths: 1 } });
+  const tracker = new NextHopTracker(kernelResolver(kernel, opts.own === false ? null : OWN), { clock, sliceMs: opts.sliceMs });
+  tracker.attach(rib);
+  const events: LocRibEvent[] = [];
+  rib.subscribe((e) => events.push(e));
+  return {
+    kernel,
+    rib,
+    tracker,
+    clock,
+    events,
+    async settle() {
+      // Lookups answer on a later tick; timers (debounce, re-run slices) move with the clock.
+      for (let i = 0; i < 500; i++) {
+        await new Promise((r) => setImmediate(r));
+        clock.advance(60);
+        if (tracker.idle) {
+          await new Promise((r) => setImmediate(r));
+          if (tracker.idle) return;
+        }
+      }
+      throw new Error("next-hop tracker did not settle");
+    },
+    best(prefix: string) {
+      return rib.best(prefixKey(parsePrefix(prefix)));
+    },
+  };
+}
+
+describe("next-hop tracking: reachability", () => {
+  test("a route is no candidate until its next hop's first answer; then reachable with the metric as IGP cost", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/24", { metric: 10, nextHops: [{ gateway: "192.0.2.1" }] }));
+    const r = route("198.51.100.0/24", "203.0.113.5");
+    w.rib.upsert(r);
+    expect(r.reachable).toBe(false);
+    expect(w.best("198.51.100.0/24")).toBeNull();
+    expect(w.tracker.nextHops()).toMatchObject([{ nextHop: "203.0.113.5", state: "pending", routes: 1 }]);
+    await w.settle();
+    expect(r.reachable).toBe(true);
+    expect(r.igpCost).toBe(10);
+    expect(w.best("198.51.100.0/24")).toBe(r);
+    expect(w.tracker.nextHops()).toMatchObject([{ nextHop: "203.0.113.5", state: "reachable", igpCost: 10, routes: 1 }]);
+    expect(w.kernel.lookups).toEqual(["203.0.113.5"]);
+    // A second route with the same next hop is resolved at once from the cache.
+    const r2 = route("198.51.100.128/25", "203.0.113.5");
+    w.rib.upsert(r2);
+    expect(r2.reachable).toBe(true);
+    expect(r2.igpCost).toBe(10);
+    expect(w.best("198.51.100.128/25")).toBe(r2);
+    expect(w.kernel.lookups.length).toBe(1);
+  });
+
+  test("unresolvable next hop: ineligible; the kernel route appears → best; removed → gone again", async () => {
+    const w = world();
+    const r = route("198.51.100.0/24", "203.0.113.5");
+    w.rib.upsert(r);
+    await w.settle();
+    expect(r.reachable).toBe(false);
+    expect(w.best("198.51.100.0/24")).toBeNull();
+    expect(w.rib.get(prefixKey(parsePrefix("198.51.100.0/24")))?.reason).toBe("unreachable");
+    expect(w.events).toEqual([]);
+    expect(w.tracker.nextHops()[0]).toMatchObject({ state: "unreachable", via: expect.stringContaining("ENETUNREACH") });
+
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/24", { metric: 7 }));
+    await w.settle();
+    expect(w.best("198.51.100.0/24")).toBe(r);
+    expect(r.igpCost).toBe(7);
+    expect(w.events.map((e) => [e.oldBest === null, e.newBest === r])).toEqual([[true, true]]);
+
+    w.kernel.ipRouteDel("203.0.113.0/24", 254, 7);
+    await w.settle();
+    expect(r.reachable).toBe(false);
+    expect(w.best("198.51.100.0/24")).toBeNull();
+    expect(w.events.length).toBe(2);
+    expect(w.events[1]!.newBest).toBeNull();
+  });
+
+  test("blackhole, unreachable and prohibit routes do not resolve a next hop", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("0.0.0.0/0", { metric: 1 }));
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/26", { type: 6, nextHops: [] }));
+    w.kernel.ipRouteAdd(kroute("203.0.113.64/26", { type: 7, nextHops: [] }));
+    w.kernel.ipRouteAdd(kroute("203.0.113.128/26", { type: 8, nextHops: [] }));
+    const rs = ["203.0.113.1", "203.0.113.65", "203.0.113.129", "203.0.113.193"].map((h, i) => route(`198.51.100.${i * 16}/28`, h));
+    for (const r of rs) w.rib.upsert(r);
+    await w.settle();
+    expect(rs.map((r) => r.reachable)).toEqual([false, false, false, true]);
+    const via = new Map(w.tracker.nextHops().map((n) => [n.nextHop, n.via]));
+    expect(via.get("203.0.113.1")).toContain("EINVAL");
+    expect(via.get("203.0.113.65")).toContain("EHOSTUNREACH");
+    expect(via.get("203.0.113.129")).toContain("EACCES");
+    expect(via.get("203.0.113.193")).toStartWith("0.0.0.0/0 via 192.0.2.1");
+  });
+
+  test("local routes, next hop self, link-local IPv6: reachable at cost 0 without a lookup; IPv4-mapped resolves in IPv4, RFC 8950 in IPv6", async () => {
+    const w = world();
+    const local = route("192.0.2.128/25", "203.0.113.99", LOCAL);
+    const self = route("198.51.100.0/25", new Uint8Array(0));
+    const ll = route("2001:db8:1::/48", "fe80::1");
+    const both = new Uint8Array(32);
+    both.set(nh("2001:db8::1"));
+    both.set(nh("fe80::2"), 16);
+    const zeroGlobal = new Uint8Array(32);
+    zeroGlobal.set(nh("fe80::3"), 16);
+    const llOnly = route("2001:db8:2::/48", zeroGlobal);
+    const globalLl = route("2001:db8:3::/48", both);
+    w.kernel.ipRouteAdd(kroute("2001:db8:ff::/48", { metric: 30, nextHops: [{ gateway: "2001:db8::1" }] }));
+    const mapped = route("198.51.100.128/25", nh("::ffff:192.0.2.1"));
+    const v4via6 = route("203.0.113.0/24", nh("2001:db8:ff::1"));
+    for (const r of [local, self, ll, llOnly]) {
+      w.rib.upsert(r);
+      expect([r.reachable, r.igpCost]).toEqual([true, 0]);
+    }
+    w.rib.upsert(globalLl);
+    w.rib.upsert(mapped);
+    w.rib.upsert(v4via6);
+    await w.settle();
+    // The global address of a global+link-local pair is resolved (here: the connected subnet).
+    expect(w.kernel.lookups.sort()).toEqual(["192.0.2.1", "2001:db8::1", "2001:db8:ff::1"]);
+    expect([globalLl.reachable, globalLl.igpCost]).toEqual([true, 256]);
+    expect([mapped.reachable, mapped.igpCost]).toEqual([true, 0]);
+    expect([v4via6.reachable, v4via6.igpCost]).toEqual([true, 30]);
+    expect(resolutionTarget(mapped)).toEqual({ afi: 1, addr: nh("192.0.2.1") });
+  });
+
+  test("a next hop that is one of our addresses or on loopback resolves (local route)", async () => {
+    const w = world();
+    const r = route("198.51.100.0/24", "192.0.2.100");
+    w.rib.upsert(r);
+    await w.settle();
+    expect([r.reachable, r.igpCost]).toEqual([true, 0]);
+    expect(w.tracker.nextHops()[0]!.via).toContain("(local)");
+  });
+
+  test("a first-arrival race never makes a path with an unresolved next hop best", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/25", { metric: 50 }));
+    const a = route("198.51.100.0/24", "203.0.113.5", ibgp("192.0.2.20"));
+    w.rib.upsert(a);
+    await w.settle();
+    expect(w.best("198.51.100.0/24")).toBe(a);
+    // b has the better router id (tie-breaker) but a next hop nobody can reach.
+    const b = route("198.51.100.0/24", "203.0.113.200", ibgp("192.0.2.10"));
+    w.rib.upsert(b);
+    await w.settle();
+    expect(b.reachable).toBe(false);
+    expect(w.events.every((e) => e.newBest !== b)).toBe(true);
+    expect(w.best("198.51.100.0/24")).toBe(a);
+  });
+});
+
+describe("next-hop tracking: IGP cost and re-runs", () => {
+  test("the lower IGP metric wins between two iBGP paths; a metric change flips the best", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("203.0.113.1/32", { metric: 20 }));
+    w.kernel.ipRouteAdd(kroute("203.0.113.2/32", { metric: 5 }));
+    const a = route("198.51.100.0/24", "203.0.113.1", ibgp("192.0.2.10"));
+    const b = route("198.51.100.0/24", "203.0.113.2", ibgp("192.0.2.20"));
+    w.rib.upsert(a);
+    w.rib.upsert(b);
+    await w.settle();
+    expect([a.igpCost, b.igpCost]).toEqual([20, 5]);
+    expect(w.best("198.51.100.0/24")).toBe(b);
+    expect(w.rib.get(prefixKey(parsePrefix("198.51.100.0/24")))!.reason).toBe("igp-cost");
+    // The path via .2 gets more expensive: a wins.
+    w.kernel.ipRouteDel("203.0.113.2/32", 254, 5);
+    w.kernel.ipRouteAdd(kroute("203.0.113.2/32", { metric: 40 }));
+    await w.settle();
+    expect(b.igpCost).toBe(40);
+    expect(w.best("198.51.100.0/24")).toBe(a);
+  });
+
+  test("a burst of kernel changes is one re-lookup per tracked next hop; only the affected prefixes are re-run", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/25", { metric: 10 }));
+    w.kernel.ipRouteAdd(kroute("203.0.113.128/25", { metric: 10 }));
+    const viaA: Route[] = [];
+    const viaB: Route[] = [];
+    for (let i = 0; i < 50; i++) {
+      const ra = route(`198.51.${i}.0/24`, "203.0.113.1");
+      const rb = route(`198.18.${i}.0/24`, "203.0.113.129");
+      viaA.push(ra);
+      viaB.push(rb);
+      w.rib.upsert(ra);
+      w.rib.upsert(rb);
+    }
+    await w.settle();
+    expect(w.kernel.lookups.length).toBe(2);
+    w.events.length = 0;
+    const reruns = w.tracker.stats.prefixesRerun;
+    // Ten unrelated changes and one that matters (next hop A's route gets a better metric), all within the debounce.
+    for (let i = 0; i < 10; i++) w.kernel.ipRouteAdd(kroute(`192.0.2.${i * 8}/29`, { metric: 1 }));
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/26", { metric: 3 }));
+    await w.settle();
+    expect(w.kernel.lookups.length).toBe(4); // both tracked next hops once more, nothing else
+    expect(viaA.every((r) => r.igpCost === 3)).toBe(true);
+    expect(viaB.every((r) => r.igpCost === 10)).toBe(true);
+    expect(w.tracker.stats.prefixesRerun - reruns).toBe(50); // only A's prefixes
+    expect(w.events).toEqual([]); // single candidates: the best did not change, nothing to tell
+  });
+
+  test("a big re-run is sliced (the event loop is never held for long)", async () => {
+    const w = world({ sliceMs: 1 });
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/24", { metric: 10 }));
+    const n = 30_000;
+    for (let i = 0; i < n; i++) w.rib.upsert(route(`10.${i >> 8}.${i & 255}.0/24`, "203.0.113.1"));
+    await w.settle();
+    expect(w.rib.bestCount()).toBe(n);
+    const slices = w.tracker.stats.slices;
+    w.tracker.stats.longestSliceMs = 0;
+    w.kernel.ipRouteDel("203.0.113.0/24", 254, 10);
+    await w.settle();
+    expect(w.rib.bestCount()).toBe(0);
+    expect(w.tracker.stats.slices - slices).toBeGreaterThan(2);
+    expect(w.tracker.stats.longestSliceMs).toBeLessThan(20);
+    expect(w.events.length).toBe(2 * n);
+  });
+});
+
+describe("next-hop tracking: recursion (RFC 4271 §9.1.2.1)", () => {
+  test("a next hop resolves through another BGP route in the Loc-RIB, at that route's IGP cost; withdrawing it makes the dependant unreachable", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("192.0.2.0/25", { metric: 15 }));
+    const base = route("203.0.113.0/24", "192.0.2.7");
+    const dep = route("198.51.100.0/24", "203.0.113.9", ibgp("192.0.2.20"));
+    w.rib.upsert(base);
+    w.rib.upsert(dep);
+    await w.settle();
+    expect([base.reachable, base.igpCost]).toEqual([true, 15]);
+    expect([dep.reachable, dep.igpCost]).toEqual([true, 15]);
+    expect(w.tracker.nextHops().find((x) => x.nextHop === "203.0.113.9")!.via).toContain("203.0.113.0/24 (BGP via 192.0.2.7");
+    w.rib.remove(base.source.id, base.key);
+    await w.settle();
+    expect(dep.reachable).toBe(false);
+    expect(w.best("198.51.100.0/24")).toBeNull();
+    // Back again: the dependant follows.
+    w.rib.upsert(route("203.0.113.0/24", "192.0.2.7"));
+    await w.settle();
+    expect(w.best("198.51.100.0/24")).toBe(dep);
+  });
+
+  test("our own kernel route answering the lookup is followed into the Loc-RIB", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("192.0.2.0/25", { metric: 15 }));
+    const base = route("203.0.113.0/24", "192.0.2.7");
+    w.rib.upsert(base);
+    await w.settle();
+    // What the FIB would install for `base`, with our protocol.
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/24", { protocol: OWN.protocol, metric: 20, nextHops: [{ gateway: "192.0.2.7" }] }));
+    const dep = route("198.51.100.0/24", "203.0.113.9", ibgp("192.0.2.20"));
+    w.rib.upsert(dep);
+    await w.settle();
+    expect([dep.reachable, dep.igpCost]).toEqual([true, 15]);
+    // Our kernel route stays (retained) while the Loc-RIB route goes: nothing left to resolve through.
+    w.rib.remove(base.source.id, base.key);
+    await w.settle();
+    expect(dep.reachable).toBe(true); // the kernel route still forwards (start-up leftovers resolve)
+    expect(w.tracker.nextHops().find((x) => x.nextHop === "203.0.113.9")!.via).toContain("proto 186");
+  });
+
+  test("a route never resolves through itself: next hop inside its own prefix stays unreachable (no flapping)", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("0.0.0.0/0", { metric: 1 }));
+    const r = route("203.0.113.0/24", "203.0.113.9");
+    w.rib.upsert(r);
+    await w.settle();
+    expect(r.reachable).toBe(false);
+    expect(w.events).toEqual([]);
+    expect(w.tracker.nextHops()[0]!.via).toContain("203.0.113.0/24 (BGP, no usable route)");
+    // As if a FIB had installed it anyway (e.g. retained): still through itself.
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/24", { protocol: OWN.protocol, metric: 20 }));
+    await w.settle();
+    expect(r.reachable).toBe(false);
+    // A more specific IGP route to the next hop does resolve it.
+    w.kernel.ipRouteAdd(kroute("203.0.113.8/29", { metric: 4 }));
+    await w.settle();
+    expect([r.reachable, r.igpCost]).toEqual([true, 4]);
+    expect(w.events.length).toBe(1);
+  });
+
+  test("mutually recursive routes are both unreachable, whatever the arrival order", async () => {
+    for (const order of [0, 1]) {
+      const w = world();
+      w.kernel.ipRouteAdd(kroute("0.0.0.0/0", { metric: 1 }));
+      const r1 = route("198.51.100.0/24", "203.0.113.9");
+      const r2 = route("203.0.113.0/24", "198.51.100.9", ibgp("192.0.2.20"));
+      const [first, second] = order === 0 ? [r1, r2] : [r2, r1];
+      w.rib.upsert(first);
+      await w.settle();
+      expect(first.reachable).toBe(true); // alone, it resolves through the default route
+      w.rib.upsert(second);
+      await w.settle();
+      expect([r1.reachable, r2.reachable]).toEqual([false, false]);
+      expect(w.rib.bestCount()).toBe(0);
+      // Stable: further kernel churn changes nothing.
+      w.kernel.ipRouteAdd(kroute("192.0.2.128/25", { metric: 1 }));
+      await w.settle();
+      expect(w.rib.bestCount()).toBe(0);
+    }
+  });
+
+  test("a chain of two recursive hops carries the IGP cost of the bottom route", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("192.0.2.0/25", { metric: 9 }));
+    const a = route("203.0.113.0/24", "192.0.2.7");
+    const b = route("198.51.100.0/24", "203.0.113.9", ibgp("192.0.2.20"));
+    const c = route("198.18.0.0/15", "198.51.100.9", ibgp("192.0.2.30"));
+    w.rib.upsert(c);
+    w.rib.upsert(b);
+    w.rib.upsert(a);
+    await w.settle();
+    expect([a, b, c].map((r) => [r.reachable, r.igpCost])).toEqual([[true, 9], [true, 9], [true, 9]]);
+    w.kernel.ipRouteDel("192.0.2.0/25", 254, 9);
+    await w.settle();
+    // 192.0.2.7 is still on the connected /24 (metric 0).
+    expect([a, b, c].map((r) => [r.reachable, r.igpCost])).toEqual([[true, 0], [true, 0], [true, 0]]);
+    w.kernel.removeLink(2);
+    await w.settle();
+    expect([a, b, c].map((r) => r.reachable)).toEqual([false, false, false]);
+  });
+});
+
+describe("next-hop tracking: bookkeeping", () => {
+  test("withdrawn and replaced routes are no longer tracked; an unused next hop is forgotten later", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/24", { metric: 10 }));
+    const r = route("198.51.100.0/24", "203.0.113.5");
+    w.rib.upsert(r);
+    await w.settle();
+    const r2 = route("198.51.100.0/24", "203.0.113.6");
+    w.rib.upsert(r2); // replaces r (same source, path id)
+    await w.settle();
+    expect(w.tracker.nextHops().map((x) => [x.nextHop, x.routes])).toEqual([["203.0.113.5", 0], ["203.0.113.6", 1]]);
+    w.rib.removeSource(r2.source.id);
+    expect(w.tracker.nextHops().map((x) => x.routes)).toEqual([0, 0]);
+    w.clock.advance(20_000);
+    expect(w.tracker.nextHops()).toEqual([]);
+  });
+
+  test("detach stops following the kernel", async () => {
+    const w = world();
+    const r = route("198.51.100.0/24", "203.0.113.5");
+    w.rib.upsert(r);
+    await w.settle();
+    w.tracker.detach();
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/24", { metric: 10 }));
+    await new Promise((x) => setImmediate(x));
+    w.clock.advance(1000);
+    expect(w.kernel.lookups.length).toBe(1);
+    expect(r.reachable).toBe(false);
+  });
+});
