@@ -29,6 +29,7 @@ import { MsgType, SAFI } from "../../lib/bgp/types.ts";
 import { AttrCache } from "../../lib/bgp/attributes.ts";
 import { announcedBlocks, decodeUpdate, encodeEndOfRib } from "../../lib/bgp/update.ts";
 import { buildTable, toChunks, type Table } from "./table.ts";
+import { waitFor } from "../support/wait.ts";
 
 const args = process.argv.slice(2);
 const argOf = (name: string) => {
@@ -48,15 +49,6 @@ const results: Record<string, number> = {};
 
 function log(s: string) {
   process.stdout.write(s + "\n");
-}
-
-async function waitUntil(what: string, fn: () => Promise<boolean> | boolean, timeoutMs: number, stepMs = 20): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (let i = 0; Date.now() < end && i < 1_000_000; i++) {
-    if (await fn()) return;
-    await Bun.sleep(stepMs);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 async function out(argv: string[]): Promise<string> {
@@ -117,9 +109,9 @@ async function feed(port: number, t: Table, done: () => Promise<boolean>): Promi
   const t0 = performance.now();
   for (const m of t.messages) s.sendUpdate(m);
   s.sendUpdate(encodeEndOfRib(AFI.IPV4, SAFI.UNICAST));
-  await waitUntil("sender queue drained", () => s.outQueueBytes === 0, 120_000, 5);
+  await waitFor(() => s.outQueueBytes === 0, { timeoutMs: 120_000, what: "sender queue drained", intervalMs: 5 });
   const sendMs = performance.now() - t0;
-  await waitUntil("receiver to hold the table", done, 300_000);
+  await waitFor(done, { timeoutMs: 300_000, what: "receiver to hold the table", intervalMs: 20 });
   const totalMs = performance.now() - t0;
   log(`    sender wrote the table in ${sendMs.toFixed(0)} ms; receiver done at ${totalMs.toFixed(0)} ms`);
   await s.stop({});
@@ -156,7 +148,7 @@ async function benchBgpctl(t: Table, port: number): Promise<number> {
       }
     }
   })();
-  await waitUntil("bgpctl receiver ready", () => have === -1, 10_000);
+  await waitFor(() => have === -1, { timeoutMs: 10_000, what: "bgpctl receiver ready", intervalMs: 20 });
   const r = await feed(port, t, async () => have === t.prefixes);
   await stop(p);
   return r.totalMs;
@@ -181,7 +173,7 @@ peers:
   const p = spawn([...exe, "run", "--config", conf], "bgpctl run");
   // Poll the control socket in-process (a CLI process per poll would compete for the CPU).
   const api = new ApiClient(sock);
-  await waitUntil("bgpctl run control socket", async () => api.summary().then(() => true, () => false), 10_000, 50);
+  await waitFor(async () => api.summary().then(() => true, () => false), { timeoutMs: 10_000, what: "bgpctl run control socket", intervalMs: 50 });
   const count = async () => (await api.neighbors())[0]?.accepted ?? 0;
   const r = await feed(port, t, async () => (await count()) >= t.prefixes);
   await stop(p);
@@ -209,7 +201,7 @@ protocol bgp feed {
 `,
   );
   const p = spawn(["bird", "-f", "-c", conf, "-s", sock], "BIRD");
-  await waitUntil("BIRD control socket", async () => (await out(["birdc", "-s", sock, "show", "status"])).includes("Daemon is up"), 10_000, 50);
+  await waitFor(async () => (await out(["birdc", "-s", sock, "show", "status"])).includes("Daemon is up"), { timeoutMs: 10_000, what: "BIRD control socket", intervalMs: 50 });
   const count = async () => {
     const s = await out(["birdc", "-s", sock, "show", "route", "protocol", "feed", "count"]);
     const m = /(\d+) of (\d+) routes/.exec(s);
@@ -245,7 +237,7 @@ async function benchGobgp(t: Table, port: number): Promise<number> {
   );
   const p = spawn(["gobgpd", "-f", conf, "--api-hosts", `127.0.0.1:${api}`, "--disable-stdlog", "--pprof-disable"], "GoBGP");
   const cli = ["gobgp", "-u", "127.0.0.1", "-p", api];
-  await waitUntil("gobgpd API", async () => (await out([...cli, "global"])).includes("AS"), 15_000, 100);
+  await waitFor(async () => (await out([...cli, "global"])).includes("AS"), { timeoutMs: 15_000, what: "gobgpd API", intervalMs: 100 });
   const count = async () => {
     const s = await out([...cli, "global", "rib", "summary", "-a", "ipv4"]);
     const m = /Destination:\s*(\d+)/.exec(s);

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitFor } from "../support/wait.ts";
 
 const root = join(import.meta.dir, "../..");
 const BIN = process.env.BGPCTL_BIN ?? join(root, "dist/bgpctl");
@@ -42,21 +43,6 @@ function json<T>(args: string[]): T {
   return JSON.parse(r.out) as T;
 }
 
-async function until<T>(what: string, fn: () => T | null | undefined | false, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last = "";
-  for (let i = 0; Date.now() < end && i < 10_000; i++) {
-    try {
-      const v = fn();
-      if (v) return v;
-    } catch (e) {
-      last = (e as Error).message; // e.g. the daemon not answering yet
-    }
-    await Bun.sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
-}
-
 type Nb = { address: string; state: string; lastError: string | null; uptimeSeconds: number; adminDown: boolean; received: number; accepted: number };
 const stateOf = (sock: string, addr: string) => json<Nb[]>(["show", "neighbors", "-s", sock]).find((n) => n.address === addr);
 
@@ -66,7 +52,7 @@ beforeAll(async () => {
   for (const n of ["a", "b"]) {
     procs.push(Bun.spawn([BIN, "run", "--config", join(dir, `${n}.yaml`)], { stdout: "ignore", stderr: Bun.file(join(dir, `${n}.log`)) }));
   }
-  await until("both sessions Established", () => stateOf(sockA, "127.0.0.2")?.state === "Established" && stateOf(sockB, "127.0.0.1")?.state === "Established");
+  await waitFor(() => stateOf(sockA, "127.0.0.2")?.state === "Established" && stateOf(sockB, "127.0.0.1")?.state === "Established", { timeoutMs: 15_000, what: "both sessions Established", intervalMs: 100, retryErrors: true });
 }, 30_000);
 
 afterAll(async () => {
@@ -79,10 +65,10 @@ afterAll(async () => {
 test("peer down with a message: the other daemon records the shutdown communication; peer up restores the session and routes", async () => {
   const r = cli(["peer", "127.0.0.2", "down", "--message", "maintenance 42", "-s", sockA]);
   expect(r.code).toBe(0);
-  const b = await until("B to see the shutdown", () => {
+  const b = await waitFor(() => {
     const n = stateOf(sockB, "127.0.0.1");
     return n && n.state !== "Established" && n.lastError?.includes("maintenance 42") ? n : null;
-  });
+  }, { timeoutMs: 15_000, what: "B to see the shutdown", intervalMs: 100, retryErrors: true });
   expect(b.lastError).toContain("Administrative Shutdown");
   expect(stateOf(sockA, "127.0.0.2")!.adminDown).toBe(true);
   expect(json<unknown[]>(["show", "rib", "203.0.113.0/24", "-s", sockA])).toEqual([]);
@@ -90,11 +76,11 @@ test("peer down with a message: the other daemon records the shutdown communicat
   await Bun.sleep(1500);
   expect(stateOf(sockA, "127.0.0.2")!.state).not.toBe("Established");
   expect(cli(["peer", "127.0.0.2", "up", "-s", sockA]).code).toBe(0);
-  await until("the session back up", () => stateOf(sockA, "127.0.0.2")?.state === "Established");
-  const rib = await until("B's route back in A", () => {
+  await waitFor(() => stateOf(sockA, "127.0.0.2")?.state === "Established", { timeoutMs: 15_000, what: "the session back up", intervalMs: 100, retryErrors: true });
+  const rib = await waitFor(() => {
     const rs = json<{ prefix: string; asPath: number[]; best: boolean }[]>(["show", "rib", "203.0.113.0/24", "-s", sockA]);
     return rs.length ? rs : null;
-  });
+  }, { timeoutMs: 15_000, what: "B's route back in A", intervalMs: 100, retryErrors: true });
   expect(rib[0]).toMatchObject({ prefix: "203.0.113.0/24", asPath: [65002], best: true });
   // Counters start again from the new session's table (no leftovers from the first one).
   expect(stateOf(sockA, "127.0.0.2")).toMatchObject({ received: 1, accepted: 1 });
@@ -114,7 +100,7 @@ test("reset --soft out keeps the session; a hard reset re-establishes it", async
   await Bun.sleep(300);
   expect(cli(["peer", "127.0.0.2", "reset", "-s", sockA]).code).toBe(0);
   await Bun.sleep(500);
-  await until("re-established after the hard reset", () => stateOf(sockA, "127.0.0.2")?.state === "Established" && stateOf(sockB, "127.0.0.1")?.state === "Established");
+  await waitFor(() => stateOf(sockA, "127.0.0.2")?.state === "Established" && stateOf(sockB, "127.0.0.1")?.state === "Established", { timeoutMs: 15_000, what: "re-established after the hard reset", intervalMs: 100, retryErrors: true });
   mon.kill("SIGTERM");
   const events = (await new Response(mon.stdout).text()).trim().split("\n").map((l) => JSON.parse(l) as { type: string; from?: string; to?: string; reason?: string });
   const down = events.find((e) => e.type === "state" && e.from === "Established");
@@ -130,11 +116,11 @@ test("peer delete and peer add at run time; monitor streams the state changes", 
   expect(cli(["peer", "delete", "127.0.0.2", "-s", sockA]).code).toBe(0);
   expect(json<Nb[]>(["show", "neighbors", "-s", sockA]).length).toBe(0);
   expect(cli(["show", "neighbors", "127.0.0.2", "-s", sockA]).code).toBe(1);
-  await until("B to see the de-configuration", () => stateOf(sockB, "127.0.0.1")?.lastError?.includes("Peer De-configured"));
+  await waitFor(() => stateOf(sockB, "127.0.0.1")?.lastError?.includes("Peer De-configured"), { timeoutMs: 15_000, what: "B to see the de-configuration", intervalMs: 100, retryErrors: true });
   const add = cli(["peer", "add", "127.0.0.2", "--remote-as", "65002", "--port", String(PORT_B), "--local-address", "127.0.0.1", "--import", "all", "--export", "all", "-s", sockA]);
   expect(add.err).toBe("");
   expect(add.code).toBe(0);
-  await until("the added peer to establish", () => stateOf(sockA, "127.0.0.2")?.state === "Established", 20_000);
+  await waitFor(() => stateOf(sockA, "127.0.0.2")?.state === "Established", { timeoutMs: 20_000, what: "the added peer to establish", intervalMs: 100, retryErrors: true });
   mon.kill("SIGTERM");
   const events = (await new Response(mon.stdout).text()).trim().split("\n").map((l) => JSON.parse(l) as { type: string; to?: string });
   expect(events.some((e) => e.type === "state" && e.to === "Established")).toBe(true);

@@ -33,9 +33,9 @@ import {
   ensureBinary,
   ensurePackages,
   run,
-  sleep,
   which,
 } from "./lab.ts";
+import { sleep } from "../support/wait.ts";
 
 const TEST_TIMEOUT = 120_000;
 const WAIT = 40_000;

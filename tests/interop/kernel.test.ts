@@ -12,7 +12,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import type { FibEntry, InterfacesInfo } from "../../lib/api/types.ts";
-import { BgpctlDaemon, BirdInstance, GobgpInstance, Lab, buildNetwork, ensureBinary, ensurePackages, sleep, which } from "./lab.ts";
+import { BgpctlDaemon, BirdInstance, GobgpInstance, Lab, buildNetwork, ensureBinary, ensurePackages, which } from "./lab.ts";
+import { sleep } from "../support/wait.ts";
 import type { DaemonConfigSpec, DaemonPeerSpec, Family, LabProcess } from "./lab.ts";
 
 const X_AS = 65001;

@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import YAML from "yaml";
+import { sleep, waitFor } from "../support/wait.ts";
 import type { NeighborInfo, RibEntry } from "../../lib/api/types.ts";
 
 export const REPO_ROOT = resolve(import.meta.dir, "../..");
@@ -104,10 +105,6 @@ export async function run(argv: readonly string[], opts: RunOptions = {}): Promi
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -128,48 +125,6 @@ export interface WaitOptions {
   intervalMs?: number;
   /** processes whose recent output goes into the timeout message */
   procs?: readonly LabProcess[];
-}
-
-export class WaitTimeoutError extends Error {
-  override name = "WaitTimeoutError";
-}
-
-/**
- * Poll `predicate` until it returns a truthy value (which is returned), bounded
- * by `timeoutMs` and by a maximum number of iterations. Exceptions thrown by the
- * predicate count as "not yet"; the last one is reported on timeout together
- * with the recent output of the given processes.
- */
-export async function waitFor<T>(
-  predicate: () => T | Promise<T>,
-  opts: WaitOptions,
-): Promise<NonNullable<T>> {
-  const interval = Math.max(10, opts.intervalMs ?? 100);
-  const start = Date.now();
-  const deadline = start + opts.timeoutMs;
-  const maxIterations = Math.ceil(opts.timeoutMs / interval) + 5;
-  let lastError: unknown = undefined;
-  let lastValue: unknown = undefined;
-  for (let i = 0; i < maxIterations; i++) {
-    try {
-      const v = await predicate();
-      if (v) return v as NonNullable<T>;
-      lastValue = v;
-      lastError = undefined;
-    } catch (e) {
-      lastError = e;
-    }
-    if (Date.now() >= deadline) break;
-    await sleep(Math.min(interval, Math.max(0, deadline - Date.now())));
-  }
-  let msg = `timed out after ${Date.now() - start} ms waiting for ${opts.what}`;
-  if (lastError !== undefined) {
-    msg += `\nlast error: ${lastError instanceof Error ? lastError.message : String(lastError)}`;
-  } else if (lastValue !== undefined && lastValue !== false) {
-    msg += `\nlast value: ${JSON.stringify(lastValue)}`;
-  }
-  for (const p of opts.procs ?? []) msg += `\n${p.describe(25)}`;
-  throw new WaitTimeoutError(msg);
 }
 
 // ---------------------------------------------------------------------------
@@ -563,10 +518,21 @@ export class Lab {
     return p;
   }
 
-  /** Bounded polling; on timeout the message includes recent output of the lab's processes. */
+  /**
+   * Bounded polling (tests/support/wait.ts) with the lab's conventions: every
+   * 100 ms by default, a predicate that throws counts as "not yet", and the
+   * timeout message carries the recent output of `procs` (default: the lab's
+   * processes). A timeout keeps the lab directory for inspection.
+   */
   async waitFor<T>(predicate: () => T | Promise<T>, opts: WaitOptions): Promise<NonNullable<T>> {
+    const { procs = this.recentProcesses(), ...rest } = opts;
     try {
-      return await waitFor(predicate, { ...opts, procs: opts.procs ?? this.recentProcesses() });
+      return await waitFor(predicate, {
+        ...rest,
+        intervalMs: Math.max(10, opts.intervalMs ?? 100),
+        retryErrors: true,
+        detail: () => procs.map((p) => p.describe(25)).join("\n"),
+      });
     } catch (e) {
       this.failed = true;
       throw e;

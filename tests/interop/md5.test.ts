@@ -15,7 +15,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { BGPCTL_BIN, BirdInstance, createPair, ensureBinary, expectNoNotifications, run, sleep, startBgpctlPeer } from "./lab.ts";
+import { BGPCTL_BIN, BirdInstance, createPair, ensureBinary, expectNoNotifications, run, startBgpctlPeer } from "./lab.ts";
+import { sleep } from "../support/wait.ts";
 import type { BgpctlPeer, BirdConfigSpec, BirdPeerSpec, PairTopology } from "./lab.ts";
 
 const BGPCTL_AS = 65001;

@@ -23,8 +23,8 @@ import {
   ensureBinary,
   ensurePackages,
   pingOnce,
-  sleep,
 } from "./lab.ts";
+import { sleep } from "../support/wait.ts";
 import type { BirdPeerSpec, BirdRoute, DaemonConfigSpec, DaemonPeerSpec, LabProcess, Network, RouteSpec } from "./lab.ts";
 
 const X_AS = 65001;

@@ -18,6 +18,7 @@ import type { Subprocess } from "bun";
 import { KubeEmulator } from "./emulator.ts";
 import { node, service } from "./fixtures.ts";
 import { makePki } from "./pki.ts";
+import { waitFor } from "../support/wait.ts";
 
 const SEARCH_PATH = [...(process.env.PATH ?? "").split(":").filter(Boolean), "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"].join(":");
 const TOKEN = "kubectl-test-token";
@@ -130,15 +131,6 @@ async function kOk(args: string[]): Promise<string> {
   return r.stdout;
 }
 
-async function waitFor(what: string, cond: () => boolean, ms: number, detail: () => string = () => ""): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
-    if (cond()) return;
-    await Bun.sleep(25);
-  }
-  if (!cond()) throw new Error(`timed out after ${ms} ms waiting for ${what}\n${detail()}`);
-}
-
 /** `kubectl get ... --watch -o json`, its stdout collected as it comes. */
 function spawnWatch(args: string[]): { proc: Subprocess; out: () => string; err: () => string; stop: () => void } {
   const proc = Bun.spawn(kubectlArgs([...args, "--watch", "-o", "json"], kubeconfig, "60s"), {
@@ -227,12 +219,12 @@ describe("kubectl against the emulator", () => {
     const w = spawnWatch(["get", "nodes"]);
     try {
       const detail = () => `stdout:\n${w.out().slice(-3000)}\nstderr:\n${w.err().slice(-3000)}`;
-      await waitFor("the initial list", () => w.out().includes('"node-b"'), 10_000, detail);
-      await waitFor("kubectl's watch request", () => emu.stats.activeWatches >= 1 && emu.stats.watches > before, 10_000, detail);
+      await waitFor(() => w.out().includes('"node-b"'), { timeoutMs: 10_000, what: "the initial list", intervalMs: 25, detail });
+      await waitFor(() => emu.stats.activeWatches >= 1 && emu.stats.watches > before, { timeoutMs: 10_000, what: "kubectl's watch request", intervalMs: 25, detail });
       emu.create("nodes", node("node-c", { ipv4: "192.0.2.13" }));
-      await waitFor("node-c", () => w.out().includes('"node-c"'), 10_000, detail);
+      await waitFor(() => w.out().includes('"node-c"'), { timeoutMs: 10_000, what: "node-c", intervalMs: 25, detail });
       emu.patch("nodes", undefined, "node-a", { metadata: { labels: { "bgpctl.test/watched": "yes" } } });
-      await waitFor("the node-a change", () => w.out().includes('"bgpctl.test/watched": "yes"'), 10_000, detail);
+      await waitFor(() => w.out().includes('"bgpctl.test/watched": "yes"'), { timeoutMs: 10_000, what: "the node-a change", intervalMs: 25, detail });
       const req = emu.stats.watchRequests.at(-1)!;
       expect(req.path).toBe("/api/v1/nodes");
       expect(req.query.watch).toBe("true");
@@ -247,12 +239,12 @@ describe("kubectl against the emulator", () => {
     const w = spawnWatch(["get", "services", "-A"]);
     try {
       const detail = () => `stdout:\n${w.out().slice(-3000)}\nstderr:\n${w.err().slice(-3000)}`;
-      await waitFor("the initial list", () => w.out().includes('"dns"'), 10_000, detail);
-      await waitFor("kubectl's watch request", () => emu.stats.activeWatches >= 1 && emu.stats.watches > before, 10_000, detail);
+      await waitFor(() => w.out().includes('"dns"'), { timeoutMs: 10_000, what: "the initial list", intervalMs: 25, detail });
+      await waitFor(() => emu.stats.activeWatches >= 1 && emu.stats.watches > before, { timeoutMs: 10_000, what: "kubectl's watch request", intervalMs: 25, detail });
       emu.create("services", service("team", "api", { type: "LoadBalancer", clusterIPs: ["10.96.0.77"] }));
-      await waitFor("team/api", () => w.out().includes('"10.96.0.77"'), 10_000, detail);
+      await waitFor(() => w.out().includes('"10.96.0.77"'), { timeoutMs: 10_000, what: "team/api", intervalMs: 25, detail });
       emu.patch("services", "default", "web", { status: { loadBalancer: { ingress: [{ ip: "198.51.100.80" }] } } });
-      await waitFor("the web status change", () => w.out().includes('"198.51.100.80"'), 10_000, detail);
+      await waitFor(() => w.out().includes('"198.51.100.80"'), { timeoutMs: 10_000, what: "the web status change", intervalMs: 25, detail });
     } finally {
       w.stop();
     }

@@ -13,6 +13,7 @@ import { ApiClient, DaemonUnreachable } from "../../lib/api/client.ts";
 import { formatDuration, formatFib, formatInterfaces, formatMonitorEvent, formatNeighbors, formatRib, formatRibSummary, formatSummary } from "../../lib/api/format.ts";
 import { type ApiServer, startApiServer } from "../../lib/api/server.ts";
 import { RouterError } from "../../lib/router/errors.ts";
+import { waitFor } from "../support/wait.ts";
 import {
   type AdvertiseRequest,
   ApiError,
@@ -238,14 +239,6 @@ class FakeRouter implements RouterApi {
     this.calls = [];
     this.reloadError = null;
     this.crash = false;
-  }
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
   }
 }
 
@@ -577,25 +570,25 @@ describe("monitor", () => {
     const got: MonitorEvent[] = [];
     const ac = new AbortController();
     const done = client.monitor(undefined, (e) => got.push(e), ac.signal);
-    await waitFor("subscription", () => fake.listeners.size === 1 && got.length === 1);
+    await waitFor(() => fake.listeners.size === 1 && got.length === 1, { timeoutMs: 3000, what: "subscription" });
     for (let i = 0; i < 50; i++) fake.emit(ev(i));
-    await waitFor("50 events", () => got.length === 51);
+    await waitFor(() => got.length === 51, { timeoutMs: 3000, what: "50 events" });
     expect(got.slice(1)).toEqual(Array.from({ length: 50 }, (_, i) => ev(i)));
     ac.abort();
     await done;
-    await waitFor("unsubscribe", () => fake.listeners.size === 0);
+    await waitFor(() => fake.listeners.size === 0, { timeoutMs: 3000, what: "unsubscribe" });
   });
 
   test("?neighbor= filters and is validated", async () => {
     const got: MonitorEvent[] = [];
     const ac = new AbortController();
     const done = client.monitor("2001:db8::3", (e) => got.push(e), ac.signal);
-    await waitFor("subscription", () => got.length === 1);
+    await waitFor(() => got.length === 1, { timeoutMs: 3000, what: "subscription" });
     expect(got[0]).toMatchObject({ type: "log", msg: "monitoring 2001:db8::3" });
     expect(fake.last("monitor")).toEqual(["2001:db8::3"]);
     fake.emit(ev(1));
     fake.emit(ev(2, "2001:db8::3"));
-    await waitFor("event", () => got.length === 2);
+    await waitFor(() => got.length === 2, { timeoutMs: 3000, what: "event" });
     expect(got[1]).toEqual(ev(2, "2001:db8::3"));
     ac.abort();
     await done;
@@ -608,10 +601,10 @@ describe("monitor", () => {
     const got: MonitorEvent[] = [];
     const ac = new AbortController();
     const done = client.monitor(undefined, (e) => got.push(e), ac.signal);
-    await waitFor("subscription", () => got.length === 1);
+    await waitFor(() => got.length === 1, { timeoutMs: 3000, what: "subscription" });
     await Bun.sleep(1200);
     fake.emit(ev(7));
-    await waitFor("event after idle", () => got.length === 2);
+    await waitFor(() => got.length === 2, { timeoutMs: 3000, what: "event after idle" });
     ac.abort();
     await done;
   });
@@ -623,7 +616,7 @@ describe("monitor", () => {
     const got: MonitorEvent[] = [];
     const ac = new AbortController();
     const done = new ApiClient(p).monitor(undefined, (e) => got.push(e), ac.signal);
-    await waitFor("subscription", () => got.length === 1);
+    await waitFor(() => got.length === 1, { timeoutMs: 3000, what: "subscription" });
     await s.close();
     await done;
     expect(ac.signal.aborted).toBe(false);
@@ -1018,7 +1011,7 @@ describe("cli", () => {
         }
       };
       expect(JSON.parse(await nextLine())).toMatchObject({ type: "log", msg: "monitoring 192.0.2.2" });
-      await waitFor("subscription", () => fake.listeners.size === 1);
+      await waitFor(() => fake.listeners.size === 1, { timeoutMs: 3000, what: "subscription" });
       fake.emit(ev(1));
       fake.emit(ev(2, "2001:db8::3"));
       fake.emit(ev(3));
@@ -1026,7 +1019,7 @@ describe("cli", () => {
       expect(JSON.parse(await nextLine())).toEqual(ev(3));
       p.kill("SIGINT");
       expect(await p.exited).toBe(0);
-      await waitFor("unsubscribe", () => fake.listeners.size === 0);
+      await waitFor(() => fake.listeners.size === 0, { timeoutMs: 3000, what: "unsubscribe" });
     },
     30_000,
   );
@@ -1038,7 +1031,7 @@ describe("cli", () => {
       const f = new FakeRouter();
       const s = await startApiServer(f, p2);
       const proc = Bun.spawn([...CLI, "monitor", "-s", p2], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-      await waitFor("subscription", () => f.listeners.size === 1, 10_000);
+      await waitFor(() => f.listeners.size === 1, { timeoutMs: 10_000, what: "subscription" });
       f.emit({ type: "log", time: T0, level: "warn", msg: "hello" });
       await Bun.sleep(100);
       await s.close();

@@ -18,6 +18,7 @@ import type { Node, WatchEvent } from "../../lib/k8s/types.ts";
 import { LineSplitter, WatchStreamError, parseWatchLine, readWatchEvents } from "../../lib/k8s/watch-stream.ts";
 import { KubeEmulator } from "../k8s/emulator.ts";
 import { type Pki, makePki } from "../k8s/pki.ts";
+import { waitFor } from "../support/wait.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "bgpctl-k8s-client-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -577,7 +578,7 @@ describe("KubeClient against the emulator", () => {
         // nothing
       }
     })();
-    await until(() => emu.stats.activeWatches === 1, "the watch");
+    await waitFor(() => emu.stats.activeWatches === 1, { timeoutMs: 5000, what: "the watch" });
     emu.dropWatches();
     await expect(drop).rejects.toThrow(/^watch https:\/\/127\.0\.0\.1:\d+\/api\/v1\/nodes\?.*: /);
 
@@ -587,12 +588,12 @@ describe("KubeClient against the emulator", () => {
       for await (const _ of c.watch<Node>("/api/v1/nodes", { resourceVersion: emu.resourceVersion, timeoutSeconds: "30" }, ac.signal)) n++;
       return n;
     })();
-    await until(() => emu.stats.activeWatches === 1, "the second watch");
+    await waitFor(() => emu.stats.activeWatches === 1, { timeoutMs: 5000, what: "the second watch" });
     const t = performance.now();
     ac.abort();
     expect(await aborted).toBe(0);
     expect(performance.now() - t).toBeLessThan(500);
-    await until(() => emu.stats.activeWatches === 0, "the server to see the watch closed");
+    await waitFor(() => emu.stats.activeWatches === 0, { timeoutMs: 5000, what: "the server to see the watch closed" });
 
     emu.failNext(/^\/api\/v1\/nodes$/, 1, 503, 3);
     const failing = (async () => {
@@ -629,7 +630,7 @@ describe("KubeClient watchdog", () => {
       const elapsed = performance.now() - t0;
       expect(elapsed).toBeGreaterThanOrEqual(1250);
       expect(elapsed).toBeLessThan(3000);
-      await until(() => open.size === 0, "the server to see the connection closed");
+      await waitFor(() => open.size === 0, { timeoutMs: 5000, what: "the server to see the connection closed" });
     } finally {
       for (const r of open) r.destroy();
       srv.close();
@@ -657,14 +658,6 @@ describe("KubeClient watchdog", () => {
     }
   });
 });
-
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
 
 /** The error a promise rejects with (fails when it resolves). */
 async function rejection(p: Promise<unknown>): Promise<Error & { status?: number; reason?: string; retryAfterSeconds?: number }> {

@@ -17,18 +17,10 @@ import { Backoff, Reflector, type ReflectorEvent, type ReflectorOptions, type Re
 import type { EndpointSlice, KubeObject, Node } from "../../lib/k8s/types.ts";
 import { type EmulatorOptions, KubeEmulator } from "../k8s/emulator.ts";
 import { type Pki, makePki } from "../k8s/pki.ts";
+import { waitFor } from "../support/wait.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "bgpctl-k8s-reflector-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** Polls `cond` every 10 ms; fails the test with `what` after `ms`. */
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
 
 type Level = "debug" | "info" | "warn" | "error";
 function logger() {
@@ -201,7 +193,7 @@ describe("Reflector against a scripted server", () => {
       ]),
     );
     const { r, batches } = start({ watchTimeoutSeconds: 7 }, { ...NODES, labelSelector: "role=bgp", fieldSelector: "metadata.name!=x" });
-    await until(() => srv.watchRequests().length >= 2, "the re-watch");
+    await waitFor(() => srv.watchRequests().length >= 2, { timeoutMs: 5000, what: "the re-watch" });
     expect(batches).toEqual([["added a", "added b"], ["modified a 5->11"], ["added c"], ["deleted b"]]);
     const [l] = srv.listRequests();
     expect(l!.pathname).toBe("/api/v1/nodes");
@@ -226,7 +218,7 @@ describe("Reflector against a scripted server", () => {
     srv.lists.push(() => listOf([mkNode("a", "5")], "10"));
     srv.watches.push(stream([ev("ADDED", mkNode("b", "11")), '{"type":"ADDED","object":{"metadata":{"na']));
     const { r, lg } = start();
-    await until(() => srv.watchRequests().length >= 2, "the resumed watch");
+    await waitFor(() => srv.watchRequests().length >= 2, { timeoutMs: 5000, what: "the resumed watch" });
     expect(srv.watchRequests()[1]!.searchParams.get("resourceVersion")).toBe("11");
     expect(srv.listRequests().length).toBe(1);
     expect(r.status().errors).toBe(1);
@@ -240,7 +232,7 @@ describe("Reflector against a scripted server", () => {
     srv.lists.push(() => listOf([], "10"));
     srv.watches.push(stream([ev("ADDED", mkNode("b", "11")), "{this is not json}\n", ev("ADDED", mkNode("c", "12"))]));
     const { r } = start();
-    await until(() => srv.watchRequests().length >= 2, "the resumed watch");
+    await waitFor(() => srv.watchRequests().length >= 2, { timeoutMs: 5000, what: "the resumed watch" });
     expect(r.status().lastError).toContain('malformed watch event "{this is not json}"');
     expect(srv.watchRequests()[1]!.searchParams.get("resourceVersion")).toBe("11");
     expect(r.get("c")).toBeUndefined();
@@ -251,7 +243,7 @@ describe("Reflector against a scripted server", () => {
     srv.lists.push(() => listOf([], "10"));
     srv.watches.push(stream([{ type: "ERROR", object: { kind: "Status", apiVersion: "v1", status: "Failure", code: 500, reason: "InternalError", message: "etcd hiccup" } }]));
     const { r, lg } = start();
-    await until(() => srv.watchRequests().length >= 2, "the re-watch");
+    await waitFor(() => srv.watchRequests().length >= 2, { timeoutMs: 5000, what: "the re-watch" });
     expect(srv.watchRequests()[1]!.searchParams.get("resourceVersion")).toBe("10");
     expect(srv.listRequests().length).toBe(1);
     expect(r.status().errors).toBe(1);
@@ -264,7 +256,7 @@ describe("Reflector against a scripted server", () => {
     srv.watches.push(stream([{ type: "ERROR", object: { kind: "Status", apiVersion: "v1", status: "Failure", code: 410, reason: "Expired", message: "too old resource version: 10 (50)" } }]));
     srv.lists.push(() => listOf([mkNode("keep", "1"), mkNode("mod", "40"), mkNode("new", "41")], "50"));
     const { r, batches, lg } = start();
-    await until(() => srv.watchRequests().length >= 2, "the watch after the relist");
+    await waitFor(() => srv.watchRequests().length >= 2, { timeoutMs: 5000, what: "the watch after the relist" });
     expect(batches).toEqual([["added keep", "added mod", "added del"], ["modified mod 2->40", "added new", "deleted del"]]);
     expect(srv.watchRequests()[1]!.searchParams.get("resourceVersion")).toBe("50");
     expect(r.status()).toMatchObject({ lists: 2, relists: 1, errors: 0, resourceVersion: "50", objects: 3 });
@@ -277,7 +269,7 @@ describe("Reflector against a scripted server", () => {
     srv.watches.push(() => status(410, "Expired", "too old resource version"));
     srv.lists.push(() => listOf([mkNode("a", "1")], "60"));
     const { r, batches } = start();
-    await until(() => srv.watchRequests().length >= 2, "the watch after the relist");
+    await waitFor(() => srv.watchRequests().length >= 2, { timeoutMs: 5000, what: "the watch after the relist" });
     expect(batches).toEqual([["added a"]]); // nothing changed: no batch
     expect(r.status()).toMatchObject({ lists: 2, relists: 1, resourceVersion: "60" });
   });
@@ -289,7 +281,7 @@ describe("Reflector against a scripted server", () => {
     srv.lists.push(() => listOf([mkNode("a", "1"), mkNode("b", "2")], "30", "tok2"));
     srv.lists.push(() => listOf([mkNode("c", "3")], "30"));
     const { r, batches, lg } = start({ pageSize: 2 });
-    await until(() => r.synced, "sync");
+    await waitFor(() => r.synced, { timeoutMs: 5000, what: "sync" });
     expect(batches).toEqual([["added a", "added b", "added c"]]);
     const lists = srv.listRequests().map((u) => u.searchParams.get("continue"));
     expect(lists).toEqual([null, "tok1", null, "tok2"]);
@@ -315,7 +307,7 @@ describe("Reflector against a scripted server", () => {
     srv.lists.push(() => listOf([], "10"));
     srv.watches.push(stream([]), stream([]));
     const { r } = start({ minWatchMs: 1000, backoff: { initialMs: 150, maxMs: 1000, jitter: 0 } });
-    await until(() => srv.watchRequests().length >= 3, "three watches");
+    await waitFor(() => srv.watchRequests().length >= 3, { timeoutMs: 5000, what: "three watches" });
     expect(r.status().errors).toBe(2);
     expect(r.status().lastError).toMatch(/watch ended after \d+ ms without any event/);
     expect(srv.listRequests().length).toBe(1);
@@ -344,7 +336,7 @@ describe("Reflector against a scripted server", () => {
     });
     const unsub = r.subscribe((b) => seen.push(...summary(b)));
     r.start();
-    await until(() => seen.length >= 2, "both events");
+    await waitFor(() => seen.length >= 2, { timeoutMs: 5000, what: "both events" });
     expect(seen).toEqual(["added a", "added b"]);
     expect(lg.has(/nodes: subscriber failed: consumer bug/, "error")).toBe(true);
     unsub();
@@ -354,15 +346,15 @@ describe("Reflector against a scripted server", () => {
     srv = new Scripted();
     srv.lists.push(() => listOf([], "10"));
     const { r } = start();
-    await until(() => srv.open === 1, "an open watch");
+    await waitFor(() => srv.open === 1, { timeoutMs: 5000, what: "an open watch" });
     let t = performance.now();
     await r.stop();
     expect(performance.now() - t).toBeLessThan(500);
-    await until(() => srv.open === 0, "the server to see the watch closed");
+    await waitFor(() => srv.open === 0, { timeoutMs: 5000, what: "the server to see the watch closed" });
 
     srv.listFallback = () => status(503, "ServiceUnavailable", "down");
     const { r: r2 } = start({ backoff: { initialMs: 60_000, maxMs: 60_000 } });
-    await until(() => r2.status().errors === 1, "the first failure");
+    await waitFor(() => r2.status().errors === 1, { timeoutMs: 5000, what: "the first failure" });
     t = performance.now();
     await r2.stop();
     expect(performance.now() - t).toBeLessThan(200);
@@ -436,7 +428,7 @@ describe("Reflector against the emulator", () => {
     expect(e.stats.lists).toBe(3);
     expect(batches).toEqual([["added n1", "added n2", "added n3", "added n4", "added n5"]]);
     expect(r.status()).toMatchObject({ resource: "nodes", synced: true, objects: 5, lists: 1, relists: 0, errors: 0, resourceVersion: e.resourceVersion });
-    await until(() => e.stats.watches === 1, "the watch");
+    await waitFor(() => e.stats.watches === 1, { timeoutMs: 5000, what: "the watch" });
     expect(e.stats.watchRequests[0]!.query).toMatchObject({ resourceVersion: e.resourceVersion, allowWatchBookmarks: "true", timeoutSeconds: "240", watch: "true" });
   });
 
@@ -461,13 +453,13 @@ describe("Reflector against the emulator", () => {
     r.start();
     await r.waitSynced(5000);
     const rv0 = e.resourceVersion;
-    await until(() => e.stats.watches >= 2, "a second watch", 5000);
+    await waitFor(() => e.stats.watches >= 2, { timeoutMs: 5000, what: "a second watch" });
     const aRv = r.get("a")!.metadata.resourceVersion;
     const modified = e.patch<Node>("nodes", undefined, "a", { metadata: { labels: { x: "1" } } }).metadata.resourceVersion!;
-    await until(() => batches.length === 2, "the modification");
-    await until(() => e.stats.watches >= 3, "a third watch", 5000);
+    await waitFor(() => batches.length === 2, { timeoutMs: 5000, what: "the modification" });
+    await waitFor(() => e.stats.watches >= 3, { timeoutMs: 5000, what: "a third watch" });
     e.create("nodes", mkNode("c", ""));
-    await until(() => batches.length === 3, "the addition");
+    await waitFor(() => batches.length === 3, { timeoutMs: 5000, what: "the addition" });
     expect(batches.slice(1)).toEqual([[`modified a ${aRv}->${modified}`], ["added c"]]);
     expect(e.stats.lists).toBe(1);
     expect(r.status()).toMatchObject({ lists: 1, relists: 0, errors: 0, resourceVersion: e.resourceVersion });
@@ -486,8 +478,8 @@ describe("Reflector against the emulator", () => {
     await r.waitSynced(5000);
     for (let i = 0; i < 3; i++) e.create("services", { apiVersion: "v1", kind: "Service", metadata: { name: `s${i}`, namespace: "default" } });
     const target = e.resourceVersion;
-    await until(() => r.status().resourceVersion === target, "a bookmark at the new RV");
-    await until(() => e.stats.watchRequests.some((w) => w.query.resourceVersion === target), "a watch from the bookmark's RV", 5000);
+    await waitFor(() => r.status().resourceVersion === target, { timeoutMs: 5000, what: "a bookmark at the new RV" });
+    await waitFor(() => e.stats.watchRequests.some((w) => w.query.resourceVersion === target), { timeoutMs: 5000, what: "a watch from the bookmark's RV" });
     expect(batches.length).toBe(1); // no node event, only the initial list
     expect(e.stats.bookmarks).toBeGreaterThan(0);
     expect(e.stats.lists).toBe(1);
@@ -499,7 +491,7 @@ describe("Reflector against the emulator", () => {
     const { r, batches, lg } = reflector({ backoff: { initialMs: 50, maxMs: 50, jitter: 0 } });
     r.start();
     await r.waitSynced(5000);
-    await until(() => e.stats.activeWatches === 1, "the watch");
+    await waitFor(() => e.stats.activeWatches === 1, { timeoutMs: 5000, what: "the watch" });
     const modRv = r.get("mod")!.metadata.resourceVersion;
     // Keep the reflector out while the cluster changes and history is compacted.
     e.failNext(/^\/api\/v1\/nodes$/, 3, 503);
@@ -508,8 +500,8 @@ describe("Reflector against the emulator", () => {
     e.patch("nodes", undefined, "mod", { metadata: { labels: { changed: "yes" } } });
     e.create("nodes", mkNode("new", ""));
     e.compact();
-    await until(() => r.status().relists === 1, "the relist");
-    await until(() => e.stats.activeWatches === 1, "the watch after the relist");
+    await waitFor(() => r.status().relists === 1, { timeoutMs: 5000, what: "the relist" });
+    await waitFor(() => e.stats.activeWatches === 1, { timeoutMs: 5000, what: "the watch after the relist" });
     expect(batches).toEqual([
       ["added del", "added keep", "added mod"],
       [`modified mod ${modRv}->${e.get("nodes", undefined, "mod")!.metadata.resourceVersion}`, "added new", "deleted del"],
@@ -526,17 +518,17 @@ describe("Reflector against the emulator", () => {
     const { r, batches } = reflector();
     r.start();
     await r.waitSynced(5000);
-    await until(() => e.stats.activeWatches === 1, "the watch");
+    await waitFor(() => e.stats.activeWatches === 1, { timeoutMs: 5000, what: "the watch" });
     e.failNext(/^\/api\/v1\/nodes$/, 2, 503);
     e.dropWatches();
     e.delete("nodes", undefined, "a");
     e.create("nodes", mkNode("c", ""));
-    await until(() => batches.length === 3, "the missed events");
+    await waitFor(() => batches.length === 3, { timeoutMs: 5000, what: "the missed events" });
     expect(batches).toEqual([["added a", "added b"], ["deleted a"], ["added c"]]);
     expect(e.stats.lists).toBe(1);
     expect(e.stats.gone).toBe(0);
     expect(r.status()).toMatchObject({ lists: 1, relists: 0, errors: 3 });
-    await until(() => e.stats.activeWatches === 1, "the watch");
+    await waitFor(() => e.stats.activeWatches === 1, { timeoutMs: 5000, what: "the watch" });
   });
 
   test("Retry-After of a 503 is honoured (max of back-off and Retry-After)", async () => {
@@ -545,12 +537,12 @@ describe("Reflector against the emulator", () => {
     const { r } = reflector();
     r.start();
     await r.waitSynced(5000);
-    await until(() => e.stats.activeWatches === 1, "the watch");
+    await waitFor(() => e.stats.activeWatches === 1, { timeoutMs: 5000, what: "the watch" });
     e.failNext(/^\/api\/v1\/nodes$/, 1, 503, 1);
     const t0 = performance.now();
     e.dropWatches();
     e.create("nodes", mkNode("late", ""));
-    await until(() => r.get("late") !== undefined, "the event after the Retry-After", 5000);
+    await waitFor(() => r.get("late") !== undefined, { timeoutMs: 5000, what: "the event after the Retry-After" });
     const elapsed = performance.now() - t0;
     expect(elapsed).toBeGreaterThanOrEqual(1000);
     expect(elapsed).toBeLessThan(3000);
@@ -574,7 +566,7 @@ describe("Reflector against the emulator", () => {
     seed(e, "a");
     const { r, lg } = reflector({ backoff: { initialMs: 50, maxMs: 50, jitter: 0 } }, NODES, "expired-token");
     r.start();
-    await until(() => r.status().errors >= 2, "two failures");
+    await waitFor(() => r.status().errors >= 2, { timeoutMs: 5000, what: "two failures" });
     expect(r.synced).toBe(false);
     expect(lg.has(/nodes: list unauthorized \(401\): the API server rejected the credentials/, "error")).toBe(true);
     writeFileSync(tokenFile, "tok-a\n");
@@ -602,11 +594,11 @@ describe("Reflector against the emulator", () => {
     const { r } = reflector();
     r.start();
     await r.waitSynced(5000);
-    await until(() => e.stats.activeWatches === 1, "the watch");
+    await waitFor(() => e.stats.activeWatches === 1, { timeoutMs: 5000, what: "the watch" });
     const t = performance.now();
     await r.stop();
     expect(performance.now() - t).toBeLessThan(500);
-    await until(() => e.stats.activeWatches === 0, "the server to see the watch closed");
+    await waitFor(() => e.stats.activeWatches === 0, { timeoutMs: 5000, what: "the server to see the watch closed" });
     const w = e.stats.watches;
     await Bun.sleep(100);
     expect(e.stats.watches).toBe(w); // nothing restarted

@@ -13,7 +13,7 @@ import { Session, type SessionConfig, State, normalizeAddress } from "../../lib/
 import { AFI } from "../../lib/core/addr.ts";
 import { SAFI } from "../../lib/bgp/types.ts";
 import { type UpdateMessage, encodeEndOfRib } from "../../lib/bgp/update.ts";
-import { sleep, waitFor } from "./wait.ts";
+import { sleep, waitFor } from "../support/wait.ts";
 
 const V4 = { afi: AFI.IPV4, safi: SAFI.UNICAST };
 const V6 = { afi: AFI.IPV6, safi: SAFI.UNICAST };
@@ -113,7 +113,7 @@ describe("Session over loopback TCP", () => {
       b.on("log", (l) => logs.push(l.msg));
       b.start();
       a.start();
-      await waitFor(() => a.state === State.Established && b.state === State.Established, 5000, "Established");
+      await waitFor(() => a.state === State.Established && b.state === State.Established, { timeoutMs: 5000, what: "Established" });
 
       expect(states).toEqual(["Idle->Connect", "Connect->OpenSent", "OpenSent->OpenConfirm", "OpenConfirm->Established"]);
       expect(a.negotiated!.holdTime).toBe(3);
@@ -127,7 +127,7 @@ describe("Session over loopback TCP", () => {
       // keepalives every ~1 s (hold 3 / 3, jittered): wait for two more each way
       const ka = a.counters.in.keepalive;
       const kb = b.counters.in.keepalive;
-      await waitFor(() => a.counters.in.keepalive >= ka + 2 && b.counters.in.keepalive >= kb + 2, 6000, "keepalives");
+      await waitFor(() => a.counters.in.keepalive >= ka + 2 && b.counters.in.keepalive >= kb + 2, { timeoutMs: 6000, what: "keepalives" });
       expect(a.state).toBe(State.Established);
       expect(b.state).toBe(State.Established);
 
@@ -153,7 +153,7 @@ describe("Session over loopback TCP", () => {
       expect((await sent).message).toBe("maintenance window 42");
       expect(a.state).toBe(State.Idle);
       expect(a.sendUpdate(encodeEndOfRib(AFI.IPV4, SAFI.UNICAST))).toBe(false);
-      await waitFor(() => b.state !== State.Established, 3000, "peer leaving Established");
+      await waitFor(() => b.state !== State.Established, { timeoutMs: 3000, what: "peer leaving Established" });
       expect(b.counters.lastError).toContain("maintenance window 42");
     },
     20000,
@@ -165,7 +165,7 @@ describe("Session over loopback TCP", () => {
       const { a, b } = await pair("::1");
       b.start();
       a.start();
-      await waitFor(() => a.state === State.Established && b.state === State.Established, 5000, "Established");
+      await waitFor(() => a.state === State.Established && b.state === State.Established, { timeoutMs: 5000, what: "Established" });
       expect(a.localAddress).toBe("::1");
       expect(b.remoteAddress).toBe("::1");
       expect(a.negotiated!.families).toEqual([V4, V6]);
@@ -191,9 +191,9 @@ describe("Session over loopback TCP", () => {
       b.start();
       const agreed = () =>
         a.state === State.Established && b.state === State.Established && a.localPort === b.remotePort && a.remotePort === b.localPort;
-      await waitFor(agreed, 12000, "both Established on the same connection");
+      await waitFor(agreed, { timeoutMs: 12000, what: "both Established on the same connection" });
       await sleep(300);
-      await waitFor(agreed, 12000, "both Established on the same connection");
+      await waitFor(agreed, { timeoutMs: 12000, what: "both Established on the same connection" });
       // At most one connection per side survives; collision losers got Cease/7.
       expect(a.connections().filter((c) => c.state === State.Established).length).toBe(1);
       expect(b.connections().filter((c) => c.state === State.Established).length).toBe(1);
@@ -207,7 +207,7 @@ describe("Session over loopback TCP", () => {
       const { a, b } = await pair("127.0.0.1", { extra: { holdTime: 30 } });
       b.start();
       a.start();
-      await waitFor(() => a.state === State.Established && b.state === State.Established, 5000, "Established");
+      await waitFor(() => a.state === State.Established && b.state === State.Established, { timeoutMs: 5000, what: "Established" });
       let got = 0;
       b.on("update", () => got++);
       const drained = new Promise<void>((r) => a.once("drain", () => r()));
@@ -225,7 +225,7 @@ describe("Session over loopback TCP", () => {
         await withTimeout(drained, 10000, "drain");
       }
       expect(a.outQueue).toBe(0);
-      await waitFor(() => got === count, 10000, "all updates at the peer");
+      await waitFor(() => got === count, { timeoutMs: 10000, what: "all updates at the peer" });
       expect(b.counters.in.update).toBe(count);
       expect(b.state).toBe(State.Established);
     },
@@ -300,7 +300,7 @@ describe("Session over loopback TCP", () => {
       raw.on("data", (d: Uint8Array) => chunks.push(d));
       const closed = new Promise<void>((r) => raw.once("close", () => r()));
       await withTimeout(new Promise<void>((r) => raw.once("connect", () => r())), 3000, "connect");
-      await waitFor(() => chunks.length > 0, 3000, "the session's OPEN");
+      await waitFor(() => chunks.length > 0, { timeoutMs: 3000, what: "the session's OPEN" });
       const bad = new Uint8Array(19).fill(0xff);
       bad[3] = 0x00; // broken marker
       bad[17] = 19;
@@ -337,7 +337,7 @@ describe("Session over loopback TCP", () => {
       const logs: string[] = [];
       a.on("log", (l) => logs.push(`${l.level}: ${l.msg}`));
       a.start();
-      await waitFor(() => logs.filter((m) => m.includes("ECONNREFUSED") || m.includes("refused")).length >= 2, 5000, "two refused attempts");
+      await waitFor(() => logs.filter((m) => m.includes("ECONNREFUSED") || m.includes("refused")).length >= 2, { timeoutMs: 5000, what: "two refused attempts" });
       expect([State.Connect, State.Active] as string[]).toContain(a.state);
       await withTimeout(a.stop(), 3000, "stop");
       expect(a.state).toBe(State.Idle);

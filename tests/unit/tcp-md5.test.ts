@@ -28,7 +28,7 @@ import { Session, type SessionConfig, State } from "../../lib/bgp/session.ts";
 import { AFI } from "../../lib/core/addr.ts";
 import { SAFI } from "../../lib/bgp/types.ts";
 import { passwordOption } from "../../lib/cli/session-flags.ts";
-import { sleep, waitFor } from "./wait.ts";
+import { sleep, waitFor } from "../support/wait.ts";
 
 const V4 = { afi: AFI.IPV4, safi: SAFI.UNICAST };
 
@@ -203,7 +203,7 @@ describe("TCP-MD5 sockets over loopback", () => {
     expect(lb.md5Keys).toEqual([{ endpoint: expect.anything(), keyable: true, peers: ["127.0.0.1"] }]);
     a.start();
     b.start();
-    await waitFor(() => a.state === State.Established && b.state === State.Established, 5000, "Established");
+    await waitFor(() => a.state === State.Established && b.state === State.Established, { timeoutMs: 5000, what: "Established" });
     expect(a.remoteAddress).toBe("127.0.0.1");
     expect(a.remotePort).toBe(lb.port());
     expect(a.localAddress).toBe("127.0.0.1");
@@ -213,7 +213,7 @@ describe("TCP-MD5 sockets over loopback", () => {
     const { a, b, logs } = await md5Pair("::1", "::1", "bgp-md5-v6", "bgp-md5-v6");
     a.start();
     b.start();
-    await waitFor(() => a.state === State.Established && b.state === State.Established, 5000, "Established");
+    await waitFor(() => a.state === State.Established && b.state === State.Established, { timeoutMs: 5000, what: "Established" });
     expect(a.remoteAddress).toBe("::1");
     expect(logs.filter((l) => /unexpected|error/i.test(l))).toEqual([]);
   });
@@ -223,7 +223,7 @@ describe("TCP-MD5 sockets over loopback", () => {
     expect(lb.md5Keys[0]!.peers).toEqual(["127.0.0.1"]);
     a.start();
     b.start();
-    await waitFor(() => a.state === State.Established && b.state === State.Established, 5000, "Established");
+    await waitFor(() => a.state === State.Established && b.state === State.Established, { timeoutMs: 5000, what: "Established" });
   });
 
   test("a wrong password: no connection, and lastError points at TCP-MD5", async () => {
@@ -259,7 +259,7 @@ describe("TCP-MD5 sockets over loopback", () => {
     const a = session({ peerAddress: "127.0.0.1", peerPort: port, localAs: 65001, remoteAs: 65002, password: "later" });
     a.start();
     b.start();
-    await waitFor(() => a.state === State.Established && b.state === State.Established, 5000, "Established");
+    await waitFor(() => a.state === State.Established && b.state === State.Established, { timeoutMs: 5000, what: "Established" });
     await a.stop();
     await b.stop();
     l.remove(b);
@@ -323,7 +323,7 @@ describe("TCP-MD5 sockets over loopback", () => {
     await new Promise<void>((r) => probe.close(() => r()));
     const a = session({ peerAddress: "127.0.0.1", peerPort: port, localAs: 65001, password: "nobody-home" });
     a.start();
-    await waitFor(() => a.counters.lastError !== null, 3000, "a connect error");
+    await waitFor(() => a.counters.lastError !== null, { timeoutMs: 3000, what: "a connect error" });
     expect(a.counters.lastError).toMatch(/no answer \(TCP-MD5/);
     expect(a.state).not.toBe(State.Established);
   });
@@ -333,7 +333,7 @@ describe("TCP-MD5 sockets over loopback", () => {
     const logs: string[] = [];
     a.on("log", (l) => logs.push(`${l.level} ${l.msg}`));
     a.start();
-    await waitFor(() => a.counters.lastError !== null, 3000, "a connect error");
+    await waitFor(() => a.counters.lastError !== null, { timeoutMs: 3000, what: "a connect error" });
     expect(a.counters.lastError).toMatch(/bind: EADDRNOTAVAIL/);
     expect(logs.some((l) => l.startsWith("warn") && /connect to 127.0.0.1 failed: bind: EADDRNOTAVAIL/.test(l))).toBe(true);
     expect(a.state).not.toBe(State.Established);
