@@ -20,6 +20,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { waitFor } from "../support/wait.ts";
 import type { KernelError, KernelEvent, KernelLink, KernelAddress, KernelOp, KernelRoute } from "../../lib/fib/types.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -170,17 +171,6 @@ function route(p: Partial<KernelRoute> & { prefix: string }): KernelRoute {
 }
 const replace = (r: KernelRoute): KernelOp => ({ op: "replace", route: r });
 const del = (r: KernelRoute): KernelOp => ({ op: "delete", route: r });
-
-async function waitFor<T>(what: string, f: () => Promise<T | null>, timeoutMs = 5000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (let i = 0; i < 500; i++) {
-    const v = await f();
-    if (v !== null) return v;
-    if (Date.now() > end) break;
-    await Bun.sleep(20);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 let ifVeth0a = 0;
 let ifVeth1a = 0;
@@ -406,12 +396,12 @@ describe("rtnetlink against the kernel", () => {
     ip("route", "del", "203.0.113.32/27", "table", String(TABLE));
     ip("addr", "add", "192.0.2.10/24", "dev", "veth0a");
     const seen: KernelEvent[] = [];
-    await waitFor("route-deleted and address events", async () => {
+    await waitFor(async () => {
       seen.push(...(await a.call<KernelEvent[]>("events")));
       const gotDel = seen.some((e) => e.type === "route-deleted" && e.route.prefix === "203.0.113.32/27");
       const gotAddr = seen.some((e) => e.type === "address" && e.address.address === "192.0.2.10");
       return gotDel && gotAddr ? true : null;
-    });
+    }, { timeoutMs: 5000, what: "route-deleted and address events", intervalMs: 20 });
     expect(seen).toContainEqual({ type: "route-added", route: { ...r, nextHops: [{ gateway: "192.0.2.2", ifindex: ifVeth0a }], scope: 0 } });
     expect(seen).toContainEqual({ type: "route-deleted", route: { ...r, nextHops: [{ gateway: "192.0.2.2", ifindex: ifVeth0a }], scope: 0 } });
     expect(seen).toContainEqual({ type: "address", address: { family: 4, ifindex: ifVeth0a, address: "192.0.2.10", prefixLength: 24, scope: 0 }, removed: false });
@@ -424,17 +414,17 @@ describe("rtnetlink against the kernel", () => {
     const burst = Array.from({ length: 3000 }, (_, i) => route({ prefix: `198.18.${100 + (i >> 8)}.${i & 255}/32`, nextHops: [{ gateway: "192.0.2.2" }] }));
     expect((await a.apply(burst.map(replace))).results.every((x) => x === null)).toBe(true);
     const seen: KernelEvent[] = [];
-    await waitFor("overrun", async () => {
+    await waitFor(async () => {
       seen.push(...(await a.call<KernelEvent[]>("smallEvents")));
       return seen.some((e) => e.type === "overrun") ? true : null;
-    });
+    }, { timeoutMs: 5000, what: "overrun", intervalMs: 20 });
     await Bun.sleep(200);
     await a.call("smallEvents");
     ip("route", "add", "203.0.113.48/28", "via", "192.0.2.2", "table", String(TABLE), "proto", String(PROTO));
-    await waitFor("an event after the overrun", async () => {
+    await waitFor(async () => {
       const ev = await a.call<KernelEvent[]>("smallEvents");
       return ev.some((e) => e.type === "route-added" && e.route.prefix === "203.0.113.48/28") ? true : null;
-    });
+    }, { timeoutMs: 5000, what: "an event after the overrun", intervalMs: 20 });
     expect((await a.apply([...burst, route({ prefix: "203.0.113.48/28" })].map(del))).results.every((x) => x === null)).toBe(true);
     await a.call("events"); // drop what the main watcher collected
   });
