@@ -96,6 +96,7 @@ export interface NextHopInfo {
 }
 
 export interface NextHopTrackerOptions {
+  /** Times the debounce and the forgetting of unused next hops (re-run slices yield with setImmediate). */
   clock?: Clock;
   /** Wait this long after a change signal before re-resolving, batching bursts (ms, default 50). */
   debounceMs?: number;
@@ -185,7 +186,8 @@ export class NextHopTracker implements RouteTracker {
   private lookupsInFlight = 0;
   /** A re-run is wanted (resolutions may have changed). */
   private dirty = false;
-  private rerunTimer: TimerHandle | null = null;
+  /** A re-run is queued (setImmediate) or running (its slices in progress). */
+  private rerunQueued = false;
   private running = false;
   private gcTimer: TimerHandle | null = null;
   private idleWaiters: (() => void)[] = [];
@@ -217,8 +219,8 @@ export class NextHopTracker implements RouteTracker {
     this.stopped = true;
     this.unsubscribe?.();
     this.unsubscribe = null;
-    for (const t of [this.debounce, this.rerunTimer, this.gcTimer]) if (t) this.clock.clearTimeout(t);
-    this.debounce = this.rerunTimer = this.gcTimer = null;
+    for (const t of [this.debounce, this.gcTimer]) if (t) this.clock.clearTimeout(t);
+    this.debounce = this.gcTimer = null;
     this.rib?.setTracker(null);
     this.rib = null;
     this.wakeIdle();
@@ -278,21 +280,31 @@ export class NextHopTracker implements RouteTracker {
     return out.sort((a, b) => (a.nextHop < b.nextHop ? -1 : a.nextHop > b.nextHop ? 1 : 0));
   }
 
-  /** True when no lookup, debounce or re-run is pending. */
-  get idle(): boolean {
-    return this.lookupsInFlight === 0 && this.debounce === null && this.rerunTimer === null && !this.running && !this.dirty;
+  /** Every answer is in and applied: no lookup in flight, no re-run queued or running. */
+  get settledNow(): boolean {
+    return this.lookupsInFlight === 0 && !this.rerunQueued && !this.running && !this.dirty;
   }
 
-  /** Resolves once the tracker is idle (every answer in and applied). */
+  /** Settled, and no re-resolve is waiting for its debounce either. */
+  get idle(): boolean {
+    return this.settledNow && this.debounce === null;
+  }
+
+  /**
+   * Resolves once every answer asked for so far is in and applied (a
+   * debounced re-resolve still to come does not count): e.g. before telling
+   * the FIB that a peer's initial routes are complete.
+   */
   settled(): Promise<void> {
-    if (this.idle || this.stopped) return Promise.resolve();
+    if (this.settledNow || this.stopped) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
   // ------------------------------------------------------------ internals
 
   private create(key: string, afi: Afi, addr: Uint8Array): Nh {
-    const nh = new Nh(key, afi, addr.slice());
+    // A copy (new Uint8Array, not slice(): next hops may be Buffer views into a reused receive buffer).
+    const nh = new Nh(key, afi, new Uint8Array(addr));
     this.byKey.set(key, nh);
     for (const k of nh.covers) this.covered.set(k, (this.covered.get(k) ?? 0) + 1);
     this.lookup(nh);
@@ -373,7 +385,12 @@ export class NextHopTracker implements RouteTracker {
   private invalidate(): void {
     for (const nh of this.byKey.values()) nh.res = null;
     this.dirty = true;
-    if (this.rerunTimer === null && !this.running && !this.stopped) this.rerunTimer = this.clock.setTimeout(() => this.rerun(), 0);
+    if (!this.rerunQueued && !this.running && !this.stopped) this.queueRerun();
+  }
+
+  private queueRerun(): void {
+    this.rerunQueued = true;
+    setImmediate(() => this.rerun());
   }
 
   private resolutionOf(nh: Nh): Resolution {
@@ -422,7 +439,7 @@ export class NextHopTracker implements RouteTracker {
    * in slices of at most `sliceMs`.
    */
   private rerun(): void {
-    this.rerunTimer = null;
+    this.rerunQueued = false;
     if (this.stopped || this.rib === null) return this.wakeIdle();
     this.dirty = false;
     this.running = true;
@@ -468,16 +485,16 @@ export class NextHopTracker implements RouteTracker {
     this.stats.prefixesRerun += keys.length;
     this.stats.longestSliceMs = Math.max(this.stats.longestSliceMs, performance.now() - t0);
     if (i < work.length) {
-      this.clock.setTimeout(() => this.slice(work, i), 0);
+      setImmediate(() => this.slice(work, i));
       return;
     }
     this.running = false;
-    if (this.dirty && this.rerunTimer === null) this.rerunTimer = this.clock.setTimeout(() => this.rerun(), 0);
+    if (this.dirty && !this.rerunQueued) this.queueRerun();
     this.maybeIdle();
   }
 
   private maybeIdle(): void {
-    if (this.idle) this.wakeIdle();
+    if (this.settledNow) this.wakeIdle();
   }
 
   private wakeIdle(): void {

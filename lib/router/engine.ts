@@ -20,6 +20,8 @@ import type { Log } from "../core/log.ts";
 import { Fib } from "../fib/fib.ts";
 import type { Kernel } from "../fib/types.ts";
 import { LocRib } from "../rib/loc-rib.ts";
+import { NextHopTracker } from "../rib/nexthop.ts";
+import { kernelResolver } from "../fib/resolver.ts";
 import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
 import { type Route, type RouteSource, prefixKey } from "../rib/types.ts";
 import { RtNetlink } from "../../ffi/rtnetlink.ts";
@@ -61,6 +63,8 @@ export class RouteEngine implements NeighborHost {
   private readonly monitors = new Set<Monitor>();
   private readonly openKernel: (opts: { groups: boolean }) => Promise<Kernel>;
   private fibState: { kernel: Kernel; fib: Fib; unsubscribe: () => void } | null = null;
+  /** Next-hop tracking (lib/rib/nexthop.ts); `kernel` is set when it opened its own (no FIB). */
+  private nhState: { tracker: NextHopTracker; kernel: Kernel | null } | null = null;
 
   constructor(config: RouterConfig, opts: EngineOptions) {
     this.config = config;
@@ -83,6 +87,7 @@ export class RouteEngine implements NeighborHost {
       rrClient: false,
       local: true,
     };
+    this.locRib.onListenerError = (err, ev) => this.log.error(`a Loc-RIB subscriber failed on ${prefixToString(ev.prefix)}: ${(err as Error).stack ?? String(err)}`);
     this.locRib.subscribe((ch) => {
       for (const n of this.peers.values()) {
         try {
@@ -102,9 +107,11 @@ export class RouteEngine implements NeighborHost {
   /** Start the FIB (when enabled) first, then listen, originate the configured routes and start every neighbour. */
   async start(): Promise<void> {
     if (this.config.kernel.enabled) await this.startFib();
+    await this.startNextHops(); // next-hop tracking: before any route enters the Loc-RIB
     try {
       await this.listener.listen(this.config.listen);
     } catch (e) {
+      await this.stopNextHops();
       await this.stopFib();
       throw new Error(`cannot listen on ${this.config.listen.map((l) => `${l.address}:${l.port}`).join(", ")}: ${(e as Error).message}`);
     }
@@ -115,6 +122,7 @@ export class RouteEngine implements NeighborHost {
   }
 
   async stop(): Promise<void> {
+    await this.stopNextHops();
     // The FIB first: closing the sessions withdraws their routes, which must not
     // reach the kernel when `retainOnExit` keeps them for a graceful restart.
     await this.stopFib();
@@ -175,6 +183,42 @@ export class RouteEngine implements NeighborHost {
     s.kernel.close();
   }
 
+  // ------------------------------------------------------------ next-hop tracking
+  /**
+   * Resolve every candidate's next hop in the kernel's FIB (`ip route get`,
+   * no privilege needed): unresolvable → not a candidate, the resolving
+   * route's metric → IGP cost. Shares the FIB's rtnetlink when it runs (and
+   * then knows our own routes by table and protocol), else opens its own.
+   */
+  private async startNextHops(): Promise<void> {
+    const fib = this.fibState;
+    let kernel: Kernel;
+    try {
+      kernel = fib ? fib.kernel : await this.openKernel({ groups: true });
+    } catch (e) {
+      throw new Error(`next-hop tracking: cannot open rtnetlink: ${(e as Error).message}`);
+    }
+    const k = this.config.kernel;
+    const tracker = new NextHopTracker(kernelResolver(kernel, fib ? { table: k.table, protocol: k.protocol } : null), {
+      clock: this.clock,
+      log: (level, msg) => this.log.at(level, msg),
+    });
+    tracker.attach(this.locRib);
+    this.nhState = { tracker, kernel: fib ? null : kernel };
+  }
+
+  private async stopNextHops(): Promise<void> {
+    const s = this.nhState;
+    if (!s) return;
+    this.nhState = null;
+    s.tracker.detach();
+    s.kernel?.close();
+  }
+
+  get nextHops(): NextHopTracker | null {
+    return this.nhState?.tracker ?? null;
+  }
+
   get fib(): Fib | null {
     return this.fibState?.fib ?? null;
   }
@@ -205,7 +249,12 @@ export class RouteEngine implements NeighborHost {
     for (const r of this.locRib.bests()) yield r;
   }
   peerSynced(n: Neighbor): void {
-    this.fibState?.fib.endOfRib(n.source.id);
+    const fib = this.fibState?.fib;
+    if (!fib) return;
+    // Next-hop tracking: the peer's routes count once their next hops' first lookups are in.
+    const nh = this.nhState?.tracker;
+    if (nh) void nh.settled().then(() => fib.endOfRib(n.source.id));
+    else fib.endOfRib(n.source.id);
   }
   stateChanged(n: Neighbor, from: NeighborInfo["state"], to: NeighborInfo["state"], reason: string): void {
     if (from === "Established" || to === "Established") this.log.info(`${n.name}: ${from} -> ${to}${reason ? ` (${reason})` : ""}`);

@@ -23,6 +23,8 @@ export function routeEntry(r: Route, best: boolean, multipath: boolean): RibEntr
     multipath,
     ibgp: r.source.ibgp && !r.source.local,
     stale: r.stale,
+    reachable: r.reachable,
+    igpCost: r.igpCost,
   };
   if (r.pathId) e.pathId = r.pathId;
   if (v.originatorId) e.originatorId = v.originatorId;
