@@ -13,7 +13,9 @@
  * inside one batch; filtered dumps that leave out (and never touch) a
  * `proto static` route; multicast events (a route removed with `ip route
  * del`, an address added) and an overrun on a tiny buffer; 10,000 routes in
- * one apply(). Needs root: fails (does not skip) otherwise. The namespace
+ * one apply(); single-address lookups (`ip route get ADDR fibmatch`) for
+ * gateway, connected, local, blackhole/unreachable/prohibit and missing
+ * routes of both families, also from an unprivileged agent. Needs root: fails (does not skip) otherwise. The namespace
  * and the agent are removed in afterAll, and namespaces left by dead runs
  * are swept first.
  */
@@ -21,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { waitFor } from "../support/wait.ts";
-import type { KernelError, KernelEvent, KernelLink, KernelAddress, KernelOp, KernelRoute } from "../../lib/fib/types.ts";
+import type { KernelError, KernelEvent, KernelLink, KernelAddress, KernelLookup, KernelOp, KernelRoute } from "../../lib/fib/types.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const NS = `bgpctl-k-${process.pid}`;
@@ -87,8 +89,10 @@ class Agent {
   private stderr = "";
   readonly ready: Promise<unknown>;
 
-  constructor() {
-    this.proc = Bun.spawn(["ip", "netns", "exec", NS, process.execPath, join(ROOT, "tests/kernel/rtnetlink-agent.ts")], {
+  /** `asUser`: run the agent as that uid/gid (no capabilities) instead of root. */
+  constructor(asUser?: number) {
+    const drop = asUser === undefined ? [] : ["setpriv", `--reuid=${asUser}`, `--regid=${asUser}`, "--clear-groups"];
+    this.proc = Bun.spawn(["ip", "netns", "exec", NS, ...drop, process.execPath, join(ROOT, "tests/kernel/rtnetlink-agent.ts")], {
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
@@ -427,6 +431,51 @@ describe("rtnetlink against the kernel", () => {
     }, { timeoutMs: 5000, what: "an event after the overrun", intervalMs: 20 });
     expect((await a.apply([...burst, route({ prefix: "203.0.113.48/28" })].map(del))).results.every((x) => x === null)).toBe(true);
     await a.call("events"); // drop what the main watcher collected
+  });
+
+  test("lookupRoute: the matching FIB entry (prefix, metric, protocol, gateway, type) or the kernel's error", async () => {
+    const a = need();
+    ip("route", "add", "203.0.113.0/25", "via", "192.0.2.2", "metric", "7", "proto", "static");
+    ip("route", "add", "blackhole", "203.0.113.64/26");
+    ip("route", "add", "unreachable", "198.51.100.128/25");
+    ip("route", "add", "prohibit", "198.51.100.64/26");
+    ip("-6", "route", "add", "2001:db8:5::/48", "via", "2001:db8::2", "metric", "9");
+    try {
+      const look = (address: string) => a.call<KernelLookup>("lookup", { address });
+      expect(await look("203.0.113.5")).toEqual({
+        route: { family: 4, prefix: "203.0.113.0/25", table: 254, protocol: 4, metric: 7, nextHops: [{ gateway: "192.0.2.2", ifindex: ifVeth0a }], type: 1, scope: 0 },
+      });
+      // Connected subnet: a device route of scope link.
+      expect(await look("198.51.100.9")).toMatchObject({ route: { prefix: "198.51.100.0/24", protocol: 2, nextHops: [{ ifindex: ifVeth1a }], type: 1, scope: 253 } });
+      // Our own address and loopback: local routes (type 2).
+      expect(await look("192.0.2.1")).toMatchObject({ route: { prefix: "192.0.2.1/32", type: 2 } });
+      expect(await look("127.0.0.5")).toMatchObject({ route: { prefix: "127.0.0.0/8", type: 2 } });
+      expect(await look("203.0.113.70")).toMatchObject({ error: { code: "EINVAL" } }); // blackhole
+      expect(await look("198.51.100.130")).toMatchObject({ error: { code: "EHOSTUNREACH" } }); // unreachable
+      expect(await look("198.51.100.70")).toMatchObject({ error: { code: "EACCES" } }); // prohibit
+      expect(await look("203.0.113.200")).toMatchObject({ error: { code: "ENETUNREACH" } }); // only in table 1000
+      expect(await look("2001:db8:5::1")).toMatchObject({ route: { family: 6, prefix: "2001:db8:5::/48", metric: 9, nextHops: [{ gateway: "2001:db8::2", ifindex: ifVeth0a }] } });
+      expect(await look("2001:db8:9::1")).toMatchObject({ error: { code: "ENETUNREACH" } });
+      // No privilege needed: the same lookups from an agent running as nobody.
+      const nobody = new Agent(65534);
+      try {
+        await nobody.ready;
+        expect(await nobody.call<KernelLookup>("lookup", { address: "203.0.113.5" })).toMatchObject({ route: { prefix: "203.0.113.0/25", metric: 7 } });
+        expect(await nobody.call<KernelLookup>("lookup", { address: "198.51.100.130" })).toMatchObject({ error: { code: "EHOSTUNREACH" } });
+      } finally {
+        nobody.kill();
+      }
+      // A lookup follows route changes.
+      ip("route", "del", "203.0.113.0/25", "via", "192.0.2.2", "metric", "7");
+      expect(await look("203.0.113.5")).toMatchObject({ error: { code: "ENETUNREACH" } });
+    } finally {
+      ip("route", "flush", "proto", "static", "table", "main");
+      ip("route", "del", "blackhole", "203.0.113.64/26");
+      ip("route", "del", "unreachable", "198.51.100.128/25");
+      ip("route", "del", "prohibit", "198.51.100.64/26");
+      ip("-6", "route", "del", "2001:db8:5::/48");
+      await a.call("events"); // drop what the main watcher collected
+    }
   });
 
   test("10,000 routes in one apply(), all installed (counted by a dump), then removed", async () => {
