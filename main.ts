@@ -12,6 +12,7 @@ import { registerRun } from "./commands/run.ts";
 import { registerShow } from "./commands/show.ts";
 import { registerWatchK8s } from "./commands/watch-k8s.ts";
 import { UsageError } from "./lib/cli/args.ts";
+import { addGlobalFlags } from "./lib/cli/global-flags.ts";
 import { flush } from "./lib/cli/output.ts";
 import { BgpError } from "./lib/bgp/errors.ts";
 import pkg from "./package.json" with { type: "json" };
@@ -23,11 +24,14 @@ function fail(msg: string, code: number): never {
 }
 
 const program = new Command("bgpctl")
+  .usage("[-j] [-s SOCKET] COMMAND [...]")
   .description("BGP router: speaker, looking glass and MRT reader (bgpctl help <command> for details)")
   .version(pkg.version, "-V, --version")
   .showHelpAfterError(false)
   .exitOverride()
   .configureOutput({ outputError: () => {} });
+// -j and -s before the command as well as after it (lib/cli/global-flags.ts).
+addGlobalFlags(program);
 
 registerRun(program);
 registerWatchK8s(program);

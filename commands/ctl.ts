@@ -32,6 +32,7 @@ import {
   parseLargeCommunityArg,
   parsePrefixArg,
 } from "../lib/cli/args.ts";
+import { daemonAndOneShot, groupOptions, rejectFlags, rejectOtherForm, setFormsUsage } from "../lib/cli/forms.ts";
 import { flush, writeLine } from "../lib/cli/output.ts";
 import { addSessionFlags, type RawSessionFlags, sessionOptions } from "../lib/cli/session-flags.ts";
 import { formatK8sStatus } from "../lib/k8s/format.ts";
@@ -54,23 +55,6 @@ export function ctlClient(flags: CtlFlags): ApiClient {
   return new ApiClient(resolveSocketPath(flags.socket));
 }
 
-/** Long names of the options among `keys` that were given on the command line. */
-export function givenOnCli(cmd: Command, keys: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const k of keys) {
-    if (cmd.getOptionValueSource(k) !== "cli") continue;
-    const o = cmd.options.find((x) => x.attributeName() === k);
-    out.push(o?.long ?? `--${k}`);
-  }
-  return out;
-}
-
-/** UsageError when any of `keys` was given on the command line. */
-export function rejectFlags(cmd: Command, keys: readonly string[], why: string): void {
-  const given = givenOnCli(cmd, keys);
-  if (given.length) throw new UsageError(`${given[0]} ${why}`);
-}
-
 function printJson(v: unknown): void {
   writeLine(JSON.stringify(v));
 }
@@ -80,8 +64,8 @@ function printText(s: string): void {
   process.stdout.write(s);
 }
 
-/** The session flags of lib/cli/session-flags.ts, by attribute name. */
-const SESSION_KEYS = [
+/** The session flags of lib/cli/session-flags.ts that only a session of its own uses (the one-shot forms), by attribute name. */
+export const ONESHOT_SESSION_KEYS = [
   "remoteAs",
   "localAs",
   "routerId",
@@ -90,12 +74,14 @@ const SESSION_KEYS = [
   "passive",
   "holdTime",
   "connectRetry",
-  "family",
-  "advertise",
-  "nextHop",
-  "community",
-  "largeCommunity",
+  "kernel",
+  "kernelTable",
+  "kernelProtocol",
+  "kernelMetric",
 ] as const;
+
+/** Every session flag of lib/cli/session-flags.ts, by attribute name. */
+const SESSION_KEYS = [...ONESHOT_SESSION_KEYS, "family", "advertise", "nextHop", "community", "largeCommunity"] as const;
 
 // ---------------------------------------------------------------------------
 // show summary / neighbors / rib (wired in commands/show.ts)
@@ -143,7 +129,7 @@ export interface ShowRibFlags extends RawSessionFlags, CtlFlags {
 }
 
 /** Options of `show rib` that only make sense against the daemon (rejected with --peer). */
-export const SHOW_RIB_DAEMON_KEYS = ["neighbor", "in", "out", "as", "best", "socket"] as const;
+export const SHOW_RIB_DAEMON_KEYS = ["neighbor", "in", "out", "as", "best", "community", "largeCommunity", "socket"] as const;
 
 /** A community filter: A:B, a well-known name, or a large community A:B:C. */
 function communityFilter(flag: string, v: string): string {
@@ -154,14 +140,10 @@ function communityFilter(flag: string, v: string): string {
 
 /**
  * `show rib [PREFIX [longer|shorter]] [--neighbor ADDR [--in|--out]] [--community C] [--as N] [--best] [--family ipv4|ipv6]`
- * and `show rib summary`, against the daemon. `cmd` tells given flags from defaults.
+ * and `show rib summary`, against the daemon (the one-shot flags are refused by
+ * commands/show.ts before). `cmd` tells given flags from defaults.
  */
 export async function showRib(args: string[], flags: ShowRibFlags, cmd: Command): Promise<void> {
-  rejectFlags(
-    cmd,
-    ["remoteAs", "localAs", "routerId", "port", "localAddress", "passive", "holdTime", "connectRetry", "advertise", "nextHop", "timeout"],
-    "only applies with --peer (a one-shot session); without --peer, show rib asks the daemon",
-  );
   if (args[0] === "summary") {
     if (args.length > 1) throw new UsageError(`show rib summary: unexpected argument "${args[1]}"`);
     rejectFlags(cmd, ["neighbor", "in", "out", "as", "best", "community", "largeCommunity", "family"], "does not apply to show rib summary");
@@ -292,20 +274,36 @@ function checkPrefixes(list: string[]): string[] {
   return list.map((p) => prefixToString(parsePrefixArg("PREFIX", p)));
 }
 
+/** `advertise` asking the daemon, and `advertise --peer`: a one-shot foreground session announcing the prefixes, no daemon. */
+const { daemon: ADVERTISE_DAEMON, oneShot: ADVERTISE_ONESHOT } = daemonAndOneShot(
+  "advertise",
+  {
+    usage: "PREFIX... [--next-hop NH]... [--community C]... [--large-community L]... [--local-pref N] [--med N] [-s SOCKET]",
+    heading: "Daemon form (the daemon announces them to its peers):",
+    short: "PREFIX... [-s SOCKET]",
+  },
+  {
+    usage: "PREFIX... --peer ADDR --remote-as N --local-as N [--router-id ID] [--port P] [--local-address A] [--passive] [--family ipv4,ipv6] [...]",
+    heading: "One-shot form (no daemon: a session of its own to --peer, until interrupted):",
+    short: "PREFIX... --peer ADDR --remote-as N --local-as N ...",
+  },
+);
+
 async function advertise(prefixes: string[], flags: AdvertiseFlags, cmd: Command): Promise<void> {
   if (flags.peer !== undefined) {
     // One-shot: a foreground session announcing the prefixes, as `bgpctl peer --advertise` does.
-    rejectFlags(cmd, ["localPref", "med", "socket"], "does not apply to a one-shot session (advertise --peer); without --peer the prefixes go to the daemon");
+    rejectOtherForm(cmd, ["localPref", "med", "socket"], ADVERTISE_DAEMON, "with --peer the prefixes go to a session of its own");
     const all = [...prefixes, ...(flags.advertise ?? [])];
     checkPrefixes(all);
-    const opts = sessionOptions(flags.peer, { ...flags, advertise: all });
+    const opts = sessionOptions(flags.peer, { ...flags, advertise: all }, "advertise PREFIX...");
     await runForegroundSession(opts, { json: !!flags.json, verbose: !!flags.verbose, shutdownMessage: flags.shutdownMessage });
     return;
   }
-  rejectFlags(
+  rejectOtherForm(
     cmd,
-    ["remoteAs", "localAs", "routerId", "port", "localAddress", "passive", "holdTime", "connectRetry", "family", "advertise", "shutdownMessage", "verbose"],
-    "only applies with --peer ADDR (a one-shot session); without --peer the prefixes go to the daemon",
+    [...ONESHOT_SESSION_KEYS, "family", "advertise", "shutdownMessage", "verbose"],
+    ADVERTISE_ONESHOT,
+    "without --peer the prefixes go to the daemon",
   );
   const canon = checkPrefixes(prefixes);
   const nextHops = (flags.nextHop ?? []).map((n) => parseIpAddress("--next-hop", n));
@@ -366,18 +364,25 @@ async function reload(flags: CtlFlags): Promise<void> {
 }
 
 export function registerCtl(program: Command): void {
-  const adv = addSessionFlags(
-    program
-      .command("advertise")
-      .argument("[prefix...]", "prefixes to announce")
-      .description("announce prefixes from the daemon (with --peer: from a one-shot foreground session instead)"),
-  )
-    .option("--peer <addr>", "no daemon: run one session to this peer announcing the prefixes (with --remote-as, --local-as)")
+  // Declared in help order: the daemon form's flags, then the one-shot form's, then those of both.
+  const adv = program
+    .command("advertise")
+    .argument("[prefix...]", "prefixes to announce")
+    .description("announce prefixes from the daemon (with --peer: from a one-shot foreground session instead)")
     .option("--local-pref <n>", "LOCAL_PREF of the announced prefixes")
-    .option("--med <n>", "MED (MULTI_EXIT_DISC) of the announced prefixes")
-    .option("--shutdown-message <text>", "with --peer: shutdown communication sent on exit (RFC 9003)", "bgpctl advertise stopped")
-    .option("-v, --verbose", "with --peer: also print debug messages");
-  addCtlFlags(adv).action((prefixes: string[], flags: AdvertiseFlags, cmd: Command) => advertise(prefixes, flags, cmd));
+    .option("--med <n>", "MED (MULTI_EXIT_DISC) of the announced prefixes");
+  addCtlFlags(adv, false);
+  adv.option("--peer <addr>", "run one session to this peer announcing the prefixes, until interrupted");
+  addSessionFlags(adv, { group: ADVERTISE_ONESHOT.heading, requiredWhen: "with --peer" });
+  adv
+    .option("--shutdown-message <text>", "shutdown communication sent on exit (RFC 9003)", "bgpctl advertise stopped")
+    .option("-v, --verbose", "also print debug messages")
+    .option("-j, --json", "print JSON");
+  setFormsUsage(adv, "bgpctl", [ADVERTISE_DAEMON.usage, ADVERTISE_ONESHOT.usage]);
+  groupOptions(adv, ADVERTISE_DAEMON.heading, ["--local-pref", "--med", "--socket"]);
+  groupOptions(adv, ADVERTISE_ONESHOT.heading, ["--peer", "--shutdown-message", "--verbose"]);
+  groupOptions(adv, "Both forms:", ["--next-hop", "--community", "--large-community", "--json"]);
+  adv.action((prefixes: string[], flags: AdvertiseFlags, cmd: Command) => advertise(prefixes, flags, cmd));
 
   addCtlFlags(
     program.command("withdraw").argument("<prefix...>", "prefixes to withdraw").description("withdraw prefixes announced with bgpctl advertise"),

@@ -14,7 +14,8 @@ import { addPasswordFlags, addSessionFlags, type RawSessionFlags, sessionOptions
 import { formatEvent } from "../lib/standalone/format.ts";
 import { type PeerEvent, StandaloneSpeaker, type StandaloneOptions } from "../lib/standalone/speaker.ts";
 import { writeLine } from "../lib/cli/output.ts";
-import { PEER_DAEMON_KEYS, type PeerAction, type PeerCtlFlags, addCtlFlags, peerCtl, rejectFlags } from "./ctl.ts";
+import { rejectFlags } from "../lib/cli/forms.ts";
+import { PEER_DAEMON_KEYS, type PeerAction, type PeerCtlFlags, addCtlFlags, peerCtl } from "./ctl.ts";
 
 /** Runs one session in the foreground until SIGINT/SIGTERM, printing its events (also used by `advertise --peer`). */
 export async function runForegroundSession(opts: StandaloneOptions, out: { json: boolean; verbose: boolean; shutdownMessage: string }): Promise<void> {

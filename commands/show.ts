@@ -6,12 +6,28 @@
  * `bgpctl show rib --peer ADDR --remote-as N --local-as N [...] [--json]`.
  */
 import type { Command } from "commander";
-import { UsageError, parseIntIn } from "../lib/cli/args.ts";
+import { UsageError, collect, parseIntIn } from "../lib/cli/args.ts";
+import { daemonAndOneShot, groupOptions, rejectOtherForm, setFormsUsage } from "../lib/cli/forms.ts";
 import { writeLine, flush } from "../lib/cli/output.ts";
 import { addSessionFlags, sessionOptions } from "../lib/cli/session-flags.ts";
 import { formatRibTable } from "../lib/standalone/format.ts";
 import { collectRib } from "../lib/standalone/looking-glass.ts";
-import { type CtlFlags, SHOW_RIB_DAEMON_KEYS, type ShowRibFlags, addCtlFlags, rejectFlags, showFib, showInterfaces, showK8s, showNeighbors, showRib, showSummary } from "./ctl.ts";
+import { type CtlFlags, ONESHOT_SESSION_KEYS, SHOW_RIB_DAEMON_KEYS, type ShowRibFlags, addCtlFlags, showFib, showInterfaces, showK8s, showNeighbors, showRib, showSummary } from "./ctl.ts";
+
+/** `show rib` asking the daemon, and `show rib --peer`: the one-shot looking glass, no daemon. */
+const { daemon: RIB_DAEMON, oneShot: RIB_ONESHOT } = daemonAndOneShot(
+  "show rib",
+  {
+    usage: "[PREFIX [longer|shorter]] [--neighbor ADDR [--in|--out]] [--community C] [--as N] [--best] [--family ipv4|ipv6] [-s SOCKET]",
+    heading: "Daemon form (asks bgpctl run over its control socket):",
+    short: "[PREFIX] [filters] [-s SOCKET]",
+  },
+  {
+    usage: "--peer ADDR --remote-as N --local-as N [--router-id ID] [--port P] [--local-address A] [--passive] [--family ipv4,ipv6] [--timeout S]",
+    heading: "One-shot form (no daemon: a session of its own to --peer):",
+    short: "--peer ADDR --remote-as N --local-as N ...",
+  },
+);
 
 export function registerShow(program: Command): void {
   const show = program.command("show").description("show routes and sessions");
@@ -43,26 +59,36 @@ export function registerShow(program: Command): void {
 
   addCtlFlags(show.command("interfaces").description("links and addresses as bgpctl sees them (rtnetlink)")).action((flags: CtlFlags) => showInterfaces(flags));
 
-  const rib = addSessionFlags(
-    show
-      .command("rib")
-      .argument("[args...]", "PREFIX (or address) [longer|shorter], or summary")
-      .usage("[PREFIX [longer|shorter]] [--neighbor ADDR [--in|--out]] [--community C] [--as N] [--best] [--family ipv4|ipv6]  |  summary  |  --peer ADDR --remote-as N --local-as N [...]")
-      .description("the daemon's routes (Loc-RIB; with --neighbor its Adj-RIB-In/Out), or with --peer a one-shot session's table"),
-  )
-    .option("--peer <addr>", "no daemon: open a session to this peer, collect its table until End-of-RIB, print it")
-    .option("--timeout <seconds>", "with --peer: give up waiting for End-of-RIB after this long", "30")
-    .option("-j, --json", "print JSON")
+  // Declared in help order: the daemon form's flags, then the one-shot form's, then those of both.
+  const rib = show
+    .command("rib")
+    .argument("[args...]", "PREFIX (or address) [longer|shorter], or summary")
+    .description("the daemon's routes (Loc-RIB; with --neighbor its Adj-RIB-In/Out), or with --peer a one-shot session's table")
     .option("--neighbor <addr>", "routes learned from (or with --out, sent to) this neighbour")
     .option("--in", "with --neighbor: its Adj-RIB-In (before import policy)")
     .option("--out", "with --neighbor: its Adj-RIB-Out (what we send it)")
+    .option("--community <c>", "routes carrying this community (A:B or a well-known name)", collect)
+    .option("--large-community <a:b:c>", "routes carrying this large community", collect)
     .option("--as <asn>", "routes whose AS path contains this AS")
     .option("--best", "only the best path of each prefix");
-  addCtlFlags(rib, false).action(async (args: string[], flags: ShowRibFlags & { peer?: string; timeout: string }, cmd: Command) => {
-    if (!flags.peer) return showRib(args, flags, cmd);
+  addCtlFlags(rib, false);
+  rib.option("--peer <addr>", "open a session to this peer, collect its table until End-of-RIB, print it");
+  addSessionFlags(rib, { group: RIB_ONESHOT.heading, requiredWhen: "with --peer", withoutAnnouncements: true });
+  rib.option("--timeout <seconds>", "give up waiting for End-of-RIB after this long", "30").option("-j, --json", "print JSON");
+  setFormsUsage(rib, "bgpctl", [RIB_DAEMON.usage, "summary [-s SOCKET]", RIB_ONESHOT.usage]);
+  groupOptions(rib, RIB_DAEMON.heading, ["--neighbor", "--in", "--out", "--community", "--large-community", "--as", "--best", "--socket"]);
+  groupOptions(rib, RIB_ONESHOT.heading, ["--peer", "--timeout"]);
+  groupOptions(rib, "Both forms:", ["--family", "--json"], {
+    "--family": "daemon form: only this family (ipv4 or ipv6); one-shot form: the families to negotiate (default ipv4,ipv6)",
+  });
+  rib.action(async (args: string[], flags: ShowRibFlags & { peer?: string; timeout: string }, cmd: Command) => {
+    if (!flags.peer) {
+      rejectOtherForm(cmd, [...ONESHOT_SESSION_KEYS, "timeout"], RIB_ONESHOT, "without --peer, show rib asks the daemon");
+      return showRib(args, flags, cmd);
+    }
     if (args.length) throw new UsageError(`show rib --peer: unexpected argument "${args[0]}" (the one-shot session prints the peer's whole table)`);
-    rejectFlags(cmd, SHOW_RIB_DAEMON_KEYS, "asks the daemon and does not apply with --peer (a one-shot session)");
-    const opts = sessionOptions(flags.peer, flags);
+    rejectOtherForm(cmd, SHOW_RIB_DAEMON_KEYS, RIB_DAEMON, "with --peer, show rib asks no daemon");
+    const opts = sessionOptions(flags.peer, flags, "show rib");
     const timeout = parseIntIn("--timeout", flags.timeout, 1, 86400);
     const r = await collectRib(opts, timeout * 1000);
     if (r.error) {

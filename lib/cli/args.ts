@@ -8,6 +8,7 @@ import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { parseAddr, parseIPv4, parsePrefix } from "../core/addr.ts";
 import { AFI, type Prefix } from "../core/addr.ts";
 import { type Family, SAFI } from "../bgp/types.ts";
+import { readFileSync } from "node:fs";
 
 export class UsageError extends Error {
   override readonly name = "UsageError";
@@ -87,4 +88,15 @@ export function parseFamilies(flag: string, v: string): Family[] {
 /** Commander collector for repeatable flags. */
 export function collect(v: string, prev: string[] | undefined): string[] {
   return [...(prev ?? []), v];
+}
+
+/** The text of a file a flag names; UsageError naming the flag, the file and why it cannot be read. */
+export function readFlagFile(flag: string, path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : (e as Error).message;
+    throw new UsageError(`${flag}: ${path}: ${why}`);
+  }
 }

@@ -3,8 +3,7 @@
  * `bgpctl show rib --peer`, and their translation to StandaloneOptions.
  * The TCP-MD5 flags (`addPasswordFlags`) are only on `bgpctl peer`.
  */
-import { readFileSync } from "node:fs";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { md5PasswordProblem } from "../../ffi/tcp-md5.ts";
 import { checkNextHops, type StandaloneOptions } from "../standalone/speaker.ts";
 import { AFI } from "../core/addr.ts";
@@ -21,27 +20,48 @@ import {
   parseLargeCommunityArg,
   parsePrefixArg,
   parseRouterId,
+  readFlagFile,
 } from "./args.ts";
 
-export function addSessionFlags(cmd: Command): Command {
-  return cmd
-    .option("--remote-as <asn>", "the peer's AS number (required)")
-    .option("--local-as <asn>", "our AS number (required)")
-    .option("--router-id <id>", "BGP identifier (default: the session's local IPv4 address, or one derived from the IPv6 address)")
-    .option("--port <port>", "TCP port: the peer's port, or the port to listen on with --passive", "179")
-    .option("--local-address <addr>", "local address to connect from (or listen on with --passive)")
-    .option("--passive", "wait for the peer to connect")
-    .option("--hold-time <seconds>", "hold time: 0 or 3..65535", "90")
-    .option("--connect-retry <seconds>", "connect retry time", "5")
-    .option("--family <list>", "address families: ipv4, ipv6 or ipv4,ipv6", "ipv4,ipv6")
-    .option("--advertise <prefix>", "announce this prefix (repeatable)", collect)
-    .option("--next-hop <addr>", "next hop for announced prefixes (one per family; default: the local address)", collect)
-    .option("--community <a:b>", "community on announced prefixes (repeatable)", collect)
-    .option("--large-community <a:b:c>", "large community on announced prefixes (repeatable)", collect)
-    .option("--kernel", "install the peer's routes in the kernel (rtnetlink; needs CAP_NET_ADMIN)")
-    .option("--kernel-table <id>", "routing table for --kernel (default 254, main)", "254")
-    .option("--kernel-protocol <n>", "route protocol number for --kernel (default 186, bgp)", "186")
-    .option("--kernel-metric <n>", "route metric for --kernel (default 20)", "20");
+/** Where the session flags go in a command's help, and what makes them required there. */
+export interface SessionFlagsHelp {
+  /** Help group heading (e.g. the one-shot form of a command that also talks to the daemon); default: the command's options. */
+  group?: string;
+  /** When --remote-as and --local-as are required, e.g. "with --peer"; default: always. */
+  requiredWhen?: string;
+  /** Leave out the announcement flags (--advertise, --next-hop, --community, --large-community), e.g. where the command declares its own. */
+  withoutAnnouncements?: boolean;
+}
+
+export function addSessionFlags(cmd: Command, help: SessionFlagsHelp = {}): Command {
+  const req = help.requiredWhen ? `required ${help.requiredWhen}` : "required";
+  const add = (flags: string, description: string, parse?: (v: string, prev: string[] | undefined) => string[], dflt?: string) => {
+    const o = new Option(flags, description);
+    if (parse) o.argParser(parse);
+    if (dflt !== undefined) o.default(dflt);
+    if (help.group) o.helpGroup(help.group);
+    cmd.addOption(o);
+  };
+  add("--remote-as <asn>", `the peer's AS number (${req})`);
+  add("--local-as <asn>", `our AS number (${req})`);
+  add("--router-id <id>", "BGP identifier (default: the session's local IPv4 address, or one derived from the IPv6 address)");
+  add("--port <port>", "TCP port: the peer's port, or the port to listen on with --passive", undefined, "179");
+  add("--local-address <addr>", "local address to connect from (or listen on with --passive)");
+  add("--passive", "wait for the peer to connect");
+  add("--hold-time <seconds>", "hold time: 0 or 3..65535", undefined, "90");
+  add("--connect-retry <seconds>", "connect retry time", undefined, "5");
+  add("--family <list>", "address families: ipv4, ipv6 or ipv4,ipv6", undefined, "ipv4,ipv6");
+  if (!help.withoutAnnouncements) {
+    add("--advertise <prefix>", "announce this prefix (repeatable)", collect);
+    add("--next-hop <addr>", "next hop for announced prefixes (one per family; default: the local address)", collect);
+    add("--community <a:b>", "community on announced prefixes (repeatable)", collect);
+    add("--large-community <a:b:c>", "large community on announced prefixes (repeatable)", collect);
+  }
+  add("--kernel", "install the peer's routes in the kernel (rtnetlink; needs CAP_NET_ADMIN)");
+  add("--kernel-table <id>", "routing table for --kernel (254: main)", undefined, "254");
+  add("--kernel-protocol <n>", "route protocol number for --kernel (186: bgp)", undefined, "186");
+  add("--kernel-metric <n>", "route metric for --kernel", undefined, "20");
+  return cmd;
 }
 
 /** --password / --password-file (TCP-MD5, RFC 2385), for commands that run a session of their own. */
@@ -61,14 +81,7 @@ export function passwordOption(f: { password?: string; passwordFile?: string }):
     flag = "--password";
   } else if (f.passwordFile !== undefined) {
     flag = "--password-file";
-    try {
-      pw = readFileSync(f.passwordFile, "utf8");
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : (e as Error).message;
-      throw new UsageError(`--password-file: ${f.passwordFile}: ${why}`);
-    }
-    pw = pw.replace(/\r?\n$/, "");
+    pw = readFlagFile(flag, f.passwordFile).replace(/\r?\n$/, "");
   } else return undefined;
   const problem = md5PasswordProblem(pw);
   if (problem) throw new UsageError(`${flag}: ${problem}`);
@@ -98,10 +111,17 @@ export interface RawSessionFlags {
   passwordFile?: string;
 }
 
-export function sessionOptions(peer: string, f: RawSessionFlags): StandaloneOptions {
+/**
+ * The session of `peer` (an address) from the flags. For the one-shot form of
+ * a daemon command, `oneShotOf` names it ("show rib") in errors about
+ * missing flags: "--remote-as is required with --peer (bgpctl show rib --peer ADDR ...)".
+ */
+export function sessionOptions(peer: string, f: RawSessionFlags, oneShotOf?: string): StandaloneOptions {
   parseIpAddress("ADDR", peer);
-  if (f.remoteAs === undefined) throw new UsageError("--remote-as is required");
-  if (f.localAs === undefined) throw new UsageError("--local-as is required");
+  const missing = (flag: string) =>
+    new UsageError(oneShotOf ? `${flag} is required with --peer (bgpctl ${oneShotOf} --peer ADDR --remote-as N --local-as N ...)` : `${flag} is required`);
+  if (f.remoteAs === undefined) throw missing("--remote-as");
+  if (f.localAs === undefined) throw missing("--local-as");
   const nextHops = (f.nextHop ?? []).map((n) => parseIpAddress("--next-hop", n));
   const nhErr = checkNextHops(nextHops);
   if (nhErr) throw new UsageError(`--next-hop: ${nhErr}`);
