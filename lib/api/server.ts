@@ -29,6 +29,8 @@ import { chmodSync, lstatSync, mkdirSync, rmSync, type Stats } from "node:fs";
 import { createConnection } from "node:net";
 import { dirname } from "node:path";
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
+import { ConfigError } from "../config/reader.ts";
+import { advertiseFromRequest, checkPeerRequest, requestErrorText, withdrawFromRequest } from "../config/request.ts";
 import { parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { RouterError, type RouterErrorKind } from "../router/errors.ts";
 import { type AdvertiseRequest, ApiError, type MonitorEvent, type PeerAddRequest, type RibQuery, type RouterApi } from "./types.ts";
@@ -98,11 +100,6 @@ function checkPrefixOrAddress(field: string, v: string): string {
   return checkPrefix(field, v);
 }
 
-function checkUint(field: string, v: unknown, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) bad(`${field}: ${JSON.stringify(v)} must be an integer in ${min}..${max}`);
-  return v;
-}
-
 function checkAsn(field: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 4294967295) bad(`${field}: ${JSON.stringify(v)} is not an AS number (1..4294967295)`);
   return v;
@@ -111,17 +108,6 @@ function checkAsn(field: string, v: unknown): number {
 function checkString(field: string, v: unknown, maxLen = 1024): string {
   if (typeof v !== "string") bad(`${field}: expected a string, got ${JSON.stringify(v)}`);
   if (v.length > maxLen) bad(`${field}: longer than ${maxLen} characters`);
-  return v;
-}
-
-function checkBool(field: string, v: unknown): boolean {
-  if (typeof v !== "boolean") bad(`${field}: expected true or false, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function checkArray(field: string, v: unknown, nonEmpty: boolean): unknown[] {
-  if (!Array.isArray(v)) bad(`${field}: expected an array`);
-  if (nonEmpty && v.length === 0) bad(`${field}: must not be empty`);
   return v;
 }
 
@@ -194,67 +180,36 @@ export function parseRibQuery(params: URLSearchParams): RibQuery {
   return q;
 }
 
+/** Runs a request check of lib/config/request.ts; its ConfigError becomes a 400 naming each bad field (one line). */
+function viaSchema<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof ConfigError) bad(requestErrorText(e).split("\n").join("; "));
+    throw e;
+  }
+}
+
+/** `POST /v1/advertise`: checked by the schema of a file advertisement; the keys given, prefixes and communities in canonical form. */
 export function parseAdvertiseRequest(body: Record<string, unknown>): AdvertiseRequest {
-  checkKeys(body, ["prefixes", "nextHop", "communities", "largeCommunities", "localPref", "med"]);
-  if (body.prefixes === undefined) bad("prefixes: required (a non-empty array of prefixes)");
-  const r: AdvertiseRequest = { prefixes: checkArray("prefixes", body.prefixes, true).map((p, i) => checkPrefix(`prefixes[${i}]`, p)) };
-  if (body.nextHop !== undefined) r.nextHop = checkAddress("nextHop", body.nextHop);
-  if (body.communities !== undefined) r.communities = checkArray("communities", body.communities, false).map((c, i) => checkCommunity(`communities[${i}]`, c));
-  if (body.largeCommunities !== undefined) {
-    r.largeCommunities = checkArray("largeCommunities", body.largeCommunities, false).map((c, i) => checkLargeCommunity(`largeCommunities[${i}]`, c));
-  }
-  if (body.localPref !== undefined) r.localPref = checkUint("localPref", body.localPref, 0, 4294967295);
-  if (body.med !== undefined) r.med = checkUint("med", body.med, 0, 4294967295);
-  return r;
+  const ads = viaSchema(() => advertiseFromRequest(body));
+  const given = Object.entries(ads[0]!).filter(([k]) => k !== "prefix" && k in body);
+  return { ...Object.fromEntries(given), prefixes: ads.map((a) => a.prefix) };
 }
 
+/** `POST /v1/withdraw`: {prefixes}, checked as the prefixes of an advertisement; canonical form. */
 export function parseWithdrawRequest(body: Record<string, unknown>): string[] {
-  checkKeys(body, ["prefixes"]);
-  if (body.prefixes === undefined) bad("prefixes: required (a non-empty array of prefixes)");
-  return checkArray("prefixes", body.prefixes, true).map((p, i) => checkPrefix(`prefixes[${i}]`, p));
+  return viaSchema(() => withdrawFromRequest(body));
 }
 
+/**
+ * `POST /v1/peers`: checked against the schema of a peer in the file (every
+ * peer key but group and passwordFile; types, ranges, unknown keys); passed
+ * on unchanged: the router builds the peer with peerFromRequest (policy
+ * names, cross-checks, the file's defaults).
+ */
 export function parsePeerAddRequest(body: Record<string, unknown>): PeerAddRequest {
-  checkKeys(body, [
-    "address",
-    "remoteAs",
-    "localAs",
-    "port",
-    "localAddress",
-    "passive",
-    "holdTime",
-    "families",
-    "import",
-    "export",
-    "description",
-    "routeReflectorClient",
-    "nextHopSelf",
-  ]);
-  if (body.address === undefined) bad("address: required");
-  if (body.remoteAs === undefined) bad("remoteAs: required");
-  const r: PeerAddRequest = { address: checkAddress("address", body.address), remoteAs: checkAsn("remoteAs", body.remoteAs) };
-  if (body.localAs !== undefined) r.localAs = checkAsn("localAs", body.localAs);
-  if (body.port !== undefined) r.port = checkUint("port", body.port, 1, 65535);
-  if (body.localAddress !== undefined) r.localAddress = checkAddress("localAddress", body.localAddress);
-  if (body.passive !== undefined) r.passive = checkBool("passive", body.passive);
-  if (body.holdTime !== undefined) {
-    const h = checkUint("holdTime", body.holdTime, 0, 65535);
-    if (h === 1 || h === 2) bad(`holdTime: must be 0 or at least 3 seconds (RFC 4271 §4.2), got ${h}`);
-    r.holdTime = h;
-  }
-  if (body.families !== undefined) {
-    const fams = checkArray("families", body.families, true).map((f, i) => {
-      if (f !== "ipv4" && f !== "ipv6") bad(`families[${i}]: ${JSON.stringify(f)} must be "ipv4" or "ipv6"`);
-      return f;
-    });
-    r.families = [...new Set(fams)];
-  }
-  if (body.import !== undefined) r.import = checkString("import", body.import);
-  if (body.export !== undefined) r.export = checkString("export", body.export);
-  if (body.description !== undefined) r.description = checkString("description", body.description);
-  if (body.routeReflectorClient !== undefined) r.routeReflectorClient = checkBool("routeReflectorClient", body.routeReflectorClient);
-  if (body.nextHopSelf !== undefined) r.nextHopSelf = checkBool("nextHopSelf", body.nextHopSelf);
-  return r;
+  return viaSchema(() => checkPeerRequest(body)) as PeerAddRequest;
 }
 
 /** The request body as a JSON object; an empty body is `{}`. */

@@ -1,22 +1,26 @@
 /**
  * What changed between two normalised configurations, for a reload (SIGHUP)
  * that keeps unaffected sessions running: peers added, removed and changed
- * (and whether a change needs a new session or can be applied in place),
- * advertisements added and removed, policies whose meaning changed, global
- * settings that changed, and the peers a policy change affects.
+ * (and, from each changed key's `reload` metadata in the schema, whether a
+ * new session is needed, or re-running import or export), advertisements
+ * added and removed, policies whose meaning changed, global settings that
+ * changed, and the peers a policy change affects.
  */
+import { type ReloadEffect, DocumentSchema, PeerConfigSchema, metaOf } from "./schema.ts";
 import type { AdvertiseConfig, PeerConfig, PolicyRef, RouterConfig } from "./types.ts";
 
 export interface PeerChange {
   address: string;
   before: PeerConfig;
   after: PeerConfig;
-  /** The PeerConfig keys whose values differ, in PeerConfig order. */
+  /** The PeerConfig keys whose values differ, in schema order. */
   fields: string[];
-  /** Only a new session applies the change (the session is torn down and re-established). */
+  /** A changed key only a new session can apply (negotiated in OPEN, timers, transport): the session is torn down and re-established. */
   needsReset: boolean;
-  /** Only import and/or export changed: re-run the policies, the session stays. */
-  policyOnly: boolean;
+  /** A changed key decides what import accepts (import, allowOwnAs, enforceFirstAs): re-run import over the Adj-RIB-In (and ask for a route refresh). */
+  reimport: boolean;
+  /** A changed key decides what is sent (export, nextHopSelf, routeReflectorClient, asOverride): re-evaluate the Adj-RIB-Out. */
+  reexport: boolean;
 }
 
 export interface ConfigDiff {
@@ -31,66 +35,23 @@ export interface ConfigDiff {
   advertiseRemoved: AdvertiseConfig[];
   /** Policies added, removed, redefined, or whose referenced prefix lists changed (sorted). */
   policiesChanged: string[];
-  /** Top-level settings that changed: asn, routerId, listen, controlSocket, multipath, decision, clusterId, mrai, log. */
+  /** Top-level settings (reload effect "global") that changed: asn, routerId, listen, controlSocket, multipath, decision, clusterId, mrai, kernel, health, log. */
   globalChanged: string[];
   /** Peers present before and after (not added) whose import or export chain names a changed policy. */
   peersAffectedByPolicy: string[];
 }
 
-/** Peer keys whose change only a new session can apply (negotiated in OPEN, or transport). */
-export const RESET_FIELDS: readonly (keyof PeerConfig)[] = [
-  "remoteAs",
-  "localAs",
-  "port",
-  "localAddress",
-  "families",
-  "addPath",
-  "holdTime",
-  "passive",
-  "multihop",
-  "password",
-];
+/** The PeerConfig keys, in schema order, with what a change of each needs. */
+const PEER_EFFECTS: ReadonlyMap<string, ReloadEffect> = new Map(
+  Object.entries(PeerConfigSchema.shape).map(([k, s]) => [k, metaOf(s).reload ?? "reset"]),
+);
 
-const PEER_FIELDS: readonly (keyof PeerConfig)[] = [
-  "address",
-  "remoteAs",
-  "localAs",
-  "port",
-  "localAddress",
-  "passive",
-  "holdTime",
-  "keepalive",
-  "connectRetry",
-  "families",
-  "nextHopSelf",
-  "routeReflectorClient",
-  "multihop",
-  "import",
-  "export",
-  "maxPrefix",
-  "description",
-  "shutdown",
-  "shutdownMessage",
-  "allowOwnAs",
-  "asOverride",
-  "addPath",
-  "group",
-  "password",
-];
+/** The PeerConfig keys whose change only a new session can apply. */
+export const RESET_FIELDS: readonly string[] = [...PEER_EFFECTS].filter(([, e]) => e === "reset").map(([k]) => k);
 
-const GLOBAL_FIELDS: readonly (keyof RouterConfig)[] = [
-  "asn",
-  "routerId",
-  "listen",
-  "controlSocket",
-  "multipath",
-  "decision",
-  "clusterId",
-  "mrai",
-  "kernel",
-  "health",
-  "log",
-];
+const GLOBAL_FIELDS = Object.entries(DocumentSchema.shape)
+  .filter(([, s]) => metaOf(s).reload === "global")
+  .map(([k]) => k as keyof RouterConfig);
 
 /** Structural equality of plain config data (key order does not matter; undefined equals absent). */
 export function sameValue(a: unknown, b: unknown): boolean {
@@ -112,13 +73,18 @@ function chainNames(ref: PolicyRef): string[] {
   return ref?.kind === "chain" ? ref.names : [];
 }
 
-/** Every key of PeerConfig that differs (listed keys first, then any others, e.g. fields added later). */
-function peerFieldsChanged(a: PeerConfig, b: PeerConfig): string[] {
-  const ao = a as unknown as Record<string, unknown>;
-  const bo = b as unknown as Record<string, unknown>;
-  const keys = [...PEER_FIELDS] as string[];
-  for (const k of [...Object.keys(ao), ...Object.keys(bo)]) if (!keys.includes(k)) keys.push(k);
-  return keys.filter((k) => !sameValue(ao[k], bo[k]));
+/**
+ * What changed between two configurations of one peer and what applying it
+ * needs. A key unknown to the schema (none today) is treated as needing a new session.
+ */
+export function diffPeer(before: PeerConfig, after: PeerConfig): Omit<PeerChange, "address" | "before" | "after"> {
+  const a = before as unknown as Record<string, unknown>;
+  const b = after as unknown as Record<string, unknown>;
+  const keys = [...PEER_EFFECTS.keys()];
+  for (const k of [...Object.keys(a), ...Object.keys(b)]) if (!keys.includes(k)) keys.push(k);
+  const fields = keys.filter((k) => !sameValue(a[k], b[k]));
+  const effect = (e: ReloadEffect) => fields.some((f) => (PEER_EFFECTS.get(f) ?? "reset") === e);
+  return { fields, needsReset: effect("reset"), reimport: effect("reimport"), reexport: effect("reexport") };
 }
 
 export function diffConfig(old: RouterConfig, next: RouterConfig): ConfigDiff {
@@ -130,11 +96,8 @@ export function diffConfig(old: RouterConfig, next: RouterConfig): ConfigDiff {
   for (const after of next.peers) {
     const before = oldPeers.get(after.address);
     if (!before) continue;
-    const fields = peerFieldsChanged(before, after);
-    if (!fields.length) continue;
-    const needsReset = fields.some((f) => (RESET_FIELDS as readonly string[]).includes(f));
-    const policyOnly = fields.every((f) => f === "import" || f === "export");
-    peersChanged.push({ address: after.address, before, after, fields, needsReset, policyOnly });
+    const d = diffPeer(before, after);
+    if (d.fields.length) peersChanged.push({ address: after.address, before, after, ...d });
   }
 
   // Advertisements are compared whole: a changed attribute withdraws the old and adds the new.

@@ -578,6 +578,7 @@ function meshPeers(
         description: `k8s node ${other.name}`,
         shutdown: D.shutdown,
         allowOwnAs: D.allowOwnAs,
+        enforceFirstAs: D.enforceFirstAs,
         asOverride: D.asOverride,
       };
       out.set(theirs, {

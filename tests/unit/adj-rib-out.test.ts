@@ -98,6 +98,7 @@ function peerCfg(o: Partial<PeerConfig> = {}): PeerConfig {
     export: { kind: "all" },
     shutdown: false,
     allowOwnAs: 0,
+    enforceFirstAs: true,
     ...o,
   };
 }

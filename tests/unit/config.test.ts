@@ -64,6 +64,7 @@ function peer(overrides: Partial<PeerConfig> = {}): PeerConfig {
     export: undefined,
     shutdown: false,
     allowOwnAs: 0,
+    enforceFirstAs: true,
     asOverride: false,
     ...overrides,
   };
@@ -122,6 +123,7 @@ describe("defaults", () => {
       "    description: transit",
       "    shutdown: maintenance until 18:00",
       "    allowOwnAs: 2",
+      "    enforceFirstAs: false",
       "    asOverride: true",
       "    addPath: {send: true}",
     );
@@ -146,6 +148,7 @@ describe("defaults", () => {
       shutdown: true,
       shutdownMessage: "maintenance until 18:00",
       allowOwnAs: 2,
+      enforceFirstAs: false,
       asOverride: true,
       addPath: { send: true, receive: false },
     });
@@ -886,7 +889,7 @@ describe("diffConfig", () => {
     expect(c.address).toBe("192.0.2.4");
     expect(c.fields).toEqual(["holdTime", "description"]);
     expect(c.needsReset).toBe(true);
-    expect(c.policyOnly).toBe(false);
+    expect([c.reimport, c.reexport]).toEqual([false, false]);
     expect(c.before.holdTime).toBe(90);
     expect(c.after.holdTime).toBe(30);
     for (const [k, line] of [
@@ -898,23 +901,36 @@ describe("diffConfig", () => {
       ["addPath", "  - {address: 192.0.2.4, remoteAs: 65004, addPath: {send: true}}"],
       ["passive", "  - {address: 192.0.2.4, remoteAs: 65004, passive: true}"],
       ["multihop", "  - {address: 192.0.2.4, remoteAs: 65004, multihop: 2}"],
+      ["keepalive", "  - {address: 192.0.2.4, remoteAs: 65004, keepalive: 10}"],
+      ["password", "  - {address: 192.0.2.4, remoteAs: 65004, password: s3cret}"],
     ] as const) {
       const ch = diffConfig(old, edit("  - {address: 192.0.2.4, remoteAs: 65004}", line)).peersChanged[0]!;
       expect(ch.fields).toEqual([k]);
-      expect([ch.needsReset, ch.policyOnly]).toEqual([true, false]);
+      expect([ch.needsReset, ch.reimport, ch.reexport]).toEqual([true, false, false]);
     }
   });
 
-  test("import/export changes are policy-only; other in-place changes are neither", () => {
-    const d = diffConfig(old, edit("  - {address: 192.0.2.4, remoteAs: 65004}", "  - {address: 192.0.2.4, remoteAs: 65004, import: imp, export: none}"));
-    expect(d.peersChanged.map((c) => [c.address, c.fields, c.needsReset, c.policyOnly])).toEqual([["192.0.2.4", ["import", "export"], false, true]]);
-    for (const v of ["maxPrefix: 10", "description: x", "nextHopSelf: true"]) {
-      const e = diffConfig(old, edit("  - {address: 192.0.2.4, remoteAs: 65004}", `  - {address: 192.0.2.4, remoteAs: 65004, ${v}}`));
-      expect([e.peersChanged[0]!.needsReset, e.peersChanged[0]!.policyOnly]).toEqual([false, false]);
+  test("import-affecting changes re-import, export-affecting ones re-export, the rest change nothing on the session", () => {
+    const peerLine = "  - {address: 192.0.2.4, remoteAs: 65004}";
+    const change = (extra: string) => diffConfig(old, edit(peerLine, `  - {address: 192.0.2.4, remoteAs: 65004, ${extra}}`)).peersChanged[0]!;
+    const d = diffConfig(old, edit(peerLine, "  - {address: 192.0.2.4, remoteAs: 65004, import: imp, export: none}"));
+    expect(d.peersChanged.map((c) => [c.address, c.fields, c.needsReset, c.reimport, c.reexport])).toEqual([["192.0.2.4", ["import", "export"], false, true, true]]);
+    for (const v of ["import: all", "allowOwnAs: 1", "enforceFirstAs: false"]) {
+      const c = change(v);
+      expect([v, c.needsReset, c.reimport, c.reexport]).toEqual([v, false, true, false]);
     }
-    const s = diffConfig(old, edit("  - {address: 192.0.2.4, remoteAs: 65004}", "  - {address: 192.0.2.4, remoteAs: 65004, shutdown: bye}"));
-    expect(s.peersChanged[0]!.fields).toEqual(["shutdown", "shutdownMessage"]);
-    expect(s.peersChanged[0]!.needsReset).toBe(false);
+    for (const v of ["export: all", "nextHopSelf: true", "asOverride: true"]) {
+      const c = change(v);
+      expect([v, c.needsReset, c.reimport, c.reexport]).toEqual([v, false, false, true]);
+    }
+    // A description (or timer, limit, admin state) change must not cause a ROUTE-REFRESH or a reset.
+    for (const v of ["description: x", "maxPrefix: 10", "connectRetry: 5", "shutdown: true"]) {
+      const c = change(v);
+      expect([v, c.needsReset, c.reimport, c.reexport]).toEqual([v, false, false, false]);
+    }
+    const s = change("shutdown: bye");
+    expect(s.fields).toEqual(["shutdown", "shutdownMessage"]);
+    expect([s.needsReset, s.reimport, s.reexport]).toEqual([false, false, false]);
   });
 
   test("advertisements added, removed and changed", () => {

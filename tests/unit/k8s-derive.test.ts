@@ -184,6 +184,7 @@ describe("node mesh", () => {
       description: "k8s node node-b",
       shutdown: false,
       allowOwnAs: 0,
+      enforceFirstAs: true,
       asOverride: false,
     };
     expect(peer(d, "10.0.0.2")).toEqual(expected);
@@ -666,6 +667,7 @@ describe("external peers", () => {
       export: { kind: "chain", names: ["k8s-external-export"] },
       shutdown: false,
       allowOwnAs: 0,
+      enforceFirstAs: true,
       asOverride: false,
     });
     expect(peer(d, "2001:db8::64")).toMatchObject({
