@@ -646,6 +646,8 @@ export interface RouteSpec {
   asPath?: number[];
   /** explicit next hop (GoBGP); BIRD derives it from the session */
   nextHop?: string;
+  /** ORIGIN (default: the daemon's own, igp for BIRD's static routes, incomplete for GoBGP's) */
+  origin?: "igp" | "egp" | "incomplete";
 }
 
 function splitPair(s: string, n: 2 | 3): number[] {
@@ -717,6 +719,7 @@ export function birdConfig(spec: BirdConfigSpec): string {
         stmts.push(`bgp_large_community.add((${a},${b},${d}));`);
       }
       if (r.localPref !== undefined) stmts.push(`bgp_local_pref = ${r.localPref};`);
+      if (r.origin !== undefined) stmts.push(`bgp_origin = ORIGIN_${r.origin.toUpperCase()};`);
       out.push(`  route ${r.prefix} blackhole${stmts.length ? ` { ${stmts.join(" ")} }` : ""};`);
     }
     out.push(`}`);
@@ -782,6 +785,7 @@ export interface BirdProtocolInfo {
   neighborAs: number | null;
   localAs: number | null;
   neighborId: string | null;
+  neighborAddress: string | null;
   session: string | null;
   lastError: string | null;
   message: string | null;
@@ -823,6 +827,7 @@ export function parseBirdProtocol(out: string): BirdProtocolInfo | null {
     neighborAs: null,
     localAs: null,
     neighborId: null,
+    neighborAddress: null,
     session: null,
     lastError: null,
     message: null,
@@ -902,6 +907,9 @@ export function parseBirdProtocol(out: string): BirdProtocolInfo | null {
         break;
       case "Neighbor ID":
         info.neighborId = val;
+        break;
+      case "Neighbor address":
+        info.neighborAddress = val;
         break;
       case "Session":
         info.session = val;
@@ -1399,7 +1407,7 @@ export class GobgpInstance {
   }
 
   /** `gobgp global rib -a FAMILY add PREFIX [nexthop NH] [origin O] [med N] [local-pref N] [community ...] [large-community ...]` */
-  async addRoute(r: RouteSpec & { origin?: "igp" | "egp" | "incomplete" }): Promise<void> {
+  async addRoute(r: RouteSpec): Promise<void> {
     const args = ["global", "rib", "-a", familyOf(r.prefix), "add", r.prefix];
     if (r.nextHop) args.push("nexthop", r.nextHop);
     if (r.origin) args.push("origin", r.origin);
@@ -1806,6 +1814,224 @@ export function firstNh(nh: string | null | undefined): string {
 /** The bgpctl peer has sent or received no NOTIFICATION. */
 export function expectNoNotifications(peer: BgpctlPeer): void {
   expect(peer.all("notification")).toEqual([]);
+}
+
+// ---------------------------------------------------------------------------
+// The peer under test behind one interface (tests/interop/peers.test.ts runs
+// every shared scenario once per adapter): config writer, start/stop, the
+// routes the peer learned from bgpctl, its view of the session, shutdown.
+// ---------------------------------------------------------------------------
+
+/** The peer daemon in namespace b of a PairTopology, with one session towards bgpctl. */
+export interface PeerSpec {
+  /** the peer's own AS */
+  localAs: number;
+  /** bgpctl's AS */
+  remoteAs: number;
+  /** bgpctl's address: the session runs over its family */
+  neighbor: string;
+  /** the peer's address for the session (default: its address of the neighbor's family) */
+  localAddress?: string;
+  /** the peer opens the connection (default: passive, bgpctl connects) */
+  connects?: boolean;
+  holdTime?: number;
+  keepalive?: number;
+  /** false: a 2-octet-only speaker (BIRD `enable as4 off`; GoBGP cannot) */
+  as4?: boolean;
+  /** the peer must send End-of-RIB (GoBGP does only with graceful restart enabled) */
+  endOfRib?: boolean;
+  /** routes the peer originates; one without nextHop gets the peer's address of its family */
+  routes?: RouteSpec[];
+}
+
+/** The peer's view of its session with bgpctl, the same shape for every daemon. */
+export interface PeerSessionView {
+  /** bgpctl's AS as the peer saw it */
+  neighborAs: number | null;
+  /** bgpctl's BGP identifier as the peer saw it */
+  neighborId: string | null;
+  neighborAddress: string | null;
+  /**
+   * Capabilities bgpctl advertised, by RFC name: "multiprotocol",
+   * "route-refresh", "four-octet-as", "graceful-restart", ... (a name this
+   * table does not know is kept as the daemon spelled it).
+   */
+  capabilities: string[];
+}
+
+export interface RunningPeer<D> {
+  /** the daemon itself, for what only this peer can do */
+  readonly daemon: D;
+  readonly proc: LabProcess;
+  waitEstablished(timeoutMs?: number, procs?: LabProcess[]): Promise<PeerSessionView>;
+  established(): Promise<boolean>;
+  /** the routes the peer has learned from bgpctl, both families */
+  learned(): Promise<PeerRoute[]>;
+  /** Cease/Administrative Shutdown with a shutdown communication (RFC 9003) */
+  shutdown(message: string): Promise<void>;
+  /** the peer's log shows a received Cease/Administrative Shutdown */
+  loggedShutdownReceived(): boolean;
+  pause(): void;
+  resume(): void;
+}
+
+export interface PeerAdapter<D = unknown> {
+  /** "BIRD 2", "GoBGP": used in test names */
+  readonly name: string;
+  /** the daemon's process name */
+  readonly process: string;
+  /** the peer's command for a shutdown with a message, for test names */
+  readonly shutdownCommand: string;
+  /** opens connections promptly (gobgpd's connect loop waits >= 5 s, so the labs keep it passive) */
+  readonly connectsPromptly: boolean;
+  start(t: PairTopology, spec: PeerSpec): Promise<RunningPeer<D>>;
+}
+
+/** The peer's session address and next hops: b4/b6 for the family of each. */
+function peerAddressFor(t: PairTopology, addr: string): string {
+  return familyOf(addr) === "ipv6" ? t.addr.b6 : t.addr.b4;
+}
+
+const BIRD_CAPS: Record<string, string> = {
+  Multiprotocol: "multiprotocol",
+  "Route refresh": "route-refresh",
+  "4-octet AS numbers": "four-octet-as",
+  "Graceful restart": "graceful-restart",
+  "Enhanced refresh": "enhanced-route-refresh",
+  "Extended message": "extended-message",
+  "Extended next hop": "extended-next-hop",
+  "ADD-PATH": "add-path",
+  "Long-lived graceful restart": "long-lived-graceful-restart",
+};
+
+const GOBGP_CAPS: Record<string, string> = {
+  MultiProtocolCapability: "multiprotocol",
+  RouteRefreshCapability: "route-refresh",
+  FourOctetASNCapability: "four-octet-as",
+  GracefulRestartCapability: "graceful-restart",
+  EnhancedRouteRefreshCapability: "enhanced-route-refresh",
+  ExtendedMessageCapability: "extended-message",
+  ExtendedNexthopCapability: "extended-next-hop",
+  AddPathCapability: "add-path",
+  LongLivedGracefulRestartCapability: "long-lived-graceful-restart",
+};
+
+/** BIRD 2: one `protocol bgp bgpctl`, static routes for the peer's own. */
+export const BIRD_PEER: PeerAdapter<BirdInstance> = {
+  name: "BIRD 2",
+  process: "bird",
+  shutdownCommand: 'birdc disable bgpctl "maintenance window"',
+  connectsPromptly: true,
+  async start(t, spec) {
+    // BIRD derives next hops from the session and always sends End-of-RIB.
+    const bird = await BirdInstance.start(
+      t.lab,
+      t.b,
+      {
+        routerId: t.addr.b4,
+        localAs: spec.localAs,
+        peers: [
+          {
+            name: "bgpctl",
+            neighbor: spec.neighbor,
+            localAddress: spec.localAddress ?? peerAddressFor(t, spec.neighbor),
+            remoteAs: spec.remoteAs,
+            passive: !spec.connects,
+            ...(spec.holdTime !== undefined ? { holdTime: spec.holdTime } : {}),
+            ...(spec.keepalive !== undefined ? { keepaliveTime: spec.keepalive } : {}),
+            ...(spec.as4 === false ? { as4: false } : {}),
+          },
+        ],
+        routes: spec.routes ?? [],
+      },
+      "bird",
+    );
+    return {
+      daemon: bird,
+      proc: bird.proc,
+      async waitEstablished(timeoutMs = 15_000, procs) {
+        const p = await bird.waitEstablished("bgpctl", timeoutMs, procs);
+        return {
+          neighborAs: p.neighborAs,
+          neighborId: p.neighborId,
+          neighborAddress: p.neighborAddress,
+          capabilities: p.neighborCapabilities.map((c) => BIRD_CAPS[c] ?? c),
+        };
+      },
+      established: async () => (await bird.protocol("bgpctl")).bgpState === "Established",
+      learned: () => bird.routes({ protocol: "bgpctl" }),
+      shutdown: async (message) => void (await bird.disable("bgpctl", message)),
+      loggedShutdownReceived: () => /bgpctl: Received: Administrative shutdown/.test(bird.proc.text("stderr")),
+      pause: () => bird.pause(),
+      resume: () => bird.resume(),
+    };
+  },
+};
+
+/** GoBGP: one neighbor, routes added to its global RIB with explicit next hops. */
+export const GOBGP_PEER: PeerAdapter<GobgpInstance> = {
+  name: "GoBGP",
+  process: "gobgpd",
+  shutdownCommand: 'gobgp neighbor ADDR shutdown --reason "maintenance window"',
+  connectsPromptly: false,
+  async start(t, spec) {
+    if (spec.as4 === false) throw new Error("GoBGP cannot be a 2-octet-only speaker (PeerSpec.as4 = false)");
+    const g = await GobgpInstance.start(
+      t.lab,
+      t.b,
+      {
+        as: spec.localAs,
+        routerId: t.addr.b4,
+        neighbors: [
+          {
+            address: spec.neighbor,
+            remoteAs: spec.remoteAs,
+            passive: !spec.connects,
+            localAddress: spec.localAddress ?? peerAddressFor(t, spec.neighbor),
+            ...(spec.holdTime !== undefined ? { holdTime: spec.holdTime } : {}),
+            ...(spec.keepalive !== undefined ? { keepaliveInterval: spec.keepalive } : {}),
+            // GoBGP sends End-of-RIB only when graceful restart is negotiated.
+            ...(spec.endOfRib ? { gracefulRestart: true } : {}),
+          },
+        ],
+      },
+      "gobgpd",
+    );
+    for (const r of spec.routes ?? []) await g.addRoute({ ...r, nextHop: r.nextHop ?? peerAddressFor(t, r.prefix) });
+    return {
+      daemon: g,
+      proc: g.proc,
+      async waitEstablished(timeoutMs = 15_000, procs) {
+        const n = await g.waitEstablished(spec.neighbor, timeoutMs, procs);
+        return {
+          neighborAs: n.peerAs,
+          neighborId: n.routerId,
+          neighborAddress: n.address,
+          capabilities: n.remoteCapabilities.map((c) => GOBGP_CAPS[c] ?? c),
+        };
+      },
+      established: async () => (await g.neighbor(spec.neighbor)).state === "established",
+      learned: async () => {
+        const all = [...(await g.rib("ipv4")), ...(await g.rib("ipv6"))];
+        return all.filter((r) => r.neighbor !== null && r.neighbor !== "");
+      },
+      shutdown: (message) => g.disable(spec.neighbor, message),
+      loggedShutdownReceived: () => /notification-received code 6\(cease\) subcode 2\(administrative shutdown\)/.test(g.proc.text()),
+      pause: () => g.pause(),
+      resume: () => g.resume(),
+    };
+  },
+};
+
+/** Wait until the peer has learned every one of `prefixes` from bgpctl; returns them by prefix. */
+export async function peerRoutesFrom(lab: Lab, peer: RunningPeer<unknown>, prefixes: string[], what: string): Promise<Map<string, PeerRoute>> {
+  return lab.waitFor(
+    async () => {
+      const m = new Map((await peer.learned()).map((r) => [r.prefix, r] as const));
+      return prefixes.every((p) => m.has(p)) ? m : null;
+    },
+    { timeoutMs: 15_000, what: `${what} to learn ${prefixes.join(", ")} from bgpctl`, procs: [peer.proc] },
+  );
 }
 
 // ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@
  * run time; a refused MD5 connect reported, never thrown. Every wait is bounded.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import * as net from "node:net";
 import {
   MD5SIG_OFF,
@@ -28,7 +29,8 @@ import { Session, type SessionConfig, State } from "../../lib/bgp/session.ts";
 import { AFI } from "../../lib/core/addr.ts";
 import { SAFI } from "../../lib/bgp/types.ts";
 import { passwordOption } from "../../lib/cli/session-flags.ts";
-import { sleep, waitFor } from "../support/wait.ts";
+import { type Clock, ManualClock, realClock } from "../../lib/core/clock.ts";
+import { waitFor } from "../support/wait.ts";
 
 const V4 = { afi: AFI.IPV4, safi: SAFI.UNICAST };
 
@@ -165,11 +167,27 @@ function session(cfg: Omit<SessionConfig, "families"> & Partial<Pick<SessionConf
   return s;
 }
 
-/** A (active, `aPw`) connects to B (passive, `bPw`) through B's listener on `listenAddr`. */
-async function md5Pair(addr: string, listenAddr: string, aPw: string | undefined, bPw: string | undefined) {
-  const b = session({ peerAddress: addr, localAs: 65002, remoteAs: 65001, routerId: "2.2.2.2", passive: true, password: bPw });
+/**
+ * Segments the kernel dropped for TCP-MD5 in this network namespace so far
+ * (TcpExt TCPMD5NotFound + TCPMD5Unexpected + TCPMD5Failure, /proc/net/netstat).
+ */
+function md5Drops(): number {
+  const [keys, values] = readFileSync("/proc/net/netstat", "utf8")
+    .split("\n")
+    .filter((l) => l.startsWith("TcpExt:"))
+    .map((l) => l.trim().split(/\s+/));
+  if (!keys || !values) throw new Error("/proc/net/netstat has no TcpExt lines");
+  const names = ["TCPMD5NotFound", "TCPMD5Unexpected", "TCPMD5Failure"];
+  const idx = names.map((n) => keys.indexOf(n));
+  if (idx.some((i) => i < 0)) throw new Error(`/proc/net/netstat lacks one of ${names.join(", ")}`);
+  return idx.reduce((sum, i) => sum + Number(values[i]), 0);
+}
+
+/** A (active, `aPw`) connects to B (passive, `bPw`) through B's listener on `listenAddr`; both sessions on `clock`. */
+async function md5Pair(addr: string, listenAddr: string, aPw: string | undefined, bPw: string | undefined, clock: Clock = realClock) {
+  const b = session({ peerAddress: addr, localAs: 65002, remoteAs: 65001, routerId: "2.2.2.2", passive: true, password: bPw, clock });
   const lb = await listener(listenAddr, [b]);
-  const a = session({ peerAddress: addr, peerPort: lb.port(), localAddress: addr, localAs: 65001, remoteAs: 65002, routerId: "1.1.1.1", password: aPw });
+  const a = session({ peerAddress: addr, peerPort: lb.port(), localAddress: addr, localAs: 65001, remoteAs: 65002, routerId: "1.1.1.1", password: aPw, clock });
   const logs: string[] = [];
   a.on("log", (l) => logs.push(l.msg));
   return { a, b, lb, logs };
@@ -226,11 +244,16 @@ describe("TCP-MD5 sockets over loopback", () => {
     await waitFor(() => a.state === State.Established && b.state === State.Established, { timeoutMs: 5000, what: "Established" });
   });
 
+  // The sessions' timers run on a manual clock: once the kernel has dropped
+  // a's SYN (a TCP-MD5 counter moved), 2.5 s of ConnectRetry (1 s) go by at once.
   test("a wrong password: no connection, and lastError points at TCP-MD5", async () => {
-    const { a, b } = await md5Pair("127.0.0.1", "127.0.0.1", "right", "wrong");
+    const clock = new ManualClock();
+    const { a, b } = await md5Pair("127.0.0.1", "127.0.0.1", "right", "wrong", clock);
+    const drops = md5Drops();
     a.start();
     b.start();
-    await sleep(2500);
+    await waitFor(() => md5Drops() > drops, { timeoutMs: 3000, what: "the kernel to drop a SYN signed with the other key" });
+    clock.advance(2500);
     expect(a.state).not.toBe(State.Established);
     expect(b.state).not.toBe(State.Established);
     expect(a.counters.established).toBe(0);
@@ -238,10 +261,13 @@ describe("TCP-MD5 sockets over loopback", () => {
   });
 
   test("no password against a keyed listener: no connection", async () => {
-    const { a, b } = await md5Pair("127.0.0.1", "127.0.0.1", undefined, "only-b");
+    const clock = new ManualClock();
+    const { a, b } = await md5Pair("127.0.0.1", "127.0.0.1", undefined, "only-b", clock);
+    const drops = md5Drops();
     a.start();
     b.start();
-    await sleep(2500);
+    await waitFor(() => md5Drops() > drops, { timeoutMs: 3000, what: "the keyed listener's kernel to drop an unsigned SYN" });
+    clock.advance(2500);
     expect(a.counters.established).toBe(0);
     expect(b.counters.established).toBe(0);
   });
