@@ -72,6 +72,15 @@ function startBgpctl(opts: Partial<BgpctlSessionOptions> = {}, peerAddress = t.a
   });
 }
 
+/** The peer (passive unless `spec` says otherwise), then `bgpctl peer` connecting to it; both sides waited until Established. */
+async function establish<D>(P: PeerAdapter<D>, spec: Partial<PeerSpec> = {}, opts: Partial<BgpctlSessionOptions> = {}, peerAddress = t.addr.b4) {
+  const p = await startPeer(P, spec);
+  const peer = startBgpctl(opts, peerAddress);
+  const est = await peer.waitEstablished({ procs: [p.proc] });
+  const view = await p.waitEstablished(15_000, [peer.proc]);
+  return { p, peer, est, view };
+}
+
 const PEERS: readonly PeerAdapter<unknown>[] = [BIRD_PEER, GOBGP_PEER];
 
 for (const P of PEERS) {
@@ -80,27 +89,27 @@ for (const P of PEERS) {
       "eBGP over IPv4 transport, IPv4 + IPv6 families, communities and large communities both ways",
       async () => {
         const { addr } = t;
-        const p = await startPeer(P, {
-          endOfRib: true,
-          routes: [
-            { prefix: "198.51.100.0/24", origin: "igp", communities: ["65002:200"], largeCommunities: ["65002:3:4"], med: 50 },
-            { prefix: "2001:db8:200::/48", communities: ["65002:201"], largeCommunities: ["65002:3:5"] },
-          ],
-        });
-        const peer = startBgpctl({
-          families: ["ipv4", "ipv6"],
-          advertise: ["203.0.113.0/24", "2001:db8:100::/48"],
-          nextHops: [addr.a4, addr.a6],
-          communities: ["65001:100"],
-          largeCommunities: ["65001:1:2"],
-        });
-        const est = await peer.waitEstablished({ procs: [p.proc] });
+        const { p, peer, est, view } = await establish(
+          P,
+          {
+            endOfRib: true,
+            routes: [
+              { prefix: "198.51.100.0/24", origin: "igp", communities: ["65002:200"], largeCommunities: ["65002:3:4"], med: 50 },
+              { prefix: "2001:db8:200::/48", communities: ["65002:201"], largeCommunities: ["65002:3:5"] },
+            ],
+          },
+          {
+            families: ["ipv4", "ipv6"],
+            advertise: ["203.0.113.0/24", "2001:db8:100::/48"],
+            nextHops: [addr.a4, addr.a6],
+            communities: ["65001:100"],
+            largeCommunities: ["65001:1:2"],
+          },
+        );
         expect(est.peerAs).toBe(PEER_AS);
         expect(est.routerId).toBe(addr.b4);
         expect(est.families).toEqual(expect.arrayContaining(["ipv4-unicast", "ipv6-unicast"]));
         expect(peer.find("state", (e) => e.to === "Established")).toBeDefined();
-
-        const view = await p.waitEstablished(15_000, [peer.proc]);
         expect(view.neighborAs).toBe(BGPCTL_AS);
         expect(view.neighborId).toBe(addr.a4);
         expect(view.capabilities).toEqual(expect.arrayContaining(["multiprotocol", "four-octet-as"]));
@@ -202,15 +211,16 @@ for (const P of PEERS) {
       "IPv6 transport session carrying IPv6 and IPv4 routes",
       async () => {
         const { addr } = t;
-        const p = await startPeer(P, {
-          neighbor: addr.a6,
-          routes: [
-            { prefix: "2001:db8:200::/48", communities: ["65002:201"], largeCommunities: ["65002:3:5"] },
-            // an IPv4 route over an IPv6 session: GoBGP gets the explicit IPv4 next hop from its adapter
-            { prefix: "198.51.100.0/24", communities: ["65002:200"], largeCommunities: ["65002:3:4"] },
-          ],
-        });
-        const peer = startBgpctl(
+        const { p, peer, est, view } = await establish(
+          P,
+          {
+            neighbor: addr.a6,
+            routes: [
+              { prefix: "2001:db8:200::/48", communities: ["65002:201"], largeCommunities: ["65002:3:5"] },
+              // an IPv4 route over an IPv6 session: GoBGP gets the explicit IPv4 next hop from its adapter
+              { prefix: "198.51.100.0/24", communities: ["65002:200"], largeCommunities: ["65002:3:4"] },
+            ],
+          },
           {
             localAddress: addr.a6,
             families: ["ipv4", "ipv6"],
@@ -221,9 +231,8 @@ for (const P of PEERS) {
           },
           addr.b6,
         );
-        const est = await peer.waitEstablished({ procs: [p.proc] });
         expect(est.families).toEqual(expect.arrayContaining(["ipv4-unicast", "ipv6-unicast"]));
-        expect((await p.waitEstablished(15_000, [peer.proc])).neighborAddress).toBe(addr.a6);
+        expect(view.neighborAddress).toBe(addr.a6);
 
         const learned = await peer.waitRoutes(["2001:db8:200::/48", "198.51.100.0/24"], { procs: [p.proc] });
         expect(firstNh(learned.get("2001:db8:200::/48")?.nextHop)).toBe(addr.b6);
@@ -252,20 +261,12 @@ for (const P of PEERS) {
       "4-octet ASNs on both sides (4200000001 <-> 4200000002)",
       async () => {
         const { addr } = t;
-        const p = await startPeer(P, {
-          localAs: 4200000002,
-          remoteAs: 4200000001,
-          routes: [{ prefix: "198.51.100.0/24", asPath: [4200000009, 65010] }],
-        });
-        const peer = startBgpctl({
-          remoteAs: 4200000002,
-          localAs: 4200000001,
-          advertise: ["203.0.113.0/24"],
-          nextHops: [addr.a4],
-        });
-        const est = await peer.waitEstablished({ procs: [p.proc] });
+        const { p, peer, est, view } = await establish(
+          P,
+          { localAs: 4200000002, remoteAs: 4200000001, routes: [{ prefix: "198.51.100.0/24", asPath: [4200000009, 65010] }] },
+          { remoteAs: 4200000002, localAs: 4200000001, advertise: ["203.0.113.0/24"], nextHops: [addr.a4] },
+        );
         expect(est.peerAs).toBe(4200000002);
-        const view = await p.waitEstablished(15_000, [peer.proc]);
         expect(view.neighborAs).toBe(4200000001);
         expect(view.capabilities).toContain("four-octet-as");
 
@@ -281,11 +282,8 @@ for (const P of PEERS) {
     test(
       `hold timer expiry: ${P.process} stopped with SIGSTOP, bgpctl sends NOTIFICATION 4 within ~5 s`,
       async () => {
-        const p = await startPeer(P, { holdTime: 3, keepalive: 1 });
-        const peer = startBgpctl();
-        const est = await peer.waitEstablished({ procs: [p.proc] });
+        const { p, peer, est } = await establish(P, { holdTime: 3, keepalive: 1 });
         expect(est.holdTime).toBe(3);
-        await p.waitEstablished(15_000, [peer.proc]);
         p.pause();
         const t0 = Date.now();
         try {
@@ -309,10 +307,7 @@ for (const P of PEERS) {
     test(
       `${P.name} administrative shutdown with a message: \`${P.shutdownCommand}\``,
       async () => {
-        const p = await startPeer(P);
-        const peer = startBgpctl();
-        await peer.waitEstablished({ procs: [p.proc] });
-        await p.waitEstablished(15_000, [peer.proc]);
+        const { p, peer } = await establish(P);
         await p.shutdown("maintenance window");
         const n = await peer.waitEvent("notification", (e) => e.direction === "received", {
           timeoutMs: 10_000,
@@ -369,10 +364,7 @@ for (const P of PEERS) {
       test(
         `${sig} to \`bgpctl peer\`: exits 0, ${P.name} receives Cease/Administrative Shutdown`,
         async () => {
-          const p = await startPeer(P);
-          const peer = startBgpctl();
-          await peer.waitEstablished({ procs: [p.proc] });
-          await p.waitEstablished(15_000, [peer.proc]);
+          const { p, peer } = await establish(P);
           peer.proc.signal(sig);
           expect(await peer.proc.waitExit(5000)).toBe(true);
           expect(peer.proc.exitCode).toBe(0);
@@ -396,17 +388,19 @@ describe("bgpctl <-> BIRD 2 only", () => {
       // BIRD without the 4-octet capability encodes 4-octet ASNs as AS_TRANS in
       // AS_PATH and sends the real ones in AS4_PATH (RFC 6793 "OLD" speaker).
       const { addr } = t;
-      const p = await startPeer(BIRD_PEER, {
-        as4: false,
-        routes: [
-          { prefix: "198.51.100.0/24", asPath: [4200000005, 4200000006] },
-          { prefix: "198.51.101.0/24", asPath: [65010] },
-        ],
-      });
-      const peer = startBgpctl({ advertise: ["203.0.113.0/24"], nextHops: [addr.a4] });
-      const est = await peer.waitEstablished({ procs: [p.proc] });
+      const { p, peer, est } = await establish(
+        BIRD_PEER,
+        {
+          as4: false,
+          routes: [
+            { prefix: "198.51.100.0/24", asPath: [4200000005, 4200000006] },
+            { prefix: "198.51.101.0/24", asPath: [65010] },
+          ],
+        },
+        { advertise: ["203.0.113.0/24"], nextHops: [addr.a4] },
+      );
       expect(est.peerAs).toBe(PEER_AS);
-      const proto = await p.daemon.waitEstablished("bgpctl", 15_000, [peer.proc]);
+      const proto = await p.daemon.protocol("bgpctl");
       expect(proto.session).toBe("external");
       expect(proto.localCapabilities).not.toContain("4-octet AS numbers");
       expect(proto.neighborAs).toBe(BGPCTL_AS);
@@ -445,15 +439,12 @@ describe("bgpctl <-> BIRD 2 only", () => {
     "route refresh: `birdc reload in` makes bgpctl re-send its routes; `birdc reload out` keeps the session",
     async () => {
       const { lab, addr } = t;
-      const p = await startPeer(BIRD_PEER, { routes: [{ prefix: "198.51.100.0/24" }] });
+      const { p, peer, view } = await establish(
+        BIRD_PEER,
+        { routes: [{ prefix: "198.51.100.0/24" }] },
+        { families: ["ipv4", "ipv6"], advertise: ["203.0.113.0/24", "2001:db8:100::/48"], nextHops: [addr.a4, addr.a6] },
+      );
       const bird = p.daemon;
-      const peer = startBgpctl({
-        families: ["ipv4", "ipv6"],
-        advertise: ["203.0.113.0/24", "2001:db8:100::/48"],
-        nextHops: [addr.a4, addr.a6],
-      });
-      await peer.waitEstablished({ procs: [p.proc] });
-      const view = await p.waitEstablished(15_000, [peer.proc]);
       expect(view.capabilities).toContain("route-refresh");
       await learnedFrom(BIRD_PEER, p, ["203.0.113.0/24", "2001:db8:100::/48"]);
       await peer.waitRoutes(["198.51.100.0/24"], { procs: [p.proc] });
@@ -494,11 +485,12 @@ describe("bgpctl <-> GoBGP only", () => {
       // re-sent routes are taken in stride. The ROUTE-REFRESH path is covered by
       // the BIRD block (`birdc reload in`).
       const { lab, addr } = t;
-      const p = await startPeer(GOBGP_PEER, { routes: [{ prefix: "198.51.100.0/24", communities: ["65002:200"] }] });
+      const { p, peer, view } = await establish(
+        GOBGP_PEER,
+        { routes: [{ prefix: "198.51.100.0/24", communities: ["65002:200"] }] },
+        { advertise: ["203.0.113.0/24"], nextHops: [addr.a4] },
+      );
       const g = p.daemon;
-      const peer = startBgpctl({ advertise: ["203.0.113.0/24"], nextHops: [addr.a4] });
-      await peer.waitEstablished({ procs: [p.proc] });
-      const view = await p.waitEstablished(15_000, [peer.proc]);
       expect(view.capabilities).toContain("route-refresh");
       await peer.waitRoutes(["198.51.100.0/24"], { procs: [p.proc] });
       await learnedFrom(GOBGP_PEER, p, ["203.0.113.0/24"]);
