@@ -82,6 +82,7 @@ export interface RibSummary {
   peers: { address: string; family: string; received: number; accepted: number; advertised: number }[];
 }
 
+/** `POST /v1/advertise`: prefixes with the attributes of a file `advertise` entry (checked by lib/config/schema.ts). */
 export interface AdvertiseRequest {
   prefixes: string[];
   nextHop?: string;
@@ -89,8 +90,14 @@ export interface AdvertiseRequest {
   largeCommunities?: string[];
   localPref?: number;
   med?: number;
+  asPathPrepend?: number;
 }
 
+/**
+ * `POST /v1/peers`: a peer as in the file's `peers:` (every key but group and
+ * passwordFile is accepted, checked by lib/config/schema.ts; the router builds
+ * it with peerFromRequest, with the file's defaults). The keys the CLI sets:
+ */
 export interface PeerAddRequest {
   address: string;
   remoteAs: number;

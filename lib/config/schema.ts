@@ -571,12 +571,7 @@ export const KernelSchema = z
     protocol: int(1, 255, "a route protocol number 1..255 (186 is bgp)").default(186),
     metric: int(0, U32, "a metric 0..4294967295").default(20),
     ecmp: bool().default(true).meta({ doc: "install multipath sets as one ECMP route" }),
-    families: oneOrMany(choice(FAMILIES))
-      .check((ctx) => {
-        if (ctx.value.length === 0) ctx.issues.push({ code: "custom", input: ctx.value, message: "expected a list of families (ipv4, ipv6), got a list (the list is empty)" });
-      })
-      .transform((v): FamilyName[] => FAMILIES.filter((x) => v.includes(x)))
-      .default(["ipv4", "ipv6"]),
+    families: families().default(["ipv4", "ipv6"]),
     exclude: oneOrMany(prefix()).default([]).meta({ doc: "prefixes never installed, nor anything inside" }),
     retainOnExit: bool().default(false).meta({ doc: "keep our routes when bgpctl exits" }),
     startupDeadline: int(0, 3600, "a deadline 0..3600 seconds").default(60),
