@@ -127,6 +127,9 @@ function addrKey(afi: Afi, addr: Uint8Array): string {
   return String.fromCharCode(afi, ...addr);
 }
 
+/** Re-runs in one second before they are spaced out by the debounce (a guard against feedback loops). */
+const MAX_RERUNS_PER_SECOND = 200;
+
 const UNRESOLVED_PENDING: Resolution = { reachable: false, cost: 0, chain: [], via: "waiting for the first lookup" };
 
 class Nh {
@@ -192,6 +195,8 @@ export class NextHopTracker implements RouteTracker {
   private gcTimer: TimerHandle | null = null;
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
+  private burst = 0;
+  private burstStart = -Infinity;
   /** Counters (tests, diagnostics). */
   readonly stats = { lookups: 0, reruns: 0, prefixesRerun: 0, slices: 0, longestSliceMs: 0 };
 
@@ -390,7 +395,19 @@ export class NextHopTracker implements RouteTracker {
 
   private queueRerun(): void {
     this.rerunQueued = true;
-    setImmediate(() => this.rerun());
+    // Re-runs feed each other (a changed best can change a recursive next hop). That settles
+    // in a few rounds; should it ever not, slow down to one round per debounce instead of spinning.
+    const now = this.clock.now();
+    if (now - this.burstStart > 1000) {
+      this.burstStart = now;
+      this.burst = 0;
+    }
+    if (++this.burst <= MAX_RERUNS_PER_SECOND) {
+      setImmediate(() => this.rerun());
+      return;
+    }
+    if (this.burst === MAX_RERUNS_PER_SECOND + 1) this.log("warn", `next hops: resolutions keep changing (recursive routes feeding each other?); re-running every ${this.debounceMs} ms`);
+    this.clock.setTimeout(() => this.rerun(), this.debounceMs);
   }
 
   private resolutionOf(nh: Nh): Resolution {
