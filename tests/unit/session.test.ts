@@ -11,6 +11,7 @@ import { Listener } from "../../lib/bgp/listener.ts";
 import type { NotificationMessage, RouteRefreshMessage } from "../../lib/bgp/notification.ts";
 import { Session, type SessionConfig, State, normalizeAddress } from "../../lib/bgp/session.ts";
 import { AFI } from "../../lib/core/addr.ts";
+import { ManualClock } from "../../lib/core/clock.ts";
 import { SAFI } from "../../lib/bgp/types.ts";
 import { type UpdateMessage, encodeEndOfRib } from "../../lib/bgp/update.ts";
 import { sleep, waitFor } from "../support/wait.ts";
@@ -105,7 +106,9 @@ describe("Session over loopback TCP", () => {
   test(
     "IPv4: Established, keepalives with hold time 3, UPDATE and ROUTE-REFRESH, stop() with a shutdown message",
     async () => {
-      const { a, b } = await pair("127.0.0.1");
+      // Timers on a manual clock: the keepalives come when the test moves time, not after real seconds.
+      const clock = new ManualClock();
+      const { a, b } = await pair("127.0.0.1", { extra: { clock } });
       const states: string[] = [];
       a.on("state", (c) => states.push(`${c.from}->${c.to}`));
       const logs: string[] = [];
@@ -124,10 +127,13 @@ describe("Session over loopback TCP", () => {
       expect(a.localPort).toBe(b.remotePort);
       expect(a.counters.established).toBe(1);
 
-      // keepalives every ~1 s (hold 3 / 3, jittered): wait for two more each way
+      // keepalives every ~1 s (hold 3 / 3, jittered): one second of clock at a time, two more each way
       const ka = a.counters.in.keepalive;
       const kb = b.counters.in.keepalive;
-      await waitFor(() => a.counters.in.keepalive >= ka + 2 && b.counters.in.keepalive >= kb + 2, { timeoutMs: 6000, what: "keepalives" });
+      clock.advance(1000);
+      await waitFor(() => a.counters.in.keepalive >= ka + 1 && b.counters.in.keepalive >= kb + 1, { timeoutMs: 3000, what: "the first keepalives" });
+      clock.advance(1000);
+      await waitFor(() => a.counters.in.keepalive >= ka + 2 && b.counters.in.keepalive >= kb + 2, { timeoutMs: 3000, what: "keepalives" });
       expect(a.state).toBe(State.Established);
       expect(b.state).toBe(State.Established);
 
@@ -333,11 +339,15 @@ describe("Session over loopback TCP", () => {
       await new Promise<void>((r) => probe.listen(0, "127.0.0.1", () => r()));
       const port = (probe.address() as net.AddressInfo).port;
       await new Promise<void>((r) => probe.close(() => r()));
-      const a = session({ peerAddress: "127.0.0.1", peerPort: port, localAs: 65001, remoteAs: 65002, routerId: "1.1.1.1", connectRetry: 0.2, families: [V4] });
+      const clock = new ManualClock();
+      const a = session({ peerAddress: "127.0.0.1", peerPort: port, localAs: 65001, remoteAs: 65002, routerId: "1.1.1.1", connectRetry: 0.2, families: [V4], clock });
       const logs: string[] = [];
       a.on("log", (l) => logs.push(`${l.level}: ${l.msg}`));
+      const refused = () => logs.filter((m) => m.includes("ECONNREFUSED") || m.includes("refused")).length;
       a.start();
-      await waitFor(() => logs.filter((m) => m.includes("ECONNREFUSED") || m.includes("refused")).length >= 2, { timeoutMs: 5000, what: "two refused attempts" });
+      await waitFor(() => refused() >= 1, { timeoutMs: 5000, what: "the first refused attempt" });
+      expect(clock.runNext()).toBe(true); // ConnectRetry: the next attempt
+      await waitFor(() => refused() >= 2, { timeoutMs: 5000, what: "two refused attempts" });
       expect([State.Connect, State.Active] as string[]).toContain(a.state);
       await withTimeout(a.stop(), 3000, "stop");
       expect(a.state).toBe(State.Idle);
