@@ -23,6 +23,8 @@ import { LocRib, type LocRibEvent } from "../../lib/rib/loc-rib.ts";
 import { NextHopTracker, resolutionTarget } from "../../lib/rib/nexthop.ts";
 import { type Route, type RouteSource, makeRoute, prefixKey } from "../../lib/rib/types.ts";
 import { FakeKernel } from "../support/fake-kernel.ts";
+import { formatRib } from "../../lib/api/format.ts";
+import type { RibEntry } from "../../lib/api/types.ts";
 
 const LOCAL_AS = 65000;
 const OWN = { table: 254, protocol: 186 };
@@ -420,5 +422,17 @@ describe("next-hop tracking: bookkeeping", () => {
     w.clock.advance(1000);
     expect(w.kernel.lookups.length).toBe(1);
     expect(r.reachable).toBe(false);
+  });
+});
+
+describe("show rib", () => {
+  test("an unreachable route is flagged u (with a legend line); reachable ones keep *", () => {
+    const base: RibEntry = { prefix: "198.51.100.0/24", nextHop: "203.0.113.5", asPath: [65002], origin: "igp", med: null, localPref: 100, communities: [], largeCommunities: [], peer: "192.0.2.2", best: false, multipath: false, ibgp: false, stale: false, reachable: false, igpCost: 0 };
+    const text = formatRib([base, { ...base, nextHop: "203.0.113.6", peer: "192.0.2.3", best: true, reachable: true, igpCost: 10 }]);
+    const lines = text.split("\n");
+    expect(lines).toContain("u = Next hop unreachable (not a candidate for best)");
+    expect(lines.find((l) => l.includes("203.0.113.5"))).toStartWith("u ");
+    expect(lines.find((l) => l.includes("203.0.113.6"))).toStartWith("*> ");
+    expect(formatRib([{ ...base, reachable: true }])).not.toContain("u = Next hop unreachable");
   });
 });
