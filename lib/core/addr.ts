@@ -165,7 +165,8 @@ export function parsePrefix(s: string): Prefix {
 
 /** A copy of `addr` with every bit after the first `len` cleared. */
 export function maskAddr(addr: Uint8Array, len: number): Uint8Array {
-  const out = addr.slice();
+  // A copy even of a Node Buffer (whose slice() is a view: masking it would zero the caller's bytes).
+  const out = new Uint8Array(addr);
   for (let bit = len; bit < out.length * 8; bit++) out[bit >> 3]! &= ~(0x80 >> (bit & 7));
   return out;
 }

@@ -303,7 +303,15 @@ export class Fib {
     if (this.starting) return this.starting;
     this.starting = (async () => {
       this.evBuffer = [];
-      this.unwatch = this.kernel.watch((ev) => this.onKernelEvent(ev));
+      this.unwatch = this.kernel.watch((ev) => {
+        try {
+          this.onKernelEvent(ev);
+        } catch (err) {
+          // Our view of the kernel may now be wrong: say so, and compare again.
+          this.log("error", `fib: handling a kernel event failed: ${(err as Error).stack ?? String(err)}; comparing with the kernel again`);
+          void this.resync();
+        }
+      });
       try {
         await this.fullCompare(true);
       } catch (err) {

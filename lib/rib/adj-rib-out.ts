@@ -43,17 +43,32 @@ import { formatAddr, parseAddr } from "../core/addr.ts";
 import { AFI, type Afi, type Prefix } from "../core/addr.ts";
 import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, ORIGIN, SAFI } from "../bgp/types.ts";
 import { type EncodeContext, buildAnnouncements, buildWithdrawals, encodeEndOfRib } from "../bgp/update.ts";
-import type { FamilyName, PeerConfig } from "../config/types.ts";
 import { DEFAULT_LOCAL_PREF } from "./decision.ts";
-import { type CompiledPolicies, type PolicyContext, type PolicyResult, applyPolicy, prependAs } from "./policy.ts";
+import { type CompiledPolicies, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy, prependAs } from "./policy.ts";
 import type { PrefixKey, Route } from "./types.ts";
 
 export const NO_EXPORT = 0xffffff01;
 export const NO_ADVERTISE = 0xffffff02;
 export const NO_EXPORT_SUBCONFED = 0xffffff03;
 
+type FamilyName = "ipv4" | "ipv6";
+
+/** What the Adj-RIB-Out needs to know of its peer (a configured peer has all of it). */
+export interface ExportPeer {
+  address: string;
+  remoteAs: number;
+  /** Our own next hop on everything sent. */
+  nextHopSelf: boolean;
+  /** The peer is one of our route-reflector clients (RFC 4456). */
+  routeReflectorClient: boolean;
+  /** Replace the peer's AS in AS paths by ours instead of suppressing such routes. */
+  asOverride?: boolean;
+  /** Export policy (absent: the RFC 8212 default). */
+  export?: PolicyRef;
+}
+
 export interface AdjRibOutOptions {
-  peer: PeerConfig;
+  peer: ExportPeer;
   /** Our AS on this session. */
   localAs: number;
   /** Our BGP identifier (dotted quad). */
@@ -178,7 +193,7 @@ function afiOf(f: Afi | FamilyName | number): number {
 }
 
 export class AdjRibOut {
-  private peer: PeerConfig;
+  private peer: ExportPeer;
   private readonly localAs: number;
   private clusterId: string;
   private readonly n: Negotiated;
@@ -246,7 +261,7 @@ export class AdjRibOut {
    * client, next-hop-self, ...; never the fields that need a new session) and
    * the current compiled policies; re-export every route afterwards.
    */
-  reconfigure(peer: PeerConfig, policies: CompiledPolicies, clusterId: string): void {
+  reconfigure(peer: ExportPeer, policies: CompiledPolicies, clusterId: string): void {
     this.peer = peer;
     this.policies = policies;
     if (clusterId !== this.clusterId) {

@@ -29,6 +29,7 @@ import { formatAddr, parseAddr, parsePrefix } from "../core/addr.ts";
 import { type Prefix } from "../core/addr.ts";
 import { SEG } from "../bgp/types.ts";
 import type { CommunitySet, Policy, PolicyRef, PolicyTerm, PrefixMatch } from "../config/types.ts";
+export type { PolicyRef };
 import type { Route } from "./types.ts";
 
 // ---------------------------------------------------------------- public types

@@ -252,7 +252,7 @@ export class Neighbor {
    * it off, for route servers that do not prepend their AS.
    */
   private firstAsOk(r: Route): boolean {
-    if (this.source.ibgp || (this.config as PeerConfig & { enforceFirstAs?: boolean }).enforceFirstAs === false) return true;
+    if (this.source.ibgp || this.config.enforceFirstAs === false) return true;
     const first = r.attrs.asPath?.[0];
     if (first && first.type === SEG.AS_SEQUENCE && first.asns[0] === this.config.remoteAs) return true;
     if (this.firstAsFailures++ === 0) {

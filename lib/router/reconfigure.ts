@@ -16,7 +16,7 @@
  * makes everything the file lists match the file, so a configured peer
  * deleted at run time comes back with the next reload.
  */
-import { sameValue, diffConfig } from "../config/diff.ts";
+import { diffConfig, diffPeer, sameValue } from "../config/diff.ts";
 import type { AdvertiseConfig, PeerConfig, RouterConfig } from "../config/types.ts";
 import { CEASE_SUB } from "../bgp/types.ts";
 import { Listener } from "../bgp/listener.ts";
@@ -53,15 +53,6 @@ interface Plan {
   removeLocal: string[];
   policiesChanged: Set<string>;
   globalChanged: string[];
-}
-
-// INTEGRATION-PENDING: replaced by lib/config/diff.ts diffPeer once the schema lands.
-function diffPeer(a: PeerConfig, b: PeerConfig): { fields: string[]; needsReset: boolean; reimport: boolean; reexport: boolean } {
-  const base = { peers: [], advertise: [], policies: {}, prefixLists: {} } as unknown as RouterConfig;
-  const c = diffConfig({ ...base, peers: [a] }, { ...base, peers: [b] }).peersChanged[0];
-  if (!c) return { fields: [], needsReset: false, reimport: false, reexport: false };
-  const has = (...k: string[]) => c.fields.some((f) => k.includes(f));
-  return { fields: c.fields, needsReset: c.needsReset || has("keepalive"), reimport: has("import", "allowOwnAs", "enforceFirstAs"), reexport: has("export", "nextHopSelf", "routeReflectorClient", "asOverride") };
 }
 
 function chain(ref: PeerConfig["import"]): string[] {
@@ -177,6 +168,8 @@ export class Reconfigurer {
     const e = this.e;
     const old = e.listener;
     const sessions = old.sessions;
+    // What is bound now, with the real ports (a configured port 0 got one from the kernel).
+    const was = old.endpoints.map((b) => ({ address: b.address, port: b.port }));
     await old.close();
     const fresh = new Listener(sessions);
     e.listenerLogs(fresh);
@@ -187,7 +180,7 @@ export class Reconfigurer {
       const back = new Listener(sessions);
       e.listenerLogs(back);
       try {
-        await back.listen(e.config.listen);
+        await back.listen(was);
       } catch (err2) {
         e.log.error(`reload: cannot listen on the old addresses again: ${(err2 as Error).message}`);
       }

@@ -20,6 +20,7 @@ import type {
   RouterApi,
 } from "../api/types.ts";
 import { ConfigError, loadConfig } from "../config/load.ts";
+import { peerFromRequest, requestErrorText } from "../config/request.ts";
 import type { RouterConfig } from "../config/types.ts";
 import { type Prefix, parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { Log } from "../core/log.ts";
@@ -191,6 +192,7 @@ export class Router implements RouterApi {
       ...(r.nextHop !== undefined ? { nextHop: r.nextHop } : {}),
       ...(r.localPref !== undefined ? { localPref: r.localPref } : {}),
       ...(r.med !== undefined ? { med: r.med } : {}),
+      ...(r.asPathPrepend !== undefined ? { asPathPrepend: r.asPathPrepend } : {}),
     }));
     for (const c of cfgs) e.setLocal(c, "api");
     const added = cfgs.map((c) => c.prefix);
@@ -218,28 +220,13 @@ export class Router implements RouterApi {
   // ------------------------------------------------------------ neighbours
   async peerAdd(r: PeerAddRequest): Promise<void> {
     const c = this.engine.config;
-    // INTEGRATION-PENDING: lib/config/request.ts peerFromRequest (the schema's defaults and checks) replaces this.
-    void ConfigError;
-    const ref = (s?: string) => (s === undefined ? undefined : s === "all" ? { kind: "all" as const } : s === "none" ? { kind: "none" as const } : { kind: "chain" as const, names: [s] });
-    const p: import("../config/types.ts").PeerConfig = {
-      address: r.address,
-      remoteAs: r.remoteAs,
-      localAs: r.localAs ?? c.asn,
-      port: r.port ?? 179,
-      localAddress: r.localAddress,
-      passive: r.passive ?? false,
-      holdTime: r.holdTime ?? 90,
-      connectRetry: 120,
-      families: r.families ?? ["ipv4", "ipv6"],
-      nextHopSelf: r.nextHopSelf ?? false,
-      routeReflectorClient: r.routeReflectorClient ?? false,
-      multihop: false,
-      import: ref(r.import),
-      export: ref(r.export),
-      description: r.description,
-      shutdown: false,
-      allowOwnAs: 0,
-    };
+    let p;
+    try {
+      p = peerFromRequest(r, { asn: c.asn, policies: Object.keys(c.policies) });
+    } catch (e) {
+      if (e instanceof ConfigError) invalid(requestErrorText(e).split("\n").join("; "));
+      throw e;
+    }
     await this.reconf.addPeer(p);
   }
 

@@ -157,34 +157,6 @@ describe("Adj-RIB-In", () => {
     expect(rib.count).toBe(0);
     expect([...rib.routes()]).toEqual([]);
   });
-
-  test("markStale / sweepStale (route refresh, graceful restart)", () => {
-    const rib = new AdjRibIn(P);
-    const a = route("10.0.0.0/24", P, { learnedAt: 5 });
-    const b = route("10.0.1.0/24", P);
-    const c = route("10.0.2.0/24", P, { pathId: 1 });
-    const c2 = route("10.0.2.0/24", P, { pathId: 2 });
-    const v6 = route("2001:db8::/48", P);
-    for (const r of [a, b, c, c2, v6]) rib.update(r);
-    expect(rib.markStale(1)).toBe(4);
-    expect(rib.staleCount()).toBe(4);
-    expect(rib.get(a.key)!.stale).toBe(true);
-    expect(a.stale).toBe(false); // routes are immutable: a copy was stored
-    // Re-announced unchanged: stale cleared, age kept.
-    const u = rib.update(route("10.0.0.0/24", P, { learnedAt: 50 }));
-    expect(u.op).toBe("unchanged");
-    expect(u.old!.stale).toBe(true);
-    expect(u.route.stale).toBe(false);
-    expect(u.route.learnedAt).toBe(5);
-    // Re-announced with a change.
-    expect(rib.update(route("10.0.2.0/24", P, { pathId: 2, med: 3 })).op).toBe("replace");
-    const swept = rib.sweepStale();
-    expect(swept.map((r) => `${prefixToString(r.prefix)}#${r.pathId}`).sort()).toEqual(["10.0.1.0/24#0", "10.0.2.0/24#1"]);
-    expect(rib.count).toBe(3);
-    expect(rib.countOf(1)).toBe(2);
-    expect(rib.staleCount()).toBe(0);
-    expect(rib.sweepStale()).toEqual([]);
-  });
 });
 
 describe("Loc-RIB", () => {
