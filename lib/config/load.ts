@@ -18,7 +18,7 @@ import { z } from "zod";
 import { peerDefaults, resolveConfig, resolveKubePeerList } from "./resolve.ts";
 import { AnnotationPeerSchema, DocumentSchema, HealthSchema, KernelSchema, KubernetesSchema, SecretRefSchema } from "./schema.ts";
 import type { KubePeerConfig, KubernetesConfig, RouterConfig } from "./types.ts";
-import { Findings, type PathIssue, placeIssue, walk } from "./walk.ts";
+import { Findings, type PathIssue, placeIssue, setKey, walk } from "./walk.ts";
 
 export { ConfigError, formatIssue, type ConfigIssue } from "./reader.ts";
 
@@ -160,12 +160,12 @@ class YamlValue {
         continue;
       }
       firstKey.set(name, keyNode!);
-      Object.defineProperty(out, name, { value: this.convert(this.resolve(pair.value), [...path, name], keyNode!, depth + 1), enumerable: true, writable: true, configurable: true });
+      setKey(out, name, this.convert(this.resolve(pair.value), [...path, name], keyNode!, depth + 1));
     }
     // The mapping's own keys win over merged ones; earlier merge sources over later ones (YAML merge key semantics).
     for (const m of merged) {
       if (Object.hasOwn(out, m.k)) continue;
-      Object.defineProperty(out, m.k, { value: this.convert(m.value, [...path, m.k], m.key, depth + 1), enumerable: true, writable: true, configurable: true });
+      setKey(out, m.k, this.convert(m.value, [...path, m.k], m.key, depth + 1));
     }
     return out;
   }

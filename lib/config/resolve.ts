@@ -19,10 +19,10 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve as resolvePath } from "node:path";
 import { z } from "zod";
 import { AFI, parseAddr, parsePrefix } from "../core/addr.ts";
-import { type PathSegment, describe, suggest } from "./reader.ts";
-import { type DocumentSchema, PeerConfigSchema, type RefKind } from "./schema.ts";
+import { type PathSegment, suggest } from "./reader.ts";
+import { type DocumentSchema, PeerConfigSchema, type RefKind, expectedText } from "./schema.ts";
 import type { AdvertiseConfig, KubePeerConfig, KubernetesConfig, PeerConfig, Policy, PrefixMatch, RouterConfig, SecretRef } from "./types.ts";
-import { type Findings, INVALID } from "./walk.ts";
+import { type Findings, INVALID, setKey } from "./walk.ts";
 
 /** What resolving needs besides the document: where its issues go, and line numbers for "first defined at line N". */
 export interface ResolveContext {
@@ -86,13 +86,13 @@ function readPasswordFile(layer: Layer, ctx: ResolveContext): void {
   } catch (e) {
     const code = (e as { code?: string }).code;
     const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (e as Error).message;
-    ctx.f.issues.push({ path, message: `expected a readable password file, got ${describe(file)} (${full}: ${why})` });
+    ctx.f.issues.push({ path, message: expectedText("a readable password file", file, `${full}: ${why}`) });
     layer.value.passwordFile = INVALID;
     return;
   }
   const bytes = new TextEncoder().encode(text).length;
   if (bytes === 0 || bytes > 80) {
-    ctx.f.issues.push({ path, message: `expected a password file holding 1..80 bytes (one line), got ${describe(file)} (${full} holds ${bytes} bytes)` });
+    ctx.f.issues.push({ path, message: expectedText("a password file holding 1..80 bytes (one line)", file, `${full} holds ${bytes} bytes`) });
     layer.value.passwordFile = INVALID;
     return;
   }
@@ -342,7 +342,7 @@ export function resolveConfig(docValue: unknown, ctx: ResolveContext): RouterCon
 
   const d = doc as z.output<typeof DocumentSchema>;
   const policies: Record<string, Policy> = {};
-  for (const [n, p] of Object.entries(d.policies)) policies[n] = { name: n, terms: p.terms, default: p.default };
+  for (const [n, p] of Object.entries(d.policies)) setKey(policies, n, { name: n, terms: p.terms, default: p.default });
   const cfg: RouterConfig = {
     source: ctx.source ?? "",
     asn,
@@ -386,6 +386,6 @@ function resolveAdvertise(items: unknown, ctx: ResolveContext): AdvertiseConfig[
 /** An IPv4 next hop for an IPv6 prefix cannot be used; the message, or undefined when fine. */
 function nextHopProblem(prefix: string, nextHop: unknown): string | undefined {
   if (typeof nextHop !== "string") return undefined;
-  if (parsePrefix(prefix).afi === AFI.IPV6 && afiOf(nextHop) === AFI.IPV4) return `expected an IPv6 next hop for IPv6 prefix ${prefix}, got ${describe(nextHop)}`;
+  if (parsePrefix(prefix).afi === AFI.IPV6 && afiOf(nextHop) === AFI.IPV4) return expectedText(`an IPv6 next hop for IPv6 prefix ${prefix}`, nextHop);
   return undefined;
 }

@@ -17,7 +17,7 @@
 import { z } from "zod";
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { AFI, formatAddr, parseAddr, parseIPv4, parsePrefix, prefixToString } from "../core/addr.ts";
-import { describe, suggest } from "./reader.ts";
+import { type PathSegment, describe, suggest } from "./reader.ts";
 
 // ---------------------------------------------------------------------------
 // Metadata
@@ -56,21 +56,26 @@ export function metaOf(s: z.ZodType): KeyMeta {
 // Value schemas with their error texts
 
 const U32 = 0xffffffff;
-export const ASN_WHAT = "an AS number 1..4294967295";
+const ASN_WHAT = "an AS number 1..4294967295";
 
-/** zod's error option: "expected WHAT, got VALUE (DETAIL)". */
-export function expected(what: string, detail?: (v: unknown) => string | undefined) {
-  return {
-    error: (iss: { input?: unknown }) => {
-      const d = detail?.(iss.input);
-      return `expected ${what}, got ${describe(iss.input)}${d ? ` (${d})` : ""}`;
-    },
-  };
+/** "expected WHAT, got VALUE (DETAIL)": how every value problem reads. */
+export function expectedText(what: string, input: unknown, detail?: string): string {
+  return `expected ${what}, got ${describe(input)}${detail ? ` (${detail})` : ""}`;
 }
 
-/** A failed value: the issue to report (custom message) from inside a transform. */
+/** zod's error option: "expected WHAT, got VALUE (DETAIL)". */
+function expected(what: string, detail?: (v: unknown) => string | undefined) {
+  return { error: (iss: { input?: unknown }) => expectedText(what, iss.input, detail?.(iss.input)) };
+}
+
+/** Record an issue with its whole message, from a check or transform (at `path` below the value). */
+function report(ctx: { issues: unknown[] }, input: unknown, message: string, path?: PathSegment[]): void {
+  (ctx.issues as { code: string; input: unknown; message: string; path?: PathSegment[] }[]).push({ code: "custom", input, message, ...(path ? { path } : {}) });
+}
+
+/** A failed value inside a transform. */
 function fail(ctx: { issues: unknown[] }, input: unknown, message: string): never {
-  (ctx.issues as { code: string; input: unknown; message: string }[]).push({ code: "custom", input, message });
+  report(ctx, input, message);
   return z.NEVER;
 }
 
@@ -83,35 +88,35 @@ function text<T>(what: string, parse: (s: string) => T | Error) {
     } catch {
       r = new Error("");
     }
-    if (r instanceof Error) return fail(ctx, s, `expected ${what}, got ${describe(s)}${r.message ? ` (${r.message})` : ""}`);
+    if (r instanceof Error) return fail(ctx, s, expectedText(what, s, r.message));
     return r;
   });
 }
 
-export const int = (min: number, max: number, what = `an integer ${min}..${max}`) => z.number(expected(what)).int().min(min).max(max);
-export const bool = () => z.boolean(expected("true or false"));
-export const str = (what = "a string") => z.string(expected(what)).min(1);
+const int = (min: number, max: number, what = `an integer ${min}..${max}`) => z.number(expected(what)).int().min(min).max(max);
+const bool = () => z.boolean(expected("true or false"));
+const str = (what = "a string") => z.string(expected(what)).min(1);
 
 function words(values: readonly string[]): string {
   return values.length === 2 ? `${values[0]} or ${values[1]}` : `one of ${values.join(", ")}`;
 }
 
 /** One of a few words, with a did-you-mean. */
-export function choice<const T extends readonly [string, ...string[]]>(values: T) {
+function choice<const T extends readonly [string, ...string[]]>(values: T) {
   return z.enum(values, expected(words(values), (v) => (typeof v === "string" ? maybe(suggest(v, values)) : undefined)));
 }
 const maybe = (s: string | undefined) => (s !== undefined ? `did you mean ${s}?` : undefined);
 
 /** A scalar or a list of them (`community: 65001:1` or `community: [..]`); errors name the scalar itself. */
-export function oneOrMany<T extends z.ZodType>(item: T) {
+function oneOrMany<T extends z.ZodType>(item: T) {
   return z.preprocess((v) => (Array.isArray(v) ? v : [v]), z.array(item));
 }
 
-export const asn = () =>
+const asn = () =>
   int(1, U32, ASN_WHAT).refine((v) => v !== 23456, { error: `expected ${ASN_WHAT}, got 23456 (AS_TRANS, reserved by RFC 6793)` });
 
 /** An IPv4/IPv6 address in canonical text (RFC 5952); `zone`: a `%zone` suffix is kept on IPv6. */
-export function address(opts: { zone?: boolean; what?: string } = {}) {
+function address(opts: { zone?: boolean; what?: string } = {}) {
   const what = opts.what ?? "an IPv4 or IPv6 address";
   return text(what, (s) => {
     const pct = s.indexOf("%");
@@ -128,7 +133,7 @@ function prefixReason(e: unknown): string {
 }
 
 /** A prefix in canonical text ("10.0.0.0/8", compressed IPv6). */
-export const prefix = () =>
+const prefix = () =>
   text("a prefix ADDRESS/LENGTH", (s) => {
     try {
       return prefixToString(parsePrefix(s.trim()));
@@ -138,22 +143,22 @@ export const prefix = () =>
   });
 
 /** A dotted-quad identifier (router id, cluster id). */
-export const dottedQuad = (what: string, nonZero: boolean) =>
+const dottedQuad = (what: string, nonZero: boolean) =>
   text(what, (s) => {
     const b = parseIPv4(s);
     return b && (!nonZero || b.some((x) => x !== 0)) ? formatAddr(AFI.IPV4, b) : new Error("");
   });
 
-export const ROUTER_ID_WHAT = "a router id: a non-zero dotted quad such as 192.0.2.1";
+const ROUTER_ID_WHAT = "a router id: a non-zero dotted quad such as 192.0.2.1";
 
 /** A community "A:B" or well-known name; numbers re-formatted without leading zeros. */
-export const community = () =>
+const community = () =>
   text("a community A:B (each 0..65535) or a well-known name such as no-export", (s) => {
     parseCommunity(s);
     const m = /^(\d+):(\d+)$/.exec(s);
     return m ? `${Number(m[1])}:${Number(m[2])}` : s;
   });
-export const largeCommunity = () => text("a large community A:B:C (each 0..4294967295)", (s) => parseLargeCommunity(s).join(":"));
+const largeCommunity = () => text("a large community A:B:C (each 0..4294967295)", (s) => parseLargeCommunity(s).join(":"));
 
 const communityList = () => oneOrMany(community());
 const largeCommunityList = () => oneOrMany(largeCommunity());
@@ -162,26 +167,26 @@ export const FAMILIES = ["ipv4", "ipv6"] as const;
 export type FamilyName = (typeof FAMILIES)[number];
 
 /** Families in canonical order, at least one, none twice. */
-export const families = () =>
+const families = () =>
   oneOrMany(choice(FAMILIES))
     .check((ctx) => {
       const v = ctx.value;
       const dup = v.find((x, i) => v.indexOf(x) !== i);
-      if (v.length === 0) ctx.issues.push({ code: "custom", input: v, message: `expected a list of families (ipv4, ipv6), got a list (the list is empty)` });
-      else if (dup) ctx.issues.push({ code: "custom", input: v, message: `expected a list of distinct families, got a list (${dup} is listed twice)` });
+      if (v.length === 0) report(ctx, v, expectedText("a list of families (ipv4, ipv6)", v, "the list is empty"));
+      else if (dup) report(ctx, v, expectedText("a list of distinct families", v, `${dup} is listed twice`));
     })
     .transform((v): FamilyName[] => FAMILIES.filter((x) => v.includes(x)));
 
 const port = (min = 1) => int(min, 65535, `a port ${min}..65535`);
 const HOLD_WHAT = "a hold time of 0 or 3..65535 seconds";
-export const holdTime = () => int(0, 65535, HOLD_WHAT).refine((v) => v !== 1 && v !== 2, expected(HOLD_WHAT, () => "RFC 4271 forbids 1 and 2"));
+const holdTime = () => int(0, 65535, HOLD_WHAT).refine((v) => v !== 1 && v !== 2, expected(HOLD_WHAT, () => "RFC 4271 forbids 1 and 2"));
 
 const utf8Bytes = (s: string) => new TextEncoder().encode(s).length;
 
 // ---------------------------------------------------------------------------
 // Policies
 
-export const POLICY_REF_WHAT = 'a policy name, a list of policy names, "all" or "none"';
+const POLICY_REF_WHAT = 'a policy name, a list of policy names, "all" or "none"';
 const policyName = (what = "a policy name") => str(what).meta({ ref: "policy" });
 
 /**
@@ -192,7 +197,7 @@ const policyName = (what = "a policy name") => str(what).meta({ ref: "policy" })
  */
 export type PolicyRef = { kind: "all" } | { kind: "none" } | { kind: "chain"; names: string[] } | undefined;
 
-export const policyRef = () =>
+const policyRef = () =>
   z
     .union([
       choice(["all", "none"]).transform((kind): PolicyRef => ({ kind })),
@@ -201,12 +206,12 @@ export const policyRef = () =>
         .array(
           z.string(expected("a policy name")).check((ctx) => {
             const s = ctx.value;
-            if (s === "all" || s === "none") ctx.issues.push({ code: "custom", input: s, message: `"${s}" cannot be part of a policy chain; use it alone, or a policy with default accept/reject` });
-            else if (s === "") ctx.issues.push({ code: "custom", input: s, message: `expected a policy name, got ""` });
+            if (s === "all" || s === "none") report(ctx, s, `"${s}" cannot be part of a policy chain; use it alone, or a policy with default accept/reject`);
+            else if (s === "") report(ctx, s, expectedText("a policy name", s));
           }).meta({ ref: "policy" }),
         )
         .check((ctx) => {
-          if (ctx.value.length === 0) ctx.issues.push({ code: "custom", input: ctx.value, message: `expected ${POLICY_REF_WHAT}, got a list (an empty list; use "none" to send or accept nothing)` });
+          if (ctx.value.length === 0) report(ctx, ctx.value, expectedText(POLICY_REF_WHAT, ctx.value, 'an empty list; use "none" to send or accept nothing'));
         })
         .transform((names): PolicyRef => ({ kind: "chain", names })),
     ])
@@ -239,7 +244,7 @@ export interface PrefixMatch {
 /** "10.0.0.0/8 ge 16 le 24": ge/le within prefix length..family maximum, ge ≤ le. */
 const prefixEntryText = z.string().transform((raw, ctx): PrefixMatch => {
   const s = raw.trim();
-  const bad = (detail?: string) => fail(ctx, raw, `expected a prefix entry ${PREFIX_ENTRY}, got ${describe(raw)}${detail ? ` (${detail})` : ""}`);
+  const bad = (detail?: string) => fail(ctx, raw, expectedText(`a prefix entry ${PREFIX_ENTRY}`, raw, detail));
   const tokens = s.split(/\s+/);
   let p: string;
   try {
@@ -273,14 +278,14 @@ const prefixEntryMap = z
     const { len, max } = lengths(p);
     const range = (v: unknown, min: number, name: string, what: string) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max
       ? undefined
-      : ctx.issues.push({ code: "custom", input: v, path: [name], message: `expected ${what}, got ${describe(v)}` });
+      : report(ctx, v, expectedText(what, v), [name]);
     if (ge !== undefined) range(ge, len, "ge", `ge ${len}..${max} (prefix length..${max})`);
     const lo = typeof ge === "number" ? ge : len;
     if (le !== undefined) range(le, lo, "le", `le ${lo}..${max} (${ge !== undefined ? "ge" : "prefix length"}..${max})`);
   })
   .transform((m): PrefixMatch => entry(m.prefix, m.ge as number | undefined, m.le as number | undefined));
 
-export const prefixEntry = () => z.union([prefixEntryText, prefixEntryMap]).meta({ what: `a prefix entry ${PREFIX_ENTRY}` });
+const prefixEntry = () => z.union([prefixEntryText, prefixEntryMap]).meta({ what: `a prefix entry ${PREFIX_ENTRY}` });
 
 const SOURCES = ["local", "ibgp", "ebgp"] as const;
 
@@ -297,7 +302,7 @@ export const PolicyMatchSchema = z
         try {
           new RegExp(ctx.value);
         } catch (e) {
-          ctx.issues.push({ code: "custom", input: ctx.value, message: `expected a valid regular expression, got ${describe(ctx.value)} (${(e as Error).message})` });
+          report(ctx, ctx.value, expectedText("a valid regular expression", ctx.value, (e as Error).message));
         }
       })
       .optional()
@@ -378,7 +383,7 @@ const PASSWORD_WHAT = "a TCP-MD5 password (1..80 bytes)";
 const password = () =>
   str(PASSWORD_WHAT).check((ctx) => {
     const bytes = utf8Bytes(ctx.value);
-    if (bytes > 80) ctx.issues.push({ code: "custom", input: ctx.value, message: `expected a TCP-MD5 password of at most 80 bytes (RFC 2385, Linux TCP_MD5SIG_MAXKEYLEN), got ${describe(ctx.value)} (${bytes} bytes)` });
+    if (bytes > 80) report(ctx, ctx.value, expectedText("a TCP-MD5 password of at most 80 bytes (RFC 2385, Linux TCP_MD5SIG_MAXKEYLEN)", ctx.value, `${bytes} bytes`));
   });
 
 const SHUTDOWN_WHAT = "true, false or a shutdown message";
@@ -391,7 +396,7 @@ const shutdownInput = () =>
         .string()
         .check((ctx) => {
           const bytes = utf8Bytes(ctx.value);
-          if (bytes > 255) ctx.issues.push({ code: "custom", input: ctx.value, message: `expected a shutdown message of at most 255 bytes (RFC 9003), got ${describe(ctx.value)} (${bytes} bytes)` });
+          if (bytes > 255) report(ctx, ctx.value, expectedText("a shutdown message of at most 255 bytes (RFC 9003)", ctx.value, `${bytes} bytes`));
         })
         .transform((m) => ({ down: true, message: m || undefined })),
     ])
@@ -528,7 +533,7 @@ export const RequestPeerSchema = PeerSchema.omit({ group: true, passwordFile: tr
 const ADVERTISE_WHAT = "a prefix or a mapping with prefix, nextHop, communities, ...";
 
 /** The attributes of an originated route (the file's `advertise` entries and `bgpctl advertise`). */
-export const advertiseAttributes = {
+const advertiseAttributes = {
   nextHop: address().optional().meta({ doc: "next hop (default: the session's local address)" }),
   communities: communityList().default([]),
   largeCommunities: largeCommunityList().default([]),
@@ -552,7 +557,7 @@ export const AdvertiseRequestSchema = z
       .array(prefix())
       .meta({ what: "an array of prefixes", required: "a non-empty array of prefixes" })
       .check((ctx) => {
-        if (ctx.value.length === 0) ctx.issues.push({ code: "custom", input: ctx.value, message: "must not be empty (a non-empty array of prefixes)" });
+        if (ctx.value.length === 0) report(ctx, ctx.value, "must not be empty (a non-empty array of prefixes)");
       }),
     ...advertiseAttributes,
   })

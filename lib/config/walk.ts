@@ -12,8 +12,8 @@
  * itself; this walks the mappings, lists, records, unions and pipes around them.
  */
 import type { z } from "zod";
-import { type PathSegment, describe, formatPath, suggest } from "./reader.ts";
-import { type RefKind, metaOf } from "./schema.ts";
+import { type PathSegment, formatPath, suggest } from "./reader.ts";
+import { type RefKind, expectedText, metaOf } from "./schema.ts";
 
 /** A value that failed validation (already reported). */
 export const INVALID: unique symbol = Symbol("invalid");
@@ -66,6 +66,11 @@ type Def = {
 };
 type RawIssue = { code?: string; path?: PathSegment[]; message?: string; input?: unknown };
 
+/** `o[k] = v`, also for a key named `__proto__` (user-named mappings: policies, groups, labels). */
+export function setKey(o: Record<string, unknown>, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
+
 const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** The kind of container a schema parses ("object", "array", ...), through wrappers. */
@@ -103,7 +108,7 @@ export function walk(schema: z.ZodType, value: unknown, path: PathSegment[], f: 
     case "record": {
       if (!isMapping(value)) return shapeError(schema, "a mapping", value, path, f);
       const o: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) o[k] = walk(d.valueType!, v, [...path, k], f);
+      for (const [k, v] of Object.entries(value)) setKey(o, k, walk(d.valueType!, v, [...path, k], f));
       out = o;
       break;
     }
@@ -115,12 +120,12 @@ export function walk(schema: z.ZodType, value: unknown, path: PathSegment[], f: 
   if (f.issues.length > start || !d.checks?.length) return out;
   const payload = { value: out, issues: [] as RawIssue[] };
   for (const ch of d.checks) ch._zod.check(payload);
-  for (const iss of payload.issues) f.issues.push({ path: [...path, ...(iss.path ?? [])], message: iss.message ?? `expected a valid value, got ${describe(iss.input)}` });
+  for (const iss of payload.issues) f.issues.push({ path: [...path, ...(iss.path ?? [])], message: iss.message ?? expectedText("a valid value", iss.input) });
   return payload.issues.length ? INVALID : out;
 }
 
 function shapeError(schema: z.ZodType, what: string, value: unknown, path: PathSegment[], f: Findings): typeof INVALID {
-  f.issues.push({ path, message: `expected ${metaOf(schema).what ?? what}, got ${describe(value)}`, shallow: true });
+  f.issues.push({ path, message: expectedText(metaOf(schema).what ?? what, value), shallow: true });
   return INVALID;
 }
 
@@ -147,7 +152,7 @@ function walkObject(schema: z.ZodType, d: Def, value: unknown, path: PathSegment
       continue;
     }
     const r = walk(s, v, [...path, k], f);
-    if (r !== undefined) o[k] = r;
+    if (r !== undefined) setKey(o, k, r);
   }
   return o;
 }

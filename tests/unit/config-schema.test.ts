@@ -282,6 +282,32 @@ describe("reload effects come from the schema", () => {
   });
 });
 
+describe("odd input", () => {
+  test("user-named mappings may use any name, even __proto__", () => {
+    const cfg = parseConfig(y(...HEAD, "policies:", '  "__proto__": [{action: accept}]', "prefixLists:", '  "constructor": [10.0.0.0/8]'), "t.yaml");
+    expect(Object.keys(cfg.policies)).toEqual(["__proto__"]);
+    expect(Object.getPrototypeOf(cfg.policies)).toBe(Object.prototype);
+    expect(cfg.policies["__proto__"]!.terms).toEqual([{ action: "accept" }]);
+    expect(Object.hasOwn(cfg.prefixLists, "constructor")).toBe(true);
+  });
+
+  test("an alternative is reported as the kind of value written", () => {
+    const msg = (line: string) => {
+      try {
+        parseConfig(y(...HEAD, "peers:", `  - {address: 192.0.2.2, remoteAs: 65002, ${line}}`), "t.yaml");
+      } catch (e) {
+        return (e as ConfigError).issues.map((i) => `${i.path}: ${i.message}`).join("\n");
+      }
+      return "";
+    };
+    expect(msg("multihop: 256")).toBe("peers[0].multihop: expected true, false or a TTL 1..255, got 256");
+    expect(msg("multihop: x")).toBe('peers[0].multihop: expected true, false or a TTL 1..255, got "x"');
+    expect(msg("maxPrefix: {limit: 5, action: stop}")).toBe('peers[0].maxPrefix.action: expected warn or restart, got "stop"');
+    expect(msg("maxPrefix: 0")).toBe("peers[0].maxPrefix: expected a prefix limit 1..4294967295, got 0");
+    expect(msg("import: ''")).toBe('peers[0].import: expected a policy name, a list of policy names, "all" or "none", got ""');
+  });
+});
+
 describe("defaults for lib/k8s", () => {
   test("DEFAULTS and defaultKubernetesConfig are the schema's", () => {
     // The defaults of a peer are the schema's: exactly what a peer with no keys gets.
