@@ -160,10 +160,12 @@ function walkObject(schema: z.ZodType, d: Def, value: unknown, path: PathSegment
 /** The alternative that parses the value; else the one the value was meant to be (its issues go beyond "wrong kind"); else "expected WHAT". */
 function walkUnion(schema: z.ZodType, d: Def, value: unknown, path: PathSegment[], f: Findings): unknown {
   const here = formatPath(path);
-  const tries = d.options!.map((o) => {
+  const tries: { t: Findings; v: unknown }[] = [];
+  for (const o of d.options!) {
     const t = new Findings();
-    return { t, v: walk(o, value, path, t) };
-  });
+    tries.push({ t, v: walk(o, value, path, t) });
+    if (t.issues.length === 0) break;
+  }
   const pick = tries.find((x) => x.t.issues.length === 0) ?? tries.find((x) => x.t.issues.some((i) => !i.shallow || formatPath(i.path) !== here));
   if (pick) {
     f.issues.push(...pick.t.issues);

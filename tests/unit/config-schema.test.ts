@@ -9,11 +9,12 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { RESET_FIELDS, diffPeer } from "../../lib/config/diff.ts";
 import { ConfigError, DEFAULTS, defaultKubernetesConfig, parseConfig, parsePeerList } from "../../lib/config/load.ts";
 import { advertiseFromRequest, checkPeerRequest, peerFromRequest, requestErrorText, withdrawFromRequest } from "../../lib/config/request.ts";
-import { DocumentSchema, KubernetesSchema, PeerConfigSchema, PeerGroupSchema, PeerSchema, metaOf } from "../../lib/config/schema.ts";
+import { DocumentSchema, KubernetesSchema, PeerConfigSchema, PeerGroupSchema, PeerSchema, RequestPeerSchema, metaOf } from "../../lib/config/schema.ts";
 import type { PeerConfig } from "../../lib/config/types.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -104,36 +105,15 @@ describe("peer add gets what a file peer gets", () => {
   });
 
   test("every file key but group and passwordFile, normalised alike", () => {
-    const body = {
-      address: "2001:DB8::2",
-      remoteAs: 65002,
-      localAs: 65010,
-      port: 1179,
-      localAddress: "2001:db8::1",
-      passive: true,
-      holdTime: 30,
-      keepalive: 10,
-      connectRetry: 5,
-      families: ["ipv6"],
-      nextHopSelf: true,
-      routeReflectorClient: false,
-      multihop: 3,
-      import: ["imp", "exp"],
-      export: "all",
-      maxPrefix: { limit: 10, action: "restart" },
-      description: "lab",
-      shutdown: "maintenance",
-      allowOwnAs: 1,
-      enforceFirstAs: false,
-      asOverride: true,
-      addPath: { receive: true },
-      password: "s3cret",
-    };
-    const yamlKeys = Object.entries(body)
-      .filter(([k]) => k !== "address")
-      .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
-      .join(", ");
-    const file = parseConfig(y(...HEAD, "policies: {imp: [], exp: []}", "peers:", `  - {address: "2001:DB8::2", ${yamlKeys}}`), "t.yaml").peers[0]!;
+    // One peer, written once: as a line of the file, and (parsed) as the JSON body of a request.
+    const flow =
+      "{address: '2001:DB8::2', remoteAs: 65002, localAs: 65010, port: 1179, localAddress: '2001:db8::1', passive: true, holdTime: 30, keepalive: 10, " +
+      "connectRetry: 5, families: [ipv6], nextHopSelf: true, routeReflectorClient: false, multihop: 3, import: [imp, exp], export: all, " +
+      "maxPrefix: {limit: 10, action: restart}, description: lab, shutdown: maintenance, allowOwnAs: 1, enforceFirstAs: false, asOverride: true, " +
+      "addPath: {receive: true}, password: s3cret}";
+    const body = parseYaml(flow) as Record<string, unknown>;
+    expect(Object.keys(body).sort()).toEqual(Object.keys(RequestPeerSchema.shape).sort());
+    const file = parseConfig(y(...HEAD, "policies: {imp: [], exp: []}", "peers:", `  - ${flow}`), "t.yaml").peers[0]!;
     const runtime = peerFromRequest(body, ctx);
     expect(runtime).toEqual(file);
     expect(runtime).toMatchObject({ address: "2001:db8::2", import: { kind: "chain", names: ["imp", "exp"] }, shutdown: true, shutdownMessage: "maintenance" });
