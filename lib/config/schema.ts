@@ -44,12 +44,18 @@ export interface KeyMeta {
 
 export type RefKind = "policy" | "prefix list" | "peer group";
 
-/** The metadata of a schema (merged over its wrappers: optional, default, pipes). */
+const metaCache = new WeakMap<z.ZodType, KeyMeta>();
+
+/** The metadata of a schema (merged over its wrappers: optional, default, prefault). */
 export function metaOf(s: z.ZodType): KeyMeta {
+  let m = metaCache.get(s);
+  if (m) return m;
   const own = (z.globalRegistry.get(s) ?? {}) as KeyMeta;
-  const def = s._zod.def as { type: string; innerType?: z.ZodType; in?: z.ZodType };
+  const def = s._zod.def as { type: string; innerType?: z.ZodType };
   const inner = def.type === "optional" || def.type === "default" || def.type === "prefault" || def.type === "nullable" ? def.innerType : undefined;
-  return inner ? { ...metaOf(inner), ...own } : own;
+  m = inner ? { ...metaOf(inner), ...own } : own;
+  metaCache.set(s, m);
+  return m;
 }
 
 // ---------------------------------------------------------------------------

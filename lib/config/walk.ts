@@ -161,7 +161,7 @@ function walkObject(schema: z.ZodType, d: Def, value: unknown, path: PathSegment
 function walkUnion(schema: z.ZodType, d: Def, value: unknown, path: PathSegment[], f: Findings): unknown {
   const here = formatPath(path);
   const tries: { t: Findings; v: unknown }[] = [];
-  for (const o of d.options!) {
+  for (const o of d.options!.filter((o) => mayAccept(o, value))) {
     const t = new Findings();
     tries.push({ t, v: walk(o, value, path, t) });
     if (t.issues.length === 0) break;
@@ -178,6 +178,26 @@ function walkUnion(schema: z.ZodType, d: Def, value: unknown, path: PathSegment[
     return INVALID;
   }
   return shapeError(schema, what, value, path, f);
+}
+
+/** False when the alternative cannot take a value of this kind at all (it would only say "wrong kind"); saves trying it. */
+function mayAccept(s: z.ZodType, value: unknown): boolean {
+  switch (baseType(s)) {
+    case "object":
+    case "record":
+      return isMapping(value);
+    case "array":
+      return Array.isArray(value);
+    case "string":
+    case "enum":
+      return typeof value === "string";
+    case "number":
+      return typeof value === "number";
+    case "boolean":
+      return typeof value === "boolean";
+    default:
+      return true;
+  }
 }
 
 /** A value without mappings inside, parsed by zod; one issue per path (the first). */
