@@ -193,7 +193,7 @@ function viaSchema<T>(check: () => T): T {
 /** `POST /v1/advertise`: checked by the schema of a file advertisement; the keys given, prefixes and communities in canonical form. */
 export function parseAdvertiseRequest(body: Record<string, unknown>): AdvertiseRequest {
   const ads = viaSchema(() => advertiseFromRequest(body));
-  const given = Object.entries(ads[0]!).filter(([k]) => k !== "prefix" && k in body);
+  const given = Object.entries(ads[0]!).filter(([k]) => k !== "prefix" && Object.hasOwn(body, k));
   return { ...Object.fromEntries(given), prefixes: ads.map((a) => a.prefix) };
 }
 

@@ -110,7 +110,7 @@ export function resolvePeer(layers: Layer[], asn: number | undefined, ctx: Resol
   const path = own.path;
   let ok = true;
   const pick = (k: string): { value: unknown; layer: Layer } | undefined => {
-    for (const l of layers) if (k in l.value) return { value: l.value[k], layer: l };
+    for (const l of layers) if (Object.hasOwn(l.value, k)) return { value: l.value[k], layer: l };
     return undefined;
   };
   /** The layers' value of `k` (undefined when none sets it); marks the peer invalid when that value is. */
@@ -125,7 +125,7 @@ export function resolvePeer(layers: Layer[], asn: number | undefined, ctx: Resol
   };
   /** Where to report a problem with merged keys: the first of them the peer sets itself, else the peer. */
   const where = (...ks: string[]): PathSegment[] => {
-    for (const k of ks) if (k in own.value) return [...path, k];
+    for (const k of ks) if (Object.hasOwn(own.value, k)) return [...path, k];
     return path;
   };
   const inGroup = (k: string): string => {
@@ -307,18 +307,18 @@ export function resolveConfig(docValue: unknown, ctx: ResolveContext): RouterCon
   const { f } = ctx;
   if (!isObj(docValue)) return undefined;
   const doc = docValue as Doc;
-  const valid = <T>(k: string): T | undefined => (k in doc && doc[k] !== INVALID && f.valid([k]) ? (doc[k] as T) : undefined);
+  const valid = <T>(k: string): T | undefined => (Object.hasOwn(doc, k) && doc[k] !== INVALID && f.valid([k]) ? (doc[k] as T) : undefined);
 
   // Under `kubernetes:` the AS number and router id come from the cluster (and the node).
   const kube = isObj(doc.kubernetes) ? (doc.kubernetes as Obj) : undefined;
-  const k8s = "kubernetes" in doc;
+  const k8s = Object.hasOwn(doc, "kubernetes");
   let asn = valid<number>("asn");
-  if (!("asn" in doc)) {
+  if (!Object.hasOwn(doc, "asn")) {
     if (k8s) asn = typeof kube?.asn === "number" && f.valid(["kubernetes", "asn"]) ? kube.asn : 64512;
     else f.issues.push({ path: ["asn"], at: [], message: 'missing required key "asn" (our AS number)' });
   }
   let routerId = valid<string>("routerId");
-  if (!("routerId" in doc)) {
+  if (!Object.hasOwn(doc, "routerId")) {
     if (k8s) routerId = "0.0.0.0";
     else f.issues.push({ path: ["routerId"], at: [], message: 'missing required key "routerId" (a dotted quad such as 192.0.2.1)' });
   }

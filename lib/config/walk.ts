@@ -135,8 +135,8 @@ function walkObject(schema: z.ZodType, d: Def, value: unknown, path: PathSegment
   const known = Object.keys(shape);
   const meta = metaOf(schema);
   for (const k of Object.keys(value)) {
-    if (k in shape) continue;
-    const hint = meta.hints?.[k];
+    if (Object.hasOwn(shape, k)) continue;
+    const hint = meta.hints && Object.hasOwn(meta.hints, k) ? meta.hints[k] : undefined;
     const s = hint === undefined ? suggest(k, known) : undefined;
     const extra = hint !== undefined ? ` (${hint})` : s !== undefined ? ` (did you mean "${s}"?)` : "";
     f.issues.push({ path: [...path, k], message: `unknown key "${k}"${extra}`, key: true, kind: { key: "unknown", detail: extra } });

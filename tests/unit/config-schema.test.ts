@@ -269,6 +269,9 @@ describe("odd input", () => {
     expect(Object.getPrototypeOf(cfg.policies)).toBe(Object.prototype);
     expect(cfg.policies["__proto__"]!.terms).toEqual([{ action: "accept" }]);
     expect(Object.hasOwn(cfg.prefixLists, "constructor")).toBe(true);
+    // ... but a key named like an Object property is no peer key.
+    const err = requestError(() => peerFromRequest({ address: "192.0.2.2", remoteAs: 65002, constructor: 1, toString: "x" }, { asn: 65001, policies: [] }));
+    expect(err).toBe("constructor: unknown field\ntoString: unknown field");
   });
 
   test("an alternative is reported as the kind of value written", () => {
