@@ -146,7 +146,7 @@ class YamlValue {
       const keyNode = this.resolve(pair.key);
       const k = isScalar(keyNode) ? keyNode.value : undefined;
       if (typeof k !== "string" && typeof k !== "number") {
-        this.yamlIssue(keyNode ?? node, path, `expected a key name, got ${describe(isScalar(keyNode) ? keyNode.value : isMap(keyNode) ? {} : [])}`);
+        this.yamlIssue(keyNode ?? node, path, `expected a key name, got ${describe(shown(keyNode))}`);
         continue;
       }
       const name = String(k);
@@ -175,7 +175,7 @@ class YamlValue {
     const sources = isSeq(v) ? v.items.map((i) => this.resolve(i)) : [v];
     for (const src of sources) {
       if (!isMap(src)) {
-        this.yamlIssue(src, [...path, "<<"], `expected a mapping (or list of mappings) to merge, got ${describe(isScalar(src) ? src.value : isSeq(src) ? [] : null)}`);
+        this.yamlIssue(src, [...path, "<<"], `expected a mapping (or list of mappings) to merge, got ${describe(shown(src))}`);
         continue;
       }
       for (const pair of src.items) {
@@ -198,6 +198,11 @@ class YamlValue {
     const node = i.key && n?.key ? n.key : (n?.value ?? (at.length ? undefined : this.resolve(this.doc.contents)));
     return { file: this.file, ...this.at(node), path: shown, message: i.message };
   }
+}
+
+/** A node as `describe` shows it: a scalar's value, or an empty mapping or list for its kind. */
+function shown(n: Node | null): unknown {
+  return isScalar(n) ? n.value : isMap(n) ? {} : isSeq(n) ? [] : null;
 }
 
 function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {

@@ -274,6 +274,16 @@ describe("odd input", () => {
     expect(err).toBe("constructor: unknown field\ntoString: unknown field");
   });
 
+  test("YAML-only problems: a key that is not text, a merge of something other than a mapping", () => {
+    let err: ConfigError | undefined;
+    try {
+      parseConfig(y(...HEAD, "? [a]", ": 1", "peers:", "  - <<: 5", "    address: 192.0.2.2", "    remoteAs: 65002"), "x.yaml");
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err!.message).toBe(['x.yaml:3:3: expected a key name, got a list', 'x.yaml:6:9: peers[0]["<<"]: expected a mapping (or list of mappings) to merge, got 5'].join("\n"));
+  });
+
   test("an alternative is reported as the kind of value written", () => {
     const msg = (line: string) => {
       try {
