@@ -15,6 +15,7 @@
  * cross-section rules (peer groups, references, duplicates) are in resolve.ts.
  */
 import { z } from "zod";
+import type { PolicyRef, PrefixMatch } from "../rib/policy-types.ts";
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { AFI, formatAddr, parseAddr, parseIPv4, parsePrefix, prefixToString } from "../core/addr.ts";
 import { type PathSegment, describe, suggest } from "./reader.ts";
@@ -195,14 +196,7 @@ const utf8Bytes = (s: string) => new TextEncoder().encode(s).length;
 const POLICY_REF_WHAT = 'a policy name, a list of policy names, "all" or "none"';
 const policyName = (what = "a policy name") => str(what).meta({ ref: "policy" });
 
-/**
- * A peer's import or export: a chain of policy names evaluated in order (the
- * first accept/reject wins; the last policy's default applies), or "all" /
- * "none". `undefined` = not configured: RFC 8212 default (eBGP: nothing,
- * iBGP: all).
- */
-export type PolicyRef = { kind: "all" } | { kind: "none" } | { kind: "chain"; names: string[] } | undefined;
-
+/** A peer's import or export (the RIB's PolicyRef): "all", "none", a policy name or a list of them. */
 const policyRef = () =>
   z
     .union([
@@ -238,14 +232,6 @@ function entry(prefix: string, ge: number | undefined, le: number | undefined): 
   return m;
 }
 
-/** One prefix-list entry: `prefix` with an optional length range (ge/le, inclusive). */
-export interface PrefixMatch {
-  prefix: string;
-  /** Minimum prefix length matched (default: the prefix's own length). */
-  ge?: number;
-  /** Maximum prefix length matched (default: the family maximum when ge is given, as in Cisco/FRR prefix lists; else the prefix's own length). */
-  le?: number;
-}
 
 /** "10.0.0.0/8 ge 16 le 24": ge/le within prefix length..family maximum, ge ≤ le. */
 const prefixEntryText = z.string().transform((raw, ctx): PrefixMatch => {

@@ -15,22 +15,25 @@ import type {
   PolicySchema,
   PolicySetSchema,
   PolicyTermSchema,
-  PrefixMatch,
   SecretRefSchema,
   maxPrefix,
 } from "./schema.ts";
 
-export type { FamilyName, PolicyRef, PrefixMatch } from "./schema.ts";
-import type { PolicyRef } from "./schema.ts";
+import type * as rib from "../rib/policy-types.ts";
 
-/** Conditions of a policy term; all present conditions must hold (AND); inside a list any entry may match (OR). */
-export type PolicyMatch = z.output<typeof PolicyMatchSchema>;
-/** Community changes: replace (first), then add and remove. */
-export type CommunitySet = z.output<ReturnType<typeof CommunitySetSchema>>;
-export type PolicySet = z.output<typeof PolicySetSchema>;
-export type PolicyTerm = z.output<typeof PolicyTermSchema>;
-/** A named policy; `default` is the verdict when no term decided (default reject). */
-export type Policy = { name: string } & z.output<typeof PolicySchema>;
+// The policy language is the RIB's (lib/rib/policy-types.ts); the schema must
+// produce exactly it, which these compile-time checks hold it to.
+export type { CommunitySet, FamilyName, Policy, PolicyMatch, PolicyRef, PolicySet, PolicyTerm, PrefixMatch } from "../rib/policy-types.ts";
+import type { Policy, PolicyRef, PrefixMatch } from "../rib/policy-types.ts";
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const schemaMatchesRib: [
+  Same<z.output<typeof PolicyMatchSchema>, rib.PolicyMatch>,
+  Same<z.output<ReturnType<typeof CommunitySetSchema>>, rib.CommunitySet>,
+  Same<z.output<typeof PolicySetSchema>, rib.PolicySet>,
+  Same<z.output<typeof PolicyTermSchema>, rib.PolicyTerm>,
+  Same<{ name: string } & z.output<typeof PolicySchema>, rib.Policy>,
+] = [true, true, true, true, true];
+void schemaMatchesRib;
 export type MaxPrefix = z.output<ReturnType<typeof maxPrefix>>;
 /**
  * A peer with its groups merged and every default applied. `import`/`export`

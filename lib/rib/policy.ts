@@ -2,7 +2,7 @@
  * The policy engine: import and export filters of the RIB.
  *
  * `compilePolicies` turns the configured policies and prefix lists (plain data
- * from lib/config/types.ts) into matchers once: prefixes pre-parsed into
+ * from lib/rib/policy-types.ts) into matchers once: prefixes pre-parsed into
  * address words and length ranges, communities into numbers, AS path regular
  * expressions compiled, next hops and neighbours into bytes. Anything invalid
  * throws an Error naming the policy and term (or the prefix list and entry).
@@ -28,7 +28,7 @@ import { type AsPathSegment, type PathAttributes, asPathString, parseCommunity, 
 import { formatAddr, parseAddr, parsePrefix } from "../core/addr.ts";
 import { type Prefix } from "../core/addr.ts";
 import { SEG } from "../bgp/types.ts";
-import type { CommunitySet, Policy, PolicyRef, PolicyTerm, PrefixMatch } from "../config/types.ts";
+import type { CommunitySet, Policy, PolicyRef, PolicyTerm, PrefixMatch } from "./policy-types.ts";
 export type { PolicyRef };
 import type { Route } from "./types.ts";
 
