@@ -5,23 +5,12 @@
  *
  *   namespace a (bgpctl) 192.0.2.1/24  <-veth->  192.0.2.2/24 namespace b (BIRD)
  */
-import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { BGPCTL_BIN, BirdInstance, createPair, ensureBinary, type PairTopology } from "./lab.ts";
+import { expect, test } from "bun:test";
+import { BGPCTL_BIN, BirdInstance, type PairTopology, usePair } from "./lab.ts";
 
 let t: PairTopology;
 
-beforeAll(async () => {
-  await ensureBinary();
-  t = await createPair("kpeer");
-}, 600_000);
-
-afterEach(async () => {
-  await t?.lab.stopAll();
-});
-
-afterAll(async () => {
-  await t?.lab.cleanup();
-});
+usePair("kpeer", (p) => (t = p));
 
 type IpRoute = { dst: string; gateway?: string; protocol?: string; metric?: number };
 async function routes(table: string, proto: string): Promise<IpRoute[]> {

@@ -9,10 +9,10 @@
  * starts its own daemons, which `afterEach` stops. Only documentation
  * addresses are used, and only inside the lab's namespaces.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import type { FibEntry, InterfacesInfo } from "../../lib/api/types.ts";
-import { BgpctlDaemon, BirdInstance, GobgpInstance, Lab, buildNetwork, ensureBinary, ensurePackages, which } from "./lab.ts";
+import { BgpctlDaemon, BirdInstance, GobgpInstance, Lab, buildNetwork, which, useLab } from "./lab.ts";
 import { sleep } from "../support/wait.ts";
 import type { DaemonConfigSpec, DaemonPeerSpec, Family, LabProcess } from "./lab.ts";
 
@@ -25,19 +25,9 @@ const MAIN = 254;
 let lab: Lab;
 let IP = "ip";
 
-beforeAll(async () => {
-  await ensurePackages();
-  await ensureBinary();
-  lab = await Lab.create("kernel");
+useLab("kernel", (l) => {
+  lab = l;
   IP = which("ip") ?? "ip";
-}, 600_000);
-
-afterEach(async () => {
-  await lab?.stopAll();
-});
-
-afterAll(async () => {
-  await lab?.cleanup();
 });
 
 // ---------------------------------------------------------------------------

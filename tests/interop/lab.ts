@@ -10,7 +10,7 @@
  * down by `Lab.cleanup()`; a process-exit hook and a sweep of stale namespaces
  * left by dead runs back that up.
  */
-import { expect } from "bun:test";
+import { afterAll, afterEach, beforeAll, expect } from "bun:test";
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -1780,6 +1780,38 @@ export interface PairTopology {
  * Two namespaces joined by one veth pair:
  *   a: 192.0.2.1/24 2001:db8::1/64  <->  b: 192.0.2.2/24 2001:db8::2/64
  */
+/**
+ * The lab lifecycle of one interop test file: before its tests, install what
+ * is missing, build the binary and make the lab (`make`: a bare Lab or a
+ * topology holding one); after each test stop the lab's processes; after all,
+ * remove its namespaces. `set` receives what `make` built.
+ */
+function useFixture<T>(make: () => Promise<T>, labOf: (t: T) => Lab, set: (t: T) => void): void {
+  let made: T | undefined;
+  beforeAll(async () => {
+    await ensurePackages();
+    await ensureBinary();
+    made = await make();
+    set(made);
+  }, 600_000);
+  afterEach(async () => {
+    if (made !== undefined) await labOf(made).stopAll();
+  });
+  afterAll(async () => {
+    if (made !== undefined) await labOf(made).cleanup();
+  });
+}
+
+/** A bare Lab for the file's tests (see useFixture). */
+export function useLab(label: string, set: (lab: Lab) => void): void {
+  useFixture(() => Lab.create(label), (l) => l, set);
+}
+
+/** The two-namespace pair topology for the file's tests (see useFixture). */
+export function usePair(label: string, set: (t: PairTopology) => void): void {
+  useFixture(() => createPair(label), (t) => t.lab, set);
+}
+
 export async function createPair(label: string): Promise<PairTopology> {
   await ensurePackages();
   const lab = await Lab.create(label);

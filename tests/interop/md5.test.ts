@@ -13,9 +13,9 @@
  * side (TcpExtTCPMD5Failure / TCPMD5NotFound / TCPMD5Unexpected in that
  * namespace's /proc/net/netstat) go up.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { BGPCTL_BIN, BirdInstance, createPair, ensureBinary, expectNoNotifications, run, startBgpctlPeer } from "./lab.ts";
+import { BGPCTL_BIN, BirdInstance, expectNoNotifications, run, startBgpctlPeer, usePair } from "./lab.ts";
 import { sleep } from "../support/wait.ts";
 import type { BgpctlPeer, BirdConfigSpec, BirdPeerSpec, PairTopology } from "./lab.ts";
 
@@ -28,18 +28,7 @@ const PASSWORD = "bgpctl-md5 secret/42";
 
 let t: PairTopology;
 
-beforeAll(async () => {
-  await ensureBinary();
-  t = await createPair("md5");
-}, 600_000);
-
-afterEach(async () => {
-  await t?.lab.stopAll();
-});
-
-afterAll(async () => {
-  await t?.lab.cleanup();
-});
+usePair("md5", (p) => (t = p));
 
 type Transport = "ipv4" | "ipv6";
 

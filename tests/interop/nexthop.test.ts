@@ -19,10 +19,10 @@
  * One lab per file; namespaces are created by the lab (unique per process)
  * and removed with every process it started, by PID.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import type { RibEntry } from "../../lib/api/types.ts";
-import { BgpctlDaemon, BirdInstance, Lab, birdConfig, buildNetwork, ensureBinary, ensurePackages, which } from "./lab.ts";
+import { BgpctlDaemon, BirdInstance, Lab, birdConfig, buildNetwork, which, useLab } from "./lab.ts";
 import type { BirdConfigSpec, DaemonConfigSpec } from "./lab.ts";
 
 const X_AS = 65001;
@@ -32,19 +32,9 @@ const PREFIX = "198.51.100.0/24";
 let lab: Lab;
 let IP = "ip";
 
-beforeAll(async () => {
-  await ensurePackages();
-  await ensureBinary();
-  lab = await Lab.create("nexthop");
+useLab("nexthop", (l) => {
+  lab = l;
   IP = which("ip") ?? "ip";
-}, 600_000);
-
-afterEach(async () => {
-  await lab?.stopAll();
-});
-
-afterAll(async () => {
-  await lab?.cleanup();
 });
 
 /** Start BIRD with `next hop address NH` on its IPv4 channel: the next hop it announces, whatever the session. */

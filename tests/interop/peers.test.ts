@@ -12,7 +12,7 @@
  * peer and bgpctl and stops them afterwards. The peer is passive unless a
  * test says otherwise, so bgpctl's own connect brings the session up.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import {
   BIRD_PEER,
   type BgpctlPeer,
@@ -23,12 +23,11 @@ import {
   type PeerSpec,
   type RunningPeer,
   bgpctlShowRib,
-  createPair,
-  ensureBinary,
   expectNoNotifications,
   firstNh,
   peerRoutesFrom,
   startBgpctlPeer,
+  usePair,
 } from "./lab.ts";
 import { sleep } from "../support/wait.ts";
 
@@ -38,18 +37,7 @@ const TEST_TIMEOUT = 45_000;
 
 let t: PairTopology;
 
-beforeAll(async () => {
-  await ensureBinary();
-  t = await createPair("peers");
-}, 600_000);
-
-afterEach(async () => {
-  await t?.lab.stopAll();
-});
-
-afterAll(async () => {
-  await t?.lab.cleanup();
-});
+usePair("peers", (p) => (t = p));
 
 /** The peer in namespace b: eBGP AS 65002 towards bgpctl's IPv4 address unless `over` says otherwise. */
 function startPeer<D>(P: PeerAdapter<D>, over: Partial<PeerSpec> = {}): Promise<RunningPeer<D>> {

@@ -9,7 +9,7 @@
  * is driven and inspected through its control socket with the CLI
  * (`show neighbors|rib ... -j`, `advertise`, `withdraw`, `reload`).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import type { RibEntry } from "../../lib/api/types.ts";
@@ -20,9 +20,8 @@ import {
   Lab,
   bgpctlDaemonConfig,
   buildNetwork,
-  ensureBinary,
-  ensurePackages,
   pingOnce,
+  useLab,
 } from "./lab.ts";
 import { sleep } from "../support/wait.ts";
 import type { BirdPeerSpec, BirdRoute, DaemonConfigSpec, DaemonPeerSpec, LabProcess, Network, RouteSpec } from "./lab.ts";
@@ -32,19 +31,7 @@ const TEST_TIMEOUT = 60_000;
 
 let lab: Lab;
 
-beforeAll(async () => {
-  await ensurePackages();
-  await ensureBinary();
-  lab = await Lab.create("router");
-}, 600_000);
-
-afterEach(async () => {
-  await lab?.stopAll();
-});
-
-afterAll(async () => {
-  await lab?.cleanup();
-});
+useLab("router", (l) => (lab = l));
 
 // ---------------------------------------------------------------------------
 // helpers
