@@ -543,7 +543,6 @@ function meshPeers(
     problem(`Node/${me.name}`, `no route reflector with cluster id ${me.clusterId} (in AS ${me.asn}); no mesh peers`, ANN.routeReflectorClient);
     return;
   }
-  const D = DEFAULTS.peer;
   for (const other of sameAs) {
     const rel = meshRelation(me, other);
     if (!rel.peer) continue;
@@ -560,26 +559,20 @@ function meshPeers(
         problem(`Node/${other.name}`, `has the same InternalIP ${theirs} as ${prev.what}; only ${prev.what} is peered`);
         continue;
       }
+      // Every key a mesh session does not set itself keeps the schema's default, as a file peer would.
       const peer: PeerConfig = {
+        ...DEFAULTS.peer,
+        families: [fam],
         address: theirs,
         remoteAs: me.asn,
         localAs: me.asn,
         port: kube.meshPort,
         localAddress: mine,
-        passive: false,
         holdTime: kube.meshHoldTime,
-        connectRetry: D.connectRetry,
-        families: [fam],
-        nextHopSelf: D.nextHopSelf,
         routeReflectorClient: rel.client,
-        multihop: D.multihop,
         import: { kind: "all" },
         export: { kind: "chain", names: [MESH_EXPORT] },
         description: `k8s node ${other.name}`,
-        shutdown: D.shutdown,
-        allowOwnAs: D.allowOwnAs,
-        enforceFirstAs: D.enforceFirstAs,
-        asOverride: D.asOverride,
       };
       out.set(theirs, {
         peer,
