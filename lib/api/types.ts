@@ -59,6 +59,13 @@ export interface RibEntry {
   reachable?: boolean;
   /** IGP cost to the next hop (metric of the route resolving it; 0 for local, self and link-local next hops). */
   igpCost?: number;
+  /**
+   * The immediate forwarding hops when the next hop is not on-link (RFC 4271
+   * §5.1.3: resolved through a gateway route or another BGP route), as the
+   * kernel route is installed: "192.0.2.66", "fe80::1%2" (interface index).
+   * Absent when the next hop itself is the forwarding hop.
+   */
+  via?: string[];
   pathId?: number;
   originatorId?: string;
   clusterList?: string[];

@@ -31,6 +31,14 @@
  *   IPv4 prefix with an IPv6 next hop gets `via6`; a lone link-local next hop
  *   has no interface and is reported as failed. ECMP next hops are
  *   deduplicated and sorted; weights are not set.
+ * - Recursive next hops (RFC 4271 §5.1.3): a route whose next hop is not
+ *   on-link carries its immediate forwarding hops (`Route.via`, set by the
+ *   next-hop tracker, lib/rib/nexthop.ts); those are installed instead of the
+ *   BGP next hop (an ECMP set: the union of its members' immediate hops),
+ *   with their interface. Without `via` (on-link next hop, link-local next
+ *   hop with its interface, no tracker) the next hop itself is installed.
+ *   `onLocRibChange` takes the Loc-RIB's `forwarding` events (same best,
+ *   new immediate hops) like any other: the desired route is recomputed.
  * - Loop guard: when the kernel reports back a different route after three
  *   replaces of the same desired route, we stop replacing it until the next
  *   full compare.
@@ -40,7 +48,7 @@ import { realClock } from "../core/clock.ts";
 import { type Prefix, formatIPv4, formatIPv6, maskAddr, parseAddr, parsePrefix, prefixContains, prefixToString } from "../core/addr.ts";
 import type { LogLevel } from "../core/log.ts";
 import type { LocRibEvent } from "../rib/loc-rib.ts";
-import type { PrefixKey, Route } from "../rib/types.ts";
+import type { ForwardingHop, PrefixKey, Route } from "../rib/types.ts";
 import { prefixKey } from "../rib/types.ts";
 import type {
   FibFamily,
@@ -210,7 +218,8 @@ function errorText(e: KernelError): string {
  * Desired kernel state from the Loc-RIB, reconciled with the kernel.
  *
  * Wiring: `new Fib(kernel, opts, log, clock)`, `await fib.start()`, then feed
- * `fib.onLocRibChange(ev)` from `locRib.subscribe` (and, for routes already
+ * `fib.onLocRibChange(ev)` from `locRib.subscribe(..., {forwarding: true})`
+ * (and, for routes already
  * in the Loc-RIB, `setDesired` for each); report `endOfRib(sourceId)` per
  * source (with `expectSources`) or `allSourcesSynced()`; `await fib.stop()`
  * on shutdown. The kernel handle stays the caller's (stop() does not close it).
@@ -244,6 +253,8 @@ export class Fib {
   private failLogBudget = FAIL_LOGS_PER_BATCH;
   private failLogsSuppressed = 0;
   private hopCache = new WeakMap<Uint8Array, { gen: number; family: FibFamily; res: HopResult }>();
+  /** `viaHops` results per `Route.via` list (the routes of one next hop share it). */
+  private viaCache = new WeakMap<readonly ForwardingHop[], { gen: number; family: FibFamily; res: HopResult[] }>();
 
   private starting: Promise<void> | null = null;
   private started = false;
@@ -632,10 +643,22 @@ export class Fib {
         self ??= h.self;
         continue;
       }
-      const k = h.key;
-      if (keys.length > 0 && keys.includes(k)) continue;
-      keys.push(k);
-      hops.push(h.hop);
+      // Not on-link: the immediate hops the next hop resolves to (a link-local next hop has its interface already).
+      const immediate = r.via !== undefined && r.via.length > 0 && h.hop.ifindex === undefined ? this.viaHops(e.family, r.via) : [h];
+      for (const x of immediate) {
+        if (typeof x === "string") {
+          problem ??= x;
+          continue;
+        }
+        if (x.self !== null) {
+          self ??= x.self;
+          continue;
+        }
+        const k = x.key;
+        if (keys.length > 0 && keys.includes(k)) continue;
+        keys.push(k);
+        hops.push(x.hop);
+      }
     }
     if (hops.length === 0) {
       if (problem !== null) return { kind: "unusable", reason: problem };
@@ -663,8 +686,33 @@ export class Fib {
     const c = this.hopCache.get(nh);
     if (c !== undefined && c.gen === this.gen && c.family === family) return c.res;
     const h = this.toHop(family, nh);
-    const res: HopResult = typeof h === "string" ? h : { hop: h.hop, self: h.self, key: h.hop.ifindex === undefined ? h.hop.gateway! : `${h.hop.gateway}%${h.hop.ifindex}` };
+    const res: HopResult = typeof h === "string" ? h : { hop: h.hop, self: h.self, key: hopKey(h.hop) };
     this.hopCache.set(nh, { gen: this.gen, family, res });
+    return res;
+  }
+
+  /**
+   * The kernel next hops for a route's immediate forwarding hops (`via`),
+   * each with the interface the resolution found, cached per list and
+   * address generation. A link-local gateway needs that interface.
+   */
+  private viaHops(family: FibFamily, via: readonly ForwardingHop[]): HopResult[] {
+    const c = this.viaCache.get(via);
+    if (c !== undefined && c.gen === this.gen && c.family === family) return c.res;
+    const res = via.map((fh): HopResult => {
+      let h: { hop: KernelNextHop; self: string | null } | string;
+      if (fh.addr.length === 16 && isLinkLocal6(fh.addr)) {
+        if (fh.ifindex === undefined) return `link-local gateway ${formatIPv6(fh.addr)} without an interface`;
+        const gw = formatIPv6(fh.addr);
+        h = { hop: family === 4 ? { gateway: gw, via6: true } : { gateway: gw }, self: this.own.has(gw) ? gw : null };
+      } else {
+        h = this.toHop(family, fh.addr);
+        if (typeof h === "string") return h;
+      }
+      const hop = fh.ifindex === undefined ? h.hop : { ...h.hop, ifindex: fh.ifindex };
+      return { hop, self: h.self, key: hopKey(hop) };
+    });
+    this.viaCache.set(via, { gen: this.gen, family, res });
     return res;
   }
 
@@ -1217,6 +1265,11 @@ function ipv4Key(s: string): number | null {
   if (ld === 0 || len > 32) return null;
   const masked = len === 0 ? 0 : addr - (addr % 2 ** (32 - len));
   return masked * 64 + len;
+}
+
+/** Identity of a kernel next hop within a route (dedup and the desired route's signature). */
+function hopKey(h: KernelNextHop): string {
+  return h.ifindex === undefined ? h.gateway! : `${h.gateway}%${h.ifindex}`;
 }
 
 function addrId(a: KernelAddress): string {

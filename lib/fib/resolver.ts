@@ -5,10 +5,14 @@
  * lost-events overrun) tells the tracker to re-resolve. A match that is one
  * of our own routes (our table and protocol) is flagged `own`, so the tracker
  * resolves through the Loc-RIB route behind it and can refuse a route that
- * would resolve through itself.
+ * would resolve through itself. The answer carries the matching route's
+ * immediate hops (its gateways with their interfaces; the address itself on
+ * a connected route), which the FIB installs for a next hop that is not
+ * on-link (RFC 4271 §5.1.3).
  */
-import { type Afi, parsePrefix } from "../core/addr.ts";
+import { type Afi, parseAddr, parsePrefix } from "../core/addr.ts";
 import type { NextHopAnswer, NextHopResolver } from "../rib/nexthop.ts";
+import type { ForwardingHop } from "../rib/types.ts";
 import type { Kernel, KernelRoute } from "./types.ts";
 
 /** rtm_type of a local route (one of our addresses, loopback). */
@@ -26,6 +30,30 @@ function describe(r: KernelRoute): string {
   return `${r.prefix}${hops.length ? ` ${hops.join(", ")}` : ""}${kind} metric ${r.metric} proto ${r.protocol}`;
 }
 
+/**
+ * The immediate hops of a kernel route matching `addr`: each gateway with
+ * its interface, `addr` itself for a next hop without gateway (a connected
+ * or device route); duplicates dropped. Throws on a gateway the kernel
+ * would not have sent (not an address).
+ */
+export function immediateHops(r: KernelRoute, addr: Uint8Array): ForwardingHop[] {
+  const out: ForwardingHop[] = [];
+  const seen = new Set<string>();
+  for (const h of r.nextHops) {
+    let a = addr;
+    if (h.gateway !== undefined) {
+      const g = parseAddr(h.gateway);
+      if (!g) throw new Error(`route ${r.prefix}: gateway ${JSON.stringify(h.gateway)} is not an address`);
+      a = g.addr;
+    }
+    const id = `${a.join(".")}%${h.ifindex ?? ""}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push(h.ifindex === undefined ? { addr: a } : { addr: a, ifindex: h.ifindex });
+  }
+  return out;
+}
+
 export function kernelResolver(kernel: Pick<Kernel, "lookupRoute" | "watch">, own: OwnRoutes | null): NextHopResolver {
   return {
     async resolve(afi: Afi, addr: Uint8Array): Promise<NextHopAnswer> {
@@ -33,7 +61,7 @@ export function kernelResolver(kernel: Pick<Kernel, "lookupRoute" | "watch">, ow
       if (a.error) return { reachable: false, metric: 0, prefix: null, own: false, via: `kernel: ${a.error.code}${a.error.message ? ` (${a.error.message})` : ""}` };
       const r = a.route;
       const isOwn = own !== null && r.protocol === own.protocol && r.table === own.table;
-      return { reachable: true, metric: r.metric, prefix: parsePrefix(r.prefix), own: isOwn, via: describe(r) };
+      return { reachable: true, metric: r.metric, prefix: parsePrefix(r.prefix), own: isOwn, via: describe(r), hops: immediateHops(r, addr) };
     },
     onChange(fn: () => void): () => void {
       return kernel.watch(() => fn());

@@ -17,6 +17,10 @@
  * appear, disappear or change its selection (`prefixChanged`). When it
  * changes the reachability or cost of routes already in the table it sets
  * those two fields in place and calls `reevaluate(keys)` for their prefixes.
+ * When it changes only where selected routes forward to (`Route.via`: the IGP
+ * path to their next hop moved) it calls `forwardingChanged(routes)`, which
+ * sends a `forwarding` event (same selection) to the subscribers that asked
+ * for them (the FIB); the others never see such events.
  */
 import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts";
 import { type DecisionOptions, REASON_ONLY_PATH, selectBest } from "./decision.ts";
@@ -48,6 +52,12 @@ export interface LocRibEvent {
   multipath: readonly Route[];
   /** The multipath set before the change. */
   oldMultipath: readonly Route[];
+  /**
+   * Only the forwarding hops (`Route.via`) of the selected routes changed:
+   * best and multipath are the same as before. Sent only to subscribers
+   * with `{forwarding: true}`.
+   */
+  forwarding?: true;
 }
 
 export type LocRibListener = (ev: LocRibEvent) => void;
@@ -100,6 +110,8 @@ export class LocRib {
   /** Source id → keys of the prefixes it has routes for. */
   private readonly bySource = new Map<string, Set<PrefixKey>>();
   private readonly listeners: LocRibListener[] = [];
+  /** The subscribers that also want forwarding-only events. */
+  private readonly forwardingListeners: LocRibListener[] = [];
   private paths4 = 0;
   private paths6 = 0;
   private opts: DecisionOptions;
@@ -152,12 +164,20 @@ export class LocRib {
     process.stderr.write(`loc-rib: a subscriber failed: ${(err as Error).stack ?? String(err)}\n`);
   };
 
-  /** Subscribe to selection changes; returns the unsubscribe function. A listener that throws is reported through onListenerError. */
-  subscribe(fn: LocRibListener): () => void {
+  /**
+   * Subscribe to selection changes; with `forwarding`, also to changes of
+   * where the selected routes forward to (events with `forwarding: true`).
+   * Returns the unsubscribe function. A listener that throws is reported
+   * through onListenerError.
+   */
+  subscribe(fn: LocRibListener, opts: { forwarding?: boolean } = {}): () => void {
     this.listeners.push(fn);
+    if (opts.forwarding) this.forwardingListeners.push(fn);
     return () => {
-      const i = this.listeners.indexOf(fn);
-      if (i >= 0) this.listeners.splice(i, 1);
+      for (const ls of [this.listeners, this.forwardingListeners]) {
+        const i = ls.indexOf(fn);
+        if (i >= 0) ls.splice(i, 1);
+      }
     };
   }
 
@@ -288,6 +308,24 @@ export class LocRib {
     return n;
   }
 
+  /**
+   * The forwarding hops (`via`) of these routes changed, nothing else: send a
+   * `forwarding` event for each prefix where one of them is the best route or
+   * in the multipath set (once per prefix). Returns the number of events.
+   */
+  forwardingChanged(routes: Iterable<Route>): number {
+    if (this.forwardingListeners.length === 0) return 0;
+    const done = new Set<PrefixKey>();
+    for (const r of routes) {
+      const e = this.mapOf(r.key).get(r.key);
+      if (e === undefined || done.has(e.key) || (e.best !== r && !e.multipath.includes(r))) continue;
+      done.add(e.key);
+      const ev: LocRibEvent = { key: e.key, prefix: e.prefix, oldBest: e.best, newBest: e.best, multipath: e.multipath, oldMultipath: e.multipath, forwarding: true };
+      this.deliver(this.forwardingListeners, ev);
+    }
+    return done.size;
+  }
+
   /** Drop everything (no events). */
   clear(): void {
     const t = this.tracker;
@@ -354,7 +392,11 @@ export class LocRib {
   private emit(e: Entry, oldBest: Route | null, oldMp: readonly Route[]): LocRibEvent {
     const ev: LocRibEvent = { key: e.key, prefix: e.prefix, oldBest, newBest: e.best, multipath: e.multipath, oldMultipath: oldMp };
     this.tracker?.prefixChanged(e.key, e.prefix);
-    const ls = this.listeners;
+    this.deliver(this.listeners, ev);
+    return ev;
+  }
+
+  private deliver(ls: LocRibListener[], ev: LocRibEvent): void {
     // One failing listener must not keep the change from the others, nor abort the caller's UPDATE.
     for (const fn of ls.length === 1 ? ls : ls.slice()) {
       try {
@@ -363,7 +405,6 @@ export class LocRib {
         this.onListenerError(err, ev);
       }
     }
-    return ev;
   }
 
   // ----------------------------------------------------------------- queries

@@ -14,9 +14,9 @@
  *   prefix is a route we installed ourselves); looked up once when the next
  *   hop is first used, and again, for every tracked next hop, after a
  *   resolver change signal (kernel route/link/address event), debounced;
- * - the resolution derived from it and the Loc-RIB: reachable, IGP cost and
+ * - the resolution derived from it and the Loc-RIB: reachable, IGP cost,
  *   the chain of BGP prefixes it goes through (empty when the IGP resolves
- *   it directly);
+ *   it directly) and the immediate forwarding hops (RFC 4271 §5.1.3);
  * - the set of routes using it, so that a change re-runs the decision only
  *   for their prefixes, in time-bounded slices.
  *
@@ -29,6 +29,14 @@
  *   cost; the chain is L then that next hop's chain;
  * - otherwise through K: reachable when the resolver found a usable route
  *   (not unreachable/blackhole/prohibit), cost = its metric, chain empty.
+ * Immediate hops (what the FIB installs, BIRD's "recursive" gateway mode):
+ * through K, K's gateways with their interfaces (N itself when K is a
+ * connected route: N is on-link); through L, the immediate hops of L's best
+ * route's next hop (that next hop itself when it is on-link). A route's
+ * `via` is set to them unless they are just its own next hop (on-link: the
+ * FIB installs the next hop as it is). When only the immediate hops of a
+ * selected route change (the IGP path to its next hop moved), the Loc-RIB
+ * is told (`forwardingChanged`) so that the kernel route follows.
  * A route is reachable when its next hop's resolution is and the chain does
  * not contain the route's own prefix: a route never resolves through itself
  * or through a route that depends on it (mutually recursive routes all
@@ -49,7 +57,7 @@
 import { type Afi, type Prefix, formatAddr, maskAddr, prefixToString } from "../core/addr.ts";
 import { type Clock, type TimerHandle, realClock } from "../core/clock.ts";
 import type { LocRib, RouteTracker } from "./loc-rib.ts";
-import { type PrefixKey, type Route, prefixKey } from "./types.ts";
+import { type ForwardingHop, type PrefixKey, type Route, forwardingHopText, prefixKey } from "./types.ts";
 
 /** What a resolver answers for one address. */
 export interface NextHopAnswer {
@@ -63,6 +71,12 @@ export interface NextHopAnswer {
   own: boolean;
   /** For people: "203.0.113.0/24 via 192.0.2.2 metric 10", or why the lookup failed. */
   via: string;
+  /**
+   * The immediate hops of the matching route: its gateways with their
+   * interfaces, the looked-up address itself (with the interface) for a
+   * connected route. Absent or empty: the address is its own forwarding hop.
+   */
+  hops?: readonly ForwardingHop[];
 }
 
 /** The table next hops are resolved in (the kernel's FIB in the daemon). */
@@ -82,6 +96,10 @@ export interface Resolution {
   chain: readonly PrefixKey[];
   /** For people: how it resolved, or why not. */
   via: string;
+  /** Immediate forwarding hops (may be the next hop itself); empty when unknown or not reachable. */
+  hops: readonly ForwardingHop[];
+  /** What a route using this next hop forwards to (`Route.via`): `hops`, or undefined when they are only the next hop itself. */
+  forward: readonly ForwardingHop[] | undefined;
 }
 
 /** One tracked next hop, for `show` and tests. */
@@ -91,6 +109,8 @@ export interface NextHopInfo {
   state: "pending" | "reachable" | "unreachable";
   igpCost: number;
   via: string;
+  /** The immediate forwarding hops ("192.0.2.2", "fe80::1%2"); the next hop itself when on-link; empty when unreachable. */
+  hops: string[];
   /** Number of candidate routes using it. */
   routes: number;
 }
@@ -130,7 +150,40 @@ function addrKey(afi: Afi, addr: Uint8Array): string {
 /** Re-runs in one second before they are spaced out by the debounce (a guard against feedback loops). */
 const MAX_RERUNS_PER_SECOND = 200;
 
-const UNRESOLVED_PENDING: Resolution = { reachable: false, cost: 0, chain: [], via: "waiting for the first lookup" };
+const NO_HOPS: readonly ForwardingHop[] = [];
+
+const UNRESOLVED_PENDING: Resolution = { reachable: false, cost: 0, chain: [], via: "waiting for the first lookup", hops: NO_HOPS, forward: undefined };
+
+/** An unreachable resolution. */
+function unreachable(chain: readonly PrefixKey[], via: string): Resolution {
+  return { reachable: false, cost: 0, chain, via, hops: NO_HOPS, forward: undefined };
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Whether two hop lists are the same (same order: answers list them in the kernel's order). */
+export function sameHops(a: readonly ForwardingHop[] | undefined, b: readonly ForwardingHop[] | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]!.ifindex !== b[i]!.ifindex || !sameBytes(a[i]!.addr, b[i]!.addr)) return false;
+  return true;
+}
+
+/** A reachable resolution of the next hop at `addr` with these immediate hops (`forward` derived). */
+function reachableVia(cost: number, chain: readonly PrefixKey[], via: string, hops: readonly ForwardingHop[], addr: Uint8Array): Resolution {
+  const onLink = hops.every((h) => sameBytes(h.addr, addr));
+  return { reachable: true, cost, chain, via, hops, forward: onLink ? undefined : hops };
+}
+
+/** The route's forwarding hops under a resolution (none when it does not use it). */
+function forwardOf(r: Route, res: Resolution): readonly ForwardingHop[] | undefined {
+  return routeReachable(r, res) ? res.forward : undefined;
+}
+
 
 class Nh {
   readonly routes = new Set<Route>();
@@ -162,7 +215,7 @@ function sameResolution(a: Resolution, b: Resolution): boolean {
   if (a === b) return true;
   if (a.reachable !== b.reachable || a.cost !== b.cost || a.chain.length !== b.chain.length) return false;
   for (let i = 0; i < a.chain.length; i++) if (a.chain[i] !== b.chain[i]) return false;
-  return true;
+  return sameHops(a.hops, b.hops);
 }
 
 /** Reachability of one route under its next hop's resolution (never through itself). */
@@ -198,7 +251,7 @@ export class NextHopTracker implements RouteTracker {
   private burst = 0;
   private burstStart = -Infinity;
   /** Counters (tests, diagnostics). */
-  readonly stats = { lookups: 0, reruns: 0, prefixesRerun: 0, slices: 0, longestSliceMs: 0 };
+  readonly stats = { lookups: 0, reruns: 0, prefixesRerun: 0, forwardingChanges: 0, slices: 0, longestSliceMs: 0 };
 
   constructor(
     private readonly resolver: NextHopResolver,
@@ -238,6 +291,7 @@ export class NextHopTracker implements RouteTracker {
     if (t === null) {
       route.reachable = true;
       route.igpCost = 0;
+      route.via = undefined;
       return;
     }
     let nh = this.byBuf.get(route.nextHop);
@@ -252,6 +306,7 @@ export class NextHopTracker implements RouteTracker {
     const res = this.resolutionOf(nh);
     route.reachable = routeReachable(route, res);
     route.igpCost = res.reachable ? res.cost : 0;
+    route.via = forwardOf(route, res);
   }
 
   untrack(route: Route): void {
@@ -279,6 +334,7 @@ export class NextHopTracker implements RouteTracker {
         state: nh.answer === null ? "pending" : res.reachable ? "reachable" : "unreachable",
         igpCost: res.reachable ? res.cost : 0,
         via: res.via,
+        hops: res.hops.map(forwardingHopText),
         routes: nh.routes.size,
       });
     }
@@ -363,7 +419,14 @@ export class NextHopTracker implements RouteTracker {
     if (this.stopped) return this.wakeIdle();
     const before = nh.answer;
     nh.answer = a;
-    if (before === null || before.reachable !== a.reachable || before.metric !== a.metric || before.own !== a.own || before.via !== a.via) {
+    if (
+      before === null ||
+      before.reachable !== a.reachable ||
+      before.metric !== a.metric ||
+      before.own !== a.own ||
+      before.via !== a.via ||
+      !sameHops(before.hops ?? NO_HOPS, a.hops ?? NO_HOPS)
+    ) {
       if (before === null || before.reachable !== a.reachable) {
         this.log(a.reachable ? "debug" : "info", `next hop ${nh.text}: ${a.reachable ? "reachable" : "unreachable"} (${a.via})`);
       }
@@ -426,7 +489,7 @@ export class NextHopTracker implements RouteTracker {
     if (L !== null && (L.prefix.len > kLen || (a.own && L.prefix.len >= kLen))) {
       res = this.throughBgp(nh, L.key, L.prefix, L.best, path);
     } else {
-      res = a.reachable ? { reachable: true, cost: a.metric, chain: [], via: a.via } : { reachable: false, cost: 0, chain: [], via: a.via };
+      res = a.reachable ? reachableVia(a.metric, [], a.via, a.hops?.length ? a.hops : [{ addr: nh.addr }], nh.addr) : unreachable([], a.via);
     }
     // Memoise only top-level results: a result computed under a loop guard depends on `path`.
     if (path.length === 0) nh.res = res;
@@ -436,18 +499,21 @@ export class NextHopTracker implements RouteTracker {
   /** Recursive resolution through the Loc-RIB prefix `key` (its best route's next hop). */
   private throughBgp(nh: Nh, key: PrefixKey, prefix: Prefix, best: Route | null, path: Nh[]): Resolution {
     const p = prefixToString(prefix);
-    if (best === null) return { reachable: false, cost: 0, chain: [key], via: `${p} (BGP, no usable route)` };
+    if (best === null) return unreachable([key], `${p} (BGP, no usable route)`);
     const t = resolutionTarget(best);
-    if (t === null) return { reachable: true, cost: 0, chain: [key], via: `${p} (BGP, local)` };
+    // A local route has no forwarding hop to offer: the next hop is installed as it is.
+    if (t === null) return { reachable: true, cost: 0, chain: [key], via: `${p} (BGP, local)`, hops: NO_HOPS, forward: undefined };
     const next = this.byKey.get(addrKey(t.afi, t.addr));
-    if (next === undefined) return { reachable: false, cost: 0, chain: [key], via: `${p} (BGP, next hop not tracked)` };
-    if (next === nh || path.includes(next)) return { reachable: false, cost: 0, chain: [key], via: `${p} (BGP, recursion loop)` };
+    if (next === undefined) return unreachable([key], `${p} (BGP, next hop not tracked)`);
+    if (next === nh || path.includes(next)) return unreachable([key], `${p} (BGP, recursion loop)`);
     path.push(nh);
     const r = this.resolve(next, path);
     path.pop();
     const chain = [key, ...r.chain];
-    if (!r.reachable || r.chain.includes(key)) return { reachable: false, cost: 0, chain, via: `${p} (BGP via ${next.text}: ${r.reachable ? "resolves through itself" : r.via})` };
-    return { reachable: true, cost: r.cost, chain, via: `${p} (BGP via ${next.text}, ${r.via})` };
+    if (!r.reachable || r.chain.includes(key)) return unreachable(chain, `${p} (BGP via ${next.text}: ${r.reachable ? "resolves through itself" : r.via})`);
+    // Forwarded like the route it resolves through: to that route's next hop's immediate hops.
+    const hops = r.hops.length > 0 ? r.hops : [{ addr: next.addr }];
+    return reachableVia(r.cost, chain, `${p} (BGP via ${next.text}, ${r.via})`, hops, nh.addr);
   }
 
   /**
@@ -479,6 +545,8 @@ export class NextHopTracker implements RouteTracker {
     this.stats.slices++;
     const t0 = performance.now();
     const keys: PrefixKey[] = [];
+    /** Routes whose forwarding hops alone changed (their prefixes' kernel routes must follow). */
+    const moved: Route[] = [];
     let i = from;
     while (i < work.length) {
       const end = Math.min(work.length, i + 256);
@@ -490,6 +558,11 @@ export class NextHopTracker implements RouteTracker {
         const res = this.resolutionOf(nh);
         const reach = routeReachable(r, res);
         const cost = res.reachable ? res.cost : 0;
+        const via = reach ? res.forward : undefined;
+        if (!sameHops(r.via, via)) {
+          r.via = via;
+          moved.push(r);
+        }
         if (r.reachable === reach && r.igpCost === cost) continue;
         r.reachable = reach;
         r.igpCost = cost;
@@ -498,6 +571,9 @@ export class NextHopTracker implements RouteTracker {
       if (performance.now() - t0 >= this.sliceMs) break;
     }
     // Re-running a prefix emits Loc-RIB events: those may invalidate again (handled by a later re-run).
+    // Selected routes whose forwarding hops changed: a new kernel route for the same selection. Told
+    // before the re-run, against the selection it was made for (a selection change is an event anyway).
+    if (moved.length > 0) this.stats.forwardingChanges += this.rib.forwardingChanged(moved);
     this.rib.reevaluate(keys);
     this.stats.prefixesRerun += keys.length;
     this.stats.longestSliceMs = Math.max(this.stats.longestSliceMs, performance.now() - t0);

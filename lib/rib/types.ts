@@ -29,8 +29,19 @@ export interface RouteSource {
 }
 
 /**
+ * An immediate forwarding hop (RFC 4271 §5.1.3): the neighbour packets for a
+ * route are handed to, found by resolving its next hop recursively.
+ */
+export interface ForwardingHop {
+  /** Gateway address, 4 or 16 bytes (an IPv6 one may be link-local, then `ifindex` names its link). */
+  addr: Uint8Array;
+  /** Output interface, when the resolution knows it. */
+  ifindex?: number;
+}
+
+/**
  * One path to one prefix. Immutable once in a RIB (replace it to change it),
- * except `reachable` and `igpCost`: the Loc-RIB's next-hop tracker
+ * except `reachable`, `igpCost` and `via`: the Loc-RIB's next-hop tracker
  * (lib/rib/nexthop.ts) sets them in place and re-runs the prefix.
  */
 export interface Route {
@@ -52,6 +63,14 @@ export interface Route {
   reachable: boolean;
   /** Marked stale during graceful restart / route refresh (shown as `S`). */
   stale: boolean;
+  /**
+   * The immediate forwarding hops when the next hop is not on-link (it
+   * resolves through a gateway route or, recursively, through another BGP
+   * route): what the FIB installs instead of `nextHop`. Absent when the next
+   * hop is itself the forwarding hop (on-link, link-local, local routes, no
+   * tracking). Set by the next-hop tracker.
+   */
+  via?: readonly ForwardingHop[];
 }
 
 /**
@@ -76,6 +95,12 @@ export function nextHopText(nh: Uint8Array): string {
   if (nh.length === 4) return formatAddr(1, nh);
   if (nh.length >= 16) return formatAddr(2, nh.subarray(0, 16));
   return "";
+}
+
+/** "192.0.2.66"; a link-local one with its interface index: "fe80::1%2". */
+export function forwardingHopText(h: ForwardingHop): string {
+  const t = formatAddr(h.addr.length === 4 ? 1 : 2, h.addr);
+  return h.ifindex !== undefined && h.addr.length === 16 && h.addr[0] === 0xfe && (h.addr[1]! & 0xc0) === 0x80 ? `${t}%${h.ifindex}` : t;
 }
 
 /**

@@ -169,7 +169,8 @@ export class RouteEngine implements NeighborHost {
       kernel.close();
       throw new Error(`kernel routes: ${(e as Error).message}`);
     }
-    const unsubscribe = this.locRib.subscribe((ev) => fib.onLocRibChange(ev));
+    // With `forwarding`: the immediate hops of a selected route moved (next-hop tracking) → new kernel route.
+    const unsubscribe = this.locRib.subscribe((ev) => fib.onLocRibChange(ev), { forwarding: true });
     this.fibState = { kernel, fib, unsubscribe };
     this.log.info(`kernel routes: table ${k.table}, protocol ${k.protocol}, metric ${k.metric}${k.ecmp ? ", ECMP" : ""}`);
   }

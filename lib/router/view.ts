@@ -5,7 +5,7 @@
 import type { RibEntry } from "../api/types.ts";
 import { attributesView } from "../bgp/route.ts";
 import { prefixToString } from "../core/addr.ts";
-import { type Route, nextHopText } from "../rib/types.ts";
+import { type Route, forwardingHopText, nextHopText } from "../rib/types.ts";
 
 export function routeEntry(r: Route, best: boolean, multipath: boolean): RibEntry {
   const v = attributesView(r.attrs);
@@ -26,6 +26,7 @@ export function routeEntry(r: Route, best: boolean, multipath: boolean): RibEntr
     reachable: r.reachable,
     igpCost: r.igpCost,
   };
+  if (r.via !== undefined) e.via = r.via.map(forwardingHopText);
   if (r.pathId) e.pathId = r.pathId;
   if (v.originatorId) e.originatorId = v.originatorId;
   if (v.clusterList) e.clusterList = v.clusterList;

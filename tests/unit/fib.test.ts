@@ -4,7 +4,10 @@
  * IPv6 link-local next hops, IPv4 via IPv6), what never is (local routes,
  * own next hops, connected and excluded prefixes, other protocols' keys),
  * start-up retention and stale cleanup, stop, repair from kernel events,
- * resync after overrun and periodically, unreachable next hops and batching.
+ * resync after overrun and periodically, unreachable next hops and batching;
+ * recursive next hops (RFC 4271 §5.1.3): a route's immediate forwarding
+ * hops (`via`) installed instead of its next hop, alone and driven by the
+ * next-hop tracker (lib/rib/nexthop.ts) over the same fake kernel.
  */
 import { describe, expect, test } from "bun:test";
 import { emptyAttributes } from "../../lib/bgp/attributes.ts";
@@ -14,7 +17,9 @@ import { FakeKernel } from "../support/fake-kernel.ts";
 import { Fib, type FibOptions } from "../../lib/fib/fib.ts";
 import type { LogLevel as FibLogLevel } from "../../lib/core/log.ts";
 import type { KernelRoute } from "../../lib/fib/types.ts";
-import { LocRib } from "../../lib/rib/loc-rib.ts";
+import { kernelResolver } from "../../lib/fib/resolver.ts";
+import { LocRib, type LocRibEvent } from "../../lib/rib/loc-rib.ts";
+import { NextHopTracker } from "../../lib/rib/nexthop.ts";
 import { type Route, type RouteSource, prefixKey } from "../../lib/rib/types.ts";
 
 const TABLE = 254;
@@ -737,5 +742,170 @@ describe("fib: wiring", () => {
     const ifs = s.fib.interfaces();
     expect(ifs.links.map((l) => l.name)).toEqual(["lo", "eth0", "eth1"]);
     expect(ifs.addresses.some((x) => x.address === "2001:db8:1::1" && x.ifindex === 2)).toBe(true);
+  });
+});
+
+/** Kernel next hops as "gateway%ifindex", sorted. */
+function hops(r: KernelRoute | undefined): string[] {
+  return (r?.nextHops ?? []).map((h) => `${h.gateway ?? ""}%${h.ifindex ?? "-"}`).sort();
+}
+
+function withVia(r: Route, ...via: [string, number?][]): Route {
+  r.via = via.map(([a, ifindex]) => (ifindex === undefined ? { addr: parseAddr(a)!.addr } : { addr: parseAddr(a)!.addr, ifindex }));
+  return r;
+}
+
+describe("fib: recursive next hops (RFC 4271 §5.1.3)", () => {
+  test("a route's immediate hops (via) are installed instead of its next hop, with their interface; without via the next hop is", async () => {
+    const s = await started();
+    s.k.strictGateways = true;
+    s.set(withVia(rt("198.51.100.0/24", "203.0.113.5"), ["192.0.2.2", 2]));
+    s.set(rt("198.51.100.128/25", "203.0.113.5")); // no resolution info: as before, and refused
+    await s.fib.whenIdle();
+    expect(hops(s.k.get("198.51.100.0/24"))).toEqual(["192.0.2.2%2"]);
+    expect(s.fib.status("198.51.100.0/24")).toEqual([{ prefix: "198.51.100.0/24", state: "installed", nextHops: ["192.0.2.2"] }]);
+    expect(s.fib.status("198.51.100.128/25")[0]).toMatchObject({ state: "failed", nextHops: ["203.0.113.5"], reason: "ENETUNREACH: Nexthop has invalid gateway" });
+    // A link-local IGP gateway with its interface (IPv6), and via6 for an IPv4 prefix.
+    s.set(withVia(rt("2001:db8:99::/48", "2001:db8:77::1"), ["fe80::2", 3]));
+    s.set(withVia(rt("198.18.7.0/24", "2001:db8:77::1"), ["fe80::2", 3]));
+    await s.fib.whenIdle();
+    expect(s.k.get("2001:db8:99::/48")!.nextHops).toEqual([{ gateway: "fe80::2", ifindex: 3 }]);
+    expect(s.k.get("198.18.7.0/24")!.nextHops).toEqual([{ gateway: "fe80::2", ifindex: 3, via6: true }]);
+    expect(s.fib.status("2001:db8:99::/48")[0]!.nextHops).toEqual(["fe80::2%eth1"]);
+    // A link-local gateway without an interface cannot be used.
+    s.set(withVia(rt("2001:db8:98::/48", "2001:db8:77::1"), ["fe80::2"]));
+    await s.fib.whenIdle();
+    expect(s.fib.status("2001:db8:98::/48")[0]).toMatchObject({ state: "failed", reason: "link-local gateway fe80::2 without an interface" });
+  });
+
+  test("ECMP: the union of the members' immediate hops, deduplicated; a link-local next hop with its interface keeps it; a local next hop stays local", async () => {
+    const s = await started();
+    const a = withVia(rt("198.51.100.0/24", "203.0.113.1"), ["192.0.2.2", 2]);
+    const b = withVia(rt("198.51.100.0/24", "203.0.113.2", { src: "192.0.2.20" }), ["192.0.2.2", 2], ["198.18.0.2", 3]);
+    const c = rt("198.51.100.0/24", "192.0.2.9", { src: "192.0.2.30" }); // on-link
+    s.set(a, [a, b, c]);
+    // The global of a 32-byte next hop is on eth0's subnet: the link-local with eth0, whatever via says.
+    s.set(withVia(rt("2001:db8:50::/48", "2001:db8:1::2|fe80::2"), ["2001:db8:1::99", 2]));
+    // Our own address as next hop: not installed, via or not.
+    s.set(withVia(rt("198.51.100.0/25", "192.0.2.1"), ["192.0.2.2", 2]));
+    await s.fib.whenIdle();
+    expect(hops(s.k.get("198.51.100.0/24"))).toEqual(["192.0.2.2%2", "192.0.2.9%2", "198.18.0.2%3"]); // the kernel fills in the on-link hop's interface
+    expect(hops(s.k.get("2001:db8:50::/48"))).toEqual(["fe80::2%2"]);
+    expect(s.fib.status("198.51.100.0/25")[0]).toMatchObject({ state: "excluded", reason: "next hop 192.0.2.1 is a local address" });
+  });
+});
+
+interface Tracked {
+  s: Setup;
+  rib: LocRib;
+  tracker: NextHopTracker;
+  /** Selection events (a plain subscriber: no forwarding events). */
+  selections: LocRibEvent[];
+  settle(): Promise<void>;
+}
+
+/** FIB + Loc-RIB + next-hop tracker over one fake kernel that refuses gateways that are not on-link, wired as the daemon does. */
+async function tracked(): Promise<Tracked> {
+  const s = await started({}, (k) => (k.strictGateways = true));
+  const rib = new LocRib({ multipath: { enabled: true, maxPaths: 4 } });
+  const tracker = new NextHopTracker(kernelResolver(s.k, { table: TABLE, protocol: BGP }), { clock: s.clock });
+  tracker.attach(rib);
+  rib.subscribe((ev) => s.fib.onLocRibChange(ev), { forwarding: true });
+  const selections: LocRibEvent[] = [];
+  rib.subscribe((ev) => selections.push(ev));
+  return {
+    s,
+    rib,
+    tracker,
+    selections,
+    async settle() {
+      // Lookups answer on later ticks, the tracker's debounce runs on the manual clock, our installs echo as kernel events.
+      for (let i = 0; i < 300; i++) {
+        await new Promise((r) => setImmediate(r));
+        s.clock.advance(60);
+        if (!tracker.idle) continue;
+        await s.fib.whenIdle();
+        await new Promise((r) => setImmediate(r));
+        if (tracker.idle) return;
+      }
+      throw new Error("tracker and FIB did not settle");
+    },
+  };
+}
+
+/** An IGP (static) route in the main table. */
+function igp(prefix: string, gateway: string, metric = 10): KernelRoute {
+  return { family: 4, prefix, table: TABLE, protocol: 4, metric, nextHops: [{ gateway }], type: 1 };
+}
+
+describe("fib with next-hop tracking: immediate hops in the kernel", () => {
+  test("an on-link next hop is installed as it is; one behind a gateway route via that gateway", async () => {
+    const t = await tracked();
+    expect(t.s.k.ipRouteAdd(igp("203.0.113.0/24", "192.0.2.2"))).toBeNull();
+    const onLink = rt("198.18.1.0/24", "192.0.2.7");
+    const behind = rt("198.51.100.0/24", "203.0.113.5", { src: "192.0.2.20" });
+    t.rib.upsert(onLink);
+    t.rib.upsert(behind);
+    await t.settle();
+    expect(hops(t.s.k.get("198.18.1.0/24"))).toEqual(["192.0.2.7%2"]);
+    expect(onLink.via).toBeUndefined();
+    expect(hops(t.s.k.get("198.51.100.0/24"))).toEqual(["192.0.2.2%2"]);
+    expect(t.s.fib.status("198.51.100.0/24")).toEqual([{ prefix: "198.51.100.0/24", state: "installed", nextHops: ["192.0.2.2"] }]);
+    expect(t.s.k.opLog.filter((o) => o.error !== null)).toEqual([]);
+  });
+
+  test("recursive: a next hop resolved through another BGP route is installed via that route's immediate hop", async () => {
+    const t = await tracked();
+    expect(t.s.k.ipRouteAdd(igp("192.0.2.64/26", "192.0.2.2"))).toBeNull();
+    const base = rt("203.0.113.0/24", "192.0.2.70"); // behind 192.0.2.2
+    const dep = rt("198.51.100.0/24", "203.0.113.9", { src: "192.0.2.20" }); // behind base
+    t.rib.upsert(dep);
+    t.rib.upsert(base);
+    await t.settle();
+    expect(hops(t.s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.2%2"]);
+    expect(hops(t.s.k.get("198.51.100.0/24"))).toEqual(["192.0.2.2%2"]);
+    // The IGP path under base moves: both kernel routes follow, no selection changes.
+    const n = t.selections.length;
+    expect(t.s.k.ipRouteReplace(igp("192.0.2.64/26", "198.18.0.2"))).toBeNull();
+    await t.settle();
+    expect(hops(t.s.k.get("203.0.113.0/24"))).toEqual(["198.18.0.2%3"]);
+    expect(hops(t.s.k.get("198.51.100.0/24"))).toEqual(["198.18.0.2%3"]);
+    expect(t.selections.length).toBe(n);
+  });
+
+  test("ECMP: the multipath set is installed as the union of the members' immediate hops", async () => {
+    const t = await tracked();
+    t.s.k.ipRouteAdd(igp("203.0.113.1/32", "192.0.2.2"));
+    t.s.k.ipRouteAdd(igp("203.0.113.2/32", "198.18.0.2"));
+    t.s.k.ipRouteAdd(igp("203.0.113.3/32", "192.0.2.2"));
+    const rs = ["203.0.113.1", "203.0.113.2", "203.0.113.3"].map((nh, i) => rt("198.51.100.0/24", nh, { src: `192.0.2.${20 + i}` }));
+    for (const r of rs) t.rib.upsert(r);
+    await t.settle();
+    expect(t.rib.get(rs[0]!.key)!.multipath.length).toBe(3);
+    expect(hops(t.s.k.get("198.51.100.0/24"))).toEqual(["192.0.2.2%2", "198.18.0.2%3"]);
+  });
+
+  test("the IGP route's gateway changes: the kernel route moves without a best-route change; unreachable: removed", async () => {
+    const t = await tracked();
+    t.s.k.ipRouteAdd(igp("203.0.113.0/24", "192.0.2.2"));
+    const r = rt("198.51.100.0/24", "203.0.113.5");
+    t.rib.upsert(r);
+    await t.settle();
+    expect(hops(t.s.k.get("198.51.100.0/24"))).toEqual(["192.0.2.2%2"]);
+    const n = t.selections.length;
+    const ops = t.s.k.opLog.length;
+    expect(t.s.k.ipRouteReplace(igp("203.0.113.0/24", "198.18.0.2"))).toBeNull();
+    await t.settle();
+    expect(hops(t.s.k.get("198.51.100.0/24"))).toEqual(["198.18.0.2%3"]);
+    expect(t.s.k.get("198.51.100.0/24")!.protocol).toBe(BGP);
+    expect(t.rib.best(r.key)).toBe(r);
+    expect(t.selections.length).toBe(n);
+    expect(t.s.k.opLog.slice(ops)).toEqual([{ op: "replace", prefix: "198.51.100.0/24", error: null }]);
+    // The IGP route goes: the next hop is unreachable, our route leaves the kernel.
+    expect(t.s.k.ipRouteDel("203.0.113.0/24", TABLE, 10)).toBeNull();
+    await t.settle();
+    expect(r.reachable).toBe(false);
+    expect(t.s.k.get("198.51.100.0/24")).toBeUndefined();
+    expect(t.s.fib.status()).toEqual([]);
   });
 });

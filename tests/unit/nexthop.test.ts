@@ -9,12 +9,14 @@
  * affected prefixes; blackhole/unreachable routes; local, "self",
  * link-local, IPv4-mapped and RFC 8950 next hops; recursion through another
  * BGP route (Loc-RIB, and our own kernel route), never through itself nor
- * mutually; big re-runs in slices.
+ * mutually; big re-runs in slices; the immediate forwarding hops (`via`:
+ * none on-link, the gateways of a gateway route, recursively those of the
+ * route resolved through) and the forwarding events when only they change.
  */
 import { describe, expect, test } from "bun:test";
 import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
 import { SEG } from "../../lib/bgp/types.ts";
-import { parseAddr, parsePrefix } from "../../lib/core/addr.ts";
+import { formatAddr, parseAddr, parsePrefix } from "../../lib/core/addr.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 import { kernelResolver } from "../../lib/fib/resolver.ts";
 import type { KernelRoute } from "../../lib/fib/types.ts";
@@ -391,6 +393,107 @@ describe("next-hop tracking: recursion (RFC 4271 §9.1.2.1)", () => {
     w.kernel.removeLink(2);
     await w.settle();
     expect([a, b, c].map((r) => r.reachable)).toEqual([false, false, false]);
+  });
+});
+
+/** A route's immediate forwarding hops as "address%ifindex" (undefined: the next hop itself). */
+function viaOf(r: Route): string[] | undefined {
+  return r.via?.map((h) => `${formatAddr(h.addr.length === 4 ? 1 : 2, h.addr)}%${h.ifindex ?? "-"}`);
+}
+
+describe("next-hop tracking: immediate forwarding hops (RFC 4271 §5.1.3)", () => {
+  test("an on-link next hop (connected subnet or device route) is its own forwarding hop: no via", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/24", { metric: 10, nextHops: [{ ifindex: 2 }] }));
+    const onSubnet = route("198.51.100.0/24", "192.0.2.7");
+    const onDevice = route("198.51.100.128/25", "203.0.113.5");
+    w.rib.upsert(onSubnet);
+    w.rib.upsert(onDevice);
+    await w.settle();
+    expect([onSubnet.reachable, onDevice.reachable]).toEqual([true, true]);
+    expect([viaOf(onSubnet), viaOf(onDevice)]).toEqual([undefined, undefined]);
+    expect(w.tracker.nextHops().map((x) => [x.nextHop, x.hops])).toEqual([
+      ["192.0.2.7", ["192.0.2.7"]],
+      ["203.0.113.5", ["203.0.113.5"]],
+    ]);
+  });
+
+  test("a next hop behind a gateway route forwards to that gateway with its interface; a multipath kernel route gives all its gateways", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/25", { metric: 10, nextHops: [{ gateway: "192.0.2.1" }] }));
+    w.kernel.ipRouteAdd(kroute("203.0.113.128/25", { metric: 10, nextHops: [{ gateway: "192.0.2.1" }, { gateway: "192.0.2.2" }] }));
+    const single = route("198.51.100.0/24", "203.0.113.5");
+    const multi = route("198.51.100.128/25", "203.0.113.130");
+    w.rib.upsert(single);
+    w.rib.upsert(multi);
+    await w.settle();
+    expect(viaOf(single)).toEqual(["192.0.2.1%2"]);
+    expect(viaOf(multi)).toEqual(["192.0.2.1%2", "192.0.2.2%2"]);
+    // Routes of one next hop share its list (the FIB caches per list).
+    const again = route("198.51.100.64/26", "203.0.113.5");
+    w.rib.upsert(again);
+    expect(again.via).toBe(single.via!);
+  });
+
+  test("a next hop resolved recursively through a Loc-RIB route forwards to that route's immediate hops", async () => {
+    const w = world();
+    const base = route("203.0.113.0/24", "192.0.2.7");
+    const dep = route("198.51.100.0/24", "203.0.113.9", ibgp("192.0.2.20"));
+    w.rib.upsert(base);
+    w.rib.upsert(dep);
+    await w.settle();
+    // base's next hop is on-link: dep forwards to it.
+    expect([viaOf(base), viaOf(dep)]).toEqual([undefined, ["192.0.2.7%2"]]);
+    // The IGP now reaches 192.0.2.7 through a gateway: both move to it, selections unchanged.
+    const fwd: LocRibEvent[] = [];
+    w.rib.subscribe((e) => e.forwarding && fwd.push(e), { forwarding: true });
+    w.events.length = 0;
+    w.kernel.ipRouteAdd(kroute("192.0.2.0/29", { metric: 3, nextHops: [{ gateway: "192.0.2.100" }] }));
+    await w.settle();
+    expect([viaOf(base), viaOf(dep)]).toEqual([["192.0.2.100%2"], ["192.0.2.100%2"]]);
+    expect(w.events).toEqual([]);
+    expect(fwd.map((e) => [e.newBest, e.oldBest === e.newBest])).toEqual(expect.arrayContaining([[base, true], [dep, true]]));
+    expect(fwd.length).toBe(2);
+    // A two-level chain: c's next hop lies in dep's prefix.
+    const c = route("198.18.0.0/15", "198.51.100.9", ibgp("192.0.2.30"));
+    w.rib.upsert(c);
+    await w.settle();
+    expect(viaOf(c)).toEqual(["192.0.2.100%2"]);
+    expect(w.tracker.nextHops().find((x) => x.nextHop === "198.51.100.9")!.hops).toEqual(["192.0.2.100"]);
+  });
+
+  test("the IGP route's gateway changing: via updated in place and a forwarding event for selected routes only; unreachable clears it", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("203.0.113.1/32", { metric: 5, nextHops: [{ gateway: "192.0.2.1" }] }));
+    w.kernel.ipRouteAdd(kroute("203.0.113.2/32", { metric: 50, nextHops: [{ gateway: "192.0.2.1" }] }));
+    const a = route("198.51.100.0/24", "203.0.113.1", ibgp("192.0.2.10"));
+    const b = route("198.51.100.0/24", "203.0.113.2", ibgp("192.0.2.20"));
+    w.rib.upsert(a);
+    w.rib.upsert(b);
+    const fwd: LocRibEvent[] = [];
+    w.rib.subscribe((e) => e.forwarding && fwd.push(e), { forwarding: true });
+    await w.settle();
+    expect(w.best("198.51.100.0/24")).toBe(a);
+    const selections = w.events.length;
+    // The non-best path moves: nobody needs telling.
+    w.kernel.ipRouteReplace(kroute("203.0.113.2/32", { metric: 50, nextHops: [{ gateway: "192.0.2.2" }] }));
+    await w.settle();
+    expect(viaOf(b)).toEqual(["192.0.2.2%2"]);
+    expect(fwd).toEqual([]);
+    // The best path moves: same selection, one forwarding event; plain subscribers see nothing.
+    w.kernel.ipRouteReplace(kroute("203.0.113.1/32", { metric: 5, nextHops: [{ gateway: "192.0.2.3" }] }));
+    await w.settle();
+    expect(viaOf(a)).toEqual(["192.0.2.3%2"]);
+    expect(a.igpCost).toBe(5);
+    expect(fwd.length).toBe(1);
+    expect(fwd[0]).toMatchObject({ forwarding: true, oldBest: a, newBest: a });
+    expect(w.events.length).toBe(selections);
+    expect(w.tracker.stats.forwardingChanges).toBe(1);
+    // Unreachable: no forwarding hops, b takes over.
+    w.kernel.ipRouteDel("203.0.113.1/32", 254, 5);
+    await w.settle();
+    expect([a.reachable, viaOf(a)]).toEqual([false, undefined]);
+    expect(w.best("198.51.100.0/24")).toBe(b);
   });
 });
 
