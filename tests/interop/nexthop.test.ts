@@ -15,13 +15,21 @@
  *     with next hops whose kernel routes have metrics 50 and 5: the lower
  *     metric wins (igpCost in `show rib -j`, the kernel route's gateway);
  *     changing the metrics flips the choice.
+ * (c) recursive next hop (RFC 4271 §5.1.3): BIRD (iBGP, AS 65001) sits two
+ *     routers away and announces 198.51.100.0/24 with its far-link address
+ *     (203.0.113.2) as next hop; bgpctl reaches 203.0.113.0/24 through a
+ *     static route via router R (192.0.2.2). The kernel would refuse that
+ *     next hop as a gateway, so the route is installed via R's near address
+ *     (proto 186), and `show rib -j` / `show fib -j` say so; moving the
+ *     static route to router R2 (192.0.2.3) moves the kernel route's gateway
+ *     while the BGP best route (and the session) stay as they were.
  *
  * One lab per file; namespaces are created by the lab (unique per process)
  * and removed with every process it started, by PID.
  */
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import type { RibEntry } from "../../lib/api/types.ts";
+import type { FibEntry, RibEntry } from "../../lib/api/types.ts";
 import { BgpctlDaemon, BirdInstance, Lab, birdConfig, buildNetwork, which, useLab } from "./lab.ts";
 import type { BirdConfigSpec, DaemonConfigSpec } from "./lab.ts";
 
@@ -55,6 +63,7 @@ async function ip(ns: string, ...args: string[]): Promise<string> {
 interface IpRoute {
   dst: string;
   gateway?: string;
+  dev?: string;
   protocol?: string;
   metric?: number;
 }
@@ -219,6 +228,79 @@ describe("next-hop tracking against the kernel's routing table", () => {
       await ip(x, "route", "del", `${nh2}/32`, "dev", lan, "metric", "5");
       await ip(x, "route", "add", `${nh2}/32`, "dev", lan, "proto", "static", "metric", "80");
       await bestVia(nh1, { [nh1]: 50, [nh2]: 80 });
+    },
+    TEST_TIMEOUT,
+  );
+
+  test(
+    "(c) a next hop two routers away is installed via the immediate hop; moving the IGP path moves the kernel route, not the best route",
+    async () => {
+      const net = await buildNetwork(lab, {
+        nodes: ["x", "r", "r2", "b"],
+        segments: [
+          { members: { x: { ipv4: "192.0.2.1/26" }, r: { ipv4: "192.0.2.2/26" }, r2: { ipv4: "192.0.2.3/26" } } },
+          { members: { r: { ipv4: "203.0.113.1/24" }, r2: { ipv4: "203.0.113.3/24" }, b: { ipv4: "203.0.113.2/24" } } },
+        ],
+      });
+      const { x, r, r2, b } = net.ns as Record<"x" | "r" | "r2" | "b", string>;
+      const near = net.ifaces[0]!.x!;
+      const sysctl = which("sysctl");
+      if (!sysctl) throw new Error("sysctl not found (procps): needed to let the router namespaces forward");
+      for (const router of [r, r2]) {
+        const res = await lab.exec(router, [sysctl, "-q", "-w", "net.ipv4.ip_forward=1"], { timeoutMs: 5000 });
+        if (res.code !== 0) throw new Error(`sysctl ip_forward in ${router} failed: ${res.stderr}`);
+      }
+      // bgpctl reaches the far link through R; BIRD answers through R whichever way we send.
+      await ip(x, "route", "add", "203.0.113.0/24", "via", "192.0.2.2", "proto", "static", "metric", "10");
+      await ip(b, "route", "add", "192.0.2.0/26", "via", "203.0.113.1");
+
+      // iBGP over two hops: multihop instead of the lab's `direct`; next hop self = BIRD's far address.
+      const text = birdConfig({
+        routerId: "203.0.113.2",
+        localAs: X_AS,
+        peers: [{ name: "bgpctl", neighbor: "192.0.2.1", localAddress: "203.0.113.2", remoteAs: X_AS, passive: true, families: ["ipv4"], export: "static", import: "none" }],
+        routes: [{ prefix: PREFIX }],
+      });
+      if (!/^\s*direct;$/m.test(text)) throw new Error(`no 'direct;' to replace in the BIRD config:\n${text}`);
+      const confPath = lab.path(`bird-far-${lab.processes.length + 1}.conf`);
+      writeFileSync(confPath, text.replace(/^(\s*)direct;$/m, "$1multihop 3;"));
+      const bird = await BirdInstance.startWithConfig(lab, b, confPath, "bird-far");
+      const d = await BgpctlDaemon.start(lab, x, daemonConfig([{ address: "203.0.113.2", remoteAs: X_AS, localAddress: "192.0.2.1", families: ["ipv4"] }]));
+      const procs = [d.proc, bird.proc];
+      await d.waitEstablished("203.0.113.2", 30_000, procs);
+
+      const installedVia = async (gw: string, what: string): Promise<IpRoute> =>
+        lab.waitFor(
+          async () => {
+            const rs = await kernelRoute(x);
+            return rs.length === 1 && rs[0]!.gateway === gw && rs[0]!.protocol === "bgp" ? rs[0]! : null;
+          },
+          { timeoutMs: 15_000, what: `${what}: ${PREFIX} via ${gw} proto bgp (only) in bgpctl's kernel table`, procs },
+        );
+      const viaR = await installedVia("192.0.2.2", "start");
+      expect(viaR.dev).toBe(near);
+      const [e1] = await d.waitRib(PREFIX, (rs) => rs.length === 1 && rs[0]!.best && rs[0]!.via?.[0] === "192.0.2.2", 15_000, procs);
+      expect(e1).toMatchObject({ nextHop: "203.0.113.2", peer: "203.0.113.2", reachable: true, igpCost: 10, best: true, via: ["192.0.2.2"] });
+      const raw = (await ip(x, "-j", "-4", "route", "show", "table", "main", "exact", PREFIX, "proto", "186")).trim();
+      expect((JSON.parse(raw) as IpRoute[]).map((k) => k.gateway)).toEqual(["192.0.2.2"]);
+      expect(await d.json<FibEntry[]>("show", "fib", PREFIX)).toEqual([{ prefix: PREFIX, state: "installed", nextHops: ["192.0.2.2"] }]);
+      const before = await d.neighbor("203.0.113.2");
+
+      // The IGP path to the next hop moves to R2: the kernel route follows; the BGP route does not change.
+      await ip(x, "route", "replace", "203.0.113.0/24", "via", "192.0.2.3", "proto", "static", "metric", "10");
+      await installedVia("192.0.2.3", "moved to R2");
+      const [e2] = await d.waitRib(PREFIX, (rs) => rs.length === 1 && rs[0]!.via?.[0] === "192.0.2.3", 15_000, procs);
+      expect(e2).toMatchObject({ nextHop: "203.0.113.2", peer: "203.0.113.2", reachable: true, igpCost: 10, best: true, via: ["192.0.2.3"] });
+      expect(await d.json<FibEntry[]>("show", "fib", PREFIX)).toEqual([{ prefix: PREFIX, state: "installed", nextHops: ["192.0.2.3"] }]);
+      const after = await d.neighbor("203.0.113.2");
+      expect(after.state).toBe("Established");
+      expect(after.uptimeSeconds).toBeGreaterThanOrEqual(before.uptimeSeconds); // no session reset
+      expect(after.accepted).toBe(1);
+
+      // The route to the next hop goes: unreachable, and out of the kernel.
+      await ip(x, "route", "del", "203.0.113.0/24", "via", "192.0.2.3", "proto", "static", "metric", "10");
+      await d.waitRib(PREFIX, (rs) => rs.length === 1 && rs[0]!.reachable === false && rs[0]!.via === undefined, 15_000, procs);
+      await lab.waitFor(async () => (await kernelRoute(x)).length === 0, { timeoutMs: 15_000, what: `${PREFIX} to leave the kernel`, procs });
     },
     TEST_TIMEOUT,
   );
