@@ -635,16 +635,10 @@ export class Fib {
     for (const r of routes) {
       if (r.source.local || r.nextHop.length === 0 || isZero(r.nextHop, 0, r.nextHop.length)) continue;
       const h = this.hopFor(e.family, r.nextHop);
-      if (typeof h === "string") {
-        problem ??= h;
-        continue;
-      }
-      if (h.self !== null) {
-        self ??= h.self;
-        continue;
-      }
-      // Not on-link: the immediate hops the next hop resolves to (a link-local next hop has its interface already).
-      const immediate = r.via !== undefined && r.via.length > 0 && h.hop.ifindex === undefined ? this.viaHops(e.family, r.via) : [h];
+      // Not on-link: the immediate hops the next hop resolves to (unless it is unusable, one of our
+      // addresses, or a link-local next hop that has its interface already).
+      const via = r.via;
+      const immediate = via !== undefined && via.length > 0 && typeof h !== "string" && h.self === null && h.hop.ifindex === undefined ? this.viaHops(e.family, via) : [h];
       for (const x of immediate) {
         if (typeof x === "string") {
           problem ??= x;

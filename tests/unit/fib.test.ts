@@ -14,6 +14,7 @@ import { emptyAttributes } from "../../lib/bgp/attributes.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 import { parseAddr, parseIPv6, parsePrefix } from "../../lib/core/addr.ts";
 import { FakeKernel } from "../support/fake-kernel.ts";
+import { settleTracker } from "../support/settle-tracker.ts";
 import { Fib, type FibOptions } from "../../lib/fib/fib.ts";
 import type { LogLevel as FibLogLevel } from "../../lib/core/log.ts";
 import type { KernelRoute } from "../../lib/fib/types.ts";
@@ -818,18 +819,8 @@ async function tracked(): Promise<Tracked> {
     rib,
     tracker,
     selections,
-    async settle() {
-      // Lookups answer on later ticks, the tracker's debounce runs on the manual clock, our installs echo as kernel events.
-      for (let i = 0; i < 300; i++) {
-        await new Promise((r) => setImmediate(r));
-        s.clock.advance(60);
-        if (!tracker.idle) continue;
-        await s.fib.whenIdle();
-        await new Promise((r) => setImmediate(r));
-        if (tracker.idle) return;
-      }
-      throw new Error("tracker and FIB did not settle");
-    },
+    // Our installs come back as kernel events the tracker re-resolves on.
+    settle: () => settleTracker(tracker, s.clock, () => s.fib.whenIdle(), 300),
   };
 }
 

@@ -25,6 +25,7 @@ import { LocRib, type LocRibEvent } from "../../lib/rib/loc-rib.ts";
 import { NextHopTracker, resolutionTarget } from "../../lib/rib/nexthop.ts";
 import { type Route, type RouteSource, makeRoute, prefixKey } from "../../lib/rib/types.ts";
 import { FakeKernel } from "../support/fake-kernel.ts";
+import { settleTracker } from "../support/settle-tracker.ts";
 import { formatRib } from "../../lib/api/format.ts";
 import type { RibEntry } from "../../lib/api/types.ts";
 
@@ -84,18 +85,7 @@ function world(opts: { sliceMs?: number; own?: boolean } = {}): World {
     tracker,
     clock,
     events,
-    async settle() {
-      // Lookups answer on a later tick; timers (debounce, re-run slices) move with the clock.
-      for (let i = 0; i < 500; i++) {
-        await new Promise((r) => setImmediate(r));
-        clock.advance(60);
-        if (tracker.idle) {
-          await new Promise((r) => setImmediate(r));
-          if (tracker.idle) return;
-        }
-      }
-      throw new Error("next-hop tracker did not settle");
-    },
+    settle: () => settleTracker(tracker, clock),
     best(prefix: string) {
       return rib.best(prefixKey(parsePrefix(prefix)));
     },
