@@ -20,6 +20,9 @@
  *   table (our addresses), then main (with the connected subnets of up
  *   links), then default; longest prefix, then lowest metric; blackhole /
  *   unreachable / prohibit routes and no match give the kernel's errors.
+ *   The answer is the matching route as stored: its gateways with their
+ *   output ifindex (filled in when installed), or only the ifindex for a
+ *   connected route, as RTM_NEWROUTE carries RTA_GATEWAY/RTA_OIF/RTA_MULTIPATH.
  * Deletes match by key and protocol only (not by next hops).
  */
 import { type Prefix, formatIPv4, formatIPv6, maskAddr, parseAddr, parsePrefix, prefixContains, prefixToString } from "../../lib/core/addr.ts";

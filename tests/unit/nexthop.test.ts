@@ -487,6 +487,34 @@ describe("next-hop tracking: immediate forwarding hops (RFC 4271 §5.1.3)", () =
   });
 });
 
+describe("next-hop tracking: forwarding changes at scale", () => {
+  test("30k selected routes whose IGP gateway moves: via updated and one forwarding event each, in slices", async () => {
+    const w = world({ sliceMs: 1 });
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/24", { metric: 10, nextHops: [{ gateway: "192.0.2.1" }] }));
+    const n = 30_000;
+    const rs: Route[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = route(`10.${i >> 8}.${i & 255}.0/24`, "203.0.113.1");
+      rs.push(r);
+      w.rib.upsert(r);
+    }
+    await w.settle();
+    expect(w.rib.bestCount()).toBe(n);
+    let fwd = 0;
+    w.rib.subscribe((e) => void (e.forwarding && fwd++), { forwarding: true });
+    const slices = w.tracker.stats.slices;
+    w.tracker.stats.longestSliceMs = 0;
+    w.events.length = 0;
+    w.kernel.ipRouteReplace(kroute("203.0.113.0/24", { metric: 10, nextHops: [{ gateway: "192.0.2.2" }] }));
+    await w.settle();
+    expect(rs.every((r) => viaOf(r)?.join() === "192.0.2.2%2")).toBe(true);
+    expect(fwd).toBe(n);
+    expect(w.events).toEqual([]);
+    expect(w.tracker.stats.slices - slices).toBeGreaterThan(2);
+    expect(w.tracker.stats.longestSliceMs).toBeLessThan(20);
+  });
+});
+
 describe("next-hop tracking: bookkeeping", () => {
   test("withdrawn and replaced routes are no longer tracked; an unused next hop is forgotten later", async () => {
     const w = world();
