@@ -17,7 +17,7 @@
  */
 import { type Command, Option } from "commander";
 import { ApiClient, DEFAULT_SOCKET_PATH, resolveSocketPath } from "../lib/api/client.ts";
-import { formatFib, formatInterfaces, formatMonitorEvent, formatNeighbors, formatRib, formatRibSummary, formatSummary } from "../lib/api/format.ts";
+import { RibTextWriter, formatFib, formatInterfaces, formatMonitorEvent, formatNeighbors, formatRibSummary, formatSummary } from "../lib/api/format.ts";
 import type { AdvertiseRequest, PeerAddRequest, RibQuery } from "../lib/api/types.ts";
 import { parseAddr, prefixToString } from "../lib/core/addr.ts";
 import { AFI } from "../lib/core/addr.ts";
@@ -126,10 +126,18 @@ export interface ShowRibFlags extends RawSessionFlags, CtlFlags {
   out?: boolean;
   as?: string;
   best?: boolean;
+  limit?: string;
+  ndjson?: boolean;
 }
 
 /** Options of `show rib` that only make sense against the daemon (rejected with --peer). */
-export const SHOW_RIB_DAEMON_KEYS = ["neighbor", "in", "out", "as", "best", "community", "largeCommunity", "socket"] as const;
+export const SHOW_RIB_DAEMON_KEYS = ["neighbor", "in", "out", "as", "best", "community", "largeCommunity", "limit", "ndjson", "socket"] as const;
+
+/** Write to stdout, waiting while it does not drain (a slow reader of our output slows the daemon's stream, not our memory). */
+async function writeOut(text: string): Promise<void> {
+  if (process.stdout.write(text)) return;
+  await new Promise<void>((resolve) => process.stdout.once("drain", () => resolve()));
+}
 
 /** A community filter: A:B, a well-known name, or a large community A:B:C. */
 function communityFilter(flag: string, v: string): string {
@@ -146,7 +154,7 @@ function communityFilter(flag: string, v: string): string {
 export async function showRib(args: string[], flags: ShowRibFlags, cmd: Command): Promise<void> {
   if (args[0] === "summary") {
     if (args.length > 1) throw new UsageError(`show rib summary: unexpected argument "${args[1]}"`);
-    rejectFlags(cmd, ["neighbor", "in", "out", "as", "best", "community", "largeCommunity", "family"], "does not apply to show rib summary");
+    rejectFlags(cmd, ["neighbor", "in", "out", "as", "best", "community", "largeCommunity", "family", "limit", "ndjson"], "does not apply to show rib summary");
     const s = await ctlClient(flags).ribSummary();
     if (flags.json) printJson(s);
     else printText(formatRibSummary(s));
@@ -177,9 +185,45 @@ export async function showRib(args: string[], flags: ShowRibFlags, cmd: Command)
     if (flags.family !== "ipv4" && flags.family !== "ipv6") throw new UsageError(`--family: "${flags.family}" must be ipv4 or ipv6 when asking the daemon`);
     q.family = flags.family;
   }
-  const routes = await ctlClient(flags).rib(q);
-  if (flags.json) printJson(routes);
-  else printText(formatRib(routes));
+  if (flags.limit !== undefined) q.limit = parseIntIn("--limit", flags.limit, 1, 100_000_000);
+  if (flags.json && flags.ndjson) throw new UsageError("--json and --ndjson exclude each other");
+  await streamRib(q, flags);
+}
+
+/**
+ * Print a `show rib` answer as it streams in (NDJSON from the daemon): text
+ * (RibTextWriter), `-j` a JSON array written incrementally, `--ndjson` one
+ * entry per line. With --limit, a cut answer says so: in the text, or on
+ * stderr for JSON (stdout stays valid JSON).
+ */
+async function streamRib(q: RibQuery, flags: ShowRibFlags): Promise<void> {
+  flush();
+  let count = 0;
+  let end: { count: number; truncated: boolean };
+  if (flags.json || flags.ndjson) {
+    end = await ctlClient(flags).ribStream(q, async (batch) => {
+      let out = "";
+      for (const e of batch) {
+        const t = JSON.stringify(e);
+        out += flags.ndjson ? t + "\n" : (count === 0 ? "[\n" : ",\n") + t;
+        count++;
+      }
+      await writeOut(out);
+    });
+    if (!flags.ndjson) await writeOut(count === 0 ? "[]\n" : "\n]\n");
+    if (end.truncated) process.stderr.write(`bgpctl: show rib: truncated: the first ${q.limit} entries shown (--limit); more match\n`);
+    return;
+  }
+  let text = "";
+  const w = new RibTextWriter((t) => (text += t));
+  end = await ctlClient(flags).ribStream(q, async (batch) => {
+    w.add(batch);
+    const t = text;
+    text = "";
+    if (t) await writeOut(t);
+  });
+  w.end(end.truncated, q.limit);
+  await writeOut(text);
 }
 
 // ---------------------------------------------------------------------------

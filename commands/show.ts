@@ -70,13 +70,15 @@ export function registerShow(program: Command): void {
     .option("--community <c>", "routes carrying this community (A:B or a well-known name)", collect)
     .option("--large-community <a:b:c>", "routes carrying this large community", collect)
     .option("--as <asn>", "routes whose AS path contains this AS")
-    .option("--best", "only the best path of each prefix");
+    .option("--best", "only the best path of each prefix")
+    .option("--limit <n>", "stop after N entries (the output says when more matched)")
+    .option("--ndjson", "print one JSON object per line instead of the -j array");
   addCtlFlags(rib, false);
   rib.option("--peer <addr>", "open a session to this peer, collect its table until End-of-RIB, print it");
   addSessionFlags(rib, { group: RIB_ONESHOT.heading, requiredWhen: "with --peer", withoutAnnouncements: true });
   rib.option("--timeout <seconds>", "give up waiting for End-of-RIB after this long", "30").option("-j, --json", "print JSON");
   setFormsUsage(rib, "bgpctl", [RIB_DAEMON.usage, "summary [-s SOCKET]", RIB_ONESHOT.usage]);
-  groupOptions(rib, RIB_DAEMON.heading, ["--neighbor", "--in", "--out", "--community", "--large-community", "--as", "--best", "--socket"]);
+  groupOptions(rib, RIB_DAEMON.heading, ["--neighbor", "--in", "--out", "--community", "--large-community", "--as", "--best", "--limit", "--ndjson", "--socket"]);
   groupOptions(rib, RIB_ONESHOT.heading, ["--peer", "--timeout"]);
   groupOptions(rib, "Both forms:", ["--family", "--json"], {
     "--family": "daemon form: only this family (ipv4 or ipv6); one-shot form: the families to negotiate (default ipv4,ipv6)",

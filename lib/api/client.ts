@@ -2,7 +2,9 @@
  * Client of the daemon's control socket (lib/api/server.ts): one method per
  * route, over HTTP/JSON on a Unix socket. A socket nobody listens on gives
  * DaemonUnreachable (naming the socket); an error answered by the daemon is
- * rethrown as ApiError with its status and message.
+ * rethrown as ApiError with its status and message. Streamed answers
+ * (`ribStream`, `monitor`) are read line by line as they arrive, never
+ * buffered whole.
  */
 import type {
   AdvertiseRequest,
@@ -13,8 +15,9 @@ import type {
   PeerAddRequest,
   RibEntry,
   RibQuery,
+  RibStreamEnd,
   RibSummary,
-  RouterApi,
+  RouterSummary,
 } from "./types.ts";
 import { ApiError } from "./types.ts";
 import type { K8sStatus } from "../k8s/types.ts";
@@ -29,7 +32,7 @@ export function resolveSocketPath(flag?: string): string {
   return env ? env : DEFAULT_SOCKET_PATH;
 }
 
-export type Summary = ReturnType<RouterApi["summary"]>;
+export type Summary = RouterSummary;
 
 /** Nothing answers on the control socket. */
 export class DaemonUnreachable extends Error {
@@ -55,7 +58,7 @@ function connectError(socketPath: string, e: unknown): Error {
   return new Error(`control socket ${socketPath}: ${msg}`);
 }
 
-function ribParams(q: RibQuery): string {
+function ribParams(q: RibQuery, format?: "ndjson"): string {
   const p = new URLSearchParams();
   if (q.prefix !== undefined) p.set("prefix", q.prefix);
   if (q.match !== undefined) p.set("match", q.match);
@@ -65,9 +68,56 @@ function ribParams(q: RibQuery): string {
   if (q.asn !== undefined) p.set("as", String(q.asn));
   if (q.bestOnly !== undefined) p.set("best", q.bestOnly ? "true" : "false");
   if (q.family !== undefined) p.set("family", q.family);
+  if (q.limit !== undefined) p.set("limit", String(q.limit));
+  if (format !== undefined) p.set("format", format);
   const s = p.toString();
   return s ? `?${s}` : "";
 }
+
+/**
+ * The lines of a streamed body as they arrive (split across chunks or not),
+ * the last one even without a newline; blank lines skipped. A read error
+ * (the connection dropped) ends the lines when `brokenOff` is null, else
+ * throws brokenOff(reason). `signal` cancels the read.
+ */
+async function* bodyLines(body: ReadableStream<Uint8Array>, brokenOff: ((reason: string) => Error) | null, signal?: AbortSignal): AsyncGenerator<string> {
+  const reader = body.getReader();
+  const onAbort = () => {
+    reader.cancel().catch(() => {});
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const decoder = new TextDecoder();
+  let buf = "";
+  try {
+    for (;;) {
+      let r: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        if (brokenOff === null) return;
+        throw brokenOff((e as Error).message);
+      }
+      if (r.done) break;
+      buf += decoder.decode(r.value, { stream: true });
+      let start = 0;
+      let nl: number;
+      while ((nl = buf.indexOf("\n", start)) >= 0) {
+        const line = buf.slice(start, nl);
+        start = nl + 1;
+        if (line.trim() !== "") yield line;
+      }
+      buf = buf.slice(start);
+    }
+    buf += decoder.decode();
+    if (buf.trim() !== "") yield buf;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    reader.cancel().catch(() => {});
+  }
+}
+
+/** How a streamed `show rib` answer ended. */
+export type RibStreamInfo = RibStreamEnd["end"];
 
 export class ApiClient {
   constructor(readonly socketPath: string) {}
@@ -118,8 +168,44 @@ export class ApiClient {
     return this.call("GET", address === undefined ? "/v1/neighbors" : `/v1/neighbors?address=${encodeURIComponent(address)}`);
   }
 
+  /** The whole answer as one array (`GET /v1/rib`, the JSON array form). */
   rib(q: RibQuery = {}): Promise<RibEntry[]> {
     return this.call("GET", `/v1/rib${ribParams(q)}`);
+  }
+
+  /**
+   * The answer entry by entry as the daemon streams it (NDJSON): calls
+   * `onEntries` with each batch of entries that arrived together (awaited:
+   * the next chunk is read only after, so a slow consumer slows the daemon's
+   * producer rather than filling memory). Resolves with the count and
+   * whether `limit` truncated it; rejects if the stream breaks off or the
+   * daemon reports an error half-way.
+   */
+  async ribStream(q: RibQuery, onEntries: (batch: RibEntry[]) => void | Promise<void>): Promise<RibStreamInfo> {
+    const path = `/v1/rib${ribParams(q, "ndjson")}`;
+    const res = await this.send("GET", path);
+    if (!res.body) throw new Error(`control socket ${this.socketPath}: the daemon answered GET ${path} with no body`);
+    const where = `control socket ${this.socketPath}: the answer to GET ${path}`;
+    let batch: RibEntry[] = [];
+    for await (const line of bodyLines(res.body, (reason) => new Error(`${where} broke off: ${reason}`))) {
+      let v: RibEntry | RibStreamEnd | { error: string };
+      try {
+        v = JSON.parse(line);
+      } catch {
+        throw new Error(`${where} has a line that is not JSON: ${line.slice(0, 200)}`);
+      }
+      if ("end" in v) {
+        if (batch.length) await onEntries(batch);
+        return v.end;
+      }
+      if ("error" in v) throw new Error(`show rib: the daemon failed half-way: ${v.error}`);
+      batch.push(v);
+      if (batch.length >= 512) {
+        await onEntries(batch);
+        batch = [];
+      }
+    }
+    throw new Error(`${where} ended early (the daemon closed the stream before its end line)`);
   }
 
   ribSummary(): Promise<RibSummary> {
@@ -188,11 +274,8 @@ export class ApiClient {
       throw e;
     }
     if (!res.body) return;
-    const reader = res.body.getReader();
-    const decoder = new TextDecoder();
-    let buf = "";
+    const body = res.body;
     const emit = (line: string) => {
-      if (line.trim() === "") return;
       let e: MonitorEvent;
       try {
         e = JSON.parse(line) as MonitorEvent;
@@ -201,34 +284,10 @@ export class ApiClient {
       }
       onEvent(e);
     };
-    const onAbort = () => {
-      reader.cancel().catch(() => {});
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      for (;;) {
-        let r: Awaited<ReturnType<typeof reader.read>>;
-        try {
-          r = await reader.read();
-        } catch {
-          // The connection dropped (daemon stopped or killed): the stream has ended.
-          return;
-        }
-        if (r.done) break;
-        buf += decoder.decode(r.value, { stream: true });
-        let start = 0;
-        let nl: number;
-        while ((nl = buf.indexOf("\n", start)) >= 0) {
-          emit(buf.slice(start, nl));
-          start = nl + 1;
-          if (signal?.aborted) return;
-        }
-        buf = buf.slice(start);
-      }
-      buf += decoder.decode();
-      if (!signal?.aborted) emit(buf);
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
+    // A dropped connection (daemon stopped or killed) ends the lines: the stream has ended.
+    for await (const line of bodyLines(body, null, signal)) {
+      if (signal?.aborted) return;
+      emit(line);
     }
   }
 }

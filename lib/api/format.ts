@@ -3,25 +3,35 @@
  * CLI commands print them (OpenBGPD bgpctl / birdc style): `show summary`,
  * `show neighbors`, `show rib`, `show rib summary` and `monitor` lines.
  * Pure functions of the API's JSON shapes; `--json` prints those instead.
+ * `show rib` is printed as it streams in (RibTextWriter): the column widths
+ * come from the first rows, so a table of any size needs no buffering.
  */
-import type { FibEntry, InterfacesInfo, MonitorEvent, NeighborInfo, RibEntry, RibSummary, RouterApi } from "./types.ts";
+import type { FibEntry, InterfacesInfo, MonitorEvent, NeighborInfo, RibEntry, RibSummary, RouterSummary } from "./types.ts";
 
-type Summary = ReturnType<RouterApi["summary"]>;
 type Align = "l" | "r";
+
+/** Column widths: each the widest cell of the rows given. */
+function widths(rows: string[][]): number[] {
+  const w: number[] = [];
+  for (const r of rows) for (let i = 0; i < r.length; i++) w[i] = Math.max(w[i] ?? 0, r[i]!.length);
+  return w;
+}
+
+/** One table line: cells separated by two spaces, padded to `w` (a wider cell pushes the rest); trailing blanks trimmed. */
+function tableRow(r: string[], w: number[], align: Align[]): string {
+  return (
+    r
+      .map((c, i) => (align[i] === "r" ? c.padStart(w[i] ?? 0) : i === r.length - 1 ? c : c.padEnd(w[i] ?? 0)))
+      .join("  ")
+      .trimEnd() + "\n"
+  );
+}
 
 /** Columns separated by two spaces, each as wide as its widest cell; trailing blanks trimmed. */
 function table(header: string[], rows: string[][], align: Align[]): string {
   const all = [header, ...rows];
-  const w = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)));
-  return all
-    .map((r) =>
-      r
-        .map((c, i) => (align[i] === "r" ? c.padStart(w[i]!) : i === r.length - 1 ? c : c.padEnd(w[i]!)))
-        .join("  ")
-        .trimEnd(),
-    )
-    .map((l) => l + "\n")
-    .join("");
+  const w = widths(all);
+  return all.map((r) => tableRow(r, w, align)).join("");
 }
 
 const two = (n: number) => String(n).padStart(2, "0");
@@ -43,7 +53,13 @@ function stateColumn(n: NeighborInfo): string {
   return n.adminDown ? `${n.state} (Admin)` : n.state;
 }
 
-export function formatSummary(s: Summary): string {
+/** The event-loop line of `show summary`: the daemon's worst and 99th-percentile lag. */
+function eventLoopLine(s: RouterSummary): string {
+  const e = s.eventLoop;
+  return `Event loop lag: max ${e.maxLagMs} ms, p99 ${e.p99LagMs} ms (${e.samples} samples)\n`;
+}
+
+export function formatSummary(s: RouterSummary): string {
   const rows = s.neighbors.map((n) => [
     n.address,
     String(n.remoteAs),
@@ -55,6 +71,7 @@ export function formatSummary(s: Summary): string {
   ]);
   return (
     `BGP router id ${s.routerId}, local AS ${s.asn}\n` +
+    eventLoopLine(s) +
     table(["Neighbor", "AS", "MsgRcvd", "MsgSent", "OutQ", "Up/Down", "State/PfxRcvd"], rows, ["l", "r", "r", "r", "r", "l", "l"])
   );
 }
@@ -103,8 +120,11 @@ function ribFlags(r: RibEntry): string {
   return (r.reachable === false ? "u" : "*") + (r.best ? ">" : "") + (r.multipath ? "=" : "") + (r.ibgp ? "I" : "") + (r.stale ? "S" : "");
 }
 
-export function formatRib(entries: RibEntry[]): string {
-  const rows = entries.map((r) => [
+const RIB_HEADER = ["flags", "prefix", "nexthop", "lpref", "med", "aspath", "origin", "communities"];
+const RIB_ALIGN: Align[] = ["l", "l", "l", "r", "r", "l", "l", "l"];
+
+function ribRow(r: RibEntry): string[] {
+  return [
     ribFlags(r),
     r.prefix,
     r.nextHop ?? "-",
@@ -113,13 +133,71 @@ export function formatRib(entries: RibEntry[]): string {
     r.asPath.length ? r.asPath.join(" ") : "-",
     originCode(r.origin),
     [...r.communities, ...r.largeCommunities].join(" "),
-  ]);
-  return (
-    RIB_LEGEND +
-    (entries.some((r) => r.reachable === false) ? RIB_LEGEND_UNREACHABLE : "") +
-    "\n" +
-    table(["flags", "prefix", "nexthop", "lpref", "med", "aspath", "origin", "communities"], rows, ["l", "l", "l", "r", "r", "l", "l", "l"])
-  );
+  ];
+}
+
+/** Rows whose widths set the columns of a streamed `show rib` table. */
+export const RIB_SAMPLE_ROWS = 1000;
+
+/**
+ * `show rib` as text, written as entries arrive: the legend and header once
+ * the first `sample` rows are in (their widths set the columns; a wider cell
+ * later pushes its line), then each row. The "u" legend line comes first when
+ * an unreachable route is among the first rows, else after the table if one
+ * shows up later. `end` says when `--limit` cut the answer short.
+ */
+export class RibTextWriter {
+  private pending: string[][] | null = [];
+  private w: number[] = [];
+  private unreachableShown = false;
+  private unreachableLater = false;
+  private rows = 0;
+
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly sample = RIB_SAMPLE_ROWS,
+  ) {}
+
+  add(entries: readonly RibEntry[]): void {
+    for (const e of entries) {
+      if (e.reachable === false && !this.unreachableShown) {
+        if (this.pending) this.unreachableShown = true;
+        else this.unreachableLater = true;
+      }
+      const row = ribRow(e);
+      this.rows++;
+      if (this.pending) {
+        this.pending.push(row);
+        if (this.pending.length >= this.sample) this.head();
+      }
+      else this.write(tableRow(row, this.w, RIB_ALIGN));
+    }
+  }
+
+  /** Finish the table; `truncated`: the answer was cut at `limit` entries. */
+  end(truncated = false, limit?: number): void {
+    if (this.pending) this.head();
+    if (this.unreachableLater) this.write("\n" + RIB_LEGEND_UNREACHABLE);
+    if (truncated) this.write(`\ntruncated: the first ${limit ?? this.rows} entries shown (--limit); more match\n`);
+  }
+
+  private head(): void {
+    const rows = this.pending ?? [];
+    this.pending = null;
+    this.w = widths([RIB_HEADER, ...rows]);
+    let out = RIB_LEGEND + (this.unreachableShown ? RIB_LEGEND_UNREACHABLE : "") + "\n" + tableRow(RIB_HEADER, this.w, RIB_ALIGN);
+    for (const r of rows) out += tableRow(r, this.w, RIB_ALIGN);
+    this.write(out);
+  }
+}
+
+/** `show rib` of a whole answer at once (RibTextWriter over all of it: the columns fit every row). */
+export function formatRib(entries: RibEntry[]): string {
+  let out = "";
+  const w = new RibTextWriter((t) => (out += t), Math.max(1, entries.length));
+  w.add(entries);
+  w.end();
+  return out;
 }
 
 export function formatRibSummary(s: RibSummary): string {

@@ -4,13 +4,18 @@
  * other local tool. Every request is validated here, before it reaches the
  * router; errors are answered as `{"error": "message"}` with status 400 (bad
  * input, naming the field), 404 (unknown route or peer), 405 (wrong method),
- * 409 (conflict) or 500, never by crashing. `GET /v1/monitor` streams events
- * as JSON lines for as long as the client stays connected.
+ * 409 (conflict) or 500, never by crashing. Long answers are streamed
+ * (lib/api/streams.ts), produced only as fast as the client reads and in
+ * slices that leave the event loop free: `GET /v1/rib` (a JSON array written
+ * incrementally, or NDJSON with `format=ndjson`, at most `limit` entries),
+ * and `GET /v1/monitor`, events as JSON lines for as long as the client
+ * stays connected, through a bounded queue per client (a client that falls
+ * 10,000 events or 8 MiB behind is disconnected, and the log says which).
  *
  * Routes:
  *   GET    /v1/summary
  *   GET    /v1/neighbors[?address=A]
- *   GET    /v1/rib?prefix=&match=&neighbor=&table=&community=&as=&best=&family=
+ *   GET    /v1/rib?prefix=&match=&neighbor=&table=&community=&as=&best=&family=&limit=&format=json|ndjson
  *   GET    /v1/rib/summary
  *   GET    /v1/fib[?prefix=]
  *   GET    /v1/interfaces
@@ -33,6 +38,7 @@ import { ConfigError } from "../config/reader.ts";
 import { advertiseFromRequest, checkPeerRequest, requestErrorText, withdrawFromRequest } from "../config/request.ts";
 import { parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { RouterError, type RouterErrorKind } from "../router/errors.ts";
+import { MONITOR_LIMITS, MonitorFeed, type MonitorLimits, type RibFormat, ribBody } from "./streams.ts";
 import { type AdvertiseRequest, ApiError, type MonitorEvent, type PeerAddRequest, type RibQuery, type RouterApi } from "./types.ts";
 
 export interface ApiServerOptions {
@@ -40,6 +46,10 @@ export interface ApiServerOptions {
   mode?: number;
   /** Seconds before an idle connection is closed; 0 (the default) never, which `monitor` streams need. */
   idleTimeout?: number;
+  /** Bounds of each monitor client's queue (default 10,000 events / 8 MiB). */
+  monitorLimits?: MonitorLimits;
+  /** Where the server logs (a monitor client cut for falling behind); default the router's `log`, else stderr. */
+  log?: (level: "info" | "warn" | "error", msg: string) => void;
 }
 
 export interface ApiServer {
@@ -51,8 +61,6 @@ export interface ApiServer {
 
 /** Longest Unix socket path Linux accepts (sun_path is 108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH = 107;
-/** A monitor client that falls this many events behind is disconnected instead of buffering without bound. */
-const MONITOR_MAX_BACKLOG = 100_000;
 const MAX_BODY = 16 * 1024 * 1024;
 
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -135,8 +143,11 @@ function checkKeys(obj: Record<string, unknown>, allowed: readonly string[]): vo
   for (const k of Object.keys(obj)) if (!allowed.includes(k)) bad(`${k}: unknown field (expected ${allowed.join(", ")})`);
 }
 
+/** Largest `limit` of a rib query. */
+const MAX_LIMIT = 100_000_000;
+
 export function parseRibQuery(params: URLSearchParams): RibQuery {
-  const allowed = ["prefix", "match", "neighbor", "table", "community", "as", "best", "family"];
+  const allowed = ["prefix", "match", "neighbor", "table", "community", "as", "best", "family", "limit", "format"];
   for (const k of params.keys()) if (!allowed.includes(k)) bad(`${k}: unknown query parameter (expected ${allowed.join(", ")})`);
   const q: RibQuery = {};
   const prefix = params.get("prefix");
@@ -177,7 +188,20 @@ export function parseRibQuery(params: URLSearchParams): RibQuery {
     if (family !== "ipv4" && family !== "ipv6") bad(`family: "${family}" must be ipv4 or ipv6`);
     q.family = family;
   }
+  const limit = params.get("limit");
+  if (limit !== null && limit !== "") {
+    if (!/^\d{1,9}$/.test(limit) || Number(limit) < 1 || Number(limit) > MAX_LIMIT) bad(`limit: "${limit}" must be a number of entries 1..${MAX_LIMIT}`);
+    q.limit = Number(limit);
+  }
   return q;
+}
+
+/** `format=` of `GET /v1/rib`: json (an array, the default) or ndjson (lines, then `{"end":{count,truncated}}`). */
+export function parseRibFormat(params: URLSearchParams): RibFormat {
+  const f = params.get("format");
+  if (f === null || f === "" || f === "json") return "json";
+  if (f === "ndjson") return "ndjson";
+  bad(`format: "${f}" must be json or ndjson`);
 }
 
 /** Runs a request check of lib/config/request.ts; its ConfigError becomes a 400 naming each bad field (one line). */
@@ -286,84 +310,56 @@ interface MonitorStream {
   close(): void;
 }
 
-const encoder = new TextEncoder();
-
 export async function startApiServer(api: RouterApi, socketPath: string, opts: ApiServerOptions = {}): Promise<ApiServer> {
   const mode = opts.mode ?? 0o660;
+  const limits = opts.monitorLimits ?? MONITOR_LIMITS;
+  const log = opts.log ?? ((level: string, msg: string) => (api.note ? api.note(level, msg) : console.error(`${level}: ${msg}`)));
   await prepareSocketPath(socketPath);
   const monitors = new Set<MonitorStream>();
+  let monitorSeq = 0;
 
+  /** `GET /v1/monitor`: the router's events through this client's bounded queue (MonitorFeed). */
   function monitor(req: Request, url: URL): Response {
     for (const k of url.searchParams.keys()) if (k !== "neighbor") bad(`${k}: unknown query parameter (expected neighbor)`);
     const nb = url.searchParams.get("neighbor");
     const neighbor = nb === null || nb === "" ? undefined : checkAddress("neighbor", nb);
+    const name = `monitor client #${++monitorSeq}${neighbor ? ` (neighbor ${neighbor})` : ""}, connected ${new Date().toISOString()}`;
     let unsubscribe: (() => void) | null = null;
     let done = false;
-    let ctrl: ReadableStreamDefaultController<Uint8Array> | null = null;
-    const entry: MonitorStream = { close: () => finish(true) };
-    const finish = (closeStream: boolean) => {
+    const entry: MonitorStream = { close: () => finish() };
+    const finish = () => {
       if (done) return;
       done = true;
       monitors.delete(entry);
-      try {
-        unsubscribe?.();
-      } catch {
-        /* the router's problem, not the client's */
-      }
+      const u = unsubscribe;
       unsubscribe = null;
-      if (closeStream && ctrl) {
-        try {
-          ctrl.close();
-        } catch {
-          /* already closed */
-        }
-      }
-    };
-    const send = (e: MonitorEvent) => {
-      if (done || !ctrl) return;
       try {
-        ctrl.enqueue(encoder.encode(JSON.stringify(e) + "\n"));
-        if ((ctrl.desiredSize ?? 0) < -MONITOR_MAX_BACKLOG) {
-          const drop: MonitorEvent = { type: "log", time: new Date().toISOString(), level: "error", msg: "monitor: client too slow, disconnecting" };
-          ctrl.enqueue(encoder.encode(JSON.stringify(drop) + "\n"));
-          finish(true);
-        }
-      } catch {
-        finish(false); // the stream is gone
+        u?.();
+      } catch (e) {
+        log("warn", `${name}: unsubscribing failed: ${(e as Error).message}`);
       }
+      feed.close();
     };
-    const stream = new ReadableStream<Uint8Array>(
-      {
-        start(c) {
-          ctrl = c;
-          // The first chunk makes the response headers go out at once.
-          send({ type: "log", time: new Date().toISOString(), level: "info", msg: neighbor ? `monitoring ${neighbor}` : "monitoring" });
-          monitors.add(entry);
-          try {
-            unsubscribe = api.monitor(send, neighbor);
-          } catch (e) {
-            send({ type: "log", time: new Date().toISOString(), level: "error", msg: `monitor: ${(e as Error).message}` });
-            finish(true);
-            return;
-          }
-          if (done) {
-            // finished while subscribing (client gone): drop the subscription just made
-            try {
-              unsubscribe();
-            } catch {
-              /* ignore */
-            }
-            unsubscribe = null;
-          }
-        },
-        cancel() {
-          finish(false);
-        },
-      },
-      { highWaterMark: 1 },
-    );
-    req.signal.addEventListener("abort", () => finish(false), { once: true });
-    return new Response(stream, { headers: { "content-type": "application/x-ndjson", "cache-control": "no-store" } });
+    const feed = new MonitorFeed(limits, finish);
+    const send = (e: MonitorEvent) => {
+      if (done || feed.push(e)) return;
+      const queued = `${feed.queuedEvents} events, ${feed.queuedBytes} bytes unsent`;
+      finish();
+      feed.cut(`too slow: ${queued}`);
+      // After finish(): this log line is itself a monitor event, not for this client any more.
+      log("warn", `${name} disconnected: not reading, its queue is full (${queued}; limit ${limits.maxEvents} events / ${limits.maxBytes} bytes)`);
+    };
+    // The first line makes the response headers go out at once.
+    send({ type: "log", time: new Date().toISOString(), level: "info", msg: neighbor ? `monitoring ${neighbor}` : "monitoring" });
+    monitors.add(entry);
+    try {
+      unsubscribe = api.monitor(send, neighbor);
+    } catch (e) {
+      send({ type: "log", time: new Date().toISOString(), level: "error", msg: `monitor: ${(e as Error).message}` });
+      finish();
+    }
+    req.signal.addEventListener("abort", finish, { once: true });
+    return new Response(feed.body, { headers: { "content-type": "application/x-ndjson", "cache-control": "no-store" } });
   }
 
   async function route(req: Request, url: URL): Promise<Response> {
@@ -390,8 +386,17 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
         const a = url.searchParams.get("address");
         return json(await api.neighbors(a === null || a === "" ? undefined : checkAddress("address", a)));
       }
-      case "rib":
-        return only("GET") ?? json(await api.rib(parseRibQuery(url.searchParams)));
+      case "rib": {
+        const m = only("GET");
+        if (m) return m;
+        const q = parseRibQuery(url.searchParams);
+        const format = parseRibFormat(url.searchParams);
+        const { limit, ...query } = q;
+        // The router checks the query before the first byte: its errors still get their status.
+        const entries = await api.rib(query);
+        const type = format === "ndjson" ? "application/x-ndjson" : "application/json";
+        return new Response(ribBody(entries, format, limit), { headers: { "content-type": type, "cache-control": "no-store" } });
+      }
       case "rib/summary":
         return only("GET") ?? (noQuery(url), json(await api.ribSummary()));
       case "fib": {

@@ -4,6 +4,7 @@
  * HTTP/JSON on a Unix socket by lib/api/server.ts.
  */
 
+import type { LoopLagStats } from "../core/loop-lag.ts";
 import type { K8sStatus } from "../k8s/types.ts";
 
 export type SessionState = "Idle" | "Connect" | "Active" | "OpenSent" | "OpenConfirm" | "Established";
@@ -82,6 +83,27 @@ export interface RibQuery {
   asn?: number;
   bestOnly?: boolean;
   family?: "ipv4" | "ipv6";
+  /**
+   * Stop after this many entries (applied by the control socket as it
+   * streams; the router ignores it). The NDJSON answer's last line says
+   * whether more were left.
+   */
+  limit?: number;
+}
+
+/** The last line of a `GET /v1/rib?format=ndjson` answer: how many entries were sent, and whether `limit` cut the answer short. */
+export interface RibStreamEnd {
+  end: { count: number; truncated: boolean };
+}
+
+/** `GET /v1/summary` (`bgpctl show summary -j`). */
+export interface RouterSummary {
+  routerId: string;
+  asn: number;
+  uptimeSeconds: number;
+  neighbors: NeighborInfo[];
+  /** Event-loop lag since the daemon started (lib/core/loop-lag.ts). */
+  eventLoop: LoopLagStats;
 }
 
 export interface RibSummary {
@@ -155,12 +177,18 @@ export class ApiError extends Error {
 
 /** What the daemon implements and the control socket serves. */
 export interface RouterApi {
-  summary(): { routerId: string; asn: number; uptimeSeconds: number; neighbors: NeighborInfo[] };
+  summary(): RouterSummary;
   neighbors(address?: string): NeighborInfo[];
-  rib(q: RibQuery): RibEntry[];
+  /**
+   * The routes of a query, produced lazily (the server pulls them in slices
+   * as the client reads). Checks the query before returning: a bad one
+   * throws (RouterError) rather than failing in the middle of the stream.
+   */
+  rib(q: RibQuery): Iterable<RibEntry>;
   ribSummary(): RibSummary;
-  advertise(r: AdvertiseRequest): { added: string[] };
-  withdraw(prefixes: string[]): { removed: string[] };
+  /** Applied in slices with event-loop turns between them; resolves when all are in. */
+  advertise(r: AdvertiseRequest): Promise<{ added: string[] }>;
+  withdraw(prefixes: string[]): Promise<{ removed: string[] }>;
   peerAdd(r: PeerAddRequest): void | Promise<void>;
   peerDelete(address: string): void | Promise<void>;
   peerUp(address: string): void;
@@ -174,6 +202,8 @@ export interface RouterApi {
   interfaces(): Promise<InterfacesInfo>;
   /** What the Kubernetes controller derived (`bgpctl show k8s`); absent unless running under `bgpctl watch-k8s`. */
   k8s?(): K8sStatus;
+  /** Write a line to the daemon's log (the control socket's own events, such as a monitor client cut for falling behind). */
+  note?(level: string, msg: string): void;
   /** Subscribe to events; returns the unsubscribe function. */
   monitor(fn: (e: MonitorEvent) => void, neighbor?: string): () => void;
 }

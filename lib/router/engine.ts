@@ -17,6 +17,7 @@ import type { AdvertiseConfig, PeerConfig, RouterConfig } from "../config/types.
 import { type Prefix, parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { type Clock, realClock } from "../core/clock.ts";
 import type { Log } from "../core/log.ts";
+import { LoopLagMonitor } from "../core/loop-lag.ts";
 import { Fib } from "../fib/fib.ts";
 import type { Kernel } from "../fib/types.ts";
 import { LocRib } from "../rib/loc-rib.ts";
@@ -60,6 +61,8 @@ export class RouteEngine implements NeighborHost {
   readonly localSource: RouteSource;
   listener = new Listener();
   readonly started = Date.now();
+  /** Event-loop lag while the engine runs (`show summary`'s eventLoop). */
+  readonly loopLag = new LoopLagMonitor();
   private readonly monitors = new Set<Monitor>();
   private readonly openKernel: (opts: { groups: boolean }) => Promise<Kernel>;
   private fibState: { kernel: Kernel; fib: Fib; unsubscribe: () => void } | null = null;
@@ -106,6 +109,7 @@ export class RouteEngine implements NeighborHost {
 
   /** Start the FIB (when enabled) first, then listen, originate the configured routes and start every neighbour. */
   async start(): Promise<void> {
+    this.loopLag.start();
     if (this.config.kernel.enabled) await this.startFib();
     await this.startNextHops(); // next-hop tracking: before any route enters the Loc-RIB
     try {
@@ -122,6 +126,7 @@ export class RouteEngine implements NeighborHost {
   }
 
   async stop(): Promise<void> {
+    this.loopLag.stop();
     await this.stopNextHops();
     // The FIB first: closing the sessions withdraws their routes, which must not
     // reach the kernel when `retainOnExit` keeps them for a graceful restart.

@@ -5,7 +5,7 @@
  * (reload, peer add/delete) to the reconfigurer. Throws RouterError; the
  * control socket maps those to HTTP.
  */
-import { parseCommunity } from "../bgp/attributes.ts";
+import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { CEASE_SUB } from "../bgp/types.ts";
 import type {
   AdvertiseRequest,
@@ -18,14 +18,16 @@ import type {
   RibQuery,
   RibSummary,
   RouterApi,
+  RouterSummary,
 } from "../api/types.ts";
 import { ConfigError, loadConfig } from "../config/load.ts";
 import { peerFromRequest, requestErrorText } from "../config/request.ts";
-import type { RouterConfig } from "../config/types.ts";
-import { type Prefix, parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
+import type { AdvertiseConfig, RouterConfig } from "../config/types.ts";
+import { type Prefix, parseAddr, parsePrefix, prefixContains, prefixToString } from "../core/addr.ts";
 import { Log } from "../core/log.ts";
+import { TURN_BUDGET_MS, nextTurn } from "../core/loop-lag.ts";
 import type { K8sStatus } from "../k8s/types.ts";
-import type { LocRib } from "../rib/loc-rib.ts";
+import type { LocRib, LocRibEntry, LookupMode } from "../rib/loc-rib.ts";
 import { type Route, prefixKey } from "../rib/types.ts";
 import { type EngineOptions, RouteEngine } from "./engine.ts";
 import { conflict, invalid, notFound } from "./errors.ts";
@@ -87,9 +89,15 @@ export class Router implements RouterApi {
   }
 
   // ------------------------------------------------------------ queries
-  summary() {
+  summary(): RouterSummary {
     const c = this.engine.config;
-    return { routerId: c.routerId, asn: c.asn, uptimeSeconds: Math.floor((Date.now() - this.engine.started) / 1000), neighbors: this.neighbors() };
+    return {
+      routerId: c.routerId,
+      asn: c.asn,
+      uptimeSeconds: Math.floor((Date.now() - this.engine.started) / 1000),
+      neighbors: this.neighbors(),
+      eventLoop: this.engine.loopLag.stats(),
+    };
   }
 
   neighbors(address?: string): NeighborInfo[] {
@@ -97,55 +105,51 @@ export class Router implements RouterApi {
     return [...this.engine.peers.values()].map((n) => n.info());
   }
 
-  rib(q: RibQuery): RibEntry[] {
+  /**
+   * The routes `show rib` asks for, produced lazily: a generator that walks
+   * the Loc-RIB (or a neighbour's Adj-RIB-In/Out) applying the filters as it
+   * goes, so the control socket can send the answer in slices (it yields to
+   * the event loop between them; the table may change meanwhile, each prefix
+   * is read in one step). The query is checked here, before the first entry:
+   * a bad prefix or an unknown neighbour throws RouterError at once.
+   * Order: table order; `shorter` shortest first; `limit` is the server's.
+   */
+  rib(q: RibQuery): Iterable<RibEntry> {
     const locRib = this.engine.locRib;
-    let routes: { r: Route; best: boolean; multipath: boolean }[] = [];
-    let prefixes: Prefix[] | null = null;
-    if (q.prefix) {
-      let p: Prefix;
-      if (q.prefix.includes("/")) {
-        try {
-          p = parsePrefix(q.prefix);
-        } catch (e) {
-          invalid((e as Error).message);
+    const match = ribMatcher(q);
+    const n = q.neighbor ? this.neighbor(q.neighbor) : null;
+    const afi = q.family === "ipv4" ? 1 : q.family === "ipv6" ? 2 : undefined;
+    const p = q.prefix === undefined ? null : queryPrefix(q.prefix);
+    if (p && afi !== undefined && p.afi !== afi) return [];
+    const mode = q.match ?? (q.prefix?.includes("/") ? "exact" : "longest");
+    if (n && (q.table === "in" || q.table === "out")) {
+      const adj = n;
+      const table = q.table;
+      // An adjacent table answers a prefix query by the relation to the query prefix; "longest" by the Loc-RIB's longest match.
+      const inPrefix = !p ? null : prefixRelation(mode === "longest" ? (locRib.longestMatch(p)?.prefix ?? null) : p, mode === "longest" ? "exact" : mode);
+      return (function* () {
+        const src = table === "in" ? adj.adjIn.routes(afi) : (adj.adjOut?.routes(afi) ?? []);
+        for (const r of src) if ((!inPrefix || inPrefix(r.prefix)) && match(r, false)) yield routeEntry(r, false, false);
+      })();
+    }
+    const sourceId = n?.source.id;
+    return (function* () {
+      if (sourceId !== undefined && !p) {
+        // One neighbour's routes: walk its own prefixes, not the table.
+        for (const r of locRib.routesOf(sourceId)) {
+          if (afi !== undefined && r.prefix.afi !== afi) continue;
+          const e = locRib.get(r.key);
+          if (e) yield* entryRoutes(e, match, sourceId, r);
         }
-      } else {
-        const a = parseAddr(q.prefix) ?? invalid(`invalid prefix or address "${q.prefix}"`);
-        p = { afi: a.afi, len: a.addr.length * 8, addr: a.addr };
+        return;
       }
-      prefixes = locRib.lookup(p, q.match ?? (q.prefix.includes("/") ? "exact" : "longest"));
-    }
-    if (q.neighbor && (q.table === "in" || q.table === "out")) {
-      const n = this.neighbor(q.neighbor);
-      const src = q.table === "in" ? n.adjIn.routes() : (n.adjOut?.routes() ?? []);
-      for (const r of src) routes.push({ r, best: false, multipath: false });
-    } else {
-      const keys = prefixes ? prefixes.map(prefixKey) : null;
-      for (const e of keys ? keys.map((k) => locRib.get(k)).filter((x) => !!x) : locRib.entries()) {
-        for (const r of e!.routes) routes.push({ r, best: r === e!.best, multipath: e!.multipath.includes(r) && e!.multipath.length > 1 });
-      }
-      if (q.neighbor) {
-        const n = this.neighbor(q.neighbor);
-        routes = routes.filter((x) => x.r.source.id === n.source.id);
-      }
-    }
-    if (prefixes && (q.table === "in" || q.table === "out")) {
-      const want = new Set(prefixes.map(prefixKey));
-      routes = routes.filter((x) => want.has(x.r.key));
-    }
-    if (q.family) routes = routes.filter((x) => (x.r.prefix.afi === 2) === (q.family === "ipv6"));
-    if (q.bestOnly) routes = routes.filter((x) => x.best);
-    if (q.community) {
-      let c: number;
-      try {
-        c = parseCommunity(q.community);
-      } catch (e) {
-        invalid((e as Error).message);
-      }
-      routes = routes.filter((x) => x.r.attrs.communities.includes(c));
-    }
-    if (q.asn !== undefined) routes = routes.filter((x) => (x.r.attrs.asPath ?? []).some((s) => s.asns.includes(q.asn!)));
-    return routes.map((x) => routeEntry(x.r, x.best, x.multipath));
+      let entries: Iterable<LocRibEntry>;
+      if (!p) entries = locRib.entries(afi);
+      else if (mode === "longer") entries = longerEntries(locRib, p);
+      else if (mode === "shorter") entries = locRib.shorter(p);
+      else entries = [mode === "exact" ? locRib.get(prefixKey(p)) : locRib.longestMatch(p)].filter((e): e is LocRibEntry => !!e);
+      for (const e of entries) yield* entryRoutes(e, match, sourceId);
+    })();
   }
 
   ribSummary(): RibSummary {
@@ -182,40 +186,67 @@ export class Router implements RouterApi {
     return this.engine.monitor(fn, neighbor);
   }
 
-  // ------------------------------------------------------------ local routes
-  advertise(r: AdvertiseRequest): { added: string[] } {
-    const e = this.engine;
-    const cfgs = r.prefixes.map((p) => ({
-      prefix: prefixToString(parsePrefix(p)),
-      communities: r.communities ?? [],
-      largeCommunities: r.largeCommunities ?? [],
-      ...(r.nextHop !== undefined ? { nextHop: r.nextHop } : {}),
-      ...(r.localPref !== undefined ? { localPref: r.localPref } : {}),
-      ...(r.med !== undefined ? { med: r.med } : {}),
-      ...(r.asPathPrepend !== undefined ? { asPathPrepend: r.asPathPrepend } : {}),
-    }));
-    for (const c of cfgs) e.setLocal(c, "api");
-    const added = cfgs.map((c) => c.prefix);
-    e.log.info(`advertise ${added.join(" ")}`);
-    return { added };
+  note(level: string, msg: string): void {
+    this.log.at(level, msg);
   }
 
-  withdraw(prefixes: string[]): { removed: string[] } {
-    const e = this.engine;
-    const removed: string[] = [];
-    for (const p of prefixes) {
-      let text: string;
-      try {
-        text = prefixToString(parsePrefix(p));
-      } catch (err) {
-        invalid((err as Error).message);
-      }
-      if (e.removeLocal(text)) removed.push(text);
-    }
-    if (!removed.length) notFound(`not advertised: ${prefixes.join(" ")}`);
-    e.log.info(`withdraw ${removed.join(" ")}`);
-    return { removed };
+  // ------------------------------------------------------------ local routes
+  /**
+   * Originate prefixes, in slices of at most TURN_BUDGET_MS with a turn of
+   * the event loop between them (keepalives go out, other requests are
+   * served); answers when all are in. Requests of advertise/withdraw are
+   * applied one after the other, in arrival order.
+   */
+  advertise(r: AdvertiseRequest): Promise<{ added: string[] }> {
+    return this.serialized(async () => {
+      const e = this.engine;
+      const texts: string[] = [];
+      await sliced(r.prefixes, (p) => texts.push(canonicalPrefix(p))); // all checked before any is applied
+      const added: string[] = [];
+      await sliced(texts, (prefix) => {
+        const c: AdvertiseConfig = {
+          prefix,
+          communities: r.communities ?? [],
+          largeCommunities: r.largeCommunities ?? [],
+          ...(r.nextHop !== undefined ? { nextHop: r.nextHop } : {}),
+          ...(r.localPref !== undefined ? { localPref: r.localPref } : {}),
+          ...(r.med !== undefined ? { med: r.med } : {}),
+          ...(r.asPathPrepend !== undefined ? { asPathPrepend: r.asPathPrepend } : {}),
+        };
+        e.setLocal(c, "api");
+        added.push(c.prefix);
+      });
+      e.log.info(`advertise ${listText(added)}`);
+      return { added };
+    });
   }
+
+  /** Stop originating prefixes, in slices as advertise; RouterError not-found when none was advertised. */
+  withdraw(prefixes: string[]): Promise<{ removed: string[] }> {
+    return this.serialized(async () => {
+      const e = this.engine;
+      const texts: string[] = [];
+      await sliced(prefixes, (p) => texts.push(canonicalPrefix(p)));
+      const removed: string[] = [];
+      await sliced(texts, (t) => {
+        if (e.removeLocal(t)) removed.push(t);
+      });
+      if (!removed.length) notFound(`not advertised: ${listText(prefixes)}`);
+      e.log.info(`withdraw ${listText(removed)}`);
+      return { removed };
+    });
+  }
+
+  /** Runs local-route changes one at a time, in call order. */
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.localOps.then(fn);
+    this.localOps = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+  private localOps: Promise<void> = Promise.resolve();
 
   // ------------------------------------------------------------ neighbours
   async peerAdd(r: PeerAddRequest): Promise<void> {
@@ -282,4 +313,93 @@ export class Router implements RouterApi {
   apply(next: RouterConfig, what = "configuration reloaded"): Promise<string[]> {
     return this.reconf.apply(next, what);
   }
+}
+
+// ------------------------------------------------------------ show rib helpers
+
+/** The prefix of a query; a bare address is a host prefix (for the longest match). */
+function queryPrefix(text: string): Prefix {
+  if (text.includes("/")) {
+    try {
+      return parsePrefix(text);
+    } catch (e) {
+      invalid((e as Error).message);
+    }
+  }
+  const a = parseAddr(text) ?? invalid(`invalid prefix or address "${text}"`);
+  return { afi: a.afi, len: a.addr.length * 8, addr: a.addr };
+}
+
+/** The per-route filters of a query (community or large community, AS in the path, best only), parsed once. */
+function ribMatcher(q: RibQuery): (r: Route, best: boolean) => boolean {
+  let comm: number | null = null;
+  let large: [number, number, number] | null = null;
+  if (q.community) {
+    try {
+      if (/^\d+:\d+:\d+$/.test(q.community)) large = parseLargeCommunity(q.community);
+      else comm = parseCommunity(q.community);
+    } catch (e) {
+      invalid((e as Error).message);
+    }
+  }
+  const asn = q.asn;
+  const bestOnly = q.bestOnly === true;
+  return (r, best) =>
+    (!bestOnly || best) &&
+    (comm === null || r.attrs.communities.includes(comm)) &&
+    (large === null || r.attrs.largeCommunities.some((l) => l[0] === large![0] && l[1] === large![1] && l[2] === large![2])) &&
+    (asn === undefined || (r.attrs.asPath ?? []).some((s) => s.asns.includes(asn)));
+}
+
+/** Whether a prefix stands in `mode` relation to `p` (exact, longer: inside it, shorter: containing it); nothing matches a null `p`. */
+function prefixRelation(p: Prefix | null, mode: LookupMode): (x: Prefix) => boolean {
+  if (!p) return () => false;
+  if (mode === "longer") return (x) => prefixContains(p, x);
+  if (mode === "shorter") return (x) => prefixContains(x, p);
+  return (x) => x.len === p.len && prefixContains(p, x);
+}
+
+/** The Loc-RIB entries inside `p`, walked lazily in table order. */
+function* longerEntries(locRib: LocRib, p: Prefix): Generator<LocRibEntry> {
+  const inside = prefixRelation(p, "longer");
+  for (const e of locRib.entries(p.afi)) if (inside(e.prefix)) yield e;
+}
+
+/** The routes of one Loc-RIB entry that pass the filters (all of them, or `only`), read in one step. */
+function* entryRoutes(e: LocRibEntry, match: (r: Route, best: boolean) => boolean, sourceId?: string, only?: Route): Generator<RibEntry> {
+  const out: RibEntry[] = [];
+  const mp = e.multipath.length > 1;
+  for (const r of only ? [only] : e.routes) {
+    if (sourceId !== undefined && r.source.id !== sourceId) continue;
+    const best = r === e.best;
+    if (match(r, best)) out.push(routeEntry(r, best, mp && e.multipath.includes(r)));
+  }
+  yield* out;
+}
+
+// ------------------------------------------------------------ sliced local-route changes
+
+/** Apply `fn` to every item, TURN_BUDGET_MS at a time, giving the event loop a turn between slices. */
+async function sliced<T>(items: readonly T[], fn: (x: T) => void): Promise<void> {
+  let i = 0;
+  while (i < items.length) {
+    const end = performance.now() + TURN_BUDGET_MS;
+    do fn(items[i++]!);
+    while (i < items.length && performance.now() < end);
+    if (i < items.length) await nextTurn();
+  }
+}
+
+/** A prefix in canonical text; RouterError invalid when it is not one. */
+function canonicalPrefix(p: string): string {
+  try {
+    return prefixToString(parsePrefix(p));
+  } catch (err) {
+    invalid((err as Error).message);
+  }
+}
+
+/** A list of prefixes for a log line: all of them when few, else the first ones and the count. */
+function listText(list: readonly string[], max = 8): string {
+  return list.length <= max ? list.join(" ") : `${list.slice(0, max).join(" ")} ... (${list.length} prefixes)`;
 }
