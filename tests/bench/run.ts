@@ -1,292 +1,140 @@
 /**
- * `npm run bench`: the speaker core measured side by side with BIRD and GoBGP
- * in one run, reported as ratios. Not a test: nothing here asserts a time.
+ * `npm run bench`: bgpctl against BIRD, FRR (bgpd without zebra), OpenBGPD
+ * and GoBGP in one run, every daemon in its own network namespace, fed the
+ * same deterministic Internet-shaped table (tests/bench/table.ts) by the same
+ * injector process (tests/bench/speaker.ts), counted with each daemon's own
+ * CLI (tests/bench/daemons/). Not a test: nothing here asserts a time. Root
+ * only (namespaces); missing daemons are installed with apt-get, and one that
+ * cannot be is reported "not available".
  *
- * 1. decode: a synthetic full table (default 560k IPv4 prefixes) framed and
- *    decoded in-process into a minimal Adj-RIB-In, best of 3.
- * 2. receive: the same table sent over TCP on loopback by one sender (our
- *    session, pre-encoded messages) to each receiver in turn: bgpctl
- *    (tests/bench/receiver.ts), BIRD, GoBGP. Time from Established to the
- *    receiver holding every prefix (polled with birdc / gobgp / bgpctl show
- *    every 20 ms; the speaker-core receiver reports End-of-RIB itself).
- *    "bgpctl" is the speaker core alone (session + decode + Adj-RIB-In);
- *    "bgpctl-run" is the whole daemon (plus import policy, Loc-RIB and best
- *    path), the one to compare with BIRD and GoBGP, which do the same.
+ *   bun tests/bench/run.ts [--prefixes 560000] [--v6-prefixes 200000]
+ *     [--fanin-prefixes 50000] [--only receive,transit,...]
+ *     [--daemons bgpctl,bird,frr,openbgpd,gobgp] [--timeout 300] [--poll-ms 100]
+ *     [--json FILE]
  *
- * Usage: bun tests/bench/run.ts [--prefixes N] [--only decode|bgpctl|bgpctl-run|bird|gobgp]
- * Loopback only (127.0.0.1 / 127.0.0.2); every process is stopped by PID.
+ * Prints one table per scenario (time, peak RSS, bgpctl's ratio to each
+ * daemon, and for bgpctl the event loop's worst and p99 lag from `show
+ * summary` when the daemon reports them) and writes every result as JSON
+ * (default: bench-results.json in a fresh temp directory; the path is printed).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
-import { ApiClient } from "../../lib/api/client.ts";
-import { Framer } from "../../lib/bgp/framer.ts";
-import type { PathAttributes } from "../../lib/bgp/attributes.ts";
-import { walkNlri } from "../../lib/bgp/prefix.ts";
-import { Session } from "../../lib/bgp/session.ts";
-import { AFI } from "../../lib/core/addr.ts";
-import { MsgType, SAFI } from "../../lib/bgp/types.ts";
-import { AttrCache } from "../../lib/bgp/attributes.ts";
-import { announcedBlocks, decodeUpdate, encodeEndOfRib } from "../../lib/bgp/update.ts";
-import { buildTable, toChunks, type Table } from "./table.ts";
-import { waitFor } from "../support/wait.ts";
+import { bgpctl } from "./daemons/bgpctl.ts";
+import { bird } from "./daemons/bird.ts";
+import { frr } from "./daemons/frr.ts";
+import { gobgp } from "./daemons/gobgp.ts";
+import { openbgpd } from "./daemons/openbgpd.ts";
+import type { Daemon } from "./daemons/types.ts";
+import { injectorSelfCheck } from "./inject.ts";
+import { INJECT_AS, NEXT_HOP4, NEXT_HOP6, cleanupAll, log } from "./lab.ts";
+import { SCENARIOS, type Feeds, type Result, type ScenarioName, runScenario } from "./scenarios.ts";
+import { buildTable, churnGroups, concat, countPrefixes, encodeGroups, encodeWithdrawals, sliceGroups } from "./table.ts";
+
+const ALL: Daemon[] = [bgpctl, bird, frr, openbgpd, gobgp];
 
 const args = process.argv.slice(2);
-const argOf = (name: string) => {
+function arg(name: string): string | undefined {
   const i = args.indexOf(name);
+  if (i >= 0 && args[i + 1] === undefined) throw new Error(`${name}: missing value`);
   return i >= 0 ? args[i + 1] : undefined;
-};
-const N = Number(argOf("--prefixes") ?? 560_000);
-const only = argOf("--only");
-const SENDER = "127.0.0.2";
-const RECEIVER = "127.0.0.1";
-const SENDER_AS = 65002;
-const RECEIVER_AS = 65001;
-const root = join(import.meta.dir, "../..");
+}
+function count(name: string, dflt: number): number {
+  const v = arg(name);
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name}: expected a whole number, got "${v}"`);
+  return n;
+}
+for (const a of args) if (a.startsWith("--") && !["--prefixes", "--v6-prefixes", "--fanin-prefixes", "--only", "--daemons", "--timeout", "--poll-ms", "--json"].includes(a)) throw new Error(`unknown option ${a}`);
+
+const V4 = count("--prefixes", 560_000);
+const V6 = count("--v6-prefixes", 200_000);
+const FANIN = count("--fanin-prefixes", 50_000);
+const TIMEOUT = count("--timeout", 300) * 1000;
+const POLL = Math.max(20, count("--poll-ms", 100));
+const only = (arg("--only")?.split(",") ?? [...SCENARIOS]) as ScenarioName[];
+for (const s of only) if (!SCENARIOS.includes(s)) throw new Error(`--only: unknown scenario "${s}" (known: ${SCENARIOS.join(", ")})`);
+const names = arg("--daemons")?.split(",") ?? ALL.map((d) => d.name);
+const daemons = names.map((n) => ALL.find((d) => d.name === n) ?? (() => { throw new Error(`--daemons: unknown daemon "${n}" (known: ${ALL.map((d) => d.name).join(", ")})`); })());
+if (!daemons.some((d) => d.name === "bgpctl")) daemons.unshift(bgpctl);
+if (process.getuid?.() !== 0) {
+  console.error("tests/bench/run.ts needs root (network namespaces, port 179, apt-get for missing daemons)");
+  process.exit(2);
+}
+
 const dir = mkdtempSync(join(tmpdir(), "bgpctl-bench-"));
-const procs: Bun.Subprocess[] = [];
-const results: Record<string, number> = {};
+const jsonPath = arg("--json") ?? join(dir, "bench-results.json");
+const onSignal = (sig: string) => {
+  log(`\n${sig}: stopping every process and removing the namespaces`);
+  cleanupAll();
+  process.exit(130);
+};
+process.on("SIGINT", () => onSignal("SIGINT"));
+process.on("SIGTERM", () => onSignal("SIGTERM"));
 
-function log(s: string) {
-  process.stdout.write(s + "\n");
-}
+const fmtS = (ms?: number) => (ms === undefined ? "" : `${(ms / 1000).toFixed(2)} s`);
+const fmtMB = (b?: number) => (b ? `${Math.round(b / 1e6)} MB` : "");
 
-async function out(argv: string[]): Promise<string> {
-  const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
-  const [s] = await Promise.all([new Response(p.stdout).text(), p.exited]);
-  return s;
-}
-
-// ------------------------------------------------------------ 1. decode
-function decodeBench(t: Table): number {
-  const chunks = toChunks(t.messages);
-  let best = Infinity;
-  for (let run = 0; run < 3; run++) {
-    const framer = new Framer();
-    const ctx = { fourOctetAs: true, ibgp: false, addPathReceive: () => false, cache: new AttrCache() };
-    const rib = new Map<number, PathAttributes>();
-    const t0 = performance.now();
-    for (const c of chunks) {
-      for (const f of framer.push(c)) {
-        if (f.type !== MsgType.UPDATE) continue;
-        const u = decodeUpdate(f.body, ctx);
-        const attrs = u.attrs!;
-        for (const b of announcedBlocks(u)) {
-          walkNlri(b.buf, b.start, b.end, false, (buf, o, len) => {
-            let a = 0;
-            const n = (len + 7) >> 3;
-            for (let i = 0; i < 4; i++) a = a * 256 + (i < n ? buf[o + i]! : 0);
-            rib.set(a * 64 + len, attrs);
-          });
-        }
-      }
-    }
-    const ms = performance.now() - t0;
-    if (rib.size !== t.prefixes) throw new Error(`decode stored ${rib.size} of ${t.prefixes} prefixes`);
-    best = Math.min(best, ms);
+function table(s: ScenarioName, rows: Result[]): string {
+  const ours = rows.find((r) => r.daemon === "bgpctl" && r.status === "ok");
+  const lines = [`| daemon | ${s === "churn" ? "settle" : "time"} | peak RSS | bgpctl time ÷ this | bgpctl RSS ÷ this | event loop max / p99 | notes |`, "|---|---|---|---|---|---|---|"];
+  for (const r of rows) {
+    const ok = r.status === "ok";
+    const tr = ok && ours && r.daemon !== "bgpctl" ? (ours.ms! / r.ms!).toFixed(2) : "";
+    const mr = ok && ours && r.daemon !== "bgpctl" && r.rssBytes ? (ours.rssBytes! / r.rssBytes).toFixed(2) : "";
+    const el = r.daemon === "bgpctl" ? (r.eventLoop ? `${r.eventLoop.maxLagMs.toFixed(0)} / ${r.eventLoop.p99LagMs.toFixed(0)} ms` : "n/a") : "";
+    lines.push(`| ${r.daemon} | ${ok ? fmtS(r.ms) : r.status} | ${fmtMB(r.rssBytes)} | ${tr} | ${mr} | ${el} | ${r.detail ?? ""} |`);
   }
-  return best;
+  return lines.join("\n");
 }
 
-// ------------------------------------------------------------ 2. receive
-/** Connect a sender session to RECEIVER:port, send the table, resolve when `done()` says the receiver has it all. */
-async function feed(port: number, t: Table, done: () => Promise<boolean>): Promise<{ totalMs: number; sendMs: number }> {
-  const s = new Session({
-    peerAddress: RECEIVER,
-    peerPort: port,
-    localAddress: SENDER,
-    localAs: SENDER_AS,
-    remoteAs: RECEIVER_AS,
-    routerId: SENDER,
-    holdTime: 240,
-    connectRetry: 1,
-    families: [{ afi: AFI.IPV4, safi: SAFI.UNICAST }],
-    capabilities: [],
-  });
-  const established = new Promise<void>((r) => s.on("established", () => r()));
-  s.start();
-  await Promise.race([established, Bun.sleep(30_000).then(() => Promise.reject(new Error("sender session did not establish")))]);
-  const t0 = performance.now();
-  for (const m of t.messages) s.sendUpdate(m);
-  s.sendUpdate(encodeEndOfRib(AFI.IPV4, SAFI.UNICAST));
-  await waitFor(() => s.outQueueBytes === 0, { timeoutMs: 120_000, what: "sender queue drained", intervalMs: 5 });
-  const sendMs = performance.now() - t0;
-  await waitFor(done, { timeoutMs: 300_000, what: "receiver to hold the table", intervalMs: 20 });
-  const totalMs = performance.now() - t0;
-  log(`    sender wrote the table in ${sendMs.toFixed(0)} ms; receiver done at ${totalMs.toFixed(0)} ms`);
-  await s.stop({});
-  return { totalMs, sendMs };
-}
-
-function spawn(argv: string[], name: string): Bun.Subprocess<"ignore", "pipe", "pipe"> {
-  const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  procs.push(p);
-  log(`  started ${name} (pid ${p.pid})`);
-  return p;
-}
-
-async function stop(p: Bun.Subprocess) {
-  p.kill("SIGTERM");
-  await Promise.race([p.exited, Bun.sleep(3000)]);
-  if (p.exitCode === null) p.kill("SIGKILL");
-}
-
-async function benchBgpctl(t: Table, port: number): Promise<number> {
-  const p = spawn([process.execPath, ...(process.env.BENCH_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/rprof"] : []), join(root, "tests/bench/receiver.ts"), RECEIVER, String(port), SENDER, String(RECEIVER_AS), String(SENDER_AS)], "bgpctl receiver");
-  let buf = "";
-  let have = 0;
-  const dec = new TextDecoder();
-  void (async () => {
-    for await (const c of p.stdout) {
-      buf += dec.decode(c);
-      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        const e = JSON.parse(line) as { event: string; prefixes?: number };
-        if (e.event === "ready") have = -1;
-        if (e.event === "eor") have = e.prefixes!;
-      }
-    }
-  })();
-  await waitFor(() => have === -1, { timeoutMs: 10_000, what: "bgpctl receiver ready", intervalMs: 20 });
-  const r = await feed(port, t, async () => have === t.prefixes);
-  await stop(p);
-  return r.totalMs;
-}
-
-/** The whole daemon: `bgpctl run` (Adj-RIB-In, import policy, Loc-RIB, best path). */
-async function benchDaemon(t: Table, port: number): Promise<number> {
-  const conf = join(dir, "bgpctl.yaml");
-  const sock = join(dir, "bgpctl.sock");
-  writeFileSync(
-    conf,
-    `asn: ${RECEIVER_AS}
-routerId: ${RECEIVER}
-listen: {address: ${RECEIVER}, port: ${port}}
-controlSocket: ${sock}
-log: {level: warn}
-peers:
-  - {address: ${SENDER}, remoteAs: ${SENDER_AS}, passive: true, holdTime: 240, families: [ipv4], import: all, export: none}
-`,
-  );
-  const exe = process.env.BENCH_PROF ? [process.execPath, "--cpu-prof", "--cpu-prof-dir=/tmp/dprof", join(root, "main.ts")] : [join(root, "dist/bgpctl")];
-  const p = spawn([...exe, "run", "--config", conf], "bgpctl run");
-  // Poll the control socket in-process (a CLI process per poll would compete for the CPU).
-  const api = new ApiClient(sock);
-  await waitFor(async () => api.summary().then(() => true, () => false), { timeoutMs: 10_000, what: "bgpctl run control socket", intervalMs: 50 });
-  const count = async () => (await api.neighbors())[0]?.accepted ?? 0;
-  const r = await feed(port, t, async () => (await count()) >= t.prefixes);
-  await stop(p);
-  return r.totalMs;
-}
-
-async function benchBird(t: Table, port: number): Promise<number> {
-  const conf = join(dir, "bird.conf");
-  const sock = join(dir, "bird.ctl");
-  writeFileSync(
-    conf,
-    // The feed's next hop (192.0.2.1) is not on a directly connected network:
-    // a multihop session resolves it through a static route.
-    `router id ${RECEIVER};
-protocol device {}
-protocol static nh { ipv4; route 192.0.2.0/24 via "lo"; }
-protocol bgp feed {
-  local ${RECEIVER} port ${port} as ${RECEIVER_AS};
-  neighbor ${SENDER} as ${SENDER_AS};
-  multihop;
-  passive on;
-  hold time 240;
-  ipv4 { import all; export none; };
-}
-`,
-  );
-  const p = spawn(["bird", "-f", "-c", conf, "-s", sock], "BIRD");
-  await waitFor(async () => (await out(["birdc", "-s", sock, "show", "status"])).includes("Daemon is up"), { timeoutMs: 10_000, what: "BIRD control socket", intervalMs: 50 });
-  const count = async () => {
-    const s = await out(["birdc", "-s", sock, "show", "route", "protocol", "feed", "count"]);
-    const m = /(\d+) of (\d+) routes/.exec(s);
-    return m ? Number(m[1]) : 0;
-  };
-  const r = await feed(port, t, async () => (await count()) >= t.prefixes);
-  await stop(p);
-  return r.totalMs;
-}
-
-async function benchGobgp(t: Table, port: number): Promise<number> {
-  const conf = join(dir, "gobgpd.toml");
-  const api = String(port + 1000);
-  writeFileSync(
-    conf,
-    `[global.config]
-  as = ${RECEIVER_AS}
-  router-id = "${RECEIVER}"
-  port = ${port}
-  local-address-list = ["${RECEIVER}"]
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "${SENDER}"
-    peer-as = ${SENDER_AS}
-  [neighbors.timers.config]
-    hold-time = 240
-  [neighbors.transport.config]
-    passive-mode = true
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-`,
-  );
-  const p = spawn(["gobgpd", "-f", conf, "--api-hosts", `127.0.0.1:${api}`, "--disable-stdlog", "--pprof-disable"], "GoBGP");
-  const cli = ["gobgp", "-u", "127.0.0.1", "-p", api];
-  await waitFor(async () => (await out([...cli, "global"])).includes("AS"), { timeoutMs: 15_000, what: "gobgpd API", intervalMs: 100 });
-  const count = async () => {
-    const s = await out([...cli, "global", "rib", "summary", "-a", "ipv4"]);
-    const m = /Destination:\s*(\d+)/.exec(s);
-    return m ? Number(m[1]) : 0;
-  };
-  const r = await feed(port, t, async () => (await count()) >= t.prefixes);
-  await stop(p);
-  return r.totalMs;
-}
-
+const results: Result[] = [];
 try {
-  log(`building a ${N}-prefix table ...`);
-  // Next hop 192.0.2.1 (documentation range): only an attribute here, never a
-  // destination. Loopback next hops are refused by GoBGP and BIRD alike.
-  const table = buildTable(N, SENDER_AS, Uint8Array.of(192, 0, 2, 1));
-  log(`  ${table.messages.length} UPDATEs, ${(table.bytes / 1e6).toFixed(1)} MB`);
-  if (!only || only === "decode") {
-    const ms = decodeBench(table);
-    results.decode = ms;
-    log(`decode (framer + UPDATE decode + Adj-RIB-In insert, in-process, best of 3): ${ms.toFixed(0)} ms, ${((N / ms) * 1000 / 1e6).toFixed(2)} M prefixes/s`);
+  const t = performance.now();
+  const nh = { nextHop4: NEXT_HOP4, nextHop6: NEXT_HOP6 };
+  const full = buildTable({ v4: V4, v6: V6, peerAs: INJECT_AS, ...nh, seed: 1 });
+  const fullFile = join(dir, "full.bin");
+  const fullBytes = concat(encodeGroups(full.groups, nh));
+  writeFileSync(fullFile, fullBytes);
+  const churn = churnGroups(full, 0.1);
+  const churnFile = join(dir, "churn.bin");
+  writeFileSync(churnFile, concat([...encodeWithdrawals(churn), ...encodeGroups(churn, nh, false)]));
+  const feeds: Feeds = {
+    full: { file: fullFile, prefixes: full.prefixes, v4: V4, v6: V6 },
+    slices: [],
+    churn: { file: churnFile, prefixes: countPrefixes(churn) },
+  };
+  if (only.includes("fanin-distinct")) {
+    const big = buildTable({ v4: 20 * FANIN, v6: 0, peerAs: INJECT_AS, ...nh, seed: 2 });
+    sliceGroups(big.groups, 20, FANIN).forEach((g, i) => {
+      const file = join(dir, `slice${i}.bin`);
+      writeFileSync(file, concat(encodeGroups(g, nh)));
+      feeds.slices.push({ file, prefixes: countPrefixes(g) });
+    });
   }
-  const receivers: [string, (t: Table, port: number) => Promise<number>, string | null][] = [
-    ["bgpctl", benchBgpctl, null],
-    ["bgpctl-run", benchDaemon, null],
-    ["bird", benchBird, "bird"],
-    ["gobgp", benchGobgp, "gobgpd"],
-  ];
-  let port = 17900;
-  for (const [name, fn, bin] of receivers) {
-    if (only && only !== name) continue;
-    if (bin && !Bun.which(bin)) {
-      log(`receive ${name}: not installed (apt-get install ${bin === "bird" ? "bird2" : "gobgpd"}); skipped in this report`);
-      continue;
+  const updates = encodeGroups(full.groups, nh).length;
+  log(`table: ${V4} IPv4 + ${V6} IPv6 prefixes, ${full.groups.length} attribute sets, ${full.distinctPaths} distinct AS paths, ${updates} UPDATEs, ${(fullBytes.length / 1e6).toFixed(1)} MB; churn ${feeds.churn.prefixes} prefixes; built in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  const self = await injectorSelfCheck(fullFile, fullBytes.length);
+  log(`injector self-check (null receiver): ${(self.ms / 1000).toFixed(2)} s for the table, ${self.mbps.toFixed(0)} MB/s, ${Math.round(full.prefixes / (self.ms / 1000)).toLocaleString("en-US")} prefixes/s`);
+  log(`machine: ${cpus().length} cores; daemons: ${daemons.map((d) => (d.unavailable() ? `${d.name} (${d.unavailable()})` : d.version())).join("; ")}`);
+  const report: string[] = [];
+  for (const s of only) {
+    const rows: Result[] = [];
+    for (const d of daemons) {
+      log(`${s} / ${d.name} ...`);
+      const r = await runScenario(s, d, feeds, { timeoutMs: TIMEOUT, pollMs: POLL, log });
+      log(`  ${r.status}${r.ms !== undefined ? ` ${fmtS(r.ms)}` : ""}${r.rssBytes ? `, ${fmtMB(r.rssBytes)}` : ""}${r.detail ? ` (${r.detail})` : ""}`);
+      rows.push(r);
+      results.push(r);
     }
-    log(`receive ${name}: ...`);
-    const ms = await fn(table, port++);
-    results[name] = ms;
-    log(`receive ${name}: ${ms.toFixed(0)} ms for ${N} prefixes (${((N / ms) * 1000 / 1e3).toFixed(0)}k prefixes/s)`);
+    report.push(`### ${s}\n\n${table(s, rows)}\n`);
   }
-  // BIRD and GoBGP keep a full RIB with best path: compare them with the whole
-  // daemon when it ran, else with the speaker core.
-  const ref = results["bgpctl-run"] !== undefined ? "bgpctl-run" : "bgpctl";
-  log(`\nsummary (lower is better; ratio = other / ${ref}, >1 means bgpctl is faster)`);
-  for (const [k, v] of Object.entries(results)) {
-    const ratio = (k === "bird" || k === "gobgp") && results[ref] ? `  ratio ${(v / results[ref]!).toFixed(2)}` : "";
-    log(`  ${k.padEnd(11)} ${v.toFixed(0).padStart(7)} ms${ratio}`);
-  }
+  log(`\n${report.join("\n")}`);
+  writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, argv: process.argv.slice(2), table: { v4: V4, v6: V6, updates, bytes: fullBytes.length, attributeSets: full.groups.length, distinctPaths: full.distinctPaths }, injector: self, results }, null, 2));
+  log(`results: ${jsonPath}`);
 } finally {
-  for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
-  rmSync(dir, { recursive: true, force: true });
+  cleanupAll();
+  for (const f of ["full.bin", "churn.bin", ...Array.from({ length: 20 }, (_, i) => `slice${i}.bin`)]) rmSync(join(dir, f), { force: true });
 }
 process.exit(0);

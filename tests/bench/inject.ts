@@ -1,0 +1,118 @@
+/**
+ * The orchestrator's handle on a speaker process (tests/bench/speaker.ts):
+ * starts it in the peers' namespace, follows its JSON-line events (when it
+ * became Established, when a file was written, the sink's latest counts) and
+ * sends it commands. Also the injector self-check: its send rate into a
+ * null receiver, so the reports can show it is not the bottleneck.
+ */
+import { join } from "node:path";
+import { type Lab, DAEMON_V4, DAEMON_AS, INJECT_AS, SINK_AS, injectorAddr, sinkAddr, spawnIn, stopProc, makeLab, dropLab, pollUntil } from "./lab.ts";
+
+const SPEAKER = join(import.meta.dir, "speaker.ts");
+
+export interface SpeakerEvent {
+  event: string;
+  at?: number;
+  ms?: number;
+  bytes?: number;
+  prefixes?: number;
+  marked?: number;
+  message?: string;
+  file?: string;
+}
+
+export class Speaker {
+  readonly proc: Bun.Subprocess<"pipe", "pipe", "pipe">;
+  established = 0;
+  sent: SpeakerEvent[] = [];
+  prefixes = 0;
+  marked = 0;
+  countAt = 0;
+  errors: string[] = [];
+  closed = false;
+  nullResult: SpeakerEvent | null = null;
+  stderr = "";
+
+  constructor(ns: string, argv: string[]) {
+    this.proc = spawnIn(ns, [process.execPath, SPEAKER, ...argv]);
+    void this.read();
+    void new Response(this.proc.stderr).text().then((t) => (this.stderr = t));
+  }
+
+  private async read(): Promise<void> {
+    const dec = new TextDecoder();
+    let buf = "";
+    for await (const c of this.proc.stdout) {
+      buf += dec.decode(c);
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        let e: SpeakerEvent;
+        try {
+          e = JSON.parse(line) as SpeakerEvent;
+        } catch {
+          this.errors.push(`unparsable speaker output: ${line}`);
+          continue;
+        }
+        if (e.event === "established") this.established = e.at!;
+        else if (e.event === "sent") this.sent.push(e);
+        else if (e.event === "count") {
+          this.prefixes = e.prefixes!;
+          this.marked = e.marked!;
+          this.countAt = e.at!;
+        } else if (e.event === "error") this.errors.push(e.message!);
+        else if (e.event === "closed") this.closed = true;
+        else if (e.event === "null-done") this.nullResult = e;
+      }
+    }
+  }
+
+  command(line: string): void {
+    this.proc.stdin.write(line + "\n");
+    this.proc.stdin.flush();
+  }
+
+  /** Throw with the speaker's own errors if it has failed. */
+  check(what: string): void {
+    if (this.errors.length) throw new Error(`${what}: ${this.errors.join("; ")}`);
+    if (this.proc.exitCode !== null && !this.closed) throw new Error(`${what} exited ${this.proc.exitCode}: ${this.stderr.trim()}`);
+  }
+
+  stop(): Promise<void> {
+    return stopProc(this.proc);
+  }
+}
+
+/** An injector (index i: address 192.0.2.10+i, AS 65002) that sends `file` once Established with the daemon. */
+export function injector(lab: Lab, i: number, file: string, port = 179): Speaker {
+  return new Speaker(lab.peersNs, ["inject", "--local", injectorAddr(i), "--peer", DAEMON_V4, "--as", String(INJECT_AS), "--peer-as", String(DAEMON_AS), "--port", String(port), "--file", file]);
+}
+
+/** A sink (index i: address 192.0.2.100+i, AS 65003) counting what the daemon sends it. */
+export function sink(lab: Lab, i: number): Speaker {
+  return new Speaker(lab.peersNs, ["sink", "--local", sinkAddr(i), "--peer", DAEMON_V4, "--as", String(SINK_AS), "--peer-as", String(DAEMON_AS)]);
+}
+
+/**
+ * The injector against a receiver that discards everything: how fast it
+ * writes `file` when nothing upstream slows it (MB/s and prefixes/s).
+ */
+export async function injectorSelfCheck(file: string, bytes: number): Promise<{ ms: number; mbps: number }> {
+  const lab = makeLab("null", 1);
+  const nul = new Speaker(lab.daemonNs, ["null", "--local", DAEMON_V4, "--peer", injectorAddr(0), "--as", String(DAEMON_AS), "--peer-as", String(INJECT_AS), "--port", "179"]);
+  const inj = injector(lab, 0, file);
+  try {
+    const ok = await pollUntil(async () => {
+      inj.check("injector (self-check)");
+      nul.check("null receiver");
+      return inj.sent.length > 0;
+    }, 120_000, 20);
+    if (!ok) throw new Error("injector self-check: the file was not written within 120 s");
+    const ms = inj.sent[0]!.ms!;
+    return { ms, mbps: bytes / 1e6 / (ms / 1000) };
+  } finally {
+    await inj.stop();
+    await nul.stop();
+    dropLab(lab);
+  }
+}

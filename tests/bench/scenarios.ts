@@ -1,0 +1,166 @@
+/**
+ * The benchmark scenarios and the one routine that runs any of them against
+ * one daemon: a fresh lab (tests/bench/lab.ts), the daemon started with the
+ * scenario's peers, sinks connected, injectors replaying their pre-encoded
+ * files, then polling (bounded rate, bounded time) until the goal is met:
+ *
+ * - receive: one session sends the full table; done when the daemon's own
+ *   CLI counts every prefix accepted;
+ * - fanin-distinct: 20 sessions × 50k distinct prefixes (CLI count);
+ * - fanin-same: 4 sessions × the same full table (CLI count, 4 × N routes);
+ * - transit: one session in, one sink out; done when the sink holds it all;
+ * - fanout: one session in, 4 sinks; done when every sink holds it all;
+ * - churn: as transit, then 10% of the table withdrawn and re-announced with
+ *   new attributes (a marker community); timed from that burst until the
+ *   sink holds the whole table again with every churned prefix marked.
+ * - kernel: as receive, with the daemon installing into a kernel table;
+ *   done when the kernel table holds every prefix (`ip route` count).
+ *
+ * Times start when the (last) injector reaches Established and end at the
+ * poll (or the sink report) that sees the goal met. Peak RSS is the VmHWM sum
+ * over the daemon's processes, read before stopping it.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Speaker, injector, sink } from "./inject.ts";
+import { dropLab, makeLab, out, peakRss, pollUntil } from "./lab.ts";
+import type { Daemon, EventLoopStats, Running } from "./daemons/types.ts";
+
+export const SCENARIOS = ["receive", "fanin-distinct", "fanin-same", "transit", "fanout", "churn", "kernel"] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** Files of pre-encoded UPDATEs and their prefix counts, made once per run by run.ts. */
+export interface Feeds {
+  full: { file: string; prefixes: number; v4: number; v6: number };
+  /** 20 distinct slices for fanin-distinct. */
+  slices: { file: string; prefixes: number }[];
+  churn: { file: string; prefixes: number };
+}
+
+export interface Result {
+  scenario: ScenarioName;
+  daemon: string;
+  status: "ok" | "timeout" | "error" | "not available" | "not supported";
+  ms?: number;
+  rssBytes?: number;
+  eventLoop?: EventLoopStats | null;
+  detail?: string;
+}
+
+interface Plan {
+  files: string[];
+  sinks: number;
+  /** Routes the daemon's CLI must count (sum over injectors), or 0 when sinks decide. */
+  accepted: number;
+  /** Prefixes every sink must hold, or 0. */
+  sinkPrefixes: number;
+  kernelTable?: number;
+}
+
+function plan(s: ScenarioName, f: Feeds): Plan {
+  const N = f.full.prefixes;
+  switch (s) {
+    case "receive":
+      return { files: [f.full.file], sinks: 0, accepted: N, sinkPrefixes: 0 };
+    case "fanin-distinct":
+      return { files: f.slices.map((x) => x.file), sinks: 0, accepted: f.slices.reduce((a, x) => a + x.prefixes, 0), sinkPrefixes: 0 };
+    case "fanin-same":
+      return { files: [f.full.file, f.full.file, f.full.file, f.full.file], sinks: 0, accepted: 4 * N, sinkPrefixes: 0 };
+    case "transit":
+    case "churn":
+      return { files: [f.full.file], sinks: 1, accepted: 0, sinkPrefixes: N };
+    case "fanout":
+      return { files: [f.full.file], sinks: 4, accepted: 0, sinkPrefixes: N };
+    case "kernel":
+      return { files: [f.full.file], sinks: 0, accepted: 0, sinkPrefixes: 0, kernelTable: 100 };
+  }
+}
+
+/** Routes in a namespace's kernel table (IPv4 + IPv6), counted from `ip route` output. */
+async function kernelCount(ns: string, table: number): Promise<number> {
+  let n = 0;
+  for (const fam of ["-4", "-6"]) {
+    const s = await out(["ip", "-n", ns, fam, "route", "show", "table", String(table)], 60_000);
+    for (let i = s.indexOf("\n"); i >= 0; i = s.indexOf("\n", i + 1)) n++;
+  }
+  return n;
+}
+
+export interface RunOptions {
+  timeoutMs: number;
+  /** Poll interval for the daemon's CLI. */
+  pollMs: number;
+  log: (s: string) => void;
+}
+
+export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOptions): Promise<Result> {
+  const p = plan(s, f);
+  const base: Result = { scenario: s, daemon: d.name, status: "ok" };
+  const why = d.unavailable();
+  if (why) return { ...base, status: "not available", detail: why };
+  if (s === "kernel" && d.name !== "bgpctl" && d.name !== "bird") return { ...base, status: "not supported", detail: "kernel scenario: bgpctl and BIRD only" };
+  const lab = makeLab(d.name, Math.max(p.files.length, 1));
+  const dir = mkdtempSync(join(tmpdir(), `bgpctl-bench-${d.name}-`));
+  const speakers: Speaker[] = [];
+  let running: Running | null = null;
+  try {
+    running = await d.start({ lab, dir, injectors: p.files.length, sinks: p.sinks, kernelTable: p.kernelTable });
+    const r = running;
+    const sinks = Array.from({ length: p.sinks }, (_, i) => sink(lab, i));
+    speakers.push(...sinks);
+    const checkAll = () => speakers.forEach((x, i) => x.check(`speaker ${i}`));
+    if (sinks.length && !(await pollUntil(async () => (checkAll(), sinks.every((x) => x.established > 0)), 30_000, 50))) throw new Error("sinks did not reach Established within 30 s");
+    const injectors = p.files.map((file, i) => injector(lab, i, file));
+    speakers.push(...injectors);
+    if (!(await pollUntil(async () => (checkAll(), injectors.every((x) => x.established > 0)), 30_000, 20))) throw new Error("injectors did not reach Established within 30 s");
+    const t0 = Math.max(...injectors.map((x) => x.established));
+    let doneAt = 0;
+    let have = "";
+    const goal = async (): Promise<boolean> => {
+      checkAll();
+      if (p.accepted) {
+        const n = await r.accepted();
+        have = `${n} of ${p.accepted} routes`;
+        if (n >= p.accepted) doneAt = Date.now();
+        return n >= p.accepted;
+      }
+      if (p.sinkPrefixes) {
+        have = sinks.map((x) => x.prefixes).join(", ") + ` of ${p.sinkPrefixes} prefixes`;
+        if (sinks.every((x) => x.prefixes >= p.sinkPrefixes)) {
+          doneAt = Math.max(...sinks.map((x) => x.countAt));
+          return true;
+        }
+        return false;
+      }
+      const n = await kernelCount(lab.daemonNs, p.kernelTable!);
+      have = `${n} of ${f.full.prefixes} kernel routes`;
+      if (n >= f.full.prefixes) doneAt = Date.now();
+      return n >= f.full.prefixes;
+    };
+    const interval = p.kernelTable ? Math.max(o.pollMs, 1000) : p.accepted ? o.pollMs : 20;
+    if (!(await pollUntil(goal, o.timeoutMs, interval))) {
+      return { ...base, status: "timeout", detail: `after ${o.timeoutMs / 1000} s: ${have}`, rssBytes: peakRss(r.pid), eventLoop: r.eventLoop ? await r.eventLoop() : undefined };
+    }
+    let ms = doneAt - t0;
+    const sent = injectors[0]!.sent[0];
+    let detail = sent ? `injector wrote its ${(sent.bytes! / 1e6).toFixed(1)} MB in ${(sent.ms! / 1000).toFixed(2)} s` : "";
+    if (s === "churn") {
+      const sk = sinks[0]!;
+      const t1 = Date.now();
+      injectors[0]!.command(`send ${f.churn.file}`);
+      const settled = await pollUntil(async () => (checkAll(), sk.marked >= f.churn.prefixes && sk.prefixes >= p.sinkPrefixes && sk.countAt >= t1), o.timeoutMs, 20);
+      if (!settled) return { ...base, status: "timeout", detail: `churn: after ${o.timeoutMs / 1000} s the sink held ${sk.prefixes} prefixes, ${sk.marked} of ${f.churn.prefixes} re-announced`, rssBytes: peakRss(r.pid) };
+      detail = `full table first in ${(ms / 1000).toFixed(2)} s`;
+      ms = sk.countAt - t1;
+    }
+    return { ...base, ms, rssBytes: peakRss(r.pid), eventLoop: r.eventLoop ? await r.eventLoop() : undefined, detail };
+  } catch (e) {
+    return { ...base, status: "error", detail: (e as Error).message.replace(/\s+/g, " ").slice(0, 300) };
+  } finally {
+    await Promise.all(speakers.map((x) => x.stop()));
+    if (running) await running.stop();
+    dropLab(lab);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
