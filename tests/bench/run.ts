@@ -28,7 +28,8 @@ import { openbgpd } from "./daemons/openbgpd.ts";
 import type { Daemon } from "./daemons/types.ts";
 import { injectorSelfCheck } from "./inject.ts";
 import { INJECT_AS, NEXT_HOP4, NEXT_HOP6, cleanupAll, log } from "./lab.ts";
-import { SCENARIOS, type Feeds, type Result, type ScenarioName, runScenario } from "./scenarios.ts";
+import { KERNEL_TABLE, SCENARIOS, type Feeds, type Result, type ScenarioName, runIpBatch, runScenario } from "./scenarios.ts";
+import { prefixToString } from "../../lib/core/addr.ts";
 import { buildTable, churnGroups, concat, countPrefixes, encodeGroups, encodeWithdrawals, sliceGroups } from "./table.ts";
 
 const ALL: Daemon[] = [bgpctl, bird, frr, openbgpd, gobgp];
@@ -104,7 +105,16 @@ try {
     full: { file: fullFile, prefixes: full.prefixes, v4: V4, v6: V6 },
     slices: [],
     churn: { file: churnFile, prefixes: countPrefixes(churn) },
+    ipBatch: join(dir, "routes.batch"),
   };
+  if (only.includes("kernel")) {
+    const lines: string[] = [];
+    for (const g of full.groups) {
+      const via = g.afi === 1 ? "192.0.2.10" : "2001:db8::10";
+      for (const p of g.prefixes) lines.push(`route replace ${prefixToString(p)} via ${via} table ${KERNEL_TABLE}`);
+    }
+    writeFileSync(feeds.ipBatch, lines.join("\n") + "\n");
+  }
   if (only.includes("fanin-distinct")) {
     const big = buildTable({ v4: 20 * FANIN, v6: 0, peerAs: INJECT_AS, ...nh, seed: 2 });
     sliceGroups(big.groups, 20, FANIN).forEach((g, i) => {
@@ -128,6 +138,13 @@ try {
       rows.push(r);
       results.push(r);
     }
+    if (s === "kernel") {
+      log("kernel / ip -batch ...");
+      const r = await runIpBatch(feeds);
+      log(`  ${r.status}${r.ms !== undefined ? ` ${fmtS(r.ms)}` : ""}${r.detail ? ` (${r.detail})` : ""}`);
+      rows.push(r);
+      results.push(r);
+    }
     report.push(`### ${s}\n\n${table(s, rows)}\n`);
   }
   log(`\n${report.join("\n")}`);
@@ -135,6 +152,6 @@ try {
   log(`results: ${jsonPath}`);
 } finally {
   cleanupAll();
-  for (const f of ["full.bin", "churn.bin", ...Array.from({ length: 20 }, (_, i) => `slice${i}.bin`)]) rmSync(join(dir, f), { force: true });
+  for (const f of ["full.bin", "churn.bin", "routes.batch", ...Array.from({ length: 20 }, (_, i) => `slice${i}.bin`)]) rmSync(join(dir, f), { force: true });
 }
 process.exit(0);

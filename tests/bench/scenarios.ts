@@ -36,7 +36,11 @@ export interface Feeds {
   /** 20 distinct slices for fanin-distinct. */
   slices: { file: string; prefixes: number }[];
   churn: { file: string; prefixes: number };
+  /** `ip -batch` file installing the full table into KERNEL_TABLE (kernel scenario baseline). */
+  ipBatch: string;
 }
+
+export const KERNEL_TABLE = 100;
 
 export interface Result {
   scenario: ScenarioName;
@@ -73,7 +77,7 @@ function plan(s: ScenarioName, f: Feeds): Plan {
     case "fanout":
       return { files: [f.full.file], sinks: 4, accepted: 0, sinkPrefixes: N };
     case "kernel":
-      return { files: [f.full.file], sinks: 0, accepted: 0, sinkPrefixes: 0, kernelTable: 100 };
+      return { files: [f.full.file], sinks: 0, accepted: 0, sinkPrefixes: 0, kernelTable: KERNEL_TABLE };
   }
 }
 
@@ -81,10 +85,35 @@ function plan(s: ScenarioName, f: Feeds): Plan {
 async function kernelCount(ns: string, table: number): Promise<number> {
   let n = 0;
   for (const fam of ["-4", "-6"]) {
-    const s = await out(["ip", "-n", ns, fam, "route", "show", "table", String(table)], 60_000);
+    const s = await out(["ip", "-n", ns, fam, "route", "show", "table", String(table)], 60_000).catch((e: Error) => {
+      if (/table does not exist/.test(e.message)) return ""; // nothing installed yet
+      throw e;
+    });
     for (let i = s.indexOf("\n"); i >= 0; i = s.indexOf("\n", i + 1)) n++;
   }
   return n;
+}
+
+/**
+ * The kernel scenario's baseline: `ip -batch` installing the same routes into
+ * a fresh daemon namespace (as tests/bench/fib.ts does for /32s), checked by
+ * counting the table afterwards.
+ */
+export async function runIpBatch(f: Feeds): Promise<Result> {
+  const base: Result = { scenario: "kernel", daemon: "ip -batch", status: "ok" };
+  const lab = makeLab("ipbatch", 1);
+  try {
+    const t = performance.now();
+    await out(["ip", "-n", lab.daemonNs, "-batch", f.ipBatch], 600_000);
+    const ms = performance.now() - t;
+    const n = await kernelCount(lab.daemonNs, KERNEL_TABLE);
+    if (n < f.full.prefixes) return { ...base, status: "error", detail: `ip -batch installed ${n} of ${f.full.prefixes}` };
+    return { ...base, ms };
+  } catch (e) {
+    return { ...base, status: "error", detail: (e as Error).message.replace(/\s+/g, " ").slice(0, 300) };
+  } finally {
+    dropLab(lab);
+  }
 }
 
 export interface RunOptions {
