@@ -323,7 +323,7 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
     for (const k of url.searchParams.keys()) if (k !== "neighbor") bad(`${k}: unknown query parameter (expected neighbor)`);
     const nb = url.searchParams.get("neighbor");
     const neighbor = nb === null || nb === "" ? undefined : checkAddress("neighbor", nb);
-    const name = `monitor client #${++monitorSeq}${neighbor ? ` (neighbor ${neighbor})` : ""}, connected ${new Date().toISOString()}`;
+    const name = `monitor client #${++monitorSeq}${neighbor ? ` of neighbor ${neighbor}` : ""} (connected ${new Date().toISOString()})`;
     let unsubscribe: (() => void) | null = null;
     let done = false;
     const entry: MonitorStream = { close: () => finish() };
@@ -345,7 +345,7 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
       if (done || feed.push(e)) return;
       const queued = `${feed.queuedEvents} events, ${feed.queuedBytes} bytes unsent`;
       finish();
-      feed.cut(`too slow: ${queued}`);
+      feed.cut();
       // After finish(): this log line is itself a monitor event, not for this client any more.
       log("warn", `${name} disconnected: not reading, its queue is full (${queued}; limit ${limits.maxEvents} events / ${limits.maxBytes} bytes)`);
     };

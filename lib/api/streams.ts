@@ -20,7 +20,7 @@ import type { MonitorEvent, RibEntry, RibStreamEnd } from "./types.ts";
 const encoder = new TextEncoder();
 
 /** Most entries in one slice of a rib answer. */
-export const SLICE_ENTRIES = 2000;
+export const SLICE_ENTRIES = 1000;
 
 export type RibFormat = "json" | "ndjson";
 
@@ -160,13 +160,17 @@ export class MonitorFeed {
     this.notify();
   }
 
-  /** Drop what is queued and end the stream with an error (the client fell behind). */
-  cut(reason: string): void {
+  /**
+   * Drop what is queued and end the stream (the client fell behind): what
+   * the socket already took is all it gets. (Bun keeps a connection whose
+   * peer never reads until the peer goes; only those bytes stay held.)
+   */
+  cut(): void {
     if (this.state === "cut") return;
     this.state = "cut";
     this.drop();
     try {
-      this.ctrl?.error(new Error(reason));
+      this.ctrl?.close();
     } catch {
       /* the stream already ended */
     }

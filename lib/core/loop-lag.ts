@@ -107,4 +107,4 @@ export function nextTurn(): Promise<void> {
 }
 
 /** Time budget of one slice of control-plane work (ms) before it awaits nextTurn(). */
-export const TURN_BUDGET_MS = 8;
+export const TURN_BUDGET_MS = 5;

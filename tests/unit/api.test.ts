@@ -4,13 +4,18 @@
  * handling, monitor streaming), the client (DaemonUnreachable, line
  * reassembly), the human formatters (exact text), and the CLI commands run as
  * a separate process (`bun main.ts`, or $BGPCTL_BIN) with `-s SOCKET`.
+ * Streaming: a 200k-entry `show rib -j` keeps this process's event loop
+ * turning (a lag probe), `--limit`, the text table written as it arrives,
+ * and a monitor client that never reads cut at its queue bound.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createConnection } from "node:net";
 import { ApiClient, DaemonUnreachable } from "../../lib/api/client.ts";
-import { formatDuration, formatFib, formatInterfaces, formatMonitorEvent, formatNeighbors, formatRib, formatRibSummary, formatSummary } from "../../lib/api/format.ts";
+import { RibTextWriter, formatDuration, formatFib, formatInterfaces, formatMonitorEvent, formatNeighbors, formatRib, formatRibSummary, formatSummary } from "../../lib/api/format.ts";
+import { LoopLagMonitor } from "../../lib/core/loop-lag.ts";
 import { type ApiServer, startApiServer } from "../../lib/api/server.ts";
 import { RouterError } from "../../lib/router/errors.ts";
 import { waitFor } from "../support/wait.ts";
@@ -158,7 +163,7 @@ class FakeRouter implements RouterApi {
     this.rec("neighbors", address);
     return address === undefined ? this.neighborList : this.neighborList.filter((n) => n.address === address);
   }
-  rib(q: RibQuery) {
+  rib(q: RibQuery): Iterable<RibEntry> {
     this.rec("rib", q);
     return this.routes.filter(
       (r) =>
@@ -1098,4 +1103,194 @@ describe("fib and interfaces", () => {
       "Index  Name  State  Addresses\n" + "    1  lo    up     127.0.0.1/8\n" + "    2  eth0  up     192.0.2.1/24 2001:db8::1/64\n",
     );
   });
+});
+
+// ---------------------------------------------------------------------------
+// Streaming: large answers, --limit, slow monitor clients
+// ---------------------------------------------------------------------------
+
+/** A router whose rib() produces `n` entries lazily, as the real one walks its table. */
+class BigRouter extends FakeRouter {
+  constructor(readonly n: number) {
+    super();
+  }
+  override rib(q: RibQuery): Iterable<RibEntry> {
+    this.calls.push({ method: "rib", args: [q] });
+    const n = this.n;
+    return (function* () {
+      for (let i = 0; i < n; i++) yield route({ prefix: `${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`, best: i % 2 === 0 });
+    })();
+  }
+}
+
+/** A lag probe (5 ms timer in this process) around `work`. */
+async function probed<T>(work: () => Promise<T>): Promise<{ result: T; lag: LoopLagMonitor }> {
+  const lag = new LoopLagMonitor(5);
+  lag.start();
+  try {
+    return { result: await work(), lag };
+  } finally {
+    lag.stop();
+  }
+}
+
+describe("streamed show rib", () => {
+  const N = 200_000;
+  let big: ApiServer;
+  let bigSock: string;
+
+  beforeAll(async () => {
+    bigSock = join(dir, "big.sock");
+    big = await startApiServer(new BigRouter(N), bigSock);
+  });
+  afterAll(() => big.close());
+
+  test(
+    "show rib -j of 200k entries: the daemon's loop keeps turning while it streams; the CLI prints a complete, valid array",
+    async () => {
+      const { result: r, lag } = await probed(() => cli(["show", "rib", "-j", "-s", bigSock]));
+      expect(r.code).toBe(0);
+      const arr = JSON.parse(r.stdout) as RibEntry[];
+      expect(arr).toHaveLength(N);
+      expect(arr[0]!.prefix).toBe("10.0.0.0/24");
+      expect(arr[N - 1]!.prefix).toBe(`${10 + ((N - 1) >> 16)}.${((N - 1) >> 8) & 255}.${(N - 1) & 255}.0/24`);
+      // The server's timer fired all along (seconds of streaming, a firing every 5 ms), and turns stayed short.
+      const s = lag.stats();
+      expect(s.samples).toBeGreaterThan(50);
+      expect(lag.percentile(95)).toBeLessThan(50);
+      expect(s.maxLagMs).toBeLessThan(1000); // a whole-table turn took seconds
+    },
+    120_000,
+  );
+
+  test("the JSON array arrives in many slices and parses; NDJSON ends with its end line", async () => {
+    const { result: chunks, lag } = await probed(async () => {
+      const res = await fetch("http://localhost/v1/rib", { unix: bigSock } as RequestInit);
+      expect(res.headers.get("content-type")).toBe("application/json");
+      const out: Uint8Array[] = [];
+      for await (const c of res.body!) out.push(c);
+      return out;
+    });
+    expect(chunks.length).toBeGreaterThan(50);
+    expect(lag.percentile(95)).toBeLessThan(50);
+    expect(JSON.parse(Buffer.concat(chunks).toString())).toHaveLength(N);
+    const nd = await fetch("http://localhost/v1/rib?format=ndjson&limit=3", { unix: bigSock } as RequestInit);
+    expect(nd.headers.get("content-type")).toBe("application/x-ndjson");
+    const lines = (await nd.text()).trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(4);
+    expect(lines[3]).toEqual({ end: { count: 3, truncated: true } });
+    expect((await raw("GET", "/v1/rib?format=xml")).json.error).toContain("format");
+    expect((await raw("GET", "/v1/rib?limit=0")).json.error).toContain("limit");
+  });
+
+  test(
+    "--limit: text says it was truncated; -j and --ndjson say it on stderr; a limit above the count is no truncation",
+    async () => {
+      const t = await cli(["show", "rib", "--limit", "2", "-s", bigSock]);
+      expect(t.code).toBe(0);
+      const two = [...new BigRouter(2).rib({})];
+      expect(t.stdout).toBe(formatRib(two) + "\ntruncated: the first 2 entries shown (--limit); more match\n");
+      const j = await cli(["show", "rib", "--limit", "2", "-j", "-s", bigSock]);
+      expect(JSON.parse(j.stdout)).toEqual(two);
+      expect(j.stderr).toBe("bgpctl: show rib: truncated: the first 2 entries shown (--limit); more match\n");
+      const nd = await cli(["show", "rib", "--limit", "2", "--ndjson", "-s", bigSock]);
+      expect(nd.stdout.trim().split("\n").map((l) => JSON.parse(l))).toEqual(two);
+      expect(nd.stderr).toContain("truncated");
+      // the fake daemon: 3 routes, limit 5
+      const all = await ctl("show", "rib", "--limit", "5");
+      expect(all).toEqual({ code: 0, stdout: formatRib([R1, R2, R3]), stderr: "" });
+      expect(fake.last("rib")).toEqual([{}]); // the limit is the server's, not the router's
+      const bad = await ctl("show", "rib", "--limit", "0");
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain("--limit");
+      expect((await ctl("show", "rib", "-j", "--ndjson")).code).toBe(2);
+    },
+    60_000,
+  );
+
+  test("a walk that fails half-way is an error, never a complete-looking answer", async () => {
+    const p = join(dir, "failing.sock");
+    const f = new FakeRouter();
+    f.rib = () =>
+      (function* () {
+        yield R1;
+        throw new Error("table gone");
+      })();
+    const s = await startApiServer(f, p);
+    try {
+      await expect(new ApiClient(p).ribStream({}, () => {})).rejects.toThrow("the daemon failed half-way: table gone");
+      await expect(new ApiClient(p).rib({})).rejects.toThrow();
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("a stream cut before its end line is reported as such", async () => {
+    const p = join(dir, "cut.sock");
+    const srv = Bun.serve({ unix: p, fetch: () => new Response(JSON.stringify(R1) + "\n") });
+    try {
+      await expect(new ApiClient(p).ribStream({}, () => {})).rejects.toThrow("ended early");
+    } finally {
+      await srv.stop(true);
+    }
+  });
+});
+
+describe("RibTextWriter", () => {
+  test("columns from the first rows; a wider cell later pushes its line; the u legend after the table when it shows up late", () => {
+    let out = "";
+    const w = new RibTextWriter((t) => (out += t), 2);
+    w.add([R1, R2]);
+    expect(out).toBe(formatRib([R1, R2])); // header and the first rows as soon as the sample is in
+    const late = route({ prefix: "203.0.113.128/25", reachable: false, best: false, communities: [], largeCommunities: [] });
+    w.add([late]);
+    w.end(true, 3);
+    const tail = out.slice(formatRib([R1, R2]).length).split("\n");
+    expect(tail[0]).toBe("u      203.0.113.128/25  192.0.2.2    100    0  65002 65010  i");
+    expect(tail.slice(1)).toEqual(["", "u = Next hop unreachable (not a candidate for best)", "", "truncated: the first 3 entries shown (--limit); more match", ""]);
+  });
+});
+
+describe("monitor queue bound", () => {
+  test(
+    "a client that never reads is cut at its bound with a log line naming it; a reading client gets every event",
+    async () => {
+      const p = join(dir, "slow-mon.sock");
+      const f = new FakeRouter();
+      const logs: string[] = [];
+      const s = await startApiServer(f, p, { monitorLimits: { maxEvents: 2000, maxBytes: 1024 * 1024 }, log: (level, msg) => logs.push(`${level}: ${msg}`) });
+      const slow = createConnection({ path: p });
+      try {
+        await new Promise<void>((res, rej) => {
+          slow.once("connect", () => res());
+          slow.once("error", rej);
+        });
+        slow.write("GET /v1/monitor HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        slow.pause(); // never reads
+        await waitFor(() => f.listeners.size === 1, { timeoutMs: 3000, what: "slow subscription" });
+        const got: MonitorEvent[] = [];
+        const ac = new AbortController();
+        const done = new ApiClient(p).monitor(undefined, (e) => got.push(e), ac.signal);
+        await waitFor(() => f.listeners.size === 2 && got.length === 1, { timeoutMs: 3000, what: "reading subscription" });
+        // 40,000 events of ~100 bytes (4 MB: more than the socket buffers and the bound), in bursts with turns between.
+        const total = 40_000;
+        for (let i = 0; i < total; i += 250) {
+          for (let j = i; j < i + 250; j++) f.emit(ev(j));
+          await Bun.sleep(1);
+        }
+        await waitFor(() => got.length === total + 1, { timeoutMs: 20_000, what: "every event at the reading client", detail: () => `${got.length - 1} of ${total}` });
+        expect(got.slice(1, 4)).toEqual([ev(0), ev(1), ev(2)]);
+        const cut = logs.filter((l) => l.includes("disconnected"));
+        expect(cut).toHaveLength(1);
+        expect(cut[0]).toMatch(/^warn: monitor client #1 \(connected \S+\) disconnected: not reading, its queue is full \(2000 events, \d+ bytes unsent; limit 2000 events \/ 1048576 bytes\)$/);
+        expect(f.listeners.size).toBe(1); // the slow one unsubscribed, the reader still there
+        ac.abort();
+        await done;
+      } finally {
+        slow.destroy();
+        await s.close();
+      }
+    },
+    60_000,
+  );
 });
