@@ -14,7 +14,19 @@
  * With `password` set (TCP-MD5, RFC 2385), outgoing connections are made
  * through ffi/tcp-md5.ts (the key must be on the socket before connect) and
  * still end up as node:net Sockets; a Listener keys its listening sockets for
- * the sessions it holds. A peer with a different or no key never answers
+ * the sessions it holds.
+ *
+ * Flow control, both ways (OpenBGPD's session engine throttling its RDE):
+ * - In: a received UPDATE or ROUTE-REFRESH restarts the hold timer when its
+ *   frame arrives, then waits in a per-connection queue that the shared
+ *   slicer (lib/core/slices.ts) decodes and hands on ('update' events) in
+ *   time-bounded slices, in arrival order. Above IN_HIGH queued bytes the
+ *   socket is paused (TCP backpressure reaches the peer) until the queue is
+ *   below IN_LOW. KEEPALIVE, OPEN and NOTIFICATION are handled at arrival.
+ * - Out: `writable` is false once OUT_HIGH bytes wait (ours plus the
+ *   socket's buffer); a 'drain' event says it is below OUT_LOW again, so a
+ *   producer (the neighbour's Adj-RIB-Out pump) writes only while the peer
+ *   reads. The queue is a list with a head index: no copy per drain. A peer with a different or no key never answers
  * (the kernel drops the segments), so such a connect attempt just times out
  * at ConnectRetry, and lastError says so.
  */
@@ -39,6 +51,7 @@ import {
 } from "./notification.ts";
 import { type Capability, type OpenMessage, decodeOpen, encodeOpen, myAsField } from "./open.ts";
 import { formatIPv4, formatIPv6, parseAddr } from "../core/addr.ts";
+import { type SlicedTask, slicer } from "../core/slices.ts";
 import { AFI, BGP_MAX_EXT_MSG, BGP_MAX_MSG, CEASE_SUB, ERR, type Family, MsgType } from "./types.ts";
 import { type UpdateContext, type UpdateMessage, decodeUpdate, updateContext } from "./update.ts";
 
@@ -170,7 +183,22 @@ export interface SessionConfig {
   random?: () => number;
   /** Upper bound for stop() and for flushing a closing connection, ms (default 3000). */
   closeTimeout?: number;
+  /** Output watermarks in bytes (defaults OUT_HIGH, OUT_LOW). */
+  outHigh?: number;
+  outLow?: number;
+  /** Input queue bounds in bytes (defaults IN_HIGH, IN_LOW). */
+  inHigh?: number;
+  inLow?: number;
 }
+
+/** Not writable above this many queued output bytes. */
+export const OUT_HIGH = 1 << 20;
+/** 'drain' once output falls below this many bytes. */
+export const OUT_LOW = 256 << 10;
+/** Pause reading the socket above this many bytes of received messages waiting to be processed. */
+export const IN_HIGH = 4 << 20;
+/** Resume reading below this many. */
+export const IN_LOW = 1 << 20;
 
 export interface MessageCounts {
   open: number;
@@ -197,7 +225,7 @@ export interface SessionEvents {
   notificationReceived: NotificationMessage;
   notificationSent: NotificationMessage;
   routeRefresh: RouteRefreshMessage;
-  /** The out queue of the Established connection emptied after the socket buffer was full. */
+  /** The Established connection's queued output fell below the low watermark: `writable` again. */
   drain: null;
   log: { level: LogLevel; msg: string };
 }
@@ -215,8 +243,19 @@ interface Tcp {
   socket: net.Socket;
   framer: Framer;
   connected: boolean;
+  /** Output waiting for the socket: queue[qHead..], qBytes bytes. */
   queue: Uint8Array[];
+  qHead: number;
+  qBytes: number;
   blocked: boolean;
+  /** Received UPDATE/ROUTE-REFRESH frames waiting to be processed: inq[inHead..], inBytes bytes. */
+  inq: (Frame | undefined)[];
+  inHead: number;
+  inBytes: number;
+  /** Reading is paused because inBytes went over the input bound. */
+  paused: boolean;
+  /** Processes inq in slices. */
+  task: SlicedTask;
   closing: boolean;
   closed: boolean;
   whenClosed: Promise<void>;
@@ -345,13 +384,31 @@ export class Session extends TypedEmitter<SessionEvents> {
 
   /** Messages waiting for the Established connection's socket buffer to drain. */
   get outQueue(): number {
-    return this.establishedTcp?.queue.length ?? 0;
+    const t = this.establishedTcp;
+    return t ? t.queue.length - t.qHead : 0;
   }
   /** Bytes waiting in outQueue. */
   get outQueueBytes(): number {
-    let n = 0;
-    for (const b of this.establishedTcp?.queue ?? []) n += b.length;
-    return n;
+    return this.establishedTcp?.qBytes ?? 0;
+  }
+  /** Output bytes not yet handed to the kernel: our queue plus the socket's own buffer. */
+  get outBytes(): number {
+    const t = this.establishedTcp;
+    return t ? t.qBytes + (t.socket.writableLength ?? 0) : 0;
+  }
+  /** Established and below the high watermark: a producer may write more ('drain' says when it is again). */
+  get writable(): boolean {
+    const t = this.establishedTcp;
+    return !!t && !t.closing && this.outBytes < (this.config.outHigh ?? OUT_HIGH);
+  }
+  /** Received messages of the Established connection waiting to be processed. */
+  get inQueue(): number {
+    const t = this.establishedTcp;
+    return t ? t.inq.length - t.inHead : 0;
+  }
+  /** Whether reading from the Established connection is paused (input queue full). */
+  get readPaused(): boolean {
+    return this.establishedTcp?.paused ?? false;
   }
 
   get counters(): SessionCounters {
@@ -565,7 +622,14 @@ export class Session extends TypedEmitter<SessionEvents> {
       framer: new Framer(),
       connected,
       queue: [],
+      qHead: 0,
+      qBytes: 0,
       blocked: false,
+      inq: [],
+      inHead: 0,
+      inBytes: 0,
+      paused: false,
+      task: { step: (deadline) => this.processInput(t, deadline) },
       closing: false,
       closed: false,
       whenClosed,
@@ -582,6 +646,7 @@ export class Session extends TypedEmitter<SessionEvents> {
     socket.on("drain", () => this.onDrain(t));
     socket.on("close", () => {
       t.closed = true;
+      this.dropInput(t);
       if (t.killTimer) clearTimeout(t.killTimer);
       this.closingTcps.delete(t);
       t.markClosed();
@@ -596,6 +661,7 @@ export class Session extends TypedEmitter<SessionEvents> {
   private closeTcp(t: Tcp): void {
     if (t.closing) return;
     t.closing = true;
+    this.dropInput(t);
     if (t.closed) return;
     this.closingTcps.add(t);
     const s = t.socket;
@@ -604,8 +670,9 @@ export class Session extends TypedEmitter<SessionEvents> {
         s.destroy();
         return;
       }
-      for (const b of t.queue) s.write(b);
+      for (let i = t.qHead; i < t.queue.length; i++) s.write(t.queue[i]!);
       t.queue = [];
+      t.qHead = t.qBytes = 0;
       s.end();
     } catch (e) {
       this.log("debug", `close: ${errText(e)}`);
@@ -620,8 +687,9 @@ export class Session extends TypedEmitter<SessionEvents> {
     const k = COUNT_KEY[type];
     if (k) this.countOut[k]++;
     this.countOut.total++;
-    if (t.blocked || t.queue.length > 0) {
+    if (t.blocked || t.queue.length > t.qHead) {
       t.queue.push(bytes);
+      t.qBytes += bytes.length;
       return true;
     }
     try {
@@ -635,16 +703,91 @@ export class Session extends TypedEmitter<SessionEvents> {
 
   private onDrain(t: Tcp): void {
     t.blocked = false;
-    let i = 0;
+    const q = t.queue;
     try {
-      while (i < t.queue.length && !t.blocked && !t.closing) {
-        if (!t.socket.write(t.queue[i++]!)) t.blocked = true;
+      while (t.qHead < q.length && !t.blocked && !t.closing) {
+        const b = q[t.qHead]!;
+        q[t.qHead++] = undefined as unknown as Uint8Array;
+        t.qBytes -= b.length;
+        if (!t.socket.write(b)) t.blocked = true;
       }
     } catch (e) {
       this.log("warn", `write failed: ${errText(e)}`);
     }
-    if (i > 0) t.queue = t.queue.slice(i);
-    if (t.queue.length === 0 && !t.closing && this.fsm.establishedConn === t.id) this.emit("drain", null);
+    if (t.qHead === q.length) {
+      t.queue = [];
+      t.qHead = 0;
+    } else if (t.qHead > 1024 && t.qHead * 2 > q.length) {
+      // Amortised compaction: each message is moved at most once more.
+      t.queue = q.slice(t.qHead);
+      t.qHead = 0;
+    }
+    if (!t.closing && this.fsm.establishedConn === t.id && this.outBytes < (this.config.outLow ?? OUT_LOW)) this.emit("drain", null);
+  }
+
+  // ------------------------------------------------------------- input queue
+
+  /** Queue a received UPDATE or ROUTE-REFRESH for processing in slices; pause reading when the queue is full. */
+  private enqueueInput(t: Tcp, f: Frame): void {
+    t.inq.push(f);
+    t.inBytes += f.raw.length;
+    if (!t.paused && t.inBytes > (this.config.inHigh ?? IN_HIGH)) {
+      t.paused = true;
+      t.socket.pause();
+    }
+    slicer.wake(t.task);
+  }
+
+  /** One slice of queued input: decode and hand on in order until the deadline. True when more is left. */
+  private processInput(t: Tcp, deadline: number): boolean {
+    const q = t.inq;
+    while (t.inHead < q.length) {
+      if (t.closing) return false;
+      const f = q[t.inHead]!;
+      q[t.inHead++] = undefined;
+      t.inBytes -= f.raw.length;
+      try {
+        this.handleQueued(t, f);
+      } catch (e) {
+        if (e instanceof BgpError) this.fsm.messageError(t.id, e);
+        else this.log("error", `handling ${COUNT_KEY[f.type] ?? f.type} failed: ${errText(e)}`);
+      }
+      if (performance.now() >= deadline) break;
+    }
+    if (t.inHead === q.length) {
+      t.inq = [];
+      t.inHead = 0;
+    } else if (t.inHead > 1024 && t.inHead * 2 > q.length) {
+      t.inq = q.slice(t.inHead);
+      t.inHead = 0;
+    }
+    if (t.paused && !t.closing && t.inBytes <= (this.config.inLow ?? IN_LOW)) {
+      t.paused = false;
+      t.socket.resume();
+    }
+    return t.inHead < t.inq.length && !t.closing;
+  }
+
+  /** A queued UPDATE or ROUTE-REFRESH, now in turn. */
+  private handleQueued(t: Tcp, f: Frame): void {
+    if (this.fsm.connectionState(t.id) !== State.Established || !t.ctx) return; // the session went down meanwhile
+    if (f.type === MsgType.UPDATE) {
+      const u = decodeUpdate(f.body, t.ctx);
+      // Processing our backlog is proof the peer was alive: the hold timer does not run out behind our own queue.
+      this.fsm.updateReceived(t.id);
+      this.emit("update", u);
+      return;
+    }
+    const r = decodeRouteRefresh(f.body, f.raw);
+    const n = this.fsm.negotiated;
+    if (n && hasFamily(n, r.afi, r.safi)) this.emit("routeRefresh", r);
+    else this.log("info", `ignoring ROUTE-REFRESH for unnegotiated family ${r.afi}/${r.safi}`);
+  }
+
+  private dropInput(t: Tcp): void {
+    slicer.cancel(t.task);
+    t.inq = [];
+    t.inHead = t.inBytes = 0;
   }
 
   private onData(t: Tcp, chunk: Uint8Array): void {
@@ -692,9 +835,9 @@ export class Session extends TypedEmitter<SessionEvents> {
           this.fsm.updateReceived(t.id); // unexpected: FSM error
           return;
         }
-        const u = decodeUpdate(f.body, t.ctx);
+        // The hold timer restarts now, at arrival; decoding and processing wait their turn.
         this.fsm.updateReceived(t.id);
-        this.emit("update", u);
+        this.enqueueInput(t, f);
         return;
       }
       case MsgType.ROUTE_REFRESH: {
@@ -702,11 +845,9 @@ export class Session extends TypedEmitter<SessionEvents> {
           this.fsm.routeRefreshReceived(t.id); // unexpected: FSM error
           return;
         }
-        const r = decodeRouteRefresh(f.body, f.raw);
+        // In order with the UPDATEs around it (enhanced route refresh markers delimit them).
         this.fsm.routeRefreshReceived(t.id);
-        const n = this.fsm.negotiated;
-        if (n && hasFamily(n, r.afi, r.safi)) this.emit("routeRefresh", r);
-        else this.log("info", `ignoring ROUTE-REFRESH for unnegotiated family ${r.afi}/${r.safi}`);
+        this.enqueueInput(t, f);
         return;
       }
     }

@@ -27,11 +27,18 @@
  * The result is kept per prefix, so an identical re-export sends nothing and
  * a withdrawal goes out only for a prefix that was advertised.
  *
- * Changes are queued; `flush` (called by the daemon, after MRAI) packs them
- * into UPDATEs: withdrawals first, then announcements grouped by identical
- * (attributes, next hop), as few messages as fit 4096 bytes (65535 with RFC
- * 8654 extended messages). Output attribute sets are memoised per input set,
- * so a full table sharing few attribute sets packs into few groups.
+ * Changes are queued; `take(n)` (pulled by the daemon while the peer's socket
+ * is writable, see lib/router/neighbor.ts) packs the next n queued prefixes,
+ * in the order they were queued, into UPDATEs: withdrawals first, then
+ * announcements grouped by identical (attributes, next hop), as few messages
+ * as fit 4096 bytes (65535 with RFC 8654 extended messages); `flush` takes
+ * everything at once. Output attribute sets are memoised per input set, so a
+ * full table sharing few attribute sets packs into few groups.
+ * The walks over the whole table (`requeue`, `resyncSteps`) are generators
+ * that yield per prefix, so the caller can spread them over event-loop turns.
+ *
+ * Not done yet: encoding once per group of peers sharing one outbound
+ * policy (today each peer encodes its own UPDATEs).
  *
  * ADD-PATH (RFC 7911) send: only the best path is advertised, with path
  * identifier 1 (withdrawn with path identifier 1 too).
@@ -215,6 +222,8 @@ export class AdjRibOut {
   private readonly out = new Map<PrefixKey, OutEntry>();
   /** Prefixes changed since the last flush → the entry as last flushed (null: nothing was). */
   private readonly pending = new Map<PrefixKey, OutEntry | null>();
+  /** Where `take` goes on in `pending` (a Map iterator visits entries added later, and skips deleted ones). */
+  private pendingIt: Iterator<[PrefixKey, OutEntry | null]> | null = null;
   private readonly counts = [0, 0, 0];
   private gen = 0;
   private readonly nhIntern = new Map<string, Uint8Array>();
@@ -471,10 +480,30 @@ export class AdjRibOut {
    * Cheap when nothing is queued.
    */
   flush(): Uint8Array[] {
-    if (this.pending.size === 0) return [];
+    return this.take(Infinity);
+  }
+
+  /**
+   * The UPDATEs for the next `max` queued prefixes (oldest queued first):
+   * withdrawals first, then announcements grouped by (attributes, next hop),
+   * packed. Empty when nothing is queued.
+   */
+  take(max: number): Uint8Array[] {
+    if (this.pending.size === 0) {
+      this.pendingIt = null;
+      return [];
+    }
     const wd: Prefix[][] = [[], [], []];
     const groups: Map<PathAttributes, Map<Uint8Array, Prefix[]>>[] = [new Map(), new Map(), new Map()];
-    for (const [key, prev] of this.pending) {
+    const it = (this.pendingIt ??= this.pending.entries());
+    for (let n = 0; n < max; n++) {
+      const step = it.next();
+      if (step.done) {
+        this.pendingIt = null;
+        break;
+      }
+      const [key, prev] = step.value;
+      this.pending.delete(key);
       const cur = this.out.get(key) ?? null;
       if (sameEntry(prev, cur)) continue;
       if (cur === null) {
@@ -488,7 +517,7 @@ export class AdjRibOut {
       if (!list) byNh.set(cur.nextHop, (list = []));
       list.push(cur.prefix);
     }
-    this.pending.clear();
+    if (this.pending.size === 0) this.pendingIt = null;
     const msgs: Uint8Array[] = [];
     for (const afi of [AFI.IPV4, AFI.IPV6]) {
       if (wd[afi]!.length) for (const m of buildWithdrawals(afi, SAFI.UNICAST, wd[afi]!, this.enc)) msgs.push(m);
@@ -513,13 +542,19 @@ export class AdjRibOut {
    * included). Enhanced route refresh markers (BoRR/EoRR) are the caller's.
    */
   refresh(afi?: number, safi: number = SAFI.UNICAST): Uint8Array[] {
-    if (safi === SAFI.UNICAST) {
-      for (const [key, e] of this.out) {
-        if (afi !== undefined && e.prefix.afi !== afi) continue;
-        this.pending.set(key, null);
-      }
-    }
+    for (const _ of this.requeue(afi, safi));
     return this.flush();
+  }
+
+  /** Re-queue every advertised prefix of a family (all when afi is undefined), one prefix per step. */
+  *requeue(afi?: number, safi: number = SAFI.UNICAST): Generator<void> {
+    if (safi !== SAFI.UNICAST) return;
+    for (const [key, e] of this.out) {
+      if (afi !== undefined && e.prefix.afi !== afi) continue;
+      // null: "the peer has nothing", so take() sends it even when unchanged.
+      this.pending.set(key, null);
+      yield;
+    }
   }
 
   /**
@@ -528,8 +563,17 @@ export class AdjRibOut {
    * since construction), then starts a new generation.
    */
   resync(): void {
-    for (const [key, e] of this.out) if (e.stamp !== this.gen) this.remove(key, e);
-    this.gen++;
+    for (const _ of this.resyncSteps());
+  }
+
+  /** resync() one prefix per step (the generation moves on when the walk is complete). */
+  *resyncSteps(): Generator<void> {
+    const gen = this.gen;
+    for (const [key, e] of this.out) {
+      if (e.stamp !== gen) this.remove(key, e);
+      yield;
+    }
+    this.gen = gen + 1;
   }
 
   /** Number of prefixes advertised (including queued changes), for a family or in total. */

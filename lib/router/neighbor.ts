@@ -3,6 +3,19 @@
  * Adj-RIB-Out, counters and administrative state. Turns received UPDATEs into
  * routes (loop detection, import policy) for the Loc-RIB, and Loc-RIB changes
  * into UPDATEs (export policy, packing, MRAI) for the wire. Owned by Router.
+ *
+ * Input arrives from the session already sliced (lib/bgp/session.ts queues
+ * received UPDATEs and hands them on in time-bounded slices). A re-announcement
+ * of an unchanged route stops at the Adj-RIB-In.
+ *
+ * Output is pulled: Loc-RIB changes only queue in the Adj-RIB-Out; the
+ * neighbour's pump (a task of the shared slicer, lib/core/slices.ts) packs
+ * OUT_BATCH prefixes at a time into UPDATEs while the session is `writable`
+ * (below its high watermark), stops when it is not, and is woken by the
+ * session's 'drain'. Walks over the whole table (initial table, soft reset
+ * out, route refresh) are jobs the pump advances only while little is
+ * queued, so what waits for a slow peer stays bounded. End-of-RIB goes out
+ * when the initial table's job is done and everything queued has been sent.
  */
 import { type PathAttributes } from "../bgp/attributes.ts";
 import { describeCapability, speakerCapabilities } from "../bgp/open.ts";
@@ -21,6 +34,12 @@ import { type CompiledPolicies, type PolicyContext, applyPolicy } from "../rib/p
 import { type Route, type RouteSource, makeRoute, prefixKey } from "../rib/types.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Log } from "../core/log.ts";
+import { type SlicedTask, slicer } from "../core/slices.ts";
+
+/** Prefixes packed per take from the Adj-RIB-Out. */
+export const OUT_BATCH = 1000;
+/** Table-walk steps between deadline checks. */
+const JOB_STEPS = 256;
 
 export function familiesOf(names: FamilyName[]): Family[] {
   return names.map((n) => ({ afi: n === "ipv6" ? AFI.IPV6 : AFI.IPV4, safi: SAFI.UNICAST }));
@@ -68,6 +87,14 @@ export class Neighbor {
   private warned = false;
   /** Routes treated as withdrawn on this session because the first AS was not the peer's (RFC 7606 §7.2). */
   firstAsFailures = 0;
+  /** Output pump: a slicer task while there is output and the session is writable. */
+  private readonly pump: SlicedTask = { step: (deadline) => this.pumpStep(deadline) };
+  /** The pump has work (it may be waiting for 'drain'). */
+  private pumping = false;
+  /** Table walks feeding the Adj-RIB-Out, run in order. */
+  private jobs: Iterator<void>[] = [];
+  /** End-of-RIB is to follow the initial table. */
+  private eorDue = false;
 
   constructor(
     public config: PeerConfig,
@@ -113,6 +140,9 @@ export class Neighbor {
     s.on("established", (n) => this.onEstablished(n));
     s.on("update", (u) => this.onUpdate(u));
     s.on("routeRefresh", (r) => this.onRouteRefresh(r.afi, r.safi, r.subtype));
+    s.on("drain", () => {
+      if (this.pumping) slicer.wake(this.pump);
+    });
     s.on("notificationReceived", (n: NotificationMessage) => host.log.warn(`${this.name}: received NOTIFICATION ${describeNotification(n)}`));
     s.on("notificationSent", (n: NotificationMessage) => host.log.info(`${this.name}: sent NOTIFICATION ${describeNotification(n)}`));
     s.on("log", (l) => {
@@ -148,12 +178,23 @@ export class Neighbor {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.flushTimer = this.restartTimer = null;
+    this.stopPump();
+  }
+
+  private stopPump(): void {
+    slicer.cancel(this.pump);
+    this.pumping = false;
+    this.jobs = [];
+    this.eorDue = false;
   }
 
   private onState(from: SessionState, to: SessionState, reason: string): void {
     if (from === "Established" || to === "Established") this.since = Date.now();
     this.ctxCache = null;
     if (from === "Established" && to !== "Established") {
+      this.stopPump();
+      if (this.flushTimer) clearTimeout(this.flushTimer);
+      this.flushTimer = null;
       this.adjOut = null;
       this.adjIn.clear();
       this.host.sourceDown(this.source.id);
@@ -180,9 +221,59 @@ export class Neighbor {
       policies: this.host.policies,
     });
     this.host.log.info(`${this.name}: established, families ${describeFamilies(n.families)}`);
-    for (const r of this.host.bestRoutes()) this.adjOut.exportRoute(r, r.key, r.prefix);
-    this.sendQueued();
-    for (const m of this.adjOut.endOfRib()) this.session.sendUpdate(m);
+    this.eorDue = true;
+    this.addJob(this.exportAll(this.adjOut));
+  }
+
+  /** Offer every Loc-RIB best route to `out`, one route per step. */
+  private *exportAll(out: AdjRibOut): Generator<void> {
+    for (const r of this.host.bestRoutes()) {
+      out.exportRoute(r, r.key, r.prefix);
+      yield;
+    }
+  }
+
+  private addJob(job: Iterator<void>): void {
+    this.jobs.push(job);
+    this.startPump();
+  }
+
+  private startPump(): void {
+    if (!this.adjOut) return;
+    this.pumping = true;
+    slicer.wake(this.pump);
+  }
+
+  /**
+   * One slice of output: while the session is writable, send what is queued
+   * (OUT_BATCH prefixes per take), or advance the table walks when little is
+   * queued; End-of-RIB when the initial table is out. False when done or
+   * waiting for 'drain'.
+   */
+  private pumpStep(deadline: number): boolean {
+    const out = this.adjOut;
+    if (!out) return (this.pumping = false);
+    for (;;) {
+      if (!this.session.writable) return false; // 'drain' wakes us
+      if (out.pendingCount >= OUT_BATCH || (this.jobs.length === 0 && out.pendingCount > 0)) {
+        for (const m of out.take(OUT_BATCH)) this.session.sendUpdate(m);
+      } else if (this.jobs.length > 0) {
+        const job = this.jobs[0]!;
+        for (let i = 0; i < JOB_STEPS; i++) {
+          if (job.next().done) {
+            this.jobs.shift();
+            break;
+          }
+        }
+      } else {
+        if (this.eorDue) {
+          this.eorDue = false;
+          for (const m of out.endOfRib()) this.session.sendUpdate(m);
+        }
+        return (this.pumping = false);
+      }
+      if (performance.now() >= deadline) return true;
+    }
   }
 
   /** Import one received UPDATE into Adj-RIB-In and (after policy) the Loc-RIB. */
@@ -213,11 +304,12 @@ export class Neighbor {
   }
 
   private announced(p: Prefix, pathId: number, attrs: PathAttributes, nextHop: Uint8Array): void {
-    const route = makeRoute(p, pathId, this.source, attrs, nextHop);
-    const key = route.key;
-    this.adjIn.update(route);
-    this.host.routeEvent(this, "announce", p, route);
-    this.importDecision(key, pathId, route);
+    const ch = this.adjIn.update(makeRoute(p, pathId, this.source, attrs, nextHop));
+    // The same attributes (interned: identity) and next hop again: nothing changes past the Adj-RIB-In
+    // (the route keeps its age; no policy, Loc-RIB, export or FIB work). A stale one is refreshed.
+    if (ch.op === "unchanged" && !ch.old?.stale) return;
+    this.host.routeEvent(this, "announce", p, ch.route);
+    this.importDecision(ch.route.key, pathId, ch.route);
   }
 
   /** Loop detection and import policy for one received route (or its withdrawal). */
@@ -304,33 +396,38 @@ export class Neighbor {
   private onRouteRefresh(afi: number, safi: number, subtype: number): void {
     if (subtype !== 0 || !this.adjOut) return;
     this.host.log.info(`${this.name}: route refresh requested for ${familyName(afi, safi)}`);
-    for (const m of this.adjOut.refresh(afi, safi)) this.session.sendUpdate(m);
+    this.addJob(this.adjOut.requeue(afi, safi));
   }
 
-  /** A Loc-RIB best route changed: queue the export; flushed after MRAI (or at once). */
+  /** A Loc-RIB best route changed: queue the export; the pump sends it after MRAI (or at once, or with the output in progress). */
   exportChange(route: Route | null, key: Route["key"], prefix: Prefix): void {
     if (!this.adjOut) return;
-    this.adjOut.exportRoute(route, key, prefix);
-    if (this.flushTimer) return;
+    const r = this.adjOut.exportRoute(route, key, prefix);
+    if (r.change === "none" || this.flushTimer || this.pumping) return;
     const mrai = this.host.config.mrai * 1000;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
-      this.sendQueued();
+      this.startPump();
     }, mrai);
   }
 
-  sendQueued(): void {
-    if (!this.adjOut) return;
-    for (const m of this.adjOut.flush()) this.session.sendUpdate(m);
+  /** Whether output is still being produced (queued changes, table walks, End-of-RIB). */
+  get outputBusy(): boolean {
+    return this.pumping || this.flushTimer !== null;
   }
 
-  /** Re-evaluate every export after an export policy change (soft out). */
+  /** Re-evaluate every export after an export policy change (soft out), in slices. */
   reexport(): void {
-    if (!this.adjOut) return;
-    this.adjOut.reconfigure(this.config, this.host.policies, this.host.config.clusterId ?? this.host.config.routerId);
-    for (const r of this.host.bestRoutes()) this.adjOut.exportRoute(r, r.key, r.prefix);
-    this.adjOut.resync();
-    this.sendQueued();
+    const out = this.adjOut;
+    if (!out) return;
+    out.reconfigure(this.config, this.host.policies, this.host.config.clusterId ?? this.host.config.routerId);
+    const self = this;
+    this.addJob(
+      (function* () {
+        yield* self.exportAll(out);
+        yield* out.resyncSteps();
+      })(),
+    );
   }
 
   /** A configuration change applied in place (no new session): takes effect with the next reimport/reexport. */

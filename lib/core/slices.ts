@@ -1,0 +1,92 @@
+/**
+ * Cooperative time slicing for long work on the event loop (received UPDATEs,
+ * Adj-RIB-Out output, table walks). A task does a bounded amount of work per
+ * call and says whether more is left; the slicer runs the ready tasks round
+ * robin within one time budget per turn, then yields with setImmediate, so
+ * timers (keepalives, hold timers) and socket I/O run between slices however
+ * much work is queued. One shared slicer (`slicer`) keeps the budget global:
+ * ten busy neighbours still hold the loop for one budget per turn, not ten.
+ */
+
+/** Time budget of one turn (ms). */
+export const SLICE_MS = 8;
+
+/** A unit of resumable work. */
+export interface SlicedTask {
+  /**
+   * Do work until `deadline` (performance.now() milliseconds) or until none is
+   * left; true when more remains (the task stays ready), false when done or
+   * waiting for something else to wake it.
+   */
+  step(deadline: number): boolean;
+}
+
+export interface SlicerStats {
+  turns: number;
+  /** Longest turn, ms. */
+  longestMs: number;
+}
+
+export class Slicer {
+  /** Ready tasks in round-robin order (a task that ran moves to the end). */
+  private readonly ready = new Set<SlicedTask>();
+  private scheduled = false;
+  readonly stats: SlicerStats = { turns: 0, longestMs: 0 };
+
+  constructor(
+    readonly sliceMs = SLICE_MS,
+    private readonly onError: (err: unknown) => void = (e) => console.error(`sliced task failed: ${(e as Error)?.stack ?? String(e)}`),
+  ) {}
+
+  /** Make `task` ready (idempotent): it runs in the coming turns until its step returns false. */
+  wake(task: SlicedTask): void {
+    if (this.ready.has(task)) return;
+    this.ready.add(task);
+    this.schedule();
+  }
+
+  /** Forget `task` (it will not run again unless woken). */
+  cancel(task: SlicedTask): void {
+    this.ready.delete(task);
+  }
+
+  /** Whether `task` is waiting for a turn. */
+  isReady(task: SlicedTask): boolean {
+    return this.ready.has(task);
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.turn());
+  }
+
+  private turn(): void {
+    this.scheduled = false;
+    const start = performance.now();
+    const end = start + this.sliceMs;
+    const tasks = [...this.ready];
+    // Each ready task gets an equal share of the budget (at least 1 ms); the rotation makes it fair over turns.
+    const share = Math.max(1, this.sliceMs / tasks.length);
+    for (const t of tasks) {
+      if (!this.ready.has(t)) continue;
+      const t0 = performance.now();
+      if (t0 >= end && t !== tasks[0]) break;
+      this.ready.delete(t);
+      let more = false;
+      try {
+        more = t.step(Math.min(end, t0 + share));
+      } catch (e) {
+        this.onError(e);
+      }
+      if (more) this.ready.add(t);
+    }
+    const took = performance.now() - start;
+    this.stats.turns++;
+    if (took > this.stats.longestMs) this.stats.longestMs = took;
+    if (this.ready.size > 0) this.schedule();
+  }
+}
+
+/** The process-wide slicer shared by sessions and neighbours. */
+export const slicer = new Slicer();
