@@ -37,6 +37,7 @@ import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { ConfigError } from "../config/reader.ts";
 import { advertiseFromRequest, checkPeerRequest, requestErrorText, withdrawFromRequest } from "../config/request.ts";
 import { parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
+import { nextTurn } from "../core/loop-lag.ts";
 import { RouterError, type RouterErrorKind } from "../router/errors.ts";
 import { MONITOR_LIMITS, MonitorFeed, type MonitorLimits, type RibFormat, ribBody } from "./streams.ts";
 import { type AdvertiseRequest, ApiError, type MonitorEvent, type PeerAddRequest, type RibQuery, type RouterApi } from "./types.ts";
@@ -214,16 +215,41 @@ function viaSchema<T>(check: () => T): T {
   }
 }
 
+/** Prefixes the request schema checks per turn of the event loop. */
+const CHECK_SLICE = 1000;
+
+/**
+ * A schema check of a request with a `prefixes` list of any length: slice by
+ * slice with a turn of the event loop between (200k prefixes take a second
+ * to check), errors naming the index in the whole list; a 400 as viaSchema.
+ */
+async function checkSliced<T>(body: Record<string, unknown>, check: (b: Record<string, unknown>) => T[]): Promise<T[]> {
+  const list = body.prefixes;
+  if (!Array.isArray(list) || list.length <= CHECK_SLICE) return viaSchema(() => check(body));
+  const out: T[] = [];
+  for (let o = 0; o < list.length; o += CHECK_SLICE) {
+    if (o > 0) await nextTurn();
+    try {
+      for (const x of check({ ...body, prefixes: list.slice(o, o + CHECK_SLICE) })) out.push(x);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      const at = (line: string) => line.replace(/^prefixes\[(\d+)\]/, (_, k: string) => `prefixes[${o + Number(k)}]`);
+      bad(requestErrorText(e).split("\n").map(at).join("; "));
+    }
+  }
+  return out;
+}
+
 /** `POST /v1/advertise`: checked by the schema of a file advertisement; the keys given, prefixes and communities in canonical form. */
-export function parseAdvertiseRequest(body: Record<string, unknown>): AdvertiseRequest {
-  const ads = viaSchema(() => advertiseFromRequest(body));
+export async function parseAdvertiseRequest(body: Record<string, unknown>): Promise<AdvertiseRequest> {
+  const ads = await checkSliced(body, advertiseFromRequest);
   const given = Object.entries(ads[0]!).filter(([k]) => k !== "prefix" && Object.hasOwn(body, k));
   return { ...Object.fromEntries(given), prefixes: ads.map((a) => a.prefix) };
 }
 
 /** `POST /v1/withdraw`: {prefixes}, checked as the prefixes of an advertisement; canonical form. */
-export function parseWithdrawRequest(body: Record<string, unknown>): string[] {
-  return viaSchema(() => withdrawFromRequest(body));
+export function parseWithdrawRequest(body: Record<string, unknown>): Promise<string[]> {
+  return checkSliced(body, withdrawFromRequest);
 }
 
 /**
@@ -419,13 +445,13 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
         const m = only("POST");
         if (m) return m;
         noQuery(url);
-        return json(await api.advertise(parseAdvertiseRequest(await readBody(req))));
+        return json(await api.advertise(await parseAdvertiseRequest(await readBody(req))));
       }
       case "withdraw": {
         const m = only("POST");
         if (m) return m;
         noQuery(url);
-        return json(await api.withdraw(parseWithdrawRequest(await readBody(req))));
+        return json(await api.withdraw(await parseWithdrawRequest(await readBody(req))));
       }
       case "peers": {
         const m = only("POST");

@@ -1236,6 +1236,25 @@ describe("streamed show rib", () => {
   });
 });
 
+describe("large advertise/withdraw requests", () => {
+  test("checked slice by slice: a bad prefix far down the list is named by its index in the whole list; a good one is passed on whole", async () => {
+    const list = Array.from({ length: 2500 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
+    const badOne = [...list];
+    badOne[2100] = "10.8.52.1/24";
+    const r = await raw("POST", "/v1/advertise", { prefixes: badOne, communities: ["65001:1"] });
+    expect(r.status).toBe(400);
+    expect(r.json.error).toContain("prefixes[2100]");
+    expect(r.json.error).toContain("host bits");
+    expect(fake.last("advertise")).toBeUndefined();
+    expect(await client.advertise({ prefixes: list, communities: ["65001:1"] })).toEqual({ added: list });
+    expect(fake.last("advertise")).toEqual([{ prefixes: list, communities: ["65001:1"] }]);
+    const w = await raw("POST", "/v1/withdraw", { prefixes: [...list.slice(0, 1500), "nope"] });
+    expect(w.status).toBe(400);
+    expect(w.json.error).toContain("prefixes[1500]");
+    expect((await client.withdraw(list)).removed).toHaveLength(2500);
+  });
+});
+
 describe("RibTextWriter", () => {
   test("columns from the first rows; a wider cell later pushes its line; the u legend after the table when it shows up late", () => {
     let out = "";
