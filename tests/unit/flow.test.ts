@@ -27,6 +27,7 @@ import { ManualClock } from "../../lib/core/clock.ts";
 import { Log } from "../../lib/core/log.ts";
 import { RouteEngine } from "../../lib/router/engine.ts";
 import { buildTable, encodeGroups } from "../bench/table.ts";
+import { loopWatch } from "../support/loop-watch.ts";
 import { waitFor } from "../support/wait.ts";
 
 const A = "127.0.0.1";
@@ -100,25 +101,6 @@ function prefixesIn(msgs: Uint8Array[]): number {
   const ctx = plainCtx();
   for (const m of msgs) for (const b of announcedBlocks(decodeUpdate(m.subarray(19), ctx))) n += blockPrefixes(b).length;
   return n;
-}
-
-/** Largest gap between ticks of a 1 ms interval until stopped. */
-function loopWatch(): { stop(): { maxGapMs: number; ticks: number } } {
-  let last = performance.now();
-  let maxGapMs = 0;
-  let ticks = 0;
-  const iv = setInterval(() => {
-    const now = performance.now();
-    maxGapMs = Math.max(maxGapMs, now - last);
-    last = now;
-    ticks++;
-  }, 1);
-  return {
-    stop: () => {
-      clearInterval(iv);
-      return { maxGapMs: Math.max(maxGapMs, performance.now() - last), ticks };
-    },
-  };
 }
 
 describe("flow control: sliced input and pulled output", () => {
