@@ -44,6 +44,17 @@ export class LoopLagMonitor {
 
   constructor(readonly intervalMs = 10) {}
 
+  /** Run `work` under a monitor firing every `intervalMs` (a lag probe for tests); the monitor, stopped, holds what it saw meanwhile. */
+  static async measure<T>(work: () => Promise<T>, intervalMs = 5): Promise<{ result: T; lag: LoopLagMonitor }> {
+    const lag = new LoopLagMonitor(intervalMs);
+    lag.start();
+    try {
+      return { result: await work(), lag };
+    } finally {
+      lag.stop();
+    }
+  }
+
   get running(): boolean {
     return this.timer !== null;
   }

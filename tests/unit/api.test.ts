@@ -1123,17 +1123,6 @@ class BigRouter extends FakeRouter {
   }
 }
 
-/** A lag probe (5 ms timer in this process) around `work`. */
-async function probed<T>(work: () => Promise<T>): Promise<{ result: T; lag: LoopLagMonitor }> {
-  const lag = new LoopLagMonitor(5);
-  lag.start();
-  try {
-    return { result: await work(), lag };
-  } finally {
-    lag.stop();
-  }
-}
-
 describe("streamed show rib", () => {
   const N = 200_000;
   let big: ApiServer;
@@ -1148,7 +1137,7 @@ describe("streamed show rib", () => {
   test(
     "show rib -j of 200k entries: the daemon's loop keeps turning while it streams; the CLI prints a complete, valid array",
     async () => {
-      const { result: r, lag } = await probed(() => cli(["show", "rib", "-j", "-s", bigSock]));
+      const { result: r, lag } = await LoopLagMonitor.measure(() => cli(["show", "rib", "-j", "-s", bigSock]));
       expect(r.code).toBe(0);
       const arr = JSON.parse(r.stdout) as RibEntry[];
       expect(arr).toHaveLength(N);
@@ -1164,7 +1153,7 @@ describe("streamed show rib", () => {
   );
 
   test("the JSON array arrives in many slices and parses; NDJSON ends with its end line", async () => {
-    const { result: chunks, lag } = await probed(async () => {
+    const { result: chunks, lag } = await LoopLagMonitor.measure(async () => {
       const res = await fetch("http://localhost/v1/rib", { unix: bigSock } as RequestInit);
       expect(res.headers.get("content-type")).toBe("application/json");
       const out: Uint8Array[] = [];
