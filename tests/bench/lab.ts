@@ -101,12 +101,23 @@ export async function stopProc(p: Bun.Subprocess): Promise<void> {
   }
 }
 
-/** Kill by PID a process we did not spawn directly (a daemon's forked children). */
-export function killPid(pid: number): void {
+/** A process's start time (clock ticks since boot, /proc/PID/stat field 22): with the PID, names it uniquely. */
+export function procStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Kill by PID a process we did not spawn directly (a daemon's forked children), only if it is still the same process. */
+export function killPid(pid: number, start: string | null): void {
+  if (start === null || procStart(pid) !== start) return;
   try {
     process.kill(pid, "SIGKILL");
   } catch {
-    /* already gone */
+    /* exited meanwhile */
   }
 }
 

@@ -24,7 +24,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Speaker, injector, sink } from "./inject.ts";
-import { dropLab, makeLab, out, peakRss, pollUntil } from "./lab.ts";
+import { dropLab, killPid, makeLab, out, peakRss, pollUntil, procStart, processTree } from "./lab.ts";
 import type { Daemon, EventLoopStats, Running } from "./daemons/types.ts";
 
 export const SCENARIOS = ["receive", "fanin-distinct", "fanin-same", "transit", "fanout", "churn", "kernel"] as const;
@@ -188,7 +188,12 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
     return { ...base, status: "error", detail: (e as Error).message.replace(/\s+/g, " ").slice(0, 300) };
   } finally {
     await Promise.all(speakers.map((x) => x.stop()));
-    if (running) await running.stop();
+    if (running) {
+      // Forked helpers (OpenBGPD's engines) are stopped by PID if the daemon left them behind.
+      const tree = processTree(running.pid).map((pid) => [pid, procStart(pid)] as const);
+      await running.stop();
+      for (const [pid, start] of tree) killPid(pid, start);
+    }
     dropLab(lab);
     rmSync(dir, { recursive: true, force: true });
   }

@@ -94,30 +94,20 @@ function set(b: NlriBlock | null, mark: boolean | null): void {
     if (v6) {
       let k = String(len);
       for (let i = 0; i < (len + 7) >> 3; i++) k += "." + buf[o + i];
-      apply6(k, mark);
+      apply(held6, k, mark);
     } else {
       let a = 0;
       const n = (len + 7) >> 3;
       for (let i = 0; i < 4; i++) a = a * 256 + (i < n ? buf[o + i]! : 0);
-      apply4(a * 64 + len, mark);
+      apply(held4, a * 64 + len, mark);
     }
   });
 }
-function apply4(k: number, mark: boolean | null): void {
-  const was = held4.get(k);
-  if (was) marked--;
-  if (mark === null) held4.delete(k);
+function apply<K>(held: Map<K, boolean>, k: K, mark: boolean | null): void {
+  if (held.get(k)) marked--;
+  if (mark === null) held.delete(k);
   else {
-    held4.set(k, mark);
-    if (mark) marked++;
-  }
-}
-function apply6(k: string, mark: boolean | null): void {
-  const was = held6.get(k);
-  if (was) marked--;
-  if (mark === null) held6.delete(k);
-  else {
-    held6.set(k, mark);
+    held.set(k, mark);
     if (mark) marked++;
   }
 }

@@ -7,8 +7,8 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ApiClient } from "../../../lib/api/client.ts";
-import { DAEMON_AS, DAEMON_V4, INJECT_AS, SINK_AS, injectorAddr, sinkAddr, spawnIn, stopProc, pollUntil } from "../lab.ts";
-import { type Daemon, type EventLoopStats, firstLine } from "./types.ts";
+import { DAEMON_AS, DAEMON_V4, INJECT_AS, SINK_AS, injectorAddr, sinkAddr, spawnIn, stopProc } from "../lab.ts";
+import { type Daemon, type EventLoopStats, awaitUp, firstLine, injectorSet } from "./types.ts";
 
 const BIN = process.env.BGPCTL_BIN ?? join(import.meta.dir, "../../../dist/bgpctl");
 
@@ -26,12 +26,8 @@ export const bgpctl: Daemon = {
     writeFileSync(conf, `asn: ${DAEMON_AS}\nrouterId: ${DAEMON_V4}\nlisten: {address: "::", port: 179}\ncontrolSocket: ${sock}\nlog: {level: warn}\nmrai: 0\n${kernel}peers:\n${peers.join("\n")}\n`);
     const p = spawnIn(spec.lab.daemonNs, [BIN, "run", "--config", conf]);
     const api = new ApiClient(sock);
-    const up = await pollUntil(() => api.summary().then(() => true, () => false), 15_000, 100);
-    if (!up) {
-      await stopProc(p);
-      throw new Error(`bgpctl run did not start: ${await new Response(p.stderr).text()}`);
-    }
-    const injectors = new Set(Array.from({ length: spec.injectors }, (_, i) => injectorAddr(i)));
+    await awaitUp(p, "bgpctl run", () => api.summary().then(() => true));
+    const injectors = injectorSet(spec.injectors);
     return {
       pid: p.pid,
       async accepted() {

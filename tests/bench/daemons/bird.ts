@@ -5,8 +5,8 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DAEMON_AS, DAEMON_V4, DAEMON_V6, INJECT_AS, SINK_AS, injectorAddr, out, sinkAddr, spawnIn, stopProc, pollUntil } from "../lab.ts";
-import { type Daemon, ensureInstalled, firstLine } from "./types.ts";
+import { DAEMON_AS, DAEMON_V4, DAEMON_V6, INJECT_AS, SINK_AS, injectorAddr, out, sinkAddr, spawnIn, stopProc } from "../lab.ts";
+import { type Daemon, awaitUp, ensureInstalled, firstLine } from "./types.ts";
 
 export const bird: Daemon = {
   name: "bird",
@@ -30,11 +30,7 @@ export const bird: Daemon = {
     }
     writeFileSync(conf, lines.join("\n") + "\n");
     const p = spawnIn(spec.lab.daemonNs, ["bird", "-f", "-c", conf, "-s", sock]);
-    const up = await pollUntil(async () => (await out(["birdc", "-s", sock, "show", "status"]).catch(() => "")).includes("Daemon is up"), 15_000, 100);
-    if (!up) {
-      await stopProc(p);
-      throw new Error(`BIRD did not start: ${await new Response(p.stderr).text()}`);
-    }
+    await awaitUp(p, "BIRD", async () => (await out(["birdc", "-s", sock, "show", "status"])).includes("Daemon is up"));
     return {
       pid: p.pid,
       async accepted() {

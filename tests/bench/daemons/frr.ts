@@ -11,8 +11,8 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DAEMON_AS, DAEMON_V4, DAEMON_V6, INJECT_AS, SINK_AS, injectorAddr, out, sinkAddr, spawnIn, stopProc, pollUntil } from "../lab.ts";
-import { type Daemon, ensureInstalled, firstLine } from "./types.ts";
+import { DAEMON_AS, DAEMON_V4, DAEMON_V6, INJECT_AS, SINK_AS, injectorAddr, out, sinkAddr, spawnIn, stopProc } from "../lab.ts";
+import { type Daemon, awaitUp, ensureInstalled, firstLine, injectorSet } from "./types.ts";
 
 const BGPD = "/usr/lib/frr/bgpd";
 
@@ -61,12 +61,8 @@ export const frr: Daemon = {
     const vty = spec.dir;
     const p = spawnIn(spec.lab.daemonNs, [BGPD, "-Z", "-S", "-f", conf, "-i", join(spec.dir, "bgpd.pid"), "--vty_socket", vty, "-l", DAEMON_V4, "-l", DAEMON_V6, "-p", "179", "-P", "0"]);
     const vtysh = (cmd: string) => out(["vtysh", "--vty_socket", vty, "-d", "bgpd", "-c", cmd]);
-    const up = await pollUntil(async () => (await vtysh("show bgp summary json").catch(() => "")).includes("ipv4Unicast"), 15_000, 100);
-    if (!up) {
-      await stopProc(p);
-      throw new Error(`FRR bgpd did not start: ${await new Response(p.stderr).text()}`);
-    }
-    const injectors = new Set(Array.from({ length: spec.injectors }, (_, i) => injectorAddr(i)));
+    await awaitUp(p, "FRR bgpd", async () => (await vtysh("show bgp summary json")).includes("ipv4Unicast"));
+    const injectors = injectorSet(spec.injectors);
     return {
       pid: p.pid,
       async accepted() {

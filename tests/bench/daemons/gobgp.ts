@@ -5,8 +5,8 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DAEMON_AS, DAEMON_V4, INJECT_AS, SINK_AS, injectorAddr, out, sinkAddr, spawnIn, stopProc, pollUntil } from "../lab.ts";
-import { type Daemon, ensureInstalled, firstLine } from "./types.ts";
+import { DAEMON_AS, DAEMON_V4, INJECT_AS, SINK_AS, injectorAddr, out, sinkAddr, spawnIn, stopProc } from "../lab.ts";
+import { type Daemon, awaitUp, ensureInstalled, firstLine, injectorSet, sumLastColumn } from "./types.ts";
 
 export const gobgp: Daemon = {
   name: "gobgp",
@@ -38,22 +38,11 @@ export const gobgp: Daemon = {
     const ns = spec.lab.daemonNs;
     const p = spawnIn(ns, ["gobgpd", "-f", conf, "--api-hosts", "127.0.0.1:50051", "--disable-stdlog", "--pprof-disable"]);
     const cli = (...a: string[]) => out(["ip", "netns", "exec", ns, "gobgp", "-u", "127.0.0.1", "-p", "50051", ...a]);
-    const up = await pollUntil(async () => (await cli("global").catch(() => "")).includes("AS"), 15_000, 100);
-    if (!up) {
-      await stopProc(p);
-      throw new Error(`gobgpd did not start: ${await new Response(p.stderr).text()}`);
-    }
-    const injectors = new Set(Array.from({ length: spec.injectors }, (_, i) => injectorAddr(i)));
+    await awaitUp(p, "gobgpd", async () => (await cli("global")).includes("AS"));
+    const injectors = injectorSet(spec.injectors);
     return {
       pid: p.pid,
-      async accepted() {
-        let n = 0;
-        for (const line of (await cli("neighbor")).split("\n")) {
-          const f = line.trim().split(/\s+/);
-          if (injectors.has(f[0]!) && /^\d+$/.test(f[f.length - 1]!)) n += Number(f[f.length - 1]);
-        }
-        return n;
-      },
+      accepted: async () => sumLastColumn(await cli("neighbor"), injectors),
       stop: () => stopProc(p),
     };
   },

@@ -7,8 +7,8 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DAEMON_AS, DAEMON_V4, DAEMON_V6, INJECT_AS, SINK_AS, injectorAddr, out, sinkAddr, spawnIn, stopProc, pollUntil } from "../lab.ts";
-import { type Daemon, ensureInstalled } from "./types.ts";
+import { DAEMON_AS, DAEMON_V4, DAEMON_V6, INJECT_AS, SINK_AS, injectorAddr, out, sinkAddr, spawnIn, stopProc } from "../lab.ts";
+import { type Daemon, awaitUp, ensureInstalled, injectorSet, sumLastColumn } from "./types.ts";
 
 const BGPD = "/usr/sbin/bgpd";
 const CLI = "/usr/sbin/bgpctl";
@@ -39,22 +39,11 @@ export const openbgpd: Daemon = {
     mkdirSync("/run/openbgpd", { recursive: true });
     const p = spawnIn(spec.lab.daemonNs, [BGPD, "-d", "-f", conf]);
     const cli = (...a: string[]) => out([CLI, "-s", sock, ...a]);
-    const up = await pollUntil(async () => (await cli("show", "summary").catch(() => "")).includes("Neighbor"), 15_000, 100);
-    if (!up) {
-      await stopProc(p);
-      throw new Error(`OpenBGPD did not start: ${await new Response(p.stderr).text()}`);
-    }
-    const injectors = new Set(Array.from({ length: spec.injectors }, (_, i) => injectorAddr(i)));
+    await awaitUp(p, "OpenBGPD", async () => (await cli("show", "summary")).includes("Neighbor"));
+    const injectors = injectorSet(spec.injectors);
     return {
       pid: p.pid,
-      async accepted() {
-        let n = 0;
-        for (const line of (await cli("show", "summary")).split("\n")) {
-          const f = line.trim().split(/\s+/);
-          if (injectors.has(f[0]!) && /^\d+$/.test(f[f.length - 1]!)) n += Number(f[f.length - 1]);
-        }
-        return n;
-      },
+      accepted: async () => sumLastColumn(await cli("show", "summary"), injectors),
       stop: () => stopProc(p),
     };
   },

@@ -4,7 +4,7 @@
  * it (with its own CLI) how many routes it has accepted, and how to stop it.
  * One adapter per daemon in this folder; tests/bench/scenarios.ts drives them.
  */
-import type { Lab } from "../lab.ts";
+import { type Lab, injectorAddr, pollUntil, stopProc } from "../lab.ts";
 
 /** The peers a run configures: injectors send the table in, sinks receive what the daemon exports. */
 export interface RunSpec {
@@ -58,4 +58,26 @@ export function ensureInstalled(binary: string, pkg: string): string | null {
 export function firstLine(argv: string[]): string {
   const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
   return (r.stdout.toString() + r.stderr.toString()).trim().split("\n")[0] ?? "";
+}
+
+/** Wait (up to 15 s, polling every 100 ms) until `probe` says the daemon answers; otherwise stop it and throw with its stderr. */
+export async function awaitUp(p: Bun.Subprocess<"pipe", "pipe", "pipe">, name: string, probe: () => Promise<boolean>): Promise<void> {
+  if (await pollUntil(() => probe().catch(() => false), 15_000, 100)) return;
+  await stopProc(p);
+  throw new Error(`${name} did not start: ${await new Response(p.stderr).text()}`);
+}
+
+/** The injectors' addresses of a run. */
+export function injectorSet(n: number): Set<string> {
+  return new Set(Array.from({ length: n }, (_, i) => injectorAddr(i)));
+}
+
+/** Sum the last column of the lines of a CLI table whose first column is one of `peers` (OpenBGPD's and GoBGP's neighbor lists). */
+export function sumLastColumn(text: string, peers: Set<string>): number {
+  let n = 0;
+  for (const line of text.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (peers.has(f[0]!) && /^\d+$/.test(f[f.length - 1]!)) n += Number(f[f.length - 1]);
+  }
+  return n;
 }
