@@ -484,7 +484,8 @@ export class AdjRibOut {
   }
 
   /**
-   * The UPDATEs for the next `max` queued prefixes (oldest queued first):
+   * The UPDATEs for the next `max` queued prefixes (oldest queued first; a
+   * change that cancelled out counts, and sends nothing):
    * withdrawals first, then announcements grouped by (attributes, next hop),
    * packed. Empty when nothing is queued.
    */

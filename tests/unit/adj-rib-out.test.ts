@@ -4,7 +4,8 @@
  * eBGP AS loop, export policy and RFC 8212, eBGP/iBGP rewrites, well-known
  * communities), change tracking (no duplicates, withdraw only what was
  * advertised), UPDATE packing checked by decoding the messages back, 2-octet
- * peers, ADD-PATH, End-of-RIB, route refresh and resync.
+ * peers, ADD-PATH, End-of-RIB, route refresh and resync, pulled output
+ * (take in batches, requeue and resync as walks).
  */
 import { describe, expect, test } from "bun:test";
 import { type AsPathSegment, type PathAttributes, emptyAttributes, parseCommunity, splitAttributes } from "../../lib/bgp/attributes.ts";
@@ -673,5 +674,60 @@ describe("speed", () => {
     expect(msgs.length).toBeLessThan(220);
     console.log(`adj-rib-out: export ${N} in ${(t1 - t0).toFixed(0)} ms, flush into ${msgs.length} UPDATEs in ${(t2 - t1).toFixed(0)} ms`);
     expect(t2 - t0).toBeLessThan(5000);
+  });
+});
+
+// ---------------------------------------------------------------- pulled output
+
+describe("pulled output: take(n), requeue and resync in steps", () => {
+  const p24 = (i: number) => `203.0.${i}.0/24`;
+
+  test("take(n) packs at most n queued prefixes (a change that cancelled out counts), oldest queued first; changes made between takes are not lost", () => {
+    const out = mk();
+    for (let i = 0; i < 10; i++) exp(out, route(p24(i)));
+    const first = decodeAll(out.take(4));
+    expect(first.order).toEqual([0, 1, 2, 3].map(p24));
+    expect(out.pendingCount).toBe(6);
+    // A change to a prefix already taken queues it again (at the end); one not yet taken keeps its place.
+    expect(exp(out, route(p24(1), { attrs: attrs({ asPath: [seq(65010, 65011)] }) })).change).toBe("announce");
+    out.exportRoute(null, route(p24(5)).key, parsePrefix(p24(5)));
+    const second = decodeAll(out.take(4));
+    expect(second.withdrawn).toEqual([]); // 5 was never sent: nothing to withdraw
+    expect(second.order).toEqual([4, 6, 7].map(p24));
+    const rest = decodeAll(out.take(100));
+    expect(rest.order).toEqual([8, 9, 1].map(p24));
+    expect(rest.announced.get(p24(1))!.attrs.asPath).toEqual([seq(LOCAL_AS, 65010, 65011)]);
+    expect(out.take(100)).toEqual([]);
+    expect(out.pendingCount).toBe(0);
+  });
+
+  test("within one take, withdrawals come first", () => {
+    const out = mk();
+    exp(out, route(p24(1)));
+    out.flush();
+    exp(out, route(p24(2)));
+    out.exportRoute(null, route(p24(1)).key, parsePrefix(p24(1)));
+    const d = decodeAll(out.take(10));
+    expect(d.kinds).toEqual(["w", "a"]);
+    expect(d.withdrawn).toEqual([p24(1)]);
+  });
+
+  test("requeue re-sends every advertised prefix one step at a time; resyncSteps withdraws what was not re-exported", () => {
+    const out = mk();
+    for (let i = 0; i < 5; i++) exp(out, route(p24(i)));
+    out.flush();
+    let steps = 0;
+    for (const _ of out.requeue(1)) steps++;
+    expect(steps).toBe(5);
+    expect(decodeAll(out.flush()).order).toEqual([0, 1, 2, 3, 4].map(p24));
+    // A soft reset out (a generation started by a resync) that no longer exports 3 and 4: the walk withdraws them.
+    out.resync();
+    for (let i = 0; i < 3; i++) exp(out, route(p24(i)));
+    const walk = out.resyncSteps();
+    walk.next();
+    expect(out.pendingCount).toBe(0); // nothing decided before the walk reaches a prefix
+    for (let s = walk.next(); !s.done; s = walk.next());
+    expect(decodeAll(out.flush()).withdrawn).toEqual([3, 4].map(p24));
+    expect(out.advertisedCount()).toBe(3);
   });
 });
