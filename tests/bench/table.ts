@@ -11,7 +11,8 @@
  *   from it, all with the same origin AS;
  * - AS paths of realistic length (mean about 4.5 including the sending peer):
  *   peer, optionally a tier-1, 0–3 transits, the origin, sometimes prepended;
- *   a few tens of thousands of distinct paths for the default sizes;
+ *   about 45,000 origin ASes with a fixed upstream chain each, so a few tens
+ *   of thousands of distinct paths (about 50k for the default sizes);
  * - a share of routes with communities (about 40%) and large communities
  *   (about 6%), MED on some.
  *
@@ -98,13 +99,17 @@ export function buildTable(o: TableOptions): Table {
   // AS pools: 15 tier-1s, 3,000 transits, origins drawn from 16- and 32-bit space (private and our own ASes avoided).
   const tier1 = Array.from({ length: 15 }, (_, i) => 174 + i * 997);
   const transit = Array.from({ length: 3000 }, (_, i) => 2000 + i * 19);
+  // About 45,000 origin ASes (as many as announce routes on the Internet); an
+  // origin's upstream chain is fixed (seeded by the AS), so its blocks share paths.
+  const origins = Array.from({ length: 45_000 }, (_, i) => (i < 27_000 ? 1000 + i * 2 + (i % 2) : 131072 + i * 6));
   const newOrg = (): Org => {
-    const origin = r() < 0.6 ? 1000 + Math.floor(r() * 63000) : 131072 + Math.floor(r() * 270000);
-    const hops = weighted(r, [[0, 15], [1, 45], [2, 28], [3, 12]]);
+    const origin = origins[Math.floor(r() * origins.length)]!;
+    const ro = rng(origin);
+    const hops = weighted(ro, [[0, 15], [1, 45], [2, 28], [3, 12]]);
     const upstream: number[] = [];
-    if (r() < 0.7) upstream.push(tier1[Math.floor(r() * tier1.length)]!);
-    for (let i = 0; i < hops; i++) upstream.push(transit[Math.floor(r() * transit.length)]!);
-    return { origin, upstream, prepend: r() < 0.1 ? 1 + Math.floor(r() * 3) : 0 };
+    if (ro() < 0.7) upstream.push(tier1[Math.floor(ro() * tier1.length)]!);
+    for (let i = 0; i < hops; i++) upstream.push(transit[Math.floor(ro() * transit.length)]!);
+    return { origin, upstream, prepend: ro() < 0.1 ? 1 + Math.floor(ro() * 3) : 0 };
   };
   const attrsFor = (org: Org, variant: number): PathAttributes => {
     const asns = [o.peerAs, ...org.upstream];
@@ -138,8 +143,8 @@ export function buildTable(o: TableOptions): Table {
     while (made < want) {
       if (++guard > want * 4 + 1000) throw new Error(`table generator: could not place ${want} distinct ${afi === AFI.IPV4 ? "IPv4" : "IPv6"} prefixes`);
       const org = newOrg();
-      // Cluster size: geometric-ish, mean about 8.
-      const size = Math.min(want - made, 1 + Math.floor(-Math.log(1 - r()) * 7));
+      // Cluster size: geometric-ish, mean about 9.
+      const size = Math.min(want - made, 1 + Math.floor(-Math.log(1 - r()) * 8));
       const variants = r() < 0.25 ? 2 : 1;
       const byVariant: Prefix[][] = Array.from({ length: variants }, () => []);
       const block = afi === AFI.IPV4 ? v4Block(r) : v6Block(r);
