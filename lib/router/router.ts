@@ -152,21 +152,22 @@ export class Router implements RouterApi {
     })();
   }
 
+  /** Counts per family (kept by the Loc-RIB, no scan) and per peer. */
   ribSummary(): RibSummary {
-    const fam = new Map<string, { prefixes: number; paths: number }>();
-    for (const e of this.engine.locRib.entries()) {
-      const f = e.prefix.afi === 2 ? "ipv6-unicast" : "ipv4-unicast";
-      const s = fam.get(f) ?? { prefixes: 0, paths: 0 };
-      s.prefixes++;
-      s.paths += e.routes.length;
-      fam.set(f, s);
+    const locRib = this.engine.locRib;
+    const families: RibSummary["families"] = [];
+    for (const [afi, family] of [
+      [1, "ipv4-unicast"],
+      [2, "ipv6-unicast"],
+    ] as const) {
+      if (locRib.count(afi) > 0) families.push({ family, prefixes: locRib.count(afi), paths: locRib.pathCount(afi) });
     }
     const peers: RibSummary["peers"] = [];
     for (const n of this.engine.peers.values()) {
       const i = n.info();
       peers.push({ address: i.address, family: "all", received: i.received, accepted: i.accepted, advertised: i.advertised });
     }
-    return { families: [...fam].map(([family, s]) => ({ family, ...s })), peers };
+    return { families, peers };
   }
 
   fib(prefix?: string): FibEntry[] {

@@ -247,6 +247,8 @@ describe("router: eBGP first AS (RFC 4271 §6.3, RFC 7606 §7.2)", () => {
     a.write(`peers:\n  - {address: ${B}, remoteAs: 65002, passive: true, localAddress: ${A}, import: all, export: all, enforceFirstAs: false}\n`);
     const { changes } = await a.router.reload();
     expect(changes).toEqual([`neighbor ${B} updated in place (enforceFirstAs)`, `neighbor ${B}: import re-evaluated`]);
+    // The stored routes are re-imported in slices (soft reconfiguration inbound), after the reload answered.
+    await waitFor(() => [...a.router.rib({})].length === 2, { timeoutMs: 5000, what: "the stored route re-imported" });
     expect([...a.router.rib({})].map((e) => e.prefix).sort()).toEqual(["198.51.100.0/24", "203.0.113.0/24"]);
   });
 });
@@ -364,6 +366,10 @@ describe("router: show rib filters on the lazy walk", () => {
     expect(q({ family: "ipv6" })).toEqual(["2001:db8:1::/48"]);
     expect(q({ family: "ipv6", prefix: "203.0.113.0/24" })).toEqual([]);
     expect(q({ bestOnly: true }).sort()).toEqual(["198.51.100.0/24", "2001:db8:1::/48", "203.0.113.0/24", "203.0.113.128/25"]);
+    expect(a.router.ribSummary().families).toEqual([
+      { family: "ipv4-unicast", prefixes: 3, paths: 3 },
+      { family: "ipv6-unicast", prefixes: 1, paths: 1 },
+    ]);
     // Checked at the call, not half-way through the stream.
     expect(() => a.router.rib({ neighbor: "192.0.2.99" })).toThrow(RouterError);
     expect(() => a.router.rib({ prefix: "203.0.113.0/33" })).toThrow(RouterError);
