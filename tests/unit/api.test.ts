@@ -1197,6 +1197,45 @@ describe("streamed show rib", () => {
     60_000,
   );
 
+  test("backpressure: for a client that does not read, the walk stops (a bounded part of the table is produced) and is released when it goes", async () => {
+    const p = join(dir, "stuck-rib.sock");
+    const f = new FakeRouter();
+    let produced = 0;
+    let released = false;
+    f.rib = () =>
+      (function* () {
+        try {
+          for (let i = 0; i < N; i++) {
+            produced++;
+            yield route({ prefix: `${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24` });
+          }
+        } finally {
+          released = true;
+        }
+      })();
+    const s = await startApiServer(f, p);
+    const stuck = createConnection({ path: p });
+    try {
+      await new Promise<void>((res, rej) => {
+        stuck.once("connect", () => res());
+        stuck.once("error", rej);
+      });
+      stuck.write("GET /v1/rib?format=ndjson HTTP/1.1\r\nHost: localhost\r\n\r\n");
+      stuck.pause(); // never reads
+      await waitFor(() => produced > 0, { timeoutMs: 3000, what: "the walk to start" });
+      await Bun.sleep(500);
+      const after = produced;
+      await Bun.sleep(500);
+      expect(produced).toBe(after); // stopped: waiting for the socket
+      expect(produced).toBeLessThan(N / 4); // what the socket buffers took, not the table
+      stuck.destroy();
+      await waitFor(() => released, { timeoutMs: 5000, what: "the walk released after the client went" });
+    } finally {
+      stuck.destroy();
+      await s.close();
+    }
+  });
+
   test("a walk that fails half-way is an error, never a complete-looking answer", async () => {
     const p = join(dir, "failing.sock");
     const f = new FakeRouter();
