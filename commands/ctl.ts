@@ -392,7 +392,7 @@ async function monitor(flags: CtlFlags & { neighbor?: string }): Promise<void> {
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
   try {
-    await ctlClient(flags).monitor(neighbor, (e) => writeLine(flags.json ? JSON.stringify(e) : formatMonitorEvent(e)), ac.signal);
+    await ctlClient(flags).monitor(neighbor, (e) => writeLine(formatMonitorEvent(e)), ac.signal, flags.json ? writeLine : undefined);
   } finally {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);

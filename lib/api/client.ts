@@ -261,9 +261,11 @@ export class ApiClient {
    * ends the stream or the connection drops (resolves too: check
    * `signal.aborted` to tell which).
    * Lines split across chunks are reassembled; a line that is not JSON is
-   * reported as a log event rather than ending the stream.
+   * reported as a log event rather than ending the stream. With `onLine`,
+   * each line goes there as the daemon wrote it instead (`monitor -j`: no
+   * parse and re-encode, so the CLI keeps up with a busy daemon).
    */
-  async monitor(neighbor: string | undefined, onEvent: (e: MonitorEvent) => void, signal?: AbortSignal): Promise<void> {
+  async monitor(neighbor: string | undefined, onEvent: (e: MonitorEvent) => void, signal?: AbortSignal, onLine?: (line: string) => void): Promise<void> {
     if (signal?.aborted) return;
     const path = neighbor === undefined ? "/v1/monitor" : `/v1/monitor?neighbor=${encodeURIComponent(neighbor)}`;
     let res: Response;
@@ -287,7 +289,8 @@ export class ApiClient {
     // A dropped connection (daemon stopped or killed) ends the lines: the stream has ended.
     for await (const line of bodyLines(body, null, signal)) {
       if (signal?.aborted) return;
-      emit(line);
+      if (onLine) onLine(line);
+      else emit(line);
     }
   }
 }

@@ -10,7 +10,7 @@
  * incrementally, or NDJSON with `format=ndjson`, at most `limit` entries),
  * and `GET /v1/monitor`, events as JSON lines for as long as the client
  * stays connected, through a bounded queue per client (a client that falls
- * 10,000 events or 8 MiB behind is disconnected, and the log says which).
+ * 50,000 events or 8 MiB behind is disconnected, and the log says which).
  *
  * Routes:
  *   GET    /v1/summary
@@ -47,7 +47,7 @@ export interface ApiServerOptions {
   mode?: number;
   /** Seconds before an idle connection is closed; 0 (the default) never, which `monitor` streams need. */
   idleTimeout?: number;
-  /** Bounds of each monitor client's queue (default 10,000 events / 8 MiB). */
+  /** Bounds of each monitor client's queue (default 50,000 events / 8 MiB). */
   monitorLimits?: MonitorLimits;
   /** Where the server logs (a monitor client cut for falling behind); default the router's `log`, else stderr. */
   log?: (level: "info" | "warn" | "error", msg: string) => void;

@@ -94,7 +94,7 @@ export interface MonitorLimits {
   maxBytes: number;
 }
 
-export const MONITOR_LIMITS: MonitorLimits = { maxEvents: 10_000, maxBytes: 8 * 1024 * 1024 };
+export const MONITOR_LIMITS: MonitorLimits = { maxEvents: 50_000, maxBytes: 8 * 1024 * 1024 };
 
 /** Most bytes handed to the socket in one chunk. */
 const MONITOR_CHUNK_BYTES = 64 * 1024;
