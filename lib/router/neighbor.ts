@@ -16,6 +16,10 @@
  * out, route refresh) are jobs the pump advances only while little is
  * queued, so what waits for a slow peer stays bounded. End-of-RIB goes out
  * when the initial table's job is done and everything queued has been sent.
+ * Soft reconfiguration inbound (reimport) is a sliced walk too.
+ *
+ * Next step (not done): encode once per group of peers sharing an outbound
+ * policy (an update group), instead of once per peer.
  */
 import { type PathAttributes } from "../bgp/attributes.ts";
 import { describeCapability, speakerCapabilities } from "../bgp/open.ts";
@@ -183,6 +187,8 @@ export class Neighbor {
 
   private stopPump(): void {
     slicer.cancel(this.pump);
+    slicer.cancel(this.reimportTask);
+    this.reimportWalk = null;
     this.pumping = false;
     this.jobs = [];
     this.eorDue = false;
@@ -365,10 +371,32 @@ export class Neighbor {
     return this.ctxCache[direction];
   }
 
-  /** Re-run import policy over the stored Adj-RIB-In (soft reconfiguration inbound). */
+  /**
+   * Re-run import policy over the stored Adj-RIB-In (soft reconfiguration
+   * inbound), in slices; a new call restarts the walk (the newest policy
+   * wins). UPDATEs arriving meanwhile are imported with the new policy already.
+   */
   reimport(): void {
-    for (const r of [...this.adjIn.routes()]) this.importDecision(r.key, r.pathId, r);
+    this.reimportWalk = this.adjIn.routes();
+    slicer.wake(this.reimportTask);
   }
+
+  private reimportWalk: Iterator<Route> | null = null;
+  private readonly reimportTask: SlicedTask = {
+    step: (deadline) => {
+      const walk = this.reimportWalk;
+      if (!walk) return false;
+      for (let i = 1; ; i++) {
+        const s = walk.next();
+        if (s.done) {
+          this.reimportWalk = null;
+          return false;
+        }
+        this.importDecision(s.value.key, s.value.pathId, s.value);
+        if ((i & 63) === 0 && performance.now() >= deadline) return true;
+      }
+    },
+  };
 
   private checkMaxPrefix(): void {
     const mp = this.config.maxPrefix;

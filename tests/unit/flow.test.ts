@@ -9,8 +9,9 @@
  * interval keeps firing while 150k routes flow through); End-of-RIB is the
  * last message of an initial table; a peer that does not read holds at most
  * the high watermark of queued output while another peer gets the whole
- * table, and gets it all, End-of-RIB last, once it reads again; an unchanged
- * re-announcement changes nothing past the Adj-RIB-In.
+ * table, and gets it all, End-of-RIB last, once it reads again; soft
+ * reconfiguration inbound is a sliced walk; an unchanged re-announcement
+ * changes nothing past the Adj-RIB-In.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import * as net from "node:net";
@@ -178,6 +179,25 @@ describe("flow control: sliced input and pulled output", () => {
     expect(seenP.eorAt).toBe(seenP.messages);
     expect(maxOut).toBeLessThan(OUT_HIGH + 256 * 1024);
   }, 120_000);
+
+  test("soft reconfiguration inbound of 100k routes runs in slices: a timer keeps firing, then every route is re-decided", async () => {
+    const { engine, port } = await engineA();
+    const inj = await speaker(I, 65002, port);
+    const msgs = table(100_000);
+    const n = prefixesIn(msgs);
+    for (const m of msgs) inj.sendUpdate(m);
+    await waitFor(() => engine.locRib.count() === n, { timeoutMs: 60_000, intervalMs: 20, what: `${n} routes in A's Loc-RIB` });
+    const nI = engine.peers.get(I)!;
+    nI.updateConfig({ ...nI.config, import: { kind: "none" } });
+    const watch = loopWatch();
+    nI.reimport();
+    expect(engine.locRib.count()).toBe(n); // nothing done in the caller's turn: it is a walk in slices
+    await waitFor(() => engine.locRib.count() === 0, { timeoutMs: 60_000, intervalMs: 10, what: "every route rejected by the new import policy", detail: () => `${engine.locRib.count()} left` });
+    const w = watch.stop();
+    expect(nI.adjIn.count).toBe(n); // still held for the next policy change
+    expect(w.ticks).toBeGreaterThan(20);
+    expect(w.maxGapMs).toBeLessThan(1000);
+  }, 90_000);
 
   test("an unchanged re-announcement stops at the Adj-RIB-In: the route keeps its age, no Loc-RIB event", async () => {
     const { engine, port } = await engineA();
