@@ -32,6 +32,7 @@ function bucketOf(lag: number): number {
 
 function upperEdge(bucket: number): number {
   if (bucket < FINE_BUCKETS) return (bucket + 1) * FINE_MS;
+  if (bucket >= FINE_BUCKETS + COARSE_BUCKETS) return Infinity; // the overflow bucket: only the max bounds it
   return FINE_BUCKETS * FINE_MS + (bucket - FINE_BUCKETS + 1) * COARSE_MS;
 }
 

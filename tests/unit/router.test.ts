@@ -402,6 +402,20 @@ describe("router: show rib filters on the lazy walk", () => {
 });
 
 describe("router: event-loop lag in the summary", () => {
+  test("LoopLagMonitor statistics: max, p99 from the histogram (bucket's upper edge, never above the max), samples", () => {
+    const m = new LoopLagMonitor();
+    expect(m.stats()).toEqual({ maxLagMs: 0, p99LagMs: 0, samples: 0 });
+    for (let i = 0; i < 99; i++) m.record(1);
+    m.record(150);
+    expect(m.stats()).toEqual({ maxLagMs: 150, p99LagMs: 1.25, samples: 100 });
+    m.record(-3); // a timer that fired early counts as no lag
+    m.record(20_000); // past the histogram: the overflow bucket, capped at the max
+    expect(m.percentile(100)).toBe(20_000);
+    expect(m.stats().samples).toBe(102);
+    for (let i = 0; i < 10; i++) m.record(400);
+    expect(m.percentile(99)).toBe(410); // 10 ms buckets above 100 ms
+  });
+
   test("summary().eventLoop: {maxLagMs, p99LagMs, samples} from the engine's monitor, which a held loop shows", async () => {
     const a = await node(A, "");
     await Bun.sleep(60);
