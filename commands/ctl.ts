@@ -133,10 +133,29 @@ export interface ShowRibFlags extends RawSessionFlags, CtlFlags {
 /** Options of `show rib` that only make sense against the daemon (rejected with --peer). */
 export const SHOW_RIB_DAEMON_KEYS = ["neighbor", "in", "out", "as", "best", "community", "largeCommunity", "limit", "ndjson", "socket"] as const;
 
-/** Write to stdout, waiting while it does not drain (a slow reader of our output slows the daemon's stream, not our memory). */
+/**
+ * Write to stdout, waiting while it does not drain (a slow reader of our
+ * output slows the daemon's stream, not our memory). When the reader is gone
+ * (`| head`), stop quietly, as a pipeline expects.
+ */
 async function writeOut(text: string): Promise<void> {
-  if (process.stdout.write(text)) return;
-  await new Promise<void>((resolve) => process.stdout.once("drain", () => resolve()));
+  const out = process.stdout;
+  if (out.write(text)) return;
+  await new Promise<void>((resolve) => {
+    const settle = (gone: boolean) => {
+      out.off("drain", onDrain);
+      out.off("error", onError);
+      out.off("close", onClose);
+      if (gone) process.exit(0);
+      resolve();
+    };
+    const onDrain = () => settle(false);
+    const onError = () => settle(true);
+    const onClose = () => settle(true);
+    out.once("drain", onDrain);
+    out.once("error", onError);
+    out.once("close", onClose);
+  });
 }
 
 /** A community filter: A:B, a well-known name, or a large community A:B:C. */

@@ -92,6 +92,13 @@ test(
     expect(lines.filter((l) => l.startsWith("*>")).length).toBe(N);
     expect(lines[3]).toMatch(/^flags\s+prefix\s+nexthop\s+lpref\s+med\s+aspath\s+origin\s+communities$/);
 
+    // A reader that goes away (`| head`): the CLI stops at once, with the daemon's walk.
+    const head = Bun.spawn(["sh", "-c", `"${BIN}" show rib -j -s "${sock}" | head -c 300; echo; echo "status \${PIPESTATUS:-0}"`], { stdout: "pipe", stderr: "pipe" });
+    procs.push(head);
+    const headDone = await Promise.race([head.exited.then(() => true), Bun.sleep(20_000).then(() => false)]);
+    expect(headDone).toBe(true);
+    expect((await new Response(head.stdout).text()).startsWith("[\n{")).toBe(true);
+
     const lim = await cli(["show", "rib", "--limit", "5", "-s", sock]);
     expect(lim.out.split("\n").filter((l) => l.startsWith("*>")).length).toBe(5);
     expect(lim.out.endsWith("\ntruncated: the first 5 entries shown (--limit); more match\n")).toBe(true);
