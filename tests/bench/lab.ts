@@ -161,7 +161,11 @@ export function peakRss(root: number): number {
 
 /** Stop everything still running and remove every namespace this run made. */
 export function cleanupAll(): void {
-  for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+  for (const p of procs) {
+    if (p.exitCode !== null) continue;
+    // Children first (OpenBGPD's engines), each only if still the same process.
+    for (const [pid, start] of processTree(p.pid).map((pid) => [pid, procStart(pid)] as const)) killPid(pid, start);
+  }
   for (const ns of created.splice(0)) Bun.spawnSync(["ip", "netns", "del", ns], { stdout: "ignore", stderr: "ignore" });
 }
 

@@ -66,9 +66,14 @@ if (process.getuid?.() !== 0) {
 
 const dir = mkdtempSync(join(tmpdir(), "bgpctl-bench-"));
 const jsonPath = arg("--json") ?? join(dir, "bench-results.json");
+/** The feed files (the JSON results stay). */
+const removeFeeds = () => {
+  for (const f of ["full.bin", "churn.bin", "routes.batch", ...Array.from({ length: 20 }, (_, i) => `slice${i}.bin`)]) rmSync(join(dir, f), { force: true });
+};
 const onSignal = (sig: string) => {
   log(`\n${sig}: stopping every process and removing the namespaces`);
   cleanupAll();
+  removeFeeds();
   process.exit(130);
 };
 process.on("SIGINT", () => onSignal("SIGINT"));
@@ -152,6 +157,6 @@ try {
   log(`results: ${jsonPath}`);
 } finally {
   cleanupAll();
-  for (const f of ["full.bin", "churn.bin", "routes.batch", ...Array.from({ length: 20 }, (_, i) => `slice${i}.bin`)]) rmSync(join(dir, f), { force: true });
+  removeFeeds();
 }
 process.exit(0);
