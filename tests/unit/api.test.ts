@@ -12,7 +12,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createConnection } from "node:net";
+import { type Socket, createConnection } from "node:net";
 import { ApiClient, DaemonUnreachable } from "../../lib/api/client.ts";
 import { RibTextWriter, formatDuration, formatFib, formatInterfaces, formatMonitorEvent, formatNeighbors, formatRib, formatRibSummary, formatSummary } from "../../lib/api/format.ts";
 import { LoopLagMonitor } from "../../lib/core/loop-lag.ts";
@@ -1109,6 +1109,18 @@ describe("fib and interfaces", () => {
 // Streaming: large answers, --limit, slow monitor clients
 // ---------------------------------------------------------------------------
 
+/** A raw client of the socket that sends `GET target` and never reads the answer. */
+async function neverReading(path: string, target: string): Promise<Socket> {
+  const c = createConnection({ path });
+  await new Promise<void>((res, rej) => {
+    c.once("connect", () => res());
+    c.once("error", rej);
+  });
+  c.write(`GET ${target} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+  c.pause();
+  return c;
+}
+
 /** A router whose rib() produces `n` entries lazily, as the real one walks its table. */
 class BigRouter extends FakeRouter {
   constructor(readonly n: number) {
@@ -1214,14 +1226,8 @@ describe("streamed show rib", () => {
         }
       })();
     const s = await startApiServer(f, p);
-    const stuck = createConnection({ path: p });
+    const stuck = await neverReading(p, "/v1/rib?format=ndjson");
     try {
-      await new Promise<void>((res, rej) => {
-        stuck.once("connect", () => res());
-        stuck.once("error", rej);
-      });
-      stuck.write("GET /v1/rib?format=ndjson HTTP/1.1\r\nHost: localhost\r\n\r\n");
-      stuck.pause(); // never reads
       await waitFor(() => produced > 0, { timeoutMs: 3000, what: "the walk to start" });
       await Bun.sleep(500);
       const after = produced;
@@ -1306,14 +1312,8 @@ describe("monitor queue bound", () => {
       const f = new FakeRouter();
       const logs: string[] = [];
       const s = await startApiServer(f, p, { monitorLimits: { maxEvents: 2000, maxBytes: 1024 * 1024 }, log: (level, msg) => logs.push(`${level}: ${msg}`) });
-      const slow = createConnection({ path: p });
+      const slow = await neverReading(p, "/v1/monitor");
       try {
-        await new Promise<void>((res, rej) => {
-          slow.once("connect", () => res());
-          slow.once("error", rej);
-        });
-        slow.write("GET /v1/monitor HTTP/1.1\r\nHost: localhost\r\n\r\n");
-        slow.pause(); // never reads
         await waitFor(() => f.listeners.size === 1, { timeoutMs: 3000, what: "slow subscription" });
         const got: MonitorEvent[] = [];
         const ac = new AbortController();
