@@ -37,7 +37,7 @@ import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { ConfigError } from "../config/reader.ts";
 import { advertiseFromRequest, checkPeerRequest, requestErrorText, withdrawFromRequest } from "../config/request.ts";
 import { parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
-import { nextTurn } from "../core/loop-lag.ts";
+import { nextTurn } from "../core/slices.ts";
 import { RouterError, type RouterErrorKind } from "../router/errors.ts";
 import { MONITOR_LIMITS, MonitorFeed, type MonitorLimits, type RibFormat, ribBody } from "./streams.ts";
 import { type AdvertiseRequest, ApiError, type MonitorEvent, type PeerAddRequest, type RibQuery, type RouterApi } from "./types.ts";

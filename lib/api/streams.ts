@@ -8,13 +8,13 @@
  *   entries separated by `,\n`, `]`; valid JSON once complete) or as NDJSON
  *   (one entry per line, then a RibStreamEnd line `{"end":{count,truncated}}`,
  *   so a reader can tell a complete answer from a cut connection). Each pull
- *   produces one slice (TURN_BUDGET_MS or SLICE_ENTRIES entries) after a
+ *   produces one slice (SLICE_MS or SLICE_ENTRIES entries) after a
  *   turn of the event loop, and stops after `limit` entries.
  * - MonitorFeed: one `GET /v1/monitor` client's bounded queue of encoded
  *   events between the router (push) and the socket (pull); the queue is
  *   what is really unsent, so its bound holds. Overflow cuts the client.
  */
-import { TURN_BUDGET_MS, nextTurn } from "../core/loop-lag.ts";
+import { SLICE_MS, nextTurn } from "../core/slices.ts";
 import type { MonitorEvent, RibEntry, RibStreamEnd } from "./types.ts";
 
 const encoder = new TextEncoder();
@@ -42,7 +42,7 @@ export function ribBody(entries: Iterable<RibEntry>, format: RibFormat, limit?: 
         if (finished) return;
         const parts: string[] = [];
         if (first && format === "json") parts.push("[");
-        const end = performance.now() + TURN_BUDGET_MS;
+        const end = performance.now() + SLICE_MS;
         let done = false;
         let truncated = false;
         try {

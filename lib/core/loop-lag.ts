@@ -4,8 +4,7 @@
  * and a histogram for percentiles since it started. The route engine runs
  * one (`bgpctl show summary` reports it as `eventLoop`); tests use it as a
  * lag probe. Real time only (performance.now), never a test clock; the timer
- * is unref'd so it never keeps a process alive. Also nextTurn(), the await
- * between two slices of long control-plane work.
+ * is unref'd so it never keeps a process alive.
  */
 
 /** What `bgpctl show summary -j` reports as `eventLoop`. */
@@ -44,6 +43,19 @@ export class LoopLagMonitor {
   private expected = 0;
 
   constructor(readonly intervalMs = 10) {}
+
+  /** A monitor already running (a lag probe for tests: `finish()` stops it and reports). */
+  static started(intervalMs = 10): LoopLagMonitor {
+    const m = new LoopLagMonitor(intervalMs);
+    m.start();
+    return m;
+  }
+
+  /** Stop, and what was seen. */
+  finish(): LoopLagStats {
+    this.stop();
+    return this.stats();
+  }
 
   /** Run `work` under a monitor firing every `intervalMs` (a lag probe for tests); the monitor, stopped, holds what it saw meanwhile. */
   static async measure<T>(work: () => Promise<T>, intervalMs = 5): Promise<{ result: T; lag: LoopLagMonitor }> {
@@ -108,15 +120,3 @@ export class LoopLagMonitor {
 function round2(x: number): number {
   return Math.round(x * 100) / 100;
 }
-
-/**
- * Give the event loop a turn (timers, I/O) before going on: the await
- * between two slices of a long task. setImmediate, not a microtask, so
- * pending timers and socket events really run.
- */
-export function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-/** Time budget of one slice of control-plane work (ms) before it awaits nextTurn(). */
-export const TURN_BUDGET_MS = 5;

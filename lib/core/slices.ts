@@ -90,3 +90,13 @@ export class Slicer {
 
 /** The process-wide slicer shared by sessions and neighbours. */
 export const slicer = new Slicer();
+
+/**
+ * Give the event loop a turn (timers, I/O) before going on: the await
+ * between two slices of long async work (control-plane requests), each at
+ * most SLICE_MS. setImmediate, not a microtask, so pending timers and socket
+ * events really run.
+ */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -25,7 +25,7 @@ import { peerFromRequest, requestErrorText } from "../config/request.ts";
 import type { AdvertiseConfig, RouterConfig } from "../config/types.ts";
 import { type Prefix, parseAddr, parsePrefix, prefixContains, prefixToString } from "../core/addr.ts";
 import { Log } from "../core/log.ts";
-import { TURN_BUDGET_MS, nextTurn } from "../core/loop-lag.ts";
+import { SLICE_MS, nextTurn } from "../core/slices.ts";
 import type { K8sStatus } from "../k8s/types.ts";
 import type { LocRib, LocRibEntry, LookupMode } from "../rib/loc-rib.ts";
 import { type Route, prefixKey } from "../rib/types.ts";
@@ -193,7 +193,7 @@ export class Router implements RouterApi {
 
   // ------------------------------------------------------------ local routes
   /**
-   * Originate prefixes, in slices of at most TURN_BUDGET_MS with a turn of
+   * Originate prefixes, in slices of at most SLICE_MS with a turn of
    * the event loop between them (keepalives go out, other requests are
    * served); answers when all are in. Requests of advertise/withdraw are
    * applied one after the other, in arrival order.
@@ -380,11 +380,11 @@ function* entryRoutes(e: LocRibEntry, match: (r: Route, best: boolean) => boolea
 
 // ------------------------------------------------------------ sliced local-route changes
 
-/** Apply `fn` to every item, TURN_BUDGET_MS at a time, giving the event loop a turn between slices. */
+/** Apply `fn` to every item, SLICE_MS at a time, giving the event loop a turn between slices. */
 async function sliced<T>(items: readonly T[], fn: (x: T) => void): Promise<void> {
   let i = 0;
   while (i < items.length) {
-    const end = performance.now() + TURN_BUDGET_MS;
+    const end = performance.now() + SLICE_MS;
     do fn(items[i++]!);
     while (i < items.length && performance.now() < end);
     if (i < items.length) await nextTurn();

@@ -28,7 +28,7 @@ import { ManualClock } from "../../lib/core/clock.ts";
 import { Log } from "../../lib/core/log.ts";
 import { RouteEngine } from "../../lib/router/engine.ts";
 import { buildTable, encodeGroups } from "../bench/table.ts";
-import { loopWatch } from "../support/loop-watch.ts";
+import { LoopLagMonitor } from "../../lib/core/loop-lag.ts";
 import { waitFor } from "../support/wait.ts";
 
 const A = "127.0.0.1";
@@ -112,17 +112,17 @@ describe("flow control: sliced input and pulled output", () => {
     const inj = await speaker(I, 65002, port);
     const msgs = table(150_000);
     const n = prefixesIn(msgs);
-    const watch = loopWatch();
+    const watch = LoopLagMonitor.started(1);
     for (const m of msgs) inj.sendUpdate(m);
     await waitFor(() => seenQ.prefixes >= n, { timeoutMs: 60_000, intervalMs: 20, what: `${n} prefixes at Q`, detail: () => `Q has ${seenQ.prefixes}, A's Loc-RIB ${engine.locRib.count()}` });
-    const w = watch.stop();
+    const w = watch.finish();
     expect(engine.peers.get(I)!.adjIn.count).toBe(n);
     expect(engine.locRib.count()).toBe(n);
     expect(seenQ.prefixes).toBe(n);
     // Generous: the machine may be shared, and hash-table growth in the Loc-RIB still costs ~100 ms turns
     // at this size; before slicing, the export to Q alone held the loop for 2 s in one turn.
-    expect(w.maxGapMs).toBeLessThan(1000);
-    expect(w.ticks).toBeGreaterThan(50);
+    expect(w.maxLagMs).toBeLessThan(1000);
+    expect(w.samples).toBeGreaterThan(50);
   }, 90_000);
 
   test("a peer that does not read holds at most the high watermark; the other gets the table, End-of-RIB last; the slow one too once it reads", async () => {
@@ -189,14 +189,14 @@ describe("flow control: sliced input and pulled output", () => {
     await waitFor(() => engine.locRib.count() === n, { timeoutMs: 60_000, intervalMs: 20, what: `${n} routes in A's Loc-RIB` });
     const nI = engine.peers.get(I)!;
     nI.updateConfig({ ...nI.config, import: { kind: "none" } });
-    const watch = loopWatch();
+    const watch = LoopLagMonitor.started(1);
     nI.reimport();
     expect(engine.locRib.count()).toBe(n); // nothing done in the caller's turn: it is a walk in slices
     await waitFor(() => engine.locRib.count() === 0, { timeoutMs: 60_000, intervalMs: 10, what: "every route rejected by the new import policy", detail: () => `${engine.locRib.count()} left` });
-    const w = watch.stop();
+    const w = watch.finish();
     expect(nI.adjIn.count).toBe(n); // still held for the next policy change
-    expect(w.ticks).toBeGreaterThan(20);
-    expect(w.maxGapMs).toBeLessThan(1000);
+    expect(w.samples).toBeGreaterThan(20);
+    expect(w.maxLagMs).toBeLessThan(1000);
   }, 90_000);
 
   test("an unchanged re-announcement stops at the Adj-RIB-In: the route keeps its age, no Loc-RIB event", async () => {

@@ -22,7 +22,7 @@ import { Framer } from "../../lib/bgp/framer.ts";
 import { KEEPALIVE } from "../../lib/bgp/notification.ts";
 import { encodeOpen } from "../../lib/bgp/open.ts";
 import { MsgType, ORIGIN, SEG } from "../../lib/bgp/types.ts";
-import { loopWatch } from "../support/loop-watch.ts";
+import { LoopLagMonitor } from "../../lib/core/loop-lag.ts";
 import { sleep, waitFor } from "../support/wait.ts";
 
 const V4 = { afi: AFI.IPV4, safi: SAFI.UNICAST };
@@ -479,11 +479,11 @@ describe("Session flow control", () => {
         const until = performance.now() + 8; // a slow import: 8 ms per UPDATE, 4.8 s in all
         while (performance.now() < until);
       });
-      const watch = loopWatch(5);
+      const watch = LoopLagMonitor.started(5);
       cleanups.push(() => void watch.stop());
       for (const m of msgs) a.sendUpdate(m);
       await waitFor(() => got.length === N, { timeoutMs: 30_000, intervalMs: 50, what: `${N} UPDATEs processed`, detail: () => `${got.length} processed, states ${states.join(", ")}` });
-      const { maxGapMs, ticks } = watch.stop();
+      const { maxLagMs: maxGapMs, samples: ticks } = watch.finish();
       expect(got).toEqual(Array.from({ length: N }, (_, i) => i));
       expect(pausedSeen).toBe(true);
       expect(b.readPaused).toBe(false);
