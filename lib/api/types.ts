@@ -111,7 +111,11 @@ export interface RibSummary {
   peers: { address: string; family: string; received: number; accepted: number; advertised: number }[];
 }
 
-/** `POST /v1/advertise`: prefixes with the attributes of a file `advertise` entry (checked by lib/config/schema.ts). */
+/**
+ * `POST /v1/advertise`: prefixes with the attributes of a file `advertise`
+ * entry, checked by lib/config/schema.ts before the daemon sees them
+ * (prefixes and communities in canonical text).
+ */
 export interface AdvertiseRequest {
   prefixes: string[];
   nextHop?: string;
@@ -186,8 +190,9 @@ export interface RouterApi {
    */
   rib(q: RibQuery): Iterable<RibEntry>;
   ribSummary(): RibSummary;
-  /** Applied in slices with event-loop turns between them; resolves when all are in. */
+  /** Applied in slices with event-loop turns between them; resolves when all are in. The request is already checked (canonical prefixes). */
   advertise(r: AdvertiseRequest): Promise<{ added: string[] }>;
+  /** As advertise; `prefixes` are checked and canonical. */
   withdraw(prefixes: string[]): Promise<{ removed: string[] }>;
   peerAdd(r: PeerAddRequest): void | Promise<void>;
   peerDelete(address: string): void | Promise<void>;

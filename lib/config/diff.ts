@@ -69,7 +69,8 @@ export function sameValue(a: unknown, b: unknown): boolean {
   return true;
 }
 
-function chainNames(ref: PolicyRef): string[] {
+/** The policy names of an import/export chain ([] for all, none or unset). */
+export function chainNames(ref: PolicyRef): string[] {
   return ref?.kind === "chain" ? ref.names : [];
 }
 

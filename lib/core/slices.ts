@@ -100,3 +100,14 @@ export const slicer = new Slicer();
 export function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
+
+/** Apply `fn` to every item, SLICE_MS at a time, giving the event loop a turn between slices. */
+export async function sliced<T>(items: readonly T[], fn: (x: T) => void): Promise<void> {
+  let i = 0;
+  while (i < items.length) {
+    const end = performance.now() + SLICE_MS;
+    do fn(items[i++]!);
+    while (i < items.length && performance.now() < end);
+    if (i < items.length) await nextTurn();
+  }
+}

@@ -16,7 +16,7 @@
  * makes everything the file lists match the file, so a configured peer
  * deleted at run time comes back with the next reload.
  */
-import { diffConfig, diffPeer, sameValue } from "../config/diff.ts";
+import { chainNames, diffConfig, diffPeer, sameValue } from "../config/diff.ts";
 import type { AdvertiseConfig, PeerConfig, RouterConfig } from "../config/types.ts";
 import { CEASE_SUB } from "../bgp/types.ts";
 import { Listener } from "../bgp/listener.ts";
@@ -55,10 +55,6 @@ interface Plan {
   globalChanged: string[];
 }
 
-function chain(ref: PeerConfig["import"]): string[] {
-  return ref?.kind === "chain" ? ref.names : [];
-}
-
 export class Reconfigurer {
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -85,7 +81,7 @@ export class Reconfigurer {
   addPeer(p: PeerConfig): Promise<void> {
     return this.serial(async () => {
       if (this.e.find(p.address)) conflict(`neighbor ${p.address} exists`);
-      for (const name of [...chain(p.import), ...chain(p.export)]) {
+      for (const name of [...chainNames(p.import), ...chainNames(p.export)]) {
         if (!this.e.config.policies[name]) invalid(`policy "${name}" is not defined`);
       }
       this.e.attach(this.e.createNeighbor(p, "api"));
@@ -249,8 +245,8 @@ export class Reconfigurer {
     // Policies whose definition changed: re-run them where they are used.
     if (p.policiesChanged.size) {
       for (const n of e.peers.values()) {
-        if (chain(n.config.import).some((x) => p.policiesChanged.has(x))) reimport.add(n);
-        if (chain(n.config.export).some((x) => p.policiesChanged.has(x))) reexport.add(n);
+        if (chainNames(n.config.import).some((x) => p.policiesChanged.has(x))) reimport.add(n);
+        if (chainNames(n.config.export).some((x) => p.policiesChanged.has(x))) reexport.add(n);
       }
     }
     // Which routes are reflected to whom depends on every peer's client flag.

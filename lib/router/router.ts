@@ -23,9 +23,9 @@ import type {
 import { ConfigError, loadConfig } from "../config/load.ts";
 import { peerFromRequest, requestErrorText } from "../config/request.ts";
 import type { AdvertiseConfig, RouterConfig } from "../config/types.ts";
-import { type Prefix, parseAddr, parsePrefix, prefixContains, prefixToString } from "../core/addr.ts";
+import { type Prefix, parseAddr, parsePrefix, prefixContains } from "../core/addr.ts";
 import { Log } from "../core/log.ts";
-import { SLICE_MS, nextTurn } from "../core/slices.ts";
+import { sliced } from "../core/slices.ts";
 import type { K8sStatus } from "../k8s/types.ts";
 import type { LocRib, LocRibEntry, LookupMode } from "../rib/loc-rib.ts";
 import { type Route, prefixKey } from "../rib/types.ts";
@@ -201,10 +201,9 @@ export class Router implements RouterApi {
   advertise(r: AdvertiseRequest): Promise<{ added: string[] }> {
     return this.serialized(async () => {
       const e = this.engine;
-      const texts: string[] = [];
-      await sliced(r.prefixes, (p) => texts.push(canonicalPrefix(p))); // all checked before any is applied
+      // The control socket checked the request against the schema: the prefixes are valid and canonical.
       const added: string[] = [];
-      await sliced(texts, (prefix) => {
+      await sliced(r.prefixes, (prefix) => {
         const c: AdvertiseConfig = {
           prefix,
           communities: r.communities ?? [],
@@ -226,10 +225,8 @@ export class Router implements RouterApi {
   withdraw(prefixes: string[]): Promise<{ removed: string[] }> {
     return this.serialized(async () => {
       const e = this.engine;
-      const texts: string[] = [];
-      await sliced(prefixes, (p) => texts.push(canonicalPrefix(p)));
       const removed: string[] = [];
-      await sliced(texts, (t) => {
+      await sliced(prefixes, (t) => {
         if (e.removeLocal(t)) removed.push(t);
       });
       if (!removed.length) notFound(`not advertised: ${listText(prefixes)}`);
@@ -378,27 +375,7 @@ function* entryRoutes(e: LocRibEntry, match: (r: Route, best: boolean) => boolea
   yield* out;
 }
 
-// ------------------------------------------------------------ sliced local-route changes
-
-/** Apply `fn` to every item, SLICE_MS at a time, giving the event loop a turn between slices. */
-async function sliced<T>(items: readonly T[], fn: (x: T) => void): Promise<void> {
-  let i = 0;
-  while (i < items.length) {
-    const end = performance.now() + SLICE_MS;
-    do fn(items[i++]!);
-    while (i < items.length && performance.now() < end);
-    if (i < items.length) await nextTurn();
-  }
-}
-
-/** A prefix in canonical text; RouterError invalid when it is not one. */
-function canonicalPrefix(p: string): string {
-  try {
-    return prefixToString(parsePrefix(p));
-  } catch (err) {
-    invalid((err as Error).message);
-  }
-}
+// ------------------------------------------------------------ log text
 
 /** A list of prefixes for a log line: all of them when few, else the first ones and the count. */
 function listText(list: readonly string[], max = 8): string {
