@@ -7,13 +7,13 @@
  * shipped examples/config.yaml and examples/bgpctl.service.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runConfigCheck } from "../../commands/config.ts";
 import { diffConfig } from "../../lib/config/diff.ts";
 import { ConfigError, type ConfigIssue, loadConfig, parseConfig } from "../../lib/config/load.ts";
 import type { PeerConfig, RouterConfig } from "../../lib/config/types.ts";
+import { tempDirs } from "../support/tmp.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const FILE = "t.yaml";
@@ -994,7 +994,7 @@ describe("diffConfig", () => {
 });
 
 describe("bgpctl config check", () => {
-  const dir = mkdtempSync(join(tmpdir(), "bgpctl-config-"));
+  const dir = tempDirs("bgpctl-config-")();
 
   test("a valid file: one OK line, exit 0", () => {
     const file = join(dir, "ok.yaml");

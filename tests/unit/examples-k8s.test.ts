@@ -8,14 +8,16 @@
  * and the image recipe copies the file `npm run build` writes.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { startHealthServer } from "../../lib/api/health.ts";
 import { loadConfig } from "../../lib/config/load.ts";
 import { ANNOTATIONS } from "../../lib/k8s/annotations.ts";
 import { RESOURCES } from "../../lib/k8s/controller.ts";
+import { tempDirs } from "../support/tmp.ts";
+
+const tmp = tempDirs("bgpctl-k8s-example-");
 
 const ROOT = join(import.meta.dir, "..", "..");
 const DIR = join(ROOT, "examples", "kubernetes");
@@ -65,7 +67,7 @@ describe("examples/kubernetes", () => {
     const key = configPath.slice(mount.mountPath.length + 1);
     const text = configMap.data[key];
     expect(typeof text).toBe("string");
-    const dir = mkdtempSync(join(tmpdir(), "bgpctl-k8s-example-"));
+    const dir = tmp();
     const file = join(dir, key);
     writeFileSync(file, text);
     const cfg = loadConfig(file);
@@ -126,7 +128,7 @@ describe("examples/kubernetes", () => {
     });
     expect([...granted].sort()).toEqual(needed.sort());
     // The Secret of kubernetes.peers[].passwordSecret is readable (get, by name) in its namespace.
-    const dir = mkdtempSync(join(tmpdir(), "bgpctl-k8s-example-"));
+    const dir = tmp();
     writeFileSync(join(dir, "c.yaml"), configMap.data["config.yaml"]);
     const refs = loadConfig(join(dir, "c.yaml")).kubernetes!.peers.flatMap((p) => (p.passwordSecret ? [p.passwordSecret] : []));
     expect(refs.length).toBeGreaterThan(0);
@@ -161,7 +163,7 @@ describe("examples/kubernetes", () => {
       expect(row).toContain(`\`${a.example.replace(/\|/g, "\\|")}\``);
     }
     const yamlBlock = /```yaml\n([\s\S]*?)```/.exec(section)![1]!;
-    const dir = mkdtempSync(join(tmpdir(), "bgpctl-k8s-readme-"));
+    const dir = tmp();
     writeFileSync(join(dir, "c.yaml"), yamlBlock);
     const cfg = loadConfig(join(dir, "c.yaml"));
     expect(cfg.kubernetes!.peers[0]!.nodeSelector).toEqual({ rack: "r1" });

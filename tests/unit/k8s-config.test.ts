@@ -6,14 +6,16 @@
  * watch-k8s. Also Router.apply replacing an advertisement in place.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, DEFAULTS, loadConfig, parseConfig } from "../../lib/config/load.ts";
 import { diffConfig } from "../../lib/config/diff.ts";
 import { applyPolicy, compilePolicies } from "../../lib/rib/policy.ts";
 import { makeRoute } from "../../lib/rib/types.ts";
 import { emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { tempDirs } from "../support/tmp.ts";
+
+const tmp = tempDirs("bgpctl-k8s-cfg-");
 
 const y = (...lines: string[]) => lines.join("\n") + "\n";
 
@@ -112,7 +114,7 @@ describe("kubernetes: section", () => {
   });
 
   test("bgpctl run refuses a watch-k8s file, naming the command to use", () => {
-    const dir = mkdtempSync(join(tmpdir(), "bgpctl-k8s-cfg-"));
+    const dir = tmp();
     const file = join(dir, "k.yaml");
     writeFileSync(file, y("controlSocket: " + join(dir, "s.sock"), "kubernetes: {}"));
     const bin = process.env.BGPCTL_BIN ?? join(import.meta.dir, "..", "..", "dist", "bgpctl");
@@ -131,7 +133,7 @@ describe("health, passwords, match.source", () => {
   });
 
   test("password and passwordFile (relative to the config file), length limits, both set is an error", () => {
-    const dir = mkdtempSync(join(tmpdir(), "bgpctl-pw-"));
+    const dir = tmp();
     writeFileSync(join(dir, "tor.pw"), "s3cret\n");
     const file = join(dir, "c.yaml");
     writeFileSync(

@@ -6,14 +6,14 @@
  * equal values are fine; bad flag values are usage errors naming the flag.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../../lib/cli/args.ts";
 import { defaultKubernetesConfig, parseConfig } from "../../lib/config/load.ts";
 import { EMPTY_K8S_CONFIG, type K8sFlags, NO_CONFIG_FILE, k8sConfig } from "../../lib/k8s/flags.ts";
+import { tempDirs } from "../support/tmp.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "bgpctl-k8s-flags-"));
+const dir = tempDirs("bgpctl-k8s-flags-")();
 let n = 0;
 function file(text: string): string {
   const p = join(dir, `f${++n}.yaml`);

@@ -8,8 +8,7 @@
  * reaching the session, and the eBGP first-AS check.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { emptyAttributes } from "../../lib/bgp/attributes.ts";
 import { Session } from "../../lib/bgp/session.ts";
@@ -27,16 +26,16 @@ import type { RibEntry } from "../../lib/api/types.ts";
 import { LoopLagMonitor } from "../../lib/core/loop-lag.ts";
 import { FakeKernel } from "../support/fake-kernel.ts";
 import { waitFor } from "../support/wait.ts";
+import { tempDirs } from "../support/tmp.ts";
 
 const A = "127.0.0.1";
 const B = "127.0.0.2";
-const dir = mkdtempSync(join(tmpdir(), "bgpctl-router-"));
+const dir = tempDirs("bgpctl-router-")();
 const running: { stop(): Promise<void> }[] = [];
 
 afterEach(async () => {
   await Promise.all(running.splice(0).map((r) => r.stop()));
 });
-process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 
 interface Node {
   router: Router;
