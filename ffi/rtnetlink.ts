@@ -14,14 +14,27 @@
  *   and answers errors even without NLM_F_ACK, so the batch is complete when
  *   the last message's reply arrives, and every error before it is mapped
  *   back to its operation by sequence number.
+ *   A send is sized by time as well: the kernel does the work of every
+ *   message inside the send call, so the messages per send adapt to what the
+ *   last sends cost (SEND_BUDGET_MS each), and an apply() of thousands of
+ *   routes is many short sends, each answered in its own event-loop turn.
  * - A multicast socket (routes, links, addresses of both families) with a
  *   large receive buffer, opened by `open({groups: true})` or the first
  *   watch(). When it overflows (ENOBUFS; the runtime then closes it) watchers
  *   get `{type: "overrun"}` and a fresh socket is opened: resync with a dump.
+ *   A socket filter (classic BPF) drops, in the kernel, the notifications of
+ *   changes made through our own request socket (their nlmsg_pid is its port
+ *   id): the caller has their outcome from apply(), and the runtime reads one
+ *   datagram per event-loop turn, so echoing a full table would overflow any
+ *   buffer. Watchers get one `{type: "applied"}` per apply() that changed
+ *   something instead. Other processes' changes are reported as before.
+ * - Dumps are decoded datagram by datagram as the replies arrive (one per
+ *   event-loop turn), not copied and decoded at the end in one long turn.
  *
  * Wire encoding and decoding live in ffi/rtmsg.ts (pure, unit-tested).
  */
 import type { Socket } from "bun";
+import { ptr } from "bun:ffi";
 import type { FibFamily, Kernel, KernelAddress, KernelError, KernelEvent, KernelLink, KernelLookup, KernelOp, KernelRoute } from "../lib/fib/types.ts";
 import * as libc from "./libc.ts";
 import {
@@ -66,6 +79,37 @@ const NETLINK_EXT_ACK = 11;
 const NETLINK_GET_STRICT_CHK = 12;
 
 const MiB = 1 << 20;
+const SO_ATTACH_FILTER = 26;
+/** Kernel time one send may take (ms): the messages per send adapt to it. */
+const SEND_BUDGET_MS = 4;
+/** Messages in the first send, before any has been timed. */
+const FIRST_SEND_MESSAGES = 256;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * A classic BPF program for a multicast socket: drop messages whose
+ * nlmsg_pid is `portId` (notifications of our own requests), accept the rest.
+ * Notifications are one message per datagram, so the header is at offset 0.
+ */
+function ownChangesFilter(portId: number): Uint8Array {
+  // BPF_LD|BPF_W|BPF_ABS reads in network byte order; nlmsg_pid is in host order.
+  const k = LITTLE_ENDIAN ? (((portId & 0xff) << 24) | ((portId & 0xff00) << 8) | ((portId >>> 8) & 0xff00) | (portId >>> 24)) >>> 0 : portId >>> 0;
+  const prog: [number, number, number, number][] = [
+    [0x20, 0, 0, 12], // ld [12]        (nlmsg_pid)
+    [0x15, 0, 1, k], // jeq #k, drop, accept
+    [0x06, 0, 0, 0], // drop: ret #0
+    [0x06, 0, 0, 0xffffffff], // accept: ret #-1
+  ];
+  const code = new Uint8Array(prog.length * 8);
+  const dv = new DataView(code.buffer);
+  prog.forEach(([op, jt, jf, kk], i) => {
+    dv.setUint16(i * 8, op, true);
+    dv.setUint8(i * 8 + 2, jt);
+    dv.setUint8(i * 8 + 3, jf);
+    dv.setUint32(i * 8 + 4, kk, true);
+  });
+  return code;
+}
 
 export interface RtNetlinkOptions {
   /** Open the multicast socket now (default: on the first watch()). */
@@ -186,6 +230,18 @@ class NlSocket {
     return n < 0 ? -n : 0;
   }
 
+  /** Drop notifications of changes made by the socket with this port id (SO_ATTACH_FILTER); 0 or the errno. */
+  ignorePort(portId: number): number {
+    if (this.dead) return libc.Errno.EBADF;
+    const code = ownChangesFilter(portId);
+    // struct sock_fprog { unsigned short len; struct sock_filter *filter; } (64-bit: pointer at offset 8).
+    const fprog = new Uint8Array(16);
+    const dv = new DataView(fprog.buffer);
+    dv.setUint16(0, code.byteLength / 8, true);
+    dv.setBigUint64(8, BigInt(ptr(code)), true);
+    return libc.trySetsockoptBytes(this.fd, libc.SOL_SOCKET, SO_ATTACH_FILTER, fprog);
+  }
+
   close(): void {
     if (this.dead) return;
     this.dead = true;
@@ -224,6 +280,10 @@ export class RtNetlink implements Kernel {
   private closed = false;
   private batchBytes: number;
   private maxBatchMessages = 1;
+  /** Messages per send, adapted so that one send costs about SEND_BUDGET_MS of kernel time. */
+  private sendMessages = FIRST_SEND_MESSAGES;
+  /** Duration of the last send call (ms). */
+  private lastSendMs = 0;
   private readonly timeoutMs: number;
   private readonly mcRcvbuf: number;
   private readonly reqRcvbuf: number;
@@ -244,10 +304,11 @@ export class RtNetlink implements Kernel {
   }
 
   /** Sizes in use: bytes per send, messages per send, socket buffers (for diagnostics and tests). */
-  get limits(): { batchBytes: number; maxBatchMessages: number; rcvbuf: number; sndbuf: number; multicastRcvbuf: number } {
+  get limits(): { batchBytes: number; maxBatchMessages: number; sendMessages: number; rcvbuf: number; sndbuf: number; multicastRcvbuf: number } {
     return {
       batchBytes: this.batchBytes,
       maxBatchMessages: this.maxBatchMessages,
+      sendMessages: this.sendMessages,
       rcvbuf: this.req?.rcvbuf ?? 0,
       sndbuf: this.req?.sndbuf ?? 0,
       multicastRcvbuf: this.mc?.rcvbuf ?? 0,
@@ -284,6 +345,7 @@ export class RtNetlink implements Kernel {
           // ... and the replies to it under the receive buffer: an error reply costs ~1 KiB of
           // buffer accounting (skb truesize) whatever its length.
           this.maxBatchMessages = Math.max(1, Math.floor(s.rcvbuf / 2048));
+          this.filterOwn();
           return s;
         },
         (e) => {
@@ -360,7 +422,9 @@ export class RtNetlink implements Kernel {
           this.req = null;
           this.failInflight(kernelError(libc.Errno.ETIMEDOUT, "no reply from the kernel"));
         }, this.timeoutMs);
+        const t0 = performance.now();
         const err = sock.send(buf);
+        this.lastSendMs = performance.now() - t0;
         if (err) this.failInflight(kernelError(err, `send: ${libc.errnoText(err)}`));
       });
     });
@@ -379,6 +443,7 @@ export class RtNetlink implements Kernel {
     if (this.closed) return results.map(() => kernelError(libc.Errno.EBADF, "rtnetlink: closed"));
     const w = new NlWriter(Math.min(this.batchBytes + 4096, 1 << 20));
     let i = 0;
+    let changed = false;
     while (i < ops.length) {
       w.reset();
       const indices: number[] = [];
@@ -387,7 +452,7 @@ export class RtNetlink implements Kernel {
       const firstSeq = this.seq;
       let seq = firstSeq;
       const limitBytes = this.batchBytes;
-      const limitMsgs = this.maxBatchMessages;
+      const limitMsgs = Math.min(this.maxBatchMessages, this.sendMessages);
       while (i < ops.length && indices.length < limitMsgs) {
         const before = w.off;
         let start: number;
@@ -429,15 +494,34 @@ export class RtNetlink implements Kernel {
         i = indices[0]!;
         continue;
       }
-      for (let k = 0; k < count; k++) results[indices[k]!] = err ? (batch[k] ?? err) : batch[k]!;
+      if (!err) this.adaptSend(count);
+      for (let k = 0; k < count; k++) {
+        const r = err ? (batch[k] ?? err) : batch[k]!;
+        results[indices[k]!] = r;
+        if (r === null) changed = true;
+      }
     }
+    if (changed) this.emit({ type: "applied" });
     return results;
   }
 
-  /** Run a dump; `onItem` gets every data message. Retries (up to 3 times) when the kernel marks it interrupted. */
-  private async dump(request: (seq: number) => Uint8Array, onItem: (m: NlMessage) => void, what: string): Promise<void> {
+  /** Size the next sends from the cost of the last one (`count` messages): about SEND_BUDGET_MS each. */
+  private adaptSend(count: number): void {
+    if (count < 16 || this.lastSendMs <= 0) return;
+    const fit = Math.floor((SEND_BUDGET_MS * count) / this.lastSendMs);
+    // Halfway to what fits, at most doubling per send: one slow send (a busy kernel) does not swing it.
+    const next = Math.min(this.sendMessages * 2, Math.floor((this.sendMessages + fit) / 2));
+    this.sendMessages = Math.max(16, Math.min(this.maxBatchMessages, next));
+  }
+
+  /**
+   * Run a dump: `decode` turns every data message into an item (or null to
+   * skip it) as its datagram arrives. Retries (up to 3 times) when the kernel
+   * marks it interrupted, starting over with an empty list.
+   */
+  private async dump<T>(request: (seq: number) => Uint8Array, decode: (m: NlMessage) => T | null, what: string): Promise<T[]> {
     for (let attempt = 0; ; attempt++) {
-      const items: NlMessage[] = [];
+      const items: T[] = [];
       const st: { interrupted: boolean; failure: KernelError | null } = { interrupted: false, failure: null };
       const seq = this.nextSeq();
       const err = await this.transact(request(seq), {
@@ -455,32 +539,31 @@ export class RtNetlink implements Kernel {
             if (a.errno) st.failure = ackError(a);
             return true;
           }
-          // Copy: the runtime may reuse the datagram buffer after the callback.
-          items.push({ ...m, payload: m.payload.slice() });
+          // Decoded now: the runtime may reuse the datagram buffer after the callback.
+          const x = decode(m);
+          if (x !== null) items.push(x);
           return false;
         },
       });
       const e = err ?? st.failure;
       if (e) throw new NetlinkError(e, what);
       if (st.interrupted && attempt < 3) continue;
-      for (const m of items) onItem(m);
-      return;
+      return items;
     }
   }
 
   async dumpRoutes(family: FibFamily, filter: { table?: number; protocol?: number } = {}): Promise<KernelRoute[]> {
-    const out: KernelRoute[] = [];
     try {
-      await this.dump(
+      return await this.dump(
         (seq) => encodeRouteDump(family, seq, filter),
         (m) => {
-          if (m.type !== RTM_NEWROUTE || routeFlags(m) & RTM_F_CLONED) return;
+          if (m.type !== RTM_NEWROUTE || routeFlags(m) & RTM_F_CLONED) return null;
           const r = decodeRoute(m);
-          if (!r || r.family !== family) return;
+          if (!r || r.family !== family) return null;
           // The kernel filters (strict checking); filtering again costs nothing and guards older kernels.
-          if (filter.table !== undefined && r.table !== filter.table) return;
-          if (filter.protocol !== undefined && filter.protocol !== 0 && r.protocol !== filter.protocol) return;
-          out.push(r);
+          if (filter.table !== undefined && r.table !== filter.table) return null;
+          if (filter.protocol !== undefined && filter.protocol !== 0 && r.protocol !== filter.protocol) return null;
+          return r;
         },
         `dump IPv${family} routes`,
       );
@@ -489,7 +572,6 @@ export class RtNetlink implements Kernel {
       if (e instanceof NetlinkError && e.errno === libc.Errno.ENOENT && filter.table !== undefined) return [];
       throw e;
     }
-    return out;
   }
 
   /**
@@ -530,21 +612,11 @@ export class RtNetlink implements Kernel {
   }
 
   async dumpLinks(): Promise<KernelLink[]> {
-    const out: KernelLink[] = [];
-    await this.dump(encodeLinkDump, (m) => {
-      if (m.type === RTM_NEWLINK) out.push(decodeLink(m));
-    }, "dump links");
-    return out;
+    return this.dump(encodeLinkDump, (m) => (m.type === RTM_NEWLINK ? decodeLink(m) : null), "dump links");
   }
 
   async dumpAddresses(): Promise<KernelAddress[]> {
-    const out: KernelAddress[] = [];
-    await this.dump((seq) => encodeAddressDump(seq), (m) => {
-      if (m.type !== RTM_NEWADDR) return;
-      const a = decodeAddress(m);
-      if (a) out.push(a);
-    }, "dump addresses");
-    return out;
+    return this.dump((seq) => encodeAddressDump(seq), (m) => (m.type === RTM_NEWADDR ? decodeAddress(m) : null), "dump addresses");
   }
 
   // -- multicast ------------------------------------------------------------
@@ -608,7 +680,10 @@ export class RtNetlink implements Kernel {
       (s) => {
         this.mcOpening = false;
         if (this.closed) s.close();
-        else this.mc = s;
+        else {
+          this.mc = s;
+          this.filterOwn();
+        }
       },
       () => {
         this.mcOpening = false;
@@ -621,6 +696,14 @@ export class RtNetlink implements Kernel {
         }, 1000);
       },
     );
+  }
+
+  /** Keep the notifications of our own requests off the multicast socket (see the module comment). */
+  private filterOwn(): void {
+    if (!this.mc?.alive || !this.req?.alive) return;
+    const err = this.mc.ignorePort(this.req.portId);
+    // Without the filter every change of ours comes back as an event: correct, only slower.
+    if (err) process.stderr.write(`rtnetlink: cannot filter our own notifications (SO_ATTACH_FILTER: ${libc.errnoName(err)})\n`);
   }
 
   close(): void {

@@ -42,11 +42,19 @@
  * - Loop guard: when the kernel reports back a different route after three
  *   replaces of the same desired route, we stop replacing it until the next
  *   full compare.
+ * - Time slices: no step holds the event loop for long, whatever the table
+ *   size. Building batches (the reconcile queue, then a full scan walked
+ *   with an iterator) is a task of the shared slicer (lib/core/slices.ts),
+ *   bounded by its deadline and by `maxBatch`; a batch's kernel work is
+ *   split into short sends by the kernel handle (ffi/rtnetlink.ts); full
+ *   compares learn the dumped routes SLICE_MS at a time; stop() builds its
+ *   deletes the same way. Events are handled one at a time as they come.
  */
 import type { Clock, TimerHandle } from "../core/clock.ts";
 import { realClock } from "../core/clock.ts";
 import { type Prefix, formatIPv4, formatIPv6, maskAddr, parseAddr, parsePrefix, prefixContains, prefixToString } from "../core/addr.ts";
 import type { LogLevel } from "../core/log.ts";
+import { type SlicedTask, nextTurn, sliced, slicer, SLICE_MS } from "../core/slices.ts";
 import type { LocRibEvent } from "../rib/loc-rib.ts";
 import type { ForwardingHop, PrefixKey, Route } from "../rib/types.ts";
 import { prefixKey } from "../rib/types.ts";
@@ -270,7 +278,13 @@ export class Fib {
   private resyncing: Promise<void> | null = null;
   private resyncAgain = false;
   private needFullScan = false;
-  private scheduled = false;
+  /** The full scan under way (every entry reconciled once), walked a slice at a time. */
+  private scan: Iterator<Entry> | null = null;
+  /** Start-up sync completed (why), its stale routes counted while the scan after it removes them. */
+  private staleLog: string | null = null;
+  private staleCount = 0;
+  /** Batch building: a task of the shared slicer. */
+  private readonly task: SlicedTask = { step: (deadline) => this.step(deadline) };
   private inflight: Promise<void> | null = null;
   private idleWaiters: (() => void)[] = [];
 
@@ -366,11 +380,13 @@ export class Fib {
       if (this.starting) await this.starting.catch(() => {});
       if (this.resyncing) await this.resyncing.catch(() => {});
       while (this.inflight) await this.inflight;
+      slicer.cancel(this.task);
+      this.scan = null;
       const ops: { e: Entry; op: KernelOp }[] = [];
-      for (const e of this.entries.values()) {
+      await sliced([...this.entries.values()], (e) => {
         if (e.ours) ops.push({ e, op: { op: "delete", route: e.ours } });
         for (const r of e.oursOther ?? []) ops.push({ e, op: { op: "delete", route: r } });
-      }
+      });
       if (this.options.retainOnExit || !this.started) {
         if (this.started) this.log("info", `fib: stopped, ${ops.length} routes retained in table ${this.options.table}`);
       } else {
@@ -480,15 +496,14 @@ export class Fib {
     this.synced = true;
     if (this.deadlineTimer) this.clock.clearTimeout(this.deadlineTimer);
     this.deadlineTimer = null;
-    let stale = 0;
-    for (const e of this.entries.values()) {
-      if (!e.retained) continue;
-      e.retained = false;
-      const w = this.wantOf(e);
-      if ((e.ours && w.kind !== "install" && w.kind !== "unusable") || e.oursOther) stale++;
+    // The full scan that follows removes the stale routes (entries still `retained` are
+    // released as it reaches them) and counts them for the log line at its end.
+    if (this.started) {
+      this.staleLog = why;
+      this.staleCount = 0;
     }
-    if (this.started) this.log("info", `fib: start-up sync complete (${why}): removing ${stale} stale routes`);
     this.needFullScan = true;
+    this.scan = null; // a scan under way started before the sync: start over
     this.schedule();
   }
 
@@ -884,15 +899,21 @@ export class Fib {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.stopped) return;
-    this.scheduled = true;
-    setImmediate(() => this.pump());
+    if (this.stopped) return;
+    slicer.wake(this.task);
   }
 
   private isIdle(): boolean {
     if (this.stopped) return this.stopping === null || this.inflight === null;
     if (!this.started) return this.starting === null;
-    return this.inflight === null && this.resyncing === null && this.dirtyHead === this.dirty.length && !this.needFullScan && !this.scheduled;
+    return (
+      this.inflight === null &&
+      this.resyncing === null &&
+      this.dirtyHead === this.dirty.length &&
+      !this.needFullScan &&
+      this.scan === null &&
+      !slicer.isReady(this.task)
+    );
   }
 
   private resolveIdle(force = false): void {
@@ -902,53 +923,103 @@ export class Fib {
     for (const w of ws) w();
   }
 
-  /** Build and send the next batch; one in flight at a time. */
-  private pump(): void {
-    this.scheduled = false;
+  /** The next entry to reconcile: the queue first, then the full scan (skipping entries queued meanwhile); null when none is left. */
+  private nextEntry(): Entry | null {
+    const q = this.dirty;
+    if (this.dirtyHead < q.length) {
+      const e = q[this.dirtyHead++]!;
+      e.queued = false;
+      return e;
+    }
+    while (this.scan !== null) {
+      const r = this.scan.next();
+      if (r.done) {
+        this.scan = null;
+        this.scanDone();
+        break;
+      }
+      if (!r.value.queued) return r.value;
+    }
+    return null;
+  }
+
+  private scanDone(): void {
+    if (this.staleLog === null) return;
+    this.log("info", `fib: start-up sync complete (${this.staleLog}): removing ${this.staleCount} stale routes`);
+    this.staleLog = null;
+  }
+
+  /**
+   * One slice of batch building (a slicer step): reconcile queued entries,
+   * then the full scan, until the deadline or `maxBatch` operations, and send
+   * them; one batch in flight at a time (its completion wakes the task).
+   */
+  private step(deadline: number): boolean {
     if (!this.canRun() || this.inflight) {
       this.resolveIdle();
-      return;
+      return false;
     }
     if (this.needFullScan) {
       this.needFullScan = false;
-      for (const e of this.entries.values()) this.enqueue(e);
+      this.scan = this.entries.values();
     }
     const max = this.options.maxBatch;
     const ops: KernelOp[] = [];
     const owners: Entry[] = [];
-    const q = this.dirty;
-    while (this.dirtyHead < q.length) {
-      const e = q[this.dirtyHead]!;
+    let n = 0;
+    let more = false;
+    // During a scan, an entry already reconciled in this batch (from the queue) is not reconciled twice:
+    // the kernel's answer to the first has not come yet.
+    const seen = this.scan !== null ? new Set<Entry>() : null;
+    for (;;) {
+      if ((++n & 31) === 0 && performance.now() >= deadline) {
+        more = true;
+        break;
+      }
+      const e = this.nextEntry();
+      if (e === null) break;
+      if (seen !== null) {
+        if (seen.has(e)) continue;
+        seen.add(e);
+      }
+      // The start-up sync came: release a route kept from the start-up dump, counting it if it goes.
+      const stale = e.retained && this.synced;
+      if (stale) e.retained = false;
       const eops = this.reconcile(e);
-      if (eops.length > 0 && ops.length > 0 && ops.length + eops.length > max) break;
-      this.dirtyHead++;
-      e.queued = false;
       if (eops.length === 0) {
         this.maybeDrop(e);
         continue;
       }
+      if (stale && this.staleLog !== null && eops.some((op) => op.op === "delete")) this.staleCount++;
       for (const op of eops) {
         ops.push(op);
         owners.push(e);
       }
-      if (ops.length >= max) break;
+      if (ops.length >= max) {
+        more = true;
+        break;
+      }
     }
+    const q = this.dirty;
     if (this.dirtyHead === q.length) {
-      this.dirty = [];
-      this.dirtyHead = 0;
+      if (q.length > 0) {
+        this.dirty = [];
+        this.dirtyHead = 0;
+      }
     } else if (this.dirtyHead > 4096 && this.dirtyHead * 2 > q.length) {
       this.dirty = q.slice(this.dirtyHead);
       this.dirtyHead = 0;
     }
     this.flushFailureLogs(); // failures found while reconciling (unusable next hops)
     if (ops.length === 0) {
-      this.resolveIdle();
-      return;
+      if (!more) this.resolveIdle();
+      return more;
     }
     this.inflight = this.runBatch(ops, owners).finally(() => {
       this.inflight = null;
       this.schedule();
     });
+    return false;
   }
 
   private async runBatch(ops: KernelOp[], owners: Entry[]): Promise<void> {
@@ -1025,16 +1096,28 @@ export class Fib {
     this.links = new Map(links.map((l) => [l.index, l]));
     this.addresses = new Map(addrs.map((a) => [addrId(a), a]));
     this.rebuildAddresses();
-    for (const e of this.entries.values()) {
+    // A slice at a time (a full table is hundreds of thousands of routes); events
+    // keep going to evBuffer and the batch builder waits until the view is whole.
+    this.scan = null;
+    await sliced([...this.entries.values()], (e) => {
       e.ours = null;
       e.oursOther = null;
       e.repairs = 0;
-    }
+    });
     this.foreign.clear();
-    for (const list of routeLists) for (const r of list) this.learnRoute(r, initial);
+    for (const list of routeLists) await sliced(list, (r) => this.learnRoute(r, initial));
+    if (this.stopped) {
+      this.evBuffer = null;
+      return;
+    }
+    // Events that came during the dump, in order; new ones go on being buffered until the end.
     const buf = this.evBuffer ?? [];
+    for (let i = 0; i < buf.length; ) {
+      const end = performance.now() + SLICE_MS;
+      while (i < buf.length && performance.now() < end) this.handleEvent(buf[i++]!);
+      if (i < buf.length) await nextTurn();
+    }
     this.evBuffer = null;
-    for (const ev of buf) this.handleEvent(ev);
     this.needFullScan = true;
     for (const e of this.failed) e.blocked = false;
   }
@@ -1119,6 +1202,8 @@ export class Fib {
       case "route-deleted":
         this.routeEvent(ev.route, ev.type === "route-added");
         return;
+      case "applied":
+        return; // our own changes: apply()'s results already told us
     }
   }
 

@@ -75,7 +75,14 @@ export type KernelEvent =
   | { type: "link"; link: KernelLink; removed: boolean }
   | { type: "address"; address: KernelAddress; removed: boolean }
   /** The multicast socket overflowed (ENOBUFS): events were lost, resync with a dump. */
-  | { type: "overrun" };
+  | { type: "overrun" }
+  /**
+   * An apply() through this handle changed routes. Those changes are not
+   * reported one by one (RtNetlink filters them out in the kernel; apply()'s
+   * results are their outcome); this tells watchers that care about any
+   * change (next-hop resolution) that the table moved.
+   */
+  | { type: "applied" };
 
 /** What the reconciler needs from the kernel. */
 export interface Kernel {
@@ -91,7 +98,11 @@ export interface Kernel {
   apply(ops: KernelOp[]): Promise<(KernelError | null)[]>;
   /** Look up one address (4 or 16 bytes) in the kernel's FIB; never rejects for a failed lookup. */
   lookupRoute(family: FibFamily, addr: Uint8Array): Promise<KernelLookup>;
-  /** Subscribe to route/link/address changes (multicast groups); returns the unsubscribe function. */
+  /**
+   * Subscribe to route/link/address changes (multicast groups); returns the
+   * unsubscribe function. Changes made by this handle's own apply() may be
+   * reported as one `applied` event instead of route events.
+   */
   watch(fn: (e: KernelEvent) => void): () => void;
   close(): void;
 }

@@ -25,8 +25,18 @@ async function handle(r: Req): Promise<unknown> {
   switch (r.cmd) {
     case "apply": {
       const t = performance.now();
+      // Event-loop turns while apply() runs: a big apply is many short sends, each answered in a turn of its own.
+      let turns = 0;
+      let running = true;
+      const spin = () => {
+        if (!running) return;
+        turns++;
+        setImmediate(spin);
+      };
+      setImmediate(spin);
       const results = await k.apply(r.ops as Parameters<RtNetlink["apply"]>[0]);
-      return { results, ms: performance.now() - t };
+      running = false;
+      return { results, ms: performance.now() - t, turns };
     }
     case "dumpRoutes":
       return k.dumpRoutes(r.family as 4 | 6, r.filter as { table?: number; protocol?: number } | undefined);
