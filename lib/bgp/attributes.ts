@@ -551,6 +551,23 @@ function decodeAttrSet(
       if (as4Path && a.asPath) a.asPath = mergeAs4Path(a.asPath, as4Path);
     }
   }
+  return shareEmptyLists(a);
+}
+
+// Frozen: a decoded set is shared by every route carrying it, so nothing may change it in place.
+const EMPTY_LIST: never[] = Object.freeze([]) as unknown as never[];
+
+/**
+ * A decoded set's absent list attributes all point to one frozen empty
+ * array (five fewer objects per distinct set, and a full table has tens of
+ * thousands of sets).
+ */
+function shareEmptyLists(a: PathAttributes): PathAttributes {
+  if (a.communities.length === 0) a.communities = EMPTY_LIST;
+  if (a.clusterList.length === 0) a.clusterList = EMPTY_LIST;
+  if (a.extCommunities.length === 0) a.extCommunities = EMPTY_LIST;
+  if (a.largeCommunities.length === 0) a.largeCommunities = EMPTY_LIST;
+  if (a.unknown.length === 0) a.unknown = EMPTY_LIST;
   return a;
 }
 
@@ -561,7 +578,11 @@ export interface DecodedAttrs {
 
 interface CacheEntry {
   key: Uint8Array;
-  value: DecodedAttrs;
+  /** The decoded set (a bounded cache), or null when held weakly (see `ref`). */
+  value: DecodedAttrs | null;
+  /** A weak cache: the attributes, as long as something (a route) uses them. */
+  ref: WeakRef<PathAttributes> | null;
+  issues: AttrIssue[];
 }
 
 /**
@@ -637,15 +658,54 @@ function fnv(h: number, buf: Uint8Array, s: number, e: number): number {
  * Interning cache of decoded attribute sets, keyed by the raw bytes of the
  * non-MP attributes (hash, then a byte compare). A full table with few
  * distinct attribute sets costs one parse per distinct set; a lookup
- * allocates nothing. Bounded: cleared when it reaches `limit` entries.
+ * allocates nothing.
+ *
+ * Two kinds:
+ * - bounded (`new AttrCache(limit)`, for MRT files): holds what it decoded,
+ *   cleared when it reaches `limit` entries;
+ * - weak (`sharedAttrCache`, for sessions): one per decoding context for the
+ *   whole daemon, so every session sending the same attributes shares one
+ *   object. An entry lives exactly as long as something uses its attribute
+ *   set (the routes of an Adj-RIB-In): it is dropped after the garbage
+ *   collector has freed the set, never wholesale.
  */
 export class AttrCache {
   private map = new Map<number, CacheEntry | CacheEntry[]>();
   private count = 0;
-  constructor(readonly limit = 200_000) {}
+  private readonly registry: FinalizationRegistry<number> | null;
+  constructor(
+    readonly limit = 200_000,
+    readonly weak = false,
+  ) {
+    this.registry = weak ? new FinalizationRegistry((h) => this.sweep(h)) : null;
+  }
 
   get size(): number {
     return this.count;
+  }
+
+  /** Drop the entries of bucket `h` whose attribute sets were collected. */
+  private sweep(h: number): void {
+    const b = this.map.get(h);
+    if (!b) return;
+    if (!Array.isArray(b)) {
+      if (b.ref !== null && b.ref.deref() === undefined) {
+        this.map.delete(h);
+        this.count--;
+      }
+      return;
+    }
+    const live = b.filter((e) => e.ref === null || e.ref.deref() !== undefined);
+    this.count -= b.length - live.length;
+    if (live.length === 0) this.map.delete(h);
+    else if (live.length === 1) this.map.set(h, live[0]!);
+    else if (live.length !== b.length) this.map.set(h, live);
+  }
+
+  private valueOf(e: CacheEntry): DecodedAttrs | undefined {
+    if (e.value !== null) return e.value;
+    const attrs = e.ref!.deref();
+    return attrs === undefined ? undefined : { attrs, issues: e.issues };
   }
 
   private hashScan(buf: Uint8Array, n: number): number {
@@ -671,21 +731,32 @@ export class AttrCache {
   private find(h: number, match: (key: Uint8Array) => boolean): DecodedAttrs | undefined {
     const b = this.map.get(h);
     if (!b) return undefined;
-    if (!Array.isArray(b)) return match(b.key) ? b.value : undefined;
-    for (const e of b) if (match(e.key)) return e.value;
+    if (!Array.isArray(b)) return match(b.key) ? this.valueOf(b) : undefined;
+    for (const e of b) if (match(e.key)) return this.valueOf(e);
     return undefined;
   }
 
   private put(h: number, key: Uint8Array, value: DecodedAttrs): void {
-    if (this.count >= this.limit) {
+    if (this.registry === null && this.count >= this.limit) {
       this.map.clear();
       this.count = 0;
     }
-    const e: CacheEntry = { key, value };
+    const e: CacheEntry = this.registry === null ? { key, value, ref: null, issues: value.issues } : { key, value: null, ref: new WeakRef(value.attrs), issues: value.issues.length ? value.issues : NO_ISSUES };
+    this.registry?.register(value.attrs, h);
     const b = this.map.get(h);
     if (!b) this.map.set(h, e);
-    else if (Array.isArray(b)) b.push(e);
-    else this.map.set(h, [b, e]);
+    else if (Array.isArray(b)) {
+      // A collected set with the same bytes (not swept yet) is replaced.
+      const i = b.findIndex((x) => x.ref !== null && x.ref.deref() === undefined && bytesEqualTo(x.key, key));
+      if (i >= 0) {
+        b[i] = e;
+        return;
+      }
+      b.push(e);
+    } else if (b.ref !== null && b.ref.deref() === undefined && bytesEqualTo(b.key, key)) {
+      this.map.set(h, e);
+      return;
+    } else this.map.set(h, [b, e]);
     this.count++;
   }
 
@@ -721,6 +792,25 @@ export class AttrCache {
   set(bytes: Uint8Array, value: DecodedAttrs): void {
     this.put(fnv(0x811c9dc5, bytes, 0, bytes.length), bytes.slice(), value);
   }
+}
+
+const NO_ISSUES: AttrIssue[] = [];
+
+function bytesEqualTo(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const shared: AttrCache[] = [];
+
+/**
+ * The daemon-wide weak attribute cache for one decoding context (4-octet AS
+ * or not, iBGP or not: the same bytes decode differently across them).
+ */
+export function sharedAttrCache(ctx: AttrContext): AttrCache {
+  const i = (ctx.fourOctetAs ? 1 : 0) + (ctx.ibgp ? 2 : 0);
+  return (shared[i] ??= new AttrCache(Infinity, true));
 }
 
 // ---------------------------------------------------------------- encoding

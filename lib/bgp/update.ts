@@ -11,6 +11,7 @@
  */
 import {
   AttrCache,
+  sharedAttrCache,
   type AttrContext,
   type AttrIssue,
   type DecodedAttrs,
@@ -77,7 +78,7 @@ export interface UpdateContext extends AttrContext {
   addPathReceive: (afi: number, safi: number) => boolean;
   /** Negotiated families; MP attributes of other families are ignored. Undefined: accept IPv4/IPv6 unicast. */
   families?: Family[];
-  /** Interning cache for attribute sets (per session). */
+  /** Interning cache for attribute sets (sessions: the daemon-wide one of their context). */
   cache?: AttrCache;
 }
 
@@ -87,7 +88,7 @@ export function updateContext(n: Negotiated, ibgp: boolean): UpdateContext {
     ibgp,
     addPathReceive: (afi, safi) => addPathReceive(n, afi, safi),
     families: n.families,
-    cache: new AttrCache(),
+    cache: sharedAttrCache({ fourOctetAs: n.fourOctetAs, ibgp }),
   };
 }
 

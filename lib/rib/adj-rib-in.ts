@@ -11,7 +11,7 @@
  * Map entry per route on top of the routes themselves.
  */
 import type { Afi } from "../core/addr.ts";
-import type { PrefixKey, Route, RouteSource } from "./types.ts";
+import { type PrefixKey, type Route, type RouteSource, withFields } from "./types.ts";
 
 /** What `AdjRibIn.update` did. */
 export interface AdjRibInChange {
@@ -101,7 +101,7 @@ export class AdjRibIn {
   private replacement(old: Route, route: Route): Route {
     if (!samePath(old, route)) return route;
     if (!old.stale) return old;
-    return { ...route, learnedAt: old.learnedAt, stale: false };
+    return withFields(route, { learnedAt: old.learnedAt, stale: false });
   }
 
   /** Remove a path; returns the removed route, or null when there was none. */
@@ -137,6 +137,12 @@ export class AdjRibIn {
     const slot = this.mapOf(key).get(key);
     if (slot === undefined) return [];
     return Array.isArray(slot) ? slot.slice() : [slot];
+  }
+
+  /** The keys of every prefix with a stored path (IPv4 first). */
+  *keys(): IterableIterator<PrefixKey> {
+    yield* this.v4.keys();
+    yield* this.v6.keys();
   }
 
   /** Every stored route, optionally of one family (IPv4 first). */

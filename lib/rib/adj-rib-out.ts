@@ -52,7 +52,7 @@ import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, ORIGIN, SAFI } from "../bgp/types.ts";
 import { type EncodeContext, buildAnnouncements, buildWithdrawals, encodeEndOfRib } from "../bgp/update.ts";
 import { DEFAULT_LOCAL_PREF } from "./decision.ts";
 import { type CompiledPolicies, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy, prependAs } from "./policy.ts";
-import type { PrefixKey, Route } from "./types.ts";
+import { type PrefixKey, type Route, withFields } from "./types.ts";
 
 export const NO_EXPORT = 0xffffff01;
 export const NO_ADVERTISE = 0xffffff02;
@@ -592,7 +592,7 @@ export class AdjRibOut {
     const out: Route[] = [];
     for (const e of this.out.values()) {
       if (want && e.prefix.afi !== want) continue;
-      out.push({ ...e.route, prefix: e.prefix, key: e.key, pathId: e.prefix.pathId ?? 0, attrs: e.attrs, nextHop: e.nextHop, stale: false });
+      out.push(withFields(e.route, { pathId: e.prefix.pathId ?? 0, attrs: e.attrs, nextHop: e.nextHop, stale: false }));
     }
     return out;
   }
@@ -600,7 +600,7 @@ export class AdjRibOut {
   /** The advertised route of one prefix, if any (same shape as routes()). */
   get(key: PrefixKey): Route | null {
     const e = this.out.get(key);
-    return e ? { ...e.route, prefix: e.prefix, key: e.key, pathId: e.prefix.pathId ?? 0, attrs: e.attrs, nextHop: e.nextHop, stale: false } : null;
+    return e ? withFields(e.route, { pathId: e.prefix.pathId ?? 0, attrs: e.attrs, nextHop: e.nextHop, stale: false }) : null;
   }
 }
 

@@ -5,9 +5,13 @@
  * get one event per prefix whose best route or multipath set actually
  * changed.
  *
- * Layout: one Map per family (prefix key → entry) and, per source, the set of
- * prefix keys it has routes for, so a peer going down is handled without a
- * scan of the table. Lookups by prefix relation (longest match, longer,
+ * Layout: one Map per family, prefix key → slot. A prefix whose only
+ * candidate is selected (the common case: a full table from one peer) is
+ * stored as that Route itself, with no entry object; others hold an Entry
+ * with the candidates and the selection. Per source only a count of its
+ * prefixes is kept (the accepted count); a peer going down hands over the
+ * keys of its Adj-RIB-In to remove. Prefixes are not stored: they are
+ * derived from the keys when read. Lookups by prefix relation (longest match, longer,
  * shorter) probe the maps per prefix length or scan; they serve `show`, not
  * the hot path.
  *
@@ -24,7 +28,7 @@
  */
 import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts";
 import { type DecisionOptions, REASON_ONLY_PATH, selectBest } from "./decision.ts";
-import { type PrefixKey, type Route, prefixKey } from "./types.ts";
+import { type PrefixKey, type Route, prefixKey, prefixOfKey } from "./types.ts";
 
 /** One prefix of the Loc-RIB, as readers see it. */
 export interface LocRibEntry {
@@ -69,25 +73,57 @@ export interface RouteTracker {
   /** A candidate leaves the table (withdrawn or replaced). */
   untrack(route: Route): void;
   /** A prefix appeared, disappeared, or its best route or multipath set changed. */
-  prefixChanged(key: PrefixKey, prefix: Prefix): void;
+  prefixChanged(key: PrefixKey): void;
 }
 
 /** How `LocRib.lookup` relates table prefixes to the query prefix. */
 export type LookupMode = "exact" | "longest" | "longer" | "shorter";
 
+/**
+ * A prefix with more than one candidate, or whose only candidate is not
+ * selected (unreachable next hop). The common case, one selected candidate,
+ * is stored as the Route itself (see `Slot`).
+ */
 class Entry implements LocRibEntry {
-  routes: Route[];
   best: Route | null = null;
   multipath: readonly Route[] = NONE;
   reason: string | undefined = undefined;
   constructor(
-    readonly prefix: Prefix,
     readonly key: PrefixKey,
-    first: Route,
-  ) {
-    this.routes = [first];
+    public routes: Route[],
+  ) {}
+  get prefix(): Prefix {
+    return prefixOfKey(this.key);
   }
 }
+
+/** What `get`/`entries` show for a prefix stored as its one selected route. */
+class SingleView implements LocRibEntry {
+  readonly routes: readonly Route[];
+  readonly multipath: readonly Route[];
+  readonly reason = REASON_ONLY_PATH;
+  constructor(
+    readonly best: Route,
+    mpOn: boolean,
+  ) {
+    this.routes = [best];
+    this.multipath = mpOn ? this.routes : NONE;
+  }
+  get key(): PrefixKey {
+    return this.best.key;
+  }
+  get prefix(): Prefix {
+    return prefixOfKey(this.best.key);
+  }
+}
+
+/**
+ * A table slot: the Route itself when it is the prefix's only candidate and
+ * selected (best; in the multipath set alone when multipath is on), else an
+ * Entry. A full table from one peer is then one map entry per prefix and no
+ * other object beside the route.
+ */
+type Slot = Route | Entry;
 
 const NONE: readonly Route[] = [];
 
@@ -105,20 +141,23 @@ function comparePrefixes(a: Prefix, b: Prefix): number {
 }
 
 export class LocRib {
-  private readonly v4 = new Map<number, Entry>();
-  private readonly v6 = new Map<string, Entry>();
-  /** Source id → keys of the prefixes it has routes for. */
-  private readonly bySource = new Map<string, Set<PrefixKey>>();
+  private readonly v4 = new Map<number, Slot>();
+  private readonly v6 = new Map<string, Slot>();
+  /** Source id → number of prefixes it has routes for. */
+  private readonly bySource = new Map<string, number>();
   private readonly listeners: LocRibListener[] = [];
   /** The subscribers that also want forwarding-only events. */
   private readonly forwardingListeners: LocRibListener[] = [];
   private paths4 = 0;
   private paths6 = 0;
   private opts: DecisionOptions;
+  /** Multipath on, as the stored single-route slots reflect it (changes only through setOptions). */
+  private mpOn: boolean;
   private tracker: RouteTracker | null = null;
 
   constructor(opts: DecisionOptions = {}) {
     this.opts = { ...opts };
+    this.mpOn = this.opts.multipath?.enabled === true;
   }
 
   // ----------------------------------------------------------------- options
@@ -135,7 +174,10 @@ export class LocRib {
    */
   setOptions(patch: DecisionOptions): number {
     this.opts = { ...this.opts, ...patch };
-    return this.reevaluate();
+    // The single-route slots show the multipath set of the old options until re-run.
+    const n = this.reevaluate();
+    this.mpOn = this.opts.multipath?.enabled === true;
+    return n;
   }
 
   // ------------------------------------------------------------ next hops
@@ -148,11 +190,9 @@ export class LocRib {
     const old = this.tracker;
     this.tracker = t;
     if (old === null && t === null) return;
-    for (const e of this.entries()) {
-      for (const r of e.routes) {
-        old?.untrack(r);
-        t?.track(r);
-      }
+    for (const r of this.candidates()) {
+      old?.untrack(r);
+      t?.track(r);
     }
     if (t !== null) this.reevaluate();
   }
@@ -183,13 +223,29 @@ export class LocRib {
 
   // ----------------------------------------------------------------- updates
 
-  private mapOf(key: PrefixKey): Map<PrefixKey, Entry> {
-    return (typeof key === "number" ? this.v4 : this.v6) as Map<PrefixKey, Entry>;
+  private mapOf(key: PrefixKey): Map<PrefixKey, Slot> {
+    return (typeof key === "number" ? this.v4 : this.v6) as Map<PrefixKey, Slot>;
   }
 
   private bump(key: PrefixKey, d: number): void {
     if (typeof key === "number") this.paths4 += d;
     else this.paths6 += d;
+  }
+
+  /** The multipath set a single selected route stands for. */
+  private single(r: Route): readonly Route[] {
+    return this.mpOn ? [r] : NONE;
+  }
+
+  /** A slot as an Entry (a single-route slot is turned into one, in the map). */
+  private entryOf(map: Map<PrefixKey, Slot>, slot: Slot): Entry {
+    if (slot instanceof Entry) return slot;
+    const e = new Entry(slot.key, [slot]);
+    e.best = slot;
+    e.multipath = this.single(slot);
+    e.reason = REASON_ONLY_PATH;
+    map.set(slot.key, e);
+    return e;
   }
 
   /**
@@ -200,47 +256,82 @@ export class LocRib {
   upsert(route: Route): LocRibEvent | null {
     const key = route.key;
     const map = this.mapOf(key);
-    const e = map.get(key);
+    const slot = map.get(key);
     const sid = route.source.id;
     const t = this.tracker;
-    if (e === undefined) {
-      const ne = new Entry(route.prefix, key, route);
-      map.set(key, ne);
+    if (slot === undefined) {
       this.bump(key, 1);
-      this.index(sid, key);
+      this.index(sid, 1);
       if (t !== null) {
-        t.prefixChanged(key, route.prefix);
+        t.prefixChanged(key);
         t.track(route);
       }
-      return this.select(ne);
+      if (route.reachable) {
+        map.set(key, route);
+        return this.emit(key, null, NONE, route, this.single(route));
+      }
+      const e = new Entry(key, [route]);
+      map.set(key, e);
+      return this.select(map, e);
     }
+    if (!(slot instanceof Entry) && slot.source.id === sid && slot.pathId === route.pathId) {
+      // Replacing the only, selected candidate: the common update.
+      if (slot === route) return null;
+      if (t !== null) {
+        t.untrack(slot);
+        t.track(route);
+      }
+      if (route.reachable) {
+        map.set(key, route);
+        return this.emit(key, slot, this.single(slot), route, this.single(route));
+      }
+    }
+    const e = this.entryOf(map, slot);
     const rs = e.routes;
     let i = 0;
-    while (i < rs.length && !(rs[i]!.source.id === sid && rs[i]!.pathId === route.pathId)) i++;
+    let sourceHad = false;
+    for (; i < rs.length; i++) {
+      const r = rs[i]!;
+      if (r.source.id !== sid) continue;
+      if (r.pathId === route.pathId) break;
+      sourceHad = true;
+    }
     if (i === rs.length) {
       rs.push(route);
       this.bump(key, 1);
-      this.index(sid, key);
+      if (!sourceHad) this.index(sid, 1);
+      t?.track(route);
     } else if (rs[i] === route) {
       return null;
-    } else {
+    } else if (slot instanceof Entry) {
       t?.untrack(rs[i]!);
       rs[i] = route;
+      t?.track(route);
+    } else {
+      // The single-slot replacement above, with an unreachable new route (already tracked).
+      rs[i] = route;
     }
-    t?.track(route);
-    return this.select(e);
+    return this.select(map, e);
   }
 
   /** Remove the route of a source with this prefix and path id. Returns the event, or null when nothing changed. */
   remove(sourceId: string, key: PrefixKey, pathId = 0): LocRibEvent | null {
     const map = this.mapOf(key);
-    const e = map.get(key);
-    if (e === undefined) return null;
-    const rs = e.routes;
-    let i = 0;
+    const slot = map.get(key);
+    if (slot === undefined) return null;
+    if (!(slot instanceof Entry)) {
+      if (slot.source.id !== sourceId || slot.pathId !== pathId) return null;
+      this.tracker?.untrack(slot);
+      map.delete(key);
+      this.bump(key, -1);
+      this.index(sourceId, -1);
+      this.tracker?.prefixChanged(key);
+      return this.emit(key, slot, this.single(slot), null, NONE);
+    }
+    const rs = slot.routes;
     let others = false;
     let found = -1;
-    for (; i < rs.length; i++) {
+    for (let i = 0; i < rs.length; i++) {
       const r = rs[i]!;
       if (r.source.id !== sourceId) continue;
       if (r.pathId === pathId) found = i;
@@ -250,39 +341,63 @@ export class LocRib {
     this.tracker?.untrack(rs[found]!);
     rs.splice(found, 1);
     this.bump(key, -1);
-    if (!others) this.unindex(sourceId, key);
-    return this.afterRemoval(map, e);
+    if (!others) this.index(sourceId, -1);
+    return this.afterRemoval(map, slot);
   }
 
   /**
    * Remove every route of a source (peer down, local source withdrawn).
-   * Returns the number of routes removed; changes are reported to
-   * subscribers.
+   * `keys`: the prefixes it may have routes for (a neighbour's Adj-RIB-In;
+   * others are ignored); without them the whole table is scanned. Returns
+   * the number of routes removed; changes are reported to subscribers.
    */
-  removeSource(sourceId: string): number {
-    const keys = this.bySource.get(sourceId);
-    if (keys === undefined) return 0;
-    this.bySource.delete(sourceId);
+  removeSource(sourceId: string, keys?: Iterable<PrefixKey>): number {
+    if (!this.bySource.has(sourceId)) return 0;
     let n = 0;
-    for (const key of keys) {
+    const t = this.tracker;
+    const one = (key: PrefixKey): void => {
       const map = this.mapOf(key);
-      const e = map.get(key);
-      if (e === undefined) continue;
-      const rs = e.routes;
+      const slot = map.get(key);
+      if (slot === undefined) return;
+      if (!(slot instanceof Entry)) {
+        if (slot.source.id === sourceId) {
+          n++;
+          this.remove(sourceId, key, slot.pathId);
+        }
+        return;
+      }
+      const rs = slot.routes;
       let w = 0;
-      const t = this.tracker;
       for (let i = 0; i < rs.length; i++) {
         const r = rs[i]!;
         if (r.source.id !== sourceId) rs[w++] = r;
         else t?.untrack(r);
       }
       const removed = rs.length - w;
-      if (removed === 0) continue;
+      if (removed === 0) return;
       rs.length = w;
       n += removed;
       this.bump(key, -removed);
-      this.afterRemoval(map, e);
+      this.index(sourceId, -1);
+      this.afterRemoval(map, slot);
+    };
+    if (keys !== undefined) {
+      for (const key of keys) {
+        one(key);
+        if (!this.bySource.has(sourceId)) break;
+      }
     }
+    if (this.bySource.has(sourceId)) {
+      // Collect first: listeners may modify the table.
+      const all: PrefixKey[] = [];
+      for (const m of [this.v4, this.v6] as Map<PrefixKey, Slot>[]) {
+        for (const [key, slot] of m) {
+          if (slot instanceof Entry ? slot.routes.some((r) => r.source.id === sourceId) : slot.source.id === sourceId) all.push(key);
+        }
+      }
+      for (const key of all) one(key);
+    }
+    this.bySource.delete(sourceId);
     return n;
   }
 
@@ -295,17 +410,24 @@ export class LocRib {
     let n = 0;
     if (keys === undefined) {
       // Collect first: listeners may modify the table.
-      const all: Entry[] = [];
-      for (const e of this.v4.values()) all.push(e);
-      for (const e of this.v6.values()) all.push(e);
-      for (const e of all) if (this.mapOf(e.key).get(e.key) === e && this.select(e)) n++;
+      const all: PrefixKey[] = [...this.v4.keys(), ...this.v6.keys()];
+      for (const key of all) if (this.rerun(key)) n++;
       return n;
     }
-    for (const key of keys) {
-      const e = this.mapOf(key).get(key);
-      if (e !== undefined && this.select(e)) n++;
-    }
+    for (const key of keys) if (this.rerun(key)) n++;
     return n;
+  }
+
+  private rerun(key: PrefixKey): boolean {
+    const map = this.mapOf(key);
+    const slot = map.get(key);
+    if (slot === undefined) return false;
+    if (!(slot instanceof Entry)) {
+      // Still reachable, and the multipath set the same: nothing to do.
+      if (slot.reachable && this.mpOn === (this.opts.multipath?.enabled === true)) return false;
+      return this.select(map, this.entryOf(map, slot)) !== null;
+    }
+    return this.select(map, slot) !== null;
   }
 
   /**
@@ -317,10 +439,21 @@ export class LocRib {
     if (this.forwardingListeners.length === 0) return 0;
     const done = new Set<PrefixKey>();
     for (const r of routes) {
-      const e = this.mapOf(r.key).get(r.key);
-      if (e === undefined || done.has(e.key) || (e.best !== r && !e.multipath.includes(r))) continue;
-      done.add(e.key);
-      const ev: LocRibEvent = { key: e.key, prefix: e.prefix, oldBest: e.best, newBest: e.best, multipath: e.multipath, oldMultipath: e.multipath, forwarding: true };
+      const slot = this.mapOf(r.key).get(r.key);
+      if (slot === undefined || done.has(r.key)) continue;
+      let best: Route | null;
+      let mp: readonly Route[];
+      if (slot instanceof Entry) {
+        if (slot.best !== r && !slot.multipath.includes(r)) continue;
+        best = slot.best;
+        mp = slot.multipath;
+      } else {
+        if (slot !== r) continue;
+        best = slot;
+        mp = this.single(slot);
+      }
+      done.add(r.key);
+      const ev: LocRibEvent = { key: r.key, prefix: prefixOfKey(r.key), oldBest: best, newBest: best, multipath: mp, oldMultipath: mp, forwarding: true };
       this.deliver(this.forwardingListeners, ev);
     }
     return done.size;
@@ -329,7 +462,7 @@ export class LocRib {
   /** Drop everything (no events). */
   clear(): void {
     const t = this.tracker;
-    if (t !== null) for (const e of this.entries()) for (const r of e.routes) t.untrack(r);
+    if (t !== null) for (const r of this.candidates()) t.untrack(r);
     this.v4.clear();
     this.v6.clear();
     this.bySource.clear();
@@ -337,44 +470,67 @@ export class LocRib {
     this.paths6 = 0;
   }
 
-  private afterRemoval(map: Map<PrefixKey, Entry>, e: Entry): LocRibEvent | null {
-    if (e.routes.length > 0) return this.select(e);
+  /**
+   * Every candidate route, walking the live table: prefixes added meanwhile
+   * are visited, removed ones skipped. For scans spread over turns (the
+   * next-hop tracker's re-runs).
+   */
+  *walkCandidates(): IterableIterator<Route> {
+    for (const m of [this.v4, this.v6] as Map<PrefixKey, Slot>[]) {
+      for (const slot of m.values()) {
+        if (slot instanceof Entry) yield* slot.routes.slice();
+        else yield slot;
+      }
+    }
+  }
+
+  /** Every candidate route (for the tracker hand-over; collected first). */
+  private candidates(): Route[] {
+    const out: Route[] = [];
+    for (const m of [this.v4, this.v6] as Map<PrefixKey, Slot>[]) {
+      for (const slot of m.values()) {
+        if (slot instanceof Entry) for (const r of slot.routes) out.push(r);
+        else out.push(slot);
+      }
+    }
+    return out;
+  }
+
+  private afterRemoval(map: Map<PrefixKey, Slot>, e: Entry): LocRibEvent | null {
+    if (e.routes.length > 0) return this.select(map, e);
     map.delete(e.key);
-    this.tracker?.prefixChanged(e.key, e.prefix);
+    this.tracker?.prefixChanged(e.key);
     const oldBest = e.best;
     const oldMp = e.multipath;
     e.best = null;
     e.multipath = NONE;
     e.reason = undefined;
     if (oldBest === null && oldMp.length === 0) return null;
-    return this.emit(e, oldBest, oldMp);
+    return this.emit(e.key, oldBest, oldMp, null, NONE);
   }
 
-  private index(sid: string, key: PrefixKey): void {
-    let s = this.bySource.get(sid);
-    if (s === undefined) this.bySource.set(sid, (s = new Set()));
-    s.add(key);
+  private index(sid: string, d: number): void {
+    const n = (this.bySource.get(sid) ?? 0) + d;
+    if (n > 0) this.bySource.set(sid, n);
+    else this.bySource.delete(sid);
   }
 
-  private unindex(sid: string, key: PrefixKey): void {
-    const s = this.bySource.get(sid);
-    if (s === undefined) return;
-    s.delete(key);
-    if (s.size === 0) this.bySource.delete(sid);
-  }
-
-  /** Run the decision for one entry; emit and return the event when the selection changed. */
-  private select(e: Entry): LocRibEvent | null {
+  /**
+   * Run the decision for an entry; emit and return the event when the
+   * selection changed. An entry left with one selected candidate goes back
+   * to being a single-route slot.
+   */
+  private select(map: Map<PrefixKey, Slot>, e: Entry): LocRibEvent | null {
     const oldBest = e.best;
     const oldMp = e.multipath;
     let best: Route | null;
     let mp: readonly Route[];
     const rs = e.routes;
+    const mpOn = this.opts.multipath?.enabled === true;
     if (rs.length === 1 && rs[0]!.reachable) {
-      // The common case of a single candidate, without the selection object.
       best = rs[0]!;
       e.reason = REASON_ONLY_PATH;
-      const mpOn = this.opts.multipath?.enabled === true;
+      map.set(e.key, best);
       if (best === oldBest && (mpOn ? oldMp.length === 1 && oldMp[0] === best : oldMp.length === 0)) return null;
       mp = mpOn ? [best] : NONE;
     } else {
@@ -386,12 +542,12 @@ export class LocRib {
     }
     e.best = best;
     e.multipath = mp;
-    return this.emit(e, oldBest, oldMp);
+    return this.emit(e.key, oldBest, oldMp, best, mp);
   }
 
-  private emit(e: Entry, oldBest: Route | null, oldMp: readonly Route[]): LocRibEvent {
-    const ev: LocRibEvent = { key: e.key, prefix: e.prefix, oldBest, newBest: e.best, multipath: e.multipath, oldMultipath: oldMp };
-    this.tracker?.prefixChanged(e.key, e.prefix);
+  private emit(key: PrefixKey, oldBest: Route | null, oldMp: readonly Route[], newBest: Route | null, mp: readonly Route[]): LocRibEvent {
+    const ev: LocRibEvent = { key, prefix: prefixOfKey(key), oldBest, newBest, multipath: mp, oldMultipath: oldMp };
+    this.tracker?.prefixChanged(key);
     this.deliver(this.listeners, ev);
     return ev;
   }
@@ -411,39 +567,51 @@ export class LocRib {
 
   /** The entry of a prefix, or null. */
   get(key: PrefixKey): LocRibEntry | null {
-    return this.mapOf(key).get(key) ?? null;
+    const slot = this.mapOf(key).get(key);
+    return slot === undefined ? null : this.view(slot);
+  }
+
+  private view(slot: Slot): LocRibEntry {
+    return slot instanceof Entry ? slot : new SingleView(slot, this.mpOn);
   }
 
   /** The best route of a prefix, or null. */
   best(key: PrefixKey): Route | null {
-    return this.mapOf(key).get(key)?.best ?? null;
+    const slot = this.mapOf(key).get(key);
+    return slot === undefined ? null : slot instanceof Entry ? slot.best : slot;
   }
 
   /** How many prefixes a source has a route for (its accepted count), without a scan. */
   sourceCount(sourceId: string): number {
-    return this.bySource.get(sourceId)?.size ?? 0;
+    return this.bySource.get(sourceId) ?? 0;
   }
 
-  /** The candidate routes of a source (for `show`): scans that source's prefixes. */
+  /** The candidate routes of a source (for `show`): a scan of the table. */
   *routesOf(sourceId: string): IterableIterator<Route> {
-    const keys = this.bySource.get(sourceId);
-    if (keys === undefined) return;
-    for (const key of keys) {
-      const e = this.mapOf(key).get(key);
-      if (e !== undefined) for (const r of e.routes) if (r.source.id === sourceId) yield r;
+    if (!this.bySource.has(sourceId)) return;
+    for (const m of [this.v4, this.v6] as Map<PrefixKey, Slot>[]) {
+      for (const slot of m.values()) {
+        if (!(slot instanceof Entry)) {
+          if (slot.source.id === sourceId) yield slot;
+        } else for (const r of slot.routes) if (r.source.id === sourceId) yield r;
+      }
     }
   }
 
   /** Every prefix entry, optionally of one family (IPv4 first; map order, not sorted). */
   *entries(afi?: Afi): IterableIterator<LocRibEntry> {
-    if (afi !== 2) yield* this.v4.values();
-    if (afi !== 1) yield* this.v6.values();
+    if (afi !== 2) for (const s of this.v4.values()) yield this.view(s);
+    if (afi !== 1) for (const s of this.v6.values()) yield this.view(s);
   }
 
   /** The best route of every prefix that has one, optionally of one family. */
   *bests(afi?: Afi): IterableIterator<Route> {
-    if (afi !== 2) for (const e of this.v4.values()) if (e.best !== null) yield e.best;
-    if (afi !== 1) for (const e of this.v6.values()) if (e.best !== null) yield e.best;
+    for (const m of [afi !== 2 ? this.v4 : null, afi !== 1 ? this.v6 : null]) {
+      if (m !== null) for (const s of (m as Map<PrefixKey, Slot>).values()) {
+        const b = s instanceof Entry ? s.best : s;
+        if (b !== null) yield b;
+      }
+    }
   }
 
   /** Number of prefixes, optionally of one family. */
@@ -459,7 +627,7 @@ export class LocRib {
   /** Number of prefixes with a best route, optionally of one family (a scan). */
   bestCount(afi?: Afi): number {
     let n = 0;
-    for (const e of this.entries(afi)) if (e.best !== null) n++;
+    for (const _ of this.bests(afi)) n++;
     return n;
   }
 
@@ -469,7 +637,12 @@ export class LocRib {
   }
 
   /** The entry at a prefix of the same family as `p`, masked to `len` bits. */
-  private at(p: Prefix, len: number): Entry | undefined {
+  private at(p: Prefix, len: number): LocRibEntry | undefined {
+    const s = this.slotAt(p, len);
+    return s === undefined ? undefined : this.view(s);
+  }
+
+  private slotAt(p: Prefix, len: number): Slot | undefined {
     if (p.afi === 1) {
       const a = p.addr;
       const n = ((a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!) >>> 0;
@@ -486,8 +659,8 @@ export class LocRib {
    */
   longestMatch(p: Prefix, withBest = false): LocRibEntry | null {
     for (let len = p.len; len >= 0; len--) {
-      const e = this.at(p, len);
-      if (e !== undefined && (!withBest || e.best !== null)) return e;
+      const s = this.slotAt(p, len);
+      if (s !== undefined && (!withBest || !(s instanceof Entry) || s.best !== null)) return this.view(s);
     }
     return null;
   }
@@ -527,12 +700,15 @@ export class LocRib {
 
   /** Entries for `p` and every more specific prefix inside it, in address order (`show rib P longer`); a scan of the family. */
   longer(p: Prefix): LocRibEntry[] {
-    const out: Entry[] = [];
+    const out: LocRibEntry[] = [];
     if (p.len === 0) {
-      for (const e of this.entries(p.afi)) out.push(e as Entry);
+      for (const e of this.entries(p.afi)) out.push(e);
     } else {
-      const map = p.afi === 1 ? this.v4 : this.v6;
-      for (const e of map.values()) if (prefixContains(p, e.prefix)) out.push(e);
+      const map = (p.afi === 1 ? this.v4 : this.v6) as Map<PrefixKey, Slot>;
+      for (const [key, s] of map) {
+        const ep = prefixOfKey(key);
+        if (prefixContains(p, ep)) out.push(this.view(s));
+      }
     }
     return out.sort((a, b) => comparePrefixes(a.prefix, b.prefix));
   }

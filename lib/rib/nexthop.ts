@@ -17,8 +17,10 @@
  * - the resolution derived from it and the Loc-RIB: reachable, IGP cost,
  *   the chain of BGP prefixes it goes through (empty when the IGP resolves
  *   it directly) and the immediate forwarding hops (RFC 4271 §5.1.3);
- * - the set of routes using it, so that a change re-runs the decision only
- *   for their prefixes, in time-bounded slices.
+ * - the number of routes using it (not the routes: a change of some next
+ *   hops' resolution walks the Loc-RIB's candidates in time-bounded slices,
+ *   as BIRD's next-hop update walks its table, and re-runs the decision for
+ *   the prefixes whose routes use them).
  *
  * Resolution of a next hop N (longest match wins, RFC 4271 §9.1.2.1):
  * - L = the most specific Loc-RIB prefix holding N (any prefix with
@@ -186,11 +188,12 @@ function forwardOf(r: Route, res: Resolution): readonly ForwardingHop[] | undefi
 
 
 class Nh {
-  readonly routes = new Set<Route>();
+  /** Number of candidate routes using it. */
+  routes = 0;
   answer: NextHopAnswer | null = null;
   /** The resolution now (null: to be recomputed). */
   res: Resolution | null = null;
-  /** The resolution last applied to all of `routes`. */
+  /** The resolution last applied to all of its routes. */
   applied: Resolution = UNRESOLVED_PENDING;
   /** Generation of the resolver's table the last lookup was started in; -1 = none yet. */
   lookupGen = -1;
@@ -294,14 +297,13 @@ export class NextHopTracker implements RouteTracker {
       route.via = undefined;
       return;
     }
-    let nh = this.byBuf.get(route.nextHop);
-    if (nh === undefined || this.byKey.get(nh.key) !== nh || nh.afi !== t.afi) {
+    let nh = this.nhOf(route, t);
+    if (nh === undefined) {
       const key = addrKey(t.afi, t.addr);
-      nh = this.byKey.get(key);
-      if (nh === undefined) nh = this.create(key, t.afi, t.addr);
+      nh = this.create(key, t.afi, t.addr);
       this.byBuf.set(route.nextHop, nh);
     }
-    nh.routes.add(route);
+    nh.routes++;
     nh.unusedSince = -1;
     const res = this.resolutionOf(nh);
     route.reachable = routeReachable(route, res);
@@ -310,12 +312,21 @@ export class NextHopTracker implements RouteTracker {
   }
 
   untrack(route: Route): void {
-    const nh = this.byBuf.get(route.nextHop);
-    if (nh !== undefined && nh.routes.delete(route)) return this.maybeUnused(nh);
     const t = resolutionTarget(route);
     if (t === null) return;
-    const n = this.byKey.get(addrKey(t.afi, t.addr));
-    if (n !== undefined && n.routes.delete(route)) this.maybeUnused(n);
+    const nh = this.nhOf(route, t);
+    if (nh === undefined || nh.routes === 0) return;
+    nh.routes--;
+    this.maybeUnused(nh);
+  }
+
+  /** The tracked next hop a route uses (`t`: its resolution target), if tracked. */
+  private nhOf(route: Route, t: { afi: Afi; addr: Uint8Array }): Nh | undefined {
+    const nh = this.byBuf.get(route.nextHop);
+    if (nh !== undefined && this.byKey.get(nh.key) === nh && nh.afi === t.afi) return nh;
+    const found = this.byKey.get(addrKey(t.afi, t.addr));
+    if (found !== undefined) this.byBuf.set(route.nextHop, found);
+    return found;
   }
 
   prefixChanged(key: PrefixKey): void {
@@ -335,7 +346,7 @@ export class NextHopTracker implements RouteTracker {
         igpCost: res.reachable ? res.cost : 0,
         via: res.via,
         hops: res.hops.map(forwardingHopText),
-        routes: nh.routes.size,
+        routes: nh.routes,
       });
     }
     return out.sort((a, b) => (a.nextHop < b.nextHop ? -1 : a.nextHop > b.nextHop ? 1 : 0));
@@ -382,7 +393,7 @@ export class NextHopTracker implements RouteTracker {
   }
 
   private maybeUnused(nh: Nh): void {
-    if (nh.routes.size > 0) return;
+    if (nh.routes > 0) return;
     nh.unusedSince = this.clock.now();
     if (this.gcTimer === null && !this.stopped) this.gcTimer = this.clock.setTimeout(() => this.gc(), this.keepUnusedMs);
   }
@@ -392,7 +403,7 @@ export class NextHopTracker implements RouteTracker {
     const now = this.clock.now();
     let left = false;
     for (const nh of [...this.byKey.values()]) {
-      if (nh.routes.size > 0 || nh.unusedSince < 0) continue;
+      if (nh.routes > 0 || nh.unusedSince < 0) continue;
       if (now - nh.unusedSince >= this.keepUnusedMs) this.destroy(nh);
       else left = true;
     }
@@ -527,17 +538,19 @@ export class NextHopTracker implements RouteTracker {
     this.dirty = false;
     this.running = true;
     this.stats.reruns++;
-    const work: Route[] = [];
+    const changed = new Set<Nh>();
     for (const nh of this.byKey.values()) {
       const res = this.resolutionOf(nh);
       if (sameResolution(res, nh.applied)) continue;
       nh.applied = res;
-      for (const r of nh.routes) work.push(r);
+      if (nh.routes > 0) changed.add(nh);
     }
-    this.slice(work, 0);
+    if (changed.size === 0) return this.slice(null, changed);
+    this.slice(this.rib.walkCandidates(), changed);
   }
 
-  private slice(work: Route[], from: number): void {
+  /** One slice of the walk over the Loc-RIB's candidates, for the routes of the `changed` next hops. */
+  private slice(walk: Iterator<Route> | null, changed: Set<Nh>): void {
     if (this.stopped || this.rib === null) {
       this.running = false;
       return this.wakeIdle();
@@ -547,14 +560,18 @@ export class NextHopTracker implements RouteTracker {
     const keys: PrefixKey[] = [];
     /** Routes whose forwarding hops alone changed (their prefixes' kernel routes must follow). */
     const moved: Route[] = [];
-    let i = from;
-    while (i < work.length) {
-      const end = Math.min(work.length, i + 256);
-      for (; i < end; i++) {
-        const r = work[i]!;
-        const nh = this.byBuf.get(r.nextHop);
-        // Still a tracked candidate? (It may have been replaced or withdrawn meanwhile.)
-        if (nh === undefined || !nh.routes.has(r)) continue;
+    let done = walk === null;
+    while (!done) {
+      for (let n = 0; n < 256; n++) {
+        const step = walk!.next();
+        if (step.done) {
+          done = true;
+          break;
+        }
+        const r = step.value;
+        const t = resolutionTarget(r);
+        const nh = t === null ? undefined : this.nhOf(r, t);
+        if (nh === undefined || !changed.has(nh)) continue;
         const res = this.resolutionOf(nh);
         const reach = routeReachable(r, res);
         const cost = res.reachable ? res.cost : 0;
@@ -577,8 +594,8 @@ export class NextHopTracker implements RouteTracker {
     this.rib.reevaluate(keys);
     this.stats.prefixesRerun += keys.length;
     this.stats.longestSliceMs = Math.max(this.stats.longestSliceMs, performance.now() - t0);
-    if (i < work.length) {
-      setImmediate(() => this.slice(work, i));
+    if (!done) {
+      setImmediate(() => this.slice(walk, changed));
       return;
     }
     this.running = false;

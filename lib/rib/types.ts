@@ -43,9 +43,14 @@ export interface ForwardingHop {
  * One path to one prefix. Immutable once in a RIB (replace it to change it),
  * except `reachable`, `igpCost` and `via`: the Loc-RIB's next-hop tracker
  * (lib/rib/nexthop.ts) sets them in place and re-runs the prefix.
+ *
+ * Routes the daemon stores are `PathRoute`s (see makeRoute): their `prefix`
+ * is computed from `key` when asked for, so a stored route holds no prefix
+ * object or address bytes of its own. Hot paths use `key`.
  */
 export interface Route {
-  prefix: Prefix;
+  /** The prefix (without path id); derived from `key` on the stored routes. */
+  readonly prefix: Prefix;
   /** Key of the prefix (see prefixKey). */
   key: PrefixKey;
   /** ADD-PATH path identifier as received (0 without ADD-PATH). */
@@ -73,6 +78,25 @@ export interface Route {
   via?: readonly ForwardingHop[];
 }
 
+/** The stored form of a route: every field but the prefix, which `key` encodes. */
+class PathRoute implements Route {
+  via?: readonly ForwardingHop[] = undefined;
+  constructor(
+    public key: PrefixKey,
+    public pathId: number,
+    public source: RouteSource,
+    public attrs: PathAttributes,
+    public nextHop: Uint8Array,
+    public learnedAt: number,
+    public igpCost: number,
+    public reachable: boolean,
+    public stale: boolean,
+  ) {}
+  get prefix(): Prefix {
+    return prefixOfKey(this.key);
+  }
+}
+
 /**
  * Map key of a prefix: a number for IPv4 (address * 64 + length, exact in a
  * double), a short string for IPv6. Cheap to build, no formatting.
@@ -85,6 +109,45 @@ export function prefixKey(p: Prefix): PrefixKey {
   let s = String.fromCharCode(p.len);
   for (let i = 0; i < 16; i += 2) s += String.fromCharCode((a[i]! << 8) | a[i + 1]!);
   return s;
+}
+
+/**
+ * The key of a prefix given as `len` bits of address starting at `buf[off]`
+ * (the NLRI form: only the bytes the length needs; bits past it are
+ * ignored). What the UPDATE reader uses, without a Prefix object.
+ */
+export function prefixKeyOfBytes(afi: Afi, len: number, buf: Uint8Array, off: number): PrefixKey {
+  const n = (len + 7) >> 3;
+  if (afi === 1) {
+    let v = 0;
+    for (let i = 0; i < 4; i++) v = v * 256 + (i < n ? buf[off + i]! : 0);
+    if (len < 32) v -= v % 2 ** (32 - len);
+    return v * 64 + len;
+  }
+  let s = String.fromCharCode(len);
+  for (let i = 0; i < 16; i += 2) {
+    let w = ((i < n ? buf[off + i]! : 0) << 8) | (i + 1 < n ? buf[off + i + 1]! : 0);
+    const bit = i * 8;
+    if (len < bit + 16) w = len <= bit ? 0 : w & (0xffff << (16 - (len - bit))) & 0xffff;
+    s += String.fromCharCode(w);
+  }
+  return s;
+}
+
+/** The prefix a key stands for (a fresh object; the inverse of prefixKey, path id aside). */
+export function prefixOfKey(k: PrefixKey): Prefix {
+  if (typeof k === "number") {
+    const len = k % 64;
+    const n = (k - len) / 64;
+    return { afi: 1, len, addr: new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]) };
+  }
+  const addr = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    const c = k.charCodeAt(i + 1);
+    addr[i * 2] = c >>> 8;
+    addr[i * 2 + 1] = c & 0xff;
+  }
+  return { afi: 2, len: k.charCodeAt(0), addr };
 }
 
 export function familyOfKey(k: PrefixKey): Afi {
@@ -108,6 +171,18 @@ export function forwardingHopText(h: ForwardingHop): string {
  * a Loc-RIB with a next-hop tracker, entering the table sets the real
  * reachability and cost.
  */
-export function makeRoute(prefix: Prefix, pathId: number, source: RouteSource, attrs: PathAttributes, nextHop: Uint8Array): Route {
-  return { prefix, key: prefixKey(prefix), pathId, source, attrs, nextHop, learnedAt: performance.now(), igpCost: 0, reachable: true, stale: false };
+export function makeRoute(prefix: Prefix | PrefixKey, pathId: number, source: RouteSource, attrs: PathAttributes, nextHop: Uint8Array, learnedAt = performance.now()): Route {
+  const key = typeof prefix === "object" ? prefixKey(prefix) : prefix;
+  return new PathRoute(key, pathId, source, attrs, nextHop, learnedAt, 0, true, false);
+}
+
+/**
+ * A copy of a stored route with some fields changed (what `{...route, x}`
+ * would be, but keeping the derived prefix; an object spread would drop it).
+ */
+export function withFields(r: Route, f: Partial<Omit<Route, "prefix" | "key">>): Route {
+  const c = new PathRoute(r.key, f.pathId ?? r.pathId, f.source ?? r.source, f.attrs ?? r.attrs, f.nextHop ?? r.nextHop, f.learnedAt ?? r.learnedAt, f.igpCost ?? r.igpCost, f.reachable ?? r.reachable, f.stale ?? r.stale);
+  const via = "via" in f ? f.via : r.via;
+  if (via !== undefined) c.via = via;
+  return c;
 }

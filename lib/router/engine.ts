@@ -14,7 +14,7 @@ import { Listener } from "../bgp/listener.ts";
 import { CEASE_SUB, ORIGIN, SEG } from "../bgp/types.ts";
 import type { MonitorEvent, NeighborInfo } from "../api/types.ts";
 import type { AdvertiseConfig, PeerConfig, RouterConfig } from "../config/types.ts";
-import { type Prefix, parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
+import { parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { type Clock, realClock } from "../core/clock.ts";
 import type { Log } from "../core/log.ts";
 import { LoopLagMonitor } from "../core/loop-lag.ts";
@@ -24,7 +24,7 @@ import { LocRib } from "../rib/loc-rib.ts";
 import { NextHopTracker } from "../rib/nexthop.ts";
 import { kernelResolver } from "../fib/resolver.ts";
 import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
-import { type Route, type RouteSource, prefixKey } from "../rib/types.ts";
+import { type Route, type RouteSource, makeRoute, prefixOfKey } from "../rib/types.ts";
 import { RtNetlink } from "../../ffi/rtnetlink.ts";
 import { Neighbor, type NeighborHost } from "./neighbor.ts";
 import { routeEntry } from "./view.ts";
@@ -248,8 +248,8 @@ export class RouteEngine implements NeighborHost {
   acceptedCount(sourceId: string): number {
     return this.locRib.sourceCount(sourceId);
   }
-  sourceDown(sourceId: string): void {
-    this.locRib.removeSource(sourceId);
+  sourceDown(sourceId: string, keys: Iterable<Route["key"]>): void {
+    this.locRib.removeSource(sourceId, keys);
   }
   *bestRoutes(): Iterable<Route> {
     for (const r of this.locRib.bests()) yield r;
@@ -266,10 +266,10 @@ export class RouteEngine implements NeighborHost {
     if (from === "Established" || to === "Established") this.log.info(`${n.name}: ${from} -> ${to}${reason ? ` (${reason})` : ""}`);
     if (this.monitors.size) this.emit({ type: "state", time: now(), peer: n.config.address, from, to, reason });
   }
-  routeEvent(n: Neighbor, kind: "announce" | "withdraw", prefix: Prefix, route: Route | null): void {
+  routeEvent(n: Neighbor, kind: "announce" | "withdraw", key: Route["key"], route: Route | null): void {
     if (!this.monitors.size) return;
     const peer = n.config.address;
-    if (kind === "withdraw" || !route) this.emit({ type: "withdraw", time: now(), peer, prefix: prefixToString(prefix) });
+    if (kind === "withdraw" || !route) this.emit({ type: "withdraw", time: now(), peer, prefix: prefixToString(prefixOfKey(key)) });
     else this.emit({ type: "announce", time: now(), peer, route: routeEntry(route, false, false) });
   }
 
@@ -312,7 +312,7 @@ export class RouteEngine implements NeighborHost {
     if (this.peers.get(n.config.address) === n) this.peers.delete(n.config.address);
     this.listener.remove(n.session);
     await n.stop(subcode, message);
-    this.locRib.removeSource(n.source.id);
+    this.locRib.removeSource(n.source.id, n.adjIn.keys());
   }
 
   /** The neighbour at `address` (any spelling of the address), or undefined. */
@@ -337,19 +337,8 @@ export class RouteEngine implements NeighborHost {
       communities: a.communities.map(parseCommunity),
       largeCommunities: a.largeCommunities.map(parseLargeCommunity),
     };
-    return {
-      prefix,
-      key: prefixKey(prefix),
-      pathId: 0,
-      source: this.localSource,
-      attrs,
-      // An empty next hop means "self": each Adj-RIB-Out puts the session's local address.
-      nextHop: a.nextHop ? parseAddr(a.nextHop)!.addr : new Uint8Array(0),
-      learnedAt: performance.now(),
-      igpCost: 0,
-      reachable: true,
-      stale: false,
-    };
+    // An empty next hop means "self": each Adj-RIB-Out puts the session's local address.
+    return makeRoute(prefix, 0, this.localSource, attrs, a.nextHop ? parseAddr(a.nextHop)!.addr : new Uint8Array(0));
   }
 
   /** Originate `a` (replacing any local route for the same prefix in one step). */

@@ -29,13 +29,14 @@ import { siblingAddress } from "../bgp/local-address.ts";
 import { Session } from "../bgp/session.ts";
 import { AFI, type Prefix, parseAddr, prefixToString } from "../core/addr.ts";
 import { CEASE_SUB, type Family, SAFI, SEG, familyName } from "../bgp/types.ts";
-import { type UpdateMessage, announcedBlocks, blockPrefixes, withdrawnBlocks } from "../bgp/update.ts";
+import { type UpdateMessage, announcedBlocks, withdrawnBlocks } from "../bgp/update.ts";
+import { walkNlri } from "../bgp/prefix.ts";
 import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
 import type { NeighborInfo, SessionState } from "../api/types.ts";
 import { AdjRibIn } from "../rib/adj-rib-in.ts";
 import { AdjRibOut } from "../rib/adj-rib-out.ts";
 import { type CompiledPolicies, type PolicyContext, applyPolicy } from "../rib/policy.ts";
-import { type Route, type RouteSource, makeRoute, prefixKey } from "../rib/types.ts";
+import { type Route, type RouteSource, makeRoute, prefixKeyOfBytes, withFields } from "../rib/types.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Log } from "../core/log.ts";
 import { type SlicedTask, slicer } from "../core/slices.ts";
@@ -62,8 +63,8 @@ export interface NeighborHost {
   readonly clock: Clock;
   /** A route accepted by import policy, or removed (route null) for (source, key, pathId). */
   importRoute(source: RouteSource, key: Route["key"], pathId: number, route: Route | null): void;
-  /** The neighbour's session went down: drop all its routes. */
-  sourceDown(sourceId: string): void;
+  /** The neighbour's session went down: drop all its routes; `keys` are the prefixes it had (its Adj-RIB-In). */
+  sourceDown(sourceId: string, keys: Iterable<Route["key"]>): void;
   /** Prefixes of this source in the Loc-RIB, i.e. accepted by import policy. */
   acceptedCount(sourceId: string): number;
   /** Every current best route, to fill a new Adj-RIB-Out. */
@@ -71,7 +72,7 @@ export interface NeighborHost {
   stateChanged(n: Neighbor, from: SessionState, to: SessionState, reason: string): void;
   /** The neighbour sent End-of-RIB for every negotiated family (initial table complete). */
   peerSynced(n: Neighbor): void;
-  routeEvent(n: Neighbor, kind: "announce" | "withdraw", prefix: Prefix, route: Route | null): void;
+  routeEvent(n: Neighbor, kind: "announce" | "withdraw", key: Route["key"], route: Route | null): void;
 }
 
 export class Neighbor {
@@ -202,8 +203,8 @@ export class Neighbor {
       if (this.flushTimer) clearTimeout(this.flushTimer);
       this.flushTimer = null;
       this.adjOut = null;
+      this.host.sourceDown(this.source.id, this.adjIn.keys());
       this.adjIn.clear();
-      this.host.sourceDown(this.source.id);
     }
     this.host.stateChanged(this, from, to, reason);
   }
@@ -285,12 +286,17 @@ export class Neighbor {
   /** Import one received UPDATE into Adj-RIB-In and (after policy) the Loc-RIB. */
   private onUpdate(u: UpdateMessage): void {
     for (const i of u.issues) this.host.log.warn(`${this.name}: malformed UPDATE, ${i.action}: ${i.reason}`);
-    for (const b of withdrawnBlocks(u)) for (const p of blockPrefixes(b)) this.withdrawn(p, p.pathId ?? 0);
+    // Straight from the NLRI bytes to prefix keys: no Prefix object per route.
+    for (const b of withdrawnBlocks(u)) {
+      const afi = b.afi;
+      walkNlri(b.buf, b.start, b.end, b.addPath, (buf, off, len, pathId) => this.withdrawn(prefixKeyOfBytes(afi, len, buf, off), pathId));
+    }
     const attrs = u.attrs;
     if (attrs) {
       for (const b of announcedBlocks(u)) {
         const nh = b === u.nlri ? attrs.nextHop! : u.mpReach!.nextHop;
-        for (const p of blockPrefixes(b)) this.announced(p, p.pathId ?? 0, attrs, nh);
+        const afi = b.afi;
+        walkNlri(b.buf, b.start, b.end, b.addPath, (buf, off, len, pathId) => this.announced(prefixKeyOfBytes(afi, len, buf, off), pathId, attrs, nh));
       }
     }
     this.checkMaxPrefix();
@@ -302,19 +308,18 @@ export class Neighbor {
     }
   }
 
-  private withdrawn(p: Prefix, pathId: number): void {
-    const key = prefixKey(p);
+  private withdrawn(key: Route["key"], pathId: number): void {
     const had = this.adjIn.withdraw(key, pathId);
-    if (had) this.host.routeEvent(this, "withdraw", p, null);
+    if (had) this.host.routeEvent(this, "withdraw", key, null);
     this.importDecision(key, pathId, null);
   }
 
-  private announced(p: Prefix, pathId: number, attrs: PathAttributes, nextHop: Uint8Array): void {
-    const ch = this.adjIn.update(makeRoute(p, pathId, this.source, attrs, nextHop));
+  private announced(key: Route["key"], pathId: number, attrs: PathAttributes, nextHop: Uint8Array): void {
+    const ch = this.adjIn.update(makeRoute(key, pathId, this.source, attrs, nextHop));
     // The same attributes (interned: identity) and next hop again: nothing changes past the Adj-RIB-In
     // (the route keeps its age; no policy, Loc-RIB, export or FIB work). A stale one is refreshed.
     if (ch.op === "unchanged" && !ch.old?.stale) return;
-    this.host.routeEvent(this, "announce", p, ch.route);
+    this.host.routeEvent(this, "announce", key, ch.route);
     this.importDecision(ch.route.key, pathId, ch.route);
   }
 
@@ -323,7 +328,7 @@ export class Neighbor {
     let accepted: Route | null = null;
     if (route && !this.loops(route) && this.firstAsOk(route)) {
       const r = applyPolicy(this.config.import, this.source.ibgp ? "ibgp" : "ebgp", route, this.policyCtx("import"), this.host.policies);
-      if (r.accept) accepted = r.attrs === route.attrs && r.nextHop === route.nextHop ? route : { ...route, attrs: r.attrs, nextHop: r.nextHop };
+      if (r.accept) accepted = r.attrs === route.attrs && r.nextHop === route.nextHop ? route : withFields(route, { attrs: r.attrs, nextHop: r.nextHop });
     }
     this.host.importRoute(this.source, key, pathId, accepted);
   }

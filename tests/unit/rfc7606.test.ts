@@ -8,7 +8,7 @@
  * Each row cites the RFC section that decides it.
  */
 import { describe, expect, test } from "bun:test";
-import { AttrCache } from "../../lib/bgp/attributes.ts";
+import { AttrCache, sharedAttrCache } from "../../lib/bgp/attributes.ts";
 import { BgpError } from "../../lib/bgp/errors.ts";
 import { prefixToString } from "../../lib/core/addr.ts";
 import { ATTR } from "../../lib/bgp/types.ts";
@@ -471,5 +471,31 @@ describe("RFC 7606 details", () => {
     expect(a.treatAsWithdraw).toBe(true);
     expect(b.treatAsWithdraw).toBe(true);
     expect(b.issues).toEqual(a.issues);
+  });
+
+  test("the daemon-wide cache: one object per attribute set across sessions of a context, dropped once no route uses it", async () => {
+    const make = (ibgp: boolean): UpdateContext => ({ ...ctxOf({ ibgp }), cache: sharedAttrCache({ fourOctetAs: true, ibgp }) });
+    // An attribute set no other test uses (MED 0x5eed5).
+    const body = withAttrs(attr(OPT, 4, u32(0x5eed5)));
+    const s1 = make(false);
+    const s2 = make(false);
+    expect(s2.cache).toBe(s1.cache!);
+    let held: UpdateMessage | null = decodeUpdate(body, s1);
+    expect(decodeUpdate(body, s2).attrs).toBe(held.attrs);
+    // Another context decodes the same bytes on its own (iBGP and eBGP read some attributes differently).
+    expect(decodeUpdate(body, make(true)).attrs).not.toBe(held.attrs);
+    const cache = s1.cache!;
+    const before = cache.size;
+    held = null;
+    let after = before;
+    for (let i = 0; i < 50 && after >= before; i++) {
+      Bun.gc(true);
+      await Bun.sleep(10);
+      after = cache.size;
+    }
+    expect(after).toBe(before - 1);
+    // Decoded again, it is back (a fresh object, nothing stale is handed out).
+    expect(decodeUpdate(body, s1).attrs!.med).toBe(0x5eed5);
+    expect(cache.size).toBe(before);
   });
 });

@@ -6,13 +6,13 @@
  */
 import { describe, expect, test } from "bun:test";
 import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
-import { parseAddr, parsePrefix, prefixToString } from "../../lib/core/addr.ts";
+import { maskAddr, parseAddr, parsePrefix, prefixToString } from "../../lib/core/addr.ts";
 import { type Prefix } from "../../lib/core/addr.ts";
 import { SEG } from "../../lib/bgp/types.ts";
 import { AdjRibIn } from "../../lib/rib/adj-rib-in.ts";
 import { ipv4ToNumber } from "../../lib/rib/decision.ts";
 import { LocRib, type LocRibEvent, type LookupMode } from "../../lib/rib/loc-rib.ts";
-import { type Route, type RouteSource, prefixKey } from "../../lib/rib/types.ts";
+import { type PrefixKey, type Route, type RouteSource, makeRoute, prefixKey, prefixKeyOfBytes, prefixOfKey, withFields } from "../../lib/rib/types.ts";
 
 const LOCAL_AS = 65000;
 const sources = new Map<string, RouteSource>();
@@ -339,6 +339,68 @@ describe("Loc-RIB", () => {
     expect([...rib.bests(2)]).toHaveLength(4);
   });
 
+  test("a prefix's only selected route is stored as itself: reachability and multipath changes still give the right events", () => {
+    const rib = new LocRib();
+    const evs = recorder(rib);
+    const r = route("203.0.113.0/24", A);
+    rib.upsert(r);
+    expect(evs).toHaveLength(1);
+    expect(evs[0]).toMatchObject({ oldBest: null, newBest: r, multipath: [], oldMultipath: [] });
+    expect(rib.get(r.key)).toMatchObject({ best: r, routes: [r], multipath: [], reason: "only-path" });
+    // The next-hop tracker flips reachability in place, then asks for a re-run.
+    r.reachable = false;
+    expect(rib.reevaluate([r.key])).toBe(1);
+    expect(evs[1]).toMatchObject({ oldBest: r, newBest: null });
+    expect(rib.best(r.key)).toBeNull();
+    expect(rib.get(r.key)!.routes).toEqual([r]);
+    expect(rib.bestCount()).toBe(0);
+    r.reachable = true;
+    expect(rib.reevaluate([r.key])).toBe(1);
+    expect(evs[2]).toMatchObject({ oldBest: null, newBest: r });
+    expect(rib.reevaluate([r.key])).toBe(0);
+    // Turning multipath on changes the set of every single-route prefix: one event each.
+    expect(rib.setOptions({ multipath: { enabled: true, maxPaths: 4 } })).toBe(1);
+    expect(evs[3]).toMatchObject({ oldBest: r, newBest: r, oldMultipath: [], multipath: [r] });
+    expect(rib.get(r.key)!.multipath).toEqual([r]);
+    // A second candidate and its withdrawal: back to the single route, no event when the best stays.
+    const worse = route("203.0.113.0/24", B, { path: [65002, 1, 2] });
+    rib.upsert(worse);
+    expect(evs).toHaveLength(4);
+    expect(rib.get(r.key)!.routes).toHaveLength(2);
+    rib.remove(B.id, r.key);
+    expect(evs).toHaveLength(4);
+    expect(rib.get(r.key)).toMatchObject({ best: r, routes: [r], multipath: [r] });
+    // Replacing it with an unreachable route of the same source: the prefix has no best.
+    const down = route("203.0.113.0/24", A, { reachable: false, med: 5 });
+    rib.upsert(down);
+    expect(evs[4]).toMatchObject({ oldBest: r, newBest: null, oldMultipath: [r], multipath: [] });
+    expect(rib.sourceCount(A.id)).toBe(1);
+    expect(rib.pathCount()).toBe(1);
+    rib.remove(A.id, r.key);
+    expect(rib.count()).toBe(0);
+    expect(rib.sourceCount(A.id)).toBe(0);
+    expect(evs).toHaveLength(5);
+  });
+
+  test("removeSource with the keys the source had (a neighbour's Adj-RIB-In), and without them", () => {
+    const rib = new LocRib();
+    const keys: PrefixKey[] = [];
+    for (let i = 0; i < 50; i++) {
+      const r = route(`198.51.${i}.0/24`, A);
+      keys.push(r.key);
+      rib.upsert(r);
+      rib.upsert(route(`198.51.${i}.0/24`, B, { path: [65002, 9] }));
+    }
+    rib.upsert(route("2001:db8::/32", B));
+    expect(rib.sourceCount(A.id)).toBe(50);
+    expect(rib.removeSource(A.id, keys.slice(0, 10))).toBe(50); // the keys it was given first, then a scan for the rest
+    expect(rib.sourceCount(A.id)).toBe(0);
+    expect(rib.count()).toBe(51);
+    expect([...rib.bests()].every((r) => r.source === B)).toBe(true);
+    expect(rib.removeSource(B.id)).toBe(51);
+    expect(rib.count()).toBe(0);
+  });
+
   test("unsubscribe", () => {
     const rib = new LocRib();
     const evs: LocRibEvent[] = [];
@@ -347,6 +409,45 @@ describe("Loc-RIB", () => {
     off();
     rib.upsert(route("11.0.0.0/8", A));
     expect(evs).toHaveLength(1);
+  });
+});
+
+describe("prefix keys", () => {
+  test("from NLRI bytes and back, for every length of both families (random addresses, bits past the length ignored)", () => {
+    let seed = 7;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) & 0xff;
+    let checked = 0;
+    for (const afi of [1, 2] as const) {
+      const bits = afi === 1 ? 32 : 128;
+      for (let len = 0; len <= bits; len++) {
+        for (let t = 0; t < 20; t++) {
+          const raw = Uint8Array.from({ length: bits / 8 }, rnd);
+          const masked = maskAddr(raw, len);
+          const k = prefixKey({ afi, len, addr: masked });
+          expect(prefixKeyOfBytes(afi, len, raw, 0)).toBe(k);
+          // At an offset, with only the bytes the length needs (as in an UPDATE).
+          const n = (len + 7) >> 3;
+          const wire = new Uint8Array(3 + n);
+          wire.set(raw.subarray(0, n), 3);
+          expect(prefixKeyOfBytes(afi, len, wire, 3)).toBe(k);
+          expect(prefixOfKey(k)).toEqual({ afi, len, addr: masked });
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBe(20 * (33 + 129));
+  });
+
+  test("a stored route's prefix comes from its key, and the copy helper keeps it", () => {
+    const A = peer("192.0.2.1", 65001);
+    const r = makeRoute(parsePrefix("2001:db8:1::/48"), 0, A, attrs([65001]), parseAddr("2001:db8::1")!.addr);
+    expect(prefixToString(r.prefix)).toBe("2001:db8:1::/48");
+    expect(Object.keys(r)).not.toContain("prefix");
+    const byKey = makeRoute(key("198.51.100.0/24"), 0, A, attrs([65001]), new Uint8Array([192, 0, 2, 1]));
+    expect(prefixToString(byKey.prefix)).toBe("198.51.100.0/24");
+    const c = withFields(byKey, { stale: true, igpCost: 7 });
+    expect(prefixToString(c.prefix)).toBe("198.51.100.0/24");
+    expect(c).toMatchObject({ key: byKey.key, stale: true, igpCost: 7, attrs: byKey.attrs, source: A });
   });
 });
 
