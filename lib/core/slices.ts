@@ -101,13 +101,20 @@ export function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/** Apply `fn` to every item, SLICE_MS at a time, giving the event loop a turn between slices. */
-export async function sliced<T>(items: readonly T[], fn: (x: T) => void): Promise<void> {
-  let i = 0;
-  while (i < items.length) {
+/**
+ * Apply `fn` to every item, SLICE_MS at a time, giving the event loop a turn
+ * between slices. Any iterable (a Map's values walked in place, without a
+ * copy); items added to a Map meanwhile are visited, deleted ones are not.
+ */
+export async function sliced<T>(items: Iterable<T>, fn: (x: T) => void): Promise<void> {
+  const it = items[Symbol.iterator]();
+  let r = it.next();
+  while (!r.done) {
     const end = performance.now() + SLICE_MS;
-    do fn(items[i++]!);
-    while (i < items.length && performance.now() < end);
-    if (i < items.length) await nextTurn();
+    do {
+      fn(r.value);
+      r = it.next();
+    } while (!r.done && performance.now() < end);
+    if (!r.done) await nextTurn();
   }
 }

@@ -161,15 +161,15 @@ type Want =
   | { kind: "install"; route: KernelRoute; sig: string };
 
 const WANT_NONE: Want = { kind: "none" };
+const NO_ROUTES: readonly Route[] = [];
 
 /** A converted next hop (with its identity key), or why it cannot be used. */
 type HopResult = { hop: KernelNextHop; self: string | null; key: string } | string;
 
 interface Entry {
   key: PrefixKey;
-  /** Canonical prefix text. */
+  /** Canonical prefix text (shared with the desired kernel route). */
   prefix: string;
-  family: FibFamily;
   /** The exclude entry covering this prefix, or null (static: options do not change). */
   excludedBy: string | null;
   /** Loc-RIB input: best route (null: none) and multipath set. */
@@ -184,20 +184,34 @@ interface Entry {
   oursOther: KernelRoute[] | null;
   /** Found in the start-up dump: not deleted before the start-up sync. */
   retained: boolean;
+  /** In the reconcile queue. */
+  queued: boolean;
+  /** Failure, conflict and repair state; null for the great majority of prefixes, which have none. */
+  trouble: Trouble | null;
+}
+
+/** What only a prefix with a problem needs (kept off `Entry` to keep a full table small). */
+interface Trouble {
   /** Last failure: signature of the route it was for, and the reason. */
   failSig: string | null;
   failReason: string | null;
   /** Failed and not to be retried until the next retry trigger. */
   blocked: boolean;
-  /** In the reconcile queue. */
-  queued: boolean;
-  /** Replaces of the route with signature `repairSig` since the kernel last reported it back as such (loop guard). */
-  repairs: number;
-  repairSig: string | null;
   /** `sig|reason` last logged for a failure (log once). */
   failLogged: string | null;
-  /** Conflicting protocol last logged. */
+  /**
+   * Times the kernel reported our route at our key as something else than the
+   * desired route with signature `repairSig` (or removed it), each answered
+   * with a replace (loop guard).
+   */
+  repairs: number;
+  repairSig: string | null;
+  /** Conflicting protocol last logged (-1: none). */
   conflictLogged: number;
+}
+
+function familyOf(key: PrefixKey): FibFamily {
+  return typeof key === "number" ? 4 : 6;
 }
 
 /** The kernel's identity of one op, for logging. */
@@ -260,6 +274,8 @@ export class Fib {
   private readonly gwCache = new Map<string, string>();
   private failLogBudget = FAIL_LOGS_PER_BATCH;
   private failLogsSuppressed = 0;
+  /** Shared next-hop lists by signature, per family (see hopSet). */
+  private readonly hopSets = [new Map<string, { sig: string; hops: KernelNextHop[] }>(), new Map<string, { sig: string; hops: KernelNextHop[] }>()];
   private hopCache = new WeakMap<Uint8Array, { gen: number; family: FibFamily; res: HopResult }>();
   /** `viaHops` results per `Route.via` list (the routes of one next hop share it). */
   private viaCache = new WeakMap<readonly ForwardingHop[], { gen: number; family: FibFamily; res: HopResult[] }>();
@@ -383,7 +399,7 @@ export class Fib {
       slicer.cancel(this.task);
       this.scan = null;
       const ops: { e: Entry; op: KernelOp }[] = [];
-      await sliced([...this.entries.values()], (e) => {
+      await sliced(this.entries.values(), (e) => {
         if (e.ours) ops.push({ e, op: { op: "delete", route: e.ours } });
         for (const r of e.oursOther ?? []) ops.push({ e, op: { op: "delete", route: r } });
       });
@@ -459,7 +475,7 @@ export class Fib {
       e = this.newEntry(key, route.prefix);
     }
     e.best = route;
-    e.mp = route === null ? [] : multipath;
+    e.mp = route === null || multipath.length === 0 ? NO_ROUTES : multipath;
     e.wantGen = -1;
     this.enqueue(e);
     this.schedule();
@@ -553,8 +569,9 @@ export class Fib {
         const fp = this.foreign.get(e.key);
         if (fp !== undefined) return { state: "conflict", reason: `conflict with proto ${fp}` };
         if (e.ours && this.matches(e.ours, w.route)) return e.oursOther ? { state: "installed", reason: "removal of our route at another metric pending" } : { state: "installed" };
-        if (e.failSig === w.sig && e.failReason !== null) return { state: "failed", reason: e.failReason };
-        if (e.repairSig === w.sig && e.repairs >= MAX_REPAIRS) return { state: "pending", reason: "the kernel reports a different route" };
+        const t = e.trouble;
+        if (t !== null && t.failSig === w.sig && t.failReason !== null) return { state: "failed", reason: t.failReason };
+        if (t !== null && t.repairSig === w.sig && t.repairs >= MAX_REPAIRS) return { state: "pending", reason: "the kernel reports a different route" };
         return { state: "pending" };
       }
     }
@@ -605,23 +622,16 @@ export class Fib {
     const e: Entry = {
       key,
       prefix: prefixToString(p),
-      family: p.afi === 1 ? 4 : 6,
       excludedBy,
       best: null,
-      mp: [],
+      mp: NO_ROUTES,
       want: WANT_NONE,
       wantGen: -1,
       ours: null,
       oursOther: null,
       retained: false,
-      failSig: null,
-      failReason: null,
-      blocked: false,
       queued: false,
-      repairs: 0,
-      repairSig: null,
-      failLogged: null,
-      conflictLogged: -1,
+      trouble: null,
     };
     this.entries.set(key, e);
     return e;
@@ -642,6 +652,7 @@ export class Fib {
     if (best.source.local || best.nextHop.length === 0 || isZero(best.nextHop, 0, best.nextHop.length)) {
       return { kind: "excluded", reason: "locally originated" };
     }
+    const family = familyOf(e.key);
     const routes = this.options.ecmp && e.mp.length > 0 ? e.mp : [best];
     const hops: KernelNextHop[] = [];
     const keys: string[] = [];
@@ -649,11 +660,11 @@ export class Fib {
     let problem: string | null = null;
     for (const r of routes) {
       if (r.source.local || r.nextHop.length === 0 || isZero(r.nextHop, 0, r.nextHop.length)) continue;
-      const h = this.hopFor(e.family, r.nextHop);
+      const h = this.hopFor(family, r.nextHop);
       // Not on-link: the immediate hops the next hop resolves to (unless it is unusable, one of our
       // addresses, or a link-local next hop that has its interface already).
       const via = r.via;
-      const immediate = via !== undefined && via.length > 0 && typeof h !== "string" && h.self === null && h.hop.ifindex === undefined ? this.viaHops(e.family, via) : [h];
+      const immediate = via !== undefined && via.length > 0 && typeof h !== "string" && h.self === null && h.hop.ifindex === undefined ? this.viaHops(family, via) : [h];
       for (const x of immediate) {
         if (typeof x === "string") {
           problem ??= x;
@@ -682,9 +693,26 @@ export class Fib {
       hops.push(...sorted);
       keys.sort();
     }
+    const hs = this.hopSet(family, keys.length === 1 ? keys[0]! : keys.join(","), hops);
     const o = this.options;
-    const route: KernelRoute = { family: e.family, prefix: e.prefix, table: o.table, protocol: o.protocol, metric: o.metric, nextHops: hops, type: RTN_UNICAST };
-    return { kind: "install", route, sig: keys.join(",") };
+    const route: KernelRoute = { family, prefix: e.prefix, table: o.table, protocol: o.protocol, metric: o.metric, nextHops: hs.hops, type: RTN_UNICAST };
+    return { kind: "install", route, sig: hs.sig };
+  }
+
+  /**
+   * One shared next-hop list (and signature string) per distinct hop set and
+   * family: a full table has a handful of next-hop sets, not one array per
+   * route. The lists are read-only.
+   */
+  private hopSet(family: FibFamily, sig: string, hops: KernelNextHop[]): { sig: string; hops: KernelNextHop[] } {
+    const m = this.hopSets[family === 4 ? 0 : 1];
+    let hs = m.get(sig);
+    if (hs === undefined) {
+      if (m.size >= 65536) m.clear();
+      hs = { sig, hops };
+      m.set(sig, hs);
+    }
+    return hs;
   }
 
   /**
@@ -800,31 +828,30 @@ export class Fib {
     if (w.kind === "install") {
       const fp = this.foreign.get(e.key);
       if (fp !== undefined) {
-        if (e.conflictLogged !== fp) {
-          e.conflictLogged = fp;
+        if (e.trouble?.conflictLogged !== fp) {
+          this.troubleOf(e).conflictLogged = fp;
           this.log("warn", `fib: ${e.prefix} not installed: conflict with proto ${fp} (table ${this.options.table} metric ${this.options.metric})`);
         }
         return ops;
       }
-      e.conflictLogged = -1;
+      const t = e.trouble;
+      if (t !== null && t.conflictLogged !== -1) {
+        t.conflictLogged = -1;
+        this.tidy(e);
+      }
       if (e.ours && this.matches(e.ours, w.route)) {
         this.clearFailure(e, "installed");
         return ops;
       }
-      if (e.blocked && e.failSig === w.sig) return ops;
-      if (e.repairSig === w.sig && e.repairs >= MAX_REPAIRS) {
+      if (t !== null && t.blocked && t.failSig === w.sig) return ops;
+      if (t !== null && t.repairSig === w.sig && t.repairs >= MAX_REPAIRS) {
         // The kernel keeps reporting something else after our replaces (e.g. a
         // partial multipath notification): do not loop; the full compare decides.
-        if (e.repairs === MAX_REPAIRS) {
-          e.repairs++;
+        if (t.repairs === MAX_REPAIRS) {
+          t.repairs++;
           this.log("warn", `fib: ${e.prefix}: the kernel reports a different route after ${MAX_REPAIRS} replaces; left to the periodic compare`);
         }
         return ops;
-      }
-      if (e.repairSig === w.sig) e.repairs++;
-      else {
-        e.repairSig = w.sig;
-        e.repairs = 1;
       }
       ops.push({ op: "replace", route: w.route });
       return ops;
@@ -841,13 +868,14 @@ export class Fib {
 
   /** Record a failure; logged once per (route, reason), at most FAIL_LOGS_PER_BATCH lines per batch (then a summary). */
   private recordFailure(e: Entry, sig: string, reason: string): void {
-    e.failSig = sig;
-    e.failReason = reason;
-    e.blocked = true;
+    const t = this.troubleOf(e);
+    t.failSig = sig;
+    t.failReason = reason;
+    t.blocked = true;
     this.failed.add(e);
     const k = `${sig}|${reason}`;
-    if (e.failLogged !== k) {
-      e.failLogged = k;
+    if (t.failLogged !== k) {
+      t.failLogged = k;
       if (this.failLogBudget > 0) {
         this.failLogBudget--;
         this.log("warn", `fib: ${e.prefix}${sig ? ` via ${sig}` : ""} not installed: ${reason}`);
@@ -864,11 +892,41 @@ export class Fib {
   }
 
   private clearFailure(e: Entry, outcome: "installed" | "no longer wanted"): void {
-    if (e.failReason === null) return;
-    if (e.failLogged !== null) this.log("info", `fib: ${e.prefix} ${outcome} (was failing: ${e.failReason})`);
-    e.failSig = e.failReason = e.failLogged = null;
-    e.blocked = false;
+    const t = e.trouble;
+    if (t === null || t.failReason === null) return;
+    if (t.failLogged !== null) this.log("info", `fib: ${e.prefix} ${outcome} (was failing: ${t.failReason})`);
+    t.failSig = t.failReason = t.failLogged = null;
+    t.blocked = false;
     this.failed.delete(e);
+    this.tidy(e);
+  }
+
+  private troubleOf(e: Entry): Trouble {
+    return (e.trouble ??= { failSig: null, failReason: null, blocked: false, failLogged: null, repairs: 0, repairSig: null, conflictLogged: -1 });
+  }
+
+  /** Drop the trouble record once nothing is left in it. */
+  private tidy(e: Entry): void {
+    const t = e.trouble;
+    if (t !== null && t.failReason === null && t.failLogged === null && t.repairs === 0 && t.conflictLogged === -1) e.trouble = null;
+  }
+
+  /** The kernel reported our route at our key as something else than the desired one (or removed it): one more repair. */
+  private countRepair(e: Entry): void {
+    const w = this.wantOf(e);
+    if (w.kind !== "install") return;
+    const t = this.troubleOf(e);
+    if (t.repairSig === w.sig) t.repairs++;
+    else {
+      t.repairSig = w.sig;
+      t.repairs = 1;
+    }
+  }
+
+  private resetRepairs(e: Entry): void {
+    if (e.trouble === null || e.trouble.repairs === 0) return;
+    e.trouble.repairs = 0;
+    this.tidy(e);
   }
 
   private enqueue(e: Entry): void {
@@ -880,7 +938,7 @@ export class Fib {
   /** Retry every failed route (links/addresses changed, full compare). */
   private retryFailed(): void {
     for (const e of this.failed) {
-      e.blocked = false;
+      e.trouble!.blocked = false;
       this.enqueue(e);
     }
     this.schedule();
@@ -1066,7 +1124,7 @@ export class Fib {
         continue;
       }
       this.counters.opErrors++;
-      e.repairs = 0; // not a replace the kernel failed to confirm: failures have their own retry rules
+      this.resetRepairs(e); // not a route the kernel reported differently: failures have their own retry rules
       if (sig !== null) this.recordFailure(e, sig, errorText(r));
       else this.enqueue(e); // the desired route changed meanwhile: try the new one
     }
@@ -1099,10 +1157,10 @@ export class Fib {
     // A slice at a time (a full table is hundreds of thousands of routes); events
     // keep going to evBuffer and the batch builder waits until the view is whole.
     this.scan = null;
-    await sliced([...this.entries.values()], (e) => {
+    await sliced(this.entries.values(), (e) => {
       e.ours = null;
       e.oursOther = null;
-      e.repairs = 0;
+      this.resetRepairs(e);
     });
     this.foreign.clear();
     for (const list of routeLists) await sliced(list, (r) => this.learnRoute(r, initial));
@@ -1119,7 +1177,7 @@ export class Fib {
     }
     this.evBuffer = null;
     this.needFullScan = true;
-    for (const e of this.failed) e.blocked = false;
+    for (const e of this.failed) e.trouble!.blocked = false;
   }
 
   /** Record a kernel route from a dump. */
@@ -1223,10 +1281,10 @@ export class Fib {
           const w = this.wantOf(e);
           // Our own change echoed back: nothing to do.
           if (w.kind === "install" && this.matches(r, w.route)) {
-            e.repairs = 0;
+            this.resetRepairs(e);
             this.clearFailure(e, "installed");
             if (!e.oursOther) return;
-          }
+          } else this.countRepair(e);
         } else {
           const rest = (e.oursOther ?? []).filter((x) => x.metric !== r.metric);
           rest.push(r);
@@ -1234,8 +1292,10 @@ export class Fib {
         }
       } else {
         if (!e) return;
-        if (r.metric === o.metric) e.ours = null;
-        else if (e.oursOther) {
+        if (r.metric === o.metric) {
+          e.ours = null;
+          this.countRepair(e);
+        } else if (e.oursOther) {
           const rest = e.oursOther.filter((x) => x.metric !== r.metric);
           e.oursOther = rest.length ? rest : null;
         }
@@ -1356,7 +1416,9 @@ function addrId(a: KernelAddress): string {
 }
 
 function compareEntries(a: Entry, b: Entry): number {
-  if (a.family !== b.family) return a.family - b.family;
+  const fa = familyOf(a.key);
+  const fb = familyOf(b.key);
+  if (fa !== fb) return fa - fb;
   if (typeof a.key === "number" && typeof b.key === "number") return a.key - b.key;
   const ka = a.key as string;
   const kb = b.key as string;

@@ -13,7 +13,10 @@
  * - dumps filtered by family, table and protocol;
  * - events for every change made through `apply` and through the helpers
  *   that play "someone else" (`ipRouteAdd/Replace/Del`, addresses, links),
- *   and `overrun()` to lose events and report ENOBUFS;
+ *   and `overrun()` to lose events and report ENOBUFS; with
+ *   `echoOwnChanges = false`, as ffi/rtnetlink.ts does (a socket filter on
+ *   its own port id), `apply`'s changes are not reported one by one but as
+ *   one `{type: "applied"}` per call;
  * - `apply` resolves asynchronously; counters for calls, ops and the
  *   largest number of concurrent calls;
  * - `lookupRoute` as `ip route get ADDR fibmatch` answers it: the local
@@ -78,6 +81,10 @@ export class FakeKernel implements Kernel {
   closed = false;
   /** Deliver events on a later tick (after `apply` has resolved), as a separate multicast socket may. */
   asyncEvents = false;
+  /** Report `apply`'s changes route by route (true) or as one `applied` event per call (false, as RtNetlink). */
+  echoOwnChanges = true;
+  /** Inside `apply`'s loop: its route events are ours. */
+  private applying = false;
   private pendingEvents: KernelEvent[] = [];
   /** Rewrite events before delivery (e.g. a kernel that notifies multipath routes one hop at a time). */
   mangleEvents: ((e: KernelEvent) => KernelEvent) | null = null;
@@ -118,12 +125,18 @@ export class FakeKernel implements Kernel {
       await new Promise((r) => setImmediate(r));
       if (this.applyReject) throw this.applyReject;
       const res: (KernelError | null)[] = [];
-      for (const op of ops) {
-        const r = op.op === "replace" ? this.replace(op.route) : this.del(op.route);
-        this.opLog.push({ op: op.op, prefix: op.route.prefix, error: r?.code ?? null });
-        this.opsApplied++;
-        res.push(r);
+      this.applying = true;
+      try {
+        for (const op of ops) {
+          const r = op.op === "replace" ? this.replace(op.route) : this.del(op.route);
+          this.opLog.push({ op: op.op, prefix: op.route.prefix, error: r?.code ?? null });
+          this.opsApplied++;
+          res.push(r);
+        }
+      } finally {
+        this.applying = false;
       }
+      if (!this.echoOwnChanges && res.some((r) => r === null)) this.emit({ type: "applied" });
       return res;
     } finally {
       this.inFlight--;
@@ -190,6 +203,7 @@ export class FakeKernel implements Kernel {
 
   private emit(e: KernelEvent): void {
     if (this.dropEvents) return;
+    if (this.applying && !this.echoOwnChanges) return;
     const ev = this.mangleEvents ? this.mangleEvents(e) : e;
     if (!this.asyncEvents) {
       for (const fn of [...this.listeners]) fn(ev);

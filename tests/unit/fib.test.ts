@@ -904,3 +904,139 @@ describe("fib with next-hop tracking: immediate hops in the kernel", () => {
     expect(t.s.fib.status()).toEqual([]);
   });
 });
+
+/** Counts event-loop turns (setImmediate ticks) from now until `stop()`. */
+function turnCounter(): { stop(): number } {
+  let turns = 0;
+  let running = true;
+  const spin = () => {
+    if (!running) return;
+    turns++;
+    setImmediate(spin);
+  };
+  setImmediate(spin);
+  return {
+    stop() {
+      running = false;
+      return turns;
+    },
+  };
+}
+
+const v4 = (i: number) => `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}/32`;
+
+describe("fib: time slices (the event loop keeps turning, nothing is lost or reordered)", () => {
+  test("with no batch cap, a 100k burst is still built a slice at a time: several batches, the loop turning between them, each route sent once", async () => {
+    const s = await started({ maxBatch: 1_000_000 });
+    s.fib.allSourcesSynced();
+    await s.fib.whenIdle();
+    const N = 100_000;
+    for (let i = 0; i < N; i++) s.set(rt(v4(i), "192.0.2.2"));
+    const turns = turnCounter();
+    await s.fib.whenIdle();
+    const n = turns.stop();
+    // Reconciling 100k prefixes takes far longer than one slice: the time budget, not maxBatch, cut the batches.
+    expect(s.k.applyCalls).toBeGreaterThan(1);
+    expect(n).toBeGreaterThan(s.k.applyCalls);
+    expect(s.k.opsApplied).toBe(N);
+    expect(s.k.list({ protocol: BGP }).length).toBe(N);
+    expect(s.fib.counts()).toMatchObject({ installed: N, total: N });
+  }, 60_000);
+
+  test("changes made while batches are in flight end in the last state: withdraw after add, change after change, add-then-withdraw never sent", async () => {
+    const s = await started({ maxBatch: 500 });
+    s.fib.allSourcesSynced();
+    const N = 20_000;
+    for (let i = 0; i < N; i++) s.set(rt(v4(i), "192.0.2.2"));
+    // Let the first batches go out, then change everything again while more are queued and one is in flight.
+    for (let t = 0; t < 3; t++) await new Promise((r) => setImmediate(r));
+    expect(s.k.applyCalls).toBeGreaterThan(0);
+    expect(s.k.opsApplied).toBeLessThan(N);
+    for (let i = 0; i < N; i++) {
+      if (i % 2 === 0) s.set(v4(i));
+      else if (i % 3 === 0) s.set(rt(v4(i), "192.0.2.3"));
+    }
+    s.set(rt("198.51.100.0/24", "192.0.2.2"));
+    s.set("198.51.100.0/24");
+    await s.fib.whenIdle();
+    const want = new Map<string, string>();
+    for (let i = 1; i < N; i += 2) want.set(v4(i), i % 3 === 0 ? "192.0.2.3" : "192.0.2.2");
+    const have = s.k.list({ protocol: BGP });
+    expect(have.length).toBe(want.size);
+    for (const r of have) expect([r.prefix, gateways(r)]).toEqual([r.prefix, [want.get(r.prefix)!]]);
+    expect(s.k.opLog.some((o) => o.prefix === "198.51.100.0/24")).toBe(false);
+    expect(s.k.maxInFlight).toBe(1);
+    expect(s.fib.counts()).toMatchObject({ installed: want.size, pending: 0, total: want.size });
+  }, 60_000);
+
+  test("a big start-up table of ours is learned across turns, kept until the sync, then the stale routes go in slices and are counted once", async () => {
+    const N = 30_000;
+    const s = setup({ maxBatch: 1000 }, (k) => {
+      for (let i = 0; i < N; i++) k.ipRouteAdd(ours(v4(i), ["192.0.2.2"]));
+    });
+    const turns = turnCounter();
+    await s.fib.start();
+    expect(turns.stop()).toBeGreaterThan(1);
+    // Half of them are still wanted.
+    for (let i = 0; i < N; i += 2) s.set(rt(v4(i), "192.0.2.2"));
+    await s.fib.whenIdle();
+    expect(s.k.list({ protocol: BGP }).length).toBe(N);
+    expect(s.k.opsApplied).toBe(0); // the wanted ones are there already; the others are kept
+    s.fib.allSourcesSynced();
+    await s.fib.whenIdle();
+    expect(s.k.list({ protocol: BGP }).length).toBe(N / 2);
+    expect(s.k.opsApplied).toBe(N / 2);
+    expect(s.k.applyCalls).toBeGreaterThanOrEqual(N / 2 / 1000);
+    expect(s.logs.filter((l) => l.msg.includes("start-up sync complete")).map((l) => l.msg)).toEqual([
+      `fib: start-up sync complete (all sources synced): removing ${N / 2} stale routes`,
+    ]);
+    expect(s.fib.counts()).toMatchObject({ installed: N / 2, total: N / 2 });
+  }, 60_000);
+
+  test("a full compare of a big table (overrun) is learned across turns; stop() removes everything in batches", async () => {
+    const s = await started({ maxBatch: 1000 });
+    s.fib.allSourcesSynced();
+    const N = 30_000;
+    for (let i = 0; i < N; i++) s.set(rt(v4(i), "192.0.2.2"));
+    await s.fib.whenIdle();
+    const applied = s.k.opsApplied;
+    // Lose events: someone removes a few of ours meanwhile.
+    s.k.dropEvents = true;
+    for (let i = 0; i < 10; i++) s.k.ipRouteDel(v4(i), TABLE, 20);
+    s.k.dropEvents = false;
+    const turns = turnCounter();
+    s.k.overrun();
+    await s.fib.whenIdle();
+    expect(turns.stop()).toBeGreaterThan(1);
+    expect(s.k.opsApplied - applied).toBe(10); // only the missing ones are sent again
+    expect(s.k.list({ protocol: BGP }).length).toBe(N);
+    const stopTurns = turnCounter();
+    await s.fib.stop();
+    expect(stopTurns.stop()).toBeGreaterThanOrEqual(N / 1000);
+    expect(s.k.list({ protocol: BGP })).toEqual([]);
+  }, 60_000);
+});
+
+describe("fib: a kernel that does not echo our own changes (RtNetlink's socket filter)", () => {
+  test("installs, repairs a route someone else removed, and never loops", async () => {
+    const s = await started();
+    s.k.echoOwnChanges = false;
+    s.fib.allSourcesSynced();
+    const a = rt("203.0.113.0/24", "192.0.2.2");
+    const b = rt("203.0.113.0/24", "192.0.2.3");
+    s.set(a, [a, b]);
+    s.set(rt("198.51.100.0/24", "192.0.2.2"));
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.2", "192.0.2.3"]);
+    expect(s.fib.counts()).toMatchObject({ installed: 2, total: 2 });
+    const ops = s.k.opsApplied;
+    s.k.ipRouteDel("198.51.100.0/24", TABLE, 20);
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("198.51.100.0/24"))).toEqual(["192.0.2.2"]);
+    expect(s.k.opsApplied - ops).toBe(1);
+    s.set("203.0.113.0/24");
+    await s.fib.whenIdle();
+    expect(s.k.get("203.0.113.0/24")).toBeUndefined();
+    expect(s.logs.some((l) => l.msg.includes("reports a different route"))).toBe(false);
+  });
+});
