@@ -52,7 +52,7 @@ import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, ORIGIN, SAFI } from "../bgp/types.ts";
 import { type EncodeContext, buildAnnouncements, buildWithdrawals, encodeEndOfRib } from "../bgp/update.ts";
 import { DEFAULT_LOCAL_PREF } from "./decision.ts";
 import { type CompiledPolicies, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy, prependAs } from "./policy.ts";
-import { type PrefixKey, type Route, withFields } from "./types.ts";
+import { type PrefixKey, type Route, familyOfKey, prefixOfKey, withFields } from "./types.ts";
 
 export const NO_EXPORT = 0xffffff01;
 export const NO_ADVERTISE = 0xffffff02;
@@ -100,9 +100,8 @@ export interface ExportResult {
 
 /** One advertised prefix. Immutable: a change replaces the entry. */
 interface OutEntry {
+  /** The prefix (its wire form is made when the UPDATE is: see `wirePrefix`). */
   key: PrefixKey;
-  /** The prefix as sent (path id 1 under ADD-PATH send). */
-  prefix: Prefix;
   attrs: PathAttributes;
   /** Interned next hop (one object per distinct value). */
   nextHop: Uint8Array;
@@ -319,8 +318,8 @@ export class AdjRibOut {
    * The new Loc-RIB best for `key` (null: none any more): decide what the
    * peer should have, and queue the change if it differs from what it has.
    */
-  exportRoute(route: Route | null, key: PrefixKey, prefix: Prefix): ExportResult {
-    const afi = prefix.afi;
+  exportRoute(route: Route | null, key: PrefixKey): ExportResult {
+    const afi = familyOfKey(key);
     let attrs: PathAttributes | null = null;
     let nh: Uint8Array | null = null;
     let reason: string;
@@ -347,8 +346,7 @@ export class AdjRibOut {
       old.route = route!;
       return { change: "none", reason: "unchanged" };
     }
-    const wire: Prefix = this.addPath[afi] ? { afi: prefix.afi, len: prefix.len, addr: prefix.addr, pathId: 1 } : prefix;
-    const e: OutEntry = { key, prefix: wire, attrs, nextHop: nh, route: route!, stamp: this.gen };
+    const e: OutEntry = { key, attrs, nextHop: nh, route: route!, stamp: this.gen };
     if (!this.pending.has(key)) this.pending.set(key, old);
     this.out.set(key, e);
     if (!old) this.counts[afi]!++;
@@ -358,7 +356,7 @@ export class AdjRibOut {
   private remove(key: PrefixKey, old: OutEntry): void {
     if (!this.pending.has(key)) this.pending.set(key, old);
     this.out.delete(key);
-    this.counts[old.prefix.afi]!--;
+    this.counts[familyOfKey(key)]!--;
   }
 
   /** Rules (a)–(g) for one route: the attributes and next hop to send, or why not. */
@@ -508,15 +506,17 @@ export class AdjRibOut {
       const cur = this.out.get(key) ?? null;
       if (sameEntry(prev, cur)) continue;
       if (cur === null) {
-        wd[prev!.prefix.afi]!.push(prev!.prefix);
+        const p = this.wirePrefix(key);
+        wd[p.afi]!.push(p);
         continue;
       }
-      const g = groups[cur.prefix.afi]!;
+      const p = this.wirePrefix(key);
+      const g = groups[p.afi]!;
       let byNh = g.get(cur.attrs);
       if (!byNh) g.set(cur.attrs, (byNh = new Map()));
       let list = byNh.get(cur.nextHop);
       if (!list) byNh.set(cur.nextHop, (list = []));
-      list.push(cur.prefix);
+      list.push(p);
     }
     if (this.pending.size === 0) this.pendingIt = null;
     const msgs: Uint8Array[] = [];
@@ -529,6 +529,13 @@ export class AdjRibOut {
       }
     }
     return msgs;
+  }
+
+  /** The prefix of `key` as sent: with path id 1 under ADD-PATH send. */
+  private wirePrefix(key: PrefixKey): Prefix {
+    const p = prefixOfKey(key);
+    if (this.addPath[p.afi]) p.pathId = 1;
+    return p;
   }
 
   /** End-of-RIB markers (RFC 4724) for every negotiated family: send after the initial table. */
@@ -550,8 +557,8 @@ export class AdjRibOut {
   /** Re-queue every advertised prefix of a family (all when afi is undefined), one prefix per step. */
   *requeue(afi?: number, safi: number = SAFI.UNICAST): Generator<void> {
     if (safi !== SAFI.UNICAST) return;
-    for (const [key, e] of this.out) {
-      if (afi !== undefined && e.prefix.afi !== afi) continue;
+    for (const key of this.out.keys()) {
+      if (afi !== undefined && familyOfKey(key) !== afi) continue;
       // null: "the peer has nothing", so take() sends it even when unchanged.
       this.pending.set(key, null);
       yield;
@@ -591,8 +598,8 @@ export class AdjRibOut {
     const want = family === undefined ? 0 : afiOf(family);
     const out: Route[] = [];
     for (const e of this.out.values()) {
-      if (want && e.prefix.afi !== want) continue;
-      out.push(withFields(e.route, { pathId: e.prefix.pathId ?? 0, attrs: e.attrs, nextHop: e.nextHop, stale: false }));
+      if (want && familyOfKey(e.key) !== want) continue;
+      out.push(this.sent(e));
     }
     return out;
   }
@@ -600,7 +607,11 @@ export class AdjRibOut {
   /** The advertised route of one prefix, if any (same shape as routes()). */
   get(key: PrefixKey): Route | null {
     const e = this.out.get(key);
-    return e ? withFields(e.route, { pathId: e.prefix.pathId ?? 0, attrs: e.attrs, nextHop: e.nextHop, stale: false }) : null;
+    return e ? this.sent(e) : null;
+  }
+
+  private sent(e: OutEntry): Route {
+    return withFields(e.route, { pathId: this.addPath[familyOfKey(e.key)] ? 1 : 0, attrs: e.attrs, nextHop: e.nextHop, stale: false });
   }
 }
 

@@ -46,8 +46,9 @@ export interface LocRibEntry {
 
 /** A change of the selection for one prefix. */
 export interface LocRibEvent {
-  key: PrefixKey;
-  prefix: Prefix;
+  readonly key: PrefixKey;
+  /** The prefix (derived from the key when read). */
+  readonly prefix: Prefix;
   /** The best route before the change (null: there was none). */
   oldBest: Route | null;
   /** The best route now (null: the prefix is gone or unreachable). */
@@ -62,6 +63,21 @@ export interface LocRibEvent {
    * with `{forwarding: true}`.
    */
   forwarding?: true;
+}
+
+/** The events the Loc-RIB sends: the prefix is derived from the key only when a subscriber reads it. */
+class RibEvent implements LocRibEvent {
+  forwarding?: true;
+  constructor(
+    readonly key: PrefixKey,
+    readonly oldBest: Route | null,
+    readonly newBest: Route | null,
+    readonly multipath: readonly Route[],
+    readonly oldMultipath: readonly Route[],
+  ) {}
+  get prefix(): Prefix {
+    return prefixOfKey(this.key);
+  }
 }
 
 export type LocRibListener = (ev: LocRibEvent) => void;
@@ -453,7 +469,8 @@ export class LocRib {
         mp = this.single(slot);
       }
       done.add(r.key);
-      const ev: LocRibEvent = { key: r.key, prefix: prefixOfKey(r.key), oldBest: best, newBest: best, multipath: mp, oldMultipath: mp, forwarding: true };
+      const ev = new RibEvent(r.key, best, best, mp, mp);
+      ev.forwarding = true;
       this.deliver(this.forwardingListeners, ev);
     }
     return done.size;
@@ -546,7 +563,7 @@ export class LocRib {
   }
 
   private emit(key: PrefixKey, oldBest: Route | null, oldMp: readonly Route[], newBest: Route | null, mp: readonly Route[]): LocRibEvent {
-    const ev: LocRibEvent = { key, prefix: prefixOfKey(key), oldBest, newBest, multipath: mp, oldMultipath: oldMp };
+    const ev = new RibEvent(key, oldBest, newBest, mp, oldMp);
     this.tracker?.prefixChanged(key);
     this.deliver(this.listeners, ev);
     return ev;

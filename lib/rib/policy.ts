@@ -30,7 +30,7 @@ import { type Prefix } from "../core/addr.ts";
 import { SEG } from "../bgp/types.ts";
 import type { CommunitySet, Policy, PolicyRef, PolicyTerm, PrefixMatch } from "./policy-types.ts";
 export type { PolicyRef };
-import type { Route } from "./types.ts";
+import { type Route, familyOfKey } from "./types.ts";
 
 // ---------------------------------------------------------------- public types
 
@@ -497,14 +497,17 @@ function nextHopIs(want: Uint8Array, nh: Uint8Array): boolean {
 }
 
 function termMatches(t: CompiledTerm, route: Route, attrs: PathAttributes, nextHop: Uint8Array): boolean {
-  const p = route.prefix;
-  if (t.family !== 0 && p.afi !== t.family) return false;
+  if (t.family !== 0 && familyOfKey(route.key) !== t.family) return false;
   if (t.source !== 0 && (t.source & (route.source.local ? 1 : route.source.ibgp ? 2 : 4)) === 0) return false;
-  if (t.prefix !== null && !t.prefix.matches(p)) return false;
-  if (t.prefixLists !== null) {
-    let ok = false;
-    for (let i = 0; i < t.prefixLists.length && !ok; i++) ok = t.prefixLists[i]!.matches(p);
-    if (!ok) return false;
+  if (t.prefix !== null || t.prefixLists !== null) {
+    // Made only for prefix conditions: a stored route's prefix is derived from its key.
+    const p = route.prefix;
+    if (t.prefix !== null && !t.prefix.matches(p)) return false;
+    if (t.prefixLists !== null) {
+      let ok = false;
+      for (let i = 0; i < t.prefixLists.length && !ok; i++) ok = t.prefixLists[i]!.matches(p);
+      if (!ok) return false;
+    }
   }
   if (t.neighbor) {
     const src = route.source;

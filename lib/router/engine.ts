@@ -94,7 +94,7 @@ export class RouteEngine implements NeighborHost {
     this.locRib.subscribe((ch) => {
       for (const n of this.peers.values()) {
         try {
-          n.exportChange(ch.newBest, ch.key, ch.prefix);
+          n.exportChange(ch.newBest, ch.key);
         } catch (e) {
           // One neighbour's failure must not keep the change from the others.
           this.log.error(`${n.name}: export of ${prefixToString(ch.prefix)} failed: ${(e as Error).stack ?? e}`);

@@ -27,7 +27,7 @@ import { type Negotiated, describeFamilies } from "../bgp/negotiate.ts";
 import { describeNotification, type NotificationMessage } from "../bgp/notification.ts";
 import { siblingAddress } from "../bgp/local-address.ts";
 import { Session } from "../bgp/session.ts";
-import { AFI, type Prefix, parseAddr, prefixToString } from "../core/addr.ts";
+import { AFI, parseAddr, prefixToString } from "../core/addr.ts";
 import { CEASE_SUB, type Family, SAFI, SEG, familyName } from "../bgp/types.ts";
 import { type UpdateMessage, announcedBlocks, withdrawnBlocks } from "../bgp/update.ts";
 import { walkNlri } from "../bgp/prefix.ts";
@@ -235,7 +235,7 @@ export class Neighbor {
   /** Offer every Loc-RIB best route to `out`, one route per step. */
   private *exportAll(out: AdjRibOut): Generator<void> {
     for (const r of this.host.bestRoutes()) {
-      out.exportRoute(r, r.key, r.prefix);
+      out.exportRoute(r, r.key);
       yield;
     }
   }
@@ -433,9 +433,9 @@ export class Neighbor {
   }
 
   /** A Loc-RIB best route changed: queue the export; the pump sends it after MRAI (or at once, or with the output in progress). */
-  exportChange(route: Route | null, key: Route["key"], prefix: Prefix): void {
+  exportChange(route: Route | null, key: Route["key"]): void {
     if (!this.adjOut) return;
-    const r = this.adjOut.exportRoute(route, key, prefix);
+    const r = this.adjOut.exportRoute(route, key);
     if (r.change === "none" || this.flushTimer || this.pumping) return;
     const mrai = this.host.config.mrai * 1000;
     this.flushTimer = setTimeout(() => {

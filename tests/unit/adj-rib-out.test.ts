@@ -124,7 +124,7 @@ const ibgpPeer = (address: string, routerId: string, rrClient: boolean, o: Parti
   mk({ address, remoteAs: LOCAL_AS, routeReflectorClient: rrClient, ...o }, { peerRouterId: routerId });
 
 function exp(out: AdjRibOut, r: Route) {
-  return out.exportRoute(r, r.key, r.prefix);
+  return out.exportRoute(r, r.key);
 }
 
 interface Decoded {
@@ -469,12 +469,12 @@ describe("change tracking", () => {
   test("a withdrawal is sent only for an advertised prefix", () => {
     const out = mk();
     const r = route("203.0.113.0/24");
-    expect(out.exportRoute(null, r.key, r.prefix)).toEqual({ change: "none", reason: "withdrawn" });
+    expect(out.exportRoute(null, r.key)).toEqual({ change: "none", reason: "withdrawn" });
     expect(out.flush()).toEqual([]);
     exp(out, r);
     out.flush();
-    expect(out.exportRoute(null, r.key, r.prefix).change).toBe("withdraw");
-    expect(out.exportRoute(null, r.key, r.prefix).change).toBe("none");
+    expect(out.exportRoute(null, r.key).change).toBe("withdraw");
+    expect(out.exportRoute(null, r.key).change).toBe("none");
     expect(only(out).withdrawn).toEqual(["203.0.113.0/24"]);
     // filtered route: also only withdrawn when it had been sent
     const filtered = route("203.0.114.0/24", { attrs: attrs({ communities: [comm("no-export")] }) });
@@ -485,11 +485,11 @@ describe("change tracking", () => {
     const out = mk();
     const r = route("203.0.113.0/24");
     exp(out, r);
-    out.exportRoute(null, r.key, r.prefix);
+    out.exportRoute(null, r.key);
     expect(out.flush()).toEqual([]);
     exp(out, r);
     out.flush();
-    out.exportRoute(null, r.key, r.prefix);
+    out.exportRoute(null, r.key);
     exp(out, r);
     expect(out.flush()).toEqual([]);
     // announce A, change to B, back to A: nothing
@@ -508,7 +508,7 @@ describe("change tracking", () => {
     out.flush();
     exp(out, route("198.51.100.0/24"));
     const r = route("203.0.113.0/24");
-    out.exportRoute(null, r.key, r.prefix);
+    out.exportRoute(null, r.key);
     const d = only(out);
     expect(d.kinds).toEqual(["w", "a"]);
     expect(d.withdrawn).toEqual(["203.0.113.0/24"]);
@@ -526,7 +526,7 @@ describe("change tracking", () => {
     out.flush();
     expect(out.pendingCount).toBe(0);
     const r = route("203.0.113.0/24");
-    out.exportRoute(null, r.key, r.prefix);
+    out.exportRoute(null, r.key);
     expect(out.advertisedCount("ipv4")).toBe(1);
     const rs = out.routes("ipv4");
     expect(rs.map((x) => prefixToString(x.prefix))).toEqual(["203.0.114.0/24"]);
@@ -602,7 +602,7 @@ describe("UPDATE packing and encoding", () => {
     const rs = Array.from({ length: 3000 }, (_, i) => route(`10.${i >> 8}.${i & 255}.0/24`));
     for (const r of rs) exp(out, r);
     out.flush();
-    for (const r of rs) out.exportRoute(null, r.key, r.prefix);
+    for (const r of rs) out.exportRoute(null, r.key);
     const msgs = out.flush();
     expect(msgs.length).toBe(Math.ceil((3000 * 4) / (4096 - 23)));
     expect(decodeAll(msgs).withdrawn.length).toBe(3000);
@@ -633,7 +633,7 @@ describe("UPDATE packing and encoding", () => {
     exp(out, r);
     expect(decodeAll(out.flush(), { addPath: true }).order).toEqual(["203.0.113.0/24#1"]);
     expect(out.routes()[0]!.pathId).toBe(1);
-    out.exportRoute(null, r.key, r.prefix);
+    out.exportRoute(null, r.key);
     expect(decodeAll(out.flush(), { addPath: true }).withdrawn).toEqual(["203.0.113.0/24#1"]);
   });
   test("route refresh re-sends the family's advertised routes", () => {
@@ -647,7 +647,7 @@ describe("UPDATE packing and encoding", () => {
     expect(decodeAll(out.refresh()).order.sort()).toEqual(["2001:db8:1::/48", "203.0.113.0/24"]);
     // a pending withdrawal is kept through a refresh
     const r = route("203.0.113.0/24");
-    out.exportRoute(null, r.key, r.prefix);
+    out.exportRoute(null, r.key);
     const d = decodeAll(out.refresh());
     expect(d.withdrawn).toEqual(["203.0.113.0/24"]);
     expect(d.order).toEqual(["2001:db8:1::/48"]);
@@ -665,7 +665,7 @@ describe("speed", () => {
     for (let i = 0; i < N; i++) {
       const p: Prefix = { afi: 1, len: 24, addr: Uint8Array.of(10 + (i >> 16), (i >> 8) & 255, i & 255, 0) };
       const r: Route = { prefix: p, key: prefixKey(p), pathId: 0, source: src, attrs: sets[i % 3]!, nextHop: nh, learnedAt: 0, igpCost: 0, reachable: true, stale: false };
-      out.exportRoute(r, r.key, p);
+      out.exportRoute(r, r.key);
     }
     const t1 = performance.now();
     const msgs = out.flush();
@@ -690,7 +690,7 @@ describe("pulled output: take(n), requeue and resync in steps", () => {
     expect(out.pendingCount).toBe(6);
     // A change to a prefix already taken queues it again (at the end); one not yet taken keeps its place.
     expect(exp(out, route(p24(1), { attrs: attrs({ asPath: [seq(65010, 65011)] }) })).change).toBe("announce");
-    out.exportRoute(null, route(p24(5)).key, parsePrefix(p24(5)));
+    out.exportRoute(null, route(p24(5)).key);
     const second = decodeAll(out.take(4));
     expect(second.withdrawn).toEqual([]); // 5 was never sent: nothing to withdraw
     expect(second.order).toEqual([4, 6, 7].map(p24));
@@ -706,7 +706,7 @@ describe("pulled output: take(n), requeue and resync in steps", () => {
     exp(out, route(p24(1)));
     out.flush();
     exp(out, route(p24(2)));
-    out.exportRoute(null, route(p24(1)).key, parsePrefix(p24(1)));
+    out.exportRoute(null, route(p24(1)).key);
     const d = decodeAll(out.take(10));
     expect(d.kinds).toEqual(["w", "a"]);
     expect(d.withdrawn).toEqual([p24(1)]);
