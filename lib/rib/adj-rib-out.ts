@@ -88,6 +88,11 @@ export interface AdjRibOutOptions {
   /** Our address of the other family (for next hop self of that family), if any. */
   otherLocalAddress?: Uint8Array | null;
   policies: CompiledPolicies;
+  /**
+   * The Loc-RIB route a prefix is advertised from (its best route), for
+   * `routes()`/`get()`: entries keep no route of their own.
+   */
+  origin: (key: PrefixKey) => Route | null;
 }
 
 /** What exportRoute did to this peer's Adj-RIB-Out for the prefix. */
@@ -98,17 +103,18 @@ export interface ExportResult {
   reason: string;
 }
 
-/** One advertised prefix. Immutable: a change replaces the entry. */
+/**
+ * What one prefix is advertised with: attributes, next hop and export
+ * generation. Immutable and shared: every prefix advertised with the same
+ * (attributes, next hop) in one generation points to one object, so the
+ * Adj-RIB-Out costs one map entry per prefix and nothing else.
+ */
 interface OutEntry {
-  /** The prefix (its wire form is made when the UPDATE is: see `wirePrefix`). */
-  key: PrefixKey;
-  attrs: PathAttributes;
+  readonly attrs: PathAttributes;
   /** Interned next hop (one object per distinct value). */
-  nextHop: Uint8Array;
-  /** The Loc-RIB route it was made from (for `show`). */
-  route: Route;
+  readonly nextHop: Uint8Array;
   /** Export generation (see resync). */
-  stamp: number;
+  readonly stamp: number;
 }
 
 function ipText(n: number): string {
@@ -225,6 +231,9 @@ export class AdjRibOut {
   private pendingIt: Iterator<[PrefixKey, OutEntry | null]> | null = null;
   private readonly counts = [0, 0, 0];
   private gen = 0;
+  /** The shared entries of the current generation: attributes → next hop → entry. */
+  private entries = new WeakMap<PathAttributes, Map<Uint8Array, OutEntry>>();
+  private readonly origin: (key: PrefixKey) => Route | null;
   private readonly nhIntern = new Map<string, Uint8Array>();
   /** Output attribute memos: policy output attrs → rewritten attrs. */
   private readonly memoEbgp = [new WeakMap<PathAttributes, PathAttributes>(), new WeakMap<PathAttributes, PathAttributes>()];
@@ -239,6 +248,7 @@ export class AdjRibOut {
     this.clusterId = o.clusterId;
     this.n = o.negotiated;
     this.policies = o.policies;
+    this.origin = o.origin;
     this.ibgp = o.peer.remoteAs === o.localAs;
     const pa = parseAddr(o.peer.address);
     this.peerAddrBytes = pa ? pa.addr : new Uint8Array(0);
@@ -342,15 +352,23 @@ export class AdjRibOut {
       return { change: "withdraw", reason };
     }
     if (old && old.nextHop === nh && (old.attrs === attrs || attrsEqual(old.attrs, attrs))) {
-      old.stamp = this.gen;
-      old.route = route!;
+      if (old.stamp !== this.gen) this.out.set(key, this.entry(old.attrs, nh));
       return { change: "none", reason: "unchanged" };
     }
-    const e: OutEntry = { key, attrs, nextHop: nh, route: route!, stamp: this.gen };
+    const e = this.entry(attrs, nh);
     if (!this.pending.has(key)) this.pending.set(key, old);
     this.out.set(key, e);
     if (!old) this.counts[afi]!++;
     return { change: "announce", reason };
+  }
+
+  /** The shared entry of the current generation for (attrs, nextHop). */
+  private entry(attrs: PathAttributes, nextHop: Uint8Array): OutEntry {
+    let byNh = this.entries.get(attrs);
+    if (byNh === undefined) this.entries.set(attrs, (byNh = new Map()));
+    let e = byNh.get(nextHop);
+    if (e === undefined) byNh.set(nextHop, (e = { attrs, nextHop, stamp: this.gen }));
+    return e;
   }
 
   private remove(key: PrefixKey, old: OutEntry): void {
@@ -582,6 +600,7 @@ export class AdjRibOut {
       yield;
     }
     this.gen = gen + 1;
+    this.entries = new WeakMap();
   }
 
   /** Number of prefixes advertised (including queued changes), for a family or in total. */
@@ -592,26 +611,26 @@ export class AdjRibOut {
 
   /**
    * The advertised routes as the peer gets them (attributes and next hop as
-   * sent, `source` where they were learned), for `show rib --neighbor X --out`.
+   * sent, `source` where they were learned), for `show rib --neighbor X
+   * --out`: a walk, one route made per step.
    */
-  routes(family?: Afi | FamilyName | number): Route[] {
+  *routes(family?: Afi | FamilyName | number): IterableIterator<Route> {
     const want = family === undefined ? 0 : afiOf(family);
-    const out: Route[] = [];
-    for (const e of this.out.values()) {
-      if (want && familyOfKey(e.key) !== want) continue;
-      out.push(this.sent(e));
+    for (const [key, e] of this.out) {
+      if (want && familyOfKey(key) !== want) continue;
+      const r = this.sent(key, e);
+      if (r !== null) yield r;
     }
-    return out;
   }
 
   /** The advertised route of one prefix, if any (same shape as routes()). */
   get(key: PrefixKey): Route | null {
     const e = this.out.get(key);
-    return e ? this.sent(e) : null;
+    return e ? this.sent(key, e) : null;
   }
 
-  private sent(e: OutEntry): Route {
-    return withFields(e.route, { pathId: this.addPath[familyOfKey(e.key)] ? 1 : 0, attrs: e.attrs, nextHop: e.nextHop, stale: false });
+  private sent(key: PrefixKey, e: OutEntry): Route | null {
+    const from = this.origin(key);
+    return from === null ? null : withFields(from, { pathId: this.addPath[familyOfKey(key)] ? 1 : 0, attrs: e.attrs, nextHop: e.nextHop, stale: false });
   }
 }
-

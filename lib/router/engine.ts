@@ -251,6 +251,9 @@ export class RouteEngine implements NeighborHost {
   sourceDown(sourceId: string, keys: Iterable<Route["key"]>): void {
     this.locRib.removeSource(sourceId, keys);
   }
+  bestRoute(key: Route["key"]): Route | null {
+    return this.locRib.best(key);
+  }
   *bestRoutes(): Iterable<Route> {
     for (const r of this.locRib.bests()) yield r;
   }

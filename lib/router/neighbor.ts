@@ -69,6 +69,8 @@ export interface NeighborHost {
   acceptedCount(sourceId: string): number;
   /** Every current best route, to fill a new Adj-RIB-Out. */
   bestRoutes(): Iterable<Route>;
+  /** The current best route of a prefix, if any. */
+  bestRoute(key: Route["key"]): Route | null;
   stateChanged(n: Neighbor, from: SessionState, to: SessionState, reason: string): void;
   /** The neighbour sent End-of-RIB for every negotiated family (initial table complete). */
   peerSynced(n: Neighbor): void;
@@ -226,6 +228,7 @@ export class Neighbor {
       localAddress: la ? la.addr : new Uint8Array(0),
       otherLocalAddress: other ? parseAddr(other)?.addr : undefined,
       policies: this.host.policies,
+      origin: (key) => this.host.bestRoute(key),
     });
     this.host.log.info(`${this.name}: established, families ${describeFamilies(n.families)}`);
     this.eorDue = true;

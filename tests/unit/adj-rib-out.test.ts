@@ -18,7 +18,7 @@ import { type UpdateContext, announcedBlocks, blockPrefixes, decodeUpdate, withd
 import type { PeerConfig, Policy } from "../../lib/config/types.ts";
 import { AdjRibOut, type AdjRibOutOptions } from "../../lib/rib/adj-rib-out.ts";
 import { type CompiledPolicies, compilePolicies } from "../../lib/rib/policy.ts";
-import { type Route, type RouteSource, prefixKey } from "../../lib/rib/types.ts";
+import { type PrefixKey, type Route, type RouteSource, prefixKey } from "../../lib/rib/types.ts";
 
 // ---------------------------------------------------------------- helpers
 
@@ -116,14 +116,19 @@ function mk(peer: Partial<PeerConfig> = {}, n: Partial<Negotiated> = {}, o: Part
     negotiated: neg({ peerAs: p.remoteAs, ...n }),
     localAddress: addr("192.0.2.1"),
     policies: NO_POLICIES,
+    origin: (key) => exported.get(key) ?? null,
     ...o,
   });
 }
+
+/** The routes `exp` offered, by prefix: the "Loc-RIB" the Adj-RIB-Outs of these tests show their routes from. */
+const exported = new Map<PrefixKey, Route>();
 /** An iBGP peer (optionally a route-reflector client) with a router id. */
 const ibgpPeer = (address: string, routerId: string, rrClient: boolean, o: Partial<PeerConfig> = {}) =>
   mk({ address, remoteAs: LOCAL_AS, routeReflectorClient: rrClient, ...o }, { peerRouterId: routerId });
 
 function exp(out: AdjRibOut, r: Route) {
+  exported.set(r.key, r);
   return out.exportRoute(r, r.key);
 }
 
@@ -262,7 +267,7 @@ describe("(b) iBGP split horizon and route reflection (RFC 4456)", () => {
     const shared = attrs({ localPref: 120 });
     exp(out, route("203.0.113.0/24", { source: C1, attrs: shared }));
     exp(out, route("203.0.114.0/24", { source: C1, attrs: shared }));
-    const rs = out.routes();
+    const rs = [...out.routes()];
     expect(rs.length).toBe(2);
     expect(rs[0]!.attrs).toBe(rs[1]!.attrs);
     expect(decodeAll(out.flush()).kinds.length).toBe(1);
@@ -528,12 +533,12 @@ describe("change tracking", () => {
     const r = route("203.0.113.0/24");
     out.exportRoute(null, r.key);
     expect(out.advertisedCount("ipv4")).toBe(1);
-    const rs = out.routes("ipv4");
+    const rs = [...out.routes("ipv4")];
     expect(rs.map((x) => prefixToString(x.prefix))).toEqual(["203.0.114.0/24"]);
     expect(rs[0]!.attrs.asPath).toEqual([seq(LOCAL_AS, 65010)]);
     expect(formatNextHop(rs[0]!.nextHop)).toBe("192.0.2.1");
     expect(rs[0]!.source.id).toBe("198.51.100.1");
-    expect(out.routes().length).toBe(2);
+    expect([...out.routes()].length).toBe(2);
     expect(out.get(r.key)).toBeNull();
     expect(out.get(route("2001:db8:1::/48").key)!.prefix.afi).toBe(2);
   });
@@ -632,7 +637,7 @@ describe("UPDATE packing and encoding", () => {
     const r = route("203.0.113.0/24");
     exp(out, r);
     expect(decodeAll(out.flush(), { addPath: true }).order).toEqual(["203.0.113.0/24#1"]);
-    expect(out.routes()[0]!.pathId).toBe(1);
+    expect([...out.routes()][0]!.pathId).toBe(1);
     out.exportRoute(null, r.key);
     expect(decodeAll(out.flush(), { addPath: true }).withdrawn).toEqual(["203.0.113.0/24#1"]);
   });
