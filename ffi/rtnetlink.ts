@@ -14,10 +14,14 @@
  *   and answers errors even without NLM_F_ACK, so the batch is complete when
  *   the last message's reply arrives, and every error before it is mapped
  *   back to its operation by sequence number.
- *   A send is sized by time as well: the kernel does the work of every
- *   message inside the send call, so the messages per send adapt to what the
- *   last sends cost (SEND_BUDGET_MS each), and an apply() of thousands of
- *   routes is many short sends, each answered in its own event-loop turn.
+ *   The kernel does the work of every message inside the send call, and an
+ *   IPv4 table of hundreds of thousands of routes now and then rebalances
+ *   its trie inside one (hundreds of ms, however few messages it holds), so
+ *   the send(2) itself runs on a sender thread (a Worker), never on the
+ *   event loop; replies still arrive on the loop. A send is sized by time as
+ *   well: the messages per send adapt to what the last sends cost
+ *   (SEND_BUDGET_MS each), so an apply() of thousands of routes is many
+ *   short sends and their replies are decoded a little at a time.
  * - A multicast socket (routes, links, addresses of both families) with a
  *   large receive buffer, opened by `open({groups: true})` or the first
  *   watch(). When it overflows (ENOBUFS; the runtime then closes it) watchers
@@ -230,6 +234,12 @@ class NlSocket {
     return n < 0 ? -n : 0;
   }
 
+  /** The same on the sender thread: the event loop goes on while the kernel works. */
+  async sendOn(sender: Sender, buf: Uint8Array): Promise<SendResult> {
+    if (this.dead) return { err: libc.Errno.EBADF, ms: 0 };
+    return sender.send(this.fd, buf);
+  }
+
   /** Drop notifications of changes made by the socket with this port id (SO_ATTACH_FILTER); 0 or the errno. */
   ignorePort(portId: number): number {
     if (this.dead) return libc.Errno.EBADF;
@@ -248,6 +258,77 @@ class NlSocket {
     if (this.sock) this.sock.terminate();
     else libc.close(this.fd);
     this.sock = null;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The sender thread
+// ---------------------------------------------------------------------------
+
+/**
+ * The sender thread's program: send(2) one buffer on a netlink socket and
+ * answer with the errno (0: sent) and how long the call took. Self-contained
+ * (it opens libc itself) so that it runs from a Blob URL, also inside a
+ * compiled binary.
+ */
+const SENDER_SOURCE = `
+import { dlopen, FFIType, read } from "bun:ffi";
+const c = dlopen("libc.so.6", {
+  send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64_fast },
+  __errno_location: { args: [], returns: FFIType.ptr },
+}).symbols;
+self.onmessage = (e) => {
+  const { id, fd, buf } = e.data;
+  const t0 = performance.now();
+  const n = Number(c.send(fd, buf, buf.byteLength, ${libc.MSG_DONTWAIT}));
+  const err = n < 0 ? read.i32(c.__errno_location(), 0) : 0;
+  postMessage({ id, err, ms: performance.now() - t0 });
+};
+`;
+
+interface SendResult {
+  /** 0 when sent, else the errno. */
+  err: number;
+  /** Duration of the send call (the kernel's work on the messages). */
+  ms: number;
+}
+
+/** send(2) on a Worker, one call at a time in order; the event loop only waits for the answer. */
+class Sender {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, (r: SendResult) => void>();
+  private nextId = 1;
+
+  constructor() {
+    this.worker = new Worker(URL.createObjectURL(new Blob([SENDER_SOURCE], { type: "application/javascript" })));
+    this.worker.unref();
+    this.worker.onmessage = (e: MessageEvent<{ id: number } & SendResult>) => {
+      const done = this.pending.get(e.data.id);
+      this.pending.delete(e.data.id);
+      done?.({ err: e.data.err, ms: e.data.ms });
+    };
+    this.worker.onerror = (e) => {
+      // The thread died: every send waiting for it fails (the request times out or fails at once).
+      process.stderr.write(`rtnetlink: sender thread failed: ${e.message}\n`);
+      for (const done of this.pending.values()) done({ err: libc.Errno.EIO, ms: 0 });
+      this.pending.clear();
+    };
+  }
+
+  /** Send a copy of `buf` on `fd`. */
+  send(fd: number, buf: Uint8Array): Promise<SendResult> {
+    const id = this.nextId++;
+    const copy = buf.slice();
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.worker.postMessage({ id, fd, buf: copy }, [copy.buffer]);
+    });
+  }
+
+  close(): void {
+    this.worker.terminate();
+    for (const done of this.pending.values()) done({ err: libc.Errno.EBADF, ms: 0 });
+    this.pending.clear();
   }
 }
 
@@ -284,6 +365,8 @@ export class RtNetlink implements Kernel {
   private sendMessages = FIRST_SEND_MESSAGES;
   /** Duration of the last send call (ms). */
   private lastSendMs = 0;
+  /** The sender thread; null when it could not be started (then sends run on the event loop). */
+  private sender: Sender | null = null;
   private readonly timeoutMs: number;
   private readonly mcRcvbuf: number;
   private readonly reqRcvbuf: number;
@@ -298,14 +381,20 @@ export class RtNetlink implements Kernel {
 
   static async open(opts: RtNetlinkOptions = {}): Promise<RtNetlink> {
     const k = new RtNetlink(opts);
+    try {
+      k.sender = new Sender();
+    } catch (e) {
+      process.stderr.write(`rtnetlink: no sender thread (${(e as Error).message}): sends run on the event loop\n`);
+    }
     await k.requestSocket();
     if (opts.groups) k.openMulticast();
     return k;
   }
 
   /** Sizes in use: bytes per send, messages per send, socket buffers (for diagnostics and tests). */
-  get limits(): { batchBytes: number; maxBatchMessages: number; sendMessages: number; rcvbuf: number; sndbuf: number; multicastRcvbuf: number } {
+  get limits(): { batchBytes: number; maxBatchMessages: number; sendMessages: number; senderThread: boolean; rcvbuf: number; sndbuf: number; multicastRcvbuf: number } {
     return {
+      senderThread: this.sender !== null,
       batchBytes: this.batchBytes,
       maxBatchMessages: this.maxBatchMessages,
       sendMessages: this.sendMessages,
@@ -415,17 +504,37 @@ export class RtNetlink implements Kernel {
         return kernelError(this.closed ? libc.Errno.EBADF : e instanceof libc.SysError ? e.errno : libc.Errno.EIO, `netlink socket: ${(e as Error).message}`);
       }
       return new Promise<KernelError | null>((resolve) => {
-        this.inflight = { ...f, done: () => resolve(null), fail: (e) => resolve(e) };
+        // Complete when the last reply has come and the send call has returned (its duration sizes the next sends).
+        let replied = false;
+        let sent = false;
+        const inflight: InFlight = {
+          ...f,
+          done: () => {
+            replied = true;
+            if (sent) resolve(null);
+          },
+          fail: (e) => resolve(e),
+        };
+        this.inflight = inflight;
         this.timer = setTimeout(() => {
           // Start over on a fresh socket: an unfinished dump would leave this one busy (EBUSY).
           this.req?.close();
           this.req = null;
           this.failInflight(kernelError(libc.Errno.ETIMEDOUT, "no reply from the kernel"));
         }, this.timeoutMs);
-        const t0 = performance.now();
-        const err = sock.send(buf);
-        this.lastSendMs = performance.now() - t0;
-        if (err) this.failInflight(kernelError(err, `send: ${libc.errnoText(err)}`));
+        const onSent = (r: SendResult) => {
+          sent = true;
+          this.lastSendMs = r.ms;
+          if (r.err) {
+            if (this.inflight === inflight) this.failInflight(kernelError(r.err, `send: ${libc.errnoText(r.err)}`));
+          } else if (replied) resolve(null);
+        };
+        if (this.sender) void sock.sendOn(this.sender, buf).then(onSent);
+        else {
+          const t0 = performance.now();
+          const err = sock.send(buf);
+          onSent({ err, ms: performance.now() - t0 });
+        }
       });
     });
   }
@@ -710,6 +819,8 @@ export class RtNetlink implements Kernel {
     if (this.closed) return;
     this.closed = true;
     this.failInflight(kernelError(libc.Errno.EBADF, "rtnetlink: closed"));
+    this.sender?.close();
+    this.sender = null;
     if (this.mcRetry) clearTimeout(this.mcRetry);
     this.req?.close();
     this.req = null;

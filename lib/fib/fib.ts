@@ -58,6 +58,7 @@ import { type SlicedTask, nextTurn, sliced, slicer, SLICE_MS } from "../core/sli
 import type { LocRibEvent } from "../rib/loc-rib.ts";
 import type { ForwardingHop, PrefixKey, Route } from "../rib/types.ts";
 import { prefixKey } from "../rib/types.ts";
+import { PrefixKeyMap } from "./keymap.ts";
 import type {
   FibFamily,
   Kernel,
@@ -253,9 +254,12 @@ export class Fib {
   private readonly clock: Clock;
   private readonly excludes: { text: string; prefix: Prefix }[];
 
-  private readonly entries = new Map<PrefixKey, Entry>();
+  /** Every prefix we know of (sharded: growing it never rehashes a full table in one turn). */
+  private readonly entries = new PrefixKeyMap<Entry>();
   /** Other protocols' routes at our (table, metric), by prefix: the conflicting protocol. */
-  private readonly foreign = new Map<PrefixKey, number>();
+  private readonly foreign = new PrefixKeyMap<number>();
+  /** Prefixes of ours found in the start-up dump (for the start-up log line). */
+  private keptAtStart = 0;
   /** Prefixes to reconcile, in order (a queue; `Entry.queued` marks membership). */
   private dirty: Entry[] = [];
   private dirtyHead = 0;
@@ -365,8 +369,7 @@ export class Fib {
       }
       if (this.stopped) return;
       this.started = true;
-      let kept = 0;
-      for (const e of this.entries.values()) if (e.retained) kept++;
+      const kept = this.keptAtStart;
       const o = this.options;
       this.log(
         "info",
@@ -1190,7 +1193,10 @@ export class Fib {
       const e = this.entries.get(key) ?? this.newEntry(key, kernelPrefix(r.prefix)!);
       if (r.metric === o.metric) e.ours = r;
       else (e.oursOther ??= []).push(r);
-      if (initial && !this.synced) e.retained = true;
+      if (initial && !this.synced && !e.retained) {
+        e.retained = true;
+        this.keptAtStart++;
+      }
     } else if (r.metric === o.metric) {
       this.foreign.set(key, r.protocol);
     }
