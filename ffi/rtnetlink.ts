@@ -18,10 +18,10 @@
  *   IPv4 table of hundreds of thousands of routes now and then rebalances
  *   its trie inside one (hundreds of ms, however few messages it holds), so
  *   the send(2) itself runs on a sender thread (a Worker), never on the
- *   event loop; replies still arrive on the loop. A send is sized by time as
- *   well: the messages per send adapt to what the last sends cost
- *   (SEND_BUDGET_MS each), so an apply() of thousands of routes is many
- *   short sends and their replies are decoded a little at a time.
+ *   event loop; replies still arrive on the loop. A send holds at most
+ *   SENDER_SEND_MESSAGES messages (what the loop encodes in a few ms); only
+ *   if the thread cannot be started, sends run on the loop and are sized by
+ *   time instead, adapting to what the last sends cost (SEND_BUDGET_MS each).
  * - A multicast socket (routes, links, addresses of both families) with a
  *   large receive buffer, opened by `open({groups: true})` or the first
  *   watch(). When it overflows (ENOBUFS; the runtime then closes it) watchers
@@ -86,8 +86,10 @@ const MiB = 1 << 20;
 const SO_ATTACH_FILTER = 26;
 /** Kernel time one send may take (ms): the messages per send adapt to it. */
 const SEND_BUDGET_MS = 4;
-/** Messages in the first send, before any has been timed. */
+/** Messages in the first send on the event loop, before any has been timed. */
 const FIRST_SEND_MESSAGES = 256;
+/** Messages per send with the sender thread (bounded by the encoding the event loop does per send). */
+const SENDER_SEND_MESSAGES = 4096;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
@@ -361,7 +363,7 @@ export class RtNetlink implements Kernel {
   private closed = false;
   private batchBytes: number;
   private maxBatchMessages = 1;
-  /** Messages per send, adapted so that one send costs about SEND_BUDGET_MS of kernel time. */
+  /** Messages per send: SENDER_SEND_MESSAGES, or without the sender thread adapted so that one send costs about SEND_BUDGET_MS of kernel time. */
   private sendMessages = FIRST_SEND_MESSAGES;
   /** Duration of the last send call (ms). */
   private lastSendMs = 0;
@@ -383,6 +385,7 @@ export class RtNetlink implements Kernel {
     const k = new RtNetlink(opts);
     try {
       k.sender = new Sender();
+      k.sendMessages = SENDER_SEND_MESSAGES;
     } catch (e) {
       process.stderr.write(`rtnetlink: no sender thread (${(e as Error).message}): sends run on the event loop\n`);
     }
@@ -616,6 +619,7 @@ export class RtNetlink implements Kernel {
 
   /** Size the next sends from the cost of the last one (`count` messages): about SEND_BUDGET_MS each. */
   private adaptSend(count: number): void {
+    if (this.sender) return; // the kernel's time is the sender thread's, not the event loop's
     if (count < 16 || this.lastSendMs <= 0) return;
     const fit = Math.floor((SEND_BUDGET_MS * count) / this.lastSendMs);
     // Halfway to what fits, at most doubling per send: one slow send (a busy kernel) does not swing it.

@@ -100,7 +100,7 @@ export interface FibOptions {
   retainOnExit: boolean;
   /** Start-up sync deadline in ms (default 60000): stale routes are removed then at the latest. */
   startupDeadlineMs: number;
-  /** Operations per `kernel.apply` call (default 1000). */
+  /** Operations per `kernel.apply` call (default 4000; a batch is also cut when its time slice ends). */
   maxBatch: number;
   /** Full compare (dump) interval in ms (default 60000; 0 disables). */
   periodicCompareMs: number;
@@ -115,7 +115,7 @@ export const DEFAULT_FIB_OPTIONS: Readonly<FibOptions> = Object.freeze({
   exclude: [] as string[],
   retainOnExit: false,
   startupDeadlineMs: 60_000,
-  maxBatch: 1000,
+  maxBatch: 4000,
   periodicCompareMs: 60_000,
 });
 
