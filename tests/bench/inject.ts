@@ -2,7 +2,8 @@
  * The orchestrator's handle on a speaker process (tests/bench/speaker.ts):
  * starts it in the peers' namespace, follows its JSON-line events (when it
  * became Established, when a file was written, the sink's latest counts) and
- * sends it commands. Also the injector self-check: its send rate into a
+ * sends it commands (a sink's watch list of prefixes, whose arrival times it
+ * then records). Also the injector self-check: its send rate into a
  * null receiver, so the reports can show it is not the bottleneck.
  */
 import { join } from "node:path";
@@ -19,6 +20,19 @@ export interface SpeakerEvent {
   marked?: number;
   message?: string;
   file?: string;
+  updates?: number;
+  nlri?: number;
+  count?: number;
+  prefix?: string;
+  withdrawn?: boolean;
+  already?: boolean;
+}
+
+/** When a watched prefix was announced or withdrawn (sink), Date.now() in the speaker. */
+export interface Seen {
+  at: number;
+  /** It already was in that state when the watch was set. */
+  already: boolean;
 }
 
 export class Speaker {
@@ -28,6 +42,12 @@ export class Speaker {
   prefixes = 0;
   marked = 0;
   countAt = 0;
+  /** Sink: running totals of UPDATE messages and announced prefixes received. */
+  updates = 0;
+  nlri = 0;
+  /** Sink: watched prefixes seen, by "+P" (announced) / "-P" (withdrawn). */
+  seen = new Map<string, Seen>();
+  private watchAcks = 0;
   errors: string[] = [];
   closed = false;
   nullResult: SpeakerEvent | null = null;
@@ -60,7 +80,10 @@ export class Speaker {
           this.prefixes = e.prefixes!;
           this.marked = e.marked!;
           this.countAt = e.at!;
-        } else if (e.event === "error") this.errors.push(e.message!);
+          this.updates = e.updates ?? 0;
+          this.nlri = e.nlri ?? 0;
+        } else if (e.event === "seen") this.seen.set(`${e.withdrawn ? "-" : "+"}${e.prefix}`, { at: e.at!, already: e.already === true });
+        else if (e.event === "watching") this.watchAcks++; else if (e.event === "error") this.errors.push(e.message!);
         else if (e.event === "closed") this.closed = true;
         else if (e.event === "null-done") this.nullResult = e;
       }
@@ -70,6 +93,17 @@ export class Speaker {
   command(line: string): void {
     this.proc.stdin.write(line + "\n");
     this.proc.stdin.flush();
+  }
+
+  /**
+   * Sink: record when each of these prefixes is announced ("+P") or
+   * withdrawn ("-P"), into `seen`; resolves once the sink has the list.
+   */
+  async watch(prefixes: string[]): Promise<void> {
+    const acks = this.watchAcks;
+    for (let i = 0; i < prefixes.length; i += 500) this.command(`watch ${prefixes.slice(i, i + 500).join(" ")}`);
+    const want = acks + Math.ceil(prefixes.length / 500);
+    if (!(await pollUntil(async () => (this.check("sink"), this.watchAcks >= want), 10_000, 10))) throw new Error("sink: the watch list was not acknowledged within 10 s");
   }
 
   /** Throw with the speaker's own errors if it has failed. */
@@ -88,9 +122,10 @@ export function injector(lab: Lab, i: number, file: string, port = 179): Speaker
   return new Speaker(lab.peersNs, ["inject", "--local", injectorAddr(i), "--peer", DAEMON_V4, "--as", String(INJECT_AS), "--peer-as", String(DAEMON_AS), "--port", String(port), "--file", file]);
 }
 
-/** A sink (index i: address 192.0.2.100+i, AS 65003) counting what the daemon sends it. */
-export function sink(lab: Lab, i: number): Speaker {
-  return new Speaker(lab.peersNs, ["sink", "--local", sinkAddr(i), "--peer", DAEMON_V4, "--as", String(SINK_AS), "--peer-as", String(DAEMON_AS)]);
+/** A sink (index i: address 192.0.2.100+i, AS 65003) counting what the daemon sends it; it keeps trying to connect for `connectWithinMs` (default 60 s). */
+export function sink(lab: Lab, i: number, opts: { connectWithinMs?: number } = {}): Speaker {
+  const retries = opts.connectWithinMs ? ["--connect-retries", String(Math.ceil(opts.connectWithinMs / 250))] : [];
+  return new Speaker(lab.peersNs, ["sink", "--local", sinkAddr(i), "--peer", DAEMON_V4, "--as", String(SINK_AS), "--peer-as", String(DAEMON_AS), ...retries]);
 }
 
 /**

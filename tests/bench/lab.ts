@@ -90,6 +90,31 @@ export function spawnIn(ns: string, argv: string[], env: Record<string, string> 
   return p;
 }
 
+/** The lines a process writes to stdout and stderr, collected as they come (keeps its pipes drained). */
+export class Lines {
+  readonly all: string[] = [];
+  constructor(p: Bun.Subprocess<"pipe", "pipe", "pipe">, readonly max = 10_000) {
+    void this.read(p.stdout);
+    void this.read(p.stderr);
+  }
+  private async read(s: ReadableStream<Uint8Array>): Promise<void> {
+    const dec = new TextDecoder();
+    let buf = "";
+    for await (const c of s) {
+      buf += dec.decode(c, { stream: true });
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+        if (this.all.length < this.max) this.all.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    }
+    if (buf && this.all.length < this.max) this.all.push(buf);
+  }
+  /** The last `n` lines matching `re`, for error reports. */
+  last(n: number, re = /./): string[] {
+    return this.all.filter((l) => re.test(l)).slice(-n);
+  }
+}
+
 /** SIGTERM, then SIGKILL after 3 s. */
 export async function stopProc(p: Bun.Subprocess): Promise<void> {
   if (p.exitCode !== null || p.signalCode) return;

@@ -10,12 +10,16 @@
  *   bun tests/bench/run.ts [--prefixes 560000] [--v6-prefixes 200000]
  *     [--fanin-prefixes 50000] [--only receive,transit,...]
  *     [--daemons bgpctl,bird,frr,openbgpd,gobgp] [--timeout 300] [--poll-ms 100]
- *     [--json FILE]
+ *     [--json FILE] [--k8s-nodes 5000] [--k8s-services 20000]
+ *     [--k8s-changes 200] [--k8s-change-ms 100]
  *
  * Prints one table per scenario (time, peak RSS, bgpctl's ratio to each
  * daemon, and for bgpctl the event loop's worst and p99 lag from `show
  * summary` when the daemon reports them) and writes every result as JSON
  * (default: bench-results.json in a fresh temp directory; the path is printed).
+ * The k8s scenario's table also has the p50 / p99 latency from a Service
+ * change to its UPDATE on the wire. With only k8s selected no BGP table is
+ * built (it needs none).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
@@ -47,13 +51,14 @@ function count(name: string, dflt: number): number {
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name}: expected a whole number, got "${v}"`);
   return n;
 }
-for (const a of args) if (a.startsWith("--") && !["--prefixes", "--v6-prefixes", "--fanin-prefixes", "--only", "--daemons", "--timeout", "--poll-ms", "--json"].includes(a)) throw new Error(`unknown option ${a}`);
+for (const a of args) if (a.startsWith("--") && !["--prefixes", "--v6-prefixes", "--fanin-prefixes", "--only", "--daemons", "--timeout", "--poll-ms", "--json", "--k8s-nodes", "--k8s-services", "--k8s-changes", "--k8s-change-ms"].includes(a)) throw new Error(`unknown option ${a}`);
 
 const V4 = count("--prefixes", 560_000);
 const V6 = count("--v6-prefixes", 200_000);
 const FANIN = count("--fanin-prefixes", 50_000);
 const TIMEOUT = count("--timeout", 300) * 1000;
 const POLL = Math.max(20, count("--poll-ms", 100));
+const K8S = { nodes: count("--k8s-nodes", 5000), services: count("--k8s-services", 20_000), changes: count("--k8s-changes", 200), changeMs: count("--k8s-change-ms", 100) };
 const only = (arg("--only")?.split(",") ?? [...SCENARIOS]) as ScenarioName[];
 for (const s of only) if (!SCENARIOS.includes(s)) throw new Error(`--only: unknown scenario "${s}" (known: ${SCENARIOS.join(", ")})`);
 const names = arg("--daemons")?.split(",") ?? ALL.map((d) => d.name);
@@ -84,19 +89,25 @@ const fmtMB = (b?: number) => (b ? `${Math.round(b / 1e6)} MB` : "");
 
 function table(s: ScenarioName, rows: Result[]): string {
   const ours = rows.find((r) => r.daemon === "bgpctl" && r.status === "ok");
-  const lines = [`| daemon | ${s === "churn" ? "settle" : "time"} | peak RSS | bgpctl time ÷ this | bgpctl RSS ÷ this | event loop max / p99 | notes |`, "|---|---|---|---|---|---|---|"];
+  const k8s = s === "k8s";
+  const time = s === "churn" ? "settle" : k8s ? "start → all originated" : "time";
+  const lines = [
+    `| daemon | ${time} | peak RSS | bgpctl time ÷ this | bgpctl RSS ÷ this | event loop max / p99 |${k8s ? " change → UPDATE p50 | p99 |" : ""} notes |`,
+    `|---|---|---|---|---|---|${k8s ? "---|---|" : ""}---|`,
+  ];
   for (const r of rows) {
     const ok = r.status === "ok";
     const tr = ok && ours && r.daemon !== "bgpctl" ? (ours.ms! / r.ms!).toFixed(2) : "";
     const mr = ok && ours && r.daemon !== "bgpctl" && r.rssBytes ? (ours.rssBytes! / r.rssBytes).toFixed(2) : "";
     const el = r.daemon === "bgpctl" ? (r.eventLoop ? `${r.eventLoop.maxLagMs.toFixed(0)} / ${r.eventLoop.p99LagMs.toFixed(0)} ms` : "n/a") : "";
-    lines.push(`| ${r.daemon} | ${ok ? fmtS(r.ms) : r.status} | ${fmtMB(r.rssBytes)} | ${tr} | ${mr} | ${el} | ${r.detail ?? ""} |`);
+    const lat = k8s ? ` ${r.latency ? `${r.latency.p50Ms} ms` : ""} | ${r.latency ? `${r.latency.p99Ms} ms` : ""} |` : "";
+    lines.push(`| ${r.daemon} | ${ok ? fmtS(r.ms) : r.status} | ${fmtMB(r.rssBytes)} | ${tr} | ${mr} | ${el} |${lat} ${r.detail ?? ""} |`);
   }
   return lines.join("\n");
 }
 
-const results: Result[] = [];
-try {
+/** The pre-encoded feeds of the BGP scenarios (none needed when only k8s runs), logged with the injector's self-check. */
+async function prepareFeeds() {
   const t = performance.now();
   const nh = { nextHop4: NEXT_HOP4, nextHop6: NEXT_HOP6 };
   const full = buildTable({ v4: V4, v6: V6, peerAs: INJECT_AS, ...nh, seed: 1 });
@@ -132,13 +143,21 @@ try {
   log(`table: ${V4} IPv4 + ${V6} IPv6 prefixes, ${full.groups.length} attribute sets, ${full.distinctPaths} distinct AS paths, ${updates} UPDATEs, ${(fullBytes.length / 1e6).toFixed(1)} MB; churn ${feeds.churn.prefixes} prefixes; built in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   const self = await injectorSelfCheck(fullFile, fullBytes.length);
   log(`injector self-check (null receiver): ${(self.ms / 1000).toFixed(2)} s for the table, ${self.mbps.toFixed(0)} MB/s, ${Math.round(full.prefixes / (self.ms / 1000)).toLocaleString("en-US")} prefixes/s`);
+  return { feeds, table: { v4: V4, v6: V6, updates, bytes: fullBytes.length, attributeSets: full.groups.length, distinctPaths: full.distinctPaths }, injector: self };
+}
+
+const results: Result[] = [];
+try {
+  const prepared = only.some((s) => s !== "k8s") ? await prepareFeeds() : null;
+  const feeds: Feeds = prepared?.feeds ?? { full: { file: "", prefixes: 0, v4: 0, v6: 0 }, slices: [], churn: { file: "", prefixes: 0 }, ipBatch: "" };
+  if (only.includes("k8s")) log(`k8s: ${K8S.nodes} Nodes, ${K8S.services} Services, ${K8S.changes} changes every ${K8S.changeMs} ms`);
   log(`machine: ${cpus().length} cores; daemons: ${daemons.map((d) => (d.unavailable() ? `${d.name} (${d.unavailable()})` : d.version())).join("; ")}`);
   const report: string[] = [];
   for (const s of only) {
     const rows: Result[] = [];
     for (const d of daemons) {
       log(`${s} / ${d.name} ...`);
-      const r = await runScenario(s, d, feeds, { timeoutMs: TIMEOUT, pollMs: POLL, log });
+      const r = await runScenario(s, d, feeds, { timeoutMs: TIMEOUT, pollMs: POLL, log, k8s: K8S });
       log(`  ${r.status}${r.ms !== undefined ? ` ${fmtS(r.ms)}` : ""}${r.rssBytes ? `, ${fmtMB(r.rssBytes)}` : ""}${r.detail ? ` (${r.detail})` : ""}`);
       rows.push(r);
       results.push(r);
@@ -153,7 +172,7 @@ try {
     report.push(`### ${s}\n\n${table(s, rows)}\n`);
   }
   log(`\n${report.join("\n")}`);
-  writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, argv: process.argv.slice(2), table: { v4: V4, v6: V6, updates, bytes: fullBytes.length, attributeSets: full.groups.length, distinctPaths: full.distinctPaths }, injector: self, results }, null, 2));
+  writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, argv: process.argv.slice(2), table: prepared?.table ?? null, injector: prepared?.injector ?? null, k8s: only.includes("k8s") ? K8S : null, results }, null, 2));
   log(`results: ${jsonPath}`);
 } finally {
   cleanupAll();

@@ -15,6 +15,9 @@
  *   sink holds the whole table again with every churned prefix marked.
  * - kernel: as receive, with the daemon installing into a kernel table;
  *   done when the kernel table holds every prefix (`ip route` count).
+ * - k8s: bgpctl watch-k8s against the Kubernetes API emulator (5,000 Nodes,
+ *   20,000 Services by default): time to originate everything, then the
+ *   latency of Service changes to the wire (tests/bench/k8s.ts; bgpctl only).
  *
  * Times start when the (last) injector reaches Established and end at the
  * poll (or the sink report) that sees the goal met. Peak RSS is the VmHWM sum
@@ -26,8 +29,9 @@ import { join } from "node:path";
 import { type Speaker, injector, sink } from "./inject.ts";
 import { dropLab, killPid, makeLab, out, peakRss, pollUntil, procStart, processTree } from "./lab.ts";
 import type { Daemon, EventLoopStats, Running } from "./daemons/types.ts";
+import { type K8sOptions, type Latency, runK8s } from "./k8s.ts";
 
-export const SCENARIOS = ["receive", "fanin-distinct", "fanin-same", "transit", "fanout", "churn", "kernel"] as const;
+export const SCENARIOS = ["receive", "fanin-distinct", "fanin-same", "transit", "fanout", "churn", "kernel", "k8s"] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** Files of pre-encoded UPDATEs and their prefix counts, made once per run by run.ts. */
@@ -50,6 +54,10 @@ export interface Result {
   rssBytes?: number;
   eventLoop?: EventLoopStats | null;
   detail?: string;
+  /** k8s: from a Service change's emulator write to its prefix's UPDATE at the sink. */
+  latency?: Latency;
+  /** k8s: sizes, start milestones, withdraw latencies, UPDATE counts (tests/bench/k8s.ts). */
+  k8s?: Record<string, unknown>;
 }
 
 interface Plan {
@@ -62,7 +70,7 @@ interface Plan {
   kernelTable?: number;
 }
 
-function plan(s: ScenarioName, f: Feeds): Plan {
+function plan(s: Exclude<ScenarioName, "k8s">, f: Feeds): Plan {
   const N = f.full.prefixes;
   switch (s) {
     case "receive":
@@ -121,9 +129,12 @@ export interface RunOptions {
   /** Poll interval for the daemon's CLI. */
   pollMs: number;
   log: (s: string) => void;
+  /** The k8s scenario's cluster size and changes. */
+  k8s: K8sOptions;
 }
 
 export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOptions): Promise<Result> {
+  if (s === "k8s") return runK8s(d, o.k8s, o);
   const p = plan(s, f);
   const base: Result = { scenario: s, daemon: d.name, status: "ok" };
   const why = d.unavailable();

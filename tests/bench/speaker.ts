@@ -8,17 +8,24 @@
  *   fast as the socket takes it (awaiting `drain` past the kernel's buffer),
  *   then further files on request (`send FILE` on stdin, for churn);
  * - sink: decode every UPDATE and keep the set of prefixes held (and how many
- *   carry the churn marker community), reporting counts as they change;
+ *   carry the churn marker community), reporting counts as they change; and
+ *   on request (`watch +P -Q ...` on stdin) the moment a watched prefix is
+ *   announced (+) or withdrawn (-), for the Kubernetes scenario's latencies;
  * - null: accept one connection (passive), answer the handshake and discard
  *   everything: the receiver for measuring the injector's own send rate.
  *
  * Reports JSON lines on stdout: {"event":"established","at":ms}, {"event":
  * "sent","file","bytes","ms","at"}, {"event":"count","prefixes","marked",
- * "at"} (sink, at most every 50 ms, and when asked with `count` on stdin),
- * {"event":"error","message"}. `at` is Date.now(), comparable across
+ * "updates","nlri","at"} (sink, at most every 50 ms, and when asked with
+ * `count` on stdin; updates and nlri are running totals of UPDATEs and
+ * announced prefixes received), {"event":"watching","count"} (the watch
+ * list was taken), {"event":"seen","prefix","withdrawn","at"} (a watched
+ * prefix, once; "already": true when it was in that state before it was
+ * watched), {"event":"error","message"}. `at` is Date.now(), comparable across
  * processes. Exits on SIGTERM or when the session closes.
  *
  * Usage: bun speaker.ts MODE --local ADDR --peer ADDR --as N --peer-as N [--file F] [--port 179]
+ *   [--connect-retries 240]
  */
 import net from "node:net";
 import { readFileSync } from "node:fs";
@@ -28,7 +35,7 @@ import { frame } from "../../lib/bgp/framer.ts";
 import { AttrCache } from "../../lib/bgp/attributes.ts";
 import { walkNlri } from "../../lib/bgp/prefix.ts";
 import { MsgType, SAFI } from "../../lib/bgp/types.ts";
-import { AFI } from "../../lib/core/addr.ts";
+import { AFI, type Prefix, parsePrefix, prefixToString } from "../../lib/core/addr.ts";
 import { decodeUpdate, type NlriBlock } from "../../lib/bgp/update.ts";
 import { CHURN_MARKER } from "./table.ts";
 
@@ -72,6 +79,13 @@ const open = encodeOpen({
 const held4 = new Map<number, boolean>();
 const held6 = new Map<string, boolean>();
 let marked = 0;
+/** Running totals: UPDATE messages and announced prefixes received. */
+let updates = 0;
+let nlri = 0;
+/** Watched prefixes (sink): key -> wait for an announcement (true) or a withdrawal (false). */
+const watch4 = new Map<number, boolean>();
+const watch6 = new Map<string, boolean>();
+let watching = 0;
 let lastReport = 0;
 let reportTimer: ReturnType<typeof setTimeout> | null = null;
 const cache = new AttrCache();
@@ -80,29 +94,79 @@ const uctx = { fourOctetAs: true, ibgp: false, addPathReceive: () => false, cach
 function report(): void {
   reportTimer = null;
   lastReport = Date.now();
-  emit({ event: "count", prefixes: held4.size + held6.size, marked, at: lastReport });
+  emit({ event: "count", prefixes: held4.size + held6.size, marked, updates, nlri, at: lastReport });
 }
 function scheduleReport(): void {
   if (reportTimer) return;
   reportTimer = setTimeout(report, Math.max(0, 50 - (Date.now() - lastReport)));
 }
 
+/** The held-set keys of a prefix: IPv4 as address * 64 + length, IPv6 as "len.b0.b1...". */
+function key6(buf: Uint8Array, o: number, len: number): string {
+  let k = String(len);
+  for (let i = 0; i < (len + 7) >> 3; i++) k += "." + buf[o + i];
+  return k;
+}
+function key4(buf: Uint8Array, o: number, len: number): number {
+  let a = 0;
+  const n = (len + 7) >> 3;
+  for (let i = 0; i < 4; i++) a = a * 256 + (i < n ? buf[o + i]! : 0);
+  return a * 64 + len;
+}
+
 function set(b: NlriBlock | null, mark: boolean | null): void {
   if (!b) return;
   const v6 = b.afi === AFI.IPV6;
   walkNlri(b.buf, b.start, b.end, false, (buf, o, len) => {
+    if (mark !== null) nlri++;
     if (v6) {
-      let k = String(len);
-      for (let i = 0; i < (len + 7) >> 3; i++) k += "." + buf[o + i];
+      const k = key6(buf, o, len);
       apply(held6, k, mark);
+      if (watching) seen(watch6, k, mark !== null, () => nlriText(AFI.IPV6, buf, o, len));
     } else {
-      let a = 0;
-      const n = (len + 7) >> 3;
-      for (let i = 0; i < 4; i++) a = a * 256 + (i < n ? buf[o + i]! : 0);
-      apply(held4, a * 64 + len, mark);
+      const k = key4(buf, o, len);
+      apply(held4, k, mark);
+      if (watching) seen(watch4, k, mark !== null, () => nlriText(AFI.IPV4, buf, o, len));
     }
   });
 }
+
+/** The text of an NLRI prefix (its significant octets at buf[o..]). */
+function nlriText(afi: number, buf: Uint8Array, o: number, len: number): string {
+  const addr = new Uint8Array(afi === AFI.IPV6 ? 16 : 4);
+  addr.set(buf.subarray(o, o + ((len + 7) >> 3)));
+  return prefixToString({ afi: afi as Prefix["afi"], len, addr });
+}
+
+/** A watched prefix reached the state it was watched for: report it once. */
+function seen<K>(w: Map<K, boolean>, k: K, announced: boolean, text: () => string): void {
+  if (w.get(k) !== announced) return;
+  w.delete(k);
+  watching--;
+  emit({ event: "seen", prefix: text(), withdrawn: !announced, at: Date.now() });
+}
+
+/** `watch +P -Q ...`: report when P is announced and Q withdrawn (at once, marked already, if it is so now). */
+function addWatches(words: string[]): void {
+  for (const w of words) {
+    const want = w[0] === "+" ? true : w[0] === "-" ? false : fail(`speaker: watch: expected +PREFIX or -PREFIX, got "${w}"`);
+    const p = parsePrefix(w.slice(1));
+    const full = new Uint8Array(16);
+    full.set(p.addr.subarray(0, (p.len + 7) >> 3));
+    const v6 = p.afi === AFI.IPV6;
+    const k = v6 ? key6(full, 0, p.len) : key4(full, 0, p.len);
+    const now = v6 ? held6.has(k as string) : held4.has(k as number);
+    if (now === want) {
+      emit({ event: "seen", prefix: prefixToString(p), withdrawn: !want, at: Date.now(), already: true });
+      continue;
+    }
+    if (v6) watch6.set(k as string, want);
+    else watch4.set(k as number, want);
+    watching++;
+  }
+  emit({ event: "watching", count: watch4.size + watch6.size });
+}
+
 function apply<K>(held: Map<K, boolean>, k: K, mark: boolean | null): void {
   if (held.get(k)) marked--;
   if (mark === null) held.delete(k);
@@ -114,6 +178,7 @@ function apply<K>(held: Map<K, boolean>, k: K, mark: boolean | null): void {
 
 function onUpdate(body: Uint8Array): void {
   const u = decodeUpdate(body, uctx);
+  updates++;
   set(u.withdrawn, null);
   set(u.mpUnreach?.withdrawn ?? null, null);
   const mark = u.attrs ? u.attrs.communities.includes(CHURN_MARKER) : false;
@@ -183,7 +248,7 @@ function run(sock: net.Socket): void {
       }
     }
   });
-  // Commands on stdin: "send FILE" (inject), "count" (sink).
+  // Commands on stdin: "send FILE" (inject), "count" and "watch +P -Q ..." (sink).
   let line = "";
   process.stdin.on("data", (d: Buffer) => {
     line += d.toString();
@@ -192,6 +257,7 @@ function run(sock: net.Socket): void {
       line = line.slice(i + 1);
       if (cmd.startsWith("send ")) void sendFile(sock, cmd.slice(5)).catch((e: Error) => emit({ event: "error", message: e.message }));
       else if (cmd === "count") report();
+      else if (cmd.startsWith("watch ")) addWatches(cmd.slice(6).trim().split(/\s+/));
     }
   });
 }
@@ -204,7 +270,8 @@ if (mode === "null") {
   });
   server.listen(port, local, () => emit({ event: "listening" }));
 } else {
-  // The daemon may still be starting: retry a refused connection, every 250 ms for up to 60 s.
+  // The daemon may still be starting: retry a refused connection, every 250 ms for up to 60 s (--connect-retries).
+  const retries = Number(opt("connect-retries", "240"));
   const attempt = (n: number) => {
     const sock = net.connect({ host: peer, port, localAddress: local });
     sock.setNoDelay(true);
@@ -216,7 +283,7 @@ if (mode === "null") {
     sock.on("error", (e) => {
       if (connected) return;
       sock.destroy();
-      if (n >= 240) fail(`connect to ${peer}:${port} from ${local}: ${e.message}`);
+      if (n >= retries) fail(`connect to ${peer}:${port} from ${local}: ${e.message}`);
       setTimeout(() => attempt(n + 1), 250);
     });
   };
