@@ -5,12 +5,13 @@
  * reset (soft reconfiguration inbound), and carries the stale marks of route
  * refresh (RFC 7313) and graceful restart (RFC 4724).
  *
- * Storage is one Map per family, prefix key → Route; only prefixes with more
- * than one ADD-PATH path identifier hold a small array. The Route objects are
- * stored as given (nothing is wrapped or copied), so a full table costs one
- * Map entry per route on top of the routes themselves.
+ * Storage is one PrefixMap per family, prefix key → Route; only prefixes
+ * with more than one ADD-PATH path identifier hold a small array. The Route
+ * objects are stored as given (nothing is wrapped or copied), so a full
+ * table costs one table entry per route on top of the routes themselves.
  */
 import type { Afi } from "../core/addr.ts";
+import { PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, type RouteSource, withFields } from "./types.ts";
 
 /** What `AdjRibIn.update` did. */
@@ -43,16 +44,16 @@ function samePath(a: Route, b: Route): boolean {
 }
 
 export class AdjRibIn {
-  private readonly v4 = new Map<number, Slot>();
-  private readonly v6 = new Map<string, Slot>();
+  private readonly v4 = new PrefixMap<number, Slot>();
+  private readonly v6 = new PrefixMap<string, Slot>();
   private n4 = 0;
   private n6 = 0;
 
   /** `source` is informational (the peer these routes come from). */
   constructor(readonly source: RouteSource | null = null) {}
 
-  private mapOf(key: PrefixKey): Map<PrefixKey, Slot> {
-    return (typeof key === "number" ? this.v4 : this.v6) as Map<PrefixKey, Slot>;
+  private mapOf(key: PrefixKey): PrefixMap<PrefixKey, Slot> {
+    return (typeof key === "number" ? this.v4 : this.v6) as PrefixMap<PrefixKey, Slot>;
   }
 
   private bump(key: PrefixKey, d: number): void {

@@ -52,6 +52,7 @@ import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, ORIGIN, SAFI } from "../bgp/types.ts";
 import { type EncodeContext, buildAnnouncements, buildWithdrawals, encodeEndOfRib } from "../bgp/update.ts";
 import { DEFAULT_LOCAL_PREF } from "./decision.ts";
 import { type CompiledPolicies, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy, prependAs } from "./policy.ts";
+import { PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, familyOfKey, prefixOfKey, withFields } from "./types.ts";
 
 export const NO_EXPORT = 0xffffff01;
@@ -224,7 +225,7 @@ export class AdjRibOut {
   private readonly scratch: PolicyResult;
 
   /** What the peer has (or will have after the next flush). */
-  private readonly out = new Map<PrefixKey, OutEntry>();
+  private readonly out = new PrefixMap<PrefixKey, OutEntry>();
   /** Prefixes changed since the last flush → the entry as last flushed (null: nothing was). */
   private readonly pending = new Map<PrefixKey, OutEntry | null>();
   /** Where `take` goes on in `pending` (a Map iterator visits entries added later, and skips deleted ones). */

@@ -5,7 +5,7 @@
  * get one event per prefix whose best route or multipath set actually
  * changed.
  *
- * Layout: one Map per family, prefix key → slot. A prefix whose only
+ * Layout: one PrefixMap (lib/rib/prefix-map.ts) per family, prefix key → slot. A prefix whose only
  * candidate is selected (the common case: a full table from one peer) is
  * stored as that Route itself, with no entry object; others hold an Entry
  * with the candidates and the selection. Per source only a count of its
@@ -28,6 +28,7 @@
  */
 import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts";
 import { type DecisionOptions, REASON_ONLY_PATH, selectBest } from "./decision.ts";
+import { PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, prefixKey, prefixOfKey } from "./types.ts";
 
 /** One prefix of the Loc-RIB, as readers see it. */
@@ -157,8 +158,8 @@ function comparePrefixes(a: Prefix, b: Prefix): number {
 }
 
 export class LocRib {
-  private readonly v4 = new Map<number, Slot>();
-  private readonly v6 = new Map<string, Slot>();
+  private readonly v4 = new PrefixMap<number, Slot>();
+  private readonly v6 = new PrefixMap<string, Slot>();
   /** Source id → number of prefixes it has routes for. */
   private readonly bySource = new Map<string, number>();
   private readonly listeners: LocRibListener[] = [];
@@ -239,8 +240,8 @@ export class LocRib {
 
   // ----------------------------------------------------------------- updates
 
-  private mapOf(key: PrefixKey): Map<PrefixKey, Slot> {
-    return (typeof key === "number" ? this.v4 : this.v6) as Map<PrefixKey, Slot>;
+  private mapOf(key: PrefixKey): PrefixMap<PrefixKey, Slot> {
+    return (typeof key === "number" ? this.v4 : this.v6) as PrefixMap<PrefixKey, Slot>;
   }
 
   private bump(key: PrefixKey, d: number): void {
@@ -254,7 +255,7 @@ export class LocRib {
   }
 
   /** A slot as an Entry (a single-route slot is turned into one, in the map). */
-  private entryOf(map: Map<PrefixKey, Slot>, slot: Slot): Entry {
+  private entryOf(map: PrefixMap<PrefixKey, Slot>, slot: Slot): Entry {
     if (slot instanceof Entry) return slot;
     const e = new Entry(slot.key, [slot]);
     e.best = slot;
@@ -406,7 +407,7 @@ export class LocRib {
     if (this.bySource.has(sourceId)) {
       // Collect first: listeners may modify the table.
       const all: PrefixKey[] = [];
-      for (const m of [this.v4, this.v6] as Map<PrefixKey, Slot>[]) {
+      for (const m of [this.v4, this.v6] as PrefixMap<PrefixKey, Slot>[]) {
         for (const [key, slot] of m) {
           if (slot instanceof Entry ? slot.routes.some((r) => r.source.id === sourceId) : slot.source.id === sourceId) all.push(key);
         }
@@ -493,7 +494,7 @@ export class LocRib {
    * next-hop tracker's re-runs).
    */
   *walkCandidates(): IterableIterator<Route> {
-    for (const m of [this.v4, this.v6] as Map<PrefixKey, Slot>[]) {
+    for (const m of [this.v4, this.v6] as PrefixMap<PrefixKey, Slot>[]) {
       for (const slot of m.values()) {
         if (slot instanceof Entry) yield* slot.routes.slice();
         else yield slot;
@@ -504,7 +505,7 @@ export class LocRib {
   /** Every candidate route (for the tracker hand-over; collected first). */
   private candidates(): Route[] {
     const out: Route[] = [];
-    for (const m of [this.v4, this.v6] as Map<PrefixKey, Slot>[]) {
+    for (const m of [this.v4, this.v6] as PrefixMap<PrefixKey, Slot>[]) {
       for (const slot of m.values()) {
         if (slot instanceof Entry) for (const r of slot.routes) out.push(r);
         else out.push(slot);
@@ -513,7 +514,7 @@ export class LocRib {
     return out;
   }
 
-  private afterRemoval(map: Map<PrefixKey, Slot>, e: Entry): LocRibEvent | null {
+  private afterRemoval(map: PrefixMap<PrefixKey, Slot>, e: Entry): LocRibEvent | null {
     if (e.routes.length > 0) return this.select(map, e);
     map.delete(e.key);
     this.tracker?.prefixChanged(e.key);
@@ -537,7 +538,7 @@ export class LocRib {
    * selection changed. An entry left with one selected candidate goes back
    * to being a single-route slot.
    */
-  private select(map: Map<PrefixKey, Slot>, e: Entry): LocRibEvent | null {
+  private select(map: PrefixMap<PrefixKey, Slot>, e: Entry): LocRibEvent | null {
     const oldBest = e.best;
     const oldMp = e.multipath;
     let best: Route | null;
@@ -606,7 +607,7 @@ export class LocRib {
   /** The candidate routes of a source (for `show`): a scan of the table. */
   *routesOf(sourceId: string): IterableIterator<Route> {
     if (!this.bySource.has(sourceId)) return;
-    for (const m of [this.v4, this.v6] as Map<PrefixKey, Slot>[]) {
+    for (const m of [this.v4, this.v6] as PrefixMap<PrefixKey, Slot>[]) {
       for (const slot of m.values()) {
         if (!(slot instanceof Entry)) {
           if (slot.source.id === sourceId) yield slot;
@@ -624,7 +625,7 @@ export class LocRib {
   /** The best route of every prefix that has one, optionally of one family. */
   *bests(afi?: Afi): IterableIterator<Route> {
     for (const m of [afi !== 2 ? this.v4 : null, afi !== 1 ? this.v6 : null]) {
-      if (m !== null) for (const s of (m as Map<PrefixKey, Slot>).values()) {
+      if (m !== null) for (const s of (m as PrefixMap<PrefixKey, Slot>).values()) {
         const b = s instanceof Entry ? s.best : s;
         if (b !== null) yield b;
       }
@@ -721,7 +722,7 @@ export class LocRib {
     if (p.len === 0) {
       for (const e of this.entries(p.afi)) out.push(e);
     } else {
-      const map = (p.afi === 1 ? this.v4 : this.v6) as Map<PrefixKey, Slot>;
+      const map = (p.afi === 1 ? this.v4 : this.v6) as PrefixMap<PrefixKey, Slot>;
       for (const [key, s] of map) {
         const ep = prefixOfKey(key);
         if (prefixContains(p, ep)) out.push(this.view(s));

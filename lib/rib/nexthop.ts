@@ -557,11 +557,11 @@ export class NextHopTracker implements RouteTracker {
     }
     this.stats.slices++;
     const t0 = performance.now();
-    const keys: PrefixKey[] = [];
-    /** Routes whose forwarding hops alone changed (their prefixes' kernel routes must follow). */
-    const moved: Route[] = [];
     let done = walk === null;
     while (!done) {
+      const keys: PrefixKey[] = [];
+      /** Routes whose forwarding hops alone changed (their prefixes' kernel routes must follow). */
+      const moved: Route[] = [];
       for (let n = 0; n < 256; n++) {
         const step = walk!.next();
         if (step.done) {
@@ -585,14 +585,15 @@ export class NextHopTracker implements RouteTracker {
         r.igpCost = cost;
         keys.push(r.key);
       }
+      // Per batch, inside the time budget: re-running a prefix emits Loc-RIB events (they may
+      // invalidate again: a later re-run handles that). Selected routes whose forwarding hops
+      // changed get a new kernel route for the same selection, told before the re-run, against
+      // the selection it was made for (a selection change is an event anyway).
+      if (moved.length > 0) this.stats.forwardingChanges += this.rib.forwardingChanged(moved);
+      this.rib.reevaluate(keys);
+      this.stats.prefixesRerun += keys.length;
       if (performance.now() - t0 >= this.sliceMs) break;
     }
-    // Re-running a prefix emits Loc-RIB events: those may invalidate again (handled by a later re-run).
-    // Selected routes whose forwarding hops changed: a new kernel route for the same selection. Told
-    // before the re-run, against the selection it was made for (a selection change is an event anyway).
-    if (moved.length > 0) this.stats.forwardingChanges += this.rib.forwardingChanged(moved);
-    this.rib.reevaluate(keys);
-    this.stats.prefixesRerun += keys.length;
     this.stats.longestSliceMs = Math.max(this.stats.longestSliceMs, performance.now() - t0);
     if (!done) {
       setImmediate(() => this.slice(walk, changed));

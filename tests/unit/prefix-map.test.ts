@@ -1,0 +1,111 @@
+/**
+ * PrefixMap (lib/rib/prefix-map.ts) against a JavaScript Map as the model:
+ * random sets, deletes and clears of IPv4 (number) and IPv6 (string) keys
+ * through several index rebuilds; walks that run while the table changes;
+ * and the property it exists for, no write that rebuilds the whole index at
+ * once (counted, not timed).
+ */
+import { describe, expect, test } from "bun:test";
+import { PrefixMap } from "../../lib/rib/prefix-map.ts";
+import { type PrefixKey, prefixKey } from "../../lib/rib/types.ts";
+
+function rng(seed: number): () => number {
+  return () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+}
+
+const v4 = (i: number): number => prefixKey({ afi: 1, len: 24, addr: new Uint8Array([10 + (i >>> 16), (i >>> 8) & 0xff, i & 0xff, 0]) }) as number;
+const v6 = (i: number): string => prefixKey({ afi: 2, len: 48, addr: new Uint8Array([0x20, 0x01, 0x0d, 0xb8, (i >>> 8) & 0xff, i & 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) }) as string;
+
+function same<K extends PrefixKey>(m: PrefixMap<K, number>, model: Map<K, number>): void {
+  expect(m.size).toBe(model.size);
+  const got = [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const want = [...model.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  expect(got).toEqual(want);
+}
+
+describe("PrefixMap", () => {
+  for (const [name, keyOf] of [["IPv4 keys", v4], ["IPv6 keys", v6]] as const) {
+    test(`${name}: random sets, deletes and clears agree with a Map, through index rebuilds`, () => {
+      const r = rng(name.length);
+      const m = new PrefixMap<PrefixKey, number>();
+      const model = new Map<PrefixKey, number>();
+      for (let step = 0; step < 60_000; step++) {
+        const x = r();
+        // Growth first, then churn, so both kinds of rebuild happen.
+        const k = keyOf(Math.floor(r() * (step < 30_000 ? 40_000 : 8_000)));
+        if (x < 0.6) {
+          m.set(k, step);
+          model.set(k, step);
+        } else if (x < 0.9999) {
+          expect(m.delete(k)).toBe(model.delete(k));
+        } else {
+          m.clear();
+          model.clear();
+        }
+        if (step % 997 === 0) {
+          expect(m.get(k)).toBe(model.get(k));
+          expect(m.has(k)).toBe(model.has(k));
+        }
+        if (step % 9_973 === 0) same(m, model);
+      }
+      same(m, model);
+      for (const k of model.keys()) expect(m.get(k)).toBe(model.get(k));
+      expect(m.get(keyOf(1_000_000))).toBeUndefined();
+    });
+  }
+
+  test("insertion order without removals; [Symbol.iterator], keys and values agree", () => {
+    const m = new PrefixMap<number, string>();
+    for (let i = 0; i < 1000; i++) m.set(v4(i), `v${i}`);
+    m.set(v4(5), "again"); // an update keeps the position
+    expect([...m.keys()]).toEqual(Array.from({ length: 1000 }, (_, i) => v4(i)));
+    expect([...m.values()][5]).toBe("again");
+    expect([...m].map(([k]) => k)).toEqual([...m.keys()]);
+  });
+
+  test("a walk while the table changes: removed entries skipped, new ones visited, none twice", () => {
+    const m = new PrefixMap<number, number>();
+    for (let i = 0; i < 5000; i++) m.set(v4(i), i);
+    const seen = new Set<number>();
+    let n = 0;
+    for (const [k, v] of m) {
+      expect(seen.has(k)).toBe(false);
+      seen.add(k);
+      if (n++ === 100) {
+        for (let i = 4000; i < 5000; i++) m.delete(v4(i)); // ahead of the walk
+        for (let i = 5000; i < 20_000; i++) m.set(v4(i), i); // new positions (holes first): grows the index meanwhile
+      }
+      expect(m.get(k)).toBe(v);
+    }
+    // Everything never removed was visited; nothing removed before the walk reached it was.
+    for (let i = 0; i < 4000; i++) expect(seen.has(v4(i))).toBe(true);
+    for (let i = 20_000 - 13_000; i < 20_000; i++) expect(seen.has(v4(i))).toBe(true);
+    expect(m.size).toBe(19_000);
+  });
+
+  test("no write rebuilds the whole index: a million inserts, each touching a bounded number of positions", () => {
+    const m = new PrefixMap<number, number>();
+    // Instrument: the most index positions any one set() took in while a new index was built.
+    let worst = 0;
+    const proto = PrefixMap.prototype as unknown as { place: (k: PrefixKey, pos: number) => void };
+    const place = proto.place;
+    let perWrite = 0;
+    proto.place = function (this: unknown, k: PrefixKey, pos: number) {
+      perWrite++;
+      return place.call(this, k, pos);
+    };
+    try {
+      for (let i = 0; i < 1_000_000; i++) {
+        perWrite = 0;
+        m.set(i * 64 + 24, i);
+        if (perWrite > worst) worst = perWrite;
+      }
+    } finally {
+      proto.place = place;
+    }
+    expect(m.size).toBe(1_000_000);
+    expect(worst).toBeGreaterThan(0); // rebuilds happened
+    expect(worst).toBeLessThanOrEqual(17); // STEP positions, plus the entry itself
+    for (let i = 0; i < 1_000_000; i += 997) expect(m.get(i * 64 + 24)).toBe(i);
+  });
+});
