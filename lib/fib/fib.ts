@@ -843,6 +843,8 @@ export class Fib {
         this.tidy(e);
       }
       if (e.ours && this.matches(e.ours, w.route)) {
+        // Keep the desired route (shared next hops) rather than the copy a dump or event decoded.
+        e.ours = w.route;
         this.clearFailure(e, "installed");
         return ops;
       }
@@ -1287,6 +1289,7 @@ export class Fib {
           const w = this.wantOf(e);
           // Our own change echoed back: nothing to do.
           if (w.kind === "install" && this.matches(r, w.route)) {
+            e.ours = w.route; // the desired route, not the decoded copy
             this.resetRepairs(e);
             this.clearFailure(e, "installed");
             if (!e.oursOther) return;
