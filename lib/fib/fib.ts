@@ -2,7 +2,9 @@
  * The FIB reconciler: turns the Loc-RIB's selection into the routes bgpctl
  * wants in the kernel (the desired state, one kernel route per prefix) and
  * keeps the kernel in line with it through the `Kernel` contract of
- * ./types.ts — batched, one `apply` in flight at a time, repaired from the
+ * ./types.ts — batched, two `apply` calls in flight at most (the next built while the
+ * kernel works on the last; a prefix with an operation in flight waits for
+ * its answer before it is looked at again), repaired from the
  * kernel's multicast events, with a full compare (dump) on overrun and
  * periodically as a safety net.
  *
@@ -78,6 +80,8 @@ export const RTN_UNICAST = 1;
 const FAIL_LOGS_PER_BATCH = 20;
 /** Replaces of one route in a row that the kernel does not confirm before we stop and wait for the full compare. */
 const MAX_REPAIRS = 3;
+/** Batches in flight: the next one is built while the kernel works on the last (they are applied in order). */
+const MAX_INFLIGHT = 2;
 
 export interface FibOptions {
   /** Kernel routing table (default 254, main). */
@@ -305,7 +309,12 @@ export class Fib {
   private staleCount = 0;
   /** Batch building: a task of the shared slicer. */
   private readonly task: SlicedTask = { step: (deadline) => this.step(deadline) };
-  private inflight: Promise<void> | null = null;
+  /** Batches sent and not yet answered (at most MAX_INFLIGHT). */
+  private readonly inflight = new Set<Promise<void>>();
+  /** Entries with an operation in a batch in flight: not reconciled again until its answer. */
+  private readonly busy = new Set<Entry>();
+  /** Entries met while busy, put back in the queue when a batch is answered (`queued` stays set). */
+  private deferred: Entry[] = [];
   private idleWaiters: (() => void)[] = [];
 
   private deadlineTimer: TimerHandle | null = null;
@@ -385,7 +394,7 @@ export class Fib {
   }
 
   /**
-   * Stop: unsubscribe, finish the batch in flight, then remove all our routes
+   * Stop: unsubscribe, finish the batches in flight, then remove all our routes
    * (unless `retainOnExit`). Changes received after stop() are ignored.
    */
   stop(): Promise<void> {
@@ -398,7 +407,7 @@ export class Fib {
       this.deadlineTimer = this.periodicTimer = this.retryTimer = null;
       if (this.starting) await this.starting.catch(() => {});
       if (this.resyncing) await this.resyncing.catch(() => {});
-      while (this.inflight) await this.inflight;
+      await this.allAnswered();
       slicer.cancel(this.task);
       this.scan = null;
       const ops: { e: Entry; op: KernelOp }[] = [];
@@ -440,8 +449,10 @@ export class Fib {
         this.log("info", `fib: stopped, ${removed} routes removed${errors ? `, ${errors} failed` : ""}`);
       }
       for (let i = this.dirtyHead; i < this.dirty.length; i++) this.dirty[i]!.queued = false;
+      for (const e of this.deferred) e.queued = false;
       this.dirty = [];
       this.dirtyHead = 0;
+      this.deferred = [];
       this.resolveIdle(true);
     })();
     return this.stopping;
@@ -951,8 +962,8 @@ export class Fib {
 
   /** Forget an entry that has nothing left: no input, nothing of ours in the kernel. */
   private maybeDrop(e: Entry): void {
-    if (e.best === null && e.ours === null && e.oursOther === null && !e.queued) {
-      this.entries.delete(e.key);
+    if (e.best === null && e.ours === null && e.oursOther === null && !e.queued && !this.busy.has(e)) {
+      if (this.entries.get(e.key) === e) this.entries.delete(e.key);
       this.failed.delete(e);
     }
   }
@@ -967,10 +978,10 @@ export class Fib {
   }
 
   private isIdle(): boolean {
-    if (this.stopped) return this.stopping === null || this.inflight === null;
+    if (this.stopped) return this.stopping === null || this.inflight.size === 0;
     if (!this.started) return this.starting === null;
     return (
-      this.inflight === null &&
+      this.inflight.size === 0 &&
       this.resyncing === null &&
       this.dirtyHead === this.dirty.length &&
       !this.needFullScan &&
@@ -1015,10 +1026,11 @@ export class Fib {
   /**
    * One slice of batch building (a slicer step): reconcile queued entries,
    * then the full scan, until the deadline or `maxBatch` operations, and send
-   * them; one batch in flight at a time (its completion wakes the task).
+   * them; up to MAX_INFLIGHT batches in flight (an answer wakes the task). An
+   * entry whose operation is in flight waits for its answer (`deferred`).
    */
   private step(deadline: number): boolean {
-    if (!this.canRun() || this.inflight) {
+    if (!this.canRun() || this.inflight.size >= MAX_INFLIGHT) {
       this.resolveIdle();
       return false;
     }
@@ -1031,9 +1043,6 @@ export class Fib {
     const owners: Entry[] = [];
     let n = 0;
     let more = false;
-    // During a scan, an entry already reconciled in this batch (from the queue) is not reconciled twice:
-    // the kernel's answer to the first has not come yet.
-    const seen = this.scan !== null ? new Set<Entry>() : null;
     for (;;) {
       if ((++n & 31) === 0 && performance.now() >= deadline) {
         more = true;
@@ -1041,9 +1050,11 @@ export class Fib {
       }
       const e = this.nextEntry();
       if (e === null) break;
-      if (seen !== null) {
-        if (seen.has(e)) continue;
-        seen.add(e);
+      if (this.busy.has(e)) {
+        // Its operation is in flight: our view of it changes with the answer.
+        e.queued = true;
+        this.deferred.push(e);
+        continue;
       }
       // The start-up sync came: release a route kept from the start-up dump, counting it if it goes.
       const stale = e.retained && this.synced;
@@ -1058,6 +1069,7 @@ export class Fib {
         ops.push(op);
         owners.push(e);
       }
+      this.busy.add(e);
       if (ops.length >= max) {
         more = true;
         break;
@@ -1078,11 +1090,17 @@ export class Fib {
       if (!more) this.resolveIdle();
       return more;
     }
-    this.inflight = this.runBatch(ops, owners).finally(() => {
-      this.inflight = null;
+    const p: Promise<void> = this.runBatch(ops, owners).finally(() => {
+      this.inflight.delete(p);
       this.schedule();
     });
-    return false;
+    this.inflight.add(p);
+    return more && this.inflight.size < MAX_INFLIGHT;
+  }
+
+  /** Wait until no batch is in flight. */
+  private async allAnswered(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.all(this.inflight);
   }
 
   private async runBatch(ops: KernelOp[], owners: Entry[]): Promise<void> {
@@ -1102,6 +1120,11 @@ export class Fib {
           this.retryFailed();
         }, 1000);
       }
+    }
+    for (const e of owners) this.busy.delete(e);
+    if (this.deferred.length > 0) {
+      for (const e of this.deferred) this.dirty.push(e);
+      this.deferred = [];
     }
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
@@ -1338,7 +1361,7 @@ export class Fib {
       try {
         do {
           this.resyncAgain = false;
-          while (this.inflight) await this.inflight;
+          await this.allAnswered();
           await this.fullCompare(false);
         } while (this.resyncAgain && !this.stopped);
       } catch (err) {

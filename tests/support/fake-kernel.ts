@@ -17,8 +17,9 @@
  *   `echoOwnChanges = false`, as ffi/rtnetlink.ts does (a socket filter on
  *   its own port id), `apply`'s changes are not reported one by one but as
  *   one `{type: "applied"}` per call;
- * - `apply` resolves asynchronously; counters for calls, ops and the
- *   largest number of concurrent calls;
+ * - `apply` resolves asynchronously (after `applyDelayTurns` turns; calls
+ *   are applied in order); counters for calls, ops and the largest number
+ *   of concurrent calls;
  * - `lookupRoute` as `ip route get ADDR fibmatch` answers it: the local
  *   table (our addresses), then main (with the connected subnets of up
  *   links), then default; longest prefix, then lowest metric; blackhole /
@@ -88,6 +89,8 @@ export class FakeKernel implements Kernel {
   private pendingEvents: KernelEvent[] = [];
   /** Rewrite events before delivery (e.g. a kernel that notifies multipath routes one hop at a time). */
   mangleEvents: ((e: KernelEvent) => KernelEvent) | null = null;
+  /** Event-loop turns an `apply` takes before the kernel works on it (a busy kernel or a slow socket). */
+  applyDelayTurns = 1;
   /** Make `apply` itself reject (a broken socket) while set. */
   applyReject: Error | null = null;
   private readonly failing = new Map<string, string>();
@@ -122,7 +125,7 @@ export class FakeKernel implements Kernel {
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
-      await new Promise((r) => setImmediate(r));
+      for (let i = 0; i < this.applyDelayTurns; i++) await new Promise((r) => setImmediate(r));
       if (this.applyReject) throw this.applyReject;
       const res: (KernelError | null)[] = [];
       this.applying = true;

@@ -461,7 +461,7 @@ describe("fib: start-up and shutdown", () => {
     await s.fib.stop();
     expect(s.k.list({ protocol: BGP })).toEqual([]);
     expect(s.k.get("192.168.0.0/16")?.protocol).toBe(4);
-    expect(s.k.maxInFlight).toBe(1);
+    expect(s.k.maxInFlight).toBeLessThanOrEqual(2);
     // Nothing happens after stop.
     s.set(rt("10.0.0.0/8", "192.0.2.2"));
     await s.fib.whenIdle();
@@ -698,7 +698,7 @@ describe("fib: errors", () => {
 });
 
 describe("fib: batching", () => {
-  test("a 100k-prefix burst: batches of at most maxBatch (cut short only by the time slice), each op once, one in flight at a time", async () => {
+  test("a 100k-prefix burst: batches of at most maxBatch (cut short only by the time slice), each op once, at most two in flight", async () => {
     const s = await started({ maxBatch: 1000 });
     const N = 100_000;
     for (let i = 0; i < N; i++) {
@@ -713,7 +713,7 @@ describe("fib: batching", () => {
     // Batches are cut by maxBatch or by the slice's time budget, never one route at a time.
     expect(N / s.k.applyCalls).toBeGreaterThan(100);
     expect(Math.max(...s.k.batchSizes)).toBeLessThanOrEqual(1000);
-    expect(s.k.maxInFlight).toBe(1);
+    expect(s.k.maxInFlight).toBeLessThanOrEqual(2);
     expect(s.fib.counts().installed).toBe(N);
     // Withdraw everything: another ~100 calls.
     const calls = s.k.applyCalls;
@@ -722,7 +722,7 @@ describe("fib: batching", () => {
     expect(s.k.list({ protocol: BGP }).length).toBe(0);
     expect(s.k.opsApplied).toBe(2 * N);
     expect(N / (s.k.applyCalls - calls)).toBeGreaterThan(100);
-    expect(s.k.maxInFlight).toBe(1);
+    expect(s.k.maxInFlight).toBeLessThanOrEqual(2);
     expect(s.fib.status()).toEqual([]);
   }, 60_000);
 });
@@ -945,6 +945,7 @@ describe("fib: time slices (the event loop keeps turning, nothing is lost or reo
 
   test("changes made while batches are in flight end in the last state: withdraw after add, change after change, add-then-withdraw never sent", async () => {
     const s = await started({ maxBatch: 500 });
+    s.k.applyDelayTurns = 4; // a slow kernel: the next batch is built while one is in flight
     s.fib.allSourcesSynced();
     const N = 20_000;
     for (let i = 0; i < N; i++) s.set(rt(v4(i), "192.0.2.2"));
@@ -965,7 +966,7 @@ describe("fib: time slices (the event loop keeps turning, nothing is lost or reo
     expect(have.length).toBe(want.size);
     for (const r of have) expect([r.prefix, gateways(r)]).toEqual([r.prefix, [want.get(r.prefix)!]]);
     expect(s.k.opLog.some((o) => o.prefix === "198.51.100.0/24")).toBe(false);
-    expect(s.k.maxInFlight).toBe(1);
+    expect(s.k.maxInFlight).toBe(2);
     expect(s.fib.counts()).toMatchObject({ installed: want.size, pending: 0, total: want.size });
   }, 60_000);
 
