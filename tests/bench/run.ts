@@ -71,9 +71,11 @@ if (process.getuid?.() !== 0) {
 
 const dir = mkdtempSync(join(tmpdir(), "bgpctl-bench-"));
 const jsonPath = arg("--json") ?? join(dir, "bench-results.json");
-/** The feed files (the JSON results stay). */
+/** The feed files (the JSON results stay); the whole directory when the results go elsewhere. */
 const removeFeeds = () => {
   for (const f of ["full.bin", "churn.bin", "routes.batch", ...Array.from({ length: 20 }, (_, i) => `slice${i}.bin`)]) rmSync(join(dir, f), { force: true });
+  // With --json elsewhere nothing of this run is left in the directory.
+  if (arg("--json") !== undefined) rmSync(dir, { recursive: true, force: true });
 };
 const onSignal = (sig: string) => {
   log(`\n${sig}: stopping every process and removing the namespaces`);
