@@ -9,12 +9,11 @@
  * (lib/router/router.ts) and reconfiguration diffs against it
  * (lib/router/reconfigure.ts); nothing else keeps a second copy.
  */
-import { type PathAttributes, emptyAttributes, parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { Listener } from "../bgp/listener.ts";
-import { CEASE_SUB, ORIGIN, SEG } from "../bgp/types.ts";
+import { CEASE_SUB } from "../bgp/types.ts";
 import type { MonitorEvent, NeighborInfo } from "../api/types.ts";
 import type { AdvertiseConfig, PeerConfig, RouterConfig } from "../config/types.ts";
-import { parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
+import { parseAddr, prefixToString } from "../core/addr.ts";
 import { type Clock, realClock } from "../core/clock.ts";
 import type { Log } from "../core/log.ts";
 import { LoopLagMonitor } from "../core/loop-lag.ts";
@@ -24,19 +23,13 @@ import { LocRib } from "../rib/loc-rib.ts";
 import { NextHopTracker } from "../rib/nexthop.ts";
 import { kernelResolver } from "../fib/resolver.ts";
 import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
-import { type Route, type RouteSource, makeRoute, prefixOfKey } from "../rib/types.ts";
+import { type Route, type RouteSource, prefixOfKey } from "../rib/types.ts";
 import { RtNetlink } from "../../ffi/rtnetlink.ts";
 import { Neighbor, type NeighborHost } from "./neighbor.ts";
 import { routeEntry } from "./view.ts";
+import { LocalRoutes, type Owner } from "./local-routes.ts";
 
-/** Who added a neighbour or a local route: the config file (reload manages it) or the control API (reload leaves it). */
-export type Owner = "config" | "api";
-
-export interface LocalRoute {
-  config: AdvertiseConfig;
-  route: Route;
-  owner: Owner;
-}
+export type { Owner } from "./local-routes.ts";
 
 export interface EngineOptions {
   log: Log;
@@ -56,8 +49,8 @@ export class RouteEngine implements NeighborHost {
   readonly clock: Clock;
   readonly locRib: LocRib;
   readonly peers = new Map<string, Neighbor>();
-  /** Local routes by prefix text. */
-  readonly localRoutes = new Map<string, LocalRoute>();
+  /** Local routes by prefix text (set up in the constructor, with the local source). */
+  readonly localRoutes: LocalRoutes;
   readonly localSource: RouteSource;
   listener = new Listener();
   readonly started = Date.now();
@@ -90,6 +83,7 @@ export class RouteEngine implements NeighborHost {
       rrClient: false,
       local: true,
     };
+    this.localRoutes = new LocalRoutes(() => this.config.asn, this.localSource);
     this.locRib.onListenerError = (err, ev) => this.log.error(`a Loc-RIB subscriber failed on ${prefixToString(ev.prefix)}: ${(err as Error).stack ?? String(err)}`);
     this.locRib.subscribe((ch) => {
       for (const n of this.peers.values()) {
@@ -329,33 +323,15 @@ export class RouteEngine implements NeighborHost {
   }
 
   // ------------------------------------------------------------ local routes
-  private localRoute(a: AdvertiseConfig): Route {
-    const prefix = parsePrefix(a.prefix);
-    const attrs: PathAttributes = {
-      ...emptyAttributes(),
-      origin: ORIGIN.IGP,
-      asPath: a.asPathPrepend ? [{ type: SEG.AS_SEQUENCE, asns: new Array<number>(a.asPathPrepend).fill(this.config.asn) }] : [],
-      localPref: a.localPref ?? 100,
-      med: a.med ?? null,
-      communities: a.communities.map(parseCommunity),
-      largeCommunities: a.largeCommunities.map(parseLargeCommunity),
-    };
-    // An empty next hop means "self": each Adj-RIB-Out puts the session's local address.
-    return makeRoute(prefix, 0, this.localSource, attrs, a.nextHop ? parseAddr(a.nextHop)!.addr : new Uint8Array(0));
-  }
-
   /** Originate `a` (replacing any local route for the same prefix in one step). */
   setLocal(a: AdvertiseConfig, owner: Owner): void {
-    const route = this.localRoute(a);
-    this.localRoutes.set(a.prefix, { config: a, route, owner });
-    this.locRib.upsert(route);
+    this.locRib.upsert(this.localRoutes.set(a, owner));
   }
 
   /** Stop originating a prefix; false when it was not originated. */
   removeLocal(prefixText: string): boolean {
-    const e = this.localRoutes.get(prefixText);
+    const e = this.localRoutes.delete(prefixText);
     if (!e) return false;
-    this.localRoutes.delete(prefixText);
     this.locRib.remove(this.localSource.id, e.route.key, 0);
     return true;
   }
