@@ -64,8 +64,9 @@ export function sameValue(a: unknown, b: unknown): boolean {
   }
   const ao = a as Record<string, unknown>;
   const bo = b as Record<string, unknown>;
-  const keys = new Set([...Object.keys(ao), ...Object.keys(bo)]);
-  for (const k of keys) if (!sameValue(ao[k], bo[k])) return false;
+  for (const k in ao) if (!sameValue(ao[k], bo[k])) return false;
+  // Keys only b has: equal only when undefined there (absent in a).
+  for (const k in bo) if (!(k in ao) && bo[k] !== undefined) return false;
   return true;
 }
 
@@ -102,8 +103,20 @@ export function diffConfig(old: RouterConfig, next: RouterConfig): ConfigDiff {
   }
 
   // Advertisements are compared whole: a changed attribute withdraws the old and adds the new.
-  const advertiseAdded = next.advertise.filter((a) => !old.advertise.some((b) => sameValue(a, b)));
-  const advertiseRemoved = old.advertise.filter((a) => !next.advertise.some((b) => sameValue(a, b)));
+  // Matched by prefix first: a Kubernetes node has tens of thousands of them.
+  const byPrefix = (list: RouterConfig["advertise"]) => {
+    const m = new Map<string, RouterConfig["advertise"]>();
+    for (const a of list) {
+      const l = m.get(a.prefix);
+      if (l) l.push(a);
+      else m.set(a.prefix, [a]);
+    }
+    return m;
+  };
+  const oldAdv = byPrefix(old.advertise);
+  const nextAdv = byPrefix(next.advertise);
+  const advertiseAdded = next.advertise.filter((a) => !oldAdv.get(a.prefix)?.some((b) => sameValue(a, b)));
+  const advertiseRemoved = old.advertise.filter((a) => !nextAdv.get(a.prefix)?.some((b) => sameValue(a, b)));
 
   const prefixListsChanged = new Set<string>();
   for (const name of new Set([...Object.keys(old.prefixLists), ...Object.keys(next.prefixLists)])) {

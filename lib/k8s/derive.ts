@@ -159,6 +159,23 @@ export function comparePrefixes(x: string, y: string): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/**
+ * `items` sorted as comparePrefixes orders their prefixes, each prefix parsed
+ * once (a sort comparing with comparePrefixes parses both on every
+ * comparison: seconds at 20,000 Services).
+ */
+export function sortByPrefix<T>(items: T[], prefixOf: (t: T) => string): T[] {
+  const keyed = items.map((item) => {
+    const text = prefixOf(item);
+    const p = tryPrefix(text);
+    // Parsed prefixes first, by family, address bytes and length (hex compares as the bytes do); others by text.
+    const key = p ? `${p.afi}${Buffer.from(p.addr).toString("hex")}${p.len.toString(16).padStart(2, "0")}` : `9${text}`;
+    return { key, item };
+  });
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return keyed.map((k) => k.item);
+}
+
 function byText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -472,13 +489,13 @@ export function derive(input: DeriveInput): Derived {
       if (!have.services.includes(s.status.name)) have.services.push(s.status.name);
     }
   }
-  const genAdvertise = [...advertised.values()].sort((a, b) => comparePrefixes(a.adv.prefix, b.adv.prefix));
+  const genAdvertise = sortByPrefix([...advertised.values()], (g) => g.adv.prefix);
   status.originated = genAdvertise.map((g) => {
     const o: K8sOriginated = { ...g.orig, communities: [...g.adv.communities], largeCommunities: [...g.adv.largeCommunities] };
     if (g.services.length) o.service = g.services.join(", ");
     return o;
   });
-  const advertise = [...baseAdvertise, ...genAdvertise.map((g) => g.adv)].sort((a, b) => comparePrefixes(a.prefix, b.prefix));
+  const advertise = sortByPrefix([...baseAdvertise, ...genAdvertise.map((g) => g.adv)], (a) => a.prefix);
 
   const config: RouterConfig = {
     ...base,

@@ -873,6 +873,16 @@ describe("diffConfig", () => {
     });
   });
 
+  test("advertisements are matched by prefix: 30,000 of them (a Kubernetes node's Services), a few changed", () => {
+    const adv = (i: number, c = "65001:1") => ({ prefix: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}/32`, communities: [c], largeCommunities: [] });
+    const a = { ...old, advertise: Array.from({ length: 30_000 }, (_, i) => adv(i)) };
+    const b = { ...old, advertise: Array.from({ length: 30_000 }, (_, i) => (i === 7 ? adv(i, "65001:2") : adv(i + (i >= 29_990 ? 100 : 0)))) };
+    const d = diffConfig(a, b);
+    expect(d.advertiseAdded.map((x) => x.prefix)).toEqual([adv(7).prefix, ...Array.from({ length: 10 }, (_, k) => adv(30_090 + k).prefix)]);
+    expect(d.advertiseAdded[0]!.communities).toEqual(["65001:2"]);
+    expect(d.advertiseRemoved.map((x) => x.prefix)).toEqual([adv(7).prefix, ...Array.from({ length: 10 }, (_, k) => adv(29_990 + k).prefix)]);
+  });
+
   test("peers added and removed", () => {
     const next = edit("  - {address: 192.0.2.4, remoteAs: 65004}", "  - {address: 192.0.2.5, remoteAs: 65005}");
     const d = diffConfig(old, next);

@@ -25,7 +25,7 @@ import {
   parseRouterIdAnnotation,
   unknownAnnotations,
 } from "../../lib/k8s/annotations.ts";
-import { type DeriveInput, type Derived, GENERATED_PREFIX, derive } from "../../lib/k8s/derive.ts";
+import { type DeriveInput, type Derived, GENERATED_PREFIX, comparePrefixes, derive, sortByPrefix } from "../../lib/k8s/derive.ts";
 import { formatK8sStatus } from "../../lib/k8s/format.ts";
 import type { EndpointSlice, K8sProblem, K8sServiceIp, K8sStatus, Node, Service } from "../../lib/k8s/types.ts";
 import { applyPolicy, checkPolicyRef, compilePolicies } from "../../lib/rib/policy.ts";
@@ -1313,5 +1313,16 @@ describe("formatK8sStatus", () => {
     for (const s of ["Resources: none", "Peers: none", "Originated: none", "Services: none", "Problems (1):"]) expect(text).toContain(s);
     expect(text).toContain('no Node object named "ghost"');
     expect(text).not.toMatch(/\x1b\[/);
+  });
+});
+
+describe("sortByPrefix", () => {
+  test("orders as comparePrefixes does (families, addresses, lengths, unparsable text last), parsing each prefix once", () => {
+    const texts = ["2001:db8::/32", "10.0.0.0/8", "not a prefix", "10.0.0.0/16", "9.255.255.255/32", "2001:db8::/48", "192.0.2.0/24", "10.1.0.0/16", "::/0", "0.0.0.0/0", "a-name", "203.0.113.128/25"];
+    let seed = 3;
+    for (let round = 0; round < 20; round++) {
+      const shuffled = texts.map((t) => ({ t, r: (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) })).sort((a, b) => a.r - b.r).map((x) => ({ prefix: x.t }));
+      expect(sortByPrefix(shuffled, (x) => x.prefix).map((x) => x.prefix)).toEqual([...texts].sort(comparePrefixes));
+    }
   });
 });
