@@ -455,6 +455,22 @@ export class Session extends TypedEmitter<SessionEvents> {
   }
 
   /**
+   * Send several framed UPDATEs as one socket write (one pass through the
+   * stream machinery instead of one per message). False when not Established.
+   */
+  sendUpdates(msgs: readonly Uint8Array[]): boolean {
+    if (msgs.length === 0) return true;
+    if (msgs.length === 1) return this.sendUpdate(msgs[0]!);
+    const t = this.establishedTcp;
+    if (!t) return false;
+    // Written as one buffer, counted per message.
+    if (!this.write(t, Buffer.concat(msgs), MsgType.UPDATE)) return false;
+    this.countOut.update += msgs.length - 1;
+    this.countOut.total += msgs.length - 1;
+    return true;
+  }
+
+  /**
    * Send ROUTE-REFRESH (subtype 0 request, 1 BoRR, 2 EoRR). False when not
    * Established or the peer did not negotiate route refresh (enhanced route
    * refresh for subtypes 1 and 2).

@@ -227,8 +227,12 @@ export class AdjRibOut {
   /** What the peer has (or will have after the next flush). */
   private readonly out = new PrefixMap<PrefixKey, OutEntry>();
   /** Prefixes changed since the last flush → the entry as last flushed (null: nothing was). */
-  private readonly pending = new Map<PrefixKey, OutEntry | null>();
-  /** Where `take` goes on in `pending` (a Map iterator visits entries added later, and skips deleted ones). */
+  private readonly pending = new PrefixMap<PrefixKey, OutEntry | null>();
+  /**
+   * Where `take` goes on in `pending` (the walk visits entries added later in
+   * new positions and skips deleted ones; one added into an earlier hole waits
+   * for the next walk, which starts when this one ends).
+   */
   private pendingIt: Iterator<[PrefixKey, OutEntry | null]> | null = null;
   private readonly counts = [0, 0, 0];
   private gen = 0;
@@ -513,12 +517,18 @@ export class AdjRibOut {
     }
     const wd: Prefix[][] = [[], [], []];
     const groups: Map<PathAttributes, Map<Uint8Array, Prefix[]>>[] = [new Map(), new Map(), new Map()];
-    const it = (this.pendingIt ??= this.pending.entries());
+    let it = (this.pendingIt ??= this.pending.entries());
+    let restarted = false;
     for (let n = 0; n < max; n++) {
       const step = it.next();
       if (step.done) {
         this.pendingIt = null;
-        break;
+        // Changes queued behind the walk (into earlier holes): one more walk from the start.
+        if (this.pending.size === 0 || restarted) break;
+        restarted = true;
+        it = this.pendingIt = this.pending.entries();
+        n--;
+        continue;
       }
       const [key, prev] = step.value;
       this.pending.delete(key);

@@ -266,7 +266,7 @@ export class Neighbor {
     for (;;) {
       if (!this.session.writable) return false; // 'drain' wakes us
       if (out.pendingCount >= OUT_BATCH || (this.jobs.length === 0 && out.pendingCount > 0)) {
-        for (const m of out.take(OUT_BATCH)) this.session.sendUpdate(m);
+        this.session.sendUpdates(out.take(OUT_BATCH));
       } else if (this.jobs.length > 0) {
         const job = this.jobs[0]!;
         for (let i = 0; i < JOB_STEPS; i++) {
