@@ -8,7 +8,7 @@
  * the raw attribute bytes to one shared object, so a full table with few
  * distinct attribute sets costs one parse per distinct set.
  */
-import { Writer, hex, u16, u32 } from "./bytes.ts";
+import { Writer, hex, internNextHop, u16, u32 } from "./bytes.ts";
 import { BgpError } from "./errors.ts";
 import { formatIPv4 } from "../core/addr.ts";
 import { AS_TRANS, ATTR, ERR, FLAG, ORIGIN_NAMES, SEG, UPDATE_SUB } from "./types.ts";
@@ -455,7 +455,7 @@ function decodeAttrSet(
       }
       case ATTR.NEXT_HOP:
         if (vlen !== 4) withdraw(type, `NEXT_HOP length ${vlen}`);
-        else a.nextHop = b.slice(s, e);
+        else a.nextHop = internNextHop(b, s, e);
         break;
       case ATTR.MED:
         if (vlen !== 4) withdraw(type, `MULTI_EXIT_DISC length ${vlen}`);

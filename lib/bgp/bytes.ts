@@ -83,3 +83,23 @@ export function hex(b: Uint8Array): string {
   for (let i = 0; i < b.length; i++) s += b[i]!.toString(16).padStart(2, "0");
   return s;
 }
+
+/** Distinct values `internNextHop` shares at most (beyond them it copies, so a flood of distinct values cannot grow it). */
+const NEXT_HOP_INTERN_MAX = 4096;
+const nextHops = new Map<string, Uint8Array>();
+
+/**
+ * The bytes `b[start, end)` as a shared, never-modified array: one object
+ * per distinct next hop for the whole daemon (a full table has a handful of
+ * next hops and a hundred thousand attribute sets and UPDATEs naming them).
+ * Callers must not write into the result.
+ */
+export function internNextHop(b: Uint8Array, start: number, end: number): Uint8Array {
+  let k = "";
+  for (let i = start; i < end; i++) k += String.fromCharCode(b[i]!);
+  const have = nextHops.get(k);
+  if (have !== undefined) return have;
+  const v = b.slice(start, end);
+  if (nextHops.size < NEXT_HOP_INTERN_MAX) nextHops.set(k, v);
+  return v;
+}

@@ -26,7 +26,7 @@ import {
   encodeAttributes,
   splitAttributes,
 } from "./attributes.ts";
-import { Writer, u16 } from "./bytes.ts";
+import { Writer, internNextHop, u16 } from "./bytes.ts";
 import { BgpError } from "./errors.ts";
 import { frame } from "./framer.ts";
 import { addPathReceive, type Negotiated } from "./negotiate.ts";
@@ -214,7 +214,7 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
       const safi = v[2]!;
       const nhl = v[3]!;
       if (4 + nhl + 1 > v.length) throw optionalAttrError(a, `MP_REACH_NLRI next hop length ${nhl} overruns the attribute`);
-      const mp: MpReach = { afi, safi, nextHop: v.slice(4, 4 + nhl), nlri: null };
+      const mp: MpReach = { afi, safi, nextHop: internNextHop(v, 4, 4 + nhl), nlri: null };
       msg.mpReach = mp;
       mpReachEncodesNlri = 4 + nhl + 1 < v.length;
       if (!familyAllowed(ctx, afi, safi)) {

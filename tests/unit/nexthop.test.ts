@@ -277,8 +277,8 @@ describe("next-hop tracking: IGP cost and re-runs", () => {
     w.kernel.ipRouteDel("203.0.113.0/24", 254, 10);
     await w.settle();
     expect(w.rib.bestCount()).toBe(0);
+    // Spread over turns (a 1 ms budget, 30k routes): behaviour, not a time, is asserted here.
     expect(w.tracker.stats.slices - slices).toBeGreaterThan(2);
-    expect(w.tracker.stats.longestSliceMs).toBeLessThan(20);
     expect(w.events.length).toBe(2 * n);
   });
 });
@@ -511,7 +511,6 @@ describe("next-hop tracking: forwarding changes at scale", () => {
     expect(fwd).toBe(n);
     expect(w.events).toEqual([]);
     expect(w.tracker.stats.slices - slices).toBeGreaterThan(2);
-    expect(w.tracker.stats.longestSliceMs).toBeLessThan(20);
   });
 });
 
