@@ -17,8 +17,9 @@
  *   The kernel does the work of every message inside the send call, and an
  *   IPv4 table of hundreds of thousands of routes now and then rebalances
  *   its trie inside one (hundreds of ms, however few messages it holds), so
- *   the send(2) itself runs on a sender thread (a Worker), never on the
- *   event loop; replies still arrive on the loop. A send holds at most
+ *   the send(2) of apply() batches runs on a sender thread (a Worker,
+ *   started by the first apply()), never on the event loop; replies still
+ *   arrive on the loop. Dumps and lookups, cheap to send, go out directly. A send holds at most
  *   SENDER_SEND_MESSAGES messages (what the loop encodes in a few ms); only
  *   if the thread cannot be started, sends run on the loop and are sized by
  *   time instead, adapting to what the last sends cost (SEND_BUDGET_MS each).
@@ -367,8 +368,9 @@ export class RtNetlink implements Kernel {
   private sendMessages = FIRST_SEND_MESSAGES;
   /** Duration of the last send call (ms). */
   private lastSendMs = 0;
-  /** The sender thread; null when it could not be started (then sends run on the event loop). */
+  /** The sender thread (started by the first apply()); null before, or when it cannot be started. */
   private sender: Sender | null = null;
+  private senderFailed = false;
   private readonly timeoutMs: number;
   private readonly mcRcvbuf: number;
   private readonly reqRcvbuf: number;
@@ -383,12 +385,6 @@ export class RtNetlink implements Kernel {
 
   static async open(opts: RtNetlinkOptions = {}): Promise<RtNetlink> {
     const k = new RtNetlink(opts);
-    try {
-      k.sender = new Sender();
-      k.sendMessages = SENDER_SEND_MESSAGES;
-    } catch (e) {
-      process.stderr.write(`rtnetlink: no sender thread (${(e as Error).message}): sends run on the event loop\n`);
-    }
     await k.requestSocket();
     if (opts.groups) k.openMulticast();
     return k;
@@ -498,7 +494,8 @@ export class RtNetlink implements Kernel {
   }
 
   /** Send `buf` and drive `f` until it completes or fails (one request in flight). */
-  private transact(buf: Uint8Array, f: Omit<InFlight, "done" | "fail">): Promise<KernelError | null> {
+  /** `offLoop`: send on the sender thread (route changes: the kernel's work happens inside the send). */
+  private transact(buf: Uint8Array, f: Omit<InFlight, "done" | "fail">, offLoop = false): Promise<KernelError | null> {
     return this.serial(async () => {
       let sock: NlSocket;
       try {
@@ -507,17 +504,9 @@ export class RtNetlink implements Kernel {
         return kernelError(this.closed ? libc.Errno.EBADF : e instanceof libc.SysError ? e.errno : libc.Errno.EIO, `netlink socket: ${(e as Error).message}`);
       }
       return new Promise<KernelError | null>((resolve) => {
-        // Complete when the last reply has come and the send call has returned (its duration sizes the next sends).
-        let replied = false;
-        let sent = false;
-        const inflight: InFlight = {
-          ...f,
-          done: () => {
-            replied = true;
-            if (sent) resolve(null);
-          },
-          fail: (e) => resolve(e),
-        };
+        // Complete with the last reply. On the sender thread the send call has returned by then (the kernel
+        // queues the replies inside it) or is returning; sends stay in order (the thread takes them in turn).
+        const inflight: InFlight = { ...f, done: () => resolve(null), fail: (e) => resolve(e) };
         this.inflight = inflight;
         this.timer = setTimeout(() => {
           // Start over on a fresh socket: an unfinished dump would leave this one busy (EBUSY).
@@ -526,13 +515,11 @@ export class RtNetlink implements Kernel {
           this.failInflight(kernelError(libc.Errno.ETIMEDOUT, "no reply from the kernel"));
         }, this.timeoutMs);
         const onSent = (r: SendResult) => {
-          sent = true;
           this.lastSendMs = r.ms;
-          if (r.err) {
-            if (this.inflight === inflight) this.failInflight(kernelError(r.err, `send: ${libc.errnoText(r.err)}`));
-          } else if (replied) resolve(null);
+          if (r.err && this.inflight === inflight) this.failInflight(kernelError(r.err, `send: ${libc.errnoText(r.err)}`));
         };
-        if (this.sender) void sock.sendOn(this.sender, buf).then(onSent);
+        const sender = offLoop ? this.sender : null;
+        if (sender) void sock.sendOn(sender, buf).then(onSent);
         else {
           const t0 = performance.now();
           const err = sock.send(buf);
@@ -540,6 +527,19 @@ export class RtNetlink implements Kernel {
         }
       });
     });
+  }
+
+  /** The sender thread for apply() batches, started on first use; null if it cannot be (sends then run on the event loop). */
+  private startSender(): Sender | null {
+    if (this.sender || this.senderFailed || this.closed) return this.sender;
+    try {
+      this.sender = new Sender();
+      this.sendMessages = SENDER_SEND_MESSAGES;
+    } catch (e) {
+      this.senderFailed = true;
+      process.stderr.write(`rtnetlink: no sender thread (${(e as Error).message}): sends run on the event loop\n`);
+    }
+    return this.sender;
   }
 
   private nextSeq(): number {
@@ -553,6 +553,7 @@ export class RtNetlink implements Kernel {
   async apply(ops: KernelOp[]): Promise<(KernelError | null)[]> {
     const results: (KernelError | null)[] = new Array<KernelError | null>(ops.length).fill(null);
     if (this.closed) return results.map(() => kernelError(libc.Errno.EBADF, "rtnetlink: closed"));
+    this.startSender();
     const w = new NlWriter(Math.min(this.batchBytes + 4096, 1 << 20));
     let i = 0;
     let changed = false;
@@ -599,7 +600,7 @@ export class RtNetlink implements Kernel {
           if (a.errno) batch[index] = ackError(a);
           return index === count - 1;
         },
-      });
+      }, true);
       if (err?.errno === libc.Errno.EMSGSIZE && count > 1 && this.batchBytes > 1024) {
         // The send buffer is smaller than we thought: halve and redo this batch.
         this.batchBytes = Math.max(1024, this.batchBytes >> 1);
