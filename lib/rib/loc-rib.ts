@@ -29,7 +29,7 @@
 import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts";
 import { type DecisionOptions, REASON_ONLY_PATH, selectBest } from "./decision.ts";
 import { PrefixMap } from "./prefix-map.ts";
-import { type PrefixKey, type Route, prefixKey, prefixOfKey } from "./types.ts";
+import { type PrefixKey, type Route, type RouteSource, prefixKey, prefixOfKey } from "./types.ts";
 
 /** One prefix of the Loc-RIB, as readers see it. */
 export interface LocRibEntry {
@@ -331,13 +331,18 @@ export class LocRib {
     return this.select(map, e);
   }
 
-  /** Remove the route of a source with this prefix and path id. Returns the event, or null when nothing changed. */
-  remove(sourceId: string, key: PrefixKey, pathId = 0): LocRibEvent | null {
+  /**
+   * Remove the route of a source with this prefix and path id. Returns the
+   * event, or null when nothing changed. With `only`, only a route carrying
+   * that very source object goes (a neighbour's routes of an ended session,
+   * not those of the next session, which has a new source object).
+   */
+  remove(sourceId: string, key: PrefixKey, pathId = 0, only?: RouteSource): LocRibEvent | null {
     const map = this.mapOf(key);
     const slot = map.get(key);
     if (slot === undefined) return null;
     if (!(slot instanceof Entry)) {
-      if (slot.source.id !== sourceId || slot.pathId !== pathId) return null;
+      if (slot.source.id !== sourceId || slot.pathId !== pathId || (only !== undefined && slot.source !== only)) return null;
       this.tracker?.untrack(slot);
       map.delete(key);
       this.bump(key, -1);
@@ -351,7 +356,7 @@ export class LocRib {
     for (let i = 0; i < rs.length; i++) {
       const r = rs[i]!;
       if (r.source.id !== sourceId) continue;
-      if (r.pathId === pathId) found = i;
+      if (r.pathId === pathId && (only === undefined || r.source === only)) found = i;
       else others = true;
     }
     if (found < 0) return null;

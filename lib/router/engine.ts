@@ -17,6 +17,7 @@ import { parseAddr, prefixToString } from "../core/addr.ts";
 import { type Clock, realClock } from "../core/clock.ts";
 import type { Log } from "../core/log.ts";
 import { LoopLagMonitor } from "../core/loop-lag.ts";
+import { sliced } from "../core/slices.ts";
 import { Fib } from "../fib/fib.ts";
 import type { Kernel } from "../fib/types.ts";
 import { LocRib } from "../rib/loc-rib.ts";
@@ -242,8 +243,9 @@ export class RouteEngine implements NeighborHost {
   acceptedCount(sourceId: string): number {
     return this.locRib.sourceCount(sourceId);
   }
-  sourceDown(sourceId: string, keys: Iterable<Route["key"]>): void {
-    this.locRib.removeSource(sourceId, keys);
+  sourceDown(source: RouteSource, routes: Iterable<Route>): void {
+    // In slices: only the routes of that session (its source object), whatever arrives meanwhile.
+    void sliced(routes, (r) => this.locRib.remove(source.id, r.key, r.pathId, source));
   }
   bestRoute(key: Route["key"]): Route | null {
     return this.locRib.best(key);
@@ -308,8 +310,8 @@ export class RouteEngine implements NeighborHost {
   async detach(n: Neighbor, subcode: number, message?: string): Promise<void> {
     if (this.peers.get(n.config.address) === n) this.peers.delete(n.config.address);
     this.listener.remove(n.session);
+    // Stopping ends its session, and with it its routes (sourceDown, in slices).
     await n.stop(subcode, message);
-    this.locRib.removeSource(n.source.id, n.adjIn.keys());
   }
 
   /** The neighbour at `address` (any spelling of the address), or undefined. */

@@ -63,8 +63,8 @@ export interface NeighborHost {
   readonly clock: Clock;
   /** A route accepted by import policy, or removed (route null) for (source, key, pathId). */
   importRoute(source: RouteSource, key: Route["key"], pathId: number, route: Route | null): void;
-  /** The neighbour's session went down: drop all its routes; `keys` are the prefixes it had (its Adj-RIB-In). */
-  sourceDown(sourceId: string, keys: Iterable<Route["key"]>): void;
+  /** The neighbour's session went down: drop all its routes, `routes` (its Adj-RIB-In of that session, learned from `source`). */
+  sourceDown(source: RouteSource, routes: Iterable<Route>): void;
   /** Prefixes of this source in the Loc-RIB, i.e. accepted by import policy. */
   acceptedCount(sourceId: string): number;
   /** Every current best route, to fill a new Adj-RIB-Out. */
@@ -79,9 +79,11 @@ export interface NeighborHost {
 
 export class Neighbor {
   readonly session: Session;
-  readonly adjIn = new AdjRibIn();
+  /** The routes of the current session (a new, empty one per session). */
+  adjIn = new AdjRibIn();
   adjOut: AdjRibOut | null = null;
-  readonly source: RouteSource;
+  /** Where this neighbour's routes come from: a new object (same id) per session, so the routes of an ended session can be told apart while they are removed. */
+  source: RouteSource;
   /** When the session last changed between up and down (ms). */
   private since = Date.now();
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
@@ -205,8 +207,13 @@ export class Neighbor {
       if (this.flushTimer) clearTimeout(this.flushTimer);
       this.flushTimer = null;
       this.adjOut = null;
-      this.host.sourceDown(this.source.id, this.adjIn.keys());
-      this.adjIn.clear();
+      // The ended session's routes leave the Loc-RIB in slices (a full table is seconds of work);
+      // a new session starts with a new Adj-RIB-In and source and may already send meanwhile.
+      const old = this.adjIn;
+      const oldSource = this.source;
+      this.adjIn = new AdjRibIn();
+      this.source = { ...oldSource };
+      this.host.sourceDown(oldSource, old.routes());
     }
     this.host.stateChanged(this, from, to, reason);
   }

@@ -23,7 +23,7 @@ import { OUT_HIGH, Session } from "../../lib/bgp/session.ts";
 import { AFI, MsgType, ORIGIN, SAFI, SEG } from "../../lib/bgp/types.ts";
 import { type UpdateContext, type UpdateMessage, announcedBlocks, blockPrefixes, buildAnnouncements, decodeUpdate } from "../../lib/bgp/update.ts";
 import { parseConfig } from "../../lib/config/load.ts";
-import { parseAddr, parsePrefix } from "../../lib/core/addr.ts";
+import { parseAddr, parsePrefix, prefixToString } from "../../lib/core/addr.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 import { Log } from "../../lib/core/log.ts";
 import { RouteEngine } from "../../lib/router/engine.ts";
@@ -233,4 +233,32 @@ describe("flow control: sliced input and pulled output", () => {
     expect(bestAfter.learnedAt).toBe(bestBefore.learnedAt);
     expect(nI.info().received).toBe(2);
   });
+
+  test("a session with 100k routes goes down: its routes leave in slices, and the next session's routes are kept", async () => {
+    const { engine, port } = await engineA();
+    const inj = await speaker(I, 65002, port);
+    const msgs = table(100_000);
+    const n = prefixesIn(msgs);
+    for (const m of msgs) inj.sendUpdate(m);
+    await waitFor(() => engine.locRib.count() === n, { timeoutMs: 60_000, intervalMs: 20, what: `${n} routes in A's Loc-RIB` });
+    const nI = engine.peers.get(I)!;
+    const firstSession = nI.source;
+    // The old session's last prefix (the last to leave): the new session announces it again while the old routes leave.
+    const keep = prefixToString([...nI.adjIn.routes()].at(-1)!.prefix);
+    const seen: number[] = [];
+    const probe = setInterval(() => seen.push(engine.locRib.count()), 1);
+    await inj.stop();
+    await waitFor(() => nI.state !== "Established", { timeoutMs: 10_000, what: "I's session down" });
+    // A new session comes up and announces one of the old prefixes while the old routes are still leaving.
+    const again = await speaker(I, 65002, port);
+    const attrs = { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65002] }] };
+    for (const m of buildAnnouncements(AFI.IPV4, SAFI.UNICAST, [parsePrefix(keep)], attrs, parseAddr(I)!.addr, { fourOctetAs: true, addPathSend: () => false, maxLen: 4096 })) again.sendUpdate(m);
+    await waitFor(() => engine.locRib.count() === 1 && nI.adjIn.count === 1, { timeoutMs: 60_000, intervalMs: 10, what: "only the new session's route left", detail: () => `${engine.locRib.count()} in the Loc-RIB` });
+    clearInterval(probe);
+    expect(seen.some((c) => c > 1 && c < n)).toBe(true); // a timer ran while they were leaving
+    const [best] = [...engine.locRib.bests()];
+    expect(best!.source).not.toBe(firstSession);
+    expect(best!.source.id).toBe(firstSession.id);
+    expect(engine.locRib.sourceCount(firstSession.id)).toBe(1);
+  }, 90_000);
 });
