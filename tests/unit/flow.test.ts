@@ -63,6 +63,17 @@ async function speaker(local: string, as: number, port: number): Promise<Session
   return s;
 }
 
+/** Engine A holding a table of about `size` routes from I (its session returned too). */
+async function engineWithTable(size: number): Promise<{ engine: RouteEngine; port: number; inj: Session; n: number }> {
+  const { engine, port } = await engineA();
+  const inj = await speaker(I, 65002, port);
+  const msgs = table(size);
+  const n = prefixesIn(msgs);
+  for (const m of msgs) inj.sendUpdate(m);
+  await waitFor(() => engine.locRib.count() === n, { timeoutMs: 60_000, intervalMs: 20, what: `${n} routes in A's Loc-RIB` });
+  return { engine, port, inj, n };
+}
+
 /** What a receiver saw: prefixes announced, and whether End-of-RIB came and as what message. */
 interface Seen {
   prefixes: number;
@@ -181,12 +192,7 @@ describe("flow control: sliced input and pulled output", () => {
   }, 120_000);
 
   test("soft reconfiguration inbound of 100k routes runs in slices: a timer keeps firing, then every route is re-decided", async () => {
-    const { engine, port } = await engineA();
-    const inj = await speaker(I, 65002, port);
-    const msgs = table(100_000);
-    const n = prefixesIn(msgs);
-    for (const m of msgs) inj.sendUpdate(m);
-    await waitFor(() => engine.locRib.count() === n, { timeoutMs: 60_000, intervalMs: 20, what: `${n} routes in A's Loc-RIB` });
+    const { engine, n } = await engineWithTable(100_000);
     const nI = engine.peers.get(I)!;
     nI.updateConfig({ ...nI.config, import: { kind: "none" } });
     const watch = LoopLagMonitor.started(1);
@@ -235,12 +241,7 @@ describe("flow control: sliced input and pulled output", () => {
   });
 
   test("a session with 100k routes goes down: its routes leave in slices, and the next session's routes are kept", async () => {
-    const { engine, port } = await engineA();
-    const inj = await speaker(I, 65002, port);
-    const msgs = table(100_000);
-    const n = prefixesIn(msgs);
-    for (const m of msgs) inj.sendUpdate(m);
-    await waitFor(() => engine.locRib.count() === n, { timeoutMs: 60_000, intervalMs: 20, what: `${n} routes in A's Loc-RIB` });
+    const { engine, port, inj, n } = await engineWithTable(100_000);
     const nI = engine.peers.get(I)!;
     const firstSession = nI.source;
     // The old session's last prefix (the last to leave): the new session announces it again while the old routes leave.
@@ -248,7 +249,7 @@ describe("flow control: sliced input and pulled output", () => {
     const seen: number[] = [];
     const probe = setInterval(() => seen.push(engine.locRib.count()), 1);
     await inj.stop();
-    await waitFor(() => nI.state !== "Established", { timeoutMs: 10_000, what: "I's session down" });
+    await waitFor(() => nI.info().state !== "Established", { timeoutMs: 10_000, what: "I's session down" });
     // A new session comes up and announces one of the old prefixes while the old routes are still leaving.
     const again = await speaker(I, 65002, port);
     const attrs = { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65002] }] };
