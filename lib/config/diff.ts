@@ -89,6 +89,31 @@ export function diffPeer(before: PeerConfig, after: PeerConfig): Omit<PeerChange
   return { fields, needsReset: effect("reset"), reimport: effect("reimport"), reexport: effect("reexport") };
 }
 
+/**
+ * The part of a diff that does not depend on the peers or advertisements
+ * (policies, prefix lists, global settings): what a reload that compares
+ * peers and local routes against the running state needs, without walking
+ * tens of thousands of advertisements.
+ */
+export function diffSettings(old: RouterConfig, next: RouterConfig): Pick<ConfigDiff, "policiesChanged" | "globalChanged"> {
+  const prefixListsChanged = new Set<string>();
+  for (const name of new Set([...Object.keys(old.prefixLists), ...Object.keys(next.prefixLists)])) {
+    if (!sameValue(old.prefixLists[name], next.prefixLists[name])) prefixListsChanged.add(name);
+  }
+  const policiesChanged: string[] = [];
+  for (const name of new Set([...Object.keys(old.policies), ...Object.keys(next.policies)])) {
+    const a = old.policies[name];
+    const b = next.policies[name];
+    const usesChangedList = (p: typeof a) => !!p?.terms.some((t) => t.match?.prefixList?.some((l) => prefixListsChanged.has(l)));
+    if (!sameValue(a, b) || usesChangedList(a) || usesChangedList(b)) policiesChanged.push(name);
+  }
+  policiesChanged.sort();
+
+  const globalChanged = GLOBAL_FIELDS.filter((k) => !sameValue(old[k], next[k])) as string[];
+
+  return { policiesChanged, globalChanged };
+}
+
 export function diffConfig(old: RouterConfig, next: RouterConfig): ConfigDiff {
   const oldPeers = new Map(old.peers.map((p) => [p.address, p]));
   const nextPeers = new Map(next.peers.map((p) => [p.address, p]));
@@ -118,20 +143,7 @@ export function diffConfig(old: RouterConfig, next: RouterConfig): ConfigDiff {
   const advertiseAdded = next.advertise.filter((a) => !oldAdv.get(a.prefix)?.some((b) => sameValue(a, b)));
   const advertiseRemoved = old.advertise.filter((a) => !nextAdv.get(a.prefix)?.some((b) => sameValue(a, b)));
 
-  const prefixListsChanged = new Set<string>();
-  for (const name of new Set([...Object.keys(old.prefixLists), ...Object.keys(next.prefixLists)])) {
-    if (!sameValue(old.prefixLists[name], next.prefixLists[name])) prefixListsChanged.add(name);
-  }
-  const policiesChanged: string[] = [];
-  for (const name of new Set([...Object.keys(old.policies), ...Object.keys(next.policies)])) {
-    const a = old.policies[name];
-    const b = next.policies[name];
-    const usesChangedList = (p: typeof a) => !!p?.terms.some((t) => t.match?.prefixList?.some((l) => prefixListsChanged.has(l)));
-    if (!sameValue(a, b) || usesChangedList(a) || usesChangedList(b)) policiesChanged.push(name);
-  }
-  policiesChanged.sort();
-
-  const globalChanged = GLOBAL_FIELDS.filter((k) => !sameValue(old[k], next[k])) as string[];
+  const { policiesChanged, globalChanged } = diffSettings(old, next);
 
   const changedSet = new Set(policiesChanged);
   const peersAffectedByPolicy = next.peers

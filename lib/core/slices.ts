@@ -118,3 +118,32 @@ export async function sliced<T>(items: Iterable<T>, fn: (x: T) => void): Promise
     if (!r.done) await nextTurn();
   }
 }
+
+/**
+ * Run a generator as a task of `on` (the shared slicer by default): it is
+ * resumed until the slice's deadline, then waits for the next turn; the
+ * generator yields wherever it may be cut (its values are ignored). Resolves
+ * with its return value, rejects with what it throws. The way to run a long
+ * computation (e.g. deriving a configuration) without holding the loop.
+ */
+export function runSliced<T>(steps: Iterator<unknown, T>, on: Slicer = slicer): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    on.wake({
+      step(deadline: number): boolean {
+        try {
+          for (;;) {
+            const r = steps.next();
+            if (r.done) {
+              resolve(r.value);
+              return false;
+            }
+            if (performance.now() >= deadline) return true;
+          }
+        } catch (e) {
+          reject(e);
+          return false;
+        }
+      },
+    });
+  });
+}

@@ -5,6 +5,13 @@
  * come and go without touching the other sessions, Service IPs are
  * originated and withdrawn — and reports what it derived (`bgpctl show k8s`).
  *
+ * Nothing holds the event loop at any cluster size: each derivation runs in
+ * time slices and remembers per object what it found (`DeriveCache`), the
+ * router starts with the derived peers and then takes the advertisements
+ * through the same sliced apply as every later change, and a burst of
+ * changes is coalesced into one run (a 20 ms debounce, and at most one
+ * more run queued behind the one in progress).
+ *
  * Nothing is derived from a partial view: the router starts only when every
  * cache has completed its first full list and this node's Node object exists.
  * Problems found in objects (bad annotation values) are logged once each,
@@ -15,7 +22,7 @@ import type { RouterConfig, SecretRef } from "../config/types.ts";
 import { Router } from "../router/router.ts";
 import type { Log } from "../core/log.ts";
 import { KubeClient } from "./client.ts";
-import { type DeriveInput, type Derived, derive } from "./derive.ts";
+import { DeriveCache, type DeriveInput, type Derived, derive, deriveSliced } from "./derive.ts";
 import { type KubeConnection, resolveConnection } from "./kubeconfig.ts";
 import { Reflector } from "./reflector.ts";
 import type { EndpointSlice, K8sProblem, K8sStatus, Node, Secret, Service } from "./types.ts";
@@ -60,6 +67,7 @@ export class KubeController {
   private base: RouterConfig;
   private router: Router | null = null;
   private last: Derived | null = null;
+  private readonly cache = new DeriveCache();
   private readonly secrets = new Map<string, string>();
   private readonly secretFetchedAt = new Map<string, number>();
   private readonly problemsLogged = new Set<string>();
@@ -114,10 +122,12 @@ export class KubeController {
         if (d.config) {
           this.last = d;
           this.logProblems(d.status.problems);
-          const router = new Router(d.config, this.opts.configPath, this.log, { load: () => this.reloadConfig(), k8s: () => this.status() });
+          // Started without the advertisements (the engine would originate them in one go); they follow as a sliced apply.
+          const router = new Router({ ...d.config, advertise: [] }, this.opts.configPath, this.log, { load: () => this.reloadConfig(), k8s: () => this.status() });
           if (this.opts.beforeStart) await this.opts.beforeStart(router);
           await router.start();
           this.router = router;
+          if (d.config.advertise.length) await this.applyDerived(router, d.config);
           this.log.info(
             `kubernetes: node ${this.nodeName}: AS ${d.config.asn}, router id ${d.config.routerId}, role ${d.status.role}, ${d.status.peers.length} peers, ${d.status.originated.length} originated prefixes`,
           );
@@ -224,8 +234,13 @@ export class KubeController {
       return;
     }
     this.last = d;
+    await this.applyDerived(router, d.config);
+  }
+
+  /** Hand a derived configuration to the router; a refusal (needs a restart) is logged once and shown as a problem. */
+  private async applyDerived(router: Router, config: RouterConfig): Promise<void> {
     try {
-      await router.apply(d.config, "kubernetes");
+      await router.apply(config, "kubernetes");
       this.applyProblem = null;
     } catch (e) {
       const msg = (e as Error).message;
@@ -248,8 +263,8 @@ export class KubeController {
 
   /** Derive from the caches; fetch Secrets the result refers to and derive again when one was new. */
   private async deriveNow(): Promise<Derived> {
-    let d = derive(this.input());
-    if (await this.fetchSecrets(d.secretRefs)) d = derive(this.input());
+    let d = await deriveSliced(this.input(), this.cache);
+    if (await this.fetchSecrets(d.secretRefs)) d = await deriveSliced(this.input(), this.cache);
     return d;
   }
 

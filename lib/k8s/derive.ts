@@ -19,11 +19,22 @@
  *
  * The output is deterministic: the same input (in any array order) gives a
  * deep-equal config, so the daemon's diff never churns sessions.
+ *
+ * Scale (tens of thousands of Services): the derivation is a generator
+ * (`deriveSteps`) that yields wherever it may be cut, run to the end by
+ * `derive` or in time slices of the shared slicer by `deriveSliced`; its
+ * sorts are merge sorts that yield too. A `DeriveCache` kept between runs
+ * makes a run cost little more than a walk: what each Node, EndpointSlice and
+ * Service gives is remembered per object (the watch caches replace an object
+ * when it changes), and an unchanged advertisement is handed over as the same
+ * object as last time (the reconfigurer then needs no comparison).
  */
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { formatAddr, parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { AFI, type Prefix } from "../core/addr.ts";
 import { DEFAULTS, defaultKubernetesConfig } from "../config/load.ts";
+import { sameValue } from "../config/diff.ts";
+import { runSliced } from "../core/slices.ts";
 import type {
   AdvertiseConfig,
   FamilyName,
@@ -121,6 +132,137 @@ export function routerIdFromName(name: string): string {
 }
 
 // ---------------------------------------------------------------------------
+// the cache between runs
+
+/** What one Node gives (independent of the other objects). */
+interface NodeEntry {
+  view: NodeView;
+  problems: K8sProblem[];
+  peers?: KubePeerConfig[];
+}
+
+/** One generated advertisement in the cache: what this run found for its prefix, and what was handed over last. */
+interface AdvertEntry {
+  /** The run that last found the prefix (and `walked`: that saw it in last run's order). */
+  run: number;
+  walked: number;
+  /** This run's advertisement, original and Services. */
+  gen: { adv: AdvertiseConfig; orig: K8sOriginated; services: string[] } | null;
+  /** The advertisement handed over last (the same object while equal). */
+  adv: AdvertiseConfig | null;
+  /** Sort key of the prefix. */
+  key: string;
+}
+
+/** What one Service gives, for the ready counts and withdrawal it was derived with. */
+interface ServiceEntry {
+  local: number;
+  total: number;
+  withdrawn: string | undefined;
+  result: ServiceResult;
+  problems: K8sProblem[];
+}
+
+/**
+ * Results of earlier runs, per object (held weakly: a replaced or deleted
+ * object's entry goes with it). Valid for one config file and node name: a
+ * run with another `base` or `nodeName` starts afresh.
+ */
+export class DeriveCache {
+  private base: RouterConfig | null = null;
+  private nodeName = "";
+  nodes = new WeakMap<Node, NodeEntry>();
+  slices = new WeakMap<EndpointSlice, { key: string; local: number; total: number } | null>();
+  services = new WeakMap<Service, ServiceEntry>();
+  /** "namespace/name" of each Service. */
+  names = new WeakMap<Service, string>();
+  /** Generated advertisements by prefix (this run's and last run's), and last run's in order. */
+  adverts = new Map<string, AdvertEntry>();
+  order: AdvertEntry[] = [];
+  /** Ready endpoint counts by "namespace/service" (entries of this run carry its number). */
+  ready = new Map<string, { run: number; local: number; total: number }>();
+  /** The number of the run in progress (entries stamped with an older one are stale). */
+  run = 0;
+
+  /** Forget everything when the run's config file or node name is not the cached one. */
+  use(base: RouterConfig, nodeName: string): void {
+    if (this.base === base && this.nodeName === nodeName) return;
+    this.base = base;
+    this.nodeName = nodeName;
+    this.nodes = new WeakMap();
+    this.slices = new WeakMap();
+    this.services = new WeakMap();
+    this.names = new WeakMap();
+    this.adverts = new Map();
+    this.order = [];
+    this.ready = new Map();
+  }
+}
+
+/** Loop iterations between two yields of a derivation (each is a few microseconds at most). */
+const STEP = 64;
+
+/**
+ * `items` ordered by `keyOf` (text order; equal keys keep their order), as a
+ * natural merge sort that yields every few thousand moves: the runs already
+ * in order are found and merged pairwise, so a list that is mostly in order
+ * (the API server lists objects by name; last run's order) costs a few
+ * passes. Each key is computed once.
+ */
+export function* sortedBy<T>(items: readonly T[], keyOf: (t: T) => string): Generator<void, T[]> {
+  const n = items.length;
+  let a = items.slice();
+  let ka: string[] = new Array<string>(n);
+  let runs: number[] = [0];
+  for (let i = 0; i < n; i++) {
+    ka[i] = keyOf(items[i]!);
+    if (i > 0 && ka[i - 1]! > ka[i]!) runs.push(i);
+    if ((i & (STEP - 1)) === 0) yield;
+  }
+  runs.push(n);
+  let b = new Array<T>(n);
+  let kb: string[] = new Array<string>(n);
+  let moved = 0;
+  while (runs.length > 2) {
+    const next: number[] = [0];
+    for (let r = 0; r + 1 < runs.length; r += 2) {
+      const lo = runs[r]!;
+      const mid = runs[r + 1]!;
+      const hi = r + 2 < runs.length ? runs[r + 2]! : mid;
+      let i = lo;
+      let j = mid;
+      for (let k = lo; k < hi; k++) {
+        if (i < mid && (j >= hi || ka[i]! <= ka[j]!)) {
+          b[k] = a[i]!;
+          kb[k] = ka[i++]!;
+        } else {
+          b[k] = a[j]!;
+          kb[k] = ka[j++]!;
+        }
+      }
+      next.push(hi);
+      moved += hi - lo;
+      if (moved >= 4096) {
+        moved = 0;
+        yield;
+      }
+    }
+    [a, b] = [b, a];
+    [ka, kb] = [kb, ka];
+    runs = next;
+  }
+  return a;
+}
+
+/** Run a derivation's steps to the end, synchronously. */
+function runToEnd<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+// ---------------------------------------------------------------------------
 // ordering helpers
 
 function addrKey(s: string): { afi: number; bytes: Uint8Array } | null {
@@ -165,15 +307,25 @@ export function comparePrefixes(x: string, y: string): number {
  * comparison: seconds at 20,000 Services).
  */
 export function sortByPrefix<T>(items: T[], prefixOf: (t: T) => string): T[] {
-  const keyed = items.map((item) => {
-    const text = prefixOf(item);
-    const p = tryPrefix(text);
-    // Parsed prefixes first, by family, address bytes and length (hex compares as the bytes do); others by text.
-    const key = p ? `${p.afi}${Buffer.from(p.addr).toString("hex")}${p.len.toString(16).padStart(2, "0")}` : `9${text}`;
-    return { key, item };
-  });
-  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return keyed.map((k) => k.item);
+  return runToEnd(sortedBy(items, (t) => prefixSortKey(prefixOf(t))));
+}
+
+/** A text whose order is comparePrefixes' order: parsed prefixes by family, address bytes and length (hex compares as the bytes do), then others by text. */
+function prefixSortKey(text: string): string {
+  const p = tryPrefix(text);
+  return p ? `${p.afi}${hexOf(p.addr)}${p.len.toString(16).padStart(2, "0")}` : `9${text}`;
+}
+
+/** A text whose order is compareAddresses' order (IPv4, IPv6, then unparsable text). */
+function addressSortKey(text: string): string {
+  const a = parseAddr(text);
+  return a ? `${a.afi}${hexOf(a.addr)}` : `9${text}`;
+}
+
+function hexOf(bytes: Uint8Array): string {
+  let h = "";
+  for (const b of bytes) h += (b < 16 ? "0" : "") + b.toString(16);
+  return h;
 }
 
 function byText(a: string, b: string): number {
@@ -225,8 +377,21 @@ function plural(n: number, one: string, many: string): string {
 // ---------------------------------------------------------------------------
 // derive
 
-export function derive(input: DeriveInput): Derived {
+/** Derive in one go (tests, `show k8s` before the first run). */
+export function derive(input: DeriveInput, cache?: DeriveCache): Derived {
+  return runToEnd(deriveSteps(input, cache));
+}
+
+/** Derive in time slices of the shared slicer (the daemon: never holds the event loop). */
+export function deriveSliced(input: DeriveInput, cache?: DeriveCache): Promise<Derived> {
+  return runSliced(deriveSteps(input, cache));
+}
+
+/** The derivation, as steps (see the module doc). */
+export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new DeriveCache()): Generator<void, Derived> {
   const { nodeName, base, secrets } = input;
+  cache.use(base, nodeName);
+  cache.run++;
   const kube: KubernetesConfig = base.kubernetes ?? defaultKubernetesConfig();
   const problems: K8sProblem[] = [];
   const problem = (object: string, message: string, field?: string) => {
@@ -239,48 +404,26 @@ export function derive(input: DeriveInput): Derived {
   const policyNames = new Set([...Object.keys(base.policies ?? {}), MESH_EXPORT, EXTERNAL_EXPORT]);
 
   // -- every Node's view of itself, sorted by name ----------------------------
-  const nodes = [...input.nodes].sort((a, b) => byText(a.metadata.name, b.metadata.name));
+  const nodes = yield* sortedBy(input.nodes, (n) => n.metadata.name);
   const views: NodeView[] = [];
   let myPeersAnnotation: KubePeerConfig[] = [];
+  let count = 0;
   for (const n of nodes) {
-    const obj = `Node/${n.metadata.name}`;
-    const ann = n.metadata.annotations ?? {};
-    const get = annotationReader(obj, ann, problem);
-    for (const u of unknownAnnotations(ann, "Node")) problem(obj, u.message, u.key);
-    const asn = get(ANN.asn, parseAsnAnnotation) ?? kube.asn;
-    get(ANN.routerId, parseRouterIdAnnotation); // validated for every node; used for our own below
-    const rr = get(ANN.routeReflector, parseClusterIdAnnotation);
-    const rrc = get(ANN.routeReflectorClient, parseClusterIdAnnotation);
-    const peers = get(ANN.peers, (s) => parsePeersAnnotation(s, { asn, policies: [...policyNames] }));
-    if (n.metadata.name === nodeName && peers) myPeersAnnotation = peers;
-    let role: Role = "mesh";
-    let clusterId: string | undefined;
-    if (rr !== undefined) {
-      role = "reflector";
-      clusterId = rr;
-      if (rrc !== undefined) {
-        problem(obj, `both ${ANN.routeReflector} and ${ANN.routeReflectorClient} are set; the node is a route reflector (cluster id ${rr})`, ANN.routeReflectorClient);
-      }
-    } else if (rrc !== undefined) {
-      role = "reflector-client";
-      clusterId = rrc;
+    if ((++count & (STEP - 1)) === 0) yield;
+    const cached = cache.nodes.get(n);
+    if (cached) {
+      views.push(cached.view);
+      if (cached.problems.length) problems.push(...cached.problems);
+      if (cached.peers && n.metadata.name === nodeName) myPeersAnnotation = cached.peers;
+      continue;
     }
-    const v: NodeView = { name: n.metadata.name, node: n, asn, role, deleting: !!n.metadata.deletionTimestamp };
-    if (clusterId !== undefined) v.clusterId = clusterId;
-    const isMe = n.metadata.name === nodeName;
-    for (const a of n.status?.addresses ?? []) {
-      if (a.type !== "InternalIP") continue;
-      const p = parseAddr(a.address);
-      if (!p) {
-        if (isMe) problem(obj, `InternalIP ${JSON.stringify(a.address)} is not an IP address; ignored`, "status.addresses");
-        continue;
-      }
-      const text = formatAddr(p.afi, p.addr);
-      if (p.afi === AFI.IPV4) v.v4 ??= text;
-      else v.v6 ??= text;
-    }
-    views.push(v);
+    const e = nodeEntry(n, nodeName, kube, policyNames);
+    cache.nodes.set(n, e);
+    views.push(e.view);
+    if (e.problems.length) problems.push(...e.problems);
+    if (e.peers && n.metadata.name === nodeName) myPeersAnnotation = e.peers;
   }
+
 
   const me = views.find((v) => v.name === nodeName);
   const status: Derived["status"] = {
@@ -353,7 +496,7 @@ export function derive(input: DeriveInput): Derived {
   }
   const peers = new Map<string, Candidate>();
 
-  if (kube.mesh) meshPeers(me, views, kube, peers, problem);
+  if (kube.mesh) yield* meshPeers(me, views, kube, peers, problem);
 
   // External peers: the config's (matching nodeSelector), then the annotation's.
   const labels = me.node.metadata.labels ?? {};
@@ -413,9 +556,9 @@ export function derive(input: DeriveInput): Derived {
       peers.delete(bp.address);
     }
   }
-  const generated = [...peers.values()].sort((a, b) => compareAddresses(a.peer.address, b.peer.address));
+  const generated = yield* sortedBy([...peers.values()], (c) => addressSortKey(c.peer.address));
   status.peers = generated.map((c) => c.status);
-  const allPeers = [...basePeers, ...generated.map((c) => c.peer)].sort((a, b) => compareAddresses(a.address, b.address));
+  const allPeers = basePeers.length ? yield* sortedBy([...basePeers, ...generated.map((c) => c.peer)], (p) => addressSortKey(p.address)) : generated.map((c) => c.peer);
 
   // -- generated prefix list and policies --------------------------------------
   const prefixLists: Record<string, PrefixMatch[]> = { ...(base.prefixLists ?? {}) };
@@ -450,16 +593,32 @@ export function derive(input: DeriveInput): Derived {
 
   // -- routes -------------------------------------------------------------------
   const baseAdvertise = base.advertise ?? [];
-  const advertised = new Map<string, { adv: AdvertiseConfig; orig: K8sOriginated; services: string[] }>();
-  const baseHas = (prefix: string) => baseAdvertise.some((a) => a.prefix === prefix);
+  // The prefixes of this run, in the cache's lasting table (a Map built afresh every run would rehash in one go as it grows).
+  const run = cache.run;
+  const touched: AdvertEntry[] = [];
+  const claim = (prefix: string): AdvertEntry => {
+    let e = cache.adverts.get(prefix);
+    if (e === undefined) {
+      e = { run: 0, walked: 0, gen: null, adv: null, key: prefixSortKey(prefix) };
+      cache.adverts.set(prefix, e);
+    }
+    if (e.run !== run) {
+      e.run = run;
+      e.gen = null;
+      touched.push(e);
+    }
+    return e;
+  };
+  const basePrefixes = new Set(baseAdvertise.map((a) => a.prefix));
+  const baseHas = (prefix: string) => basePrefixes.has(prefix);
   if (kube.advertisePodCidrs) {
     for (const prefix of podCidrs) {
       if (baseHas(prefix)) continue;
-      advertised.set(prefix, {
+      claim(prefix).gen = {
         adv: { prefix, communities: [], largeCommunities: [] },
         orig: { prefix, kind: "podCIDR", communities: [], largeCommunities: [] },
         services: [],
-      });
+      };
     }
   }
 
@@ -468,19 +627,24 @@ export function derive(input: DeriveInput): Derived {
   else if (kube.services.withdrawWhenExcluded && Object.prototype.hasOwnProperty.call(labels, EXCLUDE_LABEL)) withdrawn = `node has label ${EXCLUDE_LABEL}`;
   if (withdrawn) status.servicesWithdrawn = withdrawn;
 
-  const serviceStatuses = deriveServices(input.services, input.slices, me.name, kube, withdrawn, problem);
+  const serviceStatuses = yield* deriveServices(input.services, input.slices, me.name, kube, withdrawn, problems, cache);
+  yield;
   status.services = serviceStatuses.map((s) => s.status);
+  yield;
+  count = 0;
   for (const s of serviceStatuses) {
+    if ((++count & (STEP - 1)) === 0) yield;
     for (const ip of s.advertise) {
       const prefix = ip.prefix;
       if (baseHas(prefix)) continue;
-      const have = advertised.get(prefix);
+      const e = claim(prefix);
+      const have = e.gen;
       if (!have) {
-        advertised.set(prefix, {
+        e.gen = {
           adv: { prefix, communities: [...s.communities], largeCommunities: [...s.largeCommunities] },
           orig: { prefix, kind: ip.kind, service: s.status.name, communities: [], largeCommunities: [] },
           services: [s.status.name],
-        });
+        };
         continue;
       }
       if (have.orig.kind === "podCIDR") continue; // a /32 pod CIDR: the pod CIDR route stays as it is
@@ -489,13 +653,34 @@ export function derive(input: DeriveInput): Derived {
       if (!have.services.includes(s.status.name)) have.services.push(s.status.name);
     }
   }
-  const genAdvertise = sortByPrefix([...advertised.values()], (g) => g.adv.prefix);
-  status.originated = genAdvertise.map((g) => {
+  // Sorted from last run's order (still there first, new ones after: the sort has little to do); prefixes gone leave the table.
+  const unsorted: AdvertEntry[] = [];
+  count = 0;
+  for (const e of cache.order) {
+    if ((++count & (STEP - 1)) === 0) yield;
+    if (e.run === run) {
+      e.walked = run;
+      unsorted.push(e);
+    } else if (cache.adverts.get(e.gen?.adv.prefix ?? "") === e) cache.adverts.delete(e.gen!.adv.prefix);
+  }
+  for (const e of touched) if (e.walked !== run) unsorted.push(e);
+  const sorted = yield* sortedBy(unsorted, (e) => e.key);
+  cache.order = sorted;
+  yield;
+  // An advertisement equal to last run's is handed over as last run's object.
+  const genAdv: AdvertiseConfig[] = [];
+  count = 0;
+  for (const e of sorted) {
+    if ((++count & (STEP - 1)) === 0) yield;
+    const g = e.gen!;
     const o: K8sOriginated = { ...g.orig, communities: [...g.adv.communities], largeCommunities: [...g.adv.largeCommunities] };
     if (g.services.length) o.service = g.services.join(", ");
-    return o;
-  });
-  const advertise = sortByPrefix([...baseAdvertise, ...genAdvertise.map((g) => g.adv)], (a) => a.prefix);
+    status.originated.push(o);
+    if (e.adv === null || !sameValue(e.adv, g.adv)) e.adv = g.adv;
+    genAdv.push(e.adv);
+  }
+  // The file's advertisements merged in (without them, the generated list is already in order).
+  const advertise = baseAdvertise.length ? yield* sortedBy([...baseAdvertise, ...genAdv], (a) => cache.adverts.get(a.prefix)?.key ?? prefixSortKey(a.prefix)) : genAdv;
 
   const config: RouterConfig = {
     ...base,
@@ -510,6 +695,58 @@ export function derive(input: DeriveInput): Derived {
   return done(config);
 }
 
+/** What one Node says about itself (annotations parsed, problems found), as derive's cache keeps it. */
+function nodeEntry(n: Node, nodeName: string, kube: KubernetesConfig, policyNames: Set<string>): NodeEntry {
+  const e: NodeEntry = { view: undefined as unknown as NodeView, problems: [] };
+  const problem = problemCollector(e.problems);
+  const obj = `Node/${n.metadata.name}`;
+  const ann = n.metadata.annotations ?? {};
+  const get = annotationReader(obj, ann, problem);
+  for (const u of unknownAnnotations(ann, "Node")) problem(obj, u.message, u.key);
+  const asn = get(ANN.asn, parseAsnAnnotation) ?? kube.asn;
+  get(ANN.routerId, parseRouterIdAnnotation); // validated for every node; used for our own below
+  const rr = get(ANN.routeReflector, parseClusterIdAnnotation);
+  const rrc = get(ANN.routeReflectorClient, parseClusterIdAnnotation);
+  const peers = get(ANN.peers, (s) => parsePeersAnnotation(s, { asn, policies: [...policyNames] }));
+  if (n.metadata.name === nodeName && peers) e.peers = peers;
+  let role: Role = "mesh";
+  let clusterId: string | undefined;
+  if (rr !== undefined) {
+    role = "reflector";
+    clusterId = rr;
+    if (rrc !== undefined) {
+      problem(obj, `both ${ANN.routeReflector} and ${ANN.routeReflectorClient} are set; the node is a route reflector (cluster id ${rr})`, ANN.routeReflectorClient);
+    }
+  } else if (rrc !== undefined) {
+    role = "reflector-client";
+    clusterId = rrc;
+  }
+  const v: NodeView = { name: n.metadata.name, node: n, asn, role, deleting: !!n.metadata.deletionTimestamp };
+  if (clusterId !== undefined) v.clusterId = clusterId;
+  const isMe = n.metadata.name === nodeName;
+  for (const a of n.status?.addresses ?? []) {
+    if (a.type !== "InternalIP") continue;
+    const p = parseAddr(a.address);
+    if (!p) {
+      if (isMe) problem(obj, `InternalIP ${JSON.stringify(a.address)} is not an IP address; ignored`, "status.addresses");
+      continue;
+    }
+    const text = formatAddr(p.afi, p.addr);
+    if (p.afi === AFI.IPV4) v.v4 ??= text;
+    else v.v6 ??= text;
+  }
+  e.view = v;
+  return e;
+}
+
+/** A `problem(object, message, field?)` function appending to `into`. */
+function problemCollector(into: K8sProblem[]): (object: string, message: string, field?: string) => void {
+  return (object, message, field) => {
+    const p: K8sProblem = { object, message };
+    if (field !== undefined) p.field = field;
+    into.push(p);
+  };
+}
 
 function sortProblems(ps: K8sProblem[]): K8sProblem[] {
   const seen = new Set<string>();
@@ -548,19 +785,21 @@ function meshRelation(me: NodeView, other: NodeView): { peer: boolean; client: b
 
 const KIND_OF_ROLE: Record<Role, K8sPeerKind> = { mesh: "node", reflector: "reflector", "reflector-client": "reflector-client" };
 
-function meshPeers(
+function* meshPeers(
   me: NodeView,
   views: NodeView[],
   kube: KubernetesConfig,
   out: Map<string, { peer: PeerConfig; status: K8sPeerStatus; what: string }>,
   problem: (object: string, message: string, field?: string) => void,
-): void {
+): Generator<void, void> {
   const sameAs = views.filter((v) => v.name !== me.name && v.asn === me.asn && !v.deleting && (v.v4 || v.v6));
   if (me.role === "reflector-client" && !sameAs.some((v) => v.role === "reflector" && v.clusterId === me.clusterId)) {
     problem(`Node/${me.name}`, `no route reflector with cluster id ${me.clusterId} (in AS ${me.asn}); no mesh peers`, ANN.routeReflectorClient);
     return;
   }
+  let count = 0;
   for (const other of sameAs) {
+    if ((++count & (STEP - 1)) === 0) yield;
     const rel = meshRelation(me, other);
     if (!rel.peer) continue;
     for (const fam of ["ipv4", "ipv6"] as FamilyName[]) {
@@ -619,37 +858,103 @@ const KIND_TEXT: Record<IpKind, { what: string; setting: "clusterIPs" | "externa
   loadBalancerIP: { what: "load balancer IPs", setting: "loadBalancerIPs", annotation: ANN.advertiseLoadBalancerIps, field: "status.loadBalancer.ingress" },
 };
 
-function deriveServices(
-  services: Service[],
-  slices: EndpointSlice[],
+function* deriveServices(
+  services: readonly Service[],
+  slices: readonly EndpointSlice[],
   nodeName: string,
   kube: KubernetesConfig,
   withdrawn: string | undefined,
-  problem: (object: string, message: string, field?: string) => void,
-): ServiceResult[] {
+  problems: K8sProblem[],
+  cache: DeriveCache,
+): Generator<void, ServiceResult[]> {
   const sv = kube.services;
-  // Ready endpoint counts per "namespace/service".
-  const ready = new Map<string, { local: number; total: number }>();
+  // Ready endpoint counts per "namespace/service" (each slice's share remembered).
+  const ready = cache.ready;
+  const run = cache.run;
+  let count = 0;
   for (const s of slices) {
-    const svc = s.metadata.labels?.[SERVICE_NAME_LABEL];
-    if (!svc) continue;
-    const key = `${s.metadata.namespace ?? ""}/${svc}`;
-    const r = ready.get(key) ?? { local: 0, total: 0 };
-    for (const e of s.endpoints ?? []) {
-      if (e.conditions?.ready === false) continue; // nil means ready (API docs)
-      const n = e.addresses?.length ?? 0;
-      r.total += n;
-      if (e.nodeName === nodeName) r.local += n;
+    if ((++count & (STEP - 1)) === 0) yield;
+    let c = cache.slices.get(s);
+    if (c === undefined) {
+      c = sliceCounts(s, nodeName);
+      cache.slices.set(s, c);
     }
-    ready.set(key, r);
+    if (c === null) continue;
+    let r = ready.get(c.key);
+    if (r === undefined) ready.set(c.key, (r = { run, local: 0, total: 0 }));
+    else if (r.run !== run) {
+      r.run = run;
+      r.local = 0;
+      r.total = 0;
+    }
+    r.local += c.local;
+    r.total += c.total;
   }
-  const ranges = sv.allowedRanges.map(tryPrefix).filter((p): p is Prefix => p !== null);
-  const globalComms = canonicalAll(sv.communities, canonicalCommunity);
-  const globalLarge = canonicalAll(sv.largeCommunities, canonicalLargeCommunity);
-
-  const sorted = [...services].sort((a, b) => byText(svcName(a), svcName(b)));
+  count = 0;
+  for (const [key, r] of ready) {
+    if ((++count & (STEP - 1)) === 0) yield;
+    if (r.run !== run) ready.delete(key);
+  }
+  const ctx: ServiceContext = {
+    kube,
+    withdrawn,
+    ranges: sv.allowedRanges.map(tryPrefix).filter((p): p is Prefix => p !== null),
+    globalComms: canonicalAll(sv.communities, canonicalCommunity),
+    globalLarge: canonicalAll(sv.largeCommunities, canonicalLargeCommunity),
+  };
+  // One name string per Service object (kept: a Map lookup with a string already hashed is cheap).
+  const nameOf = (svc: Service) => {
+    let n = cache.names.get(svc);
+    if (n === undefined) cache.names.set(svc, (n = svcName(svc)));
+    return n;
+  };
+  const sorted = yield* sortedBy(services, nameOf);
   const out: ServiceResult[] = [];
+  const none = { local: 0, total: 0 };
+  count = 0;
   for (const svc of sorted) {
+    if ((++count & (STEP - 1)) === 0) yield;
+    const counts = ready.get(nameOf(svc)) ?? none; // only this run's entries are left
+    let e = cache.services.get(svc);
+    if (!e || e.local !== counts.local || e.total !== counts.total || e.withdrawn !== withdrawn) {
+      e = serviceEntry(svc, counts, ctx);
+      cache.services.set(svc, e);
+    }
+    out.push(e.result);
+    if (e.problems.length) problems.push(...e.problems);
+  }
+  return out;
+}
+
+/** What a derivation's Services share. */
+interface ServiceContext {
+  kube: KubernetesConfig;
+  withdrawn: string | undefined;
+  ranges: Prefix[];
+  globalComms: string[];
+  globalLarge: string[];
+}
+
+/** One EndpointSlice's ready endpoints (all, and on `nodeName`) and the Service they count for; null without a service name label. */
+function sliceCounts(s: EndpointSlice, nodeName: string): { key: string; local: number; total: number } | null {
+  const svc = s.metadata.labels?.[SERVICE_NAME_LABEL];
+  if (!svc) return null;
+  const r = { key: `${s.metadata.namespace ?? ""}/${svc}`, local: 0, total: 0 };
+  for (const e of s.endpoints ?? []) {
+    if (e.conditions?.ready === false) continue; // nil means ready (API docs)
+    const n = e.addresses?.length ?? 0;
+    r.total += n;
+    if (e.nodeName === nodeName) r.local += n;
+  }
+  return r;
+}
+
+/** What one Service gives with these ready counts: its status, advertised IPs, communities and problems. */
+function serviceEntry(svc: Service, counts: { local: number; total: number }, c: ServiceContext): ServiceEntry {
+  const { kube, withdrawn, ranges, globalComms, globalLarge } = c;
+  const e: ServiceEntry = { local: counts.local, total: counts.total, withdrawn, result: undefined as unknown as ServiceResult, problems: [] };
+  const problem = problemCollector(e.problems);
+  {
     const name = svcName(svc);
     const obj = `Service/${name}`;
     const spec = svc.spec ?? {};
@@ -666,19 +971,18 @@ function deriveServices(
     const largeCommunities = [...globalLarge];
     mergeCommunities(largeCommunities, get(ANN.largeCommunities, parseLargeCommunitiesAnnotation) ?? [], parseLargeCommunity);
 
-    const counts = ready.get(`${svc.metadata.namespace ?? ""}/${svc.metadata.name}`) ?? { local: 0, total: 0 };
     const st: K8sServiceStatus = { name, type: spec.type ?? "ClusterIP", readyLocal: counts.local, readyTotal: counts.total, ips: [] };
     if (spec.externalTrafficPolicy !== undefined) st.externalTrafficPolicy = spec.externalTrafficPolicy;
     if (spec.internalTrafficPolicy !== undefined) st.internalTrafficPolicy = spec.internalTrafficPolicy;
     const res: ServiceResult = { status: st, advertise: [], communities, largeCommunities };
-    out.push(res);
+    e.result = res;
     if (spec.type === "ExternalName") {
       st.ignored = "type ExternalName";
-      continue;
+      return e;
     }
     if (spec.clusterIP === "None" || spec.clusterIPs?.[0] === "None") {
       st.ignored = "headless";
-      continue;
+      return e;
     }
 
     const candidates: { kind: IpKind; text: string; hostname?: boolean }[] = [];
@@ -707,7 +1011,7 @@ function deriveServices(
       if (d.advertised && parsed) res.advertise.push({ prefix: `${text}/${parsed.afi === AFI.IPV6 ? 128 : 32}`, kind: c.kind });
     }
   }
-  return out;
+  return e;
 }
 
 function svcName(s: Service): string {

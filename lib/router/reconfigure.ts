@@ -9,6 +9,15 @@
  * of it succeeded `commit` swaps it in. A failed reload leaves the daemon
  * exactly as it was. Operations run one at a time.
  *
+ * Size: a Kubernetes node originates tens of thousands of prefixes, so the
+ * walks over advertisements and local routes run in slices (`sliced`, a turn
+ * of the event loop between them), and an advertisement object applied
+ * before whose local route is still the one that apply made is known to be
+ * unchanged without comparing it (the Kubernetes controller hands over the
+ * same objects for what did not change). Between the slices of `prepare` the
+ * control API may change local routes; `commit` checks again what it relies
+ * on (the file's version wins, as a reload's does).
+ *
  * Ownership (GoBGP's precedent): a neighbour or a local route added through
  * the control API belongs to the API, and a reload leaves it alone; once the
  * file lists the same peer address or prefix, the file owns it from then on
@@ -16,13 +25,15 @@
  * makes everything the file lists match the file, so a configured peer
  * deleted at run time comes back with the next reload.
  */
-import { chainNames, diffConfig, diffPeer, sameValue } from "../config/diff.ts";
+import { chainNames, diffPeer, diffSettings, sameValue } from "../config/diff.ts";
 import type { AdvertiseConfig, PeerConfig, RouterConfig } from "../config/types.ts";
 import { CEASE_SUB } from "../bgp/types.ts";
+import { sliced } from "../core/slices.ts";
 import { Listener } from "../bgp/listener.ts";
 import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
 import type { RouteEngine } from "./engine.ts";
 import { conflict, invalid, notFound } from "./errors.ts";
+import type { LocalRoute } from "./local-routes.ts";
 import type { Neighbor } from "./neighbor.ts";
 
 /** Top-level settings only a restart of bgpctl can change. */
@@ -49,7 +60,8 @@ interface Plan {
   adopt: Neighbor[];
   add: Neighbor[];
   setLocal: AdvertiseConfig[];
-  adoptLocal: string[];
+  /** Advertisements the running state already has (as an API route with the same settings: the file takes it over). */
+  adoptLocal: AdvertiseConfig[];
   removeLocal: string[];
   policiesChanged: Set<string>;
   globalChanged: string[];
@@ -57,6 +69,8 @@ interface Plan {
 
 export class Reconfigurer {
   private queue: Promise<unknown> = Promise.resolve();
+  /** The local route each applied advertisement object made (or was found equal to): while that route runs, the object needs no comparison. */
+  private applied = new WeakMap<AdvertiseConfig, LocalRoute>();
 
   constructor(private readonly e: RouteEngine) {}
 
@@ -72,7 +86,7 @@ export class Reconfigurer {
     return this.serial(async () => {
       const plan = await this.prepare(next);
       const changes = await this.commit(plan);
-      if (changes.length || what === "configuration reloaded") this.e.log.info(`${what}: ${changes.length ? changes.join("; ") : "no changes"}`);
+      if (changes.length || what === "configuration reloaded") this.e.log.info(`${what}: ${changes.length ? changesText(changes) : "no changes"}`);
       return changes;
     });
   }
@@ -110,7 +124,7 @@ export class Reconfigurer {
     } catch (err) {
       invalid((err as Error).message);
     }
-    const d = diffConfig(e.config, next);
+    const d = diffSettings(e.config, next);
     const plan: Plan = {
       next,
       policies,
@@ -145,13 +159,21 @@ export class Reconfigurer {
 
     // Local routes: the file's advertisements against what is originated.
     const nextPrefixes = new Set<string>();
-    for (const a of next.advertise) {
+    await sliced(next.advertise, (a) => {
       nextPrefixes.add(a.prefix);
       const cur = e.localRoutes.get(a.prefix);
+      if (cur !== undefined && this.applied.get(a) === cur && cur.owner === "config") return;
       if (!cur || !sameValue(cur.config, a)) plan.setLocal.push(a);
-      else if (cur.owner !== "config") plan.adoptLocal.push(a.prefix);
-    }
-    for (const [prefix, cur] of e.localRoutes) if (cur.owner === "config" && !nextPrefixes.has(prefix)) plan.removeLocal.push(prefix);
+      else if (cur.owner !== "config") plan.adoptLocal.push(a);
+      else this.applied.set(a, cur);
+    });
+    // Only the last applied configuration's prefixes can be owned by the file
+    // (every reload sets each of its prefixes as the file's), so only those
+    // are looked at, not every originated prefix.
+    await sliced(e.config.advertise, (a) => {
+      if (nextPrefixes.has(a.prefix)) return;
+      if (e.localRoutes.get(a.prefix)?.owner === "config") plan.removeLocal.push(a.prefix);
+    });
 
     // Last, the only step with an outside effect: bind the new listen addresses.
     // The old listener is closed first (the new list may reuse its ports) and
@@ -265,17 +287,34 @@ export class Reconfigurer {
       changes.push(`neighbor ${n.config.address}: export re-evaluated`);
     }
 
-    for (const prefix of p.removeLocal) {
+    // The local routes in slices; the control API may have changed some since prepare.
+    await sliced(p.removeLocal, (prefix) => {
+      if (e.localRoutes.get(prefix)?.owner !== "config") return; // taken over by the API meanwhile
       e.removeLocal(prefix);
       changes.push(`withdrew ${prefix}`);
-    }
-    for (const prefix of p.adoptLocal) e.localRoutes.get(prefix)!.owner = "config";
+    });
+    await sliced(p.adoptLocal, (a) => {
+      const cur = e.localRoutes.get(a.prefix);
+      if (cur && sameValue(cur.config, a)) {
+        cur.owner = "config";
+        this.applied.set(a, cur);
+      } else {
+        e.setLocal(a, "config"); // withdrawn or changed by the API meanwhile
+        this.applied.set(a, e.localRoutes.get(a.prefix)!);
+      }
+    });
     // A prefix whose attributes changed is replaced in one step (no withdraw in between).
-    for (const a of p.setLocal) {
+    await sliced(p.setLocal, (a) => {
       const replaced = e.localRoutes.has(a.prefix);
       e.setLocal(a, "config");
+      this.applied.set(a, e.localRoutes.get(a.prefix)!);
       changes.push(`${replaced ? "updated" : "advertised"} ${a.prefix}`);
-    }
+    });
     return changes;
   }
+}
+
+/** The changes of one apply for the log: all of them when few, else the first ones and how many there were. */
+export function changesText(changes: readonly string[], max = 20): string {
+  return changes.length <= max ? changes.join("; ") : `${changes.slice(0, max).join("; ")}; ... (${changes.length} changes)`;
 }
