@@ -33,7 +33,6 @@ import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { formatAddr, parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { AFI, type Prefix } from "../core/addr.ts";
 import { DEFAULTS, defaultKubernetesConfig } from "../config/load.ts";
-import { sameValue } from "../config/diff.ts";
 import { runSliced } from "../core/slices.ts";
 import type {
   AdvertiseConfig,
@@ -143,15 +142,27 @@ interface NodeEntry {
 
 /** One generated advertisement in the cache: what this run found for its prefix, and what was handed over last. */
 interface AdvertEntry {
+  prefix: string;
   /** The run that last found the prefix (and `walked`: that saw it in last run's order). */
   run: number;
   walked: number;
-  /** This run's advertisement, original and Services. */
-  gen: { adv: AdvertiseConfig; orig: K8sOriginated; services: string[] } | null;
-  /** The advertisement handed over last (the same object while equal). */
+  /** This run's: a pod CIDR, or the kind of IP of the first Service found with it (`svc`); with more Services, their merged communities and names. */
+  kind: OriginKind;
+  svc: ServiceResult | null;
+  merged: { communities: string[]; largeCommunities: string[]; services: string[] } | null;
+  /** The advertisement and status line handed over last (the same objects while equal). */
   adv: AdvertiseConfig | null;
+  orig: K8sOriginated | null;
   /** Sort key of the prefix. */
   key: string;
+}
+
+const NONE: readonly string[] = Object.freeze([]);
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** What one Service gives, for the ready counts and withdrawal it was derived with. */
@@ -599,13 +610,8 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   const claim = (prefix: string): AdvertEntry => {
     let e = cache.adverts.get(prefix);
     if (e === undefined) {
-      e = { run: 0, walked: 0, gen: null, adv: null, key: prefixSortKey(prefix) };
+      e = { prefix, run: 0, walked: 0, kind: "podCIDR", svc: null, merged: null, adv: null, orig: null, key: prefixSortKey(prefix) };
       cache.adverts.set(prefix, e);
-    }
-    if (e.run !== run) {
-      e.run = run;
-      e.gen = null;
-      touched.push(e);
     }
     return e;
   };
@@ -614,11 +620,12 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   if (kube.advertisePodCidrs) {
     for (const prefix of podCidrs) {
       if (baseHas(prefix)) continue;
-      claim(prefix).gen = {
-        adv: { prefix, communities: [], largeCommunities: [] },
-        orig: { prefix, kind: "podCIDR", communities: [], largeCommunities: [] },
-        services: [],
-      };
+      const e = claim(prefix);
+      e.run = run;
+      e.kind = "podCIDR";
+      e.svc = null;
+      e.merged = null;
+      touched.push(e);
     }
   }
 
@@ -638,19 +645,21 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
       const prefix = ip.prefix;
       if (baseHas(prefix)) continue;
       const e = claim(prefix);
-      const have = e.gen;
-      if (!have) {
-        e.gen = {
-          adv: { prefix, communities: [...s.communities], largeCommunities: [...s.largeCommunities] },
-          orig: { prefix, kind: ip.kind, service: s.status.name, communities: [], largeCommunities: [] },
-          services: [s.status.name],
-        };
+      if (e.run !== run) {
+        // The first Service with this IP: nothing is copied unless another one shares it.
+        e.run = run;
+        e.kind = ip.kind;
+        e.svc = s;
+        e.merged = null;
+        touched.push(e);
         continue;
       }
-      if (have.orig.kind === "podCIDR") continue; // a /32 pod CIDR: the pod CIDR route stays as it is
-      mergeCommunities(have.adv.communities, s.communities, parseCommunity);
-      mergeCommunities(have.adv.largeCommunities, s.largeCommunities, parseLargeCommunity);
-      if (!have.services.includes(s.status.name)) have.services.push(s.status.name);
+      if (e.kind === "podCIDR") continue; // a /32 pod CIDR: the pod CIDR route stays as it is
+      const first = e.svc!;
+      const m = (e.merged ??= { communities: [...first.communities], largeCommunities: [...first.largeCommunities], services: [first.status.name] });
+      mergeCommunities(m.communities, s.communities, parseCommunity);
+      mergeCommunities(m.largeCommunities, s.largeCommunities, parseLargeCommunity);
+      if (!m.services.includes(s.status.name)) m.services.push(s.status.name);
     }
   }
   // Sorted from last run's order (still there first, new ones after: the sort has little to do); prefixes gone leave the table.
@@ -661,22 +670,30 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
     if (e.run === run) {
       e.walked = run;
       unsorted.push(e);
-    } else if (cache.adverts.get(e.gen?.adv.prefix ?? "") === e) cache.adverts.delete(e.gen!.adv.prefix);
+    } else if (cache.adverts.get(e.prefix) === e) cache.adverts.delete(e.prefix);
   }
   for (const e of touched) if (e.walked !== run) unsorted.push(e);
   const sorted = yield* sortedBy(unsorted, (e) => e.key);
   cache.order = sorted;
   yield;
-  // An advertisement equal to last run's is handed over as last run's object.
+  // An advertisement (and its status line) equal to last run's is handed over as last run's object.
   const genAdv: AdvertiseConfig[] = [];
   count = 0;
   for (const e of sorted) {
     if ((++count & (STEP - 1)) === 0) yield;
-    const g = e.gen!;
-    const o: K8sOriginated = { ...g.orig, communities: [...g.adv.communities], largeCommunities: [...g.adv.largeCommunities] };
-    if (g.services.length) o.service = g.services.join(", ");
-    status.originated.push(o);
-    if (e.adv === null || !sameValue(e.adv, g.adv)) e.adv = g.adv;
+    const comms = e.merged?.communities ?? e.svc?.communities ?? NONE;
+    const large = e.merged?.largeCommunities ?? e.svc?.largeCommunities ?? NONE;
+    const service = e.kind === "podCIDR" ? undefined : e.merged ? e.merged.services.join(", ") : e.svc!.status.name;
+    if (e.adv === null || !sameList(e.adv.communities, comms) || !sameList(e.adv.largeCommunities, large)) {
+      e.adv = { prefix: e.prefix, communities: [...comms], largeCommunities: [...large] };
+    }
+    const o = e.orig;
+    if (o === null || o.kind !== e.kind || o.service !== service || !sameList(o.communities, comms) || !sameList(o.largeCommunities, large)) {
+      e.orig = service === undefined
+        ? { prefix: e.prefix, kind: e.kind, communities: [...comms], largeCommunities: [...large] }
+        : { prefix: e.prefix, kind: e.kind, service, communities: [...comms], largeCommunities: [...large] };
+    }
+    status.originated.push(e.orig!);
     genAdv.push(e.adv);
   }
   // The file's advertisements merged in (without them, the generated list is already in order).

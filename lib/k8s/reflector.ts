@@ -9,8 +9,11 @@
  *
  * Subscribers get batches, synchronously and in order: one event per watch
  * event, and after every (re)list all the differences between the old cache
- * and the new list in one batch (no batch when nothing differs).
+ * and the new list in one batch (no batch when nothing differs). A list of
+ * tens of thousands of objects is taken in and compared in time slices (the
+ * cache is swapped in one step at the end).
  */
+import { sliced } from "../core/slices.ts";
 import { KubeApiError, type KubeClient, type LogFn } from "./client.ts";
 import { type K8sResourceStatus, type KubeObject, type Status, objectKey } from "./types.ts";
 
@@ -274,27 +277,30 @@ export class Reflector<T extends KubeObject> {
         throw e;
       }
       if (!rv) throw new Error(`LIST ${this.#spec.path}: the list has no resourceVersion`);
-      this.#replace(items, rv);
-      return true;
+      return await this.#replace(items, rv);
     }
   }
 
-  #replace(items: T[], rv: string): void {
+  /** Swap in a complete list (built and compared in slices; nothing else writes the cache meanwhile: no watch runs during a list). False when stopped meanwhile. */
+  async #replace(items: T[], rv: string): Promise<boolean> {
     const next = new Map<string, T>();
-    for (const o of items) {
+    await sliced(items, (o) => {
       if (!o?.metadata?.name) {
         this.#log("warn", `${this.#spec.name}: list item without metadata.name ignored`);
-        continue;
+        return;
       }
       next.set(objectKey(o), o);
-    }
+    });
     const batch: ReflectorEvent<T>[] = [];
-    for (const [k, o] of next) {
+    await sliced(next, ([k, o]) => {
       const old = this.#cache.get(k);
       if (!old) batch.push({ type: "added", object: o });
       else if (old.metadata.resourceVersion !== o.metadata.resourceVersion) batch.push({ type: "modified", object: o, old });
-    }
-    for (const [k, old] of this.#cache) if (!next.has(k)) batch.push({ type: "deleted", object: old });
+    });
+    await sliced(this.#cache, ([k, old]) => {
+      if (!next.has(k)) batch.push({ type: "deleted", object: old });
+    });
+    if (this.#stopped) return false;
     this.#cache = next;
     this.#rv = rv;
     this.#lists++;
@@ -306,6 +312,7 @@ export class Reflector<T extends KubeObject> {
       for (const w of [...this.#syncWaiters]) w(true);
     }
     if (batch.length) this.#emit(batch);
+    return true;
   }
 
   /** One watch from the last resourceVersion; never throws. `events` counts data and bookmark events. */

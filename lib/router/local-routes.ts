@@ -66,6 +66,12 @@ export class LocalRoutes {
     return this.table.size;
   }
 
+  /** Counts every set and delete: unchanged means no local route changed (the reconfigurer's shortcut). */
+  get version(): number {
+    return this.writes;
+  }
+  private writes = 0;
+
   /** The shared spec for these settings. */
   private spec(a: AdvertiseConfig): LocalSpec {
     const { prefix: _, ...settings } = a;
@@ -93,6 +99,7 @@ export class LocalRoutes {
     const spec = this.spec(a);
     const route = makeRoute(parsePrefix(a.prefix), 0, this.source, spec.attrs, spec.nextHop);
     this.table.set(route.key, new LocalRoute(route, owner, spec));
+    this.writes++;
     return route;
   }
 
@@ -109,7 +116,10 @@ export class LocalRoutes {
   delete(prefixText: string): LocalRoute | undefined {
     const k = prefixKey(parsePrefix(prefixText));
     const e = this.table.get(k);
-    if (e !== undefined) this.table.delete(k);
+    if (e !== undefined) {
+      this.table.delete(k);
+      this.writes++;
+    }
     return e;
   }
 

@@ -71,6 +71,14 @@ export class Reconfigurer {
   private queue: Promise<unknown> = Promise.resolve();
   /** The local route each applied advertisement object made (or was found equal to): while that route runs, the object needs no comparison. */
   private applied = new WeakMap<AdvertiseConfig, LocalRoute>();
+  /** Prefix → number of the last prepare whose configuration lists it: a lasting table (a Set built every reload would rehash in one go as it grows). */
+  private listed = new Map<string, number>();
+  private prepares = 0;
+  /** Commits made; each stamps the advertisement objects it applied with its number. */
+  private commits = 0;
+  private stamp = new WeakMap<AdvertiseConfig, number>();
+  /** The local routes' version when the last commit ended with no other writer in between (-1: none did). */
+  private cleanVersion = -1;
 
   constructor(private readonly e: RouteEngine) {}
 
@@ -158,9 +166,13 @@ export class Reconfigurer {
     for (const p of wanted.values()) plan.add.push(e.createNeighbor(p, "config"));
 
     // Local routes: the file's advertisements against what is originated.
-    const nextPrefixes = new Set<string>();
+    const run = ++this.prepares;
+    // Nothing wrote a local route since the last commit: an object it applied is still exactly what runs.
+    const quiet = e.localRoutes.version === this.cleanVersion;
+    const lastCommit = this.commits;
     await sliced(next.advertise, (a) => {
-      nextPrefixes.add(a.prefix);
+      this.listed.set(a.prefix, run);
+      if (quiet && this.stamp.get(a) === lastCommit) return;
       const cur = e.localRoutes.get(a.prefix);
       if (cur !== undefined && this.applied.get(a) === cur && cur.owner === "config") return;
       if (!cur || !sameValue(cur.config, a)) plan.setLocal.push(a);
@@ -171,7 +183,8 @@ export class Reconfigurer {
     // (every reload sets each of its prefixes as the file's), so only those
     // are looked at, not every originated prefix.
     await sliced(e.config.advertise, (a) => {
-      if (nextPrefixes.has(a.prefix)) return;
+      if (this.listed.get(a.prefix) === run) return;
+      this.listed.delete(a.prefix);
       if (e.localRoutes.get(a.prefix)?.owner === "config") plan.removeLocal.push(a.prefix);
     });
 
@@ -288,9 +301,12 @@ export class Reconfigurer {
     }
 
     // The local routes in slices; the control API may have changed some since prepare.
+    const v0 = e.localRoutes.version;
+    let own = 0;
     await sliced(p.removeLocal, (prefix) => {
       if (e.localRoutes.get(prefix)?.owner !== "config") return; // taken over by the API meanwhile
       e.removeLocal(prefix);
+      own++;
       changes.push(`withdrew ${prefix}`);
     });
     await sliced(p.adoptLocal, (a) => {
@@ -300,6 +316,7 @@ export class Reconfigurer {
         this.applied.set(a, cur);
       } else {
         e.setLocal(a, "config"); // withdrawn or changed by the API meanwhile
+        own++;
         this.applied.set(a, e.localRoutes.get(a.prefix)!);
       }
     });
@@ -307,9 +324,14 @@ export class Reconfigurer {
     await sliced(p.setLocal, (a) => {
       const replaced = e.localRoutes.has(a.prefix);
       e.setLocal(a, "config");
+      own++;
       this.applied.set(a, e.localRoutes.get(a.prefix)!);
       changes.push(`${replaced ? "updated" : "advertised"} ${a.prefix}`);
     });
+    const commit = ++this.commits;
+    await sliced(p.next.advertise, (a) => this.stamp.set(a, commit));
+    // Clean when every local-route write since v0 was this commit's own.
+    this.cleanVersion = e.localRoutes.version - v0 === own ? e.localRoutes.version : -1;
     return changes;
   }
 }
