@@ -6,9 +6,11 @@
  * same object), the merge sort the derivation uses, and the reconfigurer's
  * sliced apply of tens of thousands of advertisements (timers fire in
  * between; an advertisement object seen before is still checked against a
- * local route the control API changed).
+ * local route the control API changed), and the controller against the API
+ * emulator with thousands of Services.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseConfig } from "../../lib/config/load.ts";
 import type { AdvertiseConfig, RouterConfig } from "../../lib/config/types.ts";
@@ -18,7 +20,9 @@ import { runSliced, slicer } from "../../lib/core/slices.ts";
 import { DeriveCache, type DeriveInput, derive, deriveSliced, sortedBy } from "../../lib/k8s/derive.ts";
 import type { EndpointSlice, Node, Service } from "../../lib/k8s/types.ts";
 import { Router } from "../../lib/router/router.ts";
-import { BENCH_NODE, clusterObjects } from "../bench/k8s-cluster.ts";
+import { KubeController } from "../../lib/k8s/controller.ts";
+import { BENCH_NODE, changes, clusterObjects, expectedPrefixes } from "../bench/k8s-cluster.ts";
+import { KubeEmulator } from "../k8s/emulator.ts";
 import { endpointSlice, service } from "../k8s/fixtures.ts";
 import { tempDirs } from "../support/tmp.ts";
 
@@ -219,4 +223,44 @@ describe("reconfigurer: tens of thousands of advertisements in slices", () => {
     expect(r.engine.localRoutes.has(adv(500).prefix)).toBe(true);
     expect(r.engine.localRoutes.size).toBe(51);
   });
+});
+
+describe("KubeController at scale", () => {
+  test("against the emulator with 4,000 Services: the start (lists, derivation, router, advertisements) runs over many slicer turns with timers firing in between and originates every prefix; a LoadBalancer IP move is then reconciled", async () => {
+    const size = { nodes: 300, services: 4000 };
+    const emu = await KubeEmulator.start({ compactionWindow: 10_000 });
+    let controller: KubeController | null = null;
+    try {
+      for (const { resource, object } of clusterObjects(size, "127.0.0.1")) emu.create(resource, object);
+      const kubeconfig = join(dir, "kubeconfig");
+      writeFileSync(kubeconfig, `apiVersion: v1\nkind: Config\nclusters:\n  - name: t\n    cluster: {server: "${emu.url}"}\nusers:\n  - name: t\n    user: {}\ncontexts:\n  - name: t\n    context: {cluster: t, user: t}\ncurrent-context: t\n`);
+      const base = parseConfig(`listen: {address: 127.0.0.1, port: 0}\ncontrolSocket: ${join(dir, "c.sock")}\nlog: {level: warn}\nkubernetes:\n  nodeName: ${BENCH_NODE}\n  kubeconfig: ${kubeconfig}\n  mesh: false\n`, "ctl.yaml");
+      const lines: string[] = [];
+      const c = new KubeController({ base, reloadBase: () => base, configPath: "ctl.yaml", log: new Log("info", "text", (l) => lines.push(l)), env: {} });
+      controller = c;
+      const turns = slicer.stats.turns;
+      const { value: r, firings } = await timerFiringsDuring(() => c.start());
+      running.push(r);
+      expect(slicer.stats.turns - turns).toBeGreaterThan(3);
+      expect(firings).toBeGreaterThan(3);
+      const expected = expectedPrefixes(size);
+      expect(r.engine.localRoutes.size).toBe(expected.size);
+      for (const p of [...expected].slice(0, 50)) expect(r.engine.localRoutes.has(p)).toBe(true);
+
+      const move = changes(size, 2)[1]!;
+      const w = move.writes[0]!;
+      if (w.op !== "patch") throw new Error("the second change of the bench model is a patch");
+      emu.patch(w.resource, w.namespace, w.name, w.patch);
+      const until = Date.now() + 20_000;
+      while (!(r.engine.localRoutes.has(move.announce) && !r.engine.localRoutes.has(move.withdraw!))) {
+        if (Date.now() > until) throw new Error(`${move.what}: not reconciled within 20 s`);
+        await Bun.sleep(5);
+      }
+      expect(r.engine.localRoutes.size).toBe(expected.size);
+      expect(lines.some((l) => l.includes(`advertised ${move.announce}`) && l.includes(`withdrew ${move.withdraw}`))).toBe(true);
+    } finally {
+      await controller?.stop();
+      await emu.stop();
+    }
+  }, 60_000);
 });
