@@ -430,7 +430,8 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
         if (m) return m;
         for (const k of url.searchParams.keys()) if (k !== "prefix") bad(`${k}: unknown query parameter (expected prefix)`);
         const p = url.searchParams.get("prefix");
-        return json(await api.fib(p === null || p === "" ? undefined : p));
+        const entries = await api.fib(p === null || p === "" ? undefined : p);
+        return new Response(ribBody(entries, "json"), { headers: { "content-type": "application/json", "cache-control": "no-store" } });
       }
       case "interfaces":
         return only("GET") ?? (noQuery(url), json(await api.interfaces()));

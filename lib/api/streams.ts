@@ -10,6 +10,8 @@
  *   so a reader can tell a complete answer from a cut connection). Each pull
  *   produces one slice (SLICE_MS or SLICE_ENTRIES entries) after a
  *   turn of the event loop, and stops after `limit` entries.
+ *   `GET /v1/fib` (every kernel route's state) streams the same way, as a
+ *   JSON array.
  * - MonitorFeed: one `GET /v1/monitor` client's bounded queue of encoded
  *   events between the router (push) and the socket (pull); the queue is
  *   what is really unsent, so its bound holds. Overflow cuts the client.
@@ -24,8 +26,8 @@ export const SLICE_ENTRIES = 1000;
 
 export type RibFormat = "json" | "ndjson";
 
-/** A `GET /v1/rib` body: `entries` pulled in slices, framed as `format`, at most `limit` of them. */
-export function ribBody(entries: Iterable<RibEntry>, format: RibFormat, limit?: number): ReadableStream<Uint8Array> {
+/** A `GET /v1/rib` (or `/v1/fib`) body: `entries` pulled in slices, framed as `format`, at most `limit` of them. */
+export function ribBody<T = RibEntry>(entries: Iterable<T>, format: RibFormat, limit?: number): ReadableStream<Uint8Array> {
   const it = entries[Symbol.iterator]();
   let count = 0;
   let first = true;

@@ -202,7 +202,8 @@ export interface RouterApi {
   /** Re-read the config file; rejects with the validation error, keeping the running config. */
   reload(): Promise<{ changes: string[] }>;
   /** Kernel routes and their sync state; RouterError "conflict" when kernel programming is off. */
-  fib(prefix?: string): FibEntry[];
+  /** Every prefix (a walk, streamed; table order) or one. */
+  fib(prefix?: string): Iterable<FibEntry>;
   /** Links and addresses as the daemon sees them (from rtnetlink when kernel programming is on). */
   interfaces(): Promise<InterfacesInfo>;
   /** What the Kubernetes controller derived (`bgpctl show k8s`); absent unless running under `bgpctl watch-k8s`. */

@@ -551,6 +551,11 @@ export class Fib {
     return all.map((e) => this.statusOf(e));
   }
 
+  /** Every prefix's state, in table order (not sorted), made one at a time as the walk is pulled: what `GET /v1/fib` streams. */
+  *walk(): IterableIterator<FibStatus> {
+    for (const e of this.entries.values()) yield this.statusOf(e);
+  }
+
   /** Number of prefixes per state. */
   counts(): FibCounts {
     const c: FibCounts = { installed: 0, pending: 0, failed: 0, conflict: 0, excluded: 0, total: 0 };

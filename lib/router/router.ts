@@ -170,10 +170,11 @@ export class Router implements RouterApi {
     return { families, peers };
   }
 
-  fib(prefix?: string): FibEntry[] {
+  fib(prefix?: string): Iterable<FibEntry> {
     const fib = this.engine.fib ?? conflict("kernel route programming is off (set kernel.enabled in the config)");
     try {
-      return fib.status(prefix);
+      // The whole table is a lazy walk (streamed by the control socket); one prefix, an exact lookup.
+      return prefix === undefined ? fib.walk() : fib.status(prefix);
     } catch (e) {
       invalid((e as Error).message);
     }

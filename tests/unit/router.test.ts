@@ -267,6 +267,11 @@ describe("router: kernel routes", () => {
     expect(changes).toEqual(["neighbor 127.0.0.5 added"]);
     expect(k.opLog.length).toBe(ops);
     expect(k.get("198.51.100.0/24")!.nextHops.map((h) => h.gateway)).toEqual([B]);
+    // show fib: the whole table is a walk pulled by the control socket's stream, one prefix an exact lookup.
+    const all = a.router.fib();
+    expect(Array.isArray(all)).toBe(false);
+    expect([...all]).toContainEqual({ prefix: "198.51.100.0/24", state: "installed", nextHops: [B] });
+    expect([...a.router.fib("198.51.100.0/24")].map((e) => e.state)).toEqual(["installed"]);
   });
 });
 
