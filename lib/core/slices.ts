@@ -147,3 +147,21 @@ export function runSliced<T>(steps: Iterator<unknown, T>, on: Slicer = slicer): 
     });
   });
 }
+
+/**
+ * Apply `fn` to every item as a task of the shared slicer (like `sliced`,
+ * but within the one time budget per turn that every sliced task shares, so
+ * long work of several kinds at once still holds the loop for one budget).
+ */
+export function slicedShared<T>(items: Iterable<T>, fn: (x: T) => void, on: Slicer = slicer): Promise<void> {
+  if (Array.isArray(items) && items.length === 0) return Promise.resolve();
+  return runSliced(
+    (function* () {
+      for (const x of items) {
+        fn(x);
+        yield;
+      }
+    })(),
+    on,
+  );
+}
