@@ -104,6 +104,8 @@ export class Neighbor {
   private jobs: Iterator<void>[] = [];
   /** End-of-RIB is to follow the initial table. */
   private eorDue = false;
+  /** Enhanced route refresh: EoRR markers (afi, safi) to send once the re-sent routes are out. */
+  private eorrDue: [number, number][] = [];
 
   constructor(
     public config: PeerConfig,
@@ -197,6 +199,7 @@ export class Neighbor {
     this.pumping = false;
     this.jobs = [];
     this.eorDue = false;
+    this.eorrDue = [];
   }
 
   private onState(from: SessionState, to: SessionState, reason: string): void {
@@ -287,6 +290,7 @@ export class Neighbor {
           this.eorDue = false;
           for (const m of out.endOfRib()) this.session.sendUpdate(m);
         }
+        for (const [afi, safi] of this.eorrDue.splice(0)) this.session.sendRouteRefresh(afi, safi, 2);
         return (this.pumping = false);
       }
       if (performance.now() >= deadline) return true;
@@ -439,7 +443,18 @@ export class Neighbor {
   private onRouteRefresh(afi: number, safi: number, subtype: number): void {
     if (subtype !== 0 || !this.adjOut) return;
     this.host.log.info(`${this.name}: route refresh requested for ${familyName(afi, safi)}`);
-    this.addJob(this.adjOut.requeue(afi, safi));
+    this.addJob(this.refreshJob(this.adjOut, afi, safi, this.session.negotiated?.enhancedRouteRefresh === true));
+  }
+
+  /**
+   * Re-send a family's advertised routes. With enhanced route refresh (RFC
+   * 7313 §4), they go between a BoRR, sent when the walk starts, and an EoRR,
+   * sent once everything queued up to the walk's end is out (see pumpStep).
+   */
+  private *refreshJob(out: AdjRibOut, afi: number, safi: number, enhanced: boolean): Generator<void> {
+    if (enhanced) this.session.sendRouteRefresh(afi, safi, 1);
+    yield* out.requeue(afi, safi);
+    if (enhanced) this.eorrDue.push([afi, safi]);
   }
 
   /** A Loc-RIB best route changed: queue the export; the pump sends it after MRAI (or at once, or with the output in progress). */
