@@ -540,4 +540,38 @@ describe("bgpctl daemon as a router", () => {
     },
     TEST_TIMEOUT,
   );
+
+  test(
+    "(h) enhanced route refresh (RFC 7313): `birdc reload in` is answered with BEGIN-OF-RR, the routes again, END-OF-RR",
+    async () => {
+      const net = await buildNetwork(lab, {
+        nodes: ["x", "b"],
+        segments: [{ members: { x: { ipv4: "192.0.2.1/24" }, b: { ipv4: "192.0.2.2/24" } } }],
+      });
+      const b = await startBird(net.ns.b!, "192.0.2.2", 65010, [bPeer("192.0.2.1", "192.0.2.2", { debug: ["states", "events", "packets"] })]);
+      const x = await BgpctlDaemon.start(
+        lab,
+        net.ns.x!,
+        dConfig("192.0.2.1", [dPeer("192.0.2.2", 65010, { import: "all", export: "all" })], { advertise: [{ prefix: "198.51.100.0/24" }, { prefix: "203.0.113.0/24" }] }),
+      );
+      const procs = procsOf(b, x);
+      await x.waitEstablished("192.0.2.2", 15_000, procs);
+      await b.waitEstablished("x", 15_000, procs);
+      await waitBirdRoute(b, "203.0.113.0/24", procs);
+      const log = () => readFileSync(b.proc.logFile, "utf8");
+      expect(log()).not.toContain("Got BEGIN-OF-RR");
+
+      await b.reloadIn("x");
+      const text = await lab.waitFor(async () => (/Got END-OF-RR/.test(log()) ? log() : null), { timeoutMs: 10_000, what: "BIRD to log END-OF-RR from the daemon", procs });
+      const borr = text.indexOf("Got BEGIN-OF-RR");
+      expect(borr).toBeGreaterThan(0);
+      expect(text.indexOf("Got END-OF-RR")).toBeGreaterThan(borr);
+      // Nothing BIRD flags as out of order, the routes kept (not flushed as stale), the session up.
+      expect(text).not.toMatch(/without prior BEGIN-OF-RR|before END-OF-RIB/);
+      const after = await birdRoutes(b);
+      expect([...after.keys()].sort()).toEqual(["198.51.100.0/24", "203.0.113.0/24"]);
+      expect((await x.neighbor("192.0.2.2")).state).toBe("Established");
+    },
+    TEST_TIMEOUT,
+  );
 });
