@@ -9,6 +9,7 @@
 import type { KernelEvent } from "../../lib/fib/types.ts";
 import { RtNetlink } from "../../ffi/rtnetlink.ts";
 import { parseAddr } from "../../lib/core/addr.ts";
+import { turnCounter } from "../support/turns.ts";
 
 interface Req {
   id: number;
@@ -26,17 +27,9 @@ async function handle(r: Req): Promise<unknown> {
     case "apply": {
       const t = performance.now();
       // Event-loop turns while apply() runs: a big apply is many short sends, each answered in a turn of its own.
-      let turns = 0;
-      let running = true;
-      const spin = () => {
-        if (!running) return;
-        turns++;
-        setImmediate(spin);
-      };
-      setImmediate(spin);
+      const counter = turnCounter();
       const results = await k.apply(r.ops as Parameters<RtNetlink["apply"]>[0]);
-      running = false;
-      return { results, ms: performance.now() - t, turns };
+      return { results, ms: performance.now() - t, turns: counter.stop() };
     }
     case "dumpRoutes":
       return k.dumpRoutes(r.family as 4 | 6, r.filter as { table?: number; protocol?: number } | undefined);

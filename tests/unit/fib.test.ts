@@ -10,6 +10,7 @@
  * next-hop tracker (lib/rib/nexthop.ts) over the same fake kernel.
  */
 import { describe, expect, test } from "bun:test";
+import { turnCounter } from "../support/turns.ts";
 import { emptyAttributes } from "../../lib/bgp/attributes.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 import { parseAddr, parseIPv6, parsePrefix } from "../../lib/core/addr.ts";
@@ -556,16 +557,21 @@ describe("fib: repair and resync", () => {
   });
 });
 
+/** After the start-up sync: 203.0.113.0/24 over two gateways (multipath) and 198.51.100.0/24 over one, applied. */
+async function installPair(s: Awaited<ReturnType<typeof started>>): Promise<void> {
+  s.fib.allSourcesSynced();
+  const a = rt("203.0.113.0/24", "192.0.2.2");
+  const b = rt("203.0.113.0/24", "192.0.2.3");
+  s.set(a, [a, b]);
+  s.set(rt("198.51.100.0/24", "192.0.2.2"));
+  await s.fib.whenIdle();
+}
+
 describe("fib: kernel event timing", () => {
   test("events arriving after apply() resolved: same end state", async () => {
     const s = await started();
     s.k.asyncEvents = true;
-    s.fib.allSourcesSynced();
-    const a = rt("203.0.113.0/24", "192.0.2.2");
-    const b = rt("203.0.113.0/24", "192.0.2.3");
-    s.set(a, [a, b]);
-    s.set(rt("198.51.100.0/24", "192.0.2.2"));
-    await s.fib.whenIdle();
+    await installPair(s);
     await new Promise((r) => setImmediate(r));
     await s.fib.whenIdle();
     s.set(rt("203.0.113.0/24", "192.0.2.4"));
@@ -905,23 +911,6 @@ describe("fib with next-hop tracking: immediate hops in the kernel", () => {
   });
 });
 
-/** Counts event-loop turns (setImmediate ticks) from now until `stop()`. */
-function turnCounter(): { stop(): number } {
-  let turns = 0;
-  let running = true;
-  const spin = () => {
-    if (!running) return;
-    turns++;
-    setImmediate(spin);
-  };
-  setImmediate(spin);
-  return {
-    stop() {
-      running = false;
-      return turns;
-    },
-  };
-}
 
 const v4 = (i: number) => `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}/32`;
 
@@ -1022,12 +1011,7 @@ describe("fib: a kernel that does not echo our own changes (RtNetlink's socket f
   test("installs, repairs a route someone else removed, and never loops", async () => {
     const s = await started();
     s.k.echoOwnChanges = false;
-    s.fib.allSourcesSynced();
-    const a = rt("203.0.113.0/24", "192.0.2.2");
-    const b = rt("203.0.113.0/24", "192.0.2.3");
-    s.set(a, [a, b]);
-    s.set(rt("198.51.100.0/24", "192.0.2.2"));
-    await s.fib.whenIdle();
+    await installPair(s);
     expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.2", "192.0.2.3"]);
     expect(s.fib.counts()).toMatchObject({ installed: 2, total: 2 });
     const ops = s.k.opsApplied;
