@@ -28,6 +28,7 @@
  */
 import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts";
 import { type DecisionOptions, REASON_ONLY_PATH, selectBest } from "./decision.ts";
+import { slicedShared } from "../core/slices.ts";
 import { PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, type RouteSource, prefixKey, prefixOfKey } from "./types.ts";
 
@@ -195,6 +196,32 @@ export class LocRib {
     const n = this.reevaluate();
     this.mpOn = this.opts.multipath?.enabled === true;
     return n;
+  }
+
+  /**
+   * setOptions for a running table: the new options apply to every selection
+   * made from now on, and every prefix is re-run in slices of the shared
+   * slicer (a full table is about a second of work). Resolves with the number
+   * of prefixes whose selection changed. A change of multipath on/off is
+   * applied in one go: the single-route slots stand for the multipath set of
+   * the options they were selected under.
+   */
+  async setOptionsSliced(patch: DecisionOptions): Promise<number> {
+    const next = { ...this.opts, ...patch };
+    if ((next.multipath?.enabled === true) !== this.mpOn) return this.setOptions(patch);
+    this.opts = next;
+    let n = 0;
+    const keys = this.liveKeys();
+    await slicedShared(keys, (k) => {
+      if (this.rerun(k)) n++;
+    });
+    return n;
+  }
+
+  /** Every prefix key, walking the live table. */
+  private *liveKeys(): IterableIterator<PrefixKey> {
+    yield* this.v4.keys();
+    yield* this.v6.keys();
   }
 
   // ------------------------------------------------------------ next hops

@@ -239,7 +239,7 @@ export class Reconfigurer {
       changes.push("log settings changed");
     }
     if (p.globalChanged.includes("decision") || p.globalChanged.includes("multipath")) {
-      e.locRib.setOptions({ alwaysCompareMed: p.next.decision.alwaysCompareMed, preferOldest: p.next.decision.preferOldest, multipath: p.next.multipath });
+      await e.locRib.setOptionsSliced({ alwaysCompareMed: p.next.decision.alwaysCompareMed, preferOldest: p.next.decision.preferOldest, multipath: p.next.multipath });
       changes.push("decision options changed");
     }
     if (p.globalChanged.includes("mrai")) changes.push(`mrai ${p.next.mrai}s`);

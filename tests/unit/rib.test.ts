@@ -401,6 +401,36 @@ describe("Loc-RIB", () => {
     expect(rib.count()).toBe(0);
   });
 
+  test("setOptionsSliced: the same re-run as setOptions, over several turns of the loop", async () => {
+    const build = () => {
+      const rib = new LocRib();
+      for (let i = 0; i < 40_000; i++) {
+        const p = `10.${i >> 8}.${i & 255}.0/24`;
+        rib.upsert(route(p, A, { med: 50 }));
+        rib.upsert(route(p, B, { med: 10 }));
+      }
+      return rib;
+    };
+    const sync = build();
+    expect(sync.setOptions({ alwaysCompareMed: true })).toBe(40_000);
+    const rib = build();
+    const evs = recorder(rib);
+    let ticks = 0;
+    let during = 0;
+    const timer = setInterval(() => {
+      ticks++;
+      if (evs.length > 0 && evs.length < 40_000) during++;
+    }, 1);
+    const changed = await rib.setOptionsSliced({ alwaysCompareMed: true });
+    clearInterval(timer);
+    expect(changed).toBe(40_000);
+    expect(evs.every((e) => e.newBest!.source === B)).toBe(true);
+    expect(during).toBeGreaterThan(0); // a timer ran while the table was half re-run
+    expect(ticks).toBeGreaterThan(0);
+    // A multipath switch is applied in one go.
+    expect(await rib.setOptionsSliced({ multipath: { enabled: true, maxPaths: 2 } })).toBe(40_000);
+  });
+
   test("unsubscribe", () => {
     const rib = new LocRib();
     const evs: LocRibEvent[] = [];
