@@ -78,9 +78,15 @@ export interface Route {
   via?: readonly ForwardingHop[];
 }
 
-/** The stored form of a route: every field but the prefix, which `key` encodes. */
+/**
+ * The stored form of a route: every field but the prefix, which `key`
+ * encodes; `igpCost`, `reachable` and `stale` share one number (igpCost * 4
+ * + stale * 2 + reachable), so the object has eight fields (80 bytes in JSC
+ * instead of 112 with ten).
+ */
 class PathRoute implements Route {
   via?: readonly ForwardingHop[] = undefined;
+  private bits: number;
   constructor(
     public key: PrefixKey,
     public pathId: number,
@@ -88,12 +94,33 @@ class PathRoute implements Route {
     public attrs: PathAttributes,
     public nextHop: Uint8Array,
     public learnedAt: number,
-    public igpCost: number,
-    public reachable: boolean,
-    public stale: boolean,
-  ) {}
+    igpCost: number,
+    reachable: boolean,
+    stale: boolean,
+  ) {
+    this.bits = igpCost * 4 + (stale ? 2 : 0) + (reachable ? 1 : 0);
+  }
   get prefix(): Prefix {
     return prefixOfKey(this.key);
+  }
+  // Arithmetic, not bit operators: igpCost * 4 may pass 2^31.
+  get reachable(): boolean {
+    return this.bits % 2 === 1;
+  }
+  set reachable(v: boolean) {
+    this.bits += (v ? 1 : 0) - (this.bits % 2);
+  }
+  get stale(): boolean {
+    return this.bits % 4 >= 2;
+  }
+  set stale(v: boolean) {
+    this.bits += (v ? 2 : 0) - (this.bits % 4 >= 2 ? 2 : 0);
+  }
+  get igpCost(): number {
+    return (this.bits - (this.bits % 4)) / 4;
+  }
+  set igpCost(v: number) {
+    this.bits = v * 4 + (this.bits % 4);
   }
 }
 

@@ -475,6 +475,22 @@ describe("prefix keys", () => {
     expect(Object.keys(r)).not.toContain("prefix");
     const byKey = makeRoute(key("198.51.100.0/24"), 0, A, attrs([65001]), new Uint8Array([192, 0, 2, 1]));
     expect(prefixToString(byKey.prefix)).toBe("198.51.100.0/24");
+    // igpCost, reachable and stale share one field: every combination reads back, large costs too.
+    for (const cost of [0, 1, 7, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1]) {
+      for (const reachable of [true, false]) {
+        for (const stale of [true, false]) {
+          byKey.igpCost = cost;
+          byKey.reachable = !reachable;
+          byKey.reachable = reachable;
+          byKey.stale = !stale;
+          byKey.stale = stale;
+          expect([byKey.igpCost, byKey.reachable, byKey.stale]).toEqual([cost, reachable, stale]);
+        }
+      }
+    }
+    byKey.igpCost = 0;
+    byKey.reachable = true;
+    byKey.stale = false;
     const c = withFields(byKey, { stale: true, igpCost: 7 });
     expect(prefixToString(c.prefix)).toBe("198.51.100.0/24");
     expect(c).toMatchObject({ key: byKey.key, stale: true, igpCost: 7, attrs: byKey.attrs, source: A });
