@@ -8,7 +8,7 @@
  * the raw attribute bytes to one shared object, so a full table with few
  * distinct attribute sets costs one parse per distinct set.
  */
-import { Writer, hex, internNextHop, u16, u32 } from "./bytes.ts";
+import { Writer, bytesEqual, hex, internNextHop, u16, u32 } from "./bytes.ts";
 import { BgpError } from "./errors.ts";
 import { formatIPv4 } from "../core/addr.ts";
 import { AS_TRANS, ATTR, ERR, FLAG, ORIGIN_NAMES, SEG, UPDATE_SUB } from "./types.ts";
@@ -747,13 +747,13 @@ export class AttrCache {
     if (!b) this.map.set(h, e);
     else if (Array.isArray(b)) {
       // A collected set with the same bytes (not swept yet) is replaced.
-      const i = b.findIndex((x) => x.ref !== null && x.ref.deref() === undefined && bytesEqualTo(x.key, key));
+      const i = b.findIndex((x) => x.ref !== null && x.ref.deref() === undefined && bytesEqual(x.key, key));
       if (i >= 0) {
         b[i] = e;
         return;
       }
       b.push(e);
-    } else if (b.ref !== null && b.ref.deref() === undefined && bytesEqualTo(b.key, key)) {
+    } else if (b.ref !== null && b.ref.deref() === undefined && bytesEqual(b.key, key)) {
       this.map.set(h, e);
       return;
     } else this.map.set(h, [b, e]);
@@ -786,7 +786,7 @@ export class AttrCache {
   /** Look up by a plain byte string (e.g. the attributes of an MRT RIB entry). */
   get(bytes: Uint8Array): DecodedAttrs | undefined {
     const h = fnv(0x811c9dc5, bytes, 0, bytes.length);
-    return this.find(h, (k) => k.length === bytes.length && k.every((x, i) => x === bytes[i]));
+    return this.find(h, (k) => bytesEqual(k, bytes));
   }
 
   set(bytes: Uint8Array, value: DecodedAttrs): void {
@@ -795,12 +795,6 @@ export class AttrCache {
 }
 
 const NO_ISSUES: AttrIssue[] = [];
-
-function bytesEqualTo(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 const shared: AttrCache[] = [];
 

@@ -102,24 +102,6 @@ export function nextTurn(): Promise<void> {
 }
 
 /**
- * Apply `fn` to every item, SLICE_MS at a time, giving the event loop a turn
- * between slices. Any iterable (a Map's values walked in place, without a
- * copy); items added to a Map meanwhile are visited, deleted ones are not.
- */
-export async function sliced<T>(items: Iterable<T>, fn: (x: T) => void): Promise<void> {
-  const it = items[Symbol.iterator]();
-  let r = it.next();
-  while (!r.done) {
-    const end = performance.now() + SLICE_MS;
-    do {
-      fn(r.value);
-      r = it.next();
-    } while (!r.done && performance.now() < end);
-    if (!r.done) await nextTurn();
-  }
-}
-
-/**
  * Run a generator as a task of `on` (the shared slicer by default): it is
  * resumed until the slice's deadline, then waits for the next turn; the
  * generator yields wherever it may be cut (its values are ignored). Resolves
@@ -149,11 +131,13 @@ export function runSliced<T>(steps: Iterator<unknown, T>, on: Slicer = slicer): 
 }
 
 /**
- * Apply `fn` to every item as a task of the shared slicer (like `sliced`,
- * but within the one time budget per turn that every sliced task shares, so
- * long work of several kinds at once still holds the loop for one budget).
+ * Apply `fn` to every item as a task of the shared slicer, within the one
+ * time budget per turn that every sliced task shares (so long work of
+ * several kinds at once still holds the loop for one budget), with turns of
+ * the event loop in between. Any iterable (a table's values walked in place,
+ * without a copy).
  */
-export function slicedShared<T>(items: Iterable<T>, fn: (x: T) => void, on: Slicer = slicer): Promise<void> {
+export function sliced<T>(items: Iterable<T>, fn: (x: T) => void, on: Slicer = slicer): Promise<void> {
   if (Array.isArray(items) && items.length === 0) return Promise.resolve();
   return runSliced(
     (function* () {

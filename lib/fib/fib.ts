@@ -60,7 +60,7 @@ import { type SlicedTask, nextTurn, sliced, slicer, SLICE_MS } from "../core/sli
 import type { LocRibEvent } from "../rib/loc-rib.ts";
 import type { ForwardingHop, PrefixKey, Route } from "../rib/types.ts";
 import { prefixKey } from "../rib/types.ts";
-import { PrefixKeyMap } from "./keymap.ts";
+import { PrefixMap } from "../rib/prefix-map.ts";
 import type {
   FibFamily,
   Kernel,
@@ -258,10 +258,10 @@ export class Fib {
   private readonly clock: Clock;
   private readonly excludes: { text: string; prefix: Prefix }[];
 
-  /** Every prefix we know of (sharded: growing it never rehashes a full table in one turn). */
-  private readonly entries = new PrefixKeyMap<Entry>();
+  /** Every prefix we know of (a PrefixMap: growing it never rehashes a full table in one turn). */
+  private readonly entries = new PrefixMap<PrefixKey, Entry>();
   /** Other protocols' routes at our (table, metric), by prefix: the conflicting protocol. */
-  private readonly foreign = new PrefixKeyMap<number>();
+  private readonly foreign = new PrefixMap<PrefixKey, number>();
   /** Prefixes of ours found in the start-up dump (for the start-up log line). */
   private keptAtStart = 0;
   /** Prefixes to reconcile, in order (a queue; `Entry.queued` marks membership). */

@@ -13,7 +13,7 @@
  * tens of thousands of objects is taken in and compared in time slices (the
  * cache is swapped in one step at the end).
  */
-import { slicedShared } from "../core/slices.ts";
+import { sliced } from "../core/slices.ts";
 import { KubeApiError, type KubeClient, type LogFn } from "./client.ts";
 import { type K8sResourceStatus, type KubeObject, type Status, objectKey } from "./types.ts";
 
@@ -284,7 +284,7 @@ export class Reflector<T extends KubeObject> {
   /** Swap in a complete list (built and compared in slices; nothing else writes the cache meanwhile: no watch runs during a list). False when stopped meanwhile. */
   async #replace(items: T[], rv: string): Promise<boolean> {
     const next = new Map<string, T>();
-    await slicedShared(items, (o) => {
+    await sliced(items, (o) => {
       if (!o?.metadata?.name) {
         this.#log("warn", `${this.#spec.name}: list item without metadata.name ignored`);
         return;
@@ -292,12 +292,12 @@ export class Reflector<T extends KubeObject> {
       next.set(objectKey(o), o);
     });
     const batch: ReflectorEvent<T>[] = [];
-    await slicedShared(next, ([k, o]) => {
+    await sliced(next, ([k, o]) => {
       const old = this.#cache.get(k);
       if (!old) batch.push({ type: "added", object: o });
       else if (old.metadata.resourceVersion !== o.metadata.resourceVersion) batch.push({ type: "modified", object: o, old });
     });
-    await slicedShared(this.#cache, ([k, old]) => {
+    await sliced(this.#cache, ([k, old]) => {
       if (!next.has(k)) batch.push({ type: "deleted", object: old });
     });
     if (this.#stopped) return false;

@@ -11,6 +11,7 @@
  * table costs one table entry per route on top of the routes themselves.
  */
 import type { Afi } from "../core/addr.ts";
+import { bytesEqual } from "../bgp/bytes.ts";
 import { PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, type RouteSource, withFields } from "./types.ts";
 
@@ -31,16 +32,9 @@ export interface AdjRibInChange {
 
 type Slot = Route | Route[];
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** Same path as far as routing is concerned: attribute object, next hop, reachability. */
 function samePath(a: Route, b: Route): boolean {
-  return a.attrs === b.attrs && a.reachable === b.reachable && a.igpCost === b.igpCost && sameBytes(a.nextHop, b.nextHop);
+  return a.attrs === b.attrs && a.reachable === b.reachable && a.igpCost === b.igpCost && (a.nextHop === b.nextHop || bytesEqual(a.nextHop, b.nextHop));
 }
 
 export class AdjRibIn {
@@ -138,12 +132,6 @@ export class AdjRibIn {
     const slot = this.mapOf(key).get(key);
     if (slot === undefined) return [];
     return Array.isArray(slot) ? slot.slice() : [slot];
-  }
-
-  /** The keys of every prefix with a stored path (IPv4 first). */
-  *keys(): IterableIterator<PrefixKey> {
-    yield* this.v4.keys();
-    yield* this.v6.keys();
   }
 
   /** Every stored route, optionally of one family (IPv4 first). */

@@ -28,7 +28,7 @@
  */
 import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts";
 import { type DecisionOptions, REASON_ONLY_PATH, selectBest } from "./decision.ts";
-import { slicedShared } from "../core/slices.ts";
+import { sliced } from "../core/slices.ts";
 import { PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, type RouteSource, prefixKey, prefixOfKey } from "./types.ts";
 
@@ -212,7 +212,7 @@ export class LocRib {
     this.opts = next;
     let n = 0;
     const keys = this.liveKeys();
-    await slicedShared(keys, (k) => {
+    await sliced(keys, (k) => {
       if (this.rerun(k)) n++;
     });
     return n;
@@ -395,25 +395,32 @@ export class LocRib {
   }
 
   /**
-   * Remove every route of a source (peer down, local source withdrawn).
-   * `keys`: the prefixes it may have routes for (a neighbour's Adj-RIB-In;
-   * others are ignored); without them the whole table is scanned. Returns
-   * the number of routes removed; changes are reported to subscribers.
+   * Remove every route of a source (a scan of the table: the daemon's
+   * neighbours remove theirs in slices with `remove`, walking their own
+   * Adj-RIB-In). Returns the number of routes removed; changes are reported
+   * to subscribers.
    */
-  removeSource(sourceId: string, keys?: Iterable<PrefixKey>): number {
+  removeSource(sourceId: string): number {
     if (!this.bySource.has(sourceId)) return 0;
+    // Collect first: listeners may modify the table.
+    const keys: PrefixKey[] = [];
+    for (const m of [this.v4, this.v6] as PrefixMap<PrefixKey, Slot>[]) {
+      for (const [key, slot] of m) {
+        if (slot instanceof Entry ? slot.routes.some((r) => r.source.id === sourceId) : slot.source.id === sourceId) keys.push(key);
+      }
+    }
     let n = 0;
     const t = this.tracker;
-    const one = (key: PrefixKey): void => {
+    for (const key of keys) {
       const map = this.mapOf(key);
       const slot = map.get(key);
-      if (slot === undefined) return;
+      if (slot === undefined) continue;
       if (!(slot instanceof Entry)) {
         if (slot.source.id === sourceId) {
-          n++;
           this.remove(sourceId, key, slot.pathId);
+          n++;
         }
-        return;
+        continue;
       }
       const rs = slot.routes;
       let w = 0;
@@ -423,28 +430,12 @@ export class LocRib {
         else t?.untrack(r);
       }
       const removed = rs.length - w;
-      if (removed === 0) return;
+      if (removed === 0) continue;
       rs.length = w;
       n += removed;
       this.bump(key, -removed);
       this.index(sourceId, -1);
       this.afterRemoval(map, slot);
-    };
-    if (keys !== undefined) {
-      for (const key of keys) {
-        one(key);
-        if (!this.bySource.has(sourceId)) break;
-      }
-    }
-    if (this.bySource.has(sourceId)) {
-      // Collect first: listeners may modify the table.
-      const all: PrefixKey[] = [];
-      for (const m of [this.v4, this.v6] as PrefixMap<PrefixKey, Slot>[]) {
-        for (const [key, slot] of m) {
-          if (slot instanceof Entry ? slot.routes.some((r) => r.source.id === sourceId) : slot.source.id === sourceId) all.push(key);
-        }
-      }
-      for (const key of all) one(key);
     }
     this.bySource.delete(sourceId);
     return n;
@@ -536,14 +527,7 @@ export class LocRib {
 
   /** Every candidate route (for the tracker hand-over; collected first). */
   private candidates(): Route[] {
-    const out: Route[] = [];
-    for (const m of [this.v4, this.v6] as PrefixMap<PrefixKey, Slot>[]) {
-      for (const slot of m.values()) {
-        if (slot instanceof Entry) for (const r of slot.routes) out.push(r);
-        else out.push(slot);
-      }
-    }
-    return out;
+    return [...this.walkCandidates()];
   }
 
   private afterRemoval(map: PrefixMap<PrefixKey, Slot>, e: Entry): LocRibEvent | null {
@@ -639,13 +623,7 @@ export class LocRib {
   /** The candidate routes of a source (for `show`): a scan of the table. */
   *routesOf(sourceId: string): IterableIterator<Route> {
     if (!this.bySource.has(sourceId)) return;
-    for (const m of [this.v4, this.v6] as PrefixMap<PrefixKey, Slot>[]) {
-      for (const slot of m.values()) {
-        if (!(slot instanceof Entry)) {
-          if (slot.source.id === sourceId) yield slot;
-        } else for (const r of slot.routes) if (r.source.id === sourceId) yield r;
-      }
-    }
+    for (const r of this.walkCandidates()) if (r.source.id === sourceId) yield r;
   }
 
   /** Every prefix entry, optionally of one family (IPv4 first; map order, not sorted). */

@@ -36,25 +36,27 @@ const CHUNK_BITS = 12;
 const CHUNK = 1 << CHUNK_BITS;
 const CHUNK_MASK = CHUNK - 1;
 
-function hashOf(k: PrefixKey): number {
-  let h: number;
-  if (typeof k === "number") {
-    // Keys are whole numbers below 2^53: low and high 32 bits, exactly.
-    h = Math.imul((k >>> 0) ^ Math.imul((k / 4294967296) | 0, 0x9e3779b1), 0x85ebca6b);
-  } else {
-    h = 0x811c9dc5;
-    for (let i = 0; i < k.length; i++) h = Math.imul(h ^ k.charCodeAt(i), 0x01000193);
-  }
+/** The final mix of a 32-bit hash. */
+function finish(h: number): number {
   h ^= h >>> 15;
   h = Math.imul(h, 0x2c1b3c6d);
   return (h ^ (h >>> 12)) >>> 0;
 }
 
+/** An IPv4 key: a whole number below 2^53, mixed from its low and high 32 bits, exactly. */
 function hashNum(k: number): number {
-  let h = Math.imul((k >>> 0) ^ Math.imul((k / 4294967296) | 0, 0x9e3779b1), 0x85ebca6b);
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x2c1b3c6d);
-  return (h ^ (h >>> 12)) >>> 0;
+  return finish(Math.imul((k >>> 0) ^ Math.imul((k / 4294967296) | 0, 0x9e3779b1), 0x85ebca6b));
+}
+
+/** An IPv6 key: FNV-1a over its characters. */
+function hashStr(k: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < k.length; i++) h = Math.imul(h ^ k.charCodeAt(i), 0x01000193);
+  return finish(h);
+}
+
+function hashOf(k: PrefixKey): number {
+  return typeof k === "number" ? hashNum(k) : hashStr(k);
 }
 
 export class PrefixMap<K extends PrefixKey, V> {
@@ -81,7 +83,7 @@ export class PrefixMap<K extends PrefixKey, V> {
 
   private find(idx: Int32Array, k: K): number {
     const mask = idx.length - 1;
-    for (let i = (typeof k === "number" ? hashNum(k) : hashOf(k)) & mask; ; i = (i + 1) & mask) {
+    for (let i = hashOf(k) & mask; ; i = (i + 1) & mask) {
       const p = idx[i]!;
       if (p === 0) return -1;
       // An index slot never points to a hole: removal marks it first.

@@ -11,7 +11,7 @@
  *
  * Size: a Kubernetes node originates tens of thousands of prefixes, so the
  * walks over advertisements and local routes run in slices of the shared
- * slicer (`slicedShared`: timers and I/O run between them). When no local
+ * slicer (`sliced`: timers and I/O run between them). When no local
  * route was written since the last commit (LocalRoutes counts its writes),
  * an advertisement object that commit applied is known to run unchanged
  * without a lookup; otherwise one whose local route is still the one an
@@ -30,7 +30,7 @@
 import { chainNames, diffPeer, diffSettings, sameValue } from "../config/diff.ts";
 import type { AdvertiseConfig, PeerConfig, RouterConfig } from "../config/types.ts";
 import { CEASE_SUB } from "../bgp/types.ts";
-import { slicedShared } from "../core/slices.ts";
+import { sliced } from "../core/slices.ts";
 import { Listener } from "../bgp/listener.ts";
 import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
 import type { RouteEngine } from "./engine.ts";
@@ -172,7 +172,7 @@ export class Reconfigurer {
     // Nothing wrote a local route since the last commit: an object it applied is still exactly what runs.
     const quiet = e.localRoutes.version === this.cleanVersion;
     const lastCommit = this.commits;
-    await slicedShared(next.advertise, (a) => {
+    await sliced(next.advertise, (a) => {
       this.listed.set(a.prefix, run);
       if (quiet && this.stamp.get(a) === lastCommit) return;
       const cur = e.localRoutes.get(a.prefix);
@@ -184,7 +184,7 @@ export class Reconfigurer {
     // Only the last applied configuration's prefixes can be owned by the file
     // (every reload sets each of its prefixes as the file's), so only those
     // are looked at, not every originated prefix.
-    await slicedShared(e.config.advertise, (a) => {
+    await sliced(e.config.advertise, (a) => {
       if (this.listed.get(a.prefix) === run) return;
       this.listed.delete(a.prefix);
       if (e.localRoutes.get(a.prefix)?.owner === "config") plan.removeLocal.push(a.prefix);
@@ -305,13 +305,13 @@ export class Reconfigurer {
     // The local routes in slices; the control API may have changed some since prepare.
     const v0 = e.localRoutes.version;
     let own = 0;
-    await slicedShared(p.removeLocal, (prefix) => {
+    await sliced(p.removeLocal, (prefix) => {
       if (e.localRoutes.get(prefix)?.owner !== "config") return; // taken over by the API meanwhile
       e.removeLocal(prefix);
       own++;
       changes.push(`withdrew ${prefix}`);
     });
-    await slicedShared(p.adoptLocal, (a) => {
+    await sliced(p.adoptLocal, (a) => {
       const cur = e.localRoutes.get(a.prefix);
       if (cur && sameValue(cur.config, a)) {
         cur.owner = "config";
@@ -323,7 +323,7 @@ export class Reconfigurer {
       }
     });
     // A prefix whose attributes changed is replaced in one step (no withdraw in between).
-    await slicedShared(p.setLocal, (a) => {
+    await sliced(p.setLocal, (a) => {
       const replaced = e.localRoutes.has(a.prefix);
       e.setLocal(a, "config");
       own++;
@@ -331,7 +331,7 @@ export class Reconfigurer {
       changes.push(`${replaced ? "updated" : "advertised"} ${a.prefix}`);
     });
     const commit = ++this.commits;
-    await slicedShared(p.next.advertise, (a) => this.stamp.set(a, commit));
+    await sliced(p.next.advertise, (a) => this.stamp.set(a, commit));
     // Clean when every local-route write since v0 was this commit's own.
     this.cleanVersion = e.localRoutes.version - v0 === own ? e.localRoutes.version : -1;
     return changes;
