@@ -15,7 +15,7 @@ import { readFileSync } from "node:fs";
 import { type Document, LineCounter, type Node, isAlias, isMap, isScalar, isSeq, parseDocument } from "yaml";
 import { ConfigError, type ConfigIssue, type PathSegment, describe, formatPath } from "./reader.ts";
 import { z } from "zod";
-import { peerDefaults, resolveConfig, resolveKubePeerList } from "./resolve.ts";
+import { type SettingsGlobals, peerDefaults, resolveConfig, resolveKubePeerList } from "./resolve.ts";
 import { AnnotationPeerSchema, DocumentSchema, HealthSchema, KernelSchema, KubernetesSchema, SecretRefSchema } from "./schema.ts";
 import type { KubePeerConfig, KubernetesConfig, RouterConfig } from "./types.ts";
 import { Findings, type PathIssue, placeIssue, setKey, walk } from "./walk.ts";
@@ -69,7 +69,7 @@ export function parseConfig(text: string, sourceName: string): RouterConfig {
  * may name `policies`; an address may appear once. Empty text is no peers.
  * Throws ConfigError (positions within `text`).
  */
-export function parsePeerList(text: string, sourceName: string, opts: { asn: number; policies: readonly string[] }): KubePeerConfig[] {
+export function parsePeerList(text: string, sourceName: string, opts: { asn: number; policies: readonly string[]; globals?: SettingsGlobals }): KubePeerConfig[] {
   const y = new YamlValue(text, sourceName, ["peers"]);
   if (y.value === null || y.value === undefined) return [];
   const schema = z.array(AnnotationPeerSchema).meta({ what: "a list of peers such as - {address: 192.0.2.254, remoteAs: 65000}" });

@@ -50,7 +50,7 @@ export function checkPeerRequest(body: unknown): z.input<typeof RequestPeerSchem
  * (keepalive < holdTime, routeReflectorClient only for iBGP, localAddress of
  * the peer's family). localAs defaults to `asn`. Throws ConfigError.
  */
-export function peerFromRequest(body: unknown, ctx: { asn: number; policies: readonly string[] }): PeerConfig {
+export function peerFromRequest(body: unknown, ctx: Parameters<typeof resolveRequestPeer>[1]): PeerConfig {
   const f = new Findings();
   const value = walk(RequestPeerSchema, body, [], f);
   const peer = resolveRequestPeer(value, ctx, { f, line: () => 0 });

@@ -20,13 +20,15 @@ import { dirname, resolve as resolvePath } from "node:path";
 import { z } from "zod";
 import { AFI, parseAddr, parsePrefix } from "../core/addr.ts";
 import { type PathSegment, suggest } from "./reader.ts";
-import { type DocumentSchema, PeerConfigSchema, type RefKind, expectedText } from "./schema.ts";
+import { BfdSchema, type DocumentSchema, GracefulRestartSchema, PeerConfigSchema, type RefKind, expectedText } from "./schema.ts";
 import type { AdvertiseConfig, KubePeerConfig, KubernetesConfig, PeerConfig, Policy, PrefixMatch, RouterConfig, SecretRef } from "./types.ts";
 import { type Findings, INVALID, setKey } from "./walk.ts";
 
 /** What resolving needs besides the document: where its issues go, and line numbers for "first defined at line N". */
 export interface ResolveContext {
   f: Findings;
+  /** The top-level `gracefulRestart:` and `bfd:` mappings as written: the last layer of every peer's merge. */
+  globals?: SettingsGlobals;
   /** The 1-based line of the value at a path (0 when unknown). */
   line: (path: PathSegment[]) => number;
   /** The configuration file (passwordFile is relative to it); absent for requests. */
@@ -46,9 +48,33 @@ interface Layer {
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 const afiOf = (addr: string) => parseAddr(addr.replace(/%.*$/, ""))?.afi;
 
+/** The top-level settings mappings that every peer merges under its own (as written: keys optional). */
+export type SettingsGlobals = { bfd?: Obj; gracefulRestart?: Obj };
+
+/**
+ * A settings mapping (`bfd`, `gracefulRestart`) from written layers, nearest
+ * first: each key from the first layer that sets it, else its default.
+ */
+export function mergeSettings<K extends "bfd" | "gracefulRestart">(k: K, layers: readonly Obj[]): PeerConfig[K] {
+  const merged: Obj = {};
+  for (let i = layers.length - 1; i >= 0; i--) Object.assign(merged, layers[i]);
+  const schema = k === "bfd" ? BfdSchema : GracefulRestartSchema;
+  return schema.parse(merged) as PeerConfig[K];
+}
+
+/** The top-level settings of a configuration, for peers made from it later (`peer add`, Kubernetes). */
+export function settingsGlobals(c: { bfd?: object; gracefulRestart?: object }): SettingsGlobals {
+  const g: SettingsGlobals = {};
+  if (c.bfd) g.bfd = c.bfd as Obj;
+  if (c.gracefulRestart) g.gracefulRestart = c.gracefulRestart as Obj;
+  return g;
+}
+
 /** The default of a PeerConfig key (the schema's `.default()`), undefined for keys without one. */
 export function peerDefault<K extends keyof PeerConfig>(k: K): PeerConfig[K] | undefined {
-  const d = PeerConfigSchema.shape[k]._zod.def as { type: string; defaultValue?: unknown };
+  const s = PeerConfigSchema.shape[k];
+  const d = s._zod.def as { type: string; defaultValue?: unknown };
+  if (d.type === "prefault") return s.parse(undefined) as PeerConfig[K];
   return d.type === "default" ? (structuredClone(d.defaultValue) as PeerConfig[K]) : undefined;
 }
 
@@ -62,7 +88,7 @@ export function peerDefaults() {
   return out as { [K in keyof PeerDefaultKeys]: PeerConfig[K] };
 }
 type Shape = typeof PeerConfigSchema.shape;
-type PeerDefaultKeys = { [K in keyof Shape as Shape[K] extends z.ZodDefault<z.ZodType> ? K : never]: true };
+type PeerDefaultKeys = { [K in keyof Shape as Shape[K] extends z.ZodDefault<z.ZodType> | z.ZodPrefault<z.ZodType> ? K : never]: true };
 
 /** A valid string field of a layer, if any. */
 function name(l: Obj | undefined, k: string): string | undefined {
@@ -135,6 +161,17 @@ export function resolvePeer(layers: Layer[], asn: number | undefined, ctx: Resol
 
   const peer: Obj = {};
   for (const k of Object.keys(PeerConfigSchema.shape) as (keyof PeerConfig)[]) {
+    if (k === "bfd" || k === "gracefulRestart") {
+      // Merged key by key: the peer's own keys, its groups', then the top level's, over the defaults.
+      const written: Obj[] = [];
+      for (const l of layers) {
+        if (!Object.hasOwn(l.value, k)) continue;
+        if (l.value[k] === INVALID || !f.valid([...l.path, k])) ok = false;
+        else if (isObj(l.value[k])) written.push(l.value[k] as Obj);
+      }
+      peer[k] = mergeSettings(k, [...written, ...(ctx.globals?.[k] ? [ctx.globals[k]] : [])]);
+      continue;
+    }
     const v = get(k);
     const value = v !== undefined ? v : peerDefault(k);
     if (value !== undefined || k === "import" || k === "export") peer[k] = value;
@@ -171,6 +208,14 @@ export function resolvePeer(layers: Layer[], asn: number | undefined, ctx: Resol
         ? "keepalive has no effect with holdTime 0 (no keepalives are sent); remove it"
         : `expected a keepalive interval less than holdTime ${holdTime}, got ${keepalive}${inGroup("keepalive")}`;
     f.issues.push({ path: [...path, "keepalive"], at: where("keepalive", "holdTime"), message });
+    ok = false;
+  }
+  if (peer.ttlSecurity !== undefined && peer.multihop !== false && pick("multihop")) {
+    f.issues.push({
+      path: [...path, "ttlSecurity"],
+      at: where("ttlSecurity", "multihop"),
+      message: `ttlSecurity and multihop are both set; keep one (ttlSecurity: ${peer.ttlSecurity} already allows ${peer.ttlSecurity} hops)${inGroup("ttlSecurity")}`,
+    });
     ok = false;
   }
   if (address && localAddress && afiOf(address) !== afiOf(localAddress)) {
@@ -285,7 +330,8 @@ function checkReferences(ctx: ResolveContext, declared: Record<RefKind, readonly
 }
 
 /** The peers of a node's annotation (or any list of Kubernetes peers on its own). */
-export function resolveKubePeerList(items: unknown, path: PathSegment[], opts: { asn: number; policies: readonly string[] }, ctx: ResolveContext): KubePeerConfig[] {
+export function resolveKubePeerList(items: unknown, path: PathSegment[], opts: { asn: number; policies: readonly string[]; globals?: SettingsGlobals }, ctx: ResolveContext): KubePeerConfig[] {
+  if (opts.globals) ctx = { ...ctx, globals: opts.globals };
   const list = resolvePeerList(items, path, undefined, opts.asn, ctx, (a, line) => `duplicate peer ${a} (first at line ${line})`);
   const out = list.map((p) => kubePeer(p, ctx)).filter((p) => p !== undefined);
   checkReferences(ctx, { policy: opts.policies, "prefix list": [], "peer group": [] });
@@ -293,7 +339,8 @@ export function resolveKubePeerList(items: unknown, path: PathSegment[], opts: {
 }
 
 /** A single peer of a request: the same defaults and checks as a peer of the file. */
-export function resolveRequestPeer(value: unknown, opts: { asn: number; policies: readonly string[] }, ctx: ResolveContext): PeerConfig | undefined {
+export function resolveRequestPeer(value: unknown, opts: { asn: number; policies: readonly string[]; globals?: SettingsGlobals }, ctx: ResolveContext): PeerConfig | undefined {
+  if (opts.globals) ctx = { ...ctx, globals: opts.globals };
   if (!isObj(value)) return undefined;
   const peer = resolvePeer([{ value, path: [], group: "" }], opts.asn, ctx);
   checkReferences(ctx, { policy: opts.policies, "prefix list": [], "peer group": [] });
@@ -327,6 +374,12 @@ export function resolveConfig(docValue: unknown, ctx: ResolveContext): RouterCon
   for (const n of policyNames) {
     if (n === "all" || n === "none") f.issues.push({ path: ["policies", n], key: true, message: `policy name "${n}" is reserved (import/export "${n}" needs no policy)` });
   }
+  const globals: SettingsGlobals = {};
+  for (const k of ["bfd", "gracefulRestart"] as const) {
+    const g = valid<Obj>(k);
+    if (g) globals[k] = g;
+  }
+  ctx = { ...ctx, globals };
   const groups = new PeerGroups(doc.peerGroups, ctx);
   const peers = resolvePeerList(doc.peers, ["peers"], groups, asn, ctx, (a, line) => `duplicate peer ${a} (first defined at line ${line})`).map((p) => p.peer);
   const kubePeers = resolvePeerList(kube?.peers, ["kubernetes", "peers"], groups, asn, ctx, (a, line) => `duplicate peer ${a} (first defined at line ${line})`)
@@ -359,6 +412,10 @@ export function resolveConfig(docValue: unknown, ctx: ResolveContext): RouterCon
     kernel: { ...d.kernel, enabled: d.kernel.enabled ?? k8s },
     log: d.log,
   };
+  if (globals.bfd) cfg.bfd = globals.bfd;
+  if (globals.gracefulRestart) cfg.gracefulRestart = globals.gracefulRestart;
+  if (d.metrics) cfg.metrics = d.metrics;
+  if (d.mrtDump) cfg.mrtDump = d.mrtDump;
   if (d.clusterId !== undefined) cfg.clusterId = d.clusterId;
   if (d.health) cfg.health = d.health;
   if (k8s) cfg.kubernetes = { ...(d.kubernetes as Omit<KubernetesConfig, "peers">), peers: kubePeers };

@@ -397,6 +397,37 @@ const shutdownInput = () =>
 const MULTIHOP_WHAT = "true, false or a TTL 1..255";
 
 /**
+ * Graceful restart (RFC 4724), notification GR (RFC 8538) and long-lived GR
+ * (RFC 9494), as the daemon runs them for one peer: the top-level
+ * `gracefulRestart:` mapping, then a peer group's, then the peer's own,
+ * merged key by key (resolve.ts), over these defaults.
+ */
+export const GracefulRestartSchema = z
+  .strictObject({
+    enabled: bool().default(true).meta({ doc: "advertise the capability; keep a restarting peer's routes (helper) and restart gracefully ourselves" }),
+    restartTime: int(0, 4095, "a restart time 0..4095 seconds").default(120).meta({ doc: "seconds a peer may keep our routes while we restart" }),
+    notification: bool().default(true).meta({ doc: "RFC 8538: a NOTIFICATION (other than Hard Reset) is a restart too" }),
+    longLivedStaleTime: int(0, 16777215, "a stale time 0..16777215 seconds").default(0).meta({ doc: "RFC 9494 long-lived stale time; 0: no LLGR" }),
+    selectionDeferral: int(1, 3600, "a deferral 1..3600 seconds").default(360).meta({ doc: "after our restart, the longest wait for End-of-RIB before best-path selection" }),
+  })
+  .meta({ what: "a mapping with enabled, restartTime, notification, longLivedStaleTime and selectionDeferral" });
+
+/**
+ * BFD (RFC 5880/5881/5883) for one peer, merged like gracefulRestart. Times
+ * are milliseconds.
+ */
+export const BfdSchema = z
+  .strictObject({
+    enabled: bool().default(false).meta({ doc: "run a BFD session with the peer; its failure takes the BGP session down" }),
+    minTx: int(10, 60000, "an interval 10..60000 milliseconds").default(300).meta({ doc: "desired minimum transmit interval, ms" }),
+    minRx: int(10, 60000, "an interval 10..60000 milliseconds").default(300).meta({ doc: "required minimum receive interval, ms" }),
+    multiplier: int(1, 255, "a detection multiplier 1..255").default(3).meta({ doc: "detection time multiplier" }),
+    multihop: bool().optional().meta({ doc: "RFC 5883 (UDP 4784) instead of single hop (3784); default: the peer's multihop" }),
+    graceful: bool().default(false).meta({ doc: "BFD down is a restart of a graceful-restart peer (keep its routes stale), as BIRD's bfd graceful" }),
+  })
+  .meta({ what: "a mapping with enabled, minTx, minRx, multiplier, multihop and graceful" });
+
+/**
  * A peer after its peer groups are merged and defaults applied (what the
  * daemon runs). Each key's schema parses the file's (or request's) value; the
  * defaults and reload effects live here.
@@ -440,6 +471,9 @@ export const PeerConfigSchema = z.strictObject({
     .meta({ reload: "reset", doc: "ADD-PATH (RFC 7911): {send, receive}" }),
   group: str("a peer group name").meta({ ref: "peer group" }).optional().meta({ reload: "none", doc: "the peer group it is based on" }),
   password: password().optional().meta({ reload: "reset", doc: "TCP-MD5 (RFC 2385) key; never shown" }),
+  ttlSecurity: int(1, 254, "a hop count 1..254").optional().meta({ reload: "reset", doc: "GTSM (RFC 5082): send with TTL 255, accept only TTL >= 256 - hops" }),
+  gracefulRestart: GracefulRestartSchema.prefault({}).meta({ reload: "reset", doc: "graceful restart settings (over the top-level gracefulRestart)" }),
+  bfd: BfdSchema.prefault({}).meta({ reload: "none", doc: "BFD settings (over the top-level bfd)" }),
 });
 
 /** The keys of a peer's configuration that a peer and a peer group share (everything but address and group). */
@@ -458,9 +492,20 @@ function writtenShape<S extends Record<string, z.ZodType>>(shape: S) {
   return out;
 }
 
+/** A settings mapping as written: every key optional, no defaults (layers merge key by key before the defaults apply). */
+function writtenObject<S extends Record<string, z.ZodType>>(schema: z.ZodObject<S>) {
+  return z.strictObject(writtenShape(schema.shape)).meta({ what: metaOf(schema).what });
+}
+/** `gracefulRestart:` as written (top level, peer group or peer). */
+export const GracefulRestartWritten = writtenObject(GracefulRestartSchema);
+/** `bfd:` as written (top level, peer group or peer). */
+export const BfdWritten = writtenObject(BfdSchema);
+
 /** The peer keys of the file, shared by peers, peer groups and Kubernetes peers. */
 const commonPeerKeys = {
   ...writtenShape(shared),
+  gracefulRestart: GracefulRestartWritten.optional().meta({ ...metaOf(PeerConfigSchema.shape.gracefulRestart) }),
+  bfd: BfdWritten.optional().meta({ ...metaOf(PeerConfigSchema.shape.bfd) }),
   shutdown: shutdownInput().optional().meta({ reload: "none", doc: "administratively down: true, or a shutdown message (RFC 9003)" }),
   passwordFile: str("the path of a file holding the TCP-MD5 password").optional().meta({ reload: "reset", doc: "a file holding the password (one line), relative to the config file" }),
 };
@@ -654,6 +699,25 @@ export const DocumentSchema = z
     kernel: KernelSchema.prefault({}).meta({ reload: "global" }),
     health: HealthSchema.optional().meta({ reload: "global", doc: "HTTP health endpoint (/healthz, /readyz), off when absent" }),
     kubernetes: KubernetesSchema.optional().meta({ doc: "what bgpctl watch-k8s derives peers and routes from" }),
+    gracefulRestart: GracefulRestartWritten.optional().meta({ reload: "none", doc: "graceful restart defaults of every peer (a peer group or peer overrides keys)" }),
+    bfd: BfdWritten.optional().meta({ reload: "none", doc: "BFD defaults of every peer (a peer group or peer overrides keys)" }),
+    metrics: z
+      .strictObject({
+        address: address().default("::").meta({ doc: "listen address" }),
+        port: port().default(9180).meta({ doc: "listen port" }),
+        path: z.string(expected("a URL path such as /metrics")).regex(/^\/[\x21-\x7e]*$/, expected("a URL path such as /metrics")).default("/metrics"),
+      })
+      .meta({ what: "a mapping with address, port and path" })
+      .optional()
+      .meta({ reload: "global", doc: "Prometheus metrics over HTTP, off when absent" }),
+    mrtDump: z
+      .strictObject({
+        file: str("a file path (strftime %Y %m %d %H %M %S allowed)").meta({ required: "the file to write BGP4MP records to", doc: "path; strftime conversions name rotated files" }),
+        rotate: int(0, 604800, "a rotation interval 0..604800 seconds").default(0).meta({ doc: "start a new file every N seconds; 0: never" }),
+      })
+      .meta({ what: "a mapping with file and rotate" })
+      .optional()
+      .meta({ reload: "global", doc: "record every session's BGP messages as MRT BGP4MP, off when absent" }),
     log: z
       .strictObject({ level: choice(["debug", "info", "warn", "error"]).default("info"), format: choice(["text", "json"]).default("text") })
       .meta({ what: "a mapping with level and format" })

@@ -7,6 +7,8 @@
 import type { z } from "zod";
 import type {
   AdvertiseEntrySchema,
+  BfdSchema,
+  GracefulRestartSchema,
   CommunitySetSchema,
   KernelSchema,
   KubernetesSchema,
@@ -92,4 +94,16 @@ export interface RouterConfig {
   /** Present when the file has a `kubernetes:` section (`bgpctl watch-k8s`). */
   kubernetes?: KubernetesConfig;
   log: { level: "debug" | "info" | "warn" | "error"; format: "text" | "json" };
+  /** The top-level `gracefulRestart:` as written (every peer already has it merged in; kept for peers made later: `peer add`, Kubernetes). */
+  gracefulRestart?: Partial<GracefulRestartConfig>;
+  /** The top-level `bfd:` as written, likewise. */
+  bfd?: Partial<BfdConfig>;
+  /** Prometheus metrics endpoint, off when absent. */
+  metrics?: { address: string; port: number; path: string };
+  /** MRT BGP4MP recording of every session, off when absent. */
+  mrtDump?: { file: string; rotate: number };
 }
+/** Graceful restart settings of one peer (merged, defaults applied). */
+export type GracefulRestartConfig = z.output<typeof GracefulRestartSchema>;
+/** BFD settings of one peer (merged, defaults applied; times in ms). */
+export type BfdConfig = z.output<typeof BfdSchema>;

@@ -212,7 +212,7 @@ export function parseLargeCommunitiesAnnotation(text: string): Parsed<string[]> 
  * an error: one message, problems separated by "; ", each naming the list
  * index and key (`peers[1].remoteAs: expected an AS number 1..4294967295, got "x"`).
  */
-export function parsePeersAnnotation(text: string, opts: { asn: number; policies: readonly string[] }): Parsed<KubePeerConfig[]> {
+export function parsePeersAnnotation(text: string, opts: Parameters<typeof parsePeerList>[2]): Parsed<KubePeerConfig[]> {
   try {
     return { value: parsePeerList(text, ANN.peers, opts) };
   } catch (e) {

@@ -33,6 +33,7 @@ import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { formatAddr, parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { AFI, type Prefix } from "../core/addr.ts";
 import { DEFAULTS, defaultKubernetesConfig } from "../config/load.ts";
+import { type SettingsGlobals, mergeSettings, settingsGlobals } from "../config/resolve.ts";
 import { runSliced } from "../core/slices.ts";
 import type {
   AdvertiseConfig,
@@ -404,6 +405,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   cache.use(base, nodeName);
   cache.run++;
   const kube: KubernetesConfig = base.kubernetes ?? defaultKubernetesConfig();
+  const globals = settingsGlobals(base);
   const problems: K8sProblem[] = [];
   const problem = (object: string, message: string, field?: string) => {
     const p: K8sProblem = { object, message };
@@ -428,7 +430,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
       if (cached.peers && n.metadata.name === nodeName) myPeersAnnotation = cached.peers;
       continue;
     }
-    const e = nodeEntry(n, nodeName, kube, policyNames);
+    const e = nodeEntry(n, nodeName, kube, policyNames, globals);
     cache.nodes.set(n, e);
     views.push(e.view);
     if (e.problems.length) problems.push(...e.problems);
@@ -507,7 +509,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   }
   const peers = new Map<string, Candidate>();
 
-  if (kube.mesh) yield* meshPeers(me, views, kube, peers, problem);
+  if (kube.mesh) yield* meshPeers(me, views, kube, globals, peers, problem);
 
   // External peers: the config's (matching nodeSelector), then the annotation's.
   const labels = me.node.metadata.labels ?? {};
@@ -713,7 +715,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
 }
 
 /** What one Node says about itself (annotations parsed, problems found), as derive's cache keeps it. */
-function nodeEntry(n: Node, nodeName: string, kube: KubernetesConfig, policyNames: Set<string>): NodeEntry {
+function nodeEntry(n: Node, nodeName: string, kube: KubernetesConfig, policyNames: Set<string>, globals: SettingsGlobals): NodeEntry {
   const e: NodeEntry = { view: undefined as unknown as NodeView, problems: [] };
   const problem = problemCollector(e.problems);
   const obj = `Node/${n.metadata.name}`;
@@ -724,7 +726,7 @@ function nodeEntry(n: Node, nodeName: string, kube: KubernetesConfig, policyName
   get(ANN.routerId, parseRouterIdAnnotation); // validated for every node; used for our own below
   const rr = get(ANN.routeReflector, parseClusterIdAnnotation);
   const rrc = get(ANN.routeReflectorClient, parseClusterIdAnnotation);
-  const peers = get(ANN.peers, (s) => parsePeersAnnotation(s, { asn, policies: [...policyNames] }));
+  const peers = get(ANN.peers, (s) => parsePeersAnnotation(s, { asn, policies: [...policyNames], globals }));
   if (n.metadata.name === nodeName && peers) e.peers = peers;
   let role: Role = "mesh";
   let clusterId: string | undefined;
@@ -806,6 +808,7 @@ function* meshPeers(
   me: NodeView,
   views: NodeView[],
   kube: KubernetesConfig,
+  globals: SettingsGlobals,
   out: Map<string, { peer: PeerConfig; status: K8sPeerStatus; what: string }>,
   problem: (object: string, message: string, field?: string) => void,
 ): Generator<void, void> {
@@ -846,6 +849,8 @@ function* meshPeers(
         import: { kind: "all" },
         export: { kind: "chain", names: [MESH_EXPORT] },
         description: `k8s node ${other.name}`,
+        gracefulRestart: mergeSettings("gracefulRestart", globals.gracefulRestart ? [globals.gracefulRestart] : []),
+        bfd: mergeSettings("bfd", globals.bfd ? [globals.bfd] : []),
       };
       out.set(theirs, {
         peer,

@@ -22,6 +22,7 @@ import type {
 } from "../api/types.ts";
 import { ConfigError, loadConfig } from "../config/load.ts";
 import { peerFromRequest, requestErrorText } from "../config/request.ts";
+import { settingsGlobals } from "../config/resolve.ts";
 import type { AdvertiseConfig, RouterConfig } from "../config/types.ts";
 import { type Prefix, parseAddr, parsePrefix, prefixContains } from "../core/addr.ts";
 import { Log } from "../core/log.ts";
@@ -252,7 +253,7 @@ export class Router implements RouterApi {
     const c = this.engine.config;
     let p;
     try {
-      p = peerFromRequest(r, { asn: c.asn, policies: Object.keys(c.policies) });
+      p = peerFromRequest(r, { asn: c.asn, policies: Object.keys(c.policies), globals: settingsGlobals(c) });
     } catch (e) {
       if (e instanceof ConfigError) invalid(requestErrorText(e).split("\n").join("; "));
       throw e;

@@ -19,6 +19,7 @@ import type { PeerConfig, Policy } from "../../lib/config/types.ts";
 import { AdjRibOut, type AdjRibOutOptions } from "../../lib/rib/adj-rib-out.ts";
 import { type CompiledPolicies, compilePolicies } from "../../lib/rib/policy.ts";
 import { type PrefixKey, type Route, type RouteSource, prefixKey } from "../../lib/rib/types.ts";
+import { BfdSchema, GracefulRestartSchema } from "../../lib/config/schema.ts";
 
 // ---------------------------------------------------------------- helpers
 
@@ -88,6 +89,8 @@ function peerCfg(o: Partial<PeerConfig> = {}): PeerConfig {
     remoteAs: 65001,
     localAs: LOCAL_AS,
     port: 179,
+    gracefulRestart: GracefulRestartSchema.parse({}),
+    bfd: BfdSchema.parse({}),
     passive: false,
     holdTime: 90,
     connectRetry: 5,

@@ -13,6 +13,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { RESET_FIELDS, diffPeer } from "../../lib/config/diff.ts";
 import { ConfigError, DEFAULTS, defaultKubernetesConfig, parseConfig, parsePeerList } from "../../lib/config/load.ts";
+import { settingsGlobals } from "../../lib/config/resolve.ts";
 import { advertiseFromRequest, checkPeerRequest, peerFromRequest, requestErrorText, withdrawFromRequest } from "../../lib/config/request.ts";
 import { DocumentSchema, KubernetesSchema, PeerConfigSchema, PeerGroupSchema, PeerSchema, RequestPeerSchema, metaOf } from "../../lib/config/schema.ts";
 import type { PeerConfig } from "../../lib/config/types.ts";
@@ -108,9 +109,9 @@ describe("peer add gets what a file peer gets", () => {
     // One peer, written once: as a line of the file, and (parsed) as the JSON body of a request.
     const flow =
       "{address: '2001:DB8::2', remoteAs: 65002, localAs: 65010, port: 1179, localAddress: '2001:db8::1', passive: true, holdTime: 30, keepalive: 10, " +
-      "connectRetry: 5, families: [ipv6], nextHopSelf: true, routeReflectorClient: false, multihop: 3, import: [imp, exp], export: all, " +
+      "connectRetry: 5, families: [ipv6], nextHopSelf: true, routeReflectorClient: false, multihop: false, import: [imp, exp], export: all, " +
       "maxPrefix: {limit: 10, action: restart}, description: lab, shutdown: maintenance, allowOwnAs: 1, enforceFirstAs: false, asOverride: true, " +
-      "addPath: {receive: true}, password: s3cret}";
+      "addPath: {receive: true}, password: s3cret, ttlSecurity: 2, gracefulRestart: {restartTime: 30}, bfd: {enabled: true, minTx: 100}}";
     const body = parseYaml(flow) as Record<string, unknown>;
     expect(Object.keys(body).sort()).toEqual(Object.keys(RequestPeerSchema.shape).sort());
     const file = parseConfig(y(...HEAD, "policies: {imp: [], exp: []}", "peers:", `  - ${flow}`), "t.yaml").peers[0]!;
@@ -241,6 +242,52 @@ describe("enforceFirstAs", () => {
   });
 });
 
+describe("gracefulRestart and bfd: top level, peer group, peer", () => {
+  const ctx = { asn: 65001, policies: [] };
+  const issues = (text: string) => {
+    try {
+      parseConfig(text, "t.yaml");
+    } catch (e) {
+      if (e instanceof ConfigError) return e.issues;
+      throw e;
+    }
+    throw new Error("expected a ConfigError");
+  };
+  test("merged key by key, nearest first, over the defaults; peer add and mesh peers get the top level too", () => {
+    const cfg = parseConfig(
+      y(
+        ...HEAD,
+        "gracefulRestart: {restartTime: 60, longLivedStaleTime: 3600}",
+        "bfd: {minTx: 100, multiplier: 5}",
+        "peerGroups:",
+        "  g: {bfd: {enabled: true, minTx: 200}, gracefulRestart: {notification: false}}",
+        "peers:",
+        "  - {address: 192.0.2.2, remoteAs: 65002, group: g, bfd: {minRx: 50}}",
+        "  - {address: 192.0.2.3, remoteAs: 65003}",
+      ),
+      "t.yaml",
+    );
+    const [a, b] = cfg.peers;
+    expect(a!.bfd).toEqual({ enabled: true, minTx: 200, minRx: 50, multiplier: 5, graceful: false });
+    expect(a!.gracefulRestart).toEqual({ enabled: true, restartTime: 60, notification: false, longLivedStaleTime: 3600, selectionDeferral: 360 });
+    expect(b!.bfd).toEqual({ enabled: false, minTx: 100, minRx: 300, multiplier: 5, graceful: false });
+    expect(b!.gracefulRestart.restartTime).toBe(60);
+    const added = peerFromRequest({ address: "192.0.2.9", remoteAs: 65009, bfd: { enabled: true } }, { ...ctx, globals: settingsGlobals(cfg) });
+    expect(added.bfd).toEqual({ enabled: true, minTx: 100, minRx: 300, multiplier: 5, graceful: false });
+  });
+
+  test("bad values are named where written; ttlSecurity and multihop exclude each other", () => {
+    const err = issues(y(...HEAD, "bfd: {minTx: 5}", "peers:", "  - {address: 192.0.2.2, remoteAs: 65002, gracefulRestart: {restartTime: 5000, foo: 1}}"));
+    expect(err.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      "bfd.minTx: expected an interval 10..60000 milliseconds, got 5",
+      "peers[0].gracefulRestart.restartTime: expected a restart time 0..4095 seconds, got 5000",
+      expect.stringContaining("peers[0].gracefulRestart.foo: unknown"),
+    ]);
+    const both = issues(y(...HEAD, "peers:", "  - {address: 192.0.2.2, remoteAs: 65002, multihop: 2, ttlSecurity: 2}"));
+    expect(both.map((i) => i.message)).toEqual(["ttlSecurity and multihop are both set; keep one (ttlSecurity: 2 already allows 2 hops)"]);
+  });
+});
+
 describe("reload effects come from the schema", () => {
   const base = peerFromRequest({ address: "192.0.2.2", remoteAs: 65002 }, { asn: 65001, policies: ["p"] });
   const change = (o: Partial<PeerConfig>) => diffPeer(base, { ...base, ...o });
@@ -248,7 +295,7 @@ describe("reload effects come from the schema", () => {
   test("every PeerConfig key has a reload effect", () => {
     for (const [k, s] of Object.entries(PeerConfigSchema.shape)) expect([k, metaOf(s).reload !== undefined]).toEqual([k, true]);
     expect([...RESET_FIELDS].sort()).toEqual(
-      ["remoteAs", "localAs", "port", "localAddress", "families", "addPath", "holdTime", "keepalive", "passive", "multihop", "password"].sort(),
+      ["remoteAs", "localAs", "port", "localAddress", "families", "addPath", "holdTime", "keepalive", "passive", "multihop", "password", "ttlSecurity", "gracefulRestart"].sort(),
     );
   });
 

@@ -14,6 +14,7 @@ import { diffConfig } from "../../lib/config/diff.ts";
 import { ConfigError, type ConfigIssue, loadConfig, parseConfig } from "../../lib/config/load.ts";
 import type { PeerConfig, RouterConfig } from "../../lib/config/types.ts";
 import { tempDirs } from "../support/tmp.ts";
+import { BfdSchema, GracefulRestartSchema } from "../../lib/config/schema.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const FILE = "t.yaml";
@@ -53,6 +54,8 @@ function peer(overrides: Partial<PeerConfig> = {}): PeerConfig {
     remoteAs: 65002,
     localAs: 65001,
     port: 179,
+    gracefulRestart: GracefulRestartSchema.parse({}),
+    bfd: BfdSchema.parse({}),
     passive: false,
     holdTime: 90,
     connectRetry: 120,
@@ -151,6 +154,8 @@ describe("defaults", () => {
       enforceFirstAs: false,
       asOverride: true,
       addPath: { send: true, receive: false },
+      gracefulRestart: GracefulRestartSchema.parse({}),
+      bfd: BfdSchema.parse({}),
     });
   });
 

@@ -30,6 +30,7 @@ import { formatK8sStatus } from "../../lib/k8s/format.ts";
 import type { EndpointSlice, K8sProblem, K8sServiceIp, K8sStatus, Node, Service } from "../../lib/k8s/types.ts";
 import { applyPolicy, checkPolicyRef, compilePolicies } from "../../lib/rib/policy.ts";
 import { type RouteSource, makeRoute } from "../../lib/rib/types.ts";
+import { BfdSchema, GracefulRestartSchema } from "../../lib/config/schema.ts";
 
 // ---------------------------------------------------------------------------
 // fixtures
@@ -186,6 +187,8 @@ describe("node mesh", () => {
       allowOwnAs: 0,
       enforceFirstAs: true,
       asOverride: false,
+      gracefulRestart: GracefulRestartSchema.parse({}),
+      bfd: BfdSchema.parse({}),
     };
     expect(peer(d, "10.0.0.2")).toEqual(expected);
     expect(peer(d, "10.0.0.3").description).toBe("k8s node node-c");
@@ -669,6 +672,8 @@ describe("external peers", () => {
       allowOwnAs: 0,
       enforceFirstAs: true,
       asOverride: false,
+      gracefulRestart: GracefulRestartSchema.parse({}),
+      bfd: BfdSchema.parse({}),
     });
     expect(peer(d, "2001:db8::64")).toMatchObject({
       remoteAs: 65101,
