@@ -1,7 +1,7 @@
 /**
  * The few libc calls bgpctl needs for netlink sockets and for TCP sockets
- * the runtime cannot set up itself (TCP-MD5 keys must be on the socket before
- * connect/listen; see tcp-md5.ts), through bun:ffi: socket, bind, connect,
+ * the runtime cannot set up itself (TCP-MD5 keys and the TTL must be on the
+ * socket before connect/listen; see tcp-socket.ts), through bun:ffi: socket, bind, connect,
  * listen, getsockname, setsockopt, getsockopt, send, recv, poll, fcntl
  * (F_DUPFD_CLOEXEC), close, if_nametoindex, getpid, and errno (read through
  * `__errno_location` right after a failing call), plus errno numbers and
@@ -91,6 +91,7 @@ export const Errno = {
   EBADMSG: 74,
   EOVERFLOW: 75,
   ENOTSOCK: 88,
+  ENOPROTOOPT: 92,
 } as const;
 
 const ERRNO_NAMES = new Map<number, string>();
@@ -107,6 +108,7 @@ const ERRNO_TEXT: Record<string, string> = {
   ETIMEDOUT: "Connection timed out",
   EINPROGRESS: "Operation now in progress",
   ENOTSOCK: "Socket operation on non-socket",
+  ENOPROTOOPT: "Protocol not available",
   ENOENT: "No such file or directory",
   ESRCH: "No such process",
   EAGAIN: "Resource temporarily unavailable",

@@ -19,9 +19,21 @@
  * without a key must not sign (TcpExtTCPMD5Unexpected). Connections already
  * accepted keep the keys they were accepted with. A hostname as listen
  * address goes through plain `listen({host})` and can carry no key (logged).
+ *
+ * TTL: every listening socket sends with TTL (IPv6: hop limit) 255, like
+ * BIRD's and FRR's, so our SYN-ACK passes the minimum-TTL check of a GTSM
+ * peer (RFC 5082) that connects to us: the kernel answers a SYN from the
+ * listening socket, before any session is known. The minimum TTL is NOT set
+ * on the listening sockets: they are shared by peers with different
+ * settings. Instead, each accepted connection gets its session's TTL and
+ * minimum TTL as soon as it is matched to a peer (Session.acceptIncoming,
+ * before anything is sent on it; the system default TTL for a session with
+ * no TTL policy); the SYN and the handshake's last ACK are not checked.
  */
 import * as net from "node:net";
-import { type SocketFamily, createTcpListenSocket, familyFits, removeTcpMd5Key, setTcpMd5Key } from "../../ffi/tcp-md5.ts";
+import { type SocketFamily, familyFits, removeTcpMd5Key, setTcpMd5Key } from "../../ffi/tcp-md5.ts";
+import { createTcpListenSocket, socketFd } from "../../ffi/tcp-socket.ts";
+import { type TtlOptions, setTtlOptions } from "../../ffi/ttl.ts";
 import type { LogLevel } from "./fsm.ts";
 import { parseAddr } from "../core/addr.ts";
 import { type Session, TypedEmitter, normalizeAddress } from "./session.ts";
@@ -46,6 +58,9 @@ export interface ListenerEvents {
   /** A connection was closed because no session wanted it. */
   rejected: { remoteAddress: string; remotePort: number; reason: string };
 }
+
+/** The TTL of listening sockets: answers (SYN-ACKs) pass any GTSM peer's check. */
+const LISTEN_TTL: TtlOptions = { ttl: 255 };
 
 function endpointOf(s: net.Server): BoundEndpoint | null {
   const a = s.address();
@@ -220,6 +235,7 @@ export class Listener extends TypedEmitter<ListenerEvents> {
         const bound: Bound = b ?? { server, label, fd: null, family: null, keys: new Map() };
         bound.label = `[${ep.address}]:${port}`;
         this.servers.push(bound);
+        if (bound.fd === null) this.setListenTtl(bound.label, server);
         const nKeys = bound.keys.size;
         this.log("info", `listening on ${bound.label}${nKeys ? ` (TCP-MD5 keys for ${nKeys} peer${nKeys === 1 ? "" : "s"})` : ""}`);
         // Sessions added while the socket was being set up.
@@ -233,9 +249,10 @@ export class Listener extends TypedEmitter<ListenerEvents> {
           return;
         }
         const keys = this.wantedKeys();
-        const ls = createTcpListenSocket(ep.address, ep.port, keys);
+        const ls = createTcpListenSocket(ep.address, ep.port, keys, undefined, LISTEN_TTL);
         const set = new Map([...keys].filter(([peer]) => familyFits(ls.family, peer) && !ls.keyErrors.some((k) => k.peer === peer)));
         for (const k of ls.keyErrors) this.log("error", `listener ${label}: TCP-MD5 key for ${k.peer}: ${k.error}`);
+        if (ls.ttlError) this.log("error", `listener ${label}: TTL 255 not set (${ls.ttlError}); GTSM peers cannot connect to us, only we to them`);
         b = { server, label, fd: ls.fd, family: ls.family, keys: set };
         server.listen({ fd: ls.fd } as net.ListenOptions, onListening);
       } catch (e) {
@@ -244,6 +261,19 @@ export class Listener extends TypedEmitter<ListenerEvents> {
         reject(err);
       }
     });
+  }
+
+  /** TTL 255 on a listening socket the runtime created (a hostname endpoint); a failure is logged. */
+  private setListenTtl(label: string, server: net.Server): void {
+    const fd = socketFd(server);
+    const a = server.address();
+    const v6 = a !== null && typeof a === "object" && a.address.includes(":");
+    try {
+      if (fd === null) throw new Error("no file descriptor");
+      for (const f of v6 ? ([4, 6] as const) : ([4] as const)) setTtlOptions(fd, f, LISTEN_TTL);
+    } catch (e) {
+      this.log("error", `listener ${label}: TTL 255 not set (${e instanceof Error ? e.message : String(e)}); GTSM peers cannot connect to us, only we to them`);
+    }
   }
 
   private closeServer(s: net.Server): Promise<void> {

@@ -12,9 +12,21 @@
  * connection we initiate.
  *
  * With `password` set (TCP-MD5, RFC 2385), outgoing connections are made
- * through ffi/tcp-md5.ts (the key must be on the socket before connect) and
+ * through ffi/tcp-socket.ts (the key must be on the socket before connect) and
  * still end up as node:net Sockets; a Listener keys its listening sockets for
  * the sessions it holds.
+ *
+ * TTL (lib/bgp/ttl.ts: eBGP TTL 1, `multihop`, GTSM `ttlSecurity`): our
+ * connections with a TTL to set are made through ffi/tcp-socket.ts too, the
+ * TTL and minimum TTL on the socket before the SYN (a peer two hops away
+ * never sees a SYN sent with TTL 1); an accepted connection gets them in
+ * `acceptIncoming`, before anything is sent on it (its TTL otherwise is the
+ * listener's 255, see listener.ts, which is put back to the system default
+ * when the policy has none). A setsockopt that fails fails that connection
+ * (an outgoing one goes to the FSM as a failed connect, an incoming one is
+ * closed): the session never comes up without the TTL protection it is
+ * configured with; the error is logged once (with the errno) until a
+ * connection gets its options again.
  *
  * Flow control, both ways (OpenBGPD's session engine throttling its RDE):
  * - In: a received UPDATE or ROUTE-REFRESH restarts the hold timer when its
@@ -31,7 +43,9 @@
  * at ConnectRetry, and lastError says so.
  */
 import * as net from "node:net";
-import { connectTcpMd5, md5PasswordProblem } from "../../ffi/tcp-md5.ts";
+import { md5PasswordProblem } from "../../ffi/tcp-md5.ts";
+import { connectTcp, peerFamily, socketFd } from "../../ffi/tcp-socket.ts";
+import { TtlOptionError, readTtlOptions, setTtlOptions } from "../../ffi/ttl.ts";
 import type { Clock } from "../core/clock.ts";
 import { realClock } from "../core/clock.ts";
 import { BgpError, carriesShutdownMessage } from "./errors.ts";
@@ -54,6 +68,7 @@ import { formatIPv4, formatIPv6, parseAddr } from "../core/addr.ts";
 import { type SlicedTask, slicer } from "../core/slices.ts";
 import { AFI, BGP_MAX_EXT_MSG, BGP_MAX_MSG, CEASE_SUB, ERR, type Family, MsgType } from "./types.ts";
 import { type UpdateContext, type UpdateMessage, decodeUpdate, updateContext } from "./update.ts";
+import { type TtlPolicy, ttlPolicy, ttlSettingsProblem } from "./ttl.ts";
 
 export { State } from "./fsm.ts";
 export type { StateChange } from "./fsm.ts";
@@ -169,6 +184,14 @@ export interface SessionConfig {
    * 1..80 bytes of UTF-8. Absent: plain TCP.
    */
   password?: string;
+  /**
+   * TTL of our packets (lib/bgp/ttl.ts): a number 1..255 (eBGP multihop);
+   * false: directly connected (an eBGP session sends with TTL 1); absent:
+   * the TTL is not managed (system default).
+   */
+  multihop?: number | false;
+  /** GTSM (RFC 5082) hop count 1..254: send with TTL 255, accept only TTL >= 256 - hops. Excludes a numeric multihop. */
+  ttlSecurity?: number;
   /** DelayOpen time in seconds (off when absent or 0). */
   delayOpen?: number;
   families: Family[];
@@ -294,6 +317,10 @@ export class Session extends TypedEmitter<SessionEvents> {
   private readonly countOut = zeroCounts();
   private establishedCount = 0;
   private lastError: string | null = null;
+  /** What the TTL options of our sockets are. */
+  readonly ttl: TtlPolicy;
+  /** The last socket option failure logged (logged again only after a connection got its options). */
+  private sockoptFailure: string | null = null;
 
   constructor(config: SessionConfig) {
     super();
@@ -305,6 +332,9 @@ export class Session extends TypedEmitter<SessionEvents> {
       const p = md5PasswordProblem(config.password);
       if (p) throw new RangeError(`${config.peerAddress}: ${p}`);
     }
+    const tp = ttlSettingsProblem(config);
+    if (tp) throw new RangeError(`${config.peerAddress}: ${tp}`);
+    this.ttl = ttlPolicy(config, config.remoteAs === undefined ? null : config.remoteAs !== config.localAs);
     this.fsm = new Fsm(this.host(), {
       localOpen: this.buildOpen(),
       expectedPeerAs: config.remoteAs,
@@ -380,6 +410,17 @@ export class Session extends TypedEmitter<SessionEvents> {
   }
   get remotePort(): number | null {
     return this.establishedTcp?.socket.remotePort ?? null;
+  }
+
+  /**
+   * The TTL and minimum TTL the Established connection's socket has (read
+   * back with getsockopt; minTtl 0: no check), else null.
+   */
+  get socketTtl(): { ttl: number; minTtl: number } | null {
+    const t = this.establishedTcp;
+    const fd = t ? socketFd(t.socket) : null;
+    if (!t || fd === null) return null;
+    return readTtlOptions(fd, peerFamily(t.socket.remoteAddress ?? this.config.peerAddress));
   }
 
   /** Messages waiting for the Established connection's socket buffer to drain. */
@@ -485,6 +526,11 @@ export class Session extends TypedEmitter<SessionEvents> {
 
   /** Take a TCP connection from the peer (from a Listener). Refused connections are closed. */
   acceptIncoming(socket: net.Socket): void {
+    if (!this.applyTtl(socket)) {
+      socket.on("error", () => {});
+      socket.destroy();
+      return;
+    }
     try {
       socket.setNoDelay(true);
       const id = this.fsm.incomingConnection((conn) => {
@@ -506,6 +552,38 @@ export class Session extends TypedEmitter<SessionEvents> {
 
   private log(level: LogLevel, msg: string): void {
     this.emit("log", { level, msg: `${this.config.peerAddress}: ${msg}` });
+  }
+
+  /** Whether this session's connections are made by ffi/tcp-socket.ts (options before the SYN). */
+  private get ownSocket(): boolean {
+    return this.config.password !== undefined || this.ttl.ttl !== null || this.ttl.minTtl !== null;
+  }
+
+  /** Log a socket option failure once (until options succeed again); it is also the session's lastError. */
+  private sockoptFailed(msg: string): void {
+    this.lastError = msg;
+    if (this.sockoptFailure === msg) return;
+    this.sockoptFailure = msg;
+    this.log("error", msg);
+  }
+
+  /**
+   * Put this session's TTL policy on an accepted socket (the system default
+   * TTL when it has none: the listener's is 255). False, after logging, when
+   * that fails: the connection must not be used.
+   */
+  private applyTtl(socket: net.Socket): boolean {
+    const { ttl, minTtl } = this.ttl;
+    try {
+      const fd = socketFd(socket);
+      if (fd === null) throw new Error("the accepted socket has no file descriptor");
+      setTtlOptions(fd, peerFamily(socket.remoteAddress ?? this.config.peerAddress), { ttl: ttl ?? -1, minTtl: minTtl ?? 0 });
+      this.sockoptFailure = null;
+      return true;
+    } catch (e) {
+      this.sockoptFailed(`incoming connection refused: cannot set ${this.ttl.text}: ${errText(e)}`);
+      return false;
+    }
   }
 
   private rejectSocket(socket: net.Socket): void {
@@ -539,6 +617,9 @@ export class Session extends TypedEmitter<SessionEvents> {
           // A peer without our key (or with another one) drops our SYNs without a word.
           this.lastError = `connect to ${this.config.peerAddress}: no answer (TCP-MD5: does the peer have the same password?)`;
           this.log("warn", `${reason}: no answer to a TCP-MD5 signed connect; does the peer have the same password?`);
+        } else if (t.dir === "outgoing" && !t.connected && !t.closed && this.ttl.ttl !== null && this.ttl.ttl < 255 && reason === CONNECT_TIMED_OUT) {
+          // A SYN whose TTL runs out on the way gets no answer (at most an ICMP time exceeded from a router).
+          this.lastError = `connect to ${this.config.peerAddress}: no answer (sent with TTL ${this.ttl.ttl}: is the peer further away? see multihop)`;
         }
         this.log("debug", `closing ${t.dir} connection: ${reason}`);
         this.closeTcp(t);
@@ -581,18 +662,22 @@ export class Session extends TypedEmitter<SessionEvents> {
     const port = c.peerPort ?? 179;
     let socket: net.Socket;
     let tcp: Tcp | null = null;
+    const own = this.ownSocket;
     try {
-      if (c.password !== undefined) {
-        // The handshake ends later: connectTcpMd5 calls back (never synchronously, so `tcp` is set by then).
-        socket = connectTcpMd5({
+      if (own) {
+        const { ttl, minTtl } = this.ttl;
+        // The handshake ends later: connectTcp calls back (never synchronously, so `tcp` is set by then).
+        socket = connectTcp({
           host: c.peerAddress,
           port,
           localAddress: c.localAddress,
-          password: c.password,
+          ...(c.password !== undefined ? { password: c.password } : {}),
+          ...(ttl !== null || minTtl !== null ? { ttl: { ...(ttl !== null ? { ttl } : {}), ...(minTtl !== null ? { minTtl } : {}) } } : {}),
           onConnected: () => {
             if (tcp) this.outgoingConnected(tcp);
           },
         });
+        this.sockoptFailure = null;
       } else {
         const family = net.isIPv6(c.peerAddress.split("%")[0]!) ? 6 : 4;
         const opts: net.TcpNetConnectOpts = { host: c.peerAddress, port, family };
@@ -600,14 +685,17 @@ export class Session extends TypedEmitter<SessionEvents> {
         socket = net.connect(opts);
       }
     } catch (e) {
-      this.log("warn", `connect to ${c.peerAddress} failed: ${errText(e)}`);
-      this.lastError = `connect: ${errText(e)}`;
+      if (e instanceof TtlOptionError) this.sockoptFailed(`connect to ${c.peerAddress} failed: cannot set ${this.ttl.text}: ${errText(e)}`);
+      else {
+        this.log("warn", `connect to ${c.peerAddress} failed: ${errText(e)}`);
+        this.lastError = `connect: ${errText(e)}`;
+      }
       this.fsm.tcpFailed(conn, errText(e));
       return;
     }
     const t = this.track(conn, "outgoing", socket, false);
     tcp = t;
-    if (c.password === undefined) socket.once("connect", () => this.outgoingConnected(t));
+    if (!own) socket.once("connect", () => this.outgoingConnected(t));
   }
 
   private outgoingConnected(t: Tcp): void {
@@ -622,7 +710,8 @@ export class Session extends TypedEmitter<SessionEvents> {
     }
     this.deriveRouterId(socket);
     const md5 = c.password !== undefined ? " (TCP-MD5)" : "";
-    this.log("debug", `connected ${normalizeAddress(socket.localAddress ?? "?")}:${socket.localPort} -> ${c.peerAddress}:${c.peerPort ?? 179}${md5}`);
+    const ttl = this.ttl.ttl !== null || this.ttl.minTtl !== null ? ` (${this.ttl.text})` : "";
+    this.log("debug", `connected ${normalizeAddress(socket.localAddress ?? "?")}:${socket.localPort} -> ${c.peerAddress}:${c.peerPort ?? 179}${md5}${ttl}`);
     this.fsm.tcpConnected(t.id);
   }
 

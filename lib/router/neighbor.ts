@@ -138,6 +138,8 @@ export class Neighbor {
       connectRetry: config.connectRetry,
       passive: config.passive,
       ...(config.password !== undefined ? { password: config.password } : {}),
+      multihop: config.multihop,
+      ...(config.ttlSecurity !== undefined ? { ttlSecurity: config.ttlSecurity } : {}),
       families: familiesOf(config.families),
       capabilities: [
         ...speakerCapabilities(familiesOf(config.families)),

@@ -14,8 +14,6 @@ import {
   MD5SIG_OFF,
   TCP_MD5SIG_SIZE,
   TcpMd5Error,
-  connectTcpMd5,
-  createTcpListenSocket,
   encodeSockaddr,
   encodeTcpMd5sig,
   md5Key,
@@ -24,6 +22,7 @@ import {
   removeTcpMd5Key,
   setTcpMd5Key,
 } from "../../ffi/tcp-md5.ts";
+import { connectTcp, createTcpListenSocket } from "../../ffi/tcp-socket.ts";
 import { Listener } from "../../lib/bgp/listener.ts";
 import { Session, type SessionConfig, State } from "../../lib/bgp/session.ts";
 import { AFI } from "../../lib/core/addr.ts";
@@ -201,7 +200,7 @@ async function handshakes(host: string, port: number, password: string, ms: numb
       s?.destroy();
       resolve(false);
     }, ms);
-    s = connectTcpMd5({
+    s = connectTcp({
       host,
       port,
       password,
@@ -316,7 +315,7 @@ describe("TCP-MD5 sockets over loopback", () => {
     const port = (server.address() as net.AddressInfo).port;
     for (let i = 0; i < 20; i++) {
       const order: string[] = [];
-      const s: net.Socket = connectTcpMd5({ host: "127.0.0.1", port, password: "chatty", onConnected: () => order.push("connected") });
+      const s: net.Socket = connectTcp({ host: "127.0.0.1", port, password: "chatty", onConnected: () => order.push("connected") });
       s.on("error", (e) => order.push(`error ${e.message}`));
       s.on("data", () => order.push("data"));
       await new Promise<void>((r) => s.on("close", () => r()));
