@@ -646,7 +646,7 @@ export class Session extends TypedEmitter<SessionEvents> {
         const t = this.tcps.get(conn);
         if (!t) return;
         t.framer.maxLen = n.extendedMessage ? BGP_MAX_EXT_MSG : BGP_MAX_MSG;
-        t.ctx = updateContext(n, n.peerAs === n.localAs);
+        t.ctx = updateContext(n, n.peerAs === n.localAs, t.socket.localAddress);
       },
       established: (_conn, n) => {
         this.establishedCount++;

@@ -31,6 +31,7 @@ import { BgpError } from "./errors.ts";
 import { frame } from "./framer.ts";
 import { addPathReceive, type Negotiated } from "./negotiate.ts";
 import { type NlriCheck, checkNlri, nlriToPrefixes, prefixWireLen, writePrefix } from "./prefix.ts";
+import { parseAddr } from "../core/addr.ts";
 import { AFI, type Afi, ATTR, BGP_HEADER_LEN, ERR, FLAG, type Family, MsgType, type Prefix, SAFI, UPDATE_SUB } from "./types.ts";
 
 /** A checked NLRI field inside a message buffer. */
@@ -80,16 +81,33 @@ export interface UpdateContext extends AttrContext {
   families?: Family[];
   /** Interning cache for attribute sets (sessions: the daemon-wide one of their context). */
   cache?: AttrCache;
+  /**
+   * Our own address on the session (4 or 16 bytes): a next hop equal to it
+   * is semantically incorrect (RFC 4271 §6.3, RFC 7606 §7.3), the route is
+   * treated as withdrawn.
+   */
+  ownAddress?: Uint8Array;
 }
 
-export function updateContext(n: Negotiated, ibgp: boolean): UpdateContext {
+/** The decoding context of an Established session; `localAddress` is the socket's own address. */
+export function updateContext(n: Negotiated, ibgp: boolean, localAddress?: string): UpdateContext {
+  const own = localAddress ? parseAddr(localAddress.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, "")) : null;
   return {
     fourOctetAs: n.fourOctetAs,
     ibgp,
     addPathReceive: (afi, safi) => addPathReceive(n, afi, safi),
     families: n.families,
     cache: sharedAttrCache({ fourOctetAs: n.fourOctetAs, ibgp }),
+    ownAddress: own?.addr,
   };
+}
+
+/** The next hop (IPv4 NEXT_HOP, or MP_REACH_NLRI's, whose first 16 bytes are the global address) is our own address. */
+function ownNextHop(ctx: UpdateContext, nh: Uint8Array): boolean {
+  const own = ctx.ownAddress;
+  if (!own || (nh.length !== own.length && !(own.length === 16 && nh.length === 32))) return false;
+  for (let i = 0; i < own.length; i++) if (nh[i] !== own[i]) return false;
+  return true;
 }
 
 function malformedList(msg: string): BgpError {
@@ -293,6 +311,9 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
     } else if (msg.nlri && at.nextHop && martianNextHop(at.nextHop)) {
       msg.treatAsWithdraw = true;
       msg.issues.push({ action: "treat-as-withdraw", attr: ATTR.NEXT_HOP, reason: `invalid NEXT_HOP ${at.nextHop.join(".")}` });
+    } else if ((msg.nlri && at.nextHop && ownNextHop(ctx, at.nextHop)) || (msg.mpReach?.nlri && ownNextHop(ctx, msg.mpReach.nextHop))) {
+      msg.treatAsWithdraw = true;
+      msg.issues.push({ action: "treat-as-withdraw", attr: msg.nlri ? ATTR.NEXT_HOP : ATTR.MP_REACH_NLRI, reason: "the next hop is our own address on this session" });
     }
   }
   return msg;
