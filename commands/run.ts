@@ -1,14 +1,19 @@
 /**
  * `bgpctl run --config FILE`: the daemon. Loads and validates the config,
- * starts every session, serves the control socket; SIGHUP reloads the file as
- * a diff (a bad file is rejected and the running config stays); SIGINT or
- * SIGTERM closes every session with Cease and exits 0.
+ * starts every session, serves the control socket, the health endpoint and
+ * the metrics endpoint when configured; SIGHUP reloads the file as a diff (a
+ * bad file is rejected and the running config stays); SIGINT or SIGTERM
+ * closes every session with Cease and exits 0. Under systemd (Type=notify)
+ * it reports READY=1 once listening, RELOADING=1/READY=1 around a reload,
+ * STOPPING=1, STATUS= lines and watchdog pings (lib/router/systemd.ts).
  */
 import type { Command } from "commander";
 import { type HealthServer, startHealthServer } from "../lib/api/health.ts";
 import { startApiServer } from "../lib/api/server.ts";
 import { loadConfig } from "../lib/config/load.ts";
+import { routerMetrics } from "../lib/metrics/mod.ts";
 import { Router } from "../lib/router/router.ts";
+import { SystemdSupervision } from "../lib/router/systemd.ts";
 
 export function registerRun(program: Command): void {
   program
@@ -22,9 +27,11 @@ export function registerRun(program: Command): void {
         throw new Error(`${flags.config} has a kubernetes: section: run it with "bgpctl watch-k8s --config ${flags.config}"`);
       }
       const router = new Router(config, flags.config);
-      // The control socket first: a second daemon on the same socket stops
-      // here, before it opens a single session.
-      const api = await startApiServer(router, flags.socket ?? config.controlSocket);
+      const systemd = SystemdSupervision.fromEnv(router.log, () => router);
+      const { metrics, endpoint } = routerMetrics(router);
+      // The control socket first: a second daemon on the same socket stops here,
+      // before it opens a single session.
+      const api = await startApiServer(router, flags.socket ?? config.controlSocket, { metrics: () => metrics.text() });
       try {
         await router.start();
       } catch (e) {
@@ -33,19 +40,22 @@ export function registerRun(program: Command): void {
       }
       router.log.info(`control socket ${api.path}`);
       let health: HealthServer | null = null;
-      if (config.health) {
-        try {
+      try {
+        if (config.health) {
           health = await startHealthServer(config.health, { ready: () => ({ ready: true, reason: "sessions started" }) });
           router.log.info(`health endpoint ${health.url}/healthz, /readyz`);
-        } catch (e) {
-          await router.stop();
-          await api.close();
-          throw e;
         }
+        await endpoint.start(config.metrics);
+      } catch (e) {
+        await router.stop();
+        await api.close();
+        await health?.close();
+        throw e;
       }
+      systemd.ready();
       process.on("SIGHUP", () => {
         router.log.info("SIGHUP: reloading the configuration");
-        router.reload().catch(() => {
+        systemd.reload(() => router.reload()).catch(() => {
           /* already logged by reload; the running config stays */
         });
       });
@@ -54,12 +64,17 @@ export function registerRun(program: Command): void {
         const stop = () => {
           if (stopping) return;
           stopping = true;
+          systemd.stopping();
           router.log.info("stopping: closing sessions");
           void router
             .stop()
             .then(() => api.close())
             .then(() => health?.close())
-            .finally(resolve);
+            .then(() => endpoint.close())
+            .finally(() => {
+              systemd.close();
+              resolve();
+            });
         };
         process.on("SIGINT", stop);
         process.on("SIGTERM", stop);

@@ -12,7 +12,7 @@ import { writeLine, flush } from "../lib/cli/output.ts";
 import { addSessionFlags, sessionOptions } from "../lib/cli/session-flags.ts";
 import { formatRibTable } from "../lib/standalone/format.ts";
 import { collectRib } from "../lib/standalone/looking-glass.ts";
-import { type CtlFlags, ONESHOT_SESSION_KEYS, SHOW_RIB_DAEMON_KEYS, type ShowRibFlags, addCtlFlags, showFib, showInterfaces, showK8s, showNeighbors, showRib, showSummary } from "./ctl.ts";
+import { type CtlFlags, ONESHOT_SESSION_KEYS, SHOW_RIB_DAEMON_KEYS, type ShowRibFlags, addCtlFlags, ctlClient, showFib, showInterfaces, showK8s, showNeighbors, showRib, showSummary } from "./ctl.ts";
 
 /** `show rib` asking the daemon, and `show rib --peer`: the one-shot looking glass, no daemon. */
 const { daemon: RIB_DAEMON, oneShot: RIB_ONESHOT } = daemonAndOneShot(
@@ -56,6 +56,12 @@ export function registerShow(program: Command): void {
       .command("k8s")
       .description("under watch-k8s: what the controller derived from Kubernetes (peers, originated prefixes, per-Service state and why, problems)"),
   ).action((flags: CtlFlags) => showK8s(flags));
+
+  addCtlFlags(show.command("metrics").description("the Prometheus metrics, as the metrics endpoint serves them (text exposition format)"), false).action(
+    async (flags: CtlFlags) => {
+      process.stdout.write(await ctlClient(flags).metrics());
+    },
+  );
 
   addCtlFlags(show.command("interfaces").description("links and addresses as bgpctl sees them (rtnetlink)")).action((flags: CtlFlags) => showInterfaces(flags));
 

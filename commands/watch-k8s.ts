@@ -7,8 +7,12 @@
  * router with the peers and routes derived from them: the node mesh (or route
  * reflectors), external peers, pod CIDRs and Service IPs, installing learned
  * routes in the kernel. Serves the control socket (`bgpctl show k8s`, `show
- * summary`, ...) and the health endpoint; SIGHUP re-reads the file and
- * applies the flags again; SIGINT/SIGTERM close every session and exit 0.
+ * summary`, ...), the health endpoint and the metrics endpoint when
+ * configured; SIGHUP re-reads the file and applies the flags again;
+ * SIGINT/SIGTERM close every session and exit 0. Under systemd (Type=notify):
+ * STATUS= while it waits for its caches and Node, READY=1 once the router
+ * runs, RELOADING=1/READY=1 around a reload, STOPPING=1, watchdog pings
+ * (lib/router/systemd.ts).
  */
 import type { Command } from "commander";
 import { type HealthServer, startHealthServer } from "../lib/api/health.ts";
@@ -16,6 +20,8 @@ import { type ApiServer, startApiServer } from "../lib/api/server.ts";
 import { KubeController } from "../lib/k8s/controller.ts";
 import { type K8sFlags, addK8sFlags, k8sConfig } from "../lib/k8s/flags.ts";
 import { Log } from "../lib/core/log.ts";
+import { type MetricsEndpoint, routerMetrics } from "../lib/metrics/mod.ts";
+import { SystemdSupervision } from "../lib/router/systemd.ts";
 
 export function registerWatchK8s(program: Command): void {
   addK8sFlags(
@@ -29,6 +35,7 @@ export function registerWatchK8s(program: Command): void {
       const log = new Log(base.log.level, base.log.format);
       let api: ApiServer | null = null;
       let health: HealthServer | null = null;
+      let metricsEndpoint: MetricsEndpoint | null = null;
       const controller = new KubeController({
         base,
         // SIGHUP / bgpctl reload: the file read again, the same flags applied (and checked) again.
@@ -37,10 +44,15 @@ export function registerWatchK8s(program: Command): void {
         log,
         // The control socket before any session: a second daemon on the same socket stops here.
         beforeStart: async (router) => {
-          api = await startApiServer(router, flags.socket ?? base.controlSocket);
+          const { metrics, endpoint } = routerMetrics(router);
+          api = await startApiServer(router, flags.socket ?? base.controlSocket, { metrics: () => metrics.text() });
           log.info(`control socket ${api.path}`);
+          await endpoint.start(router.config.metrics);
+          metricsEndpoint = endpoint;
         },
       });
+      const systemd = SystemdSupervision.fromEnv(log, () => controller.current);
+      systemd.status("waiting for the Kubernetes caches and this node's Node object");
       if (base.health) {
         health = await startHealthServer(base.health, { ready: () => controller.ready() });
         log.info(`health endpoint ${health.url}/healthz, /readyz`);
@@ -50,6 +62,7 @@ export function registerWatchK8s(program: Command): void {
         const stop = () => {
           if (stopping) return;
           stopping = true;
+          systemd.stopping();
           log.info("stopping: closing sessions");
           const router = controller.current;
           void (async () => {
@@ -58,7 +71,9 @@ export function registerWatchK8s(program: Command): void {
               if (router) await router.stop();
               await (api as ApiServer | null)?.close();
               await health?.close();
+              await (metricsEndpoint as MetricsEndpoint | null)?.close();
             } finally {
+              systemd.close();
               resolve();
             }
           })();
@@ -70,17 +85,20 @@ export function registerWatchK8s(program: Command): void {
         const router = controller.current;
         if (!router) return log.warn("SIGHUP: not running yet, nothing to reload");
         log.info("SIGHUP: reloading the configuration");
-        router.reload().catch(() => {
+        systemd.reload(() => router.reload()).catch(() => {
           /* logged by reload; the running config stays */
         });
       });
       try {
         await controller.start();
+        if (!stopping) systemd.ready();
       } catch (e) {
         if (!stopping) {
           await controller.stop();
           await (api as ApiServer | null)?.close();
           await health?.close();
+          await (metricsEndpoint as MetricsEndpoint | null)?.close();
+          systemd.close();
           throw e;
         }
       }

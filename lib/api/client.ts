@@ -164,6 +164,11 @@ export class ApiClient {
     return this.call("GET", "/v1/summary");
   }
 
+  /** `GET /v1/metrics`: the Prometheus text exposition, as the metrics endpoint serves it. */
+  async metrics(): Promise<string> {
+    return (await this.send("GET", "/v1/metrics")).text();
+  }
+
   neighbors(address?: string): Promise<NeighborInfo[]> {
     return this.call("GET", address === undefined ? "/v1/neighbors" : `/v1/neighbors?address=${encodeURIComponent(address)}`);
   }

@@ -29,6 +29,7 @@
  *   POST   /v1/peers/:address/reset   {soft?: "in"|"out"}
  *   POST   /v1/reload
  *   GET    /v1/monitor[?neighbor=A]   → application/x-ndjson stream of MonitorEvent
+ *   GET    /v1/metrics                → Prometheus text exposition (options.metrics)
  */
 import { chmodSync, lstatSync, mkdirSync, rmSync, type Stats } from "node:fs";
 import { createConnection } from "node:net";
@@ -51,6 +52,8 @@ export interface ApiServerOptions {
   monitorLimits?: MonitorLimits;
   /** Where the server logs (a monitor client cut for falling behind); default the router's `log`, else stderr. */
   log?: (level: "info" | "warn" | "error", msg: string) => void;
+  /** The Prometheus exposition text for `GET /v1/metrics` (`bgpctl show metrics`); without it, 409. */
+  metrics?: () => Promise<string>;
 }
 
 export interface ApiServer {
@@ -471,6 +474,13 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
       }
       case "monitor":
         return only("GET") ?? monitor(req, url);
+      case "metrics": {
+        const m = only("GET");
+        if (m) return m;
+        noQuery(url);
+        if (!opts.metrics) return errorResponse(409, "this daemon serves no metrics");
+        return new Response(await opts.metrics(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" } });
+      }
     }
 
     if (seg[0] === "peers" && (seg.length === 2 || seg.length === 3)) {

@@ -68,6 +68,7 @@ import { formatIPv4, formatIPv6, parseAddr } from "../core/addr.ts";
 import { type SlicedTask, slicer } from "../core/slices.ts";
 import { AFI, BGP_MAX_EXT_MSG, BGP_MAX_MSG, CEASE_SUB, ERR, type Family, MsgType } from "./types.ts";
 import { type UpdateContext, type UpdateMessage, decodeUpdate, updateContext } from "./update.ts";
+import { observeUpdate } from "../metrics/hooks.ts";
 import { type TtlPolicy, ttlPolicy, ttlSettingsProblem } from "./ttl.ts";
 
 export { State } from "./fsm.ts";
@@ -650,6 +651,8 @@ export class Session extends TypedEmitter<SessionEvents> {
       },
       established: (_conn, n) => {
         this.establishedCount++;
+        // `show neighbors` shows the last error of a session that is down, not of one that recovered.
+        this.lastError = null;
         this.emit("established", n);
       },
       stateChange: (c) => this.emit("state", c),
@@ -877,10 +880,12 @@ export class Session extends TypedEmitter<SessionEvents> {
   private handleQueued(t: Tcp, f: Frame): void {
     if (this.fsm.connectionState(t.id) !== State.Established || !t.ctx) return; // the session went down meanwhile
     if (f.type === MsgType.UPDATE) {
+      const start = performance.now();
       const u = decodeUpdate(f.body, t.ctx);
       // Processing our backlog is proof the peer was alive: the hold timer does not run out behind our own queue.
       this.fsm.updateReceived(t.id);
       this.emit("update", u);
+      observeUpdate(start);
       return;
     }
     const r = decodeRouteRefresh(f.body, f.raw);

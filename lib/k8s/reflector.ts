@@ -119,6 +119,8 @@ export class Reflector<T extends KubeObject> {
   #watches = 0;
   #relists = 0;
   #errors = 0;
+  /** Watch events received, by type (the metrics' bgpctl_k8s_watch_events_total). */
+  readonly #watchEvents: Record<string, number> = { ADDED: 0, MODIFIED: 0, DELETED: 0, BOOKMARK: 0 };
   #lastError: string | null = null;
 
   constructor(client: KubeClient, spec: ResourceSpec, opts: ReflectorOptions = {}) {
@@ -203,6 +205,7 @@ export class Reflector<T extends KubeObject> {
       relists: this.#relists,
       errors: this.#errors,
       lastError: this.#lastError,
+      watchEvents: { ...this.#watchEvents },
     };
   }
 
@@ -338,6 +341,7 @@ export class Reflector<T extends KubeObject> {
           return { outcome: { kind: "failed", error: new Error(msg) }, events };
         }
         events++;
+        if (ev.type in this.#watchEvents) this.#watchEvents[ev.type]!++;
         if (ev.type === "BOOKMARK") {
           const rv = ev.object?.metadata?.resourceVersion;
           if (rv) this.#rv = rv;

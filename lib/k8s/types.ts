@@ -194,6 +194,8 @@ export interface K8sResourceStatus {
   relists: number;
   errors: number;
   lastError: string | null;
+  /** Watch events received, by type (ADDED, MODIFIED, DELETED, BOOKMARK); for the metrics. */
+  watchEvents?: Record<string, number>;
 }
 
 export interface K8sStatus {

@@ -36,6 +36,7 @@ import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
 import type { RouteEngine } from "./engine.ts";
 import { conflict, invalid, notFound } from "./errors.ts";
 import type { LocalRoute } from "./local-routes.ts";
+import type { MetricsChange, MetricsEndpoint } from "../metrics/server.ts";
 import type { Neighbor } from "./neighbor.ts";
 
 /** Top-level settings only a restart of bgpctl can change. */
@@ -55,6 +56,8 @@ interface Plan {
   policies: CompiledPolicies;
   /** A new listener, already bound, when `listen` changed. */
   listener: Listener | null;
+  /** The metrics endpoint started, moved (already bound) or stopped, when `metrics` changed. */
+  metrics: MetricsChange | null;
   remove: Neighbor[];
   replace: { old: Neighbor; fresh: Neighbor; fields: string[] }[];
   inPlace: PeerStep[];
@@ -81,6 +84,9 @@ export class Reconfigurer {
   private stamp = new WeakMap<AdvertiseConfig, number>();
   /** The local routes' version when the last commit ended with no other writer in between (-1: none did). */
   private cleanVersion = -1;
+
+  /** The Prometheus endpoint the daemon serves (set by `bgpctl run` / `watch-k8s`): a reload starts, moves or stops it, touching nothing else. */
+  metrics: MetricsEndpoint | null = null;
 
   constructor(private readonly e: RouteEngine) {}
 
@@ -139,6 +145,7 @@ export class Reconfigurer {
       next,
       policies,
       listener: null,
+      metrics: null,
       remove: [],
       replace: [],
       inPlace: [],
@@ -190,10 +197,19 @@ export class Reconfigurer {
       if (e.localRoutes.get(a.prefix)?.owner === "config") plan.removeLocal.push(a.prefix);
     });
 
-    // Last, the only step with an outside effect: bind the new listen addresses.
-    // The old listener is closed first (the new list may reuse its ports) and
-    // rebound if the new one fails, so a failed reload keeps listening as before.
-    if (plan.globalChanged.includes("listen")) plan.listener = await this.swapListener(next);
+    // Last, the steps with an outside effect: bind the new metrics address, then
+    // the new listen addresses. The old ones are closed first (the new ones may
+    // reuse their ports) and rebound if a new one fails, so a failed reload
+    // keeps listening as before.
+    if (this.metrics) plan.metrics = await this.metrics.prepare(next.metrics);
+    if (plan.globalChanged.includes("listen")) {
+      try {
+        plan.listener = await this.swapListener(next);
+      } catch (err) {
+        await plan.metrics?.abort();
+        throw err;
+      }
+    }
     return plan;
   }
 
@@ -232,6 +248,10 @@ export class Reconfigurer {
     if (p.listener) {
       e.listener = p.listener;
       changes.push("listen addresses changed");
+    }
+    if (p.metrics) {
+      p.metrics.commit();
+      changes.push(p.metrics.what);
     }
     if (p.globalChanged.includes("log")) {
       e.log.level = p.next.log.level;

@@ -46,7 +46,8 @@ export interface RouterOptions extends Partial<Omit<EngineOptions, "log">> {
 
 export class Router implements RouterApi {
   readonly engine: RouteEngine;
-  private readonly reconf: Reconfigurer;
+  /** Reloads and run-time peer changes (its `metrics` endpoint is set by the daemon commands). */
+  readonly reconf: Reconfigurer;
   /** Present under watch-k8s (RouterApi.k8s). */
   readonly k8s?: () => K8sStatus;
   private readonly loadHook?: RouterOptions["load"];
