@@ -99,8 +99,13 @@ async function lab(metricsPort: number) {
   const a = await node(A, 65001, `${aPeers}metrics: {address: 127.0.0.1, port: ${metricsPort}, path: /metrics}\n`);
   await established(a.router, B);
   await established(a.router, C);
-  // Each peer's End-of-RIB in: the initial tables are complete.
-  await waitFor(() => a.router.locRib.count(1) === 6, { timeoutMs: 10_000, what: "A to hold 6 IPv4 prefixes", detail: () => `${a.router.locRib.count(1)}` });
+  // Every table complete: A holds its own, B's and C's prefixes; B and C hold theirs and what A passes on.
+  const all = [a, b, c];
+  await waitFor(() => all.every((x) => x.router.locRib.count(1) === 6), {
+    timeoutMs: 10_000,
+    what: "A, B and C to hold 6 IPv4 prefixes each",
+    detail: () => all.map((x) => x.router.locRib.count(1)).join(", "),
+  });
   return { a, b, c, aPeers };
 }
 
