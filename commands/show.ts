@@ -1,13 +1,15 @@
 /**
  * `bgpctl show ...`: the daemon's state over its control socket
  * (`show summary`, `show neighbors [ADDR]`, `show rib [PREFIX [longer|shorter]] [filters]`,
- * `show rib summary`; implemented in commands/ctl.ts), and the one-shot
+ * `show rib summary`; implemented in commands/ctl.ts; `show rib --mrt FILE`,
+ * the daemon's table as an MRT TABLE_DUMP_V2 file), and the one-shot
  * looking glass that needs no daemon:
  * `bgpctl show rib --peer ADDR --remote-as N --local-as N [...] [--json]`.
  */
 import type { Command } from "commander";
 import { UsageError, collect, parseIntIn } from "../lib/cli/args.ts";
-import { daemonAndOneShot, groupOptions, rejectOtherForm, setFormsUsage } from "../lib/cli/forms.ts";
+import { daemonAndOneShot, groupOptions, rejectFlags, rejectOtherForm, setFormsUsage } from "../lib/cli/forms.ts";
+import { saveMrt } from "../lib/mrt/save.ts";
 import { writeLine, flush } from "../lib/cli/output.ts";
 import { addSessionFlags, sessionOptions } from "../lib/cli/session-flags.ts";
 import { formatRibTable } from "../lib/standalone/format.ts";
@@ -28,6 +30,32 @@ const { daemon: RIB_DAEMON, oneShot: RIB_ONESHOT } = daemonAndOneShot(
     short: "--peer ADDR --remote-as N --local-as N ...",
   },
 );
+
+/**
+ * `show rib --mrt FILE [--family F]`: the daemon streams its Loc-RIB as
+ * TABLE_DUMP_V2 (GET /v1/rib/mrt), written here to FILE (saveMrt: whole
+ * records or nothing; a relative FILE is relative to the current directory).
+ */
+async function showRibMrt(file: string, args: string[], flags: ShowRibFlags, cmd: Command): Promise<void> {
+  if (args.length) throw new UsageError(`show rib --mrt: unexpected argument "${args[0]}" (the snapshot is the whole table; only --family narrows it)`);
+  rejectFlags(cmd, ["neighbor", "in", "out", "as", "best", "community", "largeCommunity", "limit", "ndjson", "json"], "does not apply to show rib --mrt");
+  if (file === "") throw new UsageError("show rib --mrt: the file name is empty");
+  let family: "ipv4" | "ipv6" | undefined;
+  if (cmd.getOptionValueSource("family") === "cli") {
+    if (flags.family !== "ipv4" && flags.family !== "ipv6") throw new UsageError(`--family: "${flags.family}" must be ipv4 or ipv6 with --mrt`);
+    family = flags.family;
+  }
+  const client = ctlClient(flags);
+  let saved;
+  try {
+    saved = await saveMrt(file, (write) => client.ribMrt(family, write));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === "string" && code.startsWith("E")) throw new Error(`show rib --mrt: ${file}: ${(e as Error).message}`);
+    throw e;
+  }
+  process.stderr.write(`bgpctl: wrote ${saved.prefixes} prefixes, ${saved.routes} routes (${saved.records} MRT records, ${saved.bytes} bytes) to ${file}\n`);
+}
 
 export function registerShow(program: Command): void {
   const show = program.command("show").description("show routes and sessions");
@@ -78,18 +106,23 @@ export function registerShow(program: Command): void {
     .option("--as <asn>", "routes whose AS path contains this AS")
     .option("--best", "only the best path of each prefix")
     .option("--limit <n>", "stop after N entries (the output says when more matched)")
-    .option("--ndjson", "print one JSON object per line instead of the -j array");
+    .option("--ndjson", "print one JSON object per line instead of the -j array")
+    .option("--mrt <file>", "write the whole Loc-RIB (optionally --family) to FILE as an MRT TABLE_DUMP_V2 snapshot (read by bgpctl mrt, bgpdump)");
   addCtlFlags(rib, false);
   rib.option("--peer <addr>", "open a session to this peer, collect its table until End-of-RIB, print it");
   addSessionFlags(rib, { group: RIB_ONESHOT.heading, requiredWhen: "with --peer", withoutAnnouncements: true });
   rib.option("--timeout <seconds>", "give up waiting for End-of-RIB after this long", "30").option("-j, --json", "print JSON");
-  setFormsUsage(rib, "bgpctl", [RIB_DAEMON.usage, "summary [-s SOCKET]", RIB_ONESHOT.usage]);
-  groupOptions(rib, RIB_DAEMON.heading, ["--neighbor", "--in", "--out", "--community", "--large-community", "--as", "--best", "--limit", "--ndjson", "--socket"]);
+  setFormsUsage(rib, "bgpctl", [RIB_DAEMON.usage, "summary [-s SOCKET]", "--mrt FILE [--family ipv4|ipv6] [-s SOCKET]", RIB_ONESHOT.usage]);
+  groupOptions(rib, RIB_DAEMON.heading, ["--neighbor", "--in", "--out", "--community", "--large-community", "--as", "--best", "--limit", "--ndjson", "--mrt", "--socket"]);
   groupOptions(rib, RIB_ONESHOT.heading, ["--peer", "--timeout"]);
   groupOptions(rib, "Both forms:", ["--family", "--json"], {
     "--family": "daemon form: only this family (ipv4 or ipv6); one-shot form: the families to negotiate (default ipv4,ipv6)",
   });
-  rib.action(async (args: string[], flags: ShowRibFlags & { peer?: string; timeout: string }, cmd: Command) => {
+  rib.action(async (args: string[], flags: ShowRibFlags & { peer?: string; timeout: string; mrt?: string }, cmd: Command) => {
+    if (flags.mrt !== undefined) {
+      if (flags.peer) throw new UsageError("show rib: --mrt writes the daemon's table; it does not apply with --peer");
+      return showRibMrt(flags.mrt, args, flags, cmd);
+    }
     if (!flags.peer) {
       rejectOtherForm(cmd, [...ONESHOT_SESSION_KEYS, "timeout"], RIB_ONESHOT, "without --peer, show rib asks the daemon");
       return showRib(args, flags, cmd);

@@ -213,6 +213,32 @@ export class ApiClient {
     throw new Error(`${where} ended early (the daemon closed the stream before its end line)`);
   }
 
+  /**
+   * `GET /v1/rib/mrt`: the Loc-RIB as MRT TABLE_DUMP_V2 bytes, handed to
+   * `onChunk` as they arrive (awaited: a slow writer slows the daemon's
+   * producer). Rejects if the stream breaks off.
+   */
+  async ribMrt(family: "ipv4" | "ipv6" | undefined, onChunk: (chunk: Uint8Array) => void | Promise<void>): Promise<void> {
+    const path = family === undefined ? "/v1/rib/mrt" : `/v1/rib/mrt?family=${family}`;
+    const res = await this.send("GET", path);
+    if (!res.body) throw new Error(`control socket ${this.socketPath}: the daemon answered GET ${path} with no body`);
+    const reader = res.body.getReader();
+    try {
+      for (;;) {
+        let r: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          throw new Error(`control socket ${this.socketPath}: the answer to GET ${path} broke off: ${(e as Error).message}`);
+        }
+        if (r.done) return;
+        await onChunk(r.value);
+      }
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+  }
+
   ribSummary(): Promise<RibSummary> {
     return this.call("GET", "/v1/rib/summary");
   }

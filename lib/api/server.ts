@@ -17,6 +17,7 @@
  *   GET    /v1/neighbors[?address=A]
  *   GET    /v1/rib?prefix=&match=&neighbor=&table=&community=&as=&best=&family=&limit=&format=json|ndjson
  *   GET    /v1/rib/summary
+ *   GET    /v1/rib/mrt[?family=ipv4|ipv6]  → application/octet-stream: TABLE_DUMP_V2 (RFC 6396), streamed
  *   GET    /v1/fib[?prefix=]
  *   GET    /v1/interfaces
  *   GET    /v1/k8s                    (watch-k8s only: what the controller derived)
@@ -40,7 +41,7 @@ import { advertiseFromRequest, checkPeerRequest, requestErrorText, withdrawFromR
 import { parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { nextTurn } from "../core/slices.ts";
 import { RouterError, type RouterErrorKind } from "../router/errors.ts";
-import { MONITOR_LIMITS, MonitorFeed, type MonitorLimits, type RibFormat, ribBody } from "./streams.ts";
+import { MONITOR_LIMITS, MonitorFeed, type MonitorLimits, type RibFormat, mrtBody, ribBody } from "./streams.ts";
 import { type AdvertiseRequest, ApiError, type MonitorEvent, type PeerAddRequest, type RibQuery, type RouterApi } from "./types.ts";
 
 export interface ApiServerOptions {
@@ -425,6 +426,16 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
         const entries = await api.rib(query);
         const type = format === "ndjson" ? "application/x-ndjson" : "application/json";
         return new Response(ribBody(entries, format, limit), { headers: { "content-type": type, "cache-control": "no-store" } });
+      }
+      case "rib/mrt": {
+        const m = only("GET");
+        if (m) return m;
+        for (const k of url.searchParams.keys()) if (k !== "family") bad(`${k}: unknown query parameter (expected family)`);
+        const f = url.searchParams.get("family");
+        if (f !== null && f !== "" && f !== "ipv4" && f !== "ipv6") bad(`family: "${f}" must be ipv4 or ipv6`);
+        if (!api.ribMrt) return errorResponse(409, "this daemon cannot write MRT table dumps");
+        const records = api.ribMrt(f === "ipv4" || f === "ipv6" ? f : undefined);
+        return new Response(mrtBody(records), { headers: { "content-type": "application/octet-stream", "cache-control": "no-store" } });
       }
       case "rib/summary":
         return only("GET") ?? (noQuery(url), json(await api.ribSummary()));

@@ -12,6 +12,10 @@
  *   turn of the event loop, and stops after `limit` entries.
  *   `GET /v1/fib` (every kernel route's state) streams the same way, as a
  *   JSON array.
+ * - mrtBody: `GET /v1/rib/mrt`, MRT records (bytes) pulled the same way,
+ *   one chunk of at most MRT_CHUNK_BYTES per slice; a walk that fails
+ *   half-way errors the stream, so the client sees a cut answer rather
+ *   than a short file passed off as complete.
  * - MonitorFeed: one `GET /v1/monitor` client's bounded queue of encoded
  *   events between the router (push) and the socket (pull); the queue is
  *   what is really unsent, so its bound holds. Overflow cuts the client.
@@ -81,6 +85,58 @@ export function ribBody<T = RibEntry>(entries: Iterable<T>, format: RibFormat, l
         }
         if (parts.length) c.enqueue(encoder.encode(parts.join("")));
         if (done) c.close();
+      },
+      cancel() {
+        release();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/** Most bytes in one chunk of an MRT answer. */
+export const MRT_CHUNK_BYTES = 256 * 1024;
+
+/** A `GET /v1/rib/mrt` body: `records` pulled in slices (SLICE_MS, MRT_CHUNK_BYTES), a turn of the event loop between two. */
+export function mrtBody(records: Iterable<Uint8Array>): ReadableStream<Uint8Array> {
+  const it = records[Symbol.iterator]();
+  let first = true;
+  let finished = false;
+  const release = () => {
+    if (finished) return;
+    finished = true;
+    it.return?.();
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(c) {
+        if (!first) await nextTurn();
+        first = false;
+        if (finished) return;
+        const parts: Uint8Array[] = [];
+        let size = 0;
+        let done = false;
+        const end = performance.now() + SLICE_MS;
+        try {
+          while (size < MRT_CHUNK_BYTES && performance.now() < end) {
+            const r = it.next();
+            if (r.done) {
+              done = true;
+              break;
+            }
+            parts.push(r.value);
+            size += r.value.length;
+          }
+        } catch (e) {
+          release();
+          c.error(e);
+          return;
+        }
+        if (size) c.enqueue(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
+        if (done) {
+          release();
+          c.close();
+        }
       },
       cancel() {
         release();

@@ -213,6 +213,8 @@ export interface SessionConfig {
   /** Input queue bounds in bytes (defaults IN_HIGH, IN_LOW). */
   inHigh?: number;
   inLow?: number;
+  /** Sees every whole message received ("in") and sent ("out"; several back to back when written at once), on any connection: the MRT recorder's tap. */
+  tap?: (dir: "in" | "out", raw: Uint8Array, conn: { localAddress?: string | undefined; remoteAddress?: string | undefined }) => void;
 }
 
 /** Not writable above this many queued output bytes. */
@@ -792,6 +794,7 @@ export class Session extends TypedEmitter<SessionEvents> {
 
   private write(t: Tcp, bytes: Uint8Array, type: number): boolean {
     if (t.closing || t.closed || t.socket.destroyed) return false;
+    this.config.tap?.("out", bytes, t.socket);
     const k = COUNT_KEY[type];
     if (k) this.countOut[k]++;
     this.countOut.total++;
@@ -922,6 +925,7 @@ export class Session extends TypedEmitter<SessionEvents> {
   }
 
   private onFrame(t: Tcp, f: Frame): void {
+    this.config.tap?.("in", f.raw, t.socket);
     const k = COUNT_KEY[f.type];
     if (k) this.countIn[k]++;
     this.countIn.total++;

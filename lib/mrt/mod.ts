@@ -9,3 +9,5 @@ export * from "./decoder.ts";
 export * from "./reader.ts";
 export * from "./view.ts";
 export * from "./writer.ts";
+export * from "./dump.ts";
+export * from "./save.ts";

@@ -36,6 +36,7 @@ import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
 import type { RouteEngine } from "./engine.ts";
 import { conflict, invalid, notFound } from "./errors.ts";
 import type { LocalRoute } from "./local-routes.ts";
+import { applyMrtDump } from "./mrt-dump.ts";
 import type { MetricsChange, MetricsEndpoint } from "../metrics/server.ts";
 import type { Neighbor } from "./neighbor.ts";
 
@@ -263,6 +264,10 @@ export class Reconfigurer {
       changes.push("decision options changed");
     }
     if (p.globalChanged.includes("mrai")) changes.push(`mrai ${p.next.mrai}s`);
+    if (p.globalChanged.includes("mrtDump")) {
+      const what = await applyMrtDump(e, p.next.mrtDump);
+      if (what) changes.push(what);
+    }
 
     for (const n of p.remove) {
       await e.detach(n, CEASE_SUB.PEER_DECONFIGURED, "removed from the configuration");

@@ -33,6 +33,7 @@ import { type Route, prefixKey } from "../rib/types.ts";
 import { type EngineOptions, RouteEngine } from "./engine.ts";
 import { conflict, invalid, notFound } from "./errors.ts";
 import type { Neighbor } from "./neighbor.ts";
+import { applyMrtDump, tableDumpRecords } from "./mrt-dump.ts";
 import { Reconfigurer } from "./reconfigure.ts";
 import { routeEntry } from "./view.ts";
 
@@ -78,12 +79,24 @@ export class Router implements RouterApi {
     return this.engine.peers;
   }
 
-  start(): Promise<void> {
-    return this.engine.start();
+  /** Start recording (mrtDump) first, so the first sessions' messages are in the dump, then the engine. */
+  async start(): Promise<void> {
+    await applyMrtDump(this.engine, this.engine.config.mrtDump);
+    try {
+      await this.engine.start();
+    } catch (e) {
+      await applyMrtDump(this.engine, undefined);
+      throw e;
+    }
   }
 
-  stop(): Promise<void> {
-    return this.engine.stop();
+  /** Stop the engine, then the recording (the sessions' last messages are in the dump). */
+  async stop(): Promise<void> {
+    try {
+      await this.engine.stop();
+    } finally {
+      await applyMrtDump(this.engine, undefined);
+    }
   }
 
   private neighbor(address: string): Neighbor {
@@ -180,6 +193,26 @@ export class Router implements RouterApi {
     } catch (e) {
       invalid((e as Error).message);
     }
+  }
+
+  /**
+   * `show rib --mrt`: the Loc-RIB (every candidate route, optionally of one
+   * family) as TABLE_DUMP_V2 records, produced lazily: the control socket
+   * pulls them in slices as the client writes them out.
+   */
+  ribMrt(family?: "ipv4" | "ipv6"): Iterable<Uint8Array> {
+    const e = this.engine;
+    return tableDumpRecords(
+      {
+        routerId: e.config.routerId,
+        asn: e.config.asn,
+        locRib: e.locRib,
+        localSource: e.localSource,
+        sources: [...e.peers.values()].map((n) => n.source),
+        onSkipped: (n) => e.log.info(`show rib --mrt: ${n} routes of neighbours added during the dump left out (not in its peer table)`),
+      },
+      family === "ipv4" ? 1 : family === "ipv6" ? 2 : undefined,
+    );
   }
 
   interfaces(): Promise<InterfacesInfo> {

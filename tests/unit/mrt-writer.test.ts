@@ -3,9 +3,13 @@
  * byte from the RFC 6396 layouts (§2 header, §4.3.1 PEER_INDEX_TABLE, §4.3.2
  * RIB entries, §4.4 BGP4MP) compared with what the writer produces, and
  * round trips through the reader (lib/mrt/decoder.ts) for every subtype the
- * writer uses.
+ * writer uses; and the rotating dump file (lib/mrt/dump.ts): names,
+ * wall-clock-aligned rotation, the bounded queue.
  */
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { KEEPALIVE, SEG, emptyAttributes, encodeUpdate, type PathAttributes, parsePrefix, prefixToString } from "../../lib/bgp/mod.ts";
 import {
   BGP4MP,
@@ -13,6 +17,7 @@ import {
   type MessageRecord,
   type MrtRecord,
   MRT_TYPE,
+  MrtDumpFile,
   type PeerIndexRecord,
   type RibRecord,
   type StateChangeRecord,
@@ -25,6 +30,7 @@ import {
   messageSubtype,
   parseMrt,
   ribAttributes,
+  strftime,
 } from "../../lib/mrt/mod.ts";
 
 function concat(parts: Uint8Array[]): Uint8Array {
@@ -212,5 +218,74 @@ describe("round trip through the reader", () => {
       expect(u.attrs!.asPath).toEqual(a.asPath);
     }
     expect([...msgs[3]!.raw]).toEqual([...upAp]);
+  });
+});
+
+describe("dump file (mrtDump)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "bgpctl-mrt-dump-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const rec = (n: number) => encodeBgp4mpStateChange(n, peer4, 1, 2);
+
+  test("strftime conversions", () => {
+    const d = new Date(2026, 0, 2, 3, 4, 5);
+    expect(strftime("a/%Y%m%d.%H%M%S-100%%.mrt", d)).toBe("a/20260102.030405-100%.mrt");
+  });
+
+  test("rotation: files named by the rotation time, aligned to multiples of the interval, every record in order", async () => {
+    let now = Date.UTC(2026, 0, 1, 0, 0, 7) + 300; // 0.3 s past a 1-second boundary, 7 s past the minute
+    const logs: string[] = [];
+    const f = new MrtDumpFile({ file: join(dir, "rot/u.%H%M%S.mrt"), rotate: 5, log: (_l, m) => logs.push(m), now: () => now });
+    const name = (t: number) => strftime("u.%H%M%S.mrt", new Date(t));
+    // The first file is named by the last 5-second boundary, 00:00:05.
+    expect(f.stats.file).toBe(join(dir, "rot", name(Date.UTC(2026, 0, 1, 0, 0, 5))));
+    f.write(rec(1));
+    f.write(rec(2));
+    now = Date.UTC(2026, 0, 1, 0, 0, 10);
+    f.rotate(now);
+    f.write(rec(3));
+    now = Date.UTC(2026, 0, 1, 0, 0, 15);
+    f.rotate(now);
+    f.rotate(now); // the same boundary twice: one file
+    f.write(rec(4));
+    await f.close();
+    f.write(rec(5)); // after close: dropped, counted
+    expect(f.stats).toMatchObject({ written: 4, dropped: 1, queuedBytes: 0 });
+    const files = readdirSync(join(dir, "rot")).sort();
+    expect(files).toEqual([name(Date.UTC(2026, 0, 1, 0, 0, 5)), name(Date.UTC(2026, 0, 1, 0, 0, 10)), name(Date.UTC(2026, 0, 1, 0, 0, 15))].sort());
+    const ts = (file: string) => [...parseMrt(new Uint8Array(readFileSync(join(dir, "rot", file))))].map((r) => r.header.timestamp);
+    expect(ts(name(Date.UTC(2026, 0, 1, 0, 0, 5)))).toEqual([1, 2]);
+    expect(ts(name(Date.UTC(2026, 0, 1, 0, 0, 10)))).toEqual([3]);
+    expect(ts(name(Date.UTC(2026, 0, 1, 0, 0, 15)))).toEqual([4]);
+    expect(logs.join("\n")).toContain("1 record dropped (the dump is closed)");
+  });
+
+  test("a full queue drops and counts records, and says so once a minute", async () => {
+    let now = 1_000_000;
+    const logs: string[] = [];
+    const size = rec(0).length;
+    const f = new MrtDumpFile({ file: join(dir, "full.mrt"), rotate: 0, log: (_l, m) => logs.push(m), maxBuffered: size * 3, now: () => now });
+    // Written synchronously, one after the other: the first write takes the first record; three more fit the queue.
+    for (let i = 0; i < 10; i++) f.write(rec(i));
+    now += 1000;
+    for (let i = 10; i < 12; i++) f.write(rec(i));
+    expect(f.stats.dropped).toBeGreaterThanOrEqual(6);
+    expect(logs.length).toBe(1);
+    expect(logs[0]).toMatch(/mrtDump: 1 record dropped \(the disk does not keep up/);
+    now += 60_000;
+    f.write(rec(99));
+    await f.close();
+    const written = f.stats.written;
+    expect(written + f.stats.dropped).toBe(13);
+    expect([...parseMrt(new Uint8Array(readFileSync(join(dir, "full.mrt"))))].length).toBe(written);
+    expect(logs.length).toBeGreaterThanOrEqual(2);
+  });
+
+  test("a file that cannot be opened: its records dropped, the reason logged", async () => {
+    const logs: string[] = [];
+    const f = new MrtDumpFile({ file: "/proc/no-such-dir/x.mrt", rotate: 0, log: (_l, m) => logs.push(m) });
+    f.write(rec(1));
+    await f.close();
+    expect(f.stats).toMatchObject({ written: 0, dropped: 1 });
+    expect(logs.join("\n")).toContain("cannot write /proc/no-such-dir/x.mrt");
   });
 });
