@@ -84,6 +84,7 @@ function neighborBlock(n: NeighborInfo): string {
   lines.push(`  BGP state = ${n.state}, ${n.state === "Established" ? "up" : "down"} for ${formatDuration(n.uptimeSeconds)}`);
   lines.push(`  Remote router id ${n.routerId ?? "-"}`);
   lines.push(`  Local address ${n.localAddress ?? "-"}, local AS ${n.localAs}`);
+  if (n.ttl) lines.push(`  ${n.ttl.replace(/^./, (c) => c.toUpperCase())}`);
   lines.push(
     n.holdTime === null
       ? "  Hold time -, keepalive interval -"

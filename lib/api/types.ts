@@ -35,6 +35,8 @@ export interface NeighborInfo {
   localAddress: string | null;
   adminDown: boolean;
   routeReflectorClient: boolean;
+  /** The session's TTL policy ("TTL security: 1 hop (min TTL 255)", "multihop: TTL 2", "directly connected: TTL 1", "system default TTL"). */
+  ttl?: string;
 }
 
 export interface RibEntry {
@@ -190,8 +192,6 @@ export interface RouterApi {
    */
   rib(q: RibQuery): Iterable<RibEntry>;
   ribSummary(): RibSummary;
-  /** `show rib --mrt`: the Loc-RIB as TABLE_DUMP_V2 records (RFC 6396), produced lazily, one record per step. */
-  ribMrt?(family?: "ipv4" | "ipv6"): Iterable<Uint8Array>;
   /** Applied in slices with event-loop turns between them; resolves when all are in. The request is already checked (canonical prefixes). */
   advertise(r: AdvertiseRequest): Promise<{ added: string[] }>;
   /** As advertise; `prefixes` are checked and canonical. */
