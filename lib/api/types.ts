@@ -192,6 +192,8 @@ export interface RouterApi {
    */
   rib(q: RibQuery): Iterable<RibEntry>;
   ribSummary(): RibSummary;
+  /** `show rib --mrt`: the Loc-RIB as TABLE_DUMP_V2 records (RFC 6396), produced lazily, one record per step. */
+  ribMrt?(family?: "ipv4" | "ipv6"): Iterable<Uint8Array>;
   /** Applied in slices with event-loop turns between them; resolves when all are in. The request is already checked (canonical prefixes). */
   advertise(r: AdvertiseRequest): Promise<{ added: string[] }>;
   /** As advertise; `prefixes` are checked and canonical. */

@@ -40,6 +40,7 @@ import { type Route, type RouteSource, makeRoute, prefixKeyOfBytes, withFields }
 import type { Clock } from "../core/clock.ts";
 import type { Log } from "../core/log.ts";
 import { type SlicedTask, slicer } from "../core/slices.ts";
+import type { WireTap } from "./mrt-dump.ts";
 
 /** Prefixes packed per take from the Adj-RIB-Out. */
 export const OUT_BATCH = 1000;
@@ -75,6 +76,8 @@ export interface NeighborHost {
   /** The neighbour sent End-of-RIB for every negotiated family (initial table complete). */
   peerSynced(n: Neighbor): void;
   routeEvent(n: Neighbor, kind: "announce" | "withdraw", key: Route["key"], route: Route | null): void;
+  /** While set, sees every message and state change of every session (mrtDump: lib/router/mrt-dump.ts sets it). */
+  wire?: WireTap | null;
 }
 
 export class Neighbor {
@@ -135,6 +138,7 @@ export class Neighbor {
       holdTime: config.holdTime,
       ...(config.keepalive !== undefined ? { keepalive: config.keepalive } : {}),
       clock: host.clock,
+      tap: (dir, raw, conn) => host.wire?.message(this, dir, raw, conn),
       connectRetry: config.connectRetry,
       passive: config.passive,
       ...(config.password !== undefined ? { password: config.password } : {}),
@@ -149,7 +153,10 @@ export class Neighbor {
       ],
     });
     const s = this.session;
-    s.on("state", (e) => this.onState(e.from as SessionState, e.to as SessionState, e.reason));
+    s.on("state", (e) => {
+      host.wire?.state(this, e.from, e.to);
+      this.onState(e.from as SessionState, e.to as SessionState, e.reason);
+    });
     s.on("established", (n) => this.onEstablished(n));
     s.on("update", (u) => this.onUpdate(u));
     s.on("routeRefresh", (r) => this.onRouteRefresh(r.afi, r.safi, r.subtype));
