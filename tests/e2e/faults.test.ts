@@ -68,7 +68,7 @@ function config(sock: string): string {
     peer(LIVE.four, BAD_AS, "export: none"),
     peer(LIVE.two, BAD_AS, "export: none"),
     peer(LIVE.ibgp, AS, "export: none"),
-    ...Array.from({ length: FATAL_PEERS }, (_, i) => peer(fatalAddr(i), BAD_AS, "export: none")),
+    ...Array.from({ length: FATAL_PEERS }, (_, i) => peer(fatalAddr(i), FATAL[i]?.ibgp ? AS : BAD_AS, "export: none")),
     "",
   ].join("\n");
 }
@@ -290,6 +290,13 @@ const LIVE_CASES: ((tag: number) => LiveCase)[] = [
     expect: { discard: (e) => expect(e.communities).toEqual([`${BAD_AS}:${t}`]) },
   }),
   (t) => ({
+    name: "MP_REACH_NLRI of an unnegotiated family (IPv4 VPN) beside IPv4 NLRI: ignored",
+    rfc: "RFC 4760 §7, 7606 §3 (not an error: control case)",
+    on: "four",
+    attrs: withExtra("four", mpReach(1, 128, [0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 1, 1], [88, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 203, 0, 113]))(t),
+    expect: { discard: (e) => expect(e.communities).toEqual([`${BAD_AS}:${t}`]) },
+  }),
+  (t) => ({
     name: "COMMUNITIES with the extended-length flag on a short value",
     rfc: "4271 §4.3 (not an error: control case)",
     on: "four",
@@ -352,6 +359,8 @@ interface FatalCase {
   at: "connect" | "openconfirm" | "established";
   send: Uint8Array[];
   hold?: number;
+  /** The daemon has this peer as internal (remoteAs = its own AS). */
+  ibgp?: boolean;
   expect: [number, number];
   /** The NOTIFICATION's data where the RFC fixes it. */
   data?: number[];
@@ -377,6 +386,7 @@ const FATAL: FatalCase[] = [
   { name: "peer AS not the configured one", rfc: "4271 §6.2", at: "connect", send: [open({ asn: 64999, id: "127.0.2.1", caps: [cap.mp(1, 1), cap.fourOctetAs(64999)] })], expect: [2, 2] },
   { name: "4-octet AS capability not the configured AS", rfc: "RFC 6793 §4.1, 4271 §6.2", at: "connect", send: [open({ asn: BAD_AS, id: "127.0.2.1", caps: [cap.mp(1, 1), cap.fourOctetAs(4_200_000_001)] })], expect: [2, 2] },
   { name: "BGP identifier 0.0.0.0", rfc: "4271 §6.2, RFC 6286", at: "connect", send: [open({ asn: BAD_AS, id: "0.0.0.0", caps: [cap.mp(1, 1)] })], expect: [2, 3] },
+  { name: "internal peer with our own BGP identifier", rfc: "4271 §6.2, RFC 6286 §2.2", at: "connect", ibgp: true, send: [open({ asn: AS, id: ROUTER_ID, caps: [cap.mp(1, 1), cap.fourOctetAs(AS)] })], expect: [2, 3] },
   { name: "hold time 1", rfc: "4271 §6.2", at: "connect", send: [open({ asn: BAD_AS, id: "127.0.2.1", hold: 1, caps: [cap.mp(1, 1)] })], expect: [2, 6] },
   { name: "hold time 2", rfc: "4271 §6.2", at: "connect", send: [open({ asn: BAD_AS, id: "127.0.2.1", hold: 2, caps: [cap.mp(1, 1)] })], expect: [2, 6] },
   { name: "unsupported optional parameter 99", rfc: "4271 §6.2", at: "connect", send: [open({ asn: BAD_AS, id: "127.0.2.1", params: [99, 2, 0, 0] })], expect: [2, 4] },
