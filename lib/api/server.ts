@@ -435,7 +435,8 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
         if (f !== null && f !== "" && f !== "ipv4" && f !== "ipv6") bad(`family: "${f}" must be ipv4 or ipv6`);
         if (!api.ribMrt) return errorResponse(409, "this daemon cannot write MRT table dumps");
         const records = api.ribMrt(f === "ipv4" || f === "ipv6" ? f : undefined);
-        return new Response(mrtBody(records), { headers: { "content-type": "application/octet-stream", "cache-control": "no-store" } });
+        const failed = (e: unknown) => log("error", `GET /v1/rib/mrt: the table walk failed, the answer is cut: ${(e as Error).message}`);
+        return new Response(mrtBody(records, failed), { headers: { "content-type": "application/octet-stream", "cache-control": "no-store" } });
       }
       case "rib/summary":
         return only("GET") ?? (noQuery(url), json(await api.ribSummary()));

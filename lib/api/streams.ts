@@ -97,8 +97,8 @@ export function ribBody<T = RibEntry>(entries: Iterable<T>, format: RibFormat, l
 /** Most bytes in one chunk of an MRT answer. */
 export const MRT_CHUNK_BYTES = 256 * 1024;
 
-/** A `GET /v1/rib/mrt` body: `records` pulled in slices (SLICE_MS, MRT_CHUNK_BYTES), a turn of the event loop between two. */
-export function mrtBody(records: Iterable<Uint8Array>): ReadableStream<Uint8Array> {
+/** A `GET /v1/rib/mrt` body: `records` pulled in slices (SLICE_MS, MRT_CHUNK_BYTES), a turn of the event loop between two; a failed walk goes to `onError` too. */
+export function mrtBody(records: Iterable<Uint8Array>, onError: (e: unknown) => void = () => {}): ReadableStream<Uint8Array> {
   const it = records[Symbol.iterator]();
   let first = true;
   let finished = false;
@@ -129,6 +129,7 @@ export function mrtBody(records: Iterable<Uint8Array>): ReadableStream<Uint8Arra
           }
         } catch (e) {
           release();
+          onError(e);
           c.error(e);
           return;
         }

@@ -36,6 +36,7 @@ import { createTcpListenSocket, socketFd } from "../../ffi/tcp-socket.ts";
 import { type TtlOptions, setTtlOptions } from "../../ffi/ttl.ts";
 import type { LogLevel } from "./fsm.ts";
 import { parseAddr } from "../core/addr.ts";
+import { LogRateLimiter } from "../core/log.ts";
 import { type Session, TypedEmitter, normalizeAddress } from "./session.ts";
 
 export interface ListenEndpoint {
@@ -84,6 +85,8 @@ export class Listener extends TypedEmitter<ListenerEvents> {
   private byPeer = new Map<string, Session[]>();
   /** Peers whose sessions disagree on the password (warned once per state). */
   private conflicts = new Set<string>();
+  /** Connections refused from unconfigured addresses: a few lines per address a minute, then a summary. */
+  private readonly refusals = new LogRateLimiter((level, msg) => this.log(level, msg));
 
   constructor(sessions: Session[] = []) {
     super();
@@ -222,8 +225,7 @@ export class Listener extends TypedEmitter<ListenerEvents> {
       let b: Bound | null = null;
       server.on("error", (e) => {
         if (!listening) {
-          this.log("error", `cannot listen on ${label}: ${e.message}`);
-          reject(e);
+          reject(e); // the caller reports it (one record, not one here too)
         } else {
           this.log("error", `listener ${label}: ${e.message}`);
         }
@@ -256,9 +258,7 @@ export class Listener extends TypedEmitter<ListenerEvents> {
         b = { server, label, fd: ls.fd, family: ls.family, keys: set };
         server.listen({ fd: ls.fd } as net.ListenOptions, onListening);
       } catch (e) {
-        const err = e instanceof Error ? e : new Error(String(e));
-        this.log("error", `cannot listen on ${label}: ${err.message}`);
-        reject(err);
+        reject(e instanceof Error ? e : new Error(String(e))); // the caller reports it
       }
     });
   }
@@ -295,6 +295,7 @@ export class Listener extends TypedEmitter<ListenerEvents> {
   async close(): Promise<void> {
     const servers = this.servers;
     this.servers = [];
+    this.refusals.flush();
     await Promise.all(servers.map((b) => this.closeServer(b.server)));
   }
 
@@ -322,7 +323,7 @@ export class Listener extends TypedEmitter<ListenerEvents> {
       const s = this.pick(remote, local);
       if (!s) {
         const reason = `connection from unconfigured address ${remote || "?"} (port ${remotePort}) refused`;
-        this.log("warn", reason);
+        this.refusals.line(remote, "warn", reason, `refused connections from ${remote || "?"}`);
         this.emit("rejected", { remoteAddress: remote, remotePort, reason });
         sock.destroy();
         return;

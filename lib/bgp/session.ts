@@ -658,7 +658,8 @@ export class Session extends TypedEmitter<SessionEvents> {
         this.emit("established", n);
       },
       stateChange: (c) => this.emit("state", c),
-      log: (level, msg) => this.log(level, msg),
+      // A received NOTIFICATION is reported once, through 'notificationReceived' (the neighbour's log line); the FSM's closing line only at debug.
+      log: (level, msg) => this.log(msg.startsWith("received NOTIFICATION") ? "debug" : level, msg),
     };
   }
 

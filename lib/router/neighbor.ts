@@ -163,7 +163,10 @@ export class Neighbor {
     s.on("drain", () => {
       if (this.pumping) slicer.wake(this.pump);
     });
-    s.on("notificationReceived", (n: NotificationMessage) => host.log.warn(`${this.name}: received NOTIFICATION ${describeNotification(n)}`));
+    s.on("notificationReceived", (n: NotificationMessage) => {
+      // Logged once: an Established session's state-change line names the NOTIFICATION as its cause.
+      if (!this.established) host.log.warn(`${this.name}: received NOTIFICATION ${describeNotification(n)}`);
+    });
     s.on("notificationSent", (n: NotificationMessage) => host.log.info(`${this.name}: sent NOTIFICATION ${describeNotification(n)}`));
     s.on("log", (l) => {
       if (l.level !== "debug") host.log.at(l.level, l.msg);

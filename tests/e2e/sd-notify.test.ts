@@ -1,0 +1,122 @@
+/**
+ * `bgpctl run` under systemd's notification protocol, with this test playing
+ * systemd: the compiled binary (BGPCTL_BIN, else dist/bgpctl) is started with
+ * NOTIFY_SOCKET (a socket of tests/support/notify-socket.ts), WATCHDOG_USEC
+ * and WATCHDOG_PID (its own pid: `sh -c 'WATCHDOG_PID=$$ exec bgpctl ...'`),
+ * and every message is checked: READY=1 only once the BGP listener accepts
+ * connections (and the metrics endpoint answers), with a STATUS= line;
+ * WATCHDOG=1 at WATCHDOG_USEC/2; RELOADING=1 with MONOTONIC_USEC= then
+ * READY=1 around a SIGHUP reload (also a rejected one, which is one log
+ * record); STOPPING=1 on SIGTERM, and exit 0.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import * as net from "node:net";
+import { join } from "node:path";
+import { NotifySocket, type NotifyMessage } from "../support/notify-socket.ts";
+import { tempDirs } from "../support/tmp.ts";
+import { sleep, waitFor } from "../support/wait.ts";
+
+const root = join(import.meta.dir, "..", "..");
+const BIN = process.env.BGPCTL_BIN ?? join(root, "dist/bgpctl");
+const dir = tempDirs("bgpctl-ops-sdnotify-e2e-")();
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanup.splice(0)) c();
+});
+
+/** A TCP port free right now on 127.0.0.1 (the kernel's pick, released). */
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function connects(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect({ host: "127.0.0.1", port });
+    c.once("connect", () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once("error", () => resolve(false));
+  });
+}
+
+test("READY after the listeners are up, STATUS, WATCHDOG cadence, RELOADING/READY on SIGHUP, STOPPING on SIGTERM", async () => {
+  if (!existsSync(BIN)) throw new Error(`bgpctl binary ${BIN} not found: run \`npm run build\` or set BGPCTL_BIN`);
+  const bgpPort = await freePort();
+  const metricsPort = await freePort();
+  const file = join(dir, "config.yaml");
+  const head =
+    `asn: 65001\nrouterId: 192.0.2.1\nlisten: {address: 127.0.0.1, port: ${bgpPort}}\ncontrolSocket: ${join(dir, "ctl.sock")}\n` +
+    `metrics: {address: 127.0.0.1, port: ${metricsPort}}\n` +
+    `peers:\n  - {address: 127.0.0.2, remoteAs: 65002, passive: true, import: all, export: all}\n`;
+  writeFileSync(file, `${head}advertise: [198.51.100.0/24]\n`);
+  const sock = await NotifySocket.open(join(dir, "notify.sock"));
+  cleanup.push(() => sock.close());
+  const logFile = join(dir, "daemon.log");
+  const proc = Bun.spawn(["sh", "-c", 'WATCHDOG_PID=$$ exec "$0" run --config "$1"', BIN, file], {
+    env: { ...process.env, NOTIFY_SOCKET: sock.path, WATCHDOG_USEC: "400000" },
+    stdout: "ignore",
+    stderr: Bun.file(logFile),
+  });
+  cleanup.push(() => proc.kill("SIGKILL"));
+  const log = () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
+
+  // READY=1: by then the BGP port accepts connections and the metrics endpoint answers.
+  const ready = await sock.next((m) => m.fields.READY === "1", "READY=1", 0, 20_000);
+  expect(await connects(bgpPort)).toBe(true);
+  expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
+  expect(ready.msg.fields.STATUS).toBe("0/1 peers established, 1 routes");
+  // Nothing but watchdog pings may come before it (and none of those before READY either).
+  expect(sock.messages.slice(0, ready.index)).toEqual([]);
+
+  // WATCHDOG=1 every 200 ms (WATCHDOG_PID named the daemon itself).
+  await sleep(1300);
+  const pings = sock.messages.filter((m) => m.fields.WATCHDOG === "1");
+  expect(pings.length).toBeGreaterThanOrEqual(4);
+  expect(pings.length).toBeLessThanOrEqual(9);
+  const gaps = pings.slice(1).map((p, i) => (p.at - pings[i]!.at) / 1000).sort((a, b) => a - b);
+  const median = gaps[Math.floor(gaps.length / 2)]!;
+  expect(median).toBeGreaterThan(150);
+  expect(median).toBeLessThan(260);
+
+  // SIGHUP with one more prefix: RELOADING=1 + MONOTONIC_USEC, then READY=1 with the new status.
+  writeFileSync(file, `${head}advertise: [198.51.100.0/24, 203.0.113.0/24]\n`);
+  let from = sock.messages.length;
+  proc.kill("SIGHUP");
+  const reloading = await sock.next((m) => m.fields.RELOADING === "1", "RELOADING=1", from);
+  const mono = Number(reloading.msg.fields.MONOTONIC_USEC);
+  expect(mono).toBeLessThanOrEqual(reloading.msg.at);
+  expect(reloading.msg.at - mono).toBeLessThan(2_000_000);
+  const reloaded = await sock.next((m) => m.fields.READY === "1", "READY=1 after the reload", reloading.index + 1);
+  expect(reloaded.msg.fields.STATUS).toBe("0/1 peers established, 2 routes");
+
+  // A file with two errors: rejected (one log record), READY=1 again, STATUS says so.
+  writeFileSync(file, `${head}advertise: [198.51.100.0/24, 203.0.113.0/24]\nmrai: -1\nbogus: 1\n`);
+  from = sock.messages.length;
+  proc.kill("SIGHUP");
+  const r2 = await sock.next((m) => m.fields.RELOADING === "1", "RELOADING=1 (bad file)", from);
+  const back = await sock.next((m) => m.fields.READY === "1", "READY=1 after the rejected reload", r2.index + 1);
+  expect(back.msg.fields.STATUS).toMatch(/^reload rejected \(.*config\.yaml:\d+:\d+: .*\), running configuration kept; 0\/1 peers established, 2 routes$/);
+  await waitFor(() => log().includes("reload rejected"), { timeoutMs: 5000, what: "the rejection in the log", detail: log });
+  const rejectedLines = log()
+    .split("\n")
+    .filter((l) => l.includes("reload rejected"));
+  expect(rejectedLines).toHaveLength(1);
+  // One record: both errors on the one line, none on lines of their own.
+  expect(rejectedLines[0]).toMatch(/mrai/);
+  expect(rejectedLines[0]).toMatch(/bogus/);
+  expect(log().split("\n").filter((l) => l.startsWith(file) || /^\S+\.yaml:\d+/.test(l))).toEqual([]);
+
+  // SIGTERM: STOPPING=1, then a clean exit.
+  from = sock.messages.length;
+  proc.kill("SIGTERM");
+  const stopping = await sock.next((m: NotifyMessage) => m.fields.STOPPING === "1", "STOPPING=1", from);
+  expect(stopping.msg.fields.STATUS).toBe("stopping: closing sessions");
+  expect(await proc.exited).toBe(0);
+  expect(sock.messages.slice(stopping.index + 1).filter((m) => "WATCHDOG" in m.fields)).toEqual([]);
+}, 60_000);
