@@ -52,9 +52,9 @@ function openTcpSocket(family: SocketFamily): number {
   return libc.socket(family === 6 ? libc.AF_INET6 : libc.AF_INET, libc.SOCK_STREAM | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0);
 }
 
-/** The family of the packets exchanged with `peer` (an IP literal): 4 for IPv4 and IPv4-mapped IPv6, else 6. */
+/** The family of the packets exchanged with `peer` (an IP literal, a %zone ignored): 4 for IPv4 and IPv4-mapped IPv6, else 6. */
 export function peerFamily(peer: string): PeerFamily {
-  const a = parseSocketAddress(peer);
+  const a = parseSocketAddress(peer.split("%")[0]!);
   return a.family === 4 || isV4Mapped(a.bytes) ? 4 : 6;
 }
 

@@ -250,6 +250,7 @@ describe("TTL option failures", () => {
     expect((err as TtlOptionError).message).toBe("setsockopt(IP_MINTTL=256): EINVAL (Invalid argument)");
     expect(peerFamily("::ffff:192.0.2.1")).toBe(4);
     expect(peerFamily("2001:db8::1")).toBe(6);
+    expect(peerFamily("fe80::1%no-such-if0")).toBe(6);
   });
 
   test("an accepted socket that cannot take the TTL is refused, the error logged once with the errno", async () => {
