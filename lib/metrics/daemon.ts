@@ -12,8 +12,8 @@
  * a large table never holds the event loop; scrapes run one at a time.
  *
  * BFD: the sessions' state is exported from a status list handed to the
- * `bfd` option (see BfdSessionMetric); the daemon wires it once lib/bfd
- * offers its status.
+ * `bfd` option (entries with the BGP peer and the BFD state, as lib/bfd's
+ * BfdSessionInfo has them): `routerMetrics(router, {bfd: () => list})`.
  */
 import { Counter, Gauge, Registry } from "prom-client";
 import { AFI, familyName } from "../bgp/types.ts";
@@ -45,11 +45,12 @@ const FAMILIES = [
 /** BFD states (RFC 5880 §4.1). */
 export const BFD_STATES = ["AdminDown", "Down", "Init", "Up"] as const;
 
-/** What the metrics need of a BFD session (the BFD status list's entries). */
+/** What the metrics need of a BFD session (lib/bfd's BfdSessionInfo has both). */
 export interface BfdSessionMetric {
   /** The BGP peer address it protects. */
   peer: string;
-  state: (typeof BFD_STATES)[number];
+  /** AdminDown, Down, Init or Up. */
+  state: string;
 }
 
 export interface DaemonMetricsOptions {
