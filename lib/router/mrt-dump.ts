@@ -85,6 +85,11 @@ function updateAddPath(msg: Uint8Array, neg: Negotiated, dir: "in" | "out"): boo
   return ap !== undefined && (dir === "in" ? ap.receive : ap.send);
 }
 
+/** An address as MRT records it: IPv4-mapped IPv6 as IPv4, without an IPv6 zone ("fe80::1%eth0": the interface index field is 0). */
+function plainAddress(a: string): string {
+  return a === "" ? "" : normalizeAddress(a.replace(/%.*$/, ""));
+}
+
 /** Records every session's messages and state changes into a rotating MRT file. */
 export class MrtRecorder implements WireTap {
   readonly file: MrtDumpFile;
@@ -99,9 +104,9 @@ export class MrtRecorder implements WireTap {
   }
 
   private peerOf(n: Neighbor, conn: ConnAddresses): Bgp4mpPeer {
-    const peerAddress = conn.remoteAddress ? normalizeAddress(conn.remoteAddress) : n.config.address;
+    const peerAddress = plainAddress(conn.remoteAddress ?? n.config.address);
     const v6 = peerAddress.includes(":");
-    let localAddress = conn.localAddress ? normalizeAddress(conn.localAddress) : (this.lastLocal.get(n) ?? n.config.localAddress ?? "");
+    let localAddress = conn.localAddress ? plainAddress(conn.localAddress) : (this.lastLocal.get(n) ?? plainAddress(n.config.localAddress ?? ""));
     if (conn.localAddress) this.lastLocal.set(n, localAddress);
     if (localAddress === "" || localAddress.includes(":") !== v6) localAddress = v6 ? "::" : "0.0.0.0";
     return { peerAs: n.config.remoteAs, localAs: n.config.localAs, ifIndex: 0, afi: v6 ? 2 : 1, peerAddress, localAddress };

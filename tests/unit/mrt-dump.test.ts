@@ -94,6 +94,16 @@ describe("MrtRecorder", () => {
     expect(msgs[5]!.peer.localAs).toBe(23456);
   });
 
+  test("IPv6 link-local addresses are recorded without their zone", async () => {
+    const file = join(dir, "ll.mrt");
+    const rec = new MrtRecorder({ file, rotate: 0 }, quiet());
+    rec.message(neighbor(null), "in", KEEPALIVE, { localAddress: "fe80::2%eth0", remoteAddress: "fe80::1%eth0" });
+    await rec.close();
+    const m = read(file)[0] as MessageRecord;
+    expect([m.peer.peerAddress, m.peer.localAddress, m.peer.afi]).toEqual(["fe80::1", "fe80::2", 2]);
+    expect(rec.file.stats.dropped).toBe(0);
+  });
+
   test("a message that cannot be recorded is counted as dropped, never thrown at the session", async () => {
     const logs: string[] = [];
     const log = new Log("info", "text", (l) => void logs.push(l));
