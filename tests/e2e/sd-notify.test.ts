@@ -7,13 +7,19 @@
  * connections (and the metrics endpoint answers), with a STATUS= line;
  * WATCHDOG=1 at WATCHDOG_USEC/2; RELOADING=1 with MONOTONIC_USEC= then
  * READY=1 around a SIGHUP reload (also a rejected one, which is one log
- * record); STOPPING=1 on SIGTERM, and exit 0.
+ * record); STOPPING=1 on SIGTERM, and exit 0. And `bgpctl watch-k8s`
+ * against the API emulator in a network namespace of its own (`ops-` names):
+ * STATUS= while it waits for its Node, READY=1 once the router runs (the
+ * Node created then), its metrics endpoint with the Kubernetes series.
  */
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
+import { EmulatorControl } from "../k8s/emulator.ts";
+import { endpointSlice, node, service } from "../k8s/fixtures.ts";
 import { NotifySocket, type NotifyMessage } from "../support/notify-socket.ts";
+import { parseExposition, sampleValue } from "../support/prom-text.ts";
 import { tempDirs } from "../support/tmp.ts";
 import { sleep, waitFor } from "../support/wait.ts";
 
@@ -120,3 +126,71 @@ test("READY after the listeners are up, STATUS, WATCHDOG cadence, RELOADING/READ
   expect(await proc.exited).toBe(0);
   expect(sock.messages.slice(stopping.index + 1).filter((m) => "WATCHDOG" in m.fields)).toEqual([]);
 }, 60_000);
+
+test("watch-k8s: STATUS while waiting for its Node, READY=1 once the router runs, Kubernetes metrics, STOPPING=1", async () => {
+  if (!existsSync(BIN)) throw new Error(`bgpctl binary ${BIN} not found: run \`npm run build\` or set BGPCTL_BIN`);
+  if (process.getuid?.() !== 0) throw new Error("this test needs root: it runs watch-k8s and the API emulator in a network namespace of its own");
+  const ns = `ops-sd${process.pid}`;
+  const sh = (argv: string[]) => {
+    const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
+    if (r.exitCode !== 0) throw new Error(`${argv.join(" ")}: exit ${r.exitCode}: ${r.stderr.toString()}`);
+    return r.stdout.toString();
+  };
+  const local: Bun.Subprocess[] = [];
+  sh(["ip", "netns", "add", ns]);
+  try {
+    sh(["ip", "-n", ns, "link", "set", "lo", "up"]);
+    const emuSock = join(dir, "emu.sock");
+    local.push(
+      Bun.spawn(["ip", "netns", "exec", ns, process.execPath, join(root, "tests/k8s/emulator.ts"), "--listen", "127.0.0.1:6443", "--unix", emuSock], {
+        stdout: "ignore",
+        stderr: Bun.file(join(dir, "emu.log")),
+      }),
+    );
+    await waitFor(() => existsSync(emuSock), { timeoutMs: 15_000, what: "the emulator's control socket", intervalMs: 50 });
+    const ctl = new EmulatorControl(emuSock);
+    await ctl.create("services", service("default", "web", { clusterIPs: ["10.96.0.10"], externalIPs: ["203.0.113.10"] }));
+    await ctl.create("endpointslices", endpointSlice("default", "web-1", "web", "IPv4", [{ address: "10.244.1.5", nodeName: "n1" }]));
+    const kubeconfig = join(dir, "kubeconfig");
+    writeFileSync(
+      kubeconfig,
+      "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:6443'}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+    );
+    const file = join(dir, "k8s.yaml");
+    writeFileSync(file, `kubernetes: {kubeconfig: ${kubeconfig}, nodeName: n1, asn: 65010}\nmetrics: {address: 127.0.0.1, port: 19180}\ncontrolSocket: ${join(dir, "k8s.sock")}\n`);
+    // A socket file works across network namespaces (an abstract one would not).
+    const sock = await NotifySocket.open(join(dir, "k8s-notify.sock"));
+    cleanup.push(() => sock.close());
+    const logFile = join(dir, "watch-k8s.log");
+    const daemon = Bun.spawn(["ip", "netns", "exec", ns, BIN, "watch-k8s", "--config", file], {
+      stdout: "ignore",
+      stderr: Bun.file(logFile),
+      env: { ...process.env, NOTIFY_SOCKET: sock.path },
+    });
+    local.push(daemon);
+    const log = () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
+    // No Node n1 yet: a status line, no READY.
+    const waiting = await sock.next((m) => m.fields.STATUS !== undefined, "a STATUS= line while waiting", 0, 20_000);
+    expect(waiting.msg.fields.STATUS).toContain("waiting");
+    await sleep(1500);
+    expect(sock.messages.some((m) => "READY" in m.fields)).toBe(false);
+    await ctl.create("nodes", node("n1", { ipv4: "192.0.2.11", podCIDRs: ["10.244.1.0/24"] }));
+    const ready = await sock.next((m) => m.fields.READY === "1", "READY=1 once the router runs", 0, 30_000);
+    expect(ready.msg.fields.STATUS).toMatch(/^0\/0 peers established, \d+ routes$/);
+    // The metrics endpoint (inside the namespace) has the reflectors' series.
+    const code = 'const r = await fetch("http://127.0.0.1:19180/metrics"); process.stdout.write(await r.text());';
+    const families = parseExposition(sh(["ip", "netns", "exec", ns, process.execPath, "-e", code]));
+    expect(sampleValue(families, "bgpctl_k8s_synced", { resource: "nodes" })).toBe(1);
+    expect(sampleValue(families, "bgpctl_k8s_lists_total", { resource: "services" })).toBeGreaterThanOrEqual(1);
+    expect(sampleValue(families, "bgpctl_k8s_watch_events_total", { resource: "nodes", type: "ADDED" })).toBe(1);
+    const from = sock.messages.length;
+    daemon.kill("SIGTERM");
+    await sock.next((m) => m.fields.STOPPING === "1", "STOPPING=1", from);
+    expect(await Promise.race([daemon.exited, Bun.sleep(10_000).then(() => "timeout")])).toBe(0);
+    expect(log()).not.toContain(" error ");
+  } finally {
+    for (const p of local) if (p.exitCode === null) p.kill("SIGKILL");
+    await Promise.all(local.map((p) => Promise.race([p.exited, Bun.sleep(5000)])));
+    Bun.spawnSync(["ip", "netns", "del", ns]);
+  }
+}, 90_000);
