@@ -459,4 +459,13 @@ export function registerCtl(program: Command): void {
   ).action((flags: CtlFlags & { neighbor?: string }) => monitor(flags));
 
   addCtlFlags(program.command("reload").description("make the daemon re-read its configuration file")).action((flags: CtlFlags) => reload(flags));
+  addCtlFlags(
+    program
+      .command("shutdown")
+      .description("stop the daemon for good: Cease (Hard Reset) to every peer, kernel routes removed; SIGTERM is a graceful restart instead"),
+  ).action(async (flags: CtlFlags) => {
+    const r = await ctlClient(flags).shutdown();
+    if (flags.json) return printJson(r);
+    writeLine("shutting down");
+  });
 }

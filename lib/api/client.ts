@@ -8,6 +8,7 @@
  */
 import type {
   AdvertiseRequest,
+  BfdInfo,
   FibEntry,
   InterfacesInfo,
   MonitorEvent,
@@ -251,6 +252,10 @@ export class ApiClient {
     return this.call("GET", "/v1/interfaces");
   }
 
+  bfd(): Promise<BfdInfo[]> {
+    return this.call("GET", "/v1/bfd");
+  }
+
   k8s(): Promise<K8sStatus> {
     return this.call("GET", "/v1/k8s");
   }
@@ -285,6 +290,10 @@ export class ApiClient {
 
   reload(): Promise<{ changes: string[] }> {
     return this.call("POST", "/v1/reload", {});
+  }
+
+  shutdown(): Promise<{ ok: true }> {
+    return this.call("POST", "/v1/shutdown", {});
   }
 
   /**

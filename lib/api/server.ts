@@ -20,6 +20,7 @@
  *   GET    /v1/rib/mrt[?family=ipv4|ipv6]  → application/octet-stream: TABLE_DUMP_V2 (RFC 6396), streamed
  *   GET    /v1/fib[?prefix=]
  *   GET    /v1/interfaces
+ *   GET    /v1/bfd                    BFD sessions (show bfd)
  *   GET    /v1/k8s                    (watch-k8s only: what the controller derived)
  *   POST   /v1/advertise              AdvertiseRequest
  *   POST   /v1/withdraw               {prefixes}
@@ -29,6 +30,7 @@
  *   POST   /v1/peers/:address/down    {message?}
  *   POST   /v1/peers/:address/reset   {soft?: "in"|"out"}
  *   POST   /v1/reload
+ *   POST   /v1/shutdown               (stop for good; SIGTERM is a graceful restart)
  *   GET    /v1/monitor[?neighbor=A]   → application/x-ndjson stream of MonitorEvent
  *   GET    /v1/metrics                → Prometheus text exposition (options.metrics)
  */
@@ -450,6 +452,13 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
       }
       case "interfaces":
         return only("GET") ?? (noQuery(url), json(await api.interfaces()));
+      case "bfd": {
+        const m = only("GET");
+        if (m) return m;
+        noQuery(url);
+        if (!api.bfdSessions) return errorResponse(409, "this daemon runs no BFD");
+        return json(api.bfdSessions());
+      }
       case "k8s": {
         const m = only("GET");
         if (m) return m;
@@ -483,6 +492,13 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
         const body = await readBody(req);
         checkKeys(body, []);
         return json(await api.reload());
+      }
+      case "shutdown": {
+        const m = only("POST");
+        if (m) return m;
+        noQuery(url);
+        checkKeys(await readBody(req), []);
+        return json(await api.shutdown());
       }
       case "monitor":
         return only("GET") ?? monitor(req, url);

@@ -6,8 +6,17 @@
 
 import type { LoopLagStats } from "../core/loop-lag.ts";
 import type { K8sStatus } from "../k8s/types.ts";
+import type { BfdSessionInfo } from "../bfd/manager.ts";
 
 export type SessionState = "Idle" | "Connect" | "Active" | "OpenSent" | "OpenConfirm" | "Established";
+
+/** One BFD session of `show bfd` (GET /v1/bfd): the protocol's view and its BGP neighbour's state. */
+export interface BfdInfo extends BfdSessionInfo {
+  /** The BGP session's state now. */
+  bgpState: string;
+  /** bfd.graceful: BFD down closes BGP without a NOTIFICATION. */
+  graceful: boolean;
+}
 
 export interface NeighborInfo {
   address: string;
@@ -35,8 +44,22 @@ export interface NeighborInfo {
   localAddress: string | null;
   adminDown: boolean;
   routeReflectorClient: boolean;
+  /** The BFD session's state (Up, Down, Init, AdminDown) when the peer has bfd.enabled. */
+  bfd?: string;
   /** The session's TTL policy ("TTL security: 1 hop (min TTL 255)", "multihop: TTL 2", "directly connected: TTL 1", "system default TTL"). */
   ttl?: string;
+  /** Graceful restart (RFC 4724/8538/9494) with this peer. */
+  gracefulRestart?: {
+    enabled: boolean;
+    /** The restart time the peer announced (null: no capability, or never established). */
+    peerRestartTime: number | null;
+    /** The N bit on both sides (RFC 8538). */
+    notification: boolean;
+    /** Long-lived graceful restart negotiated (RFC 9494). */
+    longLived: boolean;
+    /** Routes of the peer kept stale while it restarts: families, phase (restart: waiting for it; eor: back, waiting for End-of-RIB; long-lived: LLGR_STALE), seconds left. */
+    stale: { families: string[]; phase: "restart" | "eor" | "long-lived"; secondsLeft: number } | null;
+  };
 }
 
 export interface RibEntry {
@@ -205,6 +228,8 @@ export interface RouterApi {
   peerReset(address: string, soft?: "in" | "out"): void;
   /** Re-read the config file; rejects with the validation error, keeping the running config. */
   reload(): Promise<{ changes: string[] }>;
+  /** Stop the daemon for good (not a graceful restart): answered, then it exits. */
+  shutdown(): { ok: true } | Promise<{ ok: true }>;
   /** Kernel routes and their sync state; RouterError "conflict" when kernel programming is off. */
   /** Every prefix (a walk, streamed; table order) or one. */
   fib(prefix?: string): Iterable<FibEntry>;
@@ -212,6 +237,8 @@ export interface RouterApi {
   interfaces(): Promise<InterfacesInfo>;
   /** What the Kubernetes controller derived (`bgpctl show k8s`); absent unless running under `bgpctl watch-k8s`. */
   k8s?(): K8sStatus;
+  /** `bgpctl show bfd`: every BFD session (GET /v1/bfd). */
+  bfdSessions?(): BfdInfo[];
   /** Write a line to the daemon's log (the control socket's own events, such as a monitor client cut for falling behind). */
   note?(level: string, msg: string): void;
   /** Subscribe to events; returns the unsubscribe function. */

@@ -247,8 +247,16 @@ export function asPathString(segs: AsPathSegment[] | null): string {
     .join(" ");
 }
 
+/** RFC 9494 well-known communities. */
+export const LLGR_STALE = 0xffff0006;
+export const NO_LLGR = 0xffff0007;
+
 export function communityString(c: number): string {
   switch (c >>> 0) {
+    case LLGR_STALE:
+      return "llgr-stale";
+    case NO_LLGR:
+      return "no-llgr";
     case 0xffffff01:
       return "no-export";
     case 0xffffff02:
@@ -296,6 +304,8 @@ export function parseCommunity(s: string): number {
     "no-peer": 0xffffff04,
     "graceful-shutdown": 0xffff029a,
     blackhole: 0xffff029b,
+    "llgr-stale": LLGR_STALE,
+    "no-llgr": NO_LLGR,
   };
   if (named[s] !== undefined) return named[s]!;
   const m = /^(\d{1,5}):(\d{1,5})$/.exec(s);

@@ -48,12 +48,12 @@ export type Direction = "outgoing" | "incoming";
 export type FsmEvent =
   | { type: "ManualStart" }
   | { type: "ManualStart_with_PassiveTcpEstablishment" }
-  | { type: "ManualStop"; subcode?: number; data?: Uint8Array; reason?: string }
+  | { type: "ManualStop"; subcode?: number; data?: Uint8Array; reason?: string; quiet?: boolean }
   | { type: "AutomaticStart" }
   | { type: "AutomaticStart_with_PassiveTcpEstablishment" }
   | { type: "AutomaticStart_with_DampPeerOscillations" }
   | { type: "AutomaticStart_with_DampPeerOscillations_and_PassiveTcpEstablishment" }
-  | { type: "AutomaticStop"; subcode?: number; data?: Uint8Array; reason?: string }
+  | { type: "AutomaticStop"; subcode?: number; data?: Uint8Array; reason?: string; quiet?: boolean }
   | { type: "ConnectRetryTimer_Expires" }
   | { type: "HoldTimer_Expires"; conn: ConnId }
   | { type: "KeepaliveTimer_Expires"; conn: ConnId }
@@ -95,6 +95,8 @@ export interface FsmHost {
   /** Close a connection (flush what was sent on it first) or abort a pending connect. Called once per connection. */
   disconnect(conn: ConnId, reason: string): void;
   sendOpen(conn: ConnId, open: OpenMessage): void;
+  /** Our OPEN as of now, asked before each OPEN is sent (absent: the one given in the options). */
+  localOpen?(): OpenMessage;
   sendKeepalive(conn: ConnId): void;
   sendNotification(conn: ConnId, n: NotificationMessage): void;
   /** The peer's OPEN on `conn` was accepted (OpenConfirm): capabilities now apply to what arrives next. */
@@ -291,6 +293,11 @@ export class Fsm {
     }));
   }
 
+  /** Drop the session without a NOTIFICATION (TCP closed, as when the connection fails) and start again after the idle hold. */
+  drop(reason: string): void {
+    this.handle({ type: "AutomaticStop", reason, quiet: true });
+  }
+
   /** Replace our OPEN (takes effect on the next connection). */
   setLocalOpen(open: OpenMessage): void {
     this.localOpen = open;
@@ -305,7 +312,7 @@ export class Fsm {
   }
 
   /** ManualStop: Cease (default Administrative Shutdown) on every open connection, Idle, no restart. */
-  stop(opts: { subcode?: number; data?: Uint8Array; reason?: string } = {}): void {
+  stop(opts: { subcode?: number; data?: Uint8Array; reason?: string; quiet?: boolean } = {}): void {
     this.handle({ type: "ManualStop", ...opts });
   }
 
@@ -450,9 +457,9 @@ export class Fsm {
       case "AutomaticStart_with_DampPeerOscillations_and_PassiveTcpEstablishment":
         return this.automaticStart(true);
       case "ManualStop":
-        return this.stopAll(e.subcode ?? CEASE_SUB.ADMIN_SHUTDOWN, e.data, e.reason ?? "manual stop", false);
+        return this.stopAll(e.subcode ?? CEASE_SUB.ADMIN_SHUTDOWN, e.data, e.reason ?? "manual stop", false, e.quiet);
       case "AutomaticStop":
-        return this.stopAll(e.subcode ?? 0, e.data, e.reason ?? "automatic stop", true);
+        return this.stopAll(e.subcode ?? 0, e.data, e.reason ?? "automatic stop", true, e.quiet);
       case "ConnectRetryTimer_Expires":
         return this.connectRetryExpired();
       case "IdleHoldTimer_Expires":
@@ -571,11 +578,12 @@ export class Fsm {
     return { id, dir, state, tcpUp: false, openSent: false, peerOpen: null, negotiated: null, holdMs: 0, holdDeadline: 0 };
   }
 
-  private stopAll(subcode: number, data: Uint8Array | undefined, reason: string, automatic: boolean): void {
+  /** Close every connection (with a Cease, unless `quiet`: then the TCP connection just closes, as a graceful restart needs). */
+  private stopAll(subcode: number, data: Uint8Array | undefined, reason: string, automatic: boolean, quiet = false): void {
     const wasRunning = this.running || this.conns.size > 0;
     for (const c of [...this.conns.values()]) {
       this.clearConnTimers(c);
-      if (c.tcpUp && c.openSent) {
+      if (c.tcpUp && c.openSent && !quiet) {
         this.host.sendNotification(c.id, { code: ERR.CEASE, subcode, data: data ?? new Uint8Array(0) });
       }
       this.conns.delete(c.id);
@@ -639,6 +647,7 @@ export class Fsm {
 
   private sendOpen(c: Conn): void {
     this.clearTimer2(c, "delayOpen");
+    if (this.host.localOpen) this.localOpen = this.host.localOpen();
     this.host.sendOpen(c.id, this.localOpen);
     c.openSent = true;
     c.state = State.OpenSent;

@@ -6,7 +6,7 @@
  * (RFC 4271 §6.2, RFC 9234 role pairs).
  */
 import { BgpError } from "./errors.ts";
-import { type Capability, type GracefulRestartFamily, type OpenMessage, openAs } from "./open.ts";
+import { type Capability, type GracefulRestartFamily, type LongLivedFamily, type OpenMessage, openAs } from "./open.ts";
 import { AFI, AS_TRANS, ERR, type Family, OPEN_SUB, ROLE, SAFI, familyName } from "./types.ts";
 
 export interface Negotiated {
@@ -27,6 +27,10 @@ export interface Negotiated {
   extendedNextHop: Family[];
   /** The peer's graceful-restart capability, if any. */
   peerGracefulRestart: { restarting: boolean; notification: boolean; restartTime: number; families: GracefulRestartFamily[] } | null;
+  /** Both sides announced graceful restart, and both with the N bit (RFC 8538): a NOTIFICATION other than Hard Reset is a restart too. */
+  gracefulNotification: boolean;
+  /** The peer's long-lived graceful restart families (RFC 9494), when both sides announced the capability; else null. */
+  peerLongLivedGracefulRestart: LongLivedFamily[] | null;
   localRole: number | null;
   peerRole: number | null;
   /** Everything the peer announced, unknown capabilities included. */
@@ -118,6 +122,7 @@ export function negotiate(local: OpenMessage, peer: OpenMessage, opts: Negotiate
     }
   }
   const gr = peer.capabilities.find((c) => c.type === "graceful-restart");
+  const llgr = peer.capabilities.find((c) => c.type === "long-lived-graceful-restart");
   const lrole = local.capabilities.find((c) => c.type === "role");
   const prole = peer.capabilities.find((c) => c.type === "role");
   const localRole = lrole?.type === "role" ? lrole.role : null;
@@ -148,6 +153,8 @@ export function negotiate(local: OpenMessage, peer: OpenMessage, opts: Negotiate
     addPath,
     extendedNextHop,
     peerGracefulRestart: gr?.type === "graceful-restart" ? { restarting: gr.restarting, notification: gr.notification, restartTime: gr.restartTime, families: gr.families } : null,
+    gracefulNotification: gr?.type === "graceful-restart" && gr.notification && local.capabilities.some((c) => c.type === "graceful-restart" && c.notification),
+    peerLongLivedGracefulRestart: llgr?.type === "long-lived-graceful-restart" && has(local, "long-lived-graceful-restart") ? llgr.families : null,
     localRole,
     peerRole,
     peerCapabilities: peer.capabilities,

@@ -22,6 +22,15 @@ export interface GracefulRestartFamily {
   forwardingPreserved: boolean;
 }
 
+/** One family of the long-lived graceful restart capability (RFC 9494 §3). */
+export interface LongLivedFamily {
+  afi: number;
+  safi: number;
+  forwardingPreserved: boolean;
+  /** Long-lived stale time, seconds (24 bits). */
+  staleTime: number;
+}
+
 export type Capability =
   | { type: "multiprotocol"; afi: number; safi: number }
   | { type: "route-refresh" }
@@ -35,6 +44,7 @@ export type Capability =
       restartTime: number;
       families: GracefulRestartFamily[];
     }
+  | { type: "long-lived-graceful-restart"; families: LongLivedFamily[] }
   | { type: "add-path"; families: AddPathFamily[] }
   | { type: "extended-message" }
   | { type: "extended-next-hop"; entries: { afi: number; safi: number; nextHopAfi: number }[] }
@@ -98,6 +108,14 @@ function decodeCapability(code: number, v: Uint8Array): Capability {
         restartTime: w & 0x0fff,
         families,
       };
+    }
+    case CAP.LONG_LIVED_GRACEFUL_RESTART: {
+      if (v.length % 7 !== 0) throw bad("long-lived graceful restart");
+      const families: LongLivedFamily[] = [];
+      for (let o = 0; o < v.length; o += 7) {
+        families.push({ afi: u16(v, o), safi: v[o + 2]!, forwardingPreserved: (v[o + 3]! & 0x80) !== 0, staleTime: (v[o + 4]! << 16) | (v[o + 5]! << 8) | v[o + 6]! });
+      }
+      return { type: "long-lived-graceful-restart", families };
     }
     case CAP.ADD_PATH: {
       if (v.length === 0 || v.length % 4 !== 0) throw bad("ADD-PATH");
@@ -212,6 +230,10 @@ function encodeCapability(w: Writer, c: Capability): void {
       w.u16((c.restarting ? 0x8000 : 0) | (c.notification ? 0x4000 : 0) | (c.restartTime & 0x0fff));
       for (const f of c.families) w.u16(f.afi).u8(f.safi).u8(f.forwardingPreserved ? 0x80 : 0);
       break;
+    case "long-lived-graceful-restart":
+      w.patch8(start, CAP.LONG_LIVED_GRACEFUL_RESTART);
+      for (const f of c.families) w.u16(f.afi).u8(f.safi).u8(f.forwardingPreserved ? 0x80 : 0).u8((f.staleTime >>> 16) & 0xff).u16(f.staleTime & 0xffff);
+      break;
     case "add-path":
       w.patch8(start, CAP.ADD_PATH);
       for (const f of c.families) w.u16(f.afi).u8(f.safi).u8((f.receive ? 1 : 0) | (f.send ? 2 : 0));
@@ -277,6 +299,8 @@ export function describeCapability(c: Capability): string {
       return `graceful restart (time ${c.restartTime}s${c.restarting ? ", restarting" : ""}${c.notification ? ", notification" : ""}${
         c.families.length ? ", " + c.families.map((f) => familyName(f.afi, f.safi) + (f.forwardingPreserved ? "(F)" : "")).join(" ") : ""
       })`;
+    case "long-lived-graceful-restart":
+      return `long-lived graceful restart (${c.families.map((f) => `${familyName(f.afi, f.safi)} ${f.staleTime}s${f.forwardingPreserved ? "(F)" : ""}`).join(" ")})`;
     case "add-path":
       return `add-path ${c.families
         .map((f) => `${familyName(f.afi, f.safi)}:${f.send && f.receive ? "send/receive" : f.send ? "send" : "receive"}`)
@@ -292,26 +316,48 @@ export function describeCapability(c: Capability): string {
   }
 }
 
+/** Our graceful restart settings for one session's OPEN (RFC 4724, 8538, 9494). */
+export interface GracefulRestartOffer {
+  restartTime: number;
+  /** RFC 8538 N bit. */
+  notification: boolean;
+  /** R bit: we restarted and are still in restart recovery. */
+  restarting: boolean;
+  /** F bit of a family: its forwarding state was kept across our restart. */
+  forwarding: (afi: number, safi: number) => boolean;
+  /** RFC 9494 long-lived stale time; 0: no LLGR capability. */
+  longLivedStaleTime: number;
+}
+
 /**
  * The optional capabilities bgpctl announces on every session besides
  * multiprotocol, route refresh and 4-octet AS (which the session adds):
  * extended messages (RFC 8654), extended next hop for IPv4 unicast (RFC 8950:
- * IPv4 routes with IPv6 next hops, installed with RTA_VIA), and graceful
- * restart as a receiving speaker (RFC 4724 §3: restart time, no forwarding
- * state kept, F bits clear); GoBGP, for one, sends End-of-RIB only to speakers
- * announcing the latter.
+ * IPv4 routes with IPv6 next hops, installed with RTA_VIA), and, unless `gr`
+ * is null, graceful restart (RFC 4724 with the RFC 8538 N bit) and long-lived
+ * graceful restart (RFC 9494) when its stale time is set. GoBGP, for one,
+ * sends End-of-RIB only to speakers announcing graceful restart.
  */
-export function speakerCapabilities(families: { afi: number; safi: number }[], restartTime = 120): Capability[] {
+export function speakerCapabilities(families: { afi: number; safi: number }[], gr: GracefulRestartOffer | null): Capability[] {
   const v4 = families.filter((f) => f.afi === 1);
-  return [
+  const caps: Capability[] = [
     { type: "extended-message" },
     ...(v4.length ? [{ type: "extended-next-hop" as const, entries: v4.map((f) => ({ afi: f.afi, safi: f.safi, nextHopAfi: 2 })) }] : []),
-    {
-      type: "graceful-restart",
-      restarting: false,
-      notification: false,
-      restartTime,
-      families: families.map((f) => ({ afi: f.afi, safi: f.safi, forwardingPreserved: false })),
-    },
   ];
+  if (gr) {
+    caps.push({
+      type: "graceful-restart",
+      restarting: gr.restarting,
+      notification: gr.notification,
+      restartTime: gr.restartTime,
+      families: families.map((f) => ({ afi: f.afi, safi: f.safi, forwardingPreserved: gr.forwarding(f.afi, f.safi) })),
+    });
+    if (gr.longLivedStaleTime > 0) {
+      caps.push({
+        type: "long-lived-graceful-restart",
+        families: families.map((f) => ({ afi: f.afi, safi: f.safi, forwardingPreserved: gr.forwarding(f.afi, f.safi), staleTime: gr.longLivedStaleTime })),
+      });
+    }
+  }
+  return caps;
 }

@@ -196,8 +196,8 @@ export interface SessionConfig {
   /** DelayOpen time in seconds (off when absent or 0). */
   delayOpen?: number;
   families: Family[];
-  /** Extra capabilities (add-path, graceful-restart, role, extended-message...). */
-  capabilities?: Capability[];
+  /** Extra capabilities (add-path, graceful-restart, role, extended-message...); a function is asked again for every OPEN sent (graceful restart's R and F bits change). */
+  capabilities?: Capability[] | (() => Capability[]);
   clock?: Clock;
   /** IdleHold tuning (seconds); see FsmOptions. */
   idleHoldTime?: number;
@@ -261,6 +261,10 @@ export interface StopOptions {
   subcode?: number;
   /** RFC 9003 shutdown communication (for subcodes 2 and 4). */
   message?: string;
+  /** No NOTIFICATION: the TCP connection just closes (a graceful restart: the peer keeps our routes). */
+  quiet?: boolean;
+  /** With subcode Hard Reset (RFC 8538 §3): the Cease subcode it stands for, carried (with its data) in the data field. */
+  hardResetOf?: number;
 }
 
 interface Tcp {
@@ -360,7 +364,8 @@ export class Session extends TypedEmitter<SessionEvents> {
     for (const f of c.families) caps.push({ type: "multiprotocol", afi: f.afi, safi: f.safi });
     caps.push({ type: "route-refresh" }, { type: "enhanced-route-refresh" }, { type: "four-octet-as", asn: c.localAs });
     const fixed = new Set<Capability["type"]>(["route-refresh", "enhanced-route-refresh", "four-octet-as"]);
-    for (const x of c.capabilities ?? []) {
+    const extra = typeof c.capabilities === "function" ? c.capabilities() : (c.capabilities ?? []);
+    for (const x of extra) {
       if (fixed.has(x.type)) continue;
       if (x.type === "multiprotocol" && caps.some((y) => y.type === "multiprotocol" && y.afi === x.afi && y.safi === x.safi)) continue;
       caps.push(x);
@@ -474,10 +479,17 @@ export class Session extends TypedEmitter<SessionEvents> {
    * RFC 9003 shutdown communication) on every open connection and close them.
    * Resolves when the sockets are closed, or after `closeTimeout` at most.
    */
+  /** Close the session without a NOTIFICATION (as a lost connection) and connect again after the idle hold: BFD down for a graceful-restart peer. */
+  drop(reason: string): void {
+    this.fsm.drop(reason);
+  }
+
   async stop(opts: StopOptions = {}): Promise<void> {
     const subcode = opts.subcode ?? CEASE_SUB.ADMIN_SHUTDOWN;
-    const data = opts.message !== undefined && carriesShutdownMessage(ERR.CEASE, subcode) ? shutdownData(opts.message) : new Uint8Array(0);
-    this.fsm.stop({ subcode, data, reason: opts.message ? `stopped: ${opts.message}` : "stopped" });
+    const inner = opts.hardResetOf ?? subcode;
+    const own = opts.message !== undefined && carriesShutdownMessage(ERR.CEASE, inner) ? shutdownData(opts.message) : new Uint8Array(0);
+    const data = opts.hardResetOf !== undefined ? Uint8Array.of(opts.hardResetOf, ...own) : own;
+    this.fsm.stop({ subcode, data, reason: opts.message ? `stopped: ${opts.message}` : opts.quiet ? "stopped (graceful restart: no NOTIFICATION)" : "stopped", quiet: opts.quiet });
     // Called from inside an FSM callback the stop is queued; let it run first.
     await Promise.resolve();
     const pending = [...this.closingTcps].filter((t) => !t.closed);
@@ -627,6 +639,7 @@ export class Session extends TypedEmitter<SessionEvents> {
         this.log("debug", `closing ${t.dir} connection: ${reason}`);
         this.closeTcp(t);
       },
+      ...(typeof this.config.capabilities === "function" ? { localOpen: () => this.buildOpen() } : {}),
       sendOpen: (conn, open) => {
         const t = this.tcps.get(conn);
         if (t) this.write(t, encodeOpen(open), MsgType.OPEN);

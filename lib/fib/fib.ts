@@ -264,6 +264,8 @@ export class Fib {
   private readonly foreign = new PrefixMap<PrefixKey, number>();
   /** Prefixes of ours found in the start-up dump (for the start-up log line). */
   private keptAtStart = 0;
+  /** Our routes found in the kernel at start, per family (4, 6). */
+  private readonly keptByFamily = new Map<number, number>();
   /** Prefixes to reconcile, in order (a queue; `Entry.queued` marks membership). */
   private dirty: Entry[] = [];
   private dirtyHead = 0;
@@ -395,9 +397,10 @@ export class Fib {
 
   /**
    * Stop: unsubscribe, finish the batches in flight, then remove all our routes
-   * (unless `retainOnExit`). Changes received after stop() are ignored.
+   * (unless `retainOnExit`, or `retain`: a graceful restart of ours). Changes
+   * received after stop() are ignored.
    */
-  stop(): Promise<void> {
+  stop(opts: { retain?: boolean } = {}): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopped = true;
     this.stopping = (async () => {
@@ -415,7 +418,7 @@ export class Fib {
         if (e.ours) ops.push({ e, op: { op: "delete", route: e.ours } });
         for (const r of e.oursOther ?? []) ops.push({ e, op: { op: "delete", route: r } });
       });
-      if (this.options.retainOnExit || !this.started) {
+      if (this.options.retainOnExit || opts.retain || !this.started) {
         if (this.started) this.log("info", `fib: stopped, ${ops.length} routes retained in table ${this.options.table}`);
       } else {
         let removed = 0;
@@ -514,6 +517,11 @@ export class Fib {
   /** Every source is synced: remove our routes from before the start that are no longer desired. */
   allSourcesSynced(): void {
     this.completeStartup("all sources synced");
+  }
+
+  /** How many of our routes of a family (4 or 6) were in the kernel when the FIB started: forwarding kept across a restart. */
+  keptAtStartOf(family: number): number {
+    return this.keptByFamily.get(family) ?? 0;
   }
 
   /** Whether the start-up sync is complete (stale routes may be removed). */
@@ -1226,6 +1234,7 @@ export class Fib {
       if (initial && !this.synced && !e.retained) {
         e.retained = true;
         this.keptAtStart++;
+        this.keptByFamily.set(r.family, (this.keptByFamily.get(r.family) ?? 0) + 1);
       }
     } else if (r.metric === o.metric) {
       this.foreign.set(key, r.protocol);

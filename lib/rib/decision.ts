@@ -7,6 +7,7 @@
  * better):
  *
  *  0. `reachable`      a route whose next hop is unreachable never wins
+ *  0b. `llgr-stale`    a route with LLGR_STALE loses to any without (RFC 9494)
  *  1. `local-pref`     highest LOCAL_PREF (absent = 100)
  *  1b. `local-origin`  a locally originated route beats a learned one
  *  2. `as-path`        shortest AS_PATH (AS_SET counts 1, confederation segments 0)
@@ -30,7 +31,7 @@
  * compared (MED skipped between different ASes unless `alwaysCompareMed`).
  * The result does not depend on the order of the input.
  */
-import { asPathLength } from "../bgp/attributes.ts";
+import { LLGR_STALE, asPathLength } from "../bgp/attributes.ts";
 import { SEG } from "../bgp/types.ts";
 import type { Route } from "./types.ts";
 
@@ -52,6 +53,7 @@ export type DecisionStep = (a: Route, b: Route, opts: DecisionOptions) => number
 /** Names of the steps, as reported in `compareRoutes().step` and `selectBest().reason`. */
 export const STEP = {
   REACHABLE: "reachable",
+  LLGR_STALE: "llgr-stale",
   LOCAL_PREF: "local-pref",
   LOCAL_ORIGIN: "local-origin",
   AS_PATH: "as-path",
@@ -157,6 +159,18 @@ export function cmpReachable(a: Route, b: Route): number {
   return a.reachable === b.reachable ? 0 : a.reachable ? -1 : 1;
 }
 
+/** Whether a route carries LLGR_STALE (RFC 9494): kept only until better ones exist. */
+function llgrStale(r: Route): boolean {
+  const c = r.attrs.communities;
+  return c.length !== 0 && c.includes(LLGR_STALE);
+}
+
+/** Step 0b: a route without LLGR_STALE beats one with it (RFC 9494 §4.3: least preferred). */
+export function cmpLlgrStale(a: Route, b: Route): number {
+  const x = llgrStale(a);
+  return x === llgrStale(b) ? 0 : x ? 1 : -1;
+}
+
 /** Step 1: highest LOCAL_PREF. */
 export function cmpLocalPref(a: Route, b: Route): number {
   return localPrefOf(b) - localPrefOf(a);
@@ -234,6 +248,7 @@ export function cmpSource(a: Route, b: Route): number {
 /** The steps in order. */
 export const DECISION_STEPS: readonly { readonly name: string; readonly compare: DecisionStep }[] = [
   { name: STEP.REACHABLE, compare: cmpReachable },
+  { name: STEP.LLGR_STALE, compare: cmpLlgrStale },
   { name: STEP.LOCAL_PREF, compare: cmpLocalPref },
   { name: STEP.LOCAL_ORIGIN, compare: cmpLocalOrigin },
   { name: STEP.AS_PATH, compare: cmpAsPath },
@@ -350,6 +365,7 @@ function pickBest(routes: readonly Route[], opts: DecisionOptions, skip: Route |
 export function multipathEqual(best: Route, r: Route, opts: DecisionOptions): boolean {
   return (
     r.reachable &&
+    llgrStale(r) === llgrStale(best) &&
     localPrefOf(r) === localPrefOf(best) &&
     r.source.local === best.source.local &&
     pathLengthOf(r) === pathLengthOf(best) &&

@@ -609,6 +609,15 @@ export class LocRib {
     return slot instanceof Entry ? slot : new SingleView(slot, this.mpOn);
   }
 
+  /** The candidate route of a source for a prefix and path id, or null. */
+  candidate(sourceId: string, key: PrefixKey, pathId = 0): Route | null {
+    const slot = this.mapOf(key).get(key);
+    if (slot === undefined) return null;
+    if (!(slot instanceof Entry)) return slot.source.id === sourceId && slot.pathId === pathId ? slot : null;
+    for (const r of slot.routes) if (r.source.id === sourceId && r.pathId === pathId) return r;
+    return null;
+  }
+
   /** The best route of a prefix, or null. */
   best(key: PrefixKey): Route | null {
     const slot = this.mapOf(key).get(key);

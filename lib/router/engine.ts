@@ -29,6 +29,7 @@ import { RtNetlink } from "../../ffi/rtnetlink.ts";
 import { Neighbor, type NeighborHost } from "./neighbor.ts";
 import { routeEntry } from "./view.ts";
 import { LocalRoutes, type Owner } from "./local-routes.ts";
+import { RestartState } from "./gr-restart.ts";
 
 export type { Owner } from "./local-routes.ts";
 
@@ -60,6 +61,8 @@ export class RouteEngine implements NeighborHost {
   private readonly monitors = new Set<Monitor>();
   private readonly openKernel: (opts: { groups: boolean }) => Promise<Kernel>;
   private fibState: { kernel: Kernel; fib: Fib; unsubscribe: () => void } | null = null;
+  /** Graceful restart, restarting speaker: set up by start(). */
+  private restart: RestartState | null = null;
   /** Next-hop tracking (lib/rib/nexthop.ts); `kernel` is set when it opened its own (no FIB). */
   private nhState: { tracker: NextHopTracker; kernel: Kernel | null } | null = null;
 
@@ -105,6 +108,10 @@ export class RouteEngine implements NeighborHost {
   /** Start the FIB (when enabled) first, then listen, originate the configured routes and start every neighbour. */
   async start(): Promise<void> {
     this.loopLag.start();
+    this.restart = new RestartState(RestartState.markerFor(this.config.controlSocket), this.config.peers, this.log);
+    this.restart.whenDone(() => {
+      for (const n of this.peers.values()) n.startOutput();
+    });
     if (this.config.kernel.enabled) await this.startFib();
     await this.startNextHops(); // next-hop tracking: before any route enters the Loc-RIB
     try {
@@ -120,13 +127,27 @@ export class RouteEngine implements NeighborHost {
     this.log.info(`bgpctl running: AS ${this.config.asn}, router id ${this.config.routerId}, ${this.config.peers.length} peers`);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stop. `graceful` (SIGTERM): a graceful restart of ours — sessions with
+   * peers that announced graceful restart close without a NOTIFICATION (they
+   * keep our routes for our restart time), the others with a Cease, and our
+   * kernel routes stay for the next start to take over. Otherwise (`bgpctl
+   * shutdown`) every session ends with a Cease (Hard Reset under RFC 8538)
+   * and the kernel routes go unless `retainOnExit`.
+   */
+  async stop(opts: { graceful?: boolean } = {}): Promise<void> {
+    const graceful = opts.graceful === true;
     this.loopLag.stop();
     await this.stopNextHops();
     // The FIB first: closing the sessions withdraws their routes, which must not
-    // reach the kernel when `retainOnExit` keeps them for a graceful restart.
-    await this.stopFib();
-    await Promise.all([...this.peers.values()].map((n) => n.stop(CEASE_SUB.ADMIN_SHUTDOWN, "bgpctl shutting down")));
+    // reach the kernel when they are kept for a restart.
+    const gracefulPeers = [...this.peers.values()].filter((n) => graceful && n.config.gracefulRestart.enabled && n.session.negotiated?.peerGracefulRestart);
+    await this.stopFib(graceful);
+    await Promise.all(
+      [...this.peers.values()].map((n) => (gracefulPeers.includes(n) ? n.stop(CEASE_SUB.ADMIN_SHUTDOWN, undefined, true) : n.stop(CEASE_SUB.ADMIN_SHUTDOWN, "bgpctl shutting down"))),
+    );
+    if (graceful) this.log.info(`graceful restart: stopped; ${gracefulPeers.length} peer${gracefulPeers.length === 1 ? "" : "s"} keep our routes for our restart time; kernel routes kept`);
+    this.restart?.close(graceful);
     await this.listener.close();
   }
 
@@ -157,7 +178,8 @@ export class RouteEngine implements NeighborHost {
         families: k.families.map((f) => (f === "ipv6" ? 6 : 4)),
         exclude: k.exclude,
         retainOnExit: k.retainOnExit,
-        startupDeadlineMs: k.startupDeadline * 1000,
+        // After a restart of ours the kernel routes stay at least as long as selection is deferred.
+        startupDeadlineMs: Math.max(k.startupDeadline, this.restart?.deferralSeconds ?? 0) * 1000,
       },
       (level, msg) => this.log.at(level, `kernel: ${msg}`),
       this.clock,
@@ -175,12 +197,12 @@ export class RouteEngine implements NeighborHost {
     this.log.info(`kernel routes: table ${k.table}, protocol ${k.protocol}, metric ${k.metric}${k.ecmp ? ", ECMP" : ""}`);
   }
 
-  private async stopFib(): Promise<void> {
+  private async stopFib(retain = false): Promise<void> {
     const s = this.fibState;
     if (!s) return;
     this.fibState = null;
     s.unsubscribe();
-    await s.fib.stop();
+    await s.fib.stop({ retain });
     s.kernel.close();
   }
 
@@ -253,7 +275,26 @@ export class RouteEngine implements NeighborHost {
   *bestRoutes(): Iterable<Route> {
     for (const r of this.locRib.bests()) yield r;
   }
+  candidate(sourceId: string, key: Route["key"], pathId: number): Route | null {
+    return this.locRib.candidate(sourceId, key, pathId);
+  }
+  get restarting(): boolean {
+    return this.restart?.deferring ?? false;
+  }
+  get deferring(): boolean {
+    return this.restart?.deferring ?? false;
+  }
+  forwardingKept(afi: number): boolean {
+    const k = this.config.kernel;
+    const fam = afi === 2 ? "ipv6" : "ipv4";
+    const fib = this.fibState?.fib;
+    // Not programming this family: forwarding does not depend on us. Once the start-up sync is
+    // done the kernel holds what we keep up to date; before it, only what was there at start.
+    if (!k.enabled || !k.families.includes(fam) || !fib || fib.isSynced) return true;
+    return fib.keptAtStartOf(afi === 2 ? 6 : 4) > 0;
+  }
   peerSynced(n: Neighbor): void {
+    this.restart?.settle(n.config.address);
     const fib = this.fibState?.fib;
     if (!fib) return;
     // Next-hop tracking: the peer's routes count once their next hops' first lookups are in.
@@ -262,6 +303,8 @@ export class RouteEngine implements NeighborHost {
     else fib.endOfRib(n.source.id);
   }
   stateChanged(n: Neighbor, from: NeighborInfo["state"], to: NeighborInfo["state"], reason: string): void {
+    const neg = n.session.negotiated;
+    if (to === "Established" && neg) this.restart?.established(n.config.address, neg);
     if (from === "Established" || to === "Established") this.log.info(`${n.name}: ${from} -> ${to}${reason ? ` (${reason})` : ""}`);
     if (this.monitors.size) this.emit({ type: "state", time: now(), peer: n.config.address, from, to, reason });
   }
@@ -310,8 +353,11 @@ export class RouteEngine implements NeighborHost {
   async detach(n: Neighbor, subcode: number, message?: string): Promise<void> {
     if (this.peers.get(n.config.address) === n) this.peers.delete(n.config.address);
     this.listener.remove(n.session);
-    // Stopping ends its session, and with it its routes (sourceDown, in slices).
+    this.restart?.settle(n.config.address, "removed");
+    // Stopping ends its session, and with it its routes (sourceDown, in slices); routes kept
+    // stale for a restart of the peer go too.
     await n.stop(subcode, message);
+    n.dropStale();
   }
 
   /** The neighbour at `address` (any spelling of the address), or undefined. */

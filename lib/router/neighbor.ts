@@ -18,11 +18,17 @@
  * when the initial table's job is done and everything queued has been sent.
  * Soft reconfiguration inbound (reimport) is a sliced walk too.
  *
+ * Graceful restart: as the receiving speaker, a restarting peer's routes are
+ * kept stale (lib/router/gr-helper.ts); as the restarting speaker, our OPEN
+ * carries the R and F bits the route engine says, and the initial table goes
+ * out only once the engine's selection deferral ends (`startOutput`).
+ *
  * Next step (not done): encode once per group of peers sharing an outbound
  * policy (an update group), instead of once per peer.
  */
 import { type PathAttributes } from "../bgp/attributes.ts";
 import { describeCapability, speakerCapabilities } from "../bgp/open.ts";
+import { GrHelper } from "./gr-helper.ts";
 import { type Negotiated, describeFamilies } from "../bgp/negotiate.ts";
 import { describeNotification, type NotificationMessage } from "../bgp/notification.ts";
 import { siblingAddress } from "../bgp/local-address.ts";
@@ -75,6 +81,14 @@ export interface NeighborHost {
   stateChanged(n: Neighbor, from: SessionState, to: SessionState, reason: string): void;
   /** The neighbour sent End-of-RIB for every negotiated family (initial table complete). */
   peerSynced(n: Neighbor): void;
+  /** The Loc-RIB's route of a source for (key, path id), if any. */
+  candidate(sourceId: string, key: Route["key"], pathId: number): Route | null;
+  /** We restarted and are in restart recovery: the R bit of our OPENs (RFC 4724 §3). */
+  readonly restarting: boolean;
+  /** Best-path selection is deferred after our restart: initial tables wait (RFC 4724 §4.1). */
+  readonly deferring: boolean;
+  /** The F bit of a family in our OPENs: its forwarding state was kept. */
+  forwardingKept(afi: number): boolean;
   routeEvent(n: Neighbor, kind: "announce" | "withdraw", key: Route["key"], route: Route | null): void;
   /** While set, sees every message and state change of every session (mrtDump: lib/router/mrt-dump.ts sets it). */
   wire?: WireTap | null;
@@ -109,6 +123,14 @@ export class Neighbor {
   private eorDue = false;
   /** Enhanced route refresh: EoRR markers (afi, safi) to send once the re-sent routes are out. */
   private eorrDue: [number, number][] = [];
+  /** What was negotiated on the current (or last) Established session. */
+  private lastNegotiated: Negotiated | null = null;
+  /** The NOTIFICATION sent or received on the current session's way down, if any. */
+  private lastNotification: NotificationMessage | null = null;
+  /** Graceful restart, receiving speaker: the routes of a restarting peer, kept stale. */
+  readonly grHelper: GrHelper;
+  /** Established while our selection deferral runs: the initial table waits for startOutput(). */
+  private outputHeld = false;
 
   constructor(
     public config: PeerConfig,
@@ -145,12 +167,43 @@ export class Neighbor {
       multihop: config.multihop,
       ...(config.ttlSecurity !== undefined ? { ttlSecurity: config.ttlSecurity } : {}),
       families: familiesOf(config.families),
-      capabilities: [
-        ...speakerCapabilities(familiesOf(config.families)),
-        ...(config.addPath
-          ? [{ type: "add-path" as const, families: familiesOf(config.families).map((f) => ({ ...f, send: config.addPath!.send, receive: config.addPath!.receive })) }]
-          : []),
-      ],
+      // Asked again for every OPEN: the R and F bits follow the engine's restart state.
+      capabilities: () => {
+        const gr = config.gracefulRestart;
+        return [
+          ...speakerCapabilities(
+            familiesOf(config.families),
+            gr.enabled
+              ? {
+                  restartTime: gr.restartTime,
+                  notification: gr.notification,
+                  restarting: host.restarting,
+                  forwarding: (afi) => host.forwardingKept(afi),
+                  longLivedStaleTime: gr.longLivedStaleTime,
+                }
+              : null,
+          ),
+          ...(config.addPath
+            ? [{ type: "add-path" as const, families: familiesOf(config.families).map((f) => ({ ...f, send: config.addPath!.send, receive: config.addPath!.receive })) }]
+            : []),
+        ];
+      },
+    });
+    const self = this;
+    this.grHelper = new GrHelper({
+      get name() {
+        return self.name;
+      },
+      get adjIn() {
+        return self.adjIn;
+      },
+      get source() {
+        return self.source;
+      },
+      log: (level, msg) => host.log.at(level, msg),
+      candidate: (key, pathId) => host.candidate(self.source.id, key, pathId),
+      importRoute: (key, pathId, route) => host.importRoute(self.source, key, pathId, route),
+      withdrawn: (key) => host.routeEvent(self, "withdraw", key, null),
     });
     const s = this.session;
     s.on("state", (e) => {
@@ -164,10 +217,14 @@ export class Neighbor {
       if (this.pumping) slicer.wake(this.pump);
     });
     s.on("notificationReceived", (n: NotificationMessage) => {
+      this.lastNotification = n;
       // Logged once: an Established session's state-change line names the NOTIFICATION as its cause.
       if (!this.established) host.log.warn(`${this.name}: received NOTIFICATION ${describeNotification(n)}`);
     });
-    s.on("notificationSent", (n: NotificationMessage) => host.log.info(`${this.name}: sent NOTIFICATION ${describeNotification(n)}`));
+    s.on("notificationSent", (n: NotificationMessage) => {
+      this.lastNotification = n;
+      host.log.info(`${this.name}: sent NOTIFICATION ${describeNotification(n)}`);
+    });
     s.on("log", (l) => {
       if (l.level !== "debug") host.log.at(l.level, l.msg);
     });
@@ -192,9 +249,26 @@ export class Neighbor {
     if (!this.adminDown) this.session.start();
   }
 
-  async stop(subcode: number = CEASE_SUB.ADMIN_SHUTDOWN, message?: string): Promise<void> {
+  /**
+   * Stop the session with a Cease. When the N bit was negotiated (RFC 8538)
+   * a Cease would be taken as a restart, so the peer would keep our routes:
+   * it goes as Hard Reset instead, which makes it drop them. `graceful`: no
+   * NOTIFICATION at all, the TCP connection just closes — a graceful restart
+   * of ours, the peer keeps our routes for our restart time.
+   */
+  async stop(subcode: number = CEASE_SUB.ADMIN_SHUTDOWN, message?: string, graceful = false): Promise<void> {
     this.clearTimers();
-    await this.session.stop({ subcode, message });
+    if (graceful) return this.session.stop({ quiet: true });
+    const hard = this.session.negotiated?.gracefulNotification === true && subcode !== CEASE_SUB.HARD_RESET;
+    await this.session.stop({ subcode: hard ? CEASE_SUB.HARD_RESET : subcode, message, hardResetOf: hard ? subcode : undefined });
+  }
+
+  /** BFD saw the path fail (lib/router/bfd-glue.ts): down at once, then reconnect — Cease/BFD Down, or with `graceful` no NOTIFICATION (a restart for graceful restart). */
+  bfdDown(graceful: boolean): void {
+    if (graceful) return this.session.drop("BFD down");
+    void this.stop(CEASE_SUB.BFD_DOWN, "BFD down").then(() => {
+      if (!this.adminDown) this.session.start();
+    });
   }
 
   private clearTimers(): void {
@@ -222,19 +296,39 @@ export class Neighbor {
       if (this.flushTimer) clearTimeout(this.flushTimer);
       this.flushTimer = null;
       this.adjOut = null;
-      // The ended session's routes leave the Loc-RIB in slices (a full table is seconds of work);
-      // a new session starts with a new Adj-RIB-In and source and may already send meanwhile.
-      const old = this.adjIn;
-      const oldSource = this.source;
-      this.adjIn = new AdjRibIn();
-      this.source = { ...oldSource };
-      this.host.sourceDown(oldSource, old.routes());
+      this.outputHeld = false;
+      const n = this.lastNegotiated;
+      const kept = n !== null && this.config.gracefulRestart.enabled && this.grHelper.sessionDown(n, { notification: this.lastNotification });
+      if (!kept) {
+        // The ended session's routes leave the Loc-RIB in slices (a full table is seconds of work);
+        // a new session starts with a new Adj-RIB-In and source and may already send meanwhile.
+        const old = this.adjIn;
+        const oldSource = this.source;
+        this.adjIn = new AdjRibIn();
+        this.source = { ...oldSource };
+        this.host.sourceDown(oldSource, old.routes());
+      }
+      this.lastNotification = null;
     }
     this.host.stateChanged(this, from, to, reason);
   }
 
+  /** Remove the routes kept stale for a restarting peer now (the peer is removed, or shut down). */
+  dropStale(): void {
+    if (!this.grHelper.active) return;
+    this.grHelper.clear();
+    const old = this.adjIn;
+    const oldSource = this.source;
+    this.adjIn = new AdjRibIn();
+    this.source = { ...oldSource };
+    this.host.sourceDown(oldSource, old.routes());
+  }
+
   private onEstablished(n: Negotiated): void {
     this.source.routerId = u32ip(n.peerRouterId);
+    this.lastNegotiated = n;
+    this.lastNotification = null;
+    this.grHelper.sessionUp(n, this.config.gracefulRestart.selectionDeferral);
     this.eor.clear();
     this.firstAsFailures = 0;
     this.maxPrefixTripped = false;
@@ -253,6 +347,19 @@ export class Neighbor {
       origin: (key) => this.host.bestRoute(key),
     });
     this.host.log.info(`${this.name}: established, families ${describeFamilies(n.families)}`);
+    if (this.host.deferring) {
+      // After our restart: the initial table waits for the end of selection deferral.
+      this.outputHeld = true;
+      return;
+    }
+    this.eorDue = true;
+    this.addJob(this.exportAll(this.adjOut));
+  }
+
+  /** The route engine's selection deferral ended: send the initial table held back, then End-of-RIB. */
+  startOutput(): void {
+    if (!this.outputHeld || !this.adjOut) return;
+    this.outputHeld = false;
     this.eorDue = true;
     this.addJob(this.exportAll(this.adjOut));
   }
@@ -330,6 +437,7 @@ export class Neighbor {
       const n = this.session.negotiated;
       const had = n ? n.families.every((f) => this.eor.has(`${f.afi}/${f.safi}`)) : false;
       this.eor.add(`${u.endOfRib.afi}/${u.endOfRib.safi}`);
+      if (u.endOfRib.safi === SAFI.UNICAST) this.grHelper.endOfRib(u.endOfRib.afi as 1 | 2);
       if (n && !had && n.families.every((f) => this.eor.has(`${f.afi}/${f.safi}`))) this.host.peerSynced(this);
     }
   }
@@ -471,7 +579,7 @@ export class Neighbor {
 
   /** A Loc-RIB best route changed: queue the export; the pump sends it after MRAI (or at once, or with the output in progress). */
   exportChange(route: Route | null, key: Route["key"]): void {
-    if (!this.adjOut) return;
+    if (!this.adjOut || this.outputHeld) return;
     const r = this.adjOut.exportRoute(route, key);
     if (r.change === "none" || this.flushTimer || this.pumping) return;
     const mrai = this.host.config.mrai * 1000;
@@ -539,8 +647,19 @@ export class Neighbor {
       adminDown: this.adminDown,
       routeReflectorClient: this.config.routeReflectorClient,
       ttl: this.session.ttl.text,
+      gracefulRestart: this.grInfo(n),
+    };
+  }
+
+  private grInfo(n: Negotiated | null): NeighborInfo["gracefulRestart"] {
+    const stale = this.grHelper.status();
+    const peer = (n ?? this.lastNegotiated)?.peerGracefulRestart;
+    return {
+      enabled: this.config.gracefulRestart.enabled,
+      peerRestartTime: peer?.restartTime ?? null,
+      notification: (n ?? this.lastNegotiated)?.gracefulNotification ?? false,
+      longLived: ((n ?? this.lastNegotiated)?.peerLongLivedGracefulRestart?.length ?? 0) > 0,
+      stale,
     };
   }
 }
-
-

@@ -75,7 +75,7 @@ export class StandaloneSpeaker {
       passive: opts.passive,
       password: opts.password,
       families: opts.families,
-      capabilities: speakerCapabilities(opts.families),
+      capabilities: speakerCapabilities(opts.families, { restartTime: 120, notification: false, restarting: false, forwarding: () => false, longLivedStaleTime: 0 }),
     });
     const s = this.session;
     s.on("state", (e: { from: string; to: string; reason?: string }) => this.emit({ event: "state", from: e.from, to: e.to, reason: e.reason ?? "" }));

@@ -76,6 +76,8 @@ function neg(o: Partial<Negotiated> = {}): Negotiated {
     addPath: new Map(),
     extendedNextHop: [],
     peerGracefulRestart: null,
+    gracefulNotification: false,
+    peerLongLivedGracefulRestart: null,
     localRole: null,
     peerRole: null,
     peerCapabilities: [],

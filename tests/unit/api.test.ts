@@ -227,6 +227,10 @@ class FakeRouter implements RouterApi {
     if (this.reloadError) throw new RouterError("invalid", this.reloadError);
     return { changes: ["neighbor 192.0.2.7 added", "neighbor 192.0.2.2: hold time 90 -> 30"] };
   }
+  shutdown() {
+    this.rec("shutdown");
+    return { ok: true as const };
+  }
   monitor(fn: (e: MonitorEvent) => void, neighbor?: string) {
     this.rec("monitor", neighbor);
     const l = neighbor === undefined ? { fn } : { fn, neighbor };
@@ -992,6 +996,16 @@ describe("cli", () => {
       expect(await ctl("reload")).toEqual({ code: 0, stdout: "neighbor 192.0.2.7 added\nneighbor 192.0.2.2: hold time 90 -> 30\n", stderr: "" });
       fake.reloadError = "config.yaml: neighbors[0].remoteAs: required";
       expect(await ctl("reload", "-j")).toEqual({ code: 1, stdout: "", stderr: "bgpctl: config.yaml: neighbors[0].remoteAs: required\n" });
+    },
+    30_000,
+  );
+
+  test(
+    "shutdown",
+    async () => {
+      fake.calls.length = 0;
+      expect(await ctl("shutdown")).toEqual({ code: 0, stdout: "shutting down\n", stderr: "" });
+      expect(fake.calls).toEqual([{ method: "shutdown", args: [] }]);
     },
     30_000,
   );
