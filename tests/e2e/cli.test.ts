@@ -183,11 +183,12 @@ describe("show rib and advertise: one usage line and one flag group per form", (
     expect(usage).toEqual([
       "Usage: bgpctl show rib [PREFIX [longer|shorter]] [--neighbor ADDR [--in|--out]] [--community C] [--as N] [--best] [--family ipv4|ipv6] [-s SOCKET]",
       "       bgpctl show rib summary [-s SOCKET]",
+      "       bgpctl show rib --mrt FILE [--family ipv4|ipv6] [-s SOCKET]",
       "       bgpctl show rib --peer ADDR --remote-as N --local-as N [--router-id ID] [--port P] [--local-address A] [--passive] [--family ipv4,ipv6] [--timeout S]",
     ]);
     const daemon = section(h, "Daemon form (asks bgpctl run over its control socket):");
     const oneShot = section(h, "One-shot form (no daemon: a session of its own to --peer):");
-    for (const f of ["--neighbor", "--in", "--out", "--community", "--as", "--best", "--socket"]) expect(daemon).toContain(f);
+    for (const f of ["--neighbor", "--in", "--out", "--community", "--as", "--best", "--mrt", "--socket"]) expect(daemon).toContain(f);
     for (const f of ["--peer", "--remote-as", "--local-as", "--router-id", "--port", "--passive", "--hold-time", "--timeout"]) expect(oneShot).toContain(f);
     expect(daemon).not.toContain("--remote-as");
     expect(oneShot).not.toContain("--neighbor");
