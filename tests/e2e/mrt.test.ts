@@ -89,7 +89,14 @@ function bgpdump(file: string): string[][] {
 function ensureBgpdump(): void {
   if (Bun.which("bgpdump")) return;
   if (process.getuid?.() !== 0) throw new Error("bgpdump is not installed and this test is not running as root to install it: apt-get install bgpdump");
-  const r = Bun.spawnSync(["apt-get", "install", "-y", "bgpdump"], { stdout: "pipe", stderr: "pipe", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const install = () => Bun.spawnSync(["apt-get", "install", "-y", "bgpdump"], { stdout: "pipe", stderr: "pipe", env, timeout: 300_000 });
+  let r = install();
+  if (r.exitCode !== 0) {
+    // Package lists may be missing or stale: refresh them once.
+    Bun.spawnSync(["apt-get", "update"], { stdout: "pipe", stderr: "pipe", env, timeout: 300_000 });
+    r = install();
+  }
   if (r.exitCode !== 0 || !Bun.which("bgpdump")) throw new Error(`cannot install bgpdump (apt-get install -y bgpdump: exit ${r.exitCode}): ${r.stderr.toString().slice(-500)}`);
 }
 
@@ -123,7 +130,7 @@ beforeAll(async () => {
     procs.push(Bun.spawn([BIN, "run", "--config", join(dir, `${n}.yaml`)], { stdout: "ignore", stderr: Bun.file(join(dir, `${n}.log`)) }));
   }
   await waitFor(() => established(sockA) && established(sockB) && ribA().length === 4, { timeoutMs: 15_000, what: "the session up and A holding 4 prefixes", intervalMs: 100, retryErrors: true });
-}, 40_000);
+}, 660_000);
 
 afterAll(async () => {
   for (const p of procs) p.kill("SIGTERM");
