@@ -14,6 +14,7 @@ import { writeLine, flush } from "../lib/cli/output.ts";
 import { addSessionFlags, sessionOptions } from "../lib/cli/session-flags.ts";
 import { formatRibTable } from "../lib/standalone/format.ts";
 import { collectRib } from "../lib/standalone/looking-glass.ts";
+import { formatBfd } from "../lib/api/format.ts";
 import { type CtlFlags, ONESHOT_SESSION_KEYS, SHOW_RIB_DAEMON_KEYS, type ShowRibFlags, addCtlFlags, ctlClient, showFib, showInterfaces, showK8s, showNeighbors, showRib, showSummary } from "./ctl.ts";
 
 /** `show rib` asking the daemon, and `show rib --peer`: the one-shot looking glass, no daemon. */
@@ -78,6 +79,15 @@ export function registerShow(program: Command): void {
       .argument("[prefix]", "only this prefix")
       .description("the routes bgpctl programs into the kernel, with their sync state (installed, pending, failed + reason, conflict, excluded)"),
   ).action((prefix: string | undefined, flags: CtlFlags) => showFib(prefix, flags));
+
+  addCtlFlags(
+    show.command("bfd").description("BFD sessions: peer, addresses, state, remote state, diagnostic, negotiated intervals, detection time, since, BGP state, last down reason"),
+  ).action(async (flags: CtlFlags) => {
+    const list = await ctlClient(flags).bfd();
+    if (flags.json) writeLine(JSON.stringify(list));
+    else process.stdout.write(formatBfd(list));
+    flush();
+  });
 
   addCtlFlags(
     show

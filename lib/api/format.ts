@@ -6,7 +6,7 @@
  * `show rib` is printed as it streams in (RibTextWriter): the column widths
  * come from the first rows, so a table of any size needs no buffering.
  */
-import type { FibEntry, InterfacesInfo, MonitorEvent, NeighborInfo, RibEntry, RibSummary, RouterSummary } from "./types.ts";
+import type { BfdInfo, FibEntry, InterfacesInfo, MonitorEvent, NeighborInfo, RibEntry, RibSummary, RouterSummary } from "./types.ts";
 
 type Align = "l" | "r";
 
@@ -94,10 +94,35 @@ function neighborBlock(n: NeighborInfo): string {
     lines.push("  Negotiated capabilities:");
     for (const c of n.capabilities) lines.push(`    ${c}`);
   } else lines.push("  Negotiated capabilities: none");
+  if (n.bfd) lines.push(`  BFD state = ${n.bfd}`);
   lines.push(`  Messages: ${n.messages.received} received, ${n.messages.sent} sent, ${n.outQueue} queued`);
   lines.push(`  Prefixes: ${n.received} received, ${n.accepted} accepted, ${n.advertised} advertised`);
   lines.push(`  Last error: ${n.lastError ?? "none"}`);
   return lines.join("\n") + "\n";
+}
+
+/** `show bfd`: one row per session (negotiated intervals in ms), then the last down reason of those that have one. */
+export function formatBfd(list: BfdInfo[]): string {
+  if (!list.length) return "no BFD sessions\n";
+  const rows = list.map((s) => [
+    s.peer,
+    s.local ?? "-",
+    s.multihop ? "multihop" : "single hop",
+    s.state,
+    s.remoteState,
+    s.diag,
+    String(s.txInterval),
+    String(s.rxInterval),
+    s.detectionTime ? String(s.detectionTime) : "-",
+    formatDuration(s.uptimeSeconds),
+    s.bgpState,
+  ]);
+  const out = table(["Peer", "Local", "Kind", "State", "Remote", "Diag", "Tx ms", "Rx ms", "Detect ms", "Since", "BGP"], rows, ["l", "l", "l", "l", "l", "l", "r", "r", "r", "l", "l"]);
+  const notes = list.flatMap((s) => [
+    ...(s.lastDown ? [`${s.peer}: last down ${s.lastDown}`] : []),
+    ...(s.error ? [`${s.peer}: ${s.error}`] : []),
+  ]);
+  return out + (notes.length ? "\n" + notes.join("\n") + "\n" : "");
 }
 
 export function formatNeighbors(list: NeighborInfo[]): string {

@@ -9,6 +9,7 @@ import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { CEASE_SUB } from "../bgp/types.ts";
 import type {
   AdvertiseRequest,
+  BfdInfo,
   FibEntry,
   InterfacesInfo,
   MonitorEvent,
@@ -34,6 +35,7 @@ import { type EngineOptions, RouteEngine } from "./engine.ts";
 import { conflict, invalid, notFound } from "./errors.ts";
 import type { Neighbor } from "./neighbor.ts";
 import { applyMrtDump, tableDumpRecords } from "./mrt-dump.ts";
+import { BfdGlue } from "./bfd-glue.ts";
 import { Reconfigurer } from "./reconfigure.ts";
 import { routeEntry } from "./view.ts";
 
@@ -52,6 +54,8 @@ export class Router implements RouterApi {
   /** Present under watch-k8s (RouterApi.k8s). */
   readonly k8s?: () => K8sStatus;
   private readonly loadHook?: RouterOptions["load"];
+  /** BFD sessions of the neighbours with bfd.enabled (kept in line by sync() after every change of what runs). */
+  readonly bfd: BfdGlue;
 
   constructor(
     config: RouterConfig,
@@ -63,6 +67,7 @@ export class Router implements RouterApi {
     this.loadHook = opts.load;
     this.engine = new RouteEngine(config, { log: log ?? new Log(config.log.level, config.log.format), clock: opts.clock, openKernel: opts.openKernel });
     this.reconf = new Reconfigurer(this.engine);
+    this.bfd = new BfdGlue(this.engine);
   }
 
   get log(): Log {
@@ -84,6 +89,7 @@ export class Router implements RouterApi {
     await applyMrtDump(this.engine, this.engine.config.mrtDump);
     try {
       await this.engine.start();
+      this.bfd.sync();
     } catch (e) {
       await applyMrtDump(this.engine, undefined);
       throw e;
@@ -92,6 +98,7 @@ export class Router implements RouterApi {
 
   /** Stop the engine, then the recording (the sessions' last messages are in the dump). */
   async stop(): Promise<void> {
+    this.bfd.stop();
     try {
       await this.engine.stop();
     } finally {
@@ -116,8 +123,12 @@ export class Router implements RouterApi {
   }
 
   neighbors(address?: string): NeighborInfo[] {
-    if (address) return [this.neighbor(address).info()];
-    return [...this.engine.peers.values()].map((n) => n.info());
+    const withBfd = (n: Neighbor): NeighborInfo => {
+      const bfd = this.bfd.state(n.config.address);
+      return bfd === null ? n.info() : { ...n.info(), bfd };
+    };
+    if (address) return [withBfd(this.neighbor(address))];
+    return [...this.engine.peers.values()].map(withBfd);
   }
 
   /**
@@ -293,22 +304,25 @@ export class Router implements RouterApi {
       throw e;
     }
     await this.reconf.addPeer(p);
+    this.bfd.sync();
   }
 
   peerDelete(address: string): Promise<void> {
-    return this.reconf.deletePeer(address);
+    return this.reconf.deletePeer(address).finally(() => this.bfd.sync());
   }
 
   peerUp(address: string): void {
     const n = this.neighbor(address);
     n.adminDown = false;
     n.session.start();
+    this.bfd.sync();
   }
 
   peerDown(address: string, message?: string): void {
     const n = this.neighbor(address);
     n.adminDown = true;
     void n.stop(CEASE_SUB.ADMIN_SHUTDOWN, message);
+    this.bfd.sync();
   }
 
   peerReset(address: string, soft?: "in" | "out"): void {
@@ -336,16 +350,21 @@ export class Router implements RouterApi {
       invalid((e as Error).message);
     }
     try {
-      return { changes: await this.reconf.apply(next) };
+      return { changes: await this.reconf.apply(next).finally(() => this.bfd.sync()) };
     } catch (e) {
       this.log.error(`reload rejected, the running configuration stays in force: ${(e as Error).message}`);
       throw e;
     }
   }
 
+  /** `show bfd`: every BFD session with its BGP neighbour's state. */
+  bfdSessions(): BfdInfo[] {
+    return this.bfd.info();
+  }
+
   /** Apply a configuration (a reload, or the Kubernetes controller's derived one) as a change of what runs. */
   apply(next: RouterConfig, what = "configuration reloaded"): Promise<string[]> {
-    return this.reconf.apply(next, what);
+    return this.reconf.apply(next, what).finally(() => this.bfd.sync());
   }
 }
 

@@ -327,7 +327,7 @@ describe("BFD manager", () => {
     const seen: string[] = [];
     m.add("192.0.2.2", { peer: "192.0.2.2", local: null, multihop: false, minTx: 300, minRx: 300, multiplier: 3 }, (c) => seen.push(`2:${c.to}`));
     m.add("2001:db8::3", { peer: "2001:db8::3", local: "2001:db8::1", multihop: true, minTx: 300, minRx: 300, multiplier: 3 }, (c) => seen.push(`3:${c.to}`));
-    await waitFor(() => t.sent.length >= 2, { timeoutMs: 1000 });
+    await waitFor(() => t.sent.length >= 2, { what: "both sessions to send", timeoutMs: 1000 });
     expect([...t.listening].sort()).toEqual([false, true]);
     const disc2 = t.sent.find((s) => s.peer === "192.0.2.2")!.p.myDisc;
     // Your Discriminator 0: by source (a v4-mapped spelling too) and kind.
@@ -384,10 +384,9 @@ describe("BFD over UDP: TTL rules", () => {
       await tr.listen(false);
       await tr.listen(true);
       const s = await tr.sender(host, host, false);
-      const fd = (s as unknown as { port: number }).port; // the source port is in the RFC 5881 range
-      expect(fd).toBeGreaterThanOrEqual(49152);
+      expect(s.port).toBeGreaterThanOrEqual(49152); // RFC 5881 §4 source port range
       expect(s.send(encodeControl(BASE))).toBeNull();
-      await waitFor(() => got.length === 1, { timeoutMs: 2000 });
+      await waitFor(() => got.length === 1, { what: "the TTL 255 packet", timeoutMs: 2000 });
       expect(got[0]).toEqual({ from: host, multihop: false });
       // A plain socket at TTL 64: dropped on the single-hop port, accepted on the multihop one.
       const plain = await Bun.udpSocket({ hostname: host, port: 0 });
@@ -397,7 +396,7 @@ describe("BFD over UDP: TTL rules", () => {
       expect(getUnicastHops(pfd, family === "IPv6")).toBe(64);
       plain.send(encodeControl(BASE), port, host);
       plain.send(encodeControl(BASE), port + 1, host);
-      await waitFor(() => got.length >= 2, { timeoutMs: 2000 });
+      await waitFor(() => got.length >= 2, { what: "the TTL 64 packet on the multihop port", timeoutMs: 2000 });
       await Bun.sleep(100);
       expect(got.slice(1)).toEqual([{ from: host, multihop: true }]);
     });
