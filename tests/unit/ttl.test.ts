@@ -194,9 +194,9 @@ async function minTtlServer(minTtl: number): Promise<{ port: number; accepted: (
 }
 
 /** Whether a raw connect to `port` with `minTtl` on our socket completes its handshake within `ms`. */
-function handshakes(port: number, minTtl: number, ms: number): Promise<boolean> {
+function handshakes(port: number, minTtl: number, ms: number, host = "127.0.0.1"): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = connectTcp({ host: "127.0.0.1", port, ttl: { minTtl }, onConnected: () => done(true) });
+    const s = connectTcp({ host, port, ttl: { minTtl }, onConnected: () => done(true) });
     s.on("error", () => done(false));
     const t = setTimeout(() => done(false), ms);
     function done(ok: boolean) {
@@ -231,6 +231,15 @@ describe("TTL on the wire", () => {
     await new Promise<void>((r) => plain.listen({ host: "127.0.0.1", port: 0 }, () => r()));
     cleanups.push(() => new Promise<void>((r) => plain.close(() => r())));
     expect(await handshakes((plain.address() as net.AddressInfo).port, 255, 1000)).toBe(false);
+  });
+
+  test("a Listener on a host name (a socket the runtime creates) answers with TTL 255 too", async () => {
+    // Sessions for either answer of "localhost", so the connection is kept (a refused one is closed at once).
+    const sessions = ["127.0.0.1", "::1"].map((a) => session({ peerAddress: a, localAs: 65002, remoteAs: 65001, passive: true, ttlSecurity: 1 }));
+    const lb = await listener("localhost", sessions);
+    const ep = lb.endpoints[0]!;
+    const host = ep.address === "::" ? "::1" : ep.address === "0.0.0.0" ? "127.0.0.1" : ep.address;
+    expect(await handshakes(ep.port, 255, 2000, host)).toBe(true);
   });
 });
 
