@@ -31,7 +31,7 @@ export function registerRun(program: Command): void {
       const { metrics, endpoint } = routerMetrics(router);
       // The control socket first: a second daemon on the same socket stops here,
       // before it opens a single session.
-      const api = await startApiServer(router, flags.socket ?? config.controlSocket, { metrics: () => metrics.text() });
+      const api = await startApiServer(router, flags.socket ?? config.controlSocket, { metrics: () => metrics.body() });
       try {
         await router.start();
       } catch (e) {

@@ -56,7 +56,7 @@ export interface ApiServerOptions {
   /** Where the server logs (a monitor client cut for falling behind); default the router's `log`, else stderr. */
   log?: (level: "info" | "warn" | "error", msg: string) => void;
   /** The Prometheus exposition text for `GET /v1/metrics` (`bgpctl show metrics`); without it, 409. */
-  metrics?: () => Promise<string>;
+  metrics?: () => Promise<string | ReadableStream<Uint8Array>>;
 }
 
 export interface ApiServer {

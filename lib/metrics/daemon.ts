@@ -1,28 +1,32 @@
 /**
  * The daemon's Prometheus metrics (`metrics:` in the config, GET /metrics;
- * `bgpctl show metrics`): text exposition format, names prefixed `bgpctl_`.
- * Almost everything is read at scrape time from state the daemon keeps
- * anyway (each neighbour's session counters and RIB counts, the Loc-RIB's
- * counts, the FIB, the event-loop lag monitor, the Kubernetes reflectors'
- * counters), so nothing is added to the hot paths; the one exception, the
- * UPDATE processing time histogram, is an O(1) hook (./hooks.ts). Every
- * series, its type and labels are listed in README.md ("Metrics").
+ * `bgpctl show metrics`): text exposition format (./exposition.ts), names
+ * prefixed `bgpctl_`. Almost everything is read at scrape time from state
+ * the daemon keeps anyway (each neighbour's session counters and RIB
+ * counts, the Loc-RIB's counts, the FIB, the event-loop lag monitor, the
+ * Kubernetes reflectors' counters), so nothing is added to the hot paths;
+ * the one exception, the UPDATE processing time histogram, is an O(1) hook
+ * (./hooks.ts). Every series, its type and labels are listed in README.md
+ * ("Metrics").
  *
- * A scrape walks the FIB in slices (its per-state counts are not kept), so
- * a large table never holds the event loop; scrapes run one at a time.
+ * A scrape runs in slices of the shared slicer: one pass over the
+ * neighbours takes a snapshot of their numbers, then the text is written
+ * family by family; the FIB's per-state counts (not kept by the FIB) come
+ * from a walk. So thousands of peers or a full FIB never hold the event
+ * loop; scrapes run one at a time.
  *
  * BFD: the sessions' state is exported from a status list handed to the
  * `bfd` option (entries with the BGP peer and the BFD state, as lib/bfd's
  * BfdSessionInfo has them): `routerMetrics(router, {bfd: () => list})`.
  */
-import { Counter, Gauge, Registry } from "prom-client";
-import { AFI, familyName } from "../bgp/types.ts";
 import type { SessionState } from "../api/types.ts";
+import { AFI, familyName } from "../bgp/types.ts";
 import type { MessageCounts } from "../bgp/session.ts";
+import { runSliced } from "../core/slices.ts";
 import type { FibCounts, FibState } from "../fib/fib.ts";
-import { sliced } from "../core/slices.ts";
 import type { K8sStatus } from "../k8s/types.ts";
 import type { Router } from "../router/router.ts";
+import { ExpositionWriter, type MetricType, blocksBody, labelText } from "./exposition.ts";
 import { updateProcessingSeconds } from "./hooks.ts";
 
 /** Content type of the text exposition format served. */
@@ -31,7 +35,7 @@ export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 const SESSION_STATES: readonly SessionState[] = ["Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established"];
 const FIB_STATES: readonly FibState[] = ["installed", "pending", "failed", "conflict", "excluded"];
 /** Message type label values, from the session's counter keys. */
-const MESSAGE_TYPES: readonly [keyof Omit<MessageCounts, "total">, string][] = [
+const MESSAGE_TYPES: readonly [Exclude<keyof MessageCounts, "total">, string][] = [
   ["open", "open"],
   ["update", "update"],
   ["notification", "notification"],
@@ -44,6 +48,8 @@ const FAMILIES = [
 ] as const;
 /** BFD states (RFC 5880 §4.1). */
 export const BFD_STATES = ["AdminDown", "Down", "Init", "Up"] as const;
+/** Steps (neighbours or lines) between deadline checks of the sliced scrape. */
+const STEP = 64;
 
 /** What the metrics need of a BFD session (lib/bfd's BfdSessionInfo has both). */
 export interface BfdSessionMetric {
@@ -58,156 +64,199 @@ export interface DaemonMetricsOptions {
   bfd?: () => readonly BfdSessionMetric[];
 }
 
+/** One neighbour's numbers, taken in the snapshot pass. */
+interface PeerSnapshot {
+  /** `peer="ADDR"`, escaped once. */
+  label: string;
+  address: string;
+  remoteAs: number;
+  localAs: number;
+  state: SessionState;
+  uptime: number;
+  in: MessageCounts;
+  out: MessageCounts;
+  established: number;
+  outQueue: number;
+  accepted: number;
+  received: [number, number];
+  advertised: [number, number];
+}
+
 export class DaemonMetrics {
-  readonly registry = new Registry();
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly g: ReturnType<typeof defineMetrics>;
 
   constructor(
     private readonly router: Router,
     private readonly opts: DaemonMetricsOptions = {},
-  ) {
-    this.g = defineMetrics(this.registry);
-    this.registry.registerMetric(updateProcessingSeconds);
-  }
+  ) {}
 
-  /** The exposition text of a scrape (scrapes run one at a time). */
-  text(): Promise<string> {
-    const run = this.queue.then(() => this.scrape());
+  /** The exposition text of a scrape, in blocks (scrapes run one at a time, each in slices). */
+  blocks(): Promise<string[]> {
+    const run = this.queue.then(() => runSliced(this.scrape()));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async scrape(): Promise<string> {
-    const fib = this.router.engine.fib;
+  /** A scrape as an HTTP response body, sent block by block. */
+  async body(): Promise<ReadableStream<Uint8Array>> {
+    return blocksBody(await this.blocks());
+  }
+
+  /** A scrape as one string (small daemons, tests). */
+  async text(): Promise<string> {
+    return (await this.blocks()).join("");
+  }
+
+  private *scrape(): Generator<void, string[]> {
+    const r = this.router;
+    const e = r.engine;
+    // Snapshot of the neighbours, a few per step.
+    const peers: PeerSnapshot[] = [];
+    let i = 0;
+    for (const n of r.peers.values()) {
+      const info = n.info();
+      const c = n.session.counters;
+      peers.push({
+        label: labelText([["peer", info.address]]).slice(1, -1),
+        address: info.address,
+        remoteAs: info.remoteAs,
+        localAs: info.localAs,
+        state: info.state,
+        uptime: info.state === "Established" ? info.uptimeSeconds : 0,
+        in: c.in,
+        out: c.out,
+        established: c.established,
+        outQueue: info.outQueue,
+        accepted: info.accepted,
+        received: [n.adjIn.countOf(AFI.IPV4), n.adjIn.countOf(AFI.IPV6)],
+        advertised: [n.adjOut?.advertisedCount(AFI.IPV4) ?? 0, n.adjOut?.advertisedCount(AFI.IPV6) ?? 0],
+      });
+      if (++i % STEP === 0) yield;
+    }
+    // The FIB's routes by state: a walk.
+    const fib = e.fib;
     let fibCounts: FibCounts | null = null;
     if (fib) {
-      const c: FibCounts = { installed: 0, pending: 0, failed: 0, conflict: 0, excluded: 0, total: 0 };
-      await sliced(fib.walk(), (s) => {
-        c[s.state]++;
-        c.total++;
+      fibCounts = { installed: 0, pending: 0, failed: 0, conflict: 0, excluded: 0, total: 0 };
+      for (const s of fib.walk()) {
+        fibCounts[s.state]++;
+        fibCounts.total++;
+        if (++i % (STEP * 16) === 0) yield;
+      }
+    }
+
+    const w = new ExpositionWriter();
+    const fam = (name: string, type: MetricType, help: string) => w.family(name, type, help);
+    const one = (name: string, type: MetricType, help: string, value: number, labels = "") => {
+      fam(name, type, help);
+      w.sample(name, labels, value);
+    };
+    /** A per-peer family: `each` writes a peer's samples; yields every STEP peers. */
+    const perPeer = function* (name: string, type: MetricType, help: string, each: (p: PeerSnapshot) => void): Generator<void> {
+      fam(name, type, help);
+      let k = 0;
+      for (const p of peers) {
+        each(p);
+        if (++k % STEP === 0) yield;
+      }
+    };
+
+    one("bgpctl_router_info", "gauge", "The router's identity: router id and local AS (value 1).", 1, labelText([["router_id", e.config.routerId], ["asn", String(e.config.asn)]]));
+    one("bgpctl_start_time_seconds", "gauge", "When the daemon started, in seconds since the Unix epoch.", e.started / 1000);
+
+    yield* perPeer("bgpctl_peer_info", "gauge", "A configured BGP neighbour, with its remote and local AS (value 1).", (p) =>
+      w.sample("bgpctl_peer_info", `{${p.label},remote_as="${p.remoteAs}",local_as="${p.localAs}"}`, 1),
+    );
+    yield* perPeer("bgpctl_peer_state", "gauge", "BGP session state of a neighbour: 1 for its current state, 0 for the others.", (p) => {
+      for (const st of SESSION_STATES) w.sample("bgpctl_peer_state", `{${p.label},state="${st}"}`, st === p.state ? 1 : 0);
+    });
+    yield* perPeer("bgpctl_peer_uptime_seconds", "gauge", "Seconds since the session reached Established (0 when not Established).", (p) =>
+      w.sample("bgpctl_peer_uptime_seconds", `{${p.label}}`, p.uptime),
+    );
+    for (const [dir, verb] of [
+      ["in", "received from"],
+      ["out", "sent to"],
+    ] as const) {
+      const name = `bgpctl_peer_messages_${dir === "in" ? "received" : "sent"}_total`;
+      yield* perPeer(name, "counter", `BGP messages ${verb} a neighbour, by type.`, (p) => {
+        for (const [key, type] of MESSAGE_TYPES) w.sample(name, `{${p.label},type="${type}"}`, p[dir][key]);
       });
-      fibCounts = c;
     }
-    // From here on synchronous: one consistent snapshot.
-    for (const m of Object.values(this.g)) m.reset();
-    this.collectRouter();
-    this.collectPeers();
-    if (fib && fibCounts) {
-      for (const s of FIB_STATES) this.g.fibRoutes.set({ state: s }, fibCounts[s]);
-      this.g.fibOps.inc(fib.counters.ops);
-      this.g.fibOpErrors.inc(fib.counters.opErrors);
-      this.g.fibResyncs.inc(fib.counters.resyncs);
-    }
-    if (this.opts.bfd) this.collectBfd(this.opts.bfd());
-    const k8s = this.router.k8s?.();
-    if (k8s) this.collectK8s(k8s);
-    return this.registry.metrics();
-  }
+    yield* perPeer("bgpctl_peer_established_total", "counter", "Times the session with a neighbour reached Established.", (p) =>
+      w.sample("bgpctl_peer_established_total", `{${p.label}}`, p.established),
+    );
+    // Every establishment but the current one has ended.
+    yield* perPeer("bgpctl_peer_flaps_total", "counter", "Times an Established session with a neighbour went down.", (p) =>
+      w.sample("bgpctl_peer_flaps_total", `{${p.label}}`, Math.max(0, p.established - (p.state === "Established" ? 1 : 0))),
+    );
+    yield* perPeer("bgpctl_peer_out_queue_messages", "gauge", "Messages queued for sending to a neighbour.", (p) => w.sample("bgpctl_peer_out_queue_messages", `{${p.label}}`, p.outQueue));
+    yield* perPeer("bgpctl_peer_prefixes_received", "gauge", "Paths received from a neighbour (Adj-RIB-In, before import policy), by family.", (p) => {
+      FAMILIES.forEach(([, family], k) => w.sample("bgpctl_peer_prefixes_received", `{${p.label},family="${family}"}`, p.received[k]!));
+    });
+    yield* perPeer("bgpctl_peer_prefixes_accepted", "gauge", "Prefixes from a neighbour accepted by import policy (in the Loc-RIB), all families.", (p) =>
+      w.sample("bgpctl_peer_prefixes_accepted", `{${p.label}}`, p.accepted),
+    );
+    yield* perPeer("bgpctl_peer_prefixes_advertised", "gauge", "Prefixes advertised to a neighbour (Adj-RIB-Out), by family.", (p) => {
+      FAMILIES.forEach(([, family], k) => w.sample("bgpctl_peer_prefixes_advertised", `{${p.label},family="${family}"}`, p.advertised[k]!));
+    });
 
-  private collectRouter(): void {
-    const { g, router } = this;
-    const e = router.engine;
-    g.routerInfo.set({ router_id: e.config.routerId, asn: String(e.config.asn) }, 1);
-    g.startTime.set(e.started / 1000);
-    for (const [afi, family] of FAMILIES) {
-      g.ribPrefixes.set({ family }, e.locRib.count(afi));
-      g.ribPaths.set({ family }, e.locRib.pathCount(afi));
-    }
+    fam("bgpctl_rib_prefixes", "gauge", "Prefixes in the Loc-RIB, by family.");
+    for (const [afi, family] of FAMILIES) w.sample("bgpctl_rib_prefixes", `{family="${family}"}`, e.locRib.count(afi));
+    fam("bgpctl_rib_paths", "gauge", "Candidate paths in the Loc-RIB, by family.");
+    for (const [afi, family] of FAMILIES) w.sample("bgpctl_rib_paths", `{family="${family}"}`, e.locRib.pathCount(afi));
+
+    fam("bgpctl_fib_routes", "gauge", "Prefixes bgpctl programs into the kernel, by state (installed, pending, failed, conflict, excluded); only with kernel.enabled.");
+    if (fibCounts) for (const s of FIB_STATES) w.sample("bgpctl_fib_routes", `{state="${s}"}`, fibCounts[s]);
+    const fc = fib?.counters;
+    fam("bgpctl_fib_kernel_operations_total", "counter", "Route changes sent to the kernel (rtnetlink).");
+    if (fc) w.sample("bgpctl_fib_kernel_operations_total", "", fc.ops);
+    fam("bgpctl_fib_kernel_errors_total", "counter", "Route changes the kernel refused.");
+    if (fc) w.sample("bgpctl_fib_kernel_errors_total", "", fc.opErrors);
+    fam("bgpctl_fib_resyncs_total", "counter", "Full compares of the FIB against the kernel's table.");
+    if (fc) w.sample("bgpctl_fib_resyncs_total", "", fc.resyncs);
+
+    fam("bgpctl_bfd_session_state", "gauge", "BFD session state for a neighbour: 1 for its current state, 0 for the others.");
+    if (this.opts.bfd) writeBfd(w, this.opts.bfd());
+    yield;
+
+    writeK8s(w, r.k8s?.() ?? null);
+
+    updateProcessingSeconds.write(w);
     const lag = e.loopLag.stats();
-    g.loopLagMax.set(lag.maxLagMs / 1000);
-    g.loopLagP99.set(lag.p99LagMs / 1000);
+    one("bgpctl_event_loop_lag_max_seconds", "gauge", "Worst event-loop lag since the daemon started.", lag.maxLagMs / 1000);
+    one("bgpctl_event_loop_lag_p99_seconds", "gauge", "99th percentile of the event-loop lag since the daemon started.", lag.p99LagMs / 1000);
     const mem = process.memoryUsage();
-    g.rss.set(mem.rss);
-    g.heap.set(mem.heapUsed);
-  }
-
-  private collectPeers(): void {
-    const g = this.g;
-    for (const n of this.router.peers.values()) {
-      const peer = n.config.address;
-      const s = n.session;
-      const c = s.counters;
-      const state = s.state as SessionState;
-      g.peerInfo.set({ peer, remote_as: String(n.config.remoteAs), local_as: String(n.config.localAs) }, 1);
-      for (const st of SESSION_STATES) g.peerState.set({ peer, state: st }, st === state ? 1 : 0);
-      const info = n.info();
-      g.peerUptime.set({ peer }, state === "Established" ? info.uptimeSeconds : 0);
-      for (const [key, type] of MESSAGE_TYPES) {
-        g.msgIn.inc({ peer, type }, c.in[key]);
-        g.msgOut.inc({ peer, type }, c.out[key]);
-      }
-      g.established.inc({ peer }, c.established);
-      // Every establishment but the current one has ended.
-      g.flaps.inc({ peer }, Math.max(0, c.established - (state === "Established" ? 1 : 0)));
-      g.outQueue.set({ peer }, info.outQueue);
-      g.accepted.set({ peer }, info.accepted);
-      for (const [afi, family] of FAMILIES) {
-        g.received.set({ peer, family }, n.adjIn.countOf(afi));
-        g.advertised.set({ peer, family }, n.adjOut?.advertisedCount(afi) ?? 0);
-      }
-    }
-  }
-
-  /**
-   * The BFD hook: export the BFD sessions' state from their status list
-   * (bgpctl_bfd_session_state{peer,state}, 1 for the current state).
-   */
-  collectBfd(list: readonly BfdSessionMetric[]): void {
-    for (const b of list) for (const st of BFD_STATES) this.g.bfdState.set({ peer: b.peer, state: st }, st === b.state ? 1 : 0);
-  }
-
-  private collectK8s(k: K8sStatus): void {
-    const g = this.g;
-    for (const r of k.resources) {
-      const resource = r.resource;
-      g.k8sObjects.set({ resource }, r.objects);
-      g.k8sSynced.set({ resource }, r.synced ? 1 : 0);
-      g.k8sLists.inc({ resource }, r.lists);
-      g.k8sRelists.inc({ resource }, r.relists);
-      g.k8sWatches.inc({ resource }, r.watches);
-      g.k8sErrors.inc({ resource }, r.errors);
-      for (const [type, v] of Object.entries(r.watchEvents ?? {})) g.k8sEvents.inc({ resource, type }, v);
-    }
+    one("bgpctl_process_resident_memory_bytes", "gauge", "Resident memory of the daemon process.", mem.rss);
+    one("bgpctl_process_heap_used_bytes", "gauge", "JavaScript heap in use.", mem.heapUsed);
+    return w.finish();
   }
 }
 
-/** Every series collected at scrape time (names, help, labels: README.md "Metrics"). */
-function defineMetrics(registry: Registry) {
-  const registers = [registry];
-  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) => new Gauge<L>({ name, help, labelNames, registers });
-  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) => new Counter<L>({ name, help, labelNames, registers });
-  return {
-    routerInfo: gauge("bgpctl_router_info", "The router's identity: router id and local AS (value 1).", ["router_id", "asn"]),
-    startTime: gauge("bgpctl_start_time_seconds", "When the daemon started, in seconds since the Unix epoch."),
-    peerInfo: gauge("bgpctl_peer_info", "A configured BGP neighbour, with its remote and local AS (value 1).", ["peer", "remote_as", "local_as"]),
-    peerState: gauge("bgpctl_peer_state", "BGP session state of a neighbour: 1 for its current state, 0 for the others.", ["peer", "state"]),
-    peerUptime: gauge("bgpctl_peer_uptime_seconds", "Seconds since the session reached Established (0 when not Established).", ["peer"]),
-    msgIn: counter("bgpctl_peer_messages_received_total", "BGP messages received from a neighbour, by type.", ["peer", "type"]),
-    msgOut: counter("bgpctl_peer_messages_sent_total", "BGP messages sent to a neighbour, by type.", ["peer", "type"]),
-    established: counter("bgpctl_peer_established_total", "Times the session with a neighbour reached Established.", ["peer"]),
-    flaps: counter("bgpctl_peer_flaps_total", "Times an Established session with a neighbour went down.", ["peer"]),
-    outQueue: gauge("bgpctl_peer_out_queue_messages", "Messages queued for sending to a neighbour.", ["peer"]),
-    received: gauge("bgpctl_peer_prefixes_received", "Paths received from a neighbour (Adj-RIB-In, before import policy), by family.", ["peer", "family"]),
-    accepted: gauge("bgpctl_peer_prefixes_accepted", "Prefixes from a neighbour accepted by import policy (in the Loc-RIB), all families.", ["peer"]),
-    advertised: gauge("bgpctl_peer_prefixes_advertised", "Prefixes advertised to a neighbour (Adj-RIB-Out), by family.", ["peer", "family"]),
-    ribPrefixes: gauge("bgpctl_rib_prefixes", "Prefixes in the Loc-RIB, by family.", ["family"]),
-    ribPaths: gauge("bgpctl_rib_paths", "Candidate paths in the Loc-RIB, by family.", ["family"]),
-    fibRoutes: gauge("bgpctl_fib_routes", "Prefixes bgpctl programs into the kernel, by state (installed, pending, failed, conflict, excluded); only with kernel.enabled.", ["state"]),
-    fibOps: counter("bgpctl_fib_kernel_operations_total", "Route changes sent to the kernel (rtnetlink)."),
-    fibOpErrors: counter("bgpctl_fib_kernel_errors_total", "Route changes the kernel refused."),
-    fibResyncs: counter("bgpctl_fib_resyncs_total", "Full compares of the FIB against the kernel's table."),
-    bfdState: gauge("bgpctl_bfd_session_state", "BFD session state for a neighbour: 1 for its current state, 0 for the others.", ["peer", "state"]),
-    k8sEvents: counter("bgpctl_k8s_watch_events_total", "Kubernetes watch events received, by resource and type (ADDED, MODIFIED, DELETED, BOOKMARK).", ["resource", "type"]),
-    k8sLists: counter("bgpctl_k8s_lists_total", "Full LISTs of a Kubernetes resource completed.", ["resource"]),
-    k8sRelists: counter("bgpctl_k8s_relists_total", "LISTs after the first (a watch too old to resume: 410 Gone).", ["resource"]),
-    k8sWatches: counter("bgpctl_k8s_watches_total", "WATCH requests made.", ["resource"]),
-    k8sErrors: counter("bgpctl_k8s_errors_total", "Failed LIST or WATCH requests.", ["resource"]),
-    k8sObjects: gauge("bgpctl_k8s_objects", "Objects in the cache of a Kubernetes resource.", ["resource"]),
-    k8sSynced: gauge("bgpctl_k8s_synced", "1 once the first LIST of a Kubernetes resource completed.", ["resource"]),
-    loopLagMax: gauge("bgpctl_event_loop_lag_max_seconds", "Worst event-loop lag since the daemon started."),
-    loopLagP99: gauge("bgpctl_event_loop_lag_p99_seconds", "99th percentile of the event-loop lag since the daemon started."),
-    rss: gauge("bgpctl_process_resident_memory_bytes", "Resident memory of the daemon process."),
-    heap: gauge("bgpctl_process_heap_used_bytes", "JavaScript heap in use."),
+/**
+ * The BFD hook: the BFD sessions' state from their status list
+ * (bgpctl_bfd_session_state{peer,state}, 1 for the current state); the
+ * family's HELP/TYPE lines are the caller's.
+ */
+export function writeBfd(w: ExpositionWriter, list: readonly BfdSessionMetric[]): void {
+  for (const b of list) {
+    const peer = labelText([["peer", b.peer]]).slice(1, -1);
+    for (const st of BFD_STATES) w.sample("bgpctl_bfd_session_state", `{${peer},state="${st}"}`, st === b.state ? 1 : 0);
+  }
+}
+
+/** The Kubernetes reflectors' counters (watch-k8s); families without samples otherwise. */
+function writeK8s(w: ExpositionWriter, k: K8sStatus | null): void {
+  const res = k?.resources ?? [];
+  const per = (name: string, type: MetricType, help: string, value: (r: K8sStatus["resources"][number]) => number) => {
+    w.family(name, type, help);
+    for (const r of res) w.sample(name, labelText([["resource", r.resource]]), value(r));
   };
+  w.family("bgpctl_k8s_watch_events_total", "counter", "Kubernetes watch events received, by resource and type (ADDED, MODIFIED, DELETED, BOOKMARK).");
+  for (const r of res) for (const [type, v] of Object.entries(r.watchEvents ?? {})) w.sample("bgpctl_k8s_watch_events_total", labelText([["resource", r.resource], ["type", type]]), v);
+  per("bgpctl_k8s_lists_total", "counter", "Full LISTs of a Kubernetes resource completed.", (r) => r.lists);
+  per("bgpctl_k8s_relists_total", "counter", "LISTs after the first (a watch too old to resume: 410 Gone).", (r) => r.relists);
+  per("bgpctl_k8s_watches_total", "counter", "WATCH requests made.", (r) => r.watches);
+  per("bgpctl_k8s_errors_total", "counter", "Failed LIST or WATCH requests.", (r) => r.errors);
+  per("bgpctl_k8s_objects", "gauge", "Objects in the cache of a Kubernetes resource.", (r) => r.objects);
+  per("bgpctl_k8s_synced", "gauge", "1 once the first LIST of a Kubernetes resource completed.", (r) => (r.synced ? 1 : 0));
 }

@@ -20,7 +20,7 @@ export interface RouterMetrics {
 export function routerMetrics(router: Router, opts: DaemonMetricsOptions = {}): RouterMetrics {
   const metrics = new DaemonMetrics(router, opts);
   const endpoint = new MetricsEndpoint(
-    () => metrics.text(),
+    () => metrics.body(),
     (level, msg) => router.log.at(level, msg),
   );
   router.reconf.metrics = endpoint;

@@ -18,8 +18,8 @@ import { METRICS_CONTENT_TYPE } from "./daemon.ts";
 
 export type MetricsConfig = NonNullable<RouterConfig["metrics"]>;
 
-/** Produces the exposition text of a scrape. */
-export type MetricsText = () => Promise<string>;
+/** Produces the body of a scrape (the exposition text). */
+export type MetricsText = () => Promise<string | ReadableStream<Uint8Array>>;
 
 interface Running {
   server: ReturnType<typeof Bun.serve>;

@@ -17,6 +17,7 @@ import { Log } from "../../lib/core/log.ts";
 import { routerMetrics } from "../../lib/metrics/mod.ts";
 import type { DaemonMetrics, MetricsEndpoint } from "../../lib/metrics/mod.ts";
 import { Router, type RouterOptions } from "../../lib/router/router.ts";
+import { ExpositionWriter, FixedHistogram, labelText } from "../../lib/metrics/exposition.ts";
 import type { K8sStatus } from "../../lib/k8s/types.ts";
 import { FakeKernel } from "../support/fake-kernel.ts";
 import { type Family, parseExposition, sampleValue, seriesKeys } from "../support/prom-text.ts";
@@ -305,6 +306,54 @@ describe("metrics: reload starts, moves and stops the endpoint without touching 
     // No session was reset by any of it.
     expect(sessions()).toEqual(before);
     expect([B, C].map((p) => a.router.neighbors(p)[0]!.state)).toEqual(["Established", "Established"]);
+  }, 30_000);
+});
+
+describe("metrics: the exposition writer", () => {
+  test("escapes label values and HELP texts as the format wants; a histogram is cumulative with +Inf = count", () => {
+    const w = new ExpositionWriter();
+    w.family("bgpctl_x", "gauge", "Help with \\ and\na newline.");
+    w.sample("bgpctl_x", labelText([["peer", 'a"b\\c\nd']]), 1.5);
+    w.sample("bgpctl_x", labelText([["peer", "inf"]]), Infinity);
+    const h = new FixedHistogram("bgpctl_h_seconds", "A histogram.", [0.1, 1]);
+    for (const v of [0.05, 0.1, 0.5, 2, 3]) h.observe(v);
+    h.write(w);
+    const text = w.finish().join("");
+    const f = parseExposition(text);
+    expect(f.get("bgpctl_x")!.help).toBe("Help with \\ and\na newline.");
+    expect(f.get("bgpctl_x")!.samples.map((x) => x.labels.peer)).toEqual(['a"b\\c\nd', "inf"]);
+    expect(sampleValue(f, "bgpctl_x", { peer: "inf" })).toBe(Infinity);
+    expect(sampleValue(f, "bgpctl_h_seconds_bucket", { le: "0.1" })).toBe(2);
+    expect(sampleValue(f, "bgpctl_h_seconds_bucket", { le: "1" })).toBe(3);
+    expect(sampleValue(f, "bgpctl_h_seconds_bucket", { le: "+Inf" })).toBe(5);
+    expect(sampleValue(f, "bgpctl_h_seconds_count")).toBe(5);
+    expect(sampleValue(f, "bgpctl_h_seconds_sum")).toBeCloseTo(5.65, 10);
+    expect(() => new FixedHistogram("bgpctl_bad", "x", [1, 1])).toThrow(/ascend/);
+  });
+
+  test("a scrape of 2,000 neighbours runs in slices: timers fire while it is written", async () => {
+    let peers = "peers:\n";
+    for (let i = 0; i < 2000; i++) peers += `  - {address: 198.51.${100 + (i >> 8)}.${i & 255}, remoteAs: 65002, passive: true, import: all, export: all}\n`;
+    const config = parseConfig(`asn: 65001\nrouterId: 192.0.2.9\nlisten: {address: ${A}, port: 0}\ncontrolSocket: ${join(dir, "big.sock")}\n${peers}`, "big.yaml");
+    const router = new Router(config, null, new Log("error", "text", () => {}));
+    const { metrics } = routerMetrics(router);
+    await router.start();
+    cleanup.push(() => router.stop());
+    let ticks = 0;
+    let done = false;
+    const tick = () => {
+      ticks++;
+      if (!done) setTimeout(tick, 0);
+    };
+    setTimeout(tick, 0);
+    const text = await metrics.text();
+    done = true;
+    const f = parseExposition(text);
+    expect(f.get("bgpctl_peer_state")!.samples).toHaveLength(2000 * 6);
+    const last = f.get("bgpctl_peer_state")!.samples.filter((x) => x.labels.peer === "198.51.107.207");
+    expect(last.map((x) => x.value).reduce((a, b) => a + b)).toBe(1); // one current state (a passive peer waits in Active)
+    expect(last.find((x) => x.value === 1)!.labels.state).toBe(router.neighbors("198.51.107.207")[0]!.state);
+    expect(ticks).toBeGreaterThan(1);
   }, 30_000);
 });
 
