@@ -49,6 +49,8 @@ export interface BfdSessionInfo {
   rxInterval: number;
   /** Detection time (ms); 0 until the peer was heard. */
   detectionTime: number;
+  /** Longest gap between our periodic packets since the session came Up (ms; over txInterval: our timers ran late). */
+  maxTxGap: number;
   /** Seconds in the current state. */
   uptimeSeconds: number;
   lastDown: string | null;
@@ -100,6 +102,7 @@ export class BfdManager {
     this.random = o.random ?? Math.random;
     this.retryMs = o.retryMs ?? 5000;
     o.transport.onPacket = (data, from, multihop) => this.receive(data, from, multihop);
+    o.transport.onError = (msg) => this.drop(`socket error: ${msg}`, "-");
   }
 
   has(key: string): boolean {
@@ -190,6 +193,7 @@ export class BfdManager {
         txInterval: Math.round(s.txInterval),
         rxInterval: Math.round(s.rxInterval),
         detectionTime: Math.round(s.detectionTime),
+        maxTxGap: Math.round(s.maxTxGap),
         uptimeSeconds: Math.floor((now - s.since) / 1000),
         lastDown: s.lastDown,
         error: e.error,

@@ -23,6 +23,10 @@
  *   one at once; a decreased RequiredMinRx counts for the detection time
  *   only after the Final, an increased one at once. A change while a poll is
  *   running is polled again after it. Not Up: applied at once, no poll.
+ * - Event-loop stalls: a detection timer that fires more than STALL_MS late
+ *   (the loop was held, e.g. by a garbage-collection pause) first gives the
+ *   loop one turn to read packets that arrived meanwhile, so a stall of our
+ *   own is not taken for a silent peer.
  * - A packet with P is answered at once with F (§6.8.6). A state change sends
  *   a packet at once (as BIRD and FRR do), so the three-way handshake does
  *   not wait out the 1 s slow-start gaps.
@@ -59,6 +63,9 @@ export interface BfdStateChange {
   cause?: DownCause;
 }
 
+/** A detection timer this late (ms) waits one more turn of the event loop before it counts. */
+export const STALL_MS = 50;
+
 /** Slow-start floor of the advertised DesiredMinTx while not Up (RFC 5880 §6.8.3), ms. */
 export const SLOW_START_TX_MS = 1000;
 
@@ -81,6 +88,9 @@ export class BfdSession {
   /** Text of the last change to Down (or AdminDown): cause and diagnostic. */
   lastDown: string | null = null;
   readonly counters = { tx: 0, rx: 0, pollsSent: 0, finalsReceived: 0 };
+  /** Longest gap between two of our periodic packets since the session last came Up (ms): how late our timers ran. */
+  maxTxGap = 0;
+  private lastTxAt = 0;
   /** Called on every state change. */
   onStateChange: ((c: BfdStateChange) => void) | null = null;
 
@@ -101,6 +111,7 @@ export class BfdSession {
   private txTimer: TimerHandle | null = null;
   private nextTxAt = 0;
   private detectTimer: TimerHandle | null = null;
+  private detectDue = 0;
   private lastRx = 0;
   private closed = false;
 
@@ -224,6 +235,7 @@ export class BfdSession {
     this.state = to;
     this.localDiag = diag;
     this.since = this.clock.now();
+    if (to === BfdState.Up) this.maxTxGap = 0;
     if (to === BfdState.Down || to === BfdState.AdminDown) {
       this.poll = null;
       this.pollAgain = false;
@@ -303,6 +315,9 @@ export class BfdSession {
 
   /** Send a periodic packet now (P set while polling) and schedule the next one. */
   private transmit(): void {
+    const now = this.clock.now();
+    if (this.state === BfdState.Up && this.lastTxAt > 0 && now - this.since > 0) this.maxTxGap = Math.max(this.maxTxGap, Math.min(now - this.lastTxAt, now - this.since));
+    this.lastTxAt = now;
     this.send(this.poll !== null, false);
     this.scheduleTx();
   }
@@ -347,12 +362,17 @@ export class BfdSession {
     if (this.detectTimer) this.clock.clearTimeout(this.detectTimer);
     this.detectTimer = null;
     if (this.remoteMult === 0) return;
-    const due = this.lastRx + this.detectionTime - this.clock.now();
-    this.detectTimer = this.clock.setTimeout(() => this.detectionExpired(), Math.max(0, due));
+    this.detectDue = this.lastRx + this.detectionTime;
+    this.detectTimer = this.clock.setTimeout(() => this.detectionExpired(false), Math.max(0, this.detectDue - this.clock.now()));
   }
 
-  private detectionExpired(): void {
+  private detectionExpired(deferred: boolean): void {
     this.detectTimer = null;
+    if (!deferred && this.clock.now() - this.detectDue > STALL_MS) {
+      // Our loop was held: read what arrived meanwhile first (a packet re-arms the timer).
+      this.detectTimer = this.clock.setTimeout(() => this.detectionExpired(true), 1);
+      return;
+    }
     this.remoteDisc = 0;
     this.remoteMult = 0;
     this.remoteState = BfdState.Down;

@@ -29,7 +29,11 @@ export interface BfdSender {
   /** Our bound address ("0.0.0.0"/"::" when any). */
   readonly local: string;
   readonly port: number;
-  /** Send one datagram; an error text when the kernel refused it, else null. */
+  /**
+   * Send one datagram; an error text when the kernel refused it or reported
+   * an error on the socket since the last send (ECONNREFUSED: an ICMP port
+   * unreachable, the peer runs no BFD), else null.
+   */
   send(packet: Uint8Array): string | null;
   close(): void;
 }
@@ -37,6 +41,8 @@ export interface BfdSender {
 export interface BfdTransport {
   /** Received datagrams: bytes, source address (v4-mapped addresses unmapped), and which port they came to. */
   onPacket: (data: Uint8Array, from: string, multihop: boolean) => void;
+  /** A receiving socket reported an error (the socket stays open). */
+  onError: (msg: string) => void;
   /** Make sure the receiving socket of this kind is open. */
   listen(multihop: boolean): Promise<void>;
   /** A sending socket towards `peer`, from `local` (null: any). */
@@ -48,6 +54,8 @@ export interface UdpTransportOptions {
   /** Receiving ports (tests use unprivileged, unused ones). */
   singleHopPort?: number;
   multihopPort?: number;
+  /** Port packets are sent to (default: the standard port of the kind); two ends on one host use crossed ports. */
+  remotePort?: number;
   /** Address the receiving sockets bind (default "::", falling back to "0.0.0.0"). */
   listenAddress?: string;
   /** Source port chooser (default: random in 49152–65535). */
@@ -67,6 +75,12 @@ function fdOf(s: UdpSocket): number {
   return fd;
 }
 
+/** The error text among a socket error callback's arguments (the runtime passes the error, declared second). */
+function errorOf(args: unknown[]): string {
+  const e = args.find((a) => a instanceof Error);
+  return e ? (e as Error).message : "unknown socket error";
+}
+
 /** "::ffff:192.0.2.1" → "192.0.2.1". */
 export function unmapped(a: string): string {
   return a.toLowerCase().startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
@@ -74,6 +88,7 @@ export function unmapped(a: string): string {
 
 export class UdpTransport implements BfdTransport {
   onPacket: BfdTransport["onPacket"] = () => {};
+  onError: BfdTransport["onError"] = () => {};
   private readonly receivers = new Map<boolean, Promise<UdpSocket>>();
   private readonly senders = new Set<UdpSocket>();
   private readonly usedPorts = new Set<number>();
@@ -103,7 +118,10 @@ export class UdpTransport implements BfdTransport {
           hostname,
           port,
           binaryType: "uint8array",
-          socket: { data: (_s, data, _port, from) => this.onPacket(data, unmapped(from), multihop) },
+          socket: {
+            data: (_s, data, _port, from) => this.onPacket(data, unmapped(from), multihop),
+            error: (...args: unknown[]) => this.onError(`UDP port ${port}: ${errorOf(args)}`),
+          },
         });
       } catch (e) {
         last = e;
@@ -134,8 +152,10 @@ export class UdpTransport implements BfdTransport {
       const port = pick();
       if (this.usedPorts.has(port)) continue;
       let s: UdpSocket;
+      let pending: string | null = null;
       try {
-        s = await Bun.udpSocket({ hostname, port, binaryType: "uint8array" });
+        // Errors (an ICMP port unreachable comes back as ECONNREFUSED on the next receive) are reported by the next send.
+        s = await Bun.udpSocket({ hostname, port, binaryType: "uint8array", socket: { error: (...args: unknown[]) => void (pending = errorOf(args)) } });
       } catch (e) {
         last = e;
         continue;
@@ -148,13 +168,15 @@ export class UdpTransport implements BfdTransport {
       }
       this.senders.add(s);
       this.usedPorts.add(port);
-      const dstPort = multihop ? (this.opts.multihopPort ?? MULTIHOP_PORT) : (this.opts.singleHopPort ?? SINGLE_HOP_PORT);
+      const dstPort = this.opts.remotePort ?? (multihop ? (this.opts.multihopPort ?? MULTIHOP_PORT) : (this.opts.singleHopPort ?? SINGLE_HOP_PORT));
       return {
         local: hostname,
         port,
         send: (packet) => {
+          const reported = pending;
+          pending = null;
           try {
-            return s.send(packet, dstPort, peer) ? null : "send buffer full";
+            return s.send(packet, dstPort, peer) ? reported : "send buffer full";
           } catch (e) {
             return errText(e);
           }

@@ -32,6 +32,8 @@ const D6 = "2001:db8::1";
 const A6 = "2001:db8::2";
 const ROUTES = ["198.51.100.0/24", "203.0.113.0/24"];
 const ROUTES6 = ["2001:db8:100::/48"];
+/** Routes BIRD sends at once in (a), to keep the daemon busy (import, best path, kernel) while BFD runs. */
+const BULK = 60_000;
 
 async function topology() {
   const d = await lab.addNamespace("bfd-d");
@@ -90,7 +92,10 @@ test(
           { name: "bgp6", neighbor: D6, localAddress: A6, remoteAs: 65001, families: ["ipv6"], export: "static", extra: ["bfd on;", "graceful restart off;"] },
         ],
         routes: [...ROUTES, ...ROUTES6].map((prefix) => ({ prefix })),
-      }) + `protocol bfd {\n  interface "*" { min rx interval 300 ms; min tx interval 300 ms; idle tx interval 1000 ms; multiplier 3; };\n}\n`,
+      }) +
+        // A table to load the daemon with while BFD runs (enabled in (a)).
+        `protocol static bulk { ipv6; disabled; ${Array.from({ length: BULK }, (_, i) => `route 2001:db8:1000:${i.toString(16)}::/64 blackhole;`).join(" ")} }\n` +
+        `protocol bfd {\n  interface "*" { min rx interval 300 ms; min tx interval 300 ms; idle tx interval 1000 ms; multiplier 3; };\n}\n`,
     );
     const bird = await BirdInstance.startWithConfig(lab, t.a, conf, "bird");
     const daemon = await BgpctlDaemon.start(lab, t.d, daemonConfig(false));
@@ -119,6 +124,20 @@ test(
     const birdBfd = await bird.command("show", "bfd", "sessions");
     for (const peer of [D4, D6]) expect(birdBfd).toMatch(new RegExp(`${peer.replace(/\./g, "\\.")}\\s+\\S+\\s+Up\\s+\\S+\\s+0\\.300\\s+0\\.900`));
     await lab.waitFor(async () => (await kernelRoutes(t.d)).join() === allRoutes.join(), { what: "BIRD's routes in our kernel", timeoutMs: 10_000, procs });
+
+    // Under load: BULK routes arrive at once (import, kernel install); BFD stays Up, our packets keep their pace.
+    await bird.command("enable", "bulk");
+    await lab.waitFor(async () => (await kernelRoutes(t.d)).length === allRoutes.length + BULK, { what: `${BULK} more routes in our kernel`, timeoutMs: 30_000, intervalMs: 250, procs });
+    await bird.command("disable", "bulk");
+    await lab.waitFor(async () => (await kernelRoutes(t.d)).join() === allRoutes.join(), { what: "the bulk routes gone again", timeoutMs: 30_000, intervalMs: 250, procs });
+    const loaded = await bfd();
+    const lag = (await daemon.json<{ eventLoop: { maxLagMs: number } }>("show", "summary")).eventLoop.maxLagMs;
+    console.log(`BFD under load (${BULK} routes in and out): longest gap between our packets ${Math.max(...loaded.map((s) => s.maxTxGap))} ms at 300 ms, event loop max lag ${lag} ms`);
+    for (const s of loaded) {
+      expect(s.state).toBe("Up");
+      expect(s.maxTxGap).toBeLessThan(900); // the peer's detection time: a longer gap and BIRD would have gone down
+    }
+    expect(daemon.proc.text()).not.toMatch(/BFD went down/);
 
     // A reload with a longer RequiredMinRx: a Poll Sequence, BIRD now sends every 500 ms; nothing resets.
     const before = await daemon.neighbor(A4);

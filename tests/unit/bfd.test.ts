@@ -307,6 +307,7 @@ describe("BFD session state machine and timers", () => {
 /** An in-memory transport: what the manager sends is recorded; tests inject received packets. */
 class FakeTransport implements BfdTransport {
   onPacket: BfdTransport["onPacket"] = () => {};
+  onError: BfdTransport["onError"] = () => {};
   sent: { peer: string; p: ControlPacket }[] = [];
   listening = new Set<boolean>();
   async listen(multihop: boolean): Promise<void> {
@@ -401,4 +402,42 @@ describe("BFD over UDP: TTL rules", () => {
       expect(got.slice(1)).toEqual([{ from: host, multihop: true }]);
     });
   }
+});
+
+describe("BFD and a held event loop", () => {
+  test("a 1.5 s stall of our loop (peer in another process, still sending every 300 ms) does not take the session down; the stall shows in maxTxGap", async () => {
+    const p1 = 20000 + Math.floor(Math.random() * 20000);
+    const p2 = p1 + 2;
+    // Both at 300 ms; our multiplier 10 gives the peer a 3 s detection time, ours is 3 × 300 ms: only our side is tested.
+    const child = Bun.spawn([process.execPath, `${import.meta.dir}/../support/bfd-peer.ts`, "--listen", String(p2), "--send", String(p1), "--peer", "127.0.0.1", "--lifetime", "30"], {
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    const lines: string[] = [];
+    void (async () => {
+      const dec = new TextDecoder();
+      for await (const chunk of child.stdout) lines.push(...dec.decode(chunk).split("\n").filter(Boolean));
+    })();
+    const m = new BfdManager({ transport: new UdpTransport({ singleHopPort: p1, multihopPort: p1 + 1, remotePort: p2, listenAddress: "127.0.0.1" }), log: () => {} });
+    try {
+      await waitFor(() => lines.some((l) => l.includes("ready")), { what: "the peer process", timeoutMs: 10_000 });
+      const changes: string[] = [];
+      m.add("127.0.0.1", { peer: "127.0.0.1", local: "127.0.0.1", multihop: false, minTx: 300, minRx: 300, multiplier: 10 }, (c) => changes.push(c.to));
+      await waitFor(() => m.state("127.0.0.1") === "Up" && !m.info()[0]!.polling, { what: "Up", timeoutMs: 10_000 });
+      expect(m.info()[0]!.detectionTime).toBe(900);
+      const t0 = performance.now();
+      while (performance.now() - t0 < 1500) {
+        /* hold the loop, as a long garbage-collection pause would */
+      }
+      await Bun.sleep(300);
+      expect(changes.filter((c) => c !== "Init" && c !== "Up")).toEqual([]);
+      expect(m.state("127.0.0.1")).toBe("Up");
+      await waitFor(() => m.info()[0]!.maxTxGap >= 1500, { what: "the stall in maxTxGap", timeoutMs: 2000 });
+      expect(lines.filter((l) => l.includes('"Down"'))).toEqual([]);
+    } finally {
+      m.close();
+      child.kill();
+      await child.exited;
+    }
+  }, 30_000);
 });
