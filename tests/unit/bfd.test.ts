@@ -405,6 +405,34 @@ describe("BFD over UDP: TTL rules", () => {
 });
 
 describe("BFD and a held event loop", () => {
+  test("a detection timer that fires late (the loop was held) waits one more turn: a packet that arrived meanwhile keeps the session Up", () => {
+    const manual = new ManualClock(1000);
+    let skew = 0;
+    const clock = { now: () => manual.now() + skew, setTimeout: manual.setTimeout.bind(manual), clearTimeout: manual.clearTimeout.bind(manual) };
+    const s = new BfdSession({ minTx: 300, minRx: 300, multiplier: 3, localDisc: 1, clock, send: () => {} });
+    const changes: string[] = [];
+    s.onStateChange = (c) => changes.push(c.to);
+    s.start();
+    const peer = { ...BASE, myDisc: 9, desiredMinTx: 300_000 };
+    s.receive({ ...peer, state: 1 });
+    s.receive({ ...peer, state: 3, yourDisc: 1 });
+    expect(s.stateName).toBe("Up");
+    // The timer is due 900 ms after the last packet; it runs 1 s late (as after a long pause of the loop).
+    skew = 1000;
+    manual.advance(900);
+    expect(s.stateName).toBe("Up");
+    s.receive({ ...peer, state: 3, yourDisc: 1 }); // read in the same turn, after the timers
+    manual.advance(5);
+    expect(s.stateName).toBe("Up");
+    // Nothing arrives for real: down after the detection time, once the deferred check runs on time.
+    skew = 0;
+    manual.advance(901);
+    expect(changes).toEqual(["Init", "Up", "Down"]);
+    expect(s.localDiag).toBe(1);
+    s.close();
+  });
+
+
   test("a 1.5 s stall of our loop (peer in another process, still sending every 300 ms) does not take the session down; the stall shows in maxTxGap", async () => {
     const p1 = 20000 + Math.floor(Math.random() * 20000);
     const p2 = p1 + 2;
