@@ -22,11 +22,16 @@ export function registerRun(program: Command): void {
     .requiredOption("-c, --config <file>", "configuration file (YAML)")
     .option("-s, --socket <path>", "control socket (overrides controlSocket in the config)")
     .action(async (flags: { config: string; socket?: string }) => {
-      const config = loadConfig(flags.config);
+      // -s wins over the file's controlSocket, also for what derives from it (the graceful-restart marker) and on reload.
+      const load = () => {
+        const c = loadConfig(flags.config);
+        return flags.socket ? { ...c, controlSocket: flags.socket } : c;
+      };
+      const config = load();
       if (config.kubernetes) {
         throw new Error(`${flags.config} has a kubernetes: section: run it with "bgpctl watch-k8s --config ${flags.config}"`);
       }
-      const router = new Router(config, flags.config);
+      const router = new Router(config, flags.config, undefined, { load });
       const systemd = SystemdSupervision.fromEnv(router.log, () => router);
       const { metrics, endpoint } = routerMetrics(router);
       // The control socket first: a second daemon on the same socket stops here,
@@ -61,13 +66,14 @@ export function registerRun(program: Command): void {
       });
       await new Promise<void>((resolve) => {
         let stopping = false;
-        const stop = () => {
+        // SIGTERM/SIGINT: a graceful restart (peers keep our routes, the kernel keeps them); `bgpctl shutdown`: for good.
+        const stop = (graceful: boolean) => {
           if (stopping) return;
           stopping = true;
           systemd.stopping();
-          router.log.info("stopping: closing sessions");
+          router.log.info(graceful ? "stopping (graceful restart): closing sessions" : "shutting down: closing sessions");
           void router
-            .stop()
+            .stop({ graceful })
             .then(() => api.close())
             .then(() => health?.close())
             .then(() => endpoint.close())
@@ -76,8 +82,9 @@ export function registerRun(program: Command): void {
               resolve();
             });
         };
-        process.on("SIGINT", stop);
-        process.on("SIGTERM", stop);
+        router.onShutdownRequest = () => stop(false);
+        process.on("SIGINT", () => stop(true));
+        process.on("SIGTERM", () => stop(true));
       });
     });
 }

@@ -36,6 +36,7 @@ export function registerWatchK8s(program: Command): void {
       let api: ApiServer | null = null;
       let health: HealthServer | null = null;
       let metricsEndpoint: MetricsEndpoint | null = null;
+      let shutdownRequest = (): void => {};
       const controller = new KubeController({
         base,
         // SIGHUP / bgpctl reload: the file read again, the same flags applied (and checked) again.
@@ -44,6 +45,7 @@ export function registerWatchK8s(program: Command): void {
         log,
         // The control socket before any session: a second daemon on the same socket stops here.
         beforeStart: async (router) => {
+          router.onShutdownRequest = () => shutdownRequest();
           const { metrics, endpoint } = routerMetrics(router);
           api = await startApiServer(router, flags.socket ?? base.controlSocket, { metrics: () => metrics.body() });
           log.info(`control socket ${api.path}`);
@@ -59,16 +61,17 @@ export function registerWatchK8s(program: Command): void {
       }
       let stopping = false;
       const done = new Promise<void>((resolve) => {
-        const stop = () => {
+        // SIGTERM/SIGINT (a DaemonSet rolling update): a graceful restart; `bgpctl shutdown`: for good.
+        const stop = (graceful: boolean) => {
           if (stopping) return;
           stopping = true;
           systemd.stopping();
-          log.info("stopping: closing sessions");
+          log.info(graceful ? "stopping (graceful restart): closing sessions" : "shutting down: closing sessions");
           const router = controller.current;
           void (async () => {
             try {
               await controller.stop();
-              if (router) await router.stop();
+              if (router) await router.stop({ graceful });
               await (api as ApiServer | null)?.close();
               await health?.close();
               await (metricsEndpoint as MetricsEndpoint | null)?.close();
@@ -78,8 +81,9 @@ export function registerWatchK8s(program: Command): void {
             }
           })();
         };
-        process.on("SIGINT", stop);
-        process.on("SIGTERM", stop);
+        shutdownRequest = () => stop(false);
+        process.on("SIGINT", () => stop(true));
+        process.on("SIGTERM", () => stop(true));
       });
       process.on("SIGHUP", () => {
         const router = controller.current;

@@ -146,6 +146,8 @@ export class RouteEngine implements NeighborHost {
     await Promise.all(
       [...this.peers.values()].map((n) => (gracefulPeers.includes(n) ? n.stop(CEASE_SUB.ADMIN_SHUTDOWN, undefined, true) : n.stop(CEASE_SUB.ADMIN_SHUTDOWN, "bgpctl shutting down"))),
     );
+    // Timers of peers' restarts we were helping with end with us.
+    for (const n of this.peers.values()) n.grHelper.clear();
     if (graceful) this.log.info(`graceful restart: stopped; ${gracefulPeers.length} peer${gracefulPeers.length === 1 ? "" : "s"} keep our routes for our restart time; kernel routes kept`);
     this.restart?.close(graceful);
     await this.listener.close();

@@ -167,6 +167,7 @@ export class GrHelper {
       this.timer = null;
       fn();
     }, seconds * 1000);
+    this.timer.unref?.(); // never what keeps the process alive
   }
 
   private disarm(): void {

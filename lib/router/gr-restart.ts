@@ -50,6 +50,7 @@ export class RestartState {
         `graceful restart: restarting (found ${marker}); initial tables wait for End-of-RIB from ${gr.length} peer${gr.length === 1 ? "" : "s"}, at most ${this.deferralSeconds}s`,
       );
       this.timer = setTimeout(() => this.finish(`selection deferral of ${this.deferralSeconds}s over, still waiting for ${[...this.waiting].join(", ")}`), this.deferralSeconds * 1000);
+      this.timer.unref?.();
     }
     this.writeMarker();
   }

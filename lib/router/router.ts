@@ -96,11 +96,25 @@ export class Router implements RouterApi {
     }
   }
 
-  /** Stop the engine, then the recording (the sessions' last messages are in the dump). */
-  async stop(): Promise<void> {
+  /** What `bgpctl shutdown` calls (set by the command running the daemon): a full, not graceful, stop. */
+  onShutdownRequest: (() => void) | null = null;
+
+  /** `bgpctl shutdown`: answered first, then the daemon stops for good (Cease/Hard Reset to every peer, kernel routes removed unless retainOnExit). */
+  shutdown(): { ok: true } {
+    const fn = this.onShutdownRequest;
+    if (!fn) conflict("this daemon cannot be shut down from the control socket");
+    setTimeout(fn, 10);
+    return { ok: true };
+  }
+
+  /**
+   * Stop the engine (`graceful`: as a graceful restart, see RouteEngine.stop),
+   * then the recording (the sessions' last messages are in the dump).
+   */
+  async stop(opts: { graceful?: boolean } = {}): Promise<void> {
     this.bfd.stop();
     try {
-      await this.engine.stop();
+      await this.engine.stop(opts);
     } finally {
       await applyMrtDump(this.engine, undefined);
     }

@@ -328,9 +328,12 @@ describe("bgpctl watch-k8s: a cluster of nodes against a Kubernetes API emulator
       startNode("n4");
       await lab.waitFor(async () => (await health("n4", "/healthz")).startsWith("200"), { timeoutMs: 10_000, what: "n4's health endpoint" });
       expect(procs.get("n4")!.running).toBe(true);
-      const notReady = await health("n4", "/readyz");
+      // Not ready: first its initial lists (a moment under load), then its own Node object.
+      const notReady = await lab.waitFor(async () => {
+        const r = await health("n4", "/readyz");
+        return r.includes("waiting for Node n4") ? r : null;
+      }, { timeoutMs: 10_000, what: "n4's readyz to wait for its Node object" });
       expect(notReady).toStartWith("503");
-      expect(notReady).toContain("waiting for Node n4");
       expect(await established("n1")).not.toContain(V4.n4);
       await ctl.create("nodes", nodeObject("n4"));
       const four: NodeName[] = ["n1", "n2", "n3", "n4"];
@@ -527,6 +530,59 @@ describe("bgpctl watch-k8s: a cluster of nodes against a Kubernetes API emulator
       await ctl.create("endpointslices", endpointSlice("default", "dns-1", "dns", "IPv4", [{ address: "198.51.100.66", nodeName: "n4" }]));
       await waitTor("203.0.113.54/32", [V4.n1, V4.n2, V4.n4], "externalIP of a new Service");
       await waitTor("203.0.113.53/32", [V4.n1, V4.n2, V4.n4], "cluster IP inside allowedRanges");
+    },
+    TEST_TIMEOUT,
+  );
+
+  test(
+    "a rolling restart of n2's daemon (SIGTERM, then a new process): graceful restart keeps n2's pod CIDR in n1's and n4's kernels and on the ToR, and the others' in n2's kernel, throughout",
+    async () => {
+      const watched: NodeName[] = ["n1", "n2", "n4"];
+      // `ip monitor route` in each namespace: any deletion of a pod CIDR route shows up as a "Deleted" line.
+      const monitors = watched.map((n) => lab.spawn(ns[n]!, [IP, "-o", "monitor", "route"], { name: `monitor-${n}` }));
+      await sleep(300);
+      let torMisses = 0;
+      let polling = true;
+      const poller = (async () => {
+        for (let i = 0; polling && i < 600; i++) {
+          if ((await torPaths(POD4.n2)).length === 0) torMisses++;
+          await sleep(100);
+        }
+      })();
+      try {
+        const mark = procs.get("n1")!.lines.length;
+        const old = procs.get("n2")!;
+        old.signal("SIGTERM");
+        expect(await old.waitExit(10_000)).toBe(true);
+        expect(old.exitCode).toBe(0);
+        expect(old.lines.some((l) => l.text.includes("stopping (graceful restart)"))).toBe(true);
+        await lab.waitFor(() => procs.get("n1")!.lines.slice(mark).some((l) => l.text.includes("graceful restart (connection lost)")), {
+          timeoutMs: WAIT,
+          what: "n1 to keep n2's routes as stale",
+        });
+        const n2 = startNode("n2");
+        await lab.waitFor(() => n2.lines.some((l) => l.text.includes("graceful restart: restarting")), { timeoutMs: WAIT, what: "n2 to start as a restart", procs: [n2] });
+        await lab.waitFor(() => n2.lines.some((l) => l.text.includes("selection deferral ended (End-of-RIB from every graceful-restart peer)")), {
+          timeoutMs: WAIT,
+          what: "n2's selection deferral to end on End-of-RIB",
+          procs: [n2],
+        });
+        await waitMesh({ n2: [V4.n1, V6.n1, TOR] }, "n2 back with n1 and the ToR");
+        await waitPodRoutes("n1", ["n2", "n4"], "pod CIDRs after n2's restart");
+        await waitPodRoutes("n2", ["n1", "n4"], "pod CIDRs in n2 after its restart");
+        await sleep(1000);
+      } finally {
+        polling = false;
+        await poller.catch(() => {});
+      }
+      for (const m of monitors) await m.stop("SIGTERM", 3000);
+      const pods = new Set(NODES.flatMap((m) => [POD4[m], POD6[m]]));
+      const deleted = monitors.flatMap((m, i) => m.lines.filter((l) => l.text.startsWith("Deleted") && [...pods].some((p) => l.text.includes(p))).map((l) => `${watched[i]}: ${l.text}`));
+      expect(deleted).toEqual([]);
+      expect(torMisses).toBe(0);
+      // The stale marks are gone at n1 (End-of-RIB from the restarted n2).
+      const n1n2 = (await neighbors("n1")).find((x) => x.address === V4.n2)!;
+      expect(n1n2.gracefulRestart?.stale ?? null).toBeNull();
     },
     TEST_TIMEOUT,
   );

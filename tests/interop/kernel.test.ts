@@ -413,9 +413,9 @@ describe("bgpctl daemon programs the kernel (FIB)", () => {
       const ours = await kernelRoutes(x, 4, MAIN, RTPROT_BGP);
       expect(ours.map((r) => r.dst).sort()).toEqual([P_KEEP, P_MOVE]);
 
-      // SIGTERM with retainOnExit: false removes our routes
-      await d.stop();
-      await waitKernel(x, P_KEEP, none, "removed when the daemon exits (retainOnExit: false)", { timeoutMs: 5000 });
+      // bgpctl shutdown with retainOnExit: false removes our routes (SIGTERM would be a graceful restart: kept)
+      await d.shutdown();
+      await waitKernel(x, P_KEEP, none, "removed when the daemon shuts down (retainOnExit: false)", { timeoutMs: 5000 });
       expect(await kernelRoutes(x, 4, MAIN, RTPROT_BGP)).toEqual([]);
     },
     TEST_TIMEOUT,

@@ -686,6 +686,13 @@ export interface BirdPeerSpec {
   debug?: string[];
   /** raw extra lines put inside the protocol block */
   extra?: string[];
+  /**
+   * Graceful restart on (BIRD's default is `aware`: the capability without
+   * restarting families): `graceful restart on; graceful restart time N;`,
+   * with `longLivedStaleTime` also `long lived graceful restart on; long lived
+   * stale time N;` (RFC 9494).
+   */
+  gracefulRestart?: { restartTime: number; longLivedStaleTime?: number };
 }
 
 export interface BirdConfigSpec {
@@ -740,6 +747,11 @@ export function birdConfig(spec: BirdConfigSpec): string {
     out.push(`  error forget time 5;`);
     if (p.as4 === false) out.push(`  enable as4 off;`);
     if (p.passive) out.push(`  passive on;`);
+    if (p.gracefulRestart) {
+      out.push(`  graceful restart on;`, `  graceful restart time ${p.gracefulRestart.restartTime};`);
+      const ll = p.gracefulRestart.longLivedStaleTime;
+      if (ll !== undefined) out.push(`  long lived graceful restart on;`, `  long lived stale time ${ll};`);
+    }
     for (const l of p.extra ?? []) out.push(`  ${l}`);
     const exp = p.export ?? "all";
     // MED set on a static route is dropped by BIRD towards eBGP peers unless the
@@ -1022,15 +1034,26 @@ export class BirdInstance {
     return BirdInstance.startWithConfig(lab, ns, confPath, name, spec.peers.length > 0);
   }
 
+  /**
+   * Start BIRD again after it died (e.g. SIGKILL), in the same namespace on
+   * the same config file rewritten for `spec`; `recovery`: `bird -R`, a
+   * graceful restart (Restart State and Forwarding State bits in its OPENs).
+   */
+  static async restart(prev: BirdInstance, spec: BirdConfigSpec, recovery: boolean): Promise<BirdInstance> {
+    if (prev.proc.running) throw new Error(`${prev.name} is still running: stop or kill it first`);
+    writeFileSync(prev.confPath, birdConfig(spec));
+    return BirdInstance.startWithConfig(prev.lab, prev.ns, prev.confPath, prev.name.replace(/-\d+$/, ""), spec.peers.length > 0, recovery ? ["-R"] : []);
+  }
+
   /** Start `bird -f` in `ns` on an existing config file (checked with `bird -p` first); waits until birdc answers. */
-  static async startWithConfig(lab: Lab, ns: string, confPath: string, name = "bird", waitForBgpPort = true): Promise<BirdInstance> {
+  static async startWithConfig(lab: Lab, ns: string, confPath: string, name = "bird", waitForBgpPort = true, extraArgs: string[] = []): Promise<BirdInstance> {
     const uniq = `${name}-${lab.processes.length + 1}`;
     const socket = lab.path(`${uniq}.ctl`);
     const check = await lab.exec(ns, [mustWhich("bird"), "-p", "-c", confPath]);
     if (check.code !== 0) {
       throw new Error(`bird.conf rejected:\n${check.stderr}${check.stdout}\n--- ${confPath} ---\n${readFileSync(confPath, "utf8")}`);
     }
-    const proc = lab.spawn(ns, [mustWhich("bird"), "-f", "-c", confPath, "-s", socket], { name: uniq });
+    const proc = lab.spawn(ns, [mustWhich("bird"), "-f", "-c", confPath, "-s", socket, ...extraArgs], { name: uniq });
     const bird = new BirdInstance(lab, ns, uniq, confPath, socket, proc);
     await lab.waitFor(
       async () => {
@@ -1138,10 +1161,14 @@ export interface GobgpNeighborSpec {
   connectRetry?: number;
   families?: Family[];
   /**
-   * Enable graceful restart (RFC 4724) for the neighbor and its families.
-   * GoBGP sends End-of-RIB only when graceful restart is enabled on its side.
+   * Enable graceful restart (RFC 4724) for the neighbor and its families
+   * (`true`: restart time 30 s). GoBGP sends End-of-RIB only when graceful
+   * restart is enabled on its side. `notification`: RFC 8538 (the N bit);
+   * `longLivedTime`: RFC 9494 per family with that stale time.
    */
-  gracefulRestart?: boolean;
+  gracefulRestart?: boolean | { restartTime: number; notification?: boolean; longLivedTime?: number };
+  /** `admin-down`: configured but not started until `gobgp neighbor ADDR enable` */
+  adminDown?: boolean;
 }
 
 export interface GobgpConfigSpec {
@@ -1166,6 +1193,7 @@ export function gobgpConfig(spec: GobgpConfigSpec): string {
     out.push(`  [neighbors.config]`);
     out.push(`    neighbor-address = "${n.address}"`);
     out.push(`    peer-as = ${n.remoteAs}`);
+    if (n.adminDown) out.push(`    admin-down = true`);
     out.push(`  [neighbors.timers.config]`);
     out.push(`    connect-retry = ${n.connectRetry ?? 1}`);
     out.push(`    hold-time = ${hold}`);
@@ -1175,18 +1203,26 @@ export function gobgpConfig(spec: GobgpConfigSpec): string {
     out.push(`    passive-mode = ${n.passive ? "true" : "false"}`);
     if (n.localAddress) out.push(`    local-address = "${n.localAddress}"`);
     if (n.port) out.push(`    remote-port = ${n.port}`);
-    if (n.gracefulRestart) {
+    const gr = n.gracefulRestart === true ? { restartTime: 30 } : n.gracefulRestart || null;
+    if (gr) {
       out.push(`  [neighbors.graceful-restart.config]`);
       out.push(`    enabled = true`);
-      out.push(`    restart-time = 30`);
+      out.push(`    restart-time = ${gr.restartTime}`);
+      if (gr.notification) out.push(`    notification-enabled = true`);
+      if (gr.longLivedTime !== undefined) out.push(`    long-lived-enabled = true`);
     }
     for (const fam of n.families ?? (["ipv4", "ipv6"] as const)) {
       out.push(`  [[neighbors.afi-safis]]`);
       out.push(`    [neighbors.afi-safis.config]`);
       out.push(`      afi-safi-name = "${fam}-unicast"`);
-      if (n.gracefulRestart) {
+      if (gr) {
         out.push(`    [neighbors.afi-safis.mp-graceful-restart.config]`);
         out.push(`      enabled = true`);
+      }
+      if (gr?.longLivedTime !== undefined) {
+        out.push(`    [neighbors.afi-safis.long-lived-graceful-restart.config]`);
+        out.push(`      enabled = true`);
+        out.push(`      restart-time = ${gr.longLivedTime}`);
       }
     }
   }
@@ -1302,11 +1338,20 @@ export class GobgpInstance {
 
   /**
    * Write a TOML config and start gobgpd in `ns` with its gRPC API on the
-   * namespace's own loopback; waits until the API answers.
+   * namespace's own loopback; waits until the API answers. `opts.confPath`:
+   * the config file of an earlier gobgpd to rewrite and reuse; `opts.args`:
+   * extra gobgpd flags (e.g. `-r`, a graceful restart).
    */
-  static async start(lab: Lab, ns: string, spec: GobgpConfigSpec, name = "gobgpd", apiPort = 50051): Promise<GobgpInstance> {
+  static async start(
+    lab: Lab,
+    ns: string,
+    spec: GobgpConfigSpec,
+    name = "gobgpd",
+    apiPort = 50051,
+    opts: { args?: string[]; confPath?: string } = {},
+  ): Promise<GobgpInstance> {
     const uniq = `${name}-${lab.processes.length + 1}`;
-    const confPath = lab.path(`${uniq}.toml`);
+    const confPath = opts.confPath ?? lab.path(`${uniq}.toml`);
     writeFileSync(confPath, gobgpConfig(spec));
     const proc = lab.spawn(
       ns,
@@ -1322,6 +1367,7 @@ export class GobgpInstance {
         "--api-hosts",
         `127.0.0.1:${apiPort}`,
         "--pprof-disable",
+        ...(opts.args ?? []),
       ],
       { name: uniq },
     );
@@ -1346,6 +1392,17 @@ export class GobgpInstance {
     );
     await lab.waitListening(ns, spec.listenPort ?? 179, 5000, [proc]);
     return g;
+  }
+
+  /**
+   * Start gobgpd again after it died (e.g. SIGKILL): same namespace, API
+   * port and config file (rewritten for `spec`); `restarting`: `gobgpd -r`,
+   * a graceful restart (Restart State and Forwarding State bits).
+   */
+  static async restart(prev: GobgpInstance, spec: GobgpConfigSpec, restarting: boolean): Promise<GobgpInstance> {
+    if (prev.proc.running) throw new Error(`${prev.name} is still running: stop or kill it first`);
+    const name = prev.name.replace(/-\d+$/, "");
+    return GobgpInstance.start(prev.lab, prev.ns, spec, name, prev.apiPort, { confPath: prev.confPath, args: restarting ? ["-r"] : [] });
   }
 
   /** Run the gobgp client inside the namespace against this daemon. */
@@ -2254,8 +2311,20 @@ export class BgpctlDaemon {
   static async start(lab: Lab, ns: string, config: DaemonConfigSpec | string, name = "bgpctld"): Promise<BgpctlDaemon> {
     const uniq = `${name}-${lab.processes.length + 1}`;
     const configPath = lab.path(`${uniq}.yaml`);
-    const socket = lab.path(`${uniq}.sock`);
     writeFileSync(configPath, typeof config === "string" ? config : bgpctlDaemonConfig(config));
+    return BgpctlDaemon.launch(lab, ns, uniq, configPath, lab.path(`${uniq}.sock`));
+  }
+
+  /**
+   * Start the daemon again after it stopped or died, on the same config file
+   * and control socket path (so a graceful restart finds its marker).
+   */
+  static async restart(prev: BgpctlDaemon): Promise<BgpctlDaemon> {
+    if (prev.proc.running) throw new Error(`${prev.name} is still running: stop or kill it first`);
+    return BgpctlDaemon.launch(prev.lab, prev.ns, `${prev.name.replace(/-\d+$/, "")}-${prev.lab.processes.length + 1}`, prev.configPath, prev.socket);
+  }
+
+  private static async launch(lab: Lab, ns: string, uniq: string, configPath: string, socket: string): Promise<BgpctlDaemon> {
     const proc = lab.spawn(ns, [BGPCTL_BIN, "run", "--config", configPath, "-s", socket], { name: uniq });
     const d = new BgpctlDaemon(lab, ns, uniq, configPath, socket, proc);
     await lab.waitFor(
@@ -2355,7 +2424,16 @@ export class BgpctlDaemon {
     return this.cli(["withdraw", ...prefixes]);
   }
 
+  /** SIGTERM: a graceful restart when the peers do graceful restart (sessions closed without NOTIFICATION, kernel routes kept). */
   stop(): Promise<number | null> {
     return this.proc.stop("SIGTERM", 5000);
+  }
+
+  /** `bgpctl shutdown`: stop for good (Cease/Hard Reset, kernel routes removed unless retainOnExit); the exit code. */
+  async shutdown(timeoutMs = 10_000): Promise<number | null> {
+    const r = await this.cli(["shutdown"]);
+    if (r.code !== 0) throw new Error(`${this.name}: bgpctl shutdown failed: ${r.stderr}`);
+    if (!(await this.proc.waitExit(timeoutMs))) return this.proc.stop("SIGKILL", 3000);
+    return this.proc.exited;
   }
 }
