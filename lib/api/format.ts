@@ -76,6 +76,20 @@ export function formatSummary(s: RouterSummary): string {
   );
 }
 
+/** One line of graceful restart state: ours, the peer's, and what is kept stale for it. */
+function gracefulRestartText(gr: NonNullable<NeighborInfo["gracefulRestart"]>): string {
+  if (!gr.enabled) return "off";
+  const parts = [gr.peerRestartTime === null ? "peer: no capability" : `peer restart time ${gr.peerRestartTime}s`];
+  if (gr.notification) parts.push("notification (RFC 8538)");
+  if (gr.longLived) parts.push("long-lived");
+  const st = gr.stale;
+  if (st) {
+    const what = st.phase === "restart" ? "peer restarting" : st.phase === "eor" ? "waiting for its End-of-RIB" : "long-lived stale (LLGR_STALE)";
+    parts.push(`${st.families.join(" ")} routes stale: ${what}, ${st.secondsLeft}s left`);
+  }
+  return parts.join(", ");
+}
+
 function neighborBlock(n: NeighborInfo): string {
   const lines = [`BGP neighbor is ${n.address}, remote AS ${n.remoteAs}${n.remoteAs === n.localAs ? " (internal)" : ""}`];
   if (n.description) lines.push(`  Description: ${n.description}`);
@@ -95,6 +109,8 @@ function neighborBlock(n: NeighborInfo): string {
     for (const c of n.capabilities) lines.push(`    ${c}`);
   } else lines.push("  Negotiated capabilities: none");
   if (n.bfd) lines.push(`  BFD state = ${n.bfd}`);
+  const gr = n.gracefulRestart;
+  if (gr) lines.push(`  Graceful restart: ${gracefulRestartText(gr)}`);
   lines.push(`  Messages: ${n.messages.received} received, ${n.messages.sent} sent, ${n.outQueue} queued`);
   lines.push(`  Prefixes: ${n.received} received, ${n.accepted} accepted, ${n.advertised} advertised`);
   lines.push(`  Last error: ${n.lastError ?? "none"}`);

@@ -16,6 +16,7 @@ import { parseConfig } from "../../lib/config/load.ts";
 import { Log } from "../../lib/core/log.ts";
 import { Router } from "../../lib/router/router.ts";
 import type { RibEntry } from "../../lib/api/types.ts";
+import { formatNeighbors } from "../../lib/api/format.ts";
 import { waitFor } from "../support/wait.ts";
 import { tempDirs } from "../support/tmp.ts";
 
@@ -95,6 +96,9 @@ describe("graceful restart between two bgpctl routers", () => {
       ["203.0.113.0/24", true],
     ]);
     expect(neighbor(a, B).gracefulRestart!.stale).toMatchObject({ families: ["ipv4-unicast", "ipv6-unicast"], phase: "restart" });
+    expect(formatNeighbors([neighbor(a, B)])).toMatch(
+      /Graceful restart: peer restart time 120s, notification \(RFC 8538\), ipv4-unicast ipv6-unicast routes stale: peer restarting, 1[12]\ds left/,
+    );
     expect(a.lines.some((l) => l.includes("keeping its ipv4-unicast, ipv6-unicast routes as stale for its restart time of 120s"))).toBe(true);
 
     // B comes back (a restart: its marker is there) with one of the two routes.
