@@ -19,7 +19,7 @@
  *
  * Environment: SOAK_SECONDS (default 3600), SOAK_WARMUP (300), SOAK_PREFIXES
  * (IPv4, default 50000), SOAK_V6_PREFIXES (10000), SOAK_CHURN (prefixes per
- * round, default 2% of the table), SOAK_MAX_GROWTH (0.10), BGPCTL_BIN (the
+ * round, default 2% of the table), SOAK_MAX_GROWTH (0.10), SOAK_PORT (17391), BGPCTL_BIN (the
  * binary; default: compiled from this tree into a temporary directory).
  * Ports 17391 (BGP) on 127.0.0.1; peers 127.0.0.2 and 127.0.0.3. No root.
  */
@@ -47,7 +47,7 @@ const V4 = env("SOAK_PREFIXES", 50_000);
 const V6 = env("SOAK_V6_PREFIXES", 10_000);
 const MAX_GROWTH = env("SOAK_MAX_GROWTH", 0.1);
 const SAMPLE_MS = 10_000;
-const PORT = 17391;
+const PORT = env("SOAK_PORT", 17391);
 const DAEMON_AS = 65000;
 const INJ_AS = 65010;
 const SINK_AS = 65020;
