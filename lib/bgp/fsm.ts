@@ -130,6 +130,13 @@ export interface FsmOptions {
   idleHoldMaxTime?: number;
   /** Double IdleHold on consecutive failures (default true). */
   dampPeerOscillations?: boolean;
+  /**
+   * Graceful restart helper (RFC 4724 §4.2): a new connection while the
+   * session is Established from a peer that announced graceful restart means
+   * the peer restarted: the old session is dropped (no NOTIFICATION) and the
+   * new one goes on, instead of losing as a collision.
+   */
+  gracefulRestart?: boolean;
   /** Seconds Established before the failure count resets (default 60). */
   stableTime?: number;
   /** Restart by itself (after IdleHold) when a session fails (default true). */
@@ -676,6 +683,11 @@ export class Fsm {
     for (const o of [...this.conns.values()]) {
       if (o === c) continue;
       if (o.state === State.Established) {
+        if (this.opts.gracefulRestart && o.negotiated?.peerGracefulRestart) {
+          this.closeConn(o, null, "quiet", "the peer restarted: a new connection while Established, with graceful restart (RFC 4724 §4.2)");
+          this.log("info", "the peer restarted: a new connection while Established; the old session is dropped without NOTIFICATION (RFC 4724 §4.2)");
+          continue;
+        }
         return this.closeConn(c, ceaseCollision(), "quiet", `connection collision with the Established ${o.dir} connection`);
       }
       if (o.peerOpen === null) continue;

@@ -203,6 +203,8 @@ export interface SessionConfig {
   idleHoldTime?: number;
   idleHoldMaxTime?: number;
   dampPeerOscillations?: boolean;
+  /** Graceful restart helper: a new connection while Established from a GR peer replaces the old session (see FsmOptions). */
+  gracefulRestart?: boolean;
   /** Jitter source (default Math.random). */
   random?: () => number;
   /** Upper bound for stop() and for flushing a closing connection, ms (default 3000). */
@@ -352,6 +354,7 @@ export class Session extends TypedEmitter<SessionEvents> {
       idleHoldTime: config.idleHoldTime,
       idleHoldMaxTime: config.idleHoldMaxTime,
       dampPeerOscillations: config.dampPeerOscillations,
+      gracefulRestart: config.gracefulRestart,
       clock: config.clock ?? realClock,
       random: config.random,
     });

@@ -167,6 +167,7 @@ export class Neighbor {
       multihop: config.multihop,
       ...(config.ttlSecurity !== undefined ? { ttlSecurity: config.ttlSecurity } : {}),
       families: familiesOf(config.families),
+      gracefulRestart: config.gracefulRestart.enabled,
       // Asked again for every OPEN: the R and F bits follow the engine's restart state.
       capabilities: () => {
         const gr = config.gracefulRestart;

@@ -575,6 +575,31 @@ describe("FSM: IdleHold back-off (DampPeerOscillations)", () => {
     }
   });
 
+  test("graceful restart helper (RFC 4724 §4.2): the peer's new connection while Established replaces the old session when it announced graceful restart; else it loses as a collision", () => {
+    const gr: OpenMessage = { ...peerOpen(), capabilities: [...peerOpen().capabilities, { type: "graceful-restart", restarting: true, notification: false, restartTime: 120, families: [] }] };
+    for (const helper of [true, false]) {
+      const { fsm, host } = setup({ gracefulRestart: helper });
+      const old = establish(fsm, host, gr);
+      host.clear();
+      const c = fsm.incomingConnection()!;
+      fsm.tcpConnected(c);
+      fsm.openReceived(c, gr);
+      if (helper) {
+        // The old one closed without a NOTIFICATION; the new one answers the OPEN.
+        expect(host.of("notification")).toEqual([]);
+        expect(host.of("disconnect", old).length).toBe(1);
+        expect(host.of("keepalive", c).length).toBe(1);
+        expect(host.states.at(-1)).toMatchObject({ from: "Established" });
+        fsm.keepaliveReceived(c);
+        expect(fsm.state).toBe(State.Established);
+        expect(fsm.establishedConn).toBe(c);
+      } else {
+        expect(host.of("notification", c)).toMatchObject([{ code: 6, subcode: 7 }]);
+        expect(fsm.establishedConn).toBe(old);
+      }
+    }
+  });
+
   test("the peer's connection is still refused after a ManualStop (administratively down)", () => {
     const { fsm } = setup({ idleHoldTime: 5 });
     fsm.start();
