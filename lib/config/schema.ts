@@ -408,7 +408,7 @@ export const GracefulRestartSchema = z
     restartTime: int(0, 4095, "a restart time 0..4095 seconds").default(120).meta({ doc: "seconds a peer may keep our routes while we restart" }),
     notification: bool().default(true).meta({ doc: "RFC 8538: a NOTIFICATION (other than Hard Reset) is a restart too" }),
     longLivedStaleTime: int(0, 16777215, "a stale time 0..16777215 seconds").default(0).meta({ doc: "RFC 9494 long-lived stale time; 0: no LLGR" }),
-    selectionDeferral: int(1, 3600, "a deferral 1..3600 seconds").default(360).meta({ doc: "after our restart, the longest wait for End-of-RIB before best-path selection" }),
+    selectionDeferral: int(1, 3600, "a deferral 1..3600 seconds").default(360).meta({ doc: "the longest wait for End-of-RIB: after our restart before sending initial tables, and after a restarted peer is back before removing its stale routes" }),
   })
   .meta({ what: "a mapping with enabled, restartTime, notification, longLivedStaleTime and selectionDeferral" });
 
@@ -615,7 +615,7 @@ export const KernelSchema = z
     ecmp: bool().default(true).meta({ doc: "install multipath sets as one ECMP route" }),
     families: families().default(["ipv4", "ipv6"]),
     exclude: oneOrMany(prefix()).default([]).meta({ doc: "prefixes never installed, nor anything inside" }),
-    retainOnExit: bool().default(false).meta({ doc: "keep our routes when bgpctl exits" }),
+    retainOnExit: bool().default(false).meta({ doc: "keep our routes also on bgpctl shutdown (SIGTERM, a graceful restart, keeps them anyway)" }),
     startupDeadline: int(0, 3600, "a deadline 0..3600 seconds").default(60),
   })
   .meta({ what: "a mapping of kernel route settings" });
