@@ -54,7 +54,10 @@ type Phase = "restart" | "eor" | "long-lived";
 export function endIsRestart(n: Negotiated, end: SessionEnd): boolean {
   if (!n.peerGracefulRestart && !n.peerLongLivedGracefulRestart) return false;
   const note = end.notification;
-  if (note === null) return true;
+  // Cease/Connection Collision Resolution only ever closes the losing connection of a
+  // collision, never an Established session: one seen after the session came up (the
+  // peer's second connection) is not how the session ended.
+  if (note === null || (note.code === ERR.CEASE && note.subcode === CEASE_SUB.CONNECTION_COLLISION)) return true;
   if (!n.gracefulNotification) return false;
   return !(note.code === ERR.CEASE && note.subcode === CEASE_SUB.HARD_RESET);
 }
