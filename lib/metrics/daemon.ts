@@ -17,7 +17,8 @@
  *
  * BFD: the sessions' state is exported from a status list handed to the
  * `bfd` option (entries with the BGP peer and the BFD state, as lib/bfd's
- * BfdSessionInfo has them): `routerMetrics(router, {bfd: () => list})`.
+ * BfdSessionInfo has them); routerMetrics (./mod.ts) hands it the router's
+ * `bfdSessions()`.
  */
 import type { SessionState } from "../api/types.ts";
 import { AFI, familyName } from "../bgp/types.ts";

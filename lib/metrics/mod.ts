@@ -16,9 +16,9 @@ export interface RouterMetrics {
   readonly endpoint: MetricsEndpoint;
 }
 
-/** The metrics of `router`, with an endpoint its reloads keep in step with `metrics:`. */
+/** The metrics of `router` (its BFD sessions by default), with an endpoint its reloads keep in step with `metrics:`. */
 export function routerMetrics(router: Router, opts: DaemonMetricsOptions = {}): RouterMetrics {
-  const metrics = new DaemonMetrics(router, opts);
+  const metrics = new DaemonMetrics(router, { bfd: () => router.bfdSessions(), ...opts });
   const endpoint = new MetricsEndpoint(
     () => metrics.body(),
     (level, msg) => router.log.at(level, msg),

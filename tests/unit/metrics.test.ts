@@ -259,6 +259,19 @@ describe("metrics: kernel routes, Kubernetes and BFD", () => {
   });
 });
 
+describe("metrics: the daemon's BFD sessions", () => {
+  test("a peer with bfd.enabled and no BFD answer: its session is exported as Down", async () => {
+    const port = freePort();
+    const a = await node(A, 65001, `peers:\n  - {address: ${B}, remoteAs: 65002, passive: true, localAddress: ${A}, bfd: {enabled: true}}\nmetrics: {address: 127.0.0.1, port: ${port}}\n`);
+    await waitFor(() => a.router.bfdSessions().length === 1, { timeoutMs: 5000, what: "A's BFD session for B" });
+    const { families } = await scrape(`http://127.0.0.1:${port}/metrics`);
+    const state = a.router.bfdSessions()[0]!.state;
+    expect(["Down", "Init", "AdminDown"]).toContain(state);
+    expect(sampleValue(families, "bgpctl_bfd_session_state", { peer: B, state })).toBe(1);
+    expect(sampleValue(families, "bgpctl_bfd_session_state", { peer: B, state: "Up" })).toBe(0);
+  }, 20_000);
+});
+
 describe("metrics: reload starts, moves and stops the endpoint without touching sessions", () => {
   test("add, move, change path, bad address (rejected, stays), remove", async () => {
     const { a, aPeers } = await lab(freePort());
