@@ -35,6 +35,7 @@ import { type EngineOptions, RouteEngine } from "./engine.ts";
 import { conflict, invalid, notFound } from "./errors.ts";
 import type { Neighbor } from "./neighbor.ts";
 import { applyMrtDump, tableDumpRecords } from "./mrt-dump.ts";
+import type { BfdTransport } from "../bfd/transport.ts";
 import { BfdGlue } from "./bfd-glue.ts";
 import { Reconfigurer } from "./reconfigure.ts";
 import { routeEntry } from "./view.ts";
@@ -45,6 +46,8 @@ export interface RouterOptions extends Partial<Omit<EngineOptions, "log">> {
   load?: () => RouterConfig | Promise<RouterConfig>;
   /** The Kubernetes controller's view, served as GET /v1/k8s. */
   k8s?: () => K8sStatus;
+  /** BFD's transport (default: UDP on the standard ports); tests pass an in-memory one. */
+  bfdTransport?: BfdTransport;
 }
 
 export class Router implements RouterApi {
@@ -67,7 +70,7 @@ export class Router implements RouterApi {
     this.loadHook = opts.load;
     this.engine = new RouteEngine(config, { log: log ?? new Log(config.log.level, config.log.format), clock: opts.clock, openKernel: opts.openKernel });
     this.reconf = new Reconfigurer(this.engine);
-    this.bfd = new BfdGlue(this.engine);
+    this.bfd = new BfdGlue(this.engine, opts.bfdTransport ? { transport: opts.bfdTransport } : {});
   }
 
   get log(): Log {

@@ -12,6 +12,12 @@ import { ManualClock } from "../../lib/core/clock.ts";
 import { BfdManager, BfdPacketError, BfdSession, type BfdStateChange, type BfdTransport, type ControlPacket, UdpTransport, decodeControl, encodeControl } from "../../lib/bfd/mod.ts";
 import { getUnicastHops, setUnicastHops } from "../../ffi/udp-ttl.ts";
 import { waitFor } from "../support/wait.ts";
+import { tempDirs } from "../support/tmp.ts";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseConfig } from "../../lib/config/load.ts";
+import { Log } from "../../lib/core/log.ts";
+import { Router } from "../../lib/router/router.ts";
 
 const BASE: ControlPacket = {
   diag: 0,
@@ -468,4 +474,96 @@ describe("BFD and a held event loop", () => {
       await child.exited;
     }
   }, 30_000);
+});
+
+describe("BFD in the daemon (lib/router/bfd-glue.ts), with an in-memory BFD transport", () => {
+  const running: Router[] = [];
+  const dir = tempDirs("bgpctl-bfd-")();
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((r) => r.stop()));
+  });
+
+  /** A router from YAML (written to a file for reloads), started on 127.0.0.x port 0. */
+  async function node(addr: string, asn: number, body: string, transport: FakeTransport) {
+    const file = join(dir, `${addr}-${Math.random().toString(36).slice(2)}.yaml`);
+    const head = `asn: ${asn}\nrouterId: ${addr === "127.0.0.1" ? "192.0.2.1" : "192.0.2.2"}\nlisten: {address: ${addr}, port: 0}\ncontrolSocket: ${join(dir, `${asn}.sock`)}\n`;
+    writeFileSync(file, head + body);
+    const lines: string[] = [];
+    const router = new Router(parseConfig(head + body, file), file, new Log("debug", "text", (l) => lines.push(l)), { clock: new ManualClock(), bfdTransport: transport });
+    await router.start();
+    running.push(router);
+    return { router, lines, write: (b: string) => writeFileSync(file, head + b), port: router.engine.listener.endpoints[0]!.port };
+  }
+
+  const peerOf = (r: Router, address = "127.0.0.2") => r.neighbors().find((n) => n.address === address)!;
+
+  for (const graceful of [false, true]) {
+    test(`a session per BFD peer; peer down/up, reload of timers (poll, no reset); BFD down takes BGP down ${graceful ? "without a NOTIFICATION (bfd.graceful)" : "with Cease/BFD Down"}`, async () => {
+      const tb = new FakeTransport();
+      const b = await node("127.0.0.2", 65002, `peers:\n  - {address: 127.0.0.1, remoteAs: 65001, passive: true, import: all, export: all}\n`, tb);
+      const ta = new FakeTransport();
+      const peer = (bfd: string) => `peers:\n  - {address: 127.0.0.2, remoteAs: 65002, port: ${b.port}, localAddress: 127.0.0.1, import: all, export: all, bfd: {${bfd}}}\n`;
+      const a = await node("127.0.0.1", 65001, peer(`enabled: true, graceful: ${graceful}`), ta);
+      await waitFor(() => peerOf(a.router).state === "Established", { what: "BGP Established", timeoutMs: 10_000 });
+      // The BFD session exists from the start, from the configured local address; the peer comes up.
+      await waitFor(() => ta.sent.length > 0, { what: "a first BFD packet", timeoutMs: 2000 });
+      expect(ta.sent[0]!.peer).toBe("127.0.0.2");
+      const disc = ta.sent[0]!.p.myDisc;
+      ta.onPacket(encodeControl({ ...BASE, myDisc: 5, desiredMinTx: 300_000 }), "127.0.0.2", false);
+      ta.onPacket(encodeControl({ ...BASE, state: 3, myDisc: 5, yourDisc: disc, desiredMinTx: 300_000 }), "127.0.0.2", false);
+      ta.onPacket(encodeControl({ ...BASE, state: 3, final: true, myDisc: 5, yourDisc: disc, desiredMinTx: 300_000 }), "127.0.0.2", false); // ends the poll of the move to Up
+      expect(a.router.bfdSessions()).toMatchObject([{ peer: "127.0.0.2", local: "127.0.0.1", state: "Up", bgpState: "Established", graceful, txInterval: 300 }]);
+      expect(peerOf(a.router).bfd).toBe("Up");
+      expect(b.router.bfdSessions()).toEqual([]);
+      expect(tb.listening.size).toBe(0); // no BFD peer: no socket
+      // A reload with new timers: a poll sequence on the same session, BGP untouched.
+      const estBefore = a.lines.filter((l) => l.includes("-> Established")).length;
+      a.write(peer(`enabled: true, graceful: ${graceful}, minTx: 500`));
+      await a.router.reload();
+      expect(ta.sent.at(-1)!.p).toMatchObject({ poll: true, desiredMinTx: 500_000, myDisc: disc });
+      ta.onPacket(encodeControl({ ...BASE, state: 3, final: true, myDisc: 5, yourDisc: disc, desiredMinTx: 300_000 }), "127.0.0.2", false);
+      expect(a.router.bfdSessions()[0]).toMatchObject({ state: "Up", polling: false, txInterval: 500 });
+      expect(peerOf(a.router).state).toBe("Established");
+      // peer down: AdminDown to the BFD peer, session gone; peer up: a new one.
+      a.router.peerDown("127.0.0.2");
+      expect(ta.sent.at(-1)!.p).toMatchObject({ state: 0, diag: 7, myDisc: disc });
+      expect(peerOf(a.router).bfd).toBeUndefined();
+      a.router.peerUp("127.0.0.2");
+      await waitFor(() => peerOf(a.router).state === "Established", { what: "BGP Established again", timeoutMs: 10_000 });
+      const disc2 = ta.sent.at(-1)!.p.myDisc;
+      expect(disc2).not.toBe(disc);
+      ta.onPacket(encodeControl({ ...BASE, myDisc: 6 }), "127.0.0.2", false);
+      ta.onPacket(encodeControl({ ...BASE, state: 3, myDisc: 6, yourDisc: disc2 }), "127.0.0.2", false);
+      expect(peerOf(a.router).bfd).toBe("Up");
+      // The peer's AdminDown: BFD Down, BGP stays (RFC 5882 §3.2).
+      ta.onPacket(encodeControl({ ...BASE, state: 0, diag: 7, myDisc: 6, yourDisc: disc2 }), "127.0.0.2", false);
+      expect(peerOf(a.router).bfd).toBe("Down");
+      await Bun.sleep(100);
+      expect(peerOf(a.router).state).toBe("Established");
+      ta.onPacket(encodeControl({ ...BASE, myDisc: 6, yourDisc: disc2 }), "127.0.0.2", false);
+      ta.onPacket(encodeControl({ ...BASE, state: 3, myDisc: 6, yourDisc: disc2 }), "127.0.0.2", false);
+      expect(peerOf(a.router).bfd).toBe("Up");
+      // The peer reports Down (it lost us): BGP goes down at once.
+      const est = a.lines.filter((l) => l.includes("-> Established")).length;
+      expect(est).toBeGreaterThan(estBefore);
+      const bMark = b.lines.length;
+      ta.onPacket(encodeControl({ ...BASE, state: 1, diag: 1, myDisc: 6, yourDisc: disc2 }), "127.0.0.2", false);
+      expect(peerOf(a.router).state).not.toBe("Established");
+      expect(a.lines.join("\n")).toContain(graceful ? "closing the BGP connection without a NOTIFICATION (bfd.graceful)" : "closing the BGP session (Cease/BFD Down)");
+      const bLog = await waitFor(() => b.lines.slice(bMark).find((l) => l.includes("Established -> Idle")) && b.lines.slice(bMark).join("\n"), { what: "B to see the session end", timeoutMs: 5000, detail: () => b.lines.slice(bMark).join("\n") });
+      if (graceful) {
+        // A lost connection: B's graceful-restart helper keeps our routes as stale.
+        expect(bLog).not.toMatch(/received NOTIFICATION/);
+        expect(bLog).toContain("graceful restart (connection lost): keeping its");
+      } else {
+        // Cease/BFD Down; inside a Hard Reset (its data: subcode 10) since both sides negotiated RFC 8538.
+        expect(bLog).toMatch(/received NOTIFICATION Cease\/(BFD Down|Hard Reset \(6\/9\) data 0a)/);
+      }
+      // Peer removed from the file: its BFD session goes (AdminDown).
+      a.write("peers: []\n");
+      await a.router.reload();
+      expect(ta.sent.at(-1)!.p).toMatchObject({ state: 0, myDisc: disc2 });
+      expect(a.router.bfdSessions().filter((s) => s.state !== "AdminDown")).toEqual([]);
+    }, 30_000);
+  }
 });
