@@ -50,6 +50,8 @@ export function addSessionFlags(cmd: Command, help: SessionFlagsHelp = {}): Comm
   add("--passive", "wait for the peer to connect");
   add("--hold-time <seconds>", "hold time: 0 or 3..65535", undefined, "90");
   add("--connect-retry <seconds>", "connect retry time", undefined, "5");
+  add("--multihop <ttl>", "eBGP multihop: send with this TTL 1..255 (default: TTL 1 for eBGP, the system default for iBGP)");
+  add("--ttl-security <hops>", "GTSM (RFC 5082): send with TTL 255, accept only packets from at most this many hops (1..254); not with --multihop");
   add("--family <list>", "address families: ipv4, ipv6 or ipv4,ipv6", undefined, "ipv4,ipv6");
   if (!help.withoutAnnouncements) {
     add("--advertise <prefix>", "announce this prefix (repeatable)", collect);
@@ -106,6 +108,8 @@ export interface RawSessionFlags {
   kernelTable: string;
   kernelProtocol: string;
   kernelMetric: string;
+  multihop?: string;
+  ttlSecurity?: string;
   /** Only on commands with addPasswordFlags. */
   password?: string;
   passwordFile?: string;
@@ -153,6 +157,9 @@ export function sessionOptions(peer: string, f: RawSessionFlags, oneShotOf?: str
       metric: parseIntIn("--kernel-metric", f.kernelMetric, 0, 4294967295),
     };
   }
+  if (f.multihop !== undefined && f.ttlSecurity !== undefined) throw new UsageError("--multihop and --ttl-security: give one of them (--ttl-security N already allows N hops)");
+  if (f.multihop !== undefined) opts.multihop = parseIntIn("--multihop", f.multihop, 1, 255);
+  if (f.ttlSecurity !== undefined) opts.ttlSecurity = parseIntIn("--ttl-security", f.ttlSecurity, 1, 254);
   if (f.localAddress !== undefined) opts.localAddress = parseIpAddress("--local-address", f.localAddress);
   const password = passwordOption(f);
   if (password !== undefined) opts.password = password;

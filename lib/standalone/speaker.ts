@@ -39,6 +39,10 @@ export interface StandaloneOptions {
   kernel?: KernelFlags;
   /** TCP-MD5 password (`--password`, `--password-file`). */
   password?: string;
+  /** Outgoing TTL of the session (`--multihop`); eBGP default 1. */
+  multihop?: number;
+  /** GTSM hop count (`--ttl-security`). */
+  ttlSecurity?: number;
 }
 
 export type PeerEvent =
@@ -74,6 +78,8 @@ export class StandaloneSpeaker {
       connectRetry: opts.connectRetry ?? 5,
       passive: opts.passive,
       password: opts.password,
+      multihop: opts.multihop ?? false,
+      ...(opts.ttlSecurity !== undefined ? { ttlSecurity: opts.ttlSecurity } : {}),
       families: opts.families,
       capabilities: speakerCapabilities(opts.families, { restartTime: 120, notification: false, restarting: false, forwarding: () => false, longLivedStaleTime: 0 }),
     });

@@ -25,6 +25,8 @@ import { ttlPolicy, ttlSettingsProblem } from "../../lib/bgp/ttl.ts";
 import { AFI } from "../../lib/core/addr.ts";
 import { SAFI } from "../../lib/bgp/types.ts";
 import { sleep, waitFor } from "../support/wait.ts";
+import { sessionOptions } from "../../lib/cli/session-flags.ts";
+import { StandaloneSpeaker } from "../../lib/standalone/speaker.ts";
 
 const V4 = { afi: AFI.IPV4, safi: SAFI.UNICAST };
 
@@ -285,5 +287,25 @@ describe("TTL option failures", () => {
     await waitFor(() => accepted.every((x) => x.destroyed), { timeoutMs: 2000, what: "the refused sockets to be closed" });
     expect(s.state).not.toBe(State.Established);
     expect(s.counters.lastError).toMatch(/setsockopt\(IP_TTL=255\)/);
+  });
+});
+
+describe("bgpctl peer: --multihop and --ttl-security", () => {
+  const base = { remoteAs: "65002", localAs: "65001", port: "179", holdTime: "90", connectRetry: "5", family: "ipv4", kernelTable: "254", kernelProtocol: "186", kernelMetric: "20" };
+
+  test("reach the one-shot session's config; eBGP without them sends with TTL 1", () => {
+    const plain = new StandaloneSpeaker(sessionOptions("192.0.2.2", base), () => {});
+    expect(plain.session.config.multihop).toBe(false);
+    const mh = new StandaloneSpeaker(sessionOptions("192.0.2.2", { ...base, multihop: "3" }), () => {});
+    expect(mh.session.config.multihop).toBe(3);
+    const gtsm = new StandaloneSpeaker(sessionOptions("192.0.2.2", { ...base, ttlSecurity: "2" }), () => {});
+    expect(gtsm.session.config.ttlSecurity).toBe(2);
+    expect(ttlPolicy({ multihop: plain.session.config.multihop ?? false }, true)).toMatchObject({ ttl: 1 });
+  });
+
+  test("bad values and both at once are usage errors naming the flag", () => {
+    expect(() => sessionOptions("192.0.2.2", { ...base, multihop: "0" })).toThrow("--multihop");
+    expect(() => sessionOptions("192.0.2.2", { ...base, ttlSecurity: "255" })).toThrow("--ttl-security");
+    expect(() => sessionOptions("192.0.2.2", { ...base, multihop: "2", ttlSecurity: "2" })).toThrow("--multihop and --ttl-security: give one of them");
   });
 });
