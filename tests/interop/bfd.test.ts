@@ -1,15 +1,20 @@
 /**
  * BFD against BIRD's (issue 10 §2): `bgpctl run` with the kernel on and BFD
- * at 300 ms × 3 on two BGP sessions (IPv4 and IPv6) with one BIRD, through
- * a bridge so that the path can be cut silently.
+ * at 300 ms × 3 on three BGP sessions (IPv4, IPv6, IPv6 multihop) with one
+ * BIRD, through a bridge so that the path can be cut silently.
  *
  *   bfd-d (bgpctl, AS 65001) 192.0.2.1/24 2001:db8::1/64 ─┐
  *                                                      bfd-sw (bridge br0)
  *   bfd-a (BIRD, AS 65002)   192.0.2.2/24 2001:db8::2/64 ─┘
  *
- * (a) both BFD sessions Up on both sides, `show bfd` with the negotiated
- *     intervals, BIRD's `show bfd sessions` Up; a reload of new BFD timers
- *     is applied by a Poll Sequence (BFD and BGP stay up).
+ * A third session is eBGP multihop (TTL 2) between second IPv6 addresses on
+ * the same link: BFD multihop (RFC 5883, UDP 4784).
+ *
+ * (a) the three BFD sessions Up on both sides, `show bfd` with the negotiated
+ *     intervals, BIRD's `show bfd sessions` Up; 60,000 routes in and out
+ *     while BFD runs (it stays Up; the longest gap between our packets is
+ *     printed); a reload of new BFD timers is applied by a Poll Sequence
+ *     (BFD and BGP stay up).
  * (b) silent failure (`ip link set PORT nomaster`): our BFD goes Down and
  *     the BGP sessions drop within 1.5 s (measured from the cut to our log
  *     line; printed), with Cease/BFD Down; BIRD's routes leave our RIB and
@@ -30,6 +35,9 @@ const D4 = "192.0.2.1";
 const A4 = "192.0.2.2";
 const D6 = "2001:db8::1";
 const A6 = "2001:db8::2";
+/** A third session, eBGP multihop (TTL 2) on the same link: BFD multihop (RFC 5883, UDP 4784). */
+const DM = "2001:db8:ffff::1";
+const AM = "2001:db8:ffff::2";
 const ROUTES = ["198.51.100.0/24", "203.0.113.0/24"];
 const ROUTES6 = ["2001:db8:100::/48"];
 /** Routes BIRD sends at once in (a), to keep the daemon busy (import, best path, kernel) while BFD runs. */
@@ -49,6 +57,8 @@ async function topology() {
   ]) {
     await lab.exec(sw, argv, { check: true });
   }
+  await lab.exec(d, ["ip", "-6", "addr", "add", `${DM}/64`, "dev", da.ifA, "nodad"], { check: true });
+  await lab.exec(a, ["ip", "-6", "addr", "add", `${AM}/64`, "dev", aa.ifA, "nodad"], { check: true });
   return { d, a, sw, port: aa.ifB };
 }
 
@@ -73,12 +83,13 @@ function daemonConfig(graceful: boolean, minRx = 300): DaemonConfigSpec {
     peers: [
       { address: A4, remoteAs: 65002, localAddress: D4, connectRetry: 1, families: ["ipv4"], import: "all", export: "none", bfd: { enabled: true } },
       { address: A6, remoteAs: 65002, localAddress: D6, connectRetry: 1, families: ["ipv6"], import: "all", export: "none", bfd: { enabled: true } },
+      { address: AM, remoteAs: 65002, localAddress: DM, connectRetry: 1, multihop: 2, families: ["ipv6"], import: "none", export: "none", bfd: { enabled: true } },
     ],
   };
 }
 
 test(
-  "BFD with BIRD: Up at 300 ms × 3 (IPv4 and IPv6), new timers by reload without a reset, silent failure drops BGP in under 1.5 s, recovery, bfd.graceful closes without NOTIFICATION",
+  "BFD with BIRD: Up at 300 ms × 3 (IPv4, IPv6, IPv6 multihop), steady under a 60k-route load, new timers by reload without a reset, silent failure drops BGP in under 1.5 s, recovery, bfd.graceful closes without NOTIFICATION",
   async () => {
     const t = await topology();
     const conf = lab.path("bird-bfd.conf");
@@ -90,12 +101,13 @@ test(
         peers: [
           { name: "bgp4", neighbor: D4, localAddress: A4, remoteAs: 65001, families: ["ipv4"], export: "static", extra: ["bfd on;", "graceful restart off;"] },
           { name: "bgp6", neighbor: D6, localAddress: A6, remoteAs: 65001, families: ["ipv6"], export: "static", extra: ["bfd on;", "graceful restart off;"] },
+          { name: "bgpmh", neighbor: DM, localAddress: AM, remoteAs: 65001, families: ["ipv6"], export: "none", extra: ["multihop 2;", "bfd on;", "graceful restart off;"] },
         ],
         routes: [...ROUTES, ...ROUTES6].map((prefix) => ({ prefix })),
       }) +
         // A table to load the daemon with while BFD runs (enabled in (a)).
         `protocol static bulk { ipv6; disabled; ${Array.from({ length: BULK }, (_, i) => `route 2001:db8:1000:${i.toString(16)}::/64 blackhole;`).join(" ")} }\n` +
-        `protocol bfd {\n  interface "*" { min rx interval 300 ms; min tx interval 300 ms; idle tx interval 1000 ms; multiplier 3; };\n}\n`,
+        `protocol bfd {\n  interface "*" { min rx interval 300 ms; min tx interval 300 ms; idle tx interval 1000 ms; multiplier 3; };\n  multihop { min rx interval 300 ms; min tx interval 300 ms; idle tx interval 1000 ms; multiplier 3; };\n}\n`,
     );
     const bird = await BirdInstance.startWithConfig(lab, t.a, conf, "bird");
     const daemon = await BgpctlDaemon.start(lab, t.d, daemonConfig(false));
@@ -106,23 +118,25 @@ test(
     // (a) Up on both sides, with the negotiated intervals.
     await daemon.waitEstablished(A4, 15_000, [bird.proc]);
     await daemon.waitEstablished(A6, 15_000, [bird.proc]);
+    await daemon.waitEstablished(AM, 15_000, [bird.proc]);
     const up = await lab.waitFor(
       async () => {
         const s = await bfd();
-        return s.length === 2 && s.every((x) => x.state === "Up" && x.remoteState === "Up" && !x.polling && x.txInterval === 300 && x.rxInterval === 300) ? s : null;
+        return s.length === 3 && s.every((x) => x.state === "Up" && x.remoteState === "Up" && !x.polling && x.txInterval === 300 && x.rxInterval === 300) ? s : null;
       },
-      { what: "both BFD sessions Up at 300 ms", timeoutMs: 10_000, procs },
+      { what: "the three BFD sessions Up at 300 ms", timeoutMs: 10_000, procs },
     );
     for (const s of up) {
-      expect(s).toMatchObject({ multihop: false, diag: "No Diagnostic", detectionTime: 900, remoteMultiplier: 3, bgpState: "Established" });
+      expect(s).toMatchObject({ multihop: s.peer === AM, diag: "No Diagnostic", detectionTime: 900, remoteMultiplier: 3, bgpState: "Established" });
       expect(s.remoteDiscriminator).not.toBe(0);
     }
-    expect(up.map((s) => s.local).sort()).toEqual([D4, D6].sort());
+    expect(up.map((s) => s.local).sort()).toEqual([D4, D6, DM].sort());
     const text = await daemon.command("show", "bfd");
     expect(text).toMatch(new RegExp(`^${A4.replace(/\./g, "\\.")}\\s+${D4.replace(/\./g, "\\.")}\\s+single hop\\s+Up\\s+Up\\s+No Diagnostic\\s+300\\s+300\\s+900`, "m"));
     expect(await daemon.command("show", "neighbors", A4)).toContain("BFD state = Up");
     const birdBfd = await bird.command("show", "bfd", "sessions");
-    for (const peer of [D4, D6]) expect(birdBfd).toMatch(new RegExp(`${peer.replace(/\./g, "\\.")}\\s+\\S+\\s+Up\\s+\\S+\\s+0\\.300\\s+0\\.900`));
+    expect(await daemon.command("show", "bfd")).toMatch(new RegExp(`^${AM}\\s+${DM}\\s+multihop\\s+Up\\s+Up`, "m"));
+    for (const peer of [D4, D6, DM]) expect(birdBfd).toMatch(new RegExp(`${peer.replace(/\./g, "\\.")}\\s+\\S+\\s+Up\\s+\\S+\\s+0\\.300\\s+0\\.900`));
     await lab.waitFor(async () => (await kernelRoutes(t.d)).join() === allRoutes.join(), { what: "BIRD's routes in our kernel", timeoutMs: 10_000, procs });
 
     // Under load: BULK routes arrive at once (import, kernel install); BFD stays Up, our packets keep their pace.
@@ -178,7 +192,7 @@ test(
     const ms = await cut(A4, "cut");
     console.log(`BFD: silent failure to BGP session down in ${ms} ms (BFD 300 ms × 3)`);
     expect(ms).toBeLessThan(1500);
-    await lab.waitFor(async () => (await daemon.neighbor(A6)).state !== "Established", { what: "the IPv6 session down too", timeoutMs: 2000, procs });
+    for (const p of [A6, AM]) await lab.waitFor(async () => (await daemon.neighbor(p)).state !== "Established", { what: `the session with ${p} down too`, timeoutMs: 2000, procs });
     const down = await bfd();
     for (const s of down) expect(s).toMatchObject({ state: "Down", diag: "Control Detection Time Expired", lastDown: "detection-timeout: Control Detection Time Expired" });
     await lab.waitFor(async () => (await kernelRoutes(t.d)).length === 0 && (await daemon.rib()).length === 0, { what: "BIRD's routes out of our kernel and RIB", timeoutMs: 3000, procs });
@@ -190,6 +204,7 @@ test(
     await lab.waitFor(async () => (await bfd()).every((x) => x.state === "Up"), { what: "BFD Up again", timeoutMs: 10_000, procs });
     await daemon.waitEstablished(A4, 15_000, procs);
     await daemon.waitEstablished(A6, 15_000, procs);
+    await daemon.waitEstablished(AM, 15_000, procs);
     await lab.waitFor(async () => (await kernelRoutes(t.d)).join() === allRoutes.join(), { what: "the routes back in our kernel", timeoutMs: 10_000, procs });
 
     // (d) bfd.graceful by reload (no reset), then a cut: no NOTIFICATION.
