@@ -137,14 +137,14 @@ export class BfdManager {
 
   /**
    * Apply a changed spec: new timers by a Poll Sequence (no reset); a new
-   * local address moves the session to a new socket; a change of kind
-   * (single hop / multihop) or peer address is a new session.
+   * local address, kind (single hop / multihop) or peer address is a new
+   * session (a session keeps its source address and port, RFC 5881 §4).
    */
   update(key: string, spec: BfdPeerSpec): void {
     const e = this.entries.get(key);
     if (!e || e.closing) throw new Error(`internal: no BFD session ${key} to update`);
     const was = e.spec;
-    if (was.peer !== spec.peer || was.multihop !== spec.multihop) {
+    if (was.peer !== spec.peer || was.multihop !== spec.multihop || was.local !== spec.local) {
       const listeners = e.listeners;
       this.remove(key);
       this.add(key, spec, listeners[0]!);
@@ -154,11 +154,6 @@ export class BfdManager {
     if (was.minTx !== spec.minTx || was.minRx !== spec.minRx || was.multiplier !== spec.multiplier) {
       this.o.log("info", `BFD ${spec.peer}: timers now tx ${spec.minTx} ms, rx ${spec.minRx} ms, multiplier ${spec.multiplier}${e.session.state === BfdState.Up ? " (poll sequence)" : ""}`);
       e.session.setParams(spec);
-    }
-    if (was.local !== spec.local) {
-      e.sender?.close();
-      e.sender = null;
-      void this.open(e);
     }
   }
 
@@ -233,7 +228,7 @@ export class BfdManager {
     try {
       await this.o.transport.listen(spec.multihop);
       const s = await this.o.transport.sender(spec.peer, spec.local, spec.multihop);
-      if (this.entries.get(e.key) !== e || e.closing || e.spec !== spec) {
+      if (this.entries.get(e.key) !== e || e.closing) {
         s.close();
         return;
       }

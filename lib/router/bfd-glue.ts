@@ -2,12 +2,13 @@
  * BFD for the daemon's BGP neighbours (lib/bfd does the protocol): one BFD
  * session per neighbour with `bfd.enabled` that is not administratively
  * down, kept in line with the running neighbours by `sync()` (the router
- * calls it after start, reload, peer add/delete/up/down; a slow timer backs
- * it up and picks up a local address learnt when a session establishes).
+ * calls it after start, reload, apply, peer add/delete/up/down).
  *
- * - Local address: the peer's `localAddress`, else the address of the
- *   established BGP session (kept once learnt), else none: the kernel picks
- *   the source by its route to the peer.
+ * - Local address: the peer's `localAddress`, else the address of the BGP
+ *   session if it is established when the BFD session starts, else none:
+ *   the kernel picks the source by its route to the peer. A session keeps
+ *   its address (and source port, RFC 5881 §4) for its life; a new
+ *   `localAddress` is a new session.
  * - Kind: `bfd.multihop`, else the peer's `multihop` (set: RFC 5883 on 4784).
  * - Timers changed by a reload go to the running session (a Poll Sequence);
  *   nothing of BGP is reset. A change of kind starts a new BFD session.
@@ -25,9 +26,6 @@ import type { Clock } from "../core/clock.ts";
 import type { RouteEngine } from "./engine.ts";
 import type { Neighbor } from "./neighbor.ts";
 
-/** Re-sync period (ms): local addresses learnt from established sessions, any change not announced. */
-const RESYNC_MS = 2000;
-
 export interface BfdGlueOptions {
   /** Default: UDP on the standard ports. */
   transport?: BfdTransport;
@@ -37,7 +35,6 @@ export interface BfdGlueOptions {
 export class BfdGlue {
   private manager: BfdManager | null = null;
   private readonly opts: BfdGlueOptions;
-  private timer: ReturnType<typeof setInterval> | null = null;
   private stopped = false;
 
   constructor(
@@ -55,8 +52,6 @@ export class BfdGlue {
         clock: this.opts.clock ?? this.engine.clock,
         log: (level, msg) => this.engine.log.at(level, msg),
       });
-      this.timer = setInterval(() => this.sync(), RESYNC_MS);
-      this.timer.unref?.();
     }
     return this.manager;
   }
@@ -84,11 +79,10 @@ export class BfdGlue {
   private specOf(n: Neighbor): BfdPeerSpec {
     const c = n.config;
     const b = c.bfd;
-    const known = this.manager?.spec(c.address)?.local ?? null;
-    const established = n.session.localAddress?.replace(/^::ffff:/, "") ?? null;
+    const cur = this.manager?.spec(c.address);
     return {
       peer: c.address,
-      local: c.localAddress ?? known ?? established,
+      local: c.localAddress ?? (cur ? cur.local : localOf(n)),
       multihop: b.multihop ?? c.multihop !== false,
       minTx: b.minTx,
       minRx: b.minRx,
@@ -117,16 +111,20 @@ export class BfdGlue {
     if (!this.manager) return [];
     return this.manager.info().map((s) => {
       const n = this.engine.peers.get(s.peer);
-      return { ...s, bgpState: n?.session.state ?? "-", graceful: n?.config.bfd.graceful ?? false };
+      // With no address of its own (sent from the kernel's choice), show the BGP session's.
+      return { ...s, local: s.local ?? (n ? localOf(n) : null), bgpState: n?.session.state ?? "-", graceful: n?.config.bfd.graceful ?? false };
     });
   }
 
   /** AdminDown to every BFD peer, sockets closed. */
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
     this.manager?.close();
     this.manager = null;
   }
+}
+
+/** The local address of a neighbour's BGP session (v4-mapped unmapped), or null when it has no connection. */
+function localOf(n: Neighbor): string | null {
+  return n.session.localAddress?.replace(/^::ffff:/, "") ?? null;
 }

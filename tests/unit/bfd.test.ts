@@ -368,6 +368,12 @@ describe("BFD manager", () => {
     expect(seen.at(-1)).toBe("2:Up");
     clock.advance(2000);
     expect(m.info().map((i) => i.peer)).toEqual(["2001:db8::3"]);
+    // A new local address is a new session (its source address and port stay for its life).
+    const disc3 = t.sent.filter((s) => s.peer === "2001:db8::3").at(-1)!.p.myDisc;
+    m.update("2001:db8::3", { peer: "2001:db8::3", local: "2001:db8::9", multihop: true, minTx: 300, minRx: 300, multiplier: 3 });
+    await waitFor(() => t.sent.filter((s) => s.peer === "2001:db8::3").at(-1)!.p.myDisc !== disc3, { what: "the new session's first packet", timeoutMs: 1000 });
+    expect(t.sent.filter((s) => s.peer === "2001:db8::3").at(-2)!.p).toMatchObject({ state: 0, myDisc: disc3 });
+    expect(m.info().filter((i) => i.peer === "2001:db8::3").map((i) => [i.local, i.state])).toEqual([["2001:db8::9", "Down"]]);
     m.close();
   });
 });
