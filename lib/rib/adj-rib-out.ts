@@ -8,7 +8,8 @@
  *   (g) well-known communities: NO_ADVERTISE to nobody, NO_EXPORT and
  *       NO_EXPORT_SUBCONFED not to eBGP peers (checked on the route as it
  *       is in the Loc-RIB, before export policy, so an export policy may
- *       attach NO_EXPORT for the peer to honour);
+ *       attach NO_EXPORT for the peer to honour); LLGR_STALE only to peers
+ *       doing long-lived graceful restart (RFC 9494);
  *   (b) iBGP split horizon with route reflection (RFC 4456): an iBGP-learned
  *       route goes to another iBGP peer only when the source or the target is
  *       a route-reflector client; reflected routes get ORIGINATOR_ID (when
@@ -43,7 +44,7 @@
  * ADD-PATH (RFC 7911) send: only the best path is advertised, with path
  * identifier 1 (withdrawn with path identifier 1 too).
  */
-import type { AsPathSegment, PathAttributes } from "../bgp/attributes.ts";
+import { type AsPathSegment, LLGR_STALE, type PathAttributes } from "../bgp/attributes.ts";
 import { bytesEqual } from "../bgp/bytes.ts";
 import { type Negotiated, addPathSend, hasFamily } from "../bgp/negotiate.ts";
 import { formatAddr, parseAddr } from "../core/addr.ts";
@@ -396,6 +397,7 @@ export class AdjRibOut {
       const c = comms[i]!;
       if (c === NO_ADVERTISE) return "NO_ADVERTISE";
       if (!this.ibgp && (c === NO_EXPORT || c === NO_EXPORT_SUBCONFED)) return c === NO_EXPORT ? "NO_EXPORT" : "NO_EXPORT_SUBCONFED";
+      if (c === LLGR_STALE && !this.n.peerLongLivedGracefulRestart) return "LLGR_STALE, and the peer does no long-lived graceful restart";
     }
     // (b) iBGP split horizon / route reflection
     let reflectOriginator: string | null = null;

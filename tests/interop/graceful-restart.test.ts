@@ -420,3 +420,41 @@ test(
   },
   90_000,
 );
+
+test(
+  "long-lived graceful restart with BIRD (RFC 9494): killed and not back, its routes carry LLGR_STALE after its restart time of 2 s, stay installed, are withdrawn from GoBGP (no LLGR), then go after its long-lived stale time of 4 s",
+  async () => {
+    const { birdA, g, d } = await startAll({ birdGr: { restartTime: 2, longLivedStaleTime: 4 }, gobgpRestart: 30, peerA: { gracefulRestart: { longLivedStaleTime: 60 } } });
+    expect((await d.neighbor(A)).gracefulRestart).toMatchObject({ longLived: true, peerRestartTime: 2 });
+    const t0 = Date.now();
+    birdA.proc.signal("SIGKILL");
+    expect(await birdA.proc.waitExit(5000)).toBe(true);
+    await lab.waitFor(async () => (await ribFrom(d, A_KEEP, A))?.stale === true, { timeoutMs: 2000, what: "A_KEEP stale" });
+    expect((await ribFrom(d, A_KEEP, A))?.communities).not.toContain("65535:6");
+    const r = await lab.waitFor(
+      async () => {
+        const e = await ribFrom(d, A_KEEP, A);
+        return e?.communities.includes("65535:6") ? e : null;
+      },
+      { timeoutMs: 5000, what: "A_KEEP with LLGR_STALE" },
+    );
+    expect(Date.now() - t0).toBeGreaterThan(1500);
+    expect(r).toMatchObject({ stale: true, best: true });
+    expect((await d.neighbor(A)).gracefulRestart?.stale?.phase).toBe("long-lived");
+    // The only route for the prefix: least preferred, still the best, still installed.
+    expect(await kernelRoutes()).toContain(A_KEEP);
+    // Not for GoBGP-G, which does no LLGR: withdrawn there (RFC 9494: LLGR_STALE routes only to LLGR speakers).
+    expect((await d.neighbor(G)).gracefulRestart?.longLived).toBe(false);
+    await lab.waitFor(async () => !(await gobgpHas(g, A_KEEP)), { timeoutMs: 2000, what: "GoBGP-G (no LLGR): A_KEEP withdrawn once LLGR_STALE" });
+    expect(await kernelRoutes()).toContain(A_KEEP);
+    await lab.waitFor(async () => (await ribFrom(d, A_KEEP, A)) === null && !(await kernelRoutes()).includes(A_KEEP), {
+      timeoutMs: 10_000,
+      what: "A_KEEP removed after the long-lived stale time",
+    });
+    const gone = Date.now() - t0;
+    expect(gone).toBeGreaterThan(5000);
+    expect(gone).toBeLessThan(10_000);
+    expect((await d.neighbor(A)).gracefulRestart?.stale).toBeNull();
+  },
+  60_000,
+);
