@@ -19,7 +19,7 @@ import { METRICS_CONTENT_TYPE } from "./daemon.ts";
 export type MetricsConfig = NonNullable<RouterConfig["metrics"]>;
 
 /** Produces the body of a scrape (the exposition text). */
-export type MetricsText = () => Promise<string | ReadableStream<Uint8Array>>;
+export type MetricsBody = () => Promise<string | ReadableStream<Uint8Array>>;
 
 interface Running {
   server: ReturnType<typeof Bun.serve>;
@@ -27,7 +27,7 @@ interface Running {
 }
 
 /** A bound metrics server; `path` may change while it runs. */
-function serve(config: MetricsConfig, text: MetricsText, log: (level: "warn" | "error", msg: string) => void, path: { value: string }): Running {
+function serve(config: MetricsConfig, text: MetricsBody, log: (level: "warn" | "error", msg: string) => void, path: { value: string }): Running {
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({
@@ -71,7 +71,7 @@ export class MetricsEndpoint {
   private readonly path = { value: "/metrics" };
 
   constructor(
-    private readonly text: MetricsText,
+    private readonly text: MetricsBody,
     private readonly log: (level: "info" | "warn" | "error", msg: string) => void,
   ) {}
 
