@@ -239,7 +239,7 @@ export class BfdSession {
     if (to === BfdState.Down || to === BfdState.AdminDown) {
       this.poll = null;
       this.pollAgain = false;
-      this.lastDown = `${cause ?? "down"}: ${diagText(diag)}`;
+      if (cause) this.lastDown = `${cause}: ${diagText(diag)}`;
     }
     this.applyAdvertised();
     this.onStateChange?.({ from: STATE_NAMES[from]!, to: STATE_NAMES[to]!, diag, ...(cause ? { cause } : {}) });
