@@ -77,16 +77,26 @@ async function topology(): Promise<Topo> {
 }
 
 /** bgpctl: kernel on; BIRD-A with IPv4 and IPv6 (no IPv6 route anywhere), GoBGP-G with IPv4. */
-function dConfig(peerA: Record<string, unknown> = {}): DaemonConfigSpec {
+interface DOpts {
+  /** Keys over BIRD-A's and GoBGP-G's peer entries. */
+  peerA?: Record<string, unknown>;
+  peerG?: Record<string, unknown>;
+  /** Seconds of selection deferral after our restart (default 20). */
+  selectionDeferral?: number;
+  /** The FIB's start-up deadline, seconds (default 60). */
+  startupDeadline?: number;
+}
+
+function dConfig(o: DOpts = {}): DaemonConfigSpec {
   return {
     asn: AS_D,
     routerId: D_A,
     listen: { address: "0.0.0.0", port: 179 },
-    kernel: { enabled: true },
-    gracefulRestart: { restartTime: 30, selectionDeferral: 20 },
+    kernel: { enabled: true, startupDeadline: o.startupDeadline ?? 60 },
+    gracefulRestart: { restartTime: 30, selectionDeferral: o.selectionDeferral ?? 20 },
     peers: [
-      { address: A, remoteAs: AS_A, import: "all", export: "all", connectRetry: 1, holdTime: 9, families: ["ipv4", "ipv6"], ...peerA },
-      { address: G, remoteAs: AS_G, import: "all", export: "all", connectRetry: 1, holdTime: 9, families: ["ipv4"] },
+      { address: A, remoteAs: AS_A, import: "all", export: "all", connectRetry: 1, holdTime: 9, families: ["ipv4", "ipv6"], ...o.peerA },
+      { address: G, remoteAs: AS_G, import: "all", export: "all", connectRetry: 1, holdTime: 9, families: ["ipv4"], ...o.peerG },
     ],
     advertise: [{ prefix: OURS }],
   };
@@ -101,11 +111,11 @@ function birdSpec(routes: string[], gr: { restartTime: number; longLivedStaleTim
   };
 }
 
-function gobgpSpec(restartTime: number, adminDown = false): GobgpConfigSpec {
+function gobgpSpec(restartTime: number, adminDown = false, holdTime = 9): GobgpConfigSpec {
   return {
     as: AS_G,
     routerId: G,
-    neighbors: [{ address: D_G, remoteAs: AS_D, localAddress: G, families: ["ipv4"], adminDown, gracefulRestart: { restartTime, notification: true } }],
+    neighbors: [{ address: D_G, remoteAs: AS_D, localAddress: G, families: ["ipv4"], adminDown, holdTime, gracefulRestart: { restartTime, notification: true } }],
   };
 }
 
@@ -191,15 +201,15 @@ class Watch {
 }
 
 /** Everything up: BIRD-A (A_KEEP, A_GONE), GoBGP-G (G_KEEP, G_GONE), bgpctl; every table complete. */
-async function startAll(opts: { birdGr: { restartTime: number; longLivedStaleTime?: number }; gobgpRestart: number; peerA?: Record<string, unknown> }) {
+async function startAll(opts: { birdGr: { restartTime: number; longLivedStaleTime?: number }; gobgpRestart: number; gobgpHold?: number; d?: DOpts }) {
   const t = await topology();
   // A daemon of an earlier test stopped gracefully (SIGTERM) and left its kernel routes: start clean.
   await lab.exec(t.d, ["ip", "route", "flush", "proto", "186"], { check: true });
   const birdA = await BirdInstance.start(lab, t.a, birdSpec([A_KEEP, A_GONE], opts.birdGr), "bird-a");
-  const g = await GobgpInstance.start(lab, t.g, gobgpSpec(opts.gobgpRestart), "gobgp-g");
+  const g = await GobgpInstance.start(lab, t.g, gobgpSpec(opts.gobgpRestart, false, opts.gobgpHold), "gobgp-g");
   await g.addRoute({ prefix: G_KEEP });
   await g.addRoute({ prefix: G_GONE });
-  const d = await BgpctlDaemon.start(lab, t.d, dConfig(opts.peerA), "bgpctl");
+  const d = await BgpctlDaemon.start(lab, t.d, dConfig(opts.d), "bgpctl");
   await d.waitEstablished(A, 20_000, [birdA.proc]);
   await d.waitEstablished(G, 20_000, [g.proc]);
   await lab.waitFor(
@@ -424,7 +434,7 @@ test(
 test(
   "long-lived graceful restart with BIRD (RFC 9494): killed and not back, its routes carry LLGR_STALE after its restart time of 2 s, stay installed, are withdrawn from GoBGP (no LLGR), then go after its long-lived stale time of 4 s",
   async () => {
-    const { birdA, g, d } = await startAll({ birdGr: { restartTime: 2, longLivedStaleTime: 4 }, gobgpRestart: 30, peerA: { gracefulRestart: { longLivedStaleTime: 60 } } });
+    const { birdA, g, d } = await startAll({ birdGr: { restartTime: 2, longLivedStaleTime: 4 }, gobgpRestart: 30, d: { peerA: { gracefulRestart: { longLivedStaleTime: 60 } } } });
     expect((await d.neighbor(A)).gracefulRestart).toMatchObject({ longLived: true, peerRestartTime: 2 });
     const t0 = Date.now();
     birdA.proc.signal("SIGKILL");
@@ -455,6 +465,78 @@ test(
     expect(gone).toBeGreaterThan(5000);
     expect(gone).toBeLessThan(10_000);
     expect((await d.neighbor(A)).gracefulRestart?.stale).toBeNull();
+  },
+  60_000,
+);
+
+test(
+  "GoBGP frozen (SIGSTOP): our hold timer expires and we send a NOTIFICATION; with RFC 8538 negotiated that is a restart: its routes stay stale in the kernel and at BIRD while it is frozen, and are there, not stale, once it is back",
+  async () => {
+    const { birdA, g, d } = await startAll({ birdGr: { restartTime: 30 }, gobgpRestart: 20, gobgpHold: 3, d: { peerG: { holdTime: 3 } } });
+    expect((await d.neighbor(G)).gracefulRestart?.notification).toBe(true);
+    const watch = new Watch([{ what: `BIRD-A: ${G_KEEP} (through us)`, ok: () => birdHas(birdA, G_KEEP) }]);
+    await watch.ready();
+    g.pause();
+    try {
+      await lab.waitFor(async () => (await ribFrom(d, G_KEEP, G))?.stale === true, { timeoutMs: 8000, what: "GoBGP-G's routes stale after our hold timer" });
+      expect(d.proc.text()).toMatch(/neighbor 192\.0\.2\.130 .*sent NOTIFICATION Hold Timer Expired/i);
+      expect(d.proc.text()).toContain("neighbor 192.0.2.130 (AS 65003): graceful restart (NOTIFICATION (RFC 8538)): keeping its ipv4-unicast routes as stale for its restart time of 20s");
+      expect((await d.neighbor(G)).gracefulRestart?.stale?.phase).toBe("restart");
+      await sleep(1000);
+      // Checked up to here: GoBGP did not restart, so its next OPEN has no Forwarding State bit and
+      // RFC 4724 §4.2 has its stale routes removed when it is back (replaced at once by its UPDATEs).
+      await watch.stop();
+    } finally {
+      g.resume();
+    }
+    expect(watch.misses).toEqual([]);
+    expect([...watch.deleted(G_KEEP), ...watch.deleted(G_GONE)]).toEqual([]);
+    await d.waitEstablished(G, 20_000, [g.proc]);
+    await lab.waitFor(async () => (await ribFrom(d, G_KEEP, G))?.stale === false && (await d.neighbor(G)).gracefulRestart?.stale === null, {
+      timeoutMs: 15_000,
+      what: "GoBGP-G back: its routes there, not stale",
+    });
+    await lab.waitFor(async () => (await kernelRoutes()).join() === [A_KEEP, A_GONE, G_KEEP, G_GONE].sort().join() && (await birdHas(birdA, G_KEEP)), {
+      timeoutMs: 10_000,
+      what: "GoBGP-G's routes in our kernel and at BIRD-A",
+    });
+  },
+  60_000,
+);
+
+test(
+  "bgpctl restarts while GoBGP stays away: selection deferral ends on its timer (4 s), BIRD gets our table and never lost our prefix; GoBGP's old kernel routes go at the FIB's start-up deadline",
+  async () => {
+    const { birdA, g, d } = await startAll({ birdGr: { restartTime: 30 }, gobgpRestart: 30, d: { selectionDeferral: 4, startupDeadline: 6 } });
+    const watch = new Watch([{ what: `BIRD-A: ${OURS}`, ok: () => birdHas(birdA, OURS) }]);
+    await watch.ready();
+    d.proc.signal("SIGKILL");
+    g.proc.signal("SIGKILL");
+    expect(await d.proc.waitExit(5000)).toBe(true);
+    expect(await g.proc.waitExit(5000)).toBe(true);
+    const d2 = await BgpctlDaemon.restart(d);
+    const t0 = Date.now();
+    await d2.waitEstablished(A, 20_000, [birdA.proc]);
+    await lab.waitFor(() => d2.proc.text().includes("graceful restart: selection deferral ended (selection deferral of 4s over, still waiting for 192.0.2.130)"), {
+      timeoutMs: 10_000,
+      what: "bgpctl: selection deferral ended by its timer",
+    });
+    const deferred = Date.now() - t0;
+    expect(deferred).toBeGreaterThan(3000);
+    expect(deferred).toBeLessThan(7000);
+    // BIRD-A gets our table and End-of-RIB: its graceful restart of us is over, G_KEEP (no longer ours to give) swept there.
+    await lab.waitFor(async () => !(await birdA.protocol("bgpctl")).raw.includes("Neighbor graceful restart active") && !(await birdHas(birdA, G_KEEP)), {
+      timeoutMs: 10_000,
+      what: "BIRD-A: our End-of-RIB, G_KEEP swept",
+    });
+    // The kernel: BIRD-A's routes stay; GoBGP-G's (never synced) go at the start-up deadline (max of 6 s and the deferral).
+    await lab.waitFor(async () => !(await kernelRoutes()).includes(G_KEEP), { timeoutMs: 10_000, what: "G_KEEP out of the kernel at the start-up deadline" });
+    expect(Date.now() - t0).toBeGreaterThan(5000);
+    expect(await kernelRoutes()).toEqual([A_KEEP, A_GONE]);
+    await watch.stop();
+    expect(watch.misses).toEqual([]);
+    expect([...watch.deleted(A_KEEP), ...watch.deleted(A_GONE)]).toEqual([]);
+    expect(watch.deleted(G_KEEP).length).toBeGreaterThan(0);
   },
   60_000,
 );
