@@ -8,10 +8,11 @@
  * being made and dropped). The daemon's RSS is sampled every 10 s and
  * printed as a table.
  *
- * Pass/fail: RSS is a garbage-collection sawtooth, so the tops are compared:
- * the highest sample of the last window may exceed the highest sample of the
+ * Pass/fail: RSS is a sawtooth (garbage collections; bounded caches that
+ * fill under churn and are cleared), so means over windows of a whole cycle
+ * are compared: the mean RSS of the last window may exceed the mean of the
  * first window after the warm-up (SOAK_WARMUP seconds, default 300; windows
- * of min(300 s, half the time after the warm-up)) by at most SOAK_MAX_GROWTH
+ * of min(600 s, half the time after the warm-up)) by at most SOAK_MAX_GROWTH
  * (default 0.10, i.e. 10%);
  * the daemon must be alive at the end, both sessions never reset, and the
  * receiving peer must hold exactly the injector's table with the latest
@@ -170,20 +171,23 @@ async function main(): Promise<number> {
     detail: () => `sink holds ${sink.received.size} of ${total}; ${mismatch} prefixes without their last attributes`,
   }).catch((e: Error) => console.error(e.message));
 
-  // The daemon's RSS is a garbage-collection sawtooth (tens of MB between
-  // collections, a full collection only every few minutes), so single samples
-  // or short means say little: what must not grow is the top of the sawtooth.
-  // Compare the highest sample of the first window after the warm-up with the
-  // highest of the last window (windows of min(300 s, half the time left)).
-  const window = Math.min(300, (SECONDS - WARMUP) / 2);
+  // The daemon's RSS is a sawtooth: garbage collections, and bounded caches
+  // that fill under churn and are then cleared (the Adj-RIB-Out's table of
+  // outgoing attribute sets: about ten minutes per cycle at the default
+  // churn). Single samples and peaks say little; what must not grow is the
+  // mean over a window of a whole cycle: the mean of the first window after
+  // the warm-up against the mean of the last window, windows of
+  // min(600 s, half the time after the warm-up).
+  const window = Math.min(600, (SECONDS - WARMUP) / 2);
   const first = samples.filter((x) => x.t >= WARMUP && x.t < WARMUP + window).map((x) => x.rss);
   const lastW = samples.filter((x) => x.t >= SECONDS - window).map((x) => x.rss);
   const post = samples.filter((x) => x.t >= WARMUP).map((x) => x.rss);
-  const base = Math.max(...first);
-  const end = Math.max(...lastW);
+  const mean = (xs: number[]) => xs.reduce((acc, x) => acc + x, 0) / xs.length;
+  const base = mean(first);
+  const end = mean(lastW);
   const growth = end / base - 1;
   console.log(
-    `\nsoak ${SECONDS} s, ${round} rounds of ${CHURN} prefixes withdrawn and re-announced: highest RSS in the first ${window} s after the warm-up (${WARMUP} s) ${mb(base)} MB, in the last ${window} s ${mb(end)} MB (${growth >= 0 ? "+" : ""}${(growth * 100).toFixed(1)}%, bound +${(MAX_GROWTH * 100).toFixed(0)}%); after the warm-up RSS ranged ${mb(Math.min(...post))}–${mb(Math.max(...post))} MB; sessions reset: injector ${inj.downs}, sink ${sink.downs}`,
+    `\nsoak ${SECONDS} s, ${round} rounds of ${CHURN} prefixes withdrawn and re-announced: mean RSS over the first ${window} s after the warm-up (${WARMUP} s) ${mb(base)} MB, over the last ${window} s ${mb(end)} MB (${growth >= 0 ? "+" : ""}${(growth * 100).toFixed(1)}%, bound +${(MAX_GROWTH * 100).toFixed(0)}%); after the warm-up RSS ranged ${mb(Math.min(...post))}–${mb(Math.max(...post))} MB; sessions reset: injector ${inj.downs}, sink ${sink.downs}`,
   );
   const failures: string[] = [];
   if (!(growth <= MAX_GROWTH)) failures.push(`RSS grew ${(growth * 100).toFixed(1)}% after the warm-up (bound ${(MAX_GROWTH * 100).toFixed(0)}%)`);
