@@ -71,9 +71,15 @@ export class RestartState {
     else this.done.push(fn);
   }
 
-  /** A peer's session came up: without the capability it will send nothing we wait for. */
+  /**
+   * A peer's session came up. Not waited for (RFC 4724 §4.1): a peer without
+   * the capability, and one restarting too (Restart State bit): it defers its
+   * own End-of-RIB until ours, so waiting for it would hold both sides until
+   * a deferral timer.
+   */
   established(address: string, n: Negotiated): void {
     if (!n.peerGracefulRestart) this.settle(address, "no graceful restart");
+    else if (n.peerGracefulRestart.restarting) this.settle(address, "restarting too");
   }
 
   /** A peer sent End-of-RIB for every family (or was removed). */

@@ -540,3 +540,36 @@ test(
   },
   60_000,
 );
+
+test(
+  "bgpctl and GoBGP restart at once (SIGKILL both; gobgpd -r): both deferrals end without their timers; our kernel keeps GoBGP's routes, BIRD keeps our prefix",
+  async () => {
+    const { birdA, g, d } = await startAll({ birdGr: { restartTime: 30 }, gobgpRestart: 30, d: { selectionDeferral: 30 } });
+    const watch = new Watch([{ what: `BIRD-A: ${OURS}`, ok: () => birdHas(birdA, OURS) }]);
+    await watch.ready();
+    d.proc.signal("SIGKILL");
+    g.proc.signal("SIGKILL");
+    expect(await d.proc.waitExit(5000)).toBe(true);
+    expect(await g.proc.waitExit(5000)).toBe(true);
+    const d2 = await BgpctlDaemon.restart(d);
+    const g2 = await GobgpInstance.restart(g, gobgpSpec(30, true), true);
+    await g2.addRoute({ prefix: G_KEEP });
+    await g2.enable(D_G);
+    const t0 = Date.now();
+    await d2.waitEstablished(G, 20_000, [g2.proc]);
+    await lab.waitFor(() => d2.proc.text().includes("graceful restart: selection deferral ended (End-of-RIB from every graceful-restart peer)"), {
+      timeoutMs: 10_000,
+      what: "bgpctl: selection deferral ended without its timer",
+    });
+    // GoBGP got our table and End-of-RIB, finished its own deferral and sent its routes.
+    await lab.waitFor(async () => (await gobgpHas(g2, OURS)) && (await ribFrom(d2, G_KEEP, G)) !== null, { timeoutMs: 10_000, what: "GoBGP-G has our prefix, we have G_KEEP" });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    await lab.waitFor(async () => !(await kernelRoutes()).includes(G_GONE), { timeoutMs: 10_000, what: "G_GONE (not re-sent) out of the kernel" });
+    await watch.stop();
+    expect(watch.misses).toEqual([]);
+    expect([...watch.deleted(G_KEEP), ...watch.deleted(A_KEEP), ...watch.deleted(A_GONE)]).toEqual([]);
+    expect(await kernelRoutes()).toEqual([A_KEEP, A_GONE, G_KEEP].sort());
+    expect(d2.proc.text()).not.toContain("selection deferral of 30s over");
+  },
+  60_000,
+);
