@@ -102,7 +102,10 @@ export class BfdManager {
     this.random = o.random ?? Math.random;
     this.retryMs = o.retryMs ?? 5000;
     o.transport.onPacket = (data, from, multihop) => this.receive(data, from, multihop);
-    o.transport.onError = (msg) => this.drop(`socket error: ${msg}`, "-");
+    o.transport.onError = (msg) => {
+      this.dropped.set("error", (this.dropped.get("error") ?? 0) + 1);
+      this.o.log("warn", `BFD: ${msg}`);
+    };
   }
 
   has(key: string): boolean {

@@ -119,7 +119,14 @@ export class UdpTransport implements BfdTransport {
           port,
           binaryType: "uint8array",
           socket: {
-            data: (_s, data, _port, from) => this.onPacket(data, unmapped(from), multihop),
+            data: (_s, data, _port, from) => {
+              try {
+                this.onPacket(data, unmapped(from), multihop);
+              } catch (e) {
+                // A bug in handling one packet must not take the daemon down (this runs outside any other handler).
+                this.onError(`handling a packet from ${from}: ${(e as Error).stack ?? e}`);
+              }
+            },
             error: (...args: unknown[]) => this.onError(`UDP port ${port}: ${errorOf(args)}`),
           },
         });
