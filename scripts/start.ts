@@ -3,8 +3,9 @@
  * two `bgpctl run` daemons on loopback (examples/loopback-a.yaml and -b.yaml:
  * unprivileged ports, no root, no external router), waits until each has the
  * other's route, shows `show summary` and `show rib`, then keeps running
- * until Ctrl-C (or BGPCTL_DEMO_SECONDS seconds), when both close their
- * sessions with Cease.
+ * until Ctrl-C (or BGPCTL_DEMO_SECONDS seconds). Then B stops as in a
+ * graceful restart (SIGTERM): A keeps B's route, marked stale (`S`); and A
+ * stops for good (`bgpctl shutdown`).
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -41,9 +42,14 @@ function show(args: string[]) {
 const a = daemon("A", confA);
 const b = daemon("B", confB);
 const stopAll = async () => {
-  a.kill("SIGTERM");
-  b.kill("SIGTERM");
-  await Promise.all([a.exited, b.exited]);
+  if (b.exitCode === null) {
+    b.kill("SIGTERM"); // a graceful restart: A keeps B's routes, stale
+    await b.exited;
+    for (let i = 0; i < 50 && !ctl(["show", "rib", "203.0.113.0/24", "-s", sockA, "-j"]).out.includes('"stale":true'); i++) await Bun.sleep(100);
+    show(["show", "rib", "-s", sockA]);
+  }
+  if (a.exitCode === null && !ctl(["shutdown", "-s", sockA]).ok) a.kill("SIGKILL");
+  await a.exited;
 };
 process.on("SIGINT", () => void stopAll().then(() => process.exit(0)));
 process.on("SIGTERM", () => void stopAll().then(() => process.exit(0)));
@@ -71,7 +77,8 @@ Both daemons are running. Try, in another terminal:
   dist/bgpctl advertise 192.0.2.128/25 --community 65001:7 -s ${sockA}
   dist/bgpctl show rib -s ${sockB}
   dist/bgpctl monitor -s ${sockB}
-Ctrl-C stops both (each sends Cease/Administrative Shutdown).`);
+Ctrl-C stops B as in a graceful restart (SIGTERM: A keeps its route, stale)
+and A for good (bgpctl shutdown).`);
 const secs = Number(process.env.BGPCTL_DEMO_SECONDS ?? 0);
 if (secs > 0) {
   await Bun.sleep(secs * 1000);

@@ -6,14 +6,16 @@
 import { BgpError, carriesShutdownMessage, notificationName } from "./errors.ts";
 import { Writer, fromUtf8, u16, utf8 } from "./bytes.ts";
 import { frame } from "./framer.ts";
-import { ERR, MsgType, ROUTE_REFRESH_SUB } from "./types.ts";
+import { CEASE_SUB, ERR, MsgType, ROUTE_REFRESH_SUB } from "./types.ts";
 
 export interface NotificationMessage {
   code: number;
   subcode: number;
   data: Uint8Array;
-  /** The shutdown communication, when the NOTIFICATION carries one. */
+  /** The shutdown communication, when the NOTIFICATION carries one (also inside a Hard Reset). */
   message?: string;
+  /** Cease/Hard Reset (RFC 8538 §3): the Cease subcode it carries in its data. */
+  hardResetOf?: number;
 }
 
 /** Maximum shutdown communication length (RFC 9003). */
@@ -24,9 +26,16 @@ export function decodeNotification(body: Uint8Array): NotificationMessage {
   const subcode = body[1]!;
   const data = body.slice(2);
   const n: NotificationMessage = { code, subcode, data };
-  if (carriesShutdownMessage(code, subcode) && data.length >= 1) {
-    const len = data[0]!;
-    if (len > 0 && len + 1 <= data.length) n.message = fromUtf8(data.subarray(1, 1 + len));
+  let inner = subcode;
+  let rest = data;
+  if (code === ERR.CEASE && subcode === CEASE_SUB.HARD_RESET && data.length >= 1) {
+    // RFC 8538 §3: the data is the Cease subcode it stands for, then that subcode's data.
+    inner = n.hardResetOf = data[0]!;
+    rest = data.subarray(1);
+  }
+  if (carriesShutdownMessage(code, inner) && rest.length >= 1) {
+    const len = rest[0]!;
+    if (len > 0 && len + 1 <= rest.length) n.message = fromUtf8(rest.subarray(1, 1 + len));
   }
   return n;
 }
@@ -58,8 +67,9 @@ export function encodeErrorNotification(e: BgpError): Uint8Array {
 
 export function describeNotification(n: NotificationMessage): string {
   let s = `${notificationName(n.code, n.subcode)} (${n.code}/${n.subcode})`;
+  if (n.hardResetOf !== undefined) s += ` for ${notificationName(n.code, n.hardResetOf).replace(/^Cease\//, "")}`;
   if (n.message !== undefined) s += `: "${n.message}"`;
-  else if (n.data.length && !carriesShutdownMessage(n.code, n.subcode)) s += ` data ${Array.from(n.data.subarray(0, 32), (x) => x.toString(16).padStart(2, "0")).join("")}`;
+  else if (n.data.length && n.hardResetOf === undefined && !carriesShutdownMessage(n.code, n.subcode)) s += ` data ${Array.from(n.data.subarray(0, 32), (x) => x.toString(16).padStart(2, "0")).join("")}`;
   return s;
 }
 

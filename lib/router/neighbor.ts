@@ -348,8 +348,9 @@ export class Neighbor {
       origin: (key) => this.host.bestRoute(key),
     });
     this.host.log.info(`${this.name}: established, families ${describeFamilies(n.families)}`);
-    if (this.host.deferring) {
-      // After our restart: the initial table waits for the end of selection deferral.
+    if (this.host.deferring && !n.peerGracefulRestart?.restarting) {
+      // After our restart: the initial table waits for the end of selection deferral
+      // (not for a peer restarting too: it waits for our End-of-RIB, RFC 4724 §4.1).
       this.outputHeld = true;
       return;
     }

@@ -7,7 +7,7 @@
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 
-test("npm start: two loopback daemons exchange routes and stop with Cease", async () => {
+test("npm start: two loopback daemons exchange routes; B stops gracefully (A keeps its route, stale), A shuts down", async () => {
   const root = join(import.meta.dir, "../..");
   const p = Bun.spawn(["npm", "start"], {
     cwd: root,
@@ -25,6 +25,10 @@ test("npm start: two loopback daemons exchange routes and stop with Cease", asyn
   expect(out).toMatch(/\*>\s+203\.0\.113\.0\/24\s+127\.0\.0\.2\s.*65002\s+i\s+65002:200/);
   expect(out).toMatch(/\*>\s+198\.51\.100\.0\/24\s+127\.0\.0\.1\s.*65001\s+i\s+65001:100 65001:1:1/);
   expect(out).toMatch(/127\.0\.0\.2\s+65002\s.*\s1\s*$/m); // show summary: Established, 1 prefix
-  expect(out).toContain('Cease/Administrative Shutdown (6/2): "bgpctl shutting down"');
+  expect(out).toContain("[B] "); // B's log lines reach the output
+  expect(out).toMatch(/\[B\] .*stopping \(graceful restart\)/);
+  expect(out).toMatch(/\[A\] .*graceful restart \(connection lost\): keeping its .* routes as stale/);
+  expect(out).toMatch(/\*>S\s+203\.0\.113\.0\/24\s+127\.0\.0\.2/); // A's table: B's route kept, stale
+  expect(out).toMatch(/\[A\] .*shutting down: closing sessions/);
   expect(out).toContain("demo done");
 }, 90_000);

@@ -124,7 +124,8 @@ describe("graceful restart between two bgpctl routers", () => {
     expect(existsSync(marker)).toBe(true);
     await stop(b, false);
     await until("A drops B's routes", () => rib(a).length === 0);
-    expect(a.lines.some((l) => /received NOTIFICATION Cease\/Hard Reset/i.test(l))).toBe(true);
+    // RFC 8538 §3: the Hard Reset carries the Cease it stands for, and its shutdown communication.
+    expect(a.lines.some((l) => l.includes('received NOTIFICATION Cease/Hard Reset (6/9) for Administrative Shutdown: "bgpctl shutting down"'))).toBe(true);
     expect(existsSync(marker)).toBe(false);
   }, 30_000);
 
@@ -167,6 +168,21 @@ describe("graceful restart between two bgpctl routers", () => {
     await until("B's routes after the deferral", () => rib(a).length === 1 && !rib(a)[0]!.stale, 6000);
     expect(performance.now() - t0).toBeGreaterThan(1800);
     expect(b2.lines.some((l) => l.includes("selection deferral of 2s over, still waiting for 127.0.0.3"))).toBe(true);
+  }, 30_000);
+
+  test("both restart at once (R bit on both sides): neither waits for the other's End-of-RIB", async () => {
+    const { a, b } = await pair();
+    const sockA = a.router.config.controlSocket.split("/").at(-1)!;
+    const sockB = b.router.config.controlSocket.split("/").at(-1)!;
+    await stop(a, true);
+    await stop(b, true);
+    // A again (passive, on a new port), then B pointing at it: both find their markers.
+    const a2 = await start(A, `peers:\n  - {address: ${B}, remoteAs: 65002, passive: true, localAddress: ${A}, import: all, export: all}\nadvertise: [192.0.2.128/25]\n`, sockA);
+    const port = a2.router.engine.listener.endpoints[0]!.port;
+    const b2 = await start(B, `peers:\n  - {address: ${A}, remoteAs: 65001, port: ${port}, localAddress: ${B}, connectRetry: 1, import: all, export: all}\nadvertise: [198.51.100.0/24]\n`, sockB);
+    for (const n of [a2, b2]) expect(n.lines.some((l) => l.includes("graceful restart: restarting"))).toBe(true);
+    await until("each has the other's route", () => rib(a2).length === 2 && rib(b2).length === 2, 5000);
+    for (const n of [a2, b2]) expect(n.lines.some((l) => l.includes("selection deferral ended (End-of-RIB from every graceful-restart peer)"))).toBe(true);
   }, 30_000);
 
   test("gracefulRestart.enabled: false at the receiver: the routes go at once", async () => {
