@@ -33,7 +33,7 @@ export function registerRun(program: Command): void {
       }
       const router = new Router(config, flags.config, undefined, { load });
       const systemd = SystemdSupervision.fromEnv(router.log, () => router);
-      const { metrics, endpoint } = routerMetrics(router);
+      const { metrics, endpoint } = routerMetrics(router, { bfd: () => router.bfdSessions() });
       // The control socket first: a second daemon on the same socket stops here,
       // before it opens a single session.
       const api = await startApiServer(router, flags.socket ?? config.controlSocket, { metrics: () => metrics.body() });

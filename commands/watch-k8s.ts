@@ -46,7 +46,7 @@ export function registerWatchK8s(program: Command): void {
         // The control socket before any session: a second daemon on the same socket stops here.
         beforeStart: async (router) => {
           router.onShutdownRequest = () => shutdownRequest();
-          const { metrics, endpoint } = routerMetrics(router);
+          const { metrics, endpoint } = routerMetrics(router, { bfd: () => router.bfdSessions() });
           api = await startApiServer(router, flags.socket ?? base.controlSocket, { metrics: () => metrics.body() });
           log.info(`control socket ${api.path}`);
           await endpoint.start(router.config.metrics);

@@ -134,6 +134,9 @@ test(
     const text = await daemon.command("show", "bfd");
     expect(text).toMatch(new RegExp(`^${A4.replace(/\./g, "\\.")}\\s+${D4.replace(/\./g, "\\.")}\\s+single hop\\s+Up\\s+Up\\s+No Diagnostic\\s+300\\s+300\\s+900`, "m"));
     expect(await daemon.command("show", "neighbors", A4)).toContain("BFD state = Up");
+    const metrics = await daemon.command("show", "metrics");
+    expect(metrics).toContain(`bgpctl_bfd_session_state{peer="${A4}",state="Up"} 1`);
+    expect(metrics).toContain(`bgpctl_bfd_session_state{peer="${AM}",state="Down"} 0`);
     const birdBfd = await bird.command("show", "bfd", "sessions");
     expect(await daemon.command("show", "bfd")).toMatch(new RegExp(`^${AM}\\s+${DM}\\s+multihop\\s+Up\\s+Up`, "m"));
     for (const peer of [D4, D6, DM]) expect(birdBfd).toMatch(new RegExp(`${peer.replace(/\./g, "\\.")}\\s+\\S+\\s+Up\\s+\\S+\\s+0\\.300\\s+0\\.900`));
