@@ -58,8 +58,6 @@ export interface UdpTransportOptions {
   remotePort?: number;
   /** Address the receiving sockets bind (default "::", falling back to "0.0.0.0"). */
   listenAddress?: string;
-  /** Source port chooser (default: random in 49152–65535). */
-  randomPort?: () => number;
 }
 
 type UdpSocket = udp.Socket<"uint8array">;
@@ -153,7 +151,7 @@ export class UdpTransport implements BfdTransport {
   async sender(peer: string, local: string | null, multihop: boolean): Promise<BfdSender> {
     const v6 = peer.includes(":");
     const hostname = local ?? (v6 ? "::" : "0.0.0.0");
-    const pick = this.opts.randomPort ?? (() => SRC_PORT_MIN + Math.floor(Math.random() * (SRC_PORT_MAX - SRC_PORT_MIN + 1)));
+    const pick = () => SRC_PORT_MIN + Math.floor(Math.random() * (SRC_PORT_MAX - SRC_PORT_MIN + 1));
     let last: unknown;
     for (let i = 0; i < 32; i++) {
       const port = pick();
