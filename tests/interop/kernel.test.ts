@@ -605,8 +605,8 @@ describe("bgpctl daemon programs the kernel (FIB)", () => {
       await ipIn(x, "route", "add", "203.0.113.0/25", "via", "192.0.2.2", "table", "1000", "proto", "static");
       await sleep(2000);
       expect((await kernelRoutes(x, 4, 1000)).map((r) => r.dst)).toContain("203.0.113.0/25");
-      await d.stop();
-      await waitKernel(x, P4, none, "removed on exit", { table: 1000, proto: 200, timeoutMs: 5000 });
+      await d.shutdown(); // for good (SIGTERM, a graceful restart, would keep them)
+      await waitKernel(x, P4, none, "removed on shutdown", { table: 1000, proto: 200, timeoutMs: 5000 });
       expect((await kernelRoutes(x, 4, 1000)).map((r) => r.dst)).toEqual(["203.0.113.0/25"]);
     },
     TEST_TIMEOUT,
