@@ -296,13 +296,15 @@ export class RouteEngine implements NeighborHost {
     return fib.keptAtStartOf(afi === 2 ? 6 : 4) > 0;
   }
   peerSynced(n: Neighbor): void {
-    this.restart?.settle(n.config.address);
-    const fib = this.fibState?.fib;
-    if (!fib) return;
-    // Next-hop tracking: the peer's routes count once their next hops' first lookups are in.
+    // Next-hop tracking: the peer's routes count once their next hops' first lookups are in (before
+    // that they are no candidates: an initial table sent at the end of selection deferral would lack them).
+    const synced = () => {
+      this.restart?.settle(n.config.address);
+      this.fibState?.fib.endOfRib(n.source.id);
+    };
     const nh = this.nhState?.tracker;
-    if (nh) void nh.settled().then(() => fib.endOfRib(n.source.id));
-    else fib.endOfRib(n.source.id);
+    if (nh) void nh.settled().then(synced);
+    else synced();
   }
   stateChanged(n: Neighbor, from: NeighborInfo["state"], to: NeighborInfo["state"], reason: string): void {
     const neg = n.session.negotiated;
