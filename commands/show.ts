@@ -1,8 +1,9 @@
 /**
  * `bgpctl show ...`: the daemon's state over its control socket
  * (`show summary`, `show neighbors [ADDR]`, `show rib [PREFIX [longer|shorter]] [filters]`,
- * `show rib summary`; implemented in commands/ctl.ts; `show rib --mrt FILE`,
- * the daemon's table as an MRT TABLE_DUMP_V2 file), and the one-shot
+ * `show rib summary`; implemented in commands/ctl.ts; `show metrics`, the
+ * Prometheus text; `show rib --mrt FILE`, the daemon's table as an MRT
+ * TABLE_DUMP_V2 file), and the one-shot
  * looking glass that needs no daemon:
  * `bgpctl show rib --peer ADDR --remote-as N --local-as N [...] [--json]`.
  */

@@ -31,7 +31,12 @@ export function registerWatchK8s(program: Command): void {
   )
     .option("-s, --socket <path>", "control socket (overrides controlSocket in the config)")
     .action(async (flags: K8sFlags & { socket?: string }) => {
-      const base = k8sConfig(flags);
+      // -s wins over the file's controlSocket, also for what derives from it (the graceful-restart marker) and on reload.
+      const load = () => {
+        const c = k8sConfig(flags);
+        return flags.socket ? { ...c, controlSocket: flags.socket } : c;
+      };
+      const base = load();
       const log = new Log(base.log.level, base.log.format);
       let api: ApiServer | null = null;
       let health: HealthServer | null = null;
@@ -40,7 +45,7 @@ export function registerWatchK8s(program: Command): void {
       const controller = new KubeController({
         base,
         // SIGHUP / bgpctl reload: the file read again, the same flags applied (and checked) again.
-        reloadBase: () => k8sConfig(flags),
+        reloadBase: load,
         configPath: base.source,
         log,
         // The control socket before any session: a second daemon on the same socket stops here.

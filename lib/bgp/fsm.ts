@@ -167,6 +167,8 @@ interface Conn {
   hold?: TimerHandle;
   keepalive?: TimerHandle;
   delayOpen?: TimerHandle;
+  /** Accepted while another connection was already Established: the peer may have restarted (RFC 4724 §4.2). */
+  afterEstablished?: boolean;
 }
 
 /** Read-only view of one connection. */
@@ -352,7 +354,9 @@ export class Fsm {
       }
     }
     const id = ++this.nextConnId;
-    this.conns.set(id, this.newConn(id, "incoming", State.Active));
+    const conn = this.newConn(id, "incoming", State.Active);
+    if (est !== null) conn.afterEstablished = true;
+    this.conns.set(id, conn);
     attach?.(id);
     this.handle({ type: "TcpConnectionConfirmed", conn: id });
     return id;
@@ -683,7 +687,8 @@ export class Fsm {
     for (const o of [...this.conns.values()]) {
       if (o === c) continue;
       if (o.state === State.Established) {
-        if (this.opts.gracefulRestart && o.negotiated?.peerGracefulRestart) {
+        // Only a connection the peer opened after the session came up (BIRD's rule): a collision at start is not a restart.
+        if (this.opts.gracefulRestart && c.afterEstablished && o.negotiated?.peerGracefulRestart) {
           this.closeConn(o, null, "quiet", "the peer restarted: a new connection while Established, with graceful restart (RFC 4724 §4.2)");
           this.log("info", "the peer restarted: a new connection while Established; the old session is dropped without NOTIFICATION (RFC 4724 §4.2)");
           continue;

@@ -129,6 +129,8 @@ export class Neighbor {
   private lastNotification: NotificationMessage | null = null;
   /** Graceful restart, receiving speaker: the routes of a restarting peer, kept stale. */
   readonly grHelper: GrHelper;
+  /** Stopped for our own graceful restart: the session's end leaves the routes alone. */
+  private exiting = false;
   /** Established while our selection deferral runs: the initial table waits for startOutput(). */
   private outputHeld = false;
 
@@ -259,7 +261,11 @@ export class Neighbor {
    */
   async stop(subcode: number = CEASE_SUB.ADMIN_SHUTDOWN, message?: string, graceful = false): Promise<void> {
     this.clearTimers();
-    if (graceful) return this.session.stop({ quiet: true });
+    if (graceful) {
+      // The daemon is going away for a restart: its routes stay where they are (nothing to remove or keep stale).
+      this.exiting = true;
+      return this.session.stop({ quiet: true });
+    }
     const hard = this.session.negotiated?.gracefulNotification === true && subcode !== CEASE_SUB.HARD_RESET;
     await this.session.stop({ subcode: hard ? CEASE_SUB.HARD_RESET : subcode, message, hardResetOf: hard ? subcode : undefined });
   }
@@ -299,7 +305,7 @@ export class Neighbor {
       this.adjOut = null;
       this.outputHeld = false;
       const n = this.lastNegotiated;
-      const kept = n !== null && this.config.gracefulRestart.enabled && this.grHelper.sessionDown(n, { notification: this.lastNotification });
+      const kept = this.exiting || (n !== null && this.config.gracefulRestart.enabled && this.grHelper.sessionDown(n, { notification: this.lastNotification }));
       if (!kept) {
         // The ended session's routes leave the Loc-RIB in slices (a full table is seconds of work);
         // a new session starts with a new Adj-RIB-In and source and may already send meanwhile.

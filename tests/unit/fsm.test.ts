@@ -600,6 +600,22 @@ describe("FSM: IdleHold back-off (DampPeerOscillations)", () => {
     }
   });
 
+  test("graceful restart helper: a collision at start (the peer's connection accepted before ours was Established) stays a collision", () => {
+    const gr: OpenMessage = { ...peerOpen(), capabilities: [...peerOpen().capabilities, { type: "graceful-restart", restarting: false, notification: false, restartTime: 120, families: [] }] };
+    const { fsm, host } = setup({ gracefulRestart: true });
+    fsm.start();
+    const out = host.of("connect").at(-1)!.conn;
+    const inc = fsm.incomingConnection()!;
+    fsm.tcpConnected(out);
+    fsm.openReceived(out, gr);
+    fsm.keepaliveReceived(out);
+    expect(fsm.establishedConn).toBe(out);
+    host.clear();
+    fsm.openReceived(inc, gr);
+    expect(host.of("notification", inc)).toMatchObject([{ code: 6, subcode: 7 }]);
+    expect(fsm.establishedConn).toBe(out);
+  });
+
   test("the peer's connection is still refused after a ManualStop (administratively down)", () => {
     const { fsm } = setup({ idleHoldTime: 5 });
     fsm.start();
