@@ -162,8 +162,6 @@ export function attrsEqual(a: PathAttributes, b: PathAttributes): boolean {
   return sameArray(a.partial ?? [], b.partial ?? [], eqPrim);
 }
 
-const INTERN_LIMIT = 100_000;
-
 function mix(h: number, v: number): number {
   return Math.imul(h ^ (v | 0), 0x01000193);
 }
@@ -245,8 +243,9 @@ export class AdjRibOut {
   private readonly memoEbgp = [new WeakMap<PathAttributes, PathAttributes>(), new WeakMap<PathAttributes, PathAttributes>()];
   private readonly memoIbgp = new WeakMap<PathAttributes, PathAttributes>();
   private memoReflect = new WeakMap<PathAttributes, Map<string, PathAttributes>>();
-  private readonly interned = new Map<number, PathAttributes[]>();
-  private internedCount = 0;
+  /** Outgoing attribute sets by hash, held weakly: one lives as long as an entry or route uses it (no wholesale clear, no dead sets kept). */
+  private readonly interned = new Map<number, WeakRef<PathAttributes> | WeakRef<PathAttributes>[]>();
+  private readonly internSweep = new FinalizationRegistry<number>((h) => this.sweepInterned(h));
 
   constructor(o: AdjRibOutOptions) {
     this.peer = o.peer;
@@ -449,23 +448,50 @@ export class AdjRibOut {
    * One object per distinct outgoing attribute set (structural), so that
    * routes whose input sets were equal but distinct objects still share one
    * output object: identical re-exports compare by identity and flush packs
-   * them together. Bounded: forgets everything at INTERN_LIMIT sets.
+   * them together. Held weakly (as the decoder's attribute cache): a set
+   * leaves when nothing uses it any more.
    */
   private internAttrs(a: PathAttributes): PathAttributes {
     const h = attrsHash(a);
-    const bucket = this.interned.get(h);
-    if (bucket) {
-      for (const b of bucket) if (attrsEqual(a, b)) return b;
-      bucket.push(a);
-    } else {
-      if (this.internedCount >= INTERN_LIMIT) {
-        this.interned.clear();
-        this.internedCount = 0;
+    const b = this.interned.get(h);
+    if (b !== undefined) {
+      if (Array.isArray(b)) {
+        for (const r of b) {
+          const x = r.deref();
+          if (x !== undefined && attrsEqual(a, x)) return x;
+        }
+      } else {
+        const x = b.deref();
+        if (x !== undefined && attrsEqual(a, x)) return x;
       }
-      this.interned.set(h, [a]);
     }
-    this.internedCount++;
+    const ref = new WeakRef(a);
+    this.internSweep.register(a, h);
+    if (b === undefined) this.interned.set(h, ref);
+    else if (Array.isArray(b)) b.push(ref);
+    else this.interned.set(h, b.deref() === undefined ? ref : [b, ref]);
     return a;
+  }
+
+  /** Distinct outgoing attribute sets held (live or not yet swept), for tests and `show`. */
+  get internedSets(): number {
+    let n = 0;
+    for (const b of this.interned.values()) n += Array.isArray(b) ? b.length : 1;
+    return n;
+  }
+
+  /** Drop the collected sets of bucket `h`. */
+  private sweepInterned(h: number): void {
+    const b = this.interned.get(h);
+    if (b === undefined) return;
+    if (!Array.isArray(b)) {
+      if (b.deref() === undefined) this.interned.delete(h);
+      return;
+    }
+    const live = b.filter((r) => r.deref() !== undefined);
+    if (live.length === 0) this.interned.delete(h);
+    else if (live.length === 1) this.interned.set(h, live[0]!);
+    else if (live.length !== b.length) this.interned.set(h, live);
   }
 
   private rewriteEbgp(a: PathAttributes, keepMed: boolean): PathAttributes {

@@ -566,6 +566,34 @@ describe("change tracking", () => {
 
 // ---------------------------------------------------------------- wire
 
+describe("outgoing attribute sets", () => {
+  test("are held weakly: sets no route uses any more are collected, none is cleared while used (flat memory under churn)", async () => {
+    const out = mk({ export: { kind: "all" } });
+    const N = 5000;
+    for (let i = 0; i < N; i++) exp(out, route(`10.${i >> 8}.${i & 255}.0/24`, { attrs: attrs({ communities: [65000 * 65536 + i] }) }));
+    out.take(N * 2);
+    expect(out.internedSets).toBe(N);
+    // Half withdrawn: their sets go once collected; the others stay (still used).
+    for (let i = 0; i < N / 2; i++) {
+      const key = route(`10.${i >> 8}.${i & 255}.0/24`).key;
+      exported.delete(key); // the "Loc-RIB" forgets it too
+      out.exportRoute(null, key);
+    }
+    out.take(N * 2);
+    let left = N;
+    for (let round = 0; round < 50 && left > N / 2 + N / 10; round++) {
+      Bun.gc(true);
+      await Bun.sleep(20);
+      left = out.internedSets;
+    }
+    expect(left).toBeLessThanOrEqual(N / 2 + N / 10);
+    expect(left).toBeGreaterThanOrEqual(N / 2);
+    // A used set is found again (identity), not re-created.
+    const again = exp(out, route("10.19.135.0/24", { attrs: attrs({ communities: [65000 * 65536 + 4999] }) }));
+    expect(again.change).toBe("none");
+  });
+});
+
 describe("UPDATE packing and encoding", () => {
   test("5000 prefixes with 3 attribute sets: ≤ 4096-byte messages that decode to exactly those routes", () => {
     const out = mk({}, {}, { otherLocalAddress: addr("2001:db8::1") });
