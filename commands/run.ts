@@ -58,9 +58,10 @@ export function registerRun(program: Command): void {
         throw e;
       }
       systemd.ready();
+      router.aroundReload = (fn) => systemd.reload(fn); // SIGHUP and `bgpctl reload` alike
       process.on("SIGHUP", () => {
         router.log.info("SIGHUP: reloading the configuration");
-        systemd.reload(() => router.reload()).catch(() => {
+        router.reload().catch(() => {
           /* already logged by reload; the running config stays */
         });
       });

@@ -51,6 +51,7 @@ export function registerWatchK8s(program: Command): void {
         // The control socket before any session: a second daemon on the same socket stops here.
         beforeStart: async (router) => {
           router.onShutdownRequest = () => shutdownRequest();
+          router.aroundReload = (fn) => systemd.reload(fn); // SIGHUP and `bgpctl reload` alike
           const { metrics, endpoint } = routerMetrics(router, { bfd: () => router.bfdSessions() });
           api = await startApiServer(router, flags.socket ?? base.controlSocket, { metrics: () => metrics.body() });
           log.info(`control socket ${api.path}`);
@@ -94,7 +95,7 @@ export function registerWatchK8s(program: Command): void {
         const router = controller.current;
         if (!router) return log.warn("SIGHUP: not running yet, nothing to reload");
         log.info("SIGHUP: reloading the configuration");
-        systemd.reload(() => router.reload()).catch(() => {
+        router.reload().catch(() => {
           /* logged by reload; the running config stays */
         });
       });

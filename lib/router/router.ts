@@ -357,7 +357,16 @@ export class Router implements RouterApi {
   }
 
   // ------------------------------------------------------------ reconfiguration
-  async reload(): Promise<{ changes: string[] }> {
+  /** Wraps every reload, whoever asks (SIGHUP or `bgpctl reload`): the daemon's systemd notifications (RELOADING=1 … READY=1). */
+  aroundReload: (<T>(fn: () => Promise<T>) => Promise<T>) | null = null;
+
+  /** Re-read the configuration and apply it as a diff (SIGHUP, `bgpctl reload`); rejects with the reason, the running configuration kept. */
+  reload(): Promise<{ changes: string[] }> {
+    const around = this.aroundReload;
+    return around ? around(() => this.reloadNow()) : this.reloadNow();
+  }
+
+  private async reloadNow(): Promise<{ changes: string[] }> {
     if (!this.configPath && !this.loadHook) conflict("no config file to reload");
     let next: RouterConfig;
     try {

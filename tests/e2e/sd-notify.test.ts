@@ -6,7 +6,7 @@
  * and every message is checked: READY=1 only once the BGP listener accepts
  * connections (and the metrics endpoint answers), with a STATUS= line;
  * WATCHDOG=1 at WATCHDOG_USEC/2; RELOADING=1 with MONOTONIC_USEC= then
- * READY=1 around a SIGHUP reload (also a rejected one, which is one log
+ * READY=1 around a reload, by SIGHUP or `bgpctl reload` (also a rejected one, which is one log
  * record); STOPPING=1 on SIGTERM, and exit 0. And `bgpctl watch-k8s`
  * against the API emulator in a network namespace of its own (`ops-` names):
  * STATUS= while it waits for its Node, READY=1 once the router runs (the
@@ -117,6 +117,15 @@ test("READY after the listeners are up, STATUS, WATCHDOG cadence, RELOADING/READ
   expect(rejectedLines[0]).toMatch(/mrai/);
   expect(rejectedLines[0]).toMatch(/bogus/);
   expect(log().split("\n").filter((l) => l.startsWith(file) || /^\S+\.yaml:\d+/.test(l))).toEqual([]);
+
+  // `bgpctl reload` over the control socket: the same RELOADING=1 … READY=1.
+  writeFileSync(file, `${head}advertise: [198.51.100.0/24]\n`);
+  from = sock.messages.length;
+  const ctl = Bun.spawnSync([BIN, "reload", "-s", join(dir, "ctl.sock")], { stdout: "pipe", stderr: "pipe" });
+  expect(ctl.exitCode).toBe(0);
+  const r3 = await sock.next((m) => m.fields.RELOADING === "1", "RELOADING=1 (bgpctl reload)", from);
+  const ready3 = await sock.next((m) => m.fields.READY === "1", "READY=1 after bgpctl reload", r3.index + 1);
+  expect(ready3.msg.fields.STATUS).toBe("0/1 peers established, 1 routes");
 
   // SIGTERM: STOPPING=1, then a clean exit.
   from = sock.messages.length;
