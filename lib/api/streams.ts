@@ -30,10 +30,16 @@ export const SLICE_ENTRIES = 1000;
 
 export type RibFormat = "json" | "ndjson";
 
-/** A `GET /v1/rib` (or `/v1/fib`) body: `entries` pulled in slices, framed as `format`, at most `limit` of them. */
-export function ribBody<T = RibEntry>(entries: Iterable<T>, format: RibFormat, limit?: number): ReadableStream<Uint8Array> {
-  const it = entries[Symbol.iterator]();
-  let count = 0;
+/**
+ * A body pulled in slices from `source`: `slice` fills one chunk per pull
+ * (`first` on the first), a turn of the event loop runs between two, and the
+ * iterator is released when the stream ends, fails or is cancelled.
+ */
+function slicedStream<T>(
+  source: Iterable<T>,
+  slice: (it: Iterator<T>, c: ReadableStreamDefaultController<Uint8Array>, first: boolean, release: () => void) => void,
+): ReadableStream<Uint8Array> {
+  const it = source[Symbol.iterator]();
   let first = true;
   let finished = false;
   const release = () => {
@@ -46,45 +52,9 @@ export function ribBody<T = RibEntry>(entries: Iterable<T>, format: RibFormat, l
       async pull(c) {
         if (!first) await nextTurn(); // timers and other sockets run between two slices
         if (finished) return;
-        const parts: string[] = [];
-        if (first && format === "json") parts.push("[");
-        const end = performance.now() + SLICE_MS;
-        let done = false;
-        let truncated = false;
-        try {
-          for (let n = 0; n < SLICE_ENTRIES && performance.now() < end; n++) {
-            if (limit !== undefined && count >= limit) {
-              done = true;
-              truncated = !it.next().done;
-              break;
-            }
-            const r = it.next();
-            if (r.done) {
-              done = true;
-              break;
-            }
-            const text = JSON.stringify(r.value);
-            if (format === "ndjson") parts.push(text + "\n");
-            else parts.push(count === 0 ? "\n" + text : ",\n" + text);
-            count++;
-          }
-        } catch (e) {
-          // The walk failed half-way: NDJSON says so in its last line; a JSON array is left unterminated (invalid), never passed off as complete.
-          release();
-          if (format === "ndjson") {
-            c.enqueue(encoder.encode(parts.join("") + JSON.stringify({ error: (e as Error).message }) + "\n"));
-            c.close();
-          } else c.error(e);
-          return;
-        }
+        const f = first;
         first = false;
-        if (done) {
-          const tail: RibStreamEnd = { end: { count, truncated } };
-          parts.push(format === "ndjson" ? JSON.stringify(tail) + "\n" : count === 0 ? "]\n" : "\n]\n");
-          release();
-        }
-        if (parts.length) c.enqueue(encoder.encode(parts.join("")));
-        if (done) c.close();
+        slice(it, c, f, release);
       },
       cancel() {
         release();
@@ -94,57 +64,83 @@ export function ribBody<T = RibEntry>(entries: Iterable<T>, format: RibFormat, l
   );
 }
 
+/** A `GET /v1/rib` (or `/v1/fib`) body: `entries` pulled in slices, framed as `format`, at most `limit` of them. */
+export function ribBody<T = RibEntry>(entries: Iterable<T>, format: RibFormat, limit?: number): ReadableStream<Uint8Array> {
+  let count = 0;
+  return slicedStream(entries, (it, c, first, release) => {
+    const parts: string[] = [];
+    if (first && format === "json") parts.push("[");
+    const end = performance.now() + SLICE_MS;
+    let done = false;
+    let truncated = false;
+    try {
+      for (let n = 0; n < SLICE_ENTRIES && performance.now() < end; n++) {
+        if (limit !== undefined && count >= limit) {
+          done = true;
+          truncated = !it.next().done;
+          break;
+        }
+        const r = it.next();
+        if (r.done) {
+          done = true;
+          break;
+        }
+        const text = JSON.stringify(r.value);
+        if (format === "ndjson") parts.push(text + "\n");
+        else parts.push(count === 0 ? "\n" + text : ",\n" + text);
+        count++;
+      }
+    } catch (e) {
+      // The walk failed half-way: NDJSON says so in its last line; a JSON array is left unterminated (invalid), never passed off as complete.
+      release();
+      if (format === "ndjson") {
+        c.enqueue(encoder.encode(parts.join("") + JSON.stringify({ error: (e as Error).message }) + "\n"));
+        c.close();
+      } else c.error(e);
+      return;
+    }
+    if (done) {
+      const tail: RibStreamEnd = { end: { count, truncated } };
+      parts.push(format === "ndjson" ? JSON.stringify(tail) + "\n" : count === 0 ? "]\n" : "\n]\n");
+      release();
+    }
+    if (parts.length) c.enqueue(encoder.encode(parts.join("")));
+    if (done) c.close();
+  });
+}
+
 /** Most bytes in one chunk of an MRT answer. */
 export const MRT_CHUNK_BYTES = 256 * 1024;
 
 /** A `GET /v1/rib/mrt` body: `records` pulled in slices (SLICE_MS, MRT_CHUNK_BYTES), a turn of the event loop between two; a failed walk goes to `onError` too. */
 export function mrtBody(records: Iterable<Uint8Array>, onError: (e: unknown) => void = () => {}): ReadableStream<Uint8Array> {
-  const it = records[Symbol.iterator]();
-  let first = true;
-  let finished = false;
-  const release = () => {
-    if (finished) return;
-    finished = true;
-    it.return?.();
-  };
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(c) {
-        if (!first) await nextTurn();
-        first = false;
-        if (finished) return;
-        const parts: Uint8Array[] = [];
-        let size = 0;
-        let done = false;
-        const end = performance.now() + SLICE_MS;
-        try {
-          while (size < MRT_CHUNK_BYTES && performance.now() < end) {
-            const r = it.next();
-            if (r.done) {
-              done = true;
-              break;
-            }
-            parts.push(r.value);
-            size += r.value.length;
-          }
-        } catch (e) {
-          release();
-          onError(e);
-          c.error(e);
-          return;
+  return slicedStream(records, (it, c, _first, release) => {
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    let done = false;
+    const end = performance.now() + SLICE_MS;
+    try {
+      while (size < MRT_CHUNK_BYTES && performance.now() < end) {
+        const r = it.next();
+        if (r.done) {
+          done = true;
+          break;
         }
-        if (size) c.enqueue(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
-        if (done) {
-          release();
-          c.close();
-        }
-      },
-      cancel() {
-        release();
-      },
-    },
-    { highWaterMark: 0 },
-  );
+        parts.push(r.value);
+        size += r.value.length;
+      }
+    } catch (e) {
+      release();
+      onError(e);
+      c.error(e);
+      return;
+    }
+    if (size) c.enqueue(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
+    if (done) {
+      release();
+      c.close();
+    }
+  });
 }
 
 /** Bounds of one monitor client's queue: whichever is reached first cuts the client. */
