@@ -2,7 +2,7 @@
  * TTL handling for UDP sockets the runtime created (Bun.udpSocket exposes
  * its fd), for BFD (RFC 5881 §5: sent with TTL 255, received only with 255):
  *
- * - `setUnicastHops`: IP_TTL (IPv4) or IPV6_UNICAST_HOPS (IPv6) on a socket.
+ * - sending with TTL 255: ffi/ttl.ts `setTtlOptions`, as for TCP.
  * - `attachMinTtlFilter`: a classic BPF socket filter that drops datagrams
  *   whose IPv4 TTL / IPv6 hop limit is below a minimum, before they are
  *   queued on the socket. IP_MINTTL / IPV6_MINHOPCOUNT would be simpler but
@@ -15,24 +15,9 @@
 import { ptr } from "bun:ffi";
 import * as libc from "./libc.ts";
 
-const IPPROTO_IP = 0;
-const IP_TTL = 2;
-const IPPROTO_IPV6 = 41;
-const IPV6_UNICAST_HOPS = 16;
 const SO_ATTACH_FILTER = 26;
 /** Offset base of the network header in classic BPF loads (SKF_NET_OFF = -0x100000). */
 const SKF_NET_OFF = 0xfff00000;
-
-/** Set the unicast TTL (IPv4) or hop limit (IPv6) of a socket; throws SysError. */
-export function setUnicastHops(fd: number, ipv6: boolean, hops: number): void {
-  if (ipv6) libc.setsockoptInt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, hops);
-  else libc.setsockoptInt(fd, IPPROTO_IP, IP_TTL, hops);
-}
-
-/** The unicast TTL / hop limit of a socket (for tests and checks). */
-export function getUnicastHops(fd: number, ipv6: boolean): number {
-  return ipv6 ? libc.getsockoptInt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS) : libc.getsockoptInt(fd, IPPROTO_IP, IP_TTL);
-}
 
 /** The filter program: accept (whole datagram) when TTL/hop limit ≥ min, else drop; non-IP: drop. */
 function minTtlProgram(min: number): Uint8Array {

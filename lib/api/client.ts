@@ -76,19 +76,16 @@ function ribParams(q: RibQuery, format?: "ndjson"): string {
 }
 
 /**
- * The lines of a streamed body as they arrive (split across chunks or not),
- * the last one even without a newline; blank lines skipped. A read error
- * (the connection dropped) ends the lines when `brokenOff` is null, else
- * throws brokenOff(reason). `signal` cancels the read.
+ * The chunks of a streamed body as they arrive. A read error (the connection
+ * dropped) ends them when `brokenOff` is null, else throws
+ * brokenOff(reason). `signal` cancels the read; leaving early cancels it too.
  */
-async function* bodyLines(body: ReadableStream<Uint8Array>, brokenOff: ((reason: string) => Error) | null, signal?: AbortSignal): AsyncGenerator<string> {
+async function* bodyChunks(body: ReadableStream<Uint8Array>, brokenOff: ((reason: string) => Error) | null, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   const reader = body.getReader();
   const onAbort = () => {
     reader.cancel().catch(() => {});
   };
   signal?.addEventListener("abort", onAbort, { once: true });
-  const decoder = new TextDecoder();
-  let buf = "";
   try {
     for (;;) {
       let r: Awaited<ReturnType<typeof reader.read>>;
@@ -98,23 +95,36 @@ async function* bodyLines(body: ReadableStream<Uint8Array>, brokenOff: ((reason:
         if (brokenOff === null) return;
         throw brokenOff((e as Error).message);
       }
-      if (r.done) break;
-      buf += decoder.decode(r.value, { stream: true });
-      let start = 0;
-      let nl: number;
-      while ((nl = buf.indexOf("\n", start)) >= 0) {
-        const line = buf.slice(start, nl);
-        start = nl + 1;
-        if (line.trim() !== "") yield line;
-      }
-      buf = buf.slice(start);
+      if (r.done) return;
+      yield r.value;
     }
-    buf += decoder.decode();
-    if (buf.trim() !== "") yield buf;
   } finally {
     signal?.removeEventListener("abort", onAbort);
     reader.cancel().catch(() => {});
   }
+}
+
+/**
+ * The lines of a streamed body as they arrive (split across chunks or not),
+ * the last one even without a newline; blank lines skipped. Read errors and
+ * `signal` as bodyChunks.
+ */
+async function* bodyLines(body: ReadableStream<Uint8Array>, brokenOff: ((reason: string) => Error) | null, signal?: AbortSignal): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const chunk of bodyChunks(body, brokenOff, signal)) {
+    buf += decoder.decode(chunk, { stream: true });
+    let start = 0;
+    let nl: number;
+    while ((nl = buf.indexOf("\n", start)) >= 0) {
+      const line = buf.slice(start, nl);
+      start = nl + 1;
+      if (line.trim() !== "") yield line;
+    }
+    buf = buf.slice(start);
+  }
+  buf += decoder.decode();
+  if (buf.trim() !== "") yield buf;
 }
 
 /** How a streamed `show rib` answer ended. */
@@ -223,21 +233,8 @@ export class ApiClient {
     const path = family === undefined ? "/v1/rib/mrt" : `/v1/rib/mrt?family=${family}`;
     const res = await this.send("GET", path);
     if (!res.body) throw new Error(`control socket ${this.socketPath}: the daemon answered GET ${path} with no body`);
-    const reader = res.body.getReader();
-    try {
-      for (;;) {
-        let r: Awaited<ReturnType<typeof reader.read>>;
-        try {
-          r = await reader.read();
-        } catch (e) {
-          throw new Error(`control socket ${this.socketPath}: the answer to GET ${path} broke off: ${(e as Error).message}`);
-        }
-        if (r.done) return;
-        await onChunk(r.value);
-      }
-    } finally {
-      reader.cancel().catch(() => {});
-    }
+    const brokenOff = (reason: string) => new Error(`control socket ${this.socketPath}: the answer to GET ${path} broke off: ${reason}`);
+    for await (const chunk of bodyChunks(res.body, brokenOff)) await onChunk(chunk);
   }
 
   ribSummary(): Promise<RibSummary> {

@@ -17,7 +17,8 @@
  * tests use an in-memory one.
  */
 import type { udp } from "bun";
-import { attachMinTtlFilter, setUnicastHops } from "../../ffi/udp-ttl.ts";
+import { setTtlOptions } from "../../ffi/ttl.ts";
+import { attachMinTtlFilter } from "../../ffi/udp-ttl.ts";
 
 export const SINGLE_HOP_PORT = 3784;
 export const MULTIHOP_PORT = 4784;
@@ -166,7 +167,7 @@ export class UdpTransport implements BfdTransport {
         continue;
       }
       try {
-        setUnicastHops(fdOf(s), v6, 255);
+        setTtlOptions(fdOf(s), v6 ? 6 : 4, { ttl: 255 });
       } catch (e) {
         s.close();
         throw new Error(`BFD: cannot set TTL 255 on the socket to ${peer}: ${errText(e)}`);

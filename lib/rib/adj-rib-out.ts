@@ -473,7 +473,7 @@ export class AdjRibOut {
     return a;
   }
 
-  /** Distinct outgoing attribute sets held (live or not yet swept), for tests and `show`. */
+  /** Distinct outgoing attribute sets held (live or not yet swept), for tests. */
   get internedSets(): number {
     let n = 0;
     for (const b of this.interned.values()) n += Array.isArray(b) ? b.length : 1;

@@ -141,14 +141,13 @@ export class RouteEngine implements NeighborHost {
     await this.stopNextHops();
     // The FIB first: closing the sessions withdraws their routes, which must not
     // reach the kernel when they are kept for a restart.
-    const gracefulPeers = [...this.peers.values()].filter((n) => graceful && n.config.gracefulRestart.enabled && n.session.negotiated?.peerGracefulRestart);
+    const keeps = (n: Neighbor) => graceful && n.config.gracefulRestart.enabled && n.session.negotiated?.peerGracefulRestart != null;
+    const kept = [...this.peers.values()].filter(keeps).length;
     await this.stopFib(graceful);
-    await Promise.all(
-      [...this.peers.values()].map((n) => (gracefulPeers.includes(n) ? n.stop(CEASE_SUB.ADMIN_SHUTDOWN, undefined, true) : n.stop(CEASE_SUB.ADMIN_SHUTDOWN, "bgpctl shutting down"))),
-    );
+    await Promise.all([...this.peers.values()].map((n) => (keeps(n) ? n.stop(CEASE_SUB.ADMIN_SHUTDOWN, undefined, true) : n.stop(CEASE_SUB.ADMIN_SHUTDOWN, "bgpctl shutting down"))));
     // Timers of peers' restarts we were helping with end with us.
     for (const n of this.peers.values()) n.grHelper.clear();
-    if (graceful) this.log.info(`graceful restart: stopped; ${gracefulPeers.length} peer${gracefulPeers.length === 1 ? "" : "s"} keep our routes for our restart time; kernel routes kept`);
+    if (graceful) this.log.info(`graceful restart: stopped; ${kept} peer${kept === 1 ? "" : "s"} keep our routes for our restart time; kernel routes kept`);
     this.restart?.close(graceful);
     await this.listener.close();
   }

@@ -219,10 +219,8 @@ export class GrHelper {
   private async sweepAndMark(what: (afi: Afi) => "all" | "stale" | "mark" | null, why?: string): Promise<void> {
     const gen = this.generation;
     const h = this.host;
-    const adjIn = h.adjIn;
-    let removed = 0;
     const gone: Route[] = [];
-    await sliced(adjIn.routes(), (r) => {
+    await sliced(h.adjIn.routes(), (r) => {
       if (gen !== this.generation) return;
       const w = what(familyOfKey(r.key));
       if (w === "all" || (w === "stale" && r.stale)) gone.push(r);
@@ -232,34 +230,43 @@ export class GrHelper {
         if (c) c.stale = true;
       }
     });
-    // Removed after the walk (the walk reads the table live).
+    const removed = await this.removeRoutes(gone, gen);
+    if (why && removed) h.log("info", `${h.name}: ${why}: ${removed} stale routes removed`);
+  }
+
+  /**
+   * Remove routes collected by a walk, in slices, after it (the walk reads
+   * the table live); one replaced meanwhile by a fresh route stays. Returns
+   * how many went.
+   */
+  private async removeRoutes(gone: Route[], gen: number): Promise<number> {
+    const h = this.host;
+    let removed = 0;
     await sliced(gone, (r) => {
-      if (gen !== this.generation || adjIn.get(r.key, r.pathId) !== r) return; // replaced meanwhile by a fresh route
-      adjIn.withdraw(r.key, r.pathId);
+      if (gen !== this.generation || h.adjIn.get(r.key, r.pathId) !== r) return;
+      h.adjIn.withdraw(r.key, r.pathId);
       h.withdrawn(r.key);
       h.importRoute(r.key, r.pathId, null);
       removed++;
     });
-    if (why && removed) h.log("info", `${h.name}: ${why}: ${removed} stale routes removed`);
+    return removed;
   }
 
-  /** Move the kept long-lived families' routes to LLGR_STALE (or remove those with NO_LLGR), in slices. */
+  /** Move the kept long-lived families' stale routes to LLGR_STALE (those with NO_LLGR are removed), in slices. */
   private async applyLongLived(): Promise<void> {
     const h = this.host;
     const gen = this.generation;
-    const routes: Route[] = [];
-    for (const r of h.adjIn.routes()) if (this.kept.get(familyOfKey(r.key))?.phase === "long-lived") routes.push(r);
-    await sliced(routes, (r) => {
-      if (gen !== this.generation || !r.stale || h.adjIn.get(r.key, r.pathId) !== r) return;
+    const gone: Route[] = [];
+    await sliced(h.adjIn.routes(), (r) => {
+      if (gen !== this.generation || !r.stale || this.kept.get(familyOfKey(r.key))?.phase !== "long-lived") return;
       if (r.attrs.communities.includes(NO_LLGR)) {
-        h.adjIn.withdraw(r.key, r.pathId);
-        h.withdrawn(r.key);
-        h.importRoute(r.key, r.pathId, null);
+        gone.push(r);
         return;
       }
       const c = h.candidate(r.key, r.pathId);
       if (c && !c.attrs.communities.includes(LLGR_STALE)) h.importRoute(r.key, r.pathId, withFields(c, { attrs: withLlgrStale(c.attrs), stale: true }));
     });
+    await this.removeRoutes(gone, gen);
   }
 }
 

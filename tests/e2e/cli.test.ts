@@ -13,12 +13,12 @@
  * Loopback and the test's own namespace only; every wait bounded.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { K8sStatus } from "../../lib/k8s/types.ts";
-import { EmulatorControl } from "../k8s/emulator.ts";
 import { endpointSlice, node, service } from "../k8s/fixtures.ts";
+import { withEmulatorNamespace } from "../support/emulator-ns.ts";
 import { waitFor } from "../support/wait.ts";
 
 const root = join(import.meta.dir, "../..");
@@ -293,33 +293,10 @@ describe("watch-k8s with no config file", () => {
     "flags only, against the API emulator in a namespace: cluster AS, ToR peer with its password, Service IP kinds, health port",
     async () => {
       if (process.getuid?.() !== 0) throw new Error("this test needs root: it runs watch-k8s (which programs its kernel) in a network namespace of its own");
-      const ns = `h3cli${process.pid}`;
-      const sh = (argv: string[]) => {
-        const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
-        if (r.exitCode !== 0) throw new Error(`${argv.join(" ")}: exit ${r.exitCode}: ${r.stderr.toString()}`);
-        return r.stdout.toString();
-      };
-      const local: Bun.Subprocess[] = [];
-      sh(["ip", "netns", "add", ns]);
-      try {
-        sh(["ip", "-n", ns, "link", "set", "lo", "up"]);
-        const emuSock = join(dir, "emu.sock");
-        local.push(
-          Bun.spawn(["ip", "netns", "exec", ns, process.execPath, join(root, "tests/k8s/emulator.ts"), "--listen", "127.0.0.1:6443", "--unix", emuSock], {
-            stdout: "ignore",
-            stderr: Bun.file(join(dir, "emu.log")),
-          }),
-        );
-        await waitFor(() => existsSync(emuSock), { timeoutMs: 15_000, what: "the emulator's control socket", intervalMs: 50 });
-        const ctl = new EmulatorControl(emuSock);
+      await withEmulatorNamespace(`h3cli${process.pid}`, dir, async ({ ns, ctl, kubeconfig, procs: local, sh }) => {
         await ctl.create("nodes", node("n1", { ipv4: "192.0.2.11", podCIDRs: ["10.244.1.0/24"] }));
         await ctl.create("services", service("default", "web", { clusterIPs: ["10.96.0.10"], externalIPs: ["203.0.113.10"] }));
         await ctl.create("endpointslices", endpointSlice("default", "web-1", "web", "IPv4", [{ address: "10.244.1.5", nodeName: "n1" }]));
-        const kubeconfig = join(dir, "kubeconfig");
-        writeFileSync(
-          kubeconfig,
-          "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:6443'}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
-        );
         const passwords = join(dir, "passwords");
         writeFileSync(passwords, "tor-secret\n");
         const sock = join(dir, "k8s.sock");
@@ -357,11 +334,7 @@ describe("watch-k8s with no config file", () => {
         expect(ok(["reload", "-s", sock])).toBe("reloaded: no changes\n");
         daemon.kill("SIGTERM");
         expect(await Promise.race([daemon.exited, Bun.sleep(10_000).then(() => "timeout")])).toBe(0);
-      } finally {
-        for (const p of local) if (p.exitCode === null) p.kill("SIGKILL");
-        await Promise.all(local.map((p) => Promise.race([p.exited, Bun.sleep(5000)])));
-        Bun.spawnSync(["ip", "netns", "del", ns]);
-      }
+      });
     },
     60_000,
   );

@@ -16,8 +16,8 @@ import { afterEach, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
-import { EmulatorControl } from "../k8s/emulator.ts";
 import { endpointSlice, node, service } from "../k8s/fixtures.ts";
+import { withEmulatorNamespace } from "../support/emulator-ns.ts";
 import { NotifySocket, type NotifyMessage } from "../support/notify-socket.ts";
 import { parseExposition, sampleValue } from "../support/prom-text.ts";
 import { tempDirs } from "../support/tmp.ts";
@@ -139,32 +139,9 @@ test("READY after the listeners are up, STATUS, WATCHDOG cadence, RELOADING/READ
 test("watch-k8s: STATUS while waiting for its Node, READY=1 once the router runs, Kubernetes metrics, STOPPING=1", async () => {
   if (!existsSync(BIN)) throw new Error(`bgpctl binary ${BIN} not found: run \`npm run build\` or set BGPCTL_BIN`);
   if (process.getuid?.() !== 0) throw new Error("this test needs root: it runs watch-k8s and the API emulator in a network namespace of its own");
-  const ns = `ops-sd${process.pid}`;
-  const sh = (argv: string[]) => {
-    const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
-    if (r.exitCode !== 0) throw new Error(`${argv.join(" ")}: exit ${r.exitCode}: ${r.stderr.toString()}`);
-    return r.stdout.toString();
-  };
-  const local: Bun.Subprocess[] = [];
-  sh(["ip", "netns", "add", ns]);
-  try {
-    sh(["ip", "-n", ns, "link", "set", "lo", "up"]);
-    const emuSock = join(dir, "emu.sock");
-    local.push(
-      Bun.spawn(["ip", "netns", "exec", ns, process.execPath, join(root, "tests/k8s/emulator.ts"), "--listen", "127.0.0.1:6443", "--unix", emuSock], {
-        stdout: "ignore",
-        stderr: Bun.file(join(dir, "emu.log")),
-      }),
-    );
-    await waitFor(() => existsSync(emuSock), { timeoutMs: 15_000, what: "the emulator's control socket", intervalMs: 50 });
-    const ctl = new EmulatorControl(emuSock);
+  await withEmulatorNamespace(`ops-sd${process.pid}`, dir, async ({ ns, ctl, kubeconfig, procs: local, sh }) => {
     await ctl.create("services", service("default", "web", { clusterIPs: ["10.96.0.10"], externalIPs: ["203.0.113.10"] }));
     await ctl.create("endpointslices", endpointSlice("default", "web-1", "web", "IPv4", [{ address: "10.244.1.5", nodeName: "n1" }]));
-    const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:6443'}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
-    );
     const file = join(dir, "k8s.yaml");
     writeFileSync(file, `kubernetes: {kubeconfig: ${kubeconfig}, nodeName: n1, asn: 65010}\nmetrics: {address: 127.0.0.1, port: 19180}\ncontrolSocket: ${join(dir, "k8s.sock")}\n`);
     // A socket file works across network namespaces (an abstract one would not).
@@ -197,9 +174,5 @@ test("watch-k8s: STATUS while waiting for its Node, READY=1 once the router runs
     await sock.next((m) => m.fields.STOPPING === "1", "STOPPING=1", from);
     expect(await Promise.race([daemon.exited, Bun.sleep(10_000).then(() => "timeout")])).toBe(0);
     expect(log()).not.toContain(" error ");
-  } finally {
-    for (const p of local) if (p.exitCode === null) p.kill("SIGKILL");
-    await Promise.all(local.map((p) => Promise.race([p.exited, Bun.sleep(5000)])));
-    Bun.spawnSync(["ip", "netns", "del", ns]);
-  }
+  });
 }, 90_000);

@@ -10,7 +10,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { ManualClock } from "../../lib/core/clock.ts";
 import { BfdManager, BfdPacketError, BfdSession, type BfdStateChange, type BfdTransport, type ControlPacket, UdpTransport, decodeControl, encodeControl } from "../../lib/bfd/mod.ts";
-import { getUnicastHops, setUnicastHops } from "../../ffi/udp-ttl.ts";
+import { readTtlOptions, setTtlOptions } from "../../ffi/ttl.ts";
 import { waitFor } from "../support/wait.ts";
 import { tempDirs } from "../support/tmp.ts";
 import { writeFileSync } from "node:fs";
@@ -405,8 +405,8 @@ describe("BFD over UDP: TTL rules", () => {
       const plain = await Bun.udpSocket({ hostname: host, port: 0 });
       open.push(plain);
       const pfd = (plain as unknown as { fd: number }).fd;
-      setUnicastHops(pfd, family === "IPv6", 64);
-      expect(getUnicastHops(pfd, family === "IPv6")).toBe(64);
+      setTtlOptions(pfd, family === "IPv6" ? 6 : 4, { ttl: 64 });
+      expect(readTtlOptions(pfd, family === "IPv6" ? 6 : 4).ttl).toBe(64);
       plain.send(encodeControl(BASE), port, host);
       plain.send(encodeControl(BASE), port + 1, host);
       await waitFor(() => got.length >= 2, { what: "the TTL 64 packet on the multihop port", timeoutMs: 2000 });
