@@ -17,7 +17,7 @@
 import { z } from "zod";
 import type { PolicyRef, PrefixMatch } from "../rib/policy-types.ts";
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
-import { AFI, formatAddr, parseAddr, parseIPv4, parsePrefix, prefixToString } from "../core/addr.ts";
+import { AFI, type Prefix, formatAddr, parseAddr, parseIPv4, parsePrefix, prefixContains, prefixToString } from "../core/addr.ts";
 import { type PathSegment, describe, suggest } from "./reader.ts";
 
 // ---------------------------------------------------------------------------
@@ -626,6 +626,42 @@ export const HealthSchema = z
 
 const listenEntry = z.strictObject({ address: address({ zone: true }).default("::"), port: port(0).default(179) }).meta({ what: "a mapping with address and port" });
 
+const SERVICE_RANGE_LISTS = ["clusterIPRanges", "externalIPRanges", "loadBalancerIPRanges"] as const;
+
+/**
+ * The Service range lists (`kubernetes.services.*IPRanges`): no range is the
+ * default route, no two overlap (within a list or across lists: every
+ * address has at most one range, so a Service IP's form is never
+ * ambiguous), and with allowedRanges set each lies inside one of them (of
+ * its family).
+ */
+function checkServiceRanges(ctx: {
+  value: { allowedRanges: string[] } & Record<(typeof SERVICE_RANGE_LISTS)[number], string[]>;
+  issues: unknown[];
+}): void {
+  const v = ctx.value;
+  const allowed = v.allowedRanges.map((a) => parsePrefix(a));
+  const seen: { list: string; i: number; text: string; p: Prefix }[] = [];
+  for (const list of SERVICE_RANGE_LISTS) {
+    v[list].forEach((text, i) => {
+      const p = parsePrefix(text);
+      const at = [list, i];
+      if (p.len === 0) return report(ctx, text, expectedText("a Service range", text, "a default route would attract all traffic to every node"), at);
+      const other = seen.find((o) => prefixContains(o.p, p) || prefixContains(p, o.p));
+      if (other) {
+        const where = other.list === list ? `${list}[${other.i}]` : `${other.list}[${other.i}]; an address may be in one range only`;
+        return report(ctx, text, expectedText("a Service range overlapping no other", text, `overlaps ${other.text} of ${where}`), at);
+      }
+      if (allowed.length > 0 && !allowed.some((a) => prefixContains(a, p))) {
+        const fam = p.afi === AFI.IPV6 ? "IPv6" : "IPv4";
+        const why = allowed.some((a) => a.afi === p.afi) ? "outside kubernetes.services.allowedRanges" : `allowedRanges has no ${fam} prefix`;
+        return report(ctx, text, expectedText("a Service range inside kubernetes.services.allowedRanges", text, why), at);
+      }
+      seen.push({ list, i, text, p });
+    });
+  }
+}
+
 export const KubernetesSchema = z
   .strictObject({
     nodeName: str("a Node name").optional().meta({ doc: "else --node-name, $NODE_NAME, the hostname" }),
@@ -644,6 +680,9 @@ export const KubernetesSchema = z
         externalIPs: bool().default(true),
         loadBalancerIPs: bool().default(true),
         allowedRanges: oneOrMany(prefix()).default([]).meta({ doc: "only Service IPs inside these prefixes; empty: any" }),
+        clusterIPRanges: oneOrMany(prefix()).default([]).meta({ doc: "Service CIDRs every node advertises as aggregates (cluster IPs)" }),
+        externalIPRanges: oneOrMany(prefix()).default([]).meta({ doc: "external IP ranges every node advertises as aggregates" }),
+        loadBalancerIPRanges: oneOrMany(prefix()).default([]).meta({ doc: "load balancer IP ranges every node advertises as aggregates" }),
         communities: communityList().default([]),
         largeCommunities: largeCommunityList().default([]),
         withdrawWhenCordoned: bool().default(true),
@@ -651,6 +690,7 @@ export const KubernetesSchema = z
         requireEndpoints: bool().default(true),
       })
       .meta({ what: "a mapping of Service advertisement settings" })
+      .check(checkServiceRanges)
       .prefault({}),
     api: z
       .strictObject({

@@ -68,6 +68,8 @@ import type {
   K8sPeerStatus,
   K8sProblem,
   K8sServiceIp,
+  K8sServiceIpForm,
+  K8sServiceRange,
   K8sServiceStatus,
   K8sStatus,
   Node,
@@ -151,6 +153,8 @@ interface AdvertEntry {
   kind: OriginKind;
   svc: ServiceResult | null;
   merged: { communities: string[]; largeCommunities: string[]; services: string[] } | null;
+  /** A Service range's aggregate (with the services' communities); null otherwise. */
+  range: RangeAttrs | null;
   /** The advertisement and status line handed over last (the same objects while equal). */
   adv: AdvertiseConfig | null;
   orig: K8sOriginated | null;
@@ -448,6 +452,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
     addresses: {},
     podCidrs: [],
     peers: [],
+    serviceRanges: [],
     originated: [],
     services: [],
     problems,
@@ -612,7 +617,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   const claim = (prefix: string): AdvertEntry => {
     let e = cache.adverts.get(prefix);
     if (e === undefined) {
-      e = { prefix, run: 0, walked: 0, kind: "podCIDR", svc: null, merged: null, adv: null, orig: null, key: prefixSortKey(prefix) };
+      e = { prefix, run: 0, walked: 0, kind: "podCIDR", svc: null, merged: null, range: null, adv: null, orig: null, key: prefixSortKey(prefix) };
       cache.adverts.set(prefix, e);
     }
     return e;
@@ -627,6 +632,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
       e.kind = "podCIDR";
       e.svc = null;
       e.merged = null;
+      e.range = null;
       touched.push(e);
     }
   }
@@ -636,7 +642,32 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   else if (kube.services.withdrawWhenExcluded && Object.prototype.hasOwnProperty.call(labels, EXCLUDE_LABEL)) withdrawn = `node has label ${EXCLUDE_LABEL}`;
   if (withdrawn) status.servicesWithdrawn = withdrawn;
 
-  const serviceStatuses = yield* deriveServices(input.services, input.slices, me.name, kube, withdrawn, problems, cache);
+  // Service ranges: aggregates every node advertises (unless it withdraws its Service IPs).
+  const sctx = serviceContext(kube, withdrawn);
+  for (const r of sctx.allRanges) {
+    const st: K8sServiceRange = { prefix: r.text, kind: r.kind, advertised: false, reason: "" };
+    status.serviceRanges.push(st);
+    if (!r.active) st.reason = `kubernetes.services.${KIND_TEXT[r.kind].setting} false`;
+    else if (withdrawn) st.reason = withdrawn;
+    else if (baseHas(r.text)) Object.assign(st, { advertised: true, reason: "the config file's advertise entry for it is used" });
+    else {
+      const e = claim(r.text);
+      if (e.run === run) {
+        // A pod CIDR equal to the range: the pod CIDR route stays as it is.
+        Object.assign(st, { advertised: true, reason: "also this node's pod CIDR; advertised as the pod CIDR" });
+        continue;
+      }
+      e.run = run;
+      e.kind = r.kind;
+      e.svc = null;
+      e.merged = null;
+      e.range = sctx.rangeAttrs;
+      touched.push(e);
+      Object.assign(st, { advertised: true, reason: "advertised by every node" });
+    }
+  }
+
+  const serviceStatuses = yield* deriveServices(input.services, input.slices, me.name, sctx, problems, cache);
   yield;
   status.services = serviceStatuses.map((s) => s.status);
   yield;
@@ -653,10 +684,11 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
         e.kind = ip.kind;
         e.svc = s;
         e.merged = null;
+        e.range = null;
         touched.push(e);
         continue;
       }
-      if (e.kind === "podCIDR") continue; // a /32 pod CIDR: the pod CIDR route stays as it is
+      if (e.kind === "podCIDR" || e.range) continue; // a /32 pod CIDR or Service range: that route stays as it is
       const first = e.svc!;
       const m = (e.merged ??= { communities: [...first.communities], largeCommunities: [...first.largeCommunities], services: [first.status.name] });
       mergeCommunities(m.communities, s.communities, parseCommunity);
@@ -683,17 +715,23 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   count = 0;
   for (const e of sorted) {
     if ((++count & (STEP - 1)) === 0) yield;
-    const comms = e.merged?.communities ?? e.svc?.communities ?? NONE;
-    const large = e.merged?.largeCommunities ?? e.svc?.largeCommunities ?? NONE;
-    const service = e.kind === "podCIDR" ? undefined : e.merged ? e.merged.services.join(", ") : e.svc!.status.name;
+    const comms = e.merged?.communities ?? e.svc?.communities ?? e.range?.communities ?? NONE;
+    const large = e.merged?.largeCommunities ?? e.svc?.largeCommunities ?? e.range?.largeCommunities ?? NONE;
+    const aggregate = e.range !== null;
+    const service = e.kind === "podCIDR" || aggregate ? undefined : e.merged ? e.merged.services.join(", ") : e.svc!.status.name;
     if (e.adv === null || !sameList(e.adv.communities, comms) || !sameList(e.adv.largeCommunities, large)) {
       e.adv = { prefix: e.prefix, communities: [...comms], largeCommunities: [...large] };
     }
     const o = e.orig;
-    if (o === null || o.kind !== e.kind || o.service !== service || !sameList(o.communities, comms) || !sameList(o.largeCommunities, large)) {
-      e.orig = service === undefined
-        ? { prefix: e.prefix, kind: e.kind, communities: [...comms], largeCommunities: [...large] }
-        : { prefix: e.prefix, kind: e.kind, service, communities: [...comms], largeCommunities: [...large] };
+    if (o === null || o.kind !== e.kind || o.service !== service || (o.aggregate === true) !== aggregate || !sameList(o.communities, comms) || !sameList(o.largeCommunities, large)) {
+      e.orig = {
+        prefix: e.prefix,
+        kind: e.kind,
+        ...(service !== undefined ? { service } : {}),
+        ...(aggregate ? { aggregate: true as const } : {}),
+        communities: [...comms],
+        largeCommunities: [...large],
+      };
     }
     status.originated.push(e.orig!);
     genAdv.push(e.adv);
@@ -874,22 +912,76 @@ interface ServiceResult {
   largeCommunities: string[];
 }
 
-const KIND_TEXT: Record<IpKind, { what: string; setting: "clusterIPs" | "externalIPs" | "loadBalancerIPs"; annotation: string; field: string }> = {
-  clusterIP: { what: "cluster IPs", setting: "clusterIPs", annotation: ANN.advertiseClusterIp, field: "spec.clusterIPs" },
-  externalIP: { what: "external IPs", setting: "externalIPs", annotation: ANN.advertiseExternalIps, field: "spec.externalIPs" },
-  loadBalancerIP: { what: "load balancer IPs", setting: "loadBalancerIPs", annotation: ANN.advertiseLoadBalancerIps, field: "status.loadBalancer.ingress" },
+const KIND_TEXT: Record<
+  IpKind,
+  {
+    what: string;
+    setting: "clusterIPs" | "externalIPs" | "loadBalancerIPs";
+    ranges: "clusterIPRanges" | "externalIPRanges" | "loadBalancerIPRanges";
+    annotation: string;
+    field: string;
+  }
+> = {
+  clusterIP: { what: "cluster IPs", setting: "clusterIPs", ranges: "clusterIPRanges", annotation: ANN.advertiseClusterIp, field: "spec.clusterIPs" },
+  externalIP: { what: "external IPs", setting: "externalIPs", ranges: "externalIPRanges", annotation: ANN.advertiseExternalIps, field: "spec.externalIPs" },
+  loadBalancerIP: {
+    what: "load balancer IPs",
+    setting: "loadBalancerIPs",
+    ranges: "loadBalancerIPRanges",
+    annotation: ANN.advertiseLoadBalancerIps,
+    field: "status.loadBalancer.ingress",
+  },
 };
+
+/** The communities of every Service route (kubernetes.services.communities / largeCommunities), which Service ranges carry alone. */
+interface RangeAttrs {
+  communities: string[];
+  largeCommunities: string[];
+}
+
+/** A configured Service range; `active` when its kind is advertised (kubernetes.services.clusterIPs, ...). */
+interface ServiceRange {
+  text: string;
+  p: Prefix;
+  kind: IpKind;
+  active: boolean;
+}
+
+/** What a derivation's Services share: the config, whether this node withdraws its Service IPs, allowed and aggregated ranges, the global communities. */
+function serviceContext(kube: KubernetesConfig, withdrawn: string | undefined): ServiceContext {
+  const sv = kube.services;
+  const allRanges: ServiceRange[] = [];
+  for (const kind of Object.keys(KIND_TEXT) as IpKind[]) {
+    const kt = KIND_TEXT[kind];
+    for (const text of sv[kt.ranges]) {
+      const p = tryPrefix(text);
+      if (p) allRanges.push({ text: prefixToString(p), p, kind, active: sv[kt.setting] });
+    }
+  }
+  allRanges.sort((a, b) => comparePrefixes(a.text, b.text));
+  const globalComms = canonicalAll(sv.communities, canonicalCommunity);
+  const globalLarge = canonicalAll(sv.largeCommunities, canonicalLargeCommunity);
+  return {
+    kube,
+    withdrawn,
+    ranges: sv.allowedRanges.map(tryPrefix).filter((p): p is Prefix => p !== null),
+    allRanges,
+    aggregates: allRanges.filter((r) => r.active),
+    rangeAttrs: { communities: globalComms, largeCommunities: globalLarge },
+    globalComms,
+    globalLarge,
+  };
+}
 
 function* deriveServices(
   services: readonly Service[],
   slices: readonly EndpointSlice[],
   nodeName: string,
-  kube: KubernetesConfig,
-  withdrawn: string | undefined,
+  ctx: ServiceContext,
   problems: K8sProblem[],
   cache: DeriveCache,
 ): Generator<void, ServiceResult[]> {
-  const sv = kube.services;
+  const withdrawn = ctx.withdrawn;
   // Ready endpoint counts per "namespace/service" (each slice's share remembered).
   const ready = cache.ready;
   const run = cache.run;
@@ -917,13 +1009,6 @@ function* deriveServices(
     if ((++count & (STEP - 1)) === 0) yield;
     if (r.run !== run) ready.delete(key);
   }
-  const ctx: ServiceContext = {
-    kube,
-    withdrawn,
-    ranges: sv.allowedRanges.map(tryPrefix).filter((p): p is Prefix => p !== null),
-    globalComms: canonicalAll(sv.communities, canonicalCommunity),
-    globalLarge: canonicalAll(sv.largeCommunities, canonicalLargeCommunity),
-  };
   // One name string per Service object (kept: a Map lookup with a string already hashed is cheap).
   const nameOf = (svc: Service) => {
     let n = cache.names.get(svc);
@@ -952,7 +1037,12 @@ function* deriveServices(
 interface ServiceContext {
   kube: KubernetesConfig;
   withdrawn: string | undefined;
+  /** kubernetes.services.allowedRanges. */
   ranges: Prefix[];
+  /** Every configured Service range, and those of advertised kinds (whose aggregates cover Cluster-policy IPs). */
+  allRanges: ServiceRange[];
+  aggregates: ServiceRange[];
+  rangeAttrs: RangeAttrs;
   globalComms: string[];
   globalLarge: string[];
 }
@@ -973,7 +1063,7 @@ function sliceCounts(s: EndpointSlice, nodeName: string): { key: string; local: 
 
 /** What one Service gives with these ready counts: its status, advertised IPs, communities and problems. */
 function serviceEntry(svc: Service, counts: { local: number; total: number }, c: ServiceContext): ServiceEntry {
-  const { kube, withdrawn, ranges, globalComms, globalLarge } = c;
+  const { withdrawn, globalComms, globalLarge } = c;
   const e: ServiceEntry = { local: counts.local, total: counts.total, withdrawn, result: undefined as unknown as ServiceResult, problems: [] };
   const problem = problemCollector(e.problems);
   {
@@ -1016,21 +1106,22 @@ function serviceEntry(svc: Service, counts: { local: number; total: number }, c:
       else if (ing.hostname) candidates.push({ kind: "loadBalancerIP", text: ing.hostname, hostname: true });
     }
     const seen = new Set<string>();
-    for (const c of candidates) {
-      if (c.hostname) {
-        st.ips.push({ ip: c.text, kind: c.kind, advertised: false, reason: "load balancer ingress has a hostname, not an IP" });
+    for (const cand of candidates) {
+      if (cand.hostname) {
+        st.ips.push({ ip: cand.text, kind: cand.kind, advertised: false, form: "none", reason: "load balancer ingress has a hostname, not an IP" });
         continue;
       }
-      const parsed = parseAddr(c.text.trim());
-      const text = parsed ? formatAddr(parsed.afi, parsed.addr) : c.text;
-      const k = `${c.kind} ${text}`;
+      const parsed = parseAddr(cand.text.trim());
+      const text = parsed ? formatAddr(parsed.afi, parsed.addr) : cand.text;
+      const k = `${cand.kind} ${text}`;
       if (seen.has(k)) continue;
       seen.add(k);
-      const d = serviceIpDecision(c.kind, c.text, parsed, override[c.kind], spec, counts, ranges, kube, withdrawn);
-      if (d.invalid) problem(obj, `${c.kind} ${JSON.stringify(c.text)} is not an IP address; not advertised`, KIND_TEXT[c.kind].field);
-      const ipStatus: K8sServiceIp = { ip: text, kind: c.kind, advertised: d.advertised, reason: d.reason };
+      const d = serviceIpDecision(cand.kind, cand.text, parsed, override[cand.kind], spec, counts, c);
+      if (d.invalid) problem(obj, `${cand.kind} ${JSON.stringify(cand.text)} is not an IP address; not advertised`, KIND_TEXT[cand.kind].field);
+      const ipStatus: K8sServiceIp = { ip: text, kind: cand.kind, advertised: d.form !== "none", form: d.form, reason: d.reason };
+      if (d.range) ipStatus.range = d.range;
       st.ips.push(ipStatus);
-      if (d.advertised && parsed) res.advertise.push({ prefix: `${text}/${parsed.afi === AFI.IPV6 ? 128 : 32}`, kind: c.kind });
+      if (d.form === "host" && parsed) res.advertise.push({ prefix: `${text}/${parsed.afi === AFI.IPV6 ? 128 : 32}`, kind: cand.kind });
     }
   }
   return e;
@@ -1040,7 +1131,15 @@ function svcName(s: Service): string {
   return `${s.metadata.namespace ?? ""}/${s.metadata.name}`;
 }
 
-/** The decision on one Service IP: the first failing rule wins. */
+/**
+ * The decision on one Service IP: the first failing rule wins. Inside an
+ * advertised Service range of its kind, an IP whose traffic policy for that
+ * kind is Cluster has no host route (the aggregate every node advertises
+ * covers it); with policy Local it keeps its host route from the nodes with
+ * ready endpoints, which is more specific than the aggregate and so steers
+ * its traffic. A Service annotation switching its kind off cannot take an IP
+ * out of an aggregate.
+ */
 function serviceIpDecision(
   kind: IpKind,
   raw: string,
@@ -1048,32 +1147,40 @@ function serviceIpDecision(
   override: boolean | undefined,
   spec: NonNullable<Service["spec"]>,
   counts: { local: number; total: number },
-  ranges: Prefix[],
-  kube: KubernetesConfig,
-  withdrawn: string | undefined,
-): { advertised: boolean; reason: string; invalid?: boolean } {
+  c: ServiceContext,
+): { form: K8sServiceIpForm; reason: string; range?: string; invalid?: boolean } {
   const kt = KIND_TEXT[kind];
+  const { kube, withdrawn } = c;
   const sv = kube.services;
+  const none = (reason: string, invalid?: boolean) => (invalid ? { form: "none" as const, reason, invalid } : { form: "none" as const, reason });
+  // The advertised range of this kind holding the IP (ranges of a kind switched off globally are not advertised).
+  const range = parsed ? c.aggregates.find((r) => r.kind === kind && contains(r.p, parsed.afi, parsed.addr))?.text : undefined;
   // 1. the kind's switch (the annotation overrides the global one)
-  if (override === false) return { advertised: false, reason: `${kt.what} not advertised (annotation ${kt.annotation})` };
-  if (override === undefined && !sv[kt.setting]) return { advertised: false, reason: `${kt.what} not advertised (kubernetes.services.${kt.setting} false)` };
-  // 2. the IP itself
-  if (!parsed) return { advertised: false, reason: `invalid IP address ${JSON.stringify(raw)}`, invalid: true };
-  // 3. allowed ranges
-  if (ranges.length > 0 && !ranges.some((p) => contains(p, parsed.afi, parsed.addr))) {
-    return { advertised: false, reason: "outside kubernetes.services.allowedRanges" };
+  if (override === false) {
+    const why = `${kt.what} not advertised (annotation ${kt.annotation})`;
+    if (range && !withdrawn) return { form: "aggregate", range, reason: `${why}: no host route, but inside Service range ${range}, which every node advertises` };
+    return none(why);
   }
-  // 4. the node withdraws its Service IPs
-  if (withdrawn) return { advertised: false, reason: withdrawn };
+  if (override === undefined && !sv[kt.setting]) return none(`${kt.what} not advertised (kubernetes.services.${kt.setting} false)`);
+  // 2. the IP itself
+  if (!parsed) return none(`invalid IP address ${JSON.stringify(raw)}`, true);
+  // 3. allowed ranges (Service ranges lie inside them: the config requires it)
+  if (c.ranges.length > 0 && !c.ranges.some((p) => contains(p, parsed.afi, parsed.addr))) return none("outside kubernetes.services.allowedRanges");
+  // 4. the node withdraws its Service IPs (and its Service ranges)
+  if (withdrawn) return none(withdrawn);
   // 5./6. traffic policy and endpoints
   const policyName = kind === "clusterIP" ? "internalTrafficPolicy" : "externalTrafficPolicy";
   const policy = kind === "clusterIP" ? spec.internalTrafficPolicy : spec.externalTrafficPolicy;
+  const inRange = range ? { range } : {};
   if (policy === "Local") {
-    if (counts.local === 0) return { advertised: false, reason: `${policyName} Local: no ready endpoint on this node` };
-    return { advertised: true, reason: `${policyName} Local: ${plural(counts.local, "ready endpoint", "ready endpoints")} on this node` };
+    const where = range ? ` (inside Service range ${range}; the host routes of nodes with one steer it)` : "";
+    if (counts.local === 0) return { form: "none", ...inRange, reason: `${policyName} Local: no ready endpoint on this node${where}` };
+    return { form: "host", ...inRange, reason: `${policyName} Local: ${plural(counts.local, "ready endpoint", "ready endpoints")} on this node${where}` };
   }
-  if (sv.requireEndpoints && counts.total === 0) return { advertised: false, reason: "no ready endpoint in the cluster" };
-  return { advertised: true, reason: `${policyName} Cluster` };
+  if (range) return { form: "aggregate", range, reason: `${policyName} Cluster: covered by Service range ${range}` };
+  if (sv.requireEndpoints && counts.total === 0) return none("no ready endpoint in the cluster");
+  const outside = sv[kt.ranges].length > 0 ? `; outside every kubernetes.services.${kt.ranges} range` : "";
+  return { form: "host", reason: `${policyName} Cluster${outside}` };
 }
 
 /** Reads annotations of one object: a bad value becomes a problem (naming the object and key) and reads as absent. */

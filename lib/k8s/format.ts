@@ -1,11 +1,12 @@
 /**
  * `bgpctl show k8s` as text (birdc / gobgp style): a header with the node,
- * AS, router id, role and sync state, then the Resources, Peers, Originated,
- * Services (one line per IP, ADVERTISED or withdrawn with the reason) and
- * Problems sections. Columns aligned with spaces, no colours. A pure function
+ * AS, router id, role and sync state, then the Resources, Peers, Service
+ * ranges, Originated, Services (one line per IP: the form it takes, its host
+ * route, a Service range's aggregate or none, with the reason) and Problems
+ * sections. Columns aligned with spaces, no colours. A pure function
  * of the K8sStatus JSON (`--json` prints that instead).
  */
-import type { K8sServiceStatus, K8sStatus } from "./types.ts";
+import type { K8sServiceIp, K8sServiceStatus, K8sStatus } from "./types.ts";
 
 type Align = "l" | "r";
 
@@ -34,6 +35,12 @@ function trafficPolicies(s: K8sServiceStatus): string {
   if (s.externalTrafficPolicy) p.push(`ext=${s.externalTrafficPolicy}`);
   if (s.internalTrafficPolicy) p.push(`int=${s.internalTrafficPolicy}`);
   return p.length ? p.join(",") : "-";
+}
+
+/** A Service IP's form: "aggregate 10.96.0.0/12", "host route" or "not advertised". */
+function ipForm(ip: K8sServiceIp): string {
+  if (ip.form === "aggregate") return `aggregate ${ip.range ?? "?"}`;
+  return ip.form === "host" ? "host route" : "not advertised";
 }
 
 export function formatK8sStatus(s: K8sStatus): string {
@@ -79,13 +86,21 @@ export function formatK8sStatus(s: K8sStatus): string {
     ),
   );
 
+  section("Service ranges", s.serviceRanges.length, () =>
+    table(
+      ["PREFIX", "KIND", "STATE", "REASON"],
+      s.serviceRanges.map((r) => [r.prefix, r.kind, r.advertised ? "ADVERTISED" : "withdrawn", r.reason]),
+      ["l", "l", "l", "l"],
+    ),
+  );
+
   section("Originated", s.originated.length, () =>
     table(
       ["PREFIX", "KIND", "SERVICE", "COMMUNITIES", "LARGE COMMUNITIES"],
       s.originated.map((o) => [
         o.prefix,
         o.kind,
-        dash(o.service),
+        o.aggregate ? "(Service range)" : dash(o.service),
         o.communities.length ? o.communities.join(" ") : "-",
         o.largeCommunities.length ? o.largeCommunities.join(" ") : "-",
       ]),
@@ -107,10 +122,10 @@ export function formatK8sStatus(s: K8sStatus): string {
         continue;
       }
       svc.ips.forEach((ip, i) => {
-        rows.push([...(i === 0 ? head : blank), ip.kind, ip.ip, ip.advertised ? "ADVERTISED" : "withdrawn", ip.reason]);
+        rows.push([...(i === 0 ? head : blank), ip.kind, ip.ip, ipForm(ip), ip.reason]);
       });
     }
-    return table(["SERVICE", "TYPE", "POLICY", "READY", "KIND", "IP", "STATE", "REASON"], rows, ["l", "l", "l", "r", "l", "l", "l", "l"]);
+    return table(["SERVICE", "TYPE", "POLICY", "READY", "KIND", "IP", "FORM", "REASON"], rows, ["l", "l", "l", "r", "l", "l", "l", "l"]);
   });
 
   out.push("\n");

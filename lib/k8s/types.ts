@@ -157,15 +157,37 @@ export interface K8sOriginated {
   kind: OriginKind;
   /** "namespace/name" for Service IPs. */
   service?: string;
+  /** A Service range of `kubernetes.services.*IPRanges` (of kind `kind`), advertised as an aggregate. */
+  aggregate?: true;
   communities: string[];
   largeCommunities: string[];
 }
 
+/**
+ * The route a Service IP reaches the network by from this node: its own host
+ * route (/32, /128), the aggregate of a configured Service range holding it,
+ * or none.
+ */
+export type K8sServiceIpForm = "host" | "aggregate" | "none";
+
 export interface K8sServiceIp {
   ip: string;
   kind: Exclude<OriginKind, "podCIDR">;
+  /** This node advertises a route covering the IP: its host route, or the aggregate holding it (`form` says which). */
   advertised: boolean;
+  form: K8sServiceIpForm;
+  /** The configured Service range holding the IP, when one of its kind is advertised (form "aggregate"; or "host"/"none" with a Local policy). */
+  range?: string;
   /** Why (not) advertised, e.g. "externalTrafficPolicy Local: ready endpoint on this node", "outside allowed ranges". */
+  reason: string;
+}
+
+/** A Service range of `kubernetes.services.clusterIPRanges` / `externalIPRanges` / `loadBalancerIPRanges` and whether this node advertises it. */
+export interface K8sServiceRange {
+  prefix: string;
+  kind: Exclude<OriginKind, "podCIDR">;
+  advertised: boolean;
+  /** Why not, e.g. "kubernetes.services.clusterIPs false", "node is cordoned"; "advertised by every node" when advertised. */
   reason: string;
 }
 
@@ -213,6 +235,8 @@ export interface K8sStatus {
   /** Set when Service IPs are withdrawn from this node, with the reason (cordoned, exclude label). */
   servicesWithdrawn?: string;
   peers: K8sPeerStatus[];
+  /** The configured Service ranges (aggregates), in the order of comparePrefixes. */
+  serviceRanges: K8sServiceRange[];
   originated: K8sOriginated[];
   services: K8sServiceStatus[];
   problems: K8sProblem[];

@@ -843,10 +843,10 @@ describe("Services", () => {
     const st = d.status.services[0]!;
     expect(st).toMatchObject({ name: "default/web", type: "LoadBalancer", readyLocal: 0, readyTotal: 1 });
     expect(st.ips).toEqual([
-      { ip: "10.96.0.10", kind: "clusterIP", advertised: true, reason: "internalTrafficPolicy Cluster" },
-      { ip: "fd00:96::a", kind: "clusterIP", advertised: true, reason: "internalTrafficPolicy Cluster" },
-      { ip: "198.51.100.7", kind: "externalIP", advertised: true, reason: "externalTrafficPolicy Cluster" },
-      { ip: "203.0.113.9", kind: "loadBalancerIP", advertised: true, reason: "externalTrafficPolicy Cluster" },
+      { ip: "10.96.0.10", kind: "clusterIP", advertised: true, form: "host", reason: "internalTrafficPolicy Cluster" },
+      { ip: "fd00:96::a", kind: "clusterIP", advertised: true, form: "host", reason: "internalTrafficPolicy Cluster" },
+      { ip: "198.51.100.7", kind: "externalIP", advertised: true, form: "host", reason: "externalTrafficPolicy Cluster" },
+      { ip: "203.0.113.9", kind: "loadBalancerIP", advertised: true, form: "host", reason: "externalTrafficPolicy Cluster" },
     ]);
     expect(d.status.originated.find((o) => o.prefix === "203.0.113.9/32")).toEqual({
       prefix: "203.0.113.9/32",
@@ -882,6 +882,7 @@ describe("Services", () => {
       ip: "10.96.0.10",
       kind: "clusterIP",
       advertised: false,
+      form: "none",
       reason: "cluster IPs not advertised (annotation bgpctl.io/advertise-cluster-ip)",
     });
     expect(ipStatus(d, "default/web", "198.51.100.7").reason).toBe("external IPs not advertised (annotation bgpctl.io/advertise-external-ips)");
@@ -900,6 +901,7 @@ describe("Services", () => {
       ip: "198.51.100.300",
       kind: "externalIP",
       advertised: false,
+      form: "none",
       reason: 'invalid IP address "198.51.100.300"',
     });
     expect(ipStatus(d, "default/web", "10.96.0.10").advertised).toBe(true);
@@ -947,7 +949,7 @@ describe("Services", () => {
   test("5. externalTrafficPolicy Local: ready endpoints on this node only (ready false / null / absent)", () => {
     const s = svc("default", "web", { lb: [{ ip: "203.0.113.9" }], etp: "Local" });
     const reason = (slices: EndpointSlice[]) => ipStatus(derived([s], slices), "default/web", "203.0.113.9");
-    expect(reason([])).toEqual({ ip: "203.0.113.9", kind: "loadBalancerIP", advertised: false, reason: "externalTrafficPolicy Local: no ready endpoint on this node" });
+    expect(reason([])).toEqual({ ip: "203.0.113.9", kind: "loadBalancerIP", advertised: false, form: "none", reason: "externalTrafficPolicy Local: no ready endpoint on this node" });
     expect(reason([slice("default", "web", [ready(3, "node-b")])]).reason).toBe("externalTrafficPolicy Local: no ready endpoint on this node");
     expect(reason([slice("default", "web", [{ ...ready(), ready: false }])]).advertised).toBe(false);
     expect(reason([slice("default", "web", [{ ...ready(), ready: null }])])).toMatchObject({
@@ -1002,8 +1004,8 @@ describe("Services", () => {
     const s = svc("default", "web", { lb: [{ hostname: "lb.example.com" }, { ip: "203.0.113.9" }] });
     const d = derived([s], [slice("default", "web", [ready()])]);
     expect(d.status.services[0]!.ips).toEqual([
-      { ip: "lb.example.com", kind: "loadBalancerIP", advertised: false, reason: "load balancer ingress has a hostname, not an IP" },
-      { ip: "203.0.113.9", kind: "loadBalancerIP", advertised: true, reason: "externalTrafficPolicy Cluster" },
+      { ip: "lb.example.com", kind: "loadBalancerIP", advertised: false, form: "none", reason: "load balancer ingress has a hostname, not an IP" },
+      { ip: "203.0.113.9", kind: "loadBalancerIP", advertised: true, form: "host", reason: "externalTrafficPolicy Cluster" },
     ]);
   });
 
@@ -1300,7 +1302,7 @@ describe("formatK8sStatus", () => {
     expect(lines.some((l) => /^\s+10\.0\.0\.2\s+64512\s+node\s+mesh\s+node-b\s+ipv4$/.test(l))).toBe(true);
     expect(lines.some((l) => /^\s+services\s+yes\s+2\s+99\s+2\s+1\s+1\s+1\s+410 Gone$/.test(l))).toBe(true);
     const lbLine = lines.find((l) => l.includes("203.0.113.9") && !l.includes("/32"))!;
-    expect(lbLine).toMatch(/loadBalancerIP\s+203\.0\.113\.9\s+ADVERTISED\s+externalTrafficPolicy Local: 1 ready endpoint on this node$/);
+    expect(lbLine).toMatch(/loadBalancerIP\s+203\.0\.113\.9\s+host route\s+externalTrafficPolicy Local: 1 ready endpoint on this node$/);
     expect(lines.find((l) => l.includes("default/ext"))).toMatch(/ignored\s+type ExternalName$/);
     expect(text).toContain('  Node/node-a bgpctl.io/asn: expected an AS number 1..4294967295, got "x"; annotation ignored');
     // columns aligned: the IP column starts at the same offset on every Services line
@@ -1315,7 +1317,7 @@ describe("formatK8sStatus", () => {
     const text = formatK8sStatus({ ...d.status, synced: false, resources: [] });
     expect(text).toContain("Kubernetes node ghost (Node object not found)");
     expect(text).toContain("Sync: not synced");
-    for (const s of ["Resources: none", "Peers: none", "Originated: none", "Services: none", "Problems (1):"]) expect(text).toContain(s);
+    for (const s of ["Resources: none", "Peers: none", "Service ranges: none", "Originated: none", "Services: none", "Problems (1):"]) expect(text).toContain(s);
     expect(text).toContain('no Node object named "ghost"');
     expect(text).not.toMatch(/\x1b\[/);
   });
