@@ -9,10 +9,12 @@
  *   by Node annotation), one session per address family both nodes have;
  *   external peers of `kubernetes.peers` whose nodeSelector matches this
  *   node, and of this node's `bgpctl.io/peers` annotation.
- * - Routes: this node's pod CIDRs, and the IPs of Services (cluster, external
- *   and load balancer IPs) that are advertised by the rules of
- *   `serviceIpDecision` (kind switches, allowed ranges, cordon/exclude,
- *   traffic policies and endpoint readiness).
+ * - Routes: this node's pod CIDRs, the configured Service ranges
+ *   (`kubernetes.services.*IPRanges`, aggregates every node advertises), and
+ *   the IPs of Services (cluster, external and load balancer IPs) that are
+ *   advertised by the rules of `serviceIpDecision` (kind switches, allowed
+ *   ranges, cordon/exclude, traffic policies and endpoint readiness; an IP a
+ *   Service range covers needs no host route unless its policy is Local).
  * - Generated policies `k8s-mesh-export` and `k8s-external-export` (and the
  *   prefix list `k8s-pod-cidrs`) keep Service IPs and routes learned from
  *   external peers out of the mesh, and decide whether pod CIDRs go outside.
@@ -69,7 +71,6 @@ import type {
   K8sProblem,
   K8sServiceIp,
   K8sServiceIpForm,
-  K8sServiceRange,
   K8sServiceStatus,
   K8sStatus,
   Node,
@@ -644,28 +645,22 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
 
   // Service ranges: aggregates every node advertises (unless it withdraws its Service IPs).
   const sctx = serviceContext(kube, withdrawn);
-  for (const r of sctx.allRanges) {
-    const st: K8sServiceRange = { prefix: r.text, kind: r.kind, advertised: false, reason: "" };
-    status.serviceRanges.push(st);
-    if (!r.active) st.reason = `kubernetes.services.${KIND_TEXT[r.kind].setting} false`;
-    else if (withdrawn) st.reason = withdrawn;
-    else if (baseHas(r.text)) Object.assign(st, { advertised: true, reason: "the config file's advertise entry for it is used" });
-    else {
-      const e = claim(r.text);
-      if (e.run === run) {
-        // A pod CIDR equal to the range: the pod CIDR route stays as it is.
-        Object.assign(st, { advertised: true, reason: "also this node's pod CIDR; advertised as the pod CIDR" });
-        continue;
-      }
-      e.run = run;
-      e.kind = r.kind;
-      e.svc = null;
-      e.merged = null;
-      e.range = sctx.rangeAttrs;
-      touched.push(e);
-      Object.assign(st, { advertised: true, reason: "advertised by every node" });
-    }
-  }
+  const rangeState = (r: ServiceRange): { advertised: boolean; reason: string } => {
+    if (!r.active) return { advertised: false, reason: `kubernetes.services.${KIND_TEXT[r.kind].setting} false` };
+    if (withdrawn) return { advertised: false, reason: withdrawn };
+    if (baseHas(r.text)) return { advertised: true, reason: "the config file's advertise entry for it is used" };
+    const e = claim(r.text);
+    // A pod CIDR equal to the range: the pod CIDR route stays as it is.
+    if (e.run === run) return { advertised: true, reason: "also this node's pod CIDR; advertised as the pod CIDR" };
+    e.run = run;
+    e.kind = r.kind;
+    e.svc = null;
+    e.merged = null;
+    e.range = sctx.rangeAttrs;
+    touched.push(e);
+    return { advertised: true, reason: "advertised by every node" };
+  };
+  for (const r of sctx.allRanges) status.serviceRanges.push({ prefix: r.text, kind: r.kind, ...rangeState(r) });
 
   const serviceStatuses = yield* deriveServices(input.services, input.slices, me.name, sctx, problems, cache);
   yield;
@@ -1152,7 +1147,7 @@ function serviceIpDecision(
   const kt = KIND_TEXT[kind];
   const { kube, withdrawn } = c;
   const sv = kube.services;
-  const none = (reason: string, invalid?: boolean) => (invalid ? { form: "none" as const, reason, invalid } : { form: "none" as const, reason });
+  const none = (reason: string) => ({ form: "none" as const, reason });
   // The advertised range of this kind holding the IP (ranges of a kind switched off globally are not advertised).
   const range = parsed ? c.aggregates.find((r) => r.kind === kind && contains(r.p, parsed.afi, parsed.addr))?.text : undefined;
   // 1. the kind's switch (the annotation overrides the global one)
@@ -1163,7 +1158,7 @@ function serviceIpDecision(
   }
   if (override === undefined && !sv[kt.setting]) return none(`${kt.what} not advertised (kubernetes.services.${kt.setting} false)`);
   // 2. the IP itself
-  if (!parsed) return none(`invalid IP address ${JSON.stringify(raw)}`, true);
+  if (!parsed) return { ...none(`invalid IP address ${JSON.stringify(raw)}`), invalid: true };
   // 3. allowed ranges (Service ranges lie inside them: the config requires it)
   if (c.ranges.length > 0 && !c.ranges.some((p) => contains(p, parsed.afi, parsed.addr))) return none("outside kubernetes.services.allowedRanges");
   // 4. the node withdraws its Service IPs (and its Service ranges)
