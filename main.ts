@@ -4,6 +4,7 @@
  * Usage errors print one line on stderr and exit 2; runtime failures exit 1.
  */
 import { Command, CommanderError } from "commander";
+import { registerCheck } from "./commands/check.ts";
 import { registerConfig } from "./commands/config.ts";
 import { registerCtl } from "./commands/ctl.ts";
 import { registerMrt } from "./commands/mrt.ts";
@@ -40,6 +41,7 @@ registerPeer(program);
 registerShow(program);
 registerMrt(program);
 registerCtl(program);
+registerCheck(program);
 // Commander's own error text is replaced by ours (one line, "bgpctl: ...");
 // help still goes out, on stdout when asked for, on stderr for a bare group.
 const quiet = { outputError: () => {} };

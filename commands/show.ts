@@ -15,7 +15,7 @@ import { writeLine, flush } from "../lib/cli/output.ts";
 import { addSessionFlags, sessionOptions } from "../lib/cli/session-flags.ts";
 import { formatRibTable } from "../lib/standalone/format.ts";
 import { collectRib } from "../lib/standalone/looking-glass.ts";
-import { formatBfd } from "../lib/api/format.ts";
+import { formatBfd, formatChecks } from "../lib/api/format.ts";
 import { type CtlFlags, ONESHOT_SESSION_KEYS, SHOW_RIB_DAEMON_KEYS, type ShowRibFlags, addCtlFlags, ctlClient, showFib, showInterfaces, showK8s, showNeighbors, showRib, showSummary } from "./ctl.ts";
 
 /** `show rib` asking the daemon, and `show rib --peer`: the one-shot looking glass, no daemon. */
@@ -87,6 +87,13 @@ export function registerShow(program: Command): void {
     const list = await ctlClient(flags).bfd();
     if (flags.json) writeLine(JSON.stringify(list));
     else process.stdout.write(formatBfd(list));
+    flush();
+  });
+
+  addCtlFlags(show.command("checks").description("health checks: state, what is announced, prefixes, last result and output, counters")).action(async (flags: CtlFlags) => {
+    const list = await ctlClient(flags).checks();
+    if (flags.json) writeLine(JSON.stringify(list));
+    else process.stdout.write(formatChecks(list));
     flush();
   });
 

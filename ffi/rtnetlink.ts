@@ -155,7 +155,7 @@ function ackError(a: NlAck): KernelError {
 // One netlink socket on the event loop
 // ---------------------------------------------------------------------------
 
-interface NlSocketHandlers {
+export interface NlSocketHandlers {
   data(buf: Uint8Array): void;
   /** The runtime closed the socket (error set on a read error, e.g. ENOBUFS). */
   closed(error: { code?: string; errno?: number } | undefined): void;
@@ -166,7 +166,8 @@ function setBuf(fd: number, force: number, plain: number, bytes: number): number
   return libc.getsockoptInt(fd, libc.SOL_SOCKET, plain);
 }
 
-class NlSocket {
+/** Exported for ffi/rtaddr.ts (interface addresses), which reuses it. */
+export class NlSocket {
   /** The receive and send buffer sizes the kernel granted (getsockopt: twice the request). */
   rcvbuf = 0;
   sndbuf = 0;

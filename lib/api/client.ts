@@ -9,6 +9,7 @@
 import type {
   AdvertiseRequest,
   BfdInfo,
+  CheckInfo,
   FibEntry,
   InterfacesInfo,
   MonitorEvent,
@@ -251,6 +252,14 @@ export class ApiClient {
 
   bfd(): Promise<BfdInfo[]> {
     return this.call("GET", "/v1/bfd");
+  }
+
+  checks(): Promise<CheckInfo[]> {
+    return this.call("GET", "/v1/checks");
+  }
+
+  checkSetEnabled(name: string, enabled: boolean): Promise<CheckInfo> {
+    return this.call("POST", `/v1/checks/${encodeURIComponent(name)}`, { enabled });
   }
 
   k8s(): Promise<K8sStatus> {

@@ -6,7 +6,7 @@
  * `show rib` is printed as it streams in (RibTextWriter): the column widths
  * come from the first rows, so a table of any size needs no buffering.
  */
-import type { BfdInfo, FibEntry, InterfacesInfo, MonitorEvent, NeighborInfo, RibEntry, RibSummary, RouterSummary } from "./types.ts";
+import type { BfdInfo, CheckInfo, FibEntry, InterfacesInfo, MonitorEvent, NeighborInfo, RibEntry, RibSummary, RouterSummary } from "./types.ts";
 
 type Align = "l" | "r";
 
@@ -139,6 +139,27 @@ export function formatBfd(list: BfdInfo[]): string {
     ...(s.error ? [`${s.peer}: ${s.error}`] : []),
   ]);
   return out + (notes.length ? "\n" + notes.join("\n") + "\n" : "");
+}
+
+/** `show checks`: one line per health check, then each one's last output and counters. */
+export function formatChecks(list: CheckInfo[]): string {
+  if (!list.length) return "no health checks\n";
+  const rows = list.map((c) => [
+    c.name,
+    c.state + (c.state === "RISING" ? ` ${c.count}/${c.rise}` : c.state === "FALLING" ? ` ${c.count}/${c.fall}` : ""),
+    c.announced,
+    c.prefixes.join(" "),
+    c.last ? `${c.last.ok ? "ok" : "failed"} ${c.last.ms}ms` : "-",
+    c.since.slice(11, 19),
+    c.drained ? "drain file" : c.enabled ? "" : "disabled (CLI)",
+  ]);
+  const out = table(["Check", "State", "Announced", "Prefixes", "Last", "Since", "Disabled by"], rows, ["l", "l", "l", "l", "l", "l", "l"]);
+  const notes = list.map((c) => {
+    const n = c.counters;
+    const last = c.last ? (c.last.output.split("\n").find((l) => l.trim() !== "") ?? "").slice(0, 200) : "";
+    return `${c.name}: ${c.probe}; ${n.success} ok, ${n.failure} failed, ${n.timeout} timed out, ${n.transitions} state changes${last ? `; last: ${last}` : ""}`;
+  });
+  return out + "\n" + notes.join("\n") + "\n";
 }
 
 export function formatNeighbors(list: NeighborInfo[]): string {

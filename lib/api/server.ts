@@ -21,6 +21,8 @@
  *   GET    /v1/fib[?prefix=]
  *   GET    /v1/interfaces
  *   GET    /v1/bfd                    BFD sessions (show bfd)
+ *   GET    /v1/checks                 health checks (show checks)
+ *   POST   /v1/checks/:name           {enabled: boolean}  (bgpctl check NAME disable|enable)
  *   GET    /v1/k8s                    (watch-k8s only: what the controller derived)
  *   POST   /v1/advertise              AdvertiseRequest
  *   POST   /v1/withdraw               {prefixes}
@@ -459,6 +461,12 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
         if (!api.bfdSessions) return errorResponse(409, "this daemon runs no BFD");
         return json(api.bfdSessions());
       }
+      case "checks": {
+        const m = only("GET");
+        if (m) return m;
+        noQuery(url);
+        return json(api.checks ? api.checks() : []);
+      }
       case "k8s": {
         const m = only("GET");
         if (m) return m;
@@ -511,6 +519,16 @@ export async function startApiServer(api: RouterApi, socketPath: string, opts: A
       }
     }
 
+    if (seg[0] === "checks" && seg.length === 2) {
+      const m = only("POST");
+      if (m) return m;
+      noQuery(url);
+      const body = await readBody(req);
+      checkKeys(body, ["enabled"]);
+      if (typeof body.enabled !== "boolean") bad(`enabled: ${JSON.stringify(body.enabled)} must be true or false`);
+      if (!api.checkSetEnabled) return errorResponse(409, "this daemon runs no health checks");
+      return json(api.checkSetEnabled(seg[1]!, body.enabled));
+    }
     if (seg[0] === "peers" && (seg.length === 2 || seg.length === 3)) {
       const address = checkAddress("address", seg[1]);
       if (seg.length === 2) {

@@ -7,6 +7,8 @@
 import type { LoopLagStats } from "../core/loop-lag.ts";
 import type { K8sStatus } from "../k8s/types.ts";
 import type { BfdSessionInfo } from "../bfd/manager.ts";
+import type { CheckInfo } from "../health/mod.ts";
+export type { CheckInfo } from "../health/mod.ts";
 
 export type SessionState = "Idle" | "Connect" | "Active" | "OpenSent" | "OpenConfirm" | "Established";
 
@@ -239,6 +241,10 @@ export interface RouterApi {
   k8s?(): K8sStatus;
   /** `bgpctl show bfd`: every BFD session (GET /v1/bfd). */
   bfdSessions?(): BfdInfo[];
+  /** `bgpctl show checks`: every health check (GET /v1/checks). */
+  checks?(): CheckInfo[];
+  /** `bgpctl check NAME disable|enable` (POST /v1/checks/NAME {enabled}); RouterError not-found for an unknown name. */
+  checkSetEnabled?(name: string, enabled: boolean): CheckInfo;
   /** Write a line to the daemon's log (the control socket's own events, such as a monitor client cut for falling behind). */
   note?(level: string, msg: string): void;
   /** Subscribe to events; returns the unsubscribe function. */

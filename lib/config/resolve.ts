@@ -21,7 +21,7 @@ import { z } from "zod";
 import { AFI, parseAddr, parsePrefix } from "../core/addr.ts";
 import { type PathSegment, suggest } from "./reader.ts";
 import { BfdSchema, type DocumentSchema, GracefulRestartSchema, PeerConfigSchema, type RefKind, expectedText } from "./schema.ts";
-import type { AdvertiseConfig, KubePeerConfig, KubernetesConfig, PeerConfig, Policy, PrefixMatch, RouterConfig, SecretRef } from "./types.ts";
+import type { AdvertiseConfig, HealthCheckConfig, KubePeerConfig, KubernetesConfig, PeerConfig, Policy, PrefixMatch, RouterConfig, SecretRef } from "./types.ts";
 import { type Findings, INVALID, setKey } from "./walk.ts";
 
 /** What resolving needs besides the document: where its issues go, and line numbers for "first defined at line N". */
@@ -386,6 +386,7 @@ export function resolveConfig(docValue: unknown, ctx: ResolveContext): RouterCon
     .map((p) => kubePeer(p, ctx))
     .filter((p) => p !== undefined);
   const advertise = resolveAdvertise(doc.advertise, ctx);
+  const healthChecks = resolveHealthChecks(doc.healthChecks, doc.advertise, ctx);
   checkReferences(ctx, {
     policy: policyNames,
     "prefix list": isObj(doc.prefixLists) ? Object.keys(doc.prefixLists) : [],
@@ -418,6 +419,7 @@ export function resolveConfig(docValue: unknown, ctx: ResolveContext): RouterCon
   if (d.mrtDump) cfg.mrtDump = d.mrtDump;
   if (d.clusterId !== undefined) cfg.clusterId = d.clusterId;
   if (d.health) cfg.health = d.health;
+  if (healthChecks.length) cfg.healthChecks = healthChecks;
   if (k8s) cfg.kubernetes = { ...(d.kubernetes as Omit<KubernetesConfig, "peers">), peers: kubePeers };
   return cfg;
 }
@@ -436,6 +438,37 @@ function resolveAdvertise(items: unknown, ctx: ResolveContext): AdvertiseConfig[
     const problem = nextHopProblem(a.prefix, a.nextHop);
     if (problem) ctx.f.issues.push({ path: ["advertise", i, "nextHop"], message: problem });
     if (ctx.f.valid(["advertise", i])) out.push(a as unknown as AdvertiseConfig);
+  });
+  return out;
+}
+
+/** Health checks: each name once, each prefix in one check only and not also under `advertise` (who would own it?). */
+function resolveHealthChecks(items: unknown, advertise: unknown, ctx: ResolveContext): HealthCheckConfig[] {
+  const out: HealthCheckConfig[] = [];
+  if (!Array.isArray(items)) return out;
+  const advertised = new Map<string, PathSegment[]>();
+  if (Array.isArray(advertise)) advertise.forEach((a, i) => isObj(a) && typeof a.prefix === "string" && advertised.set(a.prefix, ["advertise", i]));
+  const names = new Map<string, PathSegment[]>();
+  const prefixes = new Map<string, PathSegment[]>();
+  items.forEach((c, i) => {
+    if (!isObj(c)) return;
+    if (typeof c.name === "string") {
+      const first = names.get(c.name);
+      if (first) ctx.f.issues.push({ path: ["healthChecks", i, "name"], message: `duplicate health check name ${c.name} (first at line ${ctx.line(first)})` });
+      else names.set(c.name, ["healthChecks", i, "name"]);
+    }
+    if (Array.isArray(c.prefixes)) {
+      c.prefixes.forEach((p, j) => {
+        if (typeof p !== "string") return;
+        const path: PathSegment[] = ["healthChecks", i, "prefixes", j];
+        const adv = advertised.get(p);
+        if (adv) ctx.f.issues.push({ path, message: `prefix ${p} is also under advertise (line ${ctx.line(adv)}): a prefix is either advertised always or health-checked, not both` });
+        const first = prefixes.get(p);
+        if (first) ctx.f.issues.push({ path, message: `prefix ${p} is in two health checks (first at line ${ctx.line(first)})` });
+        else prefixes.set(p, path);
+      });
+    }
+    if (ctx.f.valid(["healthChecks", i])) out.push(c as unknown as HealthCheckConfig);
   });
   return out;
 }

@@ -19,6 +19,7 @@ import type { PolicyRef, PrefixMatch } from "../rib/policy-types.ts";
 import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { AFI, type Prefix, formatAddr, parseAddr, parseIPv4, parsePrefix, prefixContains, prefixToString } from "../core/addr.ts";
 import { type PathSegment, describe, suggest } from "./reader.ts";
+import { splitCommand } from "../health/command.ts";
 
 // ---------------------------------------------------------------------------
 // Metadata
@@ -702,6 +703,88 @@ export const KubernetesSchema = z
   })
   .meta({ what: "a mapping of Kubernetes settings (asn, mesh, peers, services, ...)", emptyOk: true });
 
+// ---------------------------------------------------------------------------
+// Health checks (lib/health): anycast prefixes announced while a local check passes
+
+/** Seconds, fractions allowed (a lab may check every 0.2 s). */
+const seconds = (min: number, max: number) => z.number(expected(`a number of seconds ${min}..${max}`)).min(min).max(max);
+const PROBES = ["exec", "http", "tcp"] as const;
+
+/** One entry of `healthChecks:` (README "Health-checked anycast"). */
+export const HealthCheckSchema = z
+  .strictObject({
+    name: str("a check name").regex(/^[A-Za-z0-9_.-]+$/, expected("a check name of letters, digits, _ . -")).meta({ required: "the check's name (show checks, bgpctl check NAME)" }),
+    prefixes: oneOrMany(prefix())
+      .check((ctx) => {
+        if (ctx.value.length === 0) report(ctx, ctx.value, expectedText("a list of prefixes", ctx.value, "the list is empty"));
+      })
+      .meta({ required: "the prefixes announced while the check passes", doc: "announced while up (IPv4 and IPv6)" }),
+    exec: z
+      .union([str("a command line"), z.array(str("an argument")).min(1, expected("a non-empty list of arguments"))])
+      .meta({ what: "a command line or a list of arguments" })
+      .optional()
+      .meta({ doc: "command; exit status 0 passes (split into arguments without a shell: quotes '...' and \"...\", backslash escapes)" }),
+    shell: bool().default(false).meta({ doc: "run exec with /bin/sh -c" }),
+    http: z
+      .strictObject({
+        url: text("an http:// or https:// URL", (s) => (/^https?:\/\/[^/]/.test(s) && URL.canParse(s) ? s : new Error(""))).meta({ required: "the URL to GET" }),
+        expectStatus: int(100, 599, "an HTTP status 100..599").default(200),
+      })
+      .meta({ what: "a mapping with url and expectStatus" })
+      .optional()
+      .meta({ doc: "GET url passes on status expectStatus" }),
+    tcp: z
+      .strictObject({ address: address().meta({ required: "the address to connect to" }), port: port().meta({ required: "the port to connect to" }) })
+      .meta({ what: "a mapping with address and port" })
+      .optional()
+      .meta({ doc: "a TCP connect passes" }),
+    interval: seconds(0.05, 86400).default(5).meta({ doc: "seconds between checks while up or down" }),
+    fastInterval: seconds(0.05, 86400).default(1).meta({ doc: "seconds between checks while rising or falling" }),
+    timeout: seconds(0.05, 3600).default(2).meta({ doc: "a check running longer fails (an exec is killed)" }),
+    rise: int(1, 1000, "a count 1..1000").default(3).meta({ doc: "consecutive successes to go up" }),
+    fall: int(1, 1000, "a count 1..1000").default(3).meta({ doc: "consecutive failures to go down" }),
+    drainFile: str("a file path").optional().meta({ doc: "while this file exists the check is disabled (down)" }),
+    onDown: z
+      .union([
+        z.literal("withdraw", expected('"withdraw" or {degrade: {med, prepend, communities}}')),
+        z
+          .strictObject({
+            degrade: z
+              .strictObject({
+                med: int(0, U32, "a MED 0..4294967295").optional(),
+                prepend: int(1, 32, "a prepend count 1..32").optional(),
+                communities: communityList().default([]),
+              })
+              .meta({ what: "a mapping with med, prepend and communities" }),
+          })
+          .meta({ what: '"withdraw" or {degrade: {med, prepend, communities}}' }),
+      ])
+      .meta({ what: '"withdraw" or {degrade: {med, prepend, communities}}' })
+      .default("withdraw")
+      .meta({ doc: "while not up: withdraw, or keep announcing with worse attributes" }),
+    communities: communityList().default([]).meta({ doc: "attached while up" }),
+    loopback: bool().default(false).meta({ doc: "add the (host) prefixes' addresses to lo while up" }),
+  })
+  .meta({ what: "a health check: a mapping with name, prefixes, exec|http|tcp, ..." })
+  .check((ctx) => {
+    const v = ctx.value;
+    const probes = PROBES.filter((k) => v[k] !== undefined);
+    if (probes.length !== 1) report(ctx, v, `expected exactly one of exec, http or tcp, got ${probes.length ? probes.join(" and ") : "none"}`);
+    if (v.shell && v.exec === undefined) report(ctx, v.shell, "shell: true needs exec", ["shell"]);
+    if (v.shell && Array.isArray(v.exec)) report(ctx, v.exec, "expected a command line (a string) with shell: true, got a list", ["exec"]);
+    if (typeof v.exec === "string" && !v.shell) {
+      try {
+        if (splitCommand(v.exec).length === 0) report(ctx, v.exec, expectedText("a command line", v.exec, "no arguments"), ["exec"]);
+      } catch (e) {
+        report(ctx, v.exec, expectedText("a command line", v.exec, (e as Error).message), ["exec"]);
+      }
+    }
+    if (v.loopback) {
+      const wide = v.prefixes.find((p) => !/\/(32|128)$/.test(p) || (p.endsWith("/32") && p.includes(":")));
+      if (wide) report(ctx, wide, `loopback: true needs host prefixes (/32, /128), got ${wide}`, ["prefixes"]);
+    }
+  });
+
 /** The file as written: sections before peer groups are merged and names resolved (resolve.ts does that). */
 export const DocumentSchema = z
   .strictObject({
@@ -716,6 +799,7 @@ export const DocumentSchema = z
     peers: z.array(PeerSchema).meta({ what: "a list of peers", emptyOk: true }).default([]),
     peerGroups: z.record(z.string(), PeerGroupSchema).meta({ what: "a mapping of group names to peer settings", emptyOk: true }).default({}),
     advertise: z.array(AdvertiseSchema).meta({ what: "a list of prefixes to advertise", emptyOk: true }).default([]),
+    healthChecks: z.array(HealthCheckSchema).meta({ what: "a list of health checks", emptyOk: true }).default([]).meta({ reload: "none", doc: "prefixes announced while a local check passes (lib/health)" }),
     policies: z.record(z.string(), PolicySchema).meta({ what: "a mapping of policy names to policies", emptyOk: true }).default({}),
     prefixLists: z
       .record(z.string(), z.array(prefixEntry()).meta({ what: "a list of prefix entries" }))

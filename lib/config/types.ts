@@ -9,6 +9,7 @@ import type {
   AdvertiseEntrySchema,
   BfdSchema,
   GracefulRestartSchema,
+  HealthCheckSchema,
   CommunitySetSchema,
   KernelSchema,
   KubernetesSchema,
@@ -48,6 +49,8 @@ export type PeerConfig = Omit<z.output<typeof PeerConfigSchema>, "import" | "exp
   asOverride?: boolean;
 };
 export type AdvertiseConfig = z.output<typeof AdvertiseEntrySchema>;
+/** One `healthChecks:` entry (lib/health): prefixes announced while a local check passes. */
+export type HealthCheckConfig = z.output<typeof HealthCheckSchema>;
 /** Kernel route programming (the FIB): off unless enabled (on by default under `kubernetes:`). */
 export type KernelConfig = Omit<z.output<typeof KernelSchema>, "enabled"> & { enabled: boolean };
 /** A Kubernetes Secret key holding a TCP-MD5 password. */
@@ -75,6 +78,8 @@ export interface RouterConfig {
   controlSocket: string;
   peers: PeerConfig[];
   advertise: AdvertiseConfig[];
+  /** Health-checked prefixes (`healthChecks:`); absent or empty: none. */
+  healthChecks?: HealthCheckConfig[];
   policies: Record<string, Policy>;
   prefixLists: Record<string, PrefixMatch[]>;
   multipath: { enabled: boolean; maxPaths: number };

@@ -26,6 +26,7 @@ import type { MessageCounts } from "../bgp/session.ts";
 import { runSliced } from "../core/slices.ts";
 import type { FibCounts, FibState } from "../fib/fib.ts";
 import type { K8sStatus } from "../k8s/types.ts";
+import { CHECK_STATES, type CheckInfo } from "../health/mod.ts";
 import type { Router } from "../router/router.ts";
 import { ExpositionWriter, type MetricType, blocksBody, labelText } from "./exposition.ts";
 import { updateProcessingSeconds } from "./hooks.ts";
@@ -218,6 +219,7 @@ export class DaemonMetrics {
 
     fam("bgpctl_bfd_session_state", "gauge", "BFD session state for a neighbour: 1 for its current state, 0 for the others.");
     if (this.opts.bfd) writeBfd(w, this.opts.bfd());
+    writeHealth(w, r.checks());
     yield;
 
     writeK8s(w, r.k8s?.() ?? null);
@@ -242,6 +244,23 @@ export function writeBfd(w: ExpositionWriter, list: readonly BfdSessionMetric[])
   for (const b of list) {
     const peer = labelText([["peer", b.peer]]).slice(1, -1);
     for (const st of BFD_STATES) w.sample("bgpctl_bfd_session_state", `{${peer},state="${st}"}`, st === b.state ? 1 : 0);
+  }
+}
+
+/**
+ * The health checks (lib/health): whether each announces its normal form
+ * (bgpctl_health_check_up{check}), its state (1 for the current one) and
+ * its runs by result (success, failure, timeout).
+ */
+function writeHealth(w: ExpositionWriter, list: readonly CheckInfo[]): void {
+  const label = (c: CheckInfo) => labelText([["check", c.name]]).slice(1, -1);
+  w.family("bgpctl_health_check_up", "gauge", "1 while a health check is up (its prefixes announced with their normal attributes), else 0.");
+  for (const c of list) w.sample("bgpctl_health_check_up", `{${label(c)}}`, c.announced === "up" ? 1 : 0);
+  w.family("bgpctl_health_check_state", "gauge", "Health check state (INIT, RISING, FALLING, UP, DOWN, DISABLED): 1 for the current one, 0 for the others.");
+  for (const c of list) for (const st of CHECK_STATES) w.sample("bgpctl_health_check_state", `{${label(c)},state="${st}"}`, st === c.state ? 1 : 0);
+  w.family("bgpctl_health_checks_total", "counter", "Health check runs by result (success, failure, timeout).");
+  for (const c of list) {
+    for (const k of ["success", "failure", "timeout"] as const) w.sample("bgpctl_health_checks_total", `{${label(c)},result="${k}"}`, c.counters[k]);
   }
 }
 

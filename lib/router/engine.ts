@@ -340,7 +340,7 @@ export class RouteEngine implements NeighborHost {
 
   // ------------------------------------------------------------ neighbours
   /** A neighbour for `p`, not yet registered or started (building it has no side effects). */
-  createNeighbor(p: PeerConfig, owner: Owner): Neighbor {
+  createNeighbor(p: PeerConfig, owner: Exclude<Owner, "health">): Neighbor {
     return new Neighbor(p, this, owner);
   }
 

@@ -15,8 +15,12 @@ import { parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { PrefixMap } from "../rib/prefix-map.ts";
 import { type PrefixKey, type Route, type RouteSource, makeRoute, prefixKey } from "../rib/types.ts";
 
-/** Who added a neighbour or a local route: the config file (reload manages it) or the control API (reload leaves it). */
-export type Owner = "config" | "api";
+/**
+ * Who added a neighbour or a local route: the config file (reload manages
+ * it), the control API (reload leaves it), or a health check of the file
+ * (lib/router/health-glue.ts; local routes only: the API may not change them).
+ */
+export type Owner = "config" | "api" | "health";
 
 /** What all prefixes advertised with the same settings share. */
 interface LocalSpec {

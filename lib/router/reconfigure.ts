@@ -28,7 +28,7 @@
  * deleted at run time comes back with the next reload.
  */
 import { chainNames, diffPeer, diffSettings, sameValue } from "../config/diff.ts";
-import type { AdvertiseConfig, PeerConfig, RouterConfig } from "../config/types.ts";
+import type { AdvertiseConfig, HealthCheckConfig, PeerConfig, RouterConfig } from "../config/types.ts";
 import { CEASE_SUB } from "../bgp/types.ts";
 import { sliced } from "../core/slices.ts";
 import { Listener } from "../bgp/listener.ts";
@@ -88,6 +88,8 @@ export class Reconfigurer {
 
   /** The Prometheus endpoint the daemon serves (set by `bgpctl run` / `watch-k8s`): a reload starts, moves or stops it, touching nothing else. */
   metrics: MetricsEndpoint | null = null;
+  /** The health checks (set by the Router): a reload adds, removes and changes checks, before the file's local routes (a prefix may move between them). */
+  health: { apply(list: readonly HealthCheckConfig[]): string[] } | null = null;
 
   constructor(private readonly e: RouteEngine) {}
 
@@ -327,6 +329,7 @@ export class Reconfigurer {
       changes.push(`neighbor ${n.config.address}: export re-evaluated`);
     }
 
+    if (this.health) changes.push(...this.health.apply(p.next.healthChecks ?? []));
     // The local routes in slices; the control API may have changed some since prepare.
     const v0 = e.localRoutes.version;
     let own = 0;

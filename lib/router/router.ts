@@ -37,6 +37,8 @@ import type { Neighbor } from "./neighbor.ts";
 import { applyMrtDump, tableDumpRecords } from "./mrt-dump.ts";
 import type { BfdTransport } from "../bfd/transport.ts";
 import { BfdGlue } from "./bfd-glue.ts";
+import type { CheckInfo } from "../health/mod.ts";
+import { HealthGlue, type HealthGlueOptions } from "./health-glue.ts";
 import { Reconfigurer } from "./reconfigure.ts";
 import { routeEntry } from "./view.ts";
 
@@ -48,6 +50,8 @@ export interface RouterOptions extends Partial<Omit<EngineOptions, "log">> {
   k8s?: () => K8sStatus;
   /** BFD's transport (default: UDP on the standard ports); tests pass an in-memory one. */
   bfdTransport?: BfdTransport;
+  /** Health checks' loopback, probes and drain files (defaults: the real ones); tests pass their own. */
+  health?: HealthGlueOptions;
 }
 
 export class Router implements RouterApi {
@@ -59,6 +63,8 @@ export class Router implements RouterApi {
   private readonly loadHook?: RouterOptions["load"];
   /** BFD sessions of the neighbours with bfd.enabled (kept in line by sync() after every change of what runs). */
   readonly bfd: BfdGlue;
+  /** Health-checked prefixes (`healthChecks:`; lib/router/health-glue.ts). */
+  readonly health: HealthGlue;
 
   constructor(
     config: RouterConfig,
@@ -71,6 +77,8 @@ export class Router implements RouterApi {
     this.engine = new RouteEngine(config, { log: log ?? new Log(config.log.level, config.log.format), clock: opts.clock, openKernel: opts.openKernel });
     this.reconf = new Reconfigurer(this.engine);
     this.bfd = new BfdGlue(this.engine, opts.bfdTransport ? { transport: opts.bfdTransport } : {});
+    this.health = new HealthGlue(this.engine, opts.health);
+    this.reconf.health = this.health;
   }
 
   get log(): Log {
@@ -93,6 +101,7 @@ export class Router implements RouterApi {
     try {
       await this.engine.start();
       this.bfd.sync();
+      this.health.apply(this.engine.config.healthChecks ?? []);
     } catch (e) {
       await applyMrtDump(this.engine, undefined);
       throw e;
@@ -117,6 +126,7 @@ export class Router implements RouterApi {
   async stop(opts: { graceful?: boolean } = {}): Promise<void> {
     this.bfd.stop();
     try {
+      await this.health.stop();
       await this.engine.stop(opts);
     } finally {
       await applyMrtDump(this.engine, undefined);
@@ -266,6 +276,7 @@ export class Router implements RouterApi {
     return this.serialized(async () => {
       const e = this.engine;
       // The control socket checked the request against the schema: the prefixes are valid and canonical.
+      this.refuseHealthPrefixes(r.prefixes);
       const added: string[] = [];
       await sliced(r.prefixes, (prefix) => {
         const c: AdvertiseConfig = {
@@ -289,6 +300,7 @@ export class Router implements RouterApi {
   withdraw(prefixes: string[]): Promise<{ removed: string[] }> {
     return this.serialized(async () => {
       const e = this.engine;
+      this.refuseHealthPrefixes(prefixes);
       const removed: string[] = [];
       await sliced(prefixes, (t) => {
         if (e.removeLocal(t)) removed.push(t);
@@ -297,6 +309,26 @@ export class Router implements RouterApi {
       e.log.info(`withdraw ${listText(removed)}`);
       return { removed };
     });
+  }
+
+  /** The control API may not change a health check's prefix (RouterError conflict naming it). */
+  private refuseHealthPrefixes(prefixes: readonly string[]): void {
+    if (!this.health.size) return;
+    for (const p of prefixes) {
+      const check = this.health.ownerOf(p);
+      if (check !== undefined) conflict(`${p} belongs to health check ${check}: use bgpctl check ${check} disable|enable`);
+    }
+  }
+
+  // ------------------------------------------------------------ health checks
+  /** `show checks`: every health check with its state, last result and counters. */
+  checks(): CheckInfo[] {
+    return this.health.info();
+  }
+
+  /** `bgpctl check NAME disable|enable`. */
+  checkSetEnabled(name: string, enabled: boolean): CheckInfo {
+    return this.health.setEnabled(name, enabled);
   }
 
   /** Runs local-route changes one at a time, in call order. */
