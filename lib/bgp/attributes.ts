@@ -848,7 +848,58 @@ function encodeAsPath(segs: AsPathSegment[], asLen: 2 | 4): Uint8Array {
  * AS4_AGGREGATOR carrying the real values (RFC 6793 §4.2.2).
  */
 export function encodeAttributes(a: PathAttributes, fourOctetAs: boolean, extra: RawAttr[] = [], markPartial = true): Uint8Array {
-  const items: RawAttr[] = [...extra];
+  const items = attributeItems(a, fourOctetAs, markPartial);
+  for (const x of extra) items.push(x);
+  items.sort((x, y) => x.type - y.type);
+  const w = new Writer(256);
+  for (const it of items) writeAttr(w, it.flags, it.type, it.value);
+  return w.finish();
+}
+
+/**
+ * A set's attributes in wire form, in three blocks by type, NEXT_HOP left
+ * out: below NEXT_HOP (ORIGIN, AS_PATH), between NEXT_HOP and MP_REACH_NLRI
+ * (MED ... CLUSTER_LIST), above MP_UNREACH_NLRI (extended and large
+ * communities, AS4_PATH, unknown ones ...). An UPDATE is these blocks with
+ * its NEXT_HOP or MP_REACH_NLRI put in between, in type order.
+ */
+export interface AttributeBlocks {
+  low: Uint8Array;
+  mid: Uint8Array;
+  high: Uint8Array;
+}
+
+const blockCache = new WeakMap<PathAttributes, (AttributeBlocks | undefined)[]>();
+
+/**
+ * The blocks of `a` (its NEXT_HOP aside), cached per set object, so that the
+ * same set sent in many UPDATEs, or to many peers, is encoded once.
+ */
+export function attributeBlocks(a: PathAttributes, fourOctetAs: boolean, markPartial = true): AttributeBlocks {
+  const slot = (fourOctetAs ? 1 : 0) + (markPartial ? 2 : 0);
+  let c = blockCache.get(a);
+  if (c === undefined) blockCache.set(a, (c = []));
+  const hit = c[slot];
+  if (hit !== undefined) return hit;
+  const items = attributeItems(a, fourOctetAs, markPartial);
+  items.sort((x, y) => x.type - y.type);
+  const block = (keep: (t: number) => boolean): Uint8Array => {
+    const w = new Writer(128);
+    for (const it of items) if (keep(it.type)) writeAttr(w, it.flags, it.type, it.value);
+    return w.finish();
+  };
+  const b: AttributeBlocks = {
+    low: block((t) => t < ATTR.NEXT_HOP),
+    mid: block((t) => t > ATTR.NEXT_HOP && t < ATTR.MP_REACH_NLRI),
+    high: block((t) => t > ATTR.MP_UNREACH_NLRI),
+  };
+  c[slot] = b;
+  return b;
+}
+
+/** The attributes of a set as (flags, type, value), unsorted (MP_REACH/MP_UNREACH are never in a set). */
+function attributeItems(a: PathAttributes, fourOctetAs: boolean, markPartial: boolean): RawAttr[] {
+  const items: RawAttr[] = [];
   const partial = (flags: number, type: number) =>
     flags === (FLAG.OPTIONAL | FLAG.TRANSITIVE) && a.partial?.includes(type) ? flags | FLAG.PARTIAL : flags;
   const push = (flags: number, type: number, value: Uint8Array) => items.push({ flags: partial(flags, type), type, value });
@@ -904,10 +955,7 @@ export function encodeAttributes(a: PathAttributes, fourOctetAs: boolean, extra:
   // Unknown transitive attributes are passed on with the Partial bit set (RFC 4271 §5);
   // the four low-order flag bits MUST be zero when sent (RFC 4271 §4.3).
   for (const u of a.unknown) push((markPartial ? u.flags | FLAG.PARTIAL : u.flags) & 0xf0, u.type, u.value);
-  items.sort((x, y) => x.type - y.type);
-  const w = new Writer(256);
-  for (const it of items) writeAttr(w, it.flags, it.type, it.value);
-  return w.finish();
+  return items;
 }
 
 export function originName(o: number | null): string {

@@ -79,7 +79,8 @@ export function writePrefix(w: Writer, p: Prefix, addPath: boolean): void {
   if (addPath) w.u32(p.pathId ?? 0);
   w.u8(p.len);
   const n = (p.len + 7) >> 3;
-  w.bytes(p.addr.subarray(0, n));
+  // Byte by byte: a subarray view per prefix costs more than the copy.
+  for (let i = 0; i < n; i++) w.u8(p.addr[i]!);
 }
 
 export function prefixWireLen(p: Prefix, addPath: boolean): number {

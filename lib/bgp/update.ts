@@ -23,6 +23,7 @@ import {
   emptyAttributes,
   scanAttributes,
   scannedAttrs,
+  attributeBlocks,
   encodeAttributes,
   splitAttributes,
 } from "./attributes.ts";
@@ -30,7 +31,7 @@ import { Writer, internNextHop, u16 } from "./bytes.ts";
 import { BgpError } from "./errors.ts";
 import { frame } from "./framer.ts";
 import { addPathReceive, type Negotiated } from "./negotiate.ts";
-import { type NlriCheck, checkNlri, nlriToPrefixes, prefixWireLen, writePrefix } from "./prefix.ts";
+import { type NlriCheck, checkNlri, nlriToPrefixes, writePrefix } from "./prefix.ts";
 import { parseAddr } from "../core/addr.ts";
 import { AFI, type Afi, ATTR, BGP_HEADER_LEN, ERR, FLAG, type Family, MsgType, type Prefix, SAFI, UPDATE_SUB } from "./types.ts";
 
@@ -414,23 +415,61 @@ export function encodeEndOfRib(afi: number, safi: number): Uint8Array {
   return encodeUpdate({ mpUnreach: { afi, safi, withdrawn: [] } }, { fourOctetAs: true, addPathSend: () => false });
 }
 
-/** Split prefixes into runs whose encoded size fits `budget` bytes. */
-function packRuns(prefixes: Prefix[], addPath: boolean, budget: number): Prefix[][] {
-  const runs: Prefix[][] = [];
-  let cur: Prefix[] = [];
-  let size = 0;
-  for (const p of prefixes) {
-    const n = prefixWireLen(p, addPath);
-    if (cur.length && size + n > budget) {
-      runs.push(cur);
-      cur = [];
-      size = 0;
+/** Prefixes in NLRI wire form, back to back (`buf[0..len)`), as `writePrefix` writes them. */
+export interface NlriBytes {
+  buf: Uint8Array;
+  len: number;
+}
+
+/** The prefixes in NLRI wire form (path ids included under ADD-PATH). */
+export function nlriBytes(prefixes: readonly Prefix[], addPath: boolean): NlriBytes {
+  const w = new Writer(prefixes.length * (addPath ? 9 : 5) + 16);
+  for (const p of prefixes) writePrefix(w, p, addPath);
+  return { buf: w.buf, len: w.len };
+}
+
+/** End offsets of the runs of whole prefixes of `nlri` that fit `budget` bytes each. */
+function nlriRuns(nlri: NlriBytes, addPath: boolean, budget: number): number[] {
+  const ends: number[] = [];
+  const b = nlri.buf;
+  let runStart = 0;
+  let off = 0;
+  while (off < nlri.len) {
+    const size = (addPath ? 4 : 0) + 1 + ((b[off + (addPath ? 4 : 0)]! + 7) >> 3);
+    if (off + size - runStart > budget && off > runStart) {
+      ends.push(off);
+      runStart = off;
     }
-    cur.push(p);
-    size += n;
+    off += size;
   }
-  if (cur.length) runs.push(cur);
-  return runs;
+  if (off > runStart) ends.push(off);
+  return ends;
+}
+
+/** Header of a path attribute with a value of `len` bytes (extended length above 255). */
+function attrHeader(out: Uint8Array, at: number, flags: number, type: number, len: number): number {
+  if (len > 255) {
+    out[at] = flags | FLAG.EXTENDED;
+    out[at + 1] = type;
+    out[at + 2] = len >> 8;
+    out[at + 3] = len & 0xff;
+    return at + 4;
+  }
+  out[at] = flags & ~FLAG.EXTENDED;
+  out[at + 1] = type;
+  out[at + 2] = len;
+  return at + 3;
+}
+
+/** A whole UPDATE message of `bodyLen` body bytes: the header written, the body to fill from offset 19. */
+function updateMessage(bodyLen: number): Uint8Array {
+  const len = BGP_HEADER_LEN + bodyLen;
+  const out = new Uint8Array(len);
+  out.fill(0xff, 0, 16);
+  out[16] = len >> 8;
+  out[17] = len & 0xff;
+  out[18] = MsgType.UPDATE;
+  return out;
 }
 
 /**
@@ -439,24 +478,104 @@ function packRuns(prefixes: Prefix[], addPath: boolean, budget: number): Prefix[
  * field and NEXT_HOP; everything else goes in MP_REACH_NLRI.
  */
 export function buildAnnouncements(afi: number, safi: number, prefixes: Prefix[], attrs: PathAttributes, nextHop: Uint8Array, ctx: EncodeContext): Uint8Array[] {
+  return buildAnnouncementsNlri(afi, safi, nlriBytes(prefixes, ctx.addPathSend(afi, safi)), attrs, nextHop, ctx);
+}
+
+/**
+ * `buildAnnouncements` for prefixes already in NLRI form (`nlri` is copied,
+ * so the caller may reuse its buffer). The attribute set is encoded once per
+ * set object and session kind (`attributeBlocks`); each message is written
+ * in one piece.
+ */
+export function buildAnnouncementsNlri(afi: number, safi: number, nlri: NlriBytes, attrs: PathAttributes, nextHop: Uint8Array, ctx: EncodeContext): Uint8Array[] {
+  if (nlri.len === 0) return [];
   const addPath = ctx.addPathSend(afi, safi);
   const traditional = afi === AFI.IPV4 && safi === SAFI.UNICAST && nextHop.length === 4;
-  const a: PathAttributes = traditional ? { ...attrs, nextHop } : { ...attrs, nextHop: null };
-  const attrLen = encodeAttributes(a, ctx.fourOctetAs).length;
-  const overhead = BGP_HEADER_LEN + 4 + attrLen + (traditional ? 0 : 4 + 3 + 1 + nextHop.length + 1);
+  const blk = attributeBlocks(attrs, ctx.fourOctetAs);
+  const fixed = blk.low.length + blk.mid.length + blk.high.length;
+  // MP_REACH_NLRI value before its NLRI: AFI, SAFI, next hop length, next hop, reserved.
+  const mpHead = 5 + nextHop.length;
+  const overhead = BGP_HEADER_LEN + 4 + fixed + (traditional ? 3 + nextHop.length : 4 + mpHead);
   const budget = ctx.maxLen - overhead;
   if (budget < 40) throw new Error("path attributes too large for one UPDATE");
-  return packRuns(prefixes, addPath, budget).map((run) =>
-    traditional ? encodeUpdate({ attrs: a, nlri: run }, ctx) : encodeUpdate({ attrs: a, mpReach: { afi, safi, nextHop, nlri: run } }, ctx),
-  );
+  const msgs: Uint8Array[] = [];
+  let from = 0;
+  for (const to of nlriRuns(nlri, addPath, budget)) {
+    const run = to - from;
+    const mpLen = mpHead + run;
+    const attrLen = fixed + (traditional ? 3 + nextHop.length : (mpLen > 255 ? 4 : 3) + mpLen);
+    const out = updateMessage(4 + attrLen + (traditional ? run : 0));
+    let o = BGP_HEADER_LEN + 2; // withdrawn routes length 0
+    out[o++] = attrLen >> 8;
+    out[o++] = attrLen & 0xff;
+    out.set(blk.low, o);
+    o += blk.low.length;
+    if (traditional) {
+      o = attrHeader(out, o, FLAG.TRANSITIVE, ATTR.NEXT_HOP, nextHop.length);
+      out.set(nextHop, o);
+      o += nextHop.length;
+      out.set(blk.mid, o);
+      o += blk.mid.length;
+    } else {
+      out.set(blk.mid, o);
+      o += blk.mid.length;
+      o = attrHeader(out, o, FLAG.OPTIONAL, ATTR.MP_REACH_NLRI, mpLen);
+      out[o++] = afi >> 8;
+      out[o++] = afi & 0xff;
+      out[o++] = safi;
+      out[o++] = nextHop.length;
+      out.set(nextHop, o);
+      o += nextHop.length;
+      out[o++] = 0;
+      out.set(nlri.buf.subarray(from, to), o);
+      o += run;
+    }
+    out.set(blk.high, o);
+    o += blk.high.length;
+    if (traditional) out.set(nlri.buf.subarray(from, to), o);
+    msgs.push(out);
+    from = to;
+  }
+  return msgs;
 }
 
 /** Withdraw prefixes of one family, packed into as few UPDATEs as fit. */
 export function buildWithdrawals(afi: number, safi: number, prefixes: Prefix[], ctx: EncodeContext): Uint8Array[] {
+  return buildWithdrawalsNlri(afi, safi, nlriBytes(prefixes, ctx.addPathSend(afi, safi)), ctx);
+}
+
+/** `buildWithdrawals` for prefixes already in NLRI form (copied). */
+export function buildWithdrawalsNlri(afi: number, safi: number, nlri: NlriBytes, ctx: EncodeContext): Uint8Array[] {
+  if (nlri.len === 0) return [];
   const addPath = ctx.addPathSend(afi, safi);
   const traditional = afi === AFI.IPV4 && safi === SAFI.UNICAST;
   const budget = ctx.maxLen - (BGP_HEADER_LEN + 4 + (traditional ? 0 : 4 + 3));
-  return packRuns(prefixes, addPath, budget).map((run) =>
-    traditional ? encodeUpdate({ withdrawn: run }, ctx) : encodeUpdate({ mpUnreach: { afi, safi, withdrawn: run } }, ctx),
-  );
+  const msgs: Uint8Array[] = [];
+  let from = 0;
+  for (const to of nlriRuns(nlri, addPath, budget)) {
+    const run = to - from;
+    let out: Uint8Array;
+    if (traditional) {
+      out = updateMessage(4 + run);
+      out[BGP_HEADER_LEN] = run >> 8;
+      out[BGP_HEADER_LEN + 1] = run & 0xff;
+      out.set(nlri.buf.subarray(from, to), BGP_HEADER_LEN + 2);
+      // total path attribute length 0 (already zero)
+    } else {
+      const mpLen = 3 + run;
+      const attrLen = (mpLen > 255 ? 4 : 3) + mpLen;
+      out = updateMessage(4 + attrLen);
+      let o = BGP_HEADER_LEN + 2;
+      out[o++] = attrLen >> 8;
+      out[o++] = attrLen & 0xff;
+      o = attrHeader(out, o, FLAG.OPTIONAL, ATTR.MP_UNREACH_NLRI, mpLen);
+      out[o++] = afi >> 8;
+      out[o++] = afi & 0xff;
+      out[o++] = safi;
+      out.set(nlri.buf.subarray(from, to), o);
+    }
+    msgs.push(out);
+    from = to;
+  }
+  return msgs;
 }

@@ -48,13 +48,14 @@ import { type AsPathSegment, LLGR_STALE, type PathAttributes } from "../bgp/attr
 import { bytesEqual } from "../bgp/bytes.ts";
 import { type Negotiated, addPathSend, hasFamily } from "../bgp/negotiate.ts";
 import { formatAddr, parseAddr } from "../core/addr.ts";
-import { AFI, type Afi, type Prefix } from "../core/addr.ts";
+import { AFI, type Afi } from "../core/addr.ts";
 import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, ORIGIN, SAFI } from "../bgp/types.ts";
-import { type EncodeContext, buildAnnouncements, buildWithdrawals, encodeEndOfRib } from "../bgp/update.ts";
+import { type EncodeContext, type NlriBytes, buildAnnouncementsNlri, buildWithdrawalsNlri, encodeEndOfRib } from "../bgp/update.ts";
+import { Writer } from "../bgp/bytes.ts";
 import { DEFAULT_LOCAL_PREF } from "./decision.ts";
 import { type CompiledPolicies, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy, prependAs } from "./policy.ts";
 import { PrefixMap } from "./prefix-map.ts";
-import { type PrefixKey, type Route, familyOfKey, prefixOfKey, withFields } from "./types.ts";
+import { type PrefixKey, type Route, familyOfKey, withFields, writeKeyNlri } from "./types.ts";
 
 export const NO_EXPORT = 0xffffff01;
 export const NO_ADVERTISE = 0xffffff02;
@@ -219,6 +220,8 @@ export class AdjRibOut {
   private readonly selfNh: (Uint8Array | null)[] = [null, null, null];
   private readonly familyOk: boolean[] = [false, false, false];
   private readonly addPath: boolean[] = [false, false, false];
+  /** Scratch buffer the UPDATE builders copy NLRI from. */
+  private readonly nlriScratch = new Writer(8192);
   private readonly extNh4: boolean;
   private readonly policyCtx: PolicyContext[];
   private readonly scratch: PolicyResult;
@@ -361,7 +364,7 @@ export class AdjRibOut {
       return { change: "none", reason: "unchanged" };
     }
     const e = this.entry(attrs, nh);
-    if (!this.pending.has(key)) this.pending.set(key, old);
+    this.pending.setIfAbsent(key, old);
     this.out.set(key, e);
     if (!old) this.counts[afi]!++;
     return { change: "announce", reason };
@@ -377,7 +380,7 @@ export class AdjRibOut {
   }
 
   private remove(key: PrefixKey, old: OutEntry): void {
-    if (!this.pending.has(key)) this.pending.set(key, old);
+    this.pending.setIfAbsent(key, old);
     this.out.delete(key);
     this.counts[familyOfKey(key)]!--;
   }
@@ -543,8 +546,9 @@ export class AdjRibOut {
       this.pendingIt = null;
       return [];
     }
-    const wd: Prefix[][] = [[], [], []];
-    const groups: Map<PathAttributes, Map<Uint8Array, Prefix[]>>[] = [new Map(), new Map(), new Map()];
+    // Keys, not Prefix objects: they are written into NLRI form straight from the key.
+    const wd: PrefixKey[][] = [[], [], []];
+    const groups: Map<PathAttributes, Map<Uint8Array, PrefixKey[]>>[] = [new Map(), new Map(), new Map()];
     let it = (this.pendingIt ??= this.pending.entries());
     let restarted = false;
     for (let n = 0; n < max; n++) {
@@ -562,37 +566,38 @@ export class AdjRibOut {
       this.pending.delete(key);
       const cur = this.out.get(key) ?? null;
       if (sameEntry(prev, cur)) continue;
+      const afi = familyOfKey(key);
       if (cur === null) {
-        const p = this.wirePrefix(key);
-        wd[p.afi]!.push(p);
+        wd[afi]!.push(key);
         continue;
       }
-      const p = this.wirePrefix(key);
-      const g = groups[p.afi]!;
+      const g = groups[afi]!;
       let byNh = g.get(cur.attrs);
       if (!byNh) g.set(cur.attrs, (byNh = new Map()));
       let list = byNh.get(cur.nextHop);
       if (!list) byNh.set(cur.nextHop, (list = []));
-      list.push(p);
+      list.push(key);
     }
     if (this.pending.size === 0) this.pendingIt = null;
     const msgs: Uint8Array[] = [];
     for (const afi of [AFI.IPV4, AFI.IPV6]) {
-      if (wd[afi]!.length) for (const m of buildWithdrawals(afi, SAFI.UNICAST, wd[afi]!, this.enc)) msgs.push(m);
+      if (wd[afi]!.length) for (const m of buildWithdrawalsNlri(afi, SAFI.UNICAST, this.nlriOf(afi, wd[afi]!), this.enc)) msgs.push(m);
     }
     for (const afi of [AFI.IPV4, AFI.IPV6]) {
       for (const [attrs, byNh] of groups[afi]!) {
-        for (const [nh, list] of byNh) for (const m of buildAnnouncements(afi, SAFI.UNICAST, list, attrs, nh, this.enc)) msgs.push(m);
+        for (const [nh, list] of byNh) for (const m of buildAnnouncementsNlri(afi, SAFI.UNICAST, this.nlriOf(afi, list), attrs, nh, this.enc)) msgs.push(m);
       }
     }
     return msgs;
   }
 
-  /** The prefix of `key` as sent: with path id 1 under ADD-PATH send. */
-  private wirePrefix(key: PrefixKey): Prefix {
-    const p = prefixOfKey(key);
-    if (this.addPath[p.afi]) p.pathId = 1;
-    return p;
+  /** The keys in NLRI form (path id 1 under ADD-PATH send), in a scratch buffer the builders copy from. */
+  private nlriOf(afi: number, keys: readonly PrefixKey[]): NlriBytes {
+    const w = this.nlriScratch;
+    w.len = 0;
+    const addPath = this.addPath[afi]!;
+    for (const k of keys) writeKeyNlri(w, k, addPath, 1);
+    return w;
   }
 
   /** End-of-RIB markers (RFC 4724) for every negotiated family: send after the initial table. */

@@ -76,6 +76,14 @@ export class PrefixMap<K extends PrefixKey, V> {
   private migrated = 0;
   /** Live and removed marks in `next`. */
   private nextUsed = 0;
+  /**
+   * The key last found in `idx` and its slot: a set or delete right after a
+   * get of the same key (the RIBs' read-then-write pattern) skips the second
+   * probe. Forgotten whenever a slot may have changed meaning (a removal,
+   * a new index).
+   */
+  private lastKey: K | undefined = undefined;
+  private lastSlot = -1;
 
   get size(): number {
     return this.live;
@@ -101,17 +109,35 @@ export class PrefixMap<K extends PrefixKey, V> {
     idx[i] = pos + 1;
   }
 
-  get(k: K): V | undefined {
+  /** `find` in the lookup index, through the last-found memo. */
+  private findCur(k: K): number {
+    if (k === this.lastKey) return this.lastSlot;
     const i = this.find(this.idx, k);
+    if (i >= 0) {
+      this.lastKey = k;
+      this.lastSlot = i;
+    }
+    return i;
+  }
+
+  get(k: K): V | undefined {
+    const i = this.findCur(k);
     return i < 0 ? undefined : (this.valAt(this.idx[i]! - 1) as V);
   }
 
   has(k: K): boolean {
-    return this.find(this.idx, k) >= 0;
+    return this.findCur(k) >= 0;
+  }
+
+  /** Set `k` to `v` unless it is there already (one probe); true when it was added. */
+  setIfAbsent(k: K, v: V): boolean {
+    if (this.findCur(k) >= 0) return false;
+    this.set(k, v);
+    return true;
   }
 
   set(k: K, v: V): this {
-    const i = this.find(this.idx, k);
+    const i = this.findCur(k);
     if (i >= 0) {
       this.setVal(this.idx[i]! - 1, v);
       return this;
@@ -141,10 +167,11 @@ export class PrefixMap<K extends PrefixKey, V> {
   }
 
   delete(k: K): boolean {
-    const i = this.find(this.idx, k);
+    const i = this.findCur(k);
     if (i < 0) return false;
     const pos = this.idx[i]! - 1;
     this.idx[i] = -1;
+    this.lastKey = undefined;
     if (this.next !== null && pos < this.migrated) {
       const j = this.find(this.next, k);
       if (j >= 0) this.next[j] = -1;
@@ -171,6 +198,7 @@ export class PrefixMap<K extends PrefixKey, V> {
     this.next = null;
     this.migrated = 0;
     this.nextUsed = 0;
+    this.lastKey = undefined;
   }
 
   /** Start a new index when this one is half full, and carry the build on by STEP positions. */
@@ -189,6 +217,7 @@ export class PrefixMap<K extends PrefixKey, V> {
     this.migrated = end;
     if (end < this.end) return;
     this.idx = this.next;
+    this.lastKey = undefined;
     this.used = this.nextUsed;
     this.next = null;
     this.migrated = 0;

@@ -5,6 +5,7 @@
  * nothing here touches the wire.
  */
 import type { PathAttributes } from "../bgp/attributes.ts";
+import type { Writer } from "../bgp/bytes.ts";
 import { formatAddr } from "../core/addr.ts";
 import type { Afi, Prefix } from "../core/addr.ts";
 
@@ -175,6 +176,32 @@ export function prefixOfKey(k: PrefixKey): Prefix {
     addr[i * 2 + 1] = c & 0xff;
   }
   return { afi: 2, len: k.charCodeAt(0), addr };
+}
+
+/**
+ * Append the prefix of `k` in NLRI form (with path id `pathId` first when
+ * `addPath`), straight from the key: what the Adj-RIB-Out packs UPDATEs
+ * from, without a Prefix object.
+ */
+export function writeKeyNlri(w: Writer, k: PrefixKey, addPath: boolean, pathId: number): void {
+  if (addPath) w.u32(pathId);
+  if (typeof k === "number") {
+    const len = k % 64;
+    const n = (k - len) / 64;
+    w.u8(len);
+    if (len > 0) w.u8(n >>> 24);
+    if (len > 8) w.u8((n >>> 16) & 0xff);
+    if (len > 16) w.u8((n >>> 8) & 0xff);
+    if (len > 24) w.u8(n & 0xff);
+    return;
+  }
+  const len = k.charCodeAt(0);
+  w.u8(len);
+  const bytes = (len + 7) >> 3;
+  for (let i = 0; i < bytes; i++) {
+    const c = k.charCodeAt(1 + (i >> 1));
+    w.u8(i & 1 ? c & 0xff : c >>> 8);
+  }
 }
 
 export function familyOfKey(k: PrefixKey): Afi {
