@@ -76,7 +76,7 @@ export function registerWatchK8s(program: Command): void {
           const router = controller.current;
           void (async () => {
             try {
-              await controller.stop();
+              await controller.stop({ graceful }); // bgpctl shutdown also removes the overlay device
               if (router) await router.stop({ graceful });
               await (api as ApiServer | null)?.close();
               await health?.close();

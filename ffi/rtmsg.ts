@@ -4,9 +4,12 @@
  * RTA_OIF, RTA_TABLE, RTA_PRIORITY, RTA_MULTIPATH), dump requests
  * (RTM_GETROUTE with a strict-check table/protocol filter, RTM_GETLINK,
  * RTM_GETADDR) and single-address route lookups (RTM_GETROUTE with
- * RTM_F_FIB_MATCH, `ip route get ADDR fibmatch`); decode what the kernel sends back (netlink message streams,
- * NLMSG_ERROR with the extended-ack TLVs, NLMSG_DONE, routes, links,
- * addresses, multicast notifications).
+ * RTM_F_FIB_MATCH, `ip route get ADDR fibmatch`), the overlay's link,
+ * neighbour/FDB and address requests (RTM_NEWLINK of a VXLAN device,
+ * RTM_DELLINK, RTM_NEWNEIGH/RTM_DELNEIGH/RTM_GETNEIGH of AF_INET, AF_INET6
+ * and AF_BRIDGE, RTM_NEWADDR/RTM_DELADDR); decode what the kernel sends back (netlink message streams,
+ * NLMSG_ERROR with the extended-ack TLVs, NLMSG_DONE, routes, links with
+ * their VXLAN settings, addresses, neighbours, multicast notifications).
  *
  * Layouts (all host byte order, little-endian here, except addresses):
  *   nlmsghdr  16: len u32, type u16, flags u16, seq u32, pid u32
@@ -16,6 +19,7 @@
  *   rtvia      2: family u16, then the address
  *   ifinfomsg 16: family u8, pad u8, type u16, index i32, flags u32, change u32
  *   ifaddrmsg  8: family, prefixlen, flags, scope (u8 each), index u32
+ *   ndmsg     12: family u8, pad u8, pad u16, ifindex i32, state u16, flags u8, type u8
  *   nlmsgerr   4: error i32 (-errno, 0 = ack), then the request's header
  *              (only the header when NLM_F_CAPPED), then TLVs when NLM_F_ACK_TLVS
  *
@@ -23,7 +27,20 @@
  * reads past the buffer.
  */
 import { formatIPv4, formatIPv6, parseIPv6 } from "../lib/core/addr.ts";
-import type { FibFamily, KernelAddress, KernelEvent, KernelLink, KernelNextHop, KernelOp, KernelRoute } from "../lib/fib/types.ts";
+import type {
+  AddressOp,
+  FibFamily,
+  KernelAddress,
+  KernelEvent,
+  KernelLink,
+  KernelNeighbor,
+  KernelNextHop,
+  KernelOp,
+  KernelRoute,
+  KernelVxlan,
+  LinkOp,
+  NeighborOp,
+} from "../lib/fib/types.ts";
 
 // ---------------------------------------------------------------------------
 // Constants
@@ -110,7 +127,30 @@ export const RTNH_F_ONLINK = 4;
 export const IFLA_ADDRESS = 1;
 export const IFLA_IFNAME = 3;
 export const IFLA_MTU = 4;
+export const IFLA_LINKINFO = 18;
 const IFLA_MAX = 70;
+export const IFLA_INFO_KIND = 1;
+export const IFLA_INFO_DATA = 2;
+export const IFLA_VXLAN_ID = 1;
+export const IFLA_VXLAN_LOCAL = 4;
+export const IFLA_VXLAN_LEARNING = 7;
+export const IFLA_VXLAN_PORT = 15;
+export const IFLA_VXLAN_LOCAL6 = 17;
+const IFLA_VXLAN_MAX = 30;
+const NLA_F_NESTED = 0x8000;
+
+export const AF_BRIDGE = 7;
+export const RTM_NEWNEIGH = 28;
+export const RTM_DELNEIGH = 29;
+export const RTM_GETNEIGH = 30;
+export const NDA_DST = 1;
+export const NDA_LLADDR = 2;
+export const NDA_IFINDEX = 8;
+const NDA_MAX = 16;
+export const NUD_NOARP = 0x40;
+export const NUD_PERMANENT = 0x80;
+export const NTF_SELF = 0x02;
+const NDMSG_LEN = 12;
 
 export const IFF_UP = 0x1;
 export const IFF_RUNNING = 0x40;
@@ -471,7 +511,7 @@ function writeRouteOpUnsafe(w: NlWriter, op: KernelOp, seq: number, extraFlags: 
   w.u8(r.protocol);
   w.u8(del ? RT_SCOPE_NOWHERE : (r.scope ?? defaultScope(r)));
   w.u8(r.type);
-  w.u32(0); // rtm_flags
+  w.u32(!del && r.nextHops.length === 1 && r.nextHops[0]!.onlink ? RTNH_F_ONLINK : 0); // rtm_flags
   if (len > 0) {
     if (addr) w.attrBytes(RTA_DST, addr);
     else {
@@ -495,7 +535,7 @@ function writeRouteOpUnsafe(w: NlWriter, op: KernelOp, seq: number, extraFlags: 
         if (!Number.isInteger(weight) || weight < 1 || weight > 256) throw new NetlinkEncodeError(`next hop weight ${weight}: expected 1..256`);
         const rtnh = w.off;
         w.u16(0);
-        w.u8(0); // rtnh_flags
+        w.u8(nh.onlink ? RTNH_F_ONLINK : 0); // rtnh_flags
         w.u8(weight - 1); // rtnh_hops
         w.i32(nh.ifindex ?? 0);
         writeGateway(w, family, nh);
@@ -810,6 +850,7 @@ export function decodeRoute(m: NlMessage): KernelRoute | null {
       const len = dv.getUint16(off, true);
       if (len < RTNH_LEN || len > rem) throw new NetlinkDecodeError(`bad rtnexthop length ${len} at offset ${off} (${rem} bytes remain)`);
       const nh: KernelNextHop = {};
+      if (p[off + 2]! & RTNH_F_ONLINK) nh.onlink = true;
       const hops = p[off + 3]!;
       const ifindex = dv.getInt32(off + 4, true);
       const nt = parseAttrs(p, off + RTNH_LEN, off + len, RTA_MAX, "next-hop attribute");
@@ -824,6 +865,7 @@ export function decodeRoute(m: NlMessage): KernelRoute | null {
     decodeGateway(p, t, family, nh);
     const oif = attrU32(p, t, RTA_OIF, "RTA_OIF");
     if (oif) nh.ifindex = oif;
+    if (nh.gateway !== undefined && view(p).getUint32(8, true) & RTNH_F_ONLINK) nh.onlink = true;
     if (nh.gateway !== undefined || nh.ifindex !== undefined) route.nextHops.push(nh);
   }
   return route;
@@ -834,8 +876,12 @@ export function routeFlags(m: NlMessage): number {
   return m.payload.byteLength >= RTMSG_LEN ? view(m.payload).getUint32(8, true) : 0;
 }
 
-/** Decode an RTM_NEWLINK/RTM_DELLINK body. `up` means IFF_UP and IFF_RUNNING. */
-export function decodeLink(m: NlMessage): KernelLink {
+/**
+ * Decode an RTM_NEWLINK/RTM_DELLINK body. `up` means IFF_UP and IFF_RUNNING.
+ * With `details`: also `adminUp` (IFF_UP), `mac` (a 6-byte IFLA_ADDRESS),
+ * and from IFLA_LINKINFO `kind` and, for a VXLAN device, `vxlan`.
+ */
+export function decodeLink(m: NlMessage, details = false): KernelLink {
   const p = m.payload;
   if (p.byteLength < IFINFOMSG_LEN) throw new NetlinkDecodeError(`truncated ifinfomsg: ${p.byteLength} bytes, need ${IFINFOMSG_LEN}`);
   const dv = view(p);
@@ -845,7 +891,229 @@ export function decodeLink(m: NlMessage): KernelLink {
   const link: KernelLink = { index, name: attrString(p, t, IFLA_IFNAME) ?? "", up: (flags & IFF_UP) !== 0 && (flags & IFF_RUNNING) !== 0 };
   const mtu = attrU32(p, t, IFLA_MTU, "IFLA_MTU");
   if (mtu !== undefined) link.mtu = mtu;
+  if (!details) return link;
+  link.adminUp = (flags & IFF_UP) !== 0;
+  if (t[IFLA_ADDRESS * 2 + 1] === 6) link.mac = formatMac(p, t[IFLA_ADDRESS * 2]!);
+  const lo = t[IFLA_LINKINFO * 2]!;
+  if (lo >= 0) {
+    const li = parseAttrs(p, lo, lo + t[IFLA_LINKINFO * 2 + 1]!, IFLA_INFO_DATA, "link info attribute");
+    const kind = attrString(p, li, IFLA_INFO_KIND);
+    if (kind !== undefined) link.kind = kind;
+    const d = li[IFLA_INFO_DATA * 2]!;
+    if (kind === "vxlan" && d >= 0) link.vxlan = decodeVxlan(p, d, d + li[IFLA_INFO_DATA * 2 + 1]!);
+  }
   return link;
+}
+
+function decodeVxlan(p: Uint8Array, start: number, end: number): KernelVxlan {
+  const t = parseAttrs(p, start, end, IFLA_VXLAN_MAX, "vxlan attribute");
+  const x: KernelVxlan = { id: attrU32(p, t, IFLA_VXLAN_ID, "IFLA_VXLAN_ID") ?? 0, port: 0, learning: false };
+  const local = attrAddr(p, t, IFLA_VXLAN_LOCAL, AF_INET, "IFLA_VXLAN_LOCAL") ?? attrAddr(p, t, IFLA_VXLAN_LOCAL6, AF_INET6, "IFLA_VXLAN_LOCAL6");
+  if (local) x.local = local.byteLength === 4 ? formatIPv4(local) : formatIPv6(local);
+  const po = t[IFLA_VXLAN_PORT * 2]!;
+  if (po >= 0) {
+    if (t[IFLA_VXLAN_PORT * 2 + 1]! < 2) throw new NetlinkDecodeError(`IFLA_VXLAN_PORT: ${t[IFLA_VXLAN_PORT * 2 + 1]} bytes, need 2`);
+    x.port = view(p).getUint16(po, false); // network byte order
+  }
+  const lo = t[IFLA_VXLAN_LEARNING * 2]!;
+  if (lo >= 0 && t[IFLA_VXLAN_LEARNING * 2 + 1]! >= 1) x.learning = p[lo] !== 0;
+  return x;
+}
+
+// ---------------------------------------------------------------------------
+// Links, neighbours, FDB entries and addresses (the overlay's requests)
+// ---------------------------------------------------------------------------
+
+function formatMac(b: Uint8Array, off: number): string {
+  const parts: string[] = [];
+  for (let i = 0; i < 6; i++) parts.push(b[off + i]!.toString(16).padStart(2, "0"));
+  return parts.join(":");
+}
+
+/** "02:b6:c0:00:02:0a" as 6 bytes; throws NetlinkEncodeError otherwise. */
+export function parseMac(text: string): Uint8Array {
+  const m = /^([0-9a-fA-F]{2}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})$/.exec(text);
+  if (!m) throw new NetlinkEncodeError(`invalid MAC address "${text}": expected six hex bytes separated by colons`);
+  return new Uint8Array(m.slice(1).map((h) => parseInt(h, 16)));
+}
+
+function ifinfomsg(w: NlWriter, index: number, flags: number, change: number): void {
+  w.u8(AF_UNSPEC);
+  w.u8(0);
+  w.u16(0); // ifi_type
+  w.i32(index);
+  w.u32(flags);
+  w.u32(change);
+}
+
+/** An address of either family as bytes (parseGateway's rules). */
+function addrBytes(text: string, what: string): Gateway {
+  try {
+    return parseGateway(text);
+  } catch {
+    throw new NetlinkEncodeError(`invalid ${what} "${text}"`);
+  }
+}
+
+/**
+ * One link request: RTM_NEWLINK creating a VXLAN device (NLM_F_CREATE|EXCL:
+ * name, MTU, MAC, IFLA_LINKINFO kind "vxlan" with the VNI, local address,
+ * port in network byte order and learning), RTM_NEWLINK changing a link by
+ * index (MTU, MAC, up/down), or RTM_DELLINK. NLM_F_ACK set.
+ */
+export function encodeLinkOp(op: LinkOp, seq: number): Uint8Array {
+  const w = new NlWriter(256);
+  if (op.op === "delete") {
+    const start = w.beginMessage(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK, seq);
+    ifinfomsg(w, op.index, 0, 0);
+    w.endMessage(start);
+    return w.take();
+  }
+  if (op.op === "set") {
+    const start = w.beginMessage(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq);
+    ifinfomsg(w, op.index, op.up ? IFF_UP : 0, op.up === undefined ? 0 : IFF_UP);
+    if (op.mtu !== undefined) w.attrU32(IFLA_MTU, checkedU32("mtu", op.mtu));
+    if (op.mac !== undefined) w.attrBytes(IFLA_ADDRESS, parseMac(op.mac));
+    w.endMessage(start);
+    return w.take();
+  }
+  if (op.op !== "create-vxlan") throw new NetlinkEncodeError(`unknown link op "${String((op as { op: unknown }).op)}"`);
+  if (!/^[^\s/:]{1,15}$/.test(op.name)) throw new NetlinkEncodeError(`invalid link name "${op.name}": 1..15 characters, no space, slash or colon`);
+  const x = op.vxlan;
+  if (!Number.isInteger(x.id) || x.id < 0 || x.id > 0xffffff) throw new NetlinkEncodeError(`VNI ${x.id}: expected 0..16777215`);
+  if (!Number.isInteger(x.port) || x.port < 1 || x.port > 65535) throw new NetlinkEncodeError(`VXLAN port ${x.port}: expected 1..65535`);
+  const start = w.beginMessage(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq);
+  ifinfomsg(w, 0, op.up ? IFF_UP : 0, op.up ? IFF_UP : 0);
+  w.attrString(IFLA_IFNAME, op.name);
+  w.attrU32(IFLA_MTU, checkedU32("mtu", op.mtu));
+  w.attrBytes(IFLA_ADDRESS, parseMac(op.mac));
+  const li = w.beginAttr(IFLA_LINKINFO | NLA_F_NESTED);
+  w.attrString(IFLA_INFO_KIND, "vxlan");
+  const data = w.beginAttr(IFLA_INFO_DATA | NLA_F_NESTED);
+  w.attrU32(IFLA_VXLAN_ID, x.id);
+  if (x.local !== undefined) {
+    const a = addrBytes(x.local, "VXLAN local address");
+    w.attrBytes(a.family === AF_INET ? IFLA_VXLAN_LOCAL : IFLA_VXLAN_LOCAL6, a.addr);
+  }
+  const port = new Uint8Array(2);
+  new DataView(port.buffer).setUint16(0, x.port, false); // network byte order
+  w.attrBytes(IFLA_VXLAN_PORT, port);
+  w.attrBytes(IFLA_VXLAN_LEARNING, new Uint8Array([x.learning ? 1 : 0]));
+  w.endAttr(data);
+  w.endAttr(li);
+  w.endMessage(start);
+  return w.take();
+}
+
+function checkedU32(what: string, v: number): number {
+  checkU32(what, v);
+  return v;
+}
+
+function ndFamily(f: KernelNeighbor["family"]): number {
+  if (f === "bridge") return AF_BRIDGE;
+  return familyOf(f);
+}
+
+/**
+ * RTM_NEWNEIGH (op "replace": NLM_F_CREATE|NLM_F_REPLACE) or RTM_DELNEIGH
+ * for a neighbour (`ip neigh replace IP lladdr MAC dev X nud permanent`) or
+ * an FDB entry (family "bridge": `bridge fdb replace MAC dev X dst IP self
+ * permanent`, NDA_DST the remote VTEP). Appended to `w`; returns the message's offset.
+ */
+export function writeNeighborOp(w: NlWriter, op: NeighborOp, seq: number, extraFlags = 0): number {
+  const n = op.neighbor;
+  const mark = w.off;
+  try {
+    if (op.op !== "replace" && op.op !== "delete") throw new NetlinkEncodeError(`unknown neighbour op "${String((op as { op: unknown }).op)}"`);
+    checkU8("neighbour flags", n.flags);
+    if (!Number.isInteger(n.state) || n.state < 0 || n.state > 0xffff) throw new NetlinkEncodeError(`neighbour state ${n.state}: expected 0..65535`);
+    if (!Number.isInteger(n.ifindex) || n.ifindex < 1) throw new NetlinkEncodeError(`neighbour ifindex ${n.ifindex}: expected a link index`);
+    const ip = n.ip === undefined ? undefined : addrBytes(n.ip, "neighbour address");
+    if (n.family !== "bridge" && (ip === undefined || ip.family !== familyOf(n.family))) {
+      throw new NetlinkEncodeError(`neighbour of IPv${n.family} needs an IPv${n.family} address, got ${n.ip === undefined ? "none" : `"${n.ip}"`}`);
+    }
+    if (n.family === "bridge" && n.mac === undefined) throw new NetlinkEncodeError("FDB entry without a MAC address");
+    const mac = n.mac === undefined ? undefined : parseMac(n.mac);
+    const del = op.op === "delete";
+    const start = w.beginMessage(del ? RTM_DELNEIGH : RTM_NEWNEIGH, NLM_F_REQUEST | (del ? 0 : NLM_F_CREATE | NLM_F_REPLACE) | extraFlags, seq);
+    w.u8(ndFamily(n.family));
+    w.u8(0);
+    w.u16(0);
+    w.i32(n.ifindex);
+    w.u16(n.state);
+    w.u8(n.flags);
+    w.u8(0); // ndm_type
+    if (ip) w.attrBytes(NDA_DST, ip.addr);
+    if (mac) w.attrBytes(NDA_LLADDR, mac);
+    w.endMessage(start);
+    return start;
+  } catch (e) {
+    w.off = mark;
+    throw e;
+  }
+}
+
+/**
+ * RTM_GETNEIGH dump of one family's neighbours (4, 6) or FDB entries
+ * ("bridge") of one link: strict checking wants a clean header, so the link
+ * goes in NDA_IFINDEX for neighbours and in ndm_ifindex (the port filter)
+ * for FDB entries.
+ */
+export function encodeNeighborDump(family: KernelNeighbor["family"], ifindex: number, seq: number): Uint8Array {
+  const w = new NlWriter(64);
+  const start = w.beginMessage(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq);
+  w.u8(ndFamily(family));
+  w.u8(0);
+  w.u16(0);
+  w.i32(family === "bridge" ? ifindex : 0);
+  w.u16(0);
+  w.u8(0);
+  w.u8(0);
+  if (family !== "bridge") w.attrU32(NDA_IFINDEX, ifindex);
+  w.endMessage(start);
+  return w.take();
+}
+
+/** Decode an RTM_NEWNEIGH/RTM_DELNEIGH body; null for families other than IPv4, IPv6 and bridge. */
+export function decodeNeighbor(m: NlMessage): KernelNeighbor | null {
+  const p = m.payload;
+  if (p.byteLength < NDMSG_LEN) throw new NetlinkDecodeError(`truncated ndmsg: ${p.byteLength} bytes, need ${NDMSG_LEN}`);
+  const fam = p[0]!;
+  const family: KernelNeighbor["family"] | null = fam === AF_BRIDGE ? "bridge" : toFib(fam);
+  if (family === null) return null;
+  const dv = view(p);
+  const n: KernelNeighbor = { family, ifindex: dv.getInt32(4, true), state: dv.getUint16(8, true), flags: p[10]! };
+  const t = parseAttrs(p, NDMSG_LEN, p.byteLength, NDA_MAX, "neighbour attribute");
+  const dl = t[NDA_DST * 2 + 1]!;
+  if (dl >= 0) {
+    if (dl !== 4 && dl !== 16) throw new NetlinkDecodeError(`NDA_DST: ${dl} bytes, need 4 or 16`);
+    n.ip = formatAddr(dl === 16 ? AF_INET6 : AF_INET, p, t[NDA_DST * 2]!);
+  }
+  if (t[NDA_LLADDR * 2 + 1] === 6) n.mac = formatMac(p, t[NDA_LLADDR * 2]!);
+  return n;
+}
+
+/** RTM_NEWADDR (NLM_F_CREATE|NLM_F_REPLACE) or RTM_DELADDR of one address (IFA_LOCAL and IFA_ADDRESS), NLM_F_ACK set. */
+export function encodeAddressOp(op: AddressOp, seq: number): Uint8Array {
+  const a = op.address;
+  const f = familyOf(a.family);
+  const b = addrBytes(a.address, "address");
+  if (b.family !== f) throw new NetlinkEncodeError(`address "${a.address}" is not an IPv${a.family} address`);
+  const max = f === AF_INET ? 32 : 128;
+  if (!Number.isInteger(a.prefixLength) || a.prefixLength < 0 || a.prefixLength > max) throw new NetlinkEncodeError(`prefix length ${a.prefixLength}: expected 0..${max}`);
+  const del = op.op === "delete";
+  const w = new NlWriter(64);
+  const start = w.beginMessage(del ? RTM_DELADDR : RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | (del ? 0 : NLM_F_CREATE | NLM_F_REPLACE), seq);
+  w.u8(f);
+  w.u8(a.prefixLength);
+  w.u8(0); // flags
+  w.u8(a.scope ?? RT_SCOPE_UNIVERSE);
+  w.u32(a.ifindex);
+  w.attrBytes(IFA_LOCAL, b.addr);
+  w.attrBytes(IFA_ADDRESS, b.addr);
+  w.endMessage(start);
+  return w.take();
 }
 
 /** Decode an RTM_NEWADDR/RTM_DELADDR body (IFA_LOCAL, else IFA_ADDRESS); null for other families. */

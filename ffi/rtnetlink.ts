@@ -36,11 +36,30 @@
  * - Dumps are decoded datagram by datagram as the replies arrive (one per
  *   event-loop turn), not copied and decoded at the end in one long turn.
  *
+ * - The overlay's requests (`LinkKernel`: VXLAN device, neighbour and FDB
+ *   entries, addresses) go on the same request socket, one transaction each
+ *   (neighbour batches: up to NEIGH_BATCH messages per send, each acked).
+ *
  * Wire encoding and decoding live in ffi/rtmsg.ts (pure, unit-tested).
  */
 import type { Socket } from "bun";
 import { ptr } from "bun:ffi";
-import type { FibFamily, Kernel, KernelAddress, KernelError, KernelEvent, KernelLink, KernelLookup, KernelOp, KernelRoute } from "../lib/fib/types.ts";
+import type {
+  AddressOp,
+  FibFamily,
+  Kernel,
+  KernelAddress,
+  KernelError,
+  KernelEvent,
+  KernelLink,
+  KernelLookup,
+  KernelNeighbor,
+  KernelOp,
+  KernelRoute,
+  LinkKernel,
+  LinkOp,
+  NeighborOp,
+} from "../lib/fib/types.ts";
 import * as libc from "./libc.ts";
 import {
   decodeAddress,
@@ -48,9 +67,13 @@ import {
   decodeError,
   decodeEvent,
   decodeLink,
+  decodeNeighbor,
   decodeRoute,
   encodeAddressDump,
+  encodeAddressOp,
   encodeLinkDump,
+  encodeLinkOp,
+  encodeNeighborDump,
   encodeRouteDump,
   encodeRouteGet,
   NetlinkDecodeError,
@@ -66,6 +89,7 @@ import {
   RTM_F_CLONED,
   RTM_NEWADDR,
   RTM_NEWLINK,
+  RTM_NEWNEIGH,
   RTM_NEWROUTE,
   RTNLGRP_IPV4_IFADDR,
   RTNLGRP_IPV4_ROUTE,
@@ -73,6 +97,7 @@ import {
   RTNLGRP_IPV6_ROUTE,
   RTNLGRP_LINK,
   routeFlags,
+  writeNeighborOp,
   writeRouteOp,
 } from "./rtmsg.ts";
 
@@ -91,6 +116,8 @@ const SEND_BUDGET_MS = 4;
 const FIRST_SEND_MESSAGES = 256;
 /** Messages per send with the sender thread (bounded by the encoding the event loop does per send). */
 const SENDER_SEND_MESSAGES = 4096;
+/** Neighbour/FDB messages per send (each acked: the replies must fit the receive buffer). */
+const NEIGH_BATCH = 256;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
@@ -350,7 +377,7 @@ interface InFlight {
   done(): void;
 }
 
-export class RtNetlink implements Kernel {
+export class RtNetlink implements Kernel, LinkKernel {
   private req: NlSocket | null = null;
   private reqOpening: Promise<NlSocket> | null = null;
   private mc: NlSocket | null = null;
@@ -732,6 +759,96 @@ export class RtNetlink implements Kernel {
 
   async dumpAddresses(): Promise<KernelAddress[]> {
     return this.dump((seq) => encodeAddressDump(seq), (m) => (m.type === RTM_NEWADDR ? decodeAddress(m) : null), "dump addresses");
+  }
+
+  // -- LinkKernel (the overlay) ---------------------------------------------
+
+  async dumpLinkDetails(): Promise<KernelLink[]> {
+    return this.dump(encodeLinkDump, (m) => (m.type === RTM_NEWLINK ? decodeLink(m, true) : null), "dump links");
+  }
+
+  async dumpNeighbors(family: FibFamily | "bridge", ifindex: number): Promise<KernelNeighbor[]> {
+    return this.dump(
+      (seq) => encodeNeighborDump(family, ifindex, seq),
+      (m) => {
+        if (m.type !== RTM_NEWNEIGH) return null;
+        const n = decodeNeighbor(m);
+        // Filtered by the kernel (strict checking); again here for kernels that ignore the filter.
+        return n && n.family === family && n.ifindex === ifindex ? n : null;
+      },
+      `dump ${family === "bridge" ? "FDB entries" : `IPv${family} neighbours`} of link ${ifindex}`,
+    );
+  }
+
+  /** One request whose only answer is its ACK (or error); encoding errors are returned as EINVAL. */
+  private async single(encode: (seq: number) => Uint8Array): Promise<KernelError | null> {
+    const seq = this.nextSeq();
+    let req: Uint8Array;
+    try {
+      req = encode(seq);
+    } catch (e) {
+      if (!(e instanceof NetlinkEncodeError)) throw e;
+      return kernelError(libc.Errno.EINVAL, `bgpctl: ${e.message}`);
+    }
+    let failure: KernelError | null = null;
+    const err = await this.transact(req, {
+      firstSeq: seq,
+      count: 1,
+      onMessage(m) {
+        if (m.type !== NLMSG_ERROR) return false;
+        const a = decodeError(m);
+        if (a.errno) failure = ackError(a);
+        return true;
+      },
+    });
+    return err ?? failure;
+  }
+
+  linkOp(op: LinkOp): Promise<KernelError | null> {
+    return this.single((seq) => encodeLinkOp(op, seq));
+  }
+
+  addressOp(op: AddressOp): Promise<KernelError | null> {
+    return this.single((seq) => encodeAddressOp(op, seq));
+  }
+
+  async neighborOps(ops: NeighborOp[]): Promise<(KernelError | null)[]> {
+    const results: (KernelError | null)[] = new Array<KernelError | null>(ops.length).fill(null);
+    const w = new NlWriter(16 * 1024);
+    for (let i = 0; i < ops.length; ) {
+      w.reset();
+      const indices: number[] = [];
+      const firstSeq = this.seq;
+      let seq = firstSeq;
+      for (; i < ops.length && indices.length < NEIGH_BATCH; i++) {
+        try {
+          writeNeighborOp(w, ops[i]!, seq, NLM_F_ACK);
+        } catch (e) {
+          if (!(e instanceof NetlinkEncodeError)) throw e;
+          results[i] = kernelError(libc.Errno.EINVAL, `bgpctl: ${e.message}`);
+          continue;
+        }
+        indices.push(i);
+        seq = (seq + 1) >>> 0 || 1;
+      }
+      if (!indices.length) continue;
+      this.seq = seq;
+      const batch: (KernelError | null)[] = new Array<KernelError | null>(indices.length).fill(null);
+      const count = indices.length;
+      let answered = 0;
+      const err = await this.transact(w.buf.subarray(0, w.off), {
+        firstSeq,
+        count,
+        onMessage(m, index) {
+          if (m.type !== NLMSG_ERROR) return false;
+          const a = decodeError(m);
+          if (a.errno) batch[index] = ackError(a);
+          return ++answered === count;
+        },
+      });
+      for (let k = 0; k < count; k++) results[indices[k]!] = err ? (batch[k] ?? err) : batch[k]!;
+    }
+    return results;
   }
 
   // -- multicast ------------------------------------------------------------

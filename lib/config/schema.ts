@@ -693,6 +693,21 @@ export const KubernetesSchema = z
       .meta({ what: "a mapping of Service advertisement settings" })
       .check(checkServiceRanges)
       .prefault({}),
+    overlay: z
+      .strictObject({
+        mode: choice(["crossSubnet", "always", "none"])
+          .default("crossSubnet")
+          .meta({ doc: "VXLAN to nodes not on a connected subnet (crossSubnet), to every node (always), or never (none: such pod CIDRs are unreachable)" }),
+        vni: int(1, 16777215, "a VXLAN id 1..16777215").default(4096),
+        port: port().default(4789).meta({ doc: "VXLAN UDP port" }),
+        mtu: z
+          .union([z.literal("auto"), int(68, 65535)])
+          .meta({ what: 'an MTU 68..65535 or "auto"' })
+          .default("auto")
+          .meta({ doc: "the VXLAN device's MTU; auto: the underlay device's minus 50 (IPv4) or 70 (IPv6)" }),
+      })
+      .meta({ what: "a mapping with mode, vni, port and mtu (README \"Pods across subnets\")" })
+      .prefault({}),
     api: z
       .strictObject({
         pageSize: int(1, 10000, "a page size 1..10000").default(500),

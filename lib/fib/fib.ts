@@ -41,6 +41,13 @@
  *   hop with its interface, no tracker) the next hop itself is installed.
  *   `onLocRibChange` takes the Loc-RIB's `forwarding` events (same best,
  *   new immediate hops) like any other: the desired route is recomputed.
+ * - Next-hop overrides (`setNextHopOverrides`): a table from BGP next-hop
+ *   address to the kernel next hop to install instead of the next hop and
+ *   of its recursive resolution (an overlay's `VTEP dev vxlan onlink`), or
+ *   to a refusal: routes via that next hop are reported failed with its
+ *   reason and any of ours for them is removed (never installed through a
+ *   resolution the table's owner knows to be wrong). A change re-derives
+ *   every route.
  * - Loop guard: when the kernel reports back a different route after three
  *   replaces of the same desired route, we stop replacing it until the next
  *   full compare.
@@ -125,6 +132,13 @@ export const DEFAULT_FIB_OPTIONS: Readonly<FibOptions> = Object.freeze({
 
 export type FibLog = (level: LogLevel, msg: string) => void;
 
+/**
+ * What to install for routes whose BGP next hop is one address (see
+ * `Fib.setNextHopOverrides`): a kernel next hop (no recursive resolution),
+ * or a refusal with its reason.
+ */
+export type NextHopOverride = KernelNextHop | { refuse: string };
+
 export type FibState = "installed" | "pending" | "failed" | "conflict" | "excluded";
 
 /** One prefix as `bgpctl show fib` shows it. */
@@ -161,8 +175,8 @@ export interface FibCounters {
 type Want =
   | { kind: "none" }
   | { kind: "excluded"; reason: string }
-  /** Wanted, but no usable next hop (reported as failed). */
-  | { kind: "unusable"; reason: string }
+  /** Wanted, but no usable next hop (reported as failed); `remove`: a refused next hop, our route goes. */
+  | { kind: "unusable"; reason: string; remove?: boolean }
   | { kind: "install"; route: KernelRoute; sig: string };
 
 const WANT_NONE: Want = { kind: "none" };
@@ -287,6 +301,9 @@ export class Fib {
   /** Shared next-hop lists by signature, per family (see hopSet). */
   private readonly hopSets = [new Map<string, { sig: string; hops: KernelNextHop[] }>(), new Map<string, { sig: string; hops: KernelNextHop[] }>()];
   private hopCache = new WeakMap<Uint8Array, { gen: number; family: FibFamily; res: HopResult }>();
+  /** Next-hop overrides by canonical address text, and the reasons of the refusals among them. */
+  private overrides: ReadonlyMap<string, NextHopOverride> = new Map();
+  private refusals = new Set<string>();
   /** `viaHops` results per `Route.via` list (the routes of one next hop share it). */
   private viaCache = new WeakMap<readonly ForwardingHop[], { gen: number; family: FibFamily; res: HopResult[] }>();
 
@@ -499,6 +516,29 @@ export class Fib {
   }
 
   /**
+   * Replace the next-hop override table: BGP next-hop address (canonical
+   * text, "192.0.2.10", "2001:db8::a") → the kernel next hop to install for
+   * every route via it (instead of the next hop or its recursive resolution),
+   * or `{refuse: reason}`: such routes are not installed (failed, with the
+   * reason) and ours for them are removed. Every route is derived again.
+   */
+  setNextHopOverrides(table: ReadonlyMap<string, NextHopOverride>): void {
+    if (this.stopped) return;
+    if (sameOverrides(this.overrides, table)) return;
+    this.overrides = new Map(table);
+    this.refusals = new Set();
+    for (const o of table.values()) if ("refuse" in o) this.refusals.add(o.refuse);
+    this.gen++;
+    this.needFullScan = true;
+    this.retryFailed();
+  }
+
+  /** The override table in force. */
+  nextHopOverrides(): ReadonlyMap<string, NextHopOverride> {
+    return this.overrides;
+  }
+
+  /**
    * Declare the sources (peer ids) whose End-of-RIB completes the start-up
    * sync; without it only `allSourcesSynced()` or the deadline complete it.
    */
@@ -621,6 +661,7 @@ export class Fib {
     if (h.gateway === undefined) return dev ? `dev ${dev}` : "";
     const a = parseAddr(h.gateway);
     const gw = a ? this.normGw(h.gateway) : h.gateway;
+    if (h.onlink) return `${gw} dev ${dev} onlink`;
     return dev && a?.afi === 2 && isLinkLocal6(a.addr) ? `${gw}%${dev}` : gw;
   }
 
@@ -708,7 +749,7 @@ export class Fib {
       }
     }
     if (hops.length === 0) {
-      if (problem !== null) return { kind: "unusable", reason: problem };
+      if (problem !== null) return this.refusals.has(problem) ? { kind: "unusable", reason: problem, remove: true } : { kind: "unusable", reason: problem };
       if (self !== null) return { kind: "excluded", reason: `next hop ${self} is a local address` };
       return { kind: "excluded", reason: "locally originated" };
     }
@@ -785,6 +826,10 @@ export class Fib {
    * when unusable, and `self` set when it is one of our addresses.
    */
   private toHop(family: FibFamily, nh: Uint8Array): { hop: KernelNextHop; self: string | null } | string {
+    if (this.overrides.size > 0) {
+      const o = this.overrides.get(nh.length === 4 ? formatIPv4(nh) : nh.length >= 16 ? (isV4Mapped(nh) ? formatIPv4(nh, 12) : formatIPv6(nh)) : "");
+      if (o !== undefined) return "refuse" in o ? o.refuse : { hop: o, self: null };
+    }
     if (nh.length === 4) {
       const gw = formatIPv4(nh);
       if (family === 6) return `IPv4 next hop ${gw} for an IPv6 prefix`;
@@ -837,6 +882,7 @@ export class Fib {
       for (const h of hh) {
         if (h.gateway === undefined || this.normGw(h.gateway) !== w.gateway) continue;
         if (w.ifindex !== undefined && h.ifindex !== w.ifindex) continue;
+        if (!!w.onlink !== !!h.onlink) continue;
         continue outer;
       }
       return false;
@@ -886,8 +932,9 @@ export class Fib {
       return ops;
     }
     if (w.kind === "unusable") {
-      // Keep whatever of ours is there (it may still forward); report once.
+      // Keep whatever of ours is there (it may still forward), unless the next hop is refused; report once.
       this.recordFailure(e, "", w.reason);
+      if (w.remove && e.ours && canDelete) ops.push({ op: "delete", route: e.ours });
       return ops;
     }
     this.clearFailure(e, "no longer wanted");
@@ -1455,6 +1502,15 @@ function ipv4Key(s: string): number | null {
 /** Identity of a kernel next hop within a route (dedup and the desired route's signature). */
 function hopKey(h: KernelNextHop): string {
   return h.ifindex === undefined ? h.gateway! : `${h.gateway}%${h.ifindex}`;
+}
+
+function sameOverrides(a: ReadonlyMap<string, NextHopOverride>, b: ReadonlyMap<string, NextHopOverride>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) {
+    const w = b.get(k);
+    if (w === undefined || JSON.stringify(v) !== JSON.stringify(w)) return false;
+  }
+  return true;
 }
 
 function addrId(a: KernelAddress): string {

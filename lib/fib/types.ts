@@ -14,6 +14,8 @@ export interface KernelNextHop {
   ifindex?: number;
   /** RFC 8950: an IPv6 gateway for an IPv4 route (RTA_VIA). */
   via6?: boolean;
+  /** RTNH_F_ONLINK: the gateway is on the link of `ifindex` even though no subnet says so (an overlay's VTEP). */
+  onlink?: boolean;
   weight?: number;
 }
 
@@ -37,8 +39,77 @@ export interface KernelRoute {
 export interface KernelLink {
   index: number;
   name: string;
+  /** IFF_UP and IFF_RUNNING. */
   up: boolean;
   mtu?: number;
+  /** IFF_UP alone (administratively up). Set, as the three below, by `LinkKernel.dumpLinkDetails`. */
+  adminUp?: boolean;
+  /** IFLA_ADDRESS as "02:b6:c0:00:02:0a" (links with a hardware address). */
+  mac?: string;
+  /** IFLA_INFO_KIND ("vxlan", "veth", "bridge", ...); absent for links without one (loopback, physical). */
+  kind?: string;
+  /** The VXLAN settings of a `kind: "vxlan"` link. */
+  vxlan?: KernelVxlan;
+}
+
+/** A VXLAN device's settings (IFLA_INFO_DATA of kind "vxlan"). */
+export interface KernelVxlan {
+  /** VNI, IFLA_VXLAN_ID. */
+  id: number;
+  /** Local underlay address (IFLA_VXLAN_LOCAL / IFLA_VXLAN_LOCAL6). */
+  local?: string;
+  /** UDP destination port (IFLA_VXLAN_PORT). */
+  port: number;
+  /** IFLA_VXLAN_LEARNING. */
+  learning: boolean;
+}
+
+/**
+ * A neighbour entry (`ip neigh`: family 4 or 6, `ip` the neighbour's address)
+ * or a bridge FDB entry (`bridge fdb`: family "bridge", `ip` the remote VTEP
+ * of a VXLAN device, NDA_DST).
+ */
+export interface KernelNeighbor {
+  family: FibFamily | "bridge";
+  ifindex: number;
+  ip?: string;
+  /** NDA_LLADDR, "02:b6:c0:00:02:0a". */
+  mac?: string;
+  /** ndm_state (NUD_PERMANENT 0x80, ...). */
+  state: number;
+  /** ndm_flags (NTF_SELF 0x02, ...). */
+  flags: number;
+}
+
+/** A link change: create a VXLAN device, set a link's MTU / address / up state, or delete one. */
+export type LinkOp =
+  | { op: "create-vxlan"; name: string; vxlan: KernelVxlan; mtu: number; mac: string; up: boolean }
+  | { op: "set"; index: number; mtu?: number; mac?: string; up?: boolean }
+  | { op: "delete"; index: number };
+
+export type NeighborOp = { op: "replace" | "delete"; neighbor: KernelNeighbor };
+
+export type AddressOp = { op: "add" | "delete"; address: KernelAddress };
+
+/**
+ * What an overlay (lib/k8s/overlay.ts) needs from the kernel besides the
+ * FIB's contract: links with their kind, neighbour and FDB entries, and
+ * addresses of a device it owns.
+ */
+export interface LinkKernel {
+  /** Links with their details (adminUp, mac, kind, vxlan). */
+  dumpLinkDetails(): Promise<KernelLink[]>;
+  dumpAddresses(): Promise<KernelAddress[]>;
+  /** Neighbour (4, 6) or FDB ("bridge") entries of one link. */
+  dumpNeighbors(family: FibFamily | "bridge", ifindex: number): Promise<KernelNeighbor[]>;
+  /** null on success or the kernel's error. */
+  linkOp(op: LinkOp): Promise<KernelError | null>;
+  /** One result per operation, in order (null: done). */
+  neighborOps(ops: NeighborOp[]): Promise<(KernelError | null)[]>;
+  addressOp(op: AddressOp): Promise<KernelError | null>;
+  /** Link and address events (as Kernel.watch); returns the unsubscribe function. */
+  watch(fn: (e: KernelEvent) => void): () => void;
+  close(): void;
 }
 
 export interface KernelAddress {

@@ -16,14 +16,22 @@
  * cache has completed its first full list and this node's Node object exists.
  * Problems found in objects (bad annotation values) are logged once each,
  * naming the object, and ignored.
+ *
+ * The VXLAN overlay to nodes on other subnets (lib/k8s/overlay.ts) follows
+ * every derivation and reload: it gets the Nodes and `kubernetes.overlay`,
+ * and hands the FIB its next-hop overrides; `stop({graceful: false})`
+ * (`bgpctl shutdown`) removes it, a graceful stop keeps it.
  */
 import { hostname } from "node:os";
 import type { RouterConfig, SecretRef } from "../config/types.ts";
+import type { LinkKernel } from "../fib/types.ts";
+import { RtNetlink } from "../../ffi/rtnetlink.ts";
 import { Router } from "../router/router.ts";
 import type { Log } from "../core/log.ts";
 import { KubeClient } from "./client.ts";
 import { DeriveCache, type DeriveInput, type Derived, derive, deriveSliced } from "./derive.ts";
 import { type KubeConnection, resolveConnection } from "./kubeconfig.ts";
+import { Overlay, initialOverrides, overlayNode } from "./overlay.ts";
 import { Reflector } from "./reflector.ts";
 import type { EndpointSlice, K8sProblem, K8sStatus, Node, Secret, Service } from "./types.ts";
 
@@ -42,6 +50,8 @@ export interface ControllerOptions {
   env?: Record<string, string | undefined>;
   /** Called once the router runs (to start the control socket etc. before sessions). */
   beforeStart?: (router: Router) => Promise<void>;
+  /** Opens the overlay's kernel interface (default rtnetlink with events); tests pass a fake. */
+  openLinkKernel?: () => Promise<LinkKernel>;
 }
 
 /** Node name: flag, config, NODE_NAME (downward API), hostname. */
@@ -80,6 +90,9 @@ export class KubeController {
   private unsubscribers: (() => void)[] = [];
   /** Why the last apply was refused (needs a restart), shown in show k8s problems. */
   private applyProblem: K8sProblem | null = null;
+  /** The VXLAN overlay and its kernel handle, made on first use (kernel routes on). */
+  private overlay: { overlay: Overlay; kernel: LinkKernel } | null = null;
+  private overlayOpening: Promise<Overlay | null> | null = null;
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.log;
@@ -127,7 +140,9 @@ export class KubeController {
           if (this.opts.beforeStart) await this.opts.beforeStart(router);
           await router.start();
           this.router = router;
+          this.primeOverlay(router);
           if (d.config.advertise.length) await this.applyDerived(router, d.config);
+          await this.syncOverlay(router);
           this.log.info(
             `kubernetes: node ${this.nodeName}: AS ${d.config.asn}, router id ${d.config.routerId}, role ${d.status.role}, ${d.status.peers.length} peers, ${d.status.originated.length} originated prefixes`,
           );
@@ -156,13 +171,28 @@ export class KubeController {
     }
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stop watching. `graceful: false` (`bgpctl shutdown`) also removes the
+   * overlay device (with its neighbour and FDB entries); a graceful stop
+   * (the default: SIGTERM, a restart) leaves it, like the kernel routes.
+   */
+  async stop(opts: { graceful?: boolean } = {}): Promise<void> {
     this.stopped = true;
     this.wake?.();
     if (this.debounce) clearTimeout(this.debounce);
     for (const u of this.unsubscribers) u();
     await Promise.all([this.nodes.stop(), this.services.stop(), this.slices.stop()]);
     if (this.running) await this.running.catch(() => {});
+    if (this.overlayOpening) await this.overlayOpening;
+    const o = this.overlay;
+    this.overlay = null;
+    if (o) {
+      try {
+        await o.overlay.stop({ remove: opts.graceful === false });
+      } finally {
+        o.kernel.close();
+      }
+    }
   }
 
   /** Readiness: caches synced and the router running. */
@@ -179,7 +209,8 @@ export class KubeController {
     const s = this.last?.status ?? derive(this.input()).status;
     const problems = [...s.problems];
     if (this.applyProblem) problems.push(this.applyProblem);
-    return { ...s, synced, problems, resources };
+    const overlay = this.overlay?.overlay.status();
+    return { ...s, synced, problems, resources, ...(overlay ? { overlay } : {}) };
   }
 
   private synced(): boolean {
@@ -235,6 +266,62 @@ export class KubeController {
     }
     this.last = d;
     await this.applyDerived(router, d.config);
+    await this.syncOverlay(router);
+  }
+
+  /** This node and every Node as the overlay sees them; null while our Node is missing. */
+  private overlayNodes(): { me: ReturnType<typeof overlayNode>; nodes: ReturnType<typeof overlayNode>[] } | null {
+    const nodes = this.nodes.items().map(overlayNode);
+    const me = nodes.find((n) => n.name === this.nodeName);
+    return me ? { me, nodes } : null;
+  }
+
+  /** Right after the router (and its FIB) started, before any route: the overlay's first override table, from the FIB's view of links and addresses. */
+  private primeOverlay(router: Router): void {
+    const fib = router.engine.fib;
+    const n = this.overlayNodes();
+    if (!fib || !n) return;
+    const { links, addresses } = fib.interfaces();
+    fib.setNextHopOverrides(initialOverrides({ settings: this.base.kubernetes!.overlay, me: n.me, nodes: n.nodes, links, addresses }));
+  }
+
+  /** The overlay, made (and its kernel handle opened) on first use; null when kernel routes are off or the handle cannot be opened. */
+  private ensureOverlay(router: Router): Promise<Overlay | null> {
+    if (this.overlay) return Promise.resolve(this.overlay.overlay);
+    if (this.overlayOpening) return this.overlayOpening;
+    if (!router.engine.fib) return Promise.resolve(null);
+    const open = this.opts.openLinkKernel ?? (() => RtNetlink.open({ groups: true }));
+    this.overlayOpening = open().then(
+      (kernel) => {
+        this.overlayOpening = null;
+        if (this.stopped) {
+          kernel.close();
+          return null;
+        }
+        const overlay = new Overlay({
+          kernel,
+          setOverrides: (t) => this.router?.engine.fib?.setNextHopOverrides(t),
+          log: (level, msg) => this.log.at(level, msg),
+        });
+        this.overlay = { overlay, kernel };
+        return overlay;
+      },
+      (e) => {
+        this.overlayOpening = null;
+        this.log.error(`overlay: cannot open rtnetlink: ${(e as Error).message}`);
+        return null;
+      },
+    );
+    return this.overlayOpening;
+  }
+
+  /** Hand the overlay the current Nodes and settings and wait for its reconcile (nothing without kernel routes). */
+  private async syncOverlay(router: Router): Promise<void> {
+    const n = this.overlayNodes();
+    if (!n || this.stopped) return;
+    const overlay = await this.ensureOverlay(router);
+    if (!overlay || this.stopped) return;
+    await overlay.update(this.base.kubernetes!.overlay, n.me, n.nodes);
   }
 
   /** Hand a derived configuration to the router; a refusal (needs a restart) is logged once and shown as a problem. */
@@ -258,6 +345,8 @@ export class KubeController {
     const d = await this.deriveNow();
     if (!d.config) throw new Error(d.status.problems.map((p) => `${p.object}: ${p.message}`).join("; ") || `Node ${this.nodeName} unusable`);
     this.last = d;
+    // The overlay follows the reloaded settings once the router has applied them (the next reconcile).
+    this.changed();
     return d.config;
   }
 

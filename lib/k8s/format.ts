@@ -3,7 +3,8 @@
  * AS, router id, role and sync state, then the Resources, Peers, Service
  * ranges, Originated, Services (one line per IP: the form it takes, its host
  * route, a Service range's aggregate or none, with the reason) and Problems
- * sections. Columns aligned with spaces, no colours. A pure function
+ * sections, and the Overlay (device, and per remote node's next hop: connected,
+ * overlay with its VTEP, or unreachable with the reason) when it runs. Columns aligned with spaces, no colours. A pure function
  * of the K8sStatus JSON (`--json` prints that instead).
  */
 import type { K8sServiceIp, K8sServiceStatus, K8sStatus } from "./types.ts";
@@ -127,6 +128,22 @@ export function formatK8sStatus(s: K8sStatus): string {
     }
     return table(["SERVICE", "TYPE", "POLICY", "READY", "KIND", "IP", "FORM", "REASON"], rows, ["l", "l", "l", "r", "l", "l", "l", "l"]);
   });
+
+  if (s.overlay) {
+    const o = s.overlay;
+    out.push("\n");
+    const dev = o.state === "up" ? `${o.device} (ifindex ${o.ifindex}) up` : o.state === "error" ? `${o.device}: error` : `${o.device}: absent`;
+    out.push(`Overlay: mode ${o.mode}, ${dev}, vni ${o.vni}, port ${o.port}${o.mtu !== undefined ? `, mtu ${o.mtu}` : ""}${o.local ? `, local ${o.local}` : ""}${o.mac ? `, mac ${o.mac}` : ""}${o.vteps.length ? `, vtep ${o.vteps.join(" ")}` : ""}\n`);
+    if (o.nodes.length)
+      out.push(
+        table(
+          ["NODE", "NEXT HOP", "UNDERLAY", "MAC", "PATH", "VTEP", "INSTALLED", "REASON"],
+          o.nodes.map((n) => [n.node, n.nextHop, dash(n.underlay), dash(n.mac), n.path, dash(n.vtep), n.path === "overlay" ? yesNo(n.installed) : "-", dash(n.reason)]),
+          ["l", "l", "l", "l", "l", "l", "l", "l"],
+        ),
+      );
+    for (const p of o.problems) out.push(`  problem: ${p}\n`);
+  }
 
   out.push("\n");
   if (s.problems.length === 0) out.push("Problems: none\n");

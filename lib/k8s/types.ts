@@ -241,4 +241,6 @@ export interface K8sStatus {
   services: K8sServiceStatus[];
   problems: K8sProblem[];
   resources: K8sResourceStatus[];
+  /** The VXLAN overlay (lib/k8s/overlay.ts); absent before it first ran or without kernel routes. */
+  overlay?: import("./overlay.ts").OverlayStatus;
 }
