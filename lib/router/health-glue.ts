@@ -171,10 +171,15 @@ export class HealthGlue {
     this.render(check);
   }
 
-  /** Take a check's prefixes: a local route of another owner (the API's) is replaced by the check's. */
+  /**
+   * Take a check's prefixes: a local route of another owner (the API's) is
+   * replaced by the check's; without `loopback`, an address we added for the
+   * prefix (the check had it, or the check that had the prefix) goes.
+   */
   private claim(c: HealthCheckConfig): void {
     for (const p of c.prefixes) {
       this.owners.set(p, c.name);
+      if (!c.loopback) this.want(p, false);
       const cur = this.e.localRoutes.get(p);
       if (cur && cur.owner !== "health") {
         this.e.log.info(`health check ${c.name}: takes over ${p} (was originated by the ${cur.owner === "api" ? "control API" : "config file"})`);
@@ -183,9 +188,10 @@ export class HealthGlue {
     }
   }
 
-  /** A prefix leaves its check: its route and loopback address go. */
+  /** A prefix leaves its check: its route and loopback address go (unless another check took it over in the same reload). */
   private release(p: string, c: HealthCheckConfig): void {
-    if (this.owners.get(p) === c.name) this.owners.delete(p);
+    if (this.owners.get(p) !== c.name) return;
+    this.owners.delete(p);
     if (this.e.localRoutes.get(p)?.owner === "health") this.e.removeLocal(p);
     if (c.loopback) this.want(p, false);
   }

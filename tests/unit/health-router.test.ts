@@ -254,6 +254,29 @@ describe("health checks in the router", () => {
     expect(d.route("198.51.100.0/24")?.owner).toBe("health");
   });
 
+  test("reload: a prefix moves from one check to another; loopback turned off removes the addresses we added", async () => {
+    const d = await daemon(CHECKS);
+    d.ok.set("dns", true);
+    d.ok.set("www", true);
+    await d.step(0);
+    await d.step(1000);
+    expect(d.lo.has("203.0.113.53/32")).toBe(true);
+    // 2001:db8:53::53/128 moves from dns to a new check "dns6" (listed first); dns loses loopback.
+    d.write(
+      `healthChecks:\n  - {name: dns6, prefixes: [2001:db8:53::53/128], exec: probe, rise: 1, onDown: {degrade: {med: 7}}}\n` +
+        CHECKS.slice(CHECKS.indexOf("  - name: dns")).replace("[203.0.113.53/32, 2001:db8:53::53/128]", "[203.0.113.53/32]").replace("loopback: true", "loopback: false"),
+    );
+    const { changes } = await d.router.reload();
+    expect(changes).toEqual(["health check dns6 added", "health check dns updated"]);
+    await d.router.health.settled();
+    expect(d.route("2001:db8:53::53/128")).toMatchObject({ owner: "health", med: 7 }); // dns6's down form, not removed by dns's update
+    expect(d.route("203.0.113.53/32")).toMatchObject({ owner: "health", communities: ["65001:53"] });
+    expect([...d.lo].sort()).toEqual(["203.0.113.99/32"]);
+    d.ok.set("dns6", true);
+    await d.step(0);
+    expect(d.route("2001:db8:53::53/128")).toMatchObject({ med: null });
+  });
+
   test("a check over a prefix the control API advertised takes it over", async () => {
     const d = await daemon("");
     await d.router.advertise({ prefixes: ["203.0.113.53/32"] });

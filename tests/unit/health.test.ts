@@ -15,6 +15,7 @@ import { ConfigError, loadConfig, parseConfig } from "../../lib/config/load.ts";
 import type { HealthCheckConfig } from "../../lib/config/types.ts";
 import { ManualClock, realClock } from "../../lib/core/clock.ts";
 import { Log } from "../../lib/core/log.ts";
+import { encodeAddressOp } from "../../ffi/rtaddr.ts";
 import { CheckFsm, HealthCheck, OUTPUT_MAX, type ProbeResult, execArgv, execProbe, httpProbe, splitCommand, tcpProbe } from "../../lib/health/mod.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -355,5 +356,29 @@ describe("configuration", () => {
       ["dns", "withdraw", true],
       ["www", "degrade", false],
     ]);
+  });
+});
+
+describe("loopback addresses (ffi/rtaddr.ts)", () => {
+  test("RTM_NEWADDR is create-exclusive with an ACK (an address already there is not taken for ours); RTM_DELADDR; IPv6 without DAD", () => {
+    const add = encodeAddressOp("add", 1, "203.0.113.53", 32, 7);
+    const dv = new DataView(add.buffer);
+    expect(dv.getUint32(0, true)).toBe(add.byteLength);
+    expect(dv.getUint16(4, true)).toBe(20); // RTM_NEWADDR
+    expect(dv.getUint16(6, true)).toBe(0x01 | 0x04 | 0x400 | 0x200); // REQUEST | ACK | CREATE | EXCL
+    expect(dv.getUint32(8, true)).toBe(7);
+    expect([...add.subarray(16, 20)]).toEqual([2, 32, 0, 0]); // AF_INET, /32, flags, scope
+    expect(dv.getUint32(20, true)).toBe(1); // ifindex
+    // IFA_LOCAL then IFA_ADDRESS, both the address
+    expect([dv.getUint16(24, true), dv.getUint16(26, true), ...add.subarray(28, 32)]).toEqual([8, 2, 203, 0, 113, 53]);
+    expect([dv.getUint16(32, true), dv.getUint16(34, true), ...add.subarray(36, 40)]).toEqual([8, 1, 203, 0, 113, 53]);
+    const del = encodeAddressOp("del", 1, "2001:db8:53::53", 128, 8);
+    const dv6 = new DataView(del.buffer);
+    expect(dv6.getUint16(4, true)).toBe(21); // RTM_DELADDR
+    expect(dv6.getUint16(6, true)).toBe(0x01 | 0x04);
+    expect([...del.subarray(16, 19)]).toEqual([10, 128, 0x02]); // AF_INET6, /128, IFA_F_NODAD
+    expect(del.byteLength).toBe(16 + 8 + 20 + 20);
+    expect(() => encodeAddressOp("add", 1, "203.0.113.53", 33, 1)).toThrow("invalid prefix length 33");
+    expect(() => encodeAddressOp("add", 1, "nope", 32, 1)).toThrow('invalid address "nope"');
   });
 });
