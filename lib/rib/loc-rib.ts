@@ -202,13 +202,18 @@ export class LocRib {
    * setOptions for a running table: the new options apply to every selection
    * made from now on, and every prefix is re-run in slices of the shared
    * slicer (a full table is about a second of work). Resolves with the number
-   * of prefixes whose selection changed. A change of multipath on/off is
-   * applied in one go: the single-route slots stand for the multipath set of
-   * the options they were selected under.
+   * of prefixes whose selection changed.
+   *
+   * Multipath on/off: a prefix stored as its single route stands for the
+   * multipath set of the current mode ([route] with multipath on, none
+   * without), so it changes mode at once and without an event — a set of one
+   * forwards as the best route alone. Only prefixes with several candidates
+   * are selected again (in the slices); until then they show the set chosen
+   * under the old options, as with any other option.
    */
   async setOptionsSliced(patch: DecisionOptions): Promise<number> {
     const next = { ...this.opts, ...patch };
-    if ((next.multipath?.enabled === true) !== this.mpOn) return this.setOptions(patch);
+    this.mpOn = next.multipath?.enabled === true;
     this.opts = next;
     let n = 0;
     const keys = this.liveKeys();

@@ -425,8 +425,39 @@ describe("Loc-RIB", () => {
     expect(evs.every((e) => e.newBest!.source === B)).toBe(true);
     expect(during).toBeGreaterThan(0); // a timer ran while the table was half re-run
     expect(ticks).toBeGreaterThan(0);
-    // A multipath switch is applied in one go.
+    // A multipath switch is re-run in slices too, with the result setOptions gives.
+    const syncMp = build();
+    syncMp.setOptions({ alwaysCompareMed: true });
+    expect(syncMp.setOptions({ multipath: { enabled: true, maxPaths: 2 } })).toBe(40_000);
+    evs.length = 0;
+    during = 0;
+    const timer2 = setInterval(() => {
+      if (evs.length > 0 && evs.length < 40_000) during++;
+    }, 1);
     expect(await rib.setOptionsSliced({ multipath: { enabled: true, maxPaths: 2 } })).toBe(40_000);
+    clearInterval(timer2);
+    expect(during).toBeGreaterThan(0);
+    for (const k of [...syncMp.bests()].slice(0, 500).map((r) => r.key)) expect(rib.get(k)!.multipath).toEqual(syncMp.get(k)!.multipath);
+  });
+
+  test("setOptionsSliced, multipath on and off: a prefix with its only route switches at once without an event; one with several candidates is selected again", async () => {
+    const rib = new LocRib();
+    const single = route("203.0.113.0/24", A);
+    rib.upsert(single);
+    const a = route("198.51.100.0/24", A);
+    const c = route("198.51.100.0/24", C);
+    rib.upsert(a);
+    rib.upsert(c);
+    const evs = recorder(rib);
+    expect(await rib.setOptionsSliced({ multipath: { enabled: true, maxPaths: 4 } })).toBe(1);
+    expect(evs).toHaveLength(1);
+    expect(evs[0]!.key).toBe(a.key);
+    expect(evs[0]!.multipath).toHaveLength(2);
+    expect(rib.get(single.key)).toMatchObject({ best: single, multipath: [single] });
+    expect(await rib.setOptionsSliced({ multipath: { enabled: false } })).toBe(1);
+    expect(evs[1]!.multipath).toEqual([]);
+    expect(rib.get(single.key)).toMatchObject({ best: single, multipath: [] });
+    expect(rib.get(a.key)!.multipath).toEqual([]);
   });
 
   test("unsubscribe", () => {
