@@ -50,7 +50,7 @@
  */
 import { createHash } from "node:crypto";
 import { type Clock, type TimerHandle, realClock } from "../core/clock.ts";
-import { AFI, formatAddr, parseAddr, parsePrefix, prefixContains, prefixToString } from "../core/addr.ts";
+import { AFI, formatAddr, maskAddr, parseAddr, parsePrefix, prefixContains, prefixToString } from "../core/addr.ts";
 import type { LogLevel } from "../core/log.ts";
 import type { NextHopOverride } from "../fib/fib.ts";
 import type { FibFamily, KernelAddress, KernelError, KernelEvent, KernelLink, KernelNeighbor, LinkKernel, LinkOp, NeighborOp } from "../fib/types.ts";
@@ -181,11 +181,7 @@ export function onConnectedSubnet(addr: string, addresses: readonly KernelAddres
     if (!p || p.afi !== a.afi) continue;
     const max = p.afi === AFI.IPV4 ? 32 : 128;
     if (x.prefixLength >= max) continue;
-    try {
-      if (prefixContains(parsePrefix(`${x.address}/${x.prefixLength}`), host)) return true;
-    } catch {
-      // parsePrefix masks host bits; a malformed kernel address cannot occur, skip it
-    }
+    if (prefixContains({ afi: p.afi, len: x.prefixLength, addr: maskAddr(p.addr, x.prefixLength) }, host)) return true;
   }
   return false;
 }

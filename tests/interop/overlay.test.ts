@@ -246,10 +246,20 @@ describe("VXLAN overlay between nodes in different subnets", () => {
     expect(over.mtu).toBe(OVERLAY_MTU);
   }, 40_000);
 
-  test("show k8s shows the device and the overlay path to the other node", async () => {
-    const s = await cli<K8sStatus>("n1", "show", "k8s");
+  test("show k8s shows the device and the path to each node: the other subnet's over the overlay, one on our subnet connected", async () => {
+    // A Node on n1's subnet (no daemon runs for it): crossSubnet leaves it on-link.
+    await ctl.create("nodes", node("n3", { ipv4: "192.0.2.20", podCIDRs: ["10.244.3.0/24"] }));
+    const s = await wait("n1's overlay status lists n3", async () => {
+      const st = await cli<K8sStatus>("n1", "show", "k8s");
+      return st.overlay?.nodes.length === 2 ? st : null;
+    });
     expect(s.overlay).toMatchObject({ mode: "crossSubnet", device: DEV, state: "up", vni: 4096, port: 4789, mtu: OVERLAY_MTU, local: NODE.n1, mac: MAC.n1, vteps: [VTEP.n1] });
-    expect(s.overlay!.nodes).toEqual([{ node: "n2", nextHop: NODE.n2, underlay: NODE.n2, mac: MAC.n2, path: "overlay", vtep: VTEP.n2, installed: true }]);
+    expect(s.overlay!.nodes).toEqual([
+      { node: "n2", nextHop: NODE.n2, underlay: NODE.n2, mac: MAC.n2, path: "overlay", vtep: VTEP.n2, installed: true },
+      { node: "n3", nextHop: "192.0.2.20", underlay: "192.0.2.20", mac: "02:b6:c0:00:02:14", path: "connected", installed: false },
+    ]);
+    expect((await neighbours("n1")).map((x) => x.dst)).toEqual([VTEP.n2]);
+    await ctl.delete("nodes", undefined, "n3");
     const text = await run(bgpctlCliArgv(join(dir, "n1.sock"), ["show", "k8s"]), { timeoutMs: 10_000 });
     expect(text.stdout).toContain(`Overlay: mode crossSubnet, ${DEV}`);
     expect(text.stdout).toMatch(/n2\s+198\.51\.100\.10\s+198\.51\.100\.10\s+02:b6:c6:33:64:0a\s+overlay\s+10\.244\.2\.0\s+yes/);

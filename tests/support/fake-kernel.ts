@@ -28,11 +28,36 @@
  *   output ifindex (filled in when installed), or only the ifindex for a
  *   connected route, as RTM_NEWROUTE carries RTA_GATEWAY/RTA_OIF/RTA_MULTIPATH.
  * Deletes match by key and protocol only (not by next hops).
+ *
+ * It is also a `LinkKernel` (the overlay's contract): links with their
+ * details (kind, VXLAN settings, MAC), VXLAN devices created, changed and
+ * deleted (EEXIST for a taken name, ENODEV for a missing index), neighbour
+ * and FDB entries per link, addresses added and removed. Deleting a link
+ * takes its addresses, neighbours and the routes through it with it (the
+ * routes silently, as the kernel does for IPv4). An onlink next hop needs
+ * only its link. These changes are reported like `apply`'s (not at all with
+ * `echoOwnChanges = false`).
  */
 import { type Prefix, formatIPv4, formatIPv6, maskAddr, parseAddr, parsePrefix, prefixContains, prefixToString } from "../../lib/core/addr.ts";
-import type { FibFamily, Kernel, KernelAddress, KernelError, KernelEvent, KernelLink, KernelLookup, KernelNextHop, KernelOp, KernelRoute } from "../../lib/fib/types.ts";
+import type {
+  AddressOp,
+  FibFamily,
+  Kernel,
+  KernelAddress,
+  KernelError,
+  KernelEvent,
+  KernelLink,
+  KernelLookup,
+  KernelNeighbor,
+  KernelNextHop,
+  KernelOp,
+  KernelRoute,
+  LinkKernel,
+  LinkOp,
+  NeighborOp,
+} from "../../lib/fib/types.ts";
 
-const ERRNO: Record<string, number> = { ESRCH: 3, ENOENT: 2, EACCES: 13, EEXIST: 17, EINVAL: 22, ENODEV: 19, ENETUNREACH: 101, EHOSTUNREACH: 113, ENOBUFS: 105 };
+const ERRNO: Record<string, number> = { ESRCH: 3, ENOENT: 2, EACCES: 13, EEXIST: 17, EINVAL: 22, ENODEV: 19, ENETUNREACH: 101, EHOSTUNREACH: 113, ENOBUFS: 105, EADDRNOTAVAIL: 99 };
 
 /** The error a lookup matching a route of this rtm_type fails with (blackhole, unreachable, prohibit). */
 const LOOKUP_ERROR: Record<number, string> = { 6: "EINVAL", 7: "EHOSTUNREACH", 8: "EACCES" };
@@ -55,12 +80,16 @@ function canonAddr(text: string): string | null {
   return a ? (a.afi === 1 ? formatIPv4(a.addr) : formatIPv6(a.addr)) : null;
 }
 
+function neighborId(n: KernelNeighbor): string {
+  return `${n.family}|${n.ifindex}|${n.family === "bridge" ? n.mac : canonAddr(n.ip ?? "")}`;
+}
+
 function isLinkLocal(text: string): boolean {
   const a = parseAddr(text);
   return !!a && a.afi === 2 && a.addr[0] === 0xfe && (a.addr[1]! & 0xc0) === 0x80;
 }
 
-export class FakeKernel implements Kernel {
+export class FakeKernel implements Kernel, LinkKernel {
   /** Routes by identity "table|prefix|metric" (canonical prefix text). */
   readonly routes = new Map<string, KernelRoute>();
   readonly links = new Map<number, KernelLink>();
@@ -117,6 +146,86 @@ export class FakeKernel implements Kernel {
 
   async dumpAddresses(): Promise<KernelAddress[]> {
     return this.addresses.map((a) => ({ ...a }));
+  }
+
+  // ---------------------------------------------------------------- LinkKernel
+
+  /** Neighbour and FDB entries by `neighborId`. */
+  readonly neighbors = new Map<string, KernelNeighbor>();
+  /** Every link, neighbour and address operation, in order, with its result code (null: ok). */
+  readonly linkLog: { what: string; error: string | null }[] = [];
+  private nextIndex = 100;
+
+  async dumpLinkDetails(): Promise<KernelLink[]> {
+    return this.dumpLinks();
+  }
+
+  async dumpNeighbors(family: FibFamily | "bridge", ifindex: number): Promise<KernelNeighbor[]> {
+    await new Promise((r) => setImmediate(r));
+    return [...this.neighbors.values()].filter((n) => n.family === family && n.ifindex === ifindex).map((n) => ({ ...n }));
+  }
+
+  private async own<T>(fn: () => T): Promise<T> {
+    await new Promise((r) => setImmediate(r));
+    this.applying = true;
+    try {
+      return fn();
+    } finally {
+      this.applying = false;
+    }
+  }
+
+  linkOp(op: LinkOp): Promise<KernelError | null> {
+    return this.own(() => {
+      let r: KernelError | null = null;
+      if (op.op === "create-vxlan") {
+        if ([...this.links.values()].some((l) => l.name === op.name)) r = kernelError("EEXIST", "File exists");
+        else {
+          const index = ++this.nextIndex;
+          this.setLink({ index, name: op.name, up: op.up, adminUp: op.up, mtu: op.mtu, mac: op.mac, kind: "vxlan", vxlan: { ...op.vxlan } });
+        }
+      } else {
+        const l = this.links.get(op.index);
+        if (!l) r = kernelError("ENODEV", "No such device");
+        else if (op.op === "delete") this.removeLink(op.index);
+        else {
+          const up = op.up ?? l.adminUp ?? l.up;
+          this.setLink({ ...l, ...(op.mtu !== undefined ? { mtu: op.mtu } : {}), ...(op.mac !== undefined ? { mac: op.mac } : {}), up, adminUp: up });
+        }
+      }
+      this.linkLog.push({ what: `${op.op} ${"name" in op ? op.name : op.index}`, error: r?.code ?? null });
+      return r;
+    });
+  }
+
+  neighborOps(ops: NeighborOp[]): Promise<(KernelError | null)[]> {
+    return this.own(() =>
+      ops.map((op) => {
+        const n = op.neighbor;
+        const id = neighborId(n);
+        let r: KernelError | null = null;
+        if (!this.links.has(n.ifindex)) r = kernelError("ENODEV", "No such device");
+        else if (op.op === "replace") this.neighbors.set(id, { ...n });
+        else if (!this.neighbors.delete(id)) r = kernelError("ENOENT", "No such file or directory");
+        this.linkLog.push({ what: `${op.op} neighbor ${id}`, error: r?.code ?? null });
+        return r;
+      }),
+    );
+  }
+
+  addressOp(op: AddressOp): Promise<KernelError | null> {
+    return this.own(() => {
+      const a = op.address;
+      const have = this.addresses.some((x) => x.ifindex === a.ifindex && x.address === a.address && x.prefixLength === a.prefixLength);
+      let r: KernelError | null = null;
+      if (!this.links.has(a.ifindex)) r = kernelError("ENODEV", "No such device");
+      else if (op.op === "add") {
+        if (!have) this.addAddress(a);
+      } else if (!have) r = kernelError("EADDRNOTAVAIL", "Cannot assign requested address");
+      else this.removeAddress(a);
+      this.linkLog.push({ what: `${op.op} address ${a.address}/${a.prefixLength} on ${a.ifindex}`, error: r?.code ?? null });
+      return r;
+    });
   }
 
   async apply(ops: KernelOp[]): Promise<(KernelError | null)[]> {
@@ -258,7 +367,7 @@ export class FakeKernel implements Kernel {
     if (h.ifindex !== undefined) {
       const l = this.links.get(h.ifindex);
       if (!l) return kernelError("ENODEV", "Device for nexthop is not up");
-      if (isLinkLocal(h.gateway)) return l.up ? null : kernelError("ENETUNREACH", "Nexthop device is not up");
+      if (isLinkLocal(h.gateway) || h.onlink) return l.up ? null : kernelError("ENETUNREACH", "Nexthop device is not up");
     } else if (isLinkLocal(h.gateway)) {
       return kernelError("EINVAL", "Nexthop has invalid gateway");
     }
@@ -351,6 +460,8 @@ export class FakeKernel implements Kernel {
     const l = this.links.get(index);
     if (!l) return;
     for (const a of this.addresses.filter((x) => x.ifindex === index)) this.removeAddress(a);
+    for (const [id, n] of this.neighbors) if (n.ifindex === index) this.neighbors.delete(id);
+    for (const [id, r] of this.routes) if (r.nextHops.some((h) => h.ifindex === index)) this.routes.delete(id);
     this.links.delete(index);
     this.emit({ type: "link", link: { ...l }, removed: true });
   }
