@@ -22,6 +22,8 @@ import { splitCommand } from "./command.ts";
 
 /** Bytes of a command's output kept (the rest is read and dropped). */
 export const OUTPUT_MAX = 4096;
+/** How long the output is read after the command ended (see execProbe). */
+const READ_GRACE_MS = 200;
 
 export interface ProbeResult {
   ok: boolean;
@@ -64,9 +66,19 @@ function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number, onTimeout: () =
   });
 }
 
-/** Read a stream to its end, keeping at most `keep.max` bytes in total (shared by stdout and stderr). */
-async function drain(stream: ReadableStream<Uint8Array>, keep: { chunks: Uint8Array[]; size: number; dropped: number }): Promise<void> {
+/** What a command printed: the first OUTPUT_MAX bytes of stdout and stderr together, and how much more. */
+interface Kept {
+  chunks: Uint8Array[];
+  size: number;
+  dropped: number;
+  /** The readers, cancelled when the command is killed (a process outside its group may hold the pipe). */
+  readers: { cancel(): Promise<void> }[];
+}
+
+/** Read a stream to its end, keeping at most OUTPUT_MAX bytes in total (shared by stdout and stderr). */
+async function drain(stream: ReadableStream<Uint8Array>, keep: Kept): Promise<void> {
   const reader = stream.getReader();
+  keep.readers.push(reader);
   for (;;) {
     const { done, value } = await reader.read();
     if (done) return;
@@ -92,17 +104,18 @@ export function execProbe(argv: string[], clock: Clock): Probe {
     } catch (e) {
       return { ok: false, output: `cannot run ${argv[0]}: ${(e as Error).message}`, ms: performance.now() - t0, timedOut: false };
     }
-    const keep = { chunks: [] as Uint8Array[], size: 0, dropped: 0 };
-    const reads = Promise.all([drain(proc.stdout, keep), drain(proc.stderr, keep)]);
-    const done = Promise.all([proc.exited, reads]).then(([code]) => code);
-    const r = await withTimeout(clock, done, timeoutMs, () => killGroup(proc.pid));
+    const keep: Kept = { chunks: [], size: 0, dropped: 0, readers: [] };
+    const reads = Promise.all([drain(proc.stdout, keep), drain(proc.stderr, keep)]).then(() => "read" as const);
+    const r = await withTimeout(clock, proc.exited, timeoutMs, () => killGroup(proc.pid));
+    // The rest of the output: the pipes close when the command (or its killed group) is gone; a
+    // process that left the group may hold them open, so they are cut after READ_GRACE_MS.
+    const read = await withTimeout(clock, reads, READ_GRACE_MS, () => {
+      for (const x of keep.readers) x.cancel().catch(() => undefined);
+    });
+    if (read === "timeout") void reads.catch(() => undefined);
     const text = new TextDecoder().decode(Buffer.concat(keep.chunks)).trimEnd() + (keep.dropped ? ` [... ${keep.dropped} more bytes]` : "");
     const ms = performance.now() - t0;
-    if (r === "timeout") {
-      // The group is killed; whatever kept the pipes open is gone with it (or is cut off here).
-      void reads.catch(() => undefined);
-      return { ok: false, output: `timeout after ${secs(timeoutMs)}, killed${text ? `: ${text}` : ""}`, ms, timedOut: true };
-    }
+    if (r === "timeout") return { ok: false, output: `timeout after ${secs(timeoutMs)}, killed${text ? `: ${text}` : ""}`, ms, timedOut: true };
     return { ok: r === 0, output: r === 0 ? text : `exit ${r}${proc.signalCode ? ` (${proc.signalCode})` : ""}${text ? `: ${text}` : ""}`, ms, timedOut: false };
   };
 }

@@ -250,6 +250,13 @@ describe("probes", () => {
     expect(alive(sleepPid)).toBe(false);
   });
 
+  test("exec: a process that left the group and holds the output pipe open does not hold the check", async () => {
+    const t0 = performance.now();
+    const r = await execProbe(["sh", "-c", "setsid sleep 3 & echo started; exit 0"], realClock)(2000);
+    expect(r).toMatchObject({ ok: true, output: "started", timedOut: false });
+    expect(performance.now() - t0).toBeLessThan(1500);
+  });
+
   test("exec: 10 MB of output is read to the end (the command is not blocked) and only 4 KiB kept", async () => {
     const r = await execProbe(["sh", "-c", "head -c 10485760 /dev/zero | tr '\\0' x; exit 0"], realClock)(10_000);
     expect(r.ok).toBe(true);
