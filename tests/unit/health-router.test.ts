@@ -187,6 +187,12 @@ describe("health checks in the router", () => {
     await expect(client.checkSetEnabled("nope", false)).rejects.toThrow(/no health check named nope/);
     const e = await client.checkSetEnabled("nope", false).catch((x: ApiError) => x);
     expect((e as ApiError).status).toBe(404);
+    const raw = (method: string, path: string, body?: string) =>
+      fetch(`http://localhost${path}`, { unix: sock, method, ...(body !== undefined ? { body } : {}) } as RequestInit).then(async (r) => [r.status, (await r.text()).trim()]);
+    expect(await raw("POST", "/v1/checks/dns", '{"enabled": 1}')).toEqual([400, '{"error":"enabled: 1 must be true or false"}']);
+    expect(await raw("POST", "/v1/checks/dns", '{"enabled": true, "x": 1}')).toEqual([400, '{"error":"x: unknown field (expected enabled)"}']);
+    expect((await raw("GET", "/v1/checks/dns"))[0]).toBe(405);
+    expect((await raw("POST", "/v1/checks"))[0]).toBe(405);
 
     // A checked prefix belongs to its check.
     await expect(client.advertise({ prefixes: ["203.0.113.53/32"] })).rejects.toThrow("203.0.113.53/32 belongs to health check dns");
