@@ -157,7 +157,7 @@ export function formatChecks(list: CheckInfo[]): string {
   const notes = list.map((c) => {
     const n = c.counters;
     const last = c.last ? (c.last.output.split("\n").find((l) => l.trim() !== "") ?? "").slice(0, 200) : "";
-    return `${c.name}: ${c.probe}; ${n.success} ok, ${n.failure} failed, ${n.timeout} timed out, ${n.transitions} state changes${last ? `; last: ${last}` : ""}`;
+    return `${c.name}: ${c.probe}; ${n.success} ok, ${n.failure} failed, ${n.timeout} timed out, ${n.transitions} state changes${c.reason ? ` (last: ${c.reason})` : ""}${last ? `; output: ${last}` : ""}`;
   });
   return out + "\n" + notes.join("\n") + "\n";
 }

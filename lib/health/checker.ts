@@ -49,8 +49,9 @@ export interface CheckInfo {
   enabled: boolean;
   /** The drain file exists. */
   drained: boolean;
-  /** When the state last changed (ISO time). */
+  /** When the state last changed (ISO time), and why ("check failed: exit 1", "drain file ... exists"). */
   since: string;
+  reason: string;
   last: { ok: boolean; output: string; ms: number; at: string } | null;
   counters: CheckCounters;
 }
@@ -152,6 +153,7 @@ export class HealthCheck {
       enabled: this.cliEnabled,
       drained: this.drained,
       since: this.since,
+      reason: this.reason,
       last: this.last ? { ok: this.last.ok, output: this.last.output, ms: Math.round(this.last.ms), at: this.last.at } : null,
       counters: { ...this.counters },
     };
@@ -230,10 +232,6 @@ export class HealthCheck {
     this.o.onChange(this, from);
   }
 
-  /** Why the state last changed (for tests and logs). */
-  get lastReason(): string {
-    return this.reason;
-  }
 }
 
 /** "exec dig +time=1 ...", "http http://...", "tcp 127.0.0.1:53". */
