@@ -6,6 +6,7 @@
  * `show rib` is printed as it streams in (RibTextWriter): the column widths
  * come from the first rows, so a table of any size needs no buffering.
  */
+import { oneLine } from "../health/checker.ts";
 import type { BfdInfo, CheckInfo, FibEntry, InterfacesInfo, MonitorEvent, NeighborInfo, RibEntry, RibSummary, RouterSummary } from "./types.ts";
 
 type Align = "l" | "r";
@@ -156,7 +157,7 @@ export function formatChecks(list: CheckInfo[]): string {
   const out = table(["Check", "State", "Announced", "Prefixes", "Last", "Since", "Disabled by"], rows, ["l", "l", "l", "l", "l", "l", "l"]);
   const notes = list.map((c) => {
     const n = c.counters;
-    const last = c.last ? (c.last.output.split("\n").find((l) => l.trim() !== "") ?? "").slice(0, 200) : "";
+    const last = c.last ? oneLine(c.last.output) : "";
     return `${c.name}: ${c.probe}; ${n.success} ok, ${n.failure} failed, ${n.timeout} timed out, ${n.transitions} state changes${c.reason ? ` (last: ${c.reason})` : ""}${last ? `; output: ${last}` : ""}`;
   });
   return out + "\n" + notes.join("\n") + "\n";
