@@ -31,7 +31,7 @@ import type { Log } from "../core/log.ts";
 import { KubeClient } from "./client.ts";
 import { DeriveCache, type DeriveInput, type Derived, derive, deriveSliced } from "./derive.ts";
 import { type KubeConnection, resolveConnection } from "./kubeconfig.ts";
-import { Overlay, initialOverrides, overlayNode } from "./overlay.ts";
+import { Overlay, type OverlaySettings, initialOverrides, overlayNode } from "./overlay.ts";
 import { Reflector } from "./reflector.ts";
 import type { EndpointSlice, K8sProblem, K8sStatus, Node, Secret, Service } from "./types.ts";
 
@@ -269,6 +269,17 @@ export class KubeController {
     await this.syncOverlay(router);
   }
 
+  /**
+   * `kubernetes.overlay`, or null when the overlay has nothing to do: without
+   * the node mesh no route has a node's address as next hop (mesh switched
+   * off by a reload: mode none, which removes the device).
+   */
+  private overlaySettings(): OverlaySettings | null {
+    const kube = this.base.kubernetes!;
+    if (kube.mesh) return kube.overlay;
+    return this.overlay ? { ...kube.overlay, mode: "none" } : null;
+  }
+
   /** This node and every Node as the overlay sees them; null while our Node is missing. */
   private overlayNodes(): { me: ReturnType<typeof overlayNode>; nodes: ReturnType<typeof overlayNode>[] } | null {
     const nodes = this.nodes.items().map(overlayNode);
@@ -280,9 +291,10 @@ export class KubeController {
   private primeOverlay(router: Router): void {
     const fib = router.engine.fib;
     const n = this.overlayNodes();
-    if (!fib || !n) return;
+    const settings = this.overlaySettings();
+    if (!fib || !n || !settings) return;
     const { links, addresses } = fib.interfaces();
-    fib.setNextHopOverrides(initialOverrides({ settings: this.base.kubernetes!.overlay, me: n.me, nodes: n.nodes, links, addresses }));
+    fib.setNextHopOverrides(initialOverrides({ settings, me: n.me, nodes: n.nodes, links, addresses }));
   }
 
   /** The overlay, made (and its kernel handle opened) on first use; null when kernel routes are off or the handle cannot be opened. */
@@ -318,10 +330,11 @@ export class KubeController {
   /** Hand the overlay the current Nodes and settings and wait for its reconcile (nothing without kernel routes). */
   private async syncOverlay(router: Router): Promise<void> {
     const n = this.overlayNodes();
-    if (!n || this.stopped) return;
+    if (!n || this.stopped || !this.overlaySettings()) return;
     const overlay = await this.ensureOverlay(router);
-    if (!overlay || this.stopped) return;
-    await overlay.update(this.base.kubernetes!.overlay, n.me, n.nodes);
+    const settings = this.overlaySettings();
+    if (!overlay || this.stopped || !settings) return;
+    await overlay.update(settings, n.me, n.nodes);
   }
 
   /** Hand a derived configuration to the router; a refusal (needs a restart) is logged once and shown as a problem. */

@@ -35,7 +35,8 @@
  *
  * Modes: crossSubnet (default) carries only nodes not on a connected subnet;
  * always carries every node; none creates nothing (and removes what was
- * there).
+ * there). The device exists only while some node needs it: a cluster on one
+ * subnet gets none.
  *
  * Reconciled like the FIB: the desired state (`planOverlay`, pure) is
  * computed from the Node list, our interface addresses and links, and
@@ -194,9 +195,12 @@ export function planOverlay(input: PlanInput): OverlayPlan {
   const family: FibFamily | null = me.v4 ? 4 : me.v6 ? 6 : null;
   const local = family === 4 ? me.v4 : me.v6;
   let device: DesiredDevice | null = null;
+  /** Why there can be no device; reported only when a node needs one. */
+  let noDevice: string | null = null;
+  let mtuGuess: string | null = null;
   if (wantOverlay) {
-    if (!local || family === null) problems.push(`Node ${me.name} has no InternalIP: no overlay device`);
-    else if (me.podCidrs.length === 0) problems.push(`Node ${me.name} has no pod CIDR: no VTEP address, no overlay device`);
+    if (!local || family === null) noDevice = `Node ${me.name} has no InternalIP: no overlay device`;
+    else if (me.podCidrs.length === 0) noDevice = `Node ${me.name} has no pod CIDR: no VTEP address, no overlay device`;
     else {
       let mtu: number;
       if (settings.mtu === "auto") {
@@ -205,7 +209,7 @@ export function planOverlay(input: PlanInput): OverlayPlan {
         if (link?.mtu) mtu = link.mtu - VXLAN_OVERHEAD[family];
         else {
           mtu = 1500 - VXLAN_OVERHEAD[family];
-          problems.push(`no interface holds ${local} (or its MTU is unknown): overlay MTU ${mtu} assumed`);
+          mtuGuess = `no interface holds ${local} (or its MTU is unknown): overlay MTU ${mtu} assumed`;
         }
       } else mtu = settings.mtu;
       const vteps: string[] = [];
@@ -236,7 +240,7 @@ export function planOverlay(input: PlanInput): OverlayPlan {
       const where = connected ? "" : " is not on a connected subnet and";
       let reason: string | null = null;
       if (settings.mode === "none") reason = `node ${n.name} (${nextHop}) is not on a connected subnet and kubernetes.overlay.mode is none`;
-      else if (!device) reason = `node ${n.name} (${nextHop})${where} the overlay has no device (${problems[0] ?? "unavailable"})`;
+      else if (!device) reason = `node ${n.name} (${nextHop})${where} the overlay has no device (${noDevice ?? "unavailable"})`;
       else if (!underlay) reason = `node ${n.name} (${nextHop})${where} has no IPv${family} address for the overlay's underlay`;
       else if (!cidr) reason = `node ${n.name} (${nextHop})${where} has no IPv${f} pod CIDR for a VTEP address`;
       else if (!device.vteps.some((v) => familyOfAddr(v) === f)) reason = `node ${n.name} (${nextHop})${where} this node has no IPv${f} pod CIDR (no local VTEP address)`;
@@ -250,6 +254,11 @@ export function planOverlay(input: PlanInput): OverlayPlan {
     peers.push(peer);
   }
   peers.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  // The device exists only while a node needs it (a cluster on one subnet has none).
+  const needed = peers.some((p) => p.hops.some((h) => h.path === "overlay" || (h.path === "unreachable" && settings.mode !== "none")));
+  if (!needed) device = null;
+  else if (noDevice !== null) problems.push(noDevice);
+  else if (mtuGuess !== null) problems.push(mtuGuess);
   return { settings, device, problems, peers };
 }
 

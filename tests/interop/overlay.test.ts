@@ -17,8 +17,8 @@
  * repaired; a reload to `mode: none` removes the device and reports the pod
  * CIDR unreachable (`show fib`) instead of installing it via the router,
  * without touching the session, and back; deleting the Node removes its
- * neighbour, FDB entry and route; `bgpctl shutdown` removes the device, a
- * graceful stop (SIGTERM) keeps it.
+ * neighbour, FDB entry and route (and the device, needed by no node then);
+ * `bgpctl shutdown` removes the device, a graceful stop (SIGTERM) keeps it.
  *
  * Namespaces `ov-<pid>-*`, documentation and 10.244/16 addresses only, every
  * wait bounded, everything removed at the end.
@@ -303,10 +303,13 @@ describe("VXLAN overlay between nodes in different subnets", () => {
       "n2's entries gone from n1",
       async () => (await podRoute("n1", "n2")) === null && !(await neighbours("n1")).some((x) => x.dst === VTEP.n2) && !(await fdb("n1")).some((x) => x.mac === MAC.n2),
     );
-    expect(await device("n1")).not.toBeNull();
+    // No node needs the overlay any more: the device goes too.
+    await wait("n1's device removed", async () => (await device("n1")) === null);
   }, 30_000);
 
   test("bgpctl shutdown removes the device; a graceful stop (SIGTERM) keeps it", async () => {
+    await ctl.create("nodes", node("n2", { ipv4: NODE.n2, podCIDRs: [POD_CIDR.n2] }));
+    await wait("n1 carries n2's pod CIDR again after the Node came back", () => carried("n1", "n2"));
     await cli("n1", "shutdown");
     expect(await daemons.get("n1")!.waitExit(15_000)).toBe(true);
     expect(await device("n1")).toBeNull();

@@ -76,6 +76,10 @@ describe("the plan", () => {
     ]);
     expect(plan({ mtu: 1400 }).device!.mtu).toBe(1400);
     expect(plan({}, [ME, N3], { links: [{ ...ETH0, mtu: 9000 }] }).device!.mtu).toBe(8950);
+    // A cluster on one subnet needs no device (and a missing pod CIDR of ours is no problem then).
+    expect(plan({}, [ME, N2])).toMatchObject({ device: null, problems: [] });
+    expect(plan({}, [{ ...ME, podCidrs: [] }, N2], { me: { ...ME, podCidrs: [] } })).toMatchObject({ device: null, problems: [] });
+    expect(plan({ mode: "always" }, [ME, N2]).device).not.toBeNull();
     const guess = plan({}, [ME, N3], { addresses: ADDRS.slice(0, 1) });
     expect(guess.device!.mtu).toBe(1450);
     expect(guess.problems).toEqual(["no interface holds 192.0.2.10 (or its MTU is unknown): overlay MTU 1450 assumed"]);
