@@ -254,11 +254,10 @@ export function planOverlay(input: PlanInput): OverlayPlan {
     peers.push(peer);
   }
   peers.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-  // The device exists only while a node needs it (a cluster on one subnet has none).
-  const needed = peers.some((p) => p.hops.some((h) => h.path === "overlay" || (h.path === "unreachable" && settings.mode !== "none")));
-  if (!needed) device = null;
-  else if (noDevice !== null) problems.push(noDevice);
-  else if (mtuGuess !== null) problems.push(mtuGuess);
+  // The device exists only while a node rides it (a cluster on one subnet has none).
+  if (!peers.some((p) => p.hops.some((h) => h.path === "overlay"))) device = null;
+  if (noDevice !== null && peers.some((p) => p.hops.some((h) => h.path === "unreachable"))) problems.push(noDevice);
+  else if (device !== null && mtuGuess !== null) problems.push(mtuGuess);
   return { settings, device, problems, peers };
 }
 

@@ -104,6 +104,7 @@ describe("the plan", () => {
     );
     const theirs = plan({}, [ME, { ...N3, podCidrs: [] }]);
     expect(theirs.peers[0]!.hops[0]).toMatchObject({ path: "unreachable", reason: "unreachable: node n3 (198.51.100.10) is not on a connected subnet and has no IPv4 pod CIDR for a VTEP address" });
+    expect(theirs.device).toBeNull(); // no node rides the overlay
   });
 
   test("dual stack: the IPv6 next hop rides the IPv4 device with an IPv6 VTEP", () => {
