@@ -227,9 +227,9 @@ export class AdjRibOut {
   private readonly scratch: PolicyResult;
 
   /** What the peer has (or will have after the next flush). */
-  private readonly out = new PrefixMap<PrefixKey, OutEntry>();
+  private out = new PrefixMap<PrefixKey, OutEntry>();
   /** Prefixes changed since the last flush → the entry as last flushed (null: nothing was). */
-  private readonly pending = new PrefixMap<PrefixKey, OutEntry | null>();
+  private pending = new PrefixMap<PrefixKey, OutEntry | null>();
   /**
    * Where `take` goes on in `pending` (the walk visits entries added later in
    * new positions and skips deleted ones; one added into an earlier hole waits
@@ -299,6 +299,26 @@ export class AdjRibOut {
   /** Use new compiled policies (after a reload); re-export every route afterwards to apply them. */
   setPolicies(p: CompiledPolicies): void {
     this.policies = p;
+  }
+
+  /**
+   * Take over a copy of another Adj-RIB-Out's state — what its peer has and
+   * what is queued for it — for a peer it was shared with (an update group
+   * member leaving the group: lib/router/export-group.ts). Both must export
+   * alike (the same export signature).
+   */
+  adoptFrom(src: AdjRibOut): void {
+    this.out = src.out.clone();
+    this.pending = src.pending.clone();
+    this.pendingIt = null;
+    for (let i = 0; i < this.counts.length; i++) this.counts[i] = src.counts[i]!;
+    this.gen = src.gen;
+    // The same next hop objects, so an unchanged route compares equal by identity (entries hold src's).
+    for (const [k, v] of src.nhIntern) this.nhIntern.set(k, v);
+    for (const afi of [AFI.IPV4, AFI.IPV6]) {
+      const nh = this.selfNh[afi];
+      if (nh) this.selfNh[afi] = this.intern(nh);
+    }
   }
 
   /** Whether this peer is internal (iBGP). */

@@ -201,6 +201,25 @@ export class PrefixMap<K extends PrefixKey, V> {
     this.lastKey = undefined;
   }
 
+  /**
+   * An independent copy (the values themselves are shared). Copies whole
+   * chunks and the index, a few milliseconds for a full table.
+   */
+  clone(): PrefixMap<K, V> {
+    const c = new PrefixMap<K, V>();
+    c.kc = this.kc.map((a) => a.slice());
+    c.vc = this.vc.map((a) => a.slice());
+    c.end = this.end;
+    c.free = this.free.slice();
+    c.live = this.live;
+    c.idx = this.idx.slice();
+    c.used = this.used;
+    c.next = this.next === null ? null : this.next.slice();
+    c.migrated = this.migrated;
+    c.nextUsed = this.nextUsed;
+    return c;
+  }
+
   /** Start a new index when this one is half full, and carry the build on by STEP positions. */
   private grow(): void {
     if (this.next === null) {

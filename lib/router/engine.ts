@@ -27,6 +27,7 @@ import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
 import { type Route, type RouteSource, prefixOfKey } from "../rib/types.ts";
 import { RtNetlink } from "../../ffi/rtnetlink.ts";
 import { Neighbor, type NeighborHost } from "./neighbor.ts";
+import { ExportGroup, type GroupHost } from "./export-group.ts";
 import { routeEntry } from "./view.ts";
 import { LocalRoutes, type Owner } from "./local-routes.ts";
 import { RestartState } from "./gr-restart.ts";
@@ -65,6 +66,18 @@ export class RouteEngine implements NeighborHost {
   private restart: RestartState | null = null;
   /** Next-hop tracking (lib/rib/nexthop.ts); `kernel` is set when it opened its own (no FIB). */
   private nhState: { tracker: NextHopTracker; kernel: Kernel | null } | null = null;
+  /** Update groups by export signature (lib/router/export-group.ts), and the idle neighbours waiting for a busy one. */
+  readonly exportGroups = new Map<string, ExportGroup<Neighbor>>();
+  private readonly groupWaiting = new Map<string, Set<Neighbor>>();
+  private readonly groupHost: GroupHost = {
+    mrai: () => this.config.mrai * 1000,
+    idle: (g) => {
+      const w = this.groupWaiting.get(g.signature);
+      if (!w) return;
+      this.groupWaiting.delete(g.signature);
+      for (const n of w) if (this.peers.get(n.config.address) === n) n.joinGroup(g as ExportGroup<Neighbor>);
+    },
+  };
 
   constructor(config: RouterConfig, opts: EngineOptions) {
     this.config = config;
@@ -259,6 +272,25 @@ export class RouteEngine implements NeighborHost {
   }
 
   // ------------------------------------------------------------ NeighborHost
+  outputIdle(n: Neighbor): void {
+    const sig = n.exportSig;
+    if (sig === null || n.group || !n.adjOut) return;
+    const g = this.exportGroups.get(sig);
+    if (!g) {
+      const founded = new ExportGroup<Neighbor>(sig, n.adjOut, this.groupHost);
+      this.exportGroups.set(sig, founded);
+      n.joinGroup(founded);
+      if (founded.members.length === 0) this.exportGroups.delete(sig);
+    } else if (g.idle) n.joinGroup(g);
+    else {
+      let w = this.groupWaiting.get(sig);
+      if (!w) this.groupWaiting.set(sig, (w = new Set()));
+      w.add(n);
+    }
+  }
+  groupLeft(g: ExportGroup<Neighbor>, empty: boolean): void {
+    if (empty && this.exportGroups.get(g.signature) === g) this.exportGroups.delete(g.signature);
+  }
   importRoute(source: RouteSource, key: Route["key"], pathId: number, route: Route | null): void {
     if (route) this.locRib.upsert(route);
     else this.locRib.remove(source.id, key, pathId);

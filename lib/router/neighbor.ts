@@ -29,7 +29,8 @@
 import { type PathAttributes } from "../bgp/attributes.ts";
 import { describeCapability, speakerCapabilities } from "../bgp/open.ts";
 import { GrHelper } from "./gr-helper.ts";
-import { type Negotiated, describeFamilies } from "../bgp/negotiate.ts";
+import { type Negotiated, addPathSend, describeFamilies } from "../bgp/negotiate.ts";
+import { ExportGroup, type GroupMember } from "./export-group.ts";
 import { describeNotification, type NotificationMessage } from "../bgp/notification.ts";
 import { siblingAddress } from "../bgp/local-address.ts";
 import { Session } from "../bgp/session.ts";
@@ -92,9 +93,38 @@ export interface NeighborHost {
   routeEvent(n: Neighbor, kind: "announce" | "withdraw", key: Route["key"], route: Route | null): void;
   /** While set, sees every message and state change of every session (mrtDump: lib/router/mrt-dump.ts sets it). */
   wire?: WireTap | null;
+  /** The neighbour has nothing queued (its update group may take it: lib/router/export-group.ts). */
+  outputIdle?(n: Neighbor): void;
+  /** The neighbour left its update group (`empty`: nobody is left in it). */
+  groupLeft?(g: ExportGroup<Neighbor>, empty: boolean): void;
 }
 
-export class Neighbor {
+/**
+ * Who may share an update group with whom (lib/router/export-group.ts): the
+ * same string for peers that are sent the same UPDATEs; null for a peer that
+ * is never grouped (iBGP, `asOverride`, no first-AS check).
+ */
+export function exportSignature(c: PeerConfig, n: Negotiated, localAddress: string, otherAddress: string | null): string | null {
+  if (c.remoteAs === c.localAs || c.asOverride || !c.enforceFirstAs || c.routeReflectorClient) return null;
+  const fams = n.families.map((f) => `${f.afi}/${f.safi}`).sort();
+  return JSON.stringify([
+    c.localAs,
+    c.remoteAs,
+    c.export ?? null,
+    c.nextHopSelf,
+    localAddress,
+    otherAddress,
+    n.fourOctetAs,
+    fams,
+    addPathSend(n, AFI.IPV4, SAFI.UNICAST),
+    addPathSend(n, AFI.IPV6, SAFI.UNICAST),
+    n.extendedMessage,
+    n.extendedNextHop.map((f) => `${f.afi}/${f.safi}`).sort(),
+    n.peerLongLivedGracefulRestart !== null,
+  ]);
+}
+
+export class Neighbor implements GroupMember {
   readonly session: Session;
   /** The routes of the current session (a new, empty one per session). */
   adjIn = new AdjRibIn();
@@ -133,6 +163,10 @@ export class Neighbor {
   private exiting = false;
   /** Established while our selection deferral runs: the initial table waits for startOutput(). */
   private outputHeld = false;
+  /** The update group whose Adj-RIB-Out (`adjOut`) and output this neighbour shares, if any. */
+  group: ExportGroup<Neighbor> | null = null;
+  /** Who it may share one with (exportSignature), for the current session. */
+  exportSig: string | null = null;
 
   constructor(
     public config: PeerConfig,
@@ -217,7 +251,8 @@ export class Neighbor {
     s.on("update", (u) => this.onUpdate(u));
     s.on("routeRefresh", (r) => this.onRouteRefresh(r.afi, r.safi, r.subtype));
     s.on("drain", () => {
-      if (this.pumping) slicer.wake(this.pump);
+      if (this.group) this.group.drained();
+      else if (this.pumping) slicer.wake(this.pump);
     });
     s.on("notificationReceived", (n: NotificationMessage) => {
       this.lastNotification = n;
@@ -299,6 +334,7 @@ export class Neighbor {
     if (from === "Established" || to === "Established") this.since = Date.now();
     this.ctxCache = null;
     if (from === "Established" && to !== "Established") {
+      this.leaveGroup(null);
       this.stopPump();
       if (this.flushTimer) clearTimeout(this.flushTimer);
       this.flushTimer = null;
@@ -339,10 +375,25 @@ export class Neighbor {
     this.eor.clear();
     this.firstAsFailures = 0;
     this.maxPrefixTripped = false;
+    this.adjOut = this.makeAdjOut(n);
+    this.host.log.info(`${this.name}: established, families ${describeFamilies(n.families)}`);
+    if (this.host.deferring && !n.peerGracefulRestart?.restarting) {
+      // After our restart: the initial table waits for the end of selection deferral
+      // (not for a peer restarting too: it waits for our End-of-RIB, RFC 4724 §4.1).
+      this.outputHeld = true;
+      return;
+    }
+    this.eorDue = true;
+    this.addJob(this.exportAll(this.adjOut));
+  }
+
+  /** A new Adj-RIB-Out for the session negotiated as `n`; sets `exportSig` to match. */
+  private makeAdjOut(n: Negotiated): AdjRibOut {
     const local = this.session.localAddress ?? "";
     const la = parseAddr(local.replace(/^::ffff:/, ""));
     const other = la ? siblingAddress(local, la.afi === AFI.IPV4 ? AFI.IPV6 : AFI.IPV4) : null;
-    this.adjOut = new AdjRibOut({
+    this.exportSig = this.signature(n);
+    return new AdjRibOut({
       peer: this.config,
       localAs: this.config.localAs,
       routerId: this.host.config.routerId,
@@ -353,15 +404,68 @@ export class Neighbor {
       policies: this.host.policies,
       origin: (key) => this.host.bestRoute(key),
     });
-    this.host.log.info(`${this.name}: established, families ${describeFamilies(n.families)}`);
-    if (this.host.deferring && !n.peerGracefulRestart?.restarting) {
-      // After our restart: the initial table waits for the end of selection deferral
-      // (not for a peer restarting too: it waits for our End-of-RIB, RFC 4724 §4.1).
-      this.outputHeld = true;
-      return;
+  }
+
+  // ------------------------------------------------------------ update groups (lib/router/export-group.ts)
+
+  /** exportSignature of this neighbour's current configuration and session. */
+  private signature(n: Negotiated): string | null {
+    const local = this.session.localAddress ?? "";
+    const la = parseAddr(local.replace(/^::ffff:/, ""));
+    if (!la) return null;
+    return exportSignature(this.config, n, local, siblingAddress(local, la.afi === AFI.IPV4 ? AFI.IPV6 : AFI.IPV4));
+  }
+
+  get writable(): boolean {
+    return this.session.writable;
+  }
+
+  send(msgs: Uint8Array[]): void {
+    this.session.sendUpdates(msgs);
+  }
+
+  /** Nothing queued, walking or due: the state an update group may be joined in. */
+  get outputIdleNow(): boolean {
+    return !this.pumping && !this.flushTimer && !this.outputHeld && this.jobs.length === 0 && !this.eorDue && this.eorrDue.length === 0 && this.adjOut !== null && this.adjOut.pendingCount === 0;
+  }
+
+  /** Join `g` (both idle: they hold the same export); from now on its Adj-RIB-Out is ours. */
+  joinGroup(g: ExportGroup<Neighbor>): void {
+    if (this.group || this.exportSig !== g.signature || !this.outputIdleNow) return;
+    this.group = g;
+    this.adjOut = g.out;
+    g.add(this);
+    this.host.log.debug(`${this.name}: shares the output of ${g.members.length} peer(s) of AS ${this.config.remoteAs} (update group)`);
+  }
+
+  /** Split off from the update group (a slow reader). */
+  splitOff(why: string): void {
+    this.leaveGroup(why);
+  }
+
+  /**
+   * Leave the update group. With `why` (split off, route refresh, re-export)
+   * the neighbour goes on alone from a copy of the group's state; with null
+   * (the session ended) it just goes.
+   */
+  private leaveGroup(why: string | null): void {
+    const g = this.group;
+    if (!g) return;
+    this.group = null;
+    const last = g.members.length === 1;
+    const empty = g.remove(this);
+    this.host.groupLeft?.(g, empty);
+    if (why === null) return;
+    if (last) {
+      this.adjOut = g.out;
+      this.exportSig = this.signature(this.lastNegotiated!);
+    } else {
+      const own = this.makeAdjOut(this.lastNegotiated!);
+      own.adoptFrom(g.out);
+      this.adjOut = own;
     }
-    this.eorDue = true;
-    this.addJob(this.exportAll(this.adjOut));
+    this.host.log.info(`${this.name}: leaves its update group: ${why}`);
+    if (this.adjOut.pendingCount > 0) this.startPump();
   }
 
   /** The route engine's selection deferral ended: send the initial table held back, then End-of-RIB. */
@@ -387,6 +491,7 @@ export class Neighbor {
 
   private startPump(): void {
     if (!this.adjOut) return;
+    if (this.group) return this.group.wake();
     this.pumping = true;
     slicer.wake(this.pump);
   }
@@ -418,7 +523,9 @@ export class Neighbor {
           for (const m of out.endOfRib()) this.session.sendUpdate(m);
         }
         for (const [afi, safi] of this.eorrDue.splice(0)) this.session.sendRouteRefresh(afi, safi, 2);
-        return (this.pumping = false);
+        this.pumping = false;
+        if (this.exportSig !== null && this.flushTimer === null) this.host.outputIdle?.(this);
+        return false;
       }
       if (performance.now() >= deadline) return true;
     }
@@ -570,6 +677,7 @@ export class Neighbor {
 
   private onRouteRefresh(afi: number, safi: number, subtype: number): void {
     if (subtype !== 0 || !this.adjOut) return;
+    this.leaveGroup("the peer asked for a route refresh");
     this.host.log.info(`${this.name}: route refresh requested for ${familyName(afi, safi)}`);
     this.addJob(this.refreshJob(this.adjOut, afi, safi, this.session.negotiated?.enhancedRouteRefresh === true));
   }
@@ -587,6 +695,7 @@ export class Neighbor {
 
   /** A Loc-RIB best route changed: queue the export; the pump sends it after MRAI (or at once, or with the output in progress). */
   exportChange(route: Route | null, key: Route["key"]): void {
+    if (this.group) return this.group.exportChange(route, key, this);
     if (!this.adjOut || this.outputHeld) return;
     const r = this.adjOut.exportRoute(route, key);
     if (r.change === "none" || this.flushTimer || this.pumping) return;
@@ -604,6 +713,7 @@ export class Neighbor {
 
   /** Re-evaluate every export after an export policy change (soft out), in slices. */
   reexport(): void {
+    this.leaveGroup("its export is evaluated again");
     const out = this.adjOut;
     if (!out) return;
     out.reconfigure(this.config, this.host.policies, this.host.config.clusterId ?? this.host.config.routerId);

@@ -454,7 +454,7 @@ describe("Loc-RIB", () => {
     expect(evs[0]!.key).toBe(a.key);
     expect(evs[0]!.multipath).toHaveLength(2);
     expect(rib.get(single.key)).toMatchObject({ best: single, multipath: [single] });
-    expect(await rib.setOptionsSliced({ multipath: { enabled: false } })).toBe(1);
+    expect(await rib.setOptionsSliced({ multipath: { enabled: false, maxPaths: 4 } })).toBe(1);
     expect(evs[1]!.multipath).toEqual([]);
     expect(rib.get(single.key)).toMatchObject({ best: single, multipath: [] });
     expect(rib.get(a.key)!.multipath).toEqual([]);
