@@ -265,6 +265,10 @@ export class KubeController {
       return;
     }
     this.last = d;
+    // The overlay's overrides for new Nodes go to the FIB before their sessions can bring routes.
+    const n = this.overlayNodes();
+    const settings = this.overlaySettings();
+    if (n && settings) this.overlay?.overlay.preview(settings, n.me, n.nodes);
     await this.applyDerived(router, d.config);
     await this.syncOverlay(router);
   }

@@ -366,6 +366,10 @@ export class Overlay {
   private readonly clock: Clock;
   private input: { settings: OverlaySettings; me: OverlayNode; nodes: OverlayNode[] } | null = null;
   private plan: OverlayPlan | null = null;
+  /** The override table last handed over. */
+  private table: ReadonlyMap<string, NextHopOverride> = new Map();
+  /** Links and addresses of the last reconcile (for `preview`). */
+  private seen: { links: KernelLink[]; addresses: KernelAddress[] } | null = null;
   private deviceIndex: number | null = null;
   private deviceProblem: string | null = null;
   private installed = new Set<string>();
@@ -383,6 +387,26 @@ export class Overlay {
     this.opts = opts;
     this.kernel = opts.kernel;
     this.clock = opts.clock ?? realClock;
+  }
+
+  /**
+   * Before new Nodes reach the router (their sessions, their routes): hand
+   * the FIB the override table they will need, from what the last
+   * reconcile saw, so that none of their routes goes in through the default
+   * router meanwhile (a route installed so would also block the onlink one
+   * for IPv6: the kernel refuses an onlink gateway that another device's
+   * route covers). Nodes the device does not carry yet are refused until
+   * `update` has set it up. Nothing before the first reconcile (see
+   * `initialOverrides`).
+   */
+  preview(settings: OverlaySettings, me: OverlayNode, nodes: OverlayNode[]): void {
+    if (this.stopped || !this.seen || !this.input) return;
+    const plan = planOverlay({ settings, me, nodes, ...this.seen });
+    const same = this.plan?.device && plan.device && this.plan.device.vni === plan.device.vni && this.plan.device.port === plan.device.port && this.plan.device.local === plan.device.local;
+    const table = overridesOf(plan, same && this.deviceIndex !== null ? { ifindex: this.deviceIndex } : { problem: "the overlay device is being set up" });
+    // Only additions: a Node that left keeps its entry until its sessions are gone (the reconcile after the router's apply).
+    for (const [k, v] of this.table) if (!table.has(k)) table.set(k, v);
+    this.handOver(table);
   }
 
   /** New settings or Nodes: reconcile (now if it is the first input, else after a short debounce). */
@@ -448,6 +472,11 @@ export class Overlay {
     if (this.stopped) return;
     // Our device gone or changed, an underlay MTU or address changed, events lost: compare again.
     if (e.type === "link" || e.type === "address" || e.type === "overrun") this.schedule();
+  }
+
+  private handOver(table: ReadonlyMap<string, NextHopOverride>): void {
+    this.table = table;
+    this.opts.setOverrides(table);
   }
 
   /** Log a line once per distinct text (until it is gone from a reconcile and comes back). */
@@ -516,9 +545,10 @@ export class Overlay {
     }
     if (this.stopped) return;
     this.plan = plan;
+    this.seen = { links, addresses };
     this.deviceIndex = ifindex;
     this.deviceProblem = deviceProblem;
-    this.opts.setOverrides(overridesOf(plan, ifindex !== null ? { ifindex } : { problem: deviceProblem ?? "no overlay device" }));
+    this.handOver(overridesOf(plan, ifindex !== null ? { ifindex } : { problem: deviceProblem ?? "no overlay device" }));
     for (const p of this.problems) if (!problemsBefore.has(p)) this.say("warn", `overlay: ${p}`);
     for (const p of problemsBefore) if (!this.problems.includes(p)) this.logged.delete(`overlay: ${p}`);
   }
@@ -619,7 +649,7 @@ export class Overlay {
     this.timer = this.periodic = null;
     if (this.running) await this.running;
     if (!opts.remove || !this.input) return;
-    if (this.plan) this.opts.setOverrides(overridesOf(this.plan, { problem: "overlay removed (bgpctl shutdown)" }));
+    if (this.plan) this.handOver(overridesOf(this.plan, { problem: "overlay removed (bgpctl shutdown)" }));
     const link = (await this.kernel.dumpLinkDetails()).find((l) => l.name === OVERLAY_DEVICE);
     if (!link || !isOurs(link)) return;
     const err = await this.kernel.linkOp({ op: "delete", index: link.index });

@@ -189,6 +189,28 @@ describe("the reconciler", () => {
     await o.stop();
   });
 
+  test("preview: before new Nodes reach the router, their overrides (on the device in place) go to the FIB; a Node that left keeps its entry until the update", async () => {
+    const { o, dev, last, tables } = setup();
+    o.preview(S, ME, [ME, N3]); // nothing before the first reconcile (initialOverrides covers the start)
+    expect(tables).toEqual([]);
+    await o.update(S, ME, [ME, N3]);
+    const n4: OverlayNode = { name: "n4", v4: "203.0.113.4", podCidrs: ["10.244.4.0/24"] };
+    o.preview(S, ME, [ME, N3, n4]);
+    const i = dev()!.index;
+    expect([...last()]).toEqual([
+      ["198.51.100.10", { gateway: "10.244.3.0", ifindex: i, onlink: true }],
+      ["203.0.113.4", { gateway: "10.244.4.0", ifindex: i, onlink: true }],
+    ]);
+    o.preview(S, ME, [ME, n4]);
+    expect(last().has("198.51.100.10")).toBe(true);
+    await o.update(S, ME, [ME, n4]);
+    expect([...last().keys()]).toEqual(["203.0.113.4"]);
+    // Another VNI means a new device: refused until it is there.
+    o.preview({ ...S, vni: 7 }, ME, [ME, n4]);
+    expect(last().get("203.0.113.4")).toEqual({ refuse: "unreachable: node n4 (203.0.113.4) needs the overlay: the overlay device is being set up" });
+    await o.stop();
+  });
+
   test("repairs: the device deleted (link event), an entry changed, a stale entry of ours; the kernel's own dynamic entries stay", async () => {
     const { k, o, dev, entries, last } = setup();
     await o.update(S, ME, [ME, N3]);
