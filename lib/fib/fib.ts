@@ -47,7 +47,9 @@
  *   to a refusal: routes via that next hop are reported failed with its
  *   reason and any of ours for them is removed (never installed through a
  *   resolution the table's owner knows to be wrong). A change re-derives
- *   every route.
+ *   every route. IPv6 refuses an onlink gateway that a route of another
+ *   device covers, ours for the prefix included: when such a replace fails
+ *   (EINVAL), the next attempt deletes ours first (both in one batch).
  * - Loop guard: when the kernel reports back a different route after three
  *   replaces of the same desired route, we stop replacing it until the next
  *   full compare.
@@ -227,6 +229,12 @@ interface Trouble {
   repairSig: string | null;
   /** Conflicting protocol last logged (-1: none). */
   conflictLogged: number;
+  /**
+   * The kernel refused to replace our route by an onlink one (IPv6 refuses an
+   * onlink gateway that a route of another device covers, ours included):
+   * the next attempt deletes ours first.
+   */
+  deleteFirst: boolean;
 }
 
 function familyOf(key: PrefixKey): FibFamily {
@@ -928,6 +936,7 @@ export class Fib {
         }
         return ops;
       }
+      if (t !== null && t.deleteFirst && e.ours) ops.push({ op: "delete", route: e.ours });
       ops.push({ op: "replace", route: w.route });
       return ops;
     }
@@ -978,13 +987,13 @@ export class Fib {
   }
 
   private troubleOf(e: Entry): Trouble {
-    return (e.trouble ??= { failSig: null, failReason: null, blocked: false, failLogged: null, repairs: 0, repairSig: null, conflictLogged: -1 });
+    return (e.trouble ??= { failSig: null, failReason: null, blocked: false, failLogged: null, repairs: 0, repairSig: null, conflictLogged: -1, deleteFirst: false });
   }
 
   /** Drop the trouble record once nothing is left in it. */
   private tidy(e: Entry): void {
     const t = e.trouble;
-    if (t !== null && t.failReason === null && t.failLogged === null && t.repairs === 0 && t.conflictLogged === -1) e.trouble = null;
+    if (t !== null && t.failReason === null && t.failLogged === null && t.repairs === 0 && t.conflictLogged === -1 && !t.deleteFirst) e.trouble = null;
   }
 
   /** The kernel reported our route at our key as something else than the desired one (or removed it): one more repair. */
@@ -1208,11 +1217,21 @@ export class Fib {
       const sig = w.kind === "install" && w.route === op.route ? w.sig : null;
       if (r === null) {
         e.ours = op.route;
+        if (e.trouble?.deleteFirst) {
+          e.trouble.deleteFirst = false;
+          this.tidy(e);
+        }
         if (sig !== null) this.clearFailure(e, "installed");
         continue;
       }
       this.counters.opErrors++;
       this.resetRepairs(e); // not a route the kernel reported differently: failures have their own retry rules
+      if (r.code === "EINVAL" && e.ours !== null && e.ours !== op.route && !e.trouble?.deleteFirst && op.route.nextHops.some((h) => h.onlink)) {
+        // Our route in place covers the onlink gateway (IPv6): delete it, then replace, in one batch.
+        this.troubleOf(e).deleteFirst = true;
+        this.enqueue(e);
+        continue;
+      }
       if (sig !== null) this.recordFailure(e, sig, errorText(r));
       else this.enqueue(e); // the desired route changed meanwhile: try the new one
     }

@@ -35,7 +35,8 @@
  * and FDB entries per link, addresses added and removed. Deleting a link
  * takes its addresses, neighbours and the routes through it with it (the
  * routes silently, as the kernel does for IPv4). An onlink next hop needs
- * only its link. These changes are reported like `apply`'s (not at all with
+ * only its link; for IPv6, no route of another device may cover its gateway
+ * (EINVAL, as the kernel's onlink check). These changes are reported like `apply`'s (not at all with
  * `echoOwnChanges = false`).
  */
 import { type Prefix, formatIPv4, formatIPv6, maskAddr, parseAddr, parsePrefix, prefixContains, prefixToString } from "../../lib/core/addr.ts";
@@ -347,6 +348,7 @@ export class FakeKernel implements Kernel, LinkKernel {
     for (const h of r.nextHops) {
       const e = this.checkHop(route.family, h);
       if (e) return e;
+      if (route.family === 6 && h.onlink && this.onlinkCovered(r.table, h)) return kernelError("EINVAL", "Nexthop has invalid gateway or device mismatch");
     }
     return r;
   }
@@ -375,6 +377,23 @@ export class FakeKernel implements Kernel, LinkKernel {
     if (ifindex !== undefined) h.ifindex = ifindex;
     else if (this.strictGateways) return kernelError("ENETUNREACH", "Nexthop has invalid gateway");
     return null;
+  }
+
+  /** IPv6: an onlink gateway that a (non-default) unicast route of another device covers is refused, as the kernel does. */
+  private onlinkCovered(table: number, h: KernelNextHop): boolean {
+    const gw = parseAddr(h.gateway!)!;
+    const host: Prefix = { afi: 2, len: 128, addr: gw.addr };
+    let best: KernelRoute | null = null;
+    let bestLen = -1;
+    for (const r of this.routes.values()) {
+      if (r.family !== 6 || r.table !== table) continue;
+      const p = parsePrefix(r.prefix);
+      if (p.len > bestLen && prefixContains(p, host)) {
+        best = r;
+        bestLen = p.len;
+      }
+    }
+    return best !== null && bestLen > 0 && best.type === 1 && best.nextHops.some((x) => x.ifindex !== undefined && x.ifindex !== h.ifindex);
   }
 
   /** The up link whose connected subnet holds the address (restricted to `only` when given). */

@@ -350,4 +350,26 @@ describe("the FIB's next-hop overrides", () => {
     expect(k.get("10.244.3.0/24")!.nextHops).toEqual([{ gateway: "192.0.2.1", ifindex: 2 }]);
     await fib.stop();
   });
+
+  test("IPv6: our route through another device covering the onlink gateway is deleted first (the kernel refuses to replace it)", async () => {
+    const k = new FakeKernel();
+    k.setLink(ETH0);
+    k.addAddress({ family: 6, ifindex: 2, address: "2001:db8::10", prefixLength: 64 });
+    k.setLink({ index: 7, name: OVERLAY_DEVICE, up: true, mtu: 1450 });
+    const fib = new Fib(k, { periodicCompareMs: 0 });
+    await fib.start();
+    fib.allSourcesSynced();
+    const key = prefixKey(parsePrefix("2001:db8:f:3::/64"));
+    // A node on our subnet: on-link via eth0 (crossSubnet) ...
+    fib.setDesired(key, route("2001:db8:f:3::/64", "2001:db8::11"));
+    await fib.whenIdle();
+    expect(k.get("2001:db8:f:3::/64")!.nextHops).toEqual([{ gateway: "2001:db8::11", ifindex: 2 }]);
+    // ... then carried by the overlay (mode always): the gateway 2001:db8:f:3:: is inside our route via eth0.
+    fib.setNextHopOverrides(new Map([["2001:db8::11", { gateway: "2001:db8:f:3::", ifindex: 7, onlink: true }]]));
+    await fib.whenIdle();
+    expect(k.get("2001:db8:f:3::/64")!.nextHops).toEqual([{ gateway: "2001:db8:f:3::", ifindex: 7, onlink: true }]);
+    expect(k.opLog.slice(-3).map((o) => `${o.op} ${o.error}`)).toEqual(["replace EINVAL", "delete null", "replace null"]);
+    expect(fib.status("2001:db8:f:3::/64")[0]!.state).toBe("installed");
+    await fib.stop();
+  });
 });
