@@ -112,6 +112,7 @@ function neighborBlock(n: NeighborInfo): string {
   if (n.bfd) lines.push(`  BFD state = ${n.bfd}`);
   const gr = n.gracefulRestart;
   if (gr) lines.push(`  Graceful restart: ${gracefulRestartText(gr)}`);
+  if (n.updateGroup?.length) lines.push(`  Update group: shares its UPDATEs with ${n.updateGroup.join(", ")}`);
   lines.push(`  Messages: ${n.messages.received} received, ${n.messages.sent} sent, ${n.outQueue} queued`);
   lines.push(`  Prefixes: ${n.received} received, ${n.accepted} accepted, ${n.advertised} advertised`);
   lines.push(`  Last error: ${n.lastError ?? "none"}`);

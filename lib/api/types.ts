@@ -50,6 +50,8 @@ export interface NeighborInfo {
   bfd?: string;
   /** The session's TTL policy ("TTL security: 1 hop (min TTL 255)", "multihop: TTL 2", "directly connected: TTL 1", "system default TTL"). */
   ttl?: string;
+  /** The other peers this one shares its update group with (one export and encoding for all: lib/router/export-group.ts); absent when alone. */
+  updateGroup?: string[];
   /** Graceful restart (RFC 4724/8538/9494) with this peer. */
   gracefulRestart?: {
     enabled: boolean;

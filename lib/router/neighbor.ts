@@ -766,6 +766,7 @@ export class Neighbor implements GroupMember {
       routeReflectorClient: this.config.routeReflectorClient,
       ttl: this.session.ttl.text,
       gracefulRestart: this.grInfo(n),
+      ...(this.group && this.group.members.length > 1 ? { updateGroup: this.group.members.filter((m) => m !== this).map((m) => m.config.address) } : {}),
     };
   }
 

@@ -15,6 +15,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import * as net from "node:net";
+import { formatNeighbors } from "../../lib/api/format.ts";
 import { Framer } from "../../lib/bgp/framer.ts";
 import { KEEPALIVE } from "../../lib/bgp/notification.ts";
 import { encodeOpen } from "../../lib/bgp/open.ts";
@@ -120,6 +121,9 @@ describe("update groups", () => {
     expect(seen.r).toEqual(seen.p);
     expect(g.stats.messages).toBe(seen.p.messages);
     for (const a of [P, Q, R]) expect(engine.peers.get(a)!.info().advertised).toBe(n);
+    expect(engine.peers.get(P)!.info().updateGroup).toEqual([Q, R]);
+    expect(formatNeighbors([engine.peers.get(Q)!.info()])).toContain(`Update group: shares its UPDATEs with ${P}, ${R}`);
+    expect(engine.peers.get(S)!.info().updateGroup).toBeUndefined();
     // An iBGP peer is never grouped.
     const t = await speaker(T, 65001, engine.listener.endpoints[0]!.port, "192.0.2.7");
     receiver(t);
