@@ -9,6 +9,9 @@
  *   --[no-]advertise-cluster-ip        kubernetes.services.clusterIPs
  *   --[no-]advertise-external-ip       kubernetes.services.externalIPs
  *   --[no-]advertise-loadbalancer-ip   kubernetes.services.loadBalancerIPs
+ *   --cluster-ip-ranges CIDR,...       kubernetes.services.clusterIPRanges (advertised as aggregates)
+ *   --external-ip-ranges CIDR,...      kubernetes.services.externalIPRanges
+ *   --loadbalancer-ip-ranges CIDR,...  kubernetes.services.loadBalancerIPRanges
  *   --health-port N                    health.port (serves /healthz and /readyz)
  *   --node-name NAME                   kubernetes.nodeName
  *   --kubeconfig FILE                  kubernetes.kubeconfig
@@ -32,7 +35,7 @@ import { md5PasswordProblem } from "../../ffi/tcp-md5.ts";
 import { UsageError, parseAsn, parseIntIn, readFlagFile } from "../cli/args.ts";
 import { ConfigError, loadConfig, parseConfig } from "../config/load.ts";
 import type { KubePeerConfig, RouterConfig } from "../config/types.ts";
-import { formatAddr, parseAddr } from "../core/addr.ts";
+import { formatAddr, parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 
 /** The flags as commander hands them over (attribute names). */
 export interface K8sFlags {
@@ -46,6 +49,9 @@ export interface K8sFlags {
   advertiseClusterIp?: boolean;
   advertiseExternalIp?: boolean;
   advertiseLoadbalancerIp?: boolean;
+  clusterIpRanges?: string;
+  externalIpRanges?: string;
+  loadbalancerIpRanges?: string;
   healthPort?: string;
 }
 
@@ -62,8 +68,25 @@ interface KeyFlag {
   attr: keyof K8sFlags;
   flag: string;
   path: Path;
-  value: (raw: string | boolean) => string | number | boolean;
-  file: (c: RouterConfig) => string | number | boolean | undefined;
+  value: (raw: string | boolean) => string | number | boolean | string[];
+  file: (c: RouterConfig) => string | number | boolean | string[] | undefined;
+}
+
+/** A comma-separated list of CIDRs (checked as the key's values are, when the config is parsed). */
+function cidrList(flag: string, v: string): string[] {
+  const list = v.split(",").map((x) => x.trim());
+  if (list.some((x) => x === "")) throw new UsageError(`${flag}: expected comma-separated CIDRs such as 10.96.0.0/12,fd00:10:96::/112, got "${v}"`);
+  return list.map((x) => {
+    try {
+      return prefixToString(parsePrefix(x));
+    } catch (e) {
+      throw new UsageError(`${flag}: ${(e as Error).message}`);
+    }
+  });
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return Array.isArray(a) || Array.isArray(b) ? JSON.stringify(a) === JSON.stringify(b) : a === b;
 }
 
 function asnFlag(flag: string, v: string): number {
@@ -102,6 +125,21 @@ const KEY_FLAGS: readonly KeyFlag[] = [
     value: Boolean,
     file: (c) => c.kubernetes?.services.loadBalancerIPs,
   },
+  ...(
+    [
+      ["clusterIpRanges", "--cluster-ip-ranges", "clusterIPRanges"],
+      ["externalIpRanges", "--external-ip-ranges", "externalIPRanges"],
+      ["loadbalancerIpRanges", "--loadbalancer-ip-ranges", "loadBalancerIPRanges"],
+    ] as const
+  ).map(
+    ([attr, flag, key]): KeyFlag => ({
+      attr,
+      flag,
+      path: ["kubernetes", "services", key],
+      value: (v) => cidrList(flag, String(v)),
+      file: (c) => c.kubernetes?.services[key],
+    }),
+  ),
   { attr: "healthPort", flag: "--health-port", path: ["health", "port"], value: (v) => parseIntIn("--health-port", String(v), 1, 65535), file: (c) => c.health?.port },
 ];
 
@@ -121,6 +159,9 @@ export function addK8sFlags(cmd: Command): Command {
     .option("--no-advertise-external-ip", "do not advertise external IPs")
     .option("--advertise-loadbalancer-ip", "advertise Services' load-balancer IPs (kubernetes.services.loadBalancerIPs; default on)")
     .option("--no-advertise-loadbalancer-ip", "do not advertise load-balancer IPs")
+    .option("--cluster-ip-ranges <list>", "Service cluster IP ranges every node advertises as aggregates, comma-separated CIDRs (kubernetes.services.clusterIPRanges)")
+    .option("--external-ip-ranges <list>", "Service external IP ranges advertised as aggregates (kubernetes.services.externalIPRanges)")
+    .option("--loadbalancer-ip-ranges <list>", "Service load-balancer IP ranges advertised as aggregates (kubernetes.services.loadBalancerIPRanges)")
     .option("--health-port <port>", "serve /healthz and /readyz on this port (health.port; default: no endpoint without a health: section)");
 }
 
@@ -286,7 +327,7 @@ export function k8sConfig(f: K8sFlags): RouterConfig {
     const value = k.value(raw);
     if (nodeAt(src, k.path) !== undefined) {
       const theirs = k.file(fileCfg);
-      if (theirs !== value) {
+      if (!sameValue(theirs, value)) {
         const flag = typeof value === "boolean" ? (value ? k.flag : k.flag.replace(/^--/, "--no-")) : `${k.flag} ${raw}`;
         conflicts.push(`${flag} disagrees with ${k.path.join(".")}: ${show(theirs)} at ${where(src, k.path)}`);
       }

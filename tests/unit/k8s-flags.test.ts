@@ -81,6 +81,24 @@ describe("no config file", () => {
   });
 });
 
+describe("Service range flags", () => {
+  test("each lands on its list, canonical; equal to the file's list is fine, a different one is a conflict naming file:line", () => {
+    const c = k8sConfig({ clusterIpRanges: "10.96.0.0/12, FD00:10:96::/112", externalIpRanges: "203.0.113.0/24", loadbalancerIpRanges: "198.51.100.0/24" });
+    expect(c.kubernetes!.services.clusterIPRanges).toEqual(["10.96.0.0/12", "fd00:10:96::/112"]);
+    expect(c.kubernetes!.services.externalIPRanges).toEqual(["203.0.113.0/24"]);
+    expect(c.kubernetes!.services.loadBalancerIPRanges).toEqual(["198.51.100.0/24"]);
+    const f = file("kubernetes:\n  services:\n    clusterIPRanges: [10.96.0.0/12]\n");
+    expect(k8sConfig({ config: f, clusterIpRanges: "10.96.0.0/12" }).kubernetes!.services.clusterIPRanges).toEqual(["10.96.0.0/12"]);
+    expect(usageError({ config: f, clusterIpRanges: "10.97.0.0/16" })).toBe(`--cluster-ip-ranges 10.97.0.0/16 disagrees with kubernetes.services.clusterIPRanges: 10.96.0.0/12 at ${f}:3 (give one of them, or the same value in both)`);
+  });
+
+  test("bad values name the flag", () => {
+    expect(usageError({ clusterIpRanges: "10.96.0.0/12,,10.0.0.0/8" })).toContain("--cluster-ip-ranges: expected comma-separated CIDRs");
+    expect(usageError({ externalIpRanges: "203.0.113.1/24" })).toBe('--external-ip-ranges: invalid prefix "203.0.113.1/24": host bits set (did you mean 203.0.113.0/24?)');
+    expect(usageError({ loadbalancerIpRanges: "banana" })).toContain("--loadbalancer-ip-ranges: invalid prefix");
+  });
+});
+
 describe("bad flag values name the flag", () => {
   test.each([
     [{ clusterAsn: "abc" }, '--cluster-asn: "abc" is not an AS number'],
