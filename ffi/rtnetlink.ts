@@ -148,6 +148,12 @@ function ownChangesFilter(portId: number): Uint8Array {
 export interface RtNetlinkOptions {
   /** Open the multicast socket now (default: on the first watch()). */
   groups?: boolean;
+  /**
+   * The multicast groups to join (default: routes, links and addresses of
+   * both families). The overlay takes links and addresses only: route
+   * events of a full table are not its business.
+   */
+  eventGroups?: number[];
   /** Receive buffer of the multicast socket, bytes (default 64 MiB; capped by net.core.rmem_max without CAP_NET_ADMIN). */
   rcvbuf?: number;
   /** Receive buffer of the request socket, bytes (default 32 MiB; without CAP_NET_ADMIN capped by net.core.rmem_max). */
@@ -402,6 +408,7 @@ export class RtNetlink implements Kernel, LinkKernel {
   private readonly timeoutMs: number;
   private readonly mcRcvbuf: number;
   private readonly reqRcvbuf: number;
+  private readonly eventGroups: number[];
 
   private constructor(opts: RtNetlinkOptions) {
     this.seq = (Math.floor(Math.random() * 0x7fffffff) + 1) >>> 0;
@@ -409,6 +416,7 @@ export class RtNetlink implements Kernel, LinkKernel {
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.mcRcvbuf = opts.rcvbuf ?? 64 * MiB;
     this.reqRcvbuf = opts.requestRcvbuf ?? 32 * MiB;
+    this.eventGroups = opts.eventGroups ?? [RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR];
   }
 
   static async open(opts: RtNetlinkOptions = {}): Promise<RtNetlink> {
@@ -897,7 +905,7 @@ export class RtNetlink implements Kernel, LinkKernel {
     if (this.closed || this.mc?.alive || this.mcOpening) return;
     this.mcOpening = true;
     NlSocket.open(
-      { groups: [RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR], rcvbuf: this.mcRcvbuf, request: false },
+      { groups: this.eventGroups, rcvbuf: this.mcRcvbuf, request: false },
       {
         data: (d) => this.onEvents(d),
         closed: () => {

@@ -26,6 +26,7 @@ import { hostname } from "node:os";
 import type { RouterConfig, SecretRef } from "../config/types.ts";
 import type { LinkKernel } from "../fib/types.ts";
 import { RtNetlink } from "../../ffi/rtnetlink.ts";
+import { RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_LINK } from "../../ffi/rtmsg.ts";
 import { Router } from "../router/router.ts";
 import type { Log } from "../core/log.ts";
 import { KubeClient } from "./client.ts";
@@ -306,7 +307,9 @@ export class KubeController {
     if (this.overlay) return Promise.resolve(this.overlay.overlay);
     if (this.overlayOpening) return this.overlayOpening;
     if (!router.engine.fib) return Promise.resolve(null);
-    const open = this.opts.openLinkKernel ?? (() => RtNetlink.open({ groups: true }));
+    // Link and address events only, with a small buffer: route events are the FIB's.
+    const events = [RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR];
+    const open = this.opts.openLinkKernel ?? (() => RtNetlink.open({ groups: true, eventGroups: events, rcvbuf: 1 << 20 }));
     this.overlayOpening = open().then(
       (kernel) => {
         this.overlayOpening = null;
