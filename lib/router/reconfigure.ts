@@ -69,6 +69,8 @@ interface Plan {
   /** Advertisements the running state already has (as an API route with the same settings: the file takes it over). */
   adoptLocal: AdvertiseConfig[];
   removeLocal: string[];
+  /** Advertisements of prefixes a health check of `next` owns (possible only in a derived configuration: a file that does it is refused): the check decides, these are left out. */
+  underCheck: { prefix: string; check: string }[];
   policiesChanged: Set<string>;
   globalChanged: string[];
 }
@@ -85,6 +87,8 @@ export class Reconfigurer {
   private stamp = new WeakMap<AdvertiseConfig, number>();
   /** The local routes' version when the last commit ended with no other writer in between (-1: none did). */
   private cleanVersion = -1;
+  /** Prefixes reported as left out for a health check (reported once while it lasts). */
+  private readonly underCheckLogged = new Set<string>();
 
   /** The Prometheus endpoint the daemon serves (set by `bgpctl run` / `watch-k8s`): a reload starts, moves or stops it, touching nothing else. */
   metrics: MetricsEndpoint | null = null;
@@ -157,6 +161,7 @@ export class Reconfigurer {
       setLocal: [],
       adoptLocal: [],
       removeLocal: [],
+      underCheck: [],
       policiesChanged: new Set(d.policiesChanged),
       globalChanged: d.globalChanged.filter((k) => !(RESTART_FIELDS as readonly string[]).includes(k)),
     };
@@ -182,7 +187,14 @@ export class Reconfigurer {
     // Nothing wrote a local route since the last commit: an object it applied is still exactly what runs.
     const quiet = e.localRoutes.version === this.cleanVersion;
     const lastCommit = this.commits;
+    const checked = new Map<string, string>();
+    for (const h of next.healthChecks ?? []) for (const p of h.prefixes) checked.set(p, h.name);
     await sliced(next.advertise, (a) => {
+      const check = checked.get(a.prefix);
+      if (check !== undefined) {
+        plan.underCheck.push({ prefix: a.prefix, check });
+        return;
+      }
       this.listed.set(a.prefix, run);
       if (quiet && this.stamp.get(a) === lastCommit) return;
       const cur = e.localRoutes.get(a.prefix);
@@ -330,6 +342,13 @@ export class Reconfigurer {
     }
 
     if (this.health) changes.push(...this.health.apply(p.next.healthChecks ?? []));
+    const underCheck = new Set(p.underCheck.map((u) => u.prefix));
+    for (const x of this.underCheckLogged) if (!underCheck.has(x)) this.underCheckLogged.delete(x);
+    for (const u of p.underCheck) {
+      if (this.underCheckLogged.has(u.prefix)) continue;
+      this.underCheckLogged.add(u.prefix);
+      changes.push(`advertise ${u.prefix} left out: health check ${u.check} decides that prefix`);
+    }
     // The local routes in slices; the control API may have changed some since prepare.
     const v0 = e.localRoutes.version;
     let own = 0;

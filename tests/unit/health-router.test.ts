@@ -292,4 +292,25 @@ describe("health checks in the router", () => {
     expect(d.route("203.0.113.53/32")).toBeNull();
     expect(d.lines.some((l) => l.includes("health check dns: takes over 203.0.113.53/32 (was originated by the control API)"))).toBe(true);
   });
+
+  test("a derived configuration (watch-k8s) advertising a checked prefix: the check decides, the advertisement is left out and reported once", async () => {
+    const d = await daemon(CHECKS);
+    const base = d.router.engine.config;
+    // What watch-k8s applies: the file's settings plus derived advertisements, one of them a checked prefix.
+    const adv = parseConfig("asn: 65001\nrouterId: 192.0.2.1\nadvertise: [{prefix: 203.0.113.53/32}, {prefix: 198.51.100.0/24}]\n", "derived.yaml").advertise;
+    const derived = { ...base, advertise: [...base.advertise, ...adv] };
+    const first = await d.router.apply(derived, "kubernetes");
+    expect(first).toContain("advertise 203.0.113.53/32 left out: health check dns decides that prefix");
+    expect(d.route("198.51.100.0/24")?.owner).toBe("config");
+    // Not up yet: the check keeps it withdrawn, whatever the derived configuration says.
+    expect(d.route("203.0.113.53/32")).toBeNull();
+    d.ok.set("dns", true);
+    await d.step(1000);
+    await d.step(1000);
+    expect(d.state("dns")).toBe("UP");
+    expect(d.route("203.0.113.53/32")?.owner).toBe("health");
+    const again = await d.router.apply(derived, "kubernetes");
+    expect(again.some((c) => c.includes("left out"))).toBe(false);
+    expect(d.route("203.0.113.53/32")?.owner).toBe("health");
+  });
 });
