@@ -51,6 +51,7 @@
  */
 import { createHash } from "node:crypto";
 import { type Clock, type TimerHandle, realClock } from "../core/clock.ts";
+import { nextTurn, runSliced } from "../core/slices.ts";
 import { AFI, formatAddr, maskAddr, parseAddr, parsePrefix, prefixContains, prefixToString } from "../core/addr.ts";
 import type { LogLevel } from "../core/log.ts";
 import type { NextHopOverride } from "../fib/fib.ts";
@@ -110,12 +111,19 @@ export function overlayNode(n: Node): OverlayNode {
   return out;
 }
 
-/** A VTEP MAC from an underlay address (see the module comment). */
+const macCache = new Map<string, string>();
+
+/** A VTEP MAC from an underlay address (see the module comment); remembered (bounded): every plan asks for every node's. */
 export function vtepMac(underlay: string): string {
+  let mac = macCache.get(underlay);
+  if (mac !== undefined) return mac;
   const a = parseAddr(underlay);
   if (!a) throw new Error(`overlay: invalid underlay address "${underlay}"`);
   const tail = a.afi === AFI.IPV4 ? a.addr : new Uint8Array(createHash("sha256").update(a.addr).digest().subarray(0, 4));
-  return VTEP_MAC_PREFIX + [...tail].map((b) => b.toString(16).padStart(2, "0")).join(":");
+  mac = VTEP_MAC_PREFIX + [...tail].map((b) => b.toString(16).padStart(2, "0")).join(":");
+  if (macCache.size >= 65536) macCache.clear();
+  macCache.set(underlay, mac);
+  return mac;
 }
 
 /** The first address of a prefix ("10.244.2.0/24" → "10.244.2.0"): a node's VTEP address in that family. */
@@ -124,9 +132,38 @@ export function firstAddress(prefix: string): string {
   return formatAddr(p.afi, p.addr);
 }
 
-function familyOfAddr(text: string): FibFamily | null {
-  const a = parseAddr(text);
-  return a ? (a.afi === AFI.IPV4 ? 4 : 6) : null;
+/** The family of an address or prefix text, by its form (inputs are canonical: `overlayNode`, the kernel). */
+function familyOfText(text: string): FibFamily {
+  return text.includes(":") ? 6 : 4;
+}
+
+/** The first pod CIDR of a family; OverlayNode pod CIDRs are canonical, so its first address is the text before the slash. */
+function podCidrOf(n: OverlayNode, f: FibFamily): { cidr: string; first: string } | null {
+  for (const c of n.podCidrs) if (familyOfText(c) === f) return { cidr: c, first: c.slice(0, c.indexOf("/")) };
+  return null;
+}
+
+/** Our interface subnets, parsed once per plan. */
+type Subnets = { afi: number; len: number; addr: Uint8Array }[];
+
+function subnetsOf(addresses: readonly KernelAddress[]): Subnets {
+  const out: Subnets = [];
+  for (const x of addresses) {
+    const p = parseAddr(x.address);
+    if (!p) continue;
+    const max = p.afi === AFI.IPV4 ? 32 : 128;
+    if (x.prefixLength >= max) continue;
+    out.push({ afi: p.afi, len: x.prefixLength, addr: maskAddr(p.addr, x.prefixLength) });
+  }
+  return out;
+}
+
+function inSubnets(addr: string, subnets: Subnets): boolean {
+  const a = parseAddr(addr);
+  if (!a) return false;
+  const host = { afi: a.afi, len: a.afi === AFI.IPV4 ? 32 : 128, addr: a.addr };
+  for (const s of subnets) if (s.afi === a.afi && prefixContains(s as Parameters<typeof prefixContains>[0], host)) return true;
+  return false;
 }
 
 /** The device we want. */
@@ -174,21 +211,20 @@ export interface PlanInput {
 
 /** Whether `addr` lies in the subnet of one of our interface addresses (not our own address itself). */
 export function onConnectedSubnet(addr: string, addresses: readonly KernelAddress[]): boolean {
-  const a = parseAddr(addr);
-  if (!a) return false;
-  const host = { afi: a.afi, len: a.afi === AFI.IPV4 ? 32 : 128, addr: a.addr };
-  for (const x of addresses) {
-    const p = parseAddr(x.address);
-    if (!p || p.afi !== a.afi) continue;
-    const max = p.afi === AFI.IPV4 ? 32 : 128;
-    if (x.prefixLength >= max) continue;
-    if (prefixContains({ afi: p.afi, len: x.prefixLength, addr: maskAddr(p.addr, x.prefixLength) }, host)) return true;
-  }
-  return false;
+  return inSubnets(addr, subnetsOf(addresses));
 }
 
 /** The desired overlay state (pure): the device, and per remote node how routes via each of its addresses go. */
 export function planOverlay(input: PlanInput): OverlayPlan {
+  const steps = planOverlaySteps(input);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** `planOverlay` as steps, a yield every few hundred nodes (run in slices: `runSliced`). */
+export function* planOverlaySteps(input: PlanInput): Generator<void, OverlayPlan> {
   const { settings, me, links, addresses } = input;
   const problems: string[] = [];
   const wantOverlay = settings.mode !== "none";
@@ -214,14 +250,18 @@ export function planOverlay(input: PlanInput): OverlayPlan {
       } else mtu = settings.mtu;
       const vteps: string[] = [];
       for (const f of [4, 6] as FibFamily[]) {
-        const c = me.podCidrs.find((p) => familyOfAddr(p.slice(0, p.indexOf("/"))) === f);
-        if (c) vteps.push(firstAddress(c));
+        const c = podCidrOf(me, f);
+        if (c) vteps.push(c.first);
       }
       device = { name: OVERLAY_DEVICE, vni: settings.vni, port: settings.port, local, family, mac: vtepMac(local), mtu, vteps };
     }
   }
   const peers: OverlayPeerPlan[] = [];
+  const subnets = subnetsOf(addresses);
+  const vtepFamilies = new Set((device?.vteps ?? []).map(familyOfText));
+  let count = 0;
   for (const n of input.nodes) {
+    if ((++count & 255) === 0) yield;
     if (n.name === me.name) continue;
     const underlay = family === 4 ? n.v4 : family === 6 ? n.v6 : undefined;
     const peer: OverlayPeerPlan = { node: n.name, hops: [] };
@@ -231,25 +271,25 @@ export function planOverlay(input: PlanInput): OverlayPlan {
     }
     for (const [f, nextHop] of [[4, n.v4], [6, n.v6]] as [FibFamily, string | undefined][]) {
       if (!nextHop || nextHop === (f === 4 ? me.v4 : me.v6)) continue;
-      const connected = onConnectedSubnet(nextHop, addresses);
+      const connected = inSubnets(nextHop, subnets);
       if (connected && settings.mode !== "always") {
         peer.hops.push({ nextHop, family: f, path: "connected" });
         continue;
       }
-      const cidr = n.podCidrs.find((p) => familyOfAddr(p.slice(0, p.indexOf("/"))) === f);
+      const cidr = podCidrOf(n, f);
       const where = connected ? "" : " is not on a connected subnet and";
       let reason: string | null = null;
       if (settings.mode === "none") reason = `node ${n.name} (${nextHop}) is not on a connected subnet and kubernetes.overlay.mode is none`;
       else if (!device) reason = `node ${n.name} (${nextHop})${where} the overlay has no device (${noDevice ?? "unavailable"})`;
       else if (!underlay) reason = `node ${n.name} (${nextHop})${where} has no IPv${family} address for the overlay's underlay`;
       else if (!cidr) reason = `node ${n.name} (${nextHop})${where} has no IPv${f} pod CIDR for a VTEP address`;
-      else if (!device.vteps.some((v) => familyOfAddr(v) === f)) reason = `node ${n.name} (${nextHop})${where} this node has no IPv${f} pod CIDR (no local VTEP address)`;
+      else if (!vtepFamilies.has(f)) reason = `node ${n.name} (${nextHop})${where} this node has no IPv${f} pod CIDR (no local VTEP address)`;
       if (reason !== null) {
         if (connected) peer.hops.push({ nextHop, family: f, path: "connected" });
         else peer.hops.push({ nextHop, family: f, path: "unreachable", reason: `unreachable: ${reason}` });
         continue;
       }
-      peer.hops.push({ nextHop, family: f, path: "overlay", vtep: firstAddress(cidr!) });
+      peer.hops.push({ nextHop, family: f, path: "overlay", vtep: cidr!.first });
     }
     peers.push(peer);
   }
@@ -401,7 +441,11 @@ export class Overlay {
    */
   preview(settings: OverlaySettings, me: OverlayNode, nodes: OverlayNode[]): void {
     if (this.stopped || !this.seen || !this.input) return;
-    const plan = planOverlay({ settings, me, nodes, ...this.seen });
+    // Only the Nodes the last plan did not have (a handful), not the whole cluster in one turn.
+    const known = new Set((this.plan?.peers ?? []).map((p) => p.node));
+    const fresh = nodes.filter((n) => !known.has(n.name) && n.name !== me.name);
+    if (fresh.length === 0) return;
+    const plan = planOverlay({ settings, me, nodes: fresh, ...this.seen });
     const same = this.plan?.device && plan.device && this.plan.device.vni === plan.device.vni && this.plan.device.port === plan.device.port && this.plan.device.local === plan.device.local;
     const table = overridesOf(plan, same && this.deviceIndex !== null ? { ifindex: this.deviceIndex } : { problem: "the overlay device is being set up" });
     // Only additions: a Node that left keeps its entry until its sessions are gone (the reconcile after the router's apply).
@@ -503,7 +547,7 @@ export class Overlay {
     this.problems = [];
     const [links, addresses] = await Promise.all([this.kernel.dumpLinkDetails(), this.kernel.dumpAddresses()]);
     if (this.stopped) return;
-    const plan = planOverlay({ ...input, links, addresses });
+    const plan = await runSliced(planOverlaySteps({ ...input, links, addresses }));
     this.problems.push(...plan.problems);
     const want = plan.device;
     let link = links.find((l) => l.name === OVERLAY_DEVICE);
@@ -548,6 +592,8 @@ export class Overlay {
     this.seen = { links, addresses };
     this.deviceIndex = ifindex;
     this.deviceProblem = deviceProblem;
+    await nextTurn(); // a cluster's table is built and compared by the FIB in a turn of its own
+    if (this.stopped) return;
     this.handOver(overridesOf(plan, ifindex !== null ? { ifindex } : { problem: deviceProblem ?? "no overlay device" }));
     for (const p of this.problems) if (!problemsBefore.has(p)) this.say("warn", `overlay: ${p}`);
     for (const p of problemsBefore) if (!this.problems.includes(p)) this.logged.delete(`overlay: ${p}`);
@@ -556,7 +602,7 @@ export class Overlay {
   private async syncAddresses(ifindex: number, want: DesiredDevice, all: KernelAddress[]): Promise<void> {
     const have = all.filter((a) => a.ifindex === ifindex && !a.address.startsWith("fe80:"));
     for (const v of want.vteps) {
-      const f = familyOfAddr(v)!;
+      const f = familyOfText(v);
       const len = f === 4 ? 32 : 128;
       if (have.some((a) => a.address === v && a.prefixLength === len)) continue;
       await this.op(`add ${v}/${len} to ${OVERLAY_DEVICE}`, () => this.kernel.addressOp({ op: "add", address: { family: f, ifindex, address: v, prefixLength: len } }));

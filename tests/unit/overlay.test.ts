@@ -197,7 +197,7 @@ describe("the reconciler", () => {
     const n4: OverlayNode = { name: "n4", v4: "203.0.113.4", podCidrs: ["10.244.4.0/24"] };
     o.preview(S, ME, [ME, N3, n4]);
     const i = dev()!.index;
-    expect([...last()]).toEqual([
+    expect([...last()].sort()).toEqual([
       ["198.51.100.10", { gateway: "10.244.3.0", ifindex: i, onlink: true }],
       ["203.0.113.4", { gateway: "10.244.4.0", ifindex: i, onlink: true }],
     ]);
@@ -205,9 +205,14 @@ describe("the reconciler", () => {
     expect(last().has("198.51.100.10")).toBe(true);
     await o.update(S, ME, [ME, n4]);
     expect([...last().keys()]).toEqual(["203.0.113.4"]);
-    // Another VNI means a new device: refused until it is there.
+    // Only new Nodes are looked at; with another VNI (a new device) they are refused until it is there.
+    const before = tables.length;
     o.preview({ ...S, vni: 7 }, ME, [ME, n4]);
-    expect(last().get("203.0.113.4")).toEqual({ refuse: "unreachable: node n4 (203.0.113.4) needs the overlay: the overlay device is being set up" });
+    expect(tables.length).toBe(before);
+    const n5: OverlayNode = { name: "n5", v4: "203.0.113.5", podCidrs: ["10.244.5.0/24"] };
+    o.preview({ ...S, vni: 7 }, ME, [ME, n4, n5]);
+    expect(last().get("203.0.113.5")).toEqual({ refuse: "unreachable: node n5 (203.0.113.5) needs the overlay: the overlay device is being set up" });
+    expect(last().get("203.0.113.4")).toEqual({ gateway: "10.244.4.0", ifindex: i, onlink: true });
     await o.stop();
   });
 
