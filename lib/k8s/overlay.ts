@@ -89,8 +89,23 @@ export interface OverlayNode {
   podCidrs: string[];
 }
 
-/** A Node as the overlay sees it: its first InternalIP per family and its pod CIDRs (unparsable values skipped: derive reports them). */
+const nodeCache = new WeakMap<Node, OverlayNode>();
+
+/**
+ * A Node as the overlay sees it: its first InternalIP per family and its pod
+ * CIDRs (unparsable values skipped: derive reports them). Remembered per
+ * Node object (the caches hand over the same object while it is unchanged).
+ */
 export function overlayNode(n: Node): OverlayNode {
+  let out = nodeCache.get(n);
+  if (out === undefined) {
+    out = readNode(n);
+    nodeCache.set(n, out);
+  }
+  return out;
+}
+
+function readNode(n: Node): OverlayNode {
   const out: OverlayNode = { name: n.metadata.name, podCidrs: [] };
   for (const a of n.status?.addresses ?? []) {
     if (a.type !== "InternalIP") continue;
