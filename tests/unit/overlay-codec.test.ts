@@ -158,6 +158,7 @@ describe("overlay requests: the kernel", () => {
     sh([IP, "netns", "add", NS]);
     sh([IP, "-n", NS, "link", "add", "u0", "type", "veth", "peer", "name", "u1"]);
     sh([IP, "-n", NS, "addr", "add", "192.0.2.10/26", "dev", "u0"]);
+    sh([IP, "-n", NS, "-6", "addr", "add", "2001:db8:1::10/64", "dev", "u0", "nodad"]);
     sh([IP, "-n", NS, "link", "set", "u0", "up"]);
     sh([IP, "-n", NS, "link", "set", "u1", "up"]);
     const script = join(dir, "make.ts");
@@ -180,6 +181,12 @@ out.neigh = await k.neighborOps([
 ]);
 out.route = await k.apply([{ op: "replace", route: { family: 4, prefix: "10.244.2.0/24", table: 254, protocol: 186, metric: 20, type: 1, nextHops: [{ gateway: "10.244.2.0", ifindex: dev.index, onlink: true }] } }]);
 out.neighbors = await k.dumpNeighbors(4, dev.index);
+// An IPv6 underlay: IFLA_VXLAN_LOCAL6, an FDB entry with an IPv6 destination.
+out.create6 = await k.linkOp({ op: "create-vxlan", name: "vx6", vxlan: { id: 4097, local: "2001:db8:1::10", port: 4790, learning: false }, mtu: 1430, mac: "02:b6:11:22:33:44", up: true });
+const dev6 = (await k.dumpLinkDetails()).find((l) => l.name === "vx6")!;
+out.dev6 = dev6;
+out.fdb6op = await k.neighborOps([{ op: "replace", neighbor: { family: "bridge", ifindex: dev6.index, ip: "2001:db8:2::10", mac: "02:b6:55:66:77:88", state: 0x80, flags: 2 } }]);
+out.fdb6 = await k.dumpNeighbors("bridge", dev6.index);
 out.fdb = await k.dumpNeighbors("bridge", dev.index);
 out.routes = await k.dumpRoutes(4, { table: 254, protocol: 186 });
 console.log(JSON.stringify(out));
@@ -221,6 +228,14 @@ k.close();
     const routes = JSON.parse(sh([IP, "-n", NS, "-j", "route", "show", "proto", "186"]));
     // (ip omits "protocol" when filtering by it)
     expect(routes).toEqual([{ dst: "10.244.2.0/24", gateway: "10.244.2.0", dev: "vxlan.bgpctl", metric: 20, flags: ["onlink"] }]);
+    expect(out.create6).toBeNull();
+    expect(out.fdb6op).toEqual([null]);
+    const link6 = JSON.parse(sh([IP, "-n", NS, "-d", "-j", "link", "show", "dev", "vx6"]))[0];
+    expect([link6.mtu, link6.linkinfo.info_data.id, link6.linkinfo.info_data.local6, link6.linkinfo.info_data.port]).toEqual([1430, 4097, "2001:db8:1::10", 4790]);
+    expect(out.dev6.vxlan).toEqual({ id: 4097, local: "2001:db8:1::10", port: 4790, learning: false });
+    const fdb6 = JSON.parse(sh([BRIDGE, "-n", NS, "-j", "fdb", "show", "dev", "vx6"]));
+    expect(fdb6.map((f: { mac: string; dst: string }) => [f.mac, f.dst])).toEqual([["02:b6:55:66:77:88", "2001:db8:2::10"]]);
+    expect(out.fdb6).toEqual([{ family: "bridge", ifindex: link6.ifindex, ip: "2001:db8:2::10", mac: "02:b6:55:66:77:88", state: 0x80, flags: 0x02 }]);
     expect(out.routes).toEqual([{ family: 4, prefix: "10.244.2.0/24", table: 254, protocol: 186, metric: 20, type: 1, scope: 0, nextHops: [{ gateway: "10.244.2.0", ifindex: link.ifindex, onlink: true }] }]);
   }, 30_000);
 });
