@@ -136,6 +136,8 @@ export class KubeController {
         if (d.config) {
           this.last = d;
           this.logProblems(d.status.problems);
+          // The overlay first: its device and entries are in place when the first routes come.
+          await this.syncOverlay(d.config.kernel.enabled);
           // Started without the advertisements (the engine would originate them in one go); they follow as a sliced apply.
           const router = new Router({ ...d.config, advertise: [] }, this.opts.configPath, this.log, { load: () => this.reloadConfig(), k8s: () => this.status() });
           if (this.opts.beforeStart) await this.opts.beforeStart(router);
@@ -143,7 +145,7 @@ export class KubeController {
           this.router = router;
           this.primeOverlay(router);
           if (d.config.advertise.length) await this.applyDerived(router, d.config);
-          await this.syncOverlay(router);
+          await this.syncOverlay(d.config.kernel.enabled);
           this.log.info(
             `kubernetes: node ${this.nodeName}: AS ${d.config.asn}, router id ${d.config.routerId}, role ${d.status.role}, ${d.status.peers.length} peers, ${d.status.originated.length} originated prefixes`,
           );
@@ -271,7 +273,7 @@ export class KubeController {
     const settings = this.overlaySettings();
     if (n && settings) this.overlay?.overlay.preview(settings, n.me, n.nodes);
     await this.applyDerived(router, d.config);
-    await this.syncOverlay(router);
+    await this.syncOverlay(d.config.kernel.enabled);
   }
 
   /**
@@ -292,21 +294,28 @@ export class KubeController {
     return me ? { me, nodes } : null;
   }
 
-  /** Right after the router (and its FIB) started, before any route: the overlay's first override table, from the FIB's view of links and addresses. */
+  /**
+   * Right after the router (and its FIB) started, before any route: the
+   * overlay's override table (its device was set up before the router
+   * started), or, when it has none yet, one from the FIB's view of links and
+   * addresses that refuses what needs the overlay.
+   */
   private primeOverlay(router: Router): void {
     const fib = router.engine.fib;
     const n = this.overlayNodes();
     const settings = this.overlaySettings();
     if (!fib || !n || !settings) return;
+    const ready = this.overlay?.overlay.overrides();
+    if (ready) return fib.setNextHopOverrides(ready);
     const { links, addresses } = fib.interfaces();
     fib.setNextHopOverrides(initialOverrides({ settings, me: n.me, nodes: n.nodes, links, addresses }));
   }
 
-  /** The overlay, made (and its kernel handle opened) on first use; null when kernel routes are off or the handle cannot be opened. */
-  private ensureOverlay(router: Router): Promise<Overlay | null> {
+  /** The overlay, made (and its kernel handle opened) on first use; null when kernel routes are off or the handle cannot be opened. Its overrides go to the running router's FIB (none before the router runs: `primeOverlay` hands them over then). */
+  private ensureOverlay(kernelRoutes: boolean): Promise<Overlay | null> {
     if (this.overlay) return Promise.resolve(this.overlay.overlay);
     if (this.overlayOpening) return this.overlayOpening;
-    if (!router.engine.fib) return Promise.resolve(null);
+    if (!kernelRoutes) return Promise.resolve(null);
     // Link and address events only, with a small buffer: route events are the FIB's.
     const events = [RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR];
     const open = this.opts.openLinkKernel ?? (() => RtNetlink.open({ groups: true, eventGroups: events, rcvbuf: 1 << 20 }));
@@ -335,10 +344,10 @@ export class KubeController {
   }
 
   /** Hand the overlay the current Nodes and settings and wait for its reconcile (nothing without kernel routes). */
-  private async syncOverlay(router: Router): Promise<void> {
+  private async syncOverlay(kernelRoutes: boolean): Promise<void> {
     const n = this.overlayNodes();
     if (!n || this.stopped || !this.overlaySettings()) return;
-    const overlay = await this.ensureOverlay(router);
+    const overlay = await this.ensureOverlay(kernelRoutes);
     const settings = this.overlaySettings();
     if (!overlay || this.stopped || !settings) return;
     await overlay.update(settings, n.me, n.nodes);

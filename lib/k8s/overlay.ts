@@ -468,6 +468,11 @@ export class Overlay {
     this.handOver(table);
   }
 
+  /** The override table of the last completed reconcile; null before one completed. */
+  overrides(): ReadonlyMap<string, NextHopOverride> | null {
+    return this.seen ? this.table : null;
+  }
+
   /** New settings or Nodes: reconcile (now if it is the first input, else after a short debounce). */
   update(settings: OverlaySettings, me: OverlayNode, nodes: OverlayNode[]): Promise<void> {
     if (this.stopped) return Promise.resolve();
