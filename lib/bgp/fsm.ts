@@ -169,7 +169,18 @@ interface Conn {
   delayOpen?: TimerHandle;
   /** Accepted while another connection was already Established: the peer may have restarted (RFC 4724 §4.2). */
   afterEstablished?: boolean;
+  /** When it became Established (clock ms). */
+  establishedAt?: number;
 }
+
+/**
+ * A new connection from the peer within this long after a session came up,
+ * whose OPEN does not say the peer restarted (no R bit), is a collision, not a
+ * restart: both sides connecting at once reach each other a few milliseconds
+ * apart, and taking the second for a restart made both drop the session and
+ * retry together, again and again.
+ */
+export const RESTART_MIN_ESTABLISHED_MS = 3000;
 
 /** Read-only view of one connection. */
 export interface ConnectionInfo {
@@ -688,7 +699,8 @@ export class Fsm {
       if (o === c) continue;
       if (o.state === State.Established) {
         // Only a connection the peer opened after the session came up (BIRD's rule): a collision at start is not a restart.
-        if (this.opts.gracefulRestart && c.afterEstablished && o.negotiated?.peerGracefulRestart) {
+        const restarted = n.peerGracefulRestart?.restarting === true || this.clock.now() - (o.establishedAt ?? 0) >= RESTART_MIN_ESTABLISHED_MS;
+        if (this.opts.gracefulRestart && c.afterEstablished && o.negotiated?.peerGracefulRestart && restarted) {
           this.closeConn(o, null, "quiet", "the peer restarted: a new connection while Established, with graceful restart (RFC 4724 §4.2)");
           this.log("info", "the peer restarted: a new connection while Established; the old session is dropped without NOTIFICATION (RFC 4724 §4.2)");
           continue;
@@ -730,6 +742,7 @@ export class Fsm {
 
   private toEstablished(c: Conn): void {
     c.state = State.Established;
+    c.establishedAt = this.clock.now();
     this.restartHold(c);
     for (const o of [...this.conns.values()]) {
       if (o.dir === "outgoing" && !o.tcpUp) this.closeConn(o, null, "quiet", "connect attempt abandoned: session established");

@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { ManualClock } from "../../lib/core/clock.ts";
 import { BgpError } from "../../lib/bgp/errors.ts";
-import { type ConnId, Fsm, type FsmHost, type FsmOptions, State, type StateChange } from "../../lib/bgp/fsm.ts";
+import { type ConnId, Fsm, type FsmHost, type FsmOptions, RESTART_MIN_ESTABLISHED_MS, State, type StateChange } from "../../lib/bgp/fsm.ts";
 import type { Negotiated } from "../../lib/bgp/negotiate.ts";
 import type { NotificationMessage } from "../../lib/bgp/notification.ts";
 import type { OpenMessage } from "../../lib/bgp/open.ts";
@@ -598,6 +598,28 @@ describe("FSM: IdleHold back-off (DampPeerOscillations)", () => {
         expect(fsm.establishedConn).toBe(old);
       }
     }
+  });
+
+  test("graceful restart helper: a new connection just after the session came up, without the R bit, is a collision (both sides connected at once); later, it is a restart", () => {
+    const gr: OpenMessage = { ...peerOpen(), capabilities: [...peerOpen().capabilities, { type: "graceful-restart", restarting: false, notification: false, restartTime: 120, families: [] }] };
+    const { fsm, host, clock } = setup({ gracefulRestart: true });
+    const old = establish(fsm, host, gr);
+    host.clear();
+    clock.advance(RESTART_MIN_ESTABLISHED_MS - 1000);
+    const early = fsm.incomingConnection()!;
+    fsm.tcpConnected(early);
+    fsm.openReceived(early, gr);
+    expect(host.of("notification", early)).toMatchObject([{ code: 6, subcode: 7 }]);
+    expect(fsm.establishedConn).toBe(old);
+    clock.advance(1000);
+    host.clear();
+    const late = fsm.incomingConnection()!;
+    fsm.tcpConnected(late);
+    fsm.openReceived(late, gr);
+    expect(host.of("notification")).toEqual([]);
+    expect(host.of("disconnect", old).length).toBe(1);
+    fsm.keepaliveReceived(late);
+    expect(fsm.establishedConn).toBe(late);
   });
 
   test("graceful restart helper: a collision at start (the peer's connection accepted before ours was Established) stays a collision", () => {
