@@ -13,53 +13,25 @@
  */
 import { formatAddr, parseAddr } from "../lib/core/addr.ts";
 import * as libc from "./libc.ts";
-import {
-  AF_INET,
-  AF_INET6,
-  decodeError,
-  IFA_ADDRESS,
-  IFA_LOCAL,
-  NLM_F_ACK,
-  NLM_F_CREATE,
-  NLM_F_EXCL,
-  NLM_F_REQUEST,
-  NLMSG_ERROR,
-  NlWriter,
-  parseMessages,
-  RTM_DELADDR,
-  RTM_NEWADDR,
-} from "./rtmsg.ts";
+import { NLMSG_ERROR, decodeError, encodeAddressOp as encodeKernelAddressOp, parseMessages } from "./rtmsg.ts";
 import { NlSocket } from "./rtnetlink.ts";
 
-/** IFA_F_NODAD: an IPv6 address usable at once (no duplicate address detection). */
-const IFA_F_NODAD = 0x02;
 const EEXIST = 17;
 const EADDRNOTAVAIL = 99;
 /** Longest wait for the kernel's answer. */
 const REPLY_TIMEOUT_MS = 5000;
 
 /**
- * RTM_NEWADDR (`add`) or RTM_DELADDR for `address` (text) with `prefixLength`
- * on interface `ifindex`, with NLM_F_ACK; pure (unit-tested).
+ * RTM_NEWADDR (`add`, create-exclusive) or RTM_DELADDR for `address` (text)
+ * with `prefixLength` on interface `ifindex`, with NLM_F_ACK: ffi/rtmsg.ts's
+ * encoder; pure (unit-tested).
  */
 export function encodeAddressOp(op: "add" | "del", ifindex: number, address: string, prefixLength: number, seq: number): Uint8Array {
   const a = parseAddr(address);
   if (!a) throw new Error(`invalid address "${address}"`);
-  const v6 = a.addr.length === 16;
   if (!Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > a.addr.length * 8) throw new Error(`invalid prefix length ${prefixLength} for ${address}`);
-  const w = new NlWriter(96);
-  const flags = NLM_F_REQUEST | NLM_F_ACK | (op === "add" ? NLM_F_CREATE | NLM_F_EXCL : 0);
-  const start = w.beginMessage(op === "add" ? RTM_NEWADDR : RTM_DELADDR, flags, seq);
-  // ifaddrmsg: family, prefixlen, flags, scope (universe), index
-  w.u8(v6 ? AF_INET6 : AF_INET);
-  w.u8(prefixLength);
-  w.u8(v6 ? IFA_F_NODAD : 0);
-  w.u8(0);
-  w.u32(ifindex);
-  w.attrBytes(IFA_LOCAL, a.addr);
-  w.attrBytes(IFA_ADDRESS, a.addr);
-  w.endMessage(start);
-  return w.take();
+  const family = a.addr.length === 16 ? 6 : 4;
+  return encodeKernelAddressOp({ op: op === "add" ? "add" : "delete", exclusive: true, address: { family, ifindex, address: formatAddr(a.afi, a.addr), prefixLength } }, seq);
 }
 
 /** One request socket for address changes; `close()` when done. */

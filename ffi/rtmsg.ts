@@ -1095,6 +1095,9 @@ export function decodeNeighbor(m: NlMessage): KernelNeighbor | null {
 }
 
 /** RTM_NEWADDR (NLM_F_CREATE|NLM_F_REPLACE) or RTM_DELADDR of one address (IFA_LOCAL and IFA_ADDRESS), NLM_F_ACK set. */
+/** IFA_F_NODAD: no duplicate address detection for an IPv6 address. */
+const IFA_F_NODAD = 0x02;
+
 export function encodeAddressOp(op: AddressOp, seq: number): Uint8Array {
   const a = op.address;
   const f = familyOf(a.family);
@@ -1104,10 +1107,10 @@ export function encodeAddressOp(op: AddressOp, seq: number): Uint8Array {
   if (!Number.isInteger(a.prefixLength) || a.prefixLength < 0 || a.prefixLength > max) throw new NetlinkEncodeError(`prefix length ${a.prefixLength}: expected 0..${max}`);
   const del = op.op === "delete";
   const w = new NlWriter(64);
-  const start = w.beginMessage(del ? RTM_DELADDR : RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | (del ? 0 : NLM_F_CREATE | NLM_F_REPLACE), seq);
+  const start = w.beginMessage(del ? RTM_DELADDR : RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | (del ? 0 : NLM_F_CREATE | (op.exclusive ? NLM_F_EXCL : NLM_F_REPLACE)), seq);
   w.u8(f);
   w.u8(a.prefixLength);
-  w.u8(0); // flags
+  w.u8(f === AF_INET6 ? IFA_F_NODAD : 0); // an IPv6 address usable at once (no duplicate address detection)
   w.u8(a.scope ?? RT_SCOPE_UNIVERSE);
   w.u32(a.ifindex);
   w.attrBytes(IFA_LOCAL, b.addr);

@@ -89,7 +89,8 @@ export type LinkOp =
 
 export type NeighborOp = { op: "replace" | "delete"; neighbor: KernelNeighbor };
 
-export type AddressOp = { op: "add" | "delete"; address: KernelAddress };
+/** An address change; `exclusive`: an add fails (EEXIST) when the address is there already, instead of replacing it. */
+export type AddressOp = { op: "add" | "delete"; address: KernelAddress; exclusive?: boolean };
 
 /**
  * What an overlay (lib/k8s/overlay.ts) needs from the kernel besides the
