@@ -625,18 +625,8 @@ export class RtNetlink implements Kernel, LinkKernel {
       if (!indices.length) continue;
       this.seq = seq;
       w.orFlags(lastStart, NLM_F_ACK);
-      const batch: (KernelError | null)[] = new Array<KernelError | null>(indices.length).fill(null);
       const count = indices.length;
-      const err = await this.transact(w.buf.subarray(0, w.off), {
-        firstSeq,
-        count,
-        onMessage(m, index) {
-          if (m.type !== NLMSG_ERROR) return false;
-          const a = decodeError(m);
-          if (a.errno) batch[index] = ackError(a);
-          return index === count - 1;
-        },
-      }, true);
+      const { err, batch } = await this.sendBatch(w, firstSeq, count, false);
       if (err?.errno === libc.Errno.EMSGSIZE && count > 1 && this.batchBytes > 1024) {
         // The send buffer is smaller than we thought: halve and redo this batch.
         this.batchBytes = Math.max(1024, this.batchBytes >> 1);
@@ -652,6 +642,32 @@ export class RtNetlink implements Kernel, LinkKernel {
     }
     if (changed) this.emit({ type: "applied" });
     return results;
+  }
+
+  /**
+   * Send the batch in `w` (`count` messages numbered from `firstSeq`) and
+   * collect the kernel's per-message errors. `eachAcked`: every message asks
+   * for an ACK (done when all are in); else only the last does (done at its
+   * ACK; errors come back anyway), and the send may go to the sender thread.
+   */
+  private async sendBatch(w: NlWriter, firstSeq: number, count: number, eachAcked: boolean): Promise<{ err: KernelError | null; batch: (KernelError | null)[] }> {
+    const batch: (KernelError | null)[] = new Array<KernelError | null>(count).fill(null);
+    let answered = 0;
+    const err = await this.transact(
+      w.buf.subarray(0, w.off),
+      {
+        firstSeq,
+        count,
+        onMessage(m, index) {
+          if (m.type !== NLMSG_ERROR) return false;
+          const a = decodeError(m);
+          if (a.errno) batch[index] = ackError(a);
+          return eachAcked ? ++answered === count : index === count - 1;
+        },
+      },
+      !eachAcked,
+    );
+    return { err, batch };
   }
 
   /** Size the next sends from the cost of the last one (`count` messages): about SEND_BUDGET_MS each. */
@@ -841,19 +857,8 @@ export class RtNetlink implements Kernel, LinkKernel {
       }
       if (!indices.length) continue;
       this.seq = seq;
-      const batch: (KernelError | null)[] = new Array<KernelError | null>(indices.length).fill(null);
       const count = indices.length;
-      let answered = 0;
-      const err = await this.transact(w.buf.subarray(0, w.off), {
-        firstSeq,
-        count,
-        onMessage(m, index) {
-          if (m.type !== NLMSG_ERROR) return false;
-          const a = decodeError(m);
-          if (a.errno) batch[index] = ackError(a);
-          return ++answered === count;
-        },
-      });
+      const { err, batch } = await this.sendBatch(w, firstSeq, count, true);
       for (let k = 0; k < count; k++) results[indices[k]!] = err ? (batch[k] ?? err) : batch[k]!;
     }
     return results;

@@ -29,7 +29,7 @@ import {
 } from "./attributes.ts";
 import { Writer, internNextHop, u16 } from "./bytes.ts";
 import { BgpError } from "./errors.ts";
-import { frame } from "./framer.ts";
+import { frame, message } from "./framer.ts";
 import { addPathReceive, type Negotiated } from "./negotiate.ts";
 import { type NlriCheck, checkNlri, nlriToPrefixes, writePrefix } from "./prefix.ts";
 import { parseAddr } from "../core/addr.ts";
@@ -461,17 +461,6 @@ function attrHeader(out: Uint8Array, at: number, flags: number, type: number, le
   return at + 3;
 }
 
-/** A whole UPDATE message of `bodyLen` body bytes: the header written, the body to fill from offset 19. */
-function updateMessage(bodyLen: number): Uint8Array {
-  const len = BGP_HEADER_LEN + bodyLen;
-  const out = new Uint8Array(len);
-  out.fill(0xff, 0, 16);
-  out[16] = len >> 8;
-  out[17] = len & 0xff;
-  out[18] = MsgType.UPDATE;
-  return out;
-}
-
 /**
  * Announce prefixes of one family with one attribute set, packed into as few
  * UPDATEs as fit `maxLen`. IPv4 unicast with an IPv4 next hop uses the NLRI
@@ -504,7 +493,7 @@ export function buildAnnouncementsNlri(afi: number, safi: number, nlri: NlriByte
     const run = to - from;
     const mpLen = mpHead + run;
     const attrLen = fixed + (traditional ? 3 + nextHop.length : (mpLen > 255 ? 4 : 3) + mpLen);
-    const out = updateMessage(4 + attrLen + (traditional ? run : 0));
+    const out = message(MsgType.UPDATE, 4 + attrLen + (traditional ? run : 0));
     let o = BGP_HEADER_LEN + 2; // withdrawn routes length 0
     out[o++] = attrLen >> 8;
     out[o++] = attrLen & 0xff;
@@ -556,7 +545,7 @@ export function buildWithdrawalsNlri(afi: number, safi: number, nlri: NlriBytes,
     const run = to - from;
     let out: Uint8Array;
     if (traditional) {
-      out = updateMessage(4 + run);
+      out = message(MsgType.UPDATE, 4 + run);
       out[BGP_HEADER_LEN] = run >> 8;
       out[BGP_HEADER_LEN + 1] = run & 0xff;
       out.set(nlri.buf.subarray(from, to), BGP_HEADER_LEN + 2);
@@ -564,7 +553,7 @@ export function buildWithdrawalsNlri(afi: number, safi: number, nlri: NlriBytes,
     } else {
       const mpLen = 3 + run;
       const attrLen = (mpLen > 255 ? 4 : 3) + mpLen;
-      out = updateMessage(4 + attrLen);
+      out = message(MsgType.UPDATE, 4 + attrLen);
       let o = BGP_HEADER_LEN + 2;
       out[o++] = attrLen >> 8;
       out[o++] = attrLen & 0xff;

@@ -480,24 +480,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   status.routerId = routerId;
 
   // pod CIDRs
-  const spec = me.node.spec ?? {};
-  const rawCidrs = spec.podCIDRs && spec.podCIDRs.length ? spec.podCIDRs : spec.podCIDR ? [spec.podCIDR] : [];
-  const podCidrs: string[] = [];
-  for (const c of rawCidrs) {
-    const p = tryPrefix(c.trim());
-    if (!p) {
-      let why = "";
-      try {
-        parsePrefix(c.trim());
-      } catch (e) {
-        why = (e as Error).message.replace(/^invalid prefix "[^"]*": /, "");
-      }
-      problem(myObj, `pod CIDR ${JSON.stringify(c)} is not a prefix (${why}); ignored`, spec.podCIDRs?.length ? "spec.podCIDRs" : "spec.podCIDR");
-      continue;
-    }
-    const t = prefixToString(p);
-    if (!podCidrs.includes(t)) podCidrs.push(t);
-  }
+  const podCidrs = nodePodCidrs(me.node, (c, why, field) => problem(myObj, `pod CIDR ${JSON.stringify(c)} is not a prefix (${why}); ignored`, field));
   podCidrs.sort(comparePrefixes);
   status.podCidrs = podCidrs;
 
@@ -639,7 +622,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   }
 
   let withdrawn: string | undefined;
-  if (kube.services.withdrawWhenCordoned && spec.unschedulable === true) withdrawn = "node is cordoned";
+  if (kube.services.withdrawWhenCordoned && me.node.spec?.unschedulable === true) withdrawn = "node is cordoned";
   else if (kube.services.withdrawWhenExcluded && Object.prototype.hasOwnProperty.call(labels, EXCLUDE_LABEL)) withdrawn = `node has label ${EXCLUDE_LABEL}`;
   if (withdrawn) status.servicesWithdrawn = withdrawn;
 
@@ -776,19 +759,51 @@ function nodeEntry(n: Node, nodeName: string, kube: KubernetesConfig, policyName
   const v: NodeView = { name: n.metadata.name, node: n, asn, role, deleting: !!n.metadata.deletionTimestamp };
   if (clusterId !== undefined) v.clusterId = clusterId;
   const isMe = n.metadata.name === nodeName;
+  const ips = nodeInternalIPs(n, (bad) => {
+    if (isMe) problem(obj, `InternalIP ${JSON.stringify(bad)} is not an IP address; ignored`, "status.addresses");
+  });
+  if (ips.v4 !== undefined) v.v4 = ips.v4;
+  if (ips.v6 !== undefined) v.v6 = ips.v6;
+  e.view = v;
+  return e;
+}
+
+/** A Node's first InternalIP of each family (canonical text); `bad` sees each one that is not an address. */
+export function nodeInternalIPs(n: Node, bad?: (address: string) => void): { v4?: string; v6?: string } {
+  const out: { v4?: string; v6?: string } = {};
   for (const a of n.status?.addresses ?? []) {
     if (a.type !== "InternalIP") continue;
     const p = parseAddr(a.address);
     if (!p) {
-      if (isMe) problem(obj, `InternalIP ${JSON.stringify(a.address)} is not an IP address; ignored`, "status.addresses");
+      bad?.(a.address);
       continue;
     }
     const text = formatAddr(p.afi, p.addr);
-    if (p.afi === AFI.IPV4) v.v4 ??= text;
-    else v.v6 ??= text;
+    if (p.afi === AFI.IPV4) out.v4 ??= text;
+    else out.v6 ??= text;
   }
-  e.view = v;
-  return e;
+  return out;
+}
+
+/**
+ * A Node's pod CIDRs (spec.podCIDRs, else spec.podCIDR), canonical and
+ * without repeats; `bad` sees each value that is not a prefix, why, and its field.
+ */
+export function nodePodCidrs(n: Node, bad?: (cidr: string, why: string, field: string) => void): string[] {
+  const spec = n.spec ?? {};
+  const raw = spec.podCIDRs && spec.podCIDRs.length ? spec.podCIDRs : spec.podCIDR ? [spec.podCIDR] : [];
+  const out: string[] = [];
+  for (const c of raw) {
+    let t: string;
+    try {
+      t = prefixToString(parsePrefix(c.trim()));
+    } catch (e) {
+      bad?.(c, (e as Error).message.replace(/^invalid prefix "[^"]*": /, ""), spec.podCIDRs?.length ? "spec.podCIDRs" : "spec.podCIDR");
+      continue;
+    }
+    if (!out.includes(t)) out.push(t);
+  }
+  return out;
 }
 
 /** A `problem(object, message, field?)` function appending to `into`. */

@@ -52,11 +52,12 @@
 import { createHash } from "node:crypto";
 import { type Clock, type TimerHandle, realClock } from "../core/clock.ts";
 import { nextTurn, runSliced } from "../core/slices.ts";
-import { AFI, formatAddr, maskAddr, parseAddr, parsePrefix, prefixContains, prefixToString } from "../core/addr.ts";
+import { AFI, formatAddr, maskAddr, parseAddr, parsePrefix, prefixContains } from "../core/addr.ts";
 import type { LogLevel } from "../core/log.ts";
 import type { NextHopOverride } from "../fib/fib.ts";
 import type { FibFamily, KernelAddress, KernelError, KernelEvent, KernelLink, KernelNeighbor, LinkKernel, LinkOp, NeighborOp } from "../fib/types.ts";
 import type { Node } from "./types.ts";
+import { nodeInternalIPs, nodePodCidrs } from "./derive.ts";
 
 export type OverlayMode = "crossSubnet" | "always" | "none";
 
@@ -106,24 +107,8 @@ export function overlayNode(n: Node): OverlayNode {
 }
 
 function readNode(n: Node): OverlayNode {
-  const out: OverlayNode = { name: n.metadata.name, podCidrs: [] };
-  for (const a of n.status?.addresses ?? []) {
-    if (a.type !== "InternalIP") continue;
-    const p = parseAddr(a.address);
-    if (!p) continue;
-    if (p.afi === AFI.IPV4) out.v4 ??= formatAddr(p.afi, p.addr);
-    else out.v6 ??= formatAddr(p.afi, p.addr);
-  }
-  const spec = n.spec ?? {};
-  for (const c of spec.podCIDRs?.length ? spec.podCIDRs : spec.podCIDR ? [spec.podCIDR] : []) {
-    try {
-      const t = prefixToString(parsePrefix(c.trim()));
-      if (!out.podCidrs.includes(t)) out.podCidrs.push(t);
-    } catch {
-      // not a prefix: derive reports it as a problem of the Node
-    }
-  }
-  return out;
+  // Unparsable values are skipped here: derive reports them as problems of the Node.
+  return { name: n.metadata.name, ...nodeInternalIPs(n), podCidrs: nodePodCidrs(n) };
 }
 
 const macCache = new Map<string, string>();

@@ -137,17 +137,19 @@ export class ExportGroup<M extends GroupMember = GroupMember> {
     }
   }
 
-  /** Split `m` off if it still holds the others up after SLOW_MS. */
+  /** Split `m` off if it still holds the others up after SLOW_MS (else watch whoever blocks then). */
   private watchSlow(m: M): void {
     if (this.slowTimer || this.members.length < 2) return;
     this.slowTimer = setTimeout(() => {
       this.slowTimer = null;
-      if (!this.members.includes(m) || m.writable || !this.members.some((x) => x !== m && x.writable)) {
-        if (this.pumping && this.members.some((x) => !x.writable)) this.watchSlow(this.members.find((x) => !x.writable)!);
+      if (!this.pumping) return;
+      if (this.members.includes(m) && !m.writable && this.members.some((x) => x !== m && x.writable)) {
+        m.splitOff(`it read too slowly for ${SLOW_MS / 1000} s`);
+        slicer.wake(this.task);
         return;
       }
-      m.splitOff(`it read too slowly for ${SLOW_MS / 1000} s`);
-      if (this.pumping) slicer.wake(this.task);
+      const blocked = this.members.find((x) => !x.writable);
+      if (blocked) this.watchSlow(blocked);
     }, SLOW_MS);
   }
 
