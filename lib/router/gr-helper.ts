@@ -53,13 +53,21 @@ type Phase = "restart" | "eor" | "long-lived";
  */
 export function endIsRestart(n: Negotiated, end: SessionEnd): boolean {
   if (!n.peerGracefulRestart && !n.peerLongLivedGracefulRestart) return false;
-  const note = end.notification;
-  // Cease/Connection Collision Resolution only ever closes the losing connection of a
-  // collision, never an Established session: one seen after the session came up (the
-  // peer's second connection) is not how the session ended.
-  if (note === null || (note.code === ERR.CEASE && note.subcode === CEASE_SUB.CONNECTION_COLLISION)) return true;
+  const note = endingNotification(end);
+  if (note === null) return true;
   if (!n.gracefulNotification) return false;
   return !(note.code === ERR.CEASE && note.subcode === CEASE_SUB.HARD_RESET);
+}
+
+/**
+ * The NOTIFICATION that ended the session, if any. Cease/Connection Collision
+ * Resolution only ever closes the losing connection of a collision, never an
+ * Established session: one seen after the session came up (on the peer's
+ * second connection) is not how the session ended.
+ */
+function endingNotification(end: SessionEnd): NotificationMessage | null {
+  const note = end.notification;
+  return note !== null && note.code === ERR.CEASE && note.subcode === CEASE_SUB.CONNECTION_COLLISION ? null : note;
 }
 
 export class GrHelper {
@@ -111,7 +119,7 @@ export class GrHelper {
       this.kept.set(f.afi as Afi, { phase: inGr && restartTime > 0 ? "restart" : "long-lived", llgrTime });
     }
     if (!this.kept.size) return false;
-    const why = end.notification ? "NOTIFICATION (RFC 8538)" : "connection lost";
+    const why = endingNotification(end) ? "NOTIFICATION (RFC 8538)" : "connection lost";
     const fams = [...this.kept.keys()].map((a) => familyName(a, SAFI.UNICAST)).join(", ");
     if (restartTime > 0 && gr) {
       this.host.log("info", `${this.host.name}: graceful restart (${why}): keeping its ${fams} routes as stale for its restart time of ${restartTime}s`);

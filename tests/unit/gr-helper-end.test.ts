@@ -10,7 +10,8 @@ import { expect, test } from "bun:test";
 import type { Negotiated } from "../../lib/bgp/negotiate.ts";
 import type { NotificationMessage } from "../../lib/bgp/notification.ts";
 import { CEASE_SUB, ERR } from "../../lib/bgp/types.ts";
-import { endIsRestart } from "../../lib/router/gr-helper.ts";
+import { AdjRibIn } from "../../lib/rib/adj-rib-in.ts";
+import { GrHelper, endIsRestart } from "../../lib/router/gr-helper.ts";
 
 function negotiated(gr: boolean, nBit: boolean): Negotiated {
   return {
@@ -49,4 +50,32 @@ test("with the N bit on both sides (RFC 8538): any NOTIFICATION but Cease/Hard R
   expect(endIsRestart(n, { notification: holdExpired })).toBe(true);
   expect(endIsRestart(n, { notification: collision })).toBe(true);
   expect(endIsRestart(n, { notification: hard })).toBe(false);
+});
+
+test("the log line names the cause: a collision's Cease on the peer's second connection is a lost connection, not a NOTIFICATION", () => {
+  const lines: string[] = [];
+  const source = { id: "192.0.2.2", address: "192.0.2.2", addressBytes: new Uint8Array([192, 0, 2, 2]), asn: 65002, routerId: 1, ibgp: false, rrClient: false, local: false };
+  const helper = () =>
+    new GrHelper({
+      name: "neighbor 192.0.2.2 (AS 65002)",
+      adjIn: new AdjRibIn(source),
+      source,
+      log: (_level, msg) => lines.push(msg),
+      candidate: () => null,
+      importRoute: () => {},
+      withdrawn: () => {},
+    });
+  const n = { ...negotiated(true, true), families: [{ afi: 1, safi: 1 }] } as unknown as Negotiated;
+  const cases: [NotificationMessage | null, string][] = [
+    [null, "connection lost"],
+    [collision, "connection lost"],
+    [holdExpired, "NOTIFICATION (RFC 8538)"],
+  ];
+  for (const [notification, why] of cases) {
+    lines.length = 0;
+    const h = helper();
+    expect(h.sessionDown(n, { notification })).toBe(true);
+    expect(lines).toEqual([`neighbor 192.0.2.2 (AS 65002): graceful restart (${why}): keeping its ipv4-unicast routes as stale for its restart time of 30s`]);
+    h.clear();
+  }
 });
