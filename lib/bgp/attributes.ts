@@ -8,7 +8,7 @@
  * the raw attribute bytes to one shared object, so a full table with few
  * distinct attribute sets costs one parse per distinct set.
  */
-import { Writer, bytesEqual, hex, internNextHop, u16, u32 } from "./bytes.ts";
+import { Writer, hex, internNextHop, u16, u32 } from "./bytes.ts";
 import { BgpError } from "./errors.ts";
 import { formatIPv4 } from "../core/addr.ts";
 import { AS_TRANS, ATTR, ERR, FLAG, ORIGIN_NAMES, SEG, UPDATE_SUB } from "./types.ts";
@@ -587,7 +587,8 @@ export interface DecodedAttrs {
 }
 
 interface CacheEntry {
-  key: Uint8Array;
+  /** The bytes, one character each (a string costs about a third of a Uint8Array with its own buffer). */
+  key: string;
   /** The decoded set (a bounded cache), or null when held weakly (see `ref`). */
   value: DecodedAttrs | null;
   /** A weak cache: the attributes, as long as something (a route) uses them. */
@@ -659,6 +660,19 @@ export function scannedAttrs(buf: Uint8Array, n: number, mp: boolean): RawAttr[]
   return out;
 }
 
+/** Bytes [s, e) of `b` as a string of one character per byte (a view, no copy of `b`). */
+function latin1(b: Uint8Array, s: number, e: number): string {
+  return (b instanceof Buffer ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString("latin1", s, e);
+}
+
+/** Where insertScan gathers a key's bytes. */
+let keyScratch = new Uint8Array(256);
+
+function latin1Equals(k: string, b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (k.charCodeAt(i) !== b[i]) return false;
+  return true;
+}
+
 function fnv(h: number, buf: Uint8Array, s: number, e: number): number {
   for (let i = s; i < e; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
   return h >>> 0;
@@ -727,18 +741,19 @@ export class AttrCache {
     return h;
   }
 
-  private matchesScan(key: Uint8Array, buf: Uint8Array, n: number): boolean {
+  private matchesScan(key: string, buf: Uint8Array, n: number): boolean {
     let k = 0;
     for (let i = 0; i < n; i++) {
       const j = i * SCAN_STRIDE;
       if (isMp(scan[j + 1]!)) continue;
       const e = scan[j + 3]!;
-      for (let o = scan[j + 2]!; o < e; o++) if (key[k++] !== buf[o]) return false;
+      if (k + e - scan[j + 2]! > key.length) return false;
+      for (let o = scan[j + 2]!; o < e; o++) if (key.charCodeAt(k++) !== buf[o]) return false;
     }
     return k === key.length;
   }
 
-  private find(h: number, match: (key: Uint8Array) => boolean): DecodedAttrs | undefined {
+  private find(h: number, match: (key: string) => boolean): DecodedAttrs | undefined {
     const b = this.map.get(h);
     if (!b) return undefined;
     if (!Array.isArray(b)) return match(b.key) ? this.valueOf(b) : undefined;
@@ -746,7 +761,7 @@ export class AttrCache {
     return undefined;
   }
 
-  private put(h: number, key: Uint8Array, value: DecodedAttrs): void {
+  private put(h: number, key: string, value: DecodedAttrs): void {
     if (this.registry === null && this.count >= this.limit) {
       this.map.clear();
       this.count = 0;
@@ -757,13 +772,13 @@ export class AttrCache {
     if (!b) this.map.set(h, e);
     else if (Array.isArray(b)) {
       // A collected set with the same bytes (not swept yet) is replaced.
-      const i = b.findIndex((x) => x.ref !== null && x.ref.deref() === undefined && bytesEqual(x.key, key));
+      const i = b.findIndex((x) => x.ref !== null && x.ref.deref() === undefined && x.key === key);
       if (i >= 0) {
         b[i] = e;
         return;
       }
       b.push(e);
-    } else if (b.ref !== null && b.ref.deref() === undefined && bytesEqual(b.key, key)) {
+    } else if (b.ref !== null && b.ref.deref() === undefined && b.key === key) {
       this.map.set(h, e);
       return;
     } else this.map.set(h, [b, e]);
@@ -777,30 +792,31 @@ export class AttrCache {
 
   insertScan(buf: Uint8Array, n: number, value: DecodedAttrs): void {
     const h = this.hashScan(buf, n);
+    // The non-MP attributes, gathered into one run (they are one already unless an MP attribute sits between them).
     let len = 0;
     for (let i = 0; i < n; i++) {
       const j = i * SCAN_STRIDE;
       if (!isMp(scan[j + 1]!)) len += scan[j + 3]! - scan[j + 2]!;
     }
-    const key = new Uint8Array(len);
+    if (keyScratch.length < len) keyScratch = new Uint8Array(Math.max(len, keyScratch.length * 2));
     let k = 0;
     for (let i = 0; i < n; i++) {
       const j = i * SCAN_STRIDE;
       if (isMp(scan[j + 1]!)) continue;
-      const e = scan[j + 3]!;
-      for (let o = scan[j + 2]!; o < e; o++) key[k++] = buf[o]!;
+      keyScratch.set(buf.subarray(scan[j + 2]!, scan[j + 3]!), k);
+      k += scan[j + 3]! - scan[j + 2]!;
     }
-    this.put(h, key, value);
+    this.put(h, latin1(keyScratch, 0, len), value);
   }
 
   /** Look up by a plain byte string (e.g. the attributes of an MRT RIB entry). */
   get(bytes: Uint8Array): DecodedAttrs | undefined {
     const h = fnv(0x811c9dc5, bytes, 0, bytes.length);
-    return this.find(h, (k) => bytesEqual(k, bytes));
+    return this.find(h, (k) => k.length === bytes.length && latin1Equals(k, bytes));
   }
 
   set(bytes: Uint8Array, value: DecodedAttrs): void {
-    this.put(fnv(0x811c9dc5, bytes, 0, bytes.length), bytes.slice(), value);
+    this.put(fnv(0x811c9dc5, bytes, 0, bytes.length), latin1(bytes, 0, bytes.length), value);
   }
 }
 

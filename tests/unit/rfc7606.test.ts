@@ -501,3 +501,28 @@ describe("RFC 7606 details", () => {
     expect(cache.size).toBe(after + 1);
   });
 });
+
+describe("the attribute cache's key: the bytes of the non-MP attributes", () => {
+  test("the same attributes around different MP_REACH_NLRI share one set; a byte changed anywhere (high bytes too) or one more attribute is another set", () => {
+    const c: UpdateContext = { ...ctxOf(), cache: new AttrCache() };
+    const comm = (v: number) => attr(OT, ATTR.COMMUNITIES, u32(v));
+    const v6 = (nlri: number[], extra: number[]) => update({ attrs: [...ORIGIN, ...mpReach(2, 1, NH6, nlri), ...AS_PATH, ...extra] });
+    const a = decodeUpdate(v6(NLRI6, comm(0xfffe0080)), c);
+    // The same non-MP attributes, split around an MP_REACH_NLRI with other NLRI: one object.
+    const b = decodeUpdate(v6([48, 0x20, 0x01, 0x0d, 0xb8, 0, 1], comm(0xfffe0080)), c);
+    expect(b.attrs).toBe(a.attrs!);
+    // A high byte changed (0x80 → 0x81), a high byte lowered (0xff → 0x7f), one more attribute, one less: all distinct.
+    const others = [comm(0xfffe0081), comm(0x7ffe0080), [...comm(0xfffe0080), ...attr(OPT, 4, u32(1))], []].map((x) => decodeUpdate(v6(NLRI6, x), c).attrs);
+    for (const o of others) expect(o).not.toBe(a.attrs!);
+    expect(new Set(others).size).toBe(others.length);
+    expect(others[0]!.communities).toEqual([0xfffe0081]);
+    expect(others[1]!.communities).toEqual([0x7ffe0080]);
+    // The plain byte-string form (MRT): bytes that are a prefix of a stored key do not match it.
+    const m = new AttrCache();
+    const bytes = Uint8Array.from([...ORIGIN, ...AS_PATH, 0xff, 0x80]);
+    m.set(bytes, { attrs: a.attrs!, issues: [] });
+    expect(m.get(bytes.slice())?.attrs).toBe(a.attrs!);
+    expect(m.get(bytes.subarray(0, bytes.length - 1))).toBeUndefined();
+    expect(m.get(Uint8Array.from([...bytes.subarray(0, bytes.length - 1), 0x81]))).toBeUndefined();
+  });
+});
