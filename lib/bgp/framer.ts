@@ -53,65 +53,113 @@ export function checkHeader(buf: Uint8Array, off: number, maxLen: number): numbe
   return len;
 }
 
+/**
+ * Either pushed (`push`: a chunk in, the messages it completes out) or
+ * pulled (`append` chunks as they arrive, `next` one message at a time, so a
+ * reader can frame a large backlog in time-bounded slices). Frames are views
+ * into the chunks (or into a private join of the tail of one chunk and the
+ * start of the next), so callers must not overwrite a chunk afterwards;
+ * socket data buffers are never reused, and callers that reuse a buffer pass
+ * a copy. Cost is linear in the bytes received, however the stream is split:
+ * a join copies only the bytes of the one message that spans chunks.
+ */
 export class Framer {
-  /** Chunks received that do not yet complete a message, oldest first. */
-  private pending: Uint8Array[] = [];
-  private pendingLen = 0;
-  /** Bytes needed before the pending chunks are worth joining (a header, then a whole message). */
-  private need = BGP_HEADER_LEN;
+  /** The chunk being framed, and the offset of its first unframed byte. */
+  private cur: Uint8Array = new Uint8Array(0);
+  private off = 0;
+  /** Chunks appended after `cur`, oldest first (from index `head`). */
+  private queue: Uint8Array[] = [];
+  private head = 0;
+  /** Unframed bytes in `cur` and `queue`. */
+  private size = 0;
   /** Maximum message length; raise to 65535 once extended message is negotiated. */
   maxLen = BGP_MAX_MSG;
 
   /**
    * Feed a chunk; returns the complete messages it finishes. Throws BgpError on
    * a bad header (the session must send the NOTIFICATION and close).
-   * Frames are views into `chunk` (or into a private join of earlier chunks),
-   * so the caller must not overwrite `chunk` afterwards; socket data buffers
-   * are never reused, and callers that reuse a buffer pass a copy.
-   * Cost is linear in the bytes received, however the stream is split.
    */
   push(chunk: Uint8Array): Frame[] {
-    if (this.pendingLen > 0) {
-      this.pending.push(chunk);
-      this.pendingLen += chunk.length;
-      // Still short of a header, or of the message its header announced.
-      if (this.pendingLen < this.need) return [];
-      const joined = new Uint8Array(this.pendingLen);
-      let o = 0;
-      for (const c of this.pending) {
-        joined.set(c, o);
-        o += c.length;
-      }
-      this.pending = [];
-      this.pendingLen = 0;
-      chunk = joined;
-    }
+    this.append(chunk);
     const out: Frame[] = [];
-    let off = 0;
-    while (chunk.length - off >= BGP_HEADER_LEN) {
-      const len = checkHeader(chunk, off, this.maxLen);
-      if (chunk.length - off < len) {
-        this.need = len;
-        break;
-      }
-      const raw = chunk.subarray(off, off + len);
-      out.push({ type: raw[18]!, raw, body: raw.subarray(BGP_HEADER_LEN) });
-      off += len;
-    }
-    if (off < chunk.length) {
-      const rest = chunk.subarray(off);
-      if (rest.length < BGP_HEADER_LEN) this.need = BGP_HEADER_LEN;
-      this.pending = [rest];
-      this.pendingLen = rest.length;
-    } else {
-      this.need = BGP_HEADER_LEN;
-    }
+    for (let f = this.next(); f !== null; f = this.next()) out.push(f);
     return out;
   }
 
-  /** Bytes buffered that do not yet form a whole message. */
+  /** Add received bytes, to be framed by `next`. */
+  append(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    if (this.off === this.cur.length && this.head === this.queue.length) {
+      this.cur = chunk;
+      this.off = 0;
+      this.queue = [];
+      this.head = 0;
+    } else this.queue.push(chunk);
+    this.size += chunk.length;
+  }
+
+  /**
+   * The next whole message, or null until more bytes arrive. Throws BgpError
+   * on a bad header (RFC 4271 §6.1), as `push` does.
+   */
+  next(): Frame | null {
+    for (;;) {
+      const avail = this.cur.length - this.off;
+      let need = BGP_HEADER_LEN;
+      if (avail >= BGP_HEADER_LEN) {
+        need = checkHeader(this.cur, this.off, this.maxLen);
+        if (avail >= need) {
+          const raw = this.cur.subarray(this.off, this.off + need);
+          this.off += need;
+          this.size -= need;
+          return { type: raw[18]!, raw, body: raw.subarray(BGP_HEADER_LEN) };
+        }
+      }
+      if (this.size < need || this.head === this.queue.length) return null;
+      if (avail === 0) {
+        this.cur = this.queue[this.head++]!;
+        this.off = 0;
+        continue;
+      }
+      // A message (or header) spans chunks: join its bytes only (its start here, the rest from the next chunks).
+      const joined = new Uint8Array(need);
+      joined.set(this.cur.subarray(this.off), 0);
+      let o = avail;
+      while (o < need) {
+        const c = this.queue[this.head]!;
+        const take = Math.min(c.length, need - o);
+        joined.set(take === c.length ? c : c.subarray(0, take), o);
+        o += take;
+        if (take === c.length) this.head++;
+        else this.queue[this.head] = c.subarray(take);
+      }
+      // The joined bytes come first; what is left of the chunk they end in stays queued after them.
+      this.cur = joined;
+      this.off = 0;
+    }
+  }
+
+  /** At least one whole message is buffered, by the first one's length field (nothing is framed or checked). */
+  hasMessage(): boolean {
+    if (this.size < BGP_HEADER_LEN) return false;
+    return this.size >= ((this.byteAt(16) << 8) | this.byteAt(17));
+  }
+
+  /** The unframed byte at position `i` (i < size). */
+  private byteAt(i: number): number {
+    const avail = this.cur.length - this.off;
+    if (i < avail) return this.cur[this.off + i]!;
+    i -= avail;
+    for (let h = this.head; ; h++) {
+      const c = this.queue[h]!;
+      if (i < c.length) return c[i]!;
+      i -= c.length;
+    }
+  }
+
+  /** Bytes received and not yet framed. */
   get buffered(): number {
-    return this.pendingLen;
+    return this.size;
   }
 }
 

@@ -395,6 +395,15 @@ export class Fsm {
     }
     this.handle({ type: "UpdateMsg", conn });
   }
+  /**
+   * Whole messages arrived on the Established connection, to be read in
+   * turn: the hold timer restarts now (RFC 4271 §4.4: the peer is alive),
+   * so it never runs out behind our own backlog. Nothing else changes.
+   */
+  messageArrived(conn: ConnId): void {
+    const c = this.conns.get(conn);
+    if (c && c.state === State.Established && !this.busy && this.queue.length === 0) this.restartHold(c);
+  }
   routeRefreshReceived(conn: ConnId): void {
     this.handle({ type: "RouteRefreshMsg", conn });
   }

@@ -29,12 +29,16 @@
  * connection gets its options again.
  *
  * Flow control, both ways (OpenBGPD's session engine throttling its RDE):
- * - In: a received UPDATE or ROUTE-REFRESH restarts the hold timer when its
- *   frame arrives, then waits in a per-connection queue that the shared
- *   slicer (lib/core/slices.ts) decodes and hands on ('update' events) in
- *   time-bounded slices, in arrival order. Above IN_HIGH queued bytes the
- *   socket is paused (TCP backpressure reaches the peer) until the queue is
- *   below IN_LOW. KEEPALIVE, OPEN and NOTIFICATION are handled at arrival.
+ * - In: once Established, received bytes are only appended to the
+ *   connection's framer when they arrive (restarting the hold timer when a
+ *   whole message is buffered); the shared slicer (lib/core/slices.ts)
+ *   frames them and handles each message in time-bounded slices, in arrival
+ *   order: KEEPALIVE and NOTIFICATION at once, UPDATE and ROUTE-REFRESH
+ *   decoded and handed on ('update' events). So a burst of data (a full
+ *   table arriving several 512 KB reads at a time) never holds the event
+ *   loop, however cold the code. Above IN_HIGH buffered bytes the socket is
+ *   paused (TCP backpressure reaches the peer) until they are below IN_LOW.
+ *   Before Established (the OPEN exchange) messages are handled at arrival.
  * - Out: `writable` is false once OUT_HIGH bytes wait (ours plus the
  *   socket's buffer); a 'drain' event says it is below OUT_LOW again, so a
  *   producer (the neighbour's Adj-RIB-Out pump) writes only while the peer
@@ -280,13 +284,13 @@ interface Tcp {
   qHead: number;
   qBytes: number;
   blocked: boolean;
-  /** Received UPDATE/ROUTE-REFRESH frames waiting to be processed: inq[inHead..], inBytes bytes. */
+  /** Received UPDATE/ROUTE-REFRESH frames waiting to be processed: inq[inHead..], inBytes bytes (bytes not yet framed are the framer's `buffered`). */
   inq: (Frame | undefined)[];
   inHead: number;
   inBytes: number;
-  /** Reading is paused because inBytes went over the input bound. */
+  /** Reading is paused because the input (inBytes and the framer's) went over its bound. */
   paused: boolean;
-  /** Processes inq in slices. */
+  /** Frames and processes the input in slices. */
   task: SlicedTask;
   closing: boolean;
   closed: boolean;
@@ -859,29 +863,37 @@ export class Session extends TypedEmitter<SessionEvents> {
   private enqueueInput(t: Tcp, f: Frame): void {
     t.inq.push(f);
     t.inBytes += f.raw.length;
-    if (!t.paused && t.inBytes > (this.config.inHigh ?? IN_HIGH)) {
+    this.boundInput(t);
+    slicer.wake(t.task);
+  }
+
+  /** Pause reading while the input waiting (queued frames and unframed bytes) is over IN_HIGH. */
+  private boundInput(t: Tcp): void {
+    if (!t.paused && t.inBytes + t.framer.buffered > (this.config.inHigh ?? IN_HIGH)) {
       t.paused = true;
       t.socket.pause();
     }
-    slicer.wake(t.task);
   }
 
   /** One slice of queued input: decode and hand on in order until the deadline. True when more is left. */
   private processInput(t: Tcp, deadline: number): boolean {
-    const q = t.inq;
-    while (t.inHead < q.length) {
+    for (;;) {
       if (t.closing) return false;
-      const f = q[t.inHead]!;
-      q[t.inHead++] = undefined;
-      t.inBytes -= f.raw.length;
-      try {
-        this.handleQueued(t, f);
-      } catch (e) {
-        if (e instanceof BgpError) this.fsm.messageError(t.id, e);
-        else this.log("error", `handling ${COUNT_KEY[f.type] ?? f.type} failed: ${errText(e)}`);
-      }
+      const q = t.inq;
+      if (t.inHead < q.length) {
+        const f = q[t.inHead]!;
+        q[t.inHead++] = undefined;
+        t.inBytes -= f.raw.length;
+        try {
+          this.handleQueued(t, f);
+        } catch (e) {
+          if (e instanceof BgpError) this.fsm.messageError(t.id, e);
+          else this.log("error", `handling ${COUNT_KEY[f.type] ?? f.type} failed: ${errText(e)}`);
+        }
+      } else if (!this.frameNext(t)) break;
       if (performance.now() >= deadline) break;
     }
+    const q = t.inq;
     if (t.inHead === q.length) {
       t.inq = [];
       t.inHead = 0;
@@ -889,11 +901,36 @@ export class Session extends TypedEmitter<SessionEvents> {
       t.inq = q.slice(t.inHead);
       t.inHead = 0;
     }
-    if (t.paused && !t.closing && t.inBytes <= (this.config.inLow ?? IN_LOW)) {
+    if (t.paused && !t.closing && t.inBytes + t.framer.buffered <= (this.config.inLow ?? IN_LOW)) {
       t.paused = false;
       t.socket.resume();
     }
-    return t.inHead < t.inq.length && !t.closing;
+    return (t.inHead < t.inq.length || t.framer.hasMessage()) && !t.closing;
+  }
+
+  /**
+   * Frame the next buffered message and handle it as at arrival (UPDATE and
+   * ROUTE-REFRESH join the queue). False when no whole message is buffered,
+   * or the stream does not frame (then the connection is being closed).
+   */
+  private frameNext(t: Tcp): boolean {
+    let f: Frame | null;
+    try {
+      f = t.framer.next();
+    } catch (e) {
+      t.framer = new Framer(); // the rest of the stream is not read: the connection goes down
+      if (e instanceof BgpError) this.fsm.messageError(t.id, e);
+      else this.log("error", `framing failed: ${errText(e)}`);
+      return false;
+    }
+    if (f === null) return false;
+    try {
+      this.onFrame(t, f);
+    } catch (e) {
+      if (e instanceof BgpError) this.fsm.messageError(t.id, e);
+      else this.log("error", `handling ${COUNT_KEY[f.type] ?? f.type} failed: ${errText(e)}`);
+    }
+    return true;
   }
 
   /** A queued UPDATE or ROUTE-REFRESH, now in turn. */
@@ -918,27 +955,31 @@ export class Session extends TypedEmitter<SessionEvents> {
     slicer.cancel(t.task);
     t.inq = [];
     t.inHead = t.inBytes = 0;
+    t.framer = new Framer();
   }
 
   private onData(t: Tcp, chunk: Uint8Array): void {
     if (t.closing) return;
-    let frames: Frame[];
-    try {
-      frames = t.framer.push(chunk);
-    } catch (e) {
-      if (e instanceof BgpError) this.fsm.messageError(t.id, e);
-      else this.log("error", `framing failed: ${errText(e)}`);
+    t.framer.append(chunk);
+    if (this.sliced(t)) {
+      // Framed and handled in slices (processInput), in order after what is queued. The peer is alive:
+      // a whole message from it restarts the hold timer now, not when its turn comes.
+      if (t.framer.hasMessage()) this.fsm.messageArrived(t.id);
+      this.boundInput(t);
+      slicer.wake(t.task);
       return;
     }
-    for (const f of frames) {
-      if (t.closing) return;
-      try {
-        this.onFrame(t, f);
-      } catch (e) {
-        if (e instanceof BgpError) this.fsm.messageError(t.id, e);
-        else this.log("error", `handling ${COUNT_KEY[f.type] ?? f.type} failed: ${errText(e)}`);
-      }
+    // The OPEN exchange: messages now, in order, until the session is Established; what follows goes to the slices.
+    while (!t.closing && !this.sliced(t) && this.frameNext(t));
+    if (!t.closing && this.sliced(t) && t.framer.buffered > 0) {
+      this.boundInput(t);
+      slicer.wake(t.task);
     }
+  }
+
+  /** Input is framed and handled in slices: the connection is the Established one. */
+  private sliced(t: Tcp): boolean {
+    return t.ctx !== null && this.fsm.connectionState(t.id) === State.Established;
   }
 
   private onFrame(t: Tcp, f: Frame): void {

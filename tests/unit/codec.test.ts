@@ -428,6 +428,43 @@ describe("Framer", () => {
     expect(f.buffered).toBe(0);
   });
 
+  test("pulled (append, then next one at a time): the same frames as pushed, however the stream is split; hasMessage says when next() has one", () => {
+    const stream = new Uint8Array(op.length + KEEPALIVE.length * 2 + notif.length);
+    stream.set(op, 0);
+    stream.set(KEEPALIVE, op.length);
+    stream.set(notif, op.length + KEEPALIVE.length);
+    stream.set(KEEPALIVE, op.length + KEEPALIVE.length + notif.length);
+    const ends = [op.length, op.length + 19, op.length + 19 + notif.length, stream.length];
+    const whole = new Framer().push(stream).map((f) => Array.from(f.raw));
+    expect(whole.length).toBe(4);
+    for (const size of [1, 2, 7, 19, 20, 33, stream.length]) {
+      const f = new Framer();
+      const got: number[][] = [];
+      for (let o = 0; o < stream.length; o += size) {
+        f.append(stream.subarray(o, Math.min(stream.length, o + size)));
+        const received = Math.min(stream.length, o + size);
+        // hasMessage: exactly when the first unframed message is complete.
+        const framedUpTo = got.length ? ends[got.length - 1]! : 0;
+        expect(f.hasMessage()).toBe(received >= ends[got.length]!);
+        expect(f.buffered).toBe(received - framedUpTo);
+        for (let m = f.next(); m !== null; m = f.next()) got.push(Array.from(m.raw));
+        expect(f.hasMessage()).toBe(false);
+      }
+      expect(got).toEqual(whole);
+      expect(f.buffered).toBe(0);
+    }
+  });
+
+  test("pulled: a bad header is thrown by next(), after the good messages before it", () => {
+    const f = new Framer();
+    const bad = KEEPALIVE.slice();
+    bad[3] = 0;
+    f.append(KEEPALIVE);
+    f.append(bad);
+    expect(f.next()!.type).toBe(MsgType.KEEPALIVE);
+    expectBgpError(() => f.next(), 1, 1);
+  });
+
   test("a 64 KiB message fed one byte at a time is framed once, in linear time", () => {
     const f = new Framer();
     f.maxLen = 65535;

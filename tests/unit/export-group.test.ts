@@ -22,16 +22,13 @@ import { encodeOpen } from "../../lib/bgp/open.ts";
 import { Session } from "../../lib/bgp/session.ts";
 import { AFI, MsgType, SAFI } from "../../lib/bgp/types.ts";
 import { type UpdateMessage, announcedBlocks, blockPrefixes, decodeUpdate } from "../../lib/bgp/update.ts";
-import { parseConfig } from "../../lib/config/load.ts";
 import { parseAddr } from "../../lib/core/addr.ts";
-import { ManualClock } from "../../lib/core/clock.ts";
-import { Log } from "../../lib/core/log.ts";
-import { RouteEngine } from "../../lib/router/engine.ts";
 import { SLOW_MS } from "../../lib/router/export-group.ts";
 import { buildTable, encodeGroups } from "../bench/table.ts";
+import { ENGINE_ADDR, loopbackEngine, loopbackSpeaker } from "../support/loopback-engine.ts";
 import { waitFor } from "../support/wait.ts";
 
-const A = "127.0.0.1";
+const A = ENGINE_ADDR;
 const I = "127.0.0.2";
 const P = "127.0.0.3";
 const Q = "127.0.0.4";
@@ -45,23 +42,13 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function engineA(): Promise<{ engine: RouteEngine; port: number; lines: string[] }> {
-  const peer = (addr: string, as: number) => `  - {address: ${addr}, remoteAs: ${as}, passive: true, localAddress: ${A}, import: all, export: all, holdTime: 90}\n`;
-  const yaml = `asn: 65001\nrouterId: 192.0.2.1\nlisten: {address: ${A}, port: 0}\npeers:\n${peer(I, 65002)}${peer(P, 65003)}${peer(Q, 65003)}${peer(R, 65003)}${peer(S, 65004)}${peer(T, 65001)}`;
-  const lines: string[] = [];
-  const engine = new RouteEngine(parseConfig(yaml, "groups.yaml"), { log: new Log("debug", "text", (l) => lines.push(l)), clock: new ManualClock() });
-  await engine.start();
-  cleanups.push(() => engine.stop());
-  return { engine, port: engine.listener.endpoints[0]!.port, lines };
+/** Engine A: I (65002), P, Q, R (65003), S (65004) and T (iBGP). */
+function engineA(): ReturnType<typeof loopbackEngine> {
+  return loopbackEngine([[I, 65002], [P, 65003], [Q, 65003], [R, 65003], [S, 65004], [T, 65001]], { cleanups, level: "debug", name: "groups.yaml" });
 }
 
-async function speaker(local: string, as: number, port: number, routerId: string): Promise<Session> {
-  const s = new Session({ peerAddress: A, peerPort: port, localAddress: local, localAs: as, remoteAs: 65001, routerId, families: V4, clock: new ManualClock() });
-  cleanups.push(() => s.stop());
-  const up = new Promise<void>((res) => s.on("established", () => res()));
-  s.start();
-  await up;
-  return s;
+function speaker(local: string, as: number, port: number, routerId: string): Promise<Session> {
+  return loopbackSpeaker({ local, as, port, routerId, cleanups });
 }
 
 interface Seen {

@@ -22,16 +22,14 @@ import { encodeOpen } from "../../lib/bgp/open.ts";
 import { OUT_HIGH, Session } from "../../lib/bgp/session.ts";
 import { AFI, MsgType, ORIGIN, SAFI, SEG } from "../../lib/bgp/types.ts";
 import { type UpdateContext, type UpdateMessage, announcedBlocks, blockPrefixes, buildAnnouncements, decodeUpdate } from "../../lib/bgp/update.ts";
-import { parseConfig } from "../../lib/config/load.ts";
 import { parseAddr, parsePrefix, prefixToString } from "../../lib/core/addr.ts";
-import { ManualClock } from "../../lib/core/clock.ts";
-import { Log } from "../../lib/core/log.ts";
 import { RouteEngine } from "../../lib/router/engine.ts";
 import { buildTable, encodeGroups } from "../bench/table.ts";
 import { LoopLagMonitor } from "../../lib/core/loop-lag.ts";
+import { ENGINE_ADDR, loopbackEngine, loopbackSpeaker } from "../support/loopback-engine.ts";
 import { waitFor } from "../support/wait.ts";
 
-const A = "127.0.0.1";
+const A = ENGINE_ADDR;
 const I = "127.0.0.2";
 const P = "127.0.0.3";
 const Q = "127.0.0.4";
@@ -43,24 +41,13 @@ afterEach(async () => {
 });
 
 /** Engine A: I (AS 65002) imports everything; P (65003) and Q (65004) get everything. All passive. */
-async function engineA(): Promise<{ engine: RouteEngine; port: number; lines: string[] }> {
-  const peer = (addr: string, as: number) => `  - {address: ${addr}, remoteAs: ${as}, passive: true, localAddress: ${A}, import: all, export: all, holdTime: 90}\n`;
-  const yaml = `asn: 65001\nrouterId: 192.0.2.1\nlisten: {address: ${A}, port: 0}\npeers:\n${peer(I, 65002)}${peer(P, 65003)}${peer(Q, 65004)}`;
-  const lines: string[] = [];
-  const engine = new RouteEngine(parseConfig(yaml, "flow.yaml"), { log: new Log("info", "text", (l) => lines.push(l)), clock: new ManualClock() });
-  await engine.start();
-  cleanups.push(() => engine.stop());
-  return { engine, port: engine.listener.endpoints[0]!.port, lines };
+function engineA(): ReturnType<typeof loopbackEngine> {
+  return loopbackEngine([[I, 65002], [P, 65003], [Q, 65004]], { cleanups, name: "flow.yaml" });
 }
 
 /** A Session from `local` (AS `as`) to A, Established. */
-async function speaker(local: string, as: number, port: number): Promise<Session> {
-  const s = new Session({ peerAddress: A, peerPort: port, localAddress: local, localAs: as, remoteAs: 65001, routerId: local === I ? "192.0.2.2" : "192.0.2.4", families: V4, clock: new ManualClock() });
-  cleanups.push(() => s.stop());
-  const up = new Promise<void>((res) => s.on("established", () => res()));
-  s.start();
-  await up;
-  return s;
+function speaker(local: string, as: number, port: number): Promise<Session> {
+  return loopbackSpeaker({ local, as, port, routerId: local === I ? "192.0.2.2" : "192.0.2.4", cleanups });
 }
 
 /** Engine A holding a table of about `size` routes from I (its session returned too). */
