@@ -58,6 +58,35 @@ export function walkNlri(
   }
 }
 
+/**
+ * walkNlri from `start`, stopping at `deadline` (performance.now()
+ * milliseconds, looked at every 64 prefixes): returns the offset reached,
+ * `end` when the field is done, so the walk can go on from there later.
+ */
+export function walkNlriUntil(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  addPath: boolean,
+  fn: (buf: Uint8Array, addrOff: number, len: number, pathId: number) => void,
+  deadline: number,
+): number {
+  let off = start;
+  let n = 0;
+  while (off < end) {
+    if ((++n & 63) === 0 && performance.now() >= deadline) return off;
+    let pathId = 0;
+    if (addPath) {
+      pathId = ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
+      off += 4;
+    }
+    const len = buf[off]!;
+    fn(buf, off + 1, len, pathId);
+    off += 1 + ((len + 7) >> 3);
+  }
+  return off;
+}
+
 /** Materialise the prefixes of a checked NLRI field (for display and tests, not the hot path). */
 export function nlriToPrefixes(buf: Uint8Array, start: number, end: number, afi: Afi, addPath: boolean): Prefix[] {
   const out: Prefix[] = [];

@@ -290,6 +290,9 @@ interface Tcp {
   inBytes: number;
   /** Reading is paused because the input (inBytes and the framer's) went over its bound. */
   paused: boolean;
+  /** An UPDATE the update handler has not finished with (it goes on in the next slice), and the time spent on it so far. */
+  partial: UpdateMessage | null;
+  partialMs: number;
   /** Frames and processes the input in slices. */
   task: SlicedTask;
   closing: boolean;
@@ -334,6 +337,16 @@ export class Session extends TypedEmitter<SessionEvents> {
   readonly ttl: TtlPolicy;
   /** The last socket option failure logged (logged again only after a connection got its options). */
   private sockoptFailure: string | null = null;
+  /**
+   * Instead of the 'update' event: received UPDATEs are handed to this, in
+   * order, with the slice's deadline (performance.now() milliseconds). It
+   * returns true when done with the message, false when the deadline came
+   * first: it is then called again with the same message in the next slice
+   * (before any later message), and must go on where it stopped. So one
+   * UPDATE of thousands of prefixes (RFC 8654 extended messages) never holds
+   * the event loop.
+   */
+  updateHandler: ((u: UpdateMessage, deadline: number) => boolean) | null = null;
 
   constructor(config: SessionConfig) {
     super();
@@ -457,10 +470,10 @@ export class Session extends TypedEmitter<SessionEvents> {
     const t = this.establishedTcp;
     return !!t && !t.closing && this.outBytes < (this.config.outHigh ?? OUT_HIGH);
   }
-  /** Received messages of the Established connection waiting to be processed. */
+  /** Received messages of the Established connection waiting to be processed (one being processed included). */
   get inQueue(): number {
     const t = this.establishedTcp;
-    return t ? t.inq.length - t.inHead : 0;
+    return t ? t.inq.length - t.inHead + (t.partial !== null ? 1 : 0) : 0;
   }
   /** Whether reading from the Established connection is paused (input queue full). */
   get readPaused(): boolean {
@@ -757,6 +770,8 @@ export class Session extends TypedEmitter<SessionEvents> {
       qBytes: 0,
       blocked: false,
       inq: [],
+      partial: null,
+      partialMs: 0,
       inHead: 0,
       inBytes: 0,
       paused: false,
@@ -880,13 +895,23 @@ export class Session extends TypedEmitter<SessionEvents> {
     for (;;) {
       if (t.closing) return false;
       const q = t.inq;
-      if (t.inHead < q.length) {
+      if (t.partial !== null) {
+        try {
+          this.continueUpdate(t, t.partial, deadline, performance.now());
+        } catch (e) {
+          t.partial = null;
+          if (e instanceof BgpError) this.fsm.messageError(t.id, e);
+          else this.log("error", `handling UPDATE failed: ${errText(e)}`);
+        }
+        if (t.partial !== null) break; // out of time
+      } else if (t.inHead < q.length) {
         const f = q[t.inHead]!;
         q[t.inHead++] = undefined;
         t.inBytes -= f.raw.length;
         try {
-          this.handleQueued(t, f);
+          this.handleQueued(t, f, deadline);
         } catch (e) {
+          t.partial = null;
           if (e instanceof BgpError) this.fsm.messageError(t.id, e);
           else this.log("error", `handling ${COUNT_KEY[f.type] ?? f.type} failed: ${errText(e)}`);
         }
@@ -905,7 +930,7 @@ export class Session extends TypedEmitter<SessionEvents> {
       t.paused = false;
       t.socket.resume();
     }
-    return (t.inHead < t.inq.length || t.framer.hasMessage()) && !t.closing;
+    return (t.partial !== null || t.inHead < t.inq.length || t.framer.hasMessage()) && !t.closing;
   }
 
   /**
@@ -934,15 +959,20 @@ export class Session extends TypedEmitter<SessionEvents> {
   }
 
   /** A queued UPDATE or ROUTE-REFRESH, now in turn. */
-  private handleQueued(t: Tcp, f: Frame): void {
+  private handleQueued(t: Tcp, f: Frame, deadline: number): void {
     if (this.fsm.connectionState(t.id) !== State.Established || !t.ctx) return; // the session went down meanwhile
     if (f.type === MsgType.UPDATE) {
       const start = performance.now();
       const u = decodeUpdate(f.body, t.ctx);
       // Processing our backlog is proof the peer was alive: the hold timer does not run out behind our own queue.
       this.fsm.updateReceived(t.id);
-      this.emit("update", u);
-      observeUpdate(start);
+      if (this.updateHandler === null) {
+        this.emit("update", u);
+        observeUpdate(start);
+        return;
+      }
+      t.partialMs = 0;
+      this.continueUpdate(t, u, deadline, start);
       return;
     }
     const r = decodeRouteRefresh(f.body, f.raw);
@@ -951,8 +981,20 @@ export class Session extends TypedEmitter<SessionEvents> {
     else this.log("info", `ignoring ROUTE-REFRESH for unnegotiated family ${r.afi}/${r.safi}`);
   }
 
+  /** Hand `u` to the update handler until it is done (then observed, with the time of every part) or the deadline (then kept for the next slice). */
+  private continueUpdate(t: Tcp, u: UpdateMessage, deadline: number, start: number): void {
+    t.partial = u;
+    const done = this.updateHandler!(u, deadline);
+    const now = performance.now();
+    t.partialMs += now - start;
+    if (!done) return;
+    t.partial = null;
+    observeUpdate(now - t.partialMs);
+  }
+
   private dropInput(t: Tcp): void {
     slicer.cancel(t.task);
+    t.partial = null;
     t.inq = [];
     t.inHead = t.inBytes = 0;
     t.framer = new Framer();

@@ -36,8 +36,8 @@ import { siblingAddress } from "../bgp/local-address.ts";
 import { Session } from "../bgp/session.ts";
 import { AFI, parseAddr, prefixToString } from "../core/addr.ts";
 import { CEASE_SUB, type Family, SAFI, SEG, familyName } from "../bgp/types.ts";
-import { type UpdateMessage, announcedBlocks, withdrawnBlocks } from "../bgp/update.ts";
-import { walkNlri } from "../bgp/prefix.ts";
+import { type NlriBlock, type UpdateMessage, announcedBlocks, withdrawnBlocks } from "../bgp/update.ts";
+import { walkNlriUntil } from "../bgp/prefix.ts";
 import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
 import type { NeighborInfo, SessionState } from "../api/types.ts";
 import { AdjRibIn } from "../rib/adj-rib-in.ts";
@@ -139,6 +139,8 @@ export class Neighbor implements GroupMember {
   private maxPrefixTripped = false;
   /** Families whose End-of-RIB arrived on the current session. */
   private eor = new Set<string>();
+  /** The UPDATE being processed over several slices, and where it stands (block index, offset in it); see onUpdate. */
+  private cursor: { u: UpdateMessage; blocks: NlriBlock[]; withdrawn: number; i: number; off: number } | null = null;
   /** The RFC 8212 "no policy" warnings were logged. */
   private warned = false;
   /** Routes treated as withdrawn on this session because the first AS was not the peer's (RFC 7606 §7.2). */
@@ -248,7 +250,7 @@ export class Neighbor implements GroupMember {
       this.onState(e.from as SessionState, e.to as SessionState, e.reason);
     });
     s.on("established", (n) => this.onEstablished(n));
-    s.on("update", (u) => this.onUpdate(u));
+    s.updateHandler = (u, deadline) => this.onUpdate(u, deadline);
     s.on("routeRefresh", (r) => this.onRouteRefresh(r.afi, r.safi, r.subtype));
     s.on("drain", () => {
       if (this.group) this.group.drained();
@@ -532,21 +534,37 @@ export class Neighbor implements GroupMember {
   }
 
   /** Import one received UPDATE into Adj-RIB-In and (after policy) the Loc-RIB. */
-  private onUpdate(u: UpdateMessage): void {
-    for (const i of u.issues) this.host.log.warn(`${this.name}: malformed UPDATE, ${i.action}: ${i.reason}`);
-    // Straight from the NLRI bytes to prefix keys: no Prefix object per route.
-    for (const b of withdrawnBlocks(u)) {
-      const afi = b.afi;
-      walkNlri(b.buf, b.start, b.end, b.addPath, (buf, off, len, pathId) => this.withdrawn(prefixKeyOfBytes(afi, len, buf, off), pathId));
+  /**
+   * One received UPDATE, processed until `deadline` (the session's slice):
+   * withdrawals first, then announcements, each prefix straight from the
+   * NLRI bytes to its key (no Prefix object per route). Returns false when
+   * the deadline came first; the session then calls again with the same
+   * message in its next slice, and this goes on where it stopped.
+   */
+  private onUpdate(u: UpdateMessage, deadline = Infinity): boolean {
+    let c = this.cursor;
+    if (c === null || c.u !== u) {
+      for (const i of u.issues) this.host.log.warn(`${this.name}: malformed UPDATE, ${i.action}: ${i.reason}`);
+      const w = withdrawnBlocks(u);
+      const blocks = u.attrs ? w.concat(announcedBlocks(u)) : w;
+      c = this.cursor = { u, blocks, withdrawn: w.length, i: 0, off: blocks[0]?.start ?? 0 };
     }
     const attrs = u.attrs;
-    if (attrs) {
-      for (const b of announcedBlocks(u)) {
-        const nh = b === u.nlri ? attrs.nextHop! : u.mpReach!.nextHop;
-        const afi = b.afi;
-        walkNlri(b.buf, b.start, b.end, b.addPath, (buf, off, len, pathId) => this.announced(prefixKeyOfBytes(afi, len, buf, off), pathId, attrs, nh));
+    while (c.i < c.blocks.length) {
+      const b = c.blocks[c.i]!;
+      const afi = b.afi;
+      const off =
+        c.i < c.withdrawn
+          ? walkNlriUntil(b.buf, c.off, b.end, b.addPath, (buf, o, len, pathId) => this.withdrawn(prefixKeyOfBytes(afi, len, buf, o), pathId), deadline)
+          : this.announceBlock(b, c.off, attrs!, b === u.nlri ? attrs!.nextHop! : u.mpReach!.nextHop, deadline);
+      if (off < b.end) {
+        c.off = off;
+        return false;
       }
+      c.i++;
+      c.off = c.blocks[c.i]?.start ?? 0;
     }
+    this.cursor = null;
     this.checkMaxPrefix();
     if (u.endOfRib) {
       const n = this.session.negotiated;
@@ -555,6 +573,12 @@ export class Neighbor implements GroupMember {
       if (u.endOfRib.safi === SAFI.UNICAST) this.grHelper.endOfRib(u.endOfRib.afi as 1 | 2);
       if (n && !had && n.families.every((f) => this.eor.has(`${f.afi}/${f.safi}`))) this.host.peerSynced(this);
     }
+    return true;
+  }
+
+  private announceBlock(b: NlriBlock, from: number, attrs: PathAttributes, nh: Uint8Array, deadline: number): number {
+    const afi = b.afi;
+    return walkNlriUntil(b.buf, from, b.end, b.addPath, (buf, o, len, pathId) => this.announced(prefixKeyOfBytes(afi, len, buf, o), pathId, attrs, nh), deadline);
   }
 
   private withdrawn(key: Route["key"], pathId: number): void {

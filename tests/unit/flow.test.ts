@@ -21,7 +21,8 @@ import { KEEPALIVE } from "../../lib/bgp/notification.ts";
 import { encodeOpen } from "../../lib/bgp/open.ts";
 import { OUT_HIGH, Session } from "../../lib/bgp/session.ts";
 import { AFI, MsgType, ORIGIN, SAFI, SEG } from "../../lib/bgp/types.ts";
-import { type UpdateContext, type UpdateMessage, announcedBlocks, blockPrefixes, buildAnnouncements, decodeUpdate } from "../../lib/bgp/update.ts";
+import { type UpdateContext, type UpdateMessage, announcedBlocks, blockPrefixes, buildAnnouncements, buildWithdrawals, decodeUpdate } from "../../lib/bgp/update.ts";
+import { prefixKey } from "../../lib/rib/types.ts";
 import { parseAddr, parsePrefix, prefixToString } from "../../lib/core/addr.ts";
 import { RouteEngine } from "../../lib/router/engine.ts";
 import { buildTable, encodeGroups } from "../bench/table.ts";
@@ -195,6 +196,47 @@ describe("flow control: sliced input and pulled output", () => {
     expect(seen.some((c) => c > 0 && c < n)).toBe(true);
     expect(w.maxLagMs).toBeLessThan(1000);
   }, 90_000);
+
+  test("one UPDATE of 900 prefixes handled in parts (each slice cut short): the event loop runs between the parts, every prefix arrives once, and the next UPDATE waits for the whole one", async () => {
+    const { engine, port } = await engineA();
+    const inj = await speaker(I, 65002, port);
+    const ctx = { fourOctetAs: true, addPathSend: () => false, maxLen: 4096 };
+    const nh = parseAddr(I)!.addr;
+    const attrs = { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65002, 65077] }] };
+    const prefixes = Array.from({ length: 900 }, (_, i) => parsePrefix(`10.${i >> 8}.${i & 255}.0/24`));
+    const big = buildAnnouncements(AFI.IPV4, SAFI.UNICAST, prefixes, attrs, nh, ctx);
+    expect(big.length).toBe(1); // one message: the point is a single UPDATE in parts
+    // The last prefix of the big one, withdrawn by the next UPDATE: only right if the parts finish first.
+    const last = buildWithdrawals(AFI.IPV4, SAFI.UNICAST, [prefixes[899]!], ctx);
+    // Every call gets a deadline already past: the neighbour stops at its first deadline check (64 prefixes).
+    const s = engine.peers.get(I)!.session;
+    const handler = s.updateHandler!;
+    const calls: { u: UpdateMessage; loc: number }[] = [];
+    let turns = 0;
+    let ticking = true;
+    const tick = () => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    s.updateHandler = (u, _deadline) => {
+      calls.push({ u, loc: engine.locRib.count() });
+      return handler(u, performance.now() - 1);
+    };
+    setImmediate(tick);
+    inj.sendUpdate(big[0]!);
+    inj.sendUpdate(last[0]!);
+    await waitFor(() => calls.length > 0 && calls.at(-1)!.u !== calls[0]!.u && engine.locRib.count() === 899, { timeoutMs: 10_000, what: "both UPDATEs handled" });
+    ticking = false;
+    const parts = calls.filter((c) => c.u === calls[0]!.u);
+    // About 900 / 63 parts, all before the second message, with the Loc-RIB growing between them.
+    expect(parts.length).toBeGreaterThanOrEqual(10);
+    expect(calls.indexOf(parts.at(-1)!)).toBe(parts.length - 1);
+    for (let i = 1; i < parts.length; i++) expect(parts[i]!.loc).toBeGreaterThan(parts[i - 1]!.loc);
+    expect(turns).toBeGreaterThanOrEqual(parts.length - 1);
+    expect(engine.peers.get(I)!.adjIn.count).toBe(899);
+    expect(engine.locRib.best(prefixKey(prefixes[899]!))).toBeNull();
+    expect(engine.locRib.best(prefixKey(prefixes[0]!))).not.toBeNull();
+  });
 
   test("an unchanged re-announcement stops at the Adj-RIB-In: the route keeps its age, no Loc-RIB event", async () => {
     const { engine, port } = await engineA();
