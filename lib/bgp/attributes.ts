@@ -51,10 +51,16 @@ export interface PathAttributes {
    * Partial bit set: RFC 4271 §5 says it must stay set when they are passed on.
    */
   partial?: number[];
+  /**
+   * Internal to the interning cache (holdAttributes): its entry for a
+   * decoded set (not enumerable: spreads, JSON and comparisons skip it);
+   * null or absent on sets built otherwise.
+   */
+  interned?: unknown;
 }
 
 export function emptyAttributes(): PathAttributes {
-  return {
+  const a: PathAttributes = {
     origin: null,
     asPath: null,
     nextHop: null,
@@ -70,6 +76,9 @@ export function emptyAttributes(): PathAttributes {
     otc: null,
     unknown: [],
   };
+  // Not enumerable: not copied by a spread, not in JSON or comparisons (it points back to the set).
+  Object.defineProperty(a, "interned", { value: null, writable: true, enumerable: false, configurable: false });
+  return a;
 }
 
 /** What the decoder needs to know about the session. */
@@ -586,14 +595,46 @@ export interface DecodedAttrs {
   issues: AttrIssue[];
 }
 
-interface CacheEntry {
+/** A cached set: the decoded result itself (what a lookup returns), with its key and count. */
+interface CacheEntry extends DecodedAttrs {
   /** The bytes, one character each (a string costs about a third of a Uint8Array with its own buffer). */
   key: string;
-  /** The decoded set (a bounded cache), or null when held weakly (see `ref`). */
-  value: DecodedAttrs | null;
-  /** A weak cache: the attributes, as long as something (a route) uses them. */
-  ref: WeakRef<PathAttributes> | null;
-  issues: AttrIssue[];
+  /** Interning caches: the Adj-RIB-In routes holding the set (see holdAttributes). */
+  refs: number;
+  /** The cache it is in; null once out of it. */
+  cache: AttrCache | null;
+}
+
+/** An interned set's cache entry (`interned`; a derived set made by spreading one copies it, hence the check). */
+function entryOf(a: PathAttributes): CacheEntry | undefined {
+  const e = a.interned as CacheEntry | null | undefined;
+  return e != null && e.attrs === a ? e : undefined;
+}
+
+/**
+ * A route holding `a` was stored (in an Adj-RIB-In): an interned set stays
+ * in its cache while any route holds it. Sets that were not interned are
+ * ignored.
+ */
+export function holdAttributes(a: PathAttributes): void {
+  const e = entryOf(a);
+  if (e !== undefined) e.refs++;
+}
+
+/** A route holding `a` left; the last one takes the set out of its cache. */
+export function releaseAttributes(a: PathAttributes): void {
+  const e = entryOf(a);
+  if (e !== undefined && --e.refs <= 0) e.cache?.drop(e);
+}
+
+/**
+ * The receiver is done with an UPDATE whose attributes are `a`: a set no
+ * route holds (nothing was stored with it) leaves its cache now.
+ */
+export function settleAttributes(a: PathAttributes | null): void {
+  if (a === null) return;
+  const e = entryOf(a);
+  if (e !== undefined && e.refs <= 0) e.cache?.drop(e);
 }
 
 /**
@@ -687,49 +728,41 @@ function fnv(h: number, buf: Uint8Array, s: number, e: number): number {
  * Two kinds:
  * - bounded (`new AttrCache(limit)`, for MRT files): holds what it decoded,
  *   cleared when it reaches `limit` entries;
- * - weak (`sharedAttrCache`, for sessions): one per decoding context for the
- *   whole daemon, so every session sending the same attributes shares one
- *   object. An entry lives exactly as long as something uses its attribute
- *   set (the routes of an Adj-RIB-In): it is dropped after the garbage
- *   collector has freed the set, never wholesale.
+ * - interning (`sharedAttrCache`, for sessions): one per decoding context
+ *   for the whole daemon, so every session sending the same attributes
+ *   shares one object. Reference-counted, never wiped: the Adj-RIB-Ins
+ *   count the routes holding each set (holdAttributes/releaseAttributes),
+ *   and a set leaves when the last one goes, or, when nothing stored it,
+ *   once its UPDATE was handled (settleAttributes). No weak reference or
+ *   finalizer per set (they cost about 200 bytes each in JavaScriptCore).
  */
 export class AttrCache {
   private map = new Map<number, CacheEntry | CacheEntry[]>();
   private count = 0;
-  private readonly registry: FinalizationRegistry<number> | null;
   constructor(
     readonly limit = 200_000,
-    readonly weak = false,
-  ) {
-    this.registry = weak ? new FinalizationRegistry((h) => this.sweep(h)) : null;
-  }
+    readonly interning = false,
+  ) {}
 
   get size(): number {
     return this.count;
   }
 
-  /** Drop the entries of bucket `h` whose attribute sets were collected. */
-  private sweep(h: number): void {
+  /** Take `e` out (idempotent). */
+  drop(e: CacheEntry): void {
+    if (e.cache !== this) return;
+    e.cache = null;
+    let h = 0x811c9dc5;
+    for (let i = 0; i < e.key.length; i++) h = Math.imul(h ^ e.key.charCodeAt(i), 0x01000193);
+    h >>>= 0;
     const b = this.map.get(h);
-    if (!b) return;
-    if (!Array.isArray(b)) {
-      if (b.ref !== null && b.ref.deref() === undefined) {
-        this.map.delete(h);
-        this.count--;
-      }
-      return;
+    if (b === e) this.map.delete(h);
+    else if (Array.isArray(b)) {
+      const i = b.indexOf(e);
+      if (i >= 0) b.splice(i, 1);
+      if (b.length === 1) this.map.set(h, b[0]!);
     }
-    const live = b.filter((e) => e.ref === null || e.ref.deref() !== undefined);
-    this.count -= b.length - live.length;
-    if (live.length === 0) this.map.delete(h);
-    else if (live.length === 1) this.map.set(h, live[0]!);
-    else if (live.length !== b.length) this.map.set(h, live);
-  }
-
-  private valueOf(e: CacheEntry): DecodedAttrs | undefined {
-    if (e.value !== null) return e.value;
-    const attrs = e.ref!.deref();
-    return attrs === undefined ? undefined : { attrs, issues: e.issues };
+    this.count--;
   }
 
   private hashScan(buf: Uint8Array, n: number): number {
@@ -756,32 +789,23 @@ export class AttrCache {
   private find(h: number, match: (key: string) => boolean): DecodedAttrs | undefined {
     const b = this.map.get(h);
     if (!b) return undefined;
-    if (!Array.isArray(b)) return match(b.key) ? this.valueOf(b) : undefined;
-    for (const e of b) if (match(e.key)) return this.valueOf(e);
+    if (!Array.isArray(b)) return match(b.key) ? b : undefined;
+    for (const e of b) if (match(e.key)) return e;
     return undefined;
   }
 
   private put(h: number, key: string, value: DecodedAttrs): void {
-    if (this.registry === null && this.count >= this.limit) {
+    if (!this.interning && this.count >= this.limit) {
+      for (const v of this.map.values()) for (const e of Array.isArray(v) ? v : [v]) e.cache = null;
       this.map.clear();
       this.count = 0;
     }
-    const e: CacheEntry = this.registry === null ? { key, value, ref: null, issues: value.issues } : { key, value: null, ref: new WeakRef(value.attrs), issues: value.issues.length ? value.issues : NO_ISSUES };
-    this.registry?.register(value.attrs, h);
+    const e: CacheEntry = { attrs: value.attrs, issues: value.issues.length ? value.issues : NO_ISSUES, key, refs: 0, cache: this };
+    if (this.interning) value.attrs.interned = e;
     const b = this.map.get(h);
     if (!b) this.map.set(h, e);
-    else if (Array.isArray(b)) {
-      // A collected set with the same bytes (not swept yet) is replaced.
-      const i = b.findIndex((x) => x.ref !== null && x.ref.deref() === undefined && x.key === key);
-      if (i >= 0) {
-        b[i] = e;
-        return;
-      }
-      b.push(e);
-    } else if (b.ref !== null && b.ref.deref() === undefined && b.key === key) {
-      this.map.set(h, e);
-      return;
-    } else this.map.set(h, [b, e]);
+    else if (Array.isArray(b)) b.push(e);
+    else this.map.set(h, [b, e]);
     this.count++;
   }
 

@@ -52,6 +52,7 @@ import { connectTcp, peerFamily, socketFd } from "../../ffi/tcp-socket.ts";
 import { TtlOptionError, readTtlOptions, setTtlOptions } from "../../ffi/ttl.ts";
 import type { Clock } from "../core/clock.ts";
 import { realClock } from "../core/clock.ts";
+import { settleAttributes } from "./attributes.ts";
 import { BgpError, carriesShutdownMessage } from "./errors.ts";
 import { type Frame, Framer } from "./framer.ts";
 import { type ConnId, type Direction, Fsm, type FsmHost, type LogLevel, State, type StateChange } from "./fsm.ts";
@@ -968,6 +969,7 @@ export class Session extends TypedEmitter<SessionEvents> {
       this.fsm.updateReceived(t.id);
       if (this.updateHandler === null) {
         this.emit("update", u);
+        settleAttributes(u.attrs);
         observeUpdate(start);
         return;
       }
@@ -989,6 +991,7 @@ export class Session extends TypedEmitter<SessionEvents> {
     t.partialMs += now - start;
     if (!done) return;
     t.partial = null;
+    settleAttributes(u.attrs);
     observeUpdate(now - t.partialMs);
   }
 

@@ -9,8 +9,14 @@
  * with more than one ADD-PATH path identifier hold a small array. The Route
  * objects are stored as given (nothing is wrapped or copied), so a full
  * table costs one table entry per route on top of the routes themselves.
+ *
+ * Every stored route holds its attribute set in the daemon-wide interning
+ * cache (holdAttributes when stored, releaseAttributes when it leaves), so a
+ * set is forgotten when the last route using it goes. Dropping a whole
+ * table goes through `drain()`, which releases as it walks.
  */
 import type { Afi } from "../core/addr.ts";
+import { holdAttributes, releaseAttributes } from "../bgp/attributes.ts";
 import { bytesEqual } from "../bgp/bytes.ts";
 import { PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, type RouteSource, withFields } from "./types.ts";
@@ -63,28 +69,39 @@ export class AdjRibIn {
     if (slot === undefined) {
       map.set(key, route);
       this.bump(key, 1);
+      holdAttributes(route.attrs);
       return { op: "add", route, old: null };
     }
     if (!Array.isArray(slot)) {
       if (slot.pathId !== route.pathId) {
         map.set(key, [slot, route]);
         this.bump(key, 1);
+        holdAttributes(route.attrs);
         return { op: "add", route, old: null };
       }
       const stored = this.replacement(slot, route);
       if (stored !== slot) map.set(key, stored);
-      return { op: stored === route ? "replace" : "unchanged", route: stored, old: slot };
+      return this.replaced(stored, route, slot);
     }
     for (let i = 0; i < slot.length; i++) {
       const old = slot[i]!;
       if (old.pathId !== route.pathId) continue;
       const stored = this.replacement(old, route);
       slot[i] = stored;
-      return { op: stored === route ? "replace" : "unchanged", route: stored, old };
+      return this.replaced(stored, route, old);
     }
     slot.push(route);
     this.bump(key, 1);
+    holdAttributes(route.attrs);
     return { op: "add", route, old: null };
+  }
+
+  /** The change when `stored` took the place of `old` (`route` itself when the path changed, else an unchanged one). */
+  private replaced(stored: Route, route: Route, old: Route): AdjRibInChange {
+    if (stored !== route) return { op: "unchanged", route: stored, old };
+    holdAttributes(route.attrs);
+    releaseAttributes(old.attrs);
+    return { op: "replace", route, old };
   }
 
   /**
@@ -108,6 +125,7 @@ export class AdjRibIn {
       if (slot.pathId !== pathId) return null;
       map.delete(key);
       this.bump(key, -1);
+      releaseAttributes(slot.attrs);
       return slot;
     }
     const i = slot.findIndex((r) => r.pathId === pathId);
@@ -116,6 +134,7 @@ export class AdjRibIn {
     slot.splice(i, 1);
     if (slot.length === 1) map.set(key, slot[0]!);
     this.bump(key, -1);
+    releaseAttributes(old.attrs);
     return old;
   }
 
@@ -163,8 +182,22 @@ export class AdjRibIn {
     return afi === 1 ? this.v4.size : afi === 2 ? this.v6.size : this.v4.size + this.v6.size;
   }
 
-  /** Forget everything (session down); returns the number of paths dropped. */
+  /**
+   * Every stored route, each releasing its attribute set once walked past:
+   * how a table that is dropped as a whole (session down) is taken apart,
+   * in whatever slices the walker takes. The Adj-RIB-In must not be used
+   * for anything else afterwards.
+   */
+  *drain(): IterableIterator<Route> {
+    for (const r of this.routes()) {
+      yield r;
+      releaseAttributes(r.attrs);
+    }
+  }
+
+  /** Forget everything, or one family (a walk, to release the attribute sets); returns the number of paths dropped. */
   clear(afi?: Afi): number {
+    for (const r of this.routes(afi)) releaseAttributes(r.attrs);
     let n = 0;
     if (afi !== 2) {
       n += this.n4;

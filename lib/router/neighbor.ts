@@ -351,7 +351,7 @@ export class Neighbor implements GroupMember {
         const oldSource = this.source;
         this.adjIn = new AdjRibIn();
         this.source = { ...oldSource };
-        this.host.sourceDown(oldSource, old.routes());
+        this.host.sourceDown(oldSource, old.drain());
       }
       this.lastNotification = null;
     }
@@ -366,7 +366,7 @@ export class Neighbor implements GroupMember {
     const oldSource = this.source;
     this.adjIn = new AdjRibIn();
     this.source = { ...oldSource };
-    this.host.sourceDown(oldSource, old.routes());
+    this.host.sourceDown(oldSource, old.drain());
   }
 
   private onEstablished(n: Negotiated): void {

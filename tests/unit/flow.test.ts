@@ -25,7 +25,8 @@ import { type UpdateContext, type UpdateMessage, announcedBlocks, blockPrefixes,
 import { prefixKey } from "../../lib/rib/types.ts";
 import { parseAddr, parsePrefix, prefixToString } from "../../lib/core/addr.ts";
 import { RouteEngine } from "../../lib/router/engine.ts";
-import { buildTable, encodeGroups } from "../bench/table.ts";
+import { CHURN_MARKER, buildTable, churnGroups, countPrefixes, encodeGroups, encodeWithdrawals } from "../bench/table.ts";
+import { sharedAttrCache } from "../../lib/bgp/attributes.ts";
 import { LoopLagMonitor } from "../../lib/core/loop-lag.ts";
 import { ENGINE_ADDR, loopbackEngine, loopbackSpeaker } from "../support/loopback-engine.ts";
 import { waitFor } from "../support/wait.ts";
@@ -236,6 +237,29 @@ describe("flow control: sliced input and pulled output", () => {
     expect(engine.peers.get(I)!.adjIn.count).toBe(899);
     expect(engine.locRib.best(prefixKey(prefixes[899]!))).toBeNull();
     expect(engine.locRib.best(prefixKey(prefixes[0]!))).not.toBeNull();
+  });
+
+  test("attribute sets are counted by the routes holding them: a table in, then churned (new attributes), then withdrawn, leaves the daemon-wide cache as it was", async () => {
+    const { engine, port } = await engineA();
+    const cache = sharedAttrCache({ fourOctetAs: true, ibgp: false });
+    const before = cache.size;
+    const inj = await speaker(I, 65002, port);
+    const nh = { nextHop4: parseAddr(I)!.addr, nextHop6: new Uint8Array(16) };
+    const t = buildTable({ v4: 20_000, v6: 0, peerAs: 65002, ...nh });
+    const msgs = encodeGroups(t.groups, nh);
+    const n = prefixesIn(msgs);
+    for (const m of msgs) inj.sendUpdate(m);
+    await waitFor(() => engine.locRib.count() === n, { timeoutMs: 30_000, what: `${n} routes` });
+    const sets = cache.size - before;
+    expect(sets).toBeGreaterThan(1000);
+    // 10% re-announced with other attributes: their old sets go when no route holds them any more.
+    const churn = churnGroups(t, 0.1);
+    for (const m of encodeGroups(churn, nh, false)) inj.sendUpdate(m);
+    await waitFor(() => engine.locRib.count() === n && [...engine.locRib.bests()].filter((r) => r.attrs.communities.includes(CHURN_MARKER)).length === countPrefixes(churn), { timeoutMs: 30_000, what: "churn applied" });
+    expect(cache.size - before).toBeLessThanOrEqual(sets + churn.length);
+    for (const m of encodeWithdrawals(t.groups)) inj.sendUpdate(m);
+    await waitFor(() => engine.locRib.count() === 0, { timeoutMs: 30_000, what: "all withdrawn" });
+    await waitFor(() => cache.size === before, { timeoutMs: 5000, what: "the cache back to its size before", detail: () => `${cache.size - before} sets left` });
   });
 
   test("an unchanged re-announcement stops at the Adj-RIB-In: the route keeps its age, no Loc-RIB event", async () => {

@@ -8,9 +8,11 @@
  * Each row cites the RFC section that decides it.
  */
 import { describe, expect, test } from "bun:test";
-import { AttrCache, sharedAttrCache } from "../../lib/bgp/attributes.ts";
+import { AttrCache, holdAttributes, releaseAttributes, settleAttributes, sharedAttrCache } from "../../lib/bgp/attributes.ts";
+import { AdjRibIn } from "../../lib/rib/adj-rib-in.ts";
+import { makeRoute, prefixKey } from "../../lib/rib/types.ts";
 import { BgpError } from "../../lib/bgp/errors.ts";
-import { prefixToString } from "../../lib/core/addr.ts";
+import { parsePrefix, prefixToString } from "../../lib/core/addr.ts";
 import { ATTR } from "../../lib/bgp/types.ts";
 import { type UpdateContext, type UpdateMessage, announcedBlocks, blockPrefixes, decodeUpdate, withdrawnBlocks } from "../../lib/bgp/update.ts";
 
@@ -473,32 +475,89 @@ describe("RFC 7606 details", () => {
     expect(b.issues).toEqual(a.issues);
   });
 
-  test("the daemon-wide cache: one object per attribute set across sessions of a context, dropped once no route uses it", async () => {
+  test("the daemon-wide cache: one object per attribute set across sessions of a context, counted by the routes holding it, gone with the last one", () => {
     const make = (ibgp: boolean): UpdateContext => ({ ...ctxOf({ ibgp }), cache: sharedAttrCache({ fourOctetAs: true, ibgp }) });
     // An attribute set no other test uses (MED 0x5eed5).
     const body = withAttrs(attr(OPT, 4, u32(0x5eed5)));
     const s1 = make(false);
     const s2 = make(false);
     expect(s2.cache).toBe(s1.cache!);
-    let held: UpdateMessage | null = decodeUpdate(body, s1);
-    expect(decodeUpdate(body, s2).attrs).toBe(held.attrs);
-    // Another context decodes the same bytes on its own (iBGP and eBGP read some attributes differently).
-    expect(decodeUpdate(body, make(true)).attrs).not.toBe(held.attrs);
     const cache = s1.cache!;
     const before = cache.size;
-    // Other tests of this process drop their sets too: follow this one by a weak reference, not by the count alone.
-    const ref = new WeakRef(held.attrs!);
-    held = null;
-    for (let i = 0; i < 50 && (ref.deref() !== undefined || cache.size >= before); i++) {
-      Bun.gc(true);
-      await Bun.sleep(10);
-    }
-    expect(ref.deref()).toBeUndefined();
-    const after = cache.size;
-    expect(after).toBeLessThan(before);
-    // Decoded again, it is back (a fresh object, nothing stale is handed out).
-    expect(decodeUpdate(body, s1).attrs!.med).toBe(0x5eed5);
-    expect(cache.size).toBe(after + 1);
+    const held = decodeUpdate(body, s1).attrs!;
+    expect(cache.size).toBe(before + 1);
+    expect(decodeUpdate(body, s2).attrs).toBe(held);
+    // Another context decodes the same bytes on its own (iBGP and eBGP read some attributes differently).
+    const other = decodeUpdate(body, make(true)).attrs!;
+    expect(other).not.toBe(held);
+    settleAttributes(other); // nothing stored it: out of its cache
+    // Two routes hold it (an Adj-RIB-In), the UPDATE is done: it stays.
+    holdAttributes(held);
+    holdAttributes(held);
+    settleAttributes(held);
+    expect(decodeUpdate(body, s1).attrs).toBe(held);
+    releaseAttributes(held);
+    expect(decodeUpdate(body, s2).attrs).toBe(held);
+    // The last one goes: so does the set (a fresh object next time, nothing stale handed out).
+    releaseAttributes(held);
+    expect(cache.size).toBe(before);
+    const again = decodeUpdate(body, s1).attrs!;
+    expect(again).not.toBe(held);
+    expect(again.med).toBe(0x5eed5);
+    expect(cache.size).toBe(before + 1);
+    // A set derived from an interned one by spreading it is not counted as the original.
+    const derived = { ...again, med: 1 };
+    holdAttributes(derived);
+    releaseAttributes(derived);
+    expect(decodeUpdate(body, s1).attrs).toBe(again);
+    settleAttributes(again);
+    expect(cache.size).toBe(before);
+    // Sets of the bounded kind (MRT files) and sets built by hand are ignored.
+    const m = new AttrCache();
+    const mrt = decodeUpdate(body, { ...ctxOf(), cache: m }).attrs!;
+    releaseAttributes(mrt);
+    settleAttributes(mrt);
+    expect(m.size).toBe(1);
+  });
+
+  test("an Adj-RIB-In holds the sets of its routes: replaced, withdrawn, cleared and drained routes release them", () => {
+    const ctx: UpdateContext = { ...ctxOf(), cache: sharedAttrCache({ fourOctetAs: true, ibgp: false }) };
+    const cache = ctx.cache!;
+    const setOf = (med: number) => decodeUpdate(withAttrs(attr(OPT, 4, u32(0x5eed0 + med))), ctx).attrs!;
+    const before = cache.size;
+    const src = { id: "192.0.2.9", address: "192.0.2.9", addressBytes: new Uint8Array([192, 0, 2, 9]), asn: 65009, routerId: 1, ibgp: false, rrClient: false, local: false };
+    const nh = new Uint8Array([192, 0, 2, 9]);
+    const rib = new AdjRibIn(src);
+    const [a, b, c] = [setOf(1), setOf(2), setOf(3)];
+    for (const s of [a, b, c]) settleAttributes(s); // as the session does after each UPDATE: nothing holds them yet
+    expect(cache.size).toBe(before);
+    const a1 = setOf(1);
+    const b1 = setOf(2);
+    rib.update(makeRoute(prefixKey(parsePrefix("198.51.100.0/24")), 0, src, a1, nh));
+    rib.update(makeRoute(prefixKey(parsePrefix("198.51.100.128/25")), 0, src, a1, nh));
+    rib.update(makeRoute(prefixKey(parsePrefix("203.0.113.0/24")), 0, src, b1, nh));
+    for (const s of [a1, b1]) settleAttributes(s);
+    expect(cache.size).toBe(before + 2);
+    // Replaced: the old set loses a holder, the new one gains one; an identical re-announcement changes nothing.
+    rib.update(makeRoute(prefixKey(parsePrefix("198.51.100.128/25")), 0, src, b1, nh));
+    rib.update(makeRoute(prefixKey(parsePrefix("203.0.113.0/24")), 0, src, b1, nh));
+    expect(setOf(1)).toBe(a1);
+    // Withdrawn: a1's last holder goes.
+    rib.withdraw(prefixKey(parsePrefix("198.51.100.0/24")));
+    expect(cache.size).toBe(before + 1);
+    expect(setOf(1)).not.toBe(a1);
+    settleAttributes(setOf(1));
+    // Drained (a session down): released as the walk goes.
+    const seen = [...rib.drain()].length;
+    expect(seen).toBe(2);
+    expect(cache.size).toBe(before);
+    const rib2 = new AdjRibIn(src);
+    const c1 = setOf(3);
+    rib2.update(makeRoute(prefixKey(parsePrefix("192.0.2.0/25")), 0, src, c1, nh));
+    settleAttributes(c1);
+    expect(cache.size).toBe(before + 1);
+    rib2.clear();
+    expect(cache.size).toBe(before);
   });
 });
 
