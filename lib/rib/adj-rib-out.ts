@@ -373,7 +373,8 @@ export class AdjRibOut {
         reason = r.reason;
       }
     }
-    const old = this.out.get(key) ?? null;
+    // (A peer that was never given anything, as one with no export, skips the lookup.)
+    const old = this.out.size === 0 ? null : (this.out.get(key) ?? null);
     if (attrs === null || nh === null) {
       if (!old) return { change: "none", reason };
       this.remove(key, old);

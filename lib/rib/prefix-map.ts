@@ -84,6 +84,12 @@ export class PrefixMap<K extends PrefixKey, V> {
    */
   private lastKey: K | undefined = undefined;
   private lastSlot = -1;
+  /**
+   * The key last looked up and not found: absent until `set` inserts it
+   * (whatever else is added, removed or re-indexed meanwhile), so the set
+   * that usually follows a missed get goes straight to inserting.
+   */
+  private lastMiss: K | undefined = undefined;
 
   get size(): number {
     return this.live;
@@ -116,7 +122,7 @@ export class PrefixMap<K extends PrefixKey, V> {
     if (i >= 0) {
       this.lastKey = k;
       this.lastSlot = i;
-    }
+    } else this.lastMiss = k;
     return i;
   }
 
@@ -137,7 +143,7 @@ export class PrefixMap<K extends PrefixKey, V> {
   }
 
   set(k: K, v: V): this {
-    const i = this.findCur(k);
+    const i = k === this.lastMiss ? -1 : this.findCur(k);
     if (i >= 0) {
       this.setVal(this.idx[i]! - 1, v);
       return this;
@@ -161,6 +167,9 @@ export class PrefixMap<K extends PrefixKey, V> {
     while (idx[j]! > 0) j = (j + 1) & mask;
     if (idx[j] === 0) this.used++;
     idx[j] = pos + 1;
+    this.lastMiss = undefined;
+    this.lastKey = k;
+    this.lastSlot = j;
     if (this.next !== null && pos < this.migrated) this.place(k, pos);
     this.grow();
     return this;
@@ -199,6 +208,7 @@ export class PrefixMap<K extends PrefixKey, V> {
     this.migrated = 0;
     this.nextUsed = 0;
     this.lastKey = undefined;
+    this.lastMiss = undefined;
   }
 
   /**
