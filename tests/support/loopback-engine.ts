@@ -3,8 +3,15 @@
  * (127.0.0.1, AS 65001, router id 192.0.2.1, its listener on a free port)
  * with passive peers, and Sessions that connect to it as those peers. The
  * engine's FSM timers run on a manual clock; the event loop is real.
- * Everything made is stopped by the `cleanups` list the caller runs.
+ * Each engine has its control socket path (and so its graceful-restart
+ * marker) in a directory of its own: an engine never takes another's
+ * marker, or one a killed daemon left in /run/bgpctl, for a restart of
+ * itself. Everything made is stopped and removed by the `cleanups` list the
+ * caller runs.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Session } from "../../lib/bgp/session.ts";
 import { AFI, SAFI } from "../../lib/bgp/types.ts";
 import { parseConfig } from "../../lib/config/load.ts";
@@ -22,7 +29,9 @@ export async function loopbackEngine(
   o: { cleanups: (() => unknown)[]; level?: LogLevel; name?: string },
 ): Promise<{ engine: RouteEngine; port: number; lines: string[] }> {
   const list = peers.map(([addr, as]) => `  - {address: ${addr}, remoteAs: ${as}, passive: true, localAddress: ${ENGINE_ADDR}, import: all, export: all, holdTime: 90}\n`).join("");
-  const yaml = `asn: 65001\nrouterId: 192.0.2.1\nlisten: {address: ${ENGINE_ADDR}, port: 0}\npeers:\n${list}`;
+  const dir = mkdtempSync(join(tmpdir(), "bgpctl-engine-"));
+  o.cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const yaml = `asn: 65001\nrouterId: 192.0.2.1\nlisten: {address: ${ENGINE_ADDR}, port: 0}\ncontrolSocket: ${join(dir, "engine.sock")}\npeers:\n${list}`;
   const lines: string[] = [];
   const engine = new RouteEngine(parseConfig(yaml, o.name ?? "engine.yaml"), { log: new Log(o.level ?? "info", "text", (l) => lines.push(l)), clock: new ManualClock() });
   await engine.start();
