@@ -45,17 +45,7 @@ export function walkNlri(
   addPath: boolean,
   fn: (buf: Uint8Array, addrOff: number, len: number, pathId: number) => void,
 ): void {
-  let off = start;
-  while (off < end) {
-    let pathId = 0;
-    if (addPath) {
-      pathId = ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
-      off += 4;
-    }
-    const len = buf[off]!;
-    fn(buf, off + 1, len, pathId);
-    off += 1 + ((len + 7) >> 3);
-  }
+  walkNlriUntil(buf, start, end, addPath, fn, Infinity);
 }
 
 /**

@@ -96,6 +96,13 @@ function plainCtx(): UpdateContext {
   return { fourOctetAs: true, ibgp: false, addPathReceive: () => false };
 }
 
+/** What I sends by hand: its encoding context, next hop, and an attribute set with AS path [65002, `origin`]. */
+function handMade(origin: number) {
+  const ctx = { fourOctetAs: true, addPathSend: () => false, maxLen: 4096 };
+  const attrs = { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65002, origin] }] };
+  return { ctx, nh: parseAddr(I)!.addr, attrs };
+}
+
 /** The number of announced prefixes in a generated table's messages. */
 function prefixesIn(msgs: Uint8Array[]): number {
   let n = 0;
@@ -201,9 +208,7 @@ describe("flow control: sliced input and pulled output", () => {
   test("one UPDATE of 900 prefixes handled in parts (each slice cut short): the event loop runs between the parts, every prefix arrives once, and the next UPDATE waits for the whole one", async () => {
     const { engine, port } = await engineA();
     const inj = await speaker(I, 65002, port);
-    const ctx = { fourOctetAs: true, addPathSend: () => false, maxLen: 4096 };
-    const nh = parseAddr(I)!.addr;
-    const attrs = { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65002, 65077] }] };
+    const { ctx, nh, attrs } = handMade(65077);
     const prefixes = Array.from({ length: 900 }, (_, i) => parsePrefix(`10.${i >> 8}.${i & 255}.0/24`));
     const big = buildAnnouncements(AFI.IPV4, SAFI.UNICAST, prefixes, attrs, nh, ctx);
     expect(big.length).toBe(1); // one message: the point is a single UPDATE in parts
@@ -265,9 +270,7 @@ describe("flow control: sliced input and pulled output", () => {
   test("an unchanged re-announcement stops at the Adj-RIB-In: the route keeps its age, no Loc-RIB event", async () => {
     const { engine, port } = await engineA();
     const inj = await speaker(I, 65002, port);
-    const ctx = { fourOctetAs: true, addPathSend: () => false, maxLen: 4096 };
-    const nh = parseAddr(I)!.addr;
-    const attrs = { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65002, 65099] }] };
+    const { ctx, nh, attrs } = handMade(65099);
     const send = (p: string) => {
       for (const m of buildAnnouncements(AFI.IPV4, SAFI.UNICAST, [parsePrefix(p)], attrs, nh, ctx)) inj.sendUpdate(m);
     };
