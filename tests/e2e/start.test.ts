@@ -2,13 +2,28 @@
  * The README's first command: `npm start` on the embedded default
  * (examples/loopback-a.yaml, examples/loopback-b.yaml) runs two daemons on
  * loopback that exchange their routes, shows them, and stops cleanly.
- * Loopback only; no root needed.
+ * Loopback only; no root needed. The demo works in /tmp/bgpctl-demo (the
+ * examples' control sockets); what this run leaves there (B's graceful-restart
+ * marker, the directory itself when it was not there before) is removed.
  */
 import { expect, test } from "bun:test";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+
+const DEMO = "/tmp/bgpctl-demo";
 
 test("npm start: two loopback daemons exchange routes; B stops gracefully (A keeps its route, stale), A shuts down", async () => {
   const root = join(import.meta.dir, "../..");
+  const had = existsSync(DEMO) ? new Set(readdirSync(DEMO)) : null;
+  try {
+    await runDemo(root);
+  } finally {
+    if (had === null) rmSync(DEMO, { recursive: true, force: true });
+    else if (existsSync(DEMO)) for (const f of readdirSync(DEMO)) if (!had.has(f)) rmSync(join(DEMO, f), { force: true });
+  }
+}, 90_000);
+
+async function runDemo(root: string): Promise<void> {
   const p = Bun.spawn(["npm", "start"], {
     cwd: root,
     env: { ...process.env, BGPCTL_DEMO_SECONDS: "1" },
@@ -31,4 +46,4 @@ test("npm start: two loopback daemons exchange routes; B stops gracefully (A kee
   expect(out).toMatch(/\*>S\s+203\.0\.113\.0\/24\s+127\.0\.0\.2/); // A's table: B's route kept, stale
   expect(out).toMatch(/\[A\] .*shutting down: closing sessions/);
   expect(out).toContain("demo done");
-}, 90_000);
+}
