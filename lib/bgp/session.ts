@@ -29,16 +29,16 @@
  * connection gets its options again.
  *
  * Flow control, both ways (OpenBGPD's session engine throttling its RDE):
- * - In: once Established, received bytes are only appended to the
- *   connection's framer when they arrive (restarting the hold timer when a
- *   whole message is buffered); the shared slicer (lib/core/slices.ts)
- *   frames them and handles each message in time-bounded slices, in arrival
- *   order: KEEPALIVE and NOTIFICATION at once, UPDATE and ROUTE-REFRESH
- *   decoded and handed on ('update' events). So a burst of data (a full
- *   table arriving several 512 KB reads at a time) never holds the event
- *   loop, however cold the code. Above IN_HIGH buffered bytes the socket is
- *   paused (TCP backpressure reaches the peer) until they are below IN_LOW.
- *   Before Established (the OPEN exchange) messages are handled at arrival.
+ * - In: received bytes are only appended to the connection's framer when
+ *   they arrive (once Established, restarting the hold timer when a whole
+ *   message is buffered); the shared slicer (lib/core/slices.ts) frames them
+ *   and handles each message in time-bounded slices, in arrival order: OPEN,
+ *   KEEPALIVE and NOTIFICATION as they come up, UPDATE and ROUTE-REFRESH
+ *   decoded and handed on (the update handler or 'update' events). So a
+ *   burst of data (a full table arriving several 512 KB reads at a time, or
+ *   many sessions coming up at once) never holds the event loop, however
+ *   cold the code. Above IN_HIGH buffered bytes the socket is paused (TCP
+ *   backpressure reaches the peer) until they are below IN_LOW.
  * - Out: `writable` is false once OUT_HIGH bytes wait (ours plus the
  *   socket's buffer); a 'drain' event says it is below OUT_LOW again, so a
  *   producer (the neighbour's Adj-RIB-Out pump) writes only while the peer
@@ -935,8 +935,8 @@ export class Session extends TypedEmitter<SessionEvents> {
   }
 
   /**
-   * Frame the next buffered message and handle it as at arrival (UPDATE and
-   * ROUTE-REFRESH join the queue). False when no whole message is buffered,
+   * Frame the next buffered message and handle it (OPEN, KEEPALIVE and
+   * NOTIFICATION now; UPDATE and ROUTE-REFRESH join the queue). False when no whole message is buffered,
    * or the stream does not frame (then the connection is being closed).
    */
   private frameNext(t: Tcp): boolean {
@@ -1005,21 +1005,14 @@ export class Session extends TypedEmitter<SessionEvents> {
 
   private onData(t: Tcp, chunk: Uint8Array): void {
     if (t.closing) return;
+    // Framed and handled in slices (processInput), in order after what is queued: the OPEN exchange too,
+    // so twenty sessions coming up at once (each Established runs the neighbour's set-up, slow while the
+    // code is cold) take twenty turns, not one. The peer is alive: once Established, a whole message
+    // from it restarts the hold timer now, not when its turn comes.
     t.framer.append(chunk);
-    if (this.sliced(t)) {
-      // Framed and handled in slices (processInput), in order after what is queued. The peer is alive:
-      // a whole message from it restarts the hold timer now, not when its turn comes.
-      if (t.framer.hasMessage()) this.fsm.messageArrived(t.id);
-      this.boundInput(t);
-      slicer.wake(t.task);
-      return;
-    }
-    // The OPEN exchange: messages now, in order, until the session is Established; what follows goes to the slices.
-    while (!t.closing && !this.sliced(t) && this.frameNext(t));
-    if (!t.closing && this.sliced(t) && t.framer.buffered > 0) {
-      this.boundInput(t);
-      slicer.wake(t.task);
-    }
+    if (this.sliced(t) && t.framer.hasMessage()) this.fsm.messageArrived(t.id);
+    this.boundInput(t);
+    slicer.wake(t.task);
   }
 
   /** Input is framed and handled in slices: the connection is the Established one. */
@@ -1052,7 +1045,7 @@ export class Session extends TypedEmitter<SessionEvents> {
           this.fsm.updateReceived(t.id); // unexpected: FSM error
           return;
         }
-        // The hold timer restarts now, at arrival; decoding and processing wait their turn.
+        // The hold timer restarts now, once framed; decoding and processing wait their turn in the queue.
         this.fsm.updateReceived(t.id);
         this.enqueueInput(t, f);
         return;
