@@ -719,6 +719,13 @@ function fnv(h: number, buf: Uint8Array, s: number, e: number): number {
   return h >>> 0;
 }
 
+/** `fnv` of a key's bytes, from the key (one character per byte): the hash it was stored under. */
+function fnvKey(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
 /**
  * Interning cache of decoded attribute sets, keyed by the raw bytes of the
  * non-MP attributes (hash, then a byte compare). A full table with few
@@ -752,9 +759,7 @@ export class AttrCache {
   drop(e: CacheEntry): void {
     if (e.cache !== this) return;
     e.cache = null;
-    let h = 0x811c9dc5;
-    for (let i = 0; i < e.key.length; i++) h = Math.imul(h ^ e.key.charCodeAt(i), 0x01000193);
-    h >>>= 0;
+    const h = fnvKey(e.key);
     const b = this.map.get(h);
     if (b === e) this.map.delete(h);
     else if (Array.isArray(b)) {
@@ -796,7 +801,6 @@ export class AttrCache {
 
   private put(h: number, key: string, value: DecodedAttrs): void {
     if (!this.interning && this.count >= this.limit) {
-      for (const v of this.map.values()) for (const e of Array.isArray(v) ? v : [v]) e.cache = null;
       this.map.clear();
       this.count = 0;
     }

@@ -901,8 +901,7 @@ export class Session extends TypedEmitter<SessionEvents> {
           this.continueUpdate(t, t.partial, deadline, performance.now());
         } catch (e) {
           t.partial = null;
-          if (e instanceof BgpError) this.fsm.messageError(t.id, e);
-          else this.log("error", `handling UPDATE failed: ${errText(e)}`);
+          this.inputFailed(t, e, "handling UPDATE");
         }
         if (t.partial !== null) break; // out of time
       } else if (t.inHead < q.length) {
@@ -913,8 +912,7 @@ export class Session extends TypedEmitter<SessionEvents> {
           this.handleQueued(t, f, deadline);
         } catch (e) {
           t.partial = null;
-          if (e instanceof BgpError) this.fsm.messageError(t.id, e);
-          else this.log("error", `handling ${COUNT_KEY[f.type] ?? f.type} failed: ${errText(e)}`);
+          this.inputFailed(t, e, `handling ${COUNT_KEY[f.type] ?? f.type}`);
         }
       } else if (!this.frameNext(t)) break;
       if (performance.now() >= deadline) break;
@@ -936,8 +934,9 @@ export class Session extends TypedEmitter<SessionEvents> {
 
   /**
    * Frame the next buffered message and handle it (OPEN, KEEPALIVE and
-   * NOTIFICATION now; UPDATE and ROUTE-REFRESH join the queue). False when no whole message is buffered,
-   * or the stream does not frame (then the connection is being closed).
+   * NOTIFICATION now; UPDATE and ROUTE-REFRESH join the queue). False when
+   * no whole message is buffered, or the stream does not frame (then the
+   * connection is being closed).
    */
   private frameNext(t: Tcp): boolean {
     let f: Frame | null;
@@ -945,16 +944,14 @@ export class Session extends TypedEmitter<SessionEvents> {
       f = t.framer.next();
     } catch (e) {
       t.framer = new Framer(); // the rest of the stream is not read: the connection goes down
-      if (e instanceof BgpError) this.fsm.messageError(t.id, e);
-      else this.log("error", `framing failed: ${errText(e)}`);
+      this.inputFailed(t, e, "framing");
       return false;
     }
     if (f === null) return false;
     try {
       this.onFrame(t, f);
     } catch (e) {
-      if (e instanceof BgpError) this.fsm.messageError(t.id, e);
-      else this.log("error", `handling ${COUNT_KEY[f.type] ?? f.type} failed: ${errText(e)}`);
+      this.inputFailed(t, e, `handling ${COUNT_KEY[f.type] ?? f.type}`);
     }
     return true;
   }
@@ -981,6 +978,12 @@ export class Session extends TypedEmitter<SessionEvents> {
     const n = this.fsm.negotiated;
     if (n && hasFamily(n, r.afi, r.safi)) this.emit("routeRefresh", r);
     else this.log("info", `ignoring ROUTE-REFRESH for unnegotiated family ${r.afi}/${r.safi}`);
+  }
+
+  /** A received message that could not be framed or handled: a BgpError is the peer's (NOTIFICATION, close), anything else ours (logged). */
+  private inputFailed(t: Tcp, e: unknown, what: string): void {
+    if (e instanceof BgpError) this.fsm.messageError(t.id, e);
+    else this.log("error", `${what} failed: ${errText(e)}`);
   }
 
   /** Hand `u` to the update handler until it is done (then observed, with the time of every part) or the deadline (then kept for the next slice). */
@@ -1010,14 +1013,9 @@ export class Session extends TypedEmitter<SessionEvents> {
     // code is cold) take twenty turns, not one. The peer is alive: once Established, a whole message
     // from it restarts the hold timer now, not when its turn comes.
     t.framer.append(chunk);
-    if (this.sliced(t) && t.framer.hasMessage()) this.fsm.messageArrived(t.id);
+    if (t.ctx !== null && this.fsm.connectionState(t.id) === State.Established && t.framer.hasMessage()) this.fsm.messageArrived(t.id);
     this.boundInput(t);
     slicer.wake(t.task);
-  }
-
-  /** Input is framed and handled in slices: the connection is the Established one. */
-  private sliced(t: Tcp): boolean {
-    return t.ctx !== null && this.fsm.connectionState(t.id) === State.Established;
   }
 
   private onFrame(t: Tcp, f: Frame): void {

@@ -533,15 +533,15 @@ export class Neighbor implements GroupMember {
     }
   }
 
-  /** Import one received UPDATE into Adj-RIB-In and (after policy) the Loc-RIB. */
   /**
-   * One received UPDATE, processed until `deadline` (the session's slice):
+   * One received UPDATE into the Adj-RIB-In and (after policy) the Loc-RIB,
+   * processed until `deadline` (the session's slice):
    * withdrawals first, then announcements, each prefix straight from the
    * NLRI bytes to its key (no Prefix object per route). Returns false when
    * the deadline came first; the session then calls again with the same
    * message in its next slice, and this goes on where it stopped.
    */
-  private onUpdate(u: UpdateMessage, deadline = Infinity): boolean {
+  private onUpdate(u: UpdateMessage, deadline: number): boolean {
     let c = this.cursor;
     if (c === null || c.u !== u) {
       for (const i of u.issues) this.host.log.warn(`${this.name}: malformed UPDATE, ${i.action}: ${i.reason}`);
@@ -553,10 +553,12 @@ export class Neighbor implements GroupMember {
     while (c.i < c.blocks.length) {
       const b = c.blocks[c.i]!;
       const afi = b.afi;
-      const off =
-        c.i < c.withdrawn
-          ? walkNlriUntil(b.buf, c.off, b.end, b.addPath, (buf, o, len, pathId) => this.withdrawn(prefixKeyOfBytes(afi, len, buf, o), pathId), deadline)
-          : this.announceBlock(b, c.off, attrs!, b === u.nlri ? attrs!.nextHop! : u.mpReach!.nextHop, deadline);
+      let off: number;
+      if (c.i < c.withdrawn) off = walkNlriUntil(b.buf, c.off, b.end, b.addPath, (buf, o, len, pathId) => this.withdrawn(prefixKeyOfBytes(afi, len, buf, o), pathId), deadline);
+      else {
+        const nh = b === u.nlri ? attrs!.nextHop! : u.mpReach!.nextHop;
+        off = walkNlriUntil(b.buf, c.off, b.end, b.addPath, (buf, o, len, pathId) => this.announced(prefixKeyOfBytes(afi, len, buf, o), pathId, attrs!, nh), deadline);
+      }
       if (off < b.end) {
         c.off = off;
         return false;
@@ -574,11 +576,6 @@ export class Neighbor implements GroupMember {
       if (n && !had && n.families.every((f) => this.eor.has(`${f.afi}/${f.safi}`))) this.host.peerSynced(this);
     }
     return true;
-  }
-
-  private announceBlock(b: NlriBlock, from: number, attrs: PathAttributes, nh: Uint8Array, deadline: number): number {
-    const afi = b.afi;
-    return walkNlriUntil(b.buf, from, b.end, b.addPath, (buf, o, len, pathId) => this.announced(prefixKeyOfBytes(afi, len, buf, o), pathId, attrs, nh), deadline);
   }
 
   private withdrawn(key: Route["key"], pathId: number): void {
