@@ -5,15 +5,30 @@
  * reset (soft reconfiguration inbound), and carries the stale marks of route
  * refresh (RFC 7313) and graceful restart (RFC 4724).
  *
- * Storage is one PrefixMap per family, prefix key → Route; only prefixes
- * with more than one ADD-PATH path identifier hold a small array. The Route
- * objects are stored as given (nothing is wrapped or copied), so a full
- * table costs one table entry per route on top of the routes themselves.
+ * Storage. Standalone (no store), every route is kept here: one PrefixMap
+ * per family, prefix key → Route; only prefixes with more than one ADD-PATH
+ * path identifier hold a small array. In the daemon the Adj-RIB-In is given
+ * the Loc-RIB as its `store`, and a route the import policy accepts as it
+ * came (the usual case) is kept by the Loc-RIB alone, as this source's
+ * candidate: its own maps hold only the routes the Loc-RIB does not have as
+ * given (rejected, or changed by policy). So a full table accepted as it is
+ * costs one table entry and one lookup per route, not two (as BIRD keeps
+ * no import table unless asked).
  *
- * Every stored route holds its attribute set in the daemon-wide interning
- * cache (holdAttributes when stored, releaseAttributes when it leaves), so a
- * set is forgotten when the last route using it goes. Dropping a whole
- * table goes through `drain()`, which releases as it walks.
+ * The rule that makes it work: with a store, a route as given is kept here
+ * exactly when the Loc-RIB does not hold that very route as this source's
+ * candidate (`source` is compared by identity: the routes of an ended
+ * session, still being removed, are not this one's). Whoever writes the
+ * Loc-RIB for this source calls `keepHere(given)` before a write that does
+ * not hold the route as given, or `heldByStore(given)` after one that does;
+ * `update()` and `withdraw()` are each followed by that write (the
+ * neighbour does all of it in one function).
+ *
+ * Every route kept here holds its attribute set in the daemon-wide
+ * interning cache (holdAttributes when kept, releaseAttributes when it
+ * leaves; the Loc-RIB does the same for its candidates), so a set is
+ * forgotten when the last route using it goes. Dropping a whole table goes
+ * through `drain()`, which releases what is kept here as it walks.
  */
 import type { Afi } from "../core/addr.ts";
 import { holdAttributes, releaseAttributes } from "../bgp/attributes.ts";
@@ -36,6 +51,14 @@ export interface AdjRibInChange {
   old: Route | null;
 }
 
+/** Where an Adj-RIB-In with a store finds the routes it does not keep itself: the Loc-RIB's candidates. */
+export interface CandidateStore {
+  /** The candidate of a source (by id) for a prefix and path id, or null. */
+  candidate(sourceId: string, key: PrefixKey, pathId: number): Route | null;
+  /** The candidates of a source (by id), optionally of one family: a live walk. */
+  routesOf(sourceId: string, afi?: Afi): IterableIterator<Route>;
+}
+
 type Slot = Route | Route[];
 
 /** Same path as far as routing is concerned: attribute object, next hop, reachability. */
@@ -49,8 +72,13 @@ export class AdjRibIn {
   private n4 = 0;
   private n6 = 0;
 
-  /** `source` is informational (the peer these routes come from). */
-  constructor(readonly source: RouteSource | null = null) {}
+  /** `source`: the peer these routes come from (required with a store, whose candidates are told apart by it). */
+  constructor(
+    readonly source: RouteSource | null = null,
+    private readonly store: CandidateStore | null = null,
+  ) {
+    if (store !== null && source === null) throw new Error("adj-rib-in: a store needs the source its routes come from");
+  }
 
   private mapOf(key: PrefixKey): PrefixMap<PrefixKey, Slot> {
     return (typeof key === "number" ? this.v4 : this.v6) as PrefixMap<PrefixKey, Slot>;
@@ -61,47 +89,81 @@ export class AdjRibIn {
     else this.n6 += d;
   }
 
-  /** Store a received route (replacing the path with the same prefix and path id). */
-  update(route: Route): AdjRibInChange {
+  /** The path kept here for a prefix and path id. */
+  private own(key: PrefixKey, pathId: number): Route | null {
+    const map = this.mapOf(key);
+    if (map.size === 0) return null;
+    const slot = map.get(key);
+    if (slot === undefined) return null;
+    if (!Array.isArray(slot)) return slot.pathId === pathId ? slot : null;
+    return slot.find((r) => r.pathId === pathId) ?? null;
+  }
+
+  /** Keep `route` here (replacing the path with its prefix and path id). */
+  private keep(route: Route): void {
     const key = route.key;
     const map = this.mapOf(key);
     const slot = map.get(key);
-    if (slot === undefined) {
-      map.set(key, route);
-      this.bump(key, 1);
-      holdAttributes(route.attrs);
-      return { op: "add", route, old: null };
-    }
-    if (!Array.isArray(slot)) {
-      if (slot.pathId !== route.pathId) {
-        map.set(key, [slot, route]);
-        this.bump(key, 1);
-        holdAttributes(route.attrs);
-        return { op: "add", route, old: null };
-      }
-      const stored = this.replacement(slot, route);
-      if (stored !== slot) map.set(key, stored);
-      return this.replaced(stored, route, slot);
-    }
-    for (let i = 0; i < slot.length; i++) {
-      const old = slot[i]!;
-      if (old.pathId !== route.pathId) continue;
-      const stored = this.replacement(old, route);
-      slot[i] = stored;
-      return this.replaced(stored, route, old);
-    }
-    slot.push(route);
-    this.bump(key, 1);
     holdAttributes(route.attrs);
-    return { op: "add", route, old: null };
+    let old: Route | null = null;
+    if (slot === undefined) map.set(key, route);
+    else if (!Array.isArray(slot)) {
+      if (slot.pathId === route.pathId) old = slot;
+      map.set(key, old !== null ? route : [slot, route]);
+    } else {
+      const i = slot.findIndex((r) => r.pathId === route.pathId);
+      if (i >= 0) {
+        old = slot[i]!;
+        slot[i] = route;
+      } else slot.push(route);
+    }
+    if (old !== null) releaseAttributes(old.attrs);
   }
 
-  /** The change when `stored` took the place of `old` (`route` itself when the path changed, else an unchanged one). */
-  private replaced(stored: Route, route: Route, old: Route): AdjRibInChange {
-    if (stored !== route) return { op: "unchanged", route: stored, old };
-    holdAttributes(route.attrs);
+  /** Stop keeping the path of a prefix and path id here; returns it, or null. */
+  private unkeep(key: PrefixKey, pathId: number): Route | null {
+    const map = this.mapOf(key);
+    if (map.size === 0) return null;
+    const slot = map.get(key);
+    if (slot === undefined) return null;
+    let old: Route;
+    if (!Array.isArray(slot)) {
+      if (slot.pathId !== pathId) return null;
+      map.delete(key);
+      old = slot;
+    } else {
+      const i = slot.findIndex((r) => r.pathId === pathId);
+      if (i < 0) return null;
+      old = slot[i]!;
+      slot.splice(i, 1);
+      if (slot.length === 1) map.set(key, slot[0]!);
+    }
     releaseAttributes(old.attrs);
-    return { op: "replace", route, old };
+    return old;
+  }
+
+  /** The path the store holds as given for a prefix and path id (none when one is kept here). */
+  private shared(key: PrefixKey, pathId: number): Route | null {
+    const c = this.store!.candidate(this.source!.id, key, pathId);
+    return c !== null && c.source === this.source ? c : null;
+  }
+
+  /**
+   * Store a received route (replacing the path with the same prefix and
+   * path id). With a store, an "add" or "replace" (or an unstale copy) is
+   * placed by the Loc-RIB write that must follow (keepHere / heldByStore).
+   */
+  update(route: Route): AdjRibInChange {
+    const old = this.get(route.key, route.pathId);
+    if (old === null) {
+      this.bump(route.key, 1);
+      if (this.store === null) this.keep(route);
+      return { op: "add", route, old: null };
+    }
+    const stored = this.replacement(old, route);
+    if (stored === old) return { op: "unchanged", route: old, old };
+    if (this.store === null) this.keep(stored);
+    return { op: stored === route ? "replace" : "unchanged", route: stored, old };
   }
 
   /**
@@ -116,47 +178,58 @@ export class AdjRibIn {
     return withFields(route, { learnedAt: old.learnedAt, stale: false });
   }
 
-  /** Remove a path; returns the removed route, or null when there was none. */
+  /**
+   * The Loc-RIB is about to be written without `given` (the route as stored
+   * here) as this source's candidate: it is rejected, or changed by policy.
+   * Keeps it here. Called before that write, so that its attribute set is
+   * held throughout. No-op without a store.
+   */
+  keepHere(given: Route): void {
+    if (this.store !== null) this.keep(given);
+  }
+
+  /**
+   * The Loc-RIB now holds `given` itself, accepted as it came: it is no
+   * longer kept here. Called after that write. No-op without a store.
+   */
+  heldByStore(given: Route): void {
+    if (this.store !== null) this.unkeep(given.key, given.pathId);
+  }
+
+  /**
+   * Remove a path; returns the removed route, or null when there was none.
+   * With a store, the caller takes it out of the Loc-RIB next.
+   */
   withdraw(key: PrefixKey, pathId = 0): Route | null {
-    const map = this.mapOf(key);
-    const slot = map.get(key);
-    if (slot === undefined) return null;
-    if (!Array.isArray(slot)) {
-      if (slot.pathId !== pathId) return null;
-      map.delete(key);
-      this.bump(key, -1);
-      releaseAttributes(slot.attrs);
-      return slot;
-    }
-    const i = slot.findIndex((r) => r.pathId === pathId);
-    if (i < 0) return null;
-    const old = slot[i]!;
-    slot.splice(i, 1);
-    if (slot.length === 1) map.set(key, slot[0]!);
-    this.bump(key, -1);
-    releaseAttributes(old.attrs);
-    return old;
+    let r = this.unkeep(key, pathId);
+    if (r === null && this.store !== null) r = this.shared(key, pathId);
+    if (r !== null) this.bump(key, -1);
+    return r;
   }
 
   /** The stored path for a prefix and path id. */
   get(key: PrefixKey, pathId = 0): Route | null {
-    const slot = this.mapOf(key).get(key);
-    if (slot === undefined) return null;
-    if (!Array.isArray(slot)) return slot.pathId === pathId ? slot : null;
-    return slot.find((r) => r.pathId === pathId) ?? null;
+    const own = this.own(key, pathId);
+    if (own !== null || this.store === null) return own;
+    return this.shared(key, pathId);
   }
 
-  /** All stored paths for a prefix (every path id). */
-  paths(key: PrefixKey): Route[] {
-    const slot = this.mapOf(key).get(key);
-    if (slot === undefined) return [];
-    return Array.isArray(slot) ? slot.slice() : [slot];
-  }
-
-  /** Every stored route, optionally of one family (IPv4 first). */
+  /** Every stored route, optionally of one family (IPv4 first; with a store, then the Loc-RIB's share, a walk of its table). */
   *routes(afi?: Afi): IterableIterator<Route> {
+    yield* this.kept(afi);
+    yield* this.sharedRoutes(afi);
+  }
+
+  /** The routes kept here. */
+  private *kept(afi?: Afi): IterableIterator<Route> {
     if (afi !== 2) yield* slotRoutes(this.v4.values());
     if (afi !== 1) yield* slotRoutes(this.v6.values());
+  }
+
+  /** The routes the store holds as given (a walk of its table). */
+  private *sharedRoutes(afi?: Afi): IterableIterator<Route> {
+    if (this.store === null || this.count === 0) return;
+    for (const r of this.store.routesOf(this.source!.id, afi)) if (r.source === this.source && this.own(r.key, r.pathId) === null) yield r;
   }
 
   /** Number of stored paths (both families). */
@@ -177,46 +250,27 @@ export class AdjRibIn {
     return m;
   }
 
-  /** Number of distinct prefixes, optionally of one family. */
-  prefixCount(afi?: Afi): number {
-    return afi === 1 ? this.v4.size : afi === 2 ? this.v6.size : this.v4.size + this.v6.size;
+  /** Number of paths kept here rather than by the store (all of them without one). */
+  get keptHere(): number {
+    let n = 0;
+    for (const m of [this.v4, this.v6] as PrefixMap<PrefixKey, Slot>[]) for (const s of m.values()) n += Array.isArray(s) ? s.length : 1;
+    return n;
   }
 
   /**
    * Every stored route, each releasing its attribute set once walked past:
    * how a table that is dropped as a whole (session down) is taken apart,
-   * in whatever slices the walker takes. The Adj-RIB-In must not be used
-   * for anything else afterwards.
+   * in whatever slices the walker takes (it takes each route out of the
+   * Loc-RIB as it goes). The Adj-RIB-In must not be used for anything else
+   * afterwards.
    */
   *drain(): IterableIterator<Route> {
-    for (const r of this.routes()) {
+    for (const r of this.kept()) {
       yield r;
       releaseAttributes(r.attrs);
     }
-  }
-
-  /** Forget everything, or one family (a walk, to release the attribute sets); returns the number of paths dropped. */
-  clear(afi?: Afi): number {
-    for (const r of this.routes(afi)) releaseAttributes(r.attrs);
-    let n = 0;
-    if (afi !== 2) {
-      n += this.n4;
-      this.v4.clear();
-      this.n4 = 0;
-    }
-    if (afi !== 1) {
-      n += this.n6;
-      this.v6.clear();
-      this.n6 = 0;
-    }
-    return n;
-  }
-
-  /** Number of stale paths (a scan; for `show`). */
-  staleCount(afi?: Afi): number {
-    let n = 0;
-    for (const r of this.routes(afi)) if (r.stale) n++;
-    return n;
+    // Released by the Loc-RIB as they leave it.
+    yield* this.sharedRoutes();
   }
 }
 

@@ -15,6 +15,11 @@
  * shorter) probe the maps per prefix length or scan; they serve `show`, not
  * the hot path.
  *
+ * Every candidate holds its attribute set in the daemon-wide interning cache
+ * while it is in the table (holdAttributes / releaseAttributes, as the
+ * Adj-RIB-In does for the routes it keeps itself): a neighbour's routes
+ * accepted as they came are kept here alone (lib/rib/adj-rib-in.ts).
+ *
  * Next-hop reachability: an optional `RouteTracker` (lib/rib/nexthop.ts)
  * sees every candidate enter (`track`, before the selection runs, so it can
  * set `reachable` and `igpCost`) and leave (`untrack`), and every prefix
@@ -26,6 +31,7 @@
  * sends a `forwarding` event (same selection) to the subscribers that asked
  * for them (the FIB); the others never see such events.
  */
+import { holdAttributes, releaseAttributes } from "../bgp/attributes.ts";
 import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts";
 import { type DecisionOptions, REASON_ONLY_PATH, selectBest } from "./decision.ts";
 import { sliced } from "../core/slices.ts";
@@ -311,6 +317,7 @@ export class LocRib {
     if (slot === undefined) {
       this.bump(key, 1);
       this.index(sid, 1);
+      holdAttributes(route.attrs);
       if (t !== null) {
         t.prefixChanged(key);
         t.track(route);
@@ -326,6 +333,8 @@ export class LocRib {
     if (!(slot instanceof Entry) && slot.source.id === sid && slot.pathId === route.pathId) {
       // Replacing the only, selected candidate: the common update.
       if (slot === route) return null;
+      holdAttributes(route.attrs);
+      releaseAttributes(slot.attrs);
       if (t !== null) {
         t.untrack(slot);
         t.track(route);
@@ -347,6 +356,7 @@ export class LocRib {
     }
     if (i === rs.length) {
       rs.push(route);
+      holdAttributes(route.attrs);
       this.bump(key, 1);
       if (!sourceHad) this.index(sid, 1);
       t?.track(route);
@@ -354,6 +364,8 @@ export class LocRib {
       return null;
     } else if (slot instanceof Entry) {
       t?.untrack(rs[i]!);
+      holdAttributes(route.attrs);
+      releaseAttributes(rs[i]!.attrs);
       rs[i] = route;
       t?.track(route);
     } else {
@@ -376,6 +388,7 @@ export class LocRib {
     if (!(slot instanceof Entry)) {
       if (slot.source.id !== sourceId || slot.pathId !== pathId || (only !== undefined && slot.source !== only)) return null;
       this.tracker?.untrack(slot);
+      releaseAttributes(slot.attrs);
       map.delete(key);
       this.bump(key, -1);
       this.index(sourceId, -1);
@@ -393,6 +406,7 @@ export class LocRib {
     }
     if (found < 0) return null;
     this.tracker?.untrack(rs[found]!);
+    releaseAttributes(rs[found]!.attrs);
     rs.splice(found, 1);
     this.bump(key, -1);
     if (!others) this.index(sourceId, -1);
@@ -432,7 +446,10 @@ export class LocRib {
       for (let i = 0; i < rs.length; i++) {
         const r = rs[i]!;
         if (r.source.id !== sourceId) rs[w++] = r;
-        else t?.untrack(r);
+        else {
+          t?.untrack(r);
+          releaseAttributes(r.attrs);
+        }
       }
       const removed = rs.length - w;
       if (removed === 0) continue;
@@ -508,7 +525,10 @@ export class LocRib {
   /** Drop everything (no events). */
   clear(): void {
     const t = this.tracker;
-    if (t !== null) for (const r of this.candidates()) t.untrack(r);
+    for (const r of this.candidates()) {
+      t?.untrack(r);
+      releaseAttributes(r.attrs);
+    }
     this.v4.clear();
     this.v6.clear();
     this.bySource.clear();
@@ -521,9 +541,9 @@ export class LocRib {
    * are visited, removed ones skipped. For scans spread over turns (the
    * next-hop tracker's re-runs).
    */
-  *walkCandidates(): IterableIterator<Route> {
-    for (const m of [this.v4, this.v6] as PrefixMap<PrefixKey, Slot>[]) {
-      for (const slot of m.values()) {
+  *walkCandidates(afi?: Afi): IterableIterator<Route> {
+    for (const m of [afi !== 2 ? this.v4 : null, afi !== 1 ? this.v6 : null] as (PrefixMap<PrefixKey, Slot> | null)[]) {
+      if (m !== null) for (const slot of m.values()) {
         if (slot instanceof Entry) yield* slot.routes.slice();
         else yield slot;
       }
@@ -634,10 +654,10 @@ export class LocRib {
     return this.bySource.get(sourceId) ?? 0;
   }
 
-  /** The candidate routes of a source (for `show`): a scan of the table. */
-  *routesOf(sourceId: string): IterableIterator<Route> {
+  /** The candidate routes of a source, optionally of one family: a scan of the (live) table. */
+  *routesOf(sourceId: string, afi?: Afi): IterableIterator<Route> {
     if (!this.bySource.has(sourceId)) return;
-    for (const r of this.walkCandidates()) if (r.source.id === sourceId) yield r;
+    for (const r of this.walkCandidates(afi)) if (r.source.id === sourceId) yield r;
   }
 
   /** Every prefix entry, optionally of one family (IPv4 first; map order, not sorted). */

@@ -13,7 +13,7 @@ import { Listener } from "../bgp/listener.ts";
 import { CEASE_SUB } from "../bgp/types.ts";
 import type { MonitorEvent, NeighborInfo } from "../api/types.ts";
 import type { AdvertiseConfig, PeerConfig, RouterConfig } from "../config/types.ts";
-import { parseAddr, prefixToString } from "../core/addr.ts";
+import { type Afi, parseAddr, prefixToString } from "../core/addr.ts";
 import { type Clock, realClock } from "../core/clock.ts";
 import type { Log } from "../core/log.ts";
 import { LoopLagMonitor } from "../core/loop-lag.ts";
@@ -310,6 +310,9 @@ export class RouteEngine implements NeighborHost {
   }
   candidate(sourceId: string, key: Route["key"], pathId: number): Route | null {
     return this.locRib.candidate(sourceId, key, pathId);
+  }
+  routesOf(sourceId: string, afi?: Afi): IterableIterator<Route> {
+    return this.locRib.routesOf(sourceId, afi);
   }
   get restarting(): boolean {
     return this.restart?.deferring ?? false;

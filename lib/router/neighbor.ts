@@ -40,7 +40,7 @@ import { type NlriBlock, type UpdateMessage, announcedBlocks, withdrawnBlocks } 
 import { walkNlriUntil } from "../bgp/prefix.ts";
 import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
 import type { NeighborInfo, SessionState } from "../api/types.ts";
-import { AdjRibIn } from "../rib/adj-rib-in.ts";
+import { AdjRibIn, type CandidateStore } from "../rib/adj-rib-in.ts";
 import { AdjRibOut } from "../rib/adj-rib-out.ts";
 import { type CompiledPolicies, type PolicyContext, applyPolicy } from "../rib/policy.ts";
 import { type Route, type RouteSource, makeRoute, prefixKeyOfBytes, withFields } from "../rib/types.ts";
@@ -63,8 +63,8 @@ function u32ip(s: string): number {
   return b && b.length === 4 ? ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0 : 0;
 }
 
-/** What a neighbour needs from the router it belongs to. */
-export interface NeighborHost {
+/** What a neighbour needs from the router it belongs to; its Adj-RIB-In's store is the host's Loc-RIB (CandidateStore). */
+export interface NeighborHost extends CandidateStore {
   readonly config: RouterConfig;
   readonly policies: CompiledPolicies;
   readonly log: Log;
@@ -82,8 +82,6 @@ export interface NeighborHost {
   stateChanged(n: Neighbor, from: SessionState, to: SessionState, reason: string): void;
   /** The neighbour sent End-of-RIB for every negotiated family (initial table complete). */
   peerSynced(n: Neighbor): void;
-  /** The Loc-RIB's route of a source for (key, path id), if any. */
-  candidate(sourceId: string, key: Route["key"], pathId: number): Route | null;
   /** We restarted and are in restart recovery: the R bit of our OPENs (RFC 4724 §3). */
   readonly restarting: boolean;
   /** Best-path selection is deferred after our restart: initial tables wait (RFC 4724 §4.1). */
@@ -126,8 +124,8 @@ export function exportSignature(c: PeerConfig, n: Negotiated, localAddress: stri
 
 export class Neighbor implements GroupMember {
   readonly session: Session;
-  /** The routes of the current session (a new, empty one per session). */
-  adjIn = new AdjRibIn();
+  /** The routes of the current session (a new, empty one per session; those the Loc-RIB holds as they came are kept there alone). */
+  adjIn: AdjRibIn;
   adjOut: AdjRibOut | null = null;
   /** Where this neighbour's routes come from: a new object (same id) per session, so the routes of an ended session can be told apart while they are removed. */
   source: RouteSource;
@@ -187,6 +185,7 @@ export class Neighbor implements GroupMember {
       rrClient: config.routeReflectorClient,
       local: false,
     };
+    this.adjIn = new AdjRibIn(this.source, host);
     this.adminDown = config.shutdown;
     this.session = new Session({
       peerAddress: config.address,
@@ -241,7 +240,7 @@ export class Neighbor implements GroupMember {
       },
       log: (level, msg) => host.log.at(level, msg),
       candidate: (key, pathId) => host.candidate(self.source.id, key, pathId),
-      importRoute: (key, pathId, route) => host.importRoute(self.source, key, pathId, route),
+      importRoute: (key, pathId, route) => self.toLocRib(key, pathId, route === null ? null : self.adjIn.get(key, pathId), route),
       withdrawn: (key) => host.routeEvent(self, "withdraw", key, null),
     });
     const s = this.session;
@@ -347,11 +346,7 @@ export class Neighbor implements GroupMember {
       if (!kept) {
         // The ended session's routes leave the Loc-RIB in slices (a full table is seconds of work);
         // a new session starts with a new Adj-RIB-In and source and may already send meanwhile.
-        const old = this.adjIn;
-        const oldSource = this.source;
-        this.adjIn = new AdjRibIn();
-        this.source = { ...oldSource };
-        this.host.sourceDown(oldSource, old.drain());
+        this.newSession();
       }
       this.lastNotification = null;
     }
@@ -362,10 +357,15 @@ export class Neighbor implements GroupMember {
   dropStale(): void {
     if (!this.grHelper.active) return;
     this.grHelper.clear();
+    this.newSession();
+  }
+
+  /** Drop the routes of the session that ended (in slices) for a new source object and Adj-RIB-In. */
+  private newSession(): void {
     const old = this.adjIn;
     const oldSource = this.source;
-    this.adjIn = new AdjRibIn();
     this.source = { ...oldSource };
+    this.adjIn = new AdjRibIn(this.source, this.host);
     this.host.sourceDown(oldSource, old.drain());
   }
 
@@ -600,7 +600,19 @@ export class Neighbor implements GroupMember {
       const r = applyPolicy(this.config.import, this.source.ibgp ? "ibgp" : "ebgp", route, this.policyCtx("import"), this.host.policies);
       if (r.accept) accepted = r.attrs === route.attrs && r.nextHop === route.nextHop ? route : withFields(route, { attrs: r.attrs, nextHop: r.nextHop });
     }
+    this.toLocRib(key, pathId, route, accepted);
+  }
+
+  /**
+   * Every Loc-RIB write for this peer's routes: `accepted` (null: none) for
+   * the prefix and path id whose route as stored in the Adj-RIB-In is
+   * `given` (null: withdrawn from it). The Adj-RIB-In keeps `given` itself
+   * unless the Loc-RIB now holds that very route.
+   */
+  private toLocRib(key: Route["key"], pathId: number, given: Route | null, accepted: Route | null): void {
+    if (given !== null && accepted !== given) this.adjIn.keepHere(given);
     this.host.importRoute(this.source, key, pathId, accepted);
+    if (given !== null && accepted === given) this.adjIn.heldByStore(given);
   }
 
   /** Our own AS in the path more often than allowOwnAs: a loop (RFC 4271 §9.1.2). */

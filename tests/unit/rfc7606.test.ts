@@ -10,6 +10,7 @@
 import { describe, expect, test } from "bun:test";
 import { AttrCache, holdAttributes, releaseAttributes, settleAttributes, sharedAttrCache } from "../../lib/bgp/attributes.ts";
 import { AdjRibIn } from "../../lib/rib/adj-rib-in.ts";
+import { LocRib } from "../../lib/rib/loc-rib.ts";
 import { makeRoute, prefixKey } from "../../lib/rib/types.ts";
 import { BgpError } from "../../lib/bgp/errors.ts";
 import { parsePrefix, prefixToString } from "../../lib/core/addr.ts";
@@ -520,7 +521,7 @@ describe("RFC 7606 details", () => {
     expect(m.size).toBe(1);
   });
 
-  test("an Adj-RIB-In holds the sets of its routes: replaced, withdrawn, cleared and drained routes release them", () => {
+  test("an Adj-RIB-In holds the sets of its routes: replaced, withdrawn and drained routes release them", () => {
     const ctx: UpdateContext = { ...ctxOf(), cache: sharedAttrCache({ fourOctetAs: true, ibgp: false }) };
     const cache = ctx.cache!;
     const setOf = (med: number) => decodeUpdate(withAttrs(attr(OPT, 4, u32(0x5eed0 + med))), ctx).attrs!;
@@ -556,7 +557,56 @@ describe("RFC 7606 details", () => {
     rib2.update(makeRoute(prefixKey(parsePrefix("192.0.2.0/25")), 0, src, c1, nh));
     settleAttributes(c1);
     expect(cache.size).toBe(before + 1);
-    rib2.clear();
+    rib2.withdraw(prefixKey(parsePrefix("192.0.2.0/25")));
+    expect(cache.size).toBe(before);
+  });
+});
+
+describe("attribute sets held with the Loc-RIB as the Adj-RIB-In's store", () => {
+  test("a set is held by whichever table keeps the route; the routes of an ended session, replaced or drained, release every set", () => {
+    const ctx: UpdateContext = { ...ctxOf(), cache: sharedAttrCache({ fourOctetAs: true, ibgp: false }) };
+    const cache = ctx.cache!;
+    const setOf = (med: number) => decodeUpdate(withAttrs(attr(OPT, 4, u32(0x7eed0 + med))), ctx).attrs!;
+    const before = cache.size;
+    const src = { id: "192.0.2.8", address: "192.0.2.8", addressBytes: new Uint8Array([192, 0, 2, 8]), asn: 65008, routerId: 1, ibgp: false, rrClient: false, local: false };
+    const nh = new Uint8Array([192, 0, 2, 8]);
+    const loc = new LocRib();
+    const adj = new AdjRibIn(src, loc);
+    const k1 = prefixKey(parsePrefix("198.51.100.0/24"));
+    const k2 = prefixKey(parsePrefix("203.0.113.0/24"));
+    // Accepted as it came (the Loc-RIB holds it) and rejected (kept here).
+    const a = setOf(1);
+    const ra = makeRoute(k1, 0, src, a, nh);
+    adj.update(ra);
+    loc.upsert(ra);
+    adj.heldByStore(ra);
+    const b = setOf(2);
+    const rb = makeRoute(k2, 0, src, b, nh);
+    adj.update(rb);
+    adj.keepHere(rb);
+    for (const s of [a, b]) settleAttributes(s);
+    expect(cache.size).toBe(before + 2);
+    expect(adj.keptHere).toBe(1);
+    // Moved the other way by a policy change: still held once each.
+    adj.keepHere(ra);
+    loc.remove(src.id, k1);
+    loc.upsert(rb);
+    adj.heldByStore(rb);
+    expect(cache.size).toBe(before + 2);
+    expect(setOf(1)).toBe(a);
+    // The session ends; the next one (a new source object) replaces one route before the old table is drained.
+    const next = { ...src };
+    const adj2 = new AdjRibIn(next, loc);
+    const c = setOf(3);
+    const rc = makeRoute(k2, 0, next, c, nh);
+    adj2.update(rc);
+    loc.upsert(rc);
+    adj2.heldByStore(rc);
+    settleAttributes(c);
+    for (const r of adj.drain()) loc.remove(src.id, r.key, r.pathId, src);
+    expect(cache.size).toBe(before + 1);
+    expect(setOf(3)).toBe(c);
+    for (const r of adj2.drain()) loc.remove(next.id, r.key, r.pathId, next);
     expect(cache.size).toBe(before);
   });
 });

@@ -128,7 +128,7 @@ describe("Adj-RIB-In", () => {
     rib.update(r1);
     expect(rib.update(r2).op).toBe("add");
     expect(rib.count).toBe(3);
-    expect(rib.prefixCount()).toBe(1);
+    expect([...rib.routes()]).toEqual([r0, r1, r2]);
     expect(rib.get(r0.key, 2)).toBe(r1);
     expect(rib.get(r0.key, 0)).toBeNull();
     const r1b = route("203.0.113.0/24", P, { pathId: 2, med: 9 });
@@ -136,11 +136,12 @@ describe("Adj-RIB-In", () => {
     expect(rib.withdraw(r0.key, 7)).toBeNull();
     expect(rib.withdraw(r0.key, 1)).toBe(r0);
     expect(rib.withdraw(r0.key, 3)).toBe(r2);
-    expect(rib.paths(r0.key)).toEqual([r1b]);
+    expect([...rib.routes()]).toEqual([r1b]);
+    expect(rib.get(r0.key, 2)).toBe(r1b);
     expect(rib.count).toBe(1);
   });
 
-  test("count and routes() per family; clear", () => {
+  test("count and routes() per family", () => {
     const rib = new AdjRibIn(P);
     rib.update(route("10.0.0.0/8", P));
     rib.update(route("10.1.0.0/16", P));
@@ -151,11 +152,141 @@ describe("Adj-RIB-In", () => {
     expect([...rib.countsByFamily()]).toEqual([[1, 2], [2, 1]]);
     expect([...rib.routes(2)].map((r) => prefixToString(r.prefix))).toEqual(["2001:db8::/32"]);
     expect([...rib.routes()].length).toBe(3);
-    expect(rib.clear(2)).toBe(1);
+    expect(rib.withdraw(prefixKey(parsePrefix("2001:db8::/32")))).not.toBeNull();
+    expect(rib.countOf(2)).toBe(0);
     expect(rib.count).toBe(2);
-    expect(rib.clear()).toBe(2);
-    expect(rib.count).toBe(0);
-    expect([...rib.routes()]).toEqual([]);
+    expect([...rib.drain()].length).toBe(2);
+  });
+});
+
+describe("Adj-RIB-In with the Loc-RIB as its store", () => {
+  const P = peer("192.0.2.1");
+  /** What the neighbour does: update, then policy (`policy` returns what is accepted), then the Loc-RIB write with keepHere before or heldByStore after it. */
+  function announce(adj: AdjRibIn, loc: LocRib, r: Route, policy: (r: Route) => Route | null = (x) => x): void {
+    const ch = adj.update(r);
+    if (ch.op === "unchanged" && !ch.old?.stale) return;
+    importRoute(adj, loc, ch.route, policy(ch.route));
+  }
+  function importRoute(adj: AdjRibIn, loc: LocRib, given: Route, accepted: Route | null): void {
+    if (accepted !== given) adj.keepHere(given);
+    if (accepted) loc.upsert(accepted);
+    else loc.remove(P.id, given.key, given.pathId);
+    if (accepted === given) adj.heldByStore(given);
+  }
+  function withdraw(adj: AdjRibIn, loc: LocRib, k: Route["key"], pathId = 0): Route | null {
+    const had = adj.withdraw(k, pathId);
+    loc.remove(P.id, k, pathId);
+    return had;
+  }
+
+  test("routes accepted as they came are kept by the Loc-RIB alone; rejected and changed ones are kept here; each is found, counted and walked once", () => {
+    const loc = new LocRib();
+    const adj = new AdjRibIn(P, loc);
+    const a = route("198.51.100.0/24", P);
+    const b = route("198.51.100.128/25", P);
+    const c = route("203.0.113.0/24", P);
+    const cChanged = withFields(c, { attrs: attrs([P.asn], 200) });
+    announce(adj, loc, a);
+    announce(adj, loc, b, () => null);
+    announce(adj, loc, c, () => cChanged);
+    expect(adj.count).toBe(3);
+    expect(adj.keptHere).toBe(2);
+    expect(adj.get(a.key)).toBe(a);
+    expect(adj.get(b.key)).toBe(b);
+    expect(adj.get(c.key)).toBe(c);
+    expect(loc.candidate(P.id, c.key)).toBe(cChanged);
+    expect(new Set(adj.routes())).toEqual(new Set([a, b, c]));
+    expect([...adj.routes()].length).toBe(3);
+    // The same route again: unchanged (found through the Loc-RIB), nothing moves.
+    expect(adj.update(route("198.51.100.0/24", P)).op).toBe("unchanged");
+    // A policy change: the rejected one is accepted as it is, the accepted one rejected.
+    importRoute(adj, loc, b, b);
+    importRoute(adj, loc, a, null);
+    expect(adj.keptHere).toBe(2);
+    expect(adj.get(a.key)).toBe(a);
+    expect(adj.get(b.key)).toBe(b);
+    expect(loc.candidate(P.id, a.key)).toBeNull();
+    expect(loc.candidate(P.id, b.key)).toBe(b);
+    // Withdrawn, whichever way each is kept.
+    expect(withdraw(adj, loc, a.key)).toBe(a);
+    expect(withdraw(adj, loc, b.key)).toBe(b);
+    expect(withdraw(adj, loc, c.key)).toBe(c);
+    expect(withdraw(adj, loc, c.key)).toBeNull();
+    expect(adj.count).toBe(0);
+    expect(adj.keptHere).toBe(0);
+    expect(loc.count()).toBe(0);
+    expect([...adj.routes()]).toEqual([]);
+  });
+
+  test("a full table accepted as it is keeps nothing here; replaced routes and ADD-PATH paths follow the Loc-RIB", () => {
+    const loc = new LocRib();
+    const adj = new AdjRibIn(P, loc);
+    for (let i = 0; i < 200; i++) announce(adj, loc, route(`10.${i}.0.0/16`, P));
+    expect(adj.count).toBe(200);
+    expect(adj.keptHere).toBe(0);
+    const r2 = route("10.7.0.0/16", P, { med: 5 });
+    const ch = adj.update(r2);
+    expect(ch.op).toBe("replace");
+    importRoute(adj, loc, r2, r2);
+    expect(adj.get(r2.key)).toBe(r2);
+    const p1 = route("192.0.2.128/25", P, { pathId: 1 });
+    const p2 = route("192.0.2.128/25", P, { pathId: 2, med: 1 });
+    announce(adj, loc, p1);
+    announce(adj, loc, p2, () => null);
+    expect(adj.get(p1.key, 1)).toBe(p1);
+    expect(adj.get(p1.key, 2)).toBe(p2);
+    expect(adj.keptHere).toBe(1);
+    expect(adj.count).toBe(202);
+    expect([...adj.routes(1)].length).toBe(202);
+  });
+
+  test("a stale route re-announced unchanged is refreshed as an unstale copy, wherever it is kept", () => {
+    const loc = new LocRib();
+    const adj = new AdjRibIn(P, loc);
+    const a = route("198.51.100.0/24", P, { learnedAt: 5 });
+    const b = route("203.0.113.0/24", P, { learnedAt: 6 });
+    announce(adj, loc, a);
+    announce(adj, loc, b, () => null);
+    a.stale = true;
+    b.stale = true;
+    announce(adj, loc, route("198.51.100.0/24", P, { learnedAt: 50 }));
+    announce(adj, loc, route("203.0.113.0/24", P, { learnedAt: 60 }), () => null);
+    const a2 = adj.get(a.key)!;
+    const b2 = adj.get(b.key)!;
+    expect([a2.stale, a2.learnedAt, b2.stale, b2.learnedAt]).toEqual([false, 5, false, 6]);
+    expect(loc.candidate(P.id, a.key)).toBe(a2);
+    expect(adj.keptHere).toBe(1);
+    expect(adj.count).toBe(2);
+  });
+
+  test("routes of an ended session (another source object, same id) are not this one's; drain walks both kinds while they are removed", () => {
+    const loc = new LocRib();
+    const adj = new AdjRibIn(P, loc);
+    const a = route("198.51.100.0/24", P);
+    const b = route("203.0.113.0/24", P);
+    announce(adj, loc, a);
+    announce(adj, loc, b, () => null);
+    const next = { ...P };
+    const adj2 = new AdjRibIn(next, loc);
+    expect(adj2.get(a.key)).toBeNull();
+    expect([...adj2.routes()]).toEqual([]);
+    const a2 = route("198.51.100.0/24", next);
+    expect(adj2.update(a2).op).toBe("add");
+    loc.upsert(a2);
+    adj2.heldByStore(a2);
+    const seen: Route[] = [];
+    for (const r of adj.drain()) {
+      seen.push(r);
+      loc.remove(P.id, r.key, r.pathId, P);
+    }
+    // a was replaced by the new session's route before the drain: only b is left of the old session.
+    expect(seen).toEqual([b]);
+    expect(loc.candidate(P.id, a.key)).toBe(a2);
+    expect(adj2.get(a.key)).toBe(a2);
+  });
+
+  test("a store needs a source", () => {
+    expect(() => new AdjRibIn(null, new LocRib())).toThrow(/needs the source/);
   });
 });
 
