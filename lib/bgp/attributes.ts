@@ -901,46 +901,48 @@ export function encodeAttributes(a: PathAttributes, fourOctetAs: boolean, extra:
 }
 
 /**
- * A set's attributes in wire form, in three blocks by type, NEXT_HOP left
- * out: below NEXT_HOP (ORIGIN, AS_PATH), between NEXT_HOP and MP_REACH_NLRI
- * (MED ... CLUSTER_LIST), above MP_UNREACH_NLRI (extended and large
- * communities, AS4_PATH, unknown ones ...). An UPDATE is these blocks with
+ * A set's attributes in wire form, NEXT_HOP left out, in three blocks by
+ * type, one after the other in `bytes`: below NEXT_HOP (ORIGIN, AS_PATH) up
+ * to `lowEnd`, between NEXT_HOP and MP_REACH_NLRI (MED ... CLUSTER_LIST) up
+ * to `midEnd`, above MP_UNREACH_NLRI (extended and large communities,
+ * AS4_PATH, unknown ones ...) to the end. An UPDATE is these blocks with
  * its NEXT_HOP or MP_REACH_NLRI put in between, in type order.
  */
 export interface AttributeBlocks {
-  low: Uint8Array;
-  mid: Uint8Array;
-  high: Uint8Array;
+  readonly bytes: Uint8Array;
+  readonly lowEnd: number;
+  readonly midEnd: number;
 }
 
-const blockCache = new WeakMap<PathAttributes, (AttributeBlocks | undefined)[]>();
+/** Per session kind (4-octet AS, Partial bit marked: index fourOctetAs + 2 * markPartial), set object → its blocks. */
+const blockCaches = [0, 1, 2, 3].map(() => new WeakMap<PathAttributes, AttributeBlocks>());
 
 /**
- * The blocks of `a` (its NEXT_HOP aside), cached per set object, so that the
- * same set sent in many UPDATEs, or to many peers, is encoded once.
+ * The blocks of `a` (its NEXT_HOP aside), cached per set object and session
+ * kind, so that the same set sent in many UPDATEs, or to many peers, is
+ * encoded once (one buffer per set).
  */
 export function attributeBlocks(a: PathAttributes, fourOctetAs: boolean, markPartial = true): AttributeBlocks {
-  const slot = (fourOctetAs ? 1 : 0) + (markPartial ? 2 : 0);
-  let c = blockCache.get(a);
-  if (c === undefined) blockCache.set(a, (c = []));
-  const hit = c[slot];
+  const cache = blockCaches[(fourOctetAs ? 1 : 0) + (markPartial ? 2 : 0)]!;
+  const hit = cache.get(a);
   if (hit !== undefined) return hit;
   const items = attributeItems(a, fourOctetAs, markPartial);
   items.sort((x, y) => x.type - y.type);
-  const block = (keep: (t: number) => boolean): Uint8Array => {
-    const w = new Writer(128);
-    for (const it of items) if (keep(it.type)) writeAttr(w, it.flags, it.type, it.value);
-    return w.finish();
-  };
-  const b: AttributeBlocks = {
-    low: block((t) => t < ATTR.NEXT_HOP),
-    mid: block((t) => t > ATTR.NEXT_HOP && t < ATTR.MP_REACH_NLRI),
-    high: block((t) => t > ATTR.MP_UNREACH_NLRI),
-  };
-  c[slot] = b;
+  const w = new Writer(128);
+  let lowEnd = -1;
+  let midEnd = -1;
+  for (const it of items) {
+    if (it.type === ATTR.NEXT_HOP) continue;
+    if (lowEnd < 0 && it.type > ATTR.NEXT_HOP) lowEnd = w.len;
+    if (midEnd < 0 && it.type > ATTR.MP_UNREACH_NLRI) midEnd = w.len;
+    writeAttr(w, it.flags, it.type, it.value);
+  }
+  if (lowEnd < 0) lowEnd = w.len;
+  if (midEnd < 0) midEnd = w.len;
+  const b: AttributeBlocks = { bytes: w.finish(), lowEnd, midEnd };
+  cache.set(a, b);
   return b;
 }
-
 /** The attributes of a set as (flags, type, value), unsorted (MP_REACH/MP_UNREACH are never in a set). */
 function attributeItems(a: PathAttributes, fourOctetAs: boolean, markPartial: boolean): RawAttr[] {
   const items: RawAttr[] = [];

@@ -481,7 +481,11 @@ export function buildAnnouncementsNlri(afi: number, safi: number, nlri: NlriByte
   const addPath = ctx.addPathSend(afi, safi);
   const traditional = afi === AFI.IPV4 && safi === SAFI.UNICAST && nextHop.length === 4;
   const blk = attributeBlocks(attrs, ctx.fourOctetAs);
-  const fixed = blk.low.length + blk.mid.length + blk.high.length;
+  const ab = blk.bytes;
+  const low = ab.subarray(0, blk.lowEnd);
+  const mid = ab.subarray(blk.lowEnd, blk.midEnd);
+  const high = ab.subarray(blk.midEnd);
+  const fixed = ab.length;
   // MP_REACH_NLRI value before its NLRI: AFI, SAFI, next hop length, next hop, reserved.
   const mpHead = 5 + nextHop.length;
   const overhead = BGP_HEADER_LEN + 4 + fixed + (traditional ? 3 + nextHop.length : 4 + mpHead);
@@ -497,17 +501,17 @@ export function buildAnnouncementsNlri(afi: number, safi: number, nlri: NlriByte
     let o = BGP_HEADER_LEN + 2; // withdrawn routes length 0
     out[o++] = attrLen >> 8;
     out[o++] = attrLen & 0xff;
-    out.set(blk.low, o);
-    o += blk.low.length;
+    out.set(low, o);
+    o += low.length;
     if (traditional) {
       o = attrHeader(out, o, FLAG.TRANSITIVE, ATTR.NEXT_HOP, nextHop.length);
       out.set(nextHop, o);
       o += nextHop.length;
-      out.set(blk.mid, o);
-      o += blk.mid.length;
+      out.set(mid, o);
+      o += mid.length;
     } else {
-      out.set(blk.mid, o);
-      o += blk.mid.length;
+      out.set(mid, o);
+      o += mid.length;
       o = attrHeader(out, o, FLAG.OPTIONAL, ATTR.MP_REACH_NLRI, mpLen);
       out[o++] = afi >> 8;
       out[o++] = afi & 0xff;
@@ -519,8 +523,8 @@ export function buildAnnouncementsNlri(afi: number, safi: number, nlri: NlriByte
       out.set(nlri.buf.subarray(from, to), o);
       o += run;
     }
-    out.set(blk.high, o);
-    o += blk.high.length;
+    out.set(high, o);
+    o += high.length;
     if (traditional) out.set(nlri.buf.subarray(from, to), o);
     msgs.push(out);
     from = to;

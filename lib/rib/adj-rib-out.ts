@@ -38,8 +38,12 @@
  * The walks over the whole table (`requeue`, `resyncSteps`) are generators
  * that yield per prefix, so the caller can spread them over event-loop turns.
  *
- * Not done yet: encoding once per group of peers sharing one outbound
- * policy (today each peer encodes its own UPDATEs).
+ * Peers that would be sent the same UPDATEs share one Adj-RIB-Out (update
+ * groups: lib/router/export-group.ts).
+ *
+ * A queued prefix is marked in the one table itself (its value is a Pending
+ * until taken) and its key is put in a FIFO: an export and a take each cost
+ * one table lookup, with no second map of queued prefixes.
  *
  * ADD-PATH (RFC 7911) send: only the best path is advertised, with path
  * identifier 1 (withdrawn with path identifier 1 too).
@@ -119,6 +123,65 @@ interface OutEntry {
   /** Export generation (see resync). */
   readonly stamp: number;
 }
+
+/**
+ * A prefix with a queued change, in place of its entry until `take` sends
+ * it: what the peer is to have (null: withdrawn) and what it was last given
+ * (null: nothing). Immutable (a change makes a new one), so a copy of the
+ * table (adoptFrom) may share them.
+ */
+class Pending {
+  constructor(
+    readonly cur: OutEntry | null,
+    readonly prev: OutEntry | null,
+  ) {}
+}
+
+/** The entry a table value stands for (a queued withdrawal: none). */
+function current(v: OutEntry | Pending): OutEntry | null {
+  return v instanceof Pending ? v.cur : v;
+}
+
+/** Queue of prefix keys, first in first out, in fixed-size chunks (never one big array copied as it grows). */
+class KeyQueue {
+  private chunks: PrefixKey[][] = [];
+  /** Next to take in chunks[0]. */
+  private head = 0;
+  private n = 0;
+
+  get length(): number {
+    return this.n;
+  }
+
+  push(k: PrefixKey): void {
+    let last = this.chunks[this.chunks.length - 1];
+    if (last === undefined || last.length === QUEUE_CHUNK) this.chunks.push((last = []));
+    last.push(k);
+    this.n++;
+  }
+
+  /** The oldest key (undefined when empty). */
+  shift(): PrefixKey | undefined {
+    if (this.n === 0) return undefined;
+    const c = this.chunks[0]!;
+    const k = c[this.head++]!;
+    this.n--;
+    if (this.head === c.length && (c.length === QUEUE_CHUNK || this.n === 0)) {
+      this.chunks.shift();
+      this.head = 0;
+    }
+    return k;
+  }
+
+  clone(): KeyQueue {
+    const q = new KeyQueue();
+    q.chunks = this.chunks.map((c) => c.slice());
+    q.head = this.head;
+    q.n = this.n;
+    return q;
+  }
+}
+const QUEUE_CHUNK = 4096;
 
 function ipText(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
@@ -226,20 +289,18 @@ export class AdjRibOut {
   private readonly policyCtx: PolicyContext[];
   private readonly scratch: PolicyResult;
 
-  /** What the peer has (or will have after the next flush). */
-  private out = new PrefixMap<PrefixKey, OutEntry>();
-  /** Prefixes changed since the last flush → the entry as last flushed (null: nothing was). */
-  private pending = new PrefixMap<PrefixKey, OutEntry | null>();
   /**
-   * Where `take` goes on in `pending` (the walk visits entries added later in
-   * new positions and skips deleted ones; one added into an earlier hole waits
-   * for the next walk, which starts when this one ends).
+   * What the peer has, per prefix: its entry, or a Pending while a change
+   * is queued (one table lookup per export and per prefix sent, no second
+   * map of queued prefixes).
    */
-  private pendingIt: Iterator<[PrefixKey, OutEntry | null]> | null = null;
+  private out = new PrefixMap<PrefixKey, OutEntry | Pending>();
+  /** The prefixes holding a Pending, in the order they were queued. */
+  private queue = new KeyQueue();
   private readonly counts = [0, 0, 0];
   private gen = 0;
-  /** The shared entries of the current generation: attributes → next hop → entry. */
-  private entries = new WeakMap<PathAttributes, Map<Uint8Array, OutEntry>>();
+  /** The shared entries of the current generation: attributes → entry (its one next hop), or next hop → entry when there are several. */
+  private entries = new WeakMap<PathAttributes, OutEntry | Map<Uint8Array, OutEntry>>();
   private readonly origin: (key: PrefixKey) => Route | null;
   private readonly nhIntern = new Map<string, Uint8Array>();
   /** Output attribute memos: policy output attrs → rewritten attrs. */
@@ -309,8 +370,7 @@ export class AdjRibOut {
    */
   adoptFrom(src: AdjRibOut): void {
     this.out = src.out.clone();
-    this.pending = src.pending.clone();
-    this.pendingIt = null;
+    this.queue = src.queue.clone();
     for (let i = 0; i < this.counts.length; i++) this.counts[i] = src.counts[i]!;
     this.gen = src.gen;
     // The same next hop objects, so an unchanged route compares equal by identity (entries hold src's).
@@ -328,7 +388,7 @@ export class AdjRibOut {
 
   /** Number of prefixes with a queued change (announce or withdraw). */
   get pendingCount(): number {
-    return this.pending.size;
+    return this.queue.length;
   }
 
   private intern(nh: Uint8Array): Uint8Array {
@@ -374,35 +434,47 @@ export class AdjRibOut {
       }
     }
     // (A peer that was never given anything, as one with no export, skips the lookup.)
-    const old = this.out.size === 0 ? null : (this.out.get(key) ?? null);
+    const v = this.out.size === 0 ? undefined : this.out.get(key);
+    const old = v === undefined ? null : current(v);
     if (attrs === null || nh === null) {
       if (!old) return { change: "none", reason };
-      this.remove(key, old);
+      this.remove(key, v!);
       return { change: "withdraw", reason };
     }
     if (old && old.nextHop === nh && (old.attrs === attrs || attrsEqual(old.attrs, attrs))) {
-      if (old.stamp !== this.gen) this.out.set(key, this.entry(old.attrs, nh));
+      if (old.stamp !== this.gen) this.out.set(key, v instanceof Pending ? new Pending(this.entry(old.attrs, nh), v.prev) : this.entry(old.attrs, nh));
       return { change: "none", reason: "unchanged" };
     }
-    const e = this.entry(attrs, nh);
-    this.pending.setIfAbsent(key, old);
-    this.out.set(key, e);
+    this.change(key, v, this.entry(attrs, nh));
     if (!old) this.counts[afi]!++;
     return { change: "announce", reason };
   }
 
+  /** Queue `cur` (null: a withdrawal) for a prefix whose table value is `v`. */
+  private change(key: PrefixKey, v: OutEntry | Pending | undefined, cur: OutEntry | null): void {
+    if (v instanceof Pending) this.out.set(key, new Pending(cur, v.prev));
+    else {
+      this.out.set(key, new Pending(cur, v ?? null));
+      this.queue.push(key);
+    }
+  }
+
   /** The shared entry of the current generation for (attrs, nextHop). */
   private entry(attrs: PathAttributes, nextHop: Uint8Array): OutEntry {
-    let byNh = this.entries.get(attrs);
-    if (byNh === undefined) this.entries.set(attrs, (byNh = new Map()));
-    let e = byNh.get(nextHop);
-    if (e === undefined) byNh.set(nextHop, (e = { attrs, nextHop, stamp: this.gen }));
+    const had = this.entries.get(attrs);
+    if (had !== undefined && !(had instanceof Map) && had.nextHop === nextHop) return had;
+    let e = had instanceof Map ? had.get(nextHop) : undefined;
+    if (e !== undefined) return e;
+    e = { attrs, nextHop, stamp: this.gen };
+    if (had === undefined) this.entries.set(attrs, e);
+    else if (had instanceof Map) had.set(nextHop, e);
+    else this.entries.set(attrs, new Map([[had.nextHop, had], [nextHop, e]]));
     return e;
   }
 
-  private remove(key: PrefixKey, old: OutEntry): void {
-    this.pending.setIfAbsent(key, old);
-    this.out.delete(key);
+  /** Withdraw a prefix whose table value is `v` (it stands for an entry). */
+  private remove(key: PrefixKey, v: OutEntry | Pending): void {
+    this.change(key, v, null);
     this.counts[familyOfKey(key)]!--;
   }
 
@@ -528,7 +600,8 @@ export class AdjRibOut {
       med: keepMed ? a.med : null,
       localPref: null,
       originatorId: null,
-      clusterList: [],
+      // The received set's own empty list when it has none (sets are never changed in place).
+      clusterList: a.clusterList.length === 0 ? a.clusterList : [],
     };
   }
 
@@ -563,30 +636,18 @@ export class AdjRibOut {
    * packed. Empty when nothing is queued.
    */
   take(max: number): Uint8Array[] {
-    if (this.pending.size === 0) {
-      this.pendingIt = null;
-      return [];
-    }
+    if (this.queue.length === 0) return [];
     // Keys, not Prefix objects: they are written into NLRI form straight from the key.
     const wd: PrefixKey[][] = [[], [], []];
     const groups: Map<PathAttributes, Map<Uint8Array, PrefixKey[]>>[] = [new Map(), new Map(), new Map()];
-    let it = (this.pendingIt ??= this.pending.entries());
-    let restarted = false;
     for (let n = 0; n < max; n++) {
-      const step = it.next();
-      if (step.done) {
-        this.pendingIt = null;
-        // Changes queued behind the walk (into earlier holes): one more walk from the start.
-        if (this.pending.size === 0 || restarted) break;
-        restarted = true;
-        it = this.pendingIt = this.pending.entries();
-        n--;
-        continue;
-      }
-      const [key, prev] = step.value;
-      this.pending.delete(key);
-      const cur = this.out.get(key) ?? null;
-      if (sameEntry(prev, cur)) continue;
+      const key = this.queue.shift();
+      if (key === undefined) break;
+      const p = this.out.get(key) as Pending;
+      const cur = p.cur;
+      if (cur === null) this.out.delete(key);
+      else this.out.set(key, cur);
+      if (sameEntry(p.prev, cur)) continue;
       const afi = familyOfKey(key);
       if (cur === null) {
         wd[afi]!.push(key);
@@ -599,7 +660,6 @@ export class AdjRibOut {
       if (!list) byNh.set(cur.nextHop, (list = []));
       list.push(key);
     }
-    if (this.pending.size === 0) this.pendingIt = null;
     const msgs: Uint8Array[] = [];
     for (const afi of [AFI.IPV4, AFI.IPV6]) {
       if (wd[afi]!.length) for (const m of buildWithdrawalsNlri(afi, SAFI.UNICAST, this.nlriOf(afi, wd[afi]!), this.enc)) msgs.push(m);
@@ -640,10 +700,13 @@ export class AdjRibOut {
   /** Re-queue every advertised prefix of a family (all when afi is undefined), one prefix per step. */
   *requeue(afi?: number, safi: number = SAFI.UNICAST): Generator<void> {
     if (safi !== SAFI.UNICAST) return;
-    for (const key of this.out.keys()) {
+    for (const [key, v] of this.out) {
       if (afi !== undefined && familyOfKey(key) !== afi) continue;
-      // null: "the peer has nothing", so take() sends it even when unchanged.
-      this.pending.set(key, null);
+      // prev null: "the peer has nothing", so take() sends it even when unchanged.
+      // (A queued withdrawal stays as it is: the peer may have the prefix.)
+      if (v instanceof Pending) {
+        if (v.cur !== null) this.out.set(key, new Pending(v.cur, null));
+      } else this.change(key, undefined, v);
       yield;
     }
   }
@@ -660,8 +723,9 @@ export class AdjRibOut {
   /** resync() one prefix per step (the generation moves on when the walk is complete). */
   *resyncSteps(): Generator<void> {
     const gen = this.gen;
-    for (const [key, e] of this.out) {
-      if (e.stamp !== gen) this.remove(key, e);
+    for (const [key, v] of this.out) {
+      const e = current(v);
+      if (e !== null && e.stamp !== gen) this.remove(key, v);
       yield;
     }
     this.gen = gen + 1;
@@ -681,17 +745,19 @@ export class AdjRibOut {
    */
   *routes(family?: Afi | FamilyName | number): IterableIterator<Route> {
     const want = family === undefined ? 0 : afiOf(family);
-    for (const [key, e] of this.out) {
+    for (const [key, v] of this.out) {
       if (want && familyOfKey(key) !== want) continue;
-      const r = this.sent(key, e);
+      const e = current(v);
+      const r = e === null ? null : this.sent(key, e);
       if (r !== null) yield r;
     }
   }
 
   /** The advertised route of one prefix, if any (same shape as routes()). */
   get(key: PrefixKey): Route | null {
-    const e = this.out.get(key);
-    return e ? this.sent(key, e) : null;
+    const v = this.out.get(key);
+    const e = v === undefined ? null : current(v);
+    return e !== null ? this.sent(key, e) : null;
   }
 
   private sent(key: PrefixKey, e: OutEntry): Route | null {

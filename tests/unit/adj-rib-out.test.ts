@@ -739,6 +739,28 @@ describe("pulled output: take(n), requeue and resync in steps", () => {
     expect(out.pendingCount).toBe(0);
   });
 
+  test("adoptFrom: the copy has what the peer was given and what is queued, and the two go on independently", () => {
+    const a = mk();
+    for (let i = 0; i < 4; i++) exp(a, route(p24(i)));
+    a.take(2); // 0 and 1 sent; 2 and 3 queued
+    exp(a, route(p24(0), { attrs: attrs({ asPath: [seq(65010, 65012)] }) })); // 0 queued again, changed
+    a.exportRoute(null, route(p24(1)).key); // 1 queued for withdrawal
+    const b = mk();
+    b.adoptFrom(a);
+    expect([a.pendingCount, b.pendingCount]).toEqual([4, 4]);
+    // A change after the copy reaches only the one it was made to.
+    a.exportRoute(null, route(p24(2)).key);
+    const da = decodeAll(a.take(100));
+    const db = decodeAll(b.take(100));
+    expect(da.withdrawn).toEqual([p24(1)]);
+    expect(da.order).toEqual([3, 0].map(p24));
+    expect(db.withdrawn).toEqual([p24(1)]);
+    expect(db.order).toEqual([2, 3, 0].map(p24));
+    expect(db.announced.get(p24(0))!.attrs.asPath).toEqual([seq(LOCAL_AS, 65010, 65012)]);
+    expect([a.advertisedCount(), b.advertisedCount()]).toEqual([2, 3]);
+    expect([a.take(100), b.take(100)]).toEqual([[], []]);
+  });
+
   test("within one take, withdrawals come first", () => {
     const out = mk();
     exp(out, route(p24(1)));

@@ -635,25 +635,36 @@ describe("prefix keys", () => {
     expect(Object.keys(r)).not.toContain("prefix");
     const byKey = makeRoute(key("198.51.100.0/24"), 0, A, attrs([65001]), new Uint8Array([192, 0, 2, 1]));
     expect(prefixToString(byKey.prefix)).toBe("198.51.100.0/24");
-    // igpCost, reachable and stale share one field: every combination reads back, large costs too.
+    // igpCost, reachable, stale and whether it has forwarding hops share one field: every combination reads back, large costs too.
+    const hops = [{ addr: new Uint8Array([192, 0, 2, 254]), ifindex: 3 }];
     for (const cost of [0, 1, 7, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1]) {
       for (const reachable of [true, false]) {
         for (const stale of [true, false]) {
-          byKey.igpCost = cost;
-          byKey.reachable = !reachable;
-          byKey.reachable = reachable;
-          byKey.stale = !stale;
-          byKey.stale = stale;
-          expect([byKey.igpCost, byKey.reachable, byKey.stale]).toEqual([cost, reachable, stale]);
+          for (const via of [undefined, hops]) {
+            byKey.igpCost = cost;
+            byKey.via = via === undefined ? hops : undefined;
+            byKey.reachable = !reachable;
+            byKey.reachable = reachable;
+            byKey.stale = !stale;
+            byKey.stale = stale;
+            byKey.via = via;
+            expect([byKey.igpCost, byKey.reachable, byKey.stale, byKey.via]).toEqual([cost, reachable, stale, via]);
+          }
         }
       }
     }
     byKey.igpCost = 0;
     byKey.reachable = true;
     byKey.stale = false;
+    byKey.via = hops;
     const c = withFields(byKey, { stale: true, igpCost: 7 });
     expect(prefixToString(c.prefix)).toBe("198.51.100.0/24");
-    expect(c).toMatchObject({ key: byKey.key, stale: true, igpCost: 7, attrs: byKey.attrs, source: A });
+    expect(c).toMatchObject({ key: byKey.key, stale: true, igpCost: 7, attrs: byKey.attrs, source: A, pathId: 0 });
+    expect(c.via).toBe(hops);
+    expect(withFields(byKey, { via: undefined }).via).toBeUndefined();
+    // An ADD-PATH path id is kept, by copies too; a copy may change it.
+    const ap = makeRoute(key("198.51.100.0/24"), 7, A, attrs([65001]), new Uint8Array([192, 0, 2, 1]));
+    expect([ap.pathId, withFields(ap, { stale: true }).pathId, withFields(ap, { pathId: 0 }).pathId, withFields(byKey, { pathId: 9 }).pathId]).toEqual([7, 7, 0, 9]);
   });
 });
 
