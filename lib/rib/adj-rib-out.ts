@@ -57,7 +57,7 @@ import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, ORIGIN, SAFI } from "../bgp/types.ts";
 import { type EncodeContext, type NlriBytes, buildAnnouncementsNlri, buildWithdrawalsNlri, encodeEndOfRib } from "../bgp/update.ts";
 import { Writer } from "../bgp/bytes.ts";
 import { DEFAULT_LOCAL_PREF } from "./decision.ts";
-import { type CompiledPolicies, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy, prependAs } from "./policy.ts";
+import { type CompiledPolicies, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy, policyUsesPrefix, prependAs } from "./policy.ts";
 import { PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, familyOfKey, withFields, writeKeyNlri } from "./types.ts";
 
@@ -182,6 +182,9 @@ class KeyQueue {
   }
 }
 const QUEUE_CHUNK = 4096;
+
+/** What the peer is to be sent for a route (attributes and next hop as rewritten), or why nothing. */
+type Decision = { attrs: PathAttributes; nextHop: Uint8Array; reason: string } | string;
 
 function ipText(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
@@ -351,6 +354,7 @@ export class AdjRibOut {
   reconfigure(peer: ExportPeer, policies: CompiledPolicies, clusterId: string): void {
     this.peer = peer;
     this.policies = policies;
+    this.memoFor = null;
     if (clusterId !== this.clusterId) {
       this.clusterId = clusterId;
       this.memoReflect = new WeakMap();
@@ -360,6 +364,7 @@ export class AdjRibOut {
   /** Use new compiled policies (after a reload); re-export every route afterwards to apply them. */
   setPolicies(p: CompiledPolicies): void {
     this.policies = p;
+    this.memoFor = null;
   }
 
   /**
@@ -425,7 +430,7 @@ export class AdjRibOut {
     else if (route === null) reason = "withdrawn";
     else if (!route.reachable) reason = "next hop unreachable";
     else {
-      const r = this.decide(route, afi);
+      const r = this.decideMemo(route, afi);
       if (typeof r === "string") reason = r;
       else {
         attrs = r.attrs;
@@ -478,8 +483,33 @@ export class AdjRibOut {
     this.counts[familyOfKey(key)]!--;
   }
 
+  /**
+   * The last decision, for the next route with the same attribute set, next
+   * hop, source and family (the prefixes of one UPDATE, of one table dump):
+   * reused when the export policy has no prefix condition. `memoFor` is the
+   * (peer, policies) it was made under; anything else starts afresh.
+   */
+  private memo: { attrs: PathAttributes; nextHop: Uint8Array; source: Route["source"]; rrClient: boolean; routerId: number; afi: number; out: Decision } | null = null;
+  private memoFor: { peer: ExportPeer; policies: CompiledPolicies; usable: boolean } | null = null;
+
+  /** decide() through the memo of the last decision. */
+  private decideMemo(route: Route, afi: number): Decision {
+    let f = this.memoFor;
+    if (f === null || f.peer !== this.peer || f.policies !== this.policies) {
+      f = this.memoFor = { peer: this.peer, policies: this.policies, usable: !policyUsesPrefix(this.peer.export, this.policies) };
+      this.memo = null;
+    }
+    if (!f.usable) return this.decide(route, afi);
+    const m = this.memo;
+    const src = route.source;
+    if (m !== null && m.attrs === route.attrs && m.nextHop === route.nextHop && m.source === src && m.afi === afi && m.rrClient === src.rrClient && m.routerId === src.routerId) return m.out;
+    const out = this.decide(route, afi);
+    this.memo = { attrs: route.attrs, nextHop: route.nextHop, source: src, rrClient: src.rrClient, routerId: src.routerId, afi, out };
+    return out;
+  }
+
   /** Rules (a)–(g) for one route: the attributes and next hop to send, or why not. */
-  private decide(route: Route, afi: number): { attrs: PathAttributes; nextHop: Uint8Array; reason: string } | string {
+  private decide(route: Route, afi: number): Decision {
     const src = route.source;
     const peer = this.peer;
     // (a) not back to where it came from

@@ -469,6 +469,22 @@ export function checkPolicyRef(ref: PolicyRef, compiled: CompiledPolicies, where
   for (const n of ref.names) if (!compiled.policies.has(n)) throw new Error(`${where}: unknown policy "${n}"`);
 }
 
+/**
+ * Whether the outcome of `ref` may depend on the prefix itself (a prefix or
+ * prefix-list condition in a policy it runs; an unknown policy counts as
+ * one). When it does not, routes of one family with the same attribute set,
+ * next hop and source get the same result, and callers may reuse it.
+ */
+export function policyUsesPrefix(ref: PolicyRef, compiled: CompiledPolicies): boolean {
+  if (ref?.kind !== "chain") return false;
+  for (const n of ref.names) {
+    const pol = compiled.policies.get(n);
+    if (pol === undefined) return true;
+    for (const t of pol.terms) if (t.prefix !== null || t.prefixLists !== null) return true;
+  }
+  return false;
+}
+
 // ---------------------------------------------------------------- evaluate
 
 /** asPathString per AS_PATH array (arrays are shared by interned attribute sets). */

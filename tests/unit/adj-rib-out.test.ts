@@ -17,7 +17,7 @@ import { AS_TRANS, ATTR, SEG } from "../../lib/bgp/types.ts";
 import { type UpdateContext, announcedBlocks, blockPrefixes, decodeUpdate, withdrawnBlocks } from "../../lib/bgp/update.ts";
 import type { PeerConfig, Policy } from "../../lib/config/types.ts";
 import { AdjRibOut, type AdjRibOutOptions } from "../../lib/rib/adj-rib-out.ts";
-import { type CompiledPolicies, compilePolicies } from "../../lib/rib/policy.ts";
+import { type CompiledPolicies, compilePolicies, policyUsesPrefix } from "../../lib/rib/policy.ts";
 import { type PrefixKey, type Route, type RouteSource, prefixKey } from "../../lib/rib/types.ts";
 import { BfdSchema, GracefulRestartSchema } from "../../lib/config/schema.ts";
 
@@ -328,6 +328,43 @@ describe("(d) export policy", () => {
     expect(a.attrs.med).toBe(42); // set by policy: survives eBGP
     expect(a.attrs.communities).toEqual([comm("65000:1")]);
     expect(d.announced.get("198.51.100.0/24")!.attrs.asPath).toEqual([seq(LOCAL_AS, LOCAL_AS, LOCAL_AS, 65010)]);
+  });
+  test("routes sharing one attribute set, next hop and source get one decision, unless the policy looks at the prefix", () => {
+    const shared = attrs({ asPath: [seq(65010, 65020)] });
+    const src = ebgpSource();
+    const nh = addr("198.51.100.1");
+    const r1 = route("203.0.113.0/24", { attrs: shared, source: src, nextHop: nh });
+    const r2 = route("198.51.100.0/24", { attrs: shared, source: src, nextHop: nh });
+    // A prefix condition: each prefix decided on its own.
+    const byPrefix = policies({ out: { terms: [{ match: { prefix: [{ prefix: "203.0.113.0/24" }] }, action: "accept" }], default: "reject" } });
+    const a = mk({ export: { kind: "chain", names: ["out"] } }, {}, { policies: byPrefix });
+    expect(exp(a, r1).change).toBe("announce");
+    expect(exp(a, r2)).toEqual({ change: "none", reason: 'policy "out": default reject' });
+    // No prefix condition: the same outcome for both, one output set.
+    const byPath = policies({ out: { terms: [{ match: { asPath: "65020$" }, set: { med: 9 }, action: "accept" }], default: "reject" } });
+    const b = mk({ export: { kind: "chain", names: ["out"] } }, {}, { policies: byPath });
+    expect(exp(b, r1).change).toBe("announce");
+    expect(exp(b, r2).change).toBe("announce");
+    expect(b.get(r1.key)!.attrs).toBe(b.get(r2.key)!.attrs);
+    expect(b.get(r1.key)!.attrs.med).toBe(9);
+    // The same set from another source, or one now a route-reflector client, is decided again.
+    const back = route("192.0.2.0/24", { attrs: shared, source: ebgpSource("192.0.2.2", 65001), nextHop: nh });
+    expect(exp(b, back)).toEqual({ change: "none", reason: "learned from this peer" });
+    const rr = ibgpPeer("192.0.2.22", "10.0.0.22", false);
+    const ib = ibgpSource("192.0.2.21", "10.0.0.21", false);
+    const inh = addr("192.0.2.21");
+    const i1 = route("203.0.113.0/24", { attrs: shared, source: ib, nextHop: inh });
+    const i2 = route("198.51.100.0/24", { attrs: shared, source: ib, nextHop: inh });
+    expect(exp(rr, i1)).toEqual({ change: "none", reason: "iBGP split horizon" });
+    ib.rrClient = true;
+    expect(exp(rr, i2).change).toBe("announce");
+    // policyUsesPrefix itself.
+    expect([undefined, { kind: "all" as const }, { kind: "none" as const }].map((r) => policyUsesPrefix(r, byPrefix))).toEqual([false, false, false]);
+    expect(policyUsesPrefix({ kind: "chain", names: ["out"] }, byPrefix)).toBe(true);
+    expect(policyUsesPrefix({ kind: "chain", names: ["out"] }, byPath)).toBe(false);
+    expect(policyUsesPrefix({ kind: "chain", names: ["missing"] }, byPath)).toBe(true);
+    const byList = compilePolicies({ l: { name: "l", terms: [{ match: { prefixList: ["pl"] }, action: "accept" }], default: "reject" } }, { pl: [{ prefix: "192.0.2.0/24" }] });
+    expect(policyUsesPrefix({ kind: "chain", names: ["l"] }, byList)).toBe(true);
   });
   test("setPolicies: a re-export applies the new policy (and withdraws what it rejects)", () => {
     const out = mk({ export: { kind: "chain", names: ["p"] } }, {}, { policies: policies({ p: { terms: [], default: "accept" } }) });
