@@ -199,6 +199,8 @@ class Nh {
   lookupGen = -1;
   lookingUp = false;
   unusedSince = -1;
+  /** Taken out of the tracker (a route's next-hop buffer may still point here: byBuf). */
+  destroyed = false;
   readonly text: string;
   readonly host: Prefix;
   /** Loc-RIB keys of every prefix that could hold this address (for invalidation). */
@@ -290,18 +292,21 @@ export class NextHopTracker implements RouteTracker {
   // ------------------------------------------------------------ RouteTracker
 
   track(route: Route): void {
-    const t = resolutionTarget(route);
-    if (t === null) {
-      route.reachable = true;
-      route.igpCost = 0;
-      route.via = undefined;
-      return;
-    }
-    let nh = this.nhOf(route, t);
+    let nh = this.tracked(route);
     if (nh === undefined) {
-      const key = addrKey(t.afi, t.addr);
-      nh = this.create(key, t.afi, t.addr);
-      this.byBuf.set(route.nextHop, nh);
+      const t = resolutionTarget(route);
+      if (t === null) {
+        route.reachable = true;
+        route.igpCost = 0;
+        route.via = undefined;
+        return;
+      }
+      nh = this.nhOf(route, t);
+      if (nh === undefined) {
+        const key = addrKey(t.afi, t.addr);
+        nh = this.create(key, t.afi, t.addr);
+        this.byBuf.set(route.nextHop, nh);
+      }
     }
     nh.routes++;
     nh.unusedSince = -1;
@@ -312,12 +317,26 @@ export class NextHopTracker implements RouteTracker {
   }
 
   untrack(route: Route): void {
-    const t = resolutionTarget(route);
-    if (t === null) return;
-    const nh = this.nhOf(route, t);
+    let nh = this.tracked(route);
+    if (nh === undefined) {
+      const t = resolutionTarget(route);
+      if (t === null) return;
+      nh = this.nhOf(route, t);
+    }
     if (nh === undefined || nh.routes === 0) return;
     nh.routes--;
     this.maybeUnused(nh);
+  }
+
+  /**
+   * The fast path of track/untrack: the tracked next hop of a route's
+   * next-hop buffer, known from an earlier route with that very buffer (the
+   * routes of one UPDATE share it), without working out its target again.
+   */
+  private tracked(route: Route): Nh | undefined {
+    if (route.source.local) return undefined;
+    const nh = this.byBuf.get(route.nextHop);
+    return nh !== undefined && !nh.destroyed ? nh : undefined;
   }
 
   /** The tracked next hop a route uses (`t`: its resolution target), if tracked. */
@@ -384,6 +403,7 @@ export class NextHopTracker implements RouteTracker {
   }
 
   private destroy(nh: Nh): void {
+    nh.destroyed = true;
     this.byKey.delete(nh.key);
     for (const k of nh.covers) {
       const n = (this.covered.get(k) ?? 1) - 1;
