@@ -55,6 +55,16 @@ export class Writer {
   }
 }
 
+/**
+ * Copy src[from, to) into dst at `at`; returns the offset after it. A loop,
+ * not `dst.set(src.subarray(...))`: the view each subarray makes costs more
+ * than copying the few dozen bytes of an attribute block or NLRI run.
+ */
+export function copyInto(dst: Uint8Array, at: number, src: Uint8Array, from: number, to: number): number {
+  for (let i = from; i < to; i++) dst[at++] = src[i]!;
+  return at;
+}
+
 export function u16(b: Uint8Array, o: number): number {
   return (b[o]! << 8) | b[o + 1]!;
 }

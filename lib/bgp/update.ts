@@ -27,7 +27,7 @@ import {
   encodeAttributes,
   splitAttributes,
 } from "./attributes.ts";
-import { Writer, internNextHop, u16 } from "./bytes.ts";
+import { Writer, copyInto, internNextHop, u16 } from "./bytes.ts";
 import { BgpError } from "./errors.ts";
 import { frame, message } from "./framer.ts";
 import { addPathReceive, type Negotiated } from "./negotiate.ts";
@@ -482,9 +482,8 @@ export function buildAnnouncementsNlri(afi: number, safi: number, nlri: NlriByte
   const traditional = afi === AFI.IPV4 && safi === SAFI.UNICAST && nextHop.length === 4;
   const blk = attributeBlocks(attrs, ctx.fourOctetAs);
   const ab = blk.bytes;
-  const low = ab.subarray(0, blk.lowEnd);
-  const mid = ab.subarray(blk.lowEnd, blk.midEnd);
-  const high = ab.subarray(blk.midEnd);
+  const lowEnd = blk.lowEnd;
+  const midEnd = blk.midEnd;
   const fixed = ab.length;
   // MP_REACH_NLRI value before its NLRI: AFI, SAFI, next hop length, next hop, reserved.
   const mpHead = 5 + nextHop.length;
@@ -501,31 +500,24 @@ export function buildAnnouncementsNlri(afi: number, safi: number, nlri: NlriByte
     let o = BGP_HEADER_LEN + 2; // withdrawn routes length 0
     out[o++] = attrLen >> 8;
     out[o++] = attrLen & 0xff;
-    out.set(low, o);
-    o += low.length;
+    o = copyInto(out, o, ab, 0, lowEnd);
     if (traditional) {
       o = attrHeader(out, o, FLAG.TRANSITIVE, ATTR.NEXT_HOP, nextHop.length);
-      out.set(nextHop, o);
-      o += nextHop.length;
-      out.set(mid, o);
-      o += mid.length;
+      o = copyInto(out, o, nextHop, 0, nextHop.length);
+      o = copyInto(out, o, ab, lowEnd, midEnd);
     } else {
-      out.set(mid, o);
-      o += mid.length;
+      o = copyInto(out, o, ab, lowEnd, midEnd);
       o = attrHeader(out, o, FLAG.OPTIONAL, ATTR.MP_REACH_NLRI, mpLen);
       out[o++] = afi >> 8;
       out[o++] = afi & 0xff;
       out[o++] = safi;
       out[o++] = nextHop.length;
-      out.set(nextHop, o);
-      o += nextHop.length;
+      o = copyInto(out, o, nextHop, 0, nextHop.length);
       out[o++] = 0;
-      out.set(nlri.buf.subarray(from, to), o);
-      o += run;
+      o = copyInto(out, o, nlri.buf, from, to);
     }
-    out.set(high, o);
-    o += high.length;
-    if (traditional) out.set(nlri.buf.subarray(from, to), o);
+    o = copyInto(out, o, ab, midEnd, ab.length);
+    if (traditional) copyInto(out, o, nlri.buf, from, to);
     msgs.push(out);
     from = to;
   }

@@ -42,8 +42,8 @@
  * groups: lib/router/export-group.ts).
  *
  * A queued prefix is marked in the one table itself (its value is a Pending
- * until taken) and its key is put in a FIFO: an export and a take each cost
- * one table lookup, with no second map of queued prefixes.
+ * until taken) and its table position is put in a FIFO: an export costs one
+ * table lookup and a take none, with no second map of queued prefixes.
  *
  * ADD-PATH (RFC 7911) send: only the best path is advertised, with path
  * identifier 1 (withdrawn with path identifier 1 too).
@@ -142,9 +142,9 @@ function current(v: OutEntry | Pending): OutEntry | null {
   return v instanceof Pending ? v.cur : v;
 }
 
-/** Queue of prefix keys, first in first out, in fixed-size chunks (never one big array copied as it grows). */
-class KeyQueue {
-  private chunks: PrefixKey[][] = [];
+/** Queue of numbers, first in first out, in fixed-size chunks (never one big array copied as it grows). */
+class Fifo {
+  private chunks: number[][] = [];
   /** Next to take in chunks[0]. */
   private head = 0;
   private n = 0;
@@ -153,15 +153,15 @@ class KeyQueue {
     return this.n;
   }
 
-  push(k: PrefixKey): void {
+  push(k: number): void {
     let last = this.chunks[this.chunks.length - 1];
     if (last === undefined || last.length === QUEUE_CHUNK) this.chunks.push((last = []));
     last.push(k);
     this.n++;
   }
 
-  /** The oldest key (undefined when empty). */
-  shift(): PrefixKey | undefined {
+  /** The oldest one (undefined when empty). */
+  shift(): number | undefined {
     if (this.n === 0) return undefined;
     const c = this.chunks[0]!;
     const k = c[this.head++]!;
@@ -173,8 +173,8 @@ class KeyQueue {
     return k;
   }
 
-  clone(): KeyQueue {
-    const q = new KeyQueue();
+  clone(): Fifo {
+    const q = new Fifo();
     q.chunks = this.chunks.map((c) => c.slice());
     q.head = this.head;
     q.n = this.n;
@@ -298,8 +298,8 @@ export class AdjRibOut {
    * map of queued prefixes).
    */
   private out = new PrefixMap<PrefixKey, OutEntry | Pending>();
-  /** The prefixes holding a Pending, in the order they were queued. */
-  private queue = new KeyQueue();
+  /** The table positions (PrefixMap.put) of the prefixes holding a Pending, in the order they were queued: a take reads and writes them there, without a lookup. */
+  private queue = new Fifo();
   private readonly counts = [0, 0, 0];
   private gen = 0;
   /** The shared entries of the current generation: attributes → entry (its one next hop), or next hop → entry when there are several. */
@@ -458,10 +458,7 @@ export class AdjRibOut {
   /** Queue `cur` (null: a withdrawal) for a prefix whose table value is `v`. */
   private change(key: PrefixKey, v: OutEntry | Pending | undefined, cur: OutEntry | null): void {
     if (v instanceof Pending) this.out.set(key, new Pending(cur, v.prev));
-    else {
-      this.out.set(key, new Pending(cur, v ?? null));
-      this.queue.push(key);
-    }
+    else this.queue.push(this.out.put(key, new Pending(cur, v ?? null)));
   }
 
   /** The shared entry of the current generation for (attrs, nextHop). */
@@ -671,12 +668,14 @@ export class AdjRibOut {
     const wd: PrefixKey[][] = [[], [], []];
     const groups: Map<PathAttributes, Map<Uint8Array, PrefixKey[]>>[] = [new Map(), new Map(), new Map()];
     for (let n = 0; n < max; n++) {
-      const key = this.queue.shift();
-      if (key === undefined) break;
-      const p = this.out.get(key) as Pending;
+      const at = this.queue.shift();
+      if (at === undefined) break;
+      // A queued prefix is never deleted before this: the position is still its own.
+      const key = this.out.keyAt(at);
+      const p = this.out.valueAt(at) as Pending;
       const cur = p.cur;
       if (cur === null) this.out.delete(key);
-      else this.out.set(key, cur);
+      else this.out.setValueAt(at, cur);
       if (sameEntry(p.prev, cur)) continue;
       const afi = familyOfKey(key);
       if (cur === null) {

@@ -143,10 +143,21 @@ export class PrefixMap<K extends PrefixKey, V> {
   }
 
   set(k: K, v: V): this {
+    this.put(k, v);
+    return this;
+  }
+
+  /**
+   * `set`, returning the entry's position: it stays the entry's until its
+   * key is deleted, and `keyAt`/`valueAt`/`setValueAt` reach it there
+   * without a lookup.
+   */
+  put(k: K, v: V): number {
     const i = k === this.lastMiss ? -1 : this.findCur(k);
     if (i >= 0) {
-      this.setVal(this.idx[i]! - 1, v);
-      return this;
+      const at = this.idx[i]! - 1;
+      this.setVal(at, v);
+      return at;
     }
     let pos: number;
     if (this.free.length > 0) pos = this.free.pop()!;
@@ -172,7 +183,7 @@ export class PrefixMap<K extends PrefixKey, V> {
     this.lastSlot = j;
     if (this.next !== null && pos < this.migrated) this.place(k, pos);
     this.grow();
-    return this;
+    return pos;
   }
 
   delete(k: K): boolean {
@@ -253,8 +264,19 @@ export class PrefixMap<K extends PrefixKey, V> {
     this.nextUsed = 0;
   }
 
-  private keyAt(p: number): K {
+  /** The key at a position `put` returned (while that key is in the map). */
+  keyAt(p: number): K {
     return this.kc[p >>> CHUNK_BITS]![p & CHUNK_MASK]!;
+  }
+
+  /** The value at a position `put` returned (while its key is in the map). */
+  valueAt(p: number): V {
+    return this.valAt(p) as V;
+  }
+
+  /** Replace the value at a position `put` returned (while its key is in the map). */
+  setValueAt(p: number, v: V): void {
+    this.setVal(p, v);
   }
 
   private valAt(p: number): V | typeof HOLE {

@@ -63,6 +63,25 @@ describe("PrefixMap", () => {
     expect([...m].map(([k]) => k)).toEqual([...m.keys()]);
   });
 
+  test("put's position reaches its entry without a lookup for as long as the key is in the table, through index rebuilds and other removals", () => {
+    const m = new PrefixMap<number, string>();
+    const at = new Map<number, number>();
+    for (let i = 0; i < 20_000; i++) at.set(i * 64 + 24, m.put(i * 64 + 24, `v${i}`));
+    // Others removed (their holes reused by new keys), values replaced by key and by position.
+    for (let i = 0; i < 20_000; i += 3) m.delete(i * 64 + 24);
+    for (let i = 0; i < 5_000; i++) m.set(1e9 + i, "new");
+    expect(m.put(64 + 24, "again")).toBe(at.get(64 + 24)!);
+    for (let i = 1; i < 20_000; i++) {
+      if (i % 3 === 0) continue;
+      const k = i * 64 + 24;
+      const p = at.get(k)!;
+      expect(m.keyAt(p)).toBe(k);
+      if (i % 2 === 0) m.setValueAt(p, `w${i}`);
+      expect(m.valueAt(p)).toBe(i === 1 ? "again" : i % 2 === 0 ? `w${i}` : `v${i}`);
+      expect(m.get(k)).toBe(m.valueAt(p));
+    }
+  });
+
   test("a walk while the table changes: removed entries skipped, new ones visited, none twice", () => {
     const m = new PrefixMap<number, number>();
     for (let i = 0; i < 5000; i++) m.set(v4(i), i);
