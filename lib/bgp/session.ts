@@ -538,12 +538,20 @@ export class Session extends TypedEmitter<SessionEvents> {
   sendUpdates(msgs: readonly Uint8Array[]): boolean {
     if (msgs.length === 0) return true;
     if (msgs.length === 1) return this.sendUpdate(msgs[0]!);
+    return this.sendUpdateBatch(Buffer.concat(msgs), msgs.length);
+  }
+
+  /**
+   * Send `count` framed UPDATEs already joined into one buffer (what an
+   * update group hands each member: joined once for all of them), as one
+   * socket write counted per message. False when not Established.
+   */
+  sendUpdateBatch(bytes: Uint8Array, count: number): boolean {
     const t = this.establishedTcp;
     if (!t) return false;
-    // Written as one buffer, counted per message.
-    if (!this.write(t, Buffer.concat(msgs), MsgType.UPDATE)) return false;
-    this.countOut.update += msgs.length - 1;
-    this.countOut.total += msgs.length - 1;
+    if (!this.write(t, bytes, MsgType.UPDATE)) return false;
+    this.countOut.update += count - 1;
+    this.countOut.total += count - 1;
     return true;
   }
 

@@ -46,7 +46,8 @@ export interface GroupMember {
   readonly name: string;
   /** Below the high watermark (its 'drain' calls `drained`). */
   readonly writable: boolean;
-  send(msgs: Uint8Array[]): void;
+  /** Send `count` UPDATEs joined into one buffer (the same buffer goes to every member). */
+  send(batch: Uint8Array, count: number): void;
   /** Leave the group with a copy of its state (a slow member). */
   splitOff(why: string): void;
 }
@@ -132,7 +133,11 @@ export class ExportGroup<M extends GroupMember = GroupMember> {
       }
       const msgs = this.out.take(BATCH);
       this.stats.messages += msgs.length;
-      if (msgs.length) for (const m of this.members) m.send(msgs);
+      if (msgs.length) {
+        // Joined once for every member.
+        const batch = msgs.length === 1 ? msgs[0]! : Buffer.concat(msgs);
+        for (const m of this.members) m.send(batch, msgs.length);
+      }
       if (performance.now() >= deadline) return true;
     }
   }

@@ -422,8 +422,8 @@ export class Neighbor implements GroupMember {
     return this.session.writable;
   }
 
-  send(msgs: Uint8Array[]): void {
-    this.session.sendUpdates(msgs);
+  send(batch: Uint8Array, count: number): void {
+    this.session.sendUpdateBatch(batch, count);
   }
 
   /** Nothing queued, walking or due: the state an update group may be joined in. */
