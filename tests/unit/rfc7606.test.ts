@@ -449,6 +449,21 @@ describe("RFC 7606 error handling table", () => {
   }
 });
 
+
+/**
+ * The interning cache of eBGP 4-octet sessions, sets that differ by one
+ * optional attribute seeded from `seed` (`setOf(n)` decodes set n), and a
+ * peer 192.0.2.`octet` that sends them: for the reference-count tests.
+ */
+function heldSetsFixture(seed: number, octet: number) {
+  const ctx: UpdateContext = { ...ctxOf(), cache: sharedAttrCache({ fourOctetAs: true, ibgp: false }) };
+  const cache = ctx.cache!;
+  const setOf = (n: number) => decodeUpdate(withAttrs(attr(OPT, 4, u32(seed + n))), ctx).attrs!;
+  const address = `192.0.2.${octet}`;
+  const src = { id: address, address, addressBytes: new Uint8Array([192, 0, 2, octet]), asn: 65000 + octet, routerId: 1, ibgp: false, rrClient: false, local: false };
+  return { cache, setOf, before: cache.size, src, nh: new Uint8Array([192, 0, 2, octet]) };
+}
+
 describe("RFC 7606 details", () => {
   test("the strongest action wins when several errors occur (§3 j)", () => {
     // attribute discard (ATOMIC_AGGREGATE) + treat-as-withdraw (MED) → treat-as-withdraw
@@ -522,12 +537,7 @@ describe("RFC 7606 details", () => {
   });
 
   test("an Adj-RIB-In holds the sets of its routes: replaced, withdrawn and drained routes release them", () => {
-    const ctx: UpdateContext = { ...ctxOf(), cache: sharedAttrCache({ fourOctetAs: true, ibgp: false }) };
-    const cache = ctx.cache!;
-    const setOf = (med: number) => decodeUpdate(withAttrs(attr(OPT, 4, u32(0x5eed0 + med))), ctx).attrs!;
-    const before = cache.size;
-    const src = { id: "192.0.2.9", address: "192.0.2.9", addressBytes: new Uint8Array([192, 0, 2, 9]), asn: 65009, routerId: 1, ibgp: false, rrClient: false, local: false };
-    const nh = new Uint8Array([192, 0, 2, 9]);
+    const { cache, setOf, before, src, nh } = heldSetsFixture(0x5eed0, 9);
     const rib = new AdjRibIn(src);
     const [a, b, c] = [setOf(1), setOf(2), setOf(3)];
     for (const s of [a, b, c]) settleAttributes(s); // as the session does after each UPDATE: nothing holds them yet
@@ -564,12 +574,7 @@ describe("RFC 7606 details", () => {
 
 describe("attribute sets held with the Loc-RIB as the Adj-RIB-In's store", () => {
   test("a set is held by whichever table keeps the route; the routes of an ended session, replaced or drained, release every set", () => {
-    const ctx: UpdateContext = { ...ctxOf(), cache: sharedAttrCache({ fourOctetAs: true, ibgp: false }) };
-    const cache = ctx.cache!;
-    const setOf = (med: number) => decodeUpdate(withAttrs(attr(OPT, 4, u32(0x7eed0 + med))), ctx).attrs!;
-    const before = cache.size;
-    const src = { id: "192.0.2.8", address: "192.0.2.8", addressBytes: new Uint8Array([192, 0, 2, 8]), asn: 65008, routerId: 1, ibgp: false, rrClient: false, local: false };
-    const nh = new Uint8Array([192, 0, 2, 8]);
+    const { cache, setOf, before, src, nh } = heldSetsFixture(0x7eed0, 8);
     const loc = new LocRib();
     const adj = new AdjRibIn(src, loc);
     const k1 = prefixKey(parsePrefix("198.51.100.0/24"));
