@@ -42,8 +42,8 @@ import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
 import type { NeighborInfo, SessionState } from "../api/types.ts";
 import { AdjRibIn, type CandidateStore } from "../rib/adj-rib-in.ts";
 import { AdjRibOut } from "../rib/adj-rib-out.ts";
-import { type CompiledPolicies, type PolicyContext, applyPolicy } from "../rib/policy.ts";
-import { type Route, type RouteSource, makeRoute, prefixKeyOfBytes, withFields } from "../rib/types.ts";
+import { type CompiledPolicies, type PolicyContext, applyPolicy, policyUsesPrefix } from "../rib/policy.ts";
+import { type Route, type RouteSource, familyOfKey, makeRoute, prefixKeyOfBytes, withFields } from "../rib/types.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Log } from "../core/log.ts";
 import { type SlicedTask, slicer } from "../core/slices.ts";
@@ -596,11 +596,42 @@ export class Neighbor implements GroupMember {
   /** Loop detection and import policy for one received route (or its withdrawal). */
   importDecision(key: Route["key"], pathId: number, route: Route | null): void {
     let accepted: Route | null = null;
-    if (route && !this.loops(route) && this.firstAsOk(route)) {
-      const r = applyPolicy(this.config.import, this.source.ibgp ? "ibgp" : "ebgp", route, this.policyCtx("import"), this.host.policies);
-      if (r.accept) accepted = r.attrs === route.attrs && r.nextHop === route.nextHop ? route : withFields(route, { attrs: r.attrs, nextHop: r.nextHop });
+    if (route) {
+      const v = this.importVerdict(route);
+      if (v !== null) accepted = v.attrs === route.attrs && v.nextHop === route.nextHop ? route : withFields(route, { attrs: v.attrs, nextHop: v.nextHop });
     }
     this.toLocRib(key, pathId, route, accepted);
+  }
+
+  /**
+   * The last import verdict, for the next route with the same attribute set,
+   * next hop, source and family (the prefixes of one UPDATE): reused when the
+   * import policy has no prefix condition and nothing it depends on changed
+   * (`under`: the peer's and the router's configuration and the policies it
+   * was made with).
+   */
+  private importMemo: {
+    attrs: PathAttributes;
+    nextHop: Uint8Array;
+    source: RouteSource;
+    afi: number;
+    under: [PeerConfig, RouterConfig, CompiledPolicies];
+    verdict: { attrs: PathAttributes; nextHop: Uint8Array } | null;
+  } | null = null;
+
+  /** Loops, first AS and import policy: the attributes and next hop accepted, or null. */
+  private importVerdict(route: Route): { attrs: PathAttributes; nextHop: Uint8Array } | null {
+    const afi = familyOfKey(route.key);
+    const m = this.importMemo;
+    const policies = this.host.policies;
+    if (m !== null && m.attrs === route.attrs && m.nextHop === route.nextHop && m.source === route.source && m.afi === afi && m.under[0] === this.config && m.under[1] === this.host.config && m.under[2] === policies) return m.verdict;
+    let verdict: { attrs: PathAttributes; nextHop: Uint8Array } | null = null;
+    if (!this.loops(route) && this.firstAsOk(route)) {
+      const r = applyPolicy(this.config.import, this.source.ibgp ? "ibgp" : "ebgp", route, this.policyCtx("import"), policies);
+      if (r.accept) verdict = { attrs: r.attrs, nextHop: r.nextHop };
+    }
+    this.importMemo = policyUsesPrefix(this.config.import, policies) ? null : { attrs: route.attrs, nextHop: route.nextHop, source: route.source, afi, under: [this.config, this.host.config, policies], verdict };
+    return verdict;
   }
 
   /**
@@ -664,6 +695,7 @@ export class Neighbor implements GroupMember {
    * wins). UPDATEs arriving meanwhile are imported with the new policy already.
    */
   reimport(): void {
+    this.importMemo = null;
     this.reimportWalk = this.adjIn.routes();
     slicer.wake(this.reimportTask);
   }

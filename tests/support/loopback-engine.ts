@@ -23,15 +23,21 @@ import { RouteEngine } from "../../lib/router/engine.ts";
 export const ENGINE_ADDR = "127.0.0.1";
 const V4 = [{ afi: AFI.IPV4, safi: SAFI.UNICAST }];
 
-/** Engine A with one passive peer per [address, AS] (import and export everything, hold time 90 s); its log lines are collected. */
+/**
+ * Engine A with one passive peer per [address, AS] (import and export
+ * everything, hold time 90 s, unless `imports` names another import policy
+ * for a peer, defined in `policies`, YAML text under `policies:`); its log
+ * lines are collected.
+ */
 export async function loopbackEngine(
   peers: readonly (readonly [string, number])[],
-  o: { cleanups: (() => unknown)[]; level?: LogLevel; name?: string },
+  o: { cleanups: (() => unknown)[]; level?: LogLevel; name?: string; imports?: Record<string, string>; policies?: string },
 ): Promise<{ engine: RouteEngine; port: number; lines: string[] }> {
-  const list = peers.map(([addr, as]) => `  - {address: ${addr}, remoteAs: ${as}, passive: true, localAddress: ${ENGINE_ADDR}, import: all, export: all, holdTime: 90}\n`).join("");
+  const list = peers.map(([addr, as]) => `  - {address: ${addr}, remoteAs: ${as}, passive: true, localAddress: ${ENGINE_ADDR}, import: ${o.imports?.[addr] ?? "all"}, export: all, holdTime: 90}\n`).join("");
   const dir = mkdtempSync(join(tmpdir(), "bgpctl-engine-"));
   o.cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const yaml = `asn: 65001\nrouterId: 192.0.2.1\nlisten: {address: ${ENGINE_ADDR}, port: 0}\ncontrolSocket: ${join(dir, "engine.sock")}\npeers:\n${list}`;
+  const policies = o.policies ? `policies:\n${o.policies}` : "";
+  const yaml = `asn: 65001\nrouterId: 192.0.2.1\nlisten: {address: ${ENGINE_ADDR}, port: 0}\ncontrolSocket: ${join(dir, "engine.sock")}\npeers:\n${list}${policies}`;
   const lines: string[] = [];
   const engine = new RouteEngine(parseConfig(yaml, o.name ?? "engine.yaml"), { log: new Log(o.level ?? "info", "text", (l) => lines.push(l)), clock: new ManualClock() });
   await engine.start();

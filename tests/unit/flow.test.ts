@@ -205,6 +205,45 @@ describe("flow control: sliced input and pulled output", () => {
     expect(w.maxLagMs).toBeLessThan(1000);
   }, 90_000);
 
+  test("import verdicts: the prefixes of one UPDATE share one unless the import policy looks at the prefix; a policy change decides them again, and the Adj-RIB-In keeps here exactly what the Loc-RIB does not hold as it came", async () => {
+    const policies = [
+      "  one-prefix:",
+      "    terms:",
+      "      - {name: one, match: {prefix: [10.0.1.0/24]}, action: accept}",
+      "    default: reject",
+      "  by-path:",
+      "    terms:",
+      '      - {name: p, match: {asPath: "65077$"}, set: {localPref: 200}, action: accept}',
+      "    default: reject",
+      "",
+    ].join("\n");
+    const { engine, port } = await loopbackEngine([[I, 65002]], { cleanups, name: "verdicts.yaml", imports: { [I]: "one-prefix" }, policies });
+    const inj = await speaker(I, 65002, port);
+    const { ctx, nh, attrs } = handMade(65077);
+    const prefixes = [0, 1, 2].map((i) => parsePrefix(`10.0.${i}.0/24`));
+    const msgs = buildAnnouncements(AFI.IPV4, SAFI.UNICAST, prefixes, attrs, nh, ctx);
+    expect(msgs.length).toBe(1);
+    const nI = engine.peers.get(I)!;
+    inj.sendUpdate(msgs[0]!);
+    await waitFor(() => nI.adjIn.count === 3, { timeoutMs: 10_000, what: "the UPDATE received" });
+    const held = () => [...engine.locRib.bests()].map((r) => `${prefixToString(r.prefix)} ${r.attrs.localPref}`).sort();
+    expect(held()).toEqual(["10.0.1.0/24 null"]);
+    expect(nI.adjIn.keptHere).toBe(2);
+    // A policy with no prefix condition that changes the routes: all three, each a changed copy.
+    nI.updateConfig({ ...nI.config, import: { kind: "chain", names: ["by-path"] } });
+    nI.reimport();
+    await waitFor(() => engine.locRib.count() === 3, { timeoutMs: 10_000, what: "every route accepted by the new policy" });
+    expect(held()).toEqual(["10.0.0.0/24 200", "10.0.1.0/24 200", "10.0.2.0/24 200"]);
+    expect(nI.adjIn.keptHere).toBe(3);
+    // Everything as it came: the Loc-RIB holds the received routes themselves, nothing is kept here.
+    nI.updateConfig({ ...nI.config, import: { kind: "all" } });
+    nI.reimport();
+    await waitFor(() => nI.adjIn.keptHere === 0, { timeoutMs: 10_000, what: "every route accepted as it came" });
+    expect(held()).toEqual(["10.0.0.0/24 null", "10.0.1.0/24 null", "10.0.2.0/24 null"]);
+    expect(nI.adjIn.count).toBe(3);
+    expect(new Set([...nI.adjIn.routes()].map((r) => prefixToString(r.prefix)))).toEqual(new Set(prefixes.map(prefixToString)));
+  });
+
   test("one UPDATE of 900 prefixes handled in parts (each slice cut short): the event loop runs between the parts, every prefix arrives once, and the next UPDATE waits for the whole one", async () => {
     const { engine, port } = await engineA();
     const inj = await speaker(I, 65002, port);
