@@ -226,7 +226,8 @@ describe("flow control: sliced input and pulled output", () => {
     const nI = engine.peers.get(I)!;
     inj.sendUpdate(msgs[0]!);
     await waitFor(() => nI.adjIn.count === 3, { timeoutMs: 10_000, what: "the UPDATE received" });
-    const held = () => [...engine.locRib.bests()].map((r) => `${prefixToString(r.prefix)} ${r.attrs.localPref}`).sort();
+    // The Loc-RIB's candidates from I (whether they are best yet waits for their next hop's first lookup).
+    const held = () => [...engine.locRib.routesOf(I)].map((r) => `${prefixToString(r.prefix)} ${r.attrs.localPref}`).sort();
     expect(held()).toEqual(["10.0.1.0/24 null"]);
     expect(nI.adjIn.keptHere).toBe(2);
     // A policy with no prefix condition that changes the routes: all three, each a changed copy.
