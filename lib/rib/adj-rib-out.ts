@@ -57,7 +57,7 @@ import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, ORIGIN, SAFI } from "../bgp/types.ts";
 import { type EncodeContext, type NlriBytes, buildAnnouncementsNlri, buildWithdrawalsNlri, encodeEndOfRib } from "../bgp/update.ts";
 import { Writer } from "../bgp/bytes.ts";
 import { DEFAULT_LOCAL_PREF } from "./decision.ts";
-import { type CompiledPolicies, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy, policyUsesPrefix, prependAs } from "./policy.ts";
+import { type CompiledPolicies, LastVerdict, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy, prependAs } from "./policy.ts";
 import { PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, familyOfKey, withFields, writeKeyNlri } from "./types.ts";
 
@@ -354,7 +354,7 @@ export class AdjRibOut {
   reconfigure(peer: ExportPeer, policies: CompiledPolicies, clusterId: string): void {
     this.peer = peer;
     this.policies = policies;
-    this.memoFor = null;
+    this.last.reset();
     if (clusterId !== this.clusterId) {
       this.clusterId = clusterId;
       this.memoReflect = new WeakMap();
@@ -364,7 +364,7 @@ export class AdjRibOut {
   /** Use new compiled policies (after a reload); re-export every route afterwards to apply them. */
   setPolicies(p: CompiledPolicies): void {
     this.policies = p;
-    this.memoFor = null;
+    this.last.reset();
   }
 
   /**
@@ -480,29 +480,19 @@ export class AdjRibOut {
     this.counts[familyOfKey(key)]!--;
   }
 
-  /**
-   * The last decision, for the next route with the same attribute set, next
-   * hop, source and family (the prefixes of one UPDATE, of one table dump):
-   * reused when the export policy has no prefix condition. `memoFor` is the
-   * (peer, policies) it was made under; anything else starts afresh.
-   */
-  private memo: { attrs: PathAttributes; nextHop: Uint8Array; source: Route["source"]; rrClient: boolean; routerId: number; afi: number; out: Decision } | null = null;
-  private memoFor: { peer: ExportPeer; policies: CompiledPolicies; usable: boolean } | null = null;
+  /** The last decision, reused for the next route like it (the prefixes of one UPDATE, of one table dump). */
+  private readonly last = new LastVerdict<Decision>();
 
-  /** decide() through the memo of the last decision. */
+  /**
+   * decide() through the last decision, made under this peer and these
+   * policies (reconfigure and setPolicies start afresh); the source's
+   * router id and route-reflector-client flag, which may change in place,
+   * are part of the match.
+   */
   private decideMemo(route: Route, afi: number): Decision {
-    let f = this.memoFor;
-    if (f === null || f.peer !== this.peer || f.policies !== this.policies) {
-      f = this.memoFor = { peer: this.peer, policies: this.policies, usable: !policyUsesPrefix(this.peer.export, this.policies) };
-      this.memo = null;
-    }
-    if (!f.usable) return this.decide(route, afi);
-    const m = this.memo;
-    const src = route.source;
-    if (m !== null && m.attrs === route.attrs && m.nextHop === route.nextHop && m.source === src && m.afi === afi && m.rrClient === src.rrClient && m.routerId === src.routerId) return m.out;
-    const out = this.decide(route, afi);
-    this.memo = { attrs: route.attrs, nextHop: route.nextHop, source: src, rrClient: src.rrClient, routerId: src.routerId, afi, out };
-    return out;
+    if (!this.last.ready(this.peer, this.policies, null, this.peer.export, this.policies)) return this.decide(route, afi);
+    const tag = route.source.routerId * 2 + (route.source.rrClient ? 1 : 0);
+    return this.last.get(route, afi, tag) ?? this.last.remember(route, afi, tag, this.decide(route, afi));
   }
 
   /** Rules (a)–(g) for one route: the attributes and next hop to send, or why not. */

@@ -485,6 +485,59 @@ export function policyUsesPrefix(ref: PolicyRef, compiled: CompiledPolicies): bo
   return false;
 }
 
+/**
+ * The last verdict of a decision that depends on a route only through its
+ * attribute set, next hop, source, family and a `tag` the caller derives
+ * from the source's mutable fields; and otherwise only on the objects it is
+ * `ready` under (compared by identity) and on a policy. The next route
+ * with the same ones (the prefixes of one UPDATE) reuses it, unless the
+ * policy looks at the prefix itself (policyUsesPrefix), which is worked out
+ * once per set of objects, not per route. The import and export decisions
+ * keep one each (lib/router/neighbor.ts, lib/rib/adj-rib-out.ts).
+ */
+export class LastVerdict<T> {
+  private attrs: PathAttributes | null = null;
+  private nextHop: Uint8Array | null = null;
+  private source: Route["source"] | null = null;
+  private afi = 0;
+  private tag = 0;
+  private verdict: T | undefined = undefined;
+  private under: [unknown, unknown, unknown] | null = null;
+  private usable = false;
+
+  /** Whether verdicts may be reused under `a`, `b`, `c` and the policy `ref` (a change of any starts afresh). */
+  ready(a: unknown, b: unknown, c: unknown, ref: PolicyRef, compiled: CompiledPolicies): boolean {
+    const u = this.under;
+    if (u === null || u[0] !== a || u[1] !== b || u[2] !== c) {
+      this.under = [a, b, c];
+      this.usable = !policyUsesPrefix(ref, compiled);
+      this.attrs = null;
+    }
+    return this.usable;
+  }
+
+  /** The verdict remembered for a route like this one, or undefined. */
+  get(route: Route, afi: number, tag: number): T | undefined {
+    return this.attrs === route.attrs && this.nextHop === route.nextHop && this.source === route.source && this.afi === afi && this.tag === tag ? this.verdict : undefined;
+  }
+
+  remember(route: Route, afi: number, tag: number, verdict: T): T {
+    this.attrs = route.attrs;
+    this.nextHop = route.nextHop;
+    this.source = route.source;
+    this.afi = afi;
+    this.tag = tag;
+    this.verdict = verdict;
+    return verdict;
+  }
+
+  /** Start afresh (what it is ready under may have changed in place). */
+  reset(): void {
+    this.under = null;
+    this.attrs = null;
+  }
+}
+
 // ---------------------------------------------------------------- evaluate
 
 /** asPathString per AS_PATH array (arrays are shared by interned attribute sets). */

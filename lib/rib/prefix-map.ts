@@ -135,13 +135,6 @@ export class PrefixMap<K extends PrefixKey, V> {
     return this.findCur(k) >= 0;
   }
 
-  /** Set `k` to `v` unless it is there already (one probe); true when it was added. */
-  setIfAbsent(k: K, v: V): boolean {
-    if (this.findCur(k) >= 0) return false;
-    this.set(k, v);
-    return true;
-  }
-
   set(k: K, v: V): this {
     this.put(k, v);
     return this;

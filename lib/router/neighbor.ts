@@ -42,7 +42,7 @@ import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
 import type { NeighborInfo, SessionState } from "../api/types.ts";
 import { AdjRibIn, type CandidateStore } from "../rib/adj-rib-in.ts";
 import { AdjRibOut } from "../rib/adj-rib-out.ts";
-import { type CompiledPolicies, type PolicyContext, applyPolicy, policyUsesPrefix } from "../rib/policy.ts";
+import { type CompiledPolicies, LastVerdict, type PolicyContext, applyPolicy } from "../rib/policy.ts";
 import { type Route, type RouteSource, familyOfKey, makeRoute, prefixKeyOfBytes, withFields } from "../rib/types.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Log } from "../core/log.ts";
@@ -56,6 +56,12 @@ const JOB_STEPS = 256;
 
 export function familiesOf(names: FamilyName[]): Family[] {
   return names.map((n) => ({ afi: n === "ipv6" ? AFI.IPV6 : AFI.IPV4, safi: SAFI.UNICAST }));
+}
+
+/** What import policy accepted of a route: its attributes and next hop. */
+interface ImportVerdict {
+  attrs: PathAttributes;
+  nextHop: Uint8Array;
 }
 
 function u32ip(s: string): number {
@@ -604,34 +610,28 @@ export class Neighbor implements GroupMember {
   }
 
   /**
-   * The last import verdict, for the next route with the same attribute set,
-   * next hop, source and family (the prefixes of one UPDATE): reused when the
-   * import policy has no prefix condition and nothing it depends on changed
-   * (`under`: the peer's and the router's configuration and the policies it
-   * was made with).
+   * The last import verdict (null: not accepted), reused for the next route
+   * like it (the prefixes of one UPDATE) while the peer's and the router's
+   * configuration and the policies are the same objects (reimport starts
+   * afresh).
    */
-  private importMemo: {
-    attrs: PathAttributes;
-    nextHop: Uint8Array;
-    source: RouteSource;
-    afi: number;
-    under: [PeerConfig, RouterConfig, CompiledPolicies];
-    verdict: { attrs: PathAttributes; nextHop: Uint8Array } | null;
-  } | null = null;
+  private readonly lastImport = new LastVerdict<ImportVerdict | null>();
 
   /** Loops, first AS and import policy: the attributes and next hop accepted, or null. */
-  private importVerdict(route: Route): { attrs: PathAttributes; nextHop: Uint8Array } | null {
+  private importVerdict(route: Route): ImportVerdict | null {
     const afi = familyOfKey(route.key);
-    const m = this.importMemo;
     const policies = this.host.policies;
-    if (m !== null && m.attrs === route.attrs && m.nextHop === route.nextHop && m.source === route.source && m.afi === afi && m.under[0] === this.config && m.under[1] === this.host.config && m.under[2] === policies) return m.verdict;
-    let verdict: { attrs: PathAttributes; nextHop: Uint8Array } | null = null;
+    const reuse = this.lastImport.ready(this.config, this.host.config, policies, this.config.import, policies);
+    if (reuse) {
+      const v = this.lastImport.get(route, afi, 0);
+      if (v !== undefined) return v;
+    }
+    let verdict: ImportVerdict | null = null;
     if (!this.loops(route) && this.firstAsOk(route)) {
       const r = applyPolicy(this.config.import, this.source.ibgp ? "ibgp" : "ebgp", route, this.policyCtx("import"), policies);
       if (r.accept) verdict = { attrs: r.attrs, nextHop: r.nextHop };
     }
-    this.importMemo = policyUsesPrefix(this.config.import, policies) ? null : { attrs: route.attrs, nextHop: route.nextHop, source: route.source, afi, under: [this.config, this.host.config, policies], verdict };
-    return verdict;
+    return reuse ? this.lastImport.remember(route, afi, 0, verdict) : verdict;
   }
 
   /**
@@ -695,7 +695,7 @@ export class Neighbor implements GroupMember {
    * wins). UPDATEs arriving meanwhile are imported with the new policy already.
    */
   reimport(): void {
-    this.importMemo = null;
+    this.lastImport.reset();
     this.reimportWalk = this.adjIn.routes();
     slicer.wake(this.reimportTask);
   }
