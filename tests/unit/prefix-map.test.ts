@@ -54,6 +54,33 @@ describe("PrefixMap", () => {
     });
   }
 
+  test("IPv4 keys of every length, dense runs of neighbours, /0, /32s and keys with host bits set: found, told apart and removed as a Map would", () => {
+    const key = (a: number, len: number) => prefixKey({ afi: 1, len, addr: new Uint8Array([a >>> 24, (a >>> 16) & 0xff, (a >>> 8) & 0xff, a & 0xff]) }) as number;
+    const keys: number[] = [];
+    // Every length at one address, and its neighbours at that length (the last significant bits differ).
+    for (let len = 0; len <= 32; len++) for (let i = 0; i < 40; i++) keys.push(key(len === 0 ? 0 : (0xc6336400 + i * 2 ** (32 - len)) >>> 0, len));
+    // 5,000 consecutive /32s (one block of Service addresses) and 3,000 consecutive /24s.
+    for (let i = 0; i < 5000; i++) keys.push(key(0xcb007100 + i, 32));
+    for (let i = 0; i < 3000; i++) keys.push(key((0x0a000000 + i * 256) >>> 0, 24));
+    // Same network bits, host bits set: distinct keys, never piled on one run.
+    for (let i = 0; i < 20; i++) keys.push(key(0xc0000200 + i, 24));
+    const uniq = [...new Set(keys)];
+    const m = new PrefixMap<number, number>();
+    const model = new Map<number, number>();
+    uniq.forEach((k, i) => {
+      m.set(k, i);
+      model.set(k, i);
+    });
+    same(m, model);
+    for (const k of uniq) expect(m.get(k)).toBe(model.get(k));
+    // Remove every third, then look all up again (removed marks on the probe paths).
+    uniq.forEach((k, i) => {
+      if (i % 3 === 0) expect(m.delete(k)).toBe(model.delete(k));
+    });
+    for (const k of uniq) expect(m.get(k)).toBe(model.get(k));
+    same(m, model);
+  });
+
   test("insertion order without removals; [Symbol.iterator], keys and values agree", () => {
     const m = new PrefixMap<number, string>();
     for (let i = 0; i < 1000; i++) m.set(v4(i), `v${i}`);
