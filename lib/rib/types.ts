@@ -47,7 +47,8 @@ export interface ForwardingHop {
  *
  * Routes the daemon stores are `PathRoute`s (see makeRoute): their `prefix`
  * is computed from `key` when asked for, so a stored route holds no prefix
- * object or address bytes of its own. Hot paths use `key`.
+ * object or address bytes of its own (hot paths use `key`), and all their
+ * other fields live in a head shared with the routes of the same UPDATE.
  */
 export interface Route {
   /** The prefix (without path id); derived from `key` on the stored routes. */
@@ -79,95 +80,137 @@ export interface Route {
   via?: readonly ForwardingHop[];
 }
 
-/**
- * The forwarding hops of the stored routes that have any (routes whose next
- * hop resolves through a gateway or another route; `PathRoute` marks them in
- * its bits, so the others never look here).
- */
-const viaOf = new WeakMap<PathRoute, readonly ForwardingHop[]>();
-
-/** `bits` flags (below the igpCost multiple). */
+/** `RouteHead.flags` bits. */
 const REACHABLE = 1;
 const STALE = 2;
-const HAS_VIA = 4;
-/** igpCost is stored as bits / COST (arithmetic, not bit operators: it may pass 2^31). */
-const COST = 8;
 
 /**
- * The stored form of a route: every field but the prefix, which `key`
- * encodes; `igpCost`, `reachable`, `stale` and whether it has forwarding
- * hops share one number, `via` lives in a side table, and the path
- * identifier is a field only of ADD-PATH routes (`AddPathRoute`): six
- * fields, 64 bytes in JSC, instead of 112 with ten.
+ * Everything about a stored route but its prefix (and ADD-PATH id): what
+ * the routes of one UPDATE have in common (source, attribute set, next hop,
+ * arrival time) and the next-hop state that follows from them
+ * (reachability, IGP cost and forwarding hops, the same for every route
+ * with that next hop). Immutable: a route that changes one of them moves to
+ * another head (see `derive`).
  */
-class PathRoute implements Route {
-  private bits: number;
+class RouteHead {
+  /**
+   * The head `derive` last made from this one: the routes sharing this head
+   * make the same change one after another (the tracker settling a next hop,
+   * graceful restart marking a peer's routes stale), and so share its result.
+   */
+  next: RouteHead | null = null;
   constructor(
-    public key: PrefixKey,
-    public source: RouteSource,
-    public attrs: PathAttributes,
-    public nextHop: Uint8Array,
-    public learnedAt: number,
-    igpCost: number,
-    reachable: boolean,
-    stale: boolean,
-  ) {
-    this.bits = igpCost * COST + (stale ? STALE : 0) + (reachable ? REACHABLE : 0);
+    readonly source: RouteSource,
+    readonly attrs: PathAttributes,
+    readonly nextHop: Uint8Array,
+    readonly learnedAt: number,
+    readonly igpCost: number,
+    readonly flags: number,
+    readonly via: readonly ForwardingHop[] | undefined,
+  ) {}
+
+  /** This head with other next-hop state: the one last made that way when it matches. */
+  derive(igpCost: number, flags: number, via: readonly ForwardingHop[] | undefined): RouteHead {
+    const n = this.next;
+    if (n !== null && n.igpCost === igpCost && n.flags === flags && n.via === via) return n;
+    return (this.next = new RouteHead(this.source, this.attrs, this.nextHop, this.learnedAt, igpCost, flags, via));
   }
+}
+
+/** The head last made for a new route: the next route of the same UPDATE (same everything) shares it. */
+let lastHead: RouteHead | null = null;
+
+function headFor(source: RouteSource, attrs: PathAttributes, nextHop: Uint8Array, learnedAt: number, igpCost: number, flags: number, via: readonly ForwardingHop[] | undefined): RouteHead {
+  const h = lastHead;
+  if (h !== null && h.attrs === attrs && h.nextHop === nextHop && h.source === source && h.learnedAt === learnedAt && h.igpCost === igpCost && h.flags === flags && h.via === via) return h;
+  return (lastHead = new RouteHead(source, attrs, nextHop, learnedAt, igpCost, flags, via));
+}
+
+/**
+ * What a stored route reads through its head, on a class of its own: JSC
+ * gives an object as many inline slots as its class defines fields plus the
+ * non-function properties (accessors too) of its class's prototype, so
+ * these accessors on PathRoute's own prototype would make every route 64
+ * bytes instead of 32 (measured).
+ */
+abstract class HeadView {
+  abstract key: PrefixKey;
+  protected abstract h: RouteHead;
   get prefix(): Prefix {
     return prefixOfKey(this.key);
   }
   get pathId(): number {
     return 0;
   }
-  private flag(f: number): boolean {
-    return this.bits % (f * 2) >= f;
+  get source(): RouteSource {
+    return this.h.source;
   }
-  private setFlag(f: number, v: boolean): void {
-    if (this.flag(f) !== v) this.bits += v ? f : -f;
+  get attrs(): PathAttributes {
+    return this.h.attrs;
+  }
+  get nextHop(): Uint8Array {
+    return this.h.nextHop;
+  }
+  get learnedAt(): number {
+    return this.h.learnedAt;
   }
   get reachable(): boolean {
-    return this.flag(REACHABLE);
+    return (this.h.flags & REACHABLE) !== 0;
   }
   set reachable(v: boolean) {
-    this.setFlag(REACHABLE, v);
+    const h = this.h;
+    if (this.reachable !== v) this.h = h.derive(h.igpCost, h.flags ^ REACHABLE, h.via);
   }
   get stale(): boolean {
-    return this.flag(STALE);
+    return (this.h.flags & STALE) !== 0;
   }
   set stale(v: boolean) {
-    this.setFlag(STALE, v);
+    const h = this.h;
+    if (this.stale !== v) this.h = h.derive(h.igpCost, h.flags ^ STALE, h.via);
   }
   get igpCost(): number {
-    return (this.bits - (this.bits % COST)) / COST;
+    return this.h.igpCost;
   }
   set igpCost(v: number) {
-    this.bits = v * COST + (this.bits % COST);
+    const h = this.h;
+    if (h.igpCost !== v) this.h = h.derive(v, h.flags, h.via);
   }
   get via(): readonly ForwardingHop[] | undefined {
-    return this.flag(HAS_VIA) ? viaOf.get(this) : undefined;
+    return this.h.via;
   }
   set via(v: readonly ForwardingHop[] | undefined) {
-    if (v !== undefined) viaOf.set(this, v);
-    else if (this.flag(HAS_VIA)) viaOf.delete(this);
-    this.setFlag(HAS_VIA, v !== undefined);
+    const h = this.h;
+    if (h.via !== v) this.h = h.derive(h.igpCost, h.flags, v);
   }
 }
 
-/** A stored route with an ADD-PATH path identifier other than 0. */
+/**
+ * The stored form of a route: its prefix key and a head shared with the
+ * other routes of its UPDATE (two fields, 32 bytes in JSC; a full table of
+ * 560k routes in about 84k UPDATEs has as many heads as UPDATEs, 80 bytes
+ * each). The path identifier is a field only of ADD-PATH routes
+ * (`AddPathRoute`). Setting `reachable`, `igpCost`, `stale` or `via` moves
+ * this route alone to another head.
+ */
+class PathRoute extends HeadView implements Route {
+  // Class fields, not only assignments in the constructor: JSC sizes a derived class's objects by its field definitions.
+  key: PrefixKey;
+  protected h: RouteHead;
+  constructor(key: PrefixKey, h: RouteHead) {
+    super();
+    this.key = key;
+    this.h = h;
+  }
+}
+
+/** A stored route with an ADD-PATH path identifier other than 0 (48 bytes). */
 class AddPathRoute extends PathRoute {
   constructor(
     key: PrefixKey,
     readonly id: number,
-    source: RouteSource,
-    attrs: PathAttributes,
-    nextHop: Uint8Array,
-    learnedAt: number,
-    igpCost: number,
-    reachable: boolean,
-    stale: boolean,
+    h: RouteHead,
   ) {
-    super(key, source, attrs, nextHop, learnedAt, igpCost, reachable, stale);
+    super(key, h);
   }
   override get pathId(): number {
     return this.id;
@@ -175,10 +218,9 @@ class AddPathRoute extends PathRoute {
 }
 
 /** A stored route (the path id a field only when it is not 0). */
-function storedRoute(key: PrefixKey, pathId: number, source: RouteSource, attrs: PathAttributes, nextHop: Uint8Array, learnedAt: number, igpCost: number, reachable: boolean, stale: boolean): PathRoute {
-  return pathId === 0
-    ? new PathRoute(key, source, attrs, nextHop, learnedAt, igpCost, reachable, stale)
-    : new AddPathRoute(key, pathId, source, attrs, nextHop, learnedAt, igpCost, reachable, stale);
+function storedRoute(key: PrefixKey, pathId: number, source: RouteSource, attrs: PathAttributes, nextHop: Uint8Array, learnedAt: number, igpCost: number, reachable: boolean, stale: boolean, via: readonly ForwardingHop[] | undefined): PathRoute {
+  const h = headFor(source, attrs, nextHop, learnedAt, igpCost, (reachable ? REACHABLE : 0) | (stale ? STALE : 0), via);
+  return pathId === 0 ? new PathRoute(key, h) : new AddPathRoute(key, pathId, h);
 }
 
 /**
@@ -277,13 +319,16 @@ export function forwardingHopText(h: ForwardingHop): string {
 }
 
 /**
- * A freshly learned route (reachable, IGP cost 0, not stale), learned now. In
- * a Loc-RIB with a next-hop tracker, entering the table sets the real
- * reachability and cost.
+ * A freshly learned route (reachable, IGP cost 0, not stale), learned now
+ * unless `learnedAt` says when. In a Loc-RIB with a next-hop tracker,
+ * entering the table sets the real reachability and cost. Routes made one
+ * after another with the same source, attribute set, next hop and
+ * `learnedAt` (an UPDATE's prefixes: give them one time) share everything
+ * but their prefix.
  */
 export function makeRoute(prefix: Prefix | PrefixKey, pathId: number, source: RouteSource, attrs: PathAttributes, nextHop: Uint8Array, learnedAt = performance.now()): Route {
   const key = typeof prefix === "object" ? prefixKey(prefix) : prefix;
-  return storedRoute(key, pathId, source, attrs, nextHop, learnedAt, 0, true, false);
+  return storedRoute(key, pathId, source, attrs, nextHop, learnedAt, 0, true, false, undefined);
 }
 
 /**
@@ -291,8 +336,5 @@ export function makeRoute(prefix: Prefix | PrefixKey, pathId: number, source: Ro
  * would be, but keeping the derived prefix; an object spread would drop it).
  */
 export function withFields(r: Route, f: Partial<Omit<Route, "prefix" | "key">>): Route {
-  const c = storedRoute(r.key, f.pathId ?? r.pathId, f.source ?? r.source, f.attrs ?? r.attrs, f.nextHop ?? r.nextHop, f.learnedAt ?? r.learnedAt, f.igpCost ?? r.igpCost, f.reachable ?? r.reachable, f.stale ?? r.stale);
-  const via = "via" in f ? f.via : r.via;
-  if (via !== undefined) c.via = via;
-  return c;
+  return storedRoute(r.key, f.pathId ?? r.pathId, f.source ?? r.source, f.attrs ?? r.attrs, f.nextHop ?? r.nextHop, f.learnedAt ?? r.learnedAt, f.igpCost ?? r.igpCost, f.reachable ?? r.reachable, f.stale ?? r.stale, "via" in f ? f.via : r.via);
 }

@@ -144,7 +144,7 @@ export class Neighbor implements GroupMember {
   /** Families whose End-of-RIB arrived on the current session. */
   private eor = new Set<string>();
   /** The UPDATE being processed over several slices, and where it stands (block index, offset in it); see onUpdate. */
-  private cursor: { u: UpdateMessage; blocks: NlriBlock[]; withdrawn: number; i: number; off: number } | null = null;
+  private cursor: { u: UpdateMessage; blocks: NlriBlock[]; withdrawn: number; i: number; off: number; at: number } | null = null;
   /** The RFC 8212 "no policy" warnings were logged. */
   private warned = false;
   /** Routes treated as withdrawn on this session because the first AS was not the peer's (RFC 7606 §7.2). */
@@ -553,7 +553,7 @@ export class Neighbor implements GroupMember {
       for (const i of u.issues) this.host.log.warn(`${this.name}: malformed UPDATE, ${i.action}: ${i.reason}`);
       const w = withdrawnBlocks(u);
       const blocks = u.attrs ? w.concat(announcedBlocks(u)) : w;
-      c = this.cursor = { u, blocks, withdrawn: w.length, i: 0, off: blocks[0]?.start ?? 0 };
+      c = this.cursor = { u, blocks, withdrawn: w.length, i: 0, off: blocks[0]?.start ?? 0, at: performance.now() };
     }
     const attrs = u.attrs;
     while (c.i < c.blocks.length) {
@@ -563,7 +563,8 @@ export class Neighbor implements GroupMember {
       if (c.i < c.withdrawn) off = walkNlriUntil(b.buf, c.off, b.end, b.addPath, (buf, o, len, pathId) => this.withdrawn(prefixKeyOfBytes(afi, len, buf, o), pathId), deadline);
       else {
         const nh = b === u.nlri ? attrs!.nextHop! : u.mpReach!.nextHop;
-        off = walkNlriUntil(b.buf, c.off, b.end, b.addPath, (buf, o, len, pathId) => this.announced(prefixKeyOfBytes(afi, len, buf, o), pathId, attrs!, nh), deadline);
+        const at = c.at;
+        off = walkNlriUntil(b.buf, c.off, b.end, b.addPath, (buf, o, len, pathId) => this.announced(prefixKeyOfBytes(afi, len, buf, o), pathId, attrs!, nh, at), deadline);
       }
       if (off < b.end) {
         c.off = off;
@@ -590,8 +591,9 @@ export class Neighbor implements GroupMember {
     this.importDecision(key, pathId, null);
   }
 
-  private announced(key: Route["key"], pathId: number, attrs: PathAttributes, nextHop: Uint8Array): void {
-    const ch = this.adjIn.update(makeRoute(key, pathId, this.source, attrs, nextHop));
+  /** One announced prefix; `at`: when its UPDATE arrived (one time for all its routes, which then share all but their prefix). */
+  private announced(key: Route["key"], pathId: number, attrs: PathAttributes, nextHop: Uint8Array, at: number): void {
+    const ch = this.adjIn.update(makeRoute(key, pathId, this.source, attrs, nextHop, at));
     // The same attributes (interned: identity) and next hop again: nothing changes past the Adj-RIB-In
     // (the route keeps its age; no policy, Loc-RIB, export or FIB work). A stale one is refreshed.
     if (ch.op === "unchanged" && !ch.old?.stale) return;

@@ -46,9 +46,11 @@ export class StandaloneKernel {
     for (const b of withdrawnBlocks(u)) for (const p of blockPrefixes(b)) this.locRib.remove(this.source.id, prefixKey(p), p.pathId ?? 0);
     const attrs = u.attrs;
     if (attrs) {
+      // One arrival time for the UPDATE's routes: they then share everything but their prefix (makeRoute).
+      const at = performance.now();
       for (const b of announcedBlocks(u)) {
         const nh = b === u.nlri ? attrs.nextHop! : u.mpReach!.nextHop;
-        for (const p of blockPrefixes(b)) this.locRib.upsert(makeRoute(p, p.pathId ?? 0, this.source, attrs, nh));
+        for (const p of blockPrefixes(b)) this.locRib.upsert(makeRoute(p, p.pathId ?? 0, this.source, attrs, nh, at));
       }
     }
   }

@@ -666,6 +666,53 @@ describe("prefix keys", () => {
     const ap = makeRoute(key("198.51.100.0/24"), 7, A, attrs([65001]), new Uint8Array([192, 0, 2, 1]));
     expect([ap.pathId, withFields(ap, { stale: true }).pathId, withFields(ap, { pathId: 0 }).pathId, withFields(byKey, { pathId: 9 }).pathId]).toEqual([7, 7, 0, 9]);
   });
+
+  test("the routes of one UPDATE share everything but their prefix; a change to one route's next-hop state or stale mark is that route's alone", () => {
+    const A = peer("192.0.2.1", 65001);
+    const B = peer("192.0.2.2", 65002);
+    const at = attrs([65001, 64500]);
+    const nh = new Uint8Array([192, 0, 2, 1]);
+    const headOf = (r: Route) => (r as unknown as { h: object }).h;
+    const update = (source: typeof A, n: number, t: number, a = at, hop = nh) => Array.from({ length: n }, (_, i) => makeRoute(key(`198.51.100.${i * 4}/30`), 0, source, a, hop, t));
+    const rs = update(A, 8, 100);
+    // One shared part for the UPDATE; another time, source, attribute set or next hop is another.
+    expect(new Set(rs.map(headOf)).size).toBe(1);
+    expect(headOf(update(A, 1, 101)[0]!)).not.toBe(headOf(rs[0]!));
+    expect(headOf(update(B, 1, 100)[0]!)).not.toBe(headOf(rs[0]!));
+    expect(headOf(update(A, 1, 100, attrs([65001]))[0]!)).not.toBe(headOf(rs[0]!));
+    expect(headOf(update(A, 1, 100, at, new Uint8Array([192, 0, 2, 9]))[0]!)).not.toBe(headOf(rs[0]!));
+    // Each setter changes its route alone.
+    const hops = [{ addr: new Uint8Array([192, 0, 2, 254]) }];
+    rs[0]!.stale = true;
+    rs[1]!.igpCost = 20;
+    rs[2]!.reachable = false;
+    rs[3]!.via = hops;
+    const state = (r: Route) => [r.stale, r.igpCost, r.reachable, r.via];
+    expect(rs.slice(0, 5).map(state)).toEqual([
+      [true, 0, true, undefined],
+      [false, 20, true, undefined],
+      [false, 0, false, undefined],
+      [false, 0, true, hops],
+      [false, 0, true, undefined],
+    ]);
+    for (const r of rs) expect([r.key, r.source, r.attrs, r.nextHop, r.learnedAt]).toEqual([r.key, A, at, nh, 100]);
+    // Siblings making the same changes in the same order (the tracker settling a next hop) share the result again.
+    const more = update(A, 6, 200);
+    for (const r of more) {
+      r.reachable = true;
+      r.igpCost = 10;
+      r.via = hops;
+    }
+    expect(new Set(more.map(headOf)).size).toBe(1);
+    expect(more.map(state)).toEqual(more.map(() => [false, 10, true, hops]));
+    // Graceful restart marks them all stale: still one shared part; one refreshed route leaves it alone.
+    for (const r of more) r.stale = true;
+    expect(new Set(more.map(headOf)).size).toBe(1);
+    more[0]!.stale = false;
+    expect(more.map((r) => r.stale)).toEqual([false, true, true, true, true, true]);
+    expect(withFields(more[1]!, { stale: false }).stale).toBe(false);
+    expect(more[1]!.stale).toBe(true);
+  });
 });
 
 describe("scale", () => {
