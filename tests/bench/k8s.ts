@@ -27,7 +27,7 @@ import { EmulatorControl } from "../k8s/emulator.ts";
 import { startWatchK8s, type WatchK8s } from "./daemons/bgpctl.ts";
 import type { Daemon, EventLoopStats } from "./daemons/types.ts";
 import { type Speaker, sink } from "./inject.ts";
-import { DAEMON_V4, Lines, dropLab, makeLab, peakRss, pollUntil, spawnIn, stopProc } from "./lab.ts";
+import { DAEMON_V4, Lines, cpuMs, dropLab, makeLab, peakRss, pollUntil, spawnIn, stopProc } from "./lab.ts";
 import { BENCH_NODE, type ClusterSize, changes, expectedPrefixes } from "./k8s-cluster.ts";
 import type { Result } from "./scenarios.ts";
 
@@ -71,16 +71,6 @@ async function within<T, L>(p: Promise<T>, ms: number, late: L): Promise<T | L> 
 
 /** The daemon's event-loop stats, or null when it does not answer within 30 s. */
 const loopStats = (dm: WatchK8s): Promise<EventLoopStats | null> => within(dm.eventLoop(), 30_000, null);
-
-/** CPU time (user + system) a process has used, in seconds; 0 when gone. */
-function cpuSeconds(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
 
 /** Current resident set of a process, in bytes; 0 when gone. */
 function rssNow(pid: number): number {
@@ -152,7 +142,7 @@ export async function runK8s(d: Daemon, k: K8sOptions, o: { timeoutMs: number; l
     const progress = (state: string) => {
       if (Date.now() - lastProgress < 15_000) return;
       lastProgress = Date.now();
-      o.log(`  … ${((lastProgress - t0) / 1000).toFixed(0)} s: ${state}; daemon ${cpuSeconds(dm.pid).toFixed(0)} s CPU, ${Math.round(rssNow(dm.pid) / 1e6)} MB; last log: ${dm.output.last(1).join("").slice(0, 200) || "(none)"}`);
+      o.log(`  … ${((lastProgress - t0) / 1000).toFixed(0)} s: ${state}; daemon ${(cpuMs(dm.pid) / 1000).toFixed(0)} s CPU, ${Math.round(rssNow(dm.pid) / 1e6)} MB; last log: ${dm.output.last(1).join("").slice(0, 200) || "(none)"}`);
     };
     const originated = await pollUntil(
       async () => {

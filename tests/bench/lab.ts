@@ -184,6 +184,29 @@ export function peakRss(root: number): number {
   return total;
 }
 
+let clockTicks = 0;
+
+/**
+ * CPU time (user + system) used so far by a process tree, in ms; what a
+ * daemon spent, whatever else shared the cores meanwhile (the wall-clock
+ * times of a noisy machine vary far more). Children that already exited are
+ * not counted.
+ */
+export function cpuMs(root: number): number {
+  if (clockTicks === 0) clockTicks = Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim()) || 100;
+  let ticks = 0;
+  for (const pid of processTree(root)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return (ticks * 1000) / clockTicks;
+}
+
 /** Stop everything still running and remove every namespace this run made. */
 export function cleanupAll(): void {
   for (const p of procs) {

@@ -94,16 +94,17 @@ function table(s: ScenarioName, rows: Result[]): string {
   const k8s = s === "k8s";
   const time = s === "churn" ? "settle" : k8s ? "start → all originated" : "time";
   const lines = [
-    `| daemon | ${time} | peak RSS | bgpctl time ÷ this | bgpctl RSS ÷ this | event loop max / p99 |${k8s ? " change → UPDATE p50 | p99 |" : ""} notes |`,
-    `|---|---|---|---|---|---|${k8s ? "---|---|" : ""}---|`,
+    `| daemon | ${time} | CPU | peak RSS | bgpctl time ÷ this | bgpctl CPU ÷ this | bgpctl RSS ÷ this | event loop max / p99 |${k8s ? " change → UPDATE p50 | p99 |" : ""} notes |`,
+    `|---|---|---|---|---|---|---|---|${k8s ? "---|---|" : ""}---|`,
   ];
   for (const r of rows) {
     const ok = r.status === "ok";
     const tr = ok && ours && r.daemon !== "bgpctl" ? (ours.ms! / r.ms!).toFixed(2) : "";
+    const cr = ok && ours && r.daemon !== "bgpctl" && ours.cpuMs !== undefined && r.cpuMs ? (ours.cpuMs / r.cpuMs).toFixed(2) : "";
     const mr = ok && ours && r.daemon !== "bgpctl" && r.rssBytes ? (ours.rssBytes! / r.rssBytes).toFixed(2) : "";
     const el = r.daemon === "bgpctl" ? (r.eventLoop ? `${r.eventLoop.maxLagMs.toFixed(0)} / ${r.eventLoop.p99LagMs.toFixed(0)} ms` : "n/a") : "";
     const lat = k8s ? ` ${r.latency ? `${r.latency.p50Ms} ms` : ""} | ${r.latency ? `${r.latency.p99Ms} ms` : ""} |` : "";
-    lines.push(`| ${r.daemon} | ${ok ? fmtS(r.ms) : r.status} | ${fmtMB(r.rssBytes)} | ${tr} | ${mr} | ${el} |${lat} ${r.detail ?? ""} |`);
+    lines.push(`| ${r.daemon} | ${ok ? fmtS(r.ms) : r.status} | ${fmtS(r.cpuMs)} | ${fmtMB(r.rssBytes)} | ${tr} | ${cr} | ${mr} | ${el} |${lat} ${r.detail ?? ""} |`);
   }
   return lines.join("\n");
 }
@@ -160,7 +161,7 @@ try {
     for (const d of daemons) {
       log(`${s} / ${d.name} ...`);
       const r = await runScenario(s, d, feeds, { timeoutMs: TIMEOUT, pollMs: POLL, log, k8s: K8S });
-      log(`  ${r.status}${r.ms !== undefined ? ` ${fmtS(r.ms)}` : ""}${r.rssBytes ? `, ${fmtMB(r.rssBytes)}` : ""}${r.detail ? ` (${r.detail})` : ""}`);
+      log(`  ${r.status}${r.ms !== undefined ? ` ${fmtS(r.ms)}` : ""}${r.cpuMs !== undefined ? ` (CPU ${fmtS(r.cpuMs)})` : ""}${r.rssBytes ? `, ${fmtMB(r.rssBytes)}` : ""}${r.detail ? ` (${r.detail})` : ""}`);
       rows.push(r);
       results.push(r);
     }

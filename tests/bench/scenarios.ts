@@ -27,7 +27,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Speaker, injector, sink } from "./inject.ts";
-import { dropLab, killPid, makeLab, out, peakRss, pollUntil, procStart, processTree } from "./lab.ts";
+import { cpuMs, dropLab, killPid, makeLab, out, peakRss, pollUntil, procStart, processTree } from "./lab.ts";
 import type { Daemon, EventLoopStats, Running } from "./daemons/types.ts";
 import { type K8sOptions, type Latency, runK8s } from "./k8s.ts";
 
@@ -51,6 +51,8 @@ export interface Result {
   daemon: string;
   status: "ok" | "timeout" | "error" | "not available" | "not supported";
   ms?: number;
+  /** The daemon's CPU time (user + system, its process tree) over the same span as `ms`. */
+  cpuMs?: number;
   rssBytes?: number;
   eventLoop?: EventLoopStats | null;
   detail?: string;
@@ -155,27 +157,30 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
     speakers.push(...injectors);
     if (!(await pollUntil(async () => (checkAll(), injectors.every((x) => x.established > 0)), 30_000, 20))) throw new Error("injectors did not reach Established within 30 s");
     const t0 = Math.max(...injectors.map((x) => x.established));
+    const cpu0 = cpuMs(r.pid);
     let doneAt = 0;
+    let cpuAt = 0;
     let have = "";
     const goal = async (): Promise<boolean> => {
       checkAll();
       if (p.accepted) {
         const n = await r.accepted();
         have = `${n} of ${p.accepted} routes`;
-        if (n >= p.accepted) doneAt = Date.now();
+        if (n >= p.accepted) [doneAt, cpuAt] = [Date.now(), cpuMs(r.pid)];
         return n >= p.accepted;
       }
       if (p.sinkPrefixes) {
         have = sinks.map((x) => x.prefixes).join(", ") + ` of ${p.sinkPrefixes} prefixes`;
         if (sinks.every((x) => x.prefixes >= p.sinkPrefixes)) {
           doneAt = Math.max(...sinks.map((x) => x.countAt));
+          cpuAt = cpuMs(r.pid);
           return true;
         }
         return false;
       }
       const n = await kernelCount(lab.daemonNs, p.kernelTable!);
       have = `${n} of ${f.full.prefixes} kernel routes`;
-      if (n >= f.full.prefixes) doneAt = Date.now();
+      if (n >= f.full.prefixes) [doneAt, cpuAt] = [Date.now(), cpuMs(r.pid)];
       return n >= f.full.prefixes;
     };
     const interval = p.kernelTable ? Math.max(o.pollMs, 1000) : p.accepted ? o.pollMs : 20;
@@ -183,18 +188,21 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
       return { ...base, status: "timeout", detail: `after ${o.timeoutMs / 1000} s: ${have}`, rssBytes: peakRss(r.pid), eventLoop: r.eventLoop ? await r.eventLoop() : undefined };
     }
     let ms = doneAt - t0;
+    let cpu = cpuAt - cpu0;
     const sent = injectors[0]!.sent[0];
     let detail = sent ? `injector wrote its ${(sent.bytes! / 1e6).toFixed(1)} MB in ${(sent.ms! / 1000).toFixed(2)} s` : "";
     if (s === "churn") {
       const sk = sinks[0]!;
       const t1 = Date.now();
+      const cpu1 = cpuMs(r.pid);
       injectors[0]!.command(`send ${f.churn.file}`);
       const settled = await pollUntil(async () => (checkAll(), sk.marked >= f.churn.prefixes && sk.prefixes >= p.sinkPrefixes && sk.countAt >= t1), o.timeoutMs, 20);
       if (!settled) return { ...base, status: "timeout", detail: `churn: after ${o.timeoutMs / 1000} s the sink held ${sk.prefixes} prefixes, ${sk.marked} of ${f.churn.prefixes} re-announced`, rssBytes: peakRss(r.pid) };
       detail = `full table first in ${(ms / 1000).toFixed(2)} s`;
       ms = sk.countAt - t1;
+      cpu = cpuMs(r.pid) - cpu1;
     }
-    return { ...base, ms, rssBytes: peakRss(r.pid), eventLoop: r.eventLoop ? await r.eventLoop() : undefined, detail };
+    return { ...base, ms, cpuMs: cpu, rssBytes: peakRss(r.pid), eventLoop: r.eventLoop ? await r.eventLoop() : undefined, detail };
   } catch (e) {
     return { ...base, status: "error", detail: (e as Error).message.replace(/\s+/g, " ").slice(0, 300) };
   } finally {
