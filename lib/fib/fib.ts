@@ -347,6 +347,8 @@ export class Fib {
   private deadlineTimer: TimerHandle | null = null;
   private periodicTimer: TimerHandle | null = null;
   private retryTimer: TimerHandle | null = null;
+  /** The failed routes still to retry (retryFailed), walked by the batch builder; null when none. */
+  private retryWalk: Iterator<Entry> | null = null;
 
   readonly counters: FibCounters = { applyCalls: 0, ops: 0, opErrors: 0, resyncs: 0, overruns: 0 };
 
@@ -1020,12 +1022,15 @@ export class Fib {
     this.dirty.push(e);
   }
 
-  /** Retry every failed route (links/addresses changed, full compare). */
+  /**
+   * Retry every failed route (links/addresses changed, full compare): a walk
+   * over them that the batch builder takes in its slices, each unblocked and
+   * reconciled in turn (a full table can fail at once, an uplink gone, and
+   * every link event retries it: never all in one turn). A new trigger
+   * restarts the walk.
+   */
   private retryFailed(): void {
-    for (const e of this.failed) {
-      e.trouble!.blocked = false;
-      this.enqueue(e);
-    }
+    if (this.failed.size > 0) this.retryWalk = this.failed.values();
     this.schedule();
   }
 
@@ -1053,6 +1058,7 @@ export class Fib {
       this.inflight.size === 0 &&
       this.resyncing === null &&
       this.dirtyHead === this.dirty.length &&
+      this.retryWalk === null &&
       !this.needFullScan &&
       this.scan === null &&
       !slicer.isReady(this.task)
@@ -1066,13 +1072,27 @@ export class Fib {
     for (const w of ws) w();
   }
 
-  /** The next entry to reconcile: the queue first, then the full scan (skipping entries queued meanwhile); null when none is left. */
+  /**
+   * The next entry to reconcile: the queue first, then the retry walk over
+   * failed routes (unblocking each), then the full scan (both skipping
+   * entries queued meanwhile); null when none is left.
+   */
   private nextEntry(): Entry | null {
     const q = this.dirty;
     if (this.dirtyHead < q.length) {
       const e = q[this.dirtyHead++]!;
       e.queued = false;
       return e;
+    }
+    while (this.retryWalk !== null) {
+      const r = this.retryWalk.next();
+      if (r.done) {
+        this.retryWalk = null;
+        break;
+      }
+      const e = r.value;
+      if (e.trouble !== null) e.trouble.blocked = false;
+      if (!e.queued) return e;
     }
     while (this.scan !== null) {
       const r = this.scan.next();
@@ -1284,7 +1304,8 @@ export class Fib {
     }
     this.evBuffer = null;
     this.needFullScan = true;
-    for (const e of this.failed) e.trouble!.blocked = false;
+    // Failed routes are retried (the walk comes before the full scan, which would skip them while they are blocked).
+    if (this.failed.size > 0) this.retryWalk = this.failed.values();
   }
 
   /** Record a kernel route from a dump. */

@@ -959,6 +959,31 @@ describe("fib: time slices (the event loop keeps turning, nothing is lost or reo
     expect(s.fib.counts()).toMatchObject({ installed: want.size, pending: 0, total: want.size });
   }, 60_000);
 
+  test("a link event retries 100k failed routes in the batch builder's slices, not in the event's own turn: each retried once, installed once their gateway is usable", async () => {
+    const s = await started({ maxBatch: 1000 });
+    s.fib.allSourcesSynced();
+    s.k.failGateway("192.0.2.66");
+    const N = 100_000;
+    for (let i = 0; i < N; i++) s.set(rt(v4(i), "192.0.2.66"));
+    await s.fib.whenIdle();
+    expect(s.fib.counts().failed).toBe(N);
+    const tried = s.k.opLog.length;
+    s.k.reachable("192.0.2.66");
+    s.k.setLink({ index: 3, name: "eth1", up: true });
+    // The event itself queued nothing route by route (counted, not timed): the failed routes are walked later, in slices.
+    const queued = (s.fib as unknown as { dirty: unknown[]; dirtyHead: number });
+    expect(queued.dirty.length - queued.dirtyHead).toBe(0);
+    // A second trigger while the walk is under way restarts it; nothing is tried twice.
+    await new Promise((r) => setImmediate(r));
+    s.k.setLink({ index: 3, name: "eth1", up: true });
+    const turns = turnCounter();
+    await s.fib.whenIdle();
+    expect(turns.stop()).toBeGreaterThan(2);
+    expect(s.k.opLog.length - tried).toBe(N);
+    expect(s.fib.counts()).toMatchObject({ installed: N, failed: 0, total: N });
+    expect(s.k.list({ protocol: BGP }).length).toBe(N);
+  }, 60_000);
+
   test("a big start-up table of ours is learned across turns, kept until the sync, then the stale routes go in slices and are counted once", async () => {
     const N = 30_000;
     const s = setup({ maxBatch: 1000 }, (k) => {
