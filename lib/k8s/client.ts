@@ -8,6 +8,7 @@
  */
 import { readFile, stat } from "node:fs/promises";
 import type { KubeConnection } from "./kubeconfig.ts";
+import { parseListJson } from "./list-json.ts";
 import type { List, Status, WatchEvent } from "./types.ts";
 import { readWatchEvents } from "./watch-stream.ts";
 
@@ -68,13 +69,20 @@ export class KubeClient {
     return (await this.request("GET", path, undefined, query, signal)) as T;
   }
 
-  /** GET a list (one page: pass `limit`/`continue` in `query` to paginate). */
-  list<T>(path: string, query?: Record<string, string>, signal?: AbortSignal): Promise<List<T>> {
-    return this.get<List<T>>(path, query, signal);
+  /**
+   * GET a list (one page: pass `limit`/`continue` in `query` to paginate),
+   * parsed item by item in time slices (lib/k8s/list-json.ts): a page of
+   * big objects is never parsed in one turn.
+   */
+  async list<T>(path: string, query?: Record<string, string>, signal?: AbortSignal): Promise<List<T>> {
+    return (await this.request("GET", path, undefined, query, signal, parseListJson)) as List<T>;
   }
 
-  /** Any method with an optional JSON body; returns the parsed JSON answer (null when empty). */
-  async request(method: string, path: string, body?: unknown, query?: Record<string, string>, signal?: AbortSignal): Promise<unknown> {
+  /**
+   * Any method with an optional JSON body; returns the parsed JSON answer
+   * (null when empty), parsed by `parse` when given (JSON.parse otherwise).
+   */
+  async request(method: string, path: string, body?: unknown, query?: Record<string, string>, signal?: AbortSignal, parse?: (text: string) => Promise<unknown>): Promise<unknown> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
     const url = this.#url(path, query);
@@ -83,7 +91,7 @@ export class KubeClient {
       const text = await res.text();
       if (!text) return null;
       try {
-        return JSON.parse(text);
+        return parse ? await parse(text) : JSON.parse(text);
       } catch {
         throw new Error(`${method} ${url}: answer is not JSON ("${text.slice(0, 60)}")`);
       }
