@@ -10,7 +10,6 @@
 import type { Command } from "commander";
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
-import { createGunzip } from "node:zlib";
 import { MrtDecoder, MrtError, MrtFramer, type MrtRecord, recordLines, recordObjects } from "../lib/mrt/mod.ts";
 
 export interface MrtCommandOptions {
@@ -71,6 +70,8 @@ async function* fileChunks(file: string): AsyncGenerator<Uint8Array> {
     const magic = new Uint8Array(3);
     const { bytesRead: m } = await fh.read(magic, 0, 3, 0);
     if (m >= 2 && magic[0] === 0x1f && magic[1] === 0x8b) {
+      // Loaded here, not at start: no other command needs zlib.
+      const { createGunzip } = await import("node:zlib");
       for await (const c of createReadStream(file).pipe(createGunzip())) yield c as Uint8Array;
       return;
     }
