@@ -6,14 +6,15 @@
  * invalid file is a runtime failure, not a usage error).
  */
 import type { Command } from "commander";
-import { ConfigError, loadConfig } from "../lib/config/load.ts";
 
 function count(n: number, one: string, many: string): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-/** Check `file`; `out` and `err` receive whole lines (without newline). Returns the exit code. */
-export function runConfigCheck(file: string, out: (line: string) => void, err: (line: string) => void): number {
+/** Check `file`; `out` and `err` receive whole lines (without newline). Resolves with the exit code. */
+export async function runConfigCheck(file: string, out: (line: string) => void, err: (line: string) => void): Promise<number> {
+  // The config loader (YAML parser, schema), loaded for this command only: the others start without it.
+  const { ConfigError, loadConfig } = await import("../lib/config/load.ts");
   try {
     const cfg = loadConfig(file);
     const summary: string[] = [
@@ -37,8 +38,8 @@ export function registerConfig(program: Command): void {
     .command("check")
     .description("validate a bgpctl run configuration file and list every problem with its line and column")
     .argument("<file>", "YAML configuration file")
-    .action((file: string) => {
-      process.exitCode = runConfigCheck(
+    .action(async (file: string) => {
+      process.exitCode = await runConfigCheck(
         file,
         (l) => process.stdout.write(l + "\n"),
         (l) => process.stderr.write(l + "\n"),

@@ -8,12 +8,7 @@
  * STOPPING=1, STATUS= lines and watchdog pings (lib/router/systemd.ts).
  */
 import type { Command } from "commander";
-import { type HealthServer, startHealthServer } from "../lib/api/health.ts";
-import { startApiServer } from "../lib/api/server.ts";
-import { loadConfig } from "../lib/config/load.ts";
-import { routerMetrics } from "../lib/metrics/mod.ts";
-import { Router } from "../lib/router/router.ts";
-import { SystemdSupervision } from "../lib/router/systemd.ts";
+import type { HealthServer } from "../lib/api/health.ts";
 
 export function registerRun(program: Command): void {
   program
@@ -22,6 +17,15 @@ export function registerRun(program: Command): void {
     .requiredOption("-c, --config <file>", "configuration file (YAML)")
     .option("-s, --socket <path>", "control socket (overrides controlSocket in the config)")
     .action(async (flags: { config: string; socket?: string }) => {
+      // The daemon's modules, loaded when it starts: the other commands (show, peer, ...) start without them.
+      const [{ startHealthServer }, { startApiServer }, { loadConfig }, { routerMetrics }, { Router }, { SystemdSupervision }] = await Promise.all([
+        import("../lib/api/health.ts"),
+        import("../lib/api/server.ts"),
+        import("../lib/config/load.ts"),
+        import("../lib/metrics/mod.ts"),
+        import("../lib/router/router.ts"),
+        import("../lib/router/systemd.ts"),
+      ]);
       // -s wins over the file's controlSocket, also for what derives from it (the graceful-restart marker) and on reload.
       const load = () => {
         const c = loadConfig(flags.config);

@@ -15,13 +15,11 @@
  * (lib/router/systemd.ts).
  */
 import type { Command } from "commander";
-import { type HealthServer, startHealthServer } from "../lib/api/health.ts";
-import { type ApiServer, startApiServer } from "../lib/api/server.ts";
-import { KubeController } from "../lib/k8s/controller.ts";
-import { type K8sFlags, addK8sFlags, k8sConfig } from "../lib/k8s/flags.ts";
-import { Log } from "../lib/core/log.ts";
-import { type MetricsEndpoint, routerMetrics } from "../lib/metrics/mod.ts";
-import { SystemdSupervision } from "../lib/router/systemd.ts";
+import type { HealthServer } from "../lib/api/health.ts";
+import type { ApiServer } from "../lib/api/server.ts";
+import type { K8sFlags } from "../lib/k8s/flags.ts";
+import { addK8sFlags } from "../lib/k8s/flag-options.ts";
+import type { MetricsEndpoint } from "../lib/metrics/mod.ts";
 
 export function registerWatchK8s(program: Command): void {
   addK8sFlags(
@@ -31,6 +29,16 @@ export function registerWatchK8s(program: Command): void {
   )
     .option("-s, --socket <path>", "control socket (overrides controlSocket in the config)")
     .action(async (flags: K8sFlags & { socket?: string }) => {
+      // The daemon's modules, loaded when it starts: the other commands (show, peer, ...) start without them.
+      const [{ startHealthServer }, { startApiServer }, { KubeController }, { k8sConfig }, { Log }, { routerMetrics }, { SystemdSupervision }] = await Promise.all([
+        import("../lib/api/health.ts"),
+        import("../lib/api/server.ts"),
+        import("../lib/k8s/controller.ts"),
+        import("../lib/k8s/flags.ts"),
+        import("../lib/core/log.ts"),
+        import("../lib/metrics/mod.ts"),
+        import("../lib/router/systemd.ts"),
+      ]);
       // -s wins over the file's controlSocket, also for what derives from it (the graceful-restart marker) and on reload.
       const load = () => {
         const c = k8sConfig(flags);

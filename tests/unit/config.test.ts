@@ -1011,22 +1011,22 @@ describe("diffConfig", () => {
 describe("bgpctl config check", () => {
   const dir = tempDirs("bgpctl-config-")();
 
-  test("a valid file: one OK line, exit 0", () => {
+  test("a valid file: one OK line, exit 0", async () => {
     const file = join(dir, "ok.yaml");
     writeFileSync(file, y(...HEAD, "peers:", "  - {address: 192.0.2.2, remoteAs: 65002}", "advertise: [192.0.2.0/24]", "policies: {p: []}"));
     const out: string[] = [];
     const err: string[] = [];
-    expect(runConfigCheck(file, (l) => out.push(l), (l) => err.push(l))).toBe(0);
+    expect(await runConfigCheck(file, (l) => out.push(l), (l) => err.push(l))).toBe(0);
     expect(out).toEqual([`${file}: OK (1 peer, 1 policy, 1 advertised prefix)`]);
     expect(err).toEqual([]);
   });
 
-  test("an invalid file: every issue on stderr, exit 1", () => {
+  test("an invalid file: every issue on stderr, exit 1", async () => {
     const file = join(dir, "bad.yaml");
     writeFileSync(file, y("asn: 65001", "routerId: 192.0.2.1", "peers:", "  - address: 192.0.2.2", "    remoteAs: abc", "    holdTime: 1"));
     const out: string[] = [];
     const err: string[] = [];
-    expect(runConfigCheck(file, (l) => out.push(l), (l) => err.push(l))).toBe(1);
+    expect(await runConfigCheck(file, (l) => out.push(l), (l) => err.push(l))).toBe(1);
     expect(out).toEqual([]);
     expect(err).toEqual([
       `${file}:5:15: peers[0].remoteAs: expected an AS number 1..4294967295, got "abc"`,
@@ -1034,15 +1034,15 @@ describe("bgpctl config check", () => {
     ]);
   });
 
-  test("a missing file: exit 1", () => {
+  test("a missing file: exit 1", async () => {
     const err: string[] = [];
-    expect(runConfigCheck(join(dir, "missing.yaml"), () => {}, (l) => err.push(l))).toBe(1);
+    expect(await runConfigCheck(join(dir, "missing.yaml"), () => {}, (l) => err.push(l))).toBe(1);
     expect(err[0]).toContain("no such file");
   });
 
-  test("the shipped example", () => {
+  test("the shipped example", async () => {
     const out: string[] = [];
-    expect(runConfigCheck(join(ROOT, "examples", "config.yaml"), (l) => out.push(l), () => {})).toBe(0);
+    expect(await runConfigCheck(join(ROOT, "examples", "config.yaml"), (l) => out.push(l), () => {})).toBe(0);
     expect(out[0]).toEndWith("config.yaml: OK (2 peers, 2 policies, 3 advertised prefixes)");
   });
 });
