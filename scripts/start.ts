@@ -9,6 +9,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { buildCommand } from "./build-command.ts";
 
 const root = join(import.meta.dir, "..");
 const bin = join(root, "dist/bgpctl");
@@ -18,12 +19,13 @@ const sockA = "/tmp/bgpctl-demo/a.sock";
 const sockB = "/tmp/bgpctl-demo/b.sock";
 
 console.log("building dist/bgpctl ...");
-if (Bun.spawnSync([process.execPath, "build", "--compile", "main.ts", "--outfile", "dist/bgpctl"], { cwd: root, stdout: "ignore", stderr: "inherit" }).exitCode !== 0) process.exit(1);
+if (Bun.spawnSync(buildCommand(root, process.execPath), { cwd: root, stdout: "ignore", stderr: "inherit" }).exitCode !== 0) process.exit(1);
 mkdirSync("/tmp/bgpctl-demo", { recursive: true });
 
 function daemon(name: string, conf: string) {
   console.log(`$ bgpctl run --config ${conf.slice(root.length + 1)}`);
-  const p = Bun.spawn([bin, "run", "--config", conf], { stdout: "inherit", stderr: "pipe", stdin: "ignore" });
+  // A process group of its own: Ctrl-C reaches this script alone, which stops B and then A in its own way.
+  const p = Bun.spawn([bin, "run", "--config", conf], { stdout: "inherit", stderr: "pipe", stdin: "ignore", detached: true });
   void (async () => {
     const dec = new TextDecoder();
     for await (const c of p.stderr) for (const l of dec.decode(c).split("\n")) if (l) console.log(`[${name}] ${l}`);

@@ -8,6 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { buildCommand } from "../scripts/build-command.ts";
 
 const root = join(import.meta.dir, "..");
 const bun = process.execPath;
@@ -28,11 +29,8 @@ function step(name: string, argv: string[]): boolean {
 }
 
 step("typecheck", [bun, join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--noEmit"]);
-// The binary as `npm run build` makes it (package.json's build script, run with this Bun).
-const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: { build: string } };
-const buildArgs = pkg.scripts.build.split(/\s+/);
-if (buildArgs[0] !== "bun") throw new Error(`package.json's build script should start with bun: ${pkg.scripts.build}`);
-const built = step("build", [bun, ...buildArgs.slice(1)]);
+// The binary as `npm run build` makes it.
+const built = step("build", buildCommand(root, bun));
 
 const dir = mkdtempSync(join(tmpdir(), "bgpctl-test-"));
 const junit = join(dir, "junit.xml");
