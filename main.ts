@@ -50,10 +50,10 @@ for (const c of program.commands) {
   for (const s of c.commands) s.exitOverride().configureOutput(quiet);
 }
 
-// A promise chain, not a top-level await: the binary is compiled with --bytecode (package.json), which
-// loads the code without parsing it at start (bgpctl --version: about 185 ms before, 105 ms with it)
-// and does not allow top-level await.
-program.parseAsync(process.argv).then(flush, (e: unknown) => {
+try {
+  await program.parseAsync(process.argv);
+  flush();
+} catch (e) {
   if (e instanceof CommanderError) {
     if (e.code === "commander.helpDisplayed" || e.code === "commander.version") process.exit(0);
     if (e.code === "commander.help" || e.code === "commander.executeSubCommandAsync") process.exit(2); // a group without its subcommand
@@ -62,4 +62,4 @@ program.parseAsync(process.argv).then(flush, (e: unknown) => {
   if (e instanceof UsageError) fail(e.message, 2);
   if (e instanceof BgpError) fail(`protocol error: ${e.message}`, 1);
   fail(e instanceof Error ? e.message : String(e), 1);
-});
+}
