@@ -943,6 +943,7 @@ export function attributeBlocks(a: PathAttributes, fourOctetAs: boolean, markPar
   cache.set(a, b);
   return b;
 }
+
 /** The attributes of a set as (flags, type, value), unsorted (MP_REACH/MP_UNREACH are never in a set). */
 function attributeItems(a: PathAttributes, fourOctetAs: boolean, markPartial: boolean): RawAttr[] {
   const items: RawAttr[] = [];

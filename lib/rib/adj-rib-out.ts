@@ -490,7 +490,7 @@ export class AdjRibOut {
    * are part of the match.
    */
   private decideMemo(route: Route, afi: number): Decision {
-    if (!this.last.ready(this.peer, this.policies, null, this.peer.export, this.policies)) return this.decide(route, afi);
+    if (!this.last.ready(this.peer, null, this.peer.export, this.policies)) return this.decide(route, afi);
     const tag = route.source.routerId * 2 + (route.source.rrClient ? 1 : 0);
     return this.last.get(route, afi, tag) ?? this.last.remember(route, afi, tag, this.decide(route, afi));
   }

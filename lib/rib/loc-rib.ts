@@ -303,6 +303,26 @@ export class LocRib {
     return e;
   }
 
+  /** A candidate enters the table: it holds its attribute set, and the tracker sets its reachability. */
+  private enter(route: Route): void {
+    holdAttributes(route.attrs);
+    this.tracker?.track(route);
+  }
+
+  /** A candidate leaves the table. */
+  private leave(route: Route): void {
+    this.tracker?.untrack(route);
+    releaseAttributes(route.attrs);
+  }
+
+  /** `route` takes the place of candidate `old` (the new set held before the old one is let go: it may be the same). */
+  private swap(old: Route, route: Route): void {
+    this.tracker?.untrack(old);
+    holdAttributes(route.attrs);
+    releaseAttributes(old.attrs);
+    this.tracker?.track(route);
+  }
+
   /**
    * Add a candidate route or replace the one with the same source and path
    * id. Returns the resulting event, or null when the selection did not
@@ -317,11 +337,8 @@ export class LocRib {
     if (slot === undefined) {
       this.bump(key, 1);
       this.index(sid, 1);
-      holdAttributes(route.attrs);
-      if (t !== null) {
-        t.prefixChanged(key);
-        t.track(route);
-      }
+      t?.prefixChanged(key);
+      this.enter(route);
       if (route.reachable) {
         map.set(key, route);
         return this.emit(key, null, NONE, route, this.single(route));
@@ -333,12 +350,7 @@ export class LocRib {
     if (!(slot instanceof Entry) && slot.source.id === sid && slot.pathId === route.pathId) {
       // Replacing the only, selected candidate: the common update.
       if (slot === route) return null;
-      holdAttributes(route.attrs);
-      releaseAttributes(slot.attrs);
-      if (t !== null) {
-        t.untrack(slot);
-        t.track(route);
-      }
+      this.swap(slot, route);
       if (route.reachable) {
         map.set(key, route);
         return this.emit(key, slot, this.single(slot), route, this.single(route));
@@ -356,18 +368,14 @@ export class LocRib {
     }
     if (i === rs.length) {
       rs.push(route);
-      holdAttributes(route.attrs);
       this.bump(key, 1);
       if (!sourceHad) this.index(sid, 1);
-      t?.track(route);
+      this.enter(route);
     } else if (rs[i] === route) {
       return null;
     } else if (slot instanceof Entry) {
-      t?.untrack(rs[i]!);
-      holdAttributes(route.attrs);
-      releaseAttributes(rs[i]!.attrs);
+      this.swap(rs[i]!, route);
       rs[i] = route;
-      t?.track(route);
     } else {
       // The single-slot replacement above, with an unreachable new route (already tracked).
       rs[i] = route;
@@ -387,8 +395,7 @@ export class LocRib {
     if (slot === undefined) return null;
     if (!(slot instanceof Entry)) {
       if (slot.source.id !== sourceId || slot.pathId !== pathId || (only !== undefined && slot.source !== only)) return null;
-      this.tracker?.untrack(slot);
-      releaseAttributes(slot.attrs);
+      this.leave(slot);
       map.delete(key);
       this.bump(key, -1);
       this.index(sourceId, -1);
@@ -405,8 +412,7 @@ export class LocRib {
       else others = true;
     }
     if (found < 0) return null;
-    this.tracker?.untrack(rs[found]!);
-    releaseAttributes(rs[found]!.attrs);
+    this.leave(rs[found]!);
     rs.splice(found, 1);
     this.bump(key, -1);
     if (!others) this.index(sourceId, -1);
@@ -429,7 +435,6 @@ export class LocRib {
       }
     }
     let n = 0;
-    const t = this.tracker;
     for (const key of keys) {
       const map = this.mapOf(key);
       const slot = map.get(key);
@@ -446,10 +451,7 @@ export class LocRib {
       for (let i = 0; i < rs.length; i++) {
         const r = rs[i]!;
         if (r.source.id !== sourceId) rs[w++] = r;
-        else {
-          t?.untrack(r);
-          releaseAttributes(r.attrs);
-        }
+        else this.leave(r);
       }
       const removed = rs.length - w;
       if (removed === 0) continue;
@@ -524,11 +526,7 @@ export class LocRib {
 
   /** Drop everything (no events). */
   clear(): void {
-    const t = this.tracker;
-    for (const r of this.candidates()) {
-      t?.untrack(r);
-      releaseAttributes(r.attrs);
-    }
+    for (const r of this.candidates()) this.leave(r);
     this.v4.clear();
     this.v6.clear();
     this.bySource.clear();

@@ -502,14 +502,14 @@ export class LastVerdict<T> {
   private afi = 0;
   private tag = 0;
   private verdict: T | undefined = undefined;
-  private under: [unknown, unknown, unknown] | null = null;
+  private under: [unknown, unknown, CompiledPolicies] | null = null;
   private usable = false;
 
-  /** Whether verdicts may be reused under `a`, `b`, `c` and the policy `ref` (a change of any starts afresh). */
-  ready(a: unknown, b: unknown, c: unknown, ref: PolicyRef, compiled: CompiledPolicies): boolean {
+  /** Whether verdicts may be reused under `a`, `b`, the policy `ref` and the compiled policies (a change of any object starts afresh). */
+  ready(a: unknown, b: unknown, ref: PolicyRef, compiled: CompiledPolicies): boolean {
     const u = this.under;
-    if (u === null || u[0] !== a || u[1] !== b || u[2] !== c) {
-      this.under = [a, b, c];
+    if (u === null || u[0] !== a || u[1] !== b || u[2] !== compiled) {
+      this.under = [a, b, compiled];
       this.usable = !policyUsesPrefix(ref, compiled);
       this.attrs = null;
     }

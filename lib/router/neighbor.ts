@@ -623,7 +623,7 @@ export class Neighbor implements GroupMember {
   private importVerdict(route: Route): ImportVerdict | null {
     const afi = familyOfKey(route.key);
     const policies = this.host.policies;
-    const reuse = this.lastImport.ready(this.config, this.host.config, policies, this.config.import, policies);
+    const reuse = this.lastImport.ready(this.config, this.host.config, this.config.import, policies);
     if (reuse) {
       const v = this.lastImport.get(route, afi, 0);
       if (v !== undefined) return v;

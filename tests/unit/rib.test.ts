@@ -635,7 +635,7 @@ describe("prefix keys", () => {
     expect(Object.keys(r)).not.toContain("prefix");
     const byKey = makeRoute(key("198.51.100.0/24"), 0, A, attrs([65001]), new Uint8Array([192, 0, 2, 1]));
     expect(prefixToString(byKey.prefix)).toBe("198.51.100.0/24");
-    // igpCost, reachable, stale and whether it has forwarding hops share one field: every combination reads back, large costs too.
+    // Every combination of igpCost, reachable, stale and forwarding hops reads back, large costs too.
     const hops = [{ addr: new Uint8Array([192, 0, 2, 254]), ifindex: 3 }];
     for (const cost of [0, 1, 7, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1]) {
       for (const reachable of [true, false]) {
