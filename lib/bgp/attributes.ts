@@ -926,6 +926,13 @@ export function attributeBlocks(a: PathAttributes, fourOctetAs: boolean, markPar
   const cache = blockCaches[(fourOctetAs ? 1 : 0) + (markPartial ? 2 : 0)]!;
   const hit = cache.get(a);
   if (hit !== undefined) return hit;
+  const b = encodeAttributeBlocks(a, fourOctetAs, markPartial);
+  cache.set(a, b);
+  return b;
+}
+
+/** The blocks of `a` (its NEXT_HOP aside), encoded afresh (nothing cached). */
+export function encodeAttributeBlocks(a: PathAttributes, fourOctetAs: boolean, markPartial = true): AttributeBlocks {
   const items = attributeItems(a, fourOctetAs, markPartial);
   items.sort((x, y) => x.type - y.type);
   const w = new Writer(128);
@@ -939,9 +946,7 @@ export function attributeBlocks(a: PathAttributes, fourOctetAs: boolean, markPar
   }
   if (lowEnd < 0) lowEnd = w.len;
   if (midEnd < 0) midEnd = w.len;
-  const b: AttributeBlocks = { bytes: w.finish(), lowEnd, midEnd };
-  cache.set(a, b);
-  return b;
+  return { bytes: w.finish(), lowEnd, midEnd };
 }
 
 /** The attributes of a set as (flags, type, value), unsorted (MP_REACH/MP_UNREACH are never in a set). */

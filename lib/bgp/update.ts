@@ -23,6 +23,7 @@ import {
   emptyAttributes,
   scanAttributes,
   scannedAttrs,
+  type AttributeBlocks,
   attributeBlocks,
   encodeAttributes,
   splitAttributes,
@@ -477,10 +478,17 @@ export function buildAnnouncements(afi: number, safi: number, prefixes: Prefix[]
  * in one piece.
  */
 export function buildAnnouncementsNlri(afi: number, safi: number, nlri: NlriBytes, attrs: PathAttributes, nextHop: Uint8Array, ctx: EncodeContext): Uint8Array[] {
+  return buildAnnouncementsBlocks(afi, safi, nlri, attributeBlocks(attrs, ctx.fourOctetAs), nextHop, ctx);
+}
+
+/**
+ * `buildAnnouncementsNlri` for an attribute set already in wire form
+ * (`attributeBlocks`/`encodeAttributeBlocks`, encoded for this session kind).
+ */
+export function buildAnnouncementsBlocks(afi: number, safi: number, nlri: NlriBytes, blk: AttributeBlocks, nextHop: Uint8Array, ctx: EncodeContext): Uint8Array[] {
   if (nlri.len === 0) return [];
   const addPath = ctx.addPathSend(afi, safi);
   const traditional = afi === AFI.IPV4 && safi === SAFI.UNICAST && nextHop.length === 4;
-  const blk = attributeBlocks(attrs, ctx.fourOctetAs);
   const ab = blk.bytes;
   const lowEnd = blk.lowEnd;
   const midEnd = blk.midEnd;

@@ -33,8 +33,16 @@
  * in the order they were queued, into UPDATEs: withdrawals first, then
  * announcements grouped by identical (attributes, next hop), as few messages
  * as fit 4096 bytes (65535 with RFC 8654 extended messages); `flush` takes
- * everything at once. Output attribute sets are memoised per input set, so a
- * full table sharing few attribute sets packs into few groups.
+ * everything at once.
+ *
+ * What a prefix is advertised with is an `OutEntry`: the outgoing attribute
+ * set already in wire form (encoded once, when first made) and its next
+ * hop. Entries are interned by those bytes and reference-counted by the
+ * prefixes that use them, so a full table holds one small object and one
+ * buffer per distinct (attributes, next hop) and nothing per prefix beyond
+ * its table slot; the rewritten attributes themselves are not kept (`show`
+ * decodes them back from the bytes). They are memoised per input set, so
+ * the prefixes of one set cost one table lookup each.
  * The walks over the whole table (`requeue`, `resyncSteps`) are generators
  * that yield per prefix, so the caller can spread them over event-loop turns.
  *
@@ -48,13 +56,22 @@
  * ADD-PATH (RFC 7911) send: only the best path is advertised, with path
  * identifier 1 (withdrawn with path identifier 1 too).
  */
-import { type AsPathSegment, LLGR_STALE, type PathAttributes } from "../bgp/attributes.ts";
+import {
+  type AsPathSegment,
+  type AttrIssue,
+  type AttributeBlocks,
+  LLGR_STALE,
+  type PathAttributes,
+  decodeAttributes,
+  encodeAttributeBlocks,
+  splitAttributes,
+} from "../bgp/attributes.ts";
 import { bytesEqual } from "../bgp/bytes.ts";
 import { type Negotiated, addPathSend, hasFamily } from "../bgp/negotiate.ts";
 import { formatAddr, parseAddr } from "../core/addr.ts";
 import { AFI, type Afi } from "../core/addr.ts";
 import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, ORIGIN, SAFI } from "../bgp/types.ts";
-import { type EncodeContext, type NlriBytes, buildAnnouncementsNlri, buildWithdrawalsNlri, encodeEndOfRib } from "../bgp/update.ts";
+import { type EncodeContext, type NlriBytes, buildAnnouncementsBlocks, buildWithdrawalsNlri, encodeEndOfRib } from "../bgp/update.ts";
 import { Writer } from "../bgp/bytes.ts";
 import { DEFAULT_LOCAL_PREF } from "./decision.ts";
 import { type CompiledPolicies, LastVerdict, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy, prependAs } from "./policy.ts";
@@ -111,17 +128,58 @@ export interface ExportResult {
 }
 
 /**
- * What one prefix is advertised with: attributes, next hop and export
- * generation. Immutable and shared: every prefix advertised with the same
- * (attributes, next hop) in one generation points to one object, so the
- * Adj-RIB-Out costs one map entry per prefix and nothing else.
+ * What prefixes are advertised with: an outgoing attribute set in wire form
+ * (NEXT_HOP aside, see AttributeBlocks), its next hop, and the export
+ * generation it was made in (see resync). Immutable but for its reference
+ * count, and shared: within a generation, every prefix advertised with the
+ * same bytes and next hop points to one entry, found by `hash`.
  */
-interface OutEntry {
-  readonly attrs: PathAttributes;
-  /** Interned next hop (one object per distinct value). */
-  readonly nextHop: Uint8Array;
-  /** Export generation (see resync). */
-  readonly stamp: number;
+class OutEntry implements AttributeBlocks {
+  /** Prefixes of its owner's table whose current value (entry, or a Pending's `cur`) is this one. */
+  refs = 0;
+  /** In its owner's intern table (false once no prefix uses it; a memo may still hold it, and bring it back). */
+  interned = false;
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly lowEnd: number,
+    readonly midEnd: number,
+    /** Interned next hop (one object per distinct value). */
+    readonly nextHop: Uint8Array,
+    readonly stamp: number,
+    readonly hash: number,
+    /** The Adj-RIB-Out that made it and counts its uses (a copy of a table, adoptFrom, shares entries without counting them). */
+    readonly owner: AdjRibOut,
+  ) {}
+}
+
+/** The same bytes and next hop (what the peer is sent is the same). */
+function sameEntry(a: OutEntry | null, b: OutEntry | null): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  return a.nextHop === b.nextHop && bytesEqual(a.bytes, b.bytes);
+}
+
+/**
+ * Input attribute set (as export policy left it) → the entry made from it,
+ * per next hop, for one kind of rewrite. Held weakly by the input set.
+ */
+class EntryMemo {
+  private m = new WeakMap<PathAttributes, OutEntry | Map<Uint8Array, OutEntry>>();
+
+  /** The entry of the current generation `gen` made from `a` with next hop `nh`, if any. */
+  get(a: PathAttributes, nh: Uint8Array, gen: number): OutEntry | undefined {
+    const v = this.m.get(a);
+    if (v === undefined) return undefined;
+    const e = v instanceof Map ? v.get(nh) : v.nextHop === nh ? v : undefined;
+    return e !== undefined && e.stamp === gen ? e : undefined;
+  }
+
+  set(a: PathAttributes, e: OutEntry): void {
+    const v = this.m.get(a);
+    if (v === undefined || (!(v instanceof Map) && v.nextHop === e.nextHop)) this.m.set(a, e);
+    else if (v instanceof Map) v.set(e.nextHop, e);
+    else this.m.set(a, new Map([[v.nextHop, v], [e.nextHop, e]]));
+  }
 }
 
 /**
@@ -184,7 +242,7 @@ class Fifo {
 const QUEUE_CHUNK = 4096;
 
 /** What the peer is to be sent for a route (attributes and next hop as rewritten), or why nothing. */
-type Decision = { attrs: PathAttributes; nextHop: Uint8Array; reason: string } | string;
+type Decision = { entry: OutEntry; reason: string } | string;
 
 function ipText(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
@@ -201,70 +259,12 @@ function replaceAs(path: AsPathSegment[] | null, from: number, to: number): AsPa
   return path!.map((s) => ({ type: s.type, asns: s.asns.map((a) => (a === from ? to : a)) }));
 }
 
-function sameArray<T>(a: T[], b: T[], eq: (x: T, y: T) => boolean): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (!eq(a[i]!, b[i]!)) return false;
-  return true;
-}
-
-const eqPrim = <T>(x: T, y: T) => x === y;
-const eqBytes = (x: Uint8Array, y: Uint8Array) => bytesEqual(x, y);
-
-/** Structural equality of two attribute sets (what would go on the wire). */
-export function attrsEqual(a: PathAttributes, b: PathAttributes): boolean {
-  if (a === b) return true;
-  if (a.origin !== b.origin || a.med !== b.med || a.localPref !== b.localPref || a.atomicAggregate !== b.atomicAggregate) return false;
-  if (a.originatorId !== b.originatorId || a.otc !== b.otc) return false;
-  if ((a.nextHop === null) !== (b.nextHop === null) || (a.nextHop && !bytesEqual(a.nextHop, b.nextHop!))) return false;
-  if ((a.asPath === null) !== (b.asPath === null)) return false;
-  if (a.asPath && !sameArray(a.asPath, b.asPath!, (x, y) => x.type === y.type && sameArray(x.asns, y.asns, eqPrim))) return false;
-  if ((a.aggregator === null) !== (b.aggregator === null)) return false;
-  if (a.aggregator && (a.aggregator.asn !== b.aggregator!.asn || a.aggregator.address !== b.aggregator!.address)) return false;
-  if (!sameArray(a.communities, b.communities, eqPrim)) return false;
-  if (!sameArray(a.clusterList, b.clusterList, eqPrim)) return false;
-  if (!sameArray(a.extCommunities, b.extCommunities, eqBytes)) return false;
-  if (!sameArray(a.largeCommunities, b.largeCommunities, (x, y) => x[0] === y[0] && x[1] === y[1] && x[2] === y[2])) return false;
-  if (!sameArray(a.unknown, b.unknown, (x, y) => x.type === y.type && x.flags === y.flags && bytesEqual(x.value, y.value))) return false;
-  return sameArray(a.partial ?? [], b.partial ?? [], eqPrim);
-}
-
-function mix(h: number, v: number): number {
-  return Math.imul(h ^ (v | 0), 0x01000193);
-}
-
-function mixStr(h: number, s: string): number {
-  for (let i = 0; i < s.length; i++) h = mix(h, s.charCodeAt(i));
-  return h;
-}
-
-/** A hash of the fields attrsEqual compares (cheap ones in full, byte fields by length). */
-function attrsHash(a: PathAttributes): number {
+/** A hash of an entry's bytes and next hop. */
+function entryHash(bytes: Uint8Array, nh: Uint8Array): number {
   let h = 0x811c9dc5;
-  h = mix(h, a.origin ?? -1);
-  h = mix(h, a.med ?? -1);
-  h = mix(h, a.localPref ?? -1);
-  h = mix(h, a.atomicAggregate ? 1 : 0);
-  h = mix(h, a.otc ?? -1);
-  if (a.asPath) for (const s of a.asPath) {
-    h = mix(h, s.type + 1000);
-    for (const x of s.asns) h = mix(h, x);
-  }
-  for (const c of a.communities) h = mix(h, c);
-  for (const l of a.largeCommunities) h = mix(mix(mix(h, l[0]), l[1]), l[2]);
-  if (a.originatorId) h = mixStr(h, a.originatorId);
-  for (const c of a.clusterList) h = mixStr(h, c);
-  if (a.aggregator) h = mixStr(mix(h, a.aggregator.asn), a.aggregator.address);
-  h = mix(h, a.extCommunities.length);
-  h = mix(h, a.unknown.length);
-  if (a.nextHop) for (const b of a.nextHop) h = mix(h, b);
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  for (let i = 0; i < nh.length; i++) h = Math.imul(h ^ nh[i]!, 0x01000193);
   return h >>> 0;
-}
-
-function sameEntry(a: OutEntry | null, b: OutEntry | null): boolean {
-  if (a === b) return true;
-  if (!a || !b) return false;
-  return a.nextHop === b.nextHop && attrsEqual(a.attrs, b.attrs);
 }
 
 function afiOf(f: Afi | FamilyName | number): number {
@@ -302,17 +302,14 @@ export class AdjRibOut {
   private queue = new Fifo();
   private readonly counts = [0, 0, 0];
   private gen = 0;
-  /** The shared entries of the current generation: attributes → entry (its one next hop), or next hop → entry when there are several. */
-  private entries = new WeakMap<PathAttributes, OutEntry | Map<Uint8Array, OutEntry>>();
   private readonly origin: (key: PrefixKey) => Route | null;
   private readonly nhIntern = new Map<string, Uint8Array>();
-  /** Output attribute memos: policy output attrs → rewritten attrs. */
-  private readonly memoEbgp = [new WeakMap<PathAttributes, PathAttributes>(), new WeakMap<PathAttributes, PathAttributes>()];
-  private readonly memoIbgp = new WeakMap<PathAttributes, PathAttributes>();
-  private memoReflect = new WeakMap<PathAttributes, Map<string, PathAttributes>>();
-  /** Outgoing attribute sets by hash, held weakly: one lives as long as an entry or route uses it (no wholesale clear, no dead sets kept). */
-  private readonly interned = new Map<number, WeakRef<PathAttributes> | WeakRef<PathAttributes>[]>();
-  private readonly internSweep = new FinalizationRegistry<number>((h) => this.sweepInterned(h));
+  /** Entry memos per rewrite: eBGP without and with MED kept, iBGP, and reflected per ORIGINATOR_ID. */
+  private memoEbgp = [new EntryMemo(), new EntryMemo()];
+  private memoIbgp = new EntryMemo();
+  private memoReflect = new Map<string, EntryMemo>();
+  /** The entries in use (and those just made), by hash: removed as their last prefix leaves them (no wholesale clear, no dead entries kept). */
+  private readonly interned = new Map<number, OutEntry | OutEntry[]>();
 
   constructor(o: AdjRibOutOptions) {
     this.peer = o.peer;
@@ -354,11 +351,12 @@ export class AdjRibOut {
   reconfigure(peer: ExportPeer, policies: CompiledPolicies, clusterId: string): void {
     this.peer = peer;
     this.policies = policies;
+    this.clusterId = clusterId;
     this.last.reset();
-    if (clusterId !== this.clusterId) {
-      this.clusterId = clusterId;
-      this.memoReflect = new WeakMap();
-    }
+    // The rewrites depend on the peer (as-override) and the cluster id.
+    this.memoEbgp = [new EntryMemo(), new EntryMemo()];
+    this.memoIbgp = new EntryMemo();
+    this.memoReflect = new Map();
   }
 
   /** Use new compiled policies (after a reload); re-export every route afterwards to apply them. */
@@ -374,6 +372,7 @@ export class AdjRibOut {
    * alike (the same export signature).
    */
   adoptFrom(src: AdjRibOut): void {
+    // The entries stay src's: src counts its own uses of them, this one counts none (entries are immutable, so sharing is safe).
     this.out = src.out.clone();
     this.queue = src.queue.clone();
     for (let i = 0; i < this.counts.length; i++) this.counts[i] = src.counts[i]!;
@@ -423,8 +422,7 @@ export class AdjRibOut {
    */
   exportRoute(route: Route | null, key: PrefixKey): ExportResult {
     const afi = familyOfKey(key);
-    let attrs: PathAttributes | null = null;
-    let nh: Uint8Array | null = null;
+    let e: OutEntry | null = null;
     let reason: string;
     if (!this.familyOk[afi]) reason = "family not negotiated";
     else if (route === null) reason = "withdrawn";
@@ -433,44 +431,85 @@ export class AdjRibOut {
       const r = this.decideMemo(route, afi);
       if (typeof r === "string") reason = r;
       else {
-        attrs = r.attrs;
-        nh = r.nextHop;
+        e = r.entry;
         reason = r.reason;
       }
     }
     // (A peer that was never given anything, as one with no export, skips the lookup.)
     const v = this.out.size === 0 ? undefined : this.out.get(key);
     const old = v === undefined ? null : current(v);
-    if (attrs === null || nh === null) {
+    if (e === null) {
       if (!old) return { change: "none", reason };
       this.remove(key, v!);
       return { change: "withdraw", reason };
     }
-    if (old && old.nextHop === nh && (old.attrs === attrs || attrsEqual(old.attrs, attrs))) {
-      if (old.stamp !== this.gen) this.out.set(key, v instanceof Pending ? new Pending(this.entry(old.attrs, nh), v.prev) : this.entry(old.attrs, nh));
+    if (old !== null && sameEntry(old, e)) {
+      // Unchanged; an entry of an older generation (or a copy's) is replaced by this one.
+      if (old !== e) {
+        const cur = this.hold(e);
+        this.drop(old);
+        this.out.set(key, v instanceof Pending ? new Pending(cur, v.prev) : cur);
+      }
       return { change: "none", reason: "unchanged" };
     }
-    this.change(key, v, this.entry(attrs, nh));
+    this.change(key, v, e);
     if (!old) this.counts[afi]!++;
     return { change: "announce", reason };
   }
 
   /** Queue `cur` (null: a withdrawal) for a prefix whose table value is `v`. */
   private change(key: PrefixKey, v: OutEntry | Pending | undefined, cur: OutEntry | null): void {
-    if (v instanceof Pending) this.out.set(key, new Pending(cur, v.prev));
-    else this.queue.push(this.out.put(key, new Pending(cur, v ?? null)));
+    const c = cur === null ? null : this.hold(cur);
+    if (v instanceof Pending) {
+      if (v.cur !== null) this.drop(v.cur);
+      this.out.set(key, new Pending(c, v.prev));
+    } else {
+      // What the peer has stays only as `prev`, which is not counted.
+      if (v !== undefined) this.drop(v);
+      this.queue.push(this.out.put(key, new Pending(c, v ?? null)));
+    }
   }
 
-  /** The shared entry of the current generation for (attrs, nextHop). */
-  private entry(attrs: PathAttributes, nextHop: Uint8Array): OutEntry {
-    const had = this.entries.get(attrs);
-    if (had !== undefined && !(had instanceof Map) && had.nextHop === nextHop) return had;
-    let e = had instanceof Map ? had.get(nextHop) : undefined;
-    if (e !== undefined) return e;
-    e = { attrs, nextHop, stamp: this.gen };
-    if (had === undefined) this.entries.set(attrs, e);
-    else if (had instanceof Map) had.set(nextHop, e);
-    else this.entries.set(attrs, new Map([[had.nextHop, had], [nextHop, e]]));
+  /**
+   * One more prefix uses `e` (one of ours: decide makes no other): the entry
+   * to store (e itself, or an equal one in use when e had left the intern
+   * table and was brought back by a memo).
+   */
+  private hold(e: OutEntry): OutEntry {
+    if (!e.interned) e = this.internEntry(e);
+    e.refs++;
+    return e;
+  }
+
+  /** One prefix fewer uses `e`: with none left it leaves the intern table. */
+  private drop(e: OutEntry): void {
+    if (e.owner !== this || --e.refs > 0 || !e.interned) return;
+    e.interned = false;
+    const b = this.interned.get(e.hash);
+    if (b === e) this.interned.delete(e.hash);
+    else if (Array.isArray(b)) {
+      const i = b.indexOf(e);
+      if (i >= 0) b.splice(i, 1);
+      if (b.length === 1) this.interned.set(e.hash, b[0]!);
+    }
+  }
+
+  /** The entry of this generation for (blocks, next hop): one in the intern table, or a new one put there. */
+  private entryFor(blk: AttributeBlocks, nh: Uint8Array): OutEntry {
+    return this.internEntry(new OutEntry(blk.bytes, blk.lowEnd, blk.midEnd, nh, this.gen, entryHash(blk.bytes, nh), this));
+  }
+
+  /** An interned entry equal to `e` (same bytes, next hop and generation), or e itself, now interned. */
+  private internEntry(e: OutEntry): OutEntry {
+    const b = this.interned.get(e.hash);
+    if (b === undefined) this.interned.set(e.hash, e);
+    else {
+      const list = Array.isArray(b) ? b : [b];
+      for (const x of list) if (x.stamp === e.stamp && sameEntry(x, e)) return x;
+      list.push(e);
+      if (list.length === 2) this.interned.set(e.hash, list);
+    }
+    e.interned = true;
     return e;
   }
 
@@ -495,7 +534,7 @@ export class AdjRibOut {
     return this.last.get(route, afi, tag) ?? this.last.remember(route, afi, tag, this.decide(route, afi));
   }
 
-  /** Rules (a)–(g) for one route: the attributes and next hop to send, or why not. */
+  /** Rules (a)–(g) for one route: the entry (attributes and next hop) to send, or why not. */
   private decide(route: Route, afi: number): Decision {
     const src = route.source;
     const peer = this.peer;
@@ -534,9 +573,9 @@ export class AdjRibOut {
       if (!nh) return pr.nextHopSet ? "next hop set by policy is not usable for this family" : `no ${afi === AFI.IPV6 ? "IPv6" : "IPv4"} next hop on this session`;
       const keepMed = src.local || pr.medSet;
       const memo = this.memoEbgp[keepMed ? 1 : 0]!;
-      let a = memo.get(pr.attrs);
-      if (!a) memo.set(pr.attrs, (a = this.internAttrs(this.rewriteEbgp(pr.attrs, keepMed))));
-      return { attrs: a, nextHop: nh, reason: pr.reason };
+      let e = memo.get(pr.attrs, nh, this.gen);
+      if (!e) memo.set(pr.attrs, (e = this.entryFor(encodeAttributeBlocks(this.rewriteEbgp(pr.attrs, keepMed), this.enc.fourOctetAs), nh)));
+      return { entry: e, reason: pr.reason };
     }
     // (f) iBGP
     let nh: Uint8Array | null;
@@ -544,67 +583,23 @@ export class AdjRibOut {
     else if (peer.nextHopSelf || route.nextHop.length === 0) nh = this.selfNh[afi]!;
     else nh = this.usableNh(afi, route.nextHop) ?? this.selfNh[afi]!;
     if (!nh) return `no usable ${afi === AFI.IPV6 ? "IPv6" : "IPv4"} next hop`;
-    let a: PathAttributes | undefined;
-    if (reflectOriginator === null) {
-      a = this.memoIbgp.get(pr.attrs);
-      if (!a) this.memoIbgp.set(pr.attrs, (a = this.internAttrs(this.rewriteIbgp(pr.attrs, null))));
-    } else {
-      let m = this.memoReflect.get(pr.attrs);
-      if (!m) this.memoReflect.set(pr.attrs, (m = new Map()));
-      a = m.get(reflectOriginator);
-      if (!a) m.set(reflectOriginator, (a = this.internAttrs(this.rewriteIbgp(pr.attrs, reflectOriginator))));
+    let memo: EntryMemo;
+    if (reflectOriginator === null) memo = this.memoIbgp;
+    else {
+      let m = this.memoReflect.get(reflectOriginator);
+      if (!m) this.memoReflect.set(reflectOriginator, (m = new EntryMemo()));
+      memo = m;
     }
-    return { attrs: a, nextHop: nh, reason: pr.reason };
+    let e = memo.get(pr.attrs, nh, this.gen);
+    if (!e) memo.set(pr.attrs, (e = this.entryFor(encodeAttributeBlocks(this.rewriteIbgp(pr.attrs, reflectOriginator), this.enc.fourOctetAs), nh)));
+    return { entry: e, reason: pr.reason };
   }
 
-  /**
-   * One object per distinct outgoing attribute set (structural), so that
-   * routes whose input sets were equal but distinct objects still share one
-   * output object: identical re-exports compare by identity and flush packs
-   * them together. Held weakly (as the decoder's attribute cache): a set
-   * leaves when nothing uses it any more.
-   */
-  private internAttrs(a: PathAttributes): PathAttributes {
-    const h = attrsHash(a);
-    const b = this.interned.get(h);
-    if (b !== undefined) {
-      if (Array.isArray(b)) {
-        for (const r of b) {
-          const x = r.deref();
-          if (x !== undefined && attrsEqual(a, x)) return x;
-        }
-      } else {
-        const x = b.deref();
-        if (x !== undefined && attrsEqual(a, x)) return x;
-      }
-    }
-    const ref = new WeakRef(a);
-    this.internSweep.register(a, h);
-    if (b === undefined) this.interned.set(h, ref);
-    else if (Array.isArray(b)) b.push(ref);
-    else this.interned.set(h, b.deref() === undefined ? ref : [b, ref]);
-    return a;
-  }
-
-  /** Distinct outgoing attribute sets held (live or not yet swept), for tests. */
+  /** Entries in the intern table (in use, or just made), for tests. */
   get internedSets(): number {
     let n = 0;
     for (const b of this.interned.values()) n += Array.isArray(b) ? b.length : 1;
     return n;
-  }
-
-  /** Drop the collected sets of bucket `h`. */
-  private sweepInterned(h: number): void {
-    const b = this.interned.get(h);
-    if (b === undefined) return;
-    if (!Array.isArray(b)) {
-      if (b.deref() === undefined) this.interned.delete(h);
-      return;
-    }
-    const live = b.filter((r) => r.deref() !== undefined);
-    if (live.length === 0) this.interned.delete(h);
-    else if (live.length === 1) this.interned.set(h, live[0]!);
-    else if (live.length !== b.length) this.interned.set(h, live);
   }
 
   private rewriteEbgp(a: PathAttributes, keepMed: boolean): PathAttributes {
@@ -656,7 +651,7 @@ export class AdjRibOut {
     if (this.queue.length === 0) return [];
     // Keys, not Prefix objects: they are written into NLRI form straight from the key.
     const wd: PrefixKey[][] = [[], [], []];
-    const groups: Map<PathAttributes, Map<Uint8Array, PrefixKey[]>>[] = [new Map(), new Map(), new Map()];
+    const groups: Map<OutEntry, PrefixKey[]>[] = [new Map(), new Map(), new Map()];
     for (let n = 0; n < max; n++) {
       const at = this.queue.shift();
       if (at === undefined) break;
@@ -673,10 +668,8 @@ export class AdjRibOut {
         continue;
       }
       const g = groups[afi]!;
-      let byNh = g.get(cur.attrs);
-      if (!byNh) g.set(cur.attrs, (byNh = new Map()));
-      let list = byNh.get(cur.nextHop);
-      if (!list) byNh.set(cur.nextHop, (list = []));
+      let list = g.get(cur);
+      if (!list) g.set(cur, (list = []));
       list.push(key);
     }
     const msgs: Uint8Array[] = [];
@@ -684,9 +677,7 @@ export class AdjRibOut {
       if (wd[afi]!.length) for (const m of buildWithdrawalsNlri(afi, SAFI.UNICAST, this.nlriOf(afi, wd[afi]!), this.enc)) msgs.push(m);
     }
     for (const afi of [AFI.IPV4, AFI.IPV6]) {
-      for (const [attrs, byNh] of groups[afi]!) {
-        for (const [nh, list] of byNh) for (const m of buildAnnouncementsNlri(afi, SAFI.UNICAST, this.nlriOf(afi, list), attrs, nh, this.enc)) msgs.push(m);
-      }
+      for (const [e, list] of groups[afi]!) for (const m of buildAnnouncementsBlocks(afi, SAFI.UNICAST, this.nlriOf(afi, list), e, e.nextHop, this.enc)) msgs.push(m);
     }
     return msgs;
   }
@@ -723,9 +714,10 @@ export class AdjRibOut {
       if (afi !== undefined && familyOfKey(key) !== afi) continue;
       // prev null: "the peer has nothing", so take() sends it even when unchanged.
       // (A queued withdrawal stays as it is: the peer may have the prefix.)
+      // (Its current entry stays its current entry: no count changes.)
       if (v instanceof Pending) {
         if (v.cur !== null) this.out.set(key, new Pending(v.cur, null));
-      } else this.change(key, undefined, v);
+      } else this.queue.push(this.out.put(key, new Pending(v, null)));
       yield;
     }
   }
@@ -748,7 +740,8 @@ export class AdjRibOut {
       yield;
     }
     this.gen = gen + 1;
-    this.entries = new WeakMap();
+    // The last verdict holds an entry of the old generation (memos check the generation themselves).
+    this.last.reset();
   }
 
   /** Number of prefixes advertised (including queued changes), for a family or in total. */
@@ -764,10 +757,12 @@ export class AdjRibOut {
    */
   *routes(family?: Afi | FamilyName | number): IterableIterator<Route> {
     const want = family === undefined ? 0 : afiOf(family);
+    // Each entry's attributes decoded once per walk.
+    const decoded = new Map<OutEntry, PathAttributes>();
     for (const [key, v] of this.out) {
       if (want && familyOfKey(key) !== want) continue;
       const e = current(v);
-      const r = e === null ? null : this.sent(key, e);
+      const r = e === null ? null : this.sent(key, e, decoded);
       if (r !== null) yield r;
     }
   }
@@ -776,11 +771,24 @@ export class AdjRibOut {
   get(key: PrefixKey): Route | null {
     const v = this.out.get(key);
     const e = v === undefined ? null : current(v);
-    return e !== null ? this.sent(key, e) : null;
+    return e !== null ? this.sent(key, e, new Map()) : null;
   }
 
-  private sent(key: PrefixKey, e: OutEntry): Route | null {
+  private sent(key: PrefixKey, e: OutEntry, decoded: Map<OutEntry, PathAttributes>): Route | null {
     const from = this.origin(key);
-    return from === null ? null : withFields(from, { pathId: this.addPath[familyOfKey(key)] ? 1 : 0, attrs: e.attrs, nextHop: e.nextHop, stale: false });
+    if (from === null) return null;
+    let attrs = decoded.get(e);
+    if (attrs === undefined) decoded.set(e, (attrs = this.attrsOf(e)));
+    return withFields(from, { pathId: this.addPath[familyOfKey(key)] ? 1 : 0, attrs, nextHop: e.nextHop, stale: false });
+  }
+
+  /** An entry's attribute set, decoded back from its bytes (as the peer reads them). */
+  private attrsOf(e: OutEntry): PathAttributes {
+    const issues: AttrIssue[] = [];
+    const { attrs: raw, overrun } = splitAttributes(e.bytes, 0, e.bytes.length);
+    const a = decodeAttributes(raw, { fourOctetAs: this.enc.fourOctetAs, ibgp: true }, issues);
+    // Only our own encoder's output is decoded here: a problem is a bug, never the peer's doing.
+    if (overrun !== null || issues.length > 0) throw new Error(`outgoing attributes do not decode: ${overrun ?? issues.map((x) => x.reason).join("; ")}`);
+    return a;
   }
 }
