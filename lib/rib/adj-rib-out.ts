@@ -69,6 +69,7 @@ import {
 import { bytesEqual } from "../bgp/bytes.ts";
 import { type Negotiated, addPathSend, hasFamily } from "../bgp/negotiate.ts";
 import { formatAddr, parseAddr } from "../core/addr.ts";
+import { HashIndex } from "../core/hash-index.ts";
 import { AFI, type Afi } from "../core/addr.ts";
 import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, ORIGIN, SAFI } from "../bgp/types.ts";
 import { type EncodeContext, type NlriBytes, buildAnnouncementsBlocks, buildWithdrawalsNlri, encodeEndOfRib } from "../bgp/update.ts";
@@ -157,6 +158,11 @@ function sameEntry(a: OutEntry | null, b: OutEntry | null): boolean {
   if (a === b) return true;
   if (!a || !b) return false;
   return a.nextHop === b.nextHop && bytesEqual(a.bytes, b.bytes);
+}
+
+/** The same entry in content and generation (interning's equality). */
+function equalEntry(a: OutEntry, b: OutEntry): boolean {
+  return a.stamp === b.stamp && sameEntry(a, b);
 }
 
 /**
@@ -309,7 +315,7 @@ export class AdjRibOut {
   private memoIbgp = new EntryMemo();
   private memoReflect = new Map<string, EntryMemo>();
   /** The entries in use (and those just made), by hash: removed as their last prefix leaves them (no wholesale clear, no dead entries kept). */
-  private readonly interned = new Map<number, OutEntry | OutEntry[]>();
+  private readonly interned = new HashIndex<OutEntry>();
 
   constructor(o: AdjRibOutOptions) {
     this.peer = o.peer;
@@ -485,13 +491,7 @@ export class AdjRibOut {
   private drop(e: OutEntry): void {
     if (e.owner !== this || --e.refs > 0 || !e.interned) return;
     e.interned = false;
-    const b = this.interned.get(e.hash);
-    if (b === e) this.interned.delete(e.hash);
-    else if (Array.isArray(b)) {
-      const i = b.indexOf(e);
-      if (i >= 0) b.splice(i, 1);
-      if (b.length === 1) this.interned.set(e.hash, b[0]!);
-    }
+    this.interned.remove(e.hash, e);
   }
 
   /** The entry of this generation for (blocks, next hop): one in the intern table, or a new one put there. */
@@ -501,14 +501,9 @@ export class AdjRibOut {
 
   /** An interned entry equal to `e` (same bytes, next hop and generation), or e itself, now interned. */
   private internEntry(e: OutEntry): OutEntry {
-    const b = this.interned.get(e.hash);
-    if (b === undefined) this.interned.set(e.hash, e);
-    else {
-      const list = Array.isArray(b) ? b : [b];
-      for (const x of list) if (x.stamp === e.stamp && sameEntry(x, e)) return x;
-      list.push(e);
-      if (list.length === 2) this.interned.set(e.hash, list);
-    }
+    const x = this.interned.find(e.hash, equalEntry, e);
+    if (x !== undefined) return x;
+    this.interned.add(e.hash, e);
     e.interned = true;
     return e;
   }
@@ -597,9 +592,7 @@ export class AdjRibOut {
 
   /** Entries in the intern table (in use, or just made), for tests. */
   get internedSets(): number {
-    let n = 0;
-    for (const b of this.interned.values()) n += Array.isArray(b) ? b.length : 1;
-    return n;
+    return this.interned.size;
   }
 
   private rewriteEbgp(a: PathAttributes, keepMed: boolean): PathAttributes {

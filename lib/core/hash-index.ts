@@ -1,0 +1,102 @@
+/**
+ * HashIndex: a set of objects found by a 32-bit hash and an equality test,
+ * for the intern tables (attribute sets, outgoing attribute entries) in
+ * place of a `Map<hash, item | item[]>`: about 20 bytes per item where
+ * JavaScriptCore's Map took about 120 (heap snapshot of 28,600 interned
+ * attribute sets: 3.4 MB of Map storage).
+ *
+ * Items sit in a dense array (a removed one leaves a hole that a later add
+ * reuses); an open-addressing index (Int32Array, linear probing, position
+ * + 1; 0 empty, -1 removed) finds them. When the index is half full (live
+ * items and removed marks) it is rebuilt, twice as large if the live items
+ * need it: a linear pass over the positions, about a millisecond per
+ * hundred thousand items.
+ */
+export class HashIndex<T extends object> {
+  private items: (T | null)[] = [];
+  private hashes: number[] = [];
+  private free: number[] = [];
+  private idx = new Int32Array(16);
+  /** Live items and removed marks in `idx`. */
+  private used = 0;
+  private live = 0;
+
+  get size(): number {
+    return this.live;
+  }
+
+  /** The item of hash `h` that `eq(item, arg)` accepts, if any. */
+  find<A>(h: number, eq: (item: T, arg: A) => boolean, arg: A): T | undefined {
+    const idx = this.idx;
+    const mask = idx.length - 1;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const p = idx[i]!;
+      if (p === 0) return undefined;
+      if (p > 0 && this.hashes[p - 1] === h) {
+        const t = this.items[p - 1]!;
+        if (eq(t, arg)) return t;
+      }
+    }
+  }
+
+  /** Add `t` under hash `h` (it must not be in the index already). */
+  add(h: number, t: T): void {
+    const pos = this.free.length > 0 ? this.free.pop()! : this.items.length;
+    this.items[pos] = t;
+    this.hashes[pos] = h;
+    this.live++;
+    const idx = this.idx;
+    const mask = idx.length - 1;
+    let i = h & mask;
+    while (idx[i]! > 0) i = (i + 1) & mask;
+    if (idx[i] === 0) this.used++;
+    idx[i] = pos + 1;
+    if (this.used * 2 >= idx.length) this.rebuild();
+  }
+
+  /** Remove `t` (added under hash `h`); false when it is not there. */
+  remove(h: number, t: T): boolean {
+    const idx = this.idx;
+    const mask = idx.length - 1;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const p = idx[i]!;
+      if (p === 0) return false;
+      if (p > 0 && this.items[p - 1] === t) {
+        idx[i] = -1;
+        this.items[p - 1] = null;
+        this.free.push(p - 1);
+        this.live--;
+        return true;
+      }
+    }
+  }
+
+  clear(): void {
+    this.items = [];
+    this.hashes = [];
+    this.free = [];
+    this.idx = new Int32Array(16);
+    this.used = 0;
+    this.live = 0;
+  }
+
+  *values(): IterableIterator<T> {
+    for (const t of this.items) if (t !== null) yield t;
+  }
+
+  /** A new index sized for the live items (at most a third full), without removed marks. */
+  private rebuild(): void {
+    let n = 16;
+    while (n < this.live * 3) n *= 2;
+    const idx = new Int32Array(n);
+    const mask = n - 1;
+    for (let p = 0; p < this.items.length; p++) {
+      if (this.items[p] === null) continue;
+      let i = this.hashes[p]! & mask;
+      while (idx[i] !== 0) i = (i + 1) & mask;
+      idx[i] = p + 1;
+    }
+    this.idx = idx;
+    this.used = this.live;
+  }
+}
