@@ -863,33 +863,17 @@ export function writeAttr(w: Writer, flags: number, type: number, value: Uint8Ar
   w.bytes(value);
 }
 
-function encodeAsPath(segs: AsPathSegment[], asLen: 2 | 4): Uint8Array {
-  const w = new Writer(64);
-  for (const s of segs) {
-    for (let i = 0; i < s.asns.length; i += 255) {
-      const chunk = s.asns.slice(i, i + 255);
-      w.u8(s.type).u8(chunk.length);
-      for (const asn of chunk) {
-        if (asLen === 4) w.u32(asn);
-        else w.u16(asn > 0xffff ? AS_TRANS : asn);
-      }
-    }
-  }
-  return w.finish();
-}
-
 /**
- * Encode a set of attributes (without MP_REACH/MP_UNREACH) in type order.
- * For a 2-octet session, 4-octet ASNs become AS_TRANS with AS4_PATH /
+ * Encode a set of attributes (without MP_REACH/MP_UNREACH) in type order,
+ * with `extra` raw attributes (MP_REACH_NLRI, MP_UNREACH_NLRI) put in by
+ * type. For a 2-octet session, 4-octet ASNs become AS_TRANS with AS4_PATH /
  * AS4_AGGREGATOR carrying the real values (RFC 6793 §4.2.2).
  */
-export function encodeAttributes(a: PathAttributes, fourOctetAs: boolean, extra: RawAttr[] = [], markPartial = true): Uint8Array {
-  const items = attributeItems(a, fourOctetAs, markPartial);
-  for (const x of extra) items.push(x);
-  items.sort((x, y) => x.type - y.type);
-  const w = new Writer(256);
-  for (const it of items) writeAttr(w, it.flags, it.type, it.value);
-  return w.finish();
+export function encodeAttributes(a: PathAttributes, fourOctetAs: boolean, extra: readonly RawAttr[] = [], markPartial = true): Uint8Array {
+  const w = setScratch;
+  w.len = 0;
+  writeAttributeSet(w, a, fourOctetAs, markPartial, true, extra);
+  return w.buf.slice(0, w.len);
 }
 
 /**
@@ -925,81 +909,187 @@ export function attributeBlocks(a: PathAttributes, fourOctetAs: boolean, markPar
 
 /** The blocks of `a` (its NEXT_HOP aside), encoded afresh (nothing cached). */
 export function encodeAttributeBlocks(a: PathAttributes, fourOctetAs: boolean, markPartial = true): AttributeBlocks {
-  const items = attributeItems(a, fourOctetAs, markPartial);
-  items.sort((x, y) => x.type - y.type);
-  const w = new Writer(128);
-  let lowEnd = -1;
-  let midEnd = -1;
-  for (const it of items) {
-    if (it.type === ATTR.NEXT_HOP) continue;
-    if (lowEnd < 0 && it.type > ATTR.NEXT_HOP) lowEnd = w.len;
-    if (midEnd < 0 && it.type > ATTR.MP_UNREACH_NLRI) midEnd = w.len;
-    writeAttr(w, it.flags, it.type, it.value);
-  }
-  if (lowEnd < 0) lowEnd = w.len;
-  if (midEnd < 0) midEnd = w.len;
-  return { bytes: w.finish(), lowEnd, midEnd };
+  const w = setScratch;
+  w.len = 0;
+  writeAttributeSet(w, a, fourOctetAs, markPartial, false, NO_RAW);
+  return { bytes: w.buf.slice(0, w.len), lowEnd: setLow, midEnd: setMid };
 }
 
-/** The attributes of a set as (flags, type, value), unsorted (MP_REACH/MP_UNREACH are never in a set). */
-function attributeItems(a: PathAttributes, fourOctetAs: boolean, markPartial: boolean): RawAttr[] {
-  const items: RawAttr[] = [];
-  const partial = (flags: number, type: number) =>
-    flags === (FLAG.OPTIONAL | FLAG.TRANSITIVE) && a.partial?.includes(type) ? flags | FLAG.PARTIAL : flags;
-  const push = (flags: number, type: number, value: Uint8Array) => items.push({ flags: partial(flags, type), type, value });
-  if (a.origin !== null) push(FLAG.TRANSITIVE, ATTR.ORIGIN, Uint8Array.of(a.origin));
-  if (a.asPath !== null) {
-    push(FLAG.TRANSITIVE, ATTR.AS_PATH, encodeAsPath(a.asPath, fourOctetAs ? 4 : 2));
-    if (!fourOctetAs && a.asPath.some((s) => s.asns.some((x) => x > 0xffff))) {
-      const as4 = a.asPath.filter((s) => s.type === SEG.AS_SEQUENCE || s.type === SEG.AS_SET);
-      push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.AS4_PATH, encodeAsPath(as4, 4));
-    }
+/** Where sets are encoded (then copied out). */
+const setScratch = new Writer(512);
+const NO_RAW: readonly RawAttr[] = [];
+
+// The state of one writeAttributeSet: its writer, the raw attributes still to merge in, and the block ends found.
+let setW: Writer = setScratch;
+let setOthers: readonly RawAttr[] = NO_RAW;
+let setNext = 0;
+let setStart = 0;
+let setLow = -1;
+let setMid = -1;
+
+/**
+ * Write `a`'s attributes into `w` in type order, in one pass (no value
+ * buffers, no sort): the known ones from their fields, the unknown ones and
+ * `extra` merged in by type; NEXT_HOP only when `withNextHop`. Leaves the
+ * block ends (see AttributeBlocks, from where it started) in setLow/setMid.
+ */
+function writeAttributeSet(w: Writer, a: PathAttributes, fourOctetAs: boolean, markPartial: boolean, withNextHop: boolean, extra: readonly RawAttr[]): void {
+  setW = w;
+  setStart = w.len;
+  setLow = -1;
+  setMid = -1;
+  setNext = 0;
+  setOthers = a.unknown.length === 0 && extra.length === 0 ? NO_RAW : otherAttrs(a, extra, markPartial);
+  const asLen = fourOctetAs ? 4 : 2;
+  if (a.origin !== null) {
+    head(a, FLAG.TRANSITIVE, ATTR.ORIGIN, 1);
+    w.u8(a.origin);
   }
-  if (a.nextHop !== null) push(FLAG.TRANSITIVE, ATTR.NEXT_HOP, a.nextHop);
-  if (a.med !== null) push(FLAG.OPTIONAL, ATTR.MED, new Writer(4).u32(a.med).finish());
-  if (a.localPref !== null) push(FLAG.TRANSITIVE, ATTR.LOCAL_PREF, new Writer(4).u32(a.localPref).finish());
-  if (a.atomicAggregate) push(FLAG.TRANSITIVE, ATTR.ATOMIC_AGGREGATE, new Uint8Array(0));
+  let as4 = false;
+  if (a.asPath !== null) {
+    head(a, FLAG.TRANSITIVE, ATTR.AS_PATH, asPathBytes(a.asPath, asLen, false));
+    as4 = writeAsPath(w, a.asPath, asLen, false);
+  }
+  if (withNextHop && a.nextHop !== null) {
+    head(a, FLAG.TRANSITIVE, ATTR.NEXT_HOP, a.nextHop.length);
+    w.bytes(a.nextHop);
+  }
+  if (a.med !== null) {
+    head(a, FLAG.OPTIONAL, ATTR.MED, 4);
+    w.u32(a.med);
+  }
+  if (a.localPref !== null) {
+    head(a, FLAG.TRANSITIVE, ATTR.LOCAL_PREF, 4);
+    w.u32(a.localPref);
+  }
+  if (a.atomicAggregate) head(a, FLAG.TRANSITIVE, ATTR.ATOMIC_AGGREGATE, 0);
   if (a.aggregator !== null) {
-    const w = new Writer(8);
-    const addr = a.aggregator.address.split(".").map(Number);
+    head(a, FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.AGGREGATOR, asLen + 4);
     if (fourOctetAs) w.u32(a.aggregator.asn);
     else w.u16(a.aggregator.asn > 0xffff ? AS_TRANS : a.aggregator.asn);
-    for (const x of addr) w.u8(x);
-    push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.AGGREGATOR, w.finish());
-    if (!fourOctetAs && a.aggregator.asn > 0xffff) {
-      const w4 = new Writer(8).u32(a.aggregator.asn);
-      for (const x of addr) w4.u8(x);
-      push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.AS4_AGGREGATOR, w4.finish());
-    }
+    writeIPv4(w, a.aggregator.address);
   }
   if (a.communities.length) {
-    const w = new Writer(a.communities.length * 4);
+    head(a, FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.COMMUNITIES, a.communities.length * 4);
     for (const c of a.communities) w.u32(c);
-    push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.COMMUNITIES, w.finish());
   }
   if (a.originatorId !== null) {
-    push(FLAG.OPTIONAL, ATTR.ORIGINATOR_ID, Uint8Array.from(a.originatorId.split(".").map(Number)));
+    head(a, FLAG.OPTIONAL, ATTR.ORIGINATOR_ID, 4);
+    writeIPv4(w, a.originatorId);
   }
   if (a.clusterList.length) {
-    const w = new Writer(a.clusterList.length * 4);
-    for (const c of a.clusterList) for (const x of c.split(".")) w.u8(Number(x));
-    push(FLAG.OPTIONAL, ATTR.CLUSTER_LIST, w.finish());
+    head(a, FLAG.OPTIONAL, ATTR.CLUSTER_LIST, a.clusterList.length * 4);
+    for (const c of a.clusterList) writeIPv4(w, c);
   }
   if (a.extCommunities.length) {
-    const w = new Writer(a.extCommunities.length * 8);
+    head(a, FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.EXTENDED_COMMUNITIES, a.extCommunities.length * 8);
     for (const c of a.extCommunities) w.bytes(c);
-    push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.EXTENDED_COMMUNITIES, w.finish());
+  }
+  if (as4) {
+    head(a, FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.AS4_PATH, asPathBytes(a.asPath!, 4, true));
+    writeAsPath(w, a.asPath!, 4, true);
+  }
+  if (!fourOctetAs && a.aggregator !== null && a.aggregator.asn > 0xffff) {
+    head(a, FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.AS4_AGGREGATOR, 8);
+    w.u32(a.aggregator.asn);
+    writeIPv4(w, a.aggregator.address);
   }
   if (a.largeCommunities.length) {
-    const w = new Writer(a.largeCommunities.length * 12);
+    head(a, FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.LARGE_COMMUNITY, a.largeCommunities.length * 12);
     for (const l of a.largeCommunities) w.u32(l[0]).u32(l[1]).u32(l[2]);
-    push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.LARGE_COMMUNITY, w.finish());
   }
-  if (a.otc !== null) push(FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.OTC, new Writer(4).u32(a.otc).finish());
-  // Unknown transitive attributes are passed on with the Partial bit set (RFC 4271 §5);
-  // the four low-order flag bits MUST be zero when sent (RFC 4271 §4.3).
-  for (const u of a.unknown) push((markPartial ? u.flags | FLAG.PARTIAL : u.flags) & 0xf0, u.type, u.value);
-  return items;
+  if (a.otc !== null) {
+    head(a, FLAG.OPTIONAL | FLAG.TRANSITIVE, ATTR.OTC, 4);
+    w.u32(a.otc);
+  }
+  reach(256);
+}
+
+/**
+ * The unknown attributes and `extra`, by type. Unknown transitive ones are
+ * passed on with the Partial bit set (RFC 4271 §5); the four low-order flag
+ * bits MUST be zero when sent (RFC 4271 §4.3).
+ */
+function otherAttrs(a: PathAttributes, extra: readonly RawAttr[], markPartial: boolean): RawAttr[] {
+  const out: RawAttr[] = [];
+  for (const u of a.unknown) out.push({ flags: (markPartial ? u.flags | FLAG.PARTIAL : u.flags) & 0xf0, type: u.type, value: u.value });
+  for (const x of extra) out.push(x);
+  return out.sort((x, y) => x.type - y.type);
+}
+
+/** Write the merged-in attributes of a type below `type`, and note where the blocks end. */
+function reach(type: number): void {
+  const o = setOthers;
+  while (setNext < o.length && o[setNext]!.type < type) {
+    const x = o[setNext++]!;
+    mark(x.type);
+    writeAttr(setW, x.flags, x.type, x.value);
+  }
+  mark(type);
+}
+
+function mark(type: number): void {
+  if (setLow < 0 && type > ATTR.NEXT_HOP) setLow = setW.len - setStart;
+  if (setMid < 0 && type > ATTR.MP_UNREACH_NLRI) setMid = setW.len - setStart;
+}
+
+/** An attribute's header (extended length only when needed), after whatever comes before its type. */
+function head(a: PathAttributes, flags: number, type: number, len: number): void {
+  reach(type);
+  // A recognised optional transitive attribute received with Partial keeps it (RFC 4271 §5).
+  if (flags === (FLAG.OPTIONAL | FLAG.TRANSITIVE) && a.partial?.includes(type)) flags |= FLAG.PARTIAL;
+  const w = setW;
+  if (len > 255) w.u8(flags | FLAG.EXTENDED).u8(type).u16(len);
+  else w.u8(flags & ~FLAG.EXTENDED).u8(type).u8(len);
+}
+
+/** Whether an AS path segment goes into AS4_PATH (RFC 6793 §4.2.2: no confederation segments). */
+function inAs4Path(type: number): boolean {
+  return type === SEG.AS_SEQUENCE || type === SEG.AS_SET;
+}
+
+/** Encoded size of an AS path (AS4_PATH: its segments only); a segment over 255 ASes is written as several. */
+function asPathBytes(segs: AsPathSegment[], asLen: number, as4Only: boolean): number {
+  let n = 0;
+  for (const s of segs) {
+    if (as4Only && !inAs4Path(s.type)) continue;
+    n += Math.ceil(s.asns.length / 255) * 2 + s.asns.length * asLen;
+  }
+  return n;
+}
+
+/** Write an AS path; returns whether a 2-octet encoding replaced any ASN by AS_TRANS. */
+function writeAsPath(w: Writer, segs: AsPathSegment[], asLen: number, as4Only: boolean): boolean {
+  let trans = false;
+  for (const s of segs) {
+    if (as4Only && !inAs4Path(s.type)) continue;
+    for (let i = 0; i < s.asns.length; i += 255) {
+      const end = Math.min(s.asns.length, i + 255);
+      w.u8(s.type).u8(end - i);
+      for (let j = i; j < end; j++) {
+        const asn = s.asns[j]!;
+        if (asLen === 4) w.u32(asn);
+        else if (asn > 0xffff) {
+          w.u16(AS_TRANS);
+          trans = true;
+        } else w.u16(asn);
+      }
+    }
+  }
+  return trans;
+}
+
+/** Write a dotted-quad IPv4 address as four bytes. */
+function writeIPv4(w: Writer, s: string): void {
+  let v = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      w.u8(v);
+      v = 0;
+    } else v = v * 10 + (c - 48);
+  }
+  w.u8(v);
 }
 
 export function originName(o: number | null): string {

@@ -12,8 +12,11 @@
  * values (a growing JavaScript array copies itself, which at a million
  * entries holds the loop for tens of milliseconds; chunks are never copied);
  * a removed entry leaves a hole that a later insert reuses. An
- * open-addressing index (Int32Array, linear probing, position + 1; 0 empty,
- * -1 removed) finds a key's position. When the index is half full (live plus
+ * open-addressing index (Int32Array, linear probing; 0 empty, -1 removed)
+ * finds a key's position: a slot holds position + 1 in its low 24 bits and
+ * a 7-bit tag of the key above them, so a probe reads the key of a slot
+ * (a cache miss of its own, in a chunk anywhere) only when the tags agree,
+ * about one time in 128 for another key (so at most 2^24 - 1 entries). When the index is half full (live plus
  * removed marks) a new one, twice as large (or as large, when removals made
  * it full), is built alongside, STEP positions per write, while lookups
  * still use the old one; the old index keeps room for the writes in between.
@@ -78,6 +81,22 @@ function hashOf(k: PrefixKey): number {
   return typeof k === "number" ? hashNum(k) : hashStr(k);
 }
 
+/** Position bits of an index slot. */
+const POS_BITS = 24;
+const POS_MASK = (1 << POS_BITS) - 1;
+/** Most entries a map holds (positions + 1 must fit POS_BITS). */
+export const PREFIX_MAP_MAX = POS_MASK - 1;
+
+/**
+ * A key's tag, shifted into place (bits 24-30 of a slot): from bits the
+ * slot does not already tell apart (hashNum keeps an IPv4 key's last four
+ * significant bits as its place within a run, so the tag mixes the whole key).
+ */
+function tagOf(k: PrefixKey): number {
+  const h = typeof k === "number" ? Math.imul((k >>> 0) ^ ((k / 4294967296) >>> 0), 0x9e3779b1) : Math.imul(hashStr(k), 0x85ebca6b);
+  return (h >>> 25) << POS_BITS;
+}
+
 export class PrefixMap<K extends PrefixKey, V> {
   private kc: K[][] = [];
   private vc: (V | typeof HOLE)[][] = [];
@@ -117,12 +136,21 @@ export class PrefixMap<K extends PrefixKey, V> {
 
   private find(idx: Int32Array, k: K): number {
     const mask = idx.length - 1;
+    const tag = tagOf(k);
     for (let i = hashOf(k) & mask; ; i = (i + 1) & mask) {
       const p = idx[i]!;
       if (p === 0) return -1;
       // An index slot never points to a hole: removal marks it first.
-      if (p > 0 && this.kc[(p - 1) >>> CHUNK_BITS]![(p - 1) & CHUNK_MASK] === k) return i;
+      if (p > 0 && (p & ~POS_MASK) === tag) {
+        const at = (p & POS_MASK) - 1;
+        if (this.kc[at >>> CHUNK_BITS]![at & CHUNK_MASK] === k) return i;
+      }
     }
+  }
+
+  /** The position an index slot holds (it holds one: > 0). */
+  private posIn(idx: Int32Array, i: number): number {
+    return (idx[i]! & POS_MASK) - 1;
   }
 
   /** Put position `pos` (holding key `k`, not in it yet) into the index being built. */
@@ -132,7 +160,7 @@ export class PrefixMap<K extends PrefixKey, V> {
     let i = hashOf(k) & mask;
     while (idx[i]! > 0) i = (i + 1) & mask;
     if (idx[i] === 0) this.nextUsed++;
-    idx[i] = pos + 1;
+    idx[i] = tagOf(k) | (pos + 1);
   }
 
   /** `find` in the lookup index, through the last-found memo. */
@@ -149,7 +177,7 @@ export class PrefixMap<K extends PrefixKey, V> {
 
   get(k: K): V | undefined {
     const i = this.findCur(k);
-    return i < 0 ? undefined : (this.valAt(this.idx[i]! - 1) as V);
+    return i < 0 ? undefined : (this.valAt(this.posIn(this.idx, i)) as V);
   }
 
   has(k: K): boolean {
@@ -169,13 +197,14 @@ export class PrefixMap<K extends PrefixKey, V> {
   put(k: K, v: V): number {
     const i = this.findCur(k);
     if (i >= 0) {
-      const at = this.idx[i]! - 1;
+      const at = this.posIn(this.idx, i);
       this.setVal(at, v);
       return at;
     }
     let pos: number;
     if (this.free.length > 0) pos = this.free.pop()!;
     else {
+      if (this.end >= PREFIX_MAP_MAX) throw new RangeError(`prefix table full: at most ${PREFIX_MAP_MAX} prefixes`);
       pos = this.end++;
       if ((pos & CHUNK_MASK) === 0) {
         this.kc.push(new Array<K>(CHUNK));
@@ -191,7 +220,7 @@ export class PrefixMap<K extends PrefixKey, V> {
     let j = hashOf(k) & mask;
     while (idx[j]! > 0) j = (j + 1) & mask;
     if (idx[j] === 0) this.used++;
-    idx[j] = pos + 1;
+    idx[j] = tagOf(k) | (pos + 1);
     this.lastMiss = undefined;
     this.lastKey = k;
     this.lastSlot = j;
@@ -203,7 +232,7 @@ export class PrefixMap<K extends PrefixKey, V> {
   delete(k: K): boolean {
     const i = this.findCur(k);
     if (i < 0) return false;
-    const pos = this.idx[i]! - 1;
+    const pos = this.posIn(this.idx, i);
     this.idx[i] = -1;
     this.lastKey = undefined;
     if (this.next !== null && pos < this.migrated) {
