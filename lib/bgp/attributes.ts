@@ -8,7 +8,7 @@
  * the raw attribute bytes to one shared object, so a full table with few
  * distinct attribute sets costs one parse per distinct set.
  */
-import { Writer, hex, internNextHop, u16, u32 } from "./bytes.ts";
+import { Writer, copyInto, hex, internNextHop, u16, u32 } from "./bytes.ts";
 import { BgpError } from "./errors.ts";
 import { formatIPv4 } from "../core/addr.ts";
 import { HashIndex } from "../core/hash-index.ts";
@@ -82,13 +82,17 @@ export function emptyAttributes(): PathAttributes {
     otc: null,
     unknown: [],
   };
-  // Not enumerable: not copied by a spread, not in JSON or comparisons. Defined here, so every set has them in its own slots.
-  Object.defineProperties(a, HIDDEN);
+  // Not enumerable: not copied by a spread, not in JSON or comparisons. Defined here, so every set has them in its own slots
+  // (one defineProperty each: twice as fast as one defineProperties, measured).
+  Object.defineProperty(a, "interned", HIDDEN_NULL);
+  Object.defineProperty(a, "internKey", HIDDEN_NULL);
+  Object.defineProperty(a, "internRefs", HIDDEN_ZERO);
+  Object.defineProperty(a, "internIssues", HIDDEN_NULL);
   return a;
 }
 
-const hidden = (value: unknown) => ({ value, writable: true, enumerable: false, configurable: false });
-const HIDDEN = { interned: hidden(null), internKey: hidden(null), internRefs: hidden(0), internIssues: hidden(null) };
+const HIDDEN_NULL = { value: null, writable: true, enumerable: false, configurable: false };
+const HIDDEN_ZERO = { value: 0, writable: true, enumerable: false, configurable: false };
 
 /** What the decoder needs to know about the session. */
 export interface AttrContext {
@@ -819,8 +823,7 @@ export class AttrCache {
     for (let i = 0; i < n; i++) {
       const j = i * SCAN_STRIDE;
       if (isMp(scan[j + 1]!)) continue;
-      keyScratch.set(buf.subarray(scan[j + 2]!, scan[j + 3]!), k);
-      k += scan[j + 3]! - scan[j + 2]!;
+      k = copyInto(keyScratch, k, buf, scan[j + 2]!, scan[j + 3]!);
     }
     this.put(h, latin1(keyScratch, 0, len), value);
   }

@@ -239,17 +239,16 @@ export class LocRib {
 
   /**
    * Install (or remove, with null) the next-hop tracker. The candidates
-   * already in the table are handed to it and every prefix is re-run.
+   * already in the table are handed to it and every prefix is re-run. A
+   * tracker removed or replaced is not told of the candidates leaving it:
+   * it is discarded with its state (its owner detaches it at shutdown, when
+   * a walk of the whole table would only hold the loop).
    */
   setTracker(t: RouteTracker | null): void {
-    const old = this.tracker;
     this.tracker = t;
-    if (old === null && t === null) return;
-    for (const r of this.candidates()) {
-      old?.untrack(r);
-      t?.track(r);
-    }
-    if (t !== null) this.reevaluate();
+    if (t === null) return;
+    for (const r of this.candidates()) t.track(r);
+    this.reevaluate();
   }
 
   // ------------------------------------------------------------- subscribers
