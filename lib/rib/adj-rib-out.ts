@@ -49,9 +49,11 @@
  * Peers that would be sent the same UPDATEs share one Adj-RIB-Out (update
  * groups: lib/router/export-group.ts).
  *
- * A queued prefix is marked in the one table itself (its value is a Pending
- * until taken) and its table position is put in a FIFO: an export costs one
- * table lookup and a take none, with no second map of queued prefixes.
+ * The table holds what each prefix is to have (its entry; null for a
+ * queued withdrawal). A queued prefix has its table position in a FIFO and
+ * what the peer was last given noted by position (QueuedPrev): an export
+ * costs one table lookup and a take none, with no second map of queued
+ * prefixes and no object per queued prefix.
  *
  * ADD-PATH (RFC 7911) send: only the best path is advertised, with path
  * identifier 1 (withdrawn with path identifier 1 too).
@@ -136,7 +138,7 @@ export interface ExportResult {
  * same bytes and next hop points to one entry, found by `hash`.
  */
 class OutEntry implements AttributeBlocks {
-  /** Prefixes of its owner's table whose current value (entry, or a Pending's `cur`) is this one. */
+  /** Prefixes of its owner's table whose value (what they are to have) is this entry. */
   refs = 0;
   /** In its owner's intern table (false once no prefix uses it; a memo may still hold it, and bring it back). */
   interned = false;
@@ -189,22 +191,56 @@ class EntryMemo {
 }
 
 /**
- * A prefix with a queued change, in place of its entry until `take` sends
- * it: what the peer is to have (null: withdrawn) and what it was last given
- * (null: nothing). Immutable (a change makes a new one), so a copy of the
- * table (adoptFrom) may share them.
+ * What the peer was last given (an entry, or null: nothing), for each
+ * prefix with a queued change, by table position; undefined: not queued.
+ * Kept in chunks of positions that exist only while a prefix of theirs is
+ * queued: a whole table queued costs 8 bytes a prefix, and nothing once
+ * sent (an object per queued prefix cost 32).
  */
-class Pending {
-  constructor(
-    readonly cur: OutEntry | null,
-    readonly prev: OutEntry | null,
-  ) {}
-}
+class QueuedPrev {
+  private chunks: ((OutEntry | null | undefined)[] | undefined)[] = [];
+  private counts: number[] = [];
 
-/** The entry a table value stands for (a queued withdrawal: none). */
-function current(v: OutEntry | Pending): OutEntry | null {
-  return v instanceof Pending ? v.cur : v;
+  isQueued(pos: number): boolean {
+    const c = this.chunks[pos >>> QP_BITS];
+    return c !== undefined && c[pos & QP_MASK] !== undefined;
+  }
+
+  /** What the peer was last given (the position is queued). */
+  prev(pos: number): OutEntry | null {
+    return this.chunks[pos >>> QP_BITS]![pos & QP_MASK]!;
+  }
+
+  /** Queue a position (or, already queued, change what it was last given). */
+  set(pos: number, prev: OutEntry | null): void {
+    const ci = pos >>> QP_BITS;
+    let c = this.chunks[ci];
+    if (c === undefined) {
+      this.chunks[ci] = c = new Array<OutEntry | null | undefined>(QP_CHUNK);
+      this.counts[ci] = 0;
+    }
+    if (c[pos & QP_MASK] === undefined) this.counts[ci]!++;
+    c[pos & QP_MASK] = prev;
+  }
+
+  /** The position was taken. */
+  clear(pos: number): void {
+    const ci = pos >>> QP_BITS;
+    const c = this.chunks[ci]!;
+    c[pos & QP_MASK] = undefined;
+    if (--this.counts[ci]! === 0) this.chunks[ci] = undefined;
+  }
+
+  clone(): QueuedPrev {
+    const q = new QueuedPrev();
+    q.chunks = this.chunks.map((c) => c?.slice());
+    q.counts = this.counts.slice();
+    return q;
+  }
 }
+const QP_BITS = 12;
+const QP_CHUNK = 1 << QP_BITS;
+const QP_MASK = QP_CHUNK - 1;
 
 /** Queue of numbers, first in first out, in fixed-size chunks (never one big array copied as it grows). */
 class Fifo {
@@ -299,13 +335,14 @@ export class AdjRibOut {
   private readonly scratch: PolicyResult;
 
   /**
-   * What the peer has, per prefix: its entry, or a Pending while a change
-   * is queued (one table lookup per export and per prefix sent, no second
-   * map of queued prefixes).
+   * What each prefix is to have: its entry, or null for a queued
+   * withdrawal (one table lookup per export, none per prefix sent).
    */
-  private out = new PrefixMap<PrefixKey, OutEntry | Pending>();
-  /** The table positions (PrefixMap.put) of the prefixes holding a Pending, in the order they were queued: a take reads and writes them there, without a lookup. */
+  private out = new PrefixMap<PrefixKey, OutEntry | null>();
+  /** The table positions (PrefixMap.put) of the queued prefixes, in the order they were queued: a take reads and writes them there, without a lookup. */
   private queue = new Fifo();
+  /** What the peer was last given, for the queued positions. */
+  private prevs = new QueuedPrev();
   private readonly counts = [0, 0, 0];
   private gen = 0;
   private readonly origin: (key: PrefixKey) => Route | null;
@@ -381,6 +418,7 @@ export class AdjRibOut {
     // The entries stay src's: src counts its own uses of them, this one counts none (entries are immutable, so sharing is safe).
     this.out = src.out.clone();
     this.queue = src.queue.clone();
+    this.prevs = src.prevs.clone();
     for (let i = 0; i < this.counts.length; i++) this.counts[i] = src.counts[i]!;
     this.gen = src.gen;
     // The same next hop objects, so an unchanged route compares equal by identity (entries hold src's).
@@ -442,11 +480,10 @@ export class AdjRibOut {
       }
     }
     // (A peer that was never given anything, as one with no export, skips the lookup.)
-    const v = this.out.size === 0 ? undefined : this.out.get(key);
-    const old = v === undefined ? null : current(v);
+    const old = this.out.size === 0 ? null : (this.out.get(key) ?? null);
     if (e === null) {
       if (!old) return { change: "none", reason };
-      this.remove(key, v!);
+      this.remove(key, old);
       return { change: "withdraw", reason };
     }
     if (old !== null && sameEntry(old, e)) {
@@ -454,25 +491,24 @@ export class AdjRibOut {
       if (old !== e) {
         const cur = this.hold(e);
         this.drop(old);
-        this.out.set(key, v instanceof Pending ? new Pending(cur, v.prev) : cur);
+        this.out.set(key, cur);
       }
       return { change: "none", reason: "unchanged" };
     }
-    this.change(key, v, e);
+    this.change(key, old, e);
     if (!old) this.counts[afi]!++;
     return { change: "announce", reason };
   }
 
-  /** Queue `cur` (null: a withdrawal) for a prefix whose table value is `v`. */
-  private change(key: PrefixKey, v: OutEntry | Pending | undefined, cur: OutEntry | null): void {
+  /** Queue `cur` (null: a withdrawal) for a prefix that is to have `old` now (null: nothing, or a queued withdrawal). */
+  private change(key: PrefixKey, old: OutEntry | null, cur: OutEntry | null): void {
     const c = cur === null ? null : this.hold(cur);
-    if (v instanceof Pending) {
-      if (v.cur !== null) this.drop(v.cur);
-      this.out.set(key, new Pending(c, v.prev));
-    } else {
-      // What the peer has stays only as `prev`, which is not counted.
-      if (v !== undefined) this.drop(v);
-      this.queue.push(this.out.put(key, new Pending(c, v ?? null)));
+    if (old !== null) this.drop(old);
+    const pos = this.out.put(key, c);
+    // Newly queued: what the peer has is what it was to have (what is queued already keeps what the peer was last given).
+    if (!this.prevs.isQueued(pos)) {
+      this.prevs.set(pos, old);
+      this.queue.push(pos);
     }
   }
 
@@ -509,8 +545,8 @@ export class AdjRibOut {
   }
 
   /** Withdraw a prefix whose table value is `v` (it stands for an entry). */
-  private remove(key: PrefixKey, v: OutEntry | Pending): void {
-    this.change(key, v, null);
+  private remove(key: PrefixKey, old: OutEntry): void {
+    this.change(key, old, null);
     this.counts[familyOfKey(key)]!--;
   }
 
@@ -650,11 +686,11 @@ export class AdjRibOut {
       if (at === undefined) break;
       // A queued prefix is never deleted before this: the position is still its own.
       const key = this.out.keyAt(at);
-      const p = this.out.valueAt(at) as Pending;
-      const cur = p.cur;
+      const cur = this.out.valueAt(at);
+      const prev = this.prevs.prev(at);
+      this.prevs.clear(at);
       if (cur === null) this.out.delete(key);
-      else this.out.setValueAt(at, cur);
-      if (sameEntry(p.prev, cur)) continue;
+      if (sameEntry(prev, cur)) continue;
       const afi = familyOfKey(key);
       if (cur === null) {
         wd[afi]!.push(key);
@@ -703,14 +739,14 @@ export class AdjRibOut {
   /** Re-queue every advertised prefix of a family (all when afi is undefined), one prefix per step. */
   *requeue(afi?: number, safi: number = SAFI.UNICAST): Generator<void> {
     if (safi !== SAFI.UNICAST) return;
-    for (const [key, v] of this.out) {
-      if (afi !== undefined && familyOfKey(key) !== afi) continue;
-      // prev null: "the peer has nothing", so take() sends it even when unchanged.
+    for (const pos of this.out.positions()) {
+      if (afi !== undefined && familyOfKey(this.out.keyAt(pos)) !== afi) continue;
+      // "The peer has nothing", so take() sends it even when unchanged (its value, and so its count, stays).
       // (A queued withdrawal stays as it is: the peer may have the prefix.)
-      // (Its current entry stays its current entry: no count changes.)
-      if (v instanceof Pending) {
-        if (v.cur !== null) this.out.set(key, new Pending(v.cur, null));
-      } else this.queue.push(this.out.put(key, new Pending(v, null)));
+      if (this.out.valueAt(pos) !== null) {
+        if (!this.prevs.isQueued(pos)) this.queue.push(pos);
+        this.prevs.set(pos, null);
+      }
       yield;
     }
   }
@@ -727,9 +763,8 @@ export class AdjRibOut {
   /** resync() one prefix per step (the generation moves on when the walk is complete). */
   *resyncSteps(): Generator<void> {
     const gen = this.gen;
-    for (const [key, v] of this.out) {
-      const e = current(v);
-      if (e !== null && e.stamp !== gen) this.remove(key, v);
+    for (const [key, e] of this.out) {
+      if (e !== null && e.stamp !== gen) this.remove(key, e);
       yield;
     }
     this.gen = gen + 1;
@@ -752,9 +787,8 @@ export class AdjRibOut {
     const want = family === undefined ? 0 : afiOf(family);
     // Each entry's attributes decoded once per walk.
     const decoded = new Map<OutEntry, PathAttributes>();
-    for (const [key, v] of this.out) {
+    for (const [key, e] of this.out) {
       if (want && familyOfKey(key) !== want) continue;
-      const e = current(v);
       const r = e === null ? null : this.sent(key, e, decoded);
       if (r !== null) yield r;
     }
@@ -762,8 +796,7 @@ export class AdjRibOut {
 
   /** The advertised route of one prefix, if any (same shape as routes()). */
   get(key: PrefixKey): Route | null {
-    const v = this.out.get(key);
-    const e = v === undefined ? null : current(v);
+    const e = this.out.get(key) ?? null;
     return e !== null ? this.sent(key, e, new Map()) : null;
   }
 

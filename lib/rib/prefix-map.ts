@@ -333,6 +333,11 @@ export class PrefixMap<K extends PrefixKey, V> {
     this.vc[p >>> CHUNK_BITS]![p & CHUNK_MASK] = v;
   }
 
+  /** The positions of the entries (see `put`), in order: a live walk, as `entries`. */
+  *positions(): IterableIterator<number> {
+    for (let p = 0; p < this.end; p++) if (this.valAt(p) !== HOLE) yield p;
+  }
+
   *keys(): IterableIterator<K> {
     for (let p = 0; p < this.end; p++) if (this.valAt(p) !== HOLE) yield this.keyAt(p);
   }

@@ -825,6 +825,10 @@ describe("speed", () => {
     const t2 = performance.now();
     expect(out.advertisedCount()).toBe(N);
     expect(msgs.length).toBeLessThan(220);
+    // Once sent, nothing is kept for the queue: its per-position chunks are all gone.
+    const chunks = (out as unknown as { prevs: { chunks: unknown[] } }).prevs.chunks;
+    expect(chunks.length).toBeGreaterThan(40);
+    expect(chunks.every((c) => c === undefined)).toBe(true);
     console.log(`adj-rib-out: export ${N} in ${(t1 - t0).toFixed(0)} ms, flush into ${msgs.length} UPDATEs in ${(t2 - t1).toFixed(0)} ms`);
     expect(t2 - t0).toBeLessThan(5000);
   });
