@@ -33,7 +33,7 @@
  */
 import { holdAttributes, releaseAttributes } from "../bgp/attributes.ts";
 import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts";
-import { type DecisionOptions, REASON_ONLY_PATH, selectBest } from "./decision.ts";
+import { type DecisionOptions, REASON_ONLY_PATH, explainBest, selectBest } from "./decision.ts";
 import { sliced } from "../core/slices.ts";
 import { PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, type RouteSource, prefixKey, prefixOfKey } from "./types.ts";
@@ -150,6 +150,9 @@ class SingleView implements LocRibEntry {
 type Slot = Route | Entry;
 
 const NONE: readonly Route[] = [];
+
+/** An Entry's reason before anyone asked for it (view works it out). */
+const UNEXPLAINED = "(unexplained)";
 
 function sameList(a: readonly Route[], b: readonly Route[]): boolean {
   if (a === b) return true;
@@ -590,8 +593,9 @@ export class LocRib {
       if (best === oldBest && (mpOn ? oldMp.length === 1 && oldMp[0] === best : oldMp.length === 0)) return null;
       mp = mpOn ? [best] : NONE;
     } else {
-      const sel = selectBest(rs, this.opts);
-      e.reason = sel.reason;
+      // The reason is worked out when the entry is read (see view): it costs a second selection.
+      const sel = selectBest(rs, this.opts, false);
+      e.reason = sel.best !== null && sel.reason === undefined ? UNEXPLAINED : sel.reason;
       best = sel.best;
       mp = sel.multipath.length === 0 ? NONE : sel.multipath;
       if (best === oldBest && sameList(mp, oldMp)) return null;
@@ -628,7 +632,9 @@ export class LocRib {
   }
 
   private view(slot: Slot): LocRibEntry {
-    return slot instanceof Entry ? slot : new SingleView(slot, this.mpOn);
+    if (!(slot instanceof Entry)) return new SingleView(slot, this.mpOn);
+    if (slot.reason === UNEXPLAINED) slot.reason = explainBest(slot.routes, slot.best!, this.opts);
+    return slot;
   }
 
   /** The candidate route of a source for a prefix and path id, or null. */

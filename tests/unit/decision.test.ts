@@ -14,6 +14,8 @@ import {
   cmpAsPath,
   cmpLocalPref,
   cmpMed,
+  DECISION_STEPS,
+  compareCode,
   compareRoutes,
   ipv4ToNumber,
   neighborAs,
@@ -415,6 +417,50 @@ describe("multipath", () => {
     const sel = selectBest([i, e], on(8, true));
     expect(sel.best).toBe(e);
     expect(sel.multipath).toEqual([e]);
+  });
+});
+
+describe("compareCode", () => {
+  test("agrees with DECISION_STEPS, step by step in its order, on random pairs (its steps are called directly)", () => {
+    const r = rng(9);
+    const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+    const mk = (i: number) =>
+      route({
+        peer: pick(["192.0.2.1", "192.0.2.2", "2001:db8::1"]),
+        asn: pick([65001, 65002]),
+        ibgp: r() < 0.3,
+        local: r() < 0.05,
+        routerId: pick(["1.0.0.1", "1.0.0.2", "255.0.0.1"]),
+        lp: pick([null, 100, 200]),
+        med: pick([null, 0, 5]),
+        origin: pick([0, 1, 2]),
+        path: pick([[65001], [65002, 1], [65001, 2, 3]]),
+        igp: pick([0, 1]),
+        learnedAt: pick([1, 2]),
+        reachable: r() > 0.1,
+        originatorId: pick([undefined, "9.9.9.9"]),
+        clusterList: pick([[], ["1.1.1.1"]]),
+        pathId: pick([0, 1]),
+        prefix: `203.0.113.${i % 2}/32`,
+      });
+    const byTable = (a: Route, b: Route, opts: DecisionOptions) => {
+      for (let i = 0; i < DECISION_STEPS.length; i++) {
+        const d = DECISION_STEPS[i]!.compare(a, b, opts);
+        if (d !== 0) return d < 0 ? -(i + 1) : i + 1;
+      }
+      return 0;
+    };
+    const seen = new Set<number>();
+    for (let i = 0; i < 5000; i++) {
+      const a = mk(i);
+      const b = r() < 0.1 ? a : mk(i + 1);
+      const opts: DecisionOptions = { alwaysCompareMed: r() < 0.3, preferOldest: r() < 0.5 };
+      const c = compareCode(a, b, opts);
+      expect(c).toBe(byTable(a, b, opts));
+      seen.add(Math.abs(c));
+    }
+    // Most steps decided some pair (the check is not vacuous).
+    expect(seen.size).toBeGreaterThanOrEqual(10);
   });
 });
 

@@ -311,6 +311,8 @@ describe("Loc-RIB", () => {
     expect(rib.upsert(b)).toBeNull();
     expect(evs).toHaveLength(1);
     expect(rib.get(a.key)!.routes).toHaveLength(2);
+    // Why a wins is worked out when read, and follows the runner-up even when the best stays.
+    expect(rib.get(a.key)!.reason).toBe("as-path");
     // b becomes better (replaces B's route).
     const b2 = route("203.0.113.0/24", B, { lp: 200 });
     rib.upsert(b2);
