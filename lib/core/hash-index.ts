@@ -27,15 +27,18 @@ export class HashIndex<T extends object> {
 
   /** The item of hash `h` that `eq(item, arg)` accepts, if any. */
   find<A>(h: number, eq: (item: T, arg: A) => boolean, arg: A): T | undefined {
+    const i = this.slot(h, eq, arg);
+    return i < 0 ? undefined : this.items[this.idx[i]! - 1]!;
+  }
+
+  /** The index slot of the item of hash `h` that `eq(item, arg)` accepts, or -1. */
+  private slot<A>(h: number, eq: (item: T, arg: A) => boolean, arg: A): number {
     const idx = this.idx;
     const mask = idx.length - 1;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const p = idx[i]!;
-      if (p === 0) return undefined;
-      if (p > 0 && this.hashes[p - 1] === h) {
-        const t = this.items[p - 1]!;
-        if (eq(t, arg)) return t;
-      }
+      if (p === 0) return -1;
+      if (p > 0 && this.hashes[p - 1] === h && eq(this.items[p - 1]!, arg)) return i;
     }
   }
 
@@ -56,19 +59,14 @@ export class HashIndex<T extends object> {
 
   /** Remove `t` (added under hash `h`); false when it is not there. */
   remove(h: number, t: T): boolean {
-    const idx = this.idx;
-    const mask = idx.length - 1;
-    for (let i = h & mask; ; i = (i + 1) & mask) {
-      const p = idx[i]!;
-      if (p === 0) return false;
-      if (p > 0 && this.items[p - 1] === t) {
-        idx[i] = -1;
-        this.items[p - 1] = null;
-        this.free.push(p - 1);
-        this.live--;
-        return true;
-      }
-    }
+    const i = this.slot(h, same, t);
+    if (i < 0) return false;
+    const p = this.idx[i]! - 1;
+    this.idx[i] = -1;
+    this.items[p] = null;
+    this.free.push(p);
+    this.live--;
+    return true;
   }
 
   clear(): void {
@@ -99,4 +97,9 @@ export class HashIndex<T extends object> {
     this.idx = idx;
     this.used = this.live;
   }
+}
+
+/** Identity (remove takes out the very item given, not an equal one). */
+function same(a: object, b: object): boolean {
+  return a === b;
 }

@@ -43,6 +43,7 @@
  * its table slot; the rewritten attributes themselves are not kept (`show`
  * decodes them back from the bytes). They are memoised per input set, so
  * the prefixes of one set cost one table lookup each.
+ *
  * The walks over the whole table (`requeue`, `resyncSteps`) are generators
  * that yield per prefix, so the caller can spread them over event-loop turns.
  *
