@@ -96,7 +96,7 @@ export function hex(b: Uint8Array): string {
 
 /** Distinct values `internNextHop` shares at most (beyond them it copies, so a flood of distinct values cannot grow it). */
 const NEXT_HOP_INTERN_MAX = 4096;
-const nextHops = new Map<string, Uint8Array>();
+const nextHops = new Map<number | string, Uint8Array>();
 
 /**
  * The bytes `b[start, end)` as a shared, never-modified array: one object
@@ -105,11 +105,17 @@ const nextHops = new Map<string, Uint8Array>();
  * Callers must not write into the result.
  */
 export function internNextHop(b: Uint8Array, start: number, end: number): Uint8Array {
-  let k = "";
-  for (let i = start; i < end; i++) k += String.fromCharCode(b[i]!);
+  // An IPv4 next hop (the usual case) is keyed by its number, not a string built byte by byte.
+  const k: number | string = end - start === 4 ? u32(b, start) : latin1Key(b, start, end);
   const have = nextHops.get(k);
   if (have !== undefined) return have;
   const v = b.slice(start, end);
   if (nextHops.size < NEXT_HOP_INTERN_MAX) nextHops.set(k, v);
   return v;
+}
+
+function latin1Key(b: Uint8Array, start: number, end: number): string {
+  let k = "";
+  for (let i = start; i < end; i++) k += String.fromCharCode(b[i]!);
+  return k;
 }

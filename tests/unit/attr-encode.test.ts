@@ -5,7 +5,8 @@
  * type), over random sets of every kind: 2- and 4-octet sessions (AS_TRANS,
  * AS4_PATH, AS4_AGGREGATOR), AS paths over 255 ASes, confederation
  * segments, extended lengths, unknown attributes of any type, Partial bits,
- * MP attributes merged in; and the decoder reading the bytes back.
+ * MP attributes merged in; and the decoder reading the bytes back. Also the
+ * interning of next hops the decoder uses.
  */
 import { describe, expect, test } from "bun:test";
 import {
@@ -18,7 +19,7 @@ import {
   encodeAttributes,
   splitAttributes,
 } from "../../lib/bgp/attributes.ts";
-import { Writer } from "../../lib/bgp/bytes.ts";
+import { Writer, internNextHop } from "../../lib/bgp/bytes.ts";
 import { AS_TRANS, ATTR, FLAG, SEG } from "../../lib/bgp/types.ts";
 
 function rng(seed: number): () => number {
@@ -182,5 +183,20 @@ describe("attribute encoding", () => {
         expect(norm(back)).toEqual(norm(a));
       }
     }
+  });
+});
+
+describe("next hops", () => {
+  test("interned: equal bytes give one object (IPv4 by number, IPv6 by bytes), different bytes different ones, never the caller's buffer", () => {
+    const buf = Uint8Array.of(0, 192, 0, 2, 1, 0, 192, 0, 2, 1, 192, 0, 2, 2);
+    const a = internNextHop(buf, 1, 5);
+    expect(internNextHop(buf, 6, 10)).toBe(a);
+    expect(a).toEqual(Uint8Array.of(192, 0, 2, 1));
+    expect(a.buffer).not.toBe(buf.buffer);
+    expect(internNextHop(buf, 10, 14)).not.toBe(a);
+    const v6 = Uint8Array.of(0x20, 1, 0xd, 0xb8, ...new Array(11).fill(0), 1);
+    const b = internNextHop(v6, 0, 16);
+    expect(internNextHop(v6.slice(), 0, 16)).toBe(b);
+    expect(internNextHop(Uint8Array.of(0x20, 1, 0xd, 0xb8, ...new Array(11).fill(0), 2), 0, 16)).not.toBe(b);
   });
 });
