@@ -798,16 +798,18 @@ export class AttrCache {
   private put(h: number, key: string, value: DecodedAttrs): void {
     if (!this.interning && this.index.size >= this.limit) this.index.clear();
     const a = value.attrs;
+    // Its key and issues are the set's own fields: a set belongs to one cache (decoded by it), never two.
+    if (a.internKey != null) throw new Error("attribute cache: this set is already in a cache");
     a.internKey = key;
     a.internIssues = value.issues.length ? value.issues : NO_ISSUES;
     if (this.interning) a.interned = this;
     this.index.add(h, a);
   }
 
-  /** Look up the non-MP attributes of the last scan of `buf` (n attributes). */
-  lookupScan(buf: Uint8Array, n: number): DecodedAttrs | undefined {
+  /** Look up the non-MP attributes of the last scan of `buf` (n attributes); their issues: cachedIssues. */
+  lookupScan(buf: Uint8Array, n: number): PathAttributes | undefined {
     scanned = n;
-    return decodedOf(this.index.find(this.hashScan(buf, n), keyMatchesScan, buf));
+    return this.index.find(this.hashScan(buf, n), keyMatchesScan, buf);
   }
 
   insertScan(buf: Uint8Array, n: number, value: DecodedAttrs): void {
@@ -828,9 +830,9 @@ export class AttrCache {
     this.put(h, latin1(keyScratch, 0, len), value);
   }
 
-  /** Look up by a plain byte string (e.g. the attributes of an MRT RIB entry). */
-  get(bytes: Uint8Array): DecodedAttrs | undefined {
-    return decodedOf(this.index.find(fnv(0x811c9dc5, bytes, 0, bytes.length), keyMatchesBytes, bytes));
+  /** Look up by a plain byte string (e.g. the attributes of an MRT RIB entry); its issues: cachedIssues. */
+  get(bytes: Uint8Array): PathAttributes | undefined {
+    return this.index.find(fnv(0x811c9dc5, bytes, 0, bytes.length), keyMatchesBytes, bytes);
   }
 
   set(bytes: Uint8Array, value: DecodedAttrs): void {
@@ -838,9 +840,9 @@ export class AttrCache {
   }
 }
 
-/** A cached set with its decoding issues, as a lookup returns it. */
-function decodedOf(a: PathAttributes | undefined): DecodedAttrs | undefined {
-  return a === undefined ? undefined : { attrs: a, issues: a.internIssues! };
+/** What decoding a cached set found (a lookup returns the set alone: no object per hit). */
+export function cachedIssues(a: PathAttributes): AttrIssue[] {
+  return a.internIssues ?? NO_ISSUES;
 }
 
 const NO_ISSUES: AttrIssue[] = [];

@@ -14,7 +14,6 @@ import {
   sharedAttrCache,
   type AttrContext,
   type AttrIssue,
-  type DecodedAttrs,
   type PathAttributes,
   type RawAttr,
   attrName,
@@ -25,6 +24,7 @@ import {
   scannedAttrs,
   type AttributeBlocks,
   attributeBlocks,
+  cachedIssues,
   encodeAttributes,
   splitAttributes,
 } from "./attributes.ts";
@@ -272,23 +272,20 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
 
   // Other attributes, interned by their raw bytes (the scan table is still ours:
   // nothing above scans again).
-  let decoded: DecodedAttrs;
+  let attrs: PathAttributes;
+  let issues: AttrIssue[];
   const cache = ctx.cache;
-  if (cache && scanned > 0 && otherAttrs > 0) {
-    const hit = cache.lookupScan(body, scanned);
-    if (hit) decoded = hit;
-    else {
-      const issues: AttrIssue[] = [];
-      decoded = { attrs: decodeScannedAttributes(body, scanned, ctx, issues), issues };
-      cache.insertScan(body, scanned, decoded);
-    }
+  const hit = cache && scanned > 0 && otherAttrs > 0 ? cache.lookupScan(body, scanned) : undefined;
+  if (hit !== undefined) {
+    attrs = hit;
+    issues = cachedIssues(hit);
   } else {
-    const issues: AttrIssue[] = [];
-    const attrs = scanned >= 0 ? decodeScannedAttributes(body, scanned, ctx, issues) : decodeAttributes(nonMp ?? [], ctx, issues);
-    decoded = { attrs, issues };
+    issues = [];
+    attrs = scanned >= 0 ? decodeScannedAttributes(body, scanned, ctx, issues) : decodeAttributes(nonMp ?? [], ctx, issues);
+    if (cache && scanned > 0 && otherAttrs > 0) cache.insertScan(body, scanned, { attrs, issues });
   }
-  msg.attrs = decoded.attrs;
-  for (const i of decoded.issues) {
+  msg.attrs = attrs;
+  for (const i of issues) {
     msg.issues.push(i);
     if (i.action === "treat-as-withdraw") msg.treatAsWithdraw = true;
   }

@@ -78,10 +78,6 @@ export class HashIndex<T extends object> {
     this.live = 0;
   }
 
-  *values(): IterableIterator<T> {
-    for (const t of this.items) if (t !== null) yield t;
-  }
-
   /** A new index sized for the live items (at most a third full), without removed marks. */
   private rebuild(): void {
     let n = 16;

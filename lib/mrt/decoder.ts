@@ -27,6 +27,7 @@ import {
   ATTR,
   type AttrIssue,
   AttrCache,
+  cachedIssues,
   BGP_MAX_EXT_MSG,
   BgpError,
   MsgType,
@@ -311,25 +312,28 @@ export class MrtDecoder {
         else e.nextHop = nh;
       }
     }
-    let decoded: { attrs: PathAttributes; issues: AttrIssue[] };
+    let attrs: PathAttributes;
+    let issues: AttrIssue[];
     try {
       const cache = this.cache(fourOctetAs, true);
       const key = overrun ? null : rawAttrs;
       const hit = key === null ? undefined : cache.get(key);
-      if (hit) decoded = hit;
-      else {
-        const issues: AttrIssue[] = [];
-        decoded = { attrs: decodeAttributes(raw, { fourOctetAs, ibgp: true }, issues), issues };
-        if (key !== null) cache.set(key, decoded);
+      if (hit) {
+        attrs = hit;
+        issues = cachedIssues(hit);
+      } else {
+        issues = [];
+        attrs = decodeAttributes(raw, { fourOctetAs, ibgp: true }, issues);
+        if (key !== null) cache.set(key, { attrs, issues });
       }
     } catch (err) {
       if (!(err instanceof BgpError)) throw err;
       e.error = err;
       return e;
     }
-    e.attrs = decoded.attrs;
-    if (decoded.issues.length) e.issues.push(...decoded.issues);
-    if (!e.nextHop && decoded.attrs.nextHop) e.nextHop = decoded.attrs.nextHop;
+    e.attrs = attrs;
+    if (issues.length) e.issues.push(...issues);
+    if (!e.nextHop && attrs.nextHop) e.nextHop = attrs.nextHop;
     return e;
   }
 

@@ -136,7 +136,7 @@ export interface ExportResult {
  * (NEXT_HOP aside, see AttributeBlocks), its next hop, and the export
  * generation it was made in (see resync). Immutable but for its reference
  * count, and shared: within a generation, every prefix advertised with the
- * same bytes and next hop points to one entry, found by `hash`.
+ * same bytes and next hop points to one entry, found by a hash of them.
  */
 class OutEntry implements AttributeBlocks {
   /** Prefixes of its owner's table whose value (what they are to have) is this entry. */
@@ -150,7 +150,6 @@ class OutEntry implements AttributeBlocks {
     /** Interned next hop (one object per distinct value). */
     readonly nextHop: Uint8Array,
     readonly stamp: number,
-    readonly hash: number,
     /** The Adj-RIB-Out that made it and counts its uses (a copy of a table, adoptFrom, shares entries without counting them). */
     readonly owner: AdjRibOut,
   ) {}
@@ -528,19 +527,20 @@ export class AdjRibOut {
   private drop(e: OutEntry): void {
     if (e.owner !== this || --e.refs > 0 || !e.interned) return;
     e.interned = false;
-    this.interned.remove(e.hash, e);
+    this.interned.remove(entryHash(e.bytes, e.nextHop), e);
   }
 
   /** The entry of this generation for (blocks, next hop): one in the intern table, or a new one put there. */
   private entryFor(blk: AttributeBlocks, nh: Uint8Array): OutEntry {
-    return this.internEntry(new OutEntry(blk.bytes, blk.lowEnd, blk.midEnd, nh, this.gen, entryHash(blk.bytes, nh), this));
+    return this.internEntry(new OutEntry(blk.bytes, blk.lowEnd, blk.midEnd, nh, this.gen, this));
   }
 
   /** An interned entry equal to `e` (same bytes, next hop and generation), or e itself, now interned. */
   private internEntry(e: OutEntry): OutEntry {
-    const x = this.interned.find(e.hash, equalEntry, e);
+    const h = entryHash(e.bytes, e.nextHop);
+    const x = this.interned.find(h, equalEntry, e);
     if (x !== undefined) return x;
-    this.interned.add(e.hash, e);
+    this.interned.add(h, e);
     e.interned = true;
     return e;
   }

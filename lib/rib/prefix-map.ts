@@ -88,7 +88,7 @@ function hashOf(k: PrefixKey): number {
 const POS_BITS = 24;
 const POS_MASK = (1 << POS_BITS) - 1;
 /** Most entries a map holds (positions + 1 must fit POS_BITS). */
-export const PREFIX_MAP_MAX = POS_MASK - 1;
+const PREFIX_MAP_MAX = POS_MASK - 1;
 
 /**
  * A key's tag, shifted into place (bits 24-30 of a slot): from bits the

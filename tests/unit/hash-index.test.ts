@@ -35,7 +35,6 @@ describe("HashIndex", () => {
     expect(ix.size).toBe(199);
     // Items past the removed one on the same probe path are still found.
     for (const t of items) if (t !== items[5]) expect(ix.find(weak(t.key), byKey, t.key)).toBe(t);
-    expect([...ix.values()].length).toBe(199);
   });
 
   test("churn: removed marks do not pile up (the index is rebuilt), holes are reused, everything stays findable", () => {

@@ -8,7 +8,7 @@
  * Each row cites the RFC section that decides it.
  */
 import { describe, expect, test } from "bun:test";
-import { AttrCache, holdAttributes, releaseAttributes, settleAttributes, sharedAttrCache } from "../../lib/bgp/attributes.ts";
+import { AttrCache, emptyAttributes, holdAttributes, releaseAttributes, settleAttributes, sharedAttrCache } from "../../lib/bgp/attributes.ts";
 import { AdjRibIn } from "../../lib/rib/adj-rib-in.ts";
 import { LocRib } from "../../lib/rib/loc-rib.ts";
 import { makeRoute, prefixKey } from "../../lib/rib/types.ts";
@@ -634,8 +634,11 @@ describe("the attribute cache's key: the bytes of the non-MP attributes", () => 
     // The plain byte-string form (MRT): bytes that are a prefix of a stored key do not match it.
     const m = new AttrCache();
     const bytes = Uint8Array.from([...ORIGIN, ...AS_PATH, 0xff, 0x80]);
-    m.set(bytes, { attrs: a.attrs!, issues: [] });
-    expect(m.get(bytes.slice())?.attrs).toBe(a.attrs!);
+    const own = emptyAttributes();
+    m.set(bytes, { attrs: own, issues: [] });
+    expect(m.get(bytes.slice())).toBe(own);
+    // A set is in one cache at most (its key is its own field).
+    expect(() => m.set(Uint8Array.of(1, 2, 3), { attrs: a.attrs!, issues: [] })).toThrow(/already in a cache/);
     expect(m.get(bytes.subarray(0, bytes.length - 1))).toBeUndefined();
     expect(m.get(Uint8Array.from([...bytes.subarray(0, bytes.length - 1), 0x81]))).toBeUndefined();
   });
