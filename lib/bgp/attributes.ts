@@ -65,7 +65,12 @@ export interface PathAttributes {
   internIssues?: AttrIssue[] | null;
 }
 
-export function emptyAttributes(): PathAttributes {
+/**
+ * A set with no attributes: its lists new empty arrays, or all `shared`
+ * (the decoder's frozen empty list, replaced by an array only where an
+ * attribute is present).
+ */
+export function emptyAttributes(shared?: never[]): PathAttributes {
   const a: PathAttributes = {
     origin: null,
     asPath: null,
@@ -74,13 +79,13 @@ export function emptyAttributes(): PathAttributes {
     localPref: null,
     atomicAggregate: false,
     aggregator: null,
-    communities: [],
+    communities: shared ?? [],
     originatorId: null,
-    clusterList: [],
-    extCommunities: [],
-    largeCommunities: [],
+    clusterList: shared ?? [],
+    extCommunities: shared ?? [],
+    largeCommunities: shared ?? [],
     otc: null,
-    unknown: [],
+    unknown: shared ?? [],
   };
   // Not enumerable: not copied by a spread, not in JSON or comparisons. Defined here, so every set has them in its own slots
   // (one defineProperty each: twice as fast as one defineProperties, measured).
@@ -385,7 +390,12 @@ function updErr(sub: number, msg: string, a?: RawAttr): BgpError {
  * says so.
  */
 export function decodeAttributes(raw: RawAttr[], ctx: AttrContext, issues: AttrIssue[]): PathAttributes {
-  return decodeAttrSet(raw.length, (i) => raw[i]!.flags, (i) => raw[i]!.type, (i) => raw[i]!.value, () => 0, (i) => raw[i]!.value.length, ctx, issues);
+  const a = beginSet();
+  for (let i = 0; i < raw.length; i++) {
+    const r = raw[i]!;
+    if (!isMp(r.type)) decodeOne(a, r.flags, r.type, r.value, 0, r.value.length, ctx, issues);
+  }
+  return endSet(a, ctx, issues);
 }
 
 /**
@@ -393,215 +403,236 @@ export function decodeAttributes(raw: RawAttr[], ctx: AttrContext, issues: AttrI
  * straight from the message buffer (no per-attribute views).
  */
 export function decodeScannedAttributes(buf: Uint8Array, n: number, ctx: AttrContext, issues: AttrIssue[]): PathAttributes {
-  const t = scan;
-  return decodeAttrSet(
-    n,
-    (i) => t[i * SCAN_STRIDE]!,
-    (i) => t[i * SCAN_STRIDE + 1]!,
-    () => buf,
-    (i) => t[i * SCAN_STRIDE + 2]! + (t[i * SCAN_STRIDE]! & FLAG.EXTENDED ? 4 : 3),
-    (i) => t[i * SCAN_STRIDE + 3]!,
-    ctx,
-    issues,
-  );
+  const a = beginSet();
+  for (let i = 0; i < n; i++) {
+    const j = i * SCAN_STRIDE;
+    const type = scan[j + 1]!;
+    if (isMp(type)) continue;
+    const flags = scan[j]!;
+    decodeOne(a, flags, type, buf, scan[j + 2]! + (flags & FLAG.EXTENDED ? 4 : 3), scan[j + 3]!, ctx, issues);
+  }
+  return endSet(a, ctx, issues);
 }
 
 /** Attribute types seen in the current decode: `seenMark[type] === seenGen`. */
 const seenMark = new Uint32Array(256);
 let seenGen = 0;
+/** AS4_PATH and AS4_AGGREGATOR of the set being decoded: merged at its end (RFC 6793). */
+let as4Path: AsPathSegment[] | null = null;
+let as4Agg: { asn: number; address: string } | null = null;
 
-/**
- * The attribute decoder proper, over n attributes given by accessors: flags,
- * type, and the value as (buffer, start, end). Per-attribute RFC 7606 handling.
+/*
+ * The decoder proper: beginSet, decodeOne per attribute (flags, type, and
+ * the value as bytes [s, e) of b), endSet. Per-attribute RFC 7606 handling.
+ * Plain functions over module state, no closures: a decoder that made
+ * accessor or reporting closures cost nine functions and three scope
+ * objects per UPDATE, and every UPDATE of a new set comes through here.
+ * A set's lists start as the shared frozen empty list and get an array of
+ * their exact size when the attribute is there.
  */
-function decodeAttrSet(
-  n: number,
-  flagsOf: (i: number) => number,
-  typeOf: (i: number) => number,
-  bufOf: (i: number) => Uint8Array,
-  startOf: (i: number) => number,
-  endOf: (i: number) => number,
-  ctx: AttrContext,
-  issues: AttrIssue[],
-): PathAttributes {
-  const a = emptyAttributes();
+function beginSet(): PathAttributes {
+  const a = emptyAttributes(EMPTY_LIST);
   if (++seenGen === 0xffffffff) {
     seenMark.fill(0);
     seenGen = 1;
   }
-  const gen = seenGen;
-  let as4Path: AsPathSegment[] | null = null;
-  let as4Agg: { asn: number; address: string } | null = null;
-  const asLen: 2 | 4 = ctx.fourOctetAs ? 4 : 2;
-  const withdraw = (attr: number, reason: string) => issues.push({ action: "treat-as-withdraw", attr, reason });
-  const discard = (attr: number, reason: string) => issues.push({ action: "attribute-discard", attr, reason });
+  as4Path = null;
+  as4Agg = null;
+  return a;
+}
 
-  for (let i = 0; i < n; i++) {
-    const type = typeOf(i);
-    if (type === ATTR.MP_REACH_NLRI || type === ATTR.MP_UNREACH_NLRI) continue;
-    const flags = flagsOf(i);
-    const b = bufOf(i);
-    const s = startOf(i);
-    const e = endOf(i);
-    const vlen = e - s;
-    if (seenMark[type] === gen) {
-      discard(type, `duplicate ${attrName(type)} ignored`);
-      continue;
-    }
-    seenMark[type] = gen;
-    const expected = EXPECTED_FLAGS[type];
-    if (expected === undefined) {
-      if (!(flags & FLAG.OPTIONAL)) {
-        throw updErr(UPDATE_SUB.UNRECOGNIZED_WELL_KNOWN, `unrecognized well-known attribute ${type}`, { flags, type, value: b.subarray(s, e) });
-      }
-      if (flags & FLAG.TRANSITIVE) a.unknown.push({ flags, type, value: b.slice(s, e) });
-      continue;
-    }
-    if ((flags & (FLAG.OPTIONAL | FLAG.TRANSITIVE)) !== expected) {
-      withdraw(type, `${attrName(type)} has wrong flags 0x${flags.toString(16)}`);
-      continue;
-    }
-    if (flags & FLAG.PARTIAL && expected === (FLAG.OPTIONAL | FLAG.TRANSITIVE)) (a.partial ??= []).push(type);
-    switch (type) {
-      case ATTR.ORIGIN:
-        if (vlen !== 1) withdraw(type, `ORIGIN length ${vlen}`);
-        else if (b[s]! > 2) withdraw(type, `invalid ORIGIN ${b[s]}`);
-        else a.origin = b[s]!;
-        break;
-      case ATTR.AS_PATH: {
-        const p = parseAsPath(b, asLen, s, e);
-        if (!p) {
-          withdraw(type, "malformed AS_PATH");
-          break;
-        }
-        if (!ctx.ibgp && p.some((s) => s.type === SEG.AS_CONFED_SEQUENCE || s.type === SEG.AS_CONFED_SET)) {
-          withdraw(type, "AS_PATH with confederation segments from an external peer");
-          break;
-        }
-        if (p.some((s) => s.asns.includes(0))) {
-          withdraw(type, "AS_PATH contains AS 0"); // RFC 7607
-          break;
-        }
-        a.asPath = p;
-        break;
-      }
-      case ATTR.NEXT_HOP:
-        if (vlen !== 4) withdraw(type, `NEXT_HOP length ${vlen}`);
-        else a.nextHop = internNextHop(b, s, e);
-        break;
-      case ATTR.MED:
-        if (vlen !== 4) withdraw(type, `MULTI_EXIT_DISC length ${vlen}`);
-        else a.med = u32(b, s + 0);
-        break;
-      case ATTR.LOCAL_PREF:
-        if (!ctx.ibgp) discard(type, "LOCAL_PREF from an external peer ignored");
-        else if (vlen !== 4) withdraw(type, `LOCAL_PREF length ${vlen}`);
-        else a.localPref = u32(b, s + 0);
-        break;
-      case ATTR.ATOMIC_AGGREGATE:
-        if (vlen !== 0) discard(type, `ATOMIC_AGGREGATE length ${vlen}`);
-        else a.atomicAggregate = true;
-        break;
-      case ATTR.AGGREGATOR: {
-        const want = asLen + 4;
-        if (vlen !== want) discard(type, `AGGREGATOR length ${vlen}, expected ${want}`);
-        else {
-          const asn = asLen === 4 ? u32(b, s + 0) : u16(b, s + 0);
-          if (asn === 0) discard(type, "AGGREGATOR with AS 0");
-          else a.aggregator = { asn, address: formatIPv4(b, s + asLen) };
-        }
-        break;
-      }
-      case ATTR.COMMUNITIES:
-        // RFC 7606 §7.8: malformed unless the length is a non-zero multiple of 4.
-        if (vlen === 0 || vlen % 4 !== 0) withdraw(type, `COMMUNITIES length ${vlen}`);
-        else for (let o = 0; o < vlen; o += 4) a.communities.push(u32(b, s + o));
-        break;
-      case ATTR.ORIGINATOR_ID:
-        if (!ctx.ibgp) discard(type, "ORIGINATOR_ID from an external peer ignored");
-        else if (vlen !== 4) withdraw(type, `ORIGINATOR_ID length ${vlen}`);
-        else a.originatorId = formatIPv4(b, s);
-        break;
-      case ATTR.CLUSTER_LIST:
-        if (!ctx.ibgp) discard(type, "CLUSTER_LIST from an external peer ignored");
-        else if (vlen === 0 || vlen % 4 !== 0) withdraw(type, `CLUSTER_LIST length ${vlen}`);
-        else for (let o = 0; o < vlen; o += 4) a.clusterList.push(formatIPv4(b, s + o));
-        break;
-      case ATTR.EXTENDED_COMMUNITIES:
-        // RFC 7606 §7.14: malformed unless the length is a non-zero multiple of 8.
-        if (vlen === 0 || vlen % 8 !== 0) withdraw(type, `EXTENDED_COMMUNITIES length ${vlen}`);
-        else for (let o = 0; o < vlen; o += 8) a.extCommunities.push(b.slice(s + o, s + o + 8));
-        break;
-      case ATTR.LARGE_COMMUNITY:
-        if (vlen === 0 || vlen % 12 !== 0) withdraw(type, `LARGE_COMMUNITY length ${vlen}`);
-        else {
-          // RFC 8092 §3: a receiver MUST silently remove redundant values.
-          const dup = vlen > 12 ? new Set<string>() : null;
-          for (let o = 0; o < vlen; o += 12) {
-            const l: [number, number, number] = [u32(b, s + o), u32(b, s + o + 4), u32(b, s + o + 8)];
-            if (dup) {
-              const k = `${l[0]}:${l[1]}:${l[2]}`;
-              if (dup.has(k)) continue;
-              dup.add(k);
-            }
-            a.largeCommunities.push(l);
-          }
-        }
-        break;
-      case ATTR.AS4_PATH: {
-        if (ctx.fourOctetAs) {
-          discard(type, "AS4_PATH from a 4-octet peer ignored");
-          break;
-        }
-        const p = parseAsPath(b, 4, s, e);
-        if (!p || p.some((s) => s.asns.includes(0) || s.type === SEG.AS_CONFED_SEQUENCE || s.type === SEG.AS_CONFED_SET)) {
-          discard(type, "malformed AS4_PATH");
-          break;
-        }
-        as4Path = p;
-        break;
-      }
-      case ATTR.AS4_AGGREGATOR:
-        if (ctx.fourOctetAs) discard(type, "AS4_AGGREGATOR from a 4-octet peer ignored");
-        else if (vlen !== 8 || u32(b, s + 0) === 0) discard(type, `malformed AS4_AGGREGATOR (length ${vlen})`);
-        else as4Agg = { asn: u32(b, s + 0), address: formatIPv4(b, s + 4) };
-        break;
-      case ATTR.OTC:
-        if (vlen !== 4) withdraw(type, `OTC length ${vlen}`);
-        else a.otc = u32(b, s + 0);
-        break;
-    }
+function withdraw(issues: AttrIssue[], attr: number, reason: string): void {
+  issues.push({ action: "treat-as-withdraw", attr, reason });
+}
+
+function discard(issues: AttrIssue[], attr: number, reason: string): void {
+  issues.push({ action: "attribute-discard", attr, reason });
+}
+
+/** AS 0 anywhere in the path (RFC 7607), or, with `confed`, a confederation segment. */
+function badSegments(p: AsPathSegment[], confed: boolean): boolean {
+  for (let i = 0; i < p.length; i++) {
+    const seg = p[i]!;
+    if (confed && (seg.type === SEG.AS_CONFED_SEQUENCE || seg.type === SEG.AS_CONFED_SET)) return true;
+    if (seg.asns.includes(0)) return true;
   }
+  return false;
+}
+
+function hasConfed(p: AsPathSegment[]): boolean {
+  for (let i = 0; i < p.length; i++) if (p[i]!.type === SEG.AS_CONFED_SEQUENCE || p[i]!.type === SEG.AS_CONFED_SET) return true;
+  return false;
+}
+
+/** A large community already in the list (RFC 8092 §3: redundant values are removed); a Set past 16 values. */
+function seenLarge(list: [number, number, number][], dup: Set<string> | null, x: number, y: number, z: number): boolean {
+  if (dup !== null) {
+    const k = `${x}:${y}:${z}`;
+    if (dup.has(k)) return true;
+    dup.add(k);
+    return false;
+  }
+  for (let i = 0; i < list.length; i++) {
+    const l = list[i]!;
+    if (l[0] === x && l[1] === y && l[2] === z) return true;
+  }
+  return false;
+}
+
+function decodeOne(a: PathAttributes, flags: number, type: number, b: Uint8Array, s: number, e: number, ctx: AttrContext, issues: AttrIssue[]): void {
+  const vlen = e - s;
+  if (seenMark[type] === seenGen) {
+    discard(issues, type, `duplicate ${attrName(type)} ignored`);
+    return;
+  }
+  seenMark[type] = seenGen;
+  const expected = EXPECTED_FLAGS[type];
+  if (expected === undefined) {
+    if (!(flags & FLAG.OPTIONAL)) {
+      throw updErr(UPDATE_SUB.UNRECOGNIZED_WELL_KNOWN, `unrecognized well-known attribute ${type}`, { flags, type, value: b.subarray(s, e) });
+    }
+    if (flags & FLAG.TRANSITIVE) {
+      if (a.unknown === EMPTY_LIST) a.unknown = [];
+      a.unknown.push({ flags, type, value: b.slice(s, e) });
+    }
+    return;
+  }
+  if ((flags & (FLAG.OPTIONAL | FLAG.TRANSITIVE)) !== expected) {
+    withdraw(issues, type, `${attrName(type)} has wrong flags 0x${flags.toString(16)}`);
+    return;
+  }
+  if (flags & FLAG.PARTIAL && expected === (FLAG.OPTIONAL | FLAG.TRANSITIVE)) (a.partial ??= []).push(type);
+  const asLen: 2 | 4 = ctx.fourOctetAs ? 4 : 2;
+  switch (type) {
+    case ATTR.ORIGIN:
+      if (vlen !== 1) withdraw(issues, type, `ORIGIN length ${vlen}`);
+      else if (b[s]! > 2) withdraw(issues, type, `invalid ORIGIN ${b[s]}`);
+      else a.origin = b[s]!;
+      break;
+    case ATTR.AS_PATH: {
+      const p = parseAsPath(b, asLen, s, e);
+      if (!p) withdraw(issues, type, "malformed AS_PATH");
+      else if (!ctx.ibgp && hasConfed(p)) withdraw(issues, type, "AS_PATH with confederation segments from an external peer");
+      else if (badSegments(p, false)) withdraw(issues, type, "AS_PATH contains AS 0"); // RFC 7607
+      else a.asPath = p;
+      break;
+    }
+    case ATTR.NEXT_HOP:
+      if (vlen !== 4) withdraw(issues, type, `NEXT_HOP length ${vlen}`);
+      else a.nextHop = internNextHop(b, s, e);
+      break;
+    case ATTR.MED:
+      if (vlen !== 4) withdraw(issues, type, `MULTI_EXIT_DISC length ${vlen}`);
+      else a.med = u32(b, s);
+      break;
+    case ATTR.LOCAL_PREF:
+      if (!ctx.ibgp) discard(issues, type, "LOCAL_PREF from an external peer ignored");
+      else if (vlen !== 4) withdraw(issues, type, `LOCAL_PREF length ${vlen}`);
+      else a.localPref = u32(b, s);
+      break;
+    case ATTR.ATOMIC_AGGREGATE:
+      if (vlen !== 0) discard(issues, type, `ATOMIC_AGGREGATE length ${vlen}`);
+      else a.atomicAggregate = true;
+      break;
+    case ATTR.AGGREGATOR: {
+      const want = asLen + 4;
+      if (vlen !== want) discard(issues, type, `AGGREGATOR length ${vlen}, expected ${want}`);
+      else {
+        const asn = asLen === 4 ? u32(b, s) : u16(b, s);
+        if (asn === 0) discard(issues, type, "AGGREGATOR with AS 0");
+        else a.aggregator = { asn, address: formatIPv4(b, s + asLen) };
+      }
+      break;
+    }
+    case ATTR.COMMUNITIES:
+      // RFC 7606 §7.8: malformed unless the length is a non-zero multiple of 4.
+      if (vlen === 0 || vlen % 4 !== 0) withdraw(issues, type, `COMMUNITIES length ${vlen}`);
+      else {
+        const list = new Array<number>(vlen >> 2);
+        for (let k = 0; k < list.length; k++) list[k] = u32(b, s + k * 4);
+        a.communities = list;
+      }
+      break;
+    case ATTR.ORIGINATOR_ID:
+      if (!ctx.ibgp) discard(issues, type, "ORIGINATOR_ID from an external peer ignored");
+      else if (vlen !== 4) withdraw(issues, type, `ORIGINATOR_ID length ${vlen}`);
+      else a.originatorId = formatIPv4(b, s);
+      break;
+    case ATTR.CLUSTER_LIST:
+      if (!ctx.ibgp) discard(issues, type, "CLUSTER_LIST from an external peer ignored");
+      else if (vlen === 0 || vlen % 4 !== 0) withdraw(issues, type, `CLUSTER_LIST length ${vlen}`);
+      else {
+        const list = new Array<string>(vlen >> 2);
+        for (let k = 0; k < list.length; k++) list[k] = formatIPv4(b, s + k * 4);
+        a.clusterList = list;
+      }
+      break;
+    case ATTR.EXTENDED_COMMUNITIES:
+      // RFC 7606 §7.14: malformed unless the length is a non-zero multiple of 8.
+      if (vlen === 0 || vlen % 8 !== 0) withdraw(issues, type, `EXTENDED_COMMUNITIES length ${vlen}`);
+      else {
+        const list = new Array<Uint8Array>(vlen >> 3);
+        for (let k = 0; k < list.length; k++) list[k] = b.slice(s + k * 8, s + k * 8 + 8);
+        a.extCommunities = list;
+      }
+      break;
+    case ATTR.LARGE_COMMUNITY:
+      if (vlen === 0 || vlen % 12 !== 0) withdraw(issues, type, `LARGE_COMMUNITY length ${vlen}`);
+      else {
+        // RFC 8092 §3: a receiver MUST silently remove redundant values.
+        const list: [number, number, number][] = [];
+        const dup = vlen > 16 * 12 ? new Set<string>() : null;
+        for (let o = s; o < e; o += 12) {
+          const x = u32(b, o);
+          const y = u32(b, o + 4);
+          const z = u32(b, o + 8);
+          if (!seenLarge(list, dup, x, y, z)) list.push([x, y, z]);
+        }
+        a.largeCommunities = list;
+      }
+      break;
+    case ATTR.AS4_PATH: {
+      if (ctx.fourOctetAs) {
+        discard(issues, type, "AS4_PATH from a 4-octet peer ignored");
+        break;
+      }
+      const p = parseAsPath(b, 4, s, e);
+      if (!p || badSegments(p, true)) discard(issues, type, "malformed AS4_PATH");
+      else as4Path = p;
+      break;
+    }
+    case ATTR.AS4_AGGREGATOR:
+      if (ctx.fourOctetAs) discard(issues, type, "AS4_AGGREGATOR from a 4-octet peer ignored");
+      else if (vlen !== 8 || u32(b, s) === 0) discard(issues, type, `malformed AS4_AGGREGATOR (length ${vlen})`);
+      else as4Agg = { asn: u32(b, s), address: formatIPv4(b, s + 4) };
+      break;
+    case ATTR.OTC:
+      if (vlen !== 4) withdraw(issues, type, `OTC length ${vlen}`);
+      else a.otc = u32(b, s);
+      break;
+  }
+}
+
+function endSet(a: PathAttributes, ctx: AttrContext, issues: AttrIssue[]): PathAttributes {
   // RFC 6793 §4.2.3: "When both of the attributes are received" (AGGREGATOR and
   // AS4_AGGREGATOR), a non-AS_TRANS AGGREGATOR means AS4_AGGREGATOR and AS4_PATH
   // are ignored; with only one of them there is nothing to choose between.
   if (!ctx.fourOctetAs && (as4Path || as4Agg)) {
     if (as4Agg && a.aggregator && a.aggregator.asn !== AS_TRANS) {
-      if (as4Agg || as4Path) discard(ATTR.AS4_AGGREGATOR, "AS4 attributes ignored: AGGREGATOR is not AS_TRANS");
+      discard(issues, ATTR.AS4_AGGREGATOR, "AS4 attributes ignored: AGGREGATOR is not AS_TRANS");
     } else {
       if (as4Agg && a.aggregator) a.aggregator = as4Agg;
       if (as4Path && a.asPath) a.asPath = mergeAs4Path(a.asPath, as4Path);
     }
   }
-  return shareEmptyLists(a);
+  as4Path = null;
+  as4Agg = null;
+  return a;
 }
 
 // Frozen: a decoded set is shared by every route carrying it, so nothing may change it in place.
+// A decoded set's absent lists all point to it (five fewer objects per set; a full table has tens of thousands).
 const EMPTY_LIST: never[] = Object.freeze([]) as unknown as never[];
-
-/**
- * A decoded set's absent list attributes all point to one frozen empty
- * array (five fewer objects per distinct set, and a full table has tens of
- * thousands of sets).
- */
-function shareEmptyLists(a: PathAttributes): PathAttributes {
-  if (a.communities.length === 0) a.communities = EMPTY_LIST;
-  if (a.clusterList.length === 0) a.clusterList = EMPTY_LIST;
-  if (a.extCommunities.length === 0) a.extCommunities = EMPTY_LIST;
-  if (a.largeCommunities.length === 0) a.largeCommunities = EMPTY_LIST;
-  if (a.unknown.length === 0) a.unknown = EMPTY_LIST;
-  return a;
-}
 
 export interface DecodedAttrs {
   attrs: PathAttributes;
@@ -689,17 +720,17 @@ function isMp(type: number): boolean {
 }
 
 /** The non-MP attributes of a scan as RawAttr views (allocates; the slow path). */
-export function scannedAttrs(buf: Uint8Array, n: number, mp: boolean): RawAttr[] {
-  const out: RawAttr[] = [];
+export function scannedAttrs(buf: Uint8Array, n: number, mp: boolean): readonly RawAttr[] {
+  let out: RawAttr[] | null = null;
   for (let i = 0; i < n; i++) {
     const j = i * SCAN_STRIDE;
     const type = scan[j + 1]!;
     if (isMp(type) !== mp) continue;
     const flags = scan[j]!;
     const hs = scan[j + 2]!;
-    out.push({ flags, type, value: buf.subarray(hs + (flags & FLAG.EXTENDED ? 4 : 3), scan[j + 3]!) });
+    (out ??= []).push({ flags, type, value: buf.subarray(hs + (flags & FLAG.EXTENDED ? 4 : 3), scan[j + 3]!) });
   }
-  return out;
+  return out ?? EMPTY_LIST; // (an UPDATE without MP attributes makes no list)
 }
 
 /** Bytes [s, e) of `b` as a string of one character per byte (a view, no copy of `b`). */
@@ -707,8 +738,8 @@ function latin1(b: Uint8Array, s: number, e: number): string {
   return (b instanceof Buffer ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString("latin1", s, e);
 }
 
-/** Where insertScan gathers a key's bytes. */
-let keyScratch = new Uint8Array(256);
+/** Where insertScan gathers a key's bytes (a Buffer: its latin1 text is read without a view per key). */
+let keyScratch = Buffer.alloc(256);
 
 function latin1Equals(k: string, b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (k.charCodeAt(i) !== b[i]) return false;
@@ -795,13 +826,12 @@ export class AttrCache {
     return h;
   }
 
-  private put(h: number, key: string, value: DecodedAttrs): void {
+  private put(h: number, key: string, a: PathAttributes, issues: AttrIssue[]): void {
     if (!this.interning && this.index.size >= this.limit) this.index.clear();
-    const a = value.attrs;
     // Its key and issues are the set's own fields: a set belongs to one cache (decoded by it), never two.
     if (a.internKey != null) throw new Error("attribute cache: this set is already in a cache");
     a.internKey = key;
-    a.internIssues = value.issues.length ? value.issues : NO_ISSUES;
+    a.internIssues = issues.length ? issues : NO_ISSUES;
     if (this.interning) a.interned = this;
     this.index.add(h, a);
   }
@@ -812,7 +842,7 @@ export class AttrCache {
     return this.index.find(this.hashScan(buf, n), keyMatchesScan, buf);
   }
 
-  insertScan(buf: Uint8Array, n: number, value: DecodedAttrs): void {
+  insertScan(buf: Uint8Array, n: number, attrs: PathAttributes, issues: AttrIssue[]): void {
     const h = this.hashScan(buf, n);
     // The non-MP attributes, gathered into one run (they are one already unless an MP attribute sits between them).
     let len = 0;
@@ -820,14 +850,14 @@ export class AttrCache {
       const j = i * SCAN_STRIDE;
       if (!isMp(scan[j + 1]!)) len += scan[j + 3]! - scan[j + 2]!;
     }
-    if (keyScratch.length < len) keyScratch = new Uint8Array(Math.max(len, keyScratch.length * 2));
+    if (keyScratch.length < len) keyScratch = Buffer.alloc(Math.max(len, keyScratch.length * 2));
     let k = 0;
     for (let i = 0; i < n; i++) {
       const j = i * SCAN_STRIDE;
       if (isMp(scan[j + 1]!)) continue;
       k = copyInto(keyScratch, k, buf, scan[j + 2]!, scan[j + 3]!);
     }
-    this.put(h, latin1(keyScratch, 0, len), value);
+    this.put(h, keyScratch.toString("latin1", 0, len), attrs, issues);
   }
 
   /** Look up by a plain byte string (e.g. the attributes of an MRT RIB entry); its issues: cachedIssues. */
@@ -836,7 +866,7 @@ export class AttrCache {
   }
 
   set(bytes: Uint8Array, value: DecodedAttrs): void {
-    this.put(fnv(0x811c9dc5, bytes, 0, bytes.length), latin1(bytes, 0, bytes.length), value);
+    this.put(fnv(0x811c9dc5, bytes, 0, bytes.length), latin1(bytes, 0, bytes.length), value.attrs, value.issues);
   }
 }
 

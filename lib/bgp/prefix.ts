@@ -7,30 +7,36 @@
 import { Writer } from "./bytes.ts";
 import { type Afi, type Prefix, addrLen } from "../core/addr.ts";
 
-/** Result of checking an NLRI field: the number of prefixes or an error message. */
-export type NlriCheck = { ok: true; count: number } | { ok: false; reason: string };
+/** Why the last `checkNlri` that returned -1 failed. */
+export let nlriProblem = "";
 
 /**
  * Validate an NLRI field without allocating: every prefix length within the
- * family's maximum and every prefix inside the field.
+ * family's maximum and every prefix inside the field. Returns the number of
+ * prefixes, or -1 (the reason then in `nlriProblem`).
  */
-export function checkNlri(buf: Uint8Array, start: number, end: number, afi: number, addPath: boolean): NlriCheck {
+export function checkNlri(buf: Uint8Array, start: number, end: number, afi: number, addPath: boolean): number {
   const max = addrLen(afi) * 8;
   let off = start;
   let count = 0;
   while (off < end) {
     if (addPath) {
-      if (end - off < 5) return { ok: false, reason: `truncated path identifier at offset ${off - start}` };
+      if (end - off < 5) return nlriFails(`truncated path identifier at offset ${off - start}`);
       off += 4;
     }
     const len = buf[off]!;
-    if (len > max) return { ok: false, reason: `prefix length ${len} exceeds ${max}` };
+    if (len > max) return nlriFails(`prefix length ${len} exceeds ${max}`);
     const n = (len + 7) >> 3;
-    if (off + 1 + n > end) return { ok: false, reason: `prefix of length ${len} overruns NLRI field` };
+    if (off + 1 + n > end) return nlriFails(`prefix of length ${len} overruns NLRI field`);
     off += 1 + n;
     count++;
   }
-  return { ok: true, count };
+  return count;
+}
+
+function nlriFails(reason: string): -1 {
+  nlriProblem = reason;
+  return -1;
 }
 
 /**

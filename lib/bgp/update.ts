@@ -32,7 +32,7 @@ import { Writer, copyInto, internNextHop, u16 } from "./bytes.ts";
 import { BgpError } from "./errors.ts";
 import { frame, message } from "./framer.ts";
 import { addPathReceive, type Negotiated } from "./negotiate.ts";
-import { type NlriCheck, checkNlri, nlriToPrefixes, writePrefix } from "./prefix.ts";
+import { checkNlri, nlriProblem, nlriToPrefixes, writePrefix } from "./prefix.ts";
 import { parseAddr } from "../core/addr.ts";
 import { AFI, type Afi, ATTR, BGP_HEADER_LEN, ERR, FLAG, type Family, MsgType, type Prefix, SAFI, UPDATE_SUB } from "./types.ts";
 
@@ -129,9 +129,9 @@ function optionalAttrError(a: RawAttr, msg: string): BgpError {
   return new BgpError(ERR.UPDATE, UPDATE_SUB.OPTIONAL_ATTRIBUTE_ERROR, msg, rawAttrBytes(a));
 }
 
-function block(buf: Uint8Array, start: number, end: number, afi: Afi, safi: number, addPath: boolean, check: NlriCheck & { ok: true }): NlriBlock | null {
-  if (check.count === 0) return null;
-  return { afi, safi, addPath, buf, start, end, count: check.count };
+function block(buf: Uint8Array, start: number, end: number, afi: Afi, safi: number, addPath: boolean, count: number): NlriBlock | null {
+  if (count === 0) return null;
+  return { afi, safi, addPath, buf, start, end, count };
 }
 
 function familyAllowed(ctx: UpdateContext, afi: number, safi: number): boolean {
@@ -154,6 +154,20 @@ function martianNextHop(nh: Uint8Array): boolean {
  * Decode an UPDATE body. Throws BgpError only when the session must be reset;
  * otherwise the result tells what to do (treat-as-withdraw, discarded attributes).
  */
+/**
+ * An UPDATE's issues until it has one (frozen: `addIssue` puts a new list
+ * in its place), so that the common UPDATE, without any, allocates no list.
+ */
+const NO_ISSUES_YET: AttrIssue[] = Object.freeze([]) as unknown as AttrIssue[];
+
+/** Where the attribute decoder reports a new set's issues (taken out at once). */
+const decodeIssues: AttrIssue[] = [];
+
+function addIssue(msg: UpdateMessage, i: AttrIssue): void {
+  if (msg.issues === NO_ISSUES_YET) msg.issues = [];
+  msg.issues.push(i);
+}
+
 export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessage {
   if (body.length < 4) throw malformedList("UPDATE shorter than 4 bytes");
   const wl = u16(body, 0);
@@ -165,9 +179,9 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
 
   const ap4 = ctx.addPathReceive(AFI.IPV4, SAFI.UNICAST);
   const wc = checkNlri(body, 2, 2 + wl, AFI.IPV4, ap4);
-  if (!wc.ok) throw new BgpError(ERR.UPDATE, UPDATE_SUB.INVALID_NETWORK_FIELD, `withdrawn routes: ${wc.reason}`);
+  if (wc < 0) throw new BgpError(ERR.UPDATE, UPDATE_SUB.INVALID_NETWORK_FIELD, `withdrawn routes: ${nlriProblem}`);
   const nc = checkNlri(body, attrEnd, body.length, AFI.IPV4, ap4);
-  if (!nc.ok) throw new BgpError(ERR.UPDATE, UPDATE_SUB.INVALID_NETWORK_FIELD, `NLRI: ${nc.reason}`);
+  if (nc < 0) throw new BgpError(ERR.UPDATE, UPDATE_SUB.INVALID_NETWORK_FIELD, `NLRI: ${nlriProblem}`);
 
   const msg: UpdateMessage = {
     withdrawn: block(body, 2, 2 + wl, AFI.IPV4, SAFI.UNICAST, ap4, wc),
@@ -176,14 +190,14 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
     mpUnreach: null,
     attrs: null,
     treatAsWithdraw: false,
-    issues: [],
+    issues: NO_ISSUES_YET,
     endOfRib: null,
   };
   if (tal === 0) {
     if (wl === 0 && body.length === 4) msg.endOfRib = { afi: AFI.IPV4, safi: SAFI.UNICAST };
     if (msg.nlri) {
       msg.treatAsWithdraw = true;
-      msg.issues.push({ action: "treat-as-withdraw", attr: 0, reason: "NLRI without path attributes" });
+      addIssue(msg, { action: "treat-as-withdraw", attr: 0, reason: "NLRI without path attributes" });
     }
     return msg;
   }
@@ -191,7 +205,7 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
   // One pass over the attribute headers; views are made only where needed.
   const scanned = scanAttributes(body, attrStart, attrEnd);
   let overrun: string | null = null;
-  let mpAttrs: RawAttr[];
+  let mpAttrs: readonly RawAttr[];
   let nonMp: RawAttr[] | null = null;
   let total: number;
   if (scanned < 0) {
@@ -208,7 +222,7 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
       throw new BgpError(ERR.UPDATE, UPDATE_SUB.OPTIONAL_ATTRIBUTE_ERROR, `${attrName(t)}: ${overrun}`, body.slice(at, attrEnd));
     }
     msg.treatAsWithdraw = true;
-    msg.issues.push({ action: "treat-as-withdraw", attr: 0, reason: overrun! });
+    addIssue(msg, { action: "treat-as-withdraw", attr: 0, reason: overrun! });
     mpAttrs = raw.filter((a) => a.type === ATTR.MP_REACH_NLRI || a.type === ATTR.MP_UNREACH_NLRI);
     nonMp = raw.filter((a) => a.type !== ATTR.MP_REACH_NLRI && a.type !== ATTR.MP_UNREACH_NLRI);
     total = raw.length;
@@ -238,7 +252,7 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
       msg.mpReach = mp;
       mpReachEncodesNlri = 4 + nhl + 1 < v.length;
       if (!familyAllowed(ctx, afi, safi)) {
-        msg.issues.push({ action: "attribute-discard", attr: a.type, reason: `MP_REACH_NLRI for unnegotiated family ${afi}/${safi} ignored` });
+        addIssue(msg, { action: "attribute-discard", attr: a.type, reason: `MP_REACH_NLRI for unnegotiated family ${afi}/${safi} ignored` });
         mp.nlri = null;
         continue;
       }
@@ -247,7 +261,7 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
       const ne = vStart + v.length;
       const ap = ctx.addPathReceive(afi, safi);
       const c = checkNlri(body, ns, ne, afi, ap);
-      if (!c.ok) throw optionalAttrError(a, `MP_REACH_NLRI: ${c.reason}`);
+      if (c < 0) throw optionalAttrError(a, `MP_REACH_NLRI: ${nlriProblem}`);
       mp.nlri = block(body, ns, ne, afi as Afi, safi, ap, c);
     } else {
       if (msg.mpUnreach) throw malformedList("MP_UNREACH_NLRI appears twice");
@@ -257,14 +271,14 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
       const mu: MpUnreach = { afi, safi, withdrawn: null };
       msg.mpUnreach = mu;
       if (!familyAllowed(ctx, afi, safi)) {
-        msg.issues.push({ action: "attribute-discard", attr: a.type, reason: `MP_UNREACH_NLRI for unnegotiated family ${afi}/${safi} ignored` });
+        addIssue(msg, { action: "attribute-discard", attr: a.type, reason: `MP_UNREACH_NLRI for unnegotiated family ${afi}/${safi} ignored` });
         continue;
       }
       const ap = ctx.addPathReceive(afi, safi);
       const c = checkNlri(body, vStart + 3, vStart + v.length, afi, ap);
-      if (!c.ok) throw optionalAttrError(a, `MP_UNREACH_NLRI: ${c.reason}`);
+      if (c < 0) throw optionalAttrError(a, `MP_UNREACH_NLRI: ${nlriProblem}`);
       mu.withdrawn = block(body, vStart + 3, vStart + v.length, afi as Afi, safi, ap, c);
-      if (c.count === 0 && otherAttrs === 0 && total === 1 && !msg.nlri && !msg.withdrawn) {
+      if (c === 0 && otherAttrs === 0 && total === 1 && !msg.nlri && !msg.withdrawn) {
         msg.endOfRib = { afi, safi };
       }
     }
@@ -280,13 +294,14 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
     attrs = hit;
     issues = cachedIssues(hit);
   } else {
-    issues = [];
-    attrs = scanned >= 0 ? decodeScannedAttributes(body, scanned, ctx, issues) : decodeAttributes(nonMp ?? [], ctx, issues);
-    if (cache && scanned > 0 && otherAttrs > 0) cache.insertScan(body, scanned, { attrs, issues });
+    decodeIssues.length = 0; // (a decode that threw left its own)
+    attrs = scanned >= 0 ? decodeScannedAttributes(body, scanned, ctx, decodeIssues) : decodeAttributes(nonMp ?? [], ctx, decodeIssues);
+    issues = decodeIssues.length === 0 ? NO_ISSUES_YET : decodeIssues.splice(0);
+    if (cache && scanned > 0 && otherAttrs > 0) cache.insertScan(body, scanned, attrs, issues);
   }
   msg.attrs = attrs;
   for (const i of issues) {
-    msg.issues.push(i);
+    addIssue(msg, i);
     if (i.action === "treat-as-withdraw") msg.treatAsWithdraw = true;
   }
   // RFC 7606 §5.2: attributes but no reachable NLRI means the NLRI may not have
@@ -300,36 +315,31 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
   const at = msg.attrs;
   const hasReach = !!(msg.nlri || msg.mpReach?.nlri);
   if (hasReach && !msg.treatAsWithdraw) {
-    const missing: string[] = [];
-    if (at.origin === null) missing.push("ORIGIN");
-    if (at.asPath === null) missing.push("AS_PATH");
-    if (msg.nlri && at.nextHop === null) missing.push("NEXT_HOP");
-    if (missing.length) {
+    if (at.origin === null || at.asPath === null || (msg.nlri && at.nextHop === null)) {
+      const missing = [at.origin === null && "ORIGIN", at.asPath === null && "AS_PATH", msg.nlri && at.nextHop === null && "NEXT_HOP"].filter(Boolean);
       msg.treatAsWithdraw = true;
-      msg.issues.push({ action: "treat-as-withdraw", attr: 0, reason: `missing well-known attribute ${missing.join(", ")}` });
+      addIssue(msg, { action: "treat-as-withdraw", attr: 0, reason: `missing well-known attribute ${missing.join(", ")}` });
     } else if (msg.nlri && at.nextHop && martianNextHop(at.nextHop)) {
       msg.treatAsWithdraw = true;
-      msg.issues.push({ action: "treat-as-withdraw", attr: ATTR.NEXT_HOP, reason: `invalid NEXT_HOP ${at.nextHop.join(".")}` });
+      addIssue(msg, { action: "treat-as-withdraw", attr: ATTR.NEXT_HOP, reason: `invalid NEXT_HOP ${at.nextHop.join(".")}` });
     } else if ((msg.nlri && at.nextHop && ownNextHop(ctx, at.nextHop)) || (msg.mpReach?.nlri && ownNextHop(ctx, msg.mpReach.nextHop))) {
       msg.treatAsWithdraw = true;
-      msg.issues.push({ action: "treat-as-withdraw", attr: msg.nlri ? ATTR.NEXT_HOP : ATTR.MP_REACH_NLRI, reason: "the next hop is our own address on this session" });
+      addIssue(msg, { action: "treat-as-withdraw", attr: msg.nlri ? ATTR.NEXT_HOP : ATTR.MP_REACH_NLRI, reason: "the next hop is our own address on this session" });
     }
   }
   return msg;
 }
 
-/** The blocks whose prefixes are announced by this UPDATE (none under treat-as-withdraw). */
-export function announcedBlocks(u: UpdateMessage): NlriBlock[] {
-  if (u.treatAsWithdraw) return [];
-  const out: NlriBlock[] = [];
+/** The blocks whose prefixes are announced by this UPDATE (none under treat-as-withdraw), added to `out`. */
+export function announcedBlocks(u: UpdateMessage, out: NlriBlock[] = []): NlriBlock[] {
+  if (u.treatAsWithdraw) return out;
   if (u.nlri) out.push(u.nlri);
   if (u.mpReach?.nlri) out.push(u.mpReach.nlri);
   return out;
 }
 
-/** The blocks whose prefixes are withdrawn (including announced ones under treat-as-withdraw). */
-export function withdrawnBlocks(u: UpdateMessage): NlriBlock[] {
-  const out: NlriBlock[] = [];
+/** The blocks whose prefixes are withdrawn (including announced ones under treat-as-withdraw), added to `out`. */
+export function withdrawnBlocks(u: UpdateMessage, out: NlriBlock[] = []): NlriBlock[] {
   if (u.withdrawn) out.push(u.withdrawn);
   if (u.mpUnreach?.withdrawn) out.push(u.mpUnreach.withdrawn);
   if (u.treatAsWithdraw) {

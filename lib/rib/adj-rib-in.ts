@@ -36,7 +36,7 @@ import { bytesEqual } from "../bgp/bytes.ts";
 import { PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, type RouteSource, withFields } from "./types.ts";
 
-/** What `AdjRibIn.update` did. */
+/** What `AdjRibIn.update` did (valid until its next call: the object is reused). */
 export interface AdjRibInChange {
   /**
    * "add": a new path; "replace": a path whose attributes or next hop changed;
@@ -96,7 +96,8 @@ export class AdjRibIn {
     const slot = map.get(key);
     if (slot === undefined) return null;
     if (!Array.isArray(slot)) return slot.pathId === pathId ? slot : null;
-    return slot.find((r) => r.pathId === pathId) ?? null;
+    const i = pathIndex(slot, pathId);
+    return i < 0 ? null : slot[i]!;
   }
 
   /** Keep `route` here (replacing the path with its prefix and path id). */
@@ -111,7 +112,7 @@ export class AdjRibIn {
       if (slot.pathId === route.pathId) old = slot;
       map.set(key, old !== null ? route : [slot, route]);
     } else {
-      const i = slot.findIndex((r) => r.pathId === route.pathId);
+      const i = pathIndex(slot, route.pathId);
       if (i >= 0) {
         old = slot[i]!;
         slot[i] = route;
@@ -132,7 +133,7 @@ export class AdjRibIn {
       map.delete(key);
       old = slot;
     } else {
-      const i = slot.findIndex((r) => r.pathId === pathId);
+      const i = pathIndex(slot, pathId);
       if (i < 0) return null;
       old = slot[i]!;
       slot.splice(i, 1);
@@ -158,12 +159,23 @@ export class AdjRibIn {
     if (old === null) {
       this.bump(route.key, 1);
       if (this.store === null) this.keep(route);
-      return { op: "add", route, old: null };
+      return this.changed("add", route, null);
     }
     const stored = this.replacement(old, route);
-    if (stored === old) return { op: "unchanged", route: old, old };
+    if (stored === old) return this.changed("unchanged", old, old);
     if (this.store === null) this.keep(stored);
-    return { op: stored === route ? "replace" : "unchanged", route: stored, old };
+    return this.changed(stored === route ? "replace" : "unchanged", stored, old);
+  }
+
+  /** What update returns: one object, reused by every call (an object per received route otherwise); read it before the next update. */
+  private readonly change: AdjRibInChange = { op: "add", route: null as unknown as Route, old: null };
+
+  private changed(op: AdjRibInChange["op"], route: Route, old: Route | null): AdjRibInChange {
+    const c = this.change;
+    c.op = op;
+    c.route = route;
+    c.old = old;
+    return c;
   }
 
   /**
@@ -272,6 +284,17 @@ export class AdjRibIn {
     // Released by the Loc-RIB as they leave it.
     yield* this.sharedRoutes();
   }
+}
+
+/**
+ * Where the path with this id is in a prefix's list, or -1. A loop, not
+ * findIndex with a closure: a function that makes a closure over its
+ * arguments allocates a scope object on every call, and these run for every
+ * received route.
+ */
+function pathIndex(slot: readonly Route[], pathId: number): number {
+  for (let i = 0; i < slot.length; i++) if (slot[i]!.pathId === pathId) return i;
+  return -1;
 }
 
 function* slotRoutes(slots: IterableIterator<Slot>): IterableIterator<Route> {

@@ -123,7 +123,12 @@ export interface AdjRibOutOptions {
   origin: (key: PrefixKey) => Route | null;
 }
 
-/** What exportRoute did to this peer's Adj-RIB-Out for the prefix. */
+/**
+ * What exportRoute did to this peer's Adj-RIB-Out for the prefix. One
+ * object per kind of change, reused by every call (exportRoute runs for
+ * every Loc-RIB change and every peer: no allocation there): read it before
+ * the next call.
+ */
 export interface ExportResult {
   /** announce: new or changed route queued; withdraw: withdrawal queued; none: nothing to send. */
   change: "announce" | "withdraw" | "none";
@@ -464,6 +469,15 @@ export class AdjRibOut {
    * The new Loc-RIB best for `key` (null: none any more): decide what the
    * peer should have, and queue the change if it differs from what it has.
    */
+  private readonly results: Record<ExportResult["change"], ExportResult> = { announce: { change: "announce", reason: "" }, withdraw: { change: "withdraw", reason: "" }, none: { change: "none", reason: "" } };
+
+  /** The reused result of a kind, with this reason (see ExportResult). */
+  private result(change: ExportResult["change"], reason: string): ExportResult {
+    const r = this.results[change];
+    r.reason = reason;
+    return r;
+  }
+
   exportRoute(route: Route | null, key: PrefixKey): ExportResult {
     const afi = familyOfKey(key);
     let e: OutEntry | null = null;
@@ -482,9 +496,9 @@ export class AdjRibOut {
     // (A peer that was never given anything, as one with no export, skips the lookup.)
     const old = this.out.size === 0 ? null : (this.out.get(key) ?? null);
     if (e === null) {
-      if (!old) return { change: "none", reason };
+      if (!old) return this.result("none", reason);
       this.remove(key, old);
-      return { change: "withdraw", reason };
+      return this.result("withdraw", reason);
     }
     if (old !== null && sameEntry(old, e)) {
       // Unchanged; an entry of an older generation (or a copy's) is replaced by this one.
@@ -493,11 +507,11 @@ export class AdjRibOut {
         this.drop(old);
         this.out.set(key, cur);
       }
-      return { change: "none", reason: "unchanged" };
+      return this.result("none", "unchanged");
     }
     this.change(key, old, e);
     if (!old) this.counts[afi]!++;
-    return { change: "announce", reason };
+    return this.result("announce", reason);
   }
 
   /** Queue `cur` (null: a withdrawal) for a prefix that is to have `old` now (null: nothing, or a queued withdrawal). */

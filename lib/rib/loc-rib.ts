@@ -614,7 +614,8 @@ export class LocRib {
 
   private deliver(ls: LocRibListener[], ev: LocRibEvent): void {
     // One failing listener must not keep the change from the others, nor abort the caller's UPDATE.
-    for (const fn of ls.length === 1 ? ls : ls.slice()) {
+    // A copy only when a listener could unsubscribe another during the walk (no array per change otherwise).
+    for (const fn of ls.length <= 1 ? ls : ls.slice()) {
       try {
         fn(ev);
       } catch (err) {

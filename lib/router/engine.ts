@@ -52,6 +52,8 @@ export class RouteEngine implements NeighborHost {
   readonly clock: Clock;
   readonly locRib: LocRib;
   readonly peers = new Map<string, Neighbor>();
+  /** The neighbours of `peers` as a list, for the walk every Loc-RIB change makes (a Map iterator per change otherwise); kept by attach/detach. */
+  private peerList: Neighbor[] = [];
   /** Local routes by prefix text (set up in the constructor, with the local source). */
   readonly localRoutes: LocalRoutes;
   readonly localSource: RouteSource;
@@ -103,7 +105,9 @@ export class RouteEngine implements NeighborHost {
     this.localRoutes = new LocalRoutes(() => this.config.asn, this.localSource);
     this.locRib.onListenerError = (err, ev) => this.log.error(`a Loc-RIB subscriber failed on ${prefixToString(ev.prefix)}: ${(err as Error).stack ?? String(err)}`);
     this.locRib.subscribe((ch) => {
-      for (const n of this.peers.values()) {
+      const list = this.peerList;
+      for (let i = 0; i < list.length; i++) {
+        const n = list[i]!;
         try {
           n.exportChange(ch.newBest, ch.key);
         } catch (e) {
@@ -383,13 +387,17 @@ export class RouteEngine implements NeighborHost {
   attach(n: Neighbor): void {
     if (this.peers.has(n.config.address)) throw new Error(`internal: neighbour ${n.config.address} attached twice`);
     this.peers.set(n.config.address, n);
+    this.peerList = [...this.peers.values()];
     this.listener.add(n.session);
     n.start();
   }
 
   /** Stop a neighbour (Cease with `subcode`), unregister it and drop its routes. */
   async detach(n: Neighbor, subcode: number, message?: string): Promise<void> {
-    if (this.peers.get(n.config.address) === n) this.peers.delete(n.config.address);
+    if (this.peers.get(n.config.address) === n) {
+      this.peers.delete(n.config.address);
+      this.peerList = [...this.peers.values()];
+    }
     this.listener.remove(n.session);
     this.restart?.settle(n.config.address, "removed");
     // Stopping ends its session, and with it its routes (sourceDown, in slices); routes kept

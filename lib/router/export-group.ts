@@ -102,6 +102,11 @@ export class ExportGroup<M extends GroupMember = GroupMember> {
     this.stats.exports++;
     const r = this.out.exportRoute(route, key);
     if (r.change === "none" || this.flushTimer || this.pumping) return;
+    this.armFlush();
+  }
+
+  /** Wake after the MRAI (a method of its own: a closure in exportChange would cost a scope object per change). */
+  private armFlush(): void {
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
       this.wake();

@@ -34,7 +34,7 @@ import { ExportGroup, type GroupMember } from "./export-group.ts";
 import { describeNotification, type NotificationMessage } from "../bgp/notification.ts";
 import { siblingAddress } from "../bgp/local-address.ts";
 import { Session } from "../bgp/session.ts";
-import { AFI, parseAddr, prefixToString } from "../core/addr.ts";
+import { AFI, type Afi, parseAddr, prefixToString } from "../core/addr.ts";
 import { CEASE_SUB, type Family, SAFI, SEG, familyName } from "../bgp/types.ts";
 import { type NlriBlock, type UpdateMessage, announcedBlocks, withdrawnBlocks } from "../bgp/update.ts";
 import { walkNlriUntil } from "../bgp/prefix.ts";
@@ -551,20 +551,21 @@ export class Neighbor implements GroupMember {
     let c = this.cursor;
     if (c === null || c.u !== u) {
       for (const i of u.issues) this.host.log.warn(`${this.name}: malformed UPDATE, ${i.action}: ${i.reason}`);
-      const w = withdrawnBlocks(u);
-      const blocks = u.attrs ? w.concat(announcedBlocks(u)) : w;
-      c = this.cursor = { u, blocks, withdrawn: w.length, i: 0, off: blocks[0]?.start ?? 0, at: performance.now() };
+      const blocks = withdrawnBlocks(u);
+      const withdrawn = blocks.length;
+      if (u.attrs) announcedBlocks(u, blocks);
+      c = this.cursor = { u, blocks, withdrawn, i: 0, off: blocks[0]?.start ?? 0, at: performance.now() };
     }
-    const attrs = u.attrs;
     while (c.i < c.blocks.length) {
       const b = c.blocks[c.i]!;
-      const afi = b.afi;
+      this.walkAfi = b.afi;
       let off: number;
-      if (c.i < c.withdrawn) off = walkNlriUntil(b.buf, c.off, b.end, b.addPath, (buf, o, len, pathId) => this.withdrawn(prefixKeyOfBytes(afi, len, buf, o), pathId), deadline);
+      if (c.i < c.withdrawn) off = walkNlriUntil(b.buf, c.off, b.end, b.addPath, this.onWithdrawnNlri, deadline);
       else {
-        const nh = b === u.nlri ? attrs!.nextHop! : u.mpReach!.nextHop;
-        const at = c.at;
-        off = walkNlriUntil(b.buf, c.off, b.end, b.addPath, (buf, o, len, pathId) => this.announced(prefixKeyOfBytes(afi, len, buf, o), pathId, attrs!, nh, at), deadline);
+        this.walkAttrs = u.attrs!;
+        this.walkNextHop = b === u.nlri ? u.attrs!.nextHop! : u.mpReach!.nextHop;
+        this.walkAt = c.at;
+        off = walkNlriUntil(b.buf, c.off, b.end, b.addPath, this.onAnnouncedNlri, deadline);
       }
       if (off < b.end) {
         c.off = off;
@@ -574,6 +575,7 @@ export class Neighbor implements GroupMember {
       c.off = c.blocks[c.i]?.start ?? 0;
     }
     this.cursor = null;
+    this.walkAttrs = null;
     this.checkMaxPrefix();
     if (u.endOfRib) {
       const n = this.session.negotiated;
@@ -584,6 +586,20 @@ export class Neighbor implements GroupMember {
     }
     return true;
   }
+
+  /**
+   * What the NLRI walk of the block in hand passes on to each prefix (its
+   * family; for announcements the attributes, next hop and arrival time),
+   * and the two callbacks, made once: closures made per block would cost a
+   * function and scope objects per UPDATE.
+   */
+  private walkAfi: Afi = 1;
+  private walkAttrs: PathAttributes | null = null;
+  private walkNextHop: Uint8Array = new Uint8Array(0);
+  private walkAt = 0;
+  private readonly onWithdrawnNlri = (buf: Uint8Array, o: number, len: number, pathId: number): void => this.withdrawn(prefixKeyOfBytes(this.walkAfi, len, buf, o), pathId);
+  private readonly onAnnouncedNlri = (buf: Uint8Array, o: number, len: number, pathId: number): void =>
+    this.announced(prefixKeyOfBytes(this.walkAfi, len, buf, o), pathId, this.walkAttrs!, this.walkNextHop, this.walkAt);
 
   private withdrawn(key: Route["key"], pathId: number): void {
     const had = this.adjIn.withdraw(key, pathId);
@@ -597,8 +613,9 @@ export class Neighbor implements GroupMember {
     // The same attributes (interned: identity) and next hop again: nothing changes past the Adj-RIB-In
     // (the route keeps its age; no policy, Loc-RIB, export or FIB work). A stale one is refreshed.
     if (ch.op === "unchanged" && !ch.old?.stale) return;
-    this.host.routeEvent(this, "announce", key, ch.route);
-    this.importDecision(ch.route.key, pathId, ch.route);
+    const route = ch.route; // (ch is the Adj-RIB-In's, reused by its next update)
+    this.host.routeEvent(this, "announce", key, route);
+    this.importDecision(route.key, pathId, route);
   }
 
   /** Loop detection and import policy for one received route (or its withdrawal). */
@@ -722,24 +739,26 @@ export class Neighbor implements GroupMember {
   private checkMaxPrefix(): void {
     const mp = this.config.maxPrefix;
     if (!mp || this.maxPrefixTripped) return;
-    for (const [fam, n] of this.adjIn.countsByFamily()) {
-      if (n <= mp.limit) continue;
-      this.maxPrefixTripped = true;
-      const what = `${this.name}: ${n} ${fam === AFI.IPV6 ? "IPv6" : "IPv4"} prefixes received, over the limit of ${mp.limit}`;
-      if (mp.action === "warn") {
-        this.host.log.warn(what);
-        return;
-      }
-      this.host.log.error(`${what}: closing the session (Cease/Maximum Number of Prefixes Reached), reconnecting in ${mp.restartAfter}s`);
-      // RFC 4486 §4: data = AFI (2), SAFI (1), upper bound (4).
-      void this.session.stop({ subcode: CEASE_SUB.MAX_PREFIXES }).then(() => {
-        this.restartTimer = setTimeout(() => {
-          this.restartTimer = null;
-          if (!this.adminDown) this.session.start();
-        }, mp.restartAfter * 1000);
-      });
+    const fam = this.adjIn.countOf(1) > mp.limit ? 1 : this.adjIn.countOf(2) > mp.limit ? 2 : 0;
+    if (fam !== 0) this.tripMaxPrefix(fam, mp);
+  }
+
+  /** Over the limit for family `fam`: warn, or close the session and restart it later (apart from checkMaxPrefix, which runs per UPDATE: its closures would cost a scope object per call). */
+  private tripMaxPrefix(fam: Afi, mp: NonNullable<PeerConfig["maxPrefix"]>): void {
+    this.maxPrefixTripped = true;
+    const what = `${this.name}: ${this.adjIn.countOf(fam)} ${fam === AFI.IPV6 ? "IPv6" : "IPv4"} prefixes received, over the limit of ${mp.limit}`;
+    if (mp.action === "warn") {
+      this.host.log.warn(what);
       return;
     }
+    this.host.log.error(`${what}: closing the session (Cease/Maximum Number of Prefixes Reached), reconnecting in ${mp.restartAfter}s`);
+    // RFC 4486 §4: data = AFI (2), SAFI (1), upper bound (4).
+    void this.session.stop({ subcode: CEASE_SUB.MAX_PREFIXES }).then(() => {
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = null;
+        if (!this.adminDown) this.session.start();
+      }, mp.restartAfter * 1000);
+    });
   }
 
   private onRouteRefresh(afi: number, safi: number, subtype: number): void {
@@ -766,11 +785,19 @@ export class Neighbor implements GroupMember {
     if (!this.adjOut || this.outputHeld) return;
     const r = this.adjOut.exportRoute(route, key);
     if (r.change === "none" || this.flushTimer || this.pumping) return;
-    const mrai = this.host.config.mrai * 1000;
+    this.armFlush();
+  }
+
+  /**
+   * Start output after the MRAI. Its own method: a closure made in
+   * exportChange, which runs for every Loc-RIB change, would cost a scope
+   * object on every call, taken or not.
+   */
+  private armFlush(): void {
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
       this.startPump();
-    }, mrai);
+    }, this.host.config.mrai * 1000);
   }
 
   /** Whether output is still being produced (queued changes, table walks, End-of-RIB). */
