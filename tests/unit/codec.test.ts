@@ -787,6 +787,37 @@ describe("UPDATE", () => {
     ]);
   });
 
+  test("duplicate large communities are removed past 16 values too (the decoder's second way of finding them)", () => {
+    // 40 values, 25 distinct (the last 15 repeat the first 15): the first of each is kept, in order.
+    const vals = Array.from({ length: 40 }, (_, i) => [65001, i % 25, 7]);
+    const want: number[][] = [];
+    for (const v of vals) if (!want.some((w) => w[0] === v[0] && w[1] === v[1] && w[2] === v[2])) want.push(v);
+    const lc = vals.flatMap(([a, b, c]) => [a! >>> 24, (a! >> 16) & 255, (a! >> 8) & 255, a! & 255, 0, 0, b! >> 8, b! & 255, 0, 0, 0, c!]);
+    const at = [0x40, 1, 1, 0, 0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xe9, 0x40, 3, 4, 192, 0, 2, 1, 0xd0, 32, lc.length >> 8, lc.length & 255, ...lc];
+    const u = decodeUpdate(Uint8Array.from([0, 0, at.length >> 8, at.length & 255, ...at, 8, 10]), uctx());
+    expect(u.treatAsWithdraw).toBe(false);
+    expect(want.length).toBe(25);
+    expect(u.attrs!.largeCommunities).toEqual(want as [number, number, number][]);
+  });
+
+  test("absent list attributes of a decoded set share one frozen empty list; present ones have exactly their values", () => {
+    const at = [0x40, 1, 1, 0, 0x40, 2, 0, 0x40, 3, 4, 192, 0, 2, 1, 0xc0, 8, 8, 0, 1, 0, 2, 0, 3, 0, 4];
+    const u = decodeUpdate(Uint8Array.from([0, 0, 0, at.length, ...at, 8, 10]), uctx());
+    const a = u.attrs!;
+    expect(a.communities).toEqual([0x10002, 0x30004]);
+    expect(a.communities.length).toBe(2);
+    expect(Object.isFrozen(a.largeCommunities)).toBe(true);
+    expect(a.largeCommunities).toBe(a.extCommunities);
+    expect(a.unknown).toBe(a.clusterList);
+    expect(u.issues).toEqual([]);
+    // A set decoded with an issue reports it, and the next clean UPDATE does not inherit it.
+    const bad = [0x40, 1, 1, 0, 0x40, 2, 0, 0x40, 3, 4, 192, 0, 2, 1, 0x40, 6, 1, 0];
+    const ub = decodeUpdate(Uint8Array.from([0, 0, 0, bad.length, ...bad, 8, 10]), uctx());
+    expect(ub.issues.map((i) => i.action)).toEqual(["attribute-discard"]);
+    const again = [0x40, 1, 1, 1, 0x40, 2, 0, 0x40, 3, 4, 192, 0, 2, 1];
+    expect(decodeUpdate(Uint8Array.from([0, 0, 0, again.length, ...again, 8, 10]), uctx()).issues).toEqual([]);
+  });
+
   test("an unknown optional transitive attribute is passed on with the Partial bit", () => {
     const at = [0x40, 1, 1, 0, 0x40, 2, 0, 0x40, 3, 4, 192, 0, 2, 1, 0xc0, 99, 3, 1, 2, 3, 0x80, 98, 1, 9];
     const u = decodeUpdate(Uint8Array.from([0, 0, 0, at.length, ...at, 8, 10]), uctx({ ibgp: true }));
