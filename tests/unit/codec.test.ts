@@ -807,8 +807,8 @@ describe("UPDATE", () => {
     expect(a.communities).toEqual([0x10002, 0x30004]);
     expect(a.communities.length).toBe(2);
     expect(Object.isFrozen(a.largeCommunities)).toBe(true);
-    expect(a.largeCommunities).toBe(a.extCommunities);
-    expect(a.unknown).toBe(a.clusterList);
+    expect(a.largeCommunities as unknown).toBe(a.extCommunities);
+    expect(a.unknown as unknown).toBe(a.clusterList);
     expect(u.issues).toEqual([]);
     // A set decoded with an issue reports it, and the next clean UPDATE does not inherit it.
     const bad = [0x40, 1, 1, 0, 0x40, 2, 0, 0x40, 3, 4, 192, 0, 2, 1, 0x40, 6, 1, 0];
