@@ -7,7 +7,12 @@
  *
  * Layout: one PrefixMap (lib/rib/prefix-map.ts) per family, prefix key → slot. A prefix whose only
  * candidate is selected (the common case: a full table from one peer) is
- * stored as that Route itself, with no entry object; others hold an Entry
+ * stored as that route's head alone (what it shares with the other routes
+ * of its UPDATE, lib/rib/types.ts): no object per prefix at all; a read
+ * makes the route again (a new object each time: compare heads or fields,
+ * not route objects), and setting next-hop state or the stale mark on it
+ * writes the new head back (`headMoved`). A route with an ADD-PATH id, or
+ * not made by makeRoute, is stored as itself. Others hold an Entry
  * with the candidates and the selection. Per source only a count of its
  * prefixes is kept (the accepted count); a peer going down hands over the
  * keys of its Adj-RIB-In to remove. Prefixes are not stored: they are
@@ -36,7 +41,7 @@ import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts
 import { type DecisionOptions, REASON_ONLY_PATH, explainBest, selectBest } from "./decision.ts";
 import { sliced } from "../core/slices.ts";
 import { PrefixMap } from "./prefix-map.ts";
-import { type PrefixKey, type Route, type RouteSource, prefixKey, prefixOfKey } from "./types.ts";
+import { type HeadTable, type PrefixKey, type Route, type RouteSource, type StoredHead, headOf, isHead, prefixKey, prefixOfKey, routeOfHead, slotReachable } from "./types.ts";
 
 /** One prefix of the Loc-RIB, as readers see it. */
 export interface LocRibEntry {
@@ -106,7 +111,7 @@ export type LookupMode = "exact" | "longest" | "longer" | "shorter";
 /**
  * A prefix with more than one candidate, or whose only candidate is not
  * selected (unreachable next hop). The common case, one selected candidate,
- * is stored as the Route itself (see `Slot`).
+ * is stored as its route's head (see `Slot`).
  */
 class Entry implements LocRibEntry {
   best: Route | null = null;
@@ -142,12 +147,13 @@ class SingleView implements LocRibEntry {
 }
 
 /**
- * A table slot: the Route itself when it is the prefix's only candidate and
- * selected (best; in the multipath set alone when multipath is on), else an
- * Entry. A full table from one peer is then one map entry per prefix and no
- * other object beside the route.
+ * A table slot: when the prefix's only candidate is selected (best; in the
+ * multipath set alone when multipath is on), that route's head (or the
+ * route itself when it has no head of its own: see headOf), else an Entry.
+ * A full table from one peer is then one map entry per prefix and no
+ * object per prefix at all.
  */
-type Slot = Route | Entry;
+type Slot = StoredHead | Route | Entry;
 
 const NONE: readonly Route[] = [];
 
@@ -167,7 +173,7 @@ function comparePrefixes(a: Prefix, b: Prefix): number {
   return a.len - b.len;
 }
 
-export class LocRib {
+export class LocRib implements HeadTable {
   private readonly v4 = new PrefixMap<number, Slot>();
   private readonly v6 = new PrefixMap<string, Slot>();
   /** Source id → number of prefixes it has routes for. */
@@ -284,6 +290,22 @@ export class LocRib {
     return (typeof key === "number" ? this.v4 : this.v6) as PrefixMap<PrefixKey, Slot>;
   }
 
+  /** A single-candidate slot as a route (made again from a head). */
+  private routeAt(key: PrefixKey, slot: StoredHead | Route): Route {
+    return isHead(slot) ? routeOfHead(key, slot, this) : slot;
+  }
+
+  /** What a single-candidate slot keeps of a selected route: its head when it has one. */
+  private stored(r: Route): StoredHead | Route {
+    return headOf(r) ?? r;
+  }
+
+  /** A route this table handed out moved from head `from` to `to` (next-hop state, stale mark): the slot follows when it still holds `from`. */
+  headMoved(key: PrefixKey, from: StoredHead, to: StoredHead): void {
+    const map = this.mapOf(key);
+    if (map.get(key) === from) map.set(key, to);
+  }
+
   private bump(key: PrefixKey, d: number): void {
     if (typeof key === "number") this.paths4 += d;
     else this.paths6 += d;
@@ -295,13 +317,14 @@ export class LocRib {
   }
 
   /** A slot as an Entry (a single-route slot is turned into one, in the map). */
-  private entryOf(map: PrefixMap<PrefixKey, Slot>, slot: Slot): Entry {
+  private entryOf(map: PrefixMap<PrefixKey, Slot>, key: PrefixKey, slot: Slot): Entry {
     if (slot instanceof Entry) return slot;
-    const e = new Entry(slot.key, [slot]);
-    e.best = slot;
-    e.multipath = this.single(slot);
+    const r = this.routeAt(key, slot);
+    const e = new Entry(key, [r]);
+    e.best = r;
+    e.multipath = this.single(r);
     e.reason = REASON_ONLY_PATH;
-    map.set(slot.key, e);
+    map.set(key, e);
     return e;
   }
 
@@ -342,23 +365,29 @@ export class LocRib {
       t?.prefixChanged(key);
       this.enter(route);
       if (route.reachable) {
-        map.set(key, route);
+        map.set(key, this.stored(route));
         return this.emit(key, null, NONE, route, this.single(route));
       }
       const e = new Entry(key, [route]);
       map.set(key, e);
       return this.select(map, e);
     }
-    if (!(slot instanceof Entry) && slot.source.id === sid && slot.pathId === route.pathId) {
-      // Replacing the only, selected candidate: the common update.
-      if (slot === route) return null;
-      this.swap(slot, route);
-      if (route.reachable) {
-        map.set(key, route);
-        return this.emit(key, slot, this.single(slot), route, this.single(route));
+    let cur = slot;
+    if (!(slot instanceof Entry)) {
+      // The same route (or head) again: nothing changes.
+      if (slot === route || slot === headOf(route)) return null;
+      const old = this.routeAt(key, slot);
+      if (old.source.id === sid && old.pathId === route.pathId) {
+        // Replacing the only, selected candidate: the common update.
+        this.swap(old, route);
+        if (route.reachable) {
+          map.set(key, this.stored(route));
+          return this.emit(key, old, this.single(old), route, this.single(route));
+        }
       }
+      cur = old;
     }
-    const e = this.entryOf(map, slot);
+    const e = this.entryOf(map, key, cur);
     const rs = e.routes;
     let i = 0;
     let sourceHad = false;
@@ -396,13 +425,15 @@ export class LocRib {
     const slot = map.get(key);
     if (slot === undefined) return null;
     if (!(slot instanceof Entry)) {
-      if (slot.source.id !== sourceId || slot.pathId !== pathId || (only !== undefined && slot.source !== only)) return null;
-      this.leave(slot);
+      if (slot.source.id !== sourceId || (only !== undefined && slot.source !== only)) return null;
+      const r = this.routeAt(key, slot);
+      if (r.pathId !== pathId) return null;
+      this.leave(r);
       map.delete(key);
       this.bump(key, -1);
       this.index(sourceId, -1);
       this.tracker?.prefixChanged(key);
-      return this.emit(key, slot, this.single(slot), null, NONE);
+      return this.emit(key, r, this.single(r), null, NONE);
     }
     const rs = slot.routes;
     let others = false;
@@ -443,7 +474,7 @@ export class LocRib {
       if (slot === undefined) continue;
       if (!(slot instanceof Entry)) {
         if (slot.source.id === sourceId) {
-          this.remove(sourceId, key, slot.pathId);
+          this.remove(sourceId, key, this.routeAt(key, slot).pathId);
           n++;
         }
         continue;
@@ -490,8 +521,8 @@ export class LocRib {
     if (slot === undefined) return false;
     if (!(slot instanceof Entry)) {
       // Still reachable, and the multipath set the same: nothing to do.
-      if (slot.reachable && this.mpOn === (this.opts.multipath?.enabled === true)) return false;
-      return this.select(map, this.entryOf(map, slot)) !== null;
+      if (slotReachable(slot) && this.mpOn === (this.opts.multipath?.enabled === true)) return false;
+      return this.select(map, this.entryOf(map, key, slot)) !== null;
     }
     return this.select(map, slot) !== null;
   }
@@ -514,9 +545,9 @@ export class LocRib {
         best = slot.best;
         mp = slot.multipath;
       } else {
-        if (slot !== r) continue;
-        best = slot;
-        mp = this.single(slot);
+        if (slot !== r && slot !== headOf(r)) continue;
+        best = r;
+        mp = this.single(r);
       }
       done.add(r.key);
       const ev = new RibEvent(r.key, best, best, mp, mp);
@@ -543,9 +574,10 @@ export class LocRib {
    */
   *walkCandidates(afi?: Afi): IterableIterator<Route> {
     for (const m of [afi !== 2 ? this.v4 : null, afi !== 1 ? this.v6 : null] as (PrefixMap<PrefixKey, Slot> | null)[]) {
-      if (m !== null) for (const slot of m.values()) {
+      if (m !== null) for (const p of m.positions()) {
+        const slot = m.valueAt(p);
         if (slot instanceof Entry) yield* slot.routes.slice();
-        else yield slot;
+        else yield this.routeAt(m.keyAt(p), slot);
       }
     }
   }
@@ -589,7 +621,7 @@ export class LocRib {
     if (rs.length === 1 && rs[0]!.reachable) {
       best = rs[0]!;
       e.reason = REASON_ONLY_PATH;
-      map.set(e.key, best);
+      map.set(e.key, this.stored(best));
       if (best === oldBest && (mpOn ? oldMp.length === 1 && oldMp[0] === best : oldMp.length === 0)) return null;
       mp = mpOn ? [best] : NONE;
     } else {
@@ -629,11 +661,11 @@ export class LocRib {
   /** The entry of a prefix, or null. */
   get(key: PrefixKey): LocRibEntry | null {
     const slot = this.mapOf(key).get(key);
-    return slot === undefined ? null : this.view(slot);
+    return slot === undefined ? null : this.view(key, slot);
   }
 
-  private view(slot: Slot): LocRibEntry {
-    if (!(slot instanceof Entry)) return new SingleView(slot, this.mpOn);
+  private view(key: PrefixKey, slot: Slot): LocRibEntry {
+    if (!(slot instanceof Entry)) return new SingleView(this.routeAt(key, slot), this.mpOn);
     if (slot.reason === UNEXPLAINED) slot.reason = explainBest(slot.routes, slot.best!, this.opts);
     return slot;
   }
@@ -642,7 +674,11 @@ export class LocRib {
   candidate(sourceId: string, key: PrefixKey, pathId = 0): Route | null {
     const slot = this.mapOf(key).get(key);
     if (slot === undefined) return null;
-    if (!(slot instanceof Entry)) return slot.source.id === sourceId && slot.pathId === pathId ? slot : null;
+    if (!(slot instanceof Entry)) {
+      if (slot.source.id !== sourceId) return null;
+      const r = this.routeAt(key, slot);
+      return r.pathId === pathId ? r : null;
+    }
     for (const r of slot.routes) if (r.source.id === sourceId && r.pathId === pathId) return r;
     return null;
   }
@@ -650,7 +686,7 @@ export class LocRib {
   /** The best route of a prefix, or null. */
   best(key: PrefixKey): Route | null {
     const slot = this.mapOf(key).get(key);
-    return slot === undefined ? null : slot instanceof Entry ? slot.best : slot;
+    return slot === undefined ? null : slot instanceof Entry ? slot.best : this.routeAt(key, slot);
   }
 
   /** How many prefixes a source has a route for (its accepted count), without a scan. */
@@ -666,16 +702,21 @@ export class LocRib {
 
   /** Every prefix entry, optionally of one family (IPv4 first; map order, not sorted). */
   *entries(afi?: Afi): IterableIterator<LocRibEntry> {
-    if (afi !== 2) for (const s of this.v4.values()) yield this.view(s);
-    if (afi !== 1) for (const s of this.v6.values()) yield this.view(s);
+    for (const m of [afi !== 2 ? this.v4 : null, afi !== 1 ? this.v6 : null] as (PrefixMap<PrefixKey, Slot> | null)[]) {
+      if (m !== null) for (const p of m.positions()) yield this.view(m.keyAt(p), m.valueAt(p));
+    }
   }
 
   /** The best route of every prefix that has one, optionally of one family. */
   *bests(afi?: Afi): IterableIterator<Route> {
     for (const m of [afi !== 2 ? this.v4 : null, afi !== 1 ? this.v6 : null]) {
-      if (m !== null) for (const s of (m as PrefixMap<PrefixKey, Slot>).values()) {
-        const b = s instanceof Entry ? s.best : s;
-        if (b !== null) yield b;
+      if (m !== null) {
+        const t = m as PrefixMap<PrefixKey, Slot>;
+        for (const p of t.positions()) {
+          const s = t.valueAt(p);
+          const b = s instanceof Entry ? s.best : this.routeAt(t.keyAt(p), s);
+          if (b !== null) yield b;
+        }
       }
     }
   }
@@ -693,7 +734,9 @@ export class LocRib {
   /** Number of prefixes with a best route, optionally of one family (a scan). */
   bestCount(afi?: Afi): number {
     let n = 0;
-    for (const _ of this.bests(afi)) n++;
+    for (const m of [afi !== 2 ? this.v4 : null, afi !== 1 ? this.v6 : null]) {
+      if (m !== null) for (const s of (m as PrefixMap<PrefixKey, Slot>).values()) if (!(s instanceof Entry) || s.best !== null) n++;
+    }
     return n;
   }
 
@@ -704,18 +747,20 @@ export class LocRib {
 
   /** The entry at a prefix of the same family as `p`, masked to `len` bits. */
   private at(p: Prefix, len: number): LocRibEntry | undefined {
-    const s = this.slotAt(p, len);
-    return s === undefined ? undefined : this.view(s);
+    const k = this.keyAt(p, len);
+    const s = this.mapOf(k).get(k);
+    return s === undefined ? undefined : this.view(k, s);
   }
 
-  private slotAt(p: Prefix, len: number): Slot | undefined {
+  /** The key of `p` masked to `len` bits. */
+  private keyAt(p: Prefix, len: number): PrefixKey {
     if (p.afi === 1) {
       const a = p.addr;
       const n = ((a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!) >>> 0;
       const masked = len === 0 ? 0 : (n & (0xffffffff << (32 - len))) >>> 0;
-      return this.v4.get(masked * 64 + len);
+      return masked * 64 + len;
     }
-    return this.v6.get(prefixKey({ afi: 2, len, addr: maskAddr(p.addr, len) }) as string);
+    return prefixKey({ afi: 2, len, addr: maskAddr(p.addr, len) });
   }
 
   /**
@@ -725,8 +770,9 @@ export class LocRib {
    */
   longestMatch(p: Prefix, withBest = false): LocRibEntry | null {
     for (let len = p.len; len >= 0; len--) {
-      const s = this.slotAt(p, len);
-      if (s !== undefined && (!withBest || !(s instanceof Entry) || s.best !== null)) return this.view(s);
+      const k = this.keyAt(p, len);
+      const s = this.mapOf(k).get(k);
+      if (s !== undefined && (!withBest || !(s instanceof Entry) || s.best !== null)) return this.view(k, s);
     }
     return null;
   }
@@ -773,7 +819,7 @@ export class LocRib {
       const map = (p.afi === 1 ? this.v4 : this.v6) as PrefixMap<PrefixKey, Slot>;
       for (const [key, s] of map) {
         const ep = prefixOfKey(key);
-        if (prefixContains(p, ep)) out.push(this.view(s));
+        if (prefixContains(p, ep)) out.push(this.view(key, s));
       }
     }
     return out.sort((a, b) => comparePrefixes(a.prefix, b.prefix));

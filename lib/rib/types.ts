@@ -159,28 +159,32 @@ abstract class HeadView {
   }
   set reachable(v: boolean) {
     const h = this.h;
-    if (this.reachable !== v) this.h = h.derive(h.igpCost, h.flags ^ REACHABLE, h.via);
+    if (this.reachable !== v) this.moveTo(h.derive(h.igpCost, h.flags ^ REACHABLE, h.via));
   }
   get stale(): boolean {
     return (this.h.flags & STALE) !== 0;
   }
   set stale(v: boolean) {
     const h = this.h;
-    if (this.stale !== v) this.h = h.derive(h.igpCost, h.flags ^ STALE, h.via);
+    if (this.stale !== v) this.moveTo(h.derive(h.igpCost, h.flags ^ STALE, h.via));
   }
   get igpCost(): number {
     return this.h.igpCost;
   }
   set igpCost(v: number) {
     const h = this.h;
-    if (h.igpCost !== v) this.h = h.derive(v, h.flags, h.via);
+    if (h.igpCost !== v) this.moveTo(h.derive(v, h.flags, h.via));
   }
   get via(): readonly ForwardingHop[] | undefined {
     return this.h.via;
   }
   set via(v: readonly ForwardingHop[] | undefined) {
     const h = this.h;
-    if (h.via !== v) this.h = h.derive(h.igpCost, h.flags, v);
+    if (h.via !== v) this.moveTo(h.derive(h.igpCost, h.flags, v));
+  }
+  /** The route now has head `h` (a method, not a field: see above). */
+  protected moveTo(h: RouteHead): void {
+    this.h = h;
   }
 }
 
@@ -215,6 +219,65 @@ class AddPathRoute extends PathRoute {
   override get pathId(): number {
     return this.id;
   }
+}
+
+/**
+ * A table that stores a route as its head alone (the Loc-RIB, for a prefix
+ * whose one candidate is selected): told when a route it handed out moves
+ * to another head, so that the change is its own too.
+ */
+export interface HeadTable {
+  headMoved(key: PrefixKey, from: RouteHead, to: RouteHead): void;
+}
+
+/**
+ * A route a HeadTable made from a stored head: a new object per read, so
+ * compare heads (`headOf`), not routes. Setting its next-hop state or stale
+ * mark writes the new head back to the table (when it still holds the old
+ * one), as setting them on a stored route object did.
+ */
+class SlotRoute extends PathRoute {
+  readonly table: HeadTable;
+  constructor(key: PrefixKey, h: RouteHead, table: HeadTable) {
+    super(key, h);
+    this.table = table;
+  }
+  protected override moveTo(h: RouteHead): void {
+    const from = this.h;
+    this.h = h;
+    this.table.headMoved(this.key, from, h);
+  }
+}
+
+/** What a stored route without ADD-PATH id shares with the routes of its UPDATE; see RouteHead. */
+export type StoredHead = RouteHead;
+
+/** The head of a stored route with path id 0 (one `makeRoute`/`withFields` made, or a HeadTable read), else null: such a route can be kept as its head alone. */
+export function headOf(r: Route): RouteHead | null {
+  return r instanceof PathRoute && !(r instanceof AddPathRoute) ? (r as unknown as { h: RouteHead }).h : null;
+}
+
+/** Whether a table slot holds a head (see headOf). */
+export function isHead(x: unknown): x is RouteHead {
+  return x instanceof RouteHead;
+}
+
+/** The same stored route: one object, or two a table made from one head for one prefix (compare routes from a table with this, not ===). */
+export function sameRoute(a: Route, b: Route | null): boolean {
+  if (a === b) return true;
+  if (b === null || a.key !== b.key) return false;
+  const h = headOf(a);
+  return h !== null && h === headOf(b);
+}
+
+/** Whether the route a slot holds (a head, or a route) has a reachable next hop, without making a route of a head. */
+export function slotReachable(x: RouteHead | Route): boolean {
+  return x instanceof RouteHead ? (x.flags & REACHABLE) !== 0 : x.reachable;
+}
+
+/** The route of prefix `key` kept as head `h` by `table`, as a route object again. */
+export function routeOfHead(key: PrefixKey, h: RouteHead, table: HeadTable): Route {
+  return new SlotRoute(key, h, table);
 }
 
 /** A stored route (the path id a field only when it is not 0). */

@@ -251,7 +251,9 @@ export class GrHelper {
     const h = this.host;
     let removed = 0;
     await sliced(gone, (r) => {
-      if (gen !== this.generation || h.adjIn.get(r.key, r.pathId) !== r) return;
+      if (gen !== this.generation) return;
+      const cur = h.adjIn.get(r.key, r.pathId);
+      if (cur === null || !sameAnnouncement(cur, r)) return;
       h.adjIn.withdraw(r.key, r.pathId);
       h.withdrawn(r.key);
       h.importRoute(r.key, r.pathId, null);
@@ -276,6 +278,17 @@ export class GrHelper {
     });
     await this.removeRoutes(gone, gen);
   }
+}
+
+/**
+ * The route a walk collected is still the one stored: the same announcement
+ * (source, attributes, next hop, arrival) and still stale. Not identity:
+ * routes read from the Loc-RIB are made per read, and next-hop tracking may
+ * have moved the route to another head meanwhile; a fresh announcement, or
+ * an unchanged one that made it unstale, differs here and stays.
+ */
+function sameAnnouncement(a: Route, b: Route): boolean {
+  return a.source === b.source && a.attrs === b.attrs && a.nextHop === b.nextHop && a.learnedAt === b.learnedAt && a.stale === b.stale;
 }
 
 /** Attributes with the LLGR_STALE community added (RFC 9494 §4.3). */

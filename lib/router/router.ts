@@ -30,7 +30,7 @@ import { Log } from "../core/log.ts";
 import { sliced } from "../core/slices.ts";
 import type { K8sStatus } from "../k8s/types.ts";
 import type { LocRib, LocRibEntry, LookupMode } from "../rib/loc-rib.ts";
-import { type Route, prefixKey } from "../rib/types.ts";
+import { type Route, prefixKey, sameRoute } from "../rib/types.ts";
 import { type EngineOptions, RouteEngine } from "./engine.ts";
 import { conflict, invalid, notFound } from "./errors.ts";
 import type { Neighbor } from "./neighbor.ts";
@@ -482,8 +482,8 @@ function* entryRoutes(e: LocRibEntry, match: (r: Route, best: boolean) => boolea
   const mp = e.multipath.length > 1;
   for (const r of only ? [only] : e.routes) {
     if (sourceId !== undefined && r.source.id !== sourceId) continue;
-    const best = r === e.best;
-    if (match(r, best)) out.push(routeEntry(r, best, mp && e.multipath.includes(r)));
+    const best = sameRoute(r, e.best);
+    if (match(r, best)) out.push(routeEntry(r, best, mp && e.multipath.some((m) => sameRoute(r, m))));
   }
   yield* out;
 }
