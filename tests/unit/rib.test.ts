@@ -5,6 +5,7 @@
  * shorter lookups), plus a one-million-route scale check.
  */
 import { describe, expect, test } from "bun:test";
+import { heapStats } from "bun:jsc";
 import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
 import { maskAddr, parseAddr, parsePrefix, prefixToString } from "../../lib/core/addr.ts";
 import { type Prefix } from "../../lib/core/addr.ts";
@@ -601,6 +602,95 @@ describe("Loc-RIB", () => {
     off();
     rib.upsert(route("11.0.0.0/8", A));
     expect(evs).toHaveLength(1);
+  });
+});
+
+describe("Loc-RIB: a prefix's one selected candidate is kept as its head", () => {
+  const P = peer("192.0.2.1");
+  const Q = peer("192.0.2.2", 65002);
+  const mk = (p: string, src = P, o: { learnedAt?: number; pathId?: number } = {}) => makeRoute(key(p), o.pathId ?? 0, src, attrs([src.asn]), src.addressBytes, o.learnedAt ?? 1);
+
+  test("no object per prefix: 20,000 routes sharing one head leave a handful of objects in the heap", () => {
+    const rib = new LocRib();
+    const at = attrs([65001, 64512]);
+    Bun.gc(true);
+    const before = heapStats().objectCount;
+    for (let i = 0; i < 20_000; i++) rib.upsert(makeRoute((0x0a000000 + i * 256) * 64 + 24, 0, P, at, P.addressBytes, 7));
+    Bun.gc(true);
+    const grown = heapStats().objectCount - before;
+    expect(rib.count()).toBe(20_000);
+    expect(rib.bestCount()).toBe(20_000);
+    // A route object kept per prefix would be 20,000 more; the table's storage chunks and one head are a few.
+    expect(grown).toBeLessThan(2_000);
+  });
+
+  test("a read makes the route again; setting its next-hop state or stale mark moves the table's head; a read of an older head changes nothing", () => {
+    const rib = new LocRib();
+    const k = key("198.51.100.0/24");
+    const r = mk("198.51.100.0/24");
+    rib.upsert(r);
+    const a = rib.best(k)!;
+    const b = rib.best(k)!;
+    expect(a).not.toBe(b);
+    expect(sameRoute(a, b) && sameRoute(a, r)).toBe(true);
+    expect([a.learnedAt, a.source, a.attrs]).toEqual([r.learnedAt, r.source, r.attrs]);
+    a.igpCost = 20;
+    expect(rib.best(k)!.igpCost).toBe(20);
+    expect(sameRoute(rib.best(k)!, r)).toBe(false);
+    b.igpCost = 30; // b was made from the head the table no longer holds
+    expect(rib.best(k)!.igpCost).toBe(20);
+    const c = rib.candidate(P.id, k)!;
+    c.stale = true;
+    expect(rib.get(k)!.best!.stale).toBe(true);
+    // Unreachable, as the next-hop tracker marks it, then re-run: no best, an event.
+    const evs = recorder(rib);
+    rib.best(k)!.reachable = false;
+    expect(rib.reevaluate([k])).toBe(1);
+    expect(rib.best(k)).toBeNull();
+    expect(evs.map((e) => [e.oldBest?.igpCost, e.newBest])).toEqual([[20, null]]);
+    // Reachable again (the candidate now sits in an entry: its own object changes).
+    rib.candidate(P.id, k)!.reachable = true;
+    expect(rib.reevaluate([k])).toBe(1);
+    expect(rib.best(k)!.stale).toBe(true);
+  });
+
+  test("the same route or head again is no change; a new announcement replaces it", () => {
+    const rib = new LocRib();
+    const evs = recorder(rib);
+    const r = mk("203.0.113.0/24", P, { learnedAt: 5 });
+    expect(rib.upsert(r)).not.toBeNull();
+    expect(rib.upsert(r)).toBeNull();
+    expect(rib.upsert(rib.best(r.key)!)).toBeNull();
+    const r2 = mk("203.0.113.0/24", P, { learnedAt: 6 });
+    const ev = rib.upsert(r2)!;
+    expect(ev.oldBest!.learnedAt).toBe(5);
+    expect(ev.newBest).toBe(r2);
+    expect(evs).toHaveLength(2);
+  });
+
+  test("two candidates in an entry; one withdrawn: the other is a head again, and its changes still reach the table", () => {
+    const rib = new LocRib();
+    const k = key("192.0.2.0/24");
+    rib.upsert(mk("192.0.2.0/24", P, { learnedAt: 1 }));
+    rib.upsert(mk("192.0.2.0/24", Q, { learnedAt: 2 }));
+    expect(rib.get(k)!.routes).toHaveLength(2);
+    rib.remove(P.id, k);
+    expect(rib.get(k)!.routes.map((r) => r.source.id)).toEqual([Q.id]);
+    const q = rib.best(k)!;
+    q.igpCost = 7;
+    expect(rib.candidate(Q.id, k)!.igpCost).toBe(7);
+    expect([...rib.walkCandidates()].map((r) => [r.source.id, r.igpCost])).toEqual([[Q.id, 7]]);
+  });
+
+  test("an ADD-PATH route, or a route not made by makeRoute, is kept as itself", () => {
+    const rib = new LocRib();
+    const ap = mk("198.51.100.0/25", P, { pathId: 5 });
+    rib.upsert(ap);
+    expect(rib.best(ap.key)).toBe(ap);
+    const plain = route("198.51.100.128/25", P);
+    rib.upsert(plain);
+    expect(rib.best(plain.key)).toBe(plain);
+    expect(rib.candidate(P.id, plain.key)).toBe(plain);
   });
 });
 
