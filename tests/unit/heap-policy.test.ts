@@ -1,0 +1,84 @@
+/**
+ * The daemon's heap growth (lib/core/heap-policy.ts): `bgpctl run` runs
+ * itself again with BUN_JSC_heapGrowthMaxIncrease=1 before it loads
+ * anything, keeping its process id and arguments; a value the operator set
+ * is kept; other commands are not re-run. Checked on the compiled binary
+ * ($BGPCTL_BIN, or dist/bgpctl as `npm test` builds it) and on `bun main.ts`
+ * (whose own flags must survive the re-run), through /proc/PID/environ.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HEAP_GROWTH_DEFAULT, HEAP_GROWTH_ENV } from "../../lib/core/heap-policy.ts";
+import { waitFor } from "../support/wait.ts";
+
+const ROOT = join(import.meta.dir, "..", "..");
+const BIN = process.env.BGPCTL_BIN ?? join(ROOT, "dist", "bgpctl");
+const cleanups: (() => unknown)[] = [];
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** `cmd run` on an unprivileged loopback config with no peers; once its control socket is up: its pid, environment and command line. */
+async function daemon(cmd: string[], env: Record<string, string | undefined>): Promise<{ pid: number; env: Map<string, string>; cmdline: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), "bgpctl-heap-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const sock = join(dir, "ctl.sock");
+  const conf = join(dir, "c.yaml");
+  writeFileSync(conf, `asn: 65001\nrouterId: 192.0.2.1\nlisten: {address: 127.0.0.1, port: 0}\ncontrolSocket: ${sock}\npeers: []\n`);
+  const p = Bun.spawn([...cmd, "run", "--config", conf], { env, stdout: "pipe", stderr: "pipe" });
+  cleanups.push(async () => {
+    p.kill("SIGTERM");
+    await p.exited;
+  });
+  await waitFor(() => existsSync(sock) || p.exitCode !== null, { timeoutMs: 15_000, what: "the daemon's control socket" });
+  expect(p.exitCode).toBeNull();
+  const entries = readFileSync(`/proc/${p.pid}/environ`, "latin1").split("\0").filter(Boolean);
+  const map = new Map(entries.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+  const cmdline = readFileSync(`/proc/${p.pid}/cmdline`, "latin1").split("\0").filter(Boolean);
+  return { pid: p.pid, env: map, cmdline };
+}
+
+/** The test runner's environment without the variable (so that the daemon decides). */
+function baseEnv(): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  delete env[HEAP_GROWTH_ENV];
+  return env;
+}
+
+describe("the daemon's heap growth", () => {
+  test("the compiled binary's run re-runs itself with the variable set, same process and arguments", async () => {
+    const d = await daemon([BIN], baseEnv());
+    expect(d.env.get(HEAP_GROWTH_ENV)).toBe(HEAP_GROWTH_DEFAULT);
+    expect(d.cmdline[0]).toBe(BIN);
+    expect(d.cmdline.slice(1, 3)).toEqual(["run", "--config"]);
+  });
+
+  test("an operator's value is kept (no re-run)", async () => {
+    const d = await daemon([BIN], { ...baseEnv(), [HEAP_GROWTH_ENV]: "2" });
+    expect(d.env.get(HEAP_GROWTH_ENV)).toBe("2");
+  });
+
+  test("bun main.ts run keeps bun's own flags across the re-run", async () => {
+    const d = await daemon([process.execPath, "--smol", join(ROOT, "main.ts")], baseEnv());
+    expect(d.env.get(HEAP_GROWTH_ENV)).toBe(HEAP_GROWTH_DEFAULT);
+    expect(d.cmdline.slice(1, 3)).toEqual(["--smol", join(ROOT, "main.ts")]);
+  });
+
+  test("a command that is not a daemon is not re-run: a monitor client keeps the environment it was given", async () => {
+    const d = await daemon([BIN], baseEnv());
+    const sock = d.cmdline[d.cmdline.length - 1]!.replace(/c\.yaml$/, "ctl.sock");
+    const m = Bun.spawn([BIN, "monitor", "-s", sock], { env: baseEnv(), stdout: "pipe", stderr: "pipe" });
+    cleanups.push(async () => {
+      m.kill("SIGTERM");
+      await m.exited;
+    });
+    // A re-run would come first thing, long before a second has passed.
+    await Bun.sleep(1_000);
+    expect(m.exitCode).toBeNull();
+    const env = readFileSync(`/proc/${m.pid}/environ`, "latin1").split("\0");
+    expect(env.some((e) => e.startsWith(`${HEAP_GROWTH_ENV}=`))).toBe(false);
+  });
+});
