@@ -66,6 +66,7 @@ import {
   LLGR_STALE,
   type PathAttributes,
   decodeAttributes,
+  emptyAttributes,
   encodeAttributeBlocks,
   splitAttributes,
 } from "../bgp/attributes.ts";
@@ -646,29 +647,54 @@ export class AdjRibOut {
     return this.interned.size;
   }
 
+  /**
+   * Where a rewritten set is put together to be encoded at once (decide
+   * keeps only the bytes): one object filled field by field per outgoing
+   * set, not an object spread per set.
+   */
+  private readonly rewritten: PathAttributes = emptyAttributes();
+
+  /** `rewritten` as a copy of `a`, every field (the rewrites then change some). */
+  private copyOf(a: PathAttributes): PathAttributes {
+    const c = this.rewritten;
+    c.origin = a.origin;
+    c.asPath = a.asPath;
+    c.nextHop = a.nextHop;
+    c.med = a.med;
+    c.localPref = a.localPref;
+    c.atomicAggregate = a.atomicAggregate;
+    c.aggregator = a.aggregator;
+    c.communities = a.communities;
+    c.originatorId = a.originatorId;
+    c.clusterList = a.clusterList;
+    c.extCommunities = a.extCommunities;
+    c.largeCommunities = a.largeCommunities;
+    c.otc = a.otc;
+    c.unknown = a.unknown;
+    c.partial = a.partial;
+    return c;
+  }
+
   private rewriteEbgp(a: PathAttributes, keepMed: boolean): PathAttributes {
     const path = this.peer.asOverride ? replaceAs(a.asPath, this.peer.remoteAs, this.localAs) : a.asPath;
-    return {
-      ...a,
-      origin: a.origin ?? ORIGIN.IGP,
-      asPath: prependAs(path, this.localAs, 1),
-      nextHop: null,
-      med: keepMed ? a.med : null,
-      localPref: null,
-      originatorId: null,
-      // The received set's own empty list when it has none (sets are never changed in place).
-      clusterList: a.clusterList.length === 0 ? a.clusterList : [],
-    };
+    const c = this.copyOf(a);
+    c.origin = a.origin ?? ORIGIN.IGP;
+    c.asPath = prependAs(path, this.localAs, 1);
+    c.nextHop = null;
+    c.med = keepMed ? a.med : null;
+    c.localPref = null;
+    c.originatorId = null;
+    // The received set's own empty list when it has none (sets are never changed in place).
+    c.clusterList = a.clusterList.length === 0 ? a.clusterList : [];
+    return c;
   }
 
   private rewriteIbgp(a: PathAttributes, originator: string | null): PathAttributes {
-    const c: PathAttributes = {
-      ...a,
-      origin: a.origin ?? ORIGIN.IGP,
-      asPath: a.asPath ?? [],
-      nextHop: null,
-      localPref: a.localPref ?? DEFAULT_LOCAL_PREF,
-    };
+    const c = this.copyOf(a);
+    c.origin = a.origin ?? ORIGIN.IGP;
+    c.asPath = a.asPath ?? [];
+    c.nextHop = null;
+    c.localPref = a.localPref ?? DEFAULT_LOCAL_PREF;
     if (originator !== null) {
       c.originatorId = originator;
       c.clusterList = [this.clusterId, ...a.clusterList];

@@ -807,6 +807,17 @@ describe("UPDATE packing and encoding", () => {
   });
 });
 
+describe("rewriting a set for the peer", () => {
+  test("the rewrite starts from a copy of every attribute field (a field added to PathAttributes must be copied there too)", () => {
+    const out = mk();
+    const keys = [...Object.keys(emptyAttributes()), "partial"];
+    const src: Record<string, unknown> = {};
+    for (const k of keys) src[k] = Symbol(k);
+    const c = (out as unknown as { copyOf(a: unknown): Record<string, unknown> }).copyOf(src);
+    for (const k of keys) expect([k, c[k]]).toEqual([k, src[k]]);
+  });
+});
+
 describe("speed", () => {
   test("export + flush of 200k routes sharing a few attribute sets", () => {
     const out = mk();
