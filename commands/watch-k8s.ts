@@ -20,7 +20,6 @@ import type { ApiServer } from "../lib/api/server.ts";
 import type { K8sFlags } from "../lib/k8s/flags.ts";
 import { addK8sFlags } from "../lib/k8s/flag-options.ts";
 import type { MetricsEndpoint } from "../lib/metrics/mod.ts";
-import { applyHeapPolicy } from "../lib/core/heap-policy.ts";
 
 export function registerWatchK8s(program: Command): void {
   addK8sFlags(
@@ -30,7 +29,6 @@ export function registerWatchK8s(program: Command): void {
   )
     .option("-s, --socket <path>", "control socket (overrides controlSocket in the config)")
     .action(async (flags: K8sFlags & { socket?: string }) => {
-      applyHeapPolicy(); // (may run the process again, with its heap growth set: lib/core/heap-policy.ts)
       // The daemon's modules, loaded when it starts: the other commands (show, peer, ...) start without them.
       const [{ startHealthServer }, { startApiServer }, { KubeController }, { k8sConfig }, { Log }, { routerMetrics }, { SystemdSupervision }] = await Promise.all([
         import("../lib/api/health.ts"),
