@@ -82,11 +82,11 @@ export interface LocRibEvent {
 class RibEvent implements LocRibEvent {
   forwarding?: true;
   constructor(
-    readonly key: PrefixKey,
-    readonly oldBest: Route | null,
-    readonly newBest: Route | null,
-    readonly multipath: readonly Route[],
-    readonly oldMultipath: readonly Route[],
+    public key: PrefixKey,
+    public oldBest: Route | null,
+    public newBest: Route | null,
+    public multipath: readonly Route[],
+    public oldMultipath: readonly Route[],
   ) {}
   get prefix(): Prefix {
     return prefixOfKey(this.key);
@@ -637,10 +637,41 @@ export class LocRib implements HeadTable {
     return this.emit(e.key, oldBest, oldMp, best, mp);
   }
 
+  /**
+   * Deliver every selection change in one reused event object (see
+   * reuseEvents), or null: a new object per change.
+   */
+  private shared: RibEvent | null = null;
+  /** Deliveries under way (a listener that changes the table gets an event of its own). */
+  private delivering = 0;
+
+  /**
+   * Subscribers read each event while it is delivered and keep nothing of it
+   * but its fields (the daemon's: export, FIB, monitors): from now on one
+   * event object serves every change, not an object per change. What
+   * upsert and remove return is then that object too, valid until the next
+   * change. A change made from inside a delivery gets an object of its own.
+   */
+  reuseEvents(): void {
+    this.shared ??= new RibEvent(0, null, null, NONE, NONE);
+  }
+
   private emit(key: PrefixKey, oldBest: Route | null, oldMp: readonly Route[], newBest: Route | null, mp: readonly Route[]): LocRibEvent {
-    const ev = new RibEvent(key, oldBest, newBest, mp, oldMp);
+    let ev = this.shared;
+    if (ev !== null && this.delivering === 0) {
+      ev.key = key;
+      ev.oldBest = oldBest;
+      ev.newBest = newBest;
+      ev.multipath = mp;
+      ev.oldMultipath = oldMp;
+    } else ev = new RibEvent(key, oldBest, newBest, mp, oldMp);
     this.tracker?.prefixChanged(key);
-    this.deliver(this.listeners, ev);
+    this.delivering++;
+    try {
+      this.deliver(this.listeners, ev);
+    } finally {
+      this.delivering--;
+    }
     return ev;
   }
 

@@ -103,6 +103,8 @@ export class RouteEngine implements NeighborHost {
       local: true,
     };
     this.localRoutes = new LocalRoutes(() => this.config.asn, this.localSource);
+    // Its subscribers (below, the FIB's, monitors) read each event while it is delivered: one event object serves them all.
+    this.locRib.reuseEvents();
     this.locRib.onListenerError = (err, ev) => this.log.error(`a Loc-RIB subscriber failed on ${prefixToString(ev.prefix)}: ${(err as Error).stack ?? String(err)}`);
     this.locRib.subscribe((ch) => {
       const list = this.peerList;

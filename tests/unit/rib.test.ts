@@ -605,7 +605,7 @@ describe("Loc-RIB", () => {
   });
 });
 
-describe("Loc-RIB: a prefix's one selected candidate is kept as its head", () => {
+describe("Loc-RIB: a prefix's one selected candidate kept as its head; events reused", () => {
   const P = peer("192.0.2.1");
   const Q = peer("192.0.2.2", 65002);
   const mk = (p: string, src = P, o: { learnedAt?: number; pathId?: number } = {}) => makeRoute(key(p), o.pathId ?? 0, src, attrs([src.asn]), src.addressBytes, o.learnedAt ?? 1);
@@ -680,6 +680,29 @@ describe("Loc-RIB: a prefix's one selected candidate is kept as its head", () =>
     q.igpCost = 7;
     expect(rib.candidate(Q.id, k)!.igpCost).toBe(7);
     expect([...rib.walkCandidates()].map((r) => [r.source.id, r.igpCost])).toEqual([[Q.id, 7]]);
+  });
+
+  test("reused events: one object for every change, the right fields in each; a change made during a delivery gets its own", () => {
+    const rib = new LocRib();
+    rib.reuseEvents();
+    const seen: string[] = [];
+    const objs = new Set<LocRibEvent>();
+    let nested = false;
+    rib.subscribe((e) => {
+      objs.add(e);
+      seen.push(`${prefixToString(e.prefix)} ${e.oldBest?.learnedAt ?? "-"}→${e.newBest?.learnedAt ?? "-"}`);
+      if (!nested && e.newBest?.learnedAt === 2) {
+        nested = true;
+        rib.upsert(mk("203.0.113.0/24", Q, { learnedAt: 9 })); // from inside the delivery
+        // The outer event still says what it said.
+        seen.push(`after nested: ${prefixToString(e.prefix)} ${e.newBest?.learnedAt}`);
+      }
+    });
+    rib.upsert(mk("192.0.2.0/24", P, { learnedAt: 1 }));
+    rib.upsert(mk("192.0.2.0/24", P, { learnedAt: 2 }));
+    rib.remove(P.id, key("192.0.2.0/24"));
+    expect(seen).toEqual(["192.0.2.0/24 -→1", "192.0.2.0/24 1→2", "203.0.113.0/24 -→9", "after nested: 192.0.2.0/24 2", "192.0.2.0/24 2→-"]);
+    expect(objs.size).toBe(2);
   });
 
   test("an ADD-PATH route, or a route not made by makeRoute, is kept as itself", () => {
