@@ -449,16 +449,13 @@ function discard(issues: AttrIssue[], attr: number, reason: string): void {
   issues.push({ action: "attribute-discard", attr, reason });
 }
 
-/** AS 0 anywhere in the path (RFC 7607), or, with `confed`, a confederation segment. */
-function badSegments(p: AsPathSegment[], confed: boolean): boolean {
-  for (let i = 0; i < p.length; i++) {
-    const seg = p[i]!;
-    if (confed && (seg.type === SEG.AS_CONFED_SEQUENCE || seg.type === SEG.AS_CONFED_SET)) return true;
-    if (seg.asns.includes(0)) return true;
-  }
+/** AS 0 anywhere in the path (RFC 7607). */
+function hasAs0(p: AsPathSegment[]): boolean {
+  for (let i = 0; i < p.length; i++) if (p[i]!.asns.includes(0)) return true;
   return false;
 }
 
+/** A confederation segment in the path. */
 function hasConfed(p: AsPathSegment[]): boolean {
   for (let i = 0; i < p.length; i++) if (p[i]!.type === SEG.AS_CONFED_SEQUENCE || p[i]!.type === SEG.AS_CONFED_SET) return true;
   return false;
@@ -513,7 +510,7 @@ function decodeOne(a: PathAttributes, flags: number, type: number, b: Uint8Array
       const p = parseAsPath(b, asLen, s, e);
       if (!p) withdraw(issues, type, "malformed AS_PATH");
       else if (!ctx.ibgp && hasConfed(p)) withdraw(issues, type, "AS_PATH with confederation segments from an external peer");
-      else if (badSegments(p, false)) withdraw(issues, type, "AS_PATH contains AS 0"); // RFC 7607
+      else if (hasAs0(p)) withdraw(issues, type, "AS_PATH contains AS 0"); // RFC 7607
       else a.asPath = p;
       break;
     }
@@ -597,7 +594,7 @@ function decodeOne(a: PathAttributes, flags: number, type: number, b: Uint8Array
         break;
       }
       const p = parseAsPath(b, 4, s, e);
-      if (!p || badSegments(p, true)) discard(issues, type, "malformed AS4_PATH");
+      if (!p || hasAs0(p) || hasConfed(p)) discard(issues, type, "malformed AS4_PATH");
       else as4Path = p;
       break;
     }

@@ -151,10 +151,6 @@ function martianNextHop(nh: Uint8Array): boolean {
 }
 
 /**
- * Decode an UPDATE body. Throws BgpError only when the session must be reset;
- * otherwise the result tells what to do (treat-as-withdraw, discarded attributes).
- */
-/**
  * An UPDATE's issues until it has one (frozen: `addIssue` puts a new list
  * in its place), so that the common UPDATE, without any, allocates no list.
  */
@@ -168,6 +164,10 @@ function addIssue(msg: UpdateMessage, i: AttrIssue): void {
   msg.issues.push(i);
 }
 
+/**
+ * Decode an UPDATE body. Throws BgpError only when the session must be reset;
+ * otherwise the result tells what to do (treat-as-withdraw, discarded attributes).
+ */
 export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessage {
   if (body.length < 4) throw malformedList("UPDATE shorter than 4 bytes");
   const wl = u16(body, 0);

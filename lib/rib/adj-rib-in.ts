@@ -254,14 +254,6 @@ export class AdjRibIn {
     return afi === 1 ? this.n4 : this.n6;
   }
 
-  /** Number of stored paths per family (families with none left out). */
-  countsByFamily(): Map<Afi, number> {
-    const m = new Map<Afi, number>();
-    if (this.n4 > 0) m.set(1, this.n4);
-    if (this.n6 > 0) m.set(2, this.n6);
-    return m;
-  }
-
   /** Number of paths kept here rather than by the store (all of them without one). */
   get keptHere(): number {
     let n = 0;

@@ -290,6 +290,13 @@ export class LocRib implements HeadTable {
     return (typeof key === "number" ? this.v4 : this.v6) as PrefixMap<PrefixKey, Slot>;
   }
 
+  /** The tables of a family, or both (IPv4 first). */
+  private tables(afi?: Afi): PrefixMap<PrefixKey, Slot>[] {
+    const v4 = this.v4 as PrefixMap<PrefixKey, Slot>;
+    const v6 = this.v6 as PrefixMap<PrefixKey, Slot>;
+    return afi === 1 ? [v4] : afi === 2 ? [v6] : [v4, v6];
+  }
+
   /** A single-candidate slot as a route (made again from a head). */
   private routeAt(key: PrefixKey, slot: StoredHead | Route): Route {
     return isHead(slot) ? routeOfHead(key, slot, this) : slot;
@@ -462,7 +469,7 @@ export class LocRib implements HeadTable {
     if (!this.bySource.has(sourceId)) return 0;
     // Collect first: listeners may modify the table.
     const keys: PrefixKey[] = [];
-    for (const m of [this.v4, this.v6] as PrefixMap<PrefixKey, Slot>[]) {
+    for (const m of this.tables()) {
       for (const [key, slot] of m) {
         if (slot instanceof Entry ? slot.routes.some((r) => r.source.id === sourceId) : slot.source.id === sourceId) keys.push(key);
       }
@@ -573,8 +580,8 @@ export class LocRib implements HeadTable {
    * next-hop tracker's re-runs).
    */
   *walkCandidates(afi?: Afi): IterableIterator<Route> {
-    for (const m of [afi !== 2 ? this.v4 : null, afi !== 1 ? this.v6 : null] as (PrefixMap<PrefixKey, Slot> | null)[]) {
-      if (m !== null) for (const p of m.positions()) {
+    for (const m of this.tables(afi)) {
+      for (const p of m.positions()) {
         const slot = m.valueAt(p);
         if (slot instanceof Entry) yield* slot.routes.slice();
         else yield this.routeAt(m.keyAt(p), slot);
@@ -733,21 +740,16 @@ export class LocRib implements HeadTable {
 
   /** Every prefix entry, optionally of one family (IPv4 first; map order, not sorted). */
   *entries(afi?: Afi): IterableIterator<LocRibEntry> {
-    for (const m of [afi !== 2 ? this.v4 : null, afi !== 1 ? this.v6 : null] as (PrefixMap<PrefixKey, Slot> | null)[]) {
-      if (m !== null) for (const p of m.positions()) yield this.view(m.keyAt(p), m.valueAt(p));
-    }
+    for (const m of this.tables(afi)) for (const p of m.positions()) yield this.view(m.keyAt(p), m.valueAt(p));
   }
 
   /** The best route of every prefix that has one, optionally of one family. */
   *bests(afi?: Afi): IterableIterator<Route> {
-    for (const m of [afi !== 2 ? this.v4 : null, afi !== 1 ? this.v6 : null]) {
-      if (m !== null) {
-        const t = m as PrefixMap<PrefixKey, Slot>;
-        for (const p of t.positions()) {
-          const s = t.valueAt(p);
-          const b = s instanceof Entry ? s.best : this.routeAt(t.keyAt(p), s);
-          if (b !== null) yield b;
-        }
+    for (const m of this.tables(afi)) {
+      for (const p of m.positions()) {
+        const s = m.valueAt(p);
+        const b = s instanceof Entry ? s.best : this.routeAt(m.keyAt(p), s);
+        if (b !== null) yield b;
       }
     }
   }
@@ -765,9 +767,7 @@ export class LocRib implements HeadTable {
   /** Number of prefixes with a best route, optionally of one family (a scan). */
   bestCount(afi?: Afi): number {
     let n = 0;
-    for (const m of [afi !== 2 ? this.v4 : null, afi !== 1 ? this.v6 : null]) {
-      if (m !== null) for (const s of (m as PrefixMap<PrefixKey, Slot>).values()) if (!(s instanceof Entry) || s.best !== null) n++;
-    }
+    for (const m of this.tables(afi)) for (const s of m.values()) if (!(s instanceof Entry) || s.best !== null) n++;
     return n;
   }
 

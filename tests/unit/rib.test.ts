@@ -150,7 +150,6 @@ describe("Adj-RIB-In", () => {
     expect(rib.countOf(1)).toBe(2);
     expect(rib.countOf(2)).toBe(1);
     expect(rib.count).toBe(3);
-    expect([...rib.countsByFamily()]).toEqual([[1, 2], [2, 1]]);
     expect([...rib.routes(2)].map((r) => prefixToString(r.prefix))).toEqual(["2001:db8::/32"]);
     expect([...rib.routes()].length).toBe(3);
     expect(rib.withdraw(prefixKey(parsePrefix("2001:db8::/32")))).not.toBeNull();
