@@ -1,6 +1,6 @@
 /**
  * The daemon's heap growth (lib/core/heap-policy.ts): `bgpctl run` runs
- * itself again with BUN_JSC_heapGrowthMaxIncrease=1 before it loads
+ * itself again with BUN_JSC_heapGrowthMaxIncrease=0.75 before it loads
  * anything, keeping its process id and arguments; a value the operator set
  * is kept; other commands are not re-run. Checked on the compiled binary
  * ($BGPCTL_BIN, or dist/bgpctl as `npm test` builds it) and on `bun main.ts`
