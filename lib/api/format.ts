@@ -57,7 +57,9 @@ function stateColumn(n: NeighborInfo): string {
 /** The event-loop line of `show summary`: the daemon's worst and 99th-percentile lag. */
 function eventLoopLine(s: RouterSummary): string {
   const e = s.eventLoop;
-  return `Event loop lag: max ${e.maxLagMs} ms, p99 ${e.p99LagMs} ms (${e.samples} samples)\n`;
+  const sl = s.slices;
+  const slices = sl ? `; longest turn of work ${sl.longestMs} ms, ${sl.over20} of ${sl.turns} over 20 ms` : "";
+  return `Event loop lag: max ${e.maxLagMs} ms, p99 ${e.p99LagMs} ms (${e.samples} samples)${slices}\n`;
 }
 
 export function formatSummary(s: RouterSummary): string {

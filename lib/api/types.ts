@@ -133,6 +133,13 @@ export interface RouterSummary {
   neighbors: NeighborInfo[];
   /** Event-loop lag since the daemon started (lib/core/loop-lag.ts). */
   eventLoop: LoopLagStats;
+  /**
+   * The shared slicer's turns since the daemon started (lib/core/slices.ts):
+   * how many, the longest (ms), and how many took longer than 20 ms. Tells
+   * the daemon's own work (cut into turns of a few milliseconds) from what
+   * held the loop besides it.
+   */
+  slices?: { turns: number; longestMs: number; over20: number };
 }
 
 export interface RibSummary {

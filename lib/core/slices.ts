@@ -25,13 +25,19 @@ export interface SlicerStats {
   turns: number;
   /** Longest turn, ms. */
   longestMs: number;
+  /**
+   * Turns that took longer than 20 ms. Every task's share ends by the
+   * budget (SLICE_MS), so a turn this long is the runtime pausing inside it
+   * (a garbage collection, a compilation) or a step that could not be cut.
+   */
+  over20: number;
 }
 
 export class Slicer {
   /** Ready tasks in round-robin order (a task that ran moves to the end). */
   private readonly ready = new Set<SlicedTask>();
   private scheduled = false;
-  readonly stats: SlicerStats = { turns: 0, longestMs: 0 };
+  readonly stats: SlicerStats = { turns: 0, longestMs: 0, over20: 0 };
 
   constructor(
     readonly sliceMs = SLICE_MS,
@@ -84,6 +90,7 @@ export class Slicer {
     const took = performance.now() - start;
     this.stats.turns++;
     if (took > this.stats.longestMs) this.stats.longestMs = took;
+    if (took > 20) this.stats.over20++;
     if (this.ready.size > 0) this.schedule();
   }
 }

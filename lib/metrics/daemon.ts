@@ -23,7 +23,7 @@
 import type { SessionState } from "../api/types.ts";
 import { AFI, familyName } from "../bgp/types.ts";
 import type { MessageCounts } from "../bgp/session.ts";
-import { runSliced } from "../core/slices.ts";
+import { runSliced, slicer } from "../core/slices.ts";
 import type { FibCounts, FibState } from "../fib/fib.ts";
 import type { K8sStatus } from "../k8s/types.ts";
 import { CHECK_STATES, type CheckInfo } from "../health/mod.ts";
@@ -228,6 +228,8 @@ export class DaemonMetrics {
     const lag = e.loopLag.stats();
     one("bgpctl_event_loop_lag_max_seconds", "gauge", "Worst event-loop lag since the daemon started.", lag.maxLagMs / 1000);
     one("bgpctl_event_loop_lag_p99_seconds", "gauge", "99th percentile of the event-loop lag since the daemon started.", lag.p99LagMs / 1000);
+    one("bgpctl_event_loop_turn_max_seconds", "gauge", "Longest turn of sliced work (received UPDATEs, output, walks) since the daemon started.", slicer.stats.longestMs / 1000);
+    one("bgpctl_event_loop_turns_over_20ms_total", "counter", "Turns of sliced work that took longer than 20 ms (the runtime pausing inside one, or a step that could not be cut).", slicer.stats.over20);
     const mem = process.memoryUsage();
     one("bgpctl_process_resident_memory_bytes", "gauge", "Resident memory of the daemon process.", mem.rss);
     one("bgpctl_process_heap_used_bytes", "gauge", "JavaScript heap in use.", mem.heapUsed);

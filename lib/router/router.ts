@@ -27,7 +27,7 @@ import { settingsGlobals } from "../config/resolve.ts";
 import type { AdvertiseConfig, RouterConfig } from "../config/types.ts";
 import { type Prefix, parseAddr, parsePrefix, prefixContains } from "../core/addr.ts";
 import { Log } from "../core/log.ts";
-import { sliced } from "../core/slices.ts";
+import { sliced, slicer } from "../core/slices.ts";
 import type { K8sStatus } from "../k8s/types.ts";
 import type { LocRib, LocRibEntry, LookupMode } from "../rib/loc-rib.ts";
 import { type Route, prefixKey, sameRoute } from "../rib/types.ts";
@@ -146,6 +146,7 @@ export class Router implements RouterApi {
       uptimeSeconds: Math.floor((Date.now() - this.engine.started) / 1000),
       neighbors: this.neighbors(),
       eventLoop: this.engine.loopLag.stats(),
+      slices: { turns: slicer.stats.turns, longestMs: Math.round(slicer.stats.longestMs * 100) / 100, over20: slicer.stats.over20 },
     };
   }
 

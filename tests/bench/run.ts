@@ -94,7 +94,7 @@ function table(s: ScenarioName, rows: Result[]): string {
   const k8s = s === "k8s";
   const time = s === "churn" ? "settle" : k8s ? "start → all originated" : "time";
   const lines = [
-    `| daemon | ${time} | CPU | peak RSS | bgpctl time ÷ this | bgpctl CPU ÷ this | bgpctl RSS ÷ this | event loop max / p99 |${k8s ? " change → UPDATE p50 | p99 |" : ""} notes |`,
+    `| daemon | ${time} | CPU | peak RSS | bgpctl time ÷ this | bgpctl CPU ÷ this | bgpctl RSS ÷ this | event loop max / p99 (longest turn) |${k8s ? " change → UPDATE p50 | p99 |" : ""} notes |`,
     `|---|---|---|---|---|---|---|---|${k8s ? "---|---|" : ""}---|`,
   ];
   for (const r of rows) {
@@ -102,7 +102,7 @@ function table(s: ScenarioName, rows: Result[]): string {
     const tr = ok && ours && r.daemon !== "bgpctl" ? (ours.ms! / r.ms!).toFixed(2) : "";
     const cr = ok && ours && r.daemon !== "bgpctl" && ours.cpuMs !== undefined && r.cpuMs ? (ours.cpuMs / r.cpuMs).toFixed(2) : "";
     const mr = ok && ours && r.daemon !== "bgpctl" && r.rssBytes ? (ours.rssBytes! / r.rssBytes).toFixed(2) : "";
-    const el = r.daemon === "bgpctl" ? (r.eventLoop ? `${r.eventLoop.maxLagMs.toFixed(0)} / ${r.eventLoop.p99LagMs.toFixed(0)} ms` : "n/a") : "";
+    const el = r.daemon === "bgpctl" ? (r.eventLoop ? `${r.eventLoop.maxLagMs.toFixed(0)} / ${r.eventLoop.p99LagMs.toFixed(0)} ms${r.eventLoop.longestTurnMs !== undefined ? ` (${r.eventLoop.longestTurnMs.toFixed(0)} ms)` : ""}` : "n/a") : "";
     const lat = k8s ? ` ${r.latency ? `${r.latency.p50Ms} ms` : ""} | ${r.latency ? `${r.latency.p99Ms} ms` : ""} |` : "";
     lines.push(`| ${r.daemon} | ${ok ? fmtS(r.ms) : r.status} | ${fmtS(r.cpuMs)} | ${fmtMB(r.rssBytes)} | ${tr} | ${cr} | ${mr} | ${el} |${lat} ${r.detail ?? ""} |`);
   }

@@ -157,7 +157,7 @@ class FakeRouter implements RouterApi {
 
   summary() {
     this.rec("summary");
-    return { routerId: "192.0.2.1", asn: 65001, uptimeSeconds: 1000, neighbors: this.neighborList, eventLoop: { maxLagMs: 12.5, p99LagMs: 3.25, samples: 4000 } };
+    return { routerId: "192.0.2.1", asn: 65001, uptimeSeconds: 1000, neighbors: this.neighborList, eventLoop: { maxLagMs: 12.5, p99LagMs: 3.25, samples: 4000 }, slices: { turns: 900, longestMs: 21.5, over20: 2 } };
   }
   neighbors(address?: string) {
     this.rec("neighbors", address);
@@ -361,7 +361,7 @@ describe("control socket", () => {
 describe("routes", () => {
   test("GET /v1/summary", async () => {
     const s = await client.summary();
-    expect(s).toEqual({ routerId: "192.0.2.1", asn: 65001, uptimeSeconds: 1000, neighbors: [N1, N2], eventLoop: { maxLagMs: 12.5, p99LagMs: 3.25, samples: 4000 } });
+    expect(s).toEqual({ routerId: "192.0.2.1", asn: 65001, uptimeSeconds: 1000, neighbors: [N1, N2], eventLoop: { maxLagMs: 12.5, p99LagMs: 3.25, samples: 4000 }, slices: { turns: 900, longestMs: 21.5, over20: 2 } });
   });
 
   test("GET /v1/neighbors[?address=]", async () => {
@@ -703,7 +703,7 @@ describe("format", () => {
     expect(formatSummary(new FakeRouter().summary())).toBe(
       [
         "BGP router id 192.0.2.1, local AS 65001",
-        "Event loop lag: max 12.5 ms, p99 3.25 ms (4000 samples)",
+        "Event loop lag: max 12.5 ms, p99 3.25 ms (4000 samples); longest turn of work 21.5 ms, 2 of 900 over 20 ms",
         "Neighbor        AS  MsgRcvd  MsgSent  OutQ  Up/Down   State/PfxRcvd",
         "192.0.2.2    65002       10       12     0  00:05:12  2",
         "2001:db8::3  65001  1234567        7     2  1d02h03m  Idle (Admin)",

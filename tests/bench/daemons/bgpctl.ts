@@ -38,8 +38,8 @@ export const bgpctl: Daemon = {
         return n;
       },
       async eventLoop() {
-        const s = (await api.summary()) as { eventLoop?: EventLoopStats };
-        return s.eventLoop ?? null;
+        const s = (await api.summary()) as { eventLoop?: EventLoopStats; slices?: { longestMs: number } };
+        return s.eventLoop ? { ...s.eventLoop, longestTurnMs: s.slices?.longestMs } : null;
       },
       stop: () => stopProc(p),
     };
@@ -80,8 +80,8 @@ export function startWatchK8s(spec: { lab: Lab; dir: string; kubeconfig: string;
     output: new Lines(p),
     up: () => api.summary().then(() => true, () => false),
     async eventLoop() {
-      const s = (await api.summary()) as { eventLoop?: EventLoopStats };
-      return s.eventLoop ?? null;
+      const s = (await api.summary()) as { eventLoop?: EventLoopStats; slices?: { longestMs: number } };
+      return s.eventLoop ? { ...s.eventLoop, longestTurnMs: s.slices?.longestMs } : null;
     },
     stop: () => stopProc(p),
   };

@@ -21,6 +21,8 @@ export interface EventLoopStats {
   maxLagMs: number;
   p99LagMs: number;
   samples: number;
+  /** The longest turn of the daemon's sliced work (`show summary`'s `slices.longestMs`), when it reports one. */
+  longestTurnMs?: number;
 }
 
 export interface Running {
