@@ -41,7 +41,7 @@ import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts
 import { type DecisionOptions, REASON_ONLY_PATH, explainBest, selectBest } from "./decision.ts";
 import { sliced } from "../core/slices.ts";
 import { PrefixMap } from "./prefix-map.ts";
-import { type HeadTable, type PrefixKey, type Route, type RouteSource, type StoredHead, headOf, isHead, prefixKey, prefixOfKey, routeOfHead, slotReachable } from "./types.ts";
+import { type HeadTable, type PrefixKey, type Route, type RouteSource, type StoredHead, headOf, isHead, prefixKey, prefixOfKey, routeOfHead, routesForDecision, sameRoute, sameSelection, slotReachable, storedPathId } from "./types.ts";
 
 /** One prefix of the Loc-RIB, as readers see it. */
 export interface LocRibEntry {
@@ -111,15 +111,30 @@ export type LookupMode = "exact" | "longest" | "longer" | "shorter";
 /**
  * A prefix with more than one candidate, or whose only candidate is not
  * selected (unreachable next hop). The common case, one selected candidate,
- * is stored as its route's head (see `Slot`).
+ * is stored as its route's head (see `Slot`). The candidates are stored
+ * the same way (`stored`: a head, or a route kept as itself: see headOf), so
+ * a prefix that several peers send costs no route object per peer; `best`
+ * and `multipath` are routes made when the selection was (the best route
+ * one object per prefix, multipath sets only with multipath on).
  */
-class Entry implements LocRibEntry {
+class Entry {
   best: Route | null = null;
   multipath: readonly Route[] = NONE;
   reason: string | undefined = undefined;
   constructor(
     readonly key: PrefixKey,
-    public routes: Route[],
+    public stored: (StoredHead | Route)[],
+  ) {}
+}
+
+/** What `get`/`entries` show for an Entry: its candidates made routes again (the selected ones as the entry holds them). */
+class EntryView implements LocRibEntry {
+  constructor(
+    readonly key: PrefixKey,
+    readonly routes: readonly Route[],
+    readonly best: Route | null,
+    readonly multipath: readonly Route[],
+    readonly reason: string | undefined,
   ) {}
   get prefix(): Prefix {
     return prefixOfKey(this.key);
@@ -163,7 +178,7 @@ const UNEXPLAINED = "(unexplained)";
 function sameList(a: readonly Route[], b: readonly Route[]): boolean {
   if (a === b) return true;
   if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  for (let i = 0; i < a.length; i++) if (!sameSelection(a[i]!, b[i]!)) return false;
   return true;
 }
 
@@ -187,6 +202,8 @@ export class LocRib implements HeadTable {
   /** Multipath on, as the stored single-route slots reflect it (changes only through setOptions). */
   private mpOn: boolean;
   private tracker: RouteTracker | null = null;
+  /** The candidates of the entry being selected, as routes for the decision (see routesForDecision). */
+  private readonly decisionScratch: Route[] = [];
 
   constructor(opts: DecisionOptions = {}) {
     this.opts = { ...opts };
@@ -310,7 +327,19 @@ export class LocRib implements HeadTable {
   /** A route this table handed out moved from head `from` to `to` (next-hop state, stale mark): the slot follows when it still holds `from`. */
   headMoved(key: PrefixKey, from: StoredHead, to: StoredHead): void {
     const map = this.mapOf(key);
-    if (map.get(key) === from) map.set(key, to);
+    const s = map.get(key);
+    if (s === from) {
+      map.set(key, to);
+      return;
+    }
+    if (!(s instanceof Entry)) return;
+    const i = s.stored.indexOf(from);
+    if (i < 0) return;
+    s.stored[i] = to;
+    // The selected routes made of it follow (a route this table hands out reads the head it stores).
+    const best = s.best;
+    if (best !== null && headOf(best) === from) s.best = routeOfHead(key, to, this);
+    if (s.multipath.length > 0) s.multipath = s.multipath.map((r) => (headOf(r) !== from ? r : best === r ? s.best! : routeOfHead(key, to, this)));
   }
 
   private bump(key: PrefixKey, d: number): void {
@@ -327,7 +356,7 @@ export class LocRib implements HeadTable {
   private entryOf(map: PrefixMap<PrefixKey, Slot>, key: PrefixKey, slot: Slot): Entry {
     if (slot instanceof Entry) return slot;
     const r = this.routeAt(key, slot);
-    const e = new Entry(key, [r]);
+    const e = new Entry(key, [this.stored(r)]);
     e.best = r;
     e.multipath = this.single(r);
     e.reason = REASON_ONLY_PATH;
@@ -375,7 +404,7 @@ export class LocRib implements HeadTable {
         map.set(key, this.stored(route));
         return this.emit(key, null, NONE, route, this.single(route));
       }
-      const e = new Entry(key, [route]);
+      const e = new Entry(key, [this.stored(route)]);
       map.set(key, e);
       return this.select(map, e);
     }
@@ -395,28 +424,29 @@ export class LocRib implements HeadTable {
       cur = old;
     }
     const e = this.entryOf(map, key, cur);
-    const rs = e.routes;
+    const ms = e.stored;
     let i = 0;
     let sourceHad = false;
-    for (; i < rs.length; i++) {
-      const r = rs[i]!;
-      if (r.source.id !== sid) continue;
-      if (r.pathId === route.pathId) break;
+    for (; i < ms.length; i++) {
+      const m = ms[i]!;
+      if (m.source.id !== sid) continue;
+      if (storedPathId(m) === route.pathId) break;
       sourceHad = true;
     }
-    if (i === rs.length) {
-      rs.push(route);
+    // (Stored after it entered: the tracker may have moved it to another head.)
+    if (i === ms.length) {
       this.bump(key, 1);
       if (!sourceHad) this.index(sid, 1);
       this.enter(route);
-    } else if (rs[i] === route) {
+      ms.push(this.stored(route));
+    } else if (ms[i] === route || ms[i] === headOf(route)) {
       return null;
     } else if (slot instanceof Entry) {
-      this.swap(rs[i]!, route);
-      rs[i] = route;
+      this.swap(this.routeAt(key, ms[i]!), route);
+      ms[i] = this.stored(route);
     } else {
       // The single-slot replacement above, with an unreachable new route (already tracked).
-      rs[i] = route;
+      ms[i] = this.stored(route);
     }
     return this.select(map, e);
   }
@@ -442,18 +472,18 @@ export class LocRib implements HeadTable {
       this.tracker?.prefixChanged(key);
       return this.emit(key, r, this.single(r), null, NONE);
     }
-    const rs = slot.routes;
+    const ms = slot.stored;
     let others = false;
     let found = -1;
-    for (let i = 0; i < rs.length; i++) {
-      const r = rs[i]!;
-      if (r.source.id !== sourceId) continue;
-      if (r.pathId === pathId && (only === undefined || r.source === only)) found = i;
+    for (let i = 0; i < ms.length; i++) {
+      const m = ms[i]!;
+      if (m.source.id !== sourceId) continue;
+      if (storedPathId(m) === pathId && (only === undefined || m.source === only)) found = i;
       else others = true;
     }
     if (found < 0) return null;
-    this.leave(rs[found]!);
-    rs.splice(found, 1);
+    this.leave(this.routeAt(key, ms[found]!));
+    ms.splice(found, 1);
     this.bump(key, -1);
     if (!others) this.index(sourceId, -1);
     return this.afterRemoval(map, slot);
@@ -471,7 +501,7 @@ export class LocRib implements HeadTable {
     const keys: PrefixKey[] = [];
     for (const m of this.tables()) {
       for (const [key, slot] of m) {
-        if (slot instanceof Entry ? slot.routes.some((r) => r.source.id === sourceId) : slot.source.id === sourceId) keys.push(key);
+        if (slot instanceof Entry ? slot.stored.some((m) => m.source.id === sourceId) : slot.source.id === sourceId) keys.push(key);
       }
     }
     let n = 0;
@@ -486,16 +516,16 @@ export class LocRib implements HeadTable {
         }
         continue;
       }
-      const rs = slot.routes;
+      const ms = slot.stored;
       let w = 0;
-      for (let i = 0; i < rs.length; i++) {
-        const r = rs[i]!;
-        if (r.source.id !== sourceId) rs[w++] = r;
-        else this.leave(r);
+      for (let i = 0; i < ms.length; i++) {
+        const m = ms[i]!;
+        if (m.source.id !== sourceId) ms[w++] = m;
+        else this.leave(this.routeAt(key, m));
       }
-      const removed = rs.length - w;
+      const removed = ms.length - w;
       if (removed === 0) continue;
-      rs.length = w;
+      ms.length = w;
       n += removed;
       this.bump(key, -removed);
       this.index(sourceId, -1);
@@ -548,7 +578,7 @@ export class LocRib implements HeadTable {
       let best: Route | null;
       let mp: readonly Route[];
       if (slot instanceof Entry) {
-        if (slot.best !== r && !slot.multipath.includes(r)) continue;
+        if (!sameRoute(r, slot.best) && !slot.multipath.some((x) => sameRoute(r, x))) continue;
         best = slot.best;
         mp = slot.multipath;
       } else {
@@ -583,8 +613,9 @@ export class LocRib implements HeadTable {
     for (const m of this.tables(afi)) {
       for (const p of m.positions()) {
         const slot = m.valueAt(p);
-        if (slot instanceof Entry) yield* slot.routes.slice();
-        else yield this.routeAt(m.keyAt(p), slot);
+        const key = m.keyAt(p);
+        if (slot instanceof Entry) for (const s of slot.stored.slice()) yield this.routeAt(key, s);
+        else yield this.routeAt(key, slot);
       }
     }
   }
@@ -595,7 +626,7 @@ export class LocRib implements HeadTable {
   }
 
   private afterRemoval(map: PrefixMap<PrefixKey, Slot>, e: Entry): LocRibEvent | null {
-    if (e.routes.length > 0) return this.select(map, e);
+    if (e.stored.length > 0) return this.select(map, e);
     map.delete(e.key);
     this.tracker?.prefixChanged(e.key);
     const oldBest = e.best;
@@ -623,21 +654,34 @@ export class LocRib implements HeadTable {
     const oldMp = e.multipath;
     let best: Route | null;
     let mp: readonly Route[];
-    const rs = e.routes;
+    const ms = e.stored;
     const mpOn = this.opts.multipath?.enabled === true;
-    if (rs.length === 1 && rs[0]!.reachable) {
-      best = rs[0]!;
+    if (ms.length === 1 && slotReachable(ms[0]!)) {
+      best = this.routeAt(e.key, ms[0]!);
       e.reason = REASON_ONLY_PATH;
-      map.set(e.key, this.stored(best));
-      if (best === oldBest && (mpOn ? oldMp.length === 1 && oldMp[0] === best : oldMp.length === 0)) return null;
+      map.set(e.key, ms[0]!);
+      if (sameSelection(best, oldBest) && (mpOn ? oldMp.length === 1 && sameSelection(oldMp[0]!, best) : oldMp.length === 0)) return null;
       mp = mpOn ? [best] : NONE;
     } else {
+      // Over the stored candidates as they are (no route made per candidate); the chosen ones are made routes after.
+      const rs = routesForDecision(e.key, ms, this.decisionScratch);
       // The reason is worked out when the entry is read (see view): it costs a second selection.
       const sel = selectBest(rs, this.opts, false);
       e.reason = sel.best !== null && sel.reason === undefined ? UNEXPLAINED : sel.reason;
-      best = sel.best;
-      mp = sel.multipath.length === 0 ? NONE : sel.multipath;
-      if (best === oldBest && sameList(mp, oldMp)) return null;
+      best = sel.best === null ? null : this.routeAt(e.key, ms[rs.indexOf(sel.best)]!);
+      if (sel.multipath.length === 0) mp = NONE;
+      else {
+        const list: Route[] = [];
+        for (const r of sel.multipath) list.push(r === sel.best ? best! : this.routeAt(e.key, ms[rs.indexOf(r)]!));
+        mp = list;
+      }
+      rs.length = 0;
+      if (sameSelection(best, oldBest) && sameList(mp, oldMp)) {
+        // The same selection: the entry keeps the routes it handed out (their heads the current ones).
+        e.best = best;
+        e.multipath = mp;
+        return null;
+      }
     }
     e.best = best;
     e.multipath = mp;
@@ -704,8 +748,12 @@ export class LocRib implements HeadTable {
 
   private view(key: PrefixKey, slot: Slot): LocRibEntry {
     if (!(slot instanceof Entry)) return new SingleView(this.routeAt(key, slot), this.mpOn);
-    if (slot.reason === UNEXPLAINED) slot.reason = explainBest(slot.routes, slot.best!, this.opts);
-    return slot;
+    const best = slot.best;
+    const bestHead = best === null ? null : (headOf(best) ?? best);
+    // The selected candidate as the entry holds it, the others made routes again.
+    const routes = slot.stored.map((s) => (s === bestHead ? best! : this.routeAt(key, s)));
+    if (slot.reason === UNEXPLAINED) slot.reason = explainBest(routes, best!, this.opts);
+    return new EntryView(key, routes, best, slot.multipath, slot.reason);
   }
 
   /** The candidate route of a source for a prefix and path id, or null. */
@@ -717,7 +765,7 @@ export class LocRib implements HeadTable {
       const r = this.routeAt(key, slot);
       return r.pathId === pathId ? r : null;
     }
-    for (const r of slot.routes) if (r.source.id === sourceId && r.pathId === pathId) return r;
+    for (const s of slot.stored) if (s.source.id === sourceId && storedPathId(s) === pathId) return this.routeAt(key, s);
     return null;
   }
 

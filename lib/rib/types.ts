@@ -249,6 +249,60 @@ class SlotRoute extends PathRoute {
   }
 }
 
+/**
+ * A read-only route over a head, for the decision process alone: the
+ * Loc-RIB runs it over a prefix's stored candidates (heads) through these,
+ * one object per position reused by every selection, so a selection makes
+ * no route per candidate.
+ */
+class DecisionView extends HeadView {
+  key: PrefixKey = 0;
+  protected h: RouteHead = NO_HEAD;
+  point(key: PrefixKey, h: RouteHead): this {
+    this.key = key;
+    this.h = h;
+    return this;
+  }
+  protected override moveTo(): void {
+    throw new Error("a route viewed for the decision process is read-only");
+  }
+}
+const NO_HEAD = new RouteHead({ id: "", address: "", addressBytes: new Uint8Array(0), asn: 0, routerId: 0, ibgp: false, rrClient: false, local: false }, {} as PathAttributes, new Uint8Array(0), 0, 0, 0, undefined);
+const decisionViews: DecisionView[] = [];
+
+/**
+ * The candidates of prefix `key` as stored (heads, or routes kept as
+ * themselves) as routes for the decision process, in `out` (position i is
+ * candidate i): heads through views that the next call reuses, so nothing
+ * of them may be kept past the selection (map a chosen one back by its
+ * position).
+ */
+export function routesForDecision(key: PrefixKey, stored: readonly (RouteHead | Route)[], out: Route[]): Route[] {
+  out.length = stored.length;
+  for (let i = 0; i < stored.length; i++) {
+    const m = stored[i]!;
+    out[i] = m instanceof RouteHead ? (decisionViews[i] ??= new DecisionView()).point(key, m) : m;
+  }
+  return out;
+}
+
+/** The ADD-PATH id of a stored candidate (a head stands for path id 0). */
+export function storedPathId(m: RouteHead | Route): number {
+  return m instanceof RouteHead ? 0 : m.pathId;
+}
+
+/**
+ * The same selected route for the Loc-RIB's change detection: the same
+ * candidate (source, path id) with the same announcement (attributes, next
+ * hop, arrival); next-hop state and the stale mark aside, as when a route
+ * object was changed in place.
+ */
+export function sameSelection(a: Route | null, b: Route | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null) return false;
+  return a.key === b.key && a.source === b.source && a.pathId === b.pathId && a.attrs === b.attrs && a.nextHop === b.nextHop && a.learnedAt === b.learnedAt;
+}
+
 /** What a stored route without ADD-PATH id shares with the routes of its UPDATE; see RouteHead. */
 export type StoredHead = RouteHead;
 
