@@ -12,8 +12,11 @@
  * makes the route again (a new object each time: compare heads or fields,
  * not route objects), and setting next-hop state or the stale mark on it
  * writes the new head back (`headMoved`). A route with an ADD-PATH id, or
- * not made by makeRoute, is stored as itself. Others hold an Entry
- * with the candidates and the selection. Per source only a count of its
+ * not made by makeRoute, is stored as itself. A prefix with several
+ * candidates (or an unselected one) holds an Entry: the candidates stored
+ * the same way (heads), the selected ones among them, so a table that four
+ * peers send costs an entry and its list per prefix, not four routes; the
+ * decision runs over the heads through views it reuses. Per source only a count of its
  * prefixes is kept (the accepted count); a peer going down hands over the
  * keys of its Adj-RIB-In to remove. Prefixes are not stored: they are
  * derived from the keys when read. Lookups by prefix relation (longest match, longer,
@@ -41,7 +44,7 @@ import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts
 import { type DecisionOptions, REASON_ONLY_PATH, explainBest, selectBest } from "./decision.ts";
 import { sliced } from "../core/slices.ts";
 import { PrefixMap } from "./prefix-map.ts";
-import { type HeadTable, type PrefixKey, type Route, type RouteSource, type StoredHead, headOf, isHead, prefixKey, prefixOfKey, routeOfHead, routesForDecision, sameRoute, sameSelection, slotReachable, storedPathId } from "./types.ts";
+import { type HeadTable, type PrefixKey, type Route, type RouteSource, type StoredHead, headOf, isHead, prefixKey, prefixOfKey, routeOfHead, routesForDecision, sameSelection, slotReachable, storedPathId } from "./types.ts";
 
 /** One prefix of the Loc-RIB, as readers see it. */
 export interface LocRibEntry {
@@ -108,22 +111,24 @@ export interface RouteTracker {
 /** How `LocRib.lookup` relates table prefixes to the query prefix. */
 export type LookupMode = "exact" | "longest" | "longer" | "shorter";
 
+/** A candidate as a table keeps it: its head, or the route itself when it has no head of its own (see headOf). */
+type Stored = StoredHead | Route;
+
 /**
  * A prefix with more than one candidate, or whose only candidate is not
  * selected (unreachable next hop). The common case, one selected candidate,
- * is stored as its route's head (see `Slot`). The candidates are stored
- * the same way (`stored`: a head, or a route kept as itself: see headOf), so
- * a prefix that several peers send costs no route object per peer; `best`
- * and `multipath` are routes made when the selection was (the best route
- * one object per prefix, multipath sets only with multipath on).
+ * is stored as its route's head (see `Slot`). The candidates are stored the
+ * same way, and so are the selected ones (`best`, `multipath`: the stored
+ * candidates themselves), so a prefix that several peers send costs no
+ * route object at all; routes are made when read.
  */
 class Entry {
-  best: Route | null = null;
-  multipath: readonly Route[] = NONE;
+  best: Stored | null = null;
+  multipath: readonly Stored[] = NO_STORED;
   reason: string | undefined = undefined;
   constructor(
     readonly key: PrefixKey,
-    public stored: (StoredHead | Route)[],
+    public stored: Stored[],
   ) {}
 }
 
@@ -171,11 +176,12 @@ class SingleView implements LocRibEntry {
 type Slot = StoredHead | Route | Entry;
 
 const NONE: readonly Route[] = [];
+const NO_STORED: readonly Stored[] = [];
 
 /** An Entry's reason before anyone asked for it (view works it out). */
 const UNEXPLAINED = "(unexplained)";
 
-function sameList(a: readonly Route[], b: readonly Route[]): boolean {
+function sameList(a: readonly Stored[], b: readonly Stored[]): boolean {
   if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (!sameSelection(a[i]!, b[i]!)) return false;
@@ -336,10 +342,19 @@ export class LocRib implements HeadTable {
     const i = s.stored.indexOf(from);
     if (i < 0) return;
     s.stored[i] = to;
-    // The selected routes made of it follow (a route this table hands out reads the head it stores).
-    const best = s.best;
-    if (best !== null && headOf(best) === from) s.best = routeOfHead(key, to, this);
-    if (s.multipath.length > 0) s.multipath = s.multipath.map((r) => (headOf(r) !== from ? r : best === r ? s.best! : routeOfHead(key, to, this)));
+    if (s.best === from) s.best = to;
+    if (s.multipath.includes(from)) s.multipath = s.multipath.map((x) => (x === from ? to : x));
+  }
+
+  /** A stored candidate of prefix `key` as a route (null stays null). */
+  private made(key: PrefixKey, s: Stored | null): Route | null {
+    return s === null ? null : this.routeAt(key, s);
+  }
+
+  /** Stored candidates as routes, `best` (made already) in the place of `bestS`. */
+  private madeList(key: PrefixKey, list: readonly Stored[], bestS: Stored | null, best: Route | null): readonly Route[] {
+    if (list.length === 0) return NONE;
+    return list.map((s) => (s === bestS && best !== null ? best : this.routeAt(key, s)));
   }
 
   private bump(key: PrefixKey, d: number): void {
@@ -355,10 +370,10 @@ export class LocRib implements HeadTable {
   /** A slot as an Entry (a single-route slot is turned into one, in the map). */
   private entryOf(map: PrefixMap<PrefixKey, Slot>, key: PrefixKey, slot: Slot): Entry {
     if (slot instanceof Entry) return slot;
-    const r = this.routeAt(key, slot);
-    const e = new Entry(key, [this.stored(r)]);
-    e.best = r;
-    e.multipath = this.single(r);
+    const s = isHead(slot) ? slot : this.stored(slot);
+    const e = new Entry(key, [s]);
+    e.best = s;
+    e.multipath = this.mpOn ? [s] : NO_STORED;
     e.reason = REASON_ONLY_PATH;
     map.set(key, e);
     return e;
@@ -578,9 +593,10 @@ export class LocRib implements HeadTable {
       let best: Route | null;
       let mp: readonly Route[];
       if (slot instanceof Entry) {
-        if (!sameRoute(r, slot.best) && !slot.multipath.some((x) => sameRoute(r, x))) continue;
-        best = slot.best;
-        mp = slot.multipath;
+        const s = headOf(r) ?? r;
+        if (slot.best !== s && !slot.multipath.includes(s)) continue;
+        best = this.made(r.key, slot.best);
+        mp = this.madeList(r.key, slot.multipath, slot.best, best);
       } else {
         if (slot !== r && slot !== headOf(r)) continue;
         best = r;
@@ -632,10 +648,11 @@ export class LocRib implements HeadTable {
     const oldBest = e.best;
     const oldMp = e.multipath;
     e.best = null;
-    e.multipath = NONE;
+    e.multipath = NO_STORED;
     e.reason = undefined;
     if (oldBest === null && oldMp.length === 0) return null;
-    return this.emit(e.key, oldBest, oldMp, null, NONE);
+    const old = this.made(e.key, oldBest);
+    return this.emit(e.key, old, this.madeList(e.key, oldMp, oldBest, old), null, NONE);
   }
 
   private index(sid: string, d: number): void {
@@ -652,40 +669,31 @@ export class LocRib implements HeadTable {
   private select(map: PrefixMap<PrefixKey, Slot>, e: Entry): LocRibEvent | null {
     const oldBest = e.best;
     const oldMp = e.multipath;
-    let best: Route | null;
-    let mp: readonly Route[];
+    let best: Stored | null;
+    let mp: readonly Stored[];
     const ms = e.stored;
     const mpOn = this.opts.multipath?.enabled === true;
     if (ms.length === 1 && slotReachable(ms[0]!)) {
-      best = this.routeAt(e.key, ms[0]!);
+      best = ms[0]!;
+      mp = mpOn ? [best] : NO_STORED;
       e.reason = REASON_ONLY_PATH;
-      map.set(e.key, ms[0]!);
-      if (sameSelection(best, oldBest) && (mpOn ? oldMp.length === 1 && sameSelection(oldMp[0]!, best) : oldMp.length === 0)) return null;
-      mp = mpOn ? [best] : NONE;
+      map.set(e.key, best);
     } else {
-      // Over the stored candidates as they are (no route made per candidate); the chosen ones are made routes after.
+      // Over the stored candidates as they are: no route made per candidate.
       const rs = routesForDecision(e.key, ms, this.decisionScratch);
       // The reason is worked out when the entry is read (see view): it costs a second selection.
       const sel = selectBest(rs, this.opts, false);
       e.reason = sel.best !== null && sel.reason === undefined ? UNEXPLAINED : sel.reason;
-      best = sel.best === null ? null : this.routeAt(e.key, ms[rs.indexOf(sel.best)]!);
-      if (sel.multipath.length === 0) mp = NONE;
-      else {
-        const list: Route[] = [];
-        for (const r of sel.multipath) list.push(r === sel.best ? best! : this.routeAt(e.key, ms[rs.indexOf(r)]!));
-        mp = list;
-      }
+      best = sel.best === null ? null : ms[rs.indexOf(sel.best)]!;
+      mp = sel.multipath.length === 0 ? NO_STORED : sel.multipath.map((r) => ms[rs.indexOf(r)]!);
       rs.length = 0;
-      if (sameSelection(best, oldBest) && sameList(mp, oldMp)) {
-        // The same selection: the entry keeps the routes it handed out (their heads the current ones).
-        e.best = best;
-        e.multipath = mp;
-        return null;
-      }
     }
     e.best = best;
     e.multipath = mp;
-    return this.emit(e.key, oldBest, oldMp, best, mp);
+    if (sameSelection(best, oldBest) && sameList(mp, oldMp)) return null;
+    const oldR = this.made(e.key, oldBest);
+    const newR = this.made(e.key, best);
+    return this.emit(e.key, oldR, this.madeList(e.key, oldMp, oldBest, oldR), newR, this.madeList(e.key, mp, best, newR));
   }
 
   /**
@@ -748,12 +756,11 @@ export class LocRib implements HeadTable {
 
   private view(key: PrefixKey, slot: Slot): LocRibEntry {
     if (!(slot instanceof Entry)) return new SingleView(this.routeAt(key, slot), this.mpOn);
-    const best = slot.best;
-    const bestHead = best === null ? null : (headOf(best) ?? best);
-    // The selected candidate as the entry holds it, the others made routes again.
-    const routes = slot.stored.map((s) => (s === bestHead ? best! : this.routeAt(key, s)));
+    const best = this.made(key, slot.best);
+    // One route per candidate, the selected ones among them.
+    const routes = this.madeList(key, slot.stored, slot.best, best);
     if (slot.reason === UNEXPLAINED) slot.reason = explainBest(routes, best!, this.opts);
-    return new EntryView(key, routes, best, slot.multipath, slot.reason);
+    return new EntryView(key, routes, best, this.madeList(key, slot.multipath, slot.best, best), slot.reason);
   }
 
   /** The candidate route of a source for a prefix and path id, or null. */
@@ -772,7 +779,7 @@ export class LocRib implements HeadTable {
   /** The best route of a prefix, or null. */
   best(key: PrefixKey): Route | null {
     const slot = this.mapOf(key).get(key);
-    return slot === undefined ? null : slot instanceof Entry ? slot.best : this.routeAt(key, slot);
+    return slot === undefined ? null : slot instanceof Entry ? this.made(key, slot.best) : this.routeAt(key, slot);
   }
 
   /** How many prefixes a source has a route for (its accepted count), without a scan. */
@@ -796,7 +803,7 @@ export class LocRib implements HeadTable {
     for (const m of this.tables(afi)) {
       for (const p of m.positions()) {
         const s = m.valueAt(p);
-        const b = s instanceof Entry ? s.best : this.routeAt(m.keyAt(p), s);
+        const b = s instanceof Entry ? this.made(m.keyAt(p), s.best) : this.routeAt(m.keyAt(p), s);
         if (b !== null) yield b;
       }
     }

@@ -292,15 +292,16 @@ export function storedPathId(m: RouteHead | Route): number {
 }
 
 /**
- * The same selected route for the Loc-RIB's change detection: the same
- * candidate (source, path id) with the same announcement (attributes, next
- * hop, arrival); next-hop state and the stale mark aside, as when a route
- * object was changed in place.
+ * The same selected candidate of one prefix, as stored (a head, or a route
+ * kept as itself), for the Loc-RIB's change detection: the same source and
+ * path id with the same announcement (attributes, next hop, arrival); its
+ * next-hop state and stale mark aside, as when a route object was changed
+ * in place.
  */
-export function sameSelection(a: Route | null, b: Route | null): boolean {
+export function sameSelection(a: RouteHead | Route | null, b: RouteHead | Route | null): boolean {
   if (a === b) return true;
   if (a === null || b === null) return false;
-  return a.key === b.key && a.source === b.source && a.pathId === b.pathId && a.attrs === b.attrs && a.nextHop === b.nextHop && a.learnedAt === b.learnedAt;
+  return a.source === b.source && storedPathId(a) === storedPathId(b) && a.attrs === b.attrs && a.nextHop === b.nextHop && a.learnedAt === b.learnedAt;
 }
 
 /** What a stored route without ADD-PATH id shares with the routes of its UPDATE; see RouteHead. */

@@ -704,6 +704,70 @@ describe("Loc-RIB: a prefix's one selected candidate kept as its head; events re
     expect(objs.size).toBe(2);
   });
 
+  test("several candidates per prefix keep no route object either: 3 peers × 10,000 prefixes add an entry and its list per prefix, not a route per candidate or for the best", () => {
+    const rib = new LocRib();
+    const R = peer("192.0.2.3", 65003);
+    const sets = [P, Q, R].map((src) => [src, attrs([src.asn, 64512])] as const);
+    Bun.gc(true);
+    const before = heapStats().objectCount;
+    for (const [src, at] of sets) for (let i = 0; i < 10_000; i++) rib.upsert(makeRoute((0x0a000000 + i * 256) * 64 + 24, 0, src, at, src.addressBytes, 7));
+    Bun.gc(true);
+    const grown = heapStats().objectCount - before;
+    expect(rib.pathCount()).toBe(30_000);
+    expect(rib.bestCount()).toBe(10_000);
+    // Three heap cells per prefix (the entry, its list of heads and the list's storage); a route kept per candidate would be 30,000 more, a best route per prefix 10,000.
+    expect(grown).toBeLessThan(3 * 10_000 + 2_000);
+    expect(grown).toBeGreaterThan(2 * 10_000);
+  });
+
+  test("candidates of an entry: a read route's next-hop state is written back, the selection follows it; an unchanged selection sends nothing, a new announcement does", () => {
+    const rib = new LocRib();
+    const k = key("198.51.100.0/24");
+    // Q's path is longer: P is best.
+    rib.upsert(makeRoute(k, 0, P, attrs([P.asn]), P.addressBytes, 1));
+    rib.upsert(makeRoute(k, 0, Q, attrs([Q.asn, 64512]), Q.addressBytes, 2));
+    const evs = recorder(rib);
+    expect(rib.best(k)!.source).toBe(P);
+    // The IGP cost of the best changes (the tracker's doing): written back, same selection, no event.
+    rib.candidate(P.id, k)!.igpCost = 40;
+    expect(rib.reevaluate([k])).toBe(0);
+    expect(rib.best(k)!.igpCost).toBe(40);
+    expect(rib.get(k)!.routes.map((r) => [r.source.id, r.igpCost])).toEqual([[P.id, 40], [Q.id, 0]]);
+    expect(evs).toHaveLength(0);
+    // The best becomes unreachable: Q takes over (one event, the old best with its last state).
+    rib.best(k)!.reachable = false;
+    expect(rib.reevaluate([k])).toBe(1);
+    expect(evs.map((e) => [e.oldBest?.source.id, e.oldBest?.reachable, e.newBest?.source.id])).toEqual([[P.id, false, Q.id]]);
+    expect(rib.get(k)!.best!.source).toBe(Q);
+    // A read of the entry shows its best among its routes (the same route), and why it won.
+    const v = rib.get(k)!;
+    expect(v.routes).toContain(v.best!);
+    expect(v.reason).toBeString();
+    // Q re-announces the same route: nothing; with new attributes: an event.
+    expect(rib.upsert(rib.candidate(Q.id, k)!)).toBeNull();
+    const q2 = makeRoute(k, 0, Q, attrs([Q.asn, 64513]), Q.addressBytes, 3);
+    expect(rib.upsert(q2)!.newBest!.attrs).toBe(q2.attrs);
+    expect(evs).toHaveLength(2);
+  });
+
+  test("routes handed out by one selection are not changed by the next (the decision's views are reused; what the table hands out is not)", () => {
+    const rib = new LocRib();
+    const got: Route[] = [];
+    rib.subscribe((e) => e.newBest && got.push(e.newBest));
+    for (const p of ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"]) {
+      rib.upsert(makeRoute(key(p), 0, P, attrs([P.asn, 64512]), P.addressBytes, 1));
+      rib.upsert(makeRoute(key(p), 0, Q, attrs([Q.asn]), Q.addressBytes, 2)); // shorter: Q wins
+    }
+    expect(got.map((r) => [prefixToString(r.prefix), r.source.id])).toEqual([
+      ["192.0.2.0/24", P.id],
+      ["192.0.2.0/24", Q.id],
+      ["198.51.100.0/24", P.id],
+      ["198.51.100.0/24", Q.id],
+      ["203.0.113.0/24", P.id],
+      ["203.0.113.0/24", Q.id],
+    ]);
+  });
+
   test("an ADD-PATH route, or a route not made by makeRoute, is kept as itself", () => {
     const rib = new LocRib();
     const ap = mk("198.51.100.0/25", P, { pathId: 5 });
