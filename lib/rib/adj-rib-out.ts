@@ -722,6 +722,10 @@ export class AdjRibOut {
     // Keys, not Prefix objects: they are written into NLRI form straight from the key.
     const wd: PrefixKey[][] = [[], [], []];
     const groups: Map<OutEntry, PrefixKey[]>[] = [new Map(), new Map(), new Map()];
+    // The queue is in export order, where the prefixes of one received UPDATE follow each other with one entry: a run goes to the list of the last one.
+    let lastEntry: OutEntry | null = null;
+    let lastAfi = 0;
+    let lastList: PrefixKey[] = [];
     for (let n = 0; n < max; n++) {
       const at = this.queue.shift();
       if (at === undefined) break;
@@ -737,10 +741,18 @@ export class AdjRibOut {
         wd[afi]!.push(key);
         continue;
       }
+      // (One entry may serve both families: IPv4 over an IPv6 next hop.)
+      if (cur === lastEntry && afi === lastAfi) {
+        lastList.push(key);
+        continue;
+      }
       const g = groups[afi]!;
       let list = g.get(cur);
       if (!list) g.set(cur, (list = []));
       list.push(key);
+      lastEntry = cur;
+      lastAfi = afi;
+      lastList = list;
     }
     const msgs: Uint8Array[] = [];
     for (const afi of [AFI.IPV4, AFI.IPV6]) {

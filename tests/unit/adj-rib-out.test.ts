@@ -427,6 +427,29 @@ describe("(e) eBGP rewrites", () => {
     const enh = mk({ address: "2001:db8::2" }, { extendedNextHop: [{ afi: 1, safi: 1 }] }, { localAddress: addr("2001:db8::1") });
     expect(exp(enh, route("203.0.113.0/24")).change).toBe("announce");
     expect(only(enh).announced.get("203.0.113.0/24")!.nextHop).toBe("2001:db8::1");
+    // One outgoing entry for both families (IPv4 over the IPv6 next hop): interleaved, each family still gets its own UPDATEs with all of its prefixes.
+    const mixed = mk({ address: "2001:db8::2" }, { extendedNextHop: [{ afi: 1, safi: 1 }] }, { localAddress: addr("2001:db8::1") });
+    const v6r = route("2001:db8:1::/48", { nextHop: "2001:db8::9" });
+    for (const p of ["203.0.113.0/24", "2001:db8:1::/48", "203.0.114.0/24", "2001:db8:2::/48"]) exp(mixed, p.includes(":") ? { ...v6r, ...route(p, { nextHop: "2001:db8::9" }) } : route(p));
+    const msgs = mixed.flush();
+    const d = decodeAll(msgs);
+    expect([...d.announced.keys()].sort()).toEqual(["2001:db8:1::/48", "2001:db8:2::/48", "203.0.113.0/24", "203.0.114.0/24"]);
+    expect(msgs).toHaveLength(2);
+  });
+});
+
+describe("UPDATE packing", () => {
+  test("prefixes queued in runs of two attribute sets, interleaved, go out as one UPDATE per set with all of its prefixes", () => {
+    const out = mk();
+    const a = attrs({ asPath: [seq(65010)] });
+    const b = attrs({ asPath: [seq(65010, 65020)] });
+    const order = ["203.0.113.0/26", "203.0.113.64/26", "198.51.100.0/26", "203.0.113.128/26", "198.51.100.64/26", "198.51.100.128/26", "203.0.113.192/26"];
+    for (const p of order) exp(out, route(p, { attrs: p.startsWith("203.") ? a : b }));
+    const msgs = out.flush();
+    expect(msgs).toHaveLength(2);
+    const d = decodeAll(msgs);
+    expect(d.order).toEqual(["203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26", "203.0.113.192/26", "198.51.100.0/26", "198.51.100.64/26", "198.51.100.128/26"]);
+    for (const p of order) expect(d.announced.get(p)!.attrs.asPath![0]!.asns.length).toBe(p.startsWith("203.") ? 2 : 3);
   });
 });
 
