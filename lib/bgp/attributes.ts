@@ -193,70 +193,6 @@ export function parseAsPath(v: Uint8Array, asLen: 2 | 4, start = 0, end = v.leng
   return segs;
 }
 
-/**
- * AS paths shared between attribute sets. A full table has about half as
- * many distinct paths as attribute sets (48k paths in 84k sets: the same
- * path with other communities or MED), and a decoded path costs about 128
- * bytes (its list, a segment, the list of ASes); the decoder looks a path up
- * here by its bytes before parsing it. Found by a hash of the bytes and a
- * compare of the decoded path against them: no key string is kept, about
- * 30 bytes per path. Paths are never modified (every change makes new
- * segments), so sharing one is safe.
- *
- * No reference counts: the table is emptied once it holds more than twice
- * as many paths as there are live interned attribute sets (each holds at
- * most one), so paths of sets that are gone (or of sets never interned)
- * stay at most that long. Sets keep the paths they have; the next sets
- * with those bytes share new ones.
- */
-const asPaths = new HashIndex<AsPathSegment[]>();
-/** Emptied at this many paths at least (see asPaths). */
-const AS_PATHS_MIN = 4096;
-/** The bytes pathMatches compares against (module state: no argument object per lookup). */
-let pathStart = 0;
-let pathEnd = 0;
-let pathAsLen: 2 | 4 = 4;
-
-function pathMatches(p: AsPathSegment[], b: Uint8Array): boolean {
-  let o = pathStart;
-  const asLen = pathAsLen;
-  for (let i = 0; i < p.length; i++) {
-    const seg = p[i]!;
-    const asns = seg.asns;
-    if (o + 2 > pathEnd || b[o] !== seg.type || b[o + 1] !== asns.length) return false;
-    o += 2;
-    if (o + asns.length * asLen > pathEnd) return false;
-    for (let k = 0; k < asns.length; k++, o += asLen) if ((asLen === 4 ? u32(b, o) : u16(b, o)) !== asns[k]) return false;
-  }
-  return o === pathEnd;
-}
-
-/**
- * The AS_PATH (or AS4_PATH) in `v[start, end)` decoded with `asLen`-octet
- * ASes, shared with every set whose path has the same bytes (see asPaths);
- * null if malformed. The result must not be modified.
- */
-export function internAsPath(v: Uint8Array, asLen: 2 | 4, start: number, end: number): AsPathSegment[] | null {
-  let h = asLen === 4 ? 0x811c9dc5 : 0x050c5d1f;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ v[i]!, 0x01000193);
-  h >>>= 0;
-  pathStart = start;
-  pathEnd = end;
-  pathAsLen = asLen;
-  const have = asPaths.find(h, pathMatches, v);
-  if (have !== undefined) return have;
-  const p = parseAsPath(v, asLen, start, end);
-  if (p === null) return null;
-  if (asPaths.size >= AS_PATHS_MIN && asPaths.size >= 2 * internedSets()) asPaths.clear();
-  asPaths.add(h, p);
-  return p;
-}
-
-/** How many AS paths the decoder shares now (see asPaths). */
-export function sharedAsPaths(): number {
-  return asPaths.size;
-}
-
 /** RFC 4271 §9.1.2.2 path length: AS_SET counts 1, confederation segments 0. */
 export function asPathLength(segs: AsPathSegment[]): number {
   let n = 0;
@@ -571,7 +507,7 @@ function decodeOne(a: PathAttributes, flags: number, type: number, b: Uint8Array
       else a.origin = b[s]!;
       break;
     case ATTR.AS_PATH: {
-      const p = internAsPath(b, asLen, s, e);
+      const p = parseAsPath(b, asLen, s, e);
       if (!p) withdraw(issues, type, "malformed AS_PATH");
       else if (!ctx.ibgp && hasConfed(p)) withdraw(issues, type, "AS_PATH with confederation segments from an external peer");
       else if (hasAs0(p)) withdraw(issues, type, "AS_PATH contains AS 0"); // RFC 7607
@@ -947,13 +883,6 @@ const shared: AttrCache[] = [];
 export function sharedAttrCache(ctx: AttrContext): AttrCache {
   const i = (ctx.fourOctetAs ? 1 : 0) + (ctx.ibgp ? 2 : 0);
   return (shared[i] ??= new AttrCache(Infinity, true));
-}
-
-/** Attribute sets in the daemon-wide caches. */
-function internedSets(): number {
-  let n = 0;
-  for (let i = 0; i < shared.length; i++) n += shared[i]?.size ?? 0;
-  return n;
 }
 
 // ---------------------------------------------------------------- encoding

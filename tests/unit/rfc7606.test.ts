@@ -8,7 +8,7 @@
  * Each row cites the RFC section that decides it.
  */
 import { describe, expect, test } from "bun:test";
-import { AttrCache, emptyAttributes, holdAttributes, releaseAttributes, settleAttributes, sharedAsPaths, sharedAttrCache } from "../../lib/bgp/attributes.ts";
+import { AttrCache, emptyAttributes, holdAttributes, releaseAttributes, settleAttributes, sharedAttrCache } from "../../lib/bgp/attributes.ts";
 import { AdjRibIn } from "../../lib/rib/adj-rib-in.ts";
 import { LocRib } from "../../lib/rib/loc-rib.ts";
 import { makeRoute, prefixKey } from "../../lib/rib/types.ts";
@@ -641,69 +641,5 @@ describe("the attribute cache's key: the bytes of the non-MP attributes", () => 
     expect(() => m.set(Uint8Array.of(1, 2, 3), { attrs: a.attrs!, issues: [] })).toThrow(/already in a cache/);
     expect(m.get(bytes.subarray(0, bytes.length - 1))).toBeUndefined();
     expect(m.get(Uint8Array.from([...bytes.subarray(0, bytes.length - 1), 0x81]))).toBeUndefined();
-  });
-});
-
-describe("AS paths shared between attribute sets", () => {
-  const path = (...asns: number[]) => attr(WT, 2, [2, asns.length, ...asns.flatMap(u32)]);
-  const base = (p: number[]) => [...ORIGIN, ...p, ...NEXT_HOP];
-
-  test("sets with the same AS_PATH bytes share one decoded path; another path, or the same ASes in another segment, is its own", () => {
-    const c = ctxOf();
-    const a = decodeUpdate(withAttrs(attr(OPT, 4, u32(1)), base(path(64496, 64497, 64498))), c).attrs!;
-    const b = decodeUpdate(withAttrs(attr(OPT, 4, u32(2)), base(path(64496, 64497, 64498))), c).attrs!;
-    expect(b).not.toBe(a);
-    expect(b.asPath).toBe(a.asPath!);
-    expect(a.asPath).toEqual([{ type: 2, asns: [64496, 64497, 64498] }]);
-    const longer = decodeUpdate(withAttrs([], base(path(64496, 64497, 64498, 64499))), c).attrs!;
-    const shorter = decodeUpdate(withAttrs([], base(path(64496, 64497))), c).attrs!;
-    const asSet = decodeUpdate(withAttrs([], base(attr(WT, 2, [1, 3, ...[64496, 64497, 64498].flatMap(u32)]))), c).attrs!;
-    // (decoded first: its bytes begin the next path's)
-    const one = decodeUpdate(withAttrs([], base(path(64496))), c).attrs!;
-    const twoSegs = decodeUpdate(withAttrs([], base(attr(WT, 2, [2, 1, ...u32(64496), 2, 2, ...[64497, 64498].flatMap(u32)]))), c).attrs!;
-    expect(longer.asPath).toEqual([{ type: 2, asns: [64496, 64497, 64498, 64499] }]);
-    expect(shorter.asPath).toEqual([{ type: 2, asns: [64496, 64497] }]);
-    expect(asSet.asPath).toEqual([{ type: 1, asns: [64496, 64497, 64498] }]);
-    expect(twoSegs.asPath).toEqual([{ type: 2, asns: [64496] }, { type: 2, asns: [64497, 64498] }]);
-    expect(one.asPath).toEqual([{ type: 2, asns: [64496] }]);
-    expect(new Set([a.asPath, longer.asPath, shorter.asPath, asSet.asPath, one.asPath, twoSegs.asPath]).size).toBe(6);
-    // 2-octet sessions read the same way, from their own bytes.
-    const c2 = ctxOf({ fourOctetAs: false });
-    const p2 = attr(WT, 2, [2, 2, ...u16(64496), ...u16(64497)]);
-    const x = decodeUpdate(withAttrs(attr(OPT, 4, u32(1)), base(p2)), c2).attrs!;
-    const y = decodeUpdate(withAttrs(attr(OPT, 4, u32(2)), base(p2)), c2).attrs!;
-    expect(y.asPath).toBe(x.asPath!);
-    expect(x.asPath).toEqual([{ type: 2, asns: [64496, 64497] }]);
-  });
-
-  test("a shared path is checked again for every set: AS 0 and (from an external peer) confederation segments still withdraw", () => {
-    const zero = base(path(64496, 0));
-    for (let i = 0; i < 2; i++) expect(decodeUpdate(withAttrs(attr(OPT, 4, u32(i)), zero), ctxOf()).treatAsWithdraw).toBe(true);
-    const confed = base(attr(WT, 2, [3, 1, ...u32(64512), 2, 1, ...u32(64496)]));
-    const internal = decodeUpdate(withAttrs([], confed), ctxOf({ ibgp: true }));
-    expect(internal.treatAsWithdraw).toBe(false);
-    const external = decodeUpdate(withAttrs([], confed), ctxOf());
-    expect(external.treatAsWithdraw).toBe(true);
-    expect(external.issues.some((i) => /confederation/.test(i.reason))).toBe(true);
-    expect(decodeUpdate(withAttrs(attr(OPT, 4, u32(9)), confed), ctxOf({ ibgp: true })).attrs!.asPath).toBe(internal.attrs!.asPath!);
-  });
-
-  test("the table of shared paths stays bounded: a flood of distinct paths whose sets are gone does not grow it past its floor", () => {
-    const ctx: UpdateContext = { ...ctxOf(), cache: sharedAttrCache({ fourOctetAs: true, ibgp: false }) };
-    let last: number[] = [];
-    for (let i = 0; i < 12_000; i++) {
-      const u = decodeUpdate(withAttrs([], base(path(4_200_000_000, i + 1))), ctx);
-      last = u.attrs!.asPath![0]!.asns;
-      settleAttributes(u.attrs);
-      expect(sharedAsPaths()).toBeLessThanOrEqual(4096);
-    }
-    expect(last).toEqual([4_200_000_000, 12_000]);
-    // Paths decoded after the table was emptied are still right, and shared again.
-    const a = decodeUpdate(withAttrs(attr(OPT, 4, u32(1)), base(path(4_200_000_000, 5))), ctx);
-    const b = decodeUpdate(withAttrs(attr(OPT, 4, u32(2)), base(path(4_200_000_000, 5))), ctx);
-    expect(a.attrs!.asPath).toEqual([{ type: 2, asns: [4_200_000_000, 5] }]);
-    expect(b.attrs!.asPath).toBe(a.attrs!.asPath!);
-    settleAttributes(a.attrs);
-    settleAttributes(b.attrs);
   });
 });
