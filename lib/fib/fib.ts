@@ -67,8 +67,8 @@ import { type Prefix, formatIPv4, formatIPv6, maskAddr, parseAddr, parsePrefix, 
 import type { LogLevel } from "../core/log.ts";
 import { type SlicedTask, nextTurn, sliced, slicer, SLICE_MS } from "../core/slices.ts";
 import type { LocRibEvent } from "../rib/loc-rib.ts";
-import type { ForwardingHop, PrefixKey, Route } from "../rib/types.ts";
-import { prefixKey } from "../rib/types.ts";
+import type { ForwardingHop, PrefixKey, Route, RouteForwarding } from "../rib/types.ts";
+import { forwardingOf, prefixKey } from "../rib/types.ts";
 import { PrefixMap } from "../rib/prefix-map.ts";
 import type {
   FibFamily,
@@ -182,7 +182,7 @@ type Want =
   | { kind: "install"; route: KernelRoute; sig: string };
 
 const WANT_NONE: Want = { kind: "none" };
-const NO_ROUTES: readonly Route[] = [];
+const NO_ROUTES: readonly RouteForwarding[] = [];
 
 /** A converted next hop (with its identity key), or why it cannot be used. */
 type HopResult = { hop: KernelNextHop; self: string | null; key: string } | string;
@@ -193,9 +193,13 @@ interface Entry {
   prefix: string;
   /** The exclude entry covering this prefix, or null (static: options do not change). */
   excludedBy: string | null;
-  /** Loc-RIB input: best route (null: none) and multipath set. */
-  best: Route | null;
-  mp: readonly Route[];
+  /**
+   * Loc-RIB input: what forwarding needs of the best route (null: none) and
+   * of the multipath set; the routes' heads, not the route objects the
+   * events carry (see forwardingOf).
+   */
+  best: RouteForwarding | null;
+  mp: readonly RouteForwarding[];
   /** Cached desired state and the generation (address set) it was computed for. */
   want: Want;
   wantGen: number;
@@ -518,8 +522,8 @@ export class Fib {
       if (route === null) return;
       e = this.newEntry(key, route.prefix);
     }
-    e.best = route;
-    e.mp = route === null || multipath.length === 0 ? NO_ROUTES : multipath;
+    e.best = route === null ? null : forwardingOf(route);
+    e.mp = route === null || multipath.length === 0 ? NO_ROUTES : multipath.map(forwardingOf);
     e.wantGen = -1;
     this.enqueue(e);
     this.schedule();

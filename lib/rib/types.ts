@@ -317,6 +317,19 @@ export function isHead(x: unknown): x is RouteHead {
   return x instanceof RouteHead;
 }
 
+/** What forwarding needs of a route: where it came from (local or not), its next hop, and its immediate hops. */
+export type RouteForwarding = Pick<Route, "source" | "nextHop" | "via">;
+
+/**
+ * A route's forwarding part, to keep: its head when it has one (shared with
+ * the routes of its UPDATE, no object per prefix), else the route itself.
+ * A change of next-hop state moves a route to another head, so what was
+ * kept stays what the route was.
+ */
+export function forwardingOf(r: Route): RouteForwarding {
+  return headOf(r) ?? r;
+}
+
 /** The same stored route: one object, or two a table made from one head for one prefix (compare routes from a table with this, not ===). */
 export function sameRoute(a: Route, b: Route | null): boolean {
   if (a === b) return true;
