@@ -179,7 +179,34 @@ type Want =
   | { kind: "excluded"; reason: string }
   /** Wanted, but no usable next hop (reported as failed); `remove`: a refused next hop, our route goes. */
   | { kind: "unusable"; reason: string; remove?: boolean }
-  | { kind: "install"; route: KernelRoute; sig: string };
+  | DesiredRoute;
+
+/**
+ * The kernel route we want for a prefix, which is also its Want (kind
+ * "install"): one object per installed prefix, where a Want wrapping the
+ * route took another (48 bytes a prefix). `kind` and `route` are read from
+ * the prototype: no slot of their own. Read-only, and kept as what we
+ * installed (`Entry.ours`).
+ */
+class DesiredRoute implements KernelRoute {
+  constructor(
+    readonly family: FibFamily,
+    readonly prefix: string,
+    readonly table: number,
+    readonly protocol: number,
+    readonly metric: number,
+    readonly nextHops: KernelNextHop[],
+    readonly type: number,
+    /** The next-hop set's signature (shared with every route of that set). */
+    readonly sig: string,
+  ) {}
+  get kind(): "install" {
+    return "install";
+  }
+  get route(): KernelRoute {
+    return this;
+  }
+}
 
 const WANT_NONE: Want = { kind: "none" };
 const NO_ROUTES: readonly RouteForwarding[] = [];
@@ -777,8 +804,7 @@ export class Fib {
     }
     const hs = this.hopSet(family, keys.length === 1 ? keys[0]! : keys.join(","), hops);
     const o = this.options;
-    const route: KernelRoute = { family, prefix: e.prefix, table: o.table, protocol: o.protocol, metric: o.metric, nextHops: hs.hops, type: RTN_UNICAST };
-    return { kind: "install", route, sig: hs.sig };
+    return new DesiredRoute(family, e.prefix, o.table, o.protocol, o.metric, hs.hops, RTN_UNICAST, hs.sig);
   }
 
   /**
