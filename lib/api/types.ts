@@ -5,6 +5,7 @@
  */
 
 import type { LoopLagStats } from "../core/loop-lag.ts";
+import type { SlicerStats } from "../core/slices.ts";
 import type { K8sStatus } from "../k8s/types.ts";
 import type { BfdSessionInfo } from "../bfd/manager.ts";
 import type { CheckInfo } from "../health/mod.ts";
@@ -139,7 +140,7 @@ export interface RouterSummary {
    * the daemon's own work (cut into turns of a few milliseconds) from what
    * held the loop besides it.
    */
-  slices?: { turns: number; longestMs: number; over20: number };
+  slices?: SlicerStats;
 }
 
 export interface RibSummary {

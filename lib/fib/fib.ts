@@ -68,7 +68,7 @@ import type { LogLevel } from "../core/log.ts";
 import { type SlicedTask, nextTurn, sliced, slicer, SLICE_MS } from "../core/slices.ts";
 import type { LocRibEvent } from "../rib/loc-rib.ts";
 import type { ForwardingHop, PrefixKey, Route, RouteForwarding } from "../rib/types.ts";
-import { forwardingOf, prefixKey } from "../rib/types.ts";
+import { prefixKey, storedForm } from "../rib/types.ts";
 import { PrefixMap } from "../rib/prefix-map.ts";
 import type {
   FibFamily,
@@ -223,7 +223,7 @@ interface Entry {
   /**
    * Loc-RIB input: what forwarding needs of the best route (null: none) and
    * of the multipath set; the routes' heads, not the route objects the
-   * events carry (see forwardingOf).
+   * events carry (see storedForm).
    */
   best: RouteForwarding | null;
   mp: readonly RouteForwarding[];
@@ -549,8 +549,8 @@ export class Fib {
       if (route === null) return;
       e = this.newEntry(key, route.prefix);
     }
-    e.best = route === null ? null : forwardingOf(route);
-    e.mp = route === null || multipath.length === 0 ? NO_ROUTES : multipath.map(forwardingOf);
+    e.best = route === null ? null : storedForm(route);
+    e.mp = route === null || multipath.length === 0 ? NO_ROUTES : multipath.map(storedForm);
     e.wantGen = -1;
     this.enqueue(e);
     this.schedule();

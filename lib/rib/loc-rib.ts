@@ -44,7 +44,7 @@ import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts
 import { type DecisionOptions, REASON_ONLY_PATH, explainBest, selectBest } from "./decision.ts";
 import { sliced } from "../core/slices.ts";
 import { PrefixMap } from "./prefix-map.ts";
-import { type HeadTable, type PrefixKey, type Route, type RouteSource, type StoredHead, headOf, isHead, prefixKey, prefixOfKey, routeOfHead, routesForDecision, sameSelection, slotReachable, storedPathId } from "./types.ts";
+import { type HeadTable, type PrefixKey, type Route, type RouteSource, type StoredHead, headOf, isHead, prefixKey, prefixOfKey, routeOfHead, routesForDecision, sameAnnouncement, slotReachable, storedForm, storedPathId } from "./types.ts";
 
 /** One prefix of the Loc-RIB, as readers see it. */
 export interface LocRibEntry {
@@ -184,7 +184,7 @@ const UNEXPLAINED = "(unexplained)";
 function sameList(a: readonly Stored[], b: readonly Stored[]): boolean {
   if (a === b) return true;
   if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (!sameSelection(a[i]!, b[i]!)) return false;
+  for (let i = 0; i < a.length; i++) if (!sameAnnouncement(a[i]!, b[i]!)) return false;
   return true;
 }
 
@@ -325,11 +325,6 @@ export class LocRib implements HeadTable {
     return isHead(slot) ? routeOfHead(key, slot, this) : slot;
   }
 
-  /** What a single-candidate slot keeps of a selected route: its head when it has one. */
-  private stored(r: Route): StoredHead | Route {
-    return headOf(r) ?? r;
-  }
-
   /** A route this table handed out moved from head `from` to `to` (next-hop state, stale mark): the slot follows when it still holds `from`. */
   headMoved(key: PrefixKey, from: StoredHead, to: StoredHead): void {
     const map = this.mapOf(key);
@@ -370,7 +365,7 @@ export class LocRib implements HeadTable {
   /** A slot as an Entry (a single-route slot is turned into one, in the map). */
   private entryOf(map: PrefixMap<PrefixKey, Slot>, key: PrefixKey, slot: Slot): Entry {
     if (slot instanceof Entry) return slot;
-    const s = isHead(slot) ? slot : this.stored(slot);
+    const s = isHead(slot) ? slot : storedForm(slot);
     const e = new Entry(key, [s]);
     e.best = s;
     e.multipath = this.mpOn ? [s] : NO_STORED;
@@ -416,10 +411,10 @@ export class LocRib implements HeadTable {
       t?.prefixChanged(key);
       this.enter(route);
       if (route.reachable) {
-        map.set(key, this.stored(route));
+        map.set(key, storedForm(route));
         return this.emit(key, null, NONE, route, this.single(route));
       }
-      const e = new Entry(key, [this.stored(route)]);
+      const e = new Entry(key, [storedForm(route)]);
       map.set(key, e);
       return this.select(map, e);
     }
@@ -432,7 +427,7 @@ export class LocRib implements HeadTable {
         // Replacing the only, selected candidate: the common update.
         this.swap(old, route);
         if (route.reachable) {
-          map.set(key, this.stored(route));
+          map.set(key, storedForm(route));
           return this.emit(key, old, this.single(old), route, this.single(route));
         }
       }
@@ -453,15 +448,15 @@ export class LocRib implements HeadTable {
       this.bump(key, 1);
       if (!sourceHad) this.index(sid, 1);
       this.enter(route);
-      ms.push(this.stored(route));
+      ms.push(storedForm(route));
     } else if (ms[i] === route || ms[i] === headOf(route)) {
       return null;
     } else if (slot instanceof Entry) {
       this.swap(this.routeAt(key, ms[i]!), route);
-      ms[i] = this.stored(route);
+      ms[i] = storedForm(route);
     } else {
       // The single-slot replacement above, with an unreachable new route (already tracked).
-      ms[i] = this.stored(route);
+      ms[i] = storedForm(route);
     }
     return this.select(map, e);
   }
@@ -690,7 +685,7 @@ export class LocRib implements HeadTable {
     }
     e.best = best;
     e.multipath = mp;
-    if (sameSelection(best, oldBest) && sameList(mp, oldMp)) return null;
+    if (sameAnnouncement(best, oldBest) && sameList(mp, oldMp)) return null;
     const oldR = this.made(e.key, oldBest);
     const newR = this.made(e.key, best);
     return this.emit(e.key, oldR, this.madeList(e.key, oldMp, oldBest, oldR), newR, this.madeList(e.key, mp, best, newR));

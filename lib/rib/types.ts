@@ -255,9 +255,7 @@ class SlotRoute extends PathRoute {
  * one object per position reused by every selection, so a selection makes
  * no route per candidate.
  */
-class DecisionView extends HeadView {
-  key: PrefixKey = 0;
-  protected h: RouteHead = NO_HEAD;
+class DecisionView extends PathRoute {
   point(key: PrefixKey, h: RouteHead): this {
     this.key = key;
     this.h = h;
@@ -267,7 +265,6 @@ class DecisionView extends HeadView {
     throw new Error("a route viewed for the decision process is read-only");
   }
 }
-const NO_HEAD = new RouteHead({ id: "", address: "", addressBytes: new Uint8Array(0), asn: 0, routerId: 0, ibgp: false, rrClient: false, local: false }, {} as PathAttributes, new Uint8Array(0), 0, 0, 0, undefined);
 const decisionViews: DecisionView[] = [];
 
 /**
@@ -281,7 +278,8 @@ export function routesForDecision(key: PrefixKey, stored: readonly (RouteHead | 
   out.length = stored.length;
   for (let i = 0; i < stored.length; i++) {
     const m = stored[i]!;
-    out[i] = m instanceof RouteHead ? (decisionViews[i] ??= new DecisionView()).point(key, m) : m;
+    if (!(m instanceof RouteHead)) out[i] = m;
+    else out[i] = decisionViews[i]?.point(key, m) ?? (decisionViews[i] = new DecisionView(key, m));
   }
   return out;
 }
@@ -292,13 +290,14 @@ export function storedPathId(m: RouteHead | Route): number {
 }
 
 /**
- * The same selected candidate of one prefix, as stored (a head, or a route
- * kept as itself), for the Loc-RIB's change detection: the same source and
- * path id with the same announcement (attributes, next hop, arrival); its
- * next-hop state and stale mark aside, as when a route object was changed
- * in place.
+ * The same announcement of one prefix (routes, or candidates as stored: a
+ * head, or a route kept as itself): the same source and path id, with the
+ * same attributes, next hop and arrival. Next-hop state and the stale mark
+ * aside: a route moves to another head when they change, and stays the
+ * same announcement (the Loc-RIB's change detection, the graceful-restart
+ * sweep).
  */
-export function sameSelection(a: RouteHead | Route | null, b: RouteHead | Route | null): boolean {
+export function sameAnnouncement(a: RouteHead | Route | null, b: RouteHead | Route | null): boolean {
   if (a === b) return true;
   if (a === null || b === null) return false;
   return a.source === b.source && storedPathId(a) === storedPathId(b) && a.attrs === b.attrs && a.nextHop === b.nextHop && a.learnedAt === b.learnedAt;
@@ -321,12 +320,12 @@ export function isHead(x: unknown): x is RouteHead {
 export type RouteForwarding = Pick<Route, "source" | "nextHop" | "via">;
 
 /**
- * A route's forwarding part, to keep: its head when it has one (shared with
- * the routes of its UPDATE, no object per prefix), else the route itself.
- * A change of next-hop state moves a route to another head, so what was
- * kept stays what the route was.
+ * What a table keeps of a route: its head when it has one (shared with the
+ * routes of its UPDATE: no object per prefix), else the route itself. A
+ * change of next-hop state or stale mark moves a route to another head, so
+ * what was kept stays what the route was.
  */
-export function forwardingOf(r: Route): RouteForwarding {
+export function storedForm(r: Route): RouteHead | Route {
   return headOf(r) ?? r;
 }
 

@@ -21,7 +21,7 @@ import { CEASE_SUB, ERR, SAFI, familyName } from "../bgp/types.ts";
 import type { Afi } from "../core/addr.ts";
 import { sliced } from "../core/slices.ts";
 import type { AdjRibIn } from "../rib/adj-rib-in.ts";
-import { type Route, type RouteSource, familyOfKey, withFields } from "../rib/types.ts";
+import { type Route, type RouteSource, familyOfKey, sameAnnouncement, withFields } from "../rib/types.ts";
 
 /** What the helper needs from its neighbour and the route engine. */
 export interface GrHelperHost {
@@ -253,7 +253,8 @@ export class GrHelper {
     await sliced(gone, (r) => {
       if (gen !== this.generation) return;
       const cur = h.adjIn.get(r.key, r.pathId);
-      if (cur === null || !sameAnnouncement(cur, r)) return;
+      // Still the stale route the walk collected (routes read from the Loc-RIB are made per read: not identity).
+      if (cur === null || !sameAnnouncement(cur, r) || cur.stale !== r.stale) return;
       h.adjIn.withdraw(r.key, r.pathId);
       h.withdrawn(r.key);
       h.importRoute(r.key, r.pathId, null);
@@ -278,17 +279,6 @@ export class GrHelper {
     });
     await this.removeRoutes(gone, gen);
   }
-}
-
-/**
- * The route a walk collected is still the one stored: the same announcement
- * (source, attributes, next hop, arrival) and still stale. Not identity:
- * routes read from the Loc-RIB are made per read, and next-hop tracking may
- * have moved the route to another head meanwhile; a fresh announcement, or
- * an unchanged one that made it unstale, differs here and stays.
- */
-function sameAnnouncement(a: Route, b: Route): boolean {
-  return a.source === b.source && a.attrs === b.attrs && a.nextHop === b.nextHop && a.learnedAt === b.learnedAt && a.stale === b.stale;
 }
 
 /** Attributes with the LLGR_STALE community added (RFC 9494 §4.3). */
