@@ -63,12 +63,12 @@
  */
 import type { Clock, TimerHandle } from "../core/clock.ts";
 import { realClock } from "../core/clock.ts";
-import { type Prefix, formatIPv4, formatIPv6, maskAddr, parseAddr, parsePrefix, prefixContains, prefixToString } from "../core/addr.ts";
+import { type Prefix, formatIPv4, formatIPv6, maskAddr, parseAddr, parsePrefix, prefixContains } from "../core/addr.ts";
 import type { LogLevel } from "../core/log.ts";
 import { type SlicedTask, nextTurn, sliced, slicer, SLICE_MS } from "../core/slices.ts";
 import type { LocRibEvent } from "../rib/loc-rib.ts";
 import type { ForwardingHop, PrefixKey, Route, RouteForwarding } from "../rib/types.ts";
-import { prefixKey, storedForm } from "../rib/types.ts";
+import { keyText, prefixKey, prefixOfKey, storedForm } from "../rib/types.ts";
 import { PrefixMap } from "../rib/prefix-map.ts";
 import type {
   FibFamily,
@@ -179,34 +179,35 @@ type Want =
   | { kind: "excluded"; reason: string }
   /** Wanted, but no usable next hop (reported as failed); `remove`: a refused next hop, our route goes. */
   | { kind: "unusable"; reason: string; remove?: boolean }
-  | DesiredRoute;
+  | HopSet;
 
 /**
- * The kernel route we want for a prefix, which is also its Want (kind
- * "install"): one object per installed prefix, where a Want wrapping the
- * route took another (48 bytes a prefix). `kind` and `route` are read from
- * the prototype: no slot of their own. Read-only, and kept as what we
- * installed (`Entry.ours`).
+ * One distinct set of kernel next hops of a family, shared by every prefix
+ * that forwards through it (a full table has a handful). It is also such a
+ * prefix's Want (kind "install", read from the prototype) and, once the
+ * kernel has the route, what the prefix's entry keeps as ours: the route is
+ * the prefix, the options' table, protocol and metric, and these hops, so
+ * nothing per prefix is kept but the entry. The kernel route itself is made
+ * when an operation needs it (`routeOf`). Read-only.
  */
-class DesiredRoute implements KernelRoute {
+class HopSet {
   constructor(
-    readonly family: FibFamily,
-    readonly prefix: string,
-    readonly table: number,
-    readonly protocol: number,
-    readonly metric: number,
-    readonly nextHops: KernelNextHop[],
-    readonly type: number,
-    /** The next-hop set's signature (shared with every route of that set). */
+    /** The set's identity: its hop keys, sorted, comma-separated. */
     readonly sig: string,
+    readonly nextHops: KernelNextHop[],
   ) {}
   get kind(): "install" {
     return "install";
   }
-  get route(): KernelRoute {
-    return this;
-  }
 }
+
+/** Our route at our key as last known: the hop set we installed, or a route a dump or an event reported. */
+type Ours = HopSet | KernelRoute;
+
+/** Entry.flags: in the reconcile queue. */
+const QUEUED = 1;
+/** Entry.flags: found in the start-up dump, not deleted before the start-up sync. */
+const RETAINED = 2;
 
 const WANT_NONE: Want = { kind: "none" };
 const NO_ROUTES: readonly RouteForwarding[] = [];
@@ -214,12 +215,13 @@ const NO_ROUTES: readonly RouteForwarding[] = [];
 /** A converted next hop (with its identity key), or why it cannot be used. */
 type HopResult = { hop: KernelNextHop; self: string | null; key: string } | string;
 
+/**
+ * One prefix. Kept small (a full table has one each): the prefix is its key
+ * (text made when shown or sent), the desired route a shared HopSet, and
+ * everything only a prefix with a problem needs is in `trouble`.
+ */
 interface Entry {
   key: PrefixKey;
-  /** Canonical prefix text (shared with the desired kernel route). */
-  prefix: string;
-  /** The exclude entry covering this prefix, or null (static: options do not change). */
-  excludedBy: string | null;
   /**
    * Loc-RIB input: what forwarding needs of the best route (null: none) and
    * of the multipath set; the routes' heads, not the route objects the
@@ -231,14 +233,10 @@ interface Entry {
   want: Want;
   wantGen: number;
   /** Our route at our metric as the kernel holds it (last known), or null. */
-  ours: KernelRoute | null;
-  /** Our routes at other metrics (left from another configuration): always removed once allowed. */
-  oursOther: KernelRoute[] | null;
-  /** Found in the start-up dump: not deleted before the start-up sync. */
-  retained: boolean;
-  /** In the reconcile queue. */
-  queued: boolean;
-  /** Failure, conflict and repair state; null for the great majority of prefixes, which have none. */
+  ours: Ours | null;
+  /** QUEUED, RETAINED (one field for both: an entry of eight fields takes 32 bytes less than one of nine). */
+  flags: number;
+  /** Failure, conflict, repair state and our routes at other metrics; null for the great majority of prefixes, which have none. */
   trouble: Trouble | null;
 }
 
@@ -266,6 +264,13 @@ interface Trouble {
    * the next attempt deletes ours first.
    */
   deleteFirst: boolean;
+  /** Our routes at other metrics (left from another configuration): always removed once allowed. */
+  oursOther: KernelRoute[] | null;
+}
+
+/** Our routes at other metrics of an entry, or null (the common case). */
+function othersOf(e: Entry): KernelRoute[] | null {
+  return e.trouble === null ? null : e.trouble.oursOther;
 }
 
 function familyOf(key: PrefixKey): FibFamily {
@@ -319,7 +324,7 @@ export class Fib {
   private keptAtStart = 0;
   /** Our routes found in the kernel at start, per family (4, 6). */
   private readonly keptByFamily = new Map<number, number>();
-  /** Prefixes to reconcile, in order (a queue; `Entry.queued` marks membership). */
+  /** Prefixes to reconcile, in order (a queue; QUEUED in `Entry.flags` marks membership). */
   private dirty: Entry[] = [];
   private dirtyHead = 0;
   private readonly failed = new Set<Entry>();
@@ -338,7 +343,7 @@ export class Fib {
   private failLogBudget = FAIL_LOGS_PER_BATCH;
   private failLogsSuppressed = 0;
   /** Shared next-hop lists by signature, per family (see hopSet). */
-  private readonly hopSets = [new Map<string, { sig: string; hops: KernelNextHop[] }>(), new Map<string, { sig: string; hops: KernelNextHop[] }>()];
+  private readonly hopSets = [new Map<string, HopSet>(), new Map<string, HopSet>()];
   private hopCache = new WeakMap<Uint8Array, { gen: number; family: FibFamily; res: HopResult }>();
   /** Next-hop overrides by canonical address text, and the reasons of the refusals among them. */
   private overrides: ReadonlyMap<string, NextHopOverride> = new Map();
@@ -371,7 +376,7 @@ export class Fib {
   private readonly inflight = new Set<Promise<void>>();
   /** Entries with an operation in a batch in flight: not reconciled again until its answer. */
   private readonly busy = new Set<Entry>();
-  /** Entries met while busy, put back in the queue when a batch is answered (`queued` stays set). */
+  /** Entries met while busy, put back in the queue when a batch is answered (QUEUED stays set). */
   private deferred: Entry[] = [];
   private idleWaiters: (() => void)[] = [];
 
@@ -471,24 +476,34 @@ export class Fib {
       await this.allAnswered();
       slicer.cancel(this.task);
       this.scan = null;
-      const ops: { e: Entry; op: KernelOp }[] = [];
+      // What to delete, as (entry, route of ours) pairs; the kernel routes are made a batch at a time.
+      const owners: Entry[] = [];
+      const subjects: Ours[] = [];
       await sliced(this.entries.values(), (e) => {
-        if (e.ours) ops.push({ e, op: { op: "delete", route: e.ours } });
-        for (const r of e.oursOther ?? []) ops.push({ e, op: { op: "delete", route: r } });
+        if (e.ours) {
+          owners.push(e);
+          subjects.push(e.ours);
+        }
+        for (const r of e.trouble?.oursOther ?? []) {
+          owners.push(e);
+          subjects.push(r);
+        }
       });
       if (this.options.retainOnExit || opts.retain || !this.started) {
-        if (this.started) this.log("info", `fib: stopped, ${ops.length} routes retained in table ${this.options.table}`);
+        if (this.started) this.log("info", `fib: stopped, ${owners.length} routes retained in table ${this.options.table}`);
       } else {
         let removed = 0;
         let errors = 0;
         const n = this.options.maxBatch;
-        for (let i = 0; i < ops.length; i += n) {
-          const chunk = ops.slice(i, i + n);
+        for (let i = 0; i < owners.length; i += n) {
+          const end = Math.min(owners.length, i + n);
+          const chunk: KernelOp[] = [];
+          for (let j = i; j < end; j++) chunk.push({ op: "delete", route: this.routeOf(owners[j]!, subjects[j]!) });
           let res: (KernelError | null)[];
           try {
             this.counters.applyCalls++;
             this.counters.ops += chunk.length;
-            res = await this.kernel.apply(chunk.map((x) => x.op));
+            res = await this.kernel.apply(chunk);
           } catch (err) {
             this.log("error", `fib: removing routes on stop failed: ${(err as Error).message}`);
             errors += chunk.length;
@@ -499,18 +514,18 @@ export class Fib {
             if (r && r.code !== "ESRCH" && r.code !== "ENOENT") {
               errors++;
               this.counters.opErrors++;
-              if (errors <= 10) this.log("warn", `fib: ${describeOp(chunk[j]!.op)} on stop: ${errorText(r)}`);
+              if (errors <= 10) this.log("warn", `fib: ${describeOp(chunk[j]!)} on stop: ${errorText(r)}`);
             } else {
               removed++;
-              const { e, op } = chunk[j]!;
-              if (e.ours === op.route) e.ours = null;
+              const e = owners[i + j]!;
+              if (e.ours === subjects[i + j]) e.ours = null;
             }
           }
         }
         this.log("info", `fib: stopped, ${removed} routes removed${errors ? `, ${errors} failed` : ""}`);
       }
-      for (let i = this.dirtyHead; i < this.dirty.length; i++) this.dirty[i]!.queued = false;
-      for (const e of this.deferred) e.queued = false;
+      for (let i = this.dirtyHead; i < this.dirty.length; i++) this.dirty[i]!.flags &= ~QUEUED;
+      for (const e of this.deferred) e.flags &= ~QUEUED;
       this.dirty = [];
       this.dirtyHead = 0;
       this.deferred = [];
@@ -547,7 +562,7 @@ export class Fib {
     let e = this.entries.get(key);
     if (e === undefined) {
       if (route === null) return;
-      e = this.newEntry(key, route.prefix);
+      e = this.newEntry(key);
     }
     e.best = route === null ? null : storedForm(route);
     e.mp = route === null || multipath.length === 0 ? NO_ROUTES : multipath.map(storedForm);
@@ -615,7 +630,7 @@ export class Fib {
     this.synced = true;
     if (this.deadlineTimer) this.clock.clearTimeout(this.deadlineTimer);
     this.deadlineTimer = null;
-    // The full scan that follows removes the stale routes (entries still `retained` are
+    // The full scan that follows removes the stale routes (entries still RETAINED are
     // released as it reaches them) and counts them for the log line at its end.
     if (this.started) {
       this.staleLog = why;
@@ -670,13 +685,13 @@ export class Fib {
       case "unusable":
         return { state: "failed", reason: w.reason };
       case "none":
-        if (e.ours === null && e.oursOther === null) return { state: "pending", reason: "withdrawn" };
-        if (e.retained && !this.synced) return { state: "pending", reason: "stale: kept until the start-up sync" };
+        if (e.ours === null && othersOf(e) === null) return { state: "pending", reason: "withdrawn" };
+        if (e.flags & RETAINED && !this.synced) return { state: "pending", reason: "stale: kept until the start-up sync" };
         return { state: "pending", reason: "stale: removal pending" };
       case "install": {
         const fp = this.foreign.get(e.key);
         if (fp !== undefined) return { state: "conflict", reason: `conflict with proto ${fp}` };
-        if (e.ours && this.matches(e.ours, w.route)) return e.oursOther ? { state: "installed", reason: "removal of our route at another metric pending" } : { state: "installed" };
+        if (e.ours && this.matches(e.ours, w)) return othersOf(e) ? { state: "installed", reason: "removal of our route at another metric pending" } : { state: "installed" };
         const t = e.trouble;
         if (t !== null && t.failSig === w.sig && t.failReason !== null) return { state: "failed", reason: t.failReason };
         if (t !== null && t.repairSig === w.sig && t.repairs >= MAX_REPAIRS) return { state: "pending", reason: "the kernel reports a different route" };
@@ -689,10 +704,10 @@ export class Fib {
     const s = this.stateOf(e);
     const w = this.wantOf(e);
     let hops: string[];
-    if (w.kind === "install") hops = w.route.nextHops.map((h) => this.hopText(h));
+    if (w.kind === "install") hops = w.nextHops.map((h) => this.hopText(h));
     else if (w.kind === "none") hops = (e.ours?.nextHops ?? []).map((h) => this.hopText(h));
     else hops = this.ribHops(e);
-    const out: FibStatus = { prefix: e.prefix, state: s.state, nextHops: hops };
+    const out: FibStatus = { prefix: keyText(e.key), state: s.state, nextHops: hops };
     if (s.reason !== undefined) out.reason = s.reason;
     return out;
   }
@@ -720,26 +735,15 @@ export class Fib {
 
   // ------------------------------------------------------------- desired state
 
-  private newEntry(key: PrefixKey, p: Prefix): Entry {
-    let excludedBy: string | null = null;
-    for (const x of this.excludes) {
-      if (prefixContains(x.prefix, p)) {
-        excludedBy = x.text;
-        break;
-      }
-    }
+  private newEntry(key: PrefixKey): Entry {
     const e: Entry = {
       key,
-      prefix: prefixToString(p),
-      excludedBy,
       best: null,
       mp: NO_ROUTES,
       want: WANT_NONE,
       wantGen: -1,
       ours: null,
-      oursOther: null,
-      retained: false,
-      queued: false,
+      flags: 0,
       trouble: null,
     };
     this.entries.set(key, e);
@@ -756,7 +760,10 @@ export class Fib {
   private computeWant(e: Entry): Want {
     const best = e.best;
     if (best === null) return WANT_NONE;
-    if (e.excludedBy !== null) return { kind: "excluded", reason: `excluded (${e.excludedBy})` };
+    if (this.excludes.length > 0) {
+      const x = this.excludeOf(e.key);
+      if (x !== null) return { kind: "excluded", reason: `excluded (${x})` };
+    }
     if (this.connected.has(e.key)) return { kind: "excluded", reason: "connected prefix" };
     if (best.source.local || best.nextHop.length === 0 || isZero(best.nextHop, 0, best.nextHop.length)) {
       return { kind: "excluded", reason: "locally originated" };
@@ -802,22 +809,34 @@ export class Fib {
       hops.push(...sorted);
       keys.sort();
     }
-    const hs = this.hopSet(family, keys.length === 1 ? keys[0]! : keys.join(","), hops);
-    const o = this.options;
-    return new DesiredRoute(family, e.prefix, o.table, o.protocol, o.metric, hs.hops, RTN_UNICAST, hs.sig);
+    return this.hopSet(family, keys.length === 1 ? keys[0]! : keys.join(","), hops);
+  }
+
+  /** The `exclude` entry that covers a prefix (the first), or null. */
+  private excludeOf(key: PrefixKey): string | null {
+    const p = prefixOfKey(key);
+    for (const x of this.excludes) if (prefixContains(x.prefix, p)) return x.text;
+    return null;
+  }
+
+  /** The kernel route for our route `o` of entry `e` (made for an operation when `o` is a hop set). */
+  private routeOf(e: Entry, o: Ours): KernelRoute {
+    if (!(o instanceof HopSet)) return o;
+    const opts = this.options;
+    return { family: familyOf(e.key), prefix: keyText(e.key), table: opts.table, protocol: opts.protocol, metric: opts.metric, nextHops: o.nextHops, type: RTN_UNICAST };
   }
 
   /**
-   * One shared next-hop list (and signature string) per distinct hop set and
-   * family: a full table has a handful of next-hop sets, not one array per
-   * route. The lists are read-only.
+   * One shared hop set (next-hop list and signature) per distinct set and
+   * family: a full table has a handful of next-hop sets, not one array (or
+   * one desired route) per prefix. Read-only.
    */
-  private hopSet(family: FibFamily, sig: string, hops: KernelNextHop[]): { sig: string; hops: KernelNextHop[] } {
+  private hopSet(family: FibFamily, sig: string, hops: KernelNextHop[]): HopSet {
     const m = this.hopSets[family === 4 ? 0 : 1];
     let hs = m.get(sig);
     if (hs === undefined) {
       if (m.size >= 65536) m.clear();
-      hs = { sig, hops };
+      hs = new HopSet(sig, hops);
       m.set(sig, hs);
     }
     return hs;
@@ -912,9 +931,14 @@ export class Fib {
     return n;
   }
 
-  /** Whether the kernel's route `have` is the route `want` (ifindex compared only when we set it; weights ignored). */
-  private matches(have: KernelRoute, want: KernelRoute): boolean {
-    if (have.protocol !== want.protocol || have.metric !== want.metric || (have.type ?? RTN_UNICAST) !== want.type) return false;
+  /**
+   * Whether our route `have` (a kernel route: ifindex compared only when we
+   * set it, weights ignored) is the desired route with hop set `want`.
+   */
+  private matches(have: Ours, want: HopSet): boolean {
+    if (have instanceof HopSet) return have === want || have.sig === want.sig;
+    const o = this.options;
+    if (have.protocol !== o.protocol || have.metric !== o.metric || (have.type ?? RTN_UNICAST) !== RTN_UNICAST) return false;
     const hh = have.nextHops;
     const wh = want.nextHops;
     if (hh.length !== wh.length) return false;
@@ -932,55 +956,70 @@ export class Fib {
 
   // ------------------------------------------------------------- reconcile
 
-  /** Operations that bring one prefix in line (none when it already is or must not be touched). */
-  private reconcile(e: Entry): KernelOp[] {
-    const ops: KernelOp[] = [];
-    const canDelete = this.synced || !e.retained;
-    if (e.oursOther && canDelete) for (const r of e.oursOther) ops.push({ op: "delete", route: r });
+  /**
+   * Add the operations that bring one prefix in line to `ops` (none when it
+   * already is or must not be touched), each with what it is for in
+   * `subjects`: the route of ours it deletes, or the hop set it installs.
+   */
+  private reconcile(e: Entry, ops: KernelOp[], subjects: Ours[]): void {
+    const canDelete = this.synced || !(e.flags & RETAINED);
+    const others = othersOf(e);
+    if (others && canDelete) {
+      for (const r of others) {
+        ops.push({ op: "delete", route: r });
+        subjects.push(r);
+      }
+    }
     const w = this.wantOf(e);
     if (w.kind === "install") {
       const fp = this.foreign.get(e.key);
       if (fp !== undefined) {
         if (e.trouble?.conflictLogged !== fp) {
           this.troubleOf(e).conflictLogged = fp;
-          this.log("warn", `fib: ${e.prefix} not installed: conflict with proto ${fp} (table ${this.options.table} metric ${this.options.metric})`);
+          this.log("warn", `fib: ${keyText(e.key)} not installed: conflict with proto ${fp} (table ${this.options.table} metric ${this.options.metric})`);
         }
-        return ops;
+        return;
       }
       const t = e.trouble;
       if (t !== null && t.conflictLogged !== -1) {
         t.conflictLogged = -1;
         this.tidy(e);
       }
-      if (e.ours && this.matches(e.ours, w.route)) {
-        // Keep the desired route (shared next hops) rather than the copy a dump or event decoded.
-        e.ours = w.route;
+      if (e.ours && this.matches(e.ours, w)) {
+        // Keep the shared hop set rather than the copy a dump or event decoded.
+        e.ours = w;
         this.clearFailure(e, "installed");
-        return ops;
+        return;
       }
-      if (t !== null && t.blocked && t.failSig === w.sig) return ops;
+      if (t !== null && t.blocked && t.failSig === w.sig) return;
       if (t !== null && t.repairSig === w.sig && t.repairs >= MAX_REPAIRS) {
         // The kernel keeps reporting something else after our replaces (e.g. a
         // partial multipath notification): do not loop; the full compare decides.
         if (t.repairs === MAX_REPAIRS) {
           t.repairs++;
-          this.log("warn", `fib: ${e.prefix}: the kernel reports a different route after ${MAX_REPAIRS} replaces; left to the periodic compare`);
+          this.log("warn", `fib: ${keyText(e.key)}: the kernel reports a different route after ${MAX_REPAIRS} replaces; left to the periodic compare`);
         }
-        return ops;
+        return;
       }
-      if (t !== null && t.deleteFirst && e.ours) ops.push({ op: "delete", route: e.ours });
-      ops.push({ op: "replace", route: w.route });
-      return ops;
+      if (t !== null && t.deleteFirst && e.ours) this.deleteOurs(e, ops, subjects);
+      ops.push({ op: "replace", route: this.routeOf(e, w) });
+      subjects.push(w);
+      return;
     }
     if (w.kind === "unusable") {
       // Keep whatever of ours is there (it may still forward), unless the next hop is refused; report once.
       this.recordFailure(e, "", w.reason);
-      if (w.remove && e.ours && canDelete) ops.push({ op: "delete", route: e.ours });
-      return ops;
+      if (w.remove && e.ours && canDelete) this.deleteOurs(e, ops, subjects);
+      return;
     }
     this.clearFailure(e, "no longer wanted");
-    if (e.ours && canDelete) ops.push({ op: "delete", route: e.ours });
-    return ops;
+    if (e.ours && canDelete) this.deleteOurs(e, ops, subjects);
+  }
+
+  private deleteOurs(e: Entry, ops: KernelOp[], subjects: Ours[]): void {
+    const o = e.ours!;
+    ops.push({ op: "delete", route: this.routeOf(e, o) });
+    subjects.push(o);
   }
 
   /** Record a failure; logged once per (route, reason), at most FAIL_LOGS_PER_BATCH lines per batch (then a summary). */
@@ -995,7 +1034,7 @@ export class Fib {
       t.failLogged = k;
       if (this.failLogBudget > 0) {
         this.failLogBudget--;
-        this.log("warn", `fib: ${e.prefix}${sig ? ` via ${sig}` : ""} not installed: ${reason}`);
+        this.log("warn", `fib: ${keyText(e.key)}${sig ? ` via ${sig}` : ""} not installed: ${reason}`);
       } else {
         this.failLogsSuppressed++;
       }
@@ -1011,7 +1050,7 @@ export class Fib {
   private clearFailure(e: Entry, outcome: "installed" | "no longer wanted"): void {
     const t = e.trouble;
     if (t === null || t.failReason === null) return;
-    if (t.failLogged !== null) this.log("info", `fib: ${e.prefix} ${outcome} (was failing: ${t.failReason})`);
+    if (t.failLogged !== null) this.log("info", `fib: ${keyText(e.key)} ${outcome} (was failing: ${t.failReason})`);
     t.failSig = t.failReason = t.failLogged = null;
     t.blocked = false;
     this.failed.delete(e);
@@ -1019,13 +1058,13 @@ export class Fib {
   }
 
   private troubleOf(e: Entry): Trouble {
-    return (e.trouble ??= { failSig: null, failReason: null, blocked: false, failLogged: null, repairs: 0, repairSig: null, conflictLogged: -1, deleteFirst: false });
+    return (e.trouble ??= { failSig: null, failReason: null, blocked: false, failLogged: null, repairs: 0, repairSig: null, conflictLogged: -1, deleteFirst: false, oursOther: null });
   }
 
   /** Drop the trouble record once nothing is left in it. */
   private tidy(e: Entry): void {
     const t = e.trouble;
-    if (t !== null && t.failReason === null && t.failLogged === null && t.repairs === 0 && t.conflictLogged === -1 && !t.deleteFirst) e.trouble = null;
+    if (t !== null && t.failReason === null && t.failLogged === null && t.repairs === 0 && t.conflictLogged === -1 && !t.deleteFirst && t.oursOther === null) e.trouble = null;
   }
 
   /** The kernel reported our route at our key as something else than the desired one (or removed it): one more repair. */
@@ -1047,8 +1086,8 @@ export class Fib {
   }
 
   private enqueue(e: Entry): void {
-    if (e.queued) return;
-    e.queued = true;
+    if (e.flags & QUEUED) return;
+    e.flags |= QUEUED;
     this.dirty.push(e);
   }
 
@@ -1066,7 +1105,7 @@ export class Fib {
 
   /** Forget an entry that has nothing left: no input, nothing of ours in the kernel. */
   private maybeDrop(e: Entry): void {
-    if (e.best === null && e.ours === null && e.oursOther === null && !e.queued && !this.busy.has(e)) {
+    if (e.best === null && e.ours === null && othersOf(e) === null && !(e.flags & QUEUED) && !this.busy.has(e)) {
       if (this.entries.get(e.key) === e) this.entries.delete(e.key);
       this.failed.delete(e);
     }
@@ -1111,7 +1150,7 @@ export class Fib {
     const q = this.dirty;
     if (this.dirtyHead < q.length) {
       const e = q[this.dirtyHead++]!;
-      e.queued = false;
+      e.flags &= ~QUEUED;
       return e;
     }
     while (this.retryWalk !== null) {
@@ -1122,7 +1161,7 @@ export class Fib {
       }
       const e = r.value;
       if (e.trouble !== null) e.trouble.blocked = false;
-      if (!e.queued) return e;
+      if (!(e.flags & QUEUED)) return e;
     }
     while (this.scan !== null) {
       const r = this.scan.next();
@@ -1131,7 +1170,7 @@ export class Fib {
         this.scanDone();
         break;
       }
-      if (!r.value.queued) return r.value;
+      if (!(r.value.flags & QUEUED)) return r.value;
     }
     return null;
   }
@@ -1160,6 +1199,7 @@ export class Fib {
     const max = this.options.maxBatch;
     const ops: KernelOp[] = [];
     const owners: Entry[] = [];
+    const subjects: Ours[] = [];
     let n = 0;
     let more = false;
     for (;;) {
@@ -1171,23 +1211,28 @@ export class Fib {
       if (e === null) break;
       if (this.busy.has(e)) {
         // Its operation is in flight: our view of it changes with the answer.
-        e.queued = true;
+        e.flags |= QUEUED;
         this.deferred.push(e);
         continue;
       }
       // The start-up sync came: release a route kept from the start-up dump, counting it if it goes.
-      const stale = e.retained && this.synced;
-      if (stale) e.retained = false;
-      const eops = this.reconcile(e);
-      if (eops.length === 0) {
+      const stale = (e.flags & RETAINED) !== 0 && this.synced;
+      if (stale) e.flags &= ~RETAINED;
+      const before = ops.length;
+      this.reconcile(e, ops, subjects);
+      if (ops.length === before) {
         this.maybeDrop(e);
         continue;
       }
-      if (stale && this.staleLog !== null && eops.some((op) => op.op === "delete")) this.staleCount++;
-      for (const op of eops) {
-        ops.push(op);
-        owners.push(e);
+      if (stale && this.staleLog !== null) {
+        for (let i = before; i < ops.length; i++) {
+          if (ops[i]!.op === "delete") {
+            this.staleCount++;
+            break;
+          }
+        }
       }
+      for (let i = before; i < ops.length; i++) owners.push(e);
       this.busy.add(e);
       if (ops.length >= max) {
         more = true;
@@ -1209,7 +1254,7 @@ export class Fib {
       if (!more) this.resolveIdle();
       return more;
     }
-    const p: Promise<void> = this.runBatch(ops, owners).finally(() => {
+    const p: Promise<void> = this.runBatch(ops, owners, subjects).finally(() => {
       this.inflight.delete(p);
       this.schedule();
     });
@@ -1222,7 +1267,8 @@ export class Fib {
     while (this.inflight.size > 0) await Promise.all(this.inflight);
   }
 
-  private async runBatch(ops: KernelOp[], owners: Entry[]): Promise<void> {
+  /** Send one batch; `owners[i]` is the entry of `ops[i]`, `subjects[i]` what it is for (see reconcile). */
+  private async runBatch(ops: KernelOp[], owners: Entry[], subjects: Ours[]): Promise<void> {
     this.counters.applyCalls++;
     this.counters.ops += ops.length;
     let res: (KernelError | null)[];
@@ -1248,6 +1294,7 @@ export class Fib {
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
       const e = owners[i]!;
+      const of = subjects[i]!;
       const r = res[i] ?? (i < res.length ? null : ({ errno: 0, code: "EIO", message: "no result from the kernel" } as KernelError));
       if (op.op === "delete") {
         if (r && r.code !== "ESRCH" && r.code !== "ENOENT") {
@@ -1255,18 +1302,22 @@ export class Fib {
           this.log("warn", `fib: ${describeOp(op)} failed: ${errorText(r)}`);
           continue;
         }
-        if (e.ours === op.route) e.ours = null;
-        if (e.oursOther) {
-          const rest = e.oursOther.filter((x) => x !== op.route);
-          e.oursOther = rest.length ? rest : null;
+        if (e.ours === of) e.ours = null;
+        const t = e.trouble;
+        if (t !== null && t.oursOther !== null) {
+          const rest = t.oursOther.filter((x) => x !== of);
+          t.oursOther = rest.length ? rest : null;
+          this.tidy(e);
         }
         this.maybeDrop(e);
         continue;
       }
+      // A replace installs a hop set; its failure is the desired route's while the desired hops are the same.
+      const hs = of as HopSet;
       const w = this.wantOf(e);
-      const sig = w.kind === "install" && w.route === op.route ? w.sig : null;
+      const sig = w.kind === "install" && w.sig === hs.sig ? w.sig : null;
       if (r === null) {
-        e.ours = op.route;
+        e.ours = hs;
         if (e.trouble?.deleteFirst) {
           e.trouble.deleteFirst = false;
           this.tidy(e);
@@ -1276,7 +1327,7 @@ export class Fib {
       }
       this.counters.opErrors++;
       this.resetRepairs(e); // not a route the kernel reported differently: failures have their own retry rules
-      if (r.code === "EINVAL" && e.ours !== null && e.ours !== op.route && !e.trouble?.deleteFirst && op.route.nextHops.some((h) => h.onlink)) {
+      if (r.code === "EINVAL" && e.ours !== null && e.ours !== hs && !e.trouble?.deleteFirst && hs.nextHops.some((h) => h.onlink)) {
         // Our route in place covers the onlink gateway (IPv6): delete it, then replace, in one batch.
         this.troubleOf(e).deleteFirst = true;
         this.enqueue(e);
@@ -1316,8 +1367,12 @@ export class Fib {
     this.scan = null;
     await sliced(this.entries.values(), (e) => {
       e.ours = null;
-      e.oursOther = null;
-      this.resetRepairs(e);
+      const t = e.trouble;
+      if (t !== null) {
+        t.oursOther = null;
+        t.repairs = 0;
+        this.tidy(e);
+      }
     });
     this.foreign.clear();
     for (const list of routeLists) await sliced(list, (r) => this.learnRoute(r, initial));
@@ -1345,11 +1400,11 @@ export class Fib {
     const key = this.keyOf(r.prefix);
     if (key === null) return;
     if (r.protocol === o.protocol) {
-      const e = this.entries.get(key) ?? this.newEntry(key, kernelPrefix(r.prefix)!);
+      const e = this.entries.get(key) ?? this.newEntry(key);
       if (r.metric === o.metric) e.ours = r;
-      else (e.oursOther ??= []).push(r);
-      if (initial && !this.synced && !e.retained) {
-        e.retained = true;
+      else (this.troubleOf(e).oursOther ??= []).push(r);
+      if (initial && !this.synced && !(e.flags & RETAINED)) {
+        e.flags |= RETAINED;
         this.keptAtStart++;
         this.keptByFamily.set(r.family, (this.keptByFamily.get(r.family) ?? 0) + 1);
       }
@@ -1435,32 +1490,36 @@ export class Fib {
     let e = this.entries.get(key);
     if (r.protocol === o.protocol) {
       if (added) {
-        e ??= this.newEntry(key, kernelPrefix(r.prefix)!);
+        e ??= this.newEntry(key);
         if (r.metric === o.metric) {
           e.ours = r;
           // A REPLACE of ours over another protocol's route took its key.
           this.foreign.delete(key);
           const w = this.wantOf(e);
           // Our own change echoed back: nothing to do.
-          if (w.kind === "install" && this.matches(r, w.route)) {
-            e.ours = w.route; // the desired route, not the decoded copy
+          if (w.kind === "install" && this.matches(r, w)) {
+            e.ours = w; // the shared hop set, not the decoded copy
             this.resetRepairs(e);
             this.clearFailure(e, "installed");
-            if (!e.oursOther) return;
+            if (othersOf(e) === null) return;
           } else this.countRepair(e);
         } else {
-          const rest = (e.oursOther ?? []).filter((x) => x.metric !== r.metric);
+          const rest = (othersOf(e) ?? []).filter((x) => x.metric !== r.metric);
           rest.push(r);
-          e.oursOther = rest;
+          this.troubleOf(e).oursOther = rest;
         }
       } else {
         if (!e) return;
         if (r.metric === o.metric) {
           e.ours = null;
           this.countRepair(e);
-        } else if (e.oursOther) {
-          const rest = e.oursOther.filter((x) => x.metric !== r.metric);
-          e.oursOther = rest.length ? rest : null;
+        } else {
+          const t = e.trouble;
+          if (t !== null && t.oursOther !== null) {
+            const rest = t.oursOther.filter((x) => x.metric !== r.metric);
+            t.oursOther = rest.length ? rest : null;
+            this.tidy(e);
+          }
         }
       }
       this.enqueue(e);

@@ -6,7 +6,7 @@
  */
 import type { PathAttributes } from "../bgp/attributes.ts";
 import type { Writer } from "../bgp/bytes.ts";
-import { formatAddr } from "../core/addr.ts";
+import { formatAddr, prefixToString } from "../core/addr.ts";
 import type { Afi, Prefix } from "../core/addr.ts";
 
 /** What the RIB needs to know about where a route came from. */
@@ -404,6 +404,17 @@ export function prefixOfKey(k: PrefixKey): Prefix {
     addr[i * 2 + 1] = c & 0xff;
   }
   return { afi: 2, len: k.charCodeAt(0), addr };
+}
+
+/**
+ * The prefix text of a key ("203.0.113.0/24", "2001:db8::/32"): what a table
+ * that keeps only keys shows and logs, made when asked for.
+ */
+export function keyText(k: PrefixKey): string {
+  if (typeof k !== "number") return prefixToString(prefixOfKey(k));
+  const len = k % 64;
+  const n = (k - len) / 64;
+  return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}/${len}`;
 }
 
 /**

@@ -10,6 +10,7 @@
  * next-hop tracker (lib/rib/nexthop.ts) over the same fake kernel.
  */
 import { describe, expect, test } from "bun:test";
+import { heapStats } from "bun:jsc";
 import { turnCounter } from "../support/turns.ts";
 import { emptyAttributes } from "../../lib/bgp/attributes.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
@@ -18,7 +19,7 @@ import { FakeKernel } from "../support/fake-kernel.ts";
 import { settleTracker } from "../support/settle-tracker.ts";
 import { Fib, type FibOptions } from "../../lib/fib/fib.ts";
 import type { LogLevel as FibLogLevel } from "../../lib/core/log.ts";
-import type { KernelRoute } from "../../lib/fib/types.ts";
+import type { Kernel, KernelRoute } from "../../lib/fib/types.ts";
 import { kernelResolver } from "../../lib/fib/resolver.ts";
 import { LocRib, type LocRibEvent } from "../../lib/rib/loc-rib.ts";
 import { NextHopTracker } from "../../lib/rib/nexthop.ts";
@@ -298,6 +299,54 @@ describe("fib: what it keeps per prefix", () => {
     expect(refs.filter((w) => w.deref() !== undefined).length).toBeLessThan(20);
     // What it kept is what it shows.
     expect(s.fib.status("10.0.5.0/24")).toEqual([{ prefix: "10.0.5.0/24", state: "installed", nextHops: ["192.0.2.2"] }]);
+  });
+  test("an installed prefix costs one heap cell, its entry: no prefix text, no kernel route, no desired-state object per prefix", async () => {
+    // A kernel that keeps nothing (the fake one keeps every route it is given, which would be counted too).
+    let applied = 0;
+    const kernel: Kernel = {
+      dumpRoutes: async () => [],
+      dumpLinks: async () => [{ index: 2, name: "eth0", up: true }],
+      dumpAddresses: async () => [{ family: 4, ifindex: 2, address: "192.0.2.1", prefixLength: 24 }],
+      apply: async (ops) => {
+        applied += ops.length;
+        return ops.map(() => null);
+      },
+      lookupRoute: async () => ({ error: { errno: 101, code: "ENETUNREACH", message: "" } }),
+      watch: () => () => {},
+      close: () => {},
+    };
+    const fib = new Fib(kernel, { table: TABLE, metric: 20 });
+    await fib.start();
+    fib.allSourcesSynced();
+    await fib.whenIdle();
+    const src = source("192.0.2.2");
+    const attrs = emptyAttributes();
+    const nh = parseAddr("192.0.2.2")!.addr;
+    const N = 20_000;
+    Bun.gc(true);
+    const before = heapStats().objectTypeCounts;
+    (() => {
+      for (let i = 0; i < N; i++) {
+        const r = makeRoute((0x0a000000 + i * 256) * 64 + 24, 0, src, attrs, nh, 5);
+        fib.setDesired(r.key, r, []);
+      }
+    })();
+    await fib.whenIdle();
+    expect(applied).toBe(N);
+    expect(fib.counts().installed).toBe(N);
+    Bun.gc(true);
+    await Bun.sleep(0);
+    Bun.gc(true);
+    const after = heapStats().objectTypeCounts;
+    const grew = (t: string) => (after[t] ?? 0) - (before[t] ?? 0);
+    // One Object per prefix (its entry) and the prefix index's storage; before: the entry, the desired route and the prefix's text (four strings: a rope and its parts).
+    expect(grew("Object")).toBeGreaterThanOrEqual(N);
+    expect(grew("Object")).toBeLessThan(N * 1.1);
+    expect(grew("string")).toBeLessThan(N / 10);
+    // What it keeps is enough to show and to remove what it installed.
+    expect(fib.status("10.0.5.0/24")).toEqual([{ prefix: "10.0.5.0/24", state: "installed", nextHops: ["192.0.2.2"] }]);
+    await fib.stop();
+    expect(applied).toBe(2 * N);
   });
 });
 
