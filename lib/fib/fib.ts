@@ -204,6 +204,9 @@ class HopSet {
 /** Our route at our key as last known: the hop set we installed, or a route a dump or an event reported. */
 type Ours = HopSet | KernelRoute;
 
+/** What the full scan returns for a settled prefix it passed (see nextEntry). */
+const SKIPPED: unique symbol = Symbol("skipped");
+
 /** Entry.flags: in the reconcile queue. */
 const QUEUED = 1;
 /** Entry.flags: found in the start-up dump, not deleted before the start-up sync. */
@@ -239,6 +242,49 @@ interface Entry {
   /** Failure, conflict, repair state and our routes at other metrics; null for the great majority of prefixes, which have none. */
   trouble: Trouble | null;
 }
+
+/**
+ * The settled state of a prefix, which nearly every prefix of a full table
+ * is in: its best route alone (no multipath set), our route in the kernel
+ * with the hop set that route resolved to at address generation `gen`, and
+ * nothing queued, in flight, failed, retained or otherwise in trouble. Such a
+ * prefix keeps no entry: its slot in the table holds this, shared by the
+ * prefixes whose best routes share a head (the routes of one UPDATE). An
+ * entry is made again (`entryAt`) as soon as anything about the prefix
+ * changes.
+ */
+class Settled {
+  /** The unconfirmed twin (made when first needed), or, on an unconfirmed one, the confirmed. */
+  private twin: Settled | null = null;
+  constructor(
+    readonly best: RouteForwarding,
+    readonly ours: HopSet,
+    readonly gen: number,
+    /**
+     * False while a full compare's dump has not shown our route yet: it is
+     * treated as absent (the scan after the dump installs it again).
+     */
+    readonly confirmed: boolean,
+  ) {}
+
+  /** This state awaiting the dump's confirmation. */
+  unconfirmed(): Settled {
+    if (!this.confirmed) return this;
+    if (this.twin === null) {
+      this.twin = new Settled(this.best, this.ours, this.gen, false);
+      this.twin.twin = this;
+    }
+    return this.twin;
+  }
+
+  /** This state, confirmed. */
+  confirm(): Settled {
+    return this.confirmed ? this : this.twin!;
+  }
+}
+
+/** What the table holds for a prefix. */
+type Slot = Entry | Settled;
 
 /** What only a prefix with a problem needs (kept off `Entry` to keep a full table small). */
 interface Trouble {
@@ -316,8 +362,10 @@ export class Fib {
   private readonly clock: Clock;
   private readonly excludes: { text: string; prefix: Prefix }[];
 
-  /** Every prefix we know of (a PrefixMap: growing it never rehashes a full table in one turn). */
-  private readonly entries = new PrefixMap<PrefixKey, Entry>();
+  /** Every prefix we know of (a PrefixMap: growing it never rehashes a full table in one turn): its entry, or its settled state. */
+  private readonly entries = new PrefixMap<PrefixKey, Slot>();
+  /** The settled state made last (the next prefix to settle usually shares it: the routes of one UPDATE come in a row). */
+  private lastSettled: Settled | null = null;
   /** Other protocols' routes at our (table, metric), by prefix: the conflicting protocol. */
   private readonly foreign = new PrefixMap<PrefixKey, number>();
   /** Prefixes of ours found in the start-up dump (for the start-up log line). */
@@ -339,6 +387,8 @@ export class Fib {
   private subnets6: { prefix: Prefix; ifindex: number }[] = [];
   /** Bumped on every address change: invalidates cached desired routes. */
   private gen = 0;
+  /** The addresses the derived sets were made from (their ids, sorted). */
+  private addressSig: string | null = null;
   private readonly gwCache = new Map<string, string>();
   private failLogBudget = FAIL_LOGS_PER_BATCH;
   private failLogsSuppressed = 0;
@@ -365,8 +415,8 @@ export class Fib {
   private resyncing: Promise<void> | null = null;
   private resyncAgain = false;
   private needFullScan = false;
-  /** The full scan under way (every entry reconciled once), walked a slice at a time. */
-  private scan: Iterator<Entry> | null = null;
+  /** The full scan under way (every prefix looked at once), walked a slice at a time over the table's positions. */
+  private scan: Iterator<number> | null = null;
   /** Start-up sync completed (why), its stale routes counted while the scan after it removes them. */
   private staleLog: string | null = null;
   private staleCount = 0;
@@ -476,16 +526,25 @@ export class Fib {
       await this.allAnswered();
       slicer.cancel(this.task);
       this.scan = null;
-      // What to delete, as (entry, route of ours) pairs; the kernel routes are made a batch at a time.
-      const owners: Entry[] = [];
+      // What to delete, as (prefix, route of ours) pairs; the kernel routes are made a batch at a time.
+      const owners: PrefixKey[] = [];
       const subjects: Ours[] = [];
-      await sliced(this.entries.values(), (e) => {
-        if (e.ours) {
-          owners.push(e);
-          subjects.push(e.ours);
+      await sliced(this.entries.positions(), (pos) => {
+        const key = this.entries.keyAt(pos);
+        const v = this.entries.valueAt(pos);
+        if (v instanceof Settled) {
+          if (v.confirmed) {
+            owners.push(key);
+            subjects.push(v.ours);
+          }
+          return;
         }
-        for (const r of e.trouble?.oursOther ?? []) {
-          owners.push(e);
+        if (v.ours) {
+          owners.push(key);
+          subjects.push(v.ours);
+        }
+        for (const r of v.trouble?.oursOther ?? []) {
+          owners.push(key);
           subjects.push(r);
         }
       });
@@ -517,8 +576,10 @@ export class Fib {
               if (errors <= 10) this.log("warn", `fib: ${describeOp(chunk[j]!)} on stop: ${errorText(r)}`);
             } else {
               removed++;
-              const e = owners[i + j]!;
-              if (e.ours === subjects[i + j]) e.ours = null;
+              const key = owners[i + j]!;
+              const v = this.entries.get(key);
+              if (v instanceof Settled) this.entries.delete(key);
+              else if (v !== undefined && v.ours === subjects[i + j]) v.ours = null;
             }
           }
         }
@@ -559,13 +620,19 @@ export class Fib {
     if (this.stopped) return;
     const family: FibFamily = typeof key === "number" ? 4 : 6;
     if (!this.options.families.includes(family)) return;
-    let e = this.entries.get(key);
-    if (e === undefined) {
+    const v = this.entries.get(key);
+    const best = route === null ? null : storedForm(route);
+    const mp = route === null || multipath.length === 0 ? NO_ROUTES : multipath.map(storedForm);
+    // Settled on this very route (a re-announcement, or an event that changes nothing forwarding needs): nothing to do.
+    // (One settled under older addresses, or not yet confirmed by a dump, is the full scan's: one is always pending then.)
+    if (v instanceof Settled && v.best === best && mp === NO_ROUTES) return;
+    let e: Entry;
+    if (v === undefined) {
       if (route === null) return;
       e = this.newEntry(key);
-    }
-    e.best = route === null ? null : storedForm(route);
-    e.mp = route === null || multipath.length === 0 ? NO_ROUTES : multipath.map(storedForm);
+    } else e = this.entryAt(key, v);
+    e.best = best;
+    e.mp = mp;
     e.wantGen = -1;
     this.enqueue(e);
     this.schedule();
@@ -647,24 +714,26 @@ export class Fib {
   status(prefix?: string): FibStatus[] {
     if (prefix !== undefined) {
       const p = parsePrefix(prefix);
-      const e = this.entries.get(prefixKey(p));
-      return e ? [this.statusOf(e)] : [];
+      const k = prefixKey(p);
+      const v = this.entries.get(k);
+      return v ? [this.statusOf(this.viewOf(k, v))] : [];
     }
-    const all = [...this.entries.values()];
-    all.sort(compareEntries);
-    return all.map((e) => this.statusOf(e));
+    const all: PrefixKey[] = [...this.entries.keys()];
+    all.sort(compareKeys);
+    return all.map((k) => this.statusOf(this.viewOf(k, this.entries.get(k)!)));
   }
 
   /** Every prefix's state, in table order (not sorted), made one at a time as the walk is pulled: what `GET /v1/fib` streams. */
   *walk(): IterableIterator<FibStatus> {
-    for (const e of this.entries.values()) yield this.statusOf(e);
+    for (const [k, v] of this.entries) yield this.statusOf(this.viewOf(k, v));
   }
 
   /** Number of prefixes per state. */
   counts(): FibCounts {
     const c: FibCounts = { installed: 0, pending: 0, failed: 0, conflict: 0, excluded: 0, total: 0 };
-    for (const e of this.entries.values()) {
-      c[this.stateOf(e).state]++;
+    for (const [k, v] of this.entries) {
+      if (v instanceof Settled && v.confirmed && v.gen === this.gen) c.installed++;
+      else c[this.stateOf(this.viewOf(k, v)).state]++;
       c.total++;
     }
     return c;
@@ -734,6 +803,51 @@ export class Fib {
   }
 
   // ------------------------------------------------------------- desired state
+
+  /**
+   * The entry of a prefix in the table (`v`: what the table holds, when the
+   * caller has it): a settled prefix gets one again, in its place.
+   */
+  private entryAt(key: PrefixKey, v: Slot | undefined = this.entries.get(key)): Entry {
+    if (!(v instanceof Settled)) return v!;
+    const e = this.entryOfSettled(key, v);
+    this.entries.set(key, e);
+    return e;
+  }
+
+  /** An entry with a settled prefix's state (not put in the table). */
+  private entryOfSettled(key: PrefixKey, s: Settled): Entry {
+    const current = s.gen === this.gen;
+    return {
+      key,
+      best: s.best,
+      mp: NO_ROUTES,
+      want: current ? s.ours : WANT_NONE,
+      wantGen: current ? s.gen : -1,
+      ours: s.confirmed ? s.ours : null,
+      flags: 0,
+      trouble: null,
+    };
+  }
+
+  /** What a query reads for a prefix: its entry, or one made for the query from its settled state. */
+  private viewOf(key: PrefixKey, v: Slot): Entry {
+    return v instanceof Settled ? this.entryOfSettled(key, v) : v;
+  }
+
+  /**
+   * Let an entry go when its prefix is settled (see Settled): the table
+   * holds the shared settled state instead.
+   */
+  private settle(e: Entry): void {
+    const best = e.best;
+    const ours = e.ours;
+    if (best === null || e.mp !== NO_ROUTES || e.flags !== 0 || e.trouble !== null || !(ours instanceof HopSet)) return;
+    if (e.wantGen !== this.gen || e.want !== ours || this.busy.has(e)) return;
+    let s = this.lastSettled;
+    if (s === null || s.best !== best || s.ours !== ours || s.gen !== this.gen) this.lastSettled = s = new Settled(best, ours, this.gen, true);
+    if (this.entries.get(e.key) === e) this.entries.set(e.key, s);
+  }
 
   private newEntry(key: PrefixKey): Entry {
     const e: Entry = {
@@ -819,11 +933,11 @@ export class Fib {
     return null;
   }
 
-  /** The kernel route for our route `o` of entry `e` (made for an operation when `o` is a hop set). */
-  private routeOf(e: Entry, o: Ours): KernelRoute {
+  /** The kernel route for our route `o` of a prefix (made for an operation when `o` is a hop set). */
+  private routeOf(key: PrefixKey, o: Ours): KernelRoute {
     if (!(o instanceof HopSet)) return o;
     const opts = this.options;
-    return { family: familyOf(e.key), prefix: keyText(e.key), table: opts.table, protocol: opts.protocol, metric: opts.metric, nextHops: o.nextHops, type: RTN_UNICAST };
+    return { family: familyOf(key), prefix: keyText(key), table: opts.table, protocol: opts.protocol, metric: opts.metric, nextHops: o.nextHops, type: RTN_UNICAST };
   }
 
   /**
@@ -1002,7 +1116,7 @@ export class Fib {
         return;
       }
       if (t !== null && t.deleteFirst && e.ours) this.deleteOurs(e, ops, subjects);
-      ops.push({ op: "replace", route: this.routeOf(e, w) });
+      ops.push({ op: "replace", route: this.routeOf(e.key, w) });
       subjects.push(w);
       return;
     }
@@ -1018,7 +1132,7 @@ export class Fib {
 
   private deleteOurs(e: Entry, ops: KernelOp[], subjects: Ours[]): void {
     const o = e.ours!;
-    ops.push({ op: "delete", route: this.routeOf(e, o) });
+    ops.push({ op: "delete", route: this.routeOf(e.key, o) });
     subjects.push(o);
   }
 
@@ -1103,12 +1217,18 @@ export class Fib {
     this.schedule();
   }
 
-  /** Forget an entry that has nothing left: no input, nothing of ours in the kernel. */
-  private maybeDrop(e: Entry): void {
+  /**
+   * After a prefix's reconcile or operation: forget its entry when nothing is
+   * left (no input, nothing of ours in the kernel), or let it go for the
+   * shared settled state.
+   */
+  private release(e: Entry): void {
     if (e.best === null && e.ours === null && othersOf(e) === null && !(e.flags & QUEUED) && !this.busy.has(e)) {
       if (this.entries.get(e.key) === e) this.entries.delete(e.key);
       this.failed.delete(e);
+      return;
     }
+    this.settle(e);
   }
 
   private canRun(): boolean {
@@ -1144,9 +1264,11 @@ export class Fib {
   /**
    * The next entry to reconcile: the queue first, then the retry walk over
    * failed routes (unblocking each), then the full scan (both skipping
-   * entries queued meanwhile); null when none is left.
+   * entries queued meanwhile); null when none is left, SKIPPED for a settled
+   * prefix the scan passed (one step each: the caller's deadline check counts
+   * them, or a scan of a settled table would be one long turn).
    */
-  private nextEntry(): Entry | null {
+  private nextEntry(): Entry | null | typeof SKIPPED {
     const q = this.dirty;
     if (this.dirtyHead < q.length) {
       const e = q[this.dirtyHead++]!;
@@ -1170,7 +1292,16 @@ export class Fib {
         this.scanDone();
         break;
       }
-      if (!(r.value.flags & QUEUED)) return r.value;
+      const pos = r.value;
+      const v = this.entries.valueAt(pos);
+      if (v instanceof Settled) {
+        // Settled under the addresses of now, and confirmed by the kernel: nothing to look at.
+        if (v.confirmed && v.gen === this.gen) return SKIPPED;
+        const e = this.entryOfSettled(this.entries.keyAt(pos), v);
+        this.entries.setValueAt(pos, e);
+        return e;
+      }
+      if (!(v.flags & QUEUED)) return v;
     }
     return null;
   }
@@ -1194,7 +1325,7 @@ export class Fib {
     }
     if (this.needFullScan) {
       this.needFullScan = false;
-      this.scan = this.entries.values();
+      this.scan = this.entries.positions();
     }
     const max = this.options.maxBatch;
     const ops: KernelOp[] = [];
@@ -1209,6 +1340,7 @@ export class Fib {
       }
       const e = this.nextEntry();
       if (e === null) break;
+      if (e === SKIPPED) continue;
       if (this.busy.has(e)) {
         // Its operation is in flight: our view of it changes with the answer.
         e.flags |= QUEUED;
@@ -1221,7 +1353,7 @@ export class Fib {
       const before = ops.length;
       this.reconcile(e, ops, subjects);
       if (ops.length === before) {
-        this.maybeDrop(e);
+        this.release(e);
         continue;
       }
       if (stale && this.staleLog !== null) {
@@ -1309,7 +1441,7 @@ export class Fib {
           t.oursOther = rest.length ? rest : null;
           this.tidy(e);
         }
-        this.maybeDrop(e);
+        this.release(e);
         continue;
       }
       // A replace installs a hop set; its failure is the desired route's while the desired hops are the same.
@@ -1336,6 +1468,7 @@ export class Fib {
       if (sig !== null) this.recordFailure(e, sig, errorText(r));
       else this.enqueue(e); // the desired route changed meanwhile: try the new one
     }
+    for (const e of owners) this.settle(e);
     this.flushFailureLogs();
   }
 
@@ -1365,7 +1498,12 @@ export class Fib {
     // A slice at a time (a full table is hundreds of thousands of routes); events
     // keep going to evBuffer and the batch builder waits until the view is whole.
     this.scan = null;
-    await sliced(this.entries.values(), (e) => {
+    await sliced(this.entries.positions(), (pos) => {
+      const e = this.entries.valueAt(pos);
+      if (e instanceof Settled) {
+        this.entries.setValueAt(pos, e.unconfirmed());
+        return;
+      }
       e.ours = null;
       const t = e.trouble;
       if (t !== null) {
@@ -1400,7 +1538,12 @@ export class Fib {
     const key = this.keyOf(r.prefix);
     if (key === null) return;
     if (r.protocol === o.protocol) {
-      const e = this.entries.get(key) ?? this.newEntry(key);
+      const v = this.entries.get(key);
+      if (v instanceof Settled && r.metric === o.metric && !(initial && !this.synced) && this.matches(r, v.ours)) {
+        this.entries.set(key, v.confirm());
+        return;
+      }
+      const e = v === undefined ? this.newEntry(key) : this.entryAt(key, v);
       if (r.metric === o.metric) e.ours = r;
       else (this.troubleOf(e).oursOther ??= []).push(r);
       if (initial && !this.synced && !(e.flags & RETAINED)) {
@@ -1420,7 +1563,16 @@ export class Fib {
     return p === null ? null : prefixKey(p);
   }
 
+  /**
+   * Derive what next hops and exclusions need from the addresses; a new
+   * generation (every desired route derived again) only when they changed:
+   * a full compare's dump that finds the same addresses leaves the settled
+   * prefixes settled.
+   */
   private rebuildAddresses(): void {
+    const sig = [...this.addresses.keys()].sort().join(" ");
+    if (sig === this.addressSig) return;
+    this.addressSig = sig;
     this.connected = new Set();
     this.own = new Set();
     this.subnets6 = [];
@@ -1487,7 +1639,10 @@ export class Fib {
     if (r.table !== o.table || !o.families.includes(r.family)) return;
     const key = this.keyOf(r.prefix);
     if (key === null) return;
-    let e = this.entries.get(key);
+    const v = this.entries.get(key);
+    // Our own change echoed back for a settled prefix: nothing to do.
+    if (v instanceof Settled && added && v.confirmed && r.protocol === o.protocol && r.metric === o.metric && this.matches(r, v.ours)) return;
+    let e = v === undefined ? undefined : this.entryAt(key, v);
     if (r.protocol === o.protocol) {
       if (added) {
         e ??= this.newEntry(key);
@@ -1646,13 +1801,13 @@ function addrId(a: KernelAddress): string {
   return `${a.family}|${a.ifindex}|${a.address}/${a.prefixLength}`;
 }
 
-function compareEntries(a: Entry, b: Entry): number {
-  const fa = familyOf(a.key);
-  const fb = familyOf(b.key);
+function compareKeys(a: PrefixKey, b: PrefixKey): number {
+  const fa = familyOf(a);
+  const fb = familyOf(b);
   if (fa !== fb) return fa - fb;
-  if (typeof a.key === "number" && typeof b.key === "number") return a.key - b.key;
-  const ka = a.key as string;
-  const kb = b.key as string;
+  if (typeof a === "number" && typeof b === "number") return a - b;
+  const ka = a as string;
+  const kb = b as string;
   const sa = ka.slice(1);
   const sb = kb.slice(1);
   if (sa !== sb) return sa < sb ? -1 : 1;
