@@ -223,24 +223,26 @@ type HopResult = { hop: KernelNextHop; self: string | null; key: string } | stri
  * (text made when shown or sent), the desired route a shared HopSet, and
  * everything only a prefix with a problem needs is in `trouble`.
  */
-interface Entry {
-  key: PrefixKey;
-  /**
-   * Loc-RIB input: what forwarding needs of the best route (null: none) and
-   * of the multipath set; the routes' heads, not the route objects the
-   * events carry (see storedForm).
-   */
-  best: RouteForwarding | null;
-  mp: readonly RouteForwarding[];
-  /** Cached desired state and the generation (address set) it was computed for. */
-  want: Want;
-  wantGen: number;
-  /** Our route at our metric as the kernel holds it (last known), or null. */
-  ours: Ours | null;
-  /** QUEUED, RETAINED (one field for both: an entry of eight fields takes 32 bytes less than one of nine). */
-  flags: number;
-  /** Failure, conflict, repair state and our routes at other metrics; null for the great majority of prefixes, which have none. */
-  trouble: Trouble | null;
+class Entry {
+  constructor(
+    readonly key: PrefixKey,
+    /**
+     * Loc-RIB input: what forwarding needs of the best route (null: none) and
+     * of the multipath set; the routes' heads, not the route objects the
+     * events carry (see storedForm).
+     */
+    public best: RouteForwarding | null,
+    public mp: readonly RouteForwarding[],
+    /** Cached desired state and the generation (address set) it was computed for. */
+    public want: Want,
+    public wantGen: number,
+    /** Our route at our metric as the kernel holds it (last known), or null. */
+    public ours: Ours | null,
+    /** QUEUED, RETAINED (one field for both: an entry of eight fields takes 32 bytes less than one of nine). */
+    public flags: number,
+    /** Failure, conflict, repair state and our routes at other metrics; null for the great majority of prefixes, which have none. */
+    public trouble: Trouble | null,
+  ) {}
 }
 
 /**
@@ -283,8 +285,19 @@ class Settled {
   }
 }
 
-/** What the table holds for a prefix. */
-type Slot = Entry | Settled;
+/**
+ * What the table holds for a prefix: its entry, its settled state, or, for a
+ * new prefix not reconciled yet, the forwarding of its best route alone
+ * (pending: its key is in the reconcile queue; the entry is made when the
+ * queue reaches it, so a table arriving faster than the kernel takes it
+ * does not wait as an entry per prefix).
+ */
+type Slot = Entry | Settled | RouteForwarding;
+
+/** Whether a table slot holds a pending prefix (see Slot). */
+function isPending(v: Slot): v is RouteForwarding {
+  return !(v instanceof Entry) && !(v instanceof Settled);
+}
 
 /** What only a prefix with a problem needs (kept off `Entry` to keep a full table small). */
 interface Trouble {
@@ -372,8 +385,12 @@ export class Fib {
   private keptAtStart = 0;
   /** Our routes found in the kernel at start, per family (4, 6). */
   private readonly keptByFamily = new Map<number, number>();
-  /** Prefixes to reconcile, in order (a queue; QUEUED in `Entry.flags` marks membership). */
-  private dirty: Entry[] = [];
+  /**
+   * Prefixes to reconcile, in order (a queue): entries (QUEUED in their
+   * flags marks membership) and the keys of pending prefixes (a key whose
+   * slot no longer holds a pending prefix is passed over).
+   */
+  private dirty: (Entry | PrefixKey)[] = [];
   private dirtyHead = 0;
   private readonly failed = new Set<Entry>();
 
@@ -539,6 +556,7 @@ export class Fib {
           }
           return;
         }
+        if (!(v instanceof Entry)) return; // pending: nothing of ours yet
         if (v.ours) {
           owners.push(key);
           subjects.push(v.ours);
@@ -579,13 +597,16 @@ export class Fib {
               const key = owners[i + j]!;
               const v = this.entries.get(key);
               if (v instanceof Settled) this.entries.delete(key);
-              else if (v !== undefined && v.ours === subjects[i + j]) v.ours = null;
+              else if (v instanceof Entry && v.ours === subjects[i + j]) v.ours = null;
             }
           }
         }
         this.log("info", `fib: stopped, ${removed} routes removed${errors ? `, ${errors} failed` : ""}`);
       }
-      for (let i = this.dirtyHead; i < this.dirty.length; i++) this.dirty[i]!.flags &= ~QUEUED;
+      for (let i = this.dirtyHead; i < this.dirty.length; i++) {
+        const x = this.dirty[i]!;
+        if (x instanceof Entry) x.flags &= ~QUEUED;
+      }
       for (const e of this.deferred) e.flags &= ~QUEUED;
       this.dirty = [];
       this.dirtyHead = 0;
@@ -626,11 +647,23 @@ export class Fib {
     // Settled on this very route (a re-announcement, or an event that changes nothing forwarding needs): nothing to do.
     // (One settled under older addresses, or not yet confirmed by a dump, is the full scan's: one is always pending then.)
     if (v instanceof Settled && v.best === best && mp === NO_ROUTES) return;
-    let e: Entry;
-    if (v === undefined) {
-      if (route === null) return;
-      e = this.newEntry(key);
-    } else e = this.entryAt(key, v);
+    if (v === undefined || isPending(v)) {
+      if (best === null) {
+        // Withdrawn before it was reconciled: forgotten (its key in the queue is passed over).
+        if (v !== undefined) this.entries.delete(key);
+        return;
+      }
+      if (mp === NO_ROUTES) {
+        // New (or still pending): pending, its key queued once.
+        this.entries.set(key, best);
+        if (v === undefined) {
+          this.dirty.push(key);
+          this.schedule();
+        }
+        return;
+      }
+    }
+    const e = v === undefined ? this.newEntry(key) : this.entryAt(key, v);
     e.best = best;
     e.mp = mp;
     e.wantGen = -1;
@@ -809,30 +842,30 @@ export class Fib {
    * caller has it): a settled prefix gets one again, in its place.
    */
   private entryAt(key: PrefixKey, v: Slot | undefined = this.entries.get(key)): Entry {
-    if (!(v instanceof Settled)) return v!;
-    const e = this.entryOfSettled(key, v);
+    if (v instanceof Entry) return v;
+    if (v instanceof Settled) {
+      const e = this.entryOfSettled(key, v);
+      this.entries.set(key, e);
+      return e;
+    }
+    // Pending: the entry takes its place in the queue (the key left there is passed over).
+    const e = new Entry(key, v!, NO_ROUTES, WANT_NONE, -1, null, 0, null);
     this.entries.set(key, e);
+    this.enqueue(e);
     return e;
   }
 
   /** An entry with a settled prefix's state (not put in the table). */
   private entryOfSettled(key: PrefixKey, s: Settled): Entry {
     const current = s.gen === this.gen;
-    return {
-      key,
-      best: s.best,
-      mp: NO_ROUTES,
-      want: current ? s.ours : WANT_NONE,
-      wantGen: current ? s.gen : -1,
-      ours: s.confirmed ? s.ours : null,
-      flags: 0,
-      trouble: null,
-    };
+    return new Entry(key, s.best, NO_ROUTES, current ? s.ours : WANT_NONE, current ? s.gen : -1, s.confirmed ? s.ours : null, 0, null);
   }
 
-  /** What a query reads for a prefix: its entry, or one made for the query from its settled state. */
+  /** What a query reads for a prefix: its entry, or one made for the query from its settled or pending state. */
   private viewOf(key: PrefixKey, v: Slot): Entry {
-    return v instanceof Settled ? this.entryOfSettled(key, v) : v;
+    if (v instanceof Entry) return v;
+    if (v instanceof Settled) return this.entryOfSettled(key, v);
+    return new Entry(key, v, NO_ROUTES, WANT_NONE, -1, null, QUEUED, null);
   }
 
   /**
@@ -850,16 +883,7 @@ export class Fib {
   }
 
   private newEntry(key: PrefixKey): Entry {
-    const e: Entry = {
-      key,
-      best: null,
-      mp: NO_ROUTES,
-      want: WANT_NONE,
-      wantGen: -1,
-      ours: null,
-      flags: 0,
-      trouble: null,
-    };
+    const e = new Entry(key, null, NO_ROUTES, WANT_NONE, -1, null, 0, null);
     this.entries.set(key, e);
     return e;
   }
@@ -1271,8 +1295,16 @@ export class Fib {
   private nextEntry(): Entry | null | typeof SKIPPED {
     const q = this.dirty;
     if (this.dirtyHead < q.length) {
-      const e = q[this.dirtyHead++]!;
-      e.flags &= ~QUEUED;
+      const x = q[this.dirtyHead++]!;
+      if (x instanceof Entry) {
+        x.flags &= ~QUEUED;
+        return x;
+      }
+      // A pending prefix gets its entry now; a key whose prefix is no longer pending is passed over.
+      const v = this.entries.get(x);
+      if (v === undefined || !isPending(v)) return SKIPPED;
+      const e = new Entry(x, v, NO_ROUTES, WANT_NONE, -1, null, 0, null);
+      this.entries.set(x, e);
       return e;
     }
     while (this.retryWalk !== null) {
@@ -1301,6 +1333,7 @@ export class Fib {
         this.entries.setValueAt(pos, e);
         return e;
       }
+      if (!(v instanceof Entry)) return SKIPPED; // pending: the queue has it
       if (!(v.flags & QUEUED)) return v;
     }
     return null;
@@ -1504,6 +1537,7 @@ export class Fib {
         this.entries.setValueAt(pos, e.unconfirmed());
         return;
       }
+      if (!(e instanceof Entry)) return; // pending: nothing of ours known
       e.ours = null;
       const t = e.trouble;
       if (t !== null) {

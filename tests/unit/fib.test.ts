@@ -1107,6 +1107,86 @@ describe("fib: time slices (the event loop keeps turning, nothing is lost or reo
   }, 60_000);
 });
 
+describe("fib: pending prefixes (no entry until the queue reaches them)", () => {
+  test("a table arriving faster than the kernel takes it waits in the queue without an entry per prefix, then is installed in order", async () => {
+    // A kernel that answers only when told: the FIB sends its first batches and waits.
+    const gates: (() => void)[] = [];
+    let applied = 0;
+    const kernel: Kernel = {
+      dumpRoutes: async () => [],
+      dumpLinks: async () => [{ index: 2, name: "eth0", up: true }],
+      dumpAddresses: async () => [{ family: 4, ifindex: 2, address: "192.0.2.1", prefixLength: 24 }],
+      apply: (ops) =>
+        new Promise((resolve) =>
+          gates.push(() => {
+            applied += ops.length;
+            resolve(ops.map(() => null));
+          }),
+        ),
+      lookupRoute: async () => ({ error: { errno: 101, code: "ENETUNREACH", message: "" } }),
+      watch: () => () => {},
+      close: () => {},
+    };
+    const fib = new Fib(kernel, { table: TABLE, metric: 20, maxBatch: 500 });
+    await fib.start();
+    fib.allSourcesSynced();
+    const src = source("192.0.2.2");
+    const attrs = emptyAttributes();
+    const nh = parseAddr("192.0.2.2")!.addr;
+    const N = 20_000;
+    Bun.gc(true);
+    const before = heapStats().objectTypeCounts;
+    (() => {
+      for (let i = 0; i < N; i++) {
+        const r = makeRoute((0x0a000000 + i * 256) * 64 + 24, 0, src, attrs, nh, 5);
+        fib.setDesired(r.key, r, []);
+      }
+      // Two of them withdrawn and one changed while pending.
+      fib.setDesired((0x0a000000 + 1 * 256) * 64 + 24, null);
+      fib.setDesired((0x0a000000 + 19_999 * 256) * 64 + 24, null);
+      const other = makeRoute((0x0a000000 + 2 * 256) * 64 + 24, 0, src, attrs, parseAddr("192.0.2.3")!.addr, 5);
+      fib.setDesired(other.key, other, []);
+    })();
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    Bun.gc(true);
+    const waiting = heapStats().objectTypeCounts;
+    // The batches in flight (two of 500) have entries, operations and kernel routes; the rest of the table waits as queued keys.
+    expect((waiting.Object ?? 0) - (before.Object ?? 0)).toBeLessThan(N / 4);
+    expect(gates.length).toBe(2);
+    expect(fib.counts()).toMatchObject({ pending: N - 2, total: N - 2 });
+    for (let i = 0; i < 1000 && (gates.length > 0 || applied < N - 2); i++) {
+      for (const g of gates.splice(0)) g();
+      await new Promise((r) => setImmediate(r));
+    }
+    await fib.whenIdle();
+    expect(applied).toBe(N - 2);
+    expect(fib.counts()).toMatchObject({ installed: N - 2, total: N - 2 });
+    expect(fib.status("10.0.1.0/24")).toEqual([]);
+    expect(fib.status("10.0.2.0/24")).toEqual([{ prefix: "10.0.2.0/24", state: "installed", nextHops: ["192.0.2.3"] }]);
+    const stopping = fib.stop({ retain: true });
+    await stopping;
+  }, 60_000);
+});
+
+describe("fib: pending prefixes, met before the queue reaches them", () => {
+  test("a kernel event or a multipath set for a pending prefix gives it its entry; the queued key is then passed over", async () => {
+    const s = await started();
+    s.fib.allSourcesSynced();
+    await s.fib.whenIdle();
+    s.set(rt("203.0.113.0/24", "192.0.2.2"));
+    s.set(rt("198.51.100.0/24", "192.0.2.2"));
+    // Both pending. Someone installs a route of our protocol at the first one's key; the second gets a multipath set.
+    s.k.ipRouteAdd(ours("203.0.113.0/24", ["198.18.0.9"]));
+    const a = rt("198.51.100.0/24", "192.0.2.2");
+    const b = rt("198.51.100.0/24", "192.0.2.3", { src: "192.0.2.3" });
+    s.fib.setDesired(a.key, a, [a, b]);
+    await s.fib.whenIdle();
+    expect(gateways(s.k.get("203.0.113.0/24"))).toEqual(["192.0.2.2"]);
+    expect(gateways(s.k.get("198.51.100.0/24"))).toEqual(["192.0.2.2", "192.0.2.3"]);
+    expect(s.fib.counts()).toMatchObject({ installed: 2, total: 2 });
+  });
+});
+
 describe("fib: settled prefixes (no entry of their own)", () => {
   test("a full scan over a settled table passes them a few per step, however many there are", async () => {
     const s = await started({ maxBatch: 1000 });
