@@ -140,11 +140,7 @@ export class DaemonMetrics {
     let fibCounts: FibCounts | null = null;
     if (fib) {
       fibCounts = { installed: 0, pending: 0, failed: 0, conflict: 0, excluded: 0, total: 0 };
-      for (const s of fib.walk()) {
-        fibCounts[s.state]++;
-        fibCounts.total++;
-        if (++i % (STEP * 16) === 0) yield;
-      }
+      yield* fib.tally(fibCounts, STEP * 16);
     }
 
     const w = new ExpositionWriter();

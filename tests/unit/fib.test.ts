@@ -1210,6 +1210,20 @@ describe("fib: settled prefixes (no entry of their own)", () => {
     expect(s.fib.counts()).toMatchObject({ installed: N, total: N });
   }, 60_000);
 
+  test("counting prefixes per state (the metrics) is a walk that yields every so many prefixes", async () => {
+    const s = await started();
+    s.fib.allSourcesSynced();
+    for (let i = 0; i < 100; i++) s.set(rt(v4(i), "192.0.2.2"));
+    s.set(rt("192.0.2.0/24", "192.0.2.2")); // connected: excluded
+    await s.fib.whenIdle();
+    const c = { installed: 0, pending: 0, failed: 0, conflict: 0, excluded: 0, total: 0 };
+    let yields = 0;
+    for (const _ of s.fib.tally(c, 10)) yields++;
+    expect(yields).toBe(10);
+    expect(c).toEqual({ installed: 100, pending: 0, failed: 0, conflict: 0, excluded: 1, total: 101 });
+    expect(s.fib.counts()).toEqual(c);
+  });
+
   test("a settled prefix the kernel lost while events were lost is installed again by the full compare; a new address re-derives settled prefixes", async () => {
     const s = await started();
     s.fib.allSourcesSynced();
