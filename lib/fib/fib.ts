@@ -211,6 +211,8 @@ const SKIPPED: unique symbol = Symbol("skipped");
 const QUEUED = 1;
 /** Entry.flags: found in the start-up dump, not deleted before the start-up sync. */
 const RETAINED = 2;
+/** Entry.flags: an operation of its is in a batch in flight (not reconciled again until the answer). */
+const BUSY = 4;
 
 const WANT_NONE: Want = { kind: "none" };
 const NO_ROUTES: readonly RouteForwarding[] = [];
@@ -226,6 +228,8 @@ type HopResult = { hop: KernelNextHop; self: string | null; key: string } | stri
 class Entry {
   constructor(
     readonly key: PrefixKey,
+    /** Its position in the table (PrefixMap.put; -1 until it is put there): reached there without a lookup while it is the table's. */
+    public pos: number,
     /**
      * Loc-RIB input: what forwarding needs of the best route (null: none) and
      * of the multipath set; the routes' heads, not the route objects the
@@ -238,7 +242,7 @@ class Entry {
     public wantGen: number,
     /** Our route at our metric as the kernel holds it (last known), or null. */
     public ours: Ours | null,
-    /** QUEUED, RETAINED (one field for both: an entry of eight fields takes 32 bytes less than one of nine). */
+    /** QUEUED, RETAINED, BUSY. */
     public flags: number,
     /** Failure, conflict, repair state and our routes at other metrics; null for the great majority of prefixes, which have none. */
     public trouble: Trouble | null,
@@ -387,10 +391,11 @@ export class Fib {
   private readonly keptByFamily = new Map<number, number>();
   /**
    * Prefixes to reconcile, in order (a queue): entries (QUEUED in their
-   * flags marks membership) and the keys of pending prefixes (a key whose
-   * slot no longer holds a pending prefix is passed over).
+   * flags marks membership) and the table positions of pending prefixes (a
+   * position that no longer holds a pending prefix is passed over; one
+   * reused by another pending prefix only has it reconciled sooner).
    */
-  private dirty: (Entry | PrefixKey)[] = [];
+  private dirty: (Entry | number)[] = [];
   private dirtyHead = 0;
   private readonly failed = new Set<Entry>();
 
@@ -441,8 +446,6 @@ export class Fib {
   private readonly task: SlicedTask = { step: (deadline) => this.step(deadline) };
   /** Batches sent and not yet answered (at most MAX_INFLIGHT). */
   private readonly inflight = new Set<Promise<void>>();
-  /** Entries with an operation in a batch in flight: not reconciled again until its answer. */
-  private readonly busy = new Set<Entry>();
   /** Entries met while busy, put back in the queue when a batch is answered (QUEUED stays set). */
   private deferred: Entry[] = [];
   private idleWaiters: (() => void)[] = [];
@@ -654,10 +657,10 @@ export class Fib {
         return;
       }
       if (mp === NO_ROUTES) {
-        // New (or still pending): pending, its key queued once.
-        this.entries.set(key, best);
+        // New (or still pending): pending, its position queued once.
+        const pos = this.entries.put(key, best);
         if (v === undefined) {
-          this.dirty.push(key);
+          this.dirty.push(pos);
           this.schedule();
         }
         return;
@@ -858,29 +861,30 @@ export class Fib {
    */
   private entryAt(key: PrefixKey, v: Slot | undefined = this.entries.get(key)): Entry {
     if (v instanceof Entry) return v;
-    if (v instanceof Settled) {
-      const e = this.entryOfSettled(key, v);
-      this.entries.set(key, e);
-      return e;
-    }
-    // Pending: the entry takes its place in the queue (the key left there is passed over).
-    const e = new Entry(key, v!, NO_ROUTES, WANT_NONE, -1, null, 0, null);
-    this.entries.set(key, e);
+    if (v instanceof Settled) return this.place(this.entryOfSettled(key, -1, v));
+    // Pending: the entry takes its place in the queue (the position left there is passed over).
+    const e = this.place(new Entry(key, -1, v!, NO_ROUTES, WANT_NONE, -1, null, 0, null));
     this.enqueue(e);
     return e;
   }
 
-  /** An entry with a settled prefix's state (not put in the table). */
-  private entryOfSettled(key: PrefixKey, s: Settled): Entry {
+  /** Put an entry in the table, with its position. */
+  private place(e: Entry): Entry {
+    e.pos = this.entries.put(e.key, e);
+    return e;
+  }
+
+  /** An entry with a settled prefix's state at position `pos` (not put in the table). */
+  private entryOfSettled(key: PrefixKey, pos: number, s: Settled): Entry {
     const current = s.gen === this.gen;
-    return new Entry(key, s.best, NO_ROUTES, current ? s.ours : WANT_NONE, current ? s.gen : -1, s.confirmed ? s.ours : null, 0, null);
+    return new Entry(key, pos, s.best, NO_ROUTES, current ? s.ours : WANT_NONE, current ? s.gen : -1, s.confirmed ? s.ours : null, 0, null);
   }
 
   /** What a query reads for a prefix: its entry, or one made for the query from its settled or pending state. */
   private viewOf(key: PrefixKey, v: Slot): Entry {
     if (v instanceof Entry) return v;
-    if (v instanceof Settled) return this.entryOfSettled(key, v);
-    return new Entry(key, v, NO_ROUTES, WANT_NONE, -1, null, QUEUED, null);
+    if (v instanceof Settled) return this.entryOfSettled(key, -1, v);
+    return new Entry(key, -1, v, NO_ROUTES, WANT_NONE, -1, null, QUEUED, null);
   }
 
   /**
@@ -891,16 +895,15 @@ export class Fib {
     const best = e.best;
     const ours = e.ours;
     if (best === null || e.mp !== NO_ROUTES || e.flags !== 0 || e.trouble !== null || !(ours instanceof HopSet)) return;
-    if (e.wantGen !== this.gen || e.want !== ours || this.busy.has(e)) return;
+    if (e.wantGen !== this.gen || e.want !== ours) return;
     let s = this.lastSettled;
     if (s === null || s.best !== best || s.ours !== ours || s.gen !== this.gen) this.lastSettled = s = new Settled(best, ours, this.gen, true);
-    if (this.entries.get(e.key) === e) this.entries.set(e.key, s);
+    if (this.entries.holds(e.pos) && this.entries.valueAt(e.pos) === e) this.entries.setValueAt(e.pos, s);
   }
 
   private newEntry(key: PrefixKey): Entry {
-    const e = new Entry(key, null, NO_ROUTES, WANT_NONE, -1, null, 0, null);
-    this.entries.set(key, e);
-    return e;
+    const e = new Entry(key, -1, null, NO_ROUTES, WANT_NONE, -1, null, 0, null);
+    return this.place(e);
   }
 
   private wantOf(e: Entry): Want {
@@ -1262,7 +1265,7 @@ export class Fib {
    * shared settled state.
    */
   private release(e: Entry): void {
-    if (e.best === null && e.ours === null && othersOf(e) === null && !(e.flags & QUEUED) && !this.busy.has(e)) {
+    if (e.best === null && e.ours === null && othersOf(e) === null && !(e.flags & (QUEUED | BUSY))) {
       if (this.entries.get(e.key) === e) this.entries.delete(e.key);
       this.failed.delete(e);
       return;
@@ -1315,11 +1318,12 @@ export class Fib {
         x.flags &= ~QUEUED;
         return x;
       }
-      // A pending prefix gets its entry now; a key whose prefix is no longer pending is passed over.
-      const v = this.entries.get(x);
-      if (v === undefined || !isPending(v)) return SKIPPED;
-      const e = new Entry(x, v, NO_ROUTES, WANT_NONE, -1, null, 0, null);
-      this.entries.set(x, e);
+      // A pending prefix gets its entry now; a position that holds no pending prefix is passed over.
+      if (!this.entries.holds(x)) return SKIPPED;
+      const v = this.entries.valueAt(x);
+      if (!isPending(v)) return SKIPPED;
+      const e = new Entry(this.entries.keyAt(x), x, v, NO_ROUTES, WANT_NONE, -1, null, 0, null);
+      this.entries.setValueAt(x, e);
       return e;
     }
     while (this.retryWalk !== null) {
@@ -1344,7 +1348,7 @@ export class Fib {
       if (v instanceof Settled) {
         // Settled under the addresses of now, and confirmed by the kernel: nothing to look at.
         if (v.confirmed && v.gen === this.gen) return SKIPPED;
-        const e = this.entryOfSettled(this.entries.keyAt(pos), v);
+        const e = this.entryOfSettled(this.entries.keyAt(pos), pos, v);
         this.entries.setValueAt(pos, e);
         return e;
       }
@@ -1389,7 +1393,7 @@ export class Fib {
       const e = this.nextEntry();
       if (e === null) break;
       if (e === SKIPPED) continue;
-      if (this.busy.has(e)) {
+      if (e.flags & BUSY) {
         // Its operation is in flight: our view of it changes with the answer.
         e.flags |= QUEUED;
         this.deferred.push(e);
@@ -1413,7 +1417,7 @@ export class Fib {
         }
       }
       for (let i = before; i < ops.length; i++) owners.push(e);
-      this.busy.add(e);
+      e.flags |= BUSY;
       if (ops.length >= max) {
         more = true;
         break;
@@ -1466,7 +1470,7 @@ export class Fib {
         }, 1000);
       }
     }
-    for (const e of owners) this.busy.delete(e);
+    for (const e of owners) e.flags &= ~BUSY;
     if (this.deferred.length > 0) {
       for (const e of this.deferred) this.dirty.push(e);
       this.deferred = [];

@@ -315,6 +315,11 @@ export class PrefixMap<K extends PrefixKey, V> {
     return this.kc[p >>> CHUNK_BITS]![p & CHUNK_MASK]!;
   }
 
+  /** Whether a position holds an entry now (a position once returned by `put` may since have been freed, or reused). */
+  holds(p: number): boolean {
+    return p >= 0 && p < this.end && this.valAt(p) !== HOLE;
+  }
+
   /** The value at a position `put` returned (while its key is in the map). */
   valueAt(p: number): V {
     return this.valAt(p) as V;

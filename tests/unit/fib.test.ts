@@ -315,7 +315,8 @@ describe("fib: what it keeps per prefix", () => {
       watch: () => () => {},
       close: () => {},
     };
-    const fib = new Fib(kernel, { table: TABLE, metric: 20 });
+    // Batches of 500: what the last batch leaves for a conservative scan of the stack to find stays far below the bound.
+    const fib = new Fib(kernel, { table: TABLE, metric: 20, maxBatch: 500 });
     await fib.start();
     fib.allSourcesSynced();
     await fib.whenIdle();
@@ -1146,6 +1147,9 @@ describe("fib: pending prefixes (no entry until the queue reaches them)", () => 
       fib.setDesired((0x0a000000 + 19_999 * 256) * 64 + 24, null);
       const other = makeRoute((0x0a000000 + 2 * 256) * 64 + 24, 0, src, attrs, parseAddr("192.0.2.3")!.addr, 5);
       fib.setDesired(other.key, other, []);
+      // A new prefix takes a withdrawn one's table position, queued twice then: installed once.
+      const late = makeRoute((0xcb007100 + 0) * 64 + 24, 0, src, attrs, nh, 5);
+      fib.setDesired(late.key, late, []);
     })();
     for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
     Bun.gc(true);
@@ -1153,14 +1157,15 @@ describe("fib: pending prefixes (no entry until the queue reaches them)", () => 
     // The batches in flight (two of 500) have entries, operations and kernel routes; the rest of the table waits as queued keys.
     expect((waiting.Object ?? 0) - (before.Object ?? 0)).toBeLessThan(N / 4);
     expect(gates.length).toBe(2);
-    expect(fib.counts()).toMatchObject({ pending: N - 2, total: N - 2 });
-    for (let i = 0; i < 1000 && (gates.length > 0 || applied < N - 2); i++) {
+    expect(fib.counts()).toMatchObject({ pending: N - 1, total: N - 1 });
+    for (let i = 0; i < 1000 && (gates.length > 0 || applied < N - 1); i++) {
       for (const g of gates.splice(0)) g();
       await new Promise((r) => setImmediate(r));
     }
     await fib.whenIdle();
-    expect(applied).toBe(N - 2);
-    expect(fib.counts()).toMatchObject({ installed: N - 2, total: N - 2 });
+    expect(applied).toBe(N - 1);
+    expect(fib.counts()).toMatchObject({ installed: N - 1, total: N - 1 });
+    expect(fib.status("203.0.113.0/24")).toEqual([{ prefix: "203.0.113.0/24", state: "installed", nextHops: ["192.0.2.2"] }]);
     expect(fib.status("10.0.1.0/24")).toEqual([]);
     expect(fib.status("10.0.2.0/24")).toEqual([{ prefix: "10.0.2.0/24", state: "installed", nextHops: ["192.0.2.3"] }]);
     const stopping = fib.stop({ retain: true });

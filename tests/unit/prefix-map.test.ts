@@ -109,6 +109,20 @@ describe("PrefixMap", () => {
     }
   });
 
+  test("holds: whether a position has an entry now (freed, reused, past the end, negative)", () => {
+    const m = new PrefixMap<number, string>();
+    const a = m.put(10 * 64 + 24, "a");
+    const b = m.put(11 * 64 + 24, "b");
+    expect([m.holds(a), m.holds(b), m.holds(b + 1), m.holds(-1)]).toEqual([true, true, false, false]);
+    m.delete(10 * 64 + 24);
+    expect(m.holds(a)).toBe(false);
+    expect(m.put(12 * 64 + 24, "c")).toBe(a); // the hole reused
+    expect(m.holds(a)).toBe(true);
+    m.delete(11 * 64 + 24);
+    m.delete(12 * 64 + 24); // empty: cleared
+    expect([m.holds(a), m.holds(b)]).toEqual([false, false]);
+  });
+
   test("a walk while the table changes: removed entries skipped, new ones visited, none twice", () => {
     const m = new PrefixMap<number, number>();
     for (let i = 0; i < 5000; i++) m.set(v4(i), i);
