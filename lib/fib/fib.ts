@@ -221,9 +221,12 @@ const NO_ROUTES: readonly RouteForwarding[] = [];
 type HopResult = { hop: KernelNextHop; self: string | null; key: string } | string;
 
 /**
- * One prefix. Kept small (a full table has one each): the prefix is its key
- * (text made when shown or sent), the desired route a shared HopSet, and
- * everything only a prefix with a problem needs is in `trouble`.
+ * A prefix that is neither settled nor pending (see Slot): being reconciled
+ * or in flight, with a multipath set, not installed (excluded, failed,
+ * conflicting), or kept from the start-up dump. Kept small all the same: the
+ * prefix is its key (text made when shown or sent), the desired route a
+ * shared HopSet, and what only a prefix with a problem needs is in
+ * `trouble`.
  */
 class Entry {
   constructor(
@@ -292,9 +295,9 @@ class Settled {
 /**
  * What the table holds for a prefix: its entry, its settled state, or, for a
  * new prefix not reconciled yet, the forwarding of its best route alone
- * (pending: its key is in the reconcile queue; the entry is made when the
- * queue reaches it, so a table arriving faster than the kernel takes it
- * does not wait as an entry per prefix).
+ * (pending: its table position is in the reconcile queue; the entry is made
+ * when the queue reaches it, so a table arriving faster than the kernel
+ * takes it does not wait as an entry per prefix).
  */
 type Slot = Entry | Settled | RouteForwarding;
 
@@ -652,7 +655,7 @@ export class Fib {
     if (v instanceof Settled && v.best === best && mp === NO_ROUTES) return;
     if (v === undefined || isPending(v)) {
       if (best === null) {
-        // Withdrawn before it was reconciled: forgotten (its key in the queue is passed over).
+        // Withdrawn before it was reconciled: forgotten (its position in the queue is passed over).
         if (v !== undefined) this.entries.delete(key);
         return;
       }
@@ -1690,6 +1693,8 @@ export class Fib {
   private routeEvent(r: KernelRoute, added: boolean): void {
     const o = this.options;
     if (r.table !== o.table || !o.families.includes(r.family)) return;
+    // Another protocol's route at another metric is no concern of ours.
+    if (r.protocol !== o.protocol && r.metric !== o.metric) return;
     const key = this.keyOf(r.prefix);
     if (key === null) return;
     const v = this.entries.get(key);
@@ -1734,7 +1739,6 @@ export class Fib {
       this.schedule();
       return;
     }
-    if (r.metric !== o.metric) return;
     if (added) {
       this.foreign.set(key, r.protocol);
       // The key is the other route's now: ours was replaced (or shadowed).

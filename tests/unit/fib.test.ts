@@ -1154,7 +1154,7 @@ describe("fib: pending prefixes (no entry until the queue reaches them)", () => 
     for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
     Bun.gc(true);
     const waiting = heapStats().objectTypeCounts;
-    // The batches in flight (two of 500) have entries, operations and kernel routes; the rest of the table waits as queued keys.
+    // The batches in flight (two of 500) have entries, operations and kernel routes; the rest of the table waits as queued positions.
     expect((waiting.Object ?? 0) - (before.Object ?? 0)).toBeLessThan(N / 4);
     expect(gates.length).toBe(2);
     expect(fib.counts()).toMatchObject({ pending: N - 1, total: N - 1 });
@@ -1174,7 +1174,7 @@ describe("fib: pending prefixes (no entry until the queue reaches them)", () => 
 });
 
 describe("fib: pending prefixes, met before the queue reaches them", () => {
-  test("a kernel event or a multipath set for a pending prefix gives it its entry; the queued key is then passed over", async () => {
+  test("a kernel event or a multipath set for a pending prefix gives it its entry; its queued position is then passed over", async () => {
     const s = await started();
     s.fib.allSourcesSynced();
     await s.fib.whenIdle();
