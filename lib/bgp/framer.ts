@@ -8,12 +8,27 @@ import { BgpError } from "./errors.ts";
 import { BGP_HEADER_LEN, BGP_MAX_MSG, ERR, HEADER_SUB, MsgType } from "./types.ts";
 
 /** One framed message: type and the body (bytes after the 19-byte header). */
-export interface Frame {
-  type: number;
+/**
+ * One framed message: where it lies in the received bytes (no copy). Its
+ * views are made when read: an UPDATE is read through `body` alone, and a
+ * typed-array view costs about as much to make as a small UPDATE's framing.
+ */
+export class Frame {
+  constructor(
+    readonly type: number,
+    private readonly buf: Uint8Array,
+    private readonly off: number,
+    /** The message's length, header included. */
+    readonly length: number,
+  ) {}
   /** The whole message including the header. */
-  raw: Uint8Array;
+  get raw(): Uint8Array {
+    return this.buf.subarray(this.off, this.off + this.length);
+  }
   /** The body: raw.subarray(19). */
-  body: Uint8Array;
+  get body(): Uint8Array {
+    return this.buf.subarray(this.off + BGP_HEADER_LEN, this.off + this.length);
+  }
 }
 
 const MIN_LEN: Record<number, number> = {
@@ -109,10 +124,10 @@ export class Framer {
       if (avail >= BGP_HEADER_LEN) {
         need = checkHeader(this.cur, this.off, this.maxLen);
         if (avail >= need) {
-          const raw = this.cur.subarray(this.off, this.off + need);
+          const f = new Frame(this.cur[this.off + 18]!, this.cur, this.off, need);
           this.off += need;
           this.size -= need;
-          return { type: raw[18]!, raw, body: raw.subarray(BGP_HEADER_LEN) };
+          return f;
         }
       }
       if (this.size < need || this.head === this.queue.length) return null;

@@ -886,7 +886,7 @@ export class Session extends TypedEmitter<SessionEvents> {
   /** Queue a received UPDATE or ROUTE-REFRESH for processing in slices; pause reading when the queue is full. */
   private enqueueInput(t: Tcp, f: Frame): void {
     t.inq.push(f);
-    t.inBytes += f.raw.length;
+    t.inBytes += f.length;
     this.boundInput(t);
     slicer.wake(t.task);
   }
@@ -915,7 +915,7 @@ export class Session extends TypedEmitter<SessionEvents> {
       } else if (t.inHead < q.length) {
         const f = q[t.inHead]!;
         q[t.inHead++] = undefined;
-        t.inBytes -= f.raw.length;
+        t.inBytes -= f.length;
         try {
           this.handleQueued(t, f, deadline);
         } catch (e) {
