@@ -68,7 +68,7 @@ import type { LogLevel } from "../core/log.ts";
 import { type SlicedTask, nextTurn, sliced, slicer, SLICE_MS } from "../core/slices.ts";
 import type { LocRibEvent } from "../rib/loc-rib.ts";
 import type { ForwardingHop, PrefixKey, Route, RouteForwarding } from "../rib/types.ts";
-import { keyText, prefixKey, prefixOfKey, storedForm } from "../rib/types.ts";
+import { isHead, keyText, prefixKey, prefixOfKey, storedForm } from "../rib/types.ts";
 import { PrefixMap } from "../rib/prefix-map.ts";
 import type {
   FibFamily,
@@ -254,19 +254,21 @@ class Entry {
 
 /**
  * The settled state of a prefix, which nearly every prefix of a full table
- * is in: its best route alone (no multipath set), our route in the kernel
- * with the hop set that route resolved to at address generation `gen`, and
- * nothing queued, in flight, failed, retained or otherwise in trouble. Such a
- * prefix keeps no entry: its slot in the table holds this, shared by the
- * prefixes whose best routes share a head (the routes of one UPDATE). An
- * entry is made again (`entryAt`) as soon as anything about the prefix
- * changes.
+ * is in: its best route and multipath set, our route in the kernel with the
+ * hop set they resolved to at address generation `gen`, and nothing queued,
+ * in flight, failed, retained or otherwise in trouble. Such a prefix keeps
+ * no entry: its slot in the table holds this, shared by the prefixes whose
+ * routes share their heads (the routes of one UPDATE; with multipath, of one
+ * UPDATE from each peer, whose multipath sets are then one shared list: see
+ * sharedMultipath). An entry is made again (`entryAt`) as soon as anything
+ * about the prefix changes.
  */
 class Settled {
   /** The unconfirmed twin (made when first needed), or, on an unconfirmed one, the confirmed. */
   private twin: Settled | null = null;
   constructor(
     readonly best: RouteForwarding,
+    readonly mp: readonly RouteForwarding[],
     readonly ours: HopSet,
     readonly gen: number,
     /**
@@ -280,7 +282,7 @@ class Settled {
   unconfirmed(): Settled {
     if (!this.confirmed) return this;
     if (this.twin === null) {
-      this.twin = new Settled(this.best, this.ours, this.gen, false);
+      this.twin = new Settled(this.best, this.mp, this.ours, this.gen, false);
       this.twin.twin = this;
     }
     return this.twin;
@@ -386,6 +388,8 @@ export class Fib {
   private readonly entries = new PrefixMap<PrefixKey, Slot>();
   /** The settled state made last (the next prefix to settle usually shares it: the routes of one UPDATE come in a row). */
   private lastSettled: Settled | null = null;
+  /** The multipath set made last (see sharedMultipath). */
+  private lastMultipath: readonly RouteForwarding[] = NO_ROUTES;
   /** Other protocols' routes at our (table, metric), by prefix: the conflicting protocol. */
   private readonly foreign = new PrefixMap<PrefixKey, number>();
   /** Prefixes of ours found in the start-up dump (for the start-up log line). */
@@ -649,10 +653,12 @@ export class Fib {
     if (!this.options.families.includes(family)) return;
     const v = this.entries.get(key);
     const best = route === null ? null : storedForm(route);
-    const mp = route === null || multipath.length === 0 ? NO_ROUTES : multipath.map(storedForm);
-    // Settled on this very route (a re-announcement, or an event that changes nothing forwarding needs): nothing to do.
-    // (One settled under older addresses, or not yet confirmed by a dump, is the full scan's: one is always pending then.)
-    if (v instanceof Settled && v.best === best && mp === NO_ROUTES) return;
+    const mp = route === null || multipath.length === 0 ? NO_ROUTES : this.sharedMultipath(multipath);
+    // Settled on these very heads (a re-announcement, or an event that changes nothing forwarding needs): nothing to do.
+    // Heads only: they never change (a route whose next-hop state changes moves to another head), where a route
+    // object without one may have changed in place. (One settled under older addresses, or not yet confirmed by a
+    // dump, is the full scan's: one is always pending then.)
+    if (v instanceof Settled && v.best === best && v.mp === mp && isHead(best)) return;
     if (v === undefined || isPending(v)) {
       if (best === null) {
         // Withdrawn before it was reconciled: forgotten (its position in the queue is passed over).
@@ -880,7 +886,7 @@ export class Fib {
   /** An entry with a settled prefix's state at position `pos` (not put in the table). */
   private entryOfSettled(key: PrefixKey, pos: number, s: Settled): Entry {
     const current = s.gen === this.gen;
-    return new Entry(key, pos, s.best, NO_ROUTES, current ? s.ours : WANT_NONE, current ? s.gen : -1, s.confirmed ? s.ours : null, 0, null);
+    return new Entry(key, pos, s.best, s.mp, current ? s.ours : WANT_NONE, current ? s.gen : -1, s.confirmed ? s.ours : null, 0, null);
   }
 
   /** What a query reads for a prefix: its entry, or one made for the query from its settled or pending state. */
@@ -897,11 +903,34 @@ export class Fib {
   private settle(e: Entry): void {
     const best = e.best;
     const ours = e.ours;
-    if (best === null || e.mp !== NO_ROUTES || e.flags !== 0 || e.trouble !== null || !(ours instanceof HopSet)) return;
+    if (best === null || e.flags !== 0 || e.trouble !== null || !(ours instanceof HopSet)) return;
     if (e.wantGen !== this.gen || e.want !== ours) return;
     let s = this.lastSettled;
-    if (s === null || s.best !== best || s.ours !== ours || s.gen !== this.gen) this.lastSettled = s = new Settled(best, ours, this.gen, true);
+    if (s === null || s.best !== best || s.mp !== e.mp || s.ours !== ours || s.gen !== this.gen) this.lastSettled = s = new Settled(best, e.mp, ours, this.gen, true);
     if (this.entries.holds(e.pos) && this.entries.valueAt(e.pos) === e) this.entries.setValueAt(e.pos, s);
+  }
+
+  /**
+   * A multipath set as the FIB keeps it (its routes' heads), shared with the
+   * last one made when it has the same heads: the prefixes of one UPDATE
+   * from each peer come in a row, and then share one list (and can share a
+   * settled state).
+   */
+  private sharedMultipath(routes: readonly Route[]): readonly RouteForwarding[] {
+    const last = this.lastMultipath;
+    if (last.length === routes.length) {
+      let same = true;
+      for (let i = 0; i < routes.length; i++) {
+        const f = storedForm(routes[i]!);
+        // (Heads only, as for the best: a route object without one may have changed in place.)
+        if (last[i] !== f || !isHead(f)) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return last;
+    }
+    return (this.lastMultipath = routes.map(storedForm));
   }
 
   private newEntry(key: PrefixKey): Entry {

@@ -426,16 +426,18 @@ function runInput(input: Uint8Array, rng: Rng, ctxs: NamedCtx[], stats: Record<s
         case MsgType.UPDATE: {
           bump("update");
           let deepDone = false;
+          // One view of the body (a frame makes one each time it is asked): the blocks must point into it.
+          const body = fr.body;
           for (const nc of ctxs) {
             where = `update[${nc.name}]`;
-            const u = codec(() => decodeUpdate(fr.body, nc.ctx));
+            const u = codec(() => decodeUpdate(body, nc.ctx));
             if (!u) {
               bump("update-reset");
               continue;
             }
             bump(u.treatAsWithdraw ? "update-treat-as-withdraw" : u.issues.length ? "update-attribute-discard" : "update-clean");
             const n = (u.nlri?.count ?? 0) + (u.withdrawn?.count ?? 0) + (u.mpReach?.nlri?.count ?? 0) + (u.mpUnreach?.withdrawn?.count ?? 0);
-            checkUpdate(u, fr.body, nc, !deepDone || n <= 64);
+            checkUpdate(u, body, nc, !deepDone || n <= 64);
             deepDone = true;
           }
           break;

@@ -1193,6 +1193,52 @@ describe("fib: pending prefixes, met before the queue reaches them", () => {
 });
 
 describe("fib: settled prefixes (no entry of their own)", () => {
+  test("with multipath, a prefix whose routes share their heads with the prefix before it (the same UPDATE from each peer) keeps no heap cell of its own either", async () => {
+    let applied = 0;
+    const kernel: Kernel = {
+      dumpRoutes: async () => [],
+      dumpLinks: async () => [{ index: 2, name: "eth0", up: true }],
+      dumpAddresses: async () => [{ family: 4, ifindex: 2, address: "192.0.2.1", prefixLength: 24 }],
+      apply: async (ops) => {
+        applied += ops.length;
+        return ops.map(() => null);
+      },
+      lookupRoute: async () => ({ error: { errno: 101, code: "ENETUNREACH", message: "" } }),
+      watch: () => () => {},
+      close: () => {},
+    };
+    const fib = new Fib(kernel, { table: TABLE, metric: 20, maxBatch: 500 });
+    await fib.start();
+    fib.allSourcesSynced();
+    const attrs = emptyAttributes();
+    const a = source("192.0.2.2");
+    const b = source("192.0.2.3");
+    const nhA = parseAddr("192.0.2.2")!.addr;
+    const nhB = parseAddr("192.0.2.3")!.addr;
+    const N = 20_000;
+    Bun.gc(true);
+    const before = heapStats().objectTypeCounts;
+    (() => {
+      // Each peer's routes made in a row, as an UPDATE's are (they share a head); then the selections.
+      const keys = Array.from({ length: N }, (_, i) => (0x0a000000 + i * 256) * 64 + 24);
+      const ras = keys.map((k) => makeRoute(k, 0, a, attrs, nhA, 5));
+      const rbs = keys.map((k) => makeRoute(k, 0, b, attrs, nhB, 5));
+      for (let i = 0; i < N; i++) fib.setDesired(keys[i]!, ras[i]!, [ras[i]!, rbs[i]!]);
+    })();
+    await fib.whenIdle();
+    expect(applied).toBe(N);
+    Bun.gc(true);
+    await Bun.sleep(0);
+    Bun.gc(true);
+    const after = heapStats().objectTypeCounts;
+    const grew = (t: string) => (after[t] ?? 0) - (before[t] ?? 0);
+    // Before: an entry and a list of the multipath set's heads per prefix.
+    expect(grew("Object")).toBeLessThan(N / 10);
+    expect(grew("Array")).toBeLessThan(N / 10);
+    expect(fib.status("10.0.5.0/24")).toEqual([{ prefix: "10.0.5.0/24", state: "installed", nextHops: ["192.0.2.2", "192.0.2.3"] }]);
+    await fib.stop({ retain: true });
+  });
+
   test("a full scan over a settled table passes them a few per step, however many there are", async () => {
     const s = await started({ maxBatch: 1000 });
     s.fib.allSourcesSynced();
