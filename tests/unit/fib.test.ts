@@ -275,6 +275,58 @@ describe("fib: what gets installed", () => {
   });
 });
 
+/**
+ * A kernel that keeps nothing: every operation succeeds and is counted
+ * (`applied`), nothing is stored (the fake kernel keeps every route it is
+ * given, which a count of heap cells would include). One link and address.
+ */
+function keepsNothing(applied: (n: number) => void): Kernel {
+  return {
+    dumpRoutes: async () => [],
+    dumpLinks: async () => [{ index: 2, name: "eth0", up: true }],
+    dumpAddresses: async () => [{ family: 4, ifindex: 2, address: "192.0.2.1", prefixLength: 24 }],
+    apply: async (ops) => {
+      applied(ops.length);
+      return ops.map(() => null);
+    },
+    lookupRoute: async () => ({ error: { errno: 101, code: "ENETUNREACH", message: "" } }),
+    watch: () => () => {},
+    close: () => {},
+  };
+}
+
+/** After a full collection, the heap cells of a type added since `before` (heapStats().objectTypeCounts). */
+async function grownSince(before: Record<string, number>): Promise<(type: string) => number> {
+  Bun.gc(true);
+  await Bun.sleep(0);
+  Bun.gc(true);
+  const after = heapStats().objectTypeCounts;
+  return (t) => (after[t] ?? 0) - (before[t] ?? 0);
+}
+
+/**
+ * A FIB over `kernel`, started and synced, in batches of 500 (what the last
+ * batch leaves for a conservative scan of the stack to find stays far below
+ * the heap-cell bounds of the tests that count them).
+ */
+async function syncedFib(kernel: Kernel): Promise<Fib> {
+  const fib = new Fib(kernel, { table: TABLE, metric: 20, maxBatch: 500 });
+  await fib.start();
+  fib.allSourcesSynced();
+  return fib;
+}
+
+/** Give the FIB n /24s from 10.0.0.0/24 up, the routes of one UPDATE (one head); the route objects are garbage once given. */
+function feedOneUpdate(fib: Fib, n: number): void {
+  const src = source("192.0.2.2");
+  const attrs = emptyAttributes();
+  const nh = parseAddr("192.0.2.2")!.addr;
+  for (let i = 0; i < n; i++) {
+    const r = makeRoute((0x0a000000 + i * 256) * 64 + 24, 0, src, attrs, nh, 5);
+    fib.setDesired(r.key, r, []);
+  }
+}
+
 describe("fib: what it keeps per prefix", () => {
   test("the heads of the routes it is given, not the route objects: 2,000 routes of one UPDATE installed, none of them kept alive", async () => {
     const s = await started();
@@ -303,43 +355,16 @@ describe("fib: what it keeps per prefix", () => {
   test("an installed prefix keeps no heap cell of its own: the table holds a settled state shared by the routes of one UPDATE (no entry, prefix text, kernel route or desired-state object per prefix)", async () => {
     // A kernel that keeps nothing (the fake one keeps every route it is given, which would be counted too).
     let applied = 0;
-    const kernel: Kernel = {
-      dumpRoutes: async () => [],
-      dumpLinks: async () => [{ index: 2, name: "eth0", up: true }],
-      dumpAddresses: async () => [{ family: 4, ifindex: 2, address: "192.0.2.1", prefixLength: 24 }],
-      apply: async (ops) => {
-        applied += ops.length;
-        return ops.map(() => null);
-      },
-      lookupRoute: async () => ({ error: { errno: 101, code: "ENETUNREACH", message: "" } }),
-      watch: () => () => {},
-      close: () => {},
-    };
-    // Batches of 500: what the last batch leaves for a conservative scan of the stack to find stays far below the bound.
-    const fib = new Fib(kernel, { table: TABLE, metric: 20, maxBatch: 500 });
-    await fib.start();
-    fib.allSourcesSynced();
+    const fib = await syncedFib(keepsNothing((n) => (applied += n)));
     await fib.whenIdle();
-    const src = source("192.0.2.2");
-    const attrs = emptyAttributes();
-    const nh = parseAddr("192.0.2.2")!.addr;
-    const N = 20_000;
+    const N = 50_000;
     Bun.gc(true);
     const before = heapStats().objectTypeCounts;
-    (() => {
-      for (let i = 0; i < N; i++) {
-        const r = makeRoute((0x0a000000 + i * 256) * 64 + 24, 0, src, attrs, nh, 5);
-        fib.setDesired(r.key, r, []);
-      }
-    })();
+    feedOneUpdate(fib, N);
     await fib.whenIdle();
     expect(applied).toBe(N);
     expect(fib.counts().installed).toBe(N);
-    Bun.gc(true);
-    await Bun.sleep(0);
-    Bun.gc(true);
-    const after = heapStats().objectTypeCounts;
-    const grew = (t: string) => (after[t] ?? 0) - (before[t] ?? 0);
+    const grew = await grownSince(before);
     // The prefix index's storage only; before: an entry per prefix, and before that the entry, the desired route and the prefix's text (four strings: a rope and its parts).
     expect(grew("Object")).toBeLessThan(N / 10);
     expect(grew("string")).toBeLessThan(N / 10);
@@ -990,6 +1015,15 @@ describe("fib with next-hop tracking: immediate hops in the kernel", () => {
 
 const v4 = (i: number) => `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}/32`;
 
+/** A started, synced FIB (batches of 1000) with n /32 routes of ours installed. */
+async function installedTable(n: number): Promise<Setup> {
+  const s = await started({ maxBatch: 1000 });
+  s.fib.allSourcesSynced();
+  for (let i = 0; i < n; i++) s.set(rt(v4(i), "192.0.2.2"));
+  await s.fib.whenIdle();
+  return s;
+}
+
 describe("fib: time slices (the event loop keeps turning, nothing is lost or reordered)", () => {
   test("with no batch cap, a 100k burst is still built a slice at a time: several batches, the loop turning between them, each route sent once", async () => {
     const s = await started({ maxBatch: 1_000_000 });
@@ -1085,11 +1119,8 @@ describe("fib: time slices (the event loop keeps turning, nothing is lost or reo
   }, 60_000);
 
   test("a full compare of a big table (overrun) is learned across turns; stop() removes everything in batches", async () => {
-    const s = await started({ maxBatch: 1000 });
-    s.fib.allSourcesSynced();
     const N = 30_000;
-    for (let i = 0; i < N; i++) s.set(rt(v4(i), "192.0.2.2"));
-    await s.fib.whenIdle();
+    const s = await installedTable(N);
     const applied = s.k.opsApplied;
     // Lose events: someone removes a few of ours meanwhile.
     s.k.dropEvents = true;
@@ -1114,9 +1145,7 @@ describe("fib: pending prefixes (no entry until the queue reaches them)", () => 
     const gates: (() => void)[] = [];
     let applied = 0;
     const kernel: Kernel = {
-      dumpRoutes: async () => [],
-      dumpLinks: async () => [{ index: 2, name: "eth0", up: true }],
-      dumpAddresses: async () => [{ family: 4, ifindex: 2, address: "192.0.2.1", prefixLength: 24 }],
+      ...keepsNothing(() => {}),
       apply: (ops) =>
         new Promise((resolve) =>
           gates.push(() => {
@@ -1124,24 +1153,16 @@ describe("fib: pending prefixes (no entry until the queue reaches them)", () => 
             resolve(ops.map(() => null));
           }),
         ),
-      lookupRoute: async () => ({ error: { errno: 101, code: "ENETUNREACH", message: "" } }),
-      watch: () => () => {},
-      close: () => {},
     };
-    const fib = new Fib(kernel, { table: TABLE, metric: 20, maxBatch: 500 });
-    await fib.start();
-    fib.allSourcesSynced();
-    const src = source("192.0.2.2");
-    const attrs = emptyAttributes();
-    const nh = parseAddr("192.0.2.2")!.addr;
+    const fib = await syncedFib(kernel);
     const N = 20_000;
     Bun.gc(true);
     const before = heapStats().objectTypeCounts;
+    feedOneUpdate(fib, N);
     (() => {
-      for (let i = 0; i < N; i++) {
-        const r = makeRoute((0x0a000000 + i * 256) * 64 + 24, 0, src, attrs, nh, 5);
-        fib.setDesired(r.key, r, []);
-      }
+      const src = source("192.0.2.2");
+      const attrs = emptyAttributes();
+      const nh = parseAddr("192.0.2.2")!.addr;
       // Two of them withdrawn and one changed while pending.
       fib.setDesired((0x0a000000 + 1 * 256) * 64 + 24, null);
       fib.setDesired((0x0a000000 + 19_999 * 256) * 64 + 24, null);
@@ -1195,21 +1216,7 @@ describe("fib: pending prefixes, met before the queue reaches them", () => {
 describe("fib: settled prefixes (no entry of their own)", () => {
   test("with multipath, a prefix whose routes share their heads with the prefix before it (the same UPDATE from each peer) keeps no heap cell of its own either", async () => {
     let applied = 0;
-    const kernel: Kernel = {
-      dumpRoutes: async () => [],
-      dumpLinks: async () => [{ index: 2, name: "eth0", up: true }],
-      dumpAddresses: async () => [{ family: 4, ifindex: 2, address: "192.0.2.1", prefixLength: 24 }],
-      apply: async (ops) => {
-        applied += ops.length;
-        return ops.map(() => null);
-      },
-      lookupRoute: async () => ({ error: { errno: 101, code: "ENETUNREACH", message: "" } }),
-      watch: () => () => {},
-      close: () => {},
-    };
-    const fib = new Fib(kernel, { table: TABLE, metric: 20, maxBatch: 500 });
-    await fib.start();
-    fib.allSourcesSynced();
+    const fib = await syncedFib(keepsNothing((n) => (applied += n)));
     const attrs = emptyAttributes();
     const a = source("192.0.2.2");
     const b = source("192.0.2.3");
@@ -1227,11 +1234,7 @@ describe("fib: settled prefixes (no entry of their own)", () => {
     })();
     await fib.whenIdle();
     expect(applied).toBe(N);
-    Bun.gc(true);
-    await Bun.sleep(0);
-    Bun.gc(true);
-    const after = heapStats().objectTypeCounts;
-    const grew = (t: string) => (after[t] ?? 0) - (before[t] ?? 0);
+    const grew = await grownSince(before);
     // Before: an entry and a list of the multipath set's heads per prefix.
     expect(grew("Object")).toBeLessThan(N / 10);
     expect(grew("Array")).toBeLessThan(N / 10);
@@ -1240,11 +1243,8 @@ describe("fib: settled prefixes (no entry of their own)", () => {
   });
 
   test("a full scan over a settled table passes them a few per step, however many there are", async () => {
-    const s = await started({ maxBatch: 1000 });
-    s.fib.allSourcesSynced();
     const N = 30_000;
-    for (let i = 0; i < N; i++) s.set(rt(v4(i), "192.0.2.2"));
-    await s.fib.whenIdle();
+    const s = await installedTable(N);
     const applied = s.k.opsApplied;
     // Every step of the batch builder is given a deadline already past: it may look at 32 prefixes, then yield.
     const f = s.fib as unknown as { step(deadline: number): boolean };
