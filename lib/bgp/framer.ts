@@ -7,7 +7,6 @@
 import { BgpError } from "./errors.ts";
 import { BGP_HEADER_LEN, BGP_MAX_MSG, ERR, HEADER_SUB, MsgType } from "./types.ts";
 
-/** One framed message: type and the body (bytes after the 19-byte header). */
 /**
  * One framed message: where it lies in the received bytes (no copy). Its
  * views are made when read: an UPDATE is read through `body` alone, and a

@@ -24,7 +24,7 @@ import { LocRib } from "../rib/loc-rib.ts";
 import { NextHopTracker } from "../rib/nexthop.ts";
 import { kernelResolver } from "../fib/resolver.ts";
 import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
-import { type Route, type RouteSource, prefixOfKey } from "../rib/types.ts";
+import { type Route, type RouteSource, keyText } from "../rib/types.ts";
 import { RtNetlink } from "../../ffi/rtnetlink.ts";
 import { Neighbor, type NeighborHost } from "./neighbor.ts";
 import { ExportGroup, type GroupHost } from "./export-group.ts";
@@ -355,7 +355,7 @@ export class RouteEngine implements NeighborHost {
   routeEvent(n: Neighbor, kind: "announce" | "withdraw", key: Route["key"], route: Route | null): void {
     if (!this.monitors.size) return;
     const peer = n.config.address;
-    if (kind === "withdraw" || !route) this.emit({ type: "withdraw", time: now(), peer, prefix: prefixToString(prefixOfKey(key)) });
+    if (kind === "withdraw" || !route) this.emit({ type: "withdraw", time: now(), peer, prefix: keyText(key) });
     else this.emit({ type: "announce", time: now(), peer, route: routeEntry(route, false, false) });
   }
 

@@ -16,7 +16,8 @@ import { writePrefix } from "../../lib/bgp/prefix.ts";
 import { ATTR, FLAG, type Prefix, SEG } from "../../lib/bgp/types.ts";
 import { type EncodeContext, buildAnnouncements, buildWithdrawals, encodeUpdate, nlriBytes } from "../../lib/bgp/update.ts";
 import { PrefixMap } from "../../lib/rib/prefix-map.ts";
-import { type PrefixKey, prefixKey, prefixOfKey, writeKeyNlri } from "../../lib/rib/types.ts";
+import { type PrefixKey, keyText, prefixKey, prefixOfKey, writeKeyNlri } from "../../lib/rib/types.ts";
+import { prefixToString } from "../../lib/core/addr.ts";
 
 function rng(seed: number): () => number {
   return () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
@@ -52,6 +53,16 @@ describe("NLRI straight from prefix keys", () => {
       }
     });
   }
+});
+
+describe("prefix text straight from keys", () => {
+  test("keyText is the text of the key's prefix for 4,000 random IPv4 and IPv6 prefixes of every length", () => {
+    const r = rng(11);
+    for (let i = 0; i < 4000; i++) {
+      const p = randomPrefix(r, i % 2 ? 2 : 1);
+      expect(keyText(prefixKey(p))).toBe(prefixToString(p));
+    }
+  });
 });
 
 describe("UPDATEs from NLRI bytes and cached attribute blocks", () => {
