@@ -218,12 +218,13 @@ export function cleanupAll(): void {
 }
 
 /** Poll `fn` until it returns true, at most every `intervalMs`, giving up after `timeoutMs`. */
-export async function pollUntil(fn: () => Promise<boolean>, timeoutMs: number, intervalMs: number): Promise<boolean> {
+export async function pollUntil(fn: () => Promise<boolean>, timeoutMs: number, intervalMs: number | (() => number)): Promise<boolean> {
   const end = performance.now() + timeoutMs;
   while (performance.now() < end) {
     const t = performance.now();
     if (await fn()) return true;
-    await Bun.sleep(Math.max(0, intervalMs - (performance.now() - t)));
+    const every = typeof intervalMs === "number" ? intervalMs : intervalMs();
+    await Bun.sleep(Math.max(0, every - (performance.now() - t)));
   }
   return false;
 }
