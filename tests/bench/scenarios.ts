@@ -22,8 +22,8 @@
  * Times start when the (last) injector reaches Established and end at the
  * poll (or the sink report) that sees the goal met; a CLI count is polled
  * every `pollMs` (100) until it is within a tenth of the goal, then every
- * 20 ms. Peak RSS is the VmHWM sum
- * over the daemon's processes, read before stopping it.
+ * 20 ms. Peak RSS is the VmHWM sum over the daemon's processes, read before
+ * stopping it.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
