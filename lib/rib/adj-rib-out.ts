@@ -50,11 +50,18 @@
  * Peers that would be sent the same UPDATEs share one Adj-RIB-Out (update
  * groups: lib/router/export-group.ts).
  *
- * The table holds what each prefix is to have (its entry; null for a
- * queued withdrawal). A queued prefix has its table position in a FIFO and
- * what the peer was last given noted by position (QueuedPrev): an export
- * costs one table lookup and a take none, with no second map of queued
- * prefixes and no object per queued prefix.
+ * What each prefix is to have (its entry; null for a queued withdrawal)
+ * is kept by the prefix's position in a table of keys it shares: in the
+ * daemon the Loc-RIB's own prefix tables (`positions`), so an export finds
+ * its prefix where the Loc-RIB has just put it, and no Adj-RIB-Out has a
+ * prefix index of its own (one fewer hash table insert per prefix and
+ * peer, and its memory). Each position it holds state for is pinned
+ * (lib/rib/prefix-map.ts): a prefix the Loc-RIB drops stays a ghost there
+ * until its withdrawal is taken. Without `positions` (an Adj-RIB-Out on
+ * its own) it keeps a table of its own. `close` lets go of the positions.
+ * A queued prefix has its position in a FIFO and what the peer was last
+ * given noted by position: a take does no lookup, and there is no second
+ * map of queued prefixes and no object per queued prefix.
  *
  * ADD-PATH (RFC 7911) send: only the best path is advertised, with path
  * identifier 1 (withdrawn with path identifier 1 too).
@@ -80,7 +87,7 @@ import { type EncodeContext, type NlriBytes, buildAnnouncementsBlocks, buildWith
 import { Writer } from "../bgp/bytes.ts";
 import { DEFAULT_LOCAL_PREF } from "./decision.ts";
 import { type CompiledPolicies, LastVerdict, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy, prependAs } from "./policy.ts";
-import { PrefixMap } from "./prefix-map.ts";
+import { type PositionTable, PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, familyOfKey, withFields, writeKeyNlri } from "./types.ts";
 
 export const NO_EXPORT = 0xffffff01;
@@ -122,7 +129,16 @@ export interface AdjRibOutOptions {
    * `routes()`/`get()`: entries keep no route of their own.
    */
   origin: (key: PrefixKey) => Route | null;
+  /**
+   * The tables whose positions the state is kept by (IPv4, IPv6): the
+   * Loc-RIB's (LocRib.positionTables), so that exports find their prefix
+   * where it was just put. Absent: tables of its own.
+   */
+  positions?: PositionTables;
 }
+
+/** Key tables by family (IPv4 keys, IPv6 keys), whose positions an Adj-RIB-Out keeps its state by. */
+export type PositionTables = readonly [PositionTable<number>, PositionTable<string>];
 
 /**
  * What exportRoute did to this peer's Adj-RIB-Out for the prefix. One
@@ -197,39 +213,39 @@ class EntryMemo {
 }
 
 /**
- * What the peer was last given (an entry, or null: nothing), for each
- * prefix with a queued change, by table position; undefined: not queued.
- * Kept in chunks of positions that exist only while a prefix of theirs is
- * queued: a whole table queued costs 8 bytes a prefix, and nothing once
- * sent (an object per queued prefix cost 32).
+ * Values by table position, in chunks that exist only while a position of
+ * theirs holds one (undefined: none): a whole table costs 8 bytes a
+ * prefix, and a chunk none once its last value is cleared.
  */
-class QueuedPrev {
-  private chunks: ((OutEntry | null | undefined)[] | undefined)[] = [];
+class Sparse<T> {
+  private chunks: ((T | undefined)[] | undefined)[] = [];
   private counts: number[] = [];
 
-  isQueued(pos: number): boolean {
+  has(pos: number): boolean {
     const c = this.chunks[pos >>> QP_BITS];
     return c !== undefined && c[pos & QP_MASK] !== undefined;
   }
 
-  /** What the peer was last given (the position is queued). */
-  prev(pos: number): OutEntry | null {
-    return this.chunks[pos >>> QP_BITS]![pos & QP_MASK]!;
+  get(pos: number): T | undefined {
+    const c = this.chunks[pos >>> QP_BITS];
+    return c === undefined ? undefined : c[pos & QP_MASK];
   }
 
-  /** Queue a position (or, already queued, change what it was last given). */
-  set(pos: number, prev: OutEntry | null): void {
+  /** Set a value (never undefined); true when the position had none. */
+  set(pos: number, v: T): boolean {
     const ci = pos >>> QP_BITS;
     let c = this.chunks[ci];
     if (c === undefined) {
-      this.chunks[ci] = c = new Array<OutEntry | null | undefined>(QP_CHUNK);
+      this.chunks[ci] = c = new Array<T | undefined>(QP_CHUNK);
       this.counts[ci] = 0;
     }
-    if (c[pos & QP_MASK] === undefined) this.counts[ci]!++;
-    c[pos & QP_MASK] = prev;
+    const fresh = c[pos & QP_MASK] === undefined;
+    if (fresh) this.counts[ci]!++;
+    c[pos & QP_MASK] = v;
+    return fresh;
   }
 
-  /** The position was taken. */
+  /** Clear a position that holds a value. */
   clear(pos: number): void {
     const ci = pos >>> QP_BITS;
     const c = this.chunks[ci]!;
@@ -237,8 +253,28 @@ class QueuedPrev {
     if (--this.counts[ci]! === 0) this.chunks[ci] = undefined;
   }
 
-  clone(): QueuedPrev {
-    const q = new QueuedPrev();
+  /** The positions holding a value, in order: a live walk (values set or cleared meanwhile are seen as they are then). */
+  *positions(): IterableIterator<number> {
+    for (let ci = 0; ci < this.chunks.length; ci++) {
+      for (let i = 0; i < QP_CHUNK; i++) {
+        const c = this.chunks[ci];
+        if (c === undefined) break;
+        if (c[i] !== undefined) yield (ci << QP_BITS) | i;
+      }
+    }
+  }
+
+  /** `f` for every position holding a value, in one go (no generator: a whole table in a few milliseconds). */
+  each(f: (pos: number) => void): void {
+    for (let ci = 0; ci < this.chunks.length; ci++) {
+      const c = this.chunks[ci];
+      if (c === undefined) continue;
+      for (let i = 0; i < QP_CHUNK; i++) if (c[i] !== undefined) f((ci << QP_BITS) | i);
+    }
+  }
+
+  clone(): Sparse<T> {
+    const q = new Sparse<T>();
     q.chunks = this.chunks.map((c) => c?.slice());
     q.counts = this.counts.slice();
     return q;
@@ -340,15 +376,19 @@ export class AdjRibOut {
   private readonly policyCtx: PolicyContext[];
   private readonly scratch: PolicyResult;
 
+  /** The key tables whose positions the state below is kept by (IPv4, IPv6; index: AFI - 1). */
+  private tabs: PositionTables;
   /**
-   * What each prefix is to have: its entry, or null for a queued
-   * withdrawal (one table lookup per export, none per prefix sent).
+   * What each prefix is to have, per family by position: its entry, or
+   * null for a queued withdrawal. Every such position is pinned in `tabs`.
    */
-  private out = new PrefixMap<PrefixKey, OutEntry | null>();
-  /** The table positions (PrefixMap.put) of the queued prefixes, in the order they were queued: a take reads and writes them there, without a lookup. */
+  private vals = [new Sparse<OutEntry | null>(), new Sparse<OutEntry | null>()];
+  /** Positions with a value in `vals` (both families). */
+  private held = 0;
+  /** The queued prefixes, in the order they were queued, as position * 2 + (AFI - 1): a take reads and writes them there, without a lookup. */
   private queue = new Fifo();
-  /** What the peer was last given, for the queued positions. */
-  private prevs = new QueuedPrev();
+  /** What the peer was last given, per family for the queued positions (null: nothing). */
+  private prevs = [new Sparse<OutEntry | null>(), new Sparse<OutEntry | null>()];
   private readonly counts = [0, 0, 0];
   private gen = 0;
   private readonly origin: (key: PrefixKey) => Route | null;
@@ -367,6 +407,7 @@ export class AdjRibOut {
     this.n = o.negotiated;
     this.policies = o.policies;
     this.origin = o.origin;
+    this.tabs = o.positions ?? [new PrefixMap<number, never>(), new PrefixMap<string, never>()];
     this.ibgp = o.peer.remoteAs === o.localAs;
     const pa = parseAddr(o.peer.address);
     this.peerAddrBytes = pa ? pa.addr : new Uint8Array(0);
@@ -421,10 +462,17 @@ export class AdjRibOut {
    * alike (the same export signature).
    */
   adoptFrom(src: AdjRibOut): void {
+    this.close();
     // The entries stay src's: src counts its own uses of them, this one counts none (entries are immutable, so sharing is safe).
-    this.out = src.out.clone();
+    this.tabs = src.tabs;
+    this.vals = src.vals.map((v) => v.clone());
+    for (let f = 0; f < 2; f++) {
+      const tab = this.tabs[f]!;
+      this.vals[f]!.each((pos) => tab.pin(pos));
+    }
+    this.held = src.held;
     this.queue = src.queue.clone();
-    this.prevs = src.prevs.clone();
+    this.prevs = src.prevs.map((q) => q.clone());
     for (let i = 0; i < this.counts.length; i++) this.counts[i] = src.counts[i]!;
     this.gen = src.gen;
     // The same next hop objects, so an unchanged route compares equal by identity (entries hold src's).
@@ -433,6 +481,25 @@ export class AdjRibOut {
       const nh = this.selfNh[afi];
       if (nh) this.selfNh[afi] = this.intern(nh);
     }
+  }
+
+  /**
+   * Done with: let go of every position held in the shared tables (a
+   * prefix the Loc-RIB dropped meanwhile leaves it now). What was queued is
+   * forgotten; the Adj-RIB-Out is empty afterwards.
+   */
+  close(): void {
+    if (this.held > 0) {
+      for (let f = 0; f < 2; f++) {
+        const tab = this.tabs[f]!;
+        this.vals[f]!.each((pos) => tab.unpin(pos));
+      }
+    }
+    this.vals = [new Sparse<OutEntry | null>(), new Sparse<OutEntry | null>()];
+    this.prevs = [new Sparse<OutEntry | null>(), new Sparse<OutEntry | null>()];
+    this.queue = new Fifo();
+    this.held = 0;
+    for (let i = 0; i < this.counts.length; i++) this.counts[i] = 0;
   }
 
   /** Whether this peer is internal (iBGP). */
@@ -494,11 +561,13 @@ export class AdjRibOut {
         reason = r.reason;
       }
     }
+    const f = afi - 1;
     // (A peer that was never given anything, as one with no export, skips the lookup.)
-    const old = this.out.size === 0 ? null : (this.out.get(key) ?? null);
+    let pos = this.held === 0 ? -1 : (this.tabs[f] as PositionTable<PrefixKey>).positionOf(key);
+    const old = pos < 0 ? null : (this.vals[f]!.get(pos) ?? null);
     if (e === null) {
       if (!old) return this.result("none", reason);
-      this.remove(key, old);
+      this.remove(f, pos, old);
       return this.result("withdraw", reason);
     }
     if (old !== null && sameEntry(old, e)) {
@@ -506,24 +575,33 @@ export class AdjRibOut {
       if (old !== e) {
         const cur = this.hold(e);
         this.drop(old);
-        this.out.set(key, cur);
+        this.vals[f]!.set(pos, cur);
       }
       return this.result("none", "unchanged");
     }
-    this.change(key, old, e);
+    if (pos < 0) pos = (this.tabs[f] as PositionTable<PrefixKey>).locate(key);
+    this.change(f, pos, old, e);
     if (!old) this.counts[afi]!++;
     return this.result("announce", reason);
   }
 
-  /** Queue `cur` (null: a withdrawal) for a prefix that is to have `old` now (null: nothing, or a queued withdrawal). */
-  private change(key: PrefixKey, old: OutEntry | null, cur: OutEntry | null): void {
+  /**
+   * Queue `cur` (null: a withdrawal) for the prefix at position `pos` of
+   * family index `f` (AFI - 1), which is to have `old` now (null: nothing,
+   * or a queued withdrawal).
+   */
+  private change(f: number, pos: number, old: OutEntry | null, cur: OutEntry | null): void {
     const c = cur === null ? null : this.hold(cur);
     if (old !== null) this.drop(old);
-    const pos = this.out.put(key, c);
+    if (this.vals[f]!.set(pos, c)) {
+      this.tabs[f]!.pin(pos);
+      this.held++;
+    }
     // Newly queued: what the peer has is what it was to have (what is queued already keeps what the peer was last given).
-    if (!this.prevs.isQueued(pos)) {
-      this.prevs.set(pos, old);
-      this.queue.push(pos);
+    const q = this.prevs[f]!;
+    if (!q.has(pos)) {
+      q.set(pos, old);
+      this.queue.push(pos * 2 + f);
     }
   }
 
@@ -560,10 +638,10 @@ export class AdjRibOut {
     return e;
   }
 
-  /** Withdraw a prefix whose table value is `v` (it stands for an entry). */
-  private remove(key: PrefixKey, old: OutEntry): void {
-    this.change(key, old, null);
-    this.counts[familyOfKey(key)]!--;
+  /** Withdraw the prefix at position `pos` of family index `f`, which is to have `old` now. */
+  private remove(f: number, pos: number, old: OutEntry): void {
+    this.change(f, pos, old, null);
+    this.counts[f + 1]!--;
   }
 
   /** The last decision, reused for the next route like it (the prefixes of one UPDATE, of one table dump). */
@@ -727,16 +805,23 @@ export class AdjRibOut {
     let lastAfi = 0;
     let lastList: PrefixKey[] = [];
     for (let n = 0; n < max; n++) {
-      const at = this.queue.shift();
-      if (at === undefined) break;
-      // A queued prefix is never deleted before this: the position is still its own.
-      const key = this.out.keyAt(at);
-      const cur = this.out.valueAt(at);
-      const prev = this.prevs.prev(at);
-      this.prevs.clear(at);
-      if (cur === null) this.out.delete(key);
+      const u = this.queue.shift();
+      if (u === undefined) break;
+      const f = u & 1;
+      const at = u >>> 1;
+      // A queued position is pinned: still its prefix's.
+      const key = this.tabs[f]!.keyAt(at);
+      const vals = this.vals[f]!;
+      const cur = vals.get(at)!;
+      const prev = this.prevs[f]!.get(at)!;
+      this.prevs[f]!.clear(at);
+      if (cur === null) {
+        vals.clear(at);
+        this.held--;
+        this.tabs[f]!.unpin(at);
+      }
       if (sameEntry(prev, cur)) continue;
-      const afi = familyOfKey(key);
+      const afi = f + 1;
       if (cur === null) {
         wd[afi]!.push(key);
         continue;
@@ -792,15 +877,20 @@ export class AdjRibOut {
   /** Re-queue every advertised prefix of a family (all when afi is undefined), one prefix per step. */
   *requeue(afi?: number, safi: number = SAFI.UNICAST): Generator<void> {
     if (safi !== SAFI.UNICAST) return;
-    for (const pos of this.out.positions()) {
-      if (afi !== undefined && familyOfKey(this.out.keyAt(pos)) !== afi) continue;
-      // "The peer has nothing", so take() sends it even when unchanged (its value, and so its count, stays).
-      // (A queued withdrawal stays as it is: the peer may have the prefix.)
-      if (this.out.valueAt(pos) !== null) {
-        if (!this.prevs.isQueued(pos)) this.queue.push(pos);
-        this.prevs.set(pos, null);
+    for (let f = 0; f < 2; f++) {
+      if (afi !== undefined && afi !== f + 1) continue;
+      const vals = this.vals[f]!;
+      const q = this.prevs[f]!;
+      for (const pos of vals.positions()) {
+        // "The peer has nothing", so take() sends it even when unchanged (its value, and so its count, stays).
+        // (A queued withdrawal stays as it is: the peer may have the prefix.)
+        const v = vals.get(pos);
+        if (v !== null && v !== undefined) {
+          if (!q.has(pos)) this.queue.push(pos * 2 + f);
+          q.set(pos, null);
+        }
+        yield;
       }
-      yield;
     }
   }
 
@@ -816,9 +906,13 @@ export class AdjRibOut {
   /** resync() one prefix per step (the generation moves on when the walk is complete). */
   *resyncSteps(): Generator<void> {
     const gen = this.gen;
-    for (const [key, e] of this.out) {
-      if (e !== null && e.stamp !== gen) this.remove(key, e);
-      yield;
+    for (let f = 0; f < 2; f++) {
+      const vals = this.vals[f]!;
+      for (const pos of vals.positions()) {
+        const e = vals.get(pos);
+        if (e !== null && e !== undefined && e.stamp !== gen) this.remove(f, pos, e);
+        yield;
+      }
     }
     this.gen = gen + 1;
     // The last verdict holds an entry of the old generation (memos check the generation themselves).
@@ -840,16 +934,22 @@ export class AdjRibOut {
     const want = family === undefined ? 0 : afiOf(family);
     // Each entry's attributes decoded once per walk.
     const decoded = new Map<OutEntry, PathAttributes>();
-    for (const [key, e] of this.out) {
-      if (want && familyOfKey(key) !== want) continue;
-      const r = e === null ? null : this.sent(key, e, decoded);
-      if (r !== null) yield r;
+    for (let f = 0; f < 2; f++) {
+      if (want && want !== f + 1) continue;
+      const vals = this.vals[f]!;
+      for (const pos of vals.positions()) {
+        const e = vals.get(pos);
+        const r = e === null || e === undefined ? null : this.sent(this.tabs[f]!.keyAt(pos), e, decoded);
+        if (r !== null) yield r;
+      }
     }
   }
 
   /** The advertised route of one prefix, if any (same shape as routes()). */
   get(key: PrefixKey): Route | null {
-    const e = this.out.get(key) ?? null;
+    const f = familyOfKey(key) - 1;
+    const pos = (this.tabs[f] as PositionTable<PrefixKey>).positionOf(key);
+    const e = pos < 0 ? null : (this.vals[f]!.get(pos) ?? null);
     return e !== null ? this.sent(key, e, new Map()) : null;
   }
 

@@ -43,7 +43,7 @@ import { holdAttributes, releaseAttributes } from "../bgp/attributes.ts";
 import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts";
 import { type DecisionOptions, REASON_ONLY_PATH, explainBest, selectBest } from "./decision.ts";
 import { sliced } from "../core/slices.ts";
-import { PrefixMap } from "./prefix-map.ts";
+import { type PositionTable, PrefixMap } from "./prefix-map.ts";
 import { type HeadTable, type PrefixKey, type Route, type RouteSource, type StoredHead, headOf, isHead, prefixKey, prefixOfKey, routeOfHead, routesForDecision, sameAnnouncement, slotReachable, storedForm, storedPathId } from "./types.ts";
 
 /** One prefix of the Loc-RIB, as readers see it. */
@@ -197,6 +197,15 @@ function comparePrefixes(a: Prefix, b: Prefix): number {
 export class LocRib implements HeadTable {
   private readonly v4 = new PrefixMap<number, Slot>();
   private readonly v6 = new PrefixMap<string, Slot>();
+
+  /**
+   * The prefix tables (IPv4, IPv6) for Adj-RIB-Outs to keep their state
+   * by position in (lib/rib/adj-rib-out.ts): what they pin stays, as a
+   * ghost no reader sees, until they let go.
+   */
+  get positionTables(): readonly [PositionTable<number>, PositionTable<string>] {
+    return [this.v4, this.v6];
+  }
   /** Source id → number of prefixes it has routes for. */
   private readonly bySource = new Map<string, number>();
   private readonly listeners: LocRibListener[] = [];

@@ -30,10 +30,22 @@
  * missed by a walk already past it (a Map would visit it at the end); the
  * RIBs' walks tolerate that (what arrives meanwhile is handled on arrival).
  * Order is position order: insertion order until removals leave holes.
+ *
+ * Pins: another table may keep state by this one's positions (an
+ * Adj-RIB-Out by the Loc-RIB's: lib/rib/adj-rib-out.ts) instead of a map of
+ * its own. It pins each position it holds state for (`locate`, `pin`,
+ * `unpin`). A pinned entry that is deleted becomes a ghost: gone for every
+ * reader (get, has, size, walks), but its key and position stay, so the
+ * pinning table can still read the key (to withdraw the prefix) and a
+ * later `set` of the same key takes the same position again; the last
+ * unpin removes it. `locate` of a key the map does not have adds it as a
+ * ghost.
  */
 import type { PrefixKey } from "./types.ts";
 
 const HOLE: unique symbol = Symbol("hole");
+/** The value of a deleted entry that is still pinned (see the module comment). */
+const GHOST: unique symbol = Symbol("ghost");
 /** Index positions migrated per write while a new index is built. */
 const STEP = 16;
 const MIN_INDEX = 16;
@@ -100,9 +112,24 @@ function tagOf(k: PrefixKey): number {
   return (h >>> 25) << POS_BITS;
 }
 
-export class PrefixMap<K extends PrefixKey, V> {
+/** What a table keeping its state by another's positions uses of it (see Pins in the module comment). */
+export interface PositionTable<K extends PrefixKey> {
+  positionOf(k: K): number;
+  locate(k: K): number;
+  keyAt(p: number): K;
+  pin(p: number): void;
+  unpin(p: number): void;
+}
+
+export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
   private kc: K[][] = [];
-  private vc: (V | typeof HOLE)[][] = [];
+  private vc: (V | typeof HOLE | typeof GHOST)[][] = [];
+  /** Pin counts per position, per chunk (a chunk's array made at its first pin). */
+  private pc: (Uint16Array | undefined)[] = [];
+  /** Ghosts (deleted, still pinned): in the index, not in `live`. */
+  private ghosts = 0;
+  /** Pins held, all positions together. */
+  private pins = 0;
   /** Positions in use (live or holes). */
   private end = 0;
   /** Positions of holes, to reuse. */
@@ -180,11 +207,14 @@ export class PrefixMap<K extends PrefixKey, V> {
 
   get(k: K): V | undefined {
     const i = this.findCur(k);
-    return i < 0 ? undefined : (this.valAt(this.posIn(this.idx, i)) as V);
+    if (i < 0) return undefined;
+    const v = this.valAt(this.posIn(this.idx, i));
+    return v === GHOST ? undefined : (v as V);
   }
 
   has(k: K): boolean {
-    return this.findCur(k) >= 0;
+    const i = this.findCur(k);
+    return i >= 0 && this.valAt(this.posIn(this.idx, i)) !== GHOST;
   }
 
   set(k: K, v: V): this {
@@ -201,9 +231,21 @@ export class PrefixMap<K extends PrefixKey, V> {
     const i = this.findCur(k);
     if (i >= 0) {
       const at = this.posIn(this.idx, i);
+      if (this.valAt(at) === GHOST) {
+        this.ghosts--;
+        this.live++;
+      }
       this.setVal(at, v);
       return at;
     }
+    const pos = this.insert(k, v);
+    this.live++;
+    this.grow();
+    return pos;
+  }
+
+  /** Add `k` (not in the map) at a new position with value `v` (a ghost's too): its position. */
+  private insert(k: K, v: V | typeof GHOST): number {
     let pos: number;
     if (this.free.length > 0) pos = this.free.pop()!;
     else {
@@ -216,7 +258,6 @@ export class PrefixMap<K extends PrefixKey, V> {
     }
     this.kc[pos >>> CHUNK_BITS]![pos & CHUNK_MASK] = k;
     this.setVal(pos, v);
-    this.live++;
     // Into the lookup index (a removed mark on the probe path is reused).
     const idx = this.idx;
     const mask = idx.length - 1;
@@ -228,7 +269,6 @@ export class PrefixMap<K extends PrefixKey, V> {
     this.lastKey = k;
     this.lastSlot = j;
     if (this.next !== null && pos < this.migrated) this.place(k, pos);
-    this.grow();
     return pos;
   }
 
@@ -236,6 +276,21 @@ export class PrefixMap<K extends PrefixKey, V> {
     const i = this.findCur(k);
     if (i < 0) return false;
     const pos = this.posIn(this.idx, i);
+    const v = this.valAt(pos);
+    if (v === GHOST) return false;
+    if (this.pinsAt(pos) > 0) {
+      this.setVal(pos, GHOST);
+      this.live--;
+      this.ghosts++;
+      return true;
+    }
+    this.live--;
+    this.removeAt(i, pos, k);
+    return true;
+  }
+
+  /** Take the entry at position `pos` (index slot `i`, key `k`; no longer counted live) out of the map. */
+  private removeAt(i: number, pos: number, k: K): void {
     this.idx[i] = -1;
     this.lastKey = undefined;
     if (this.next !== null && pos < this.migrated) {
@@ -243,19 +298,77 @@ export class PrefixMap<K extends PrefixKey, V> {
       if (j >= 0) this.next[j] = -1;
     }
     this.setVal(pos, HOLE);
-    this.live--;
-    if (this.live === 0 && this.next === null) {
+    if (this.live === 0 && this.ghosts === 0 && this.next === null) {
       this.clear();
-      return true;
+      return;
     }
     this.free.push(pos);
     this.grow();
-    return true;
   }
 
+  private pinsAt(pos: number): number {
+    const c = this.pc[pos >>> CHUNK_BITS];
+    return c === undefined ? 0 : c[pos & CHUNK_MASK]!;
+  }
+
+  /** The position of `k`, an entry's or a ghost's; -1 when the map has neither. */
+  positionOf(k: K): number {
+    const i = this.findCur(k);
+    return i < 0 ? -1 : this.posIn(this.idx, i);
+  }
+
+  /**
+   * The position of `k` (an entry's or a ghost's), `k` added as a ghost
+   * when the map has neither: pin it before anything else changes the map
+   * (an unpinned ghost stays until a pin and unpin remove it).
+   */
+  locate(k: K): number {
+    const i = this.findCur(k);
+    if (i >= 0) return this.posIn(this.idx, i);
+    const pos = this.insert(k, GHOST);
+    this.ghosts++;
+    this.grow();
+    return pos;
+  }
+
+  /** One more holder of state for position `p` (an entry's or a ghost's). */
+  pin(p: number): void {
+    const ci = p >>> CHUNK_BITS;
+    const c = (this.pc[ci] ??= new Uint16Array(CHUNK));
+    if (c[p & CHUNK_MASK] === 0xffff) throw new RangeError("prefix table: more than 65535 pins of one position");
+    c[p & CHUNK_MASK]!++;
+    this.pins++;
+  }
+
+  /** One holder fewer for position `p`; a ghost whose last holder left is removed. */
+  unpin(p: number): void {
+    const c = this.pc[p >>> CHUNK_BITS];
+    if (c === undefined || c[p & CHUNK_MASK] === 0) throw new Error(`prefix table: position ${p} is not pinned`);
+    this.pins--;
+    if (--c[p & CHUNK_MASK]! > 0 || this.valAt(p) !== GHOST) return;
+    const k = this.keyAt(p);
+    const i = this.findCur(k);
+    this.ghosts--;
+    this.removeAt(i, p, k);
+  }
+
+  /** Ghosts in the map (deleted entries still pinned), for tests. */
+  get ghostCount(): number {
+    return this.ghosts;
+  }
+
+  /** Pins held, all positions together, for tests. */
+  get pinCount(): number {
+    return this.pins;
+  }
+
+  /** Remove every entry (none may be pinned: whoever pins keeps its state by these positions). */
   clear(): void {
+    if (this.pins > 0) throw new Error(`prefix table: cleared with ${this.pins} pinned position(s)`);
     this.kc = [];
     this.vc = [];
+    this.pc = [];
+    this.ghosts = 0;
     this.end = 0;
     this.free = [];
     this.live = 0;
@@ -276,6 +389,9 @@ export class PrefixMap<K extends PrefixKey, V> {
     const c = new PrefixMap<K, V>();
     c.kc = this.kc.map((a) => a.slice());
     c.vc = this.vc.map((a) => a.slice());
+    c.pc = this.pc.map((a) => a?.slice());
+    c.ghosts = this.ghosts;
+    c.pins = this.pins;
     c.end = this.end;
     c.free = this.free.slice();
     c.live = this.live;
@@ -293,7 +409,7 @@ export class PrefixMap<K extends PrefixKey, V> {
       if (this.used * 4 < this.idx.length * 3) return;
       // Sized for the live entries: twice the old size when they fill it, the same when removals do.
       let n = this.idx.length;
-      while (this.live * 2 >= n) n *= 2;
+      while ((this.live + this.ghosts) * 2 >= n) n *= 2;
       this.next = new Int32Array(n);
       this.migrated = 0;
       this.nextUsed = 0;
@@ -317,7 +433,9 @@ export class PrefixMap<K extends PrefixKey, V> {
 
   /** Whether a position holds an entry now (a position once returned by `put` may since have been freed, or reused). */
   holds(p: number): boolean {
-    return p >= 0 && p < this.end && this.valAt(p) !== HOLE;
+    if (p < 0 || p >= this.end) return false;
+    const v = this.valAt(p);
+    return v !== HOLE && v !== GHOST;
   }
 
   /** The value at a position `put` returned (while its key is in the map). */
@@ -330,34 +448,34 @@ export class PrefixMap<K extends PrefixKey, V> {
     this.setVal(p, v);
   }
 
-  private valAt(p: number): V | typeof HOLE {
+  private valAt(p: number): V | typeof HOLE | typeof GHOST {
     return this.vc[p >>> CHUNK_BITS]![p & CHUNK_MASK]!;
   }
 
-  private setVal(p: number, v: V | typeof HOLE): void {
+  private setVal(p: number, v: V | typeof HOLE | typeof GHOST): void {
     this.vc[p >>> CHUNK_BITS]![p & CHUNK_MASK] = v;
   }
 
   /** The positions of the entries (see `put`), in order: a live walk, as `entries`. */
   *positions(): IterableIterator<number> {
-    for (let p = 0; p < this.end; p++) if (this.valAt(p) !== HOLE) yield p;
+    for (let p = 0; p < this.end; p++) if (this.holds(p)) yield p;
   }
 
   *keys(): IterableIterator<K> {
-    for (let p = 0; p < this.end; p++) if (this.valAt(p) !== HOLE) yield this.keyAt(p);
+    for (let p = 0; p < this.end; p++) if (this.holds(p)) yield this.keyAt(p);
   }
 
   *values(): IterableIterator<V> {
     for (let p = 0; p < this.end; p++) {
       const v = this.valAt(p);
-      if (v !== HOLE) yield v;
+      if (v !== HOLE && v !== GHOST) yield v;
     }
   }
 
   *entries(): IterableIterator<[K, V]> {
     for (let p = 0; p < this.end; p++) {
       const v = this.valAt(p);
-      if (v !== HOLE) yield [this.keyAt(p), v];
+      if (v !== HOLE && v !== GHOST) yield [this.keyAt(p), v];
     }
   }
 

@@ -28,6 +28,7 @@ import { type Route, type RouteSource, keyText } from "../rib/types.ts";
 import { RtNetlink } from "../../ffi/rtnetlink.ts";
 import { Neighbor, type NeighborHost } from "./neighbor.ts";
 import { ExportGroup, type GroupHost } from "./export-group.ts";
+import type { PositionTables } from "../rib/adj-rib-out.ts";
 import { routeEntry } from "./view.ts";
 import { LocalRoutes, type Owner } from "./local-routes.ts";
 import { RestartState } from "./gr-restart.ts";
@@ -310,6 +311,9 @@ export class RouteEngine implements NeighborHost {
   }
   bestRoute(key: Route["key"]): Route | null {
     return this.locRib.best(key);
+  }
+  get positionTables(): PositionTables {
+    return this.locRib.positionTables;
   }
   *bestRoutes(): Iterable<Route> {
     for (const r of this.locRib.bests()) yield r;

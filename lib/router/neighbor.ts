@@ -41,7 +41,7 @@ import { walkNlriUntil } from "../bgp/prefix.ts";
 import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
 import type { NeighborInfo, SessionState } from "../api/types.ts";
 import { AdjRibIn, type CandidateStore } from "../rib/adj-rib-in.ts";
-import { AdjRibOut } from "../rib/adj-rib-out.ts";
+import { AdjRibOut, type PositionTables } from "../rib/adj-rib-out.ts";
 import { type CompiledPolicies, LastVerdict, type PolicyContext, applyPolicy } from "../rib/policy.ts";
 import { type Route, type RouteSource, familyOfKey, makeRoute, prefixKeyOfBytes, withFields } from "../rib/types.ts";
 import type { Clock } from "../core/clock.ts";
@@ -85,6 +85,8 @@ export interface NeighborHost extends CandidateStore {
   bestRoutes(): Iterable<Route>;
   /** The current best route of a prefix, if any. */
   bestRoute(key: Route["key"]): Route | null;
+  /** The Loc-RIB's prefix tables, which Adj-RIB-Outs keep their state by (AdjRibOutOptions.positions). */
+  readonly positionTables: PositionTables;
   stateChanged(n: Neighbor, from: SessionState, to: SessionState, reason: string): void;
   /** The neighbour sent End-of-RIB for every negotiated family (initial table complete). */
   peerSynced(n: Neighbor): void;
@@ -345,6 +347,8 @@ export class Neighbor implements GroupMember {
       this.stopPump();
       if (this.flushTimer) clearTimeout(this.flushTimer);
       this.flushTimer = null;
+      // Its own (a group's was closed by the last member leaving): the Loc-RIB positions it held are let go.
+      this.adjOut?.close();
       this.adjOut = null;
       this.outputHeld = false;
       const n = this.lastNegotiated;
@@ -383,6 +387,7 @@ export class Neighbor implements GroupMember {
     this.eor.clear();
     this.firstAsFailures = 0;
     this.maxPrefixTripped = false;
+    if (!this.group) this.adjOut?.close();
     this.adjOut = this.makeAdjOut(n);
     this.host.log.info(`${this.name}: established, families ${describeFamilies(n.families)}`);
     if (this.host.deferring && !n.peerGracefulRestart?.restarting) {
@@ -411,6 +416,7 @@ export class Neighbor implements GroupMember {
       otherLocalAddress: other ? parseAddr(other)?.addr : undefined,
       policies: this.host.policies,
       origin: (key) => this.host.bestRoute(key),
+      positions: this.host.positionTables,
     });
   }
 
@@ -441,6 +447,8 @@ export class Neighbor implements GroupMember {
   joinGroup(g: ExportGroup<Neighbor>): void {
     if (this.group || this.exportSig !== g.signature || !this.outputIdleNow) return;
     this.group = g;
+    // Our own Adj-RIB-Out (unless we found the group with it) holds what the group's does: let go of it.
+    if (this.adjOut !== g.out) this.adjOut?.close();
     this.adjOut = g.out;
     g.add(this);
     this.host.log.debug(`${this.name}: shares the output of ${g.members.length} peer(s) of AS ${this.config.remoteAs} (update group)`);
@@ -463,7 +471,12 @@ export class Neighbor implements GroupMember {
     const last = g.members.length === 1;
     const empty = g.remove(this);
     this.host.groupLeft?.(g, empty);
-    if (why === null) return;
+    if (why === null) {
+      // The session ended: the group's Adj-RIB-Out is the others' (closed with the last of them), never ours to close.
+      if (empty) g.out.close();
+      this.adjOut = null;
+      return;
+    }
     if (last) {
       this.adjOut = g.out;
       this.exportSig = this.signature(this.lastNegotiated!);

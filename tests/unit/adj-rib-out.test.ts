@@ -20,6 +20,8 @@ import { AdjRibOut, type AdjRibOutOptions } from "../../lib/rib/adj-rib-out.ts";
 import { type CompiledPolicies, compilePolicies, policyUsesPrefix } from "../../lib/rib/policy.ts";
 import { type PrefixKey, type Route, type RouteSource, prefixKey } from "../../lib/rib/types.ts";
 import { BfdSchema, GracefulRestartSchema } from "../../lib/config/schema.ts";
+import { LocRib } from "../../lib/rib/loc-rib.ts";
+import type { PrefixMap } from "../../lib/rib/prefix-map.ts";
 
 // ---------------------------------------------------------------- helpers
 
@@ -860,7 +862,7 @@ describe("speed", () => {
     expect(out.advertisedCount()).toBe(N);
     expect(msgs.length).toBeLessThan(220);
     // Once sent, nothing is kept for the queue: its per-position chunks are all gone.
-    const chunks = (out as unknown as { prevs: { chunks: unknown[] } }).prevs.chunks;
+    const chunks = (out as unknown as { prevs: { chunks: unknown[] }[] }).prevs[0]!.chunks;
     expect(chunks.length).toBeGreaterThan(40);
     expect(chunks.every((c) => c === undefined)).toBe(true);
     console.log(`adj-rib-out: export ${N} in ${(t1 - t0).toFixed(0)} ms, flush into ${msgs.length} UPDATEs in ${(t2 - t1).toFixed(0)} ms`);
@@ -942,5 +944,95 @@ describe("pulled output: take(n), requeue and resync in steps", () => {
     for (let s = walk.next(); !s.done; s = walk.next());
     expect(decodeAll(out.flush()).withdrawn).toEqual([3, 4].map(p24));
     expect(out.advertisedCount()).toBe(3);
+  });
+});
+
+// ---------------------------------------------------------------- state by the Loc-RIB's positions
+
+describe("state kept by the Loc-RIB's table positions (AdjRibOutOptions.positions)", () => {
+  const p24 = (i: number) => `203.0.${i}.0/24`;
+  // Routes as the Loc-RIB holds them: from one eBGP source, offered to a peer of another AS.
+  const src = ebgpSource("192.0.2.2", 65001);
+  const r24 = (i: number, med?: number) => route(p24(i), { source: src, attrs: attrs({ asPath: [seq(65001)], med: med ?? null }) });
+
+  test("a prefix the Loc-RIB drops stays a ghost until its withdrawal is taken; one that comes back takes its position again; close lets go of everything", () => {
+    const loc = new LocRib();
+    const [v4] = loc.positionTables as unknown as [PrefixMap<number, unknown>];
+    const out = mk({ address: "192.0.2.3", remoteAs: 65002 }, {}, { positions: loc.positionTables });
+    for (let i = 0; i < 10; i++) {
+      loc.upsert(r24(i));
+      exp(out, loc.best(r24(i).key)!);
+    }
+    expect(v4.pinCount).toBe(10);
+    expect(decodeAll(out.flush()).order).toEqual([...Array(10).keys()].map(p24));
+    // Two prefixes leave the Loc-RIB: ghosts (no reader sees them) until their withdrawals are sent.
+    for (const i of [3, 7]) {
+      loc.remove(src.id, r24(i).key, 0);
+      expect(out.exportRoute(null, r24(i).key).change).toBe("withdraw");
+    }
+    expect(loc.count()).toBe(8);
+    expect(loc.best(r24(3).key)).toBe(null);
+    expect([...loc.bests()].map((r) => prefixToString(r.prefix))).not.toContain(p24(3));
+    expect(v4.ghostCount).toBe(2);
+    // One comes back before the withdrawal went out: the same position, the peer is sent nothing new for it.
+    const pos7 = v4.positionOf(r24(7).key as number);
+    loc.upsert(r24(7));
+    expect(v4.positionOf(r24(7).key as number)).toBe(pos7);
+    expect(v4.ghostCount).toBe(1);
+    expect(exp(out, loc.best(r24(7).key)!).change).toBe("announce");
+    const d = decodeAll(out.flush());
+    expect(d.withdrawn).toEqual([p24(3)]);
+    expect(d.order).toEqual([]); // 7: withdrawn and announced again before anything was sent: the peer has it as it was
+    expect(v4.ghostCount).toBe(0);
+    expect(v4.positionOf(r24(3).key as number)).toBe(-1);
+    expect(v4.pinCount).toBe(9);
+    expect(out.advertisedCount()).toBe(9);
+    expect(out.get(r24(5).key)).not.toBe(null);
+    // A copy pins what it holds too; closing both lets go of every position.
+    const copy = mk({ address: "192.0.2.4", remoteAs: 65002 }, {}, { positions: loc.positionTables });
+    copy.adoptFrom(out);
+    expect(v4.pinCount).toBe(18);
+    loc.remove(src.id, r24(0).key, 0);
+    out.exportRoute(null, r24(0).key);
+    copy.exportRoute(null, r24(0).key);
+    expect(v4.ghostCount).toBe(1);
+    out.close();
+    expect(v4.ghostCount).toBe(1); // the copy still has a withdrawal of it queued
+    expect(decodeAll(copy.take(100)).withdrawn).toEqual([p24(0)]);
+    copy.close();
+    expect(v4.pinCount).toBe(0);
+    expect(v4.ghostCount).toBe(0);
+    expect(out.advertisedCount()).toBe(0);
+    expect(out.pendingCount).toBe(0);
+    expect(loc.count()).toBe(8);
+  });
+
+  test("requeue, resync and routes() walk the positions held, IPv4 and IPv6 apart", () => {
+    const loc = new LocRib();
+    const out = mk({ address: "192.0.2.3", remoteAs: 65002 }, {}, { positions: loc.positionTables, otherLocalAddress: addr("2001:db8::1") });
+    const v6 = (i: number) => route(`2001:db8:${i}::/48`, { source: src, attrs: attrs({ asPath: [seq(65001)] }), nextHop: "2001:db8:ff::1" });
+    for (let i = 0; i < 4; i++) {
+      for (const r of [r24(i), v6(i)]) {
+        loc.upsert(r);
+        exp(out, loc.best(r.key)!);
+      }
+    }
+    out.flush();
+    expect([...out.routes("ipv6")].map((r) => prefixToString(r.prefix))).toEqual([0, 1, 2, 3].map((i) => prefixToString(parsePrefix(`2001:db8:${i}::/48`))));
+    out.refresh(2);
+    expect(decodeAll(out.flush()).order).toEqual([]); // (refresh flushed them itself)
+    for (const _ of out.requeue(1));
+    expect(decodeAll(out.flush()).order).toEqual([0, 1, 2, 3].map(p24));
+    // Soft reset out: only two prefixes exported again, the rest withdrawn by the resync.
+    out.reconfigure(peerCfg({ address: "192.0.2.3", remoteAs: 65002 }), NO_POLICIES, CLUSTER_ID);
+    for (const _ of out.resyncSteps());
+    for (const r of [r24(1), v6(2)]) exp(out, loc.best(r.key)!);
+    out.resync();
+    const d = decodeAll(out.flush());
+    expect(d.withdrawn.sort()).toEqual([p24(0), p24(2), p24(3), "2001:db8:0::/48", "2001:db8:1::/48", "2001:db8:3::/48"].map((p) => prefixToString(parsePrefix(p))).sort());
+    expect(out.advertisedCount()).toBe(2);
+    out.close();
+    const [t4, t6] = loc.positionTables as unknown as PrefixMap<PrefixKey, unknown>[];
+    expect(t4!.pinCount + t6!.pinCount).toBe(0);
   });
 });

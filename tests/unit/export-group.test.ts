@@ -24,6 +24,7 @@ import { AFI, MsgType, SAFI } from "../../lib/bgp/types.ts";
 import { type UpdateMessage, announcedBlocks, blockPrefixes, decodeUpdate } from "../../lib/bgp/update.ts";
 import { parseAddr } from "../../lib/core/addr.ts";
 import { SLOW_MS } from "../../lib/router/export-group.ts";
+import type { PrefixMap } from "../../lib/rib/prefix-map.ts";
 import { buildTable, encodeGroups } from "../bench/table.ts";
 import { ENGINE_ADDR, loopbackEngine, loopbackSpeaker } from "../support/loopback-engine.ts";
 import { waitFor } from "../support/wait.ts";
@@ -180,5 +181,15 @@ describe("update groups", () => {
     for (const x of more) inj.sendUpdate(x);
     await waitFor(() => seen.p.prefixes >= before.prefixes + (m - n) && seen.q.prefixes >= 2 * n + (m - n), { timeoutMs: 30_000, intervalMs: 20, what: "the new routes at P and Q" });
     expect(engine.peers.get(P)!.adjOut).toBe(engine.peers.get(Q)!.adjOut);
+    // Each Adj-RIB-Out keeps its state by the Loc-RIB's positions, pinning each prefix it holds: the group's and S's
+    // hold the whole table; Q's own (split off for the refresh) let go when Q joined again; R's going left the group's.
+    await waitFor(() => seen.s.prefixes >= m, { timeoutMs: 30_000, intervalMs: 20, what: "the new routes at S" });
+    const [v4] = engine.locRib.positionTables as unknown as [PrefixMap<number, unknown>];
+    expect(engine.locRib.count()).toBe(m);
+    expect(v4.pinCount).toBe(2 * m);
+    // S goes down: its Adj-RIB-Out lets go; the group's stays.
+    await peers.s.stop();
+    await waitFor(() => v4.pinCount === m, { timeoutMs: 10_000, what: "S's positions let go", detail: () => `${v4.pinCount} pins` });
+    expect(v4.ghostCount).toBe(0);
   }, 90_000);
 });

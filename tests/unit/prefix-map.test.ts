@@ -168,4 +168,71 @@ describe("PrefixMap", () => {
     expect(worst).toBeLessThanOrEqual(17); // STEP positions, plus the entry itself
     for (let i = 0; i < 1_000_000; i += 997) expect(m.get(i * 64 + 24)).toBe(i);
   });
+
+  for (const [name, keyOf] of [["IPv4 keys", v4], ["IPv6 keys", v6]] as const) {
+    test(`${name}: pins: a deleted pinned entry is a ghost no reader sees, keeps its key and position, comes back there when set again, and goes with its last unpin`, () => {
+      const r = rng(name.length * 7);
+      const m = new PrefixMap<PrefixKey, number>();
+      const model = new Map<PrefixKey, number>();
+      // What a holder of state by position would keep: key → [position, pins].
+      const held = new Map<PrefixKey, [number, number]>();
+      const ghosts = () => [...held.keys()].filter((k) => !model.has(k)).length;
+      for (let step = 0; step < 40_000; step++) {
+        const x = r();
+        const k = keyOf(Math.floor(r() * (step < 20_000 ? 20_000 : 4_000)));
+        if (x < 0.4) {
+          const pos = m.put(k, step);
+          model.set(k, step);
+          const h = held.get(k);
+          if (h) expect(pos).toBe(h[0]);
+        } else if (x < 0.65) {
+          expect(m.delete(k)).toBe(model.delete(k));
+        } else if (x < 0.85) {
+          const pos = m.locate(k);
+          m.pin(pos);
+          const h = held.get(k);
+          if (h) {
+            expect(pos).toBe(h[0]);
+            h[1]++;
+          } else held.set(k, [pos, 1]);
+        } else {
+          const h = held.get(k);
+          if (!h) continue;
+          expect(m.keyAt(h[0])).toBe(k);
+          m.unpin(h[0]);
+          if (--h[1] === 0) held.delete(k);
+        }
+        if (step % 5000 === 0) {
+          same(m as PrefixMap<PrefixKey, number>, model);
+          expect(m.ghostCount).toBe(ghosts());
+          for (const [hk, [pos]] of held) {
+            expect(m.positionOf(hk)).toBe(pos);
+            expect(m.keyAt(pos)).toBe(hk);
+            expect(m.has(hk)).toBe(model.has(hk));
+          }
+        }
+      }
+      same(m as PrefixMap<PrefixKey, number>, model);
+      expect([...m.keys()].length).toBe(model.size);
+      for (const [, h] of held) for (let i = 0; i < h[1]; i++) m.unpin(h[0]);
+      expect(m.ghostCount).toBe(0);
+      expect(m.pinCount).toBe(0);
+      same(m as PrefixMap<PrefixKey, number>, model);
+      // Every ghost gone, the map empties to nothing once the entries go too.
+      for (const k of [...model.keys()]) m.delete(k);
+      expect(m.size).toBe(0);
+      expect([...m.positions()]).toEqual([]);
+    });
+  }
+
+  test("pins: unpinning a position that is not pinned, or clearing a map with pins, is an error", () => {
+    const m = new PrefixMap<number, number>();
+    const p = m.put(v4(1), 1);
+    expect(() => m.unpin(p)).toThrow("not pinned");
+    m.pin(p);
+    expect(() => m.clear()).toThrow("pinned");
+    m.unpin(p);
+    m.clear();
+    expect(m.size).toBe(0);
+  });
 });
