@@ -87,6 +87,7 @@ import { type EncodeContext, type NlriBytes, buildAnnouncementsBlocks, buildWith
 import { Writer } from "../bgp/bytes.ts";
 import { DEFAULT_LOCAL_PREF } from "./decision.ts";
 import { type CompiledPolicies, LastVerdict, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy, prependAs } from "./policy.ts";
+import { runSliced } from "../core/slices.ts";
 import { type PositionTable, PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, familyOfKey, withFields, writeKeyNlri } from "./types.ts";
 
@@ -325,6 +326,19 @@ class Fifo {
 }
 const QUEUE_CHUNK = 4096;
 
+/** Unpin every position `vals` holds a value for, yielding every RELEASE_STEP positions. */
+function* releaseSteps(tabs: PositionTables, vals: readonly Sparse<OutEntry | null>[]): Generator<void> {
+  let n = 0;
+  for (let f = 0; f < 2; f++) {
+    const tab = tabs[f]!;
+    for (const pos of vals[f]!.positions()) {
+      tab.unpin(pos);
+      if (++n % RELEASE_STEP === 0) yield;
+    }
+  }
+}
+const RELEASE_STEP = 1024;
+
 /** What the peer is to be sent for a route (attributes and next hop as rewritten), or why nothing. */
 type Decision = { entry: OutEntry; reason: string } | string;
 
@@ -462,7 +476,7 @@ export class AdjRibOut {
    * alike (the same export signature).
    */
   adoptFrom(src: AdjRibOut): void {
-    this.close();
+    void this.close();
     // The entries stay src's: src counts its own uses of them, this one counts none (entries are immutable, so sharing is safe).
     this.tabs = src.tabs;
     this.vals = src.vals.map((v) => v.clone());
@@ -484,22 +498,21 @@ export class AdjRibOut {
   }
 
   /**
-   * Done with: let go of every position held in the shared tables (a
-   * prefix the Loc-RIB dropped meanwhile leaves it now). What was queued is
-   * forgotten; the Adj-RIB-Out is empty afterwards.
+   * Done with: what was queued is forgotten, and the Adj-RIB-Out is empty
+   * at once; the positions it held in the shared tables are let go in
+   * slices of the shared slicer (a prefix the Loc-RIB dropped meanwhile
+   * leaves the table then: a whole table of them, withdrawals never sent
+   * because both sessions went down, is tens of milliseconds of removals).
+   * Resolves when they all are.
    */
-  close(): void {
-    if (this.held > 0) {
-      for (let f = 0; f < 2; f++) {
-        const tab = this.tabs[f]!;
-        this.vals[f]!.each((pos) => tab.unpin(pos));
-      }
-    }
+  close(): Promise<void> {
+    const done = this.held > 0 ? runSliced(releaseSteps(this.tabs, this.vals)) : Promise.resolve();
     this.vals = [new Sparse<OutEntry | null>(), new Sparse<OutEntry | null>()];
     this.prevs = [new Sparse<OutEntry | null>(), new Sparse<OutEntry | null>()];
     this.queue = new Fifo();
     this.held = 0;
     for (let i = 0; i < this.counts.length; i++) this.counts[i] = 0;
+    return done;
   }
 
   /** Whether this peer is internal (iBGP). */

@@ -348,7 +348,7 @@ export class Neighbor implements GroupMember {
       if (this.flushTimer) clearTimeout(this.flushTimer);
       this.flushTimer = null;
       // Its own (a group's was closed by the last member leaving): the Loc-RIB positions it held are let go.
-      this.adjOut?.close();
+      void this.adjOut?.close();
       this.adjOut = null;
       this.outputHeld = false;
       const n = this.lastNegotiated;
@@ -387,7 +387,7 @@ export class Neighbor implements GroupMember {
     this.eor.clear();
     this.firstAsFailures = 0;
     this.maxPrefixTripped = false;
-    if (!this.group) this.adjOut?.close();
+    if (!this.group) void this.adjOut?.close();
     this.adjOut = this.makeAdjOut(n);
     this.host.log.info(`${this.name}: established, families ${describeFamilies(n.families)}`);
     if (this.host.deferring && !n.peerGracefulRestart?.restarting) {
@@ -448,7 +448,7 @@ export class Neighbor implements GroupMember {
     if (this.group || this.exportSig !== g.signature || !this.outputIdleNow) return;
     this.group = g;
     // Our own Adj-RIB-Out (unless we found the group with it) holds what the group's does: let go of it.
-    if (this.adjOut !== g.out) this.adjOut?.close();
+    if (this.adjOut !== g.out) void this.adjOut?.close();
     this.adjOut = g.out;
     g.add(this);
     this.host.log.debug(`${this.name}: shares the output of ${g.members.length} peer(s) of AS ${this.config.remoteAs} (update group)`);
@@ -473,7 +473,7 @@ export class Neighbor implements GroupMember {
     this.host.groupLeft?.(g, empty);
     if (why === null) {
       // The session ended: the group's Adj-RIB-Out is the others' (closed with the last of them), never ours to close.
-      if (empty) g.out.close();
+      if (empty) void g.out.close();
       this.adjOut = null;
       return;
     }

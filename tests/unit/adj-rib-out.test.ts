@@ -21,6 +21,7 @@ import { type CompiledPolicies, compilePolicies, policyUsesPrefix } from "../../
 import { type PrefixKey, type Route, type RouteSource, prefixKey } from "../../lib/rib/types.ts";
 import { BfdSchema, GracefulRestartSchema } from "../../lib/config/schema.ts";
 import { LocRib } from "../../lib/rib/loc-rib.ts";
+import { slicer } from "../../lib/core/slices.ts";
 import type { PrefixMap } from "../../lib/rib/prefix-map.ts";
 
 // ---------------------------------------------------------------- helpers
@@ -955,7 +956,7 @@ describe("state kept by the Loc-RIB's table positions (AdjRibOutOptions.position
   const src = ebgpSource("192.0.2.2", 65001);
   const r24 = (i: number, med?: number) => route(p24(i), { source: src, attrs: attrs({ asPath: [seq(65001)], med: med ?? null }) });
 
-  test("a prefix the Loc-RIB drops stays a ghost until its withdrawal is taken; one that comes back takes its position again; close lets go of everything", () => {
+  test("a prefix the Loc-RIB drops stays a ghost until its withdrawal is taken; one that comes back takes its position again; close lets go of everything", async () => {
     const loc = new LocRib();
     const [v4] = loc.positionTables as unknown as [PrefixMap<number, unknown>];
     const out = mk({ address: "192.0.2.3", remoteAs: 65002 }, {}, { positions: loc.positionTables });
@@ -996,10 +997,10 @@ describe("state kept by the Loc-RIB's table positions (AdjRibOutOptions.position
     out.exportRoute(null, r24(0).key);
     copy.exportRoute(null, r24(0).key);
     expect(v4.ghostCount).toBe(1);
-    out.close();
+    await out.close();
     expect(v4.ghostCount).toBe(1); // the copy still has a withdrawal of it queued
     expect(decodeAll(copy.take(100)).withdrawn).toEqual([p24(0)]);
-    copy.close();
+    await copy.close();
     expect(v4.pinCount).toBe(0);
     expect(v4.ghostCount).toBe(0);
     expect(out.advertisedCount()).toBe(0);
@@ -1007,7 +1008,7 @@ describe("state kept by the Loc-RIB's table positions (AdjRibOutOptions.position
     expect(loc.count()).toBe(8);
   });
 
-  test("requeue, resync and routes() walk the positions held, IPv4 and IPv6 apart", () => {
+  test("requeue, resync and routes() walk the positions held, IPv4 and IPv6 apart", async () => {
     const loc = new LocRib();
     const out = mk({ address: "192.0.2.3", remoteAs: 65002 }, {}, { positions: loc.positionTables, otherLocalAddress: addr("2001:db8::1") });
     const v6 = (i: number) => route(`2001:db8:${i}::/48`, { source: src, attrs: attrs({ asPath: [seq(65001)] }), nextHop: "2001:db8:ff::1" });
@@ -1031,8 +1032,40 @@ describe("state kept by the Loc-RIB's table positions (AdjRibOutOptions.position
     const d = decodeAll(out.flush());
     expect(d.withdrawn.sort()).toEqual([p24(0), p24(2), p24(3), "2001:db8:0::/48", "2001:db8:1::/48", "2001:db8:3::/48"].map((p) => prefixToString(parsePrefix(p))).sort());
     expect(out.advertisedCount()).toBe(2);
-    out.close();
+    await out.close();
     const [t4, t6] = loc.positionTables as unknown as PrefixMap<PrefixKey, unknown>[];
     expect(t4!.pinCount + t6!.pinCount).toBe(0);
+  });
+
+  test("close empties the Adj-RIB-Out at once and lets go of a whole table of ghosts in the shared slicer's turns", async () => {
+    const loc = new LocRib();
+    const [v4] = loc.positionTables as unknown as [PrefixMap<number, unknown>];
+    const out = mk({ address: "192.0.2.3", remoteAs: 65002 }, {}, { positions: loc.positionTables });
+    const N = 100_000;
+    const rs: Route[] = [];
+    for (let i = 0; i < N; i++) {
+      const p: Prefix = { afi: 1, len: 24, addr: Uint8Array.of(10 + (i >> 16), (i >> 8) & 255, i & 255, 0) };
+      const r: Route = { prefix: p, key: prefixKey(p), pathId: 0, source: src, attrs: r24(0).attrs, nextHop: addr("198.51.100.1"), learnedAt: 0, igpCost: 0, reachable: true, stale: false };
+      loc.upsert(r);
+      out.exportRoute(loc.best(r.key), r.key);
+      rs.push(r);
+    }
+    // Every prefix leaves the Loc-RIB before its withdrawal is sent: all ghosts.
+    for (const r of rs) {
+      loc.remove(src.id, r.key, 0);
+      out.exportRoute(null, r.key);
+    }
+    expect(loc.count()).toBe(0);
+    expect(v4.ghostCount).toBe(N);
+    const turns = slicer.stats.turns;
+    const released = out.close();
+    // Empty at once; the positions are let go by the shared slicer, in its turns (none has run yet).
+    expect(out.pendingCount).toBe(0);
+    expect(out.advertisedCount()).toBe(0);
+    expect(v4.ghostCount).toBe(N);
+    await released;
+    expect(slicer.stats.turns).toBeGreaterThan(turns);
+    expect(v4.ghostCount).toBe(0);
+    expect(v4.pinCount).toBe(0);
   });
 });
