@@ -3,7 +3,7 @@
  * `mrt` print, one object per prefix. Built from decoded UPDATEs; not used on
  * the hot path.
  */
-import { asPathNumbers, communityPair, largeCommunityString, extCommunityString, originName, type PathAttributes } from "./attributes.ts";
+import { asPathNumbers, asPathSegments, communityPair, largeCommunityString, extCommunityString, originName, type PathAttributes } from "./attributes.ts";
 import { formatNextHop, formatIPv4, prefixToString } from "../core/addr.ts";
 import { familyName, type Prefix } from "./types.ts";
 import { announcedBlocks, blockPrefixes, withdrawnBlocks, type UpdateMessage } from "./update.ts";
@@ -40,8 +40,9 @@ export function attributesView(a: PathAttributes | null): Omit<RouteView, "prefi
     largeCommunities: (a?.largeCommunities ?? []).map(largeCommunityString),
   };
   if (!a) return v;
-  if (a.asPath && a.asPath.some((s) => s.type !== 2)) {
-    v.asPathSegments = a.asPath.map((s) => ({ type: SEG_NAMES[s.type] ?? String(s.type), asns: s.asns }));
+  const segs = asPathSegments(a.asPath);
+  if (segs.some((s) => s.type !== 2)) {
+    v.asPathSegments = segs.map((s) => ({ type: SEG_NAMES[s.type] ?? String(s.type), asns: s.asns }));
   }
   if (a.extCommunities.length) v.extCommunities = a.extCommunities.map(extCommunityString);
   if (a.atomicAggregate) v.atomicAggregate = true;

@@ -67,11 +67,13 @@
  * identifier 1 (withdrawn with path identifier 1 too).
  */
 import {
-  type AsPathSegment,
+  EMPTY_AS_PATH,
   type AttrIssue,
   type AttributeBlocks,
   LLGR_STALE,
   type PathAttributes,
+  asPathHas,
+  asPathReplace,
   decodeAttributes,
   emptyAttributes,
   encodeAttributeBlocks,
@@ -344,17 +346,6 @@ type Decision = { entry: OutEntry; reason: string } | string;
 
 function ipText(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
-}
-
-function pathHasAs(path: AsPathSegment[] | null, asn: number): boolean {
-  if (!path) return false;
-  for (const s of path) for (const a of s.asns) if (a === asn) return true;
-  return false;
-}
-
-function replaceAs(path: AsPathSegment[] | null, from: number, to: number): AsPathSegment[] | null {
-  if (!pathHasAs(path, from)) return path;
-  return path!.map((s) => ({ type: s.type, asns: s.asns.map((a) => (a === from ? to : a)) }));
 }
 
 /** A hash of an entry's bytes and next hop. */
@@ -698,7 +689,7 @@ export class AdjRibOut {
       } else if (route.attrs.originatorId !== null && route.attrs.originatorId === this.peerRouterId) {
         return "not sent to the originator";
       }
-    } else if (!peer.asOverride && pathHasAs(route.attrs.asPath, peer.remoteAs)) {
+    } else if (!peer.asOverride && asPathHas(route.attrs.asPath, peer.remoteAs)) {
       // (c) sender-side loop prevention
       return `peer AS ${peer.remoteAs} in the AS path`;
     }
@@ -767,7 +758,7 @@ export class AdjRibOut {
   }
 
   private rewriteEbgp(a: PathAttributes, keepMed: boolean): PathAttributes {
-    const path = this.peer.asOverride ? replaceAs(a.asPath, this.peer.remoteAs, this.localAs) : a.asPath;
+    const path = this.peer.asOverride ? asPathReplace(a.asPath, this.peer.remoteAs, this.localAs) : a.asPath;
     const c = this.copyOf(a);
     c.origin = a.origin ?? ORIGIN.IGP;
     c.asPath = prependAs(path, this.localAs, 1);
@@ -783,7 +774,7 @@ export class AdjRibOut {
   private rewriteIbgp(a: PathAttributes, originator: string | null): PathAttributes {
     const c = this.copyOf(a);
     c.origin = a.origin ?? ORIGIN.IGP;
-    c.asPath = a.asPath ?? [];
+    c.asPath = a.asPath ?? EMPTY_AS_PATH;
     c.nextHop = null;
     c.localPref = a.localPref ?? DEFAULT_LOCAL_PREF;
     if (originator !== null) {

@@ -31,8 +31,7 @@
  * compared (MED skipped between different ASes unless `alwaysCompareMed`).
  * The result does not depend on the order of the input.
  */
-import { LLGR_STALE, asPathLength } from "../bgp/attributes.ts";
-import { SEG } from "../bgp/types.ts";
+import { LLGR_STALE, asPathLength, asPathNeighbor } from "../bgp/attributes.ts";
 import type { Route } from "./types.ts";
 
 /** Decision options: `RouterConfig.decision` plus `RouterConfig.multipath`. */
@@ -107,16 +106,8 @@ export function pathLengthOf(r: Route): number {
  * coming from `source.asn` (our own AS for those).
  */
 export function neighborAs(r: Route): number {
-  const p = r.attrs.asPath;
-  if (p !== null) {
-    for (let i = 0; i < p.length; i++) {
-      const s = p[i]!;
-      if (s.type === SEG.AS_CONFED_SEQUENCE || s.type === SEG.AS_CONFED_SET) continue;
-      if (s.type === SEG.AS_SEQUENCE && s.asns.length > 0) return s.asns[0]!;
-      break;
-    }
-  }
-  return r.source.asn;
+  const n = asPathNeighbor(r.attrs.asPath);
+  return n >= 0 ? n : r.source.asn;
 }
 
 /** eBGP-learned (not iBGP, not local). */

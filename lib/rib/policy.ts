@@ -24,10 +24,9 @@
  * a policy that matches nothing allocates nothing but the result object (and
  * not even that when the caller passes one to reuse).
  */
-import { type AsPathSegment, type PathAttributes, asPathString, parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
+import { type AsPath, type PathAttributes, asPathString, parseCommunity, parseLargeCommunity, prependAs } from "../bgp/attributes.ts";
 import { formatAddr, parseAddr, parsePrefix } from "../core/addr.ts";
 import { type Prefix } from "../core/addr.ts";
-import { SEG } from "../bgp/types.ts";
 import type { CommunitySet, Policy, PolicyRef, PolicyTerm, PrefixMatch } from "./policy-types.ts";
 export type { PolicyRef };
 import { type Route, familyOfKey } from "./types.ts";
@@ -540,10 +539,10 @@ export class LastVerdict<T> {
 
 // ---------------------------------------------------------------- evaluate
 
-/** asPathString per AS_PATH array (arrays are shared by interned attribute sets). */
-const pathText = new WeakMap<AsPathSegment[], string>();
+/** asPathString per AS path (paths are shared by the routes of an interned attribute set). */
+const pathText = new WeakMap<AsPath, string>();
 
-function asPathText(segs: AsPathSegment[] | null): string {
+function asPathText(segs: AsPath | null): string {
   if (!segs || segs.length === 0) return "";
   let s = pathText.get(segs);
   if (s === undefined) {
@@ -659,22 +658,7 @@ function editList<T>(cur: T[], e: CompiledListEdit<T>, eq: (a: T, b: T) => boole
   return out;
 }
 
-/**
- * Prepend `asn` `n` times: extend a leading AS_SEQUENCE or start one; no
- * segment exceeds 255 ASes (an overflowing sequence is split, front first).
- * Returns a new array; the input is not modified.
- */
-export function prependAs(path: AsPathSegment[] | null, asn: number, n: number): AsPathSegment[] {
-  const segs = path ?? [];
-  const first = segs[0];
-  const lead = first && first.type === SEG.AS_SEQUENCE;
-  const asns: number[] = new Array<number>(n).fill(asn);
-  if (lead) for (const a of first.asns) asns.push(a);
-  const out: AsPathSegment[] = [];
-  for (let i = 0; i < asns.length; i += 255) out.push({ type: SEG.AS_SEQUENCE, asns: asns.slice(i, i + 255) });
-  for (let i = lead ? 1 : 0; i < segs.length; i++) out.push(segs[i]!);
-  return out;
-}
+export { prependAs };
 
 /** The attribute part of a set, copy-on-write; returns `a` itself when nothing changes. */
 function computeSet(s: CompiledSet, a: PathAttributes, localAs: number): PathAttributes {

@@ -8,8 +8,8 @@
  * by the interner and dropped when no route uses it any more; per prefix
  * only the Route, a small record and a table entry remain.
  */
-import { type PathAttributes, emptyAttributes, parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
-import { ORIGIN, SEG } from "../bgp/types.ts";
+import { EMPTY_AS_PATH, type PathAttributes, asSequence, emptyAttributes, parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
+import { ORIGIN } from "../bgp/types.ts";
 import type { AdvertiseConfig } from "../config/types.ts";
 import { parseAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import { PrefixMap } from "../rib/prefix-map.ts";
@@ -86,7 +86,7 @@ export class LocalRoutes {
     const attrs: PathAttributes = {
       ...emptyAttributes(),
       origin: ORIGIN.IGP,
-      asPath: a.asPathPrepend ? [{ type: SEG.AS_SEQUENCE, asns: new Array<number>(a.asPathPrepend).fill(asn) }] : [],
+      asPath: a.asPathPrepend ? asSequence(new Array<number>(a.asPathPrepend).fill(asn)) : EMPTY_AS_PATH,
       localPref: a.localPref ?? 100,
       med: a.med ?? null,
       communities: a.communities.map(parseCommunity),

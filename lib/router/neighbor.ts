@@ -26,7 +26,7 @@
  * Next step (not done): encode once per group of peers sharing an outbound
  * policy (an update group), instead of once per peer.
  */
-import { type PathAttributes } from "../bgp/attributes.ts";
+import { type PathAttributes, asPathCount, asPathLeadingAs, asPathNumbers } from "../bgp/attributes.ts";
 import { describeCapability, speakerCapabilities } from "../bgp/open.ts";
 import { GrHelper } from "./gr-helper.ts";
 import { type Negotiated, addPathSend, describeFamilies } from "../bgp/negotiate.ts";
@@ -35,7 +35,7 @@ import { describeNotification, type NotificationMessage } from "../bgp/notificat
 import { siblingAddress } from "../bgp/local-address.ts";
 import { Session } from "../bgp/session.ts";
 import { AFI, type Afi, parseAddr, prefixToString } from "../core/addr.ts";
-import { CEASE_SUB, type Family, SAFI, SEG, familyName } from "../bgp/types.ts";
+import { CEASE_SUB, type Family, SAFI, familyName } from "../bgp/types.ts";
 import { type NlriBlock, type UpdateMessage, announcedBlocks, withdrawnBlocks } from "../bgp/update.ts";
 import { walkNlriUntil } from "../bgp/prefix.ts";
 import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
@@ -681,9 +681,7 @@ export class Neighbor implements GroupMember {
   /** Our own AS in the path more often than allowOwnAs: a loop (RFC 4271 §9.1.2). */
   private loops(r: Route): boolean {
     const own = this.config.localAs;
-    let n = 0;
-    for (const s of r.attrs.asPath ?? []) for (const a of s.asns) if (a === own) n++;
-    if (n > this.config.allowOwnAs) return true;
+    if (asPathCount(r.attrs.asPath, own) > this.config.allowOwnAs) return true;
     // RFC 4456: our router id as ORIGINATOR_ID, or our cluster id in CLUSTER_LIST.
     if (this.source.ibgp) {
       if (r.attrs.originatorId === this.host.config.routerId) return true;
@@ -701,10 +699,10 @@ export class Neighbor implements GroupMember {
    */
   private firstAsOk(r: Route): boolean {
     if (this.source.ibgp || this.config.enforceFirstAs === false) return true;
-    const first = r.attrs.asPath?.[0];
-    if (first && first.type === SEG.AS_SEQUENCE && first.asns[0] === this.config.remoteAs) return true;
+    if (asPathLeadingAs(r.attrs.asPath) === this.config.remoteAs) return true;
     if (this.firstAsFailures++ === 0) {
-      const got = first && first.asns.length ? `AS ${first.asns[0]}` : "an empty AS_PATH";
+      const first = asPathNumbers(r.attrs.asPath)[0];
+      const got = first !== undefined ? `AS ${first}` : "an empty AS_PATH";
       this.host.log.warn(`${this.name}: ${prefixToString(r.prefix)} has ${got} first, not the peer's AS ${this.config.remoteAs}: treated as withdrawn (RFC 7606 §7.2; further ones are counted, set enforceFirstAs: false for a route server)`);
     }
     return false;

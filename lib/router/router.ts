@@ -5,7 +5,7 @@
  * (reload, peer add/delete) to the reconfigurer. Throws RouterError; the
  * control socket maps those to HTTP.
  */
-import { parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
+import { asPathHas, parseCommunity, parseLargeCommunity } from "../bgp/attributes.ts";
 import { CEASE_SUB } from "../bgp/types.ts";
 import type {
   AdvertiseRequest,
@@ -460,7 +460,7 @@ function ribMatcher(q: RibQuery): (r: Route, best: boolean) => boolean {
     (!bestOnly || best) &&
     (comm === null || r.attrs.communities.includes(comm)) &&
     (large === null || r.attrs.largeCommunities.some((l) => l[0] === large![0] && l[1] === large![1] && l[2] === large![2])) &&
-    (asn === undefined || (r.attrs.asPath ?? []).some((s) => s.asns.includes(asn)));
+    (asn === undefined || asPathHas(r.attrs.asPath, asn));
 }
 
 /** Whether a prefix stands in `mode` relation to `p` (exact, longer: inside it, shorter: containing it); nothing matches a null `p`. */

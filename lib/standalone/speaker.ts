@@ -4,7 +4,7 @@
  * the peer sends as plain events, answers route refresh by re-announcing.
  * No RIB: this is the speaker core on its own, for testing and looking glass.
  */
-import { type AsPathSegment, type PathAttributes, emptyAttributes } from "../bgp/attributes.ts";
+import { EMPTY_AS_PATH, type PathAttributes, asSequence, emptyAttributes } from "../bgp/attributes.ts";
 import { describeCapability, speakerCapabilities } from "../bgp/open.ts";
 import { type Negotiated, addPathSend, hasFamily } from "../bgp/negotiate.ts";
 import { type NotificationMessage, describeNotification } from "../bgp/notification.ts";
@@ -16,7 +16,7 @@ import { type KernelFlags, StandaloneKernel } from "./kernel.ts";
 import { siblingAddress } from "../bgp/local-address.ts";
 import { Session } from "../bgp/session.ts";
 import { AFI, type Prefix } from "../core/addr.ts";
-import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, CEASE_SUB, type Family, ORIGIN, SEG, familyName } from "../bgp/types.ts";
+import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, CEASE_SUB, type Family, ORIGIN, familyName } from "../bgp/types.ts";
 import { type EncodeContext, type UpdateMessage, buildAnnouncements, encodeEndOfRib } from "../bgp/update.ts";
 
 export interface StandaloneOptions {
@@ -200,7 +200,7 @@ export class StandaloneSpeaker {
 
   private attributes(n: Negotiated): PathAttributes {
     const ibgp = n.peerAs === this.opts.localAs;
-    const asPath: AsPathSegment[] = ibgp ? [] : [{ type: SEG.AS_SEQUENCE, asns: [this.opts.localAs] }];
+    const asPath = ibgp ? EMPTY_AS_PATH : asSequence([this.opts.localAs]);
     return {
       ...emptyAttributes(),
       origin: ORIGIN.IGP,

@@ -21,7 +21,7 @@
  * `churn` re-announces a share of the table with new attributes (a marker
  * community) after withdrawing it.
  */
-import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { type PathAttributes, emptyAttributes, asPathOf, asPathSegments } from "../../lib/bgp/attributes.ts";
 import { AFI, type Prefix } from "../../lib/core/addr.ts";
 import { ORIGIN, SAFI, SEG } from "../../lib/bgp/types.ts";
 import { buildAnnouncements, buildWithdrawals, encodeEndOfRib, type EncodeContext } from "../../lib/bgp/update.ts";
@@ -128,7 +128,7 @@ export function buildTable(o: TableOptions): Table {
     return {
       ...emptyAttributes(),
       origin: r() < 0.92 ? ORIGIN.IGP : ORIGIN.INCOMPLETE,
-      asPath: [{ type: SEG.AS_SEQUENCE, asns }],
+      asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns }]),
       med: r() < 0.2 ? Math.floor(r() * 500) : null,
       communities: [...new Set(communities)],
       largeCommunities,
@@ -162,7 +162,7 @@ export function buildTable(o: TableOptions): Table {
       byVariant.forEach((ps, v) => {
         if (!ps.length) return;
         const attrs = attrsFor(org, v);
-        paths.add(attrs.asPath![0]!.asns.join(" "));
+        paths.add(asPathSegments(attrs.asPath)[0]!.asns.join(" "));
         groups.push({ afi, prefixes: ps, attrs });
       });
     }
@@ -255,11 +255,11 @@ export function churnGroups(t: Table, share = 0.1): RouteGroup[] {
   return t.groups
     .filter((_, i) => i % step === 0)
     .map((g) => {
-      const asns = g.attrs.asPath![0]!.asns;
+      const asns = asPathSegments(g.attrs.asPath)[0]!.asns;
       return {
         afi: g.afi,
         prefixes: g.prefixes,
-        attrs: { ...g.attrs, asPath: [{ type: SEG.AS_SEQUENCE, asns: [asns[0]!, 3356, ...asns.slice(1)] }], communities: [...g.attrs.communities, CHURN_MARKER] },
+        attrs: { ...g.attrs, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [asns[0]!, 3356, ...asns.slice(1)] }]), communities: [...g.attrs.communities, CHURN_MARKER] },
       };
     });
 }

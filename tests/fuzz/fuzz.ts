@@ -19,7 +19,7 @@
  * Failures are printed with the input in hex (cut at 8 KB of hex; --out writes
  * them all, in full, as JSON). Exit status 1 when anything failed.
  */
-import { type PathAttributes, encodeAttributes } from "../../lib/bgp/attributes.ts";
+import { type PathAttributes, encodeAttributes, asPathSegments } from "../../lib/bgp/attributes.ts";
 import { hex } from "../../lib/bgp/bytes.ts";
 import { BgpError } from "../../lib/bgp/errors.ts";
 import { type Frame, Framer } from "../../lib/bgp/framer.ts";
@@ -243,7 +243,7 @@ function checkUpdate(u: UpdateMessage, body: Uint8Array, nc: NamedCtx, deep: boo
   if (a) {
     if (a.origin !== null) check(a.origin >= 0 && a.origin <= 2, `${w}: origin ${a.origin}`);
     if (a.nextHop) check(a.nextHop.length === 4, `${w}: NEXT_HOP length`);
-    for (const s of a.asPath ?? []) check(s.type >= 1 && s.type <= 4 && s.asns.length > 0, `${w}: bad AS_PATH segment kept`);
+    for (const s of asPathSegments(a.asPath)) check(s.type >= 1 && s.type <= 4 && s.asns.length > 0, `${w}: bad AS_PATH segment kept`);
     if (!nc.ctx.ibgp) check(a.localPref === null && a.originatorId === null && a.clusterList.length === 0, `${w}: iBGP attribute kept from eBGP`);
     const lc = new Set(a.largeCommunities.map((l) => l.join(":")));
     check(lc.size === a.largeCommunities.length, `${w}: duplicate large communities kept`);
@@ -283,7 +283,7 @@ function checkUpdate(u: UpdateMessage, body: Uint8Array, nc: NamedCtx, deep: boo
     // 2-octet sessions rebuild the path from AS_TRANS + AS4_PATH; confederation
     // segments behind the first ordinary one cannot survive that, so compare
     // the path only when they are absent there.
-    const confedInside = (a.asPath ?? []).some((s, i) => i > 0 && s.type >= 3);
+    const confedInside = asPathSegments(a.asPath).some((s, i) => i > 0 && s.type >= 3);
     const withPath = nc.ctx.fourOctetAs || !confedInside;
     check(
       JSON.stringify(attrsView(v.attrs!, withPath)) === JSON.stringify(attrsView(a, withPath)),

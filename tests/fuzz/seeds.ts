@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { MRT_SAMPLES, MRT_SAMPLE_DIR, loadMrtSample } from "../support/mrt-samples.ts";
-import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { type PathAttributes, emptyAttributes, asPathOf } from "../../lib/bgp/attributes.ts";
 import { frame } from "../../lib/bgp/framer.ts";
 import { KEEPALIVE, REFRESH_SUBTYPE, encodeNotification, encodeRouteRefresh, shutdownData } from "../../lib/bgp/notification.ts";
 import { type Capability, type OpenMessage, encodeOpen } from "../../lib/bgp/open.ts";
@@ -76,10 +76,10 @@ function richAttrs(): PathAttributes {
   return {
     ...emptyAttributes(),
     origin: 0,
-    asPath: [
+    asPath: asPathOf([
       { type: SEG.AS_SEQUENCE, asns: [65001, 4_200_000_001, 65002] },
       { type: SEG.AS_SET, asns: [65010, 65011] },
-    ],
+    ]),
     nextHop: Uint8Array.of(192, 0, 2, 1),
     med: 50,
     localPref: 100,
@@ -99,11 +99,11 @@ function confedAttrs(): PathAttributes {
   return {
     ...emptyAttributes(),
     origin: 2,
-    asPath: [
+    asPath: asPathOf([
       { type: SEG.AS_CONFED_SEQUENCE, asns: [65100, 65101] },
       { type: SEG.AS_CONFED_SET, asns: [65102] },
       { type: SEG.AS_SEQUENCE, asns: [65001] },
-    ],
+    ]),
     nextHop: Uint8Array.of(10, 1, 1, 1),
     localPref: 200,
   };

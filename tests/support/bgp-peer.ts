@@ -6,7 +6,7 @@
  * counters that tell whether the session ever went down (`established`
  * counts arrivals in Established, `downs` departures from it).
  */
-import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { type PathAttributes, emptyAttributes, asPathOf } from "../../lib/bgp/attributes.ts";
 import { Session, State } from "../../lib/bgp/session.ts";
 import { AFI, ORIGIN, SAFI, SEG } from "../../lib/bgp/types.ts";
 import { type EncodeContext, announcedBlocks, blockPrefixes, buildAnnouncements, buildWithdrawals, withdrawnBlocks } from "../../lib/bgp/update.ts";
@@ -31,7 +31,7 @@ const ENCODE: EncodeContext = { fourOctetAs: true, addPathSend: () => false, max
 
 /** Attributes for an announcement from AS `asn`: ORIGIN IGP, AS_PATH [asn], plus `extra`. */
 export function pathFrom(asn: number, extra: Partial<PathAttributes> = {}): PathAttributes {
-  return { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: [{ type: SEG.AS_SEQUENCE, asns: [asn] }], ...extra };
+  return { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [asn] }]), ...extra };
 }
 
 export class TestPeer {

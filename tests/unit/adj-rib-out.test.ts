@@ -8,7 +8,7 @@
  * (take in batches, requeue and resync as walks).
  */
 import { describe, expect, test } from "bun:test";
-import { type AsPathSegment, type PathAttributes, emptyAttributes, parseCommunity, splitAttributes } from "../../lib/bgp/attributes.ts";
+import { type AsPathSegment, type PathAttributes, emptyAttributes, parseCommunity, splitAttributes, asPathOf, asPathSegments } from "../../lib/bgp/attributes.ts";
 import { u16 } from "../../lib/bgp/bytes.ts";
 import type { Negotiated } from "../../lib/bgp/negotiate.ts";
 import { formatNextHop, parseAddr, parsePrefix, prefixToString } from "../../lib/core/addr.ts";
@@ -44,7 +44,7 @@ function ipNum(s: string): number {
 }
 
 function attrs(p: Partial<PathAttributes> = {}): PathAttributes {
-  return { ...emptyAttributes(), origin: 0, asPath: [seq(65010)], ...p };
+  return { ...emptyAttributes(), origin: 0, asPath: asPathOf([seq(65010)]), ...p };
 }
 
 function ebgpSource(address = "198.51.100.1", asn = 65010, routerId = "10.9.9.9"): RouteSource {
@@ -211,8 +211,8 @@ describe("(b) iBGP split horizon and route reflection (RFC 4456)", () => {
   const N1 = ibgpSource("192.0.2.21", "10.0.0.21", false);
   const toC2 = () => ibgpPeer("192.0.2.12", "10.0.0.12", true);
   const toN2 = () => ibgpPeer("192.0.2.22", "10.0.0.22", false);
-  const fromC1 = route("203.0.113.0/24", { source: C1, nextHop: "192.0.2.11", attrs: attrs({ asPath: [seq(65010)], localPref: 150 }) });
-  const fromN1 = route("203.0.113.0/24", { source: N1, nextHop: "192.0.2.21", attrs: attrs({ asPath: [seq(65010)], localPref: 150 }) });
+  const fromC1 = route("203.0.113.0/24", { source: C1, nextHop: "192.0.2.11", attrs: attrs({ asPath: asPathOf([seq(65010)]), localPref: 150 }) });
+  const fromN1 = route("203.0.113.0/24", { source: N1, nextHop: "192.0.2.21", attrs: attrs({ asPath: asPathOf([seq(65010)]), localPref: 150 }) });
 
   function reflected(out: AdjRibOut, r: Route) {
     expect(exp(out, r).change).toBe("announce");
@@ -225,7 +225,7 @@ describe("(b) iBGP split horizon and route reflection (RFC 4456)", () => {
     expect(a.attrs.originatorId).toBe("10.0.0.11");
     expect(a.attrs.clusterList).toEqual([CLUSTER_ID]);
     expect(a.nextHop).toBe("192.0.2.11");
-    expect(a.attrs.asPath).toEqual([seq(65010)]);
+    expect(a.attrs.asPath).toEqual(asPathOf([seq(65010)]));
     expect(a.attrs.localPref).toBe(150);
   });
   test("client → non-client: reflected", () => {
@@ -261,7 +261,7 @@ describe("(b) iBGP split horizon and route reflection (RFC 4456)", () => {
   test("eBGP and local routes go to every iBGP peer, not reflected (no ORIGINATOR_ID/CLUSTER_LIST)", () => {
     for (const out of [toC2(), toN2()]) {
       exp(out, route("203.0.113.0/24"));
-      exp(out, route("198.18.0.0/15", { source: LOCAL, nextHop: new Uint8Array(0), attrs: attrs({ asPath: [] }) }));
+      exp(out, route("198.18.0.0/15", { source: LOCAL, nextHop: new Uint8Array(0), attrs: attrs({ asPath: asPathOf([]) }) }));
       const d = only(out);
       expect(d.announced.size).toBe(2);
       for (const a of d.announced.values()) {
@@ -285,20 +285,20 @@ describe("(b) iBGP split horizon and route reflection (RFC 4456)", () => {
 // ---------------------------------------------------------------- (c) eBGP AS loop
 
 describe("(c) eBGP sender-side loop prevention", () => {
-  const r = route("203.0.113.0/24", { attrs: attrs({ asPath: [seq(65010, 65001, 65020)] }) });
+  const r = route("203.0.113.0/24", { attrs: attrs({ asPath: asPathOf([seq(65010, 65001, 65020)]) }) });
   test("not sent to a peer whose AS is in the path (any position, sets too)", () => {
     expect(exp(mk(), r)).toEqual({ change: "none", reason: "peer AS 65001 in the AS path" });
-    const inSet = route("203.0.113.0/24", { attrs: attrs({ asPath: [seq(65010), { type: SEG.AS_SET, asns: [65030, 65001] }] }) });
+    const inSet = route("203.0.113.0/24", { attrs: attrs({ asPath: asPathOf([seq(65010), { type: SEG.AS_SET, asns: [65030, 65001] }]) }) });
     expect(exp(mk(), inSet).change).toBe("none");
     expect(exp(mk({ remoteAs: 65002 }), r).change).toBe("announce");
   });
   test("asOverride: sent, with the peer's AS replaced by ours", () => {
     const out = mk({ asOverride: true });
     expect(exp(out, r).change).toBe("announce");
-    expect(only(out).announced.get("203.0.113.0/24")!.attrs.asPath).toEqual([seq(LOCAL_AS, 65010, LOCAL_AS, 65020)]);
+    expect(only(out).announced.get("203.0.113.0/24")!.attrs.asPath).toEqual(asPathOf([seq(LOCAL_AS, 65010, LOCAL_AS, 65020)]));
   });
   test("iBGP peers get the route whatever the path", () => {
-    const r2 = route("203.0.113.0/24", { attrs: attrs({ asPath: [seq(65010, LOCAL_AS)] }) });
+    const r2 = route("203.0.113.0/24", { attrs: attrs({ asPath: asPathOf([seq(65010, LOCAL_AS)]) }) });
     expect(exp(ibgpPeer("192.0.2.22", "10.0.0.22", false), r2).change).toBe("announce");
   });
 });
@@ -325,15 +325,15 @@ describe("(d) export policy", () => {
     const out = mk({ export: { kind: "chain", names: ["out"] } }, {}, { policies: ps });
     expect(exp(out, route("203.0.113.0/24", { attrs: attrs({ med: 7 }) })).change).toBe("announce");
     expect(exp(out, route("198.51.100.0/24")).change).toBe("announce");
-    expect(exp(out, route("192.0.2.0/24", { attrs: attrs({ asPath: [seq(65011)] }) }))).toEqual({ change: "none", reason: 'policy "out": default reject' });
+    expect(exp(out, route("192.0.2.0/24", { attrs: attrs({ asPath: asPathOf([seq(65011)]) }) }))).toEqual({ change: "none", reason: 'policy "out": default reject' });
     const d = only(out);
     const a = d.announced.get("203.0.113.0/24")!;
     expect(a.attrs.med).toBe(42); // set by policy: survives eBGP
     expect(a.attrs.communities).toEqual([comm("65000:1")]);
-    expect(d.announced.get("198.51.100.0/24")!.attrs.asPath).toEqual([seq(LOCAL_AS, LOCAL_AS, LOCAL_AS, 65010)]);
+    expect(d.announced.get("198.51.100.0/24")!.attrs.asPath).toEqual(asPathOf([seq(LOCAL_AS, LOCAL_AS, LOCAL_AS, 65010)]));
   });
   test("routes sharing one attribute set, next hop and source get one decision, unless the policy looks at the prefix", () => {
-    const shared = attrs({ asPath: [seq(65010, 65020)] });
+    const shared = attrs({ asPath: asPathOf([seq(65010, 65020)]) });
     const src = ebgpSource();
     const nh = addr("198.51.100.1");
     const r1 = route("203.0.113.0/24", { attrs: shared, source: src, nextHop: nh });
@@ -388,11 +388,11 @@ describe("(e) eBGP rewrites", () => {
     const r = route("203.0.113.0/24", {
       source: ibgpSource("192.0.2.21", "10.0.0.21", false),
       nextHop: "192.0.2.21",
-      attrs: attrs({ asPath: [seq(65010, 65011)], localPref: 300, med: 50, originatorId: "10.0.0.5", clusterList: ["10.0.0.6"], communities: [comm("65010:1")] }),
+      attrs: attrs({ asPath: asPathOf([seq(65010, 65011)]), localPref: 300, med: 50, originatorId: "10.0.0.5", clusterList: ["10.0.0.6"], communities: [comm("65010:1")] }),
     });
     expect(exp(out, r).change).toBe("announce");
     const a = only(out).announced.get("203.0.113.0/24")!;
-    expect(a.attrs.asPath).toEqual([seq(LOCAL_AS, 65010, 65011)]);
+    expect(a.attrs.asPath).toEqual(asPathOf([seq(LOCAL_AS, 65010, 65011)]));
     expect(a.nextHop).toBe("192.0.2.1");
     expect(a.attrs.localPref).toBeNull();
     expect(a.attrs.med).toBeNull();
@@ -403,11 +403,11 @@ describe("(e) eBGP rewrites", () => {
   });
   test("a local route keeps its MED; an empty path becomes our AS", () => {
     const out = mk();
-    exp(out, route("198.18.0.0/15", { source: LOCAL, nextHop: new Uint8Array(0), attrs: attrs({ asPath: [], med: 10, localPref: 200 }) }));
+    exp(out, route("198.18.0.0/15", { source: LOCAL, nextHop: new Uint8Array(0), attrs: attrs({ asPath: asPathOf([]), med: 10, localPref: 200 }) }));
     const a = only(out).announced.get("198.18.0.0/15")!;
     expect(a.attrs.med).toBe(10);
     expect(a.attrs.localPref).toBeNull();
-    expect(a.attrs.asPath).toEqual([seq(LOCAL_AS)]);
+    expect(a.attrs.asPath).toEqual(asPathOf([seq(LOCAL_AS)]));
     expect(a.nextHop).toBe("192.0.2.1");
   });
   test("a next hop set by policy replaces next-hop-self", () => {
@@ -444,15 +444,15 @@ describe("(e) eBGP rewrites", () => {
 describe("UPDATE packing", () => {
   test("prefixes queued in runs of two attribute sets, interleaved, go out as one UPDATE per set with all of its prefixes", () => {
     const out = mk();
-    const a = attrs({ asPath: [seq(65010)] });
-    const b = attrs({ asPath: [seq(65010, 65020)] });
+    const a = attrs({ asPath: asPathOf([seq(65010)]) });
+    const b = attrs({ asPath: asPathOf([seq(65010, 65020)]) });
     const order = ["203.0.113.0/26", "203.0.113.64/26", "198.51.100.0/26", "203.0.113.128/26", "198.51.100.64/26", "198.51.100.128/26", "203.0.113.192/26"];
     for (const p of order) exp(out, route(p, { attrs: p.startsWith("203.") ? a : b }));
     const msgs = out.flush();
     expect(msgs).toHaveLength(2);
     const d = decodeAll(msgs);
     expect(d.order).toEqual(["203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26", "203.0.113.192/26", "198.51.100.0/26", "198.51.100.64/26", "198.51.100.128/26"]);
-    for (const p of order) expect(d.announced.get(p)!.attrs.asPath![0]!.asns.length).toBe(p.startsWith("203.") ? 2 : 3);
+    for (const p of order) expect(asPathSegments(d.announced.get(p)!.attrs.asPath)[0]!.asns.length).toBe(p.startsWith("203.") ? 2 : 3);
   });
 });
 
@@ -461,13 +461,13 @@ describe("UPDATE packing", () => {
 describe("(f) iBGP", () => {
   test("LOCAL_PREF 100 when absent, kept when present; next hop and AS path unchanged; MED kept", () => {
     const out = ibgpPeer("192.0.2.22", "10.0.0.22", false);
-    exp(out, route("203.0.113.0/24", { attrs: attrs({ asPath: [seq(65010)], med: 5 }) }));
-    exp(out, route("203.0.114.0/24", { attrs: attrs({ asPath: [seq(65010)], localPref: 250 }) }));
+    exp(out, route("203.0.113.0/24", { attrs: attrs({ asPath: asPathOf([seq(65010)]), med: 5 }) }));
+    exp(out, route("203.0.114.0/24", { attrs: attrs({ asPath: asPathOf([seq(65010)]), localPref: 250 }) }));
     const d = only(out);
     const a = d.announced.get("203.0.113.0/24")!;
     expect(a.attrs.localPref).toBe(100);
     expect(a.attrs.med).toBe(5);
-    expect(a.attrs.asPath).toEqual([seq(65010)]);
+    expect(a.attrs.asPath).toEqual(asPathOf([seq(65010)]));
     expect(a.nextHop).toBe("198.51.100.1");
     expect(d.announced.get("203.0.114.0/24")!.attrs.localPref).toBe(250);
   });
@@ -477,10 +477,10 @@ describe("(f) iBGP", () => {
     expect(only(nhs).announced.get("203.0.113.0/24")!.nextHop).toBe("192.0.2.1");
     const plain = ibgpPeer("192.0.2.22", "10.0.0.22", false);
     exp(plain, route("198.18.0.0/15", { source: LOCAL, nextHop: new Uint8Array(0), attrs: attrs({ asPath: null }) }));
-    exp(plain, route("198.20.0.0/16", { source: LOCAL, nextHop: "192.0.2.50", attrs: attrs({ asPath: [] }) }));
+    exp(plain, route("198.20.0.0/16", { source: LOCAL, nextHop: "192.0.2.50", attrs: attrs({ asPath: asPathOf([]) }) }));
     const d = only(plain);
     expect(d.announced.get("198.18.0.0/15")!.nextHop).toBe("192.0.2.1");
-    expect(d.announced.get("198.18.0.0/15")!.attrs.asPath).toEqual([]);
+    expect(d.announced.get("198.18.0.0/15")!.attrs.asPath).toEqual(asPathOf([]));
     expect(d.announced.get("198.20.0.0/16")!.nextHop).toBe("192.0.2.50");
   });
   test("an IPv6 next hop with a link-local part is passed on as the global address", () => {
@@ -537,8 +537,8 @@ describe("change tracking", () => {
     const out = mk();
     exp(out, route("203.0.113.0/24"));
     out.flush();
-    expect(exp(out, route("203.0.113.0/24", { attrs: attrs({ asPath: [seq(65010, 65011)] }) })).change).toBe("announce");
-    expect(only(out).announced.get("203.0.113.0/24")!.attrs.asPath).toEqual([seq(LOCAL_AS, 65010, 65011)]);
+    expect(exp(out, route("203.0.113.0/24", { attrs: attrs({ asPath: asPathOf([seq(65010, 65011)]) }) })).change).toBe("announce");
+    expect(only(out).announced.get("203.0.113.0/24")!.attrs.asPath).toEqual(asPathOf([seq(LOCAL_AS, 65010, 65011)]));
   });
   test("a withdrawal is sent only for an advertised prefix", () => {
     const out = mk();
@@ -604,7 +604,7 @@ describe("change tracking", () => {
     expect(out.advertisedCount("ipv4")).toBe(1);
     const rs = [...out.routes("ipv4")];
     expect(rs.map((x) => prefixToString(x.prefix))).toEqual(["203.0.114.0/24"]);
-    expect(rs[0]!.attrs.asPath).toEqual([seq(LOCAL_AS, 65010)]);
+    expect(rs[0]!.attrs.asPath).toEqual(asPathOf([seq(LOCAL_AS, 65010)]));
     expect(formatNextHop(rs[0]!.nextHop)).toBe("192.0.2.1");
     expect(rs[0]!.source.id).toBe("198.51.100.1");
     expect([...out.routes()].length).toBe(2);
@@ -709,9 +709,9 @@ describe("UPDATE packing and encoding", () => {
   test("5000 prefixes with 3 attribute sets: ≤ 4096-byte messages that decode to exactly those routes", () => {
     const out = mk({}, {}, { otherLocalAddress: addr("2001:db8::1") });
     const sets = [
-      attrs({ asPath: [seq(65010)], communities: [comm("65010:1")] }),
-      attrs({ asPath: [seq(65011, 65012)], largeCommunities: [[65011, 1, 2]] }),
-      attrs({ asPath: [seq(65013)], origin: 2, communities: [comm("65013:7"), comm("65013:8")] }),
+      attrs({ asPath: asPathOf([seq(65010)]), communities: [comm("65010:1")] }),
+      attrs({ asPath: asPathOf([seq(65011, 65012)]), largeCommunities: [[65011, 1, 2]] }),
+      attrs({ asPath: asPathOf([seq(65013)]), origin: 2, communities: [comm("65013:7"), comm("65013:8")] }),
     ];
     const want = new Map<string, number>();
     for (let i = 0; i < 5000; i++) {
@@ -727,7 +727,7 @@ describe("UPDATE packing and encoding", () => {
     for (const [pfx, s] of want) {
       const a = d.announced.get(pfx);
       expect(a).toBeDefined();
-      expect(a!.attrs.asPath).toEqual([seq(LOCAL_AS, ...sets[s]!.asPath![0]!.asns)]);
+      expect(a!.attrs.asPath).toEqual(asPathOf([seq(LOCAL_AS, ...asPathSegments(sets[s]!.asPath)[0]!.asns)]));
       expect(a!.attrs.communities).toEqual(sets[s]!.communities);
       expect(a!.attrs.largeCommunities).toEqual(sets[s]!.largeCommunities);
       expect(a!.attrs.origin).toBe(sets[s]!.origin);
@@ -758,7 +758,7 @@ describe("UPDATE packing and encoding", () => {
   });
   test("2-octet peer: AS_TRANS in AS_PATH, the real path in AS4_PATH", () => {
     const out = mk({ remoteAs: 65002 }, { fourOctetAs: false });
-    exp(out, route("203.0.113.0/24", { attrs: attrs({ asPath: [seq(4200000001, 65010)] }) }));
+    exp(out, route("203.0.113.0/24", { attrs: attrs({ asPath: asPathOf([seq(4200000001, 65010)]) }) }));
     const msgs = out.flush();
     expect(msgs.length).toBe(1);
     const body = msgs[0]!.subarray(19);
@@ -770,14 +770,14 @@ describe("UPDATE packing and encoding", () => {
     expect(Array.from(asPath)).toEqual([2, 3, 65000 >> 8, 65000 & 255, AS_TRANS >> 8, AS_TRANS & 255, 65010 >> 8, 65010 & 255]);
     expect(raw.some((a) => a.type === ATTR.AS4_PATH)).toBe(true);
     const d = decodeAll(msgs, { fourOctetAs: false });
-    expect(d.announced.get("203.0.113.0/24")!.attrs.asPath).toEqual([seq(LOCAL_AS, 4200000001, 65010)]);
+    expect(d.announced.get("203.0.113.0/24")!.attrs.asPath).toEqual(asPathOf([seq(LOCAL_AS, 4200000001, 65010)]));
     // What show gives is what the peer reads.
-    expect(out.get(route("203.0.113.0/24").key)!.attrs.asPath).toEqual([seq(LOCAL_AS, 4200000001, 65010)]);
+    expect(out.get(route("203.0.113.0/24").key)!.attrs.asPath).toEqual(asPathOf([seq(LOCAL_AS, 4200000001, 65010)]));
   });
   test("the advertised routes (show … --out) carry the attributes exactly as the peer decodes them, every kind", () => {
     const rich = attrs({
       origin: 2,
-      asPath: [seq(65010, 65020), { type: SEG.AS_SET, asns: [65030, 65040] }],
+      asPath: asPathOf([seq(65010, 65020), { type: SEG.AS_SET, asns: [65030, 65040] }]),
       med: 5,
       atomicAggregate: true,
       aggregator: { asn: 65020, address: "192.0.2.9" },
@@ -847,7 +847,7 @@ describe("rewriting a set for the peer", () => {
 describe("speed", () => {
   test("export + flush of 200k routes sharing a few attribute sets", () => {
     const out = mk();
-    const sets = [attrs(), attrs({ asPath: [seq(65011)] }), attrs({ communities: [comm("1:1")] })];
+    const sets = [attrs(), attrs({ asPath: asPathOf([seq(65011)]) }), attrs({ communities: [comm("1:1")] })];
     const src = ebgpSource();
     const nh = addr("198.51.100.1");
     const N = 200_000;
@@ -883,14 +883,14 @@ describe("pulled output: take(n), requeue and resync in steps", () => {
     expect(first.order).toEqual([0, 1, 2, 3].map(p24));
     expect(out.pendingCount).toBe(6);
     // A change to a prefix already taken queues it again (at the end); one not yet taken keeps its place.
-    expect(exp(out, route(p24(1), { attrs: attrs({ asPath: [seq(65010, 65011)] }) })).change).toBe("announce");
+    expect(exp(out, route(p24(1), { attrs: attrs({ asPath: asPathOf([seq(65010, 65011)]) }) })).change).toBe("announce");
     out.exportRoute(null, route(p24(5)).key);
     const second = decodeAll(out.take(4));
     expect(second.withdrawn).toEqual([]); // 5 was never sent: nothing to withdraw
     expect(second.order).toEqual([4, 6, 7].map(p24));
     const rest = decodeAll(out.take(100));
     expect(rest.order).toEqual([8, 9, 1].map(p24));
-    expect(rest.announced.get(p24(1))!.attrs.asPath).toEqual([seq(LOCAL_AS, 65010, 65011)]);
+    expect(rest.announced.get(p24(1))!.attrs.asPath).toEqual(asPathOf([seq(LOCAL_AS, 65010, 65011)]));
     expect(out.take(100)).toEqual([]);
     expect(out.pendingCount).toBe(0);
   });
@@ -899,7 +899,7 @@ describe("pulled output: take(n), requeue and resync in steps", () => {
     const a = mk();
     for (let i = 0; i < 4; i++) exp(a, route(p24(i)));
     a.take(2); // 0 and 1 sent; 2 and 3 queued
-    exp(a, route(p24(0), { attrs: attrs({ asPath: [seq(65010, 65012)] }) })); // 0 queued again, changed
+    exp(a, route(p24(0), { attrs: attrs({ asPath: asPathOf([seq(65010, 65012)]) }) })); // 0 queued again, changed
     a.exportRoute(null, route(p24(1)).key); // 1 queued for withdrawal
     const b = mk();
     b.adoptFrom(a);
@@ -912,7 +912,7 @@ describe("pulled output: take(n), requeue and resync in steps", () => {
     expect(da.order).toEqual([3, 0].map(p24));
     expect(db.withdrawn).toEqual([p24(1)]);
     expect(db.order).toEqual([2, 3, 0].map(p24));
-    expect(db.announced.get(p24(0))!.attrs.asPath).toEqual([seq(LOCAL_AS, 65010, 65012)]);
+    expect(db.announced.get(p24(0))!.attrs.asPath).toEqual(asPathOf([seq(LOCAL_AS, 65010, 65012)]));
     expect([a.advertisedCount(), b.advertisedCount()]).toEqual([2, 3]);
     expect([a.take(100), b.take(100)]).toEqual([[], []]);
   });
@@ -954,7 +954,7 @@ describe("state kept by the Loc-RIB's table positions (AdjRibOutOptions.position
   const p24 = (i: number) => `203.0.${i}.0/24`;
   // Routes as the Loc-RIB holds them: from one eBGP source, offered to a peer of another AS.
   const src = ebgpSource("192.0.2.2", 65001);
-  const r24 = (i: number, med?: number) => route(p24(i), { source: src, attrs: attrs({ asPath: [seq(65001)], med: med ?? null }) });
+  const r24 = (i: number, med?: number) => route(p24(i), { source: src, attrs: attrs({ asPath: asPathOf([seq(65001)]), med: med ?? null }) });
 
   test("a prefix the Loc-RIB drops stays a ghost until its withdrawal is taken; one that comes back takes its position again; close lets go of everything", async () => {
     const loc = new LocRib();
@@ -1011,7 +1011,7 @@ describe("state kept by the Loc-RIB's table positions (AdjRibOutOptions.position
   test("requeue, resync and routes() walk the positions held, IPv4 and IPv6 apart", async () => {
     const loc = new LocRib();
     const out = mk({ address: "192.0.2.3", remoteAs: 65002 }, {}, { positions: loc.positionTables, otherLocalAddress: addr("2001:db8::1") });
-    const v6 = (i: number) => route(`2001:db8:${i}::/48`, { source: src, attrs: attrs({ asPath: [seq(65001)] }), nextHop: "2001:db8:ff::1" });
+    const v6 = (i: number) => route(`2001:db8:${i}::/48`, { source: src, attrs: attrs({ asPath: asPathOf([seq(65001)]) }), nextHop: "2001:db8:ff::1" });
     for (let i = 0; i < 4; i++) {
       for (const r of [r24(i), v6(i)]) {
         loc.upsert(r);

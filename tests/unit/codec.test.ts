@@ -5,7 +5,7 @@
  * End-of-RIB, packing) and prefix text forms (RFC 5952).
  */
 import { describe, expect, test } from "bun:test";
-import { type PathAttributes, type RawAttr, emptyAttributes, encodeAttributes, splitAttributes } from "../../lib/bgp/attributes.ts";
+import { type PathAttributes, type RawAttr, emptyAttributes, encodeAttributes, splitAttributes, asPathOf } from "../../lib/bgp/attributes.ts";
 import { BgpError } from "../../lib/bgp/errors.ts";
 import { Framer, checkHeader, frame } from "../../lib/bgp/framer.ts";
 import { addPathReceive, addPathSend, negotiate } from "../../lib/bgp/negotiate.ts";
@@ -603,7 +603,7 @@ describe("ROUTE-REFRESH", () => {
 describe("UPDATE", () => {
   const base = attrs({
     origin: 0,
-    asPath: [{ type: SEG.AS_SEQUENCE, asns: [65001, 4_200_000_001, 65002] }],
+    asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65001, 4_200_000_001, 65002] }]),
     nextHop: Uint8Array.of(192, 0, 2, 1),
     med: 10,
   });
@@ -678,22 +678,22 @@ describe("UPDATE", () => {
         two,
       );
       expect(u.treatAsWithdraw).toBe(false);
-      expect(u.attrs!.asPath).toEqual([seg(2, [65001, 4_200_000_001, 4_200_000_002, 65002])]);
+      expect(u.attrs!.asPath).toEqual(asPathOf([seg(2, [65001, 4_200_000_001, 4_200_000_002, 65002])]));
     });
 
     test("AS_PATH shorter than AS4_PATH → AS4_PATH ignored", () => {
       const u = decodeUpdate(as4Update({ path: [seg(2, [65001, AS_TRANS])], as4: [seg(2, [4_200_000_001, 4_200_000_002, 65002])] }), two);
-      expect(u.attrs!.asPath).toEqual([seg(2, [65001, AS_TRANS])]);
+      expect(u.attrs!.asPath).toEqual(asPathOf([seg(2, [65001, AS_TRANS])]));
     });
 
     test("AS_SET counts as one AS", () => {
       const u = decodeUpdate(as4Update({ path: [seg(2, [65001, AS_TRANS]), seg(1, [65003, 65004])], as4: [seg(2, [4_200_000_001]), seg(1, [65003, 65004])] }), two);
-      expect(u.attrs!.asPath).toEqual([seg(2, [65001, 4_200_000_001]), seg(1, [65003, 65004])]);
+      expect(u.attrs!.asPath).toEqual(asPathOf([seg(2, [65001, 4_200_000_001]), seg(1, [65003, 65004])]));
     });
 
     test("a non-AS_TRANS AGGREGATOR with an AS4_AGGREGATOR → AS4 attributes ignored", () => {
       const u = decodeUpdate(as4Update({ path: [seg(2, [65001, AS_TRANS])], as4: [seg(2, [4_200_000_001])], agg: 65005, as4agg: 4_200_000_009 }), two);
-      expect(u.attrs!.asPath).toEqual([seg(2, [65001, AS_TRANS])]);
+      expect(u.attrs!.asPath).toEqual(asPathOf([seg(2, [65001, AS_TRANS])]));
       expect(u.attrs!.aggregator).toEqual({ asn: 65005, address: "10.0.0.1" });
       expect(u.issues.some((i) => i.action === "attribute-discard")).toBe(true);
       expect(u.treatAsWithdraw).toBe(false);
@@ -701,23 +701,23 @@ describe("UPDATE", () => {
 
     test("an AS_TRANS AGGREGATOR → AS4_AGGREGATOR used and the path merged", () => {
       const u = decodeUpdate(as4Update({ path: [seg(2, [65001, AS_TRANS])], as4: [seg(2, [4_200_000_001])], agg: AS_TRANS, as4agg: 4_200_000_009 }), two);
-      expect(u.attrs!.asPath).toEqual([seg(2, [65001, 4_200_000_001])]);
+      expect(u.attrs!.asPath).toEqual(asPathOf([seg(2, [65001, 4_200_000_001])]));
       expect(u.attrs!.aggregator).toEqual({ asn: 4_200_000_009, address: "10.0.0.2" });
     });
 
     test("a non-AS_TRANS AGGREGATOR alone does not block the AS4_PATH", () => {
       // the rule applies "when both of the attributes are received"
       const u = decodeUpdate(as4Update({ path: [seg(2, [65001, AS_TRANS])], as4: [seg(2, [4_200_000_001])], agg: 65005 }), two);
-      expect(u.attrs!.asPath).toEqual([seg(2, [65001, 4_200_000_001])]);
+      expect(u.attrs!.asPath).toEqual(asPathOf([seg(2, [65001, 4_200_000_001])]));
       expect(u.attrs!.aggregator!.asn).toBe(65005);
     });
 
     test("confederation segments that lead or are adjacent are kept", () => {
       const ib = uctx({ fourOctetAs: false, ibgp: true });
       const u = decodeUpdate(as4Update({ path: [seg(3, [65100]), seg(2, [65001, AS_TRANS])], as4: [seg(2, [4_200_000_001])] }), ib);
-      expect(u.attrs!.asPath).toEqual([seg(3, [65100]), seg(2, [65001, 4_200_000_001])]);
+      expect(u.attrs!.asPath).toEqual(asPathOf([seg(3, [65100]), seg(2, [65001, 4_200_000_001])]));
       const v = decodeUpdate(as4Update({ path: [seg(3, [65100]), seg(2, [AS_TRANS])], as4: [seg(2, [4_200_000_001])] }), ib);
-      expect(v.attrs!.asPath).toEqual([seg(3, [65100]), seg(2, [4_200_000_001])]);
+      expect(v.attrs!.asPath).toEqual(asPathOf([seg(3, [65100]), seg(2, [4_200_000_001])]));
     });
   });
 

@@ -5,7 +5,7 @@
  * the multipath set.
  */
 import { describe, expect, test } from "bun:test";
-import { type AsPathSegment, type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { type AsPathSegment, type PathAttributes, emptyAttributes, asPathOf } from "../../lib/bgp/attributes.ts";
 import { parseAddr, parsePrefix } from "../../lib/core/addr.ts";
 import { SEG } from "../../lib/bgp/types.ts";
 import {
@@ -59,7 +59,7 @@ function attrs(o: R): PathAttributes {
   let a = attrCache.get(k);
   if (!a) {
     a = emptyAttributes();
-    a.asPath = path;
+    a.asPath = asPathOf(path);
     a.origin = o.origin === undefined ? 0 : o.origin;
     a.localPref = o.lp ?? null;
     a.med = o.med ?? null;

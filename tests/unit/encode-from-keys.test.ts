@@ -10,7 +10,7 @@
  * changed (interleaved with removals and index rebuilds, against a Map).
  */
 import { describe, expect, test } from "bun:test";
-import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { type PathAttributes, emptyAttributes, asPathOf } from "../../lib/bgp/attributes.ts";
 import { Writer } from "../../lib/bgp/bytes.ts";
 import { writePrefix } from "../../lib/bgp/prefix.ts";
 import { ATTR, FLAG, type Prefix, SEG } from "../../lib/bgp/types.ts";
@@ -36,7 +36,7 @@ function randomPrefix(r: () => number, afi: 1 | 2): Prefix {
 const ctx = (o: Partial<EncodeContext> = {}): EncodeContext => ({ fourOctetAs: true, addPathSend: () => false, maxLen: 4096, ...o });
 
 function attrs(o: Partial<PathAttributes> = {}): PathAttributes {
-  return { ...emptyAttributes(), origin: 0, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65010, 4200000001, 3356] }], ...o };
+  return { ...emptyAttributes(), origin: 0, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65010, 4200000001, 3356] }]), ...o };
 }
 
 describe("NLRI straight from prefix keys", () => {

@@ -15,7 +15,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import * as net from "node:net";
-import { emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { emptyAttributes, asPathOf } from "../../lib/bgp/attributes.ts";
 import { Framer } from "../../lib/bgp/framer.ts";
 import { KEEPALIVE } from "../../lib/bgp/notification.ts";
 import { encodeOpen } from "../../lib/bgp/open.ts";
@@ -99,7 +99,7 @@ function plainCtx(): UpdateContext {
 /** What I sends by hand: its encoding context, next hop, and an attribute set with AS path [65002, `origin`]. */
 function handMade(origin: number) {
   const ctx = { fourOctetAs: true, addPathSend: () => false, maxLen: 4096 };
-  const attrs = { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65002, origin] }] };
+  const attrs = { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65002, origin] }]) };
   return { ctx, nh: parseAddr(I)!.addr, attrs };
 }
 
@@ -348,7 +348,7 @@ describe("flow control: sliced input and pulled output", () => {
     await waitFor(() => nI.info().state !== "Established", { timeoutMs: 10_000, what: "I's session down" });
     // A new session comes up and announces one of the old prefixes while the old routes are still leaving.
     const again = await speaker(I, 65002, port);
-    const attrs = { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65002] }] };
+    const attrs = { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65002] }]) };
     for (const m of buildAnnouncements(AFI.IPV4, SAFI.UNICAST, [parsePrefix(keep)], attrs, parseAddr(I)!.addr, { fourOctetAs: true, addPathSend: () => false, maxLen: 4096 })) again.sendUpdate(m);
     await waitFor(() => engine.locRib.count() === 1 && nI.adjIn.count === 1, { timeoutMs: 60_000, intervalMs: 10, what: "only the new session's route left", detail: () => `${engine.locRib.count()} in the Loc-RIB` });
     clearInterval(probe);

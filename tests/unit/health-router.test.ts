@@ -9,6 +9,7 @@
  * changed, an unchanged check keeping its state and counters, unrelated
  * routes untouched, a prefix moving between advertise and a check.
  */
+import { asPathNumbers } from "../../lib/bgp/attributes.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -99,7 +100,7 @@ async function daemon(body: string) {
     const r = router.engine.localRoutes.get(p);
     if (!r) return null;
     const a = r.route.attrs;
-    return { owner: r.owner, communities: r.config.communities, med: a.med, path: (a.asPath ?? []).flatMap((s) => s.asns) };
+    return { owner: r.owner, communities: r.config.communities, med: a.med, path: asPathNumbers(a.asPath) };
   };
   const state = (name: string) => router.checks().find((c) => c.name === name)?.state;
   return { router, clock, lines, ok, files, lo, loOps, step, route, state, write };

@@ -7,6 +7,7 @@
  * (4-octet AS or not, ADD-PATH per family and direction); a recorder swapped
  * or stopped by applyMrtDump closes its file after writing what it queued.
  */
+import { asPathOf } from "../../lib/bgp/attributes.ts";
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,7 +36,7 @@ function read(file: string): MrtRecord[] {
   return [...parseMrt(new Uint8Array(readFileSync(file)))];
 }
 
-const attrs = { ...emptyAttributes(), origin: 0, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65001] }], nextHop: Uint8Array.from([192, 0, 2, 1]) };
+const attrs = { ...emptyAttributes(), origin: 0, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65001] }]), nextHop: Uint8Array.from([192, 0, 2, 1]) };
 const v4Update = (pathId?: number) =>
   encodeUpdate({ attrs, nlri: [{ ...parsePrefix("198.51.100.0/24"), ...(pathId !== undefined ? { pathId } : {}) }] }, { fourOctetAs: true, addPathSend: () => pathId !== undefined }, false);
 const v6Update = encodeUpdate(

@@ -7,6 +7,7 @@
  * many bounded chunks, and the file holds every route. Also the endpoint's
  * input checks, and a stream cut half-way leaving the target file untouched.
  */
+import { asPathOf, asPathSegments } from "../../lib/bgp/attributes.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -42,8 +43,8 @@ let failAt = -1;
 const notes: string[] = [];
 
 beforeAll(async () => {
-  const a1 = { ...emptyAttributes(), origin: 0, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65001, 64512] }] };
-  const a2 = { ...emptyAttributes(), origin: 0, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65002] }], med: 5 };
+  const a1 = { ...emptyAttributes(), origin: 0, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65001, 64512] }]) };
+  const a2 = { ...emptyAttributes(), origin: 0, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65002] }]), med: 5 };
   const nh1 = Uint8Array.from([192, 0, 2, 1]);
   const nh2 = Uint8Array.from([192, 0, 2, 2]);
   for (let i = 0; i < N; i++) {
@@ -51,7 +52,7 @@ beforeAll(async () => {
     locRib.upsert(makeRoute(p, 0, s1, a1, nh1));
     locRib.upsert(makeRoute(p, 0, s2, a2, nh2));
   }
-  locRib.upsert(makeRoute({ afi: 2, len: 48, addr: Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, 0, 1, ...new Array(10).fill(0)]) }, 0, local, { ...emptyAttributes(), origin: 0, asPath: [] }, new Uint8Array(16)));
+  locRib.upsert(makeRoute({ afi: 2, len: 48, addr: Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, 0, 1, ...new Array(10).fill(0)]) }, 0, local, { ...emptyAttributes(), origin: 0, asPath: asPathOf([]) }, new Uint8Array(16)));
   const api = {
     ribMrt(family?: "ipv4" | "ipv6") {
       const records = tableDumpRecords({ routerId: "192.0.2.254", asn: 65000, locRib, localSource: local, sources: [s1, s2] }, family === "ipv4" ? 1 : family === "ipv6" ? 2 : undefined);
@@ -108,7 +109,7 @@ describe("GET /v1/rib/mrt", () => {
       const ribs = recs.slice(1) as RibRecord[];
       expect(ribs).toHaveLength(N + 1);
       expect(ribs.map((r) => r.sequence)).toEqual(ribs.map((_, i) => i));
-      expect(ribs[0]!.entries.map((e) => [e.peer.address, e.attrs!.asPath![0]!.asns])).toEqual([
+      expect(ribs[0]!.entries.map((e) => [e.peer.address, asPathSegments(e.attrs!.asPath)[0]!.asns])).toEqual([
         ["192.0.2.1", [65001, 64512]],
         ["192.0.2.2", [65002]],
       ]);

@@ -6,6 +6,7 @@
  * writer uses; and the rotating dump file (lib/mrt/dump.ts): names,
  * wall-clock-aligned rotation, the bounded queue.
  */
+import { asPathOf } from "../../lib/bgp/attributes.ts";
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -64,7 +65,7 @@ describe("byte layout (RFC 6396)", () => {
     ]);
     expect([...pit]).toEqual([...wantPit]);
 
-    const a = attrs({ asPath: [{ type: SEG.AS_SEQUENCE, asns: [65001] }] });
+    const a = attrs({ asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65001] }]) });
     const nh = Uint8Array.from([192, 0, 2, 1]);
     const ab = ribAttributes(a, nh, 1);
     // ORIGIN igp; AS_PATH (4-octet): one AS_SEQUENCE of 65001; NEXT_HOP 192.0.2.1.
@@ -128,9 +129,9 @@ describe("round trip through the reader", () => {
       { bgpId: "192.0.2.9", address: "2001:db8::9", afi: 2, asn: 4200000001 },
       { bgpId: "192.0.2.254", address: "0.0.0.0", afi: 1, asn: 65000 },
     ];
-    const a1 = attrs({ asPath: [{ type: SEG.AS_SEQUENCE, asns: [65001, 4200000005] }], med: 10, communities: [((65001 << 16) | 7) >>> 0], largeCommunities: [[65001, 1, 2]] });
-    const a2 = attrs({ asPath: [{ type: SEG.AS_SEQUENCE, asns: [4200000001] }], localPref: 200 });
-    const local = attrs({ asPath: [], localPref: 100 });
+    const a1 = attrs({ asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65001, 4200000005] }]), med: 10, communities: [((65001 << 16) | 7) >>> 0], largeCommunities: [[65001, 1, 2]] });
+    const a2 = attrs({ asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [4200000001] }]), localPref: 200 });
+    const local = attrs({ asPath: asPathOf([]), localPref: 100 });
     const nh4 = Uint8Array.from([192, 0, 2, 1]);
     const nh6 = new Uint8Array(16);
     nh6.set([0x20, 0x01, 0x0d, 0xb8], 0);
@@ -185,7 +186,7 @@ describe("round trip through the reader", () => {
   });
 
   test("BGP4MP messages and state changes, received and sent, 2- and 4-octet, ADD-PATH", () => {
-    const a = attrs({ asPath: [{ type: SEG.AS_SEQUENCE, asns: [65001, 4200000005] }], nextHop: Uint8Array.from([192, 0, 2, 1]) });
+    const a = attrs({ asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65001, 4200000005] }]), nextHop: Uint8Array.from([192, 0, 2, 1]) });
     const p = parsePrefix("198.51.100.0/24");
     const up4 = encodeUpdate({ attrs: a, nlri: [p] }, { fourOctetAs: true, addPathSend: () => false }, false);
     const up2 = encodeUpdate({ attrs: a, nlri: [p] }, { fourOctetAs: false, addPathSend: () => false }, false);

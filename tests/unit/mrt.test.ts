@@ -6,6 +6,7 @@
  * re-encoding of every canonical BGP message, truncation and corruption
  * handling, and synthetic records for the formats the dumps do not contain.
  */
+import { asPathOf } from "../../lib/bgp/attributes.ts";
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -961,7 +962,7 @@ describe("synthetic records", () => {
   });
 
   test("UpdateContext from the subtype: 2-octet AS, ADD-PATH, local, iBGP", () => {
-    const a = attrs({ origin: 0, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65001, 65010] }], nextHop: V4("10.0.0.1"), localPref: 200 });
+    const a = attrs({ origin: 0, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65001, 65010] }]), nextHop: V4("10.0.0.1"), localPref: 200 });
     // MESSAGE_ADDPATH (8): 2-octet AS, path identifiers, eBGP (65001 != 65002): LOCAL_PREF discarded
     const upd = encodeUpdate({ attrs: a, nlri: [p4("10.9.0.0", 16, 7)] }, { fourOctetAs: false, addPathSend: () => true }, false);
     const [r8] = [...parseMrt(mrt(16, 8, bgp4mpBody(false, 65001, 65002, upd)))] as MessageRecord[];
@@ -993,7 +994,7 @@ describe("synthetic records", () => {
   });
 
   test("TABLE_DUMP (v1): 2-octet AS attributes, AS4_PATH merged", () => {
-    const a = attrs({ origin: 0, asPath: [{ type: SEG.AS_SEQUENCE, asns: [64500, 4200000000] }], nextHop: V4("192.0.2.1") });
+    const a = attrs({ origin: 0, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [64500, 4200000000] }]), nextHop: V4("192.0.2.1") });
     const raw = encodeAttributes(a, false); // AS_PATH 64500 23456 + AS4_PATH
     const body = new W().u16(0).u16(5).bytes(V4("10.1.0.0")).u8(16).u8(1).u32(1600000000).bytes(V4("192.0.2.1")).u16(64500).u16(raw.length).bytes(raw).get();
     const [r] = [...parseMrt(mrt(12, 1, body))] as RibRecord[];
@@ -1004,7 +1005,7 @@ describe("synthetic records", () => {
   });
 
   test("TABLE_DUMP_V2 IPv6 entry with the abbreviated MP_REACH_NLRI (RFC 6396 §4.3.4), and the full form", () => {
-    const base = encodeAttributes(attrs({ origin: 0, asPath: [{ type: SEG.AS_SEQUENCE, asns: [4200000000] }] }), true);
+    const base = encodeAttributes(attrs({ origin: 0, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [4200000000] }]) }), true);
     const abbreviated = cat(base, new W().u8(0x80, 14, 17, 16).bytes(FD02_1).get());
     const full = cat(base, new W().u8(0x80, 14, 21).u16(2).u8(1, 16).bytes(FD02_1).u8(0).get());
     const rib = (a: Uint8Array, seq: number) =>
@@ -1019,7 +1020,7 @@ describe("synthetic records", () => {
   });
 
   test("RIB_GENERIC and RIB_GENERIC_ADDPATH", () => {
-    const a = encodeAttributes(attrs({ origin: 2, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65010] }], nextHop: V4("192.0.2.9") }), true);
+    const a = encodeAttributes(attrs({ origin: 2, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65010] }]), nextHop: V4("192.0.2.9") }), true);
     const generic = mrt(13, 6, new W().u32(0).u16(1).u8(2).u8(8, 224).u16(1).u16(0).u32(1).u16(a.length).bytes(a).get());
     const genericAp = mrt(13, 12, new W().u32(1).u16(1).u8(1).u8(24, 10, 0, 0).u16(2).u16(0).u32(1).u32(11).u16(a.length).bytes(a).u16(0).u32(1).u32(12).u16(0).get());
     const vpn = mrt(13, 6, new W().u32(2).u16(1).u8(128).u8(0).u16(0).get());
@@ -1066,7 +1067,7 @@ describe("synthetic records", () => {
 describe("ADD-PATH: the subtype decides, the other reading only as a visible fallback (RFC 8050 §3)", () => {
   const AS4 = 4; // BGP4MP_MESSAGE_AS4
   const AS4_ADDPATH = 9; // BGP4MP_MESSAGE_AS4_ADDPATH
-  const a = attrs({ origin: 0, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65001] }], nextHop: V4("192.0.2.1") });
+  const a = attrs({ origin: 0, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65001] }]), nextHop: V4("192.0.2.1") });
   /** An UPDATE with these raw NLRI bytes (the codec's attributes, NLRI written by hand). */
   const updateWith = (nlri: number[]) => {
     const pa = encodeAttributes(a, true);

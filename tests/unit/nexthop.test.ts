@@ -14,7 +14,7 @@
  * route resolved through) and the forwarding events when only they change.
  */
 import { describe, expect, test } from "bun:test";
-import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { type PathAttributes, emptyAttributes, asPathOf } from "../../lib/bgp/attributes.ts";
 import { SEG } from "../../lib/bgp/types.ts";
 import { formatAddr, parseAddr, parsePrefix } from "../../lib/core/addr.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
@@ -40,7 +40,7 @@ const LOCAL: RouteSource = { id: "local", address: "", addressBytes: new Uint8Ar
 function attrs(): PathAttributes {
   const a = emptyAttributes();
   a.origin = 0;
-  a.asPath = [{ type: SEG.AS_SEQUENCE, asns: [65010] }];
+  a.asPath = asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65010] }]);
   a.localPref = 100;
   return a;
 }

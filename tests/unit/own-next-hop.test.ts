@@ -7,12 +7,12 @@
  */
 import { expect, test } from "bun:test";
 import { AFI, ATTR, SAFI, SEG } from "../../lib/bgp/types.ts";
-import { emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { emptyAttributes, asPathOf } from "../../lib/bgp/attributes.ts";
 import { type UpdateContext, decodeUpdate, encodeUpdate, updateContext } from "../../lib/bgp/update.ts";
 import { parsePrefix } from "../../lib/core/addr.ts";
 import type { Negotiated } from "../../lib/bgp/negotiate.ts";
 
-const attrs = { ...emptyAttributes(), origin: 0, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65001] }] };
+const attrs = { ...emptyAttributes(), origin: 0, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65001] }]) };
 const enc = { fourOctetAs: true, addPathSend: () => false };
 const v4 = encodeUpdate({ attrs: { ...attrs, nextHop: Uint8Array.of(192, 0, 2, 1) }, nlri: [parsePrefix("203.0.113.0/24")] }, enc).subarray(19);
 const v6 = encodeUpdate({ attrs, mpReach: { afi: AFI.IPV6, safi: SAFI.UNICAST, nextHop: Uint8Array.of(0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1), nlri: [parsePrefix("2001:db8:1::/48")] } }, enc).subarray(19);

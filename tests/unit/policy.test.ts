@@ -6,7 +6,7 @@
  * "all"/"none", copy-on-write of the shared attribute sets, and speed.
  */
 import { describe, expect, test } from "bun:test";
-import { type AsPathSegment, type PathAttributes, emptyAttributes, parseCommunity } from "../../lib/bgp/attributes.ts";
+import { type AsPathSegment, type PathAttributes, emptyAttributes, parseCommunity, asPathOf, asPathSegments } from "../../lib/bgp/attributes.ts";
 import { parseAddr, parsePrefix } from "../../lib/core/addr.ts";
 import { SEG } from "../../lib/bgp/types.ts";
 import type { Policy, PolicyRef, PolicyTerm, PrefixMatch } from "../../lib/config/types.ts";
@@ -30,7 +30,7 @@ const seq = (...asns: number[]): AsPathSegment => ({ type: SEG.AS_SEQUENCE, asns
 const set = (...asns: number[]): AsPathSegment => ({ type: SEG.AS_SET, asns });
 
 function attrs(p: Partial<PathAttributes> = {}): PathAttributes {
-  return { ...emptyAttributes(), origin: 0, asPath: [seq(65001)], ...p };
+  return { ...emptyAttributes(), origin: 0, asPath: asPathOf([seq(65001)]), ...p };
 }
 
 function addr(s: string): Uint8Array {
@@ -274,13 +274,13 @@ describe("other match conditions", () => {
     expect(matches({ largeCommunity: ["65001:2:1"] }, r)).toBe(false);
   });
   test("AS path regex over the text form, ^$ for an empty path", () => {
-    const r = route("10.0.0.0/8", { attrs: attrs({ asPath: [seq(65001, 65002), set(65003, 65004)] }) });
+    const r = route("10.0.0.0/8", { attrs: attrs({ asPath: asPathOf([seq(65001, 65002), set(65003, 65004)]) }) });
     expect(matches({ asPath: "^65001 " }, r)).toBe(true);
     expect(matches({ asPath: "^65002" }, r)).toBe(false);
     expect(matches({ asPath: "\\{65003,65004\\}$" }, r)).toBe(true);
     expect(matches({ asPath: "(^| )65002( |$)" }, r)).toBe(true);
     expect(matches({ asPath: "^$" }, r)).toBe(false);
-    expect(matches({ asPath: "^$" }, route("10.0.0.0/8", { attrs: attrs({ asPath: [] }) }))).toBe(true);
+    expect(matches({ asPath: "^$" }, route("10.0.0.0/8", { attrs: attrs({ asPath: asPathOf([]) }) }))).toBe(true);
     expect(matches({ asPath: "^$" }, route("10.0.0.0/8", { attrs: attrs({ asPath: null }) }))).toBe(true);
   });
   test("next hop (IPv4, IPv6, global or link-local of a 32-byte next hop)", () => {
@@ -444,32 +444,35 @@ describe("set", () => {
     expect(acc({ localPref: 7 }).nextHopSet).toBe(false);
   });
   test("AS path prepend: extends a leading sequence, starts one otherwise", () => {
-    expect(acc({ asPathPrepend: 2 }).attrs.asPath).toEqual([seq(65000, 65000, 65001)]);
-    expect(acc({ asPathPrepend: 1 }, route("10.0.0.0/8", { attrs: attrs({ asPath: [] }) })).attrs.asPath).toEqual([seq(65000)]);
-    expect(acc({ asPathPrepend: 1 }, route("10.0.0.0/8", { attrs: attrs({ asPath: null }) })).attrs.asPath).toEqual([seq(65000)]);
-    expect(acc({ asPathPrepend: 2 }, route("10.0.0.0/8", { attrs: attrs({ asPath: [set(1, 2), seq(3)] }) })).attrs.asPath).toEqual([
+    expect(acc({ asPathPrepend: 2 }).attrs.asPath).toEqual(asPathOf([seq(65000, 65000, 65001)]));
+    expect(acc({ asPathPrepend: 1 }, route("10.0.0.0/8", { attrs: attrs({ asPath: asPathOf([]) }) })).attrs.asPath).toEqual(asPathOf([seq(65000)]));
+    expect(acc({ asPathPrepend: 1 }, route("10.0.0.0/8", { attrs: attrs({ asPath: null }) })).attrs.asPath).toEqual(asPathOf([seq(65000)]));
+    expect(acc({ asPathPrepend: 2 }, route("10.0.0.0/8", { attrs: attrs({ asPath: asPathOf([set(1, 2), seq(3)]) }) })).attrs.asPath).toEqual(asPathOf([
       seq(65000, 65000),
       set(1, 2),
       seq(3),
-    ]);
-    const big = acc({ asPathPrepend: 4 }, route("10.0.0.0/8", { attrs: attrs({ asPath: [seq(...new Array<number>(70).fill(7))] }) }), {
+    ]));
+    const big = acc({ asPathPrepend: 4 }, route("10.0.0.0/8", { attrs: attrs({ asPath: asPathOf([seq(...new Array<number>(70).fill(7))]) }) }), {
       ...CTX,
       localAs: 4_200_000_000,
     });
-    expect(big.attrs.asPath!.length).toBe(1);
-    expect(big.attrs.asPath![0]!.asns.length).toBe(74);
-    expect(big.attrs.asPath![0]!.asns.slice(0, 5)).toEqual([4_200_000_000, 4_200_000_000, 4_200_000_000, 4_200_000_000, 7]);
+    const segs = asPathSegments(big.attrs.asPath);
+    expect(segs.length).toBe(1);
+    expect(segs[0]!.asns.length).toBe(74);
+    expect(segs[0]!.asns.slice(0, 5)).toEqual([4_200_000_000, 4_200_000_000, 4_200_000_000, 4_200_000_000, 7]);
   });
   test("AS path prepend splits at 255 ASes per segment", () => {
-    const long = route("10.0.0.0/8", { attrs: attrs({ asPath: [seq(...new Array<number>(250).fill(65010)), seq(1)] }) });
+    const long = route("10.0.0.0/8", { attrs: attrs({ asPath: asPathOf([seq(...new Array<number>(250).fill(65010)), seq(1)]) }) });
     const res = acc({ asPathPrepend: 10 }, long);
-    const p = res.attrs.asPath!;
+    const p = asPathSegments(res.attrs.asPath);
     expect(p.map((s) => s.asns.length)).toEqual([255, 5, 1]);
     expect(p.every((s) => s.type === SEG.AS_SEQUENCE)).toBe(true);
     expect(p[0]!.asns.slice(0, 10)).toEqual(new Array<number>(10).fill(65000));
     expect(p[0]!.asns[10]).toBe(65010);
-    expect(prependAs([seq(...new Array<number>(255).fill(1))], 9, 1).map((s) => s.asns.length)).toEqual([255, 1]);
-    expect(prependAs(null, 9, 3)).toEqual([seq(9, 9, 9)]);
+    expect(asPathSegments(prependAs(asPathOf([seq(...new Array<number>(255).fill(1))]), 9, 1)).map((s) => s.asns.length)).toEqual([255, 1]);
+    expect(prependAs(null, 9, 3)).toEqual(asPathOf([seq(9, 9, 9)]));
+    // A path that does not start with a sequence: a new one in front, the rest as it was.
+    expect(asPathSegments(prependAs(asPathOf([{ type: SEG.AS_SET, asns: [5, 6] }, seq(7)]), 9, 2))).toEqual([seq(9, 9), { type: SEG.AS_SET, asns: [5, 6] }, seq(7)]);
   });
 });
 
@@ -477,7 +480,7 @@ describe("set", () => {
 
 describe("copy-on-write of shared attributes", () => {
   test("input attributes are never modified (deep-frozen input, every set)", () => {
-    const a = deepFreeze(attrs({ communities: [comm("1:1")], largeCommunities: [[1, 1, 1]], asPath: [seq(65001, 65002)], med: 1, localPref: 100 }));
+    const a = deepFreeze(attrs({ communities: [comm("1:1")], largeCommunities: [[1, 1, 1]], asPath: asPathOf([seq(65001, 65002)]), med: 1, localPref: 100 }));
     const snapshot = structuredClone(a);
     const r = route("10.0.0.0/8", { attrs: a });
     const res = run(
@@ -499,7 +502,7 @@ describe("copy-on-write of shared attributes", () => {
     expect(res.accept).toBe(true);
     expect(res.attrs).not.toBe(a);
     expect(res.attrs.communities).toEqual([comm("3:3")]);
-    expect(res.attrs.asPath).toEqual([seq(65000, 65000, 65000, 65001, 65002)]);
+    expect(res.attrs.asPath).toEqual(asPathOf([seq(65000, 65000, 65000, 65001, 65002)]));
     expect(a).toEqual(snapshot);
   });
   test("the same object comes back when nothing is set or a set changes nothing", () => {
@@ -519,7 +522,7 @@ describe("copy-on-write of shared attributes", () => {
     expect(r2.attrs).toBe(r1.attrs);
     // prepend depends on the local AS: a different AS gives a different result
     const r3 = applyPolicy(chain("p"), "ebgp", route("10.1.0.0/16", { attrs: a }), { ...CTX, localAs: 65099 }, c);
-    expect(r3.attrs.asPath).toEqual([seq(65099, 65001)]);
+    expect(r3.attrs.asPath).toEqual(asPathOf([seq(65099, 65001)]));
   });
   test("a result object can be reused", () => {
     const c = compile({ p: { terms: [{ match: { family: "ipv4" }, action: "accept" }], default: "reject" } });

@@ -8,7 +8,7 @@
  * Each row cites the RFC section that decides it.
  */
 import { describe, expect, test } from "bun:test";
-import { AttrCache, emptyAttributes, holdAttributes, releaseAttributes, settleAttributes, sharedAttrCache } from "../../lib/bgp/attributes.ts";
+import { AttrCache, emptyAttributes, holdAttributes, releaseAttributes, settleAttributes, sharedAttrCache, asPathSegments } from "../../lib/bgp/attributes.ts";
 import { AdjRibIn } from "../../lib/rib/adj-rib-in.ts";
 import { LocRib } from "../../lib/rib/loc-rib.ts";
 import { makeRoute, prefixKey } from "../../lib/rib/types.ts";
@@ -106,7 +106,7 @@ function present(u: UpdateMessage, type: number): boolean {
     case ATTR.CLUSTER_LIST:
       return a.clusterList.length > 0;
     case ATTR.AS4_PATH: // discarded: the path stays the plain AS_PATH
-      return a.asPath!.some((s) => s.asns.some((x) => x > 0xffff));
+      return asPathSegments(a.asPath).some((s) => s.asns.some((x) => x > 0xffff));
     case ATTR.AS4_AGGREGATOR:
       return a.aggregator !== null && a.aggregator.asn > 0xffff;
   }

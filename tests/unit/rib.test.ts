@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { heapStats } from "bun:jsc";
-import { type PathAttributes, emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { type PathAttributes, emptyAttributes, asPathOf } from "../../lib/bgp/attributes.ts";
 import { maskAddr, parseAddr, parsePrefix, prefixToString } from "../../lib/core/addr.ts";
 import { type Prefix } from "../../lib/core/addr.ts";
 import { SEG } from "../../lib/bgp/types.ts";
@@ -46,7 +46,7 @@ function attrs(path: number[], lp: number | null = null, med: number | null = nu
   if (!a) {
     a = emptyAttributes();
     a.origin = 0;
-    a.asPath = path.length ? [{ type: SEG.AS_SEQUENCE, asns: path }] : [];
+    a.asPath = asPathOf(path.length ? [{ type: SEG.AS_SEQUENCE, asns: path }] : []);
     a.localPref = lp;
     a.med = med;
     interned.set(k, a);

@@ -10,7 +10,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { emptyAttributes, asPathOf } from "../../lib/bgp/attributes.ts";
 import { Session } from "../../lib/bgp/session.ts";
 import { AFI, ORIGIN, SAFI, SEG } from "../../lib/bgp/types.ts";
 import { buildAnnouncements } from "../../lib/bgp/update.ts";
@@ -235,7 +235,7 @@ describe("router: eBGP first AS (RFC 4271 §6.3, RFC 7606 §7.2)", () => {
     await established(a.router, B);
     const ctx = { fourOctetAs: true, addPathSend: () => false, maxLen: 4096 };
     const nh = parseAddr(B)!.addr;
-    const attrs = (asns: number[]) => ({ ...emptyAttributes(), origin: ORIGIN.IGP, asPath: [{ type: SEG.AS_SEQUENCE, asns }] });
+    const attrs = (asns: number[]) => ({ ...emptyAttributes(), origin: ORIGIN.IGP, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns }]) });
     for (const m of buildAnnouncements(AFI.IPV4, SAFI.UNICAST, [parsePrefix("203.0.113.0/24")], attrs([65099, 65002]), nh, ctx)) s.sendUpdate(m);
     for (const m of buildAnnouncements(AFI.IPV4, SAFI.UNICAST, [parsePrefix("198.51.100.0/24")], attrs([65002, 65099]), nh, ctx)) s.sendUpdate(m);
     await waitFor(() => a.router.peers.get(B)!.adjIn.count === 2, { timeoutMs: 5000, what: "both routes in Adj-RIB-In" });

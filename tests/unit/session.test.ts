@@ -17,7 +17,7 @@ import { AFI } from "../../lib/core/addr.ts";
 import { ManualClock } from "../../lib/core/clock.ts";
 import { SAFI } from "../../lib/bgp/types.ts";
 import { type UpdateMessage, blockPrefixes, decodeUpdate, encodeEndOfRib, encodeUpdate } from "../../lib/bgp/update.ts";
-import { emptyAttributes } from "../../lib/bgp/attributes.ts";
+import { emptyAttributes, asPathOf } from "../../lib/bgp/attributes.ts";
 import { Framer } from "../../lib/bgp/framer.ts";
 import { KEEPALIVE } from "../../lib/bgp/notification.ts";
 import { encodeOpen } from "../../lib/bgp/open.ts";
@@ -383,7 +383,7 @@ const plainCtx = { fourOctetAs: true, ibgp: false, addPathReceive: () => false }
 /** UPDATE number `i`: its first prefix (100.<hi>.<lo>.0/24) names it; 400 filler /32s make it ~2 KB. A patched copy of one encoding. */
 const numberedTemplate = (() => {
   const filler = Array.from({ length: 400 }, (_, k) => ({ afi: AFI.IPV4, len: 32, addr: Uint8Array.of(198, 51, 100, k & 0xff) }));
-  const attrs = { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: [{ type: SEG.AS_SEQUENCE, asns: [65001] }], nextHop: Uint8Array.of(127, 0, 0, 1) };
+  const attrs = { ...emptyAttributes(), origin: ORIGIN.IGP, asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65001] }]), nextHop: Uint8Array.of(127, 0, 0, 1) };
   return encodeUpdate({ attrs, nlri: [{ afi: AFI.IPV4, len: 24, addr: Uint8Array.of(100, 0, 0, 0) }, ...filler] }, { fourOctetAs: true, addPathSend: () => false });
 })();
 function numberedUpdate(i: number): Uint8Array {
