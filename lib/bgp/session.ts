@@ -220,8 +220,13 @@ export interface SessionConfig {
   /** Input queue bounds in bytes (defaults IN_HIGH, IN_LOW). */
   inHigh?: number;
   inLow?: number;
-  /** Sees every whole message received ("in") and sent ("out"; several back to back when written at once), on any connection: the MRT recorder's tap. */
-  tap?: (dir: "in" | "out", raw: Uint8Array, conn: { localAddress?: string | undefined; remoteAddress?: string | undefined }) => void;
+  /**
+   * Sees every whole message received ("in": its Frame, whose `raw` view is
+   * made only when read, so a tap that records nothing costs no view) and
+   * sent ("out": the bytes, several messages back to back when written at
+   * once), on any connection: the MRT recorder's tap.
+   */
+  tap?: (dir: "in" | "out", msg: Uint8Array | Frame, conn: { localAddress?: string | undefined; remoteAddress?: string | undefined }) => void;
 }
 
 /** Not writable above this many queued output bytes. */
@@ -1027,7 +1032,7 @@ export class Session extends TypedEmitter<SessionEvents> {
   }
 
   private onFrame(t: Tcp, f: Frame): void {
-    this.config.tap?.("in", f.raw, t.socket);
+    this.config.tap?.("in", f, t.socket);
     const k = COUNT_KEY[f.type];
     if (k) this.countIn[k]++;
     this.countIn.total++;

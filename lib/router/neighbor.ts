@@ -33,6 +33,7 @@ import { type Negotiated, addPathSend, describeFamilies } from "../bgp/negotiate
 import { ExportGroup, type GroupMember } from "./export-group.ts";
 import { describeNotification, type NotificationMessage } from "../bgp/notification.ts";
 import { siblingAddress } from "../bgp/local-address.ts";
+import { Frame } from "../bgp/framer.ts";
 import { Session } from "../bgp/session.ts";
 import { AFI, type Afi, parseAddr, prefixToString } from "../core/addr.ts";
 import { CEASE_SUB, type Family, SAFI, familyName } from "../bgp/types.ts";
@@ -205,7 +206,7 @@ export class Neighbor implements GroupMember {
       holdTime: config.holdTime,
       ...(config.keepalive !== undefined ? { keepalive: config.keepalive } : {}),
       clock: host.clock,
-      tap: (dir, raw, conn) => host.wire?.message(this, dir, raw, conn),
+      tap: (dir, msg, conn) => host.wire?.message(this, dir, msg instanceof Frame ? msg.raw : msg, conn),
       connectRetry: config.connectRetry,
       passive: config.passive,
       ...(config.password !== undefined ? { password: config.password } : {}),
