@@ -418,9 +418,12 @@ export class AdjRibOut {
     this.peerAddrBytes = pa ? pa.addr : new Uint8Array(0);
     this.peerId = pa ? formatAddr(pa.afi, pa.addr) : o.peer.address;
     this.peerRouterId = o.negotiated.peerRouterId;
+    // (Asked for every UPDATE built: the unicast families answered from two booleans worked out once.)
+    const ap4 = addPathSend(o.negotiated, AFI.IPV4, SAFI.UNICAST);
+    const ap6 = addPathSend(o.negotiated, AFI.IPV6, SAFI.UNICAST);
     this.enc = {
       fourOctetAs: o.negotiated.fourOctetAs,
-      addPathSend: (afi, safi) => addPathSend(o.negotiated, afi, safi),
+      addPathSend: (afi, safi) => (safi !== SAFI.UNICAST ? addPathSend(o.negotiated, afi, safi) : afi === AFI.IPV4 ? ap4 : afi === AFI.IPV6 ? ap6 : addPathSend(o.negotiated, afi, safi)),
       maxLen: o.negotiated.extendedMessage ? BGP_MAX_EXT_MSG : BGP_MAX_MSG,
     };
     this.extNh4 = o.negotiated.extendedNextHop.some((f) => f.afi === AFI.IPV4 && f.safi === SAFI.UNICAST);

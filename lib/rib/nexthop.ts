@@ -225,7 +225,11 @@ function sameResolution(a: Resolution, b: Resolution): boolean {
 
 /** Reachability of one route under its next hop's resolution (never through itself). */
 function routeReachable(r: Route, res: Resolution): boolean {
-  return res.reachable && !res.chain.includes(r.key);
+  if (!res.reachable) return false;
+  // (A loop, not includes(): the chain is a key or two, and this runs twice for every route that enters the Loc-RIB.)
+  const c = res.chain;
+  for (let i = 0; i < c.length; i++) if (c[i] === r.key) return false;
+  return true;
 }
 
 export class NextHopTracker implements RouteTracker {
