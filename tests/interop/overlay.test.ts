@@ -313,6 +313,8 @@ describe("VXLAN overlay between nodes in different subnets", () => {
 
   test("mode none (reload): no device, the pod CIDR reported unreachable and not installed via the router; back to crossSubnet", async () => {
     const session = (await meshUp("n1", "n2"))!;
+    // (What the log says from here on: a connection collision when the mesh first came up may have reset the session before.)
+    const logMark = daemons.get("n1")!.text().length;
     writeConfig("n1", "none");
     await cli("n1", "reload");
     await wait("n1's device removed and the route gone", async () => (await device("n1")) === null && (await podRoute("n1", "n2")) === null);
@@ -328,7 +330,7 @@ describe("VXLAN overlay between nodes in different subnets", () => {
     // The session was not touched.
     const still = (await meshUp("n1", "n2"))!;
     expect(still.uptimeSeconds ?? 0).toBeGreaterThanOrEqual(session.uptimeSeconds ?? 0);
-    expect(daemons.get("n1")!.text().match(new RegExp(`${NODE.n2.replace(/\./g, "\\.")}.*Established -> `))).toBeNull();
+    expect(daemons.get("n1")!.text().slice(logMark).match(new RegExp(`${NODE.n2.replace(/\./g, "\\.")}.*Established -> `))).toBeNull();
 
     writeConfig("n1", "crossSubnet");
     await cli("n1", "reload");
