@@ -229,7 +229,12 @@ export function asPathOf(segs: readonly AsPathSegment[]): AsPath {
 
 /** A path of one AS_SEQUENCE of `asns` (the empty path when there are none). */
 export function asSequence(asns: readonly number[]): AsPath {
-  return asns.length === 0 ? EMPTY_AS_PATH : asPathOf([{ type: SEG.AS_SEQUENCE, asns: [...asns] }]);
+  if (asns.length === 0) return EMPTY_AS_PATH;
+  const p = new Uint32Array(2 + asns.length);
+  p[0] = SEG.AS_SEQUENCE;
+  p[1] = asns.length;
+  p.set(asns, 2);
+  return p;
 }
 
 /** The segments of a path, readable (new objects: for display, JSON and tests). */
@@ -242,13 +247,6 @@ export function asPathSegments(p: AsPath | null): AsPathSegment[] {
     k += 2 + n;
   }
   return out;
-}
-
-/** Number of segments of a path. */
-export function asPathSegmentCount(p: AsPath): number {
-  let c = 0;
-  for (let k = 0; k < p.length; k += 2 + p[k + 1]!) c++;
-  return c;
 }
 
 /** RFC 4271 §9.1.2.2 path length: AS_SET counts 1, confederation segments 0. */

@@ -161,11 +161,12 @@ export function negotiate(local: OpenMessage, peer: OpenMessage, opts: Negotiate
   };
 }
 
+// (Both are asked for every UPDATE received or built: a session without ADD-PATH answers without making a family key.)
 export function addPathSend(n: Negotiated, afi: number, safi: number): boolean {
-  return n.addPath.get(familyKey(afi, safi))?.send ?? false;
+  return n.addPath.size > 0 && (n.addPath.get(familyKey(afi, safi))?.send ?? false);
 }
 export function addPathReceive(n: Negotiated, afi: number, safi: number): boolean {
-  return n.addPath.get(familyKey(afi, safi))?.receive ?? false;
+  return n.addPath.size > 0 && (n.addPath.get(familyKey(afi, safi))?.receive ?? false);
 }
 export function hasFamily(n: Negotiated, afi: number, safi: number): boolean {
   return n.families.some((f) => f.afi === afi && f.safi === safi);

@@ -97,22 +97,11 @@ export function updateContext(n: Negotiated, ibgp: boolean, localAddress?: strin
   return {
     fourOctetAs: n.fourOctetAs,
     ibgp,
-    addPathReceive: addPathReceiver(n),
+    addPathReceive: (afi, safi) => addPathReceive(n, afi, safi),
     families: n.families,
     cache: sharedAttrCache({ fourOctetAs: n.fourOctetAs, ibgp }),
     ownAddress: own?.addr,
   };
-}
-
-/**
- * addPathReceive for `n`, the unicast families answered from two booleans
- * worked out once (it is asked for every UPDATE: the general lookup builds
- * a family key and searches a Map).
- */
-function addPathReceiver(n: Negotiated): (afi: number, safi: number) => boolean {
-  const v4 = addPathReceive(n, AFI.IPV4, SAFI.UNICAST);
-  const v6 = addPathReceive(n, AFI.IPV6, SAFI.UNICAST);
-  return (afi, safi) => (safi !== SAFI.UNICAST ? addPathReceive(n, afi, safi) : afi === AFI.IPV4 ? v4 : afi === AFI.IPV6 ? v6 : addPathReceive(n, afi, safi));
 }
 
 /** The next hop (IPv4 NEXT_HOP, or MP_REACH_NLRI's, whose first 16 bytes are the global address) is our own address. */

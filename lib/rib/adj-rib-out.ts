@@ -74,6 +74,7 @@ import {
   type PathAttributes,
   asPathHas,
   asPathReplace,
+  prependAs,
   decodeAttributes,
   emptyAttributes,
   encodeAttributeBlocks,
@@ -88,7 +89,7 @@ import { BGP_MAX_EXT_MSG, BGP_MAX_MSG, ORIGIN, SAFI } from "../bgp/types.ts";
 import { type EncodeContext, type NlriBytes, buildAnnouncementsBlocks, buildWithdrawalsNlri, encodeEndOfRib } from "../bgp/update.ts";
 import { Writer } from "../bgp/bytes.ts";
 import { DEFAULT_LOCAL_PREF } from "./decision.ts";
-import { type CompiledPolicies, LastVerdict, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy, prependAs } from "./policy.ts";
+import { type CompiledPolicies, LastVerdict, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy } from "./policy.ts";
 import { runSliced } from "../core/slices.ts";
 import { type PositionTable, PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, familyOfKey, withFields, writeKeyNlri } from "./types.ts";
@@ -388,6 +389,10 @@ export class AdjRibOut {
    * null for a queued withdrawal. Every such position is pinned in `tabs`.
    */
   private vals = [new Sparse<OutEntry | null>(), new Sparse<OutEntry | null>()];
+  /** The key table of family index `f` (AFI - 1), for lookups by key. */
+  private table(f: number): PositionTable<PrefixKey> {
+    return this.tabs[f] as PositionTable<PrefixKey>;
+  }
   /** Positions with a value in `vals` (both families). */
   private held = 0;
   /** The queued prefixes, in the order they were queued, as position * 2 + (AFI - 1): a take reads and writes them there, without a lookup. */
@@ -418,12 +423,9 @@ export class AdjRibOut {
     this.peerAddrBytes = pa ? pa.addr : new Uint8Array(0);
     this.peerId = pa ? formatAddr(pa.afi, pa.addr) : o.peer.address;
     this.peerRouterId = o.negotiated.peerRouterId;
-    // (Asked for every UPDATE built: the unicast families answered from two booleans worked out once.)
-    const ap4 = addPathSend(o.negotiated, AFI.IPV4, SAFI.UNICAST);
-    const ap6 = addPathSend(o.negotiated, AFI.IPV6, SAFI.UNICAST);
     this.enc = {
       fourOctetAs: o.negotiated.fourOctetAs,
-      addPathSend: (afi, safi) => (safi !== SAFI.UNICAST ? addPathSend(o.negotiated, afi, safi) : afi === AFI.IPV4 ? ap4 : afi === AFI.IPV6 ? ap6 : addPathSend(o.negotiated, afi, safi)),
+      addPathSend: (afi, safi) => addPathSend(o.negotiated, afi, safi),
       maxLen: o.negotiated.extendedMessage ? BGP_MAX_EXT_MSG : BGP_MAX_MSG,
     };
     this.extNh4 = o.negotiated.extendedNextHop.some((f) => f.afi === AFI.IPV4 && f.safi === SAFI.UNICAST);
@@ -570,7 +572,7 @@ export class AdjRibOut {
     }
     const f = afi - 1;
     // (A peer that was never given anything, as one with no export, skips the lookup.)
-    let pos = this.held === 0 ? -1 : (this.tabs[f] as PositionTable<PrefixKey>).positionOf(key);
+    let pos = this.held === 0 ? -1 : this.table(f).positionOf(key);
     const old = pos < 0 ? null : (this.vals[f]!.get(pos) ?? null);
     if (e === null) {
       if (!old) return this.result("none", reason);
@@ -586,7 +588,7 @@ export class AdjRibOut {
       }
       return this.result("none", "unchanged");
     }
-    if (pos < 0) pos = (this.tabs[f] as PositionTable<PrefixKey>).locate(key);
+    if (pos < 0) pos = this.table(f).locate(key);
     this.change(f, pos, old, e);
     if (!old) this.counts[afi]!++;
     return this.result("announce", reason);
@@ -955,7 +957,7 @@ export class AdjRibOut {
   /** The advertised route of one prefix, if any (same shape as routes()). */
   get(key: PrefixKey): Route | null {
     const f = familyOfKey(key) - 1;
-    const pos = (this.tabs[f] as PositionTable<PrefixKey>).positionOf(key);
+    const pos = this.table(f).positionOf(key);
     const e = pos < 0 ? null : (this.vals[f]!.get(pos) ?? null);
     return e !== null ? this.sent(key, e, new Map()) : null;
   }

@@ -197,15 +197,6 @@ function comparePrefixes(a: Prefix, b: Prefix): number {
 export class LocRib implements HeadTable {
   private readonly v4 = new PrefixMap<number, Slot>();
   private readonly v6 = new PrefixMap<string, Slot>();
-
-  /**
-   * The prefix tables (IPv4, IPv6) for Adj-RIB-Outs to keep their state
-   * by position in (lib/rib/adj-rib-out.ts): what they pin stays, as a
-   * ghost no reader sees, until they let go.
-   */
-  get positionTables(): readonly [PositionTable<number>, PositionTable<string>] {
-    return [this.v4, this.v6];
-  }
   /** Source id → number of prefixes it has routes for. */
   private readonly bySource = new Map<string, number>();
   private readonly listeners: LocRibListener[] = [];
@@ -223,6 +214,15 @@ export class LocRib implements HeadTable {
   constructor(opts: DecisionOptions = {}) {
     this.opts = { ...opts };
     this.mpOn = this.opts.multipath?.enabled === true;
+  }
+
+  /**
+   * The prefix tables (IPv4, IPv6) for Adj-RIB-Outs to keep their state
+   * by position in (lib/rib/adj-rib-out.ts): what they pin stays, as a
+   * ghost no reader sees, until they let go.
+   */
+  get positionTables(): readonly [PositionTable<number>, PositionTable<string>] {
+    return [this.v4, this.v6];
   }
 
   // ----------------------------------------------------------------- options

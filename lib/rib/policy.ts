@@ -658,8 +658,6 @@ function editList<T>(cur: T[], e: CompiledListEdit<T>, eq: (a: T, b: T) => boole
   return out;
 }
 
-export { prependAs };
-
 /** The attribute part of a set, copy-on-write; returns `a` itself when nothing changes. */
 function computeSet(s: CompiledSet, a: PathAttributes, localAs: number): PathAttributes {
   let c: PathAttributes | null = null;

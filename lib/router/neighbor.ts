@@ -388,7 +388,6 @@ export class Neighbor implements GroupMember {
     this.eor.clear();
     this.firstAsFailures = 0;
     this.maxPrefixTripped = false;
-    if (!this.group) void this.adjOut?.close();
     this.adjOut = this.makeAdjOut(n);
     this.host.log.info(`${this.name}: established, families ${describeFamilies(n.families)}`);
     if (this.host.deferring && !n.peerGracefulRestart?.restarting) {

@@ -6,7 +6,7 @@
  * "all"/"none", copy-on-write of the shared attribute sets, and speed.
  */
 import { describe, expect, test } from "bun:test";
-import { type AsPathSegment, type PathAttributes, emptyAttributes, parseCommunity, asPathOf, asPathSegments } from "../../lib/bgp/attributes.ts";
+import { type AsPathSegment, type PathAttributes, asPathOf, asPathSegments, emptyAttributes, parseCommunity, prependAs } from "../../lib/bgp/attributes.ts";
 import { parseAddr, parsePrefix } from "../../lib/core/addr.ts";
 import { SEG } from "../../lib/bgp/types.ts";
 import type { Policy, PolicyRef, PolicyTerm, PrefixMatch } from "../../lib/config/types.ts";
@@ -20,7 +20,6 @@ import {
   compilePrefixMatch,
   PrefixSet,
   prefixMatches,
-  prependAs,
 } from "../../lib/rib/policy.ts";
 import { type Route, type RouteSource, prefixKey } from "../../lib/rib/types.ts";
 
