@@ -169,6 +169,36 @@ describe("PrefixMap", () => {
     for (let i = 0; i < 1_000_000; i += 997) expect(m.get(i * 64 + 24)).toBe(i);
   });
 
+  test("index size: at most a quarter full up to 2^20 slots, at most half full past them; removals alone never grow it", () => {
+    const m = new PrefixMap<number, number>();
+    const sizes: number[] = [];
+    const fill = (to: number) => {
+      for (let i = m.size; i < to; i++) {
+        m.set(v4(i) as number, i);
+        if (m.indexSlots !== sizes[sizes.length - 1]) sizes.push(m.indexSlots);
+      }
+    };
+    fill(900_000);
+    // Fourfold while the new index is at most 2^20 slots, twofold past it.
+    expect(sizes).toEqual([16, 64, 256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 2_097_152]);
+    // Each index was built when the one before it was three quarters full.
+    const m2 = new PrefixMap<number, number>();
+    for (let i = 0; i < 196_608; i++) m2.set(v4(i) as number, i);
+    expect(m2.indexSlots).toBe(262_144);
+    for (let i = 196_608; i < 196_608 + 20_000; i++) m2.set(v4(i) as number, i);
+    expect(m2.indexSlots).toBe(1_048_576); // 196,608 entries: half full in 524,288 slots, so a quarter full in 1,048,576
+    // Churn at a steady size: removal marks fill the index, rebuilt at the same size.
+    const m3 = new PrefixMap<number, number>();
+    for (let i = 0; i < 100_000; i++) m3.set(v4(i) as number, i);
+    const slots = m3.indexSlots;
+    for (let i = 0; i < 1_000_000; i++) {
+      m3.delete(v4(i) as number);
+      m3.set(v4(i + 100_000) as number, i);
+    }
+    expect(m3.size).toBe(100_000);
+    expect(m3.indexSlots).toBe(slots);
+  });
+
   for (const [name, keyOf] of [["IPv4 keys", v4], ["IPv6 keys", v6]] as const) {
     test(`${name}: pins: a deleted pinned entry is a ghost no reader sees, keeps its key and position, comes back there when set again, and goes with its last unpin`, () => {
       const r = rng(name.length * 7);
