@@ -816,6 +816,7 @@ let scan = new Int32Array(64 * SCAN_STRIDE);
  * The table is valid until the next call.
  */
 export function scanAttributes(buf: Uint8Array, start: number, end: number): number {
+  scannedBuf = null; // a new scan: the last lookupScan's hash is not its
   let n = 0;
   let o = start;
   while (o < end) {
@@ -903,8 +904,10 @@ function keyMatchesScan(a: PathAttributes, buf: Uint8Array): boolean {
   }
   return k === key.length;
 }
-/** The attribute count keyMatchesScan reads the scan table for. */
+/** The attribute count keyMatchesScan reads the scan table for; the buffer and hash of the last lookupScan. */
 let scanned = 0;
+let scannedBuf: Uint8Array | null = null;
+let scannedHash = 0;
 
 function keyMatchesBytes(a: PathAttributes, bytes: Uint8Array): boolean {
   const key = a.internKey!;
@@ -971,11 +974,14 @@ export class AttrCache {
   /** Look up the non-MP attributes of the last scan of `buf` (n attributes); their issues: cachedIssues. */
   lookupScan(buf: Uint8Array, n: number): PathAttributes | undefined {
     scanned = n;
-    return this.index.find(this.hashScan(buf, n), keyMatchesScan, buf);
+    scannedBuf = buf;
+    scannedHash = this.hashScan(buf, n);
+    return this.index.find(scannedHash, keyMatchesScan, buf);
   }
 
+  /** Add the set decoded from the last scan of `buf` (n attributes), usually after a lookupScan of it missed (its hash is reused). */
   insertScan(buf: Uint8Array, n: number, attrs: PathAttributes, issues: AttrIssue[]): void {
-    const h = this.hashScan(buf, n);
+    const h = buf === scannedBuf && n === scanned ? scannedHash : this.hashScan(buf, n);
     // The non-MP attributes, gathered into one run (they are one already unless an MP attribute sits between them).
     let len = 0;
     for (let i = 0; i < n; i++) {

@@ -6,12 +6,24 @@
  * attribute sets: 3.4 MB of Map storage).
  *
  * Items sit in a dense array (a removed one leaves a hole that a later add
- * reuses); an open-addressing index (Int32Array, linear probing, position
- * + 1; 0 empty, -1 removed) finds them. When the index is half full (live
+ * reuses); an open-addressing index (Int32Array, linear probing; 0 empty,
+ * -1 removed) finds them. A slot holds position + 1 in its low 24 bits and
+ * the hash's top 7 bits above them (bits the slot's place does not
+ * already tell, below 2^25 slots), so a probe reads an item (a cache miss
+ * of its own) only when those agree: about one time in 128 for another
+ * item (so at most 2^24 - 1 items). When the index is half full (live
  * items and removed marks) it is rebuilt, twice as large if the live items
  * need it: a linear pass over the positions, about a millisecond per
  * hundred thousand items.
  */
+const POS_BITS = 24;
+const POS_MASK = (1 << POS_BITS) - 1;
+
+/** The tag of hash `h`, shifted into place. */
+function tagOf(h: number): number {
+  return (h >>> 25) << POS_BITS;
+}
+
 export class HashIndex<T extends object> {
   private items: (T | null)[] = [];
   private hashes: number[] = [];
@@ -28,23 +40,25 @@ export class HashIndex<T extends object> {
   /** The item of hash `h` that `eq(item, arg)` accepts, if any. */
   find<A>(h: number, eq: (item: T, arg: A) => boolean, arg: A): T | undefined {
     const i = this.slot(h, eq, arg);
-    return i < 0 ? undefined : this.items[this.idx[i]! - 1]!;
+    return i < 0 ? undefined : this.items[(this.idx[i]! & POS_MASK) - 1]!;
   }
 
   /** The index slot of the item of hash `h` that `eq(item, arg)` accepts, or -1. */
   private slot<A>(h: number, eq: (item: T, arg: A) => boolean, arg: A): number {
     const idx = this.idx;
     const mask = idx.length - 1;
+    const tag = tagOf(h);
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const p = idx[i]!;
       if (p === 0) return -1;
-      if (p > 0 && this.hashes[p - 1] === h && eq(this.items[p - 1]!, arg)) return i;
+      if (p > 0 && (p & ~POS_MASK) === tag && eq(this.items[(p & POS_MASK) - 1]!, arg)) return i;
     }
   }
 
   /** Add `t` under hash `h` (it must not be in the index already). */
   add(h: number, t: T): void {
     const pos = this.free.length > 0 ? this.free.pop()! : this.items.length;
+    if (pos >= POS_MASK) throw new RangeError(`hash index full: at most ${POS_MASK} items`);
     this.items[pos] = t;
     this.hashes[pos] = h;
     this.live++;
@@ -53,7 +67,7 @@ export class HashIndex<T extends object> {
     let i = h & mask;
     while (idx[i]! > 0) i = (i + 1) & mask;
     if (idx[i] === 0) this.used++;
-    idx[i] = pos + 1;
+    idx[i] = tagOf(h) | (pos + 1);
     if (this.used * 2 >= idx.length) this.rebuild();
   }
 
@@ -61,7 +75,7 @@ export class HashIndex<T extends object> {
   remove(h: number, t: T): boolean {
     const i = this.slot(h, same, t);
     if (i < 0) return false;
-    const p = this.idx[i]! - 1;
+    const p = (this.idx[i]! & POS_MASK) - 1;
     this.idx[i] = -1;
     this.items[p] = null;
     this.free.push(p);
@@ -86,9 +100,10 @@ export class HashIndex<T extends object> {
     const mask = n - 1;
     for (let p = 0; p < this.items.length; p++) {
       if (this.items[p] === null) continue;
-      let i = this.hashes[p]! & mask;
+      const h = this.hashes[p]!;
+      let i = h & mask;
       while (idx[i] !== 0) i = (i + 1) & mask;
-      idx[i] = p + 1;
+      idx[i] = tagOf(h) | (p + 1);
     }
     this.idx = idx;
     this.used = this.live;
