@@ -26,7 +26,7 @@
  * Next step (not done): encode once per group of peers sharing an outbound
  * policy (an update group), instead of once per peer.
  */
-import { type PathAttributes, asPathCount, asPathLeadingAs, asPathNumbers } from "../bgp/attributes.ts";
+import { type PathAttributes, asPathCount, asPathLeadingAs, asPathNumbers, emptyAttributes } from "../bgp/attributes.ts";
 import { describeCapability, speakerCapabilities } from "../bgp/open.ts";
 import { GrHelper } from "./gr-helper.ts";
 import { type Negotiated, addPathSend, describeFamilies } from "../bgp/negotiate.ts";
@@ -43,7 +43,7 @@ import type { FamilyName, PeerConfig, RouterConfig } from "../config/types.ts";
 import type { NeighborInfo, SessionState } from "../api/types.ts";
 import { AdjRibIn, type CandidateStore } from "../rib/adj-rib-in.ts";
 import { AdjRibOut, type PositionTables } from "../rib/adj-rib-out.ts";
-import { type CompiledPolicies, LastVerdict, type PolicyContext, applyPolicy } from "../rib/policy.ts";
+import { type CompiledPolicies, LastVerdict, type PolicyContext, type PolicyResult, applyPolicy } from "../rib/policy.ts";
 import { type Route, type RouteSource, familyOfKey, makeRoute, prefixKeyOfBytes, withFields } from "../rib/types.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Log } from "../core/log.ts";
@@ -59,11 +59,10 @@ export function familiesOf(names: FamilyName[]): Family[] {
   return names.map((n) => ({ afi: n === "ipv6" ? AFI.IPV6 : AFI.IPV4, safi: SAFI.UNICAST }));
 }
 
-/** What import policy accepted of a route: its attributes and next hop. */
-interface ImportVerdict {
-  attrs: PathAttributes;
-  nextHop: Uint8Array;
-}
+/** What import policy accepted of a route: its attributes and next hop, or AS_GIVEN (both as received). */
+type ImportVerdict = { attrs: PathAttributes; nextHop: Uint8Array } | typeof AS_GIVEN;
+/** The route accepted as it came (the usual verdict: no object made for it). */
+const AS_GIVEN: unique symbol = Symbol("accepted as given");
 
 function u32ip(s: string): number {
   const b = parseAddr(s)?.addr;
@@ -146,8 +145,12 @@ export class Neighbor implements GroupMember {
   private maxPrefixTripped = false;
   /** Families whose End-of-RIB arrived on the current session. */
   private eor = new Set<string>();
-  /** The UPDATE being processed over several slices, and where it stands (block index, offset in it); see onUpdate. */
-  private cursor: { u: UpdateMessage; blocks: NlriBlock[]; withdrawn: number; i: number; off: number; at: number } | null = null;
+  /**
+   * The UPDATE being processed (null: none), possibly over several slices,
+   * and where it stands (block index, offset in it); see onUpdate. One
+   * object, reused for every UPDATE.
+   */
+  private readonly cursor: { u: UpdateMessage | null; blocks: NlriBlock[]; withdrawn: number; i: number; off: number; at: number } = { u: null, blocks: [], withdrawn: 0, i: 0, off: 0, at: 0 };
   /** The RFC 8212 "no policy" warnings were logged. */
   private warned = false;
   /** Routes treated as withdrawn on this session because the first AS was not the peer's (RFC 7606 §7.2). */
@@ -561,13 +564,18 @@ export class Neighbor implements GroupMember {
    * message in its next slice, and this goes on where it stopped.
    */
   private onUpdate(u: UpdateMessage, deadline: number): boolean {
-    let c = this.cursor;
-    if (c === null || c.u !== u) {
+    const c = this.cursor;
+    if (c.u !== u) {
       for (const i of u.issues) this.host.log.warn(`${this.name}: malformed UPDATE, ${i.action}: ${i.reason}`);
-      const blocks = withdrawnBlocks(u);
-      const withdrawn = blocks.length;
+      const blocks = c.blocks;
+      blocks.length = 0;
+      withdrawnBlocks(u, blocks);
+      c.withdrawn = blocks.length;
       if (u.attrs) announcedBlocks(u, blocks);
-      c = this.cursor = { u, blocks, withdrawn, i: 0, off: blocks[0]?.start ?? 0, at: performance.now() };
+      c.u = u;
+      c.i = 0;
+      c.off = blocks[0]?.start ?? 0;
+      c.at = performance.now();
     }
     while (c.i < c.blocks.length) {
       const b = c.blocks[c.i]!;
@@ -587,17 +595,24 @@ export class Neighbor implements GroupMember {
       c.i++;
       c.off = c.blocks[c.i]?.start ?? 0;
     }
-    this.cursor = null;
+    c.u = null;
+    c.blocks.length = 0; // (nothing of the message kept)
     this.walkAttrs = null;
     this.checkMaxPrefix();
-    if (u.endOfRib) {
-      const n = this.session.negotiated;
-      const had = n ? n.families.every((f) => this.eor.has(`${f.afi}/${f.safi}`)) : false;
-      this.eor.add(`${u.endOfRib.afi}/${u.endOfRib.safi}`);
-      if (u.endOfRib.safi === SAFI.UNICAST) this.grHelper.endOfRib(u.endOfRib.afi as 1 | 2);
-      if (n && !had && n.families.every((f) => this.eor.has(`${f.afi}/${f.safi}`))) this.host.peerSynced(this);
-    }
+    if (u.endOfRib) this.endOfRib(u.endOfRib);
     return true;
+  }
+
+  /**
+   * An End-of-RIB marker received. A method of its own: its closures, in
+   * onUpdate, made JSC allocate a scope object on every UPDATE.
+   */
+  private endOfRib(eor: NonNullable<UpdateMessage["endOfRib"]>): void {
+    const n = this.session.negotiated;
+    const had = n ? n.families.every((f) => this.eor.has(`${f.afi}/${f.safi}`)) : false;
+    this.eor.add(`${eor.afi}/${eor.safi}`);
+    if (eor.safi === SAFI.UNICAST) this.grHelper.endOfRib(eor.afi as 1 | 2);
+    if (n && !had && n.families.every((f) => this.eor.has(`${f.afi}/${f.safi}`))) this.host.peerSynced(this);
   }
 
   /**
@@ -636,7 +651,7 @@ export class Neighbor implements GroupMember {
     let accepted: Route | null = null;
     if (route) {
       const v = this.importVerdict(route);
-      if (v !== null) accepted = v.attrs === route.attrs && v.nextHop === route.nextHop ? route : withFields(route, { attrs: v.attrs, nextHop: v.nextHop });
+      if (v !== null) accepted = v === AS_GIVEN ? route : withFields(route, { attrs: v.attrs, nextHop: v.nextHop });
     }
     this.toLocRib(key, pathId, route, accepted);
   }
@@ -660,11 +675,14 @@ export class Neighbor implements GroupMember {
     }
     let verdict: ImportVerdict | null = null;
     if (!this.loops(route) && this.firstAsOk(route)) {
-      const r = applyPolicy(this.config.import, this.source.ibgp ? "ibgp" : "ebgp", route, this.policyCtx("import"), policies);
-      if (r.accept) verdict = { attrs: r.attrs, nextHop: r.nextHop };
+      const r = applyPolicy(this.config.import, this.source.ibgp ? "ibgp" : "ebgp", route, this.policyCtx("import"), policies, this.policyOut);
+      if (r.accept) verdict = r.attrs === route.attrs && r.nextHop === route.nextHop ? AS_GIVEN : { attrs: r.attrs, nextHop: r.nextHop };
     }
     return reuse ? this.lastImport.remember(route, afi, 0, verdict) : verdict;
   }
+
+  /** The result object import policy evaluation fills, reused (read at once, never kept). */
+  private readonly policyOut: PolicyResult = { accept: false, attrs: emptyAttributes(), nextHop: new Uint8Array(0), reason: "", nextHopSet: false, medSet: false };
 
   /**
    * Every Loc-RIB write for this peer's routes: `accepted` (null: none) for
