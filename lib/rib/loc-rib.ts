@@ -197,8 +197,11 @@ function comparePrefixes(a: Prefix, b: Prefix): number {
 export class LocRib implements HeadTable {
   private readonly v4 = new PrefixMap<number, Slot>();
   private readonly v6 = new PrefixMap<string, Slot>();
-  /** Source id → number of prefixes it has routes for. */
-  private readonly bySource = new Map<string, number>();
+  /** Source id → number of prefixes it has routes for (a holder, so that the count of the source last counted is kept at hand). */
+  private readonly bySource = new Map<string, { n: number }>();
+  /** The source last counted and its holder in bySource (a full table comes from one source: no Map lookup per route). */
+  private lastSid: string | null = null;
+  private lastCount: { n: number } | null = null;
   private readonly listeners: LocRibListener[] = [];
   /** The subscribers that also want forwarding-only events. */
   private readonly forwardingListeners: LocRibListener[] = [];
@@ -550,7 +553,7 @@ export class LocRib implements HeadTable {
       this.index(sourceId, -1);
       this.afterRemoval(map, slot);
     }
-    this.bySource.delete(sourceId);
+    this.forgetSource(sourceId);
     return n;
   }
 
@@ -620,6 +623,7 @@ export class LocRib implements HeadTable {
     this.v4.clear();
     this.v6.clear();
     this.bySource.clear();
+    this.lastSid = this.lastCount = null;
     this.paths4 = 0;
     this.paths6 = 0;
   }
@@ -660,9 +664,20 @@ export class LocRib implements HeadTable {
   }
 
   private index(sid: string, d: number): void {
-    const n = (this.bySource.get(sid) ?? 0) + d;
-    if (n > 0) this.bySource.set(sid, n);
-    else this.bySource.delete(sid);
+    let c = sid === this.lastSid ? this.lastCount : (this.bySource.get(sid) ?? null);
+    if (c === null) {
+      if (d <= 0) return;
+      this.bySource.set(sid, (c = { n: 0 }));
+    }
+    c.n += d;
+    if (c.n <= 0) return this.forgetSource(sid);
+    this.lastSid = sid;
+    this.lastCount = c;
+  }
+
+  private forgetSource(sid: string): void {
+    this.bySource.delete(sid);
+    if (this.lastSid === sid) this.lastSid = this.lastCount = null;
   }
 
   /**
@@ -788,7 +803,7 @@ export class LocRib implements HeadTable {
 
   /** How many prefixes a source has a route for (its accepted count), without a scan. */
   sourceCount(sourceId: string): number {
-    return this.bySource.get(sourceId) ?? 0;
+    return this.bySource.get(sourceId)?.n ?? 0;
   }
 
   /** The candidate routes of a source, optionally of one family: a scan of the (live) table. */

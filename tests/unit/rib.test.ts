@@ -532,6 +532,40 @@ describe("Loc-RIB", () => {
     expect(rib.count()).toBe(0);
   });
 
+  test("source counts stay exact whatever order sources come, go and come back in (against a model)", () => {
+    const rib = new LocRib();
+    const model = new Map<string, Set<string>>();
+    const srcs = [A, B];
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    const check = () => {
+      for (const s of srcs) expect(rib.sourceCount(s.id)).toBe(model.get(s.id)?.size ?? 0);
+      expect(rib.sourceIds().sort()).toEqual([...model].filter(([, v]) => v.size > 0).map(([k]) => k).sort());
+    };
+    for (let step = 0; step < 3000; step++) {
+      const s = srcs[rnd(2)]!;
+      const p = `198.51.${rnd(40)}.0/24`;
+      const op = rnd(100);
+      const set = model.get(s.id) ?? new Set<string>();
+      model.set(s.id, set);
+      if (op < 60) {
+        rib.upsert(route(p, s, s === A ? {} : { path: [65002, 9] }));
+        set.add(p);
+      } else if (op < 95) {
+        rib.remove(s.id, route(p, s).key);
+        set.delete(p);
+      } else if (op < 99) {
+        expect(rib.removeSource(s.id)).toBe(set.size);
+        set.clear();
+      } else {
+        rib.clear();
+        model.clear();
+      }
+      if (step % 50 === 0) check();
+    }
+    check();
+  });
+
   test("setOptionsSliced: the same re-run as setOptions, over several turns of the loop", async () => {
     const build = () => {
       const rib = new LocRib();
