@@ -976,12 +976,15 @@ export class AttrCache {
     scanned = n;
     scannedBuf = buf;
     scannedHash = this.hashScan(buf, n);
-    return this.index.find(scannedHash, keyMatchesScan, buf);
+    const hit = this.index.find(scannedHash, keyMatchesScan, buf);
+    if (hit !== undefined) scannedBuf = null; // (no insert follows: the message is not kept for one)
+    return hit;
   }
 
   /** Add the set decoded from the last scan of `buf` (n attributes), usually after a lookupScan of it missed (its hash is reused). */
   insertScan(buf: Uint8Array, n: number, attrs: PathAttributes, issues: AttrIssue[]): void {
     const h = buf === scannedBuf && n === scanned ? scannedHash : this.hashScan(buf, n);
+    scannedBuf = null;
     // The non-MP attributes, gathered into one run (they are one already unless an MP attribute sits between them).
     let len = 0;
     for (let i = 0; i < n; i++) {

@@ -26,7 +26,7 @@
  * removals filled it). Building a new index costs a cache miss per entry
  * it takes in: growing fourfold rebuilds a filling table a third as many
  * times as growing twofold (measured: a 560k table received in process
- * 9% faster, the same 4 MB index at the end), for at most 2 MB of index
+ * 5–9% faster, the same 4 MB index at the end), for at most 2 MB of index
  * more than needed at some sizes; past 4 MB, memory weighs more than that.
  *
  * Iteration walks positions in order and reads the table live, as a Map
