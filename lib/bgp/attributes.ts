@@ -1016,7 +1016,13 @@ export function cachedIssues(a: PathAttributes): AttrIssue[] {
   return a.internIssues ?? NO_ISSUES;
 }
 
-const NO_ISSUES: AttrIssue[] = [];
+/**
+ * No issues: frozen, as the decoder's own empty list (lib/bgp/update.ts) is,
+ * so that the loop over a message's issues always sees one kind of array (a
+ * plain one here made JSC's optimised decodeUpdate fail its array
+ * speculation and be compiled again).
+ */
+const NO_ISSUES: AttrIssue[] = Object.freeze([]) as unknown as AttrIssue[];
 
 const shared: AttrCache[] = [];
 
