@@ -585,11 +585,6 @@ function discard(issues: AttrIssue[], attr: number, reason: string): void {
   issues.push({ action: "attribute-discard", attr, reason });
 }
 
-/** AS 0 anywhere in the path (RFC 7607). */
-function hasAs0(p: AsPath): boolean {
-  return asPathCount(p, 0) > 0;
-}
-
 /** A confederation segment in the path. */
 function hasConfed(p: AsPath): boolean {
   for (let k = 0; k < p.length; k += 2 + p[k + 1]!) if (p[k] === SEG.AS_CONFED_SEQUENCE || p[k] === SEG.AS_CONFED_SET) return true;
@@ -645,7 +640,7 @@ function decodeOne(a: PathAttributes, flags: number, type: number, b: Uint8Array
       const p = parseAsPath(b, asLen, s, e);
       if (!p) withdraw(issues, type, "malformed AS_PATH");
       else if (!ctx.ibgp && hasConfed(p)) withdraw(issues, type, "AS_PATH with confederation segments from an external peer");
-      else if (hasAs0(p)) withdraw(issues, type, "AS_PATH contains AS 0"); // RFC 7607
+      else if (asPathHas(p, 0)) withdraw(issues, type, "AS_PATH contains AS 0"); // RFC 7607
       else a.asPath = p;
       break;
     }
@@ -729,7 +724,7 @@ function decodeOne(a: PathAttributes, flags: number, type: number, b: Uint8Array
         break;
       }
       const p = parseAsPath(b, 4, s, e);
-      if (!p || hasAs0(p) || hasConfed(p)) discard(issues, type, "malformed AS4_PATH");
+      if (!p || asPathHas(p, 0) || hasConfed(p)) discard(issues, type, "malformed AS4_PATH");
       else as4Path = p;
       break;
     }

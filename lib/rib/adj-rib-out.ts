@@ -91,7 +91,7 @@ import { Writer } from "../bgp/bytes.ts";
 import { DEFAULT_LOCAL_PREF } from "./decision.ts";
 import { type CompiledPolicies, LastVerdict, type PolicyContext, type PolicyRef, type PolicyResult, applyPolicy } from "./policy.ts";
 import { runSliced } from "../core/slices.ts";
-import { type PositionTable, PrefixMap } from "./prefix-map.ts";
+import { type PositionTable, type PositionTables, PrefixMap } from "./prefix-map.ts";
 import { type PrefixKey, type Route, familyOfKey, withFields, writeKeyNlri } from "./types.ts";
 
 export const NO_EXPORT = 0xffffff01;
@@ -140,9 +140,6 @@ export interface AdjRibOutOptions {
    */
   positions?: PositionTables;
 }
-
-/** Key tables by family (IPv4 keys, IPv6 keys), whose positions an Adj-RIB-Out keeps its state by. */
-export type PositionTables = readonly [PositionTable<number>, PositionTable<string>];
 
 /**
  * What exportRoute did to this peer's Adj-RIB-Out for the prefix. One

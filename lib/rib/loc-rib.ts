@@ -43,7 +43,7 @@ import { holdAttributes, releaseAttributes } from "../bgp/attributes.ts";
 import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts";
 import { type DecisionOptions, REASON_ONLY_PATH, explainBest, selectBest } from "./decision.ts";
 import { sliced } from "../core/slices.ts";
-import { type PositionTable, PrefixMap } from "./prefix-map.ts";
+import { type PositionTables, PrefixMap } from "./prefix-map.ts";
 import { type HeadTable, type PrefixKey, type Route, type RouteSource, type StoredHead, headOf, isHead, prefixKey, prefixOfKey, routeOfHead, routesForDecision, sameAnnouncement, slotReachable, storedForm, storedPathId } from "./types.ts";
 
 /** One prefix of the Loc-RIB, as readers see it. */
@@ -224,7 +224,7 @@ export class LocRib implements HeadTable {
    * by position in (lib/rib/adj-rib-out.ts): what they pin stays, as a
    * ghost no reader sees, until they let go.
    */
-  get positionTables(): readonly [PositionTable<number>, PositionTable<string>] {
+  get positionTables(): PositionTables {
     return [this.v4, this.v6];
   }
 

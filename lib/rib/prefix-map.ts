@@ -128,6 +128,9 @@ export interface PositionTable<K extends PrefixKey> {
   unpin(p: number): void;
 }
 
+/** Key tables by family (IPv4 keys, IPv6 keys), whose positions another table keeps its state by. */
+export type PositionTables = readonly [PositionTable<number>, PositionTable<string>];
+
 export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
   private kc: K[][] = [];
   private vc: (V | typeof HOLE | typeof GHOST)[][] = [];
@@ -391,28 +394,6 @@ export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
     this.nextUsed = 0;
     this.lastKey = undefined;
     this.lastMiss = undefined;
-  }
-
-  /**
-   * An independent copy (the values themselves are shared). Copies whole
-   * chunks and the index, a few milliseconds for a full table.
-   */
-  clone(): PrefixMap<K, V> {
-    const c = new PrefixMap<K, V>();
-    c.kc = this.kc.map((a) => a.slice());
-    c.vc = this.vc.map((a) => a.slice());
-    c.pc = this.pc.map((a) => a?.slice());
-    c.ghosts = this.ghosts;
-    c.pins = this.pins;
-    c.end = this.end;
-    c.free = this.free.slice();
-    c.live = this.live;
-    c.idx = this.idx.slice();
-    c.used = this.used;
-    c.next = this.next === null ? null : this.next.slice();
-    c.migrated = this.migrated;
-    c.nextUsed = this.nextUsed;
-    return c;
   }
 
   /** Start a new index when this one is three quarters full, and carry the build on by STEP positions. */

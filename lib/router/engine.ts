@@ -28,7 +28,7 @@ import { type Route, type RouteSource, keyText } from "../rib/types.ts";
 import { RtNetlink } from "../../ffi/rtnetlink.ts";
 import { Neighbor, type NeighborHost } from "./neighbor.ts";
 import { ExportGroup, type GroupHost } from "./export-group.ts";
-import type { PositionTables } from "../rib/adj-rib-out.ts";
+import type { PositionTables } from "../rib/prefix-map.ts";
 import { routeEntry } from "./view.ts";
 import { LocalRoutes, type Owner } from "./local-routes.ts";
 import { RestartState } from "./gr-restart.ts";
