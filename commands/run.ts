@@ -9,7 +9,7 @@
  */
 import type { Command } from "commander";
 import type { HealthServer } from "../lib/api/health.ts";
-import { applyHeapPolicy } from "../lib/core/heap-policy.ts";
+import { applyRuntimeOptions } from "../lib/core/runtime-options.ts";
 
 export function registerRun(program: Command): void {
   program
@@ -18,7 +18,7 @@ export function registerRun(program: Command): void {
     .requiredOption("-c, --config <file>", "configuration file (YAML)")
     .option("-s, --socket <path>", "control socket (overrides controlSocket in the config)")
     .action(async (flags: { config: string; socket?: string }) => {
-      applyHeapPolicy(); // (may run the process again, with its heap growth set: lib/core/heap-policy.ts)
+      applyRuntimeOptions(); // (may run the process again, with its JavaScriptCore options set: lib/core/runtime-options.ts)
       // The daemon's modules, loaded when it starts: the other commands (show, peer, ...) start without them.
       const [{ startHealthServer }, { startApiServer }, { loadConfig }, { routerMetrics }, { Router }, { SystemdSupervision }] = await Promise.all([
         import("../lib/api/health.ts"),

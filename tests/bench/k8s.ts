@@ -27,7 +27,7 @@ import { EmulatorControl } from "../k8s/emulator.ts";
 import { startWatchK8s, type WatchK8s } from "./daemons/bgpctl.ts";
 import type { Daemon, EventLoopStats } from "./daemons/types.ts";
 import { type Speaker, sink } from "./inject.ts";
-import { DAEMON_V4, Lines, cpuMs, dropLab, makeLab, peakRss, pollUntil, spawnIn, stopProc } from "./lab.ts";
+import { DAEMON_V4, Lines, dropLab, makeLab, peakRss, pollUntil, spawnIn, stopProc, usage } from "./lab.ts";
 import { BENCH_NODE, type ClusterSize, changes, expectedPrefixes } from "./k8s-cluster.ts";
 import type { Result } from "./scenarios.ts";
 
@@ -142,7 +142,7 @@ export async function runK8s(d: Daemon, k: K8sOptions, o: { timeoutMs: number; l
     const progress = (state: string) => {
       if (Date.now() - lastProgress < 15_000) return;
       lastProgress = Date.now();
-      o.log(`  … ${((lastProgress - t0) / 1000).toFixed(0)} s: ${state}; daemon ${(cpuMs(dm.pid) / 1000).toFixed(0)} s CPU, ${Math.round(rssNow(dm.pid) / 1e6)} MB; last log: ${dm.output.last(1).join("").slice(0, 200) || "(none)"}`);
+      o.log(`  … ${((lastProgress - t0) / 1000).toFixed(0)} s: ${state}; daemon ${(usage(dm.pid).cpuMs / 1000).toFixed(0)} s CPU, ${Math.round(rssNow(dm.pid) / 1e6)} MB; last log: ${dm.output.last(1).join("").slice(0, 200) || "(none)"}`);
     };
     const originated = await pollUntil(
       async () => {

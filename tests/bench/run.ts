@@ -89,6 +89,20 @@ process.on("SIGTERM", () => onSignal("SIGTERM"));
 const fmtS = (ms?: number) => (ms === undefined ? "" : `${(ms / 1000).toFixed(2)} s`);
 const fmtMB = (b?: number) => (b ? `${Math.round(b / 1e6)} MB` : "");
 
+/**
+ * Page faults, and where the daemon's main thread went: on a core, or
+ * runnable and waiting for one (its other threads, a JIT compiler's, and
+ * other processes had them). A single-threaded daemon's main thread is all
+ * its CPU time, so only the faults are shown for those whose main thread
+ * took (about) all of it.
+ */
+function usageNote(r: Result): string {
+  if (r.faults === undefined) return "";
+  const faults = `${r.faults.toLocaleString("en-US")} page faults`;
+  if (r.mainCpuMs === undefined || r.cpuMs === undefined || r.mainCpuMs >= r.cpuMs * 0.95) return faults;
+  return `main thread ${fmtS(r.mainCpuMs)} on a core, ${fmtS(r.mainWaitMs)} waiting for one; ${faults}`;
+}
+
 function table(s: ScenarioName, rows: Result[]): string {
   const ours = rows.find((r) => r.daemon === "bgpctl" && r.status === "ok");
   const k8s = s === "k8s";
@@ -104,7 +118,7 @@ function table(s: ScenarioName, rows: Result[]): string {
     const mr = ok && ours && r.daemon !== "bgpctl" && r.rssBytes ? (ours.rssBytes! / r.rssBytes).toFixed(2) : "";
     const el = r.daemon === "bgpctl" ? (r.eventLoop ? `${r.eventLoop.maxLagMs.toFixed(0)} / ${r.eventLoop.p99LagMs.toFixed(0)} ms${r.eventLoop.longestTurnMs !== undefined ? ` (${r.eventLoop.longestTurnMs.toFixed(0)} ms)` : ""}` : "n/a") : "";
     const lat = k8s ? ` ${r.latency ? `${r.latency.p50Ms} ms` : ""} | ${r.latency ? `${r.latency.p99Ms} ms` : ""} |` : "";
-    lines.push(`| ${r.daemon} | ${ok ? fmtS(r.ms) : r.status} | ${fmtS(r.cpuMs)} | ${fmtMB(r.rssBytes)} | ${tr} | ${cr} | ${mr} | ${el} |${lat} ${r.detail ?? ""} |`);
+    lines.push(`| ${r.daemon} | ${ok ? fmtS(r.ms) : r.status} | ${fmtS(r.cpuMs)} | ${fmtMB(r.rssBytes)} | ${tr} | ${cr} | ${mr} | ${el} |${lat} ${[usageNote(r), r.detail].filter(Boolean).join("; ")} |`);
   }
   return lines.join("\n");
 }

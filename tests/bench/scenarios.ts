@@ -29,7 +29,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Speaker, injector, sink } from "./inject.ts";
-import { cpuMs, dropLab, killPid, makeLab, out, peakRss, pollUntil, procStart, processTree } from "./lab.ts";
+import { type Usage, dropLab, killPid, makeLab, out, peakRss, pollUntil, procStart, processTree, usage, usedSince } from "./lab.ts";
 import type { Daemon, EventLoopStats, Running } from "./daemons/types.ts";
 import { type K8sOptions, type Latency, runK8s } from "./k8s.ts";
 
@@ -58,6 +58,10 @@ export interface Result {
   ms?: number;
   /** The daemon's CPU time (user + system, its process tree) over the same span as `ms`. */
   cpuMs?: number;
+  /** Over the same span: the daemon's minor page faults, and its main thread's time on a core and waiting for one (lab.ts `usage`). */
+  faults?: number;
+  mainCpuMs?: number;
+  mainWaitMs?: number;
   rssBytes?: number;
   eventLoop?: EventLoopStats | null;
   detail?: string;
@@ -162,9 +166,9 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
     speakers.push(...injectors);
     if (!(await pollUntil(async () => (checkAll(), injectors.every((x) => x.established > 0)), 30_000, 20))) throw new Error("injectors did not reach Established within 30 s");
     const t0 = Math.max(...injectors.map((x) => x.established));
-    const cpu0 = cpuMs(r.pid);
+    const use0 = usage(r.pid);
     let doneAt = 0;
-    let cpuAt = 0;
+    let useAt: Usage = use0;
     let have = "";
     // Near the goal (the last tenth of the routes) the CLI is polled every FINE_POLL_MS: a count polled every 100 ms
     // alone would put up to 100 ms on a time of well under a second, on each daemon alike.
@@ -175,21 +179,21 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
         const n = await r.accepted();
         near = n >= p.accepted * 0.9;
         have = `${n} of ${p.accepted} routes`;
-        if (n >= p.accepted) [doneAt, cpuAt] = [Date.now(), cpuMs(r.pid)];
+        if (n >= p.accepted) [doneAt, useAt] = [Date.now(), usage(r.pid)];
         return n >= p.accepted;
       }
       if (p.sinkPrefixes) {
         have = sinks.map((x) => x.prefixes).join(", ") + ` of ${p.sinkPrefixes} prefixes`;
         if (sinks.every((x) => x.prefixes >= p.sinkPrefixes)) {
           doneAt = Math.max(...sinks.map((x) => x.countAt));
-          cpuAt = cpuMs(r.pid);
+          useAt = usage(r.pid);
           return true;
         }
         return false;
       }
       const n = await kernelCount(lab.daemonNs, p.kernelTable!);
       have = `${n} of ${f.full.prefixes} kernel routes`;
-      if (n >= f.full.prefixes) [doneAt, cpuAt] = [Date.now(), cpuMs(r.pid)];
+      if (n >= f.full.prefixes) [doneAt, useAt] = [Date.now(), usage(r.pid)];
       return n >= f.full.prefixes;
     };
     const interval = p.kernelTable ? Math.max(o.pollMs, 1000) : p.accepted ? () => (near ? Math.min(o.pollMs, FINE_POLL_MS) : o.pollMs) : 20;
@@ -197,21 +201,21 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
       return { ...base, status: "timeout", detail: `after ${o.timeoutMs / 1000} s: ${have}`, rssBytes: peakRss(r.pid), eventLoop: r.eventLoop ? await r.eventLoop() : undefined };
     }
     let ms = doneAt - t0;
-    let cpu = cpuAt - cpu0;
+    let used = usedSince(use0, useAt);
     const sent = injectors[0]!.sent[0];
     let detail = sent ? `injector wrote its ${(sent.bytes! / 1e6).toFixed(1)} MB in ${(sent.ms! / 1000).toFixed(2)} s` : "";
     if (s === "churn") {
       const sk = sinks[0]!;
       const t1 = Date.now();
-      const cpu1 = cpuMs(r.pid);
+      const use1 = usage(r.pid);
       injectors[0]!.command(`send ${f.churn.file}`);
       const settled = await pollUntil(async () => (checkAll(), sk.marked >= f.churn.prefixes && sk.prefixes >= p.sinkPrefixes && sk.countAt >= t1), o.timeoutMs, 20);
       if (!settled) return { ...base, status: "timeout", detail: `churn: after ${o.timeoutMs / 1000} s the sink held ${sk.prefixes} prefixes, ${sk.marked} of ${f.churn.prefixes} re-announced`, rssBytes: peakRss(r.pid) };
       detail = `full table first in ${(ms / 1000).toFixed(2)} s`;
       ms = sk.countAt - t1;
-      cpu = cpuMs(r.pid) - cpu1;
+      used = usedSince(use1, usage(r.pid));
     }
-    return { ...base, ms, cpuMs: cpu, rssBytes: peakRss(r.pid), eventLoop: r.eventLoop ? await r.eventLoop() : undefined, detail };
+    return { ...base, ms, cpuMs: used.cpuMs, faults: used.faults, mainCpuMs: used.mainCpuMs, mainWaitMs: used.mainWaitMs, rssBytes: peakRss(r.pid), eventLoop: r.eventLoop ? await r.eventLoop() : undefined, detail };
   } catch (e) {
     return { ...base, status: "error", detail: (e as Error).message.replace(/\s+/g, " ").slice(0, 300) };
   } finally {

@@ -1,8 +1,11 @@
 /**
- * The daemon's heap growth (lib/core/heap-policy.ts): `bgpctl run` runs
- * itself again with BUN_JSC_heapGrowthMaxIncrease=0.75 before it loads
+ * The daemon's JavaScriptCore options (lib/core/runtime-options.ts):
+ * `bgpctl run` runs itself again with BUN_JSC_heapGrowthMaxIncrease=0.75
+ * and BUN_JSC_thresholdForFTLOptimizeAfterWarmUp=400000 before it loads
  * anything, keeping its process id and arguments; a value the operator set
- * is kept; other commands are not re-run. Checked on the compiled binary
+ * is kept, the others are still added; other commands are not re-run. (JSC
+ * refuses to start on an option it does not know: a daemon that answers
+ * runs with both.) Checked on the compiled binary
  * ($BGPCTL_BIN, or dist/bgpctl as `npm test` builds it) and on `bun main.ts`
  * (whose own flags must survive the re-run), through /proc/PID/environ.
  */
@@ -10,7 +13,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HEAP_GROWTH_DEFAULT, HEAP_GROWTH_ENV } from "../../lib/core/heap-policy.ts";
+import { RUNTIME_OPTIONS } from "../../lib/core/runtime-options.ts";
 import { waitFor } from "../support/wait.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -41,29 +44,45 @@ async function daemon(cmd: string[], env: Record<string, string | undefined>): P
   return { pid: p.pid, env: map, cmdline };
 }
 
-/** The test runner's environment without the variable (so that the daemon decides). */
+const HEAP_GROWTH_ENV = "BUN_JSC_heapGrowthMaxIncrease";
+const FTL_ENV = "BUN_JSC_thresholdForFTLOptimizeAfterWarmUp";
+
+/** The test runner's environment without the variables (so that the daemon decides). */
 function baseEnv(): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...process.env };
-  delete env[HEAP_GROWTH_ENV];
+  for (const name of Object.keys(RUNTIME_OPTIONS)) delete env[name];
   return env;
 }
 
-describe("the daemon's heap growth", () => {
-  test("the compiled binary's run re-runs itself with the variable set, same process and arguments", async () => {
+describe("the daemon's runtime options", () => {
+  test("the options are the two documented ones", () => {
+    expect(RUNTIME_OPTIONS).toEqual({ [HEAP_GROWTH_ENV]: "0.75", [FTL_ENV]: "400000" });
+  });
+
+  test("the compiled binary's run re-runs itself with the variables set, same process and arguments", async () => {
     const d = await daemon([BIN], baseEnv());
-    expect(d.env.get(HEAP_GROWTH_ENV)).toBe(HEAP_GROWTH_DEFAULT);
+    expect(d.env.get(HEAP_GROWTH_ENV)).toBe("0.75");
+    expect(d.env.get(FTL_ENV)).toBe("400000");
     expect(d.cmdline[0]).toBe(BIN);
     expect(d.cmdline.slice(1, 3)).toEqual(["run", "--config"]);
   });
 
-  test("an operator's value is kept (no re-run)", async () => {
+  test("an operator's value is kept; the other option is still added", async () => {
     const d = await daemon([BIN], { ...baseEnv(), [HEAP_GROWTH_ENV]: "2" });
     expect(d.env.get(HEAP_GROWTH_ENV)).toBe("2");
+    expect(d.env.get(FTL_ENV)).toBe("400000");
+  });
+
+  test("with every variable set by the operator, every value stays the operator's", async () => {
+    const d = await daemon([BIN], { ...baseEnv(), [HEAP_GROWTH_ENV]: "1", [FTL_ENV]: "100000" });
+    expect(d.env.get(HEAP_GROWTH_ENV)).toBe("1");
+    expect(d.env.get(FTL_ENV)).toBe("100000");
   });
 
   test("bun main.ts run keeps bun's own flags across the re-run", async () => {
     const d = await daemon([process.execPath, "--smol", join(ROOT, "main.ts")], baseEnv());
-    expect(d.env.get(HEAP_GROWTH_ENV)).toBe(HEAP_GROWTH_DEFAULT);
+    expect(d.env.get(HEAP_GROWTH_ENV)).toBe("0.75");
+    expect(d.env.get(FTL_ENV)).toBe("400000");
     expect(d.cmdline.slice(1, 3)).toEqual(["--smol", join(ROOT, "main.ts")]);
   });
 
@@ -79,6 +98,6 @@ describe("the daemon's heap growth", () => {
     await Bun.sleep(1_000);
     expect(m.exitCode).toBeNull();
     const env = readFileSync(`/proc/${m.pid}/environ`, "latin1").split("\0");
-    expect(env.some((e) => e.startsWith(`${HEAP_GROWTH_ENV}=`))).toBe(false);
+    for (const name of Object.keys(RUNTIME_OPTIONS)) expect(env.some((e) => e.startsWith(`${name}=`))).toBe(false);
   });
 });
