@@ -917,6 +917,67 @@ describe("pulled output: take(n), requeue and resync in steps", () => {
     expect([a.take(100), b.take(100)]).toEqual([[], []]);
   });
 
+  test("queues emptied and filled again, cycle after cycle (their chunks reused by two peers in turn): each take sends exactly its cycle's changes", () => {
+    // 10,000 prefixes span three chunks of the queue and of the per-position values; taken in steps of 700, chunks empty
+    // (and go back to the shared pools) at different moments for the two peers, and the next cycle takes them again.
+    const N = 10_000;
+    const pfx = (i: number) => `${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`;
+    const x = attrs({ asPath: asPathOf([seq(65010, 65020)]) });
+    const y = attrs({ asPath: asPathOf([seq(65010, 65030)]) });
+    const a = mk();
+    const b = mk({ address: "192.0.2.3" });
+    const drain = (o: AdjRibOut): Decoded => {
+      const all: Uint8Array[] = [];
+      for (let k = 0; k < 100; k++) {
+        const m = o.take(700);
+        if (m.length === 0) break;
+        all.push(...m);
+      }
+      expect(o.pendingCount).toBe(0);
+      return decodeAll(all);
+    };
+    const path = (d: Decoded, i: number) => asPathSegments(d.announced.get(pfx(i))!.attrs.asPath)[0]!.asns;
+    const cycle = (label: string, change: (o: AdjRibOut) => void, check: (d: Decoded) => void) => {
+      change(a);
+      const da = drain(a);
+      change(b);
+      const db = drain(b);
+      for (const d of [da, db]) {
+        check(d);
+        expect(new Set(d.order).size, label).toBe(d.order.length); // nothing sent twice
+      }
+    };
+    cycle("all announced", (o) => {
+      for (let i = 0; i < N; i++) exp(o, route(pfx(i), { attrs: x }));
+    }, (d) => {
+      expect(d.withdrawn).toEqual([]);
+      expect(d.order.length).toBe(N);
+      expect(path(d, N - 1)).toEqual([LOCAL_AS, 65010, 65020]);
+    });
+    cycle("evens withdrawn", (o) => {
+      for (let i = 0; i < N; i += 2) o.exportRoute(null, route(pfx(i)).key);
+    }, (d) => {
+      expect(d.order).toEqual([]);
+      expect(d.withdrawn).toEqual(Array.from({ length: N / 2 }, (_, i) => pfx(2 * i)));
+    });
+    cycle("all announced with new attributes", (o) => {
+      for (let i = 0; i < N; i++) exp(o, route(pfx(i), { attrs: y }));
+    }, (d) => {
+      expect(d.withdrawn).toEqual([]);
+      expect(d.order).toEqual(Array.from({ length: N }, (_, i) => pfx(i)));
+      for (const i of [0, 1, 4095, 4096, 8191, 8192, N - 1]) expect(path(d, i)).toEqual([LOCAL_AS, 65010, 65030]);
+    });
+    cycle("one in three withdrawn, the rest unchanged", (o) => {
+      for (let i = 0; i < N; i++) if (i % 3 === 0) o.exportRoute(null, route(pfx(i)).key);
+      else exp(o, route(pfx(i), { attrs: y }));
+    }, (d) => {
+      expect(d.order).toEqual([]);
+      expect(d.withdrawn.length).toBe(Math.ceil(N / 3));
+    });
+    expect([a.advertisedCount(), b.advertisedCount()]).toEqual([N - Math.ceil(N / 3), N - Math.ceil(N / 3)]);
+    expect([a.take(100), b.take(100)]).toEqual([[], []]);
+  });
+
   test("within one take, withdrawals come first", () => {
     const out = mk();
     exp(out, route(p24(1)));
