@@ -549,6 +549,22 @@ export class AdjRibOut {
     return this.ibgp;
   }
 
+  /**
+   * Whether exporting a route to this peer is bound to do nothing: its
+   * export policy rejects every route (`none`, or no policy on an eBGP
+   * session: RFC 8212, see lib/rib/policy.ts) and it holds no prefix, sent
+   * or queued, that a withdrawal would be owed for. The daemon's export
+   * path skips such a peer: every Loc-RIB change reached every peer's
+   * Adj-RIB-Out, the peer the route came from included, and a full table
+   * from an injector with `export: none` spent 4–5% of the event loop's
+   * time deciding to send it nothing (profile of the receive benchmark).
+   */
+  get givesNothing(): boolean {
+    if (this.held !== 0) return false;
+    const ref = this.peer.export;
+    return ref === undefined ? !this.ibgp : ref.kind === "none";
+  }
+
   /** Number of prefixes with a queued change (announce or withdraw). */
   get pendingCount(): number {
     return this.queue.length;

@@ -98,7 +98,7 @@ export class ExportGroup<M extends GroupMember = GroupMember> {
    * each neighbour): exported once, on the first member's call.
    */
   exportChange(route: Route | null, key: Route["key"], from: M): void {
-    if (from !== this.members[0]) return;
+    if (from !== this.members[0] || this.out.givesNothing) return;
     this.stats.exports++;
     const r = this.out.exportRoute(route, key);
     if (r.change === "none" || this.flushTimer || this.pumping) return;

@@ -812,7 +812,7 @@ export class Neighbor implements GroupMember {
   /** A Loc-RIB best route changed: queue the export; the pump sends it after MRAI (or at once, or with the output in progress). */
   exportChange(route: Route | null, key: Route["key"]): void {
     if (this.group) return this.group.exportChange(route, key, this);
-    if (!this.adjOut || this.outputHeld) return;
+    if (!this.adjOut || this.outputHeld || this.adjOut.givesNothing) return;
     const r = this.adjOut.exportRoute(route, key);
     if (r.change === "none" || this.flushTimer || this.pumping) return;
     this.armFlush();

@@ -370,6 +370,29 @@ describe("(d) export policy", () => {
     const byList = compilePolicies({ l: { name: "l", terms: [{ match: { prefixList: ["pl"] }, action: "accept" }], default: "reject" } }, { pl: [{ prefix: "192.0.2.0/24" }] });
     expect(policyUsesPrefix({ kind: "chain", names: ["l"] }, byList)).toBe(true);
   });
+  test("givesNothing: export none, or no export policy on eBGP (RFC 8212), with nothing sent or queued; not while withdrawals are owed", () => {
+    expect(mk({ export: { kind: "none" } }).givesNothing).toBe(true);
+    expect(mk({ export: undefined }).givesNothing).toBe(true); // eBGP: RFC 8212
+    expect(mk({ remoteAs: LOCAL_AS, export: undefined }).givesNothing).toBe(false); // iBGP: everything by default
+    expect(mk({ export: { kind: "all" } }).givesNothing).toBe(false);
+    expect(mk({ export: { kind: "chain", names: [] } }).givesNothing).toBe(false); // (decided route by route)
+    const none = mk({ export: { kind: "none" } });
+    expect(exp(none, route("203.0.113.0/24")).change).toBe("none");
+    expect(none.givesNothing).toBe(true);
+    // Sent routes, then the policy becomes none: withdrawals are owed until they are taken.
+    const out = mk();
+    const rs = [route("203.0.113.0/24"), route("198.51.100.0/24")];
+    for (const r of rs) exp(out, r);
+    expect(out.givesNothing).toBe(false);
+    expect(decodeAll(out.take(10)).order.length).toBe(2);
+    out.reconfigure(peerCfg({ export: { kind: "none" } }), NO_POLICIES, CLUSTER_ID);
+    expect(out.givesNothing).toBe(false);
+    for (const r of rs) expect(exp(out, r).change).toBe("withdraw");
+    expect(out.givesNothing).toBe(false);
+    expect(decodeAll(out.take(10)).withdrawn.sort()).toEqual(["198.51.100.0/24", "203.0.113.0/24"]);
+    expect(out.givesNothing).toBe(true);
+  });
+
   test("setPolicies: a re-export applies the new policy (and withdraws what it rejects)", () => {
     const out = mk({ export: { kind: "chain", names: ["p"] } }, {}, { policies: policies({ p: { terms: [], default: "accept" } }) });
     const r = route("203.0.113.0/24");
