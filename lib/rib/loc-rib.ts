@@ -795,6 +795,15 @@ export class LocRib implements HeadTable {
     return null;
   }
 
+  /** Whether `source` itself has a candidate for the prefix and path id: `candidate` without making the route. */
+  hasCandidate(source: RouteSource, key: PrefixKey, pathId = 0): boolean {
+    const slot = this.mapOf(key).get(key);
+    if (slot === undefined) return false;
+    if (!(slot instanceof Entry)) return slot.source === source && storedPathId(slot) === pathId;
+    for (const s of slot.stored) if (s.source === source && storedPathId(s) === pathId) return true;
+    return false;
+  }
+
   /** The best route of a prefix, or null. */
   best(key: PrefixKey): Route | null {
     const slot = this.mapOf(key).get(key);

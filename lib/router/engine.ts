@@ -321,6 +321,10 @@ export class RouteEngine implements NeighborHost {
   candidate(sourceId: string, key: Route["key"], pathId: number): Route | null {
     return this.locRib.candidate(sourceId, key, pathId);
   }
+
+  hasCandidate(source: RouteSource, key: Route["key"], pathId: number): boolean {
+    return this.locRib.hasCandidate(source, key, pathId);
+  }
   routesOf(sourceId: string, afi?: Afi): IterableIterator<Route> {
     return this.locRib.routesOf(sourceId, afi);
   }

@@ -255,7 +255,7 @@ export class GrHelper {
       const cur = h.adjIn.get(r.key, r.pathId);
       // Still the stale route the walk collected (routes read from the Loc-RIB are made per read: not identity).
       if (cur === null || !sameAnnouncement(cur, r) || cur.stale !== r.stale) return;
-      h.adjIn.withdraw(r.key, r.pathId);
+      h.adjIn.drop(r.key, r.pathId);
       h.withdrawn(r.key);
       h.importRoute(r.key, r.pathId, null);
       removed++;

@@ -631,7 +631,7 @@ export class Neighbor implements GroupMember {
     this.announced(prefixKeyOfBytes(this.walkAfi, len, buf, o), pathId, this.walkAttrs!, this.walkNextHop, this.walkAt);
 
   private withdrawn(key: Route["key"], pathId: number): void {
-    const had = this.adjIn.withdraw(key, pathId);
+    const had = this.adjIn.drop(key, pathId);
     if (had) this.host.routeEvent(this, "withdraw", key, null);
     this.importDecision(key, pathId, null);
   }

@@ -218,6 +218,42 @@ describe("Adj-RIB-In with the Loc-RIB as its store", () => {
     expect([...adj.routes()]).toEqual([]);
   });
 
+  test("drop (the daemon's withdrawal) and hasCandidate answer as withdraw and candidate do, whichever way a route is kept, ADD-PATH paths and another source's candidates included", () => {
+    const Q = peer("192.0.2.9");
+    const loc = new LocRib();
+    const adj = new AdjRibIn(P, loc);
+    const adjQ = new AdjRibIn(Q, loc);
+    const a = route("198.51.100.0/24", P); // held by the Loc-RIB
+    const b = route("198.51.100.128/25", P); // rejected: kept here
+    const c = route("203.0.113.0/24", P); // accepted changed: kept here, the Loc-RIB holds the change
+    const p1 = route("192.0.2.128/25", P, { pathId: 1 });
+    const p2 = route("192.0.2.128/25", P, { pathId: 2, med: 1 });
+    const q = route("198.51.100.0/24", Q); // another source, same prefix as a
+    const q2 = route("10.1.0.0/16", Q);
+    announce(adj, loc, a);
+    announce(adj, loc, b, () => null);
+    announce(adj, loc, c, () => withFields(c, { attrs: attrs([P.asn], 200) }));
+    announce(adj, loc, p1);
+    announce(adj, loc, p2);
+    announce(adjQ, loc, q);
+    announce(adjQ, loc, q2);
+    const cases: [Route, number][] = [[a, 0], [b, 0], [c, 0], [p1, 1], [p2, 2], [p1, 3], [q2, 0], [route("192.0.2.0/24", P), 0]];
+    for (const [r, id] of cases) expect(loc.hasCandidate(P, r.key, id), `${prefixToString(r.prefix)}#${id}`).toBe(loc.candidate(P.id, r.key, id) !== null);
+    expect(loc.hasCandidate(Q, a.key, 0)).toBe(true);
+    expect(loc.hasCandidate(Q, c.key, 0)).toBe(false);
+    // drop: true once for each route of P's, false for what it does not have, counts follow; Q's routes stay.
+    const drop = (k: Route["key"], id = 0) => {
+      const had = adj.drop(k, id);
+      loc.remove(P.id, k, id);
+      return had;
+    };
+    expect([drop(a.key), drop(a.key), drop(b.key), drop(c.key), drop(p1.key, 1), drop(p1.key, 3), drop(p2.key, 2), drop(q2.key)]).toEqual([true, false, true, true, true, false, true, false]);
+    expect(adj.count).toBe(0);
+    expect(adj.keptHere).toBe(0);
+    expect(adjQ.count).toBe(2);
+    expect(loc.count()).toBe(2);
+  });
+
   test("a full table accepted as it is keeps nothing here; replaced routes and ADD-PATH paths follow the Loc-RIB", () => {
     const loc = new LocRib();
     const adj = new AdjRibIn(P, loc);
