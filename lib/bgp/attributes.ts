@@ -329,7 +329,8 @@ export function prependAs(path: AsPath | null, asn: number, n: number): AsPath {
     out[k++] = c;
     for (let i = 0; i < c; i++, done++) out[k++] = done < n ? asn : p[2 + done - n]!;
   }
-  out.set(p.subarray(rest), k);
+  // (A loop, not set(subarray): a path's rest is a few numbers, and a view made per exported set was 4–5% of the transit benchmark's profile.)
+  for (let i = rest; i < p.length; i++) out[k++] = p[i]!;
   return out;
 }
 
