@@ -30,7 +30,7 @@ import {
 } from "./attributes.ts";
 import { Writer, copyInto, internNextHop, u16 } from "./bytes.ts";
 import { BgpError } from "./errors.ts";
-import { frame, message } from "./framer.ts";
+import { frame } from "./framer.ts";
 import { addPathReceive, type Negotiated } from "./negotiate.ts";
 import { checkNlri, nlriProblem, nlriToPrefixes, writePrefix } from "./prefix.ts";
 import { parseAddr } from "../core/addr.ts";
@@ -489,11 +489,79 @@ export function buildAnnouncementsNlri(afi: number, safi: number, nlri: NlriByte
 }
 
 /**
+ * Framed messages written one after the other into one growable buffer,
+ * reused from batch to batch: what the UPDATE builders write into. A
+ * daemon's output copies each batch out once (`take`); a message array per
+ * batch made an array per message and a copy to join them (`split` gives
+ * them one by one, for the callers that want them so).
+ */
+export class MessageSink {
+  buf: Uint8Array;
+  /** Bytes written. */
+  len = 0;
+  /** Messages written. */
+  count = 0;
+  constructor(initial = 4096) {
+    this.buf = new Uint8Array(initial);
+  }
+
+  /** Start a message of type `type` with `bodyLen` body bytes (header written, body zeroed): the offset of its first byte. Read `buf` after this call (it may grow). */
+  message(type: number, bodyLen: number): number {
+    const len = BGP_HEADER_LEN + bodyLen;
+    if (this.len + len > this.buf.length) {
+      let size = this.buf.length * 2;
+      while (size < this.len + len) size *= 2;
+      const b = new Uint8Array(size);
+      copyInto(b, 0, this.buf, 0, this.len);
+      this.buf = b;
+    }
+    const at = this.len;
+    const b = this.buf;
+    b.fill(0xff, at, at + 16);
+    b[at + 16] = len >> 8;
+    b[at + 17] = len & 0xff;
+    b[at + 18] = type;
+    b.fill(0, at + BGP_HEADER_LEN, at + len);
+    this.len += len;
+    this.count++;
+    return at;
+  }
+
+  /** The messages written, in one buffer of their own; the sink is empty again. */
+  take(): Uint8Array {
+    const out = this.buf.slice(0, this.len);
+    this.len = 0;
+    this.count = 0;
+    return out;
+  }
+
+  /** The messages written, each in a buffer of its own; the sink is empty again. */
+  split(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (let at = 0; at < this.len; ) {
+      const len = u16(this.buf, at + 16);
+      out.push(this.buf.slice(at, at + len));
+      at += len;
+    }
+    this.len = 0;
+    this.count = 0;
+    return out;
+  }
+}
+
+/**
  * `buildAnnouncementsNlri` for an attribute set already in wire form
  * (`attributeBlocks`/`encodeAttributeBlocks`, encoded for this session kind).
  */
 export function buildAnnouncementsBlocks(afi: number, safi: number, nlri: NlriBytes, blk: AttributeBlocks, nextHop: Uint8Array, ctx: EncodeContext): Uint8Array[] {
-  if (nlri.len === 0) return [];
+  const sink = new MessageSink();
+  writeAnnouncementsBlocks(sink, afi, safi, nlri, blk, nextHop, ctx);
+  return sink.split();
+}
+
+/** `buildAnnouncementsBlocks`, the messages written into `sink`. */
+export function writeAnnouncementsBlocks(sink: MessageSink, afi: number, safi: number, nlri: NlriBytes, blk: AttributeBlocks, nextHop: Uint8Array, ctx: EncodeContext): void {
+  if (nlri.len === 0) return;
   const addPath = ctx.addPathSend(afi, safi);
   const traditional = afi === AFI.IPV4 && safi === SAFI.UNICAST && nextHop.length === 4;
   const ab = blk.bytes;
@@ -505,14 +573,14 @@ export function buildAnnouncementsBlocks(afi: number, safi: number, nlri: NlriBy
   const overhead = BGP_HEADER_LEN + 4 + fixed + (traditional ? 3 + nextHop.length : 4 + mpHead);
   const budget = ctx.maxLen - overhead;
   if (budget < 40) throw new Error("path attributes too large for one UPDATE");
-  const msgs: Uint8Array[] = [];
   let from = 0;
   for (const to of nlriRuns(nlri, addPath, budget)) {
     const run = to - from;
     const mpLen = mpHead + run;
     const attrLen = fixed + (traditional ? 3 + nextHop.length : (mpLen > 255 ? 4 : 3) + mpLen);
-    const out = message(MsgType.UPDATE, 4 + attrLen + (traditional ? run : 0));
-    let o = BGP_HEADER_LEN + 2; // withdrawn routes length 0
+    const at = sink.message(MsgType.UPDATE, 4 + attrLen + (traditional ? run : 0));
+    const out = sink.buf;
+    let o = at + BGP_HEADER_LEN + 2; // withdrawn routes length 0
     out[o++] = attrLen >> 8;
     out[o++] = attrLen & 0xff;
     o = copyInto(out, o, ab, 0, lowEnd);
@@ -533,10 +601,8 @@ export function buildAnnouncementsBlocks(afi: number, safi: number, nlri: NlriBy
     }
     o = copyInto(out, o, ab, midEnd, ab.length);
     if (traditional) copyInto(out, o, nlri.buf, from, to);
-    msgs.push(out);
     from = to;
   }
-  return msgs;
 }
 
 /** Withdraw prefixes of one family, packed into as few UPDATEs as fit. */
@@ -546,36 +612,41 @@ export function buildWithdrawals(afi: number, safi: number, prefixes: Prefix[], 
 
 /** `buildWithdrawals` for prefixes already in NLRI form (copied). */
 export function buildWithdrawalsNlri(afi: number, safi: number, nlri: NlriBytes, ctx: EncodeContext): Uint8Array[] {
-  if (nlri.len === 0) return [];
+  const sink = new MessageSink();
+  writeWithdrawalsNlri(sink, afi, safi, nlri, ctx);
+  return sink.split();
+}
+
+/** `buildWithdrawalsNlri`, the messages written into `sink`. */
+export function writeWithdrawalsNlri(sink: MessageSink, afi: number, safi: number, nlri: NlriBytes, ctx: EncodeContext): void {
+  if (nlri.len === 0) return;
   const addPath = ctx.addPathSend(afi, safi);
   const traditional = afi === AFI.IPV4 && safi === SAFI.UNICAST;
   const budget = ctx.maxLen - (BGP_HEADER_LEN + 4 + (traditional ? 0 : 4 + 3));
-  const msgs: Uint8Array[] = [];
   let from = 0;
   for (const to of nlriRuns(nlri, addPath, budget)) {
     const run = to - from;
-    let out: Uint8Array;
     if (traditional) {
-      out = message(MsgType.UPDATE, 4 + run);
-      out[BGP_HEADER_LEN] = run >> 8;
-      out[BGP_HEADER_LEN + 1] = run & 0xff;
-      out.set(nlri.buf.subarray(from, to), BGP_HEADER_LEN + 2);
-      // total path attribute length 0 (already zero)
+      const at = sink.message(MsgType.UPDATE, 4 + run);
+      const out = sink.buf;
+      out[at + BGP_HEADER_LEN] = run >> 8;
+      out[at + BGP_HEADER_LEN + 1] = run & 0xff;
+      copyInto(out, at + BGP_HEADER_LEN + 2, nlri.buf, from, to);
+      // total path attribute length 0 (zeroed)
     } else {
       const mpLen = 3 + run;
       const attrLen = (mpLen > 255 ? 4 : 3) + mpLen;
-      out = message(MsgType.UPDATE, 4 + attrLen);
-      let o = BGP_HEADER_LEN + 2;
+      const at = sink.message(MsgType.UPDATE, 4 + attrLen);
+      const out = sink.buf;
+      let o = at + BGP_HEADER_LEN + 2;
       out[o++] = attrLen >> 8;
       out[o++] = attrLen & 0xff;
       o = attrHeader(out, o, FLAG.OPTIONAL, ATTR.MP_UNREACH_NLRI, mpLen);
       out[o++] = afi >> 8;
       out[o++] = afi & 0xff;
       out[o++] = safi;
-      out.set(nlri.buf.subarray(from, to), o);
+      copyInto(out, o, nlri.buf, from, to);
     }
-    msgs.push(out);
     from = to;
   }
-  return msgs;
 }

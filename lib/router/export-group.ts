@@ -136,12 +136,11 @@ export class ExportGroup<M extends GroupMember = GroupMember> {
         this.host.idle(this);
         return false;
       }
-      const msgs = this.out.take(BATCH);
-      this.stats.messages += msgs.length;
-      if (msgs.length) {
-        // Joined once for every member.
-        const batch = msgs.length === 1 ? msgs[0]! : Buffer.concat(msgs);
-        for (const m of this.members) m.send(batch, msgs.length);
+      const b = this.out.takeBatch(BATCH);
+      if (b !== null) {
+        this.stats.messages += b.count;
+        // One buffer for every member.
+        for (const m of this.members) m.send(b.bytes, b.count);
       }
       if (performance.now() >= deadline) return true;
     }

@@ -533,7 +533,8 @@ export class Neighbor implements GroupMember {
     for (;;) {
       if (!this.session.writable) return false; // 'drain' wakes us
       if (out.pendingCount >= OUT_BATCH || (this.jobs.length === 0 && out.pendingCount > 0)) {
-        this.session.sendUpdates(out.take(OUT_BATCH));
+        const b = out.takeBatch(OUT_BATCH);
+        if (b !== null) this.session.sendUpdateBatch(b.bytes, b.count);
       } else if (this.jobs.length > 0) {
         const job = this.jobs[0]!;
         for (let i = 0; i < JOB_STEPS; i++) {

@@ -179,6 +179,13 @@ function decodeAll(msgs: Uint8Array[], o: { fourOctetAs?: boolean; addPath?: boo
   return d;
 }
 
+/** The messages of a joined buffer, by their header lengths. */
+function splitMessages(b: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < b.length; at += u16(b, at + 16)) out.push(b.subarray(at, at + u16(b, at + 16)));
+  return out;
+}
+
 function only(out: AdjRibOut, o: Parameters<typeof decodeAll>[1] = {}) {
   const d = decodeAll(out.flush(), o);
   return d;
@@ -999,6 +1006,42 @@ describe("pulled output: take(n), requeue and resync in steps", () => {
     });
     expect([a.advertisedCount(), b.advertisedCount()]).toEqual([N - Math.ceil(N / 3), N - Math.ceil(N / 3)]);
     expect([a.take(100), b.take(100)]).toEqual([[], []]);
+  });
+
+  test("takeBatch: the same UPDATEs as take, joined in one buffer of their own (its sink grows and is reused; an earlier batch never changes); null when nothing is queued", () => {
+    // 3,000 prefixes with an attribute set each: one UPDATE each, far more than the sink's first 64 KB.
+    const N = 3000;
+    const pfx = (i: number) => `10.${i >> 8}.${i & 255}.0/24`;
+    const a = mk();
+    const b = mk();
+    for (let i = 0; i < N; i++) {
+      const r = route(pfx(i), { attrs: attrs({ communities: [0x10000 + i] }) });
+      exp(a, r);
+      exp(b, r);
+    }
+    a.exportRoute(null, route(pfx(7)).key); // queued, never sent: nothing to send for it
+    b.exportRoute(null, route(pfx(7)).key);
+    const batches: { bytes: Uint8Array; count: number }[] = [];
+    const copies: Uint8Array[] = [];
+    for (let k = 0; k < 10; k++) {
+      const x = a.takeBatch(1000);
+      if (x === null) break;
+      batches.push(x);
+      copies.push(x.bytes.slice());
+    }
+    expect(a.takeBatch(1000)).toBeNull();
+    const msgs: Uint8Array[] = [];
+    for (let k = 0; k < 10; k++) msgs.push(...b.take(1000));
+    const joined = Buffer.concat(msgs);
+    expect(batches.length).toBe(3);
+    expect(batches.reduce((n, x) => n + x.count, 0)).toBe(msgs.length);
+    expect(msgs.length).toBe(N - 1);
+    expect(Buffer.concat(batches.map((x) => x.bytes)).equals(joined)).toBe(true);
+    batches.forEach((x, i) => expect(Buffer.from(x.bytes).equals(copies[i]!)).toBe(true));
+    expect(new Set(batches.map((x) => x.bytes.buffer)).size).toBe(3);
+    const d = decodeAll(batches.flatMap((x) => splitMessages(x.bytes)));
+    expect(d.order.length).toBe(N - 1);
+    expect(d.announced.get(pfx(N - 1))!.attrs.communities).toEqual([0x10000 + N - 1]);
   });
 
   test("within one take, withdrawals come first", () => {
