@@ -15,8 +15,9 @@ import { BGP_HEADER_LEN, BGP_MAX_MSG, ERR, HEADER_SUB, MsgType } from "./types.t
 export class Frame {
   constructor(
     readonly type: number,
-    private readonly buf: Uint8Array,
-    private readonly off: number,
+    /** The received bytes the message lies in, and its offset there (to read it without a view: `decodeUpdateIn`). */
+    readonly buf: Uint8Array,
+    readonly off: number,
     /** The message's length, header included. */
     readonly length: number,
   ) {}

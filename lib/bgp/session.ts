@@ -71,8 +71,8 @@ import {
 import { type Capability, type OpenMessage, decodeOpen, encodeOpen, myAsField } from "./open.ts";
 import { formatIPv4, formatIPv6, parseAddr } from "../core/addr.ts";
 import { type SlicedTask, slicer } from "../core/slices.ts";
-import { AFI, BGP_MAX_EXT_MSG, BGP_MAX_MSG, CEASE_SUB, ERR, type Family, MsgType } from "./types.ts";
-import { type UpdateContext, type UpdateMessage, decodeUpdate, updateContext } from "./update.ts";
+import { AFI, BGP_HEADER_LEN, BGP_MAX_EXT_MSG, BGP_MAX_MSG, CEASE_SUB, ERR, type Family, MsgType } from "./types.ts";
+import { type UpdateContext, type UpdateMessage, decodeUpdateIn, updateContext } from "./update.ts";
 import { observeUpdate } from "../metrics/hooks.ts";
 import { type TtlPolicy, ttlPolicy, ttlSettingsProblem } from "./ttl.ts";
 
@@ -974,7 +974,7 @@ export class Session extends TypedEmitter<SessionEvents> {
     if (this.fsm.connectionState(t.id) !== State.Established || !t.ctx) return; // the session went down meanwhile
     if (f.type === MsgType.UPDATE) {
       const start = performance.now();
-      const u = decodeUpdate(f.body, t.ctx);
+      const u = decodeUpdateIn(f.buf, f.off + BGP_HEADER_LEN, f.off + f.length, t.ctx);
       // Processing our backlog is proof the peer was alive: the hold timer does not run out behind our own queue.
       this.fsm.updateReceived(t.id);
       if (this.updateHandler === null) {

@@ -169,23 +169,32 @@ function addIssue(msg: UpdateMessage, i: AttrIssue): void {
  * otherwise the result tells what to do (treat-as-withdraw, discarded attributes).
  */
 export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessage {
-  if (body.length < 4) throw malformedList("UPDATE shorter than 4 bytes");
-  const wl = u16(body, 0);
-  if (2 + wl + 2 > body.length) throw malformedList(`withdrawn routes length ${wl} overruns the message`);
-  const tal = u16(body, 2 + wl);
-  const attrStart = 4 + wl;
+  return decodeUpdateIn(body, 0, body.length, ctx);
+}
+
+/**
+ * `decodeUpdate` of the body at [start, end) of `buf` (a received chunk: no
+ * view made per message). Offsets in what it returns (NLRI blocks) are
+ * `buf`'s.
+ */
+export function decodeUpdateIn(buf: Uint8Array, start: number, end: number, ctx: UpdateContext): UpdateMessage {
+  if (end - start < 4) throw malformedList("UPDATE shorter than 4 bytes");
+  const wl = u16(buf, start);
+  if (start + 2 + wl + 2 > end) throw malformedList(`withdrawn routes length ${wl} overruns the message`);
+  const tal = u16(buf, start + 2 + wl);
+  const attrStart = start + 4 + wl;
   const attrEnd = attrStart + tal;
-  if (attrEnd > body.length) throw malformedList(`total path attribute length ${tal} overruns the message`);
+  if (attrEnd > end) throw malformedList(`total path attribute length ${tal} overruns the message`);
 
   const ap4 = ctx.addPathReceive(AFI.IPV4, SAFI.UNICAST);
-  const wc = checkNlri(body, 2, 2 + wl, AFI.IPV4, ap4);
+  const wc = checkNlri(buf, start + 2, start + 2 + wl, AFI.IPV4, ap4);
   if (wc < 0) throw new BgpError(ERR.UPDATE, UPDATE_SUB.INVALID_NETWORK_FIELD, `withdrawn routes: ${nlriProblem}`);
-  const nc = checkNlri(body, attrEnd, body.length, AFI.IPV4, ap4);
+  const nc = checkNlri(buf, attrEnd, end, AFI.IPV4, ap4);
   if (nc < 0) throw new BgpError(ERR.UPDATE, UPDATE_SUB.INVALID_NETWORK_FIELD, `NLRI: ${nlriProblem}`);
 
   const msg: UpdateMessage = {
-    withdrawn: block(body, 2, 2 + wl, AFI.IPV4, SAFI.UNICAST, ap4, wc),
-    nlri: block(body, attrEnd, body.length, AFI.IPV4, SAFI.UNICAST, ap4, nc),
+    withdrawn: block(buf, start + 2, start + 2 + wl, AFI.IPV4, SAFI.UNICAST, ap4, wc),
+    nlri: block(buf, attrEnd, end, AFI.IPV4, SAFI.UNICAST, ap4, nc),
     mpReach: null,
     mpUnreach: null,
     attrs: null,
@@ -194,7 +203,7 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
     endOfRib: null,
   };
   if (tal === 0) {
-    if (wl === 0 && body.length === 4) msg.endOfRib = { afi: AFI.IPV4, safi: SAFI.UNICAST };
+    if (wl === 0 && end - start === 4) msg.endOfRib = { afi: AFI.IPV4, safi: SAFI.UNICAST };
     if (msg.nlri) {
       msg.treatAsWithdraw = true;
       addIssue(msg, { action: "treat-as-withdraw", attr: 0, reason: "NLRI without path attributes" });
@@ -203,23 +212,23 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
   }
 
   // One pass over the attribute headers; views are made only where needed.
-  const scanned = scanAttributes(body, attrStart, attrEnd);
+  const scanned = scanAttributes(buf, attrStart, attrEnd);
   let overrun: string | null = null;
   let mpAttrs: readonly RawAttr[];
   let nonMp: RawAttr[] | null = null;
   let total: number;
   if (scanned < 0) {
-    const split = splitAttributes(body, attrStart, attrEnd);
+    const split = splitAttributes(buf, attrStart, attrEnd);
     overrun = split.overrun;
     const raw = split.attrs;
     // RFC 7606 §4: treat-as-withdraw "unless some other, more severe error is
     // encountered". An MP_REACH_NLRI / MP_UNREACH_NLRI that overruns the section
     // is malformed and its NLRI cannot be located: session reset (§7.11, §5.3).
     const last = raw[raw.length - 1];
-    const at = last ? last.value.byteOffset - body.byteOffset + last.value.length : attrStart;
-    const t = attrEnd - at >= 2 ? body[at + 1]! : -1;
+    const at = last ? last.value.byteOffset - buf.byteOffset + last.value.length : attrStart;
+    const t = attrEnd - at >= 2 ? buf[at + 1]! : -1;
     if (t === ATTR.MP_REACH_NLRI || t === ATTR.MP_UNREACH_NLRI) {
-      throw new BgpError(ERR.UPDATE, UPDATE_SUB.OPTIONAL_ATTRIBUTE_ERROR, `${attrName(t)}: ${overrun}`, body.slice(at, attrEnd));
+      throw new BgpError(ERR.UPDATE, UPDATE_SUB.OPTIONAL_ATTRIBUTE_ERROR, `${attrName(t)}: ${overrun}`, buf.slice(at, attrEnd));
     }
     msg.treatAsWithdraw = true;
     addIssue(msg, { action: "treat-as-withdraw", attr: 0, reason: overrun! });
@@ -227,7 +236,7 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
     nonMp = raw.filter((a) => a.type !== ATTR.MP_REACH_NLRI && a.type !== ATTR.MP_UNREACH_NLRI);
     total = raw.length;
   } else {
-    mpAttrs = scannedAttrs(body, scanned, true);
+    mpAttrs = scannedAttrs(buf, scanned, true);
     total = scanned;
   }
   const otherAttrs = total - mpAttrs.length;
@@ -240,7 +249,7 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
       throw new BgpError(ERR.UPDATE, UPDATE_SUB.ATTRIBUTE_FLAGS_ERROR, `${attrName(a.type)} has wrong flags`, rawAttrBytes(a));
     }
     const v = a.value;
-    const vStart = v.byteOffset - body.byteOffset;
+    const vStart = v.byteOffset - buf.byteOffset;
     if (a.type === ATTR.MP_REACH_NLRI) {
       if (msg.mpReach) throw malformedList("MP_REACH_NLRI appears twice");
       if (v.length < 5) throw optionalAttrError(a, `MP_REACH_NLRI length ${v.length}`);
@@ -260,9 +269,9 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
       const ns = vStart + 4 + nhl + 1;
       const ne = vStart + v.length;
       const ap = ctx.addPathReceive(afi, safi);
-      const c = checkNlri(body, ns, ne, afi, ap);
+      const c = checkNlri(buf, ns, ne, afi, ap);
       if (c < 0) throw optionalAttrError(a, `MP_REACH_NLRI: ${nlriProblem}`);
-      mp.nlri = block(body, ns, ne, afi as Afi, safi, ap, c);
+      mp.nlri = block(buf, ns, ne, afi as Afi, safi, ap, c);
     } else {
       if (msg.mpUnreach) throw malformedList("MP_UNREACH_NLRI appears twice");
       if (v.length < 3) throw optionalAttrError(a, `MP_UNREACH_NLRI length ${v.length}`);
@@ -275,9 +284,9 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
         continue;
       }
       const ap = ctx.addPathReceive(afi, safi);
-      const c = checkNlri(body, vStart + 3, vStart + v.length, afi, ap);
+      const c = checkNlri(buf, vStart + 3, vStart + v.length, afi, ap);
       if (c < 0) throw optionalAttrError(a, `MP_UNREACH_NLRI: ${nlriProblem}`);
-      mu.withdrawn = block(body, vStart + 3, vStart + v.length, afi as Afi, safi, ap, c);
+      mu.withdrawn = block(buf, vStart + 3, vStart + v.length, afi as Afi, safi, ap, c);
       if (c === 0 && otherAttrs === 0 && total === 1 && !msg.nlri && !msg.withdrawn) {
         msg.endOfRib = { afi, safi };
       }
@@ -289,15 +298,15 @@ export function decodeUpdate(body: Uint8Array, ctx: UpdateContext): UpdateMessag
   let attrs: PathAttributes;
   let issues: AttrIssue[];
   const cache = ctx.cache;
-  const hit = cache && scanned > 0 && otherAttrs > 0 ? cache.lookupScan(body, scanned) : undefined;
+  const hit = cache && scanned > 0 && otherAttrs > 0 ? cache.lookupScan(buf, scanned) : undefined;
   if (hit !== undefined) {
     attrs = hit;
     issues = cachedIssues(hit);
   } else {
     decodeIssues.length = 0; // (a decode that threw left its own)
-    attrs = scanned >= 0 ? decodeScannedAttributes(body, scanned, ctx, decodeIssues) : decodeAttributes(nonMp ?? [], ctx, decodeIssues);
+    attrs = scanned >= 0 ? decodeScannedAttributes(buf, scanned, ctx, decodeIssues) : decodeAttributes(nonMp ?? [], ctx, decodeIssues);
     issues = decodeIssues.length === 0 ? NO_ISSUES_YET : decodeIssues.splice(0);
-    if (cache && scanned > 0 && otherAttrs > 0) cache.insertScan(body, scanned, attrs, issues);
+    if (cache && scanned > 0 && otherAttrs > 0) cache.insertScan(buf, scanned, attrs, issues);
   }
   msg.attrs = attrs;
   for (const i of issues) {

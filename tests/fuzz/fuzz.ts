@@ -35,6 +35,7 @@ import {
   type UpdateMessage,
   announcedBlocks,
   decodeUpdate,
+  decodeUpdateIn,
   encodeUpdate,
   withdrawnBlocks,
 } from "../../lib/bgp/update.ts";
@@ -431,6 +432,8 @@ function runInput(input: Uint8Array, rng: Rng, ctxs: NamedCtx[], stats: Record<s
           for (const nc of ctxs) {
             where = `update[${nc.name}]`;
             const u = codec(() => decodeUpdate(body, nc.ctx));
+            // The same body read where it lies in the received bytes (the daemon's way, no view): the same outcome.
+            check(outcome(() => decodeUpdateIn(fr.buf, fr.off + 19, fr.off + fr.length, nc.ctx)) === outcome(() => decodeUpdate(body, nc.ctx)), "decodeUpdateIn and decodeUpdate differ");
             if (!u) {
               bump("update-reset");
               continue;
@@ -471,6 +474,20 @@ function runInput(input: Uint8Array, rng: Rng, ctxs: NamedCtx[], stats: Record<s
     const err = e as Error;
     return { bgpError, codecMs: clock.ms, failure: { kind: "exception", where, message: `${err?.name ?? "?"}: ${err?.message ?? String(e)}\n${err?.stack ?? ""}` } };
   }
+}
+
+/** What a decode came to, as text: the error, or everything it found (the prefixes, not where they lie). */
+function outcome(f: () => UpdateMessage): string {
+  let u: UpdateMessage;
+  try {
+    u = f();
+  } catch (e) {
+    if (e instanceof BgpError) return `error ${e.code}/${e.subcode} ${e.message} ${Buffer.from(e.data).toString("hex")}`;
+    throw e;
+  }
+  const ps = (b: NlriBlock | null) => (b ? nlriToPrefixes(b.buf, b.start, b.end, b.afi, b.addPath).map((p) => `${p.pathId ?? ""}/${Buffer.from(p.addr).toString("hex")}/${p.len}`).join(",") : "-");
+  const attrs = JSON.stringify(u.attrs, (_k, v) => (v instanceof Uint8Array || v instanceof Uint32Array ? Array.from(v) : v));
+  return JSON.stringify([u.treatAsWithdraw, u.issues, u.endOfRib, ps(u.withdrawn), ps(u.nlri), u.mpReach && [u.mpReach.afi, u.mpReach.safi, Array.from(u.mpReach.nextHop), ps(u.mpReach.nlri)], u.mpUnreach && [u.mpUnreach.afi, u.mpUnreach.safi, ps(u.mpUnreach.withdrawn)], attrs]);
 }
 
 // ---------------------------------------------------------------- driver
