@@ -180,18 +180,12 @@ export class Framer {
 
 /** Prepend the 19-byte header to a body. */
 export function frame(type: number, body: Uint8Array): Uint8Array {
-  const out = message(type, body.length);
-  out.set(body, BGP_HEADER_LEN);
-  return out;
-}
-
-/** A whole message of `bodyLen` body bytes: the header written, the body (from offset 19) left to fill. */
-export function message(type: number, bodyLen: number): Uint8Array {
-  const len = BGP_HEADER_LEN + bodyLen;
+  const len = BGP_HEADER_LEN + body.length;
   const out = new Uint8Array(len);
   out.fill(0xff, 0, 16);
   out[16] = len >> 8;
   out[17] = len & 0xff;
   out[18] = type;
+  out.set(body, BGP_HEADER_LEN);
   return out;
 }

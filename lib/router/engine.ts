@@ -325,6 +325,7 @@ export class RouteEngine implements NeighborHost {
   hasCandidate(source: RouteSource, key: Route["key"], pathId: number): boolean {
     return this.locRib.hasCandidate(source, key, pathId);
   }
+
   routesOf(sourceId: string, afi?: Afi): IterableIterator<Route> {
     return this.locRib.routesOf(sourceId, afi);
   }

@@ -193,20 +193,23 @@ let clockTicks = 0;
  * (each first touch of a memory page: on this kind of virtual machine about
  * 10 µs apiece, so memory costs time); and its main thread's time on a core
  * and time runnable but waiting for one (/proc/PID/task/PID/schedstat, in
- * ms). Children that already exited are not counted.
+ * ms; only for a daemon of one process: the main thread of OpenBGPD's
+ * parent is not where its work is). Children that already exited are not
+ * counted.
  */
 export interface Usage {
   cpuMs: number;
   faults: number;
-  mainCpuMs: number;
-  mainWaitMs: number;
+  mainCpuMs?: number;
+  mainWaitMs?: number;
 }
 
 export function usage(root: number): Usage {
   if (clockTicks === 0) clockTicks = Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim()) || 100;
   let ticks = 0;
   let faults = 0;
-  for (const pid of processTree(root)) {
+  const tree = processTree(root);
+  for (const pid of tree) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -216,18 +219,26 @@ export function usage(root: number): Usage {
       /* exited meanwhile */
     }
   }
-  let main = [0, 0];
+  const use: Usage = { cpuMs: (ticks * 1000) / clockTicks, faults };
+  if (tree.length !== 1) return use;
   try {
-    main = readFileSync(`/proc/${root}/task/${root}/schedstat`, "utf8").trim().split(" ").map(Number);
+    const [run, wait] = readFileSync(`/proc/${root}/task/${root}/schedstat`, "utf8").trim().split(" ").map(Number);
+    use.mainCpuMs = run! / 1e6;
+    use.mainWaitMs = wait! / 1e6;
   } catch {
     /* exited, or no schedstat in this kernel */
   }
-  return { cpuMs: (ticks * 1000) / clockTicks, faults, mainCpuMs: main[0]! / 1e6, mainWaitMs: main[1]! / 1e6 };
+  return use;
 }
 
-/** The usage between two readings. */
+/** The usage between two readings (the main thread's when both have it). */
 export function usedSince(a: Usage, b: Usage): Usage {
-  return { cpuMs: b.cpuMs - a.cpuMs, faults: b.faults - a.faults, mainCpuMs: b.mainCpuMs - a.mainCpuMs, mainWaitMs: b.mainWaitMs - a.mainWaitMs };
+  const use: Usage = { cpuMs: b.cpuMs - a.cpuMs, faults: b.faults - a.faults };
+  if (a.mainCpuMs !== undefined && b.mainCpuMs !== undefined) {
+    use.mainCpuMs = b.mainCpuMs - a.mainCpuMs;
+    use.mainWaitMs = b.mainWaitMs! - a.mainWaitMs!;
+  }
+  return use;
 }
 
 /** Stop everything still running and remove every namespace this run made. */

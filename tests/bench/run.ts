@@ -92,9 +92,9 @@ const fmtMB = (b?: number) => (b ? `${Math.round(b / 1e6)} MB` : "");
 /**
  * Page faults, and where the daemon's main thread went: on a core, or
  * runnable and waiting for one (its other threads, a JIT compiler's, and
- * other processes had them). A single-threaded daemon's main thread is all
- * its CPU time, so only the faults are shown for those whose main thread
- * took (about) all of it.
+ * other processes had them). Known only for a daemon of one process; a
+ * single-threaded daemon's main thread is all its CPU time, so only the
+ * faults are shown for those whose main thread took (about) all of it.
  */
 function usageNote(r: Result): string {
   if (r.faults === undefined) return "";

@@ -23,7 +23,9 @@
  * poll (or the sink report) that sees the goal met; a CLI count is polled
  * every `pollMs` (100) until it is within a tenth of the goal, then every
  * 20 ms. Peak RSS is the VmHWM sum over the daemon's processes, read before
- * stopping it.
+ * stopping it. Over the same span as the time: the daemon's CPU time, its
+ * minor page faults, and (one process only) its main thread's time on a
+ * core and waiting for one (lab.ts `usage`).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
