@@ -211,28 +211,25 @@ export class AdjRibIn {
   }
 
   /**
-   * Remove a path; returns the removed route, or null when there was none.
-   * With a store, the caller takes it out of the Loc-RIB next.
-   */
-  withdraw(key: PrefixKey, pathId = 0): Route | null {
-    let r = this.unkeep(key, pathId);
-    if (r === null && this.store !== null) r = this.shared(key, pathId);
-    if (r !== null) this.bump(key, -1);
-    return r;
-  }
-
-  /**
-   * `withdraw` without handing the route back: whether there was one. The
-   * store is asked without making the route it holds (the daemon's
-   * withdrawals: `withdraw` made a route object per withdrawn prefix, and
-   * the Loc-RIB's removal made another; making route objects was 12% of
-   * the event loop's samples in the churn benchmark's profile).
+   * Remove a path: whether there was one. With a store, the caller takes it
+   * out of the Loc-RIB next; the store is asked without making the route it
+   * holds (the daemon's withdrawals: a route object made per withdrawn
+   * prefix only to test it, and another by the Loc-RIB's removal, made
+   * route objects 12% of the event loop's samples in the churn benchmark's
+   * profile).
    */
   drop(key: PrefixKey, pathId = 0): boolean {
     let had = this.unkeep(key, pathId) !== null;
     if (!had && this.store !== null) had = this.store.hasCandidate(this.source!, key, pathId);
     if (had) this.bump(key, -1);
     return had;
+  }
+
+  /** `drop`, returning the removed route (null when there was none). */
+  withdraw(key: PrefixKey, pathId = 0): Route | null {
+    const r = this.get(key, pathId);
+    if (r !== null) this.drop(key, pathId);
+    return r;
   }
 
   /** The stored path for a prefix and path id. */
