@@ -169,7 +169,7 @@ describe("PrefixMap", () => {
     for (let i = 0; i < 1_000_000; i += 997) expect(m.get(i * 64 + 24)).toBe(i);
   });
 
-  test("index size: at most a quarter full up to 2^20 slots, at most half full past them; removals alone never grow it", () => {
+  test("index size: sixteenfold up to 2^20 slots, twofold (at most half full) past them; removals alone never grow it", () => {
     const m = new PrefixMap<number, number>();
     const sizes: number[] = [];
     const fill = (to: number) => {
@@ -179,14 +179,17 @@ describe("PrefixMap", () => {
       }
     };
     fill(900_000);
-    // Fourfold while the new index is at most 2^20 slots, twofold past it.
-    expect(sizes).toEqual([16, 64, 256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 2_097_152]);
+    expect(sizes).toEqual([16, 256, 4096, 65_536, 1_048_576, 2_097_152]);
     // Each index was built when the one before it was three quarters full.
     const m2 = new PrefixMap<number, number>();
-    for (let i = 0; i < 196_608; i++) m2.set(v4(i) as number, i);
-    expect(m2.indexSlots).toBe(262_144);
-    for (let i = 196_608; i < 196_608 + 20_000; i++) m2.set(v4(i) as number, i);
-    expect(m2.indexSlots).toBe(1_048_576); // 196,608 entries: half full in 524,288 slots, so a quarter full in 1,048,576
+    for (let i = 0; i < 49_151; i++) m2.set(v4(i) as number, i);
+    expect(m2.indexSlots).toBe(65_536);
+    for (let i = 49_151; i < 49_151 + 20_000; i++) m2.set(v4(i) as number, i);
+    expect(m2.indexSlots).toBe(1_048_576);
+    for (let i = 69_151; i < 786_431; i++) m2.set(v4(i) as number, i);
+    expect(m2.indexSlots).toBe(1_048_576);
+    for (let i = 786_431; i < 886_431; i++) m2.set(v4(i) as number, i);
+    expect(m2.indexSlots).toBe(2_097_152); // 786,432 entries: half full in 2,097,152 slots
     // Churn at a steady size: removal marks fill the index, rebuilt at the same size.
     const m3 = new PrefixMap<number, number>();
     for (let i = 0; i < 100_000; i++) m3.set(v4(i) as number, i);
