@@ -10,8 +10,17 @@
  *   bun tests/bench/run.ts [--prefixes 560000] [--v6-prefixes 200000]
  *     [--fanin-prefixes 50000] [--only receive,transit,...]
  *     [--daemons bgpctl,bird,frr,openbgpd,gobgp] [--timeout 300] [--poll-ms 100]
- *     [--json FILE] [--k8s-nodes 5000] [--k8s-services 20000]
+ *     [--rounds 3] [--json FILE] [--k8s-nodes 5000] [--k8s-services 20000]
  *     [--k8s-changes 200] [--k8s-change-ms 100]
+ *
+ * Rounds: this machine's speed drifts by tens of percent within minutes
+ * (a shared virtual machine), so a BGP scenario runs `--rounds` times
+ * (default 3; kernel once unless given, k8s always once: it repeats its
+ * own changes), each round every daemon once, the order rotated each round
+ * (round r starts with the r-th daemon) so that none always runs first or
+ * right after another. A row is the daemon's median round (its time, CPU,
+ * RSS and notes all from that round), with the range of its times in the
+ * notes; the ratios are of medians. The JSON has every round.
  *
  * Prints one table per scenario (time, peak RSS, bgpctl's ratio to each
  * daemon, and for bgpctl the event loop's worst and p99 lag from `show
@@ -32,6 +41,7 @@ import { openbgpd } from "./daemons/openbgpd.ts";
 import type { Daemon } from "./daemons/types.ts";
 import { injectorSelfCheck } from "./inject.ts";
 import { INJECT_AS, NEXT_HOP4, NEXT_HOP6, cleanupAll, log } from "./lab.ts";
+import { medianRun } from "./rounds.ts";
 import { KERNEL_TABLE, SCENARIOS, type Feeds, type Result, type ScenarioName, runIpBatch, runScenario } from "./scenarios.ts";
 import { prefixToString } from "../../lib/core/addr.ts";
 import { buildTable, churnGroups, concat, countPrefixes, encodeGroups, encodeWithdrawals, sliceGroups } from "./table.ts";
@@ -51,13 +61,17 @@ function count(name: string, dflt: number): number {
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name}: expected a whole number, got "${v}"`);
   return n;
 }
-for (const a of args) if (a.startsWith("--") && !["--prefixes", "--v6-prefixes", "--fanin-prefixes", "--only", "--daemons", "--timeout", "--poll-ms", "--json", "--k8s-nodes", "--k8s-services", "--k8s-changes", "--k8s-change-ms"].includes(a)) throw new Error(`unknown option ${a}`);
+for (const a of args) if (a.startsWith("--") && !["--prefixes", "--v6-prefixes", "--fanin-prefixes", "--only", "--daemons", "--timeout", "--poll-ms", "--rounds", "--json", "--k8s-nodes", "--k8s-services", "--k8s-changes", "--k8s-change-ms"].includes(a)) throw new Error(`unknown option ${a}`);
 
 const V4 = count("--prefixes", 560_000);
 const V6 = count("--v6-prefixes", 200_000);
 const FANIN = count("--fanin-prefixes", 50_000);
 const TIMEOUT = count("--timeout", 300) * 1000;
 const POLL = Math.max(20, count("--poll-ms", 100));
+const ROUNDS = arg("--rounds") === undefined ? null : count("--rounds", 3);
+if (ROUNDS === 0) throw new Error("--rounds: at least 1");
+/** Rounds of a scenario (see the module comment). */
+const roundsOf = (s: ScenarioName) => (s === "k8s" ? 1 : (ROUNDS ?? (s === "kernel" ? 1 : 3)));
 const K8S = { nodes: count("--k8s-nodes", 5000), services: count("--k8s-services", 20_000), changes: count("--k8s-changes", 200), changeMs: count("--k8s-change-ms", 100) };
 const only = (arg("--only")?.split(",") ?? [...SCENARIOS]) as ScenarioName[];
 for (const s of only) if (!SCENARIOS.includes(s)) throw new Error(`--only: unknown scenario "${s}" (known: ${SCENARIOS.join(", ")})`);
@@ -171,14 +185,21 @@ try {
   log(`machine: ${cpus().length} cores; daemons: ${daemons.map((d) => (d.unavailable() ? `${d.name} (${d.unavailable()})` : d.version())).join("; ")}`);
   const report: string[] = [];
   for (const s of only) {
-    const rows: Result[] = [];
-    for (const d of daemons) {
-      log(`${s} / ${d.name} ...`);
-      const r = await runScenario(s, d, feeds, { timeoutMs: TIMEOUT, pollMs: POLL, log, k8s: K8S });
-      log(`  ${r.status}${r.ms !== undefined ? ` ${fmtS(r.ms)}` : ""}${r.cpuMs !== undefined ? ` (CPU ${fmtS(r.cpuMs)})` : ""}${r.rssBytes ? `, ${fmtMB(r.rssBytes)}` : ""}${r.detail ? ` (${r.detail})` : ""}`);
-      rows.push(r);
-      results.push(r);
+    const n = roundsOf(s);
+    const runs = new Map<string, Result[]>(daemons.map((d) => [d.name, []]));
+    for (let round = 0; round < n; round++) {
+      for (let i = 0; i < daemons.length; i++) {
+        const d = daemons[(i + round) % daemons.length]!;
+        // A daemon that is missing, or does not support the scenario, is not tried again.
+        if (["not available", "not supported"].includes(runs.get(d.name)![0]?.status ?? "")) continue;
+        log(`${s} / ${d.name}${n > 1 ? ` (round ${round + 1} of ${n})` : ""} ...`);
+        const r = await runScenario(s, d, feeds, { timeoutMs: TIMEOUT, pollMs: POLL, log, k8s: K8S });
+        log(`  ${r.status}${r.ms !== undefined ? ` ${fmtS(r.ms)}` : ""}${r.cpuMs !== undefined ? ` (CPU ${fmtS(r.cpuMs)})` : ""}${r.rssBytes ? `, ${fmtMB(r.rssBytes)}` : ""}${r.detail ? ` (${r.detail})` : ""}`);
+        runs.get(d.name)!.push(r);
+        results.push(n > 1 ? { ...r, round: round + 1 } : r);
+      }
     }
+    const rows: Result[] = daemons.map((d) => medianRun(runs.get(d.name)!));
     if (s === "kernel") {
       log("kernel / ip -batch ...");
       const r = await runIpBatch(feeds);
@@ -189,7 +210,7 @@ try {
     report.push(`### ${s}\n\n${table(s, rows)}\n`);
   }
   log(`\n${report.join("\n")}`);
-  writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, argv: process.argv.slice(2), table: prepared?.table ?? null, injector: prepared?.injector ?? null, k8s: only.includes("k8s") ? K8S : null, results }, null, 2));
+  writeFileSync(jsonPath, JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, argv: process.argv.slice(2), rounds: Object.fromEntries(only.map((s) => [s, roundsOf(s)])), table: prepared?.table ?? null, injector: prepared?.injector ?? null, k8s: only.includes("k8s") ? K8S : null, results }, null, 2));
   log(`results: ${jsonPath}`);
 } finally {
   cleanupAll();

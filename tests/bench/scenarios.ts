@@ -71,6 +71,8 @@ export interface Result {
   latency?: Latency;
   /** k8s: sizes, start milestones, withdraw latencies, UPDATE counts (tests/bench/k8s.ts). */
   k8s?: Record<string, unknown>;
+  /** Which of the scenario's rounds (from 1), when it ran more than one (tests/bench/run.ts). */
+  round?: number;
 }
 
 interface Plan {
