@@ -28,9 +28,10 @@
  * large as it is when removals filled it). A full IPv4 table is then
  * taken into its last index at 49,152 entries instead of 196,608 (growing
  * fourfold) or 393,216 (twofold): measured in process, a 560k table
- * received 5–10% faster (eight rounds), the same 4 MB index at the end; a
- * table of 49k–196k entries holds up to 3 MB more index than fourfold
- * growth gave it. Past 4 MB, memory weighs more than rebuilds.
+ * received 5–10% faster (eight alternating pairs), the same 4 MB index
+ * at the end; a table of 49k–196k entries holds up to 3 MB more index
+ * than fourfold growth gave it. Past 4 MB, memory weighs more than
+ * rebuilds.
  *
  * Iteration walks positions in order and reads the table live, as a Map
  * iterator does: entries removed meanwhile are skipped, entries added in a
