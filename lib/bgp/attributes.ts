@@ -12,6 +12,7 @@ import { Writer, copyInto, hex, internNextHop, u16, u32 } from "./bytes.ts";
 import { BgpError } from "./errors.ts";
 import { formatIPv4 } from "../core/addr.ts";
 import { HashIndex } from "../core/hash-index.ts";
+import { KeyArena } from "../core/key-arena.ts";
 import { AS_TRANS, ATTR, ERR, FLAG, ORIGIN_NAMES, SEG, UPDATE_SUB } from "./types.ts";
 
 /** One segment of an AS path, in its readable form (asPathSegments, asPathOf). */
@@ -75,7 +76,7 @@ export interface PathAttributes {
    * otherwise.
    */
   interned?: unknown;
-  internKey?: string | null;
+  internKey?: number | null;
   internRefs?: number;
   internIssues?: AttrIssue[] | null;
 }
@@ -862,43 +863,37 @@ export function scannedAttrs(buf: Uint8Array, n: number, mp: boolean): readonly 
   return out ?? EMPTY_LIST; // (an UPDATE without MP attributes makes no list)
 }
 
-/** Bytes [s, e) of `b` as a string of one character per byte (a view, no copy of `b`). */
-function latin1(b: Uint8Array, s: number, e: number): string {
-  return (b instanceof Buffer ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString("latin1", s, e);
-}
-
-/** Where insertScan gathers a key's bytes (a Buffer: its latin1 text is read without a view per key). */
-let keyScratch = Buffer.alloc(256);
-
-function latin1Equals(k: string, b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (k.charCodeAt(i) !== b[i]) return false;
-  return true;
-}
+/** Where insertScan gathers a key's bytes when an MP attribute splits them. */
+let keyScratch = new Uint8Array(256);
 
 function fnv(h: number, buf: Uint8Array, s: number, e: number): number {
   for (let i = s; i < e; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
   return h >>> 0;
 }
 
-/** `fnv` of a key's bytes, from the key (one character per byte): the hash it was stored under. */
-function fnvKey(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
+/**
+ * The arena whose keys keyMatchesScan and keyMatchesBytes read: the cache
+ * doing the lookup sets it first (module state, as the scan table is: an
+ * equality test for the index takes one argument, and a closure per lookup
+ * would cost an object).
+ */
+let lookupArena: KeyArena<PathAttributes> | null = null;
 
 /** Whether a cached set's key is the non-MP attribute bytes of the last scan of `buf` (scanned: its attribute count). */
 function keyMatchesScan(a: PathAttributes, buf: Uint8Array): boolean {
-  const key = a.internKey!;
-  let k = 0;
+  const arena = lookupArena!;
+  const h = a.internKey!;
+  const key = arena.bytes(h);
+  let k = arena.start(h);
+  const end = k + arena.length(h);
   for (let i = 0; i < scanned; i++) {
     const j = i * SCAN_STRIDE;
     if (isMp(scan[j + 1]!)) continue;
     const e = scan[j + 3]!;
-    if (k + e - scan[j + 2]! > key.length) return false;
-    for (let o = scan[j + 2]!; o < e; o++) if (key.charCodeAt(k++) !== buf[o]) return false;
+    if (k + e - scan[j + 2]! > end) return false;
+    for (let o = scan[j + 2]!; o < e; o++) if (key[k++] !== buf[o]) return false;
   }
-  return k === key.length;
+  return k === end;
 }
 /** The attribute count keyMatchesScan reads the scan table for; the buffer and hash of the last lookupScan. */
 let scanned = 0;
@@ -906,8 +901,19 @@ let scannedBuf: Uint8Array | null = null;
 let scannedHash = 0;
 
 function keyMatchesBytes(a: PathAttributes, bytes: Uint8Array): boolean {
-  const key = a.internKey!;
-  return key.length === bytes.length && latin1Equals(key, bytes);
+  const arena = lookupArena!;
+  const h = a.internKey!;
+  const n = arena.length(h);
+  if (n !== bytes.length) return false;
+  const key = arena.bytes(h);
+  const s = arena.start(h);
+  for (let i = 0; i < n; i++) if (key[s + i] !== bytes[i]) return false;
+  return true;
+}
+
+/** A set's key moved in its arena (compaction). */
+function keyMoved(a: PathAttributes, h: number): void {
+  a.internKey = h;
 }
 
 /**
@@ -932,6 +938,8 @@ function keyMatchesBytes(a: PathAttributes, bytes: Uint8Array): boolean {
  */
 export class AttrCache {
   private index = new HashIndex<PathAttributes>();
+  /** The sets' keys (a set's `internKey` is its handle here). */
+  private keys = new KeyArena<PathAttributes>(keyMoved);
   constructor(
     readonly limit = 200_000,
     readonly interning = false,
@@ -941,11 +949,25 @@ export class AttrCache {
     return this.index.size;
   }
 
+  /** Bytes of the sets' keys held (see KeyArena: the chunks hold at most four times this plus one chunk). */
+  get keyBytes(): number {
+    return this.keys.liveBytes;
+  }
+
+  /** Bytes of the chunks holding the keys. */
+  get keyChunkBytes(): number {
+    return this.keys.chunkBytes;
+  }
+
   /** Take `a` out (idempotent). */
   drop(a: PathAttributes): void {
     if (a.interned !== this) return;
     a.interned = null;
-    this.index.remove(fnvKey(a.internKey!), a);
+    const h = a.internKey!;
+    const start = this.keys.start(h);
+    this.index.remove(fnv(0x811c9dc5, this.keys.bytes(h), start, start + this.keys.length(h)), a);
+    this.keys.free(h);
+    a.internKey = null;
   }
 
   private hashScan(buf: Uint8Array, n: number): number {
@@ -957,11 +979,15 @@ export class AttrCache {
     return h;
   }
 
-  private put(h: number, key: string, a: PathAttributes, issues: AttrIssue[]): void {
-    if (!this.interning && this.index.size >= this.limit) this.index.clear();
+  /** Add `a` under hash `h`, its key bytes [from, to) of `src`. */
+  private put(h: number, src: Uint8Array, from: number, to: number, a: PathAttributes, issues: AttrIssue[]): void {
+    if (!this.interning && this.index.size >= this.limit) {
+      this.index.clear();
+      this.keys.clear();
+    }
     // Its key and issues are the set's own fields: a set belongs to one cache (decoded by it), never two.
     if (a.internKey != null) throw new Error("attribute cache: this set is already in a cache");
-    a.internKey = key;
+    a.internKey = this.keys.add(a, src, from, to);
     a.internIssues = issues.length ? issues : NO_ISSUES;
     if (this.interning) a.interned = this;
     this.index.add(h, a);
@@ -972,6 +998,7 @@ export class AttrCache {
     scanned = n;
     scannedBuf = buf;
     scannedHash = this.hashScan(buf, n);
+    lookupArena = this.keys;
     const hit = this.index.find(scannedHash, keyMatchesScan, buf);
     if (hit !== undefined) scannedBuf = null; // (no insert follows: the message is not kept for one)
     return hit;
@@ -981,29 +1008,41 @@ export class AttrCache {
   insertScan(buf: Uint8Array, n: number, attrs: PathAttributes, issues: AttrIssue[]): void {
     const h = buf === scannedBuf && n === scanned ? scannedHash : this.hashScan(buf, n);
     scannedBuf = null;
-    // The non-MP attributes, gathered into one run (they are one already unless an MP attribute sits between them).
+    // The non-MP attributes: one run of `buf` unless an MP attribute sits between them, then gathered into one.
+    let from = -1;
+    let to = -1;
+    let runs = 0;
     let len = 0;
     for (let i = 0; i < n; i++) {
       const j = i * SCAN_STRIDE;
-      if (!isMp(scan[j + 1]!)) len += scan[j + 3]! - scan[j + 2]!;
+      if (isMp(scan[j + 1]!)) continue;
+      if (scan[j + 2]! !== to) runs++;
+      if (from < 0) from = scan[j + 2]!;
+      to = scan[j + 3]!;
+      len += to - scan[j + 2]!;
     }
-    if (keyScratch.length < len) keyScratch = Buffer.alloc(Math.max(len, keyScratch.length * 2));
+    if (runs <= 1) {
+      this.put(h, buf, from < 0 ? 0 : from, from < 0 ? 0 : to, attrs, issues);
+      return;
+    }
+    if (keyScratch.length < len) keyScratch = new Uint8Array(Math.max(len, keyScratch.length * 2));
     let k = 0;
     for (let i = 0; i < n; i++) {
       const j = i * SCAN_STRIDE;
       if (isMp(scan[j + 1]!)) continue;
       k = copyInto(keyScratch, k, buf, scan[j + 2]!, scan[j + 3]!);
     }
-    this.put(h, keyScratch.toString("latin1", 0, len), attrs, issues);
+    this.put(h, keyScratch, 0, len, attrs, issues);
   }
 
   /** Look up by a plain byte string (e.g. the attributes of an MRT RIB entry); its issues: cachedIssues. */
   get(bytes: Uint8Array): PathAttributes | undefined {
+    lookupArena = this.keys;
     return this.index.find(fnv(0x811c9dc5, bytes, 0, bytes.length), keyMatchesBytes, bytes);
   }
 
   set(bytes: Uint8Array, value: DecodedAttrs): void {
-    this.put(fnv(0x811c9dc5, bytes, 0, bytes.length), latin1(bytes, 0, bytes.length), value.attrs, value.issues);
+    this.put(fnv(0x811c9dc5, bytes, 0, bytes.length), bytes, 0, bytes.length, value.attrs, value.issues);
   }
 }
 

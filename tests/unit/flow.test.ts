@@ -288,6 +288,7 @@ describe("flow control: sliced input and pulled output", () => {
     const { engine, port } = await engineA();
     const cache = sharedAttrCache({ fourOctetAs: true, ibgp: false });
     const before = cache.size;
+    const keysBefore = cache.keyBytes;
     const inj = await speaker(I, 65002, port);
     const nh = { nextHop4: parseAddr(I)!.addr, nextHop6: new Uint8Array(16) };
     const t = buildTable({ v4: 20_000, v6: 0, peerAs: 65002, ...nh });
@@ -305,6 +306,9 @@ describe("flow control: sliced input and pulled output", () => {
     for (const m of encodeWithdrawals(t.groups)) inj.sendUpdate(m);
     await waitFor(() => engine.locRib.count() === 0, { timeoutMs: 30_000, what: "all withdrawn" });
     await waitFor(() => cache.size === before, { timeoutMs: 5000, what: "the cache back to its size before", detail: () => `${cache.size - before} sets left` });
+    // Their keys' bytes went with them, and the chunks that held them (compacted away below a quarter live).
+    expect(cache.keyBytes).toBe(keysBefore);
+    expect(cache.keyChunkBytes).toBeLessThanOrEqual(4 * cache.keyBytes + 2 * 16_384);
   });
 
   test("an unchanged re-announcement stops at the Adj-RIB-In: the route keeps its age, no Loc-RIB event", async () => {
