@@ -70,7 +70,8 @@ export interface PathAttributes {
   partial?: number[];
   /**
    * Internal to the attribute caches (see AttrCache): the interning cache
-   * the set is in, its key, its count of holders and its decoding issues.
+   * the set is in, its key (a handle into the cache's KeyArena), its count
+   * of holders and its decoding issues.
    * Not enumerable (spreads, JSON and comparisons skip them, so a set
    * derived by spreading one is not cached); null, or absent, on sets built
    * otherwise.
@@ -920,10 +921,12 @@ function keyMoved(a: PathAttributes, h: number): void {
  * Cache of decoded attribute sets, keyed by the raw bytes of the non-MP
  * attributes (hash, then a byte compare). A full table with few distinct
  * attribute sets costs one parse per distinct set; a lookup allocates
- * nothing. What the cache keeps of a set (its key, its count of holders,
- * its decoding issues) is in the set's own hidden fields (see
+ * nothing. What the cache keeps of a set (its key's handle, its count of
+ * holders, its decoding issues) is in the set's own hidden fields (see
  * PathAttributes), and the sets are found through a HashIndex: about 190
- * bytes per set fewer than an entry object in a JavaScript Map.
+ * bytes per set fewer than an entry object in a JavaScript Map. The keys'
+ * bytes are in the cache's KeyArena (lib/core/key-arena.ts), not a string
+ * per set.
  *
  * Two kinds:
  * - bounded (`new AttrCache(limit)`, for MRT files): holds what it decoded,
