@@ -642,4 +642,26 @@ describe("the attribute cache's key: the bytes of the non-MP attributes", () => 
     expect(m.get(bytes.subarray(0, bytes.length - 1))).toBeUndefined();
     expect(m.get(Uint8Array.from([...bytes.subarray(0, bytes.length - 1), 0x81]))).toBeUndefined();
   });
+
+  test("a bounded cache (MRT) starts afresh at its limit, its key bytes with it; what it holds after reads back", () => {
+    const m = new AttrCache(1000);
+    const key = (n: number) => Uint8Array.from([...ORIGIN, ...AS_PATH, ...attr(OPT, 4, u32(n))]);
+    const sets = Array.from({ length: 1000 }, (_, n) => {
+      const a = emptyAttributes();
+      m.set(key(n), { attrs: a, issues: [] });
+      return a;
+    });
+    expect(m.size).toBe(1000);
+    expect(m.get(key(999))).toBe(sets[999]!);
+    const full = m.keyBytes;
+    expect(full).toBe(1000 * (4 + key(0).length));
+    // The 1001st: everything before it is let go, keys included.
+    const next = emptyAttributes();
+    m.set(key(1000), { attrs: next, issues: [] });
+    expect(m.size).toBe(1);
+    expect(m.keyBytes).toBe(4 + key(0).length);
+    expect(m.keyChunkBytes).toBeLessThan(full);
+    expect(m.get(key(5))).toBeUndefined();
+    expect(m.get(key(1000))).toBe(next);
+  });
 });
