@@ -909,9 +909,11 @@ export class Session extends TypedEmitter<SessionEvents> {
     for (;;) {
       if (t.closing) return false;
       const q = t.inq;
+      // The time after each step when the step read the clock (an UPDATE's handling does), else 0: one clock read fewer per UPDATE.
+      let now = 0;
       if (t.partial !== null) {
         try {
-          this.continueUpdate(t, t.partial, deadline, performance.now());
+          now = this.continueUpdate(t, t.partial, deadline, performance.now());
         } catch (e) {
           t.partial = null;
           this.inputFailed(t, e, "handling UPDATE");
@@ -922,13 +924,16 @@ export class Session extends TypedEmitter<SessionEvents> {
         q[t.inHead++] = undefined;
         t.inBytes -= f.length;
         try {
-          this.handleQueued(t, f, deadline);
+          now = this.handleQueued(t, f, deadline);
         } catch (e) {
           t.partial = null;
           this.inputFailed(t, e, `handling ${COUNT_KEY[f.type] ?? f.type}`);
         }
-      } else if (!this.frameNext(t)) break;
-      if (performance.now() >= deadline) break;
+      } else {
+        now = this.frameNext(t, deadline);
+        if (now < 0) break;
+      }
+      if ((now || performance.now()) >= deadline) break;
     }
     const q = t.inq;
     if (t.inHead === q.length) {
@@ -946,51 +951,59 @@ export class Session extends TypedEmitter<SessionEvents> {
   }
 
   /**
-   * Frame the next buffered message and handle it (OPEN, KEEPALIVE and
-   * NOTIFICATION now; UPDATE and ROUTE-REFRESH join the queue). False when
-   * no whole message is buffered, or the stream does not frame (then the
-   * connection is being closed).
+   * Frame the next buffered message and handle it: OPEN, KEEPALIVE,
+   * NOTIFICATION and (when nothing is queued before it) an UPDATE now, a
+   * ROUTE-REFRESH joins the queue. Returns -1 when no whole message is
+   * buffered or the stream does not frame (then the connection is being
+   * closed), else the clock after handling when that read it (0 when not).
    */
-  private frameNext(t: Tcp): boolean {
+  private frameNext(t: Tcp, deadline: number): number {
     let f: Frame | null;
     try {
       f = t.framer.next();
     } catch (e) {
       t.framer = new Framer(); // the rest of the stream is not read: the connection goes down
       this.inputFailed(t, e, "framing");
-      return false;
+      return -1;
     }
-    if (f === null) return false;
+    if (f === null) return -1;
     try {
-      this.onFrame(t, f);
+      return this.onFrame(t, f, deadline);
     } catch (e) {
+      t.partial = null;
       this.inputFailed(t, e, `handling ${COUNT_KEY[f.type] ?? f.type}`);
+      return 0;
     }
-    return true;
   }
 
-  /** A queued UPDATE or ROUTE-REFRESH, now in turn. */
-  private handleQueued(t: Tcp, f: Frame, deadline: number): void {
-    if (this.fsm.connectionState(t.id) !== State.Established || !t.ctx) return; // the session went down meanwhile
+  /** A queued UPDATE or ROUTE-REFRESH, now in turn; returns the clock after an UPDATE (0 otherwise). */
+  private handleQueued(t: Tcp, f: Frame, deadline: number): number {
+    if (this.fsm.connectionState(t.id) !== State.Established || !t.ctx) return 0; // the session went down meanwhile
     if (f.type === MsgType.UPDATE) {
-      const start = performance.now();
-      const u = decodeUpdateIn(f.buf, f.off + BGP_HEADER_LEN, f.off + f.length, t.ctx);
       // Processing our backlog is proof the peer was alive: the hold timer does not run out behind our own queue.
       this.fsm.updateReceived(t.id);
-      if (this.updateHandler === null) {
-        this.emit("update", u);
-        settleAttributes(u.attrs);
-        observeUpdate(start);
-        return;
-      }
-      t.partialMs = 0;
-      this.continueUpdate(t, u, deadline, start);
-      return;
+      return this.handleUpdate(t, f, t.ctx, deadline);
     }
     const r = decodeRouteRefresh(f.body, f.raw);
     const n = this.fsm.negotiated;
     if (n && hasFamily(n, r.afi, r.safi)) this.emit("routeRefresh", r);
     else this.log("info", `ignoring ROUTE-REFRESH for unnegotiated family ${r.afi}/${r.safi}`);
+    return 0;
+  }
+
+  /** Decode an UPDATE of the Established connection and hand it on (its hold timer already restarted); returns the clock after. */
+  private handleUpdate(t: Tcp, f: Frame, ctx: UpdateContext, deadline: number): number {
+    const start = performance.now();
+    const u = decodeUpdateIn(f.buf, f.off + BGP_HEADER_LEN, f.off + f.length, ctx);
+    if (this.updateHandler === null) {
+      this.emit("update", u);
+      settleAttributes(u.attrs);
+      const now = performance.now();
+      observeUpdate(now - start);
+      return now;
+    }
+    t.partialMs = 0;
+    return this.continueUpdate(t, u, deadline, start);
   }
 
   /** A received message that could not be framed or handled: a BgpError is the peer's (NOTIFICATION, close), anything else ours (logged). */
@@ -999,16 +1012,17 @@ export class Session extends TypedEmitter<SessionEvents> {
     else this.log("error", `${what} failed: ${errText(e)}`);
   }
 
-  /** Hand `u` to the update handler until it is done (then observed, with the time of every part) or the deadline (then kept for the next slice). */
-  private continueUpdate(t: Tcp, u: UpdateMessage, deadline: number, start: number): void {
+  /** Hand `u` to the update handler until it is done (then observed, with the time of every part) or the deadline (then kept for the next slice); returns the clock after. */
+  private continueUpdate(t: Tcp, u: UpdateMessage, deadline: number, start: number): number {
     t.partial = u;
     const done = this.updateHandler!(u, deadline);
     const now = performance.now();
     t.partialMs += now - start;
-    if (!done) return;
+    if (!done) return now;
     t.partial = null;
     settleAttributes(u.attrs);
-    observeUpdate(now - t.partialMs);
+    observeUpdate(t.partialMs);
+    return now;
   }
 
   private dropInput(t: Tcp): void {
@@ -1031,7 +1045,8 @@ export class Session extends TypedEmitter<SessionEvents> {
     slicer.wake(t.task);
   }
 
-  private onFrame(t: Tcp, f: Frame): void {
+  /** A message just framed (see frameNext): returns the clock after handling an UPDATE, else 0. */
+  private onFrame(t: Tcp, f: Frame, deadline: number): number {
     this.config.tap?.("in", f, t.socket);
     const k = COUNT_KEY[f.type];
     if (k) this.countIn[k]++;
@@ -1040,37 +1055,38 @@ export class Session extends TypedEmitter<SessionEvents> {
     switch (f.type) {
       case MsgType.OPEN:
         this.fsm.openReceived(t.id, decodeOpen(f.body));
-        return;
+        return 0;
       case MsgType.KEEPALIVE:
         this.fsm.keepaliveReceived(t.id);
-        return;
+        return 0;
       case MsgType.NOTIFICATION: {
         const n = decodeNotification(f.body);
         this.lastError = `received ${describeNotification(n)}`;
         this.emit("notificationReceived", n);
         this.fsm.notificationReceived(t.id, n);
-        return;
+        return 0;
       }
       case MsgType.UPDATE: {
-        if (!established || !t.ctx) {
-          this.fsm.updateReceived(t.id); // unexpected: FSM error
-          return;
-        }
-        // The hold timer restarts now, once framed; decoding and processing wait their turn in the queue.
+        const ctx = t.ctx;
+        // The hold timer restarts now, once framed (outside Established, the FSM's error).
         this.fsm.updateReceived(t.id);
+        if (!established || ctx === null) return 0;
+        // Handled now when nothing waits before it (framing only runs on an empty queue), else in its turn.
+        if (t.partial === null && t.inHead === t.inq.length) return this.handleUpdate(t, f, ctx, deadline);
         this.enqueueInput(t, f);
-        return;
+        return 0;
       }
       case MsgType.ROUTE_REFRESH: {
         if (!established) {
           this.fsm.routeRefreshReceived(t.id); // unexpected: FSM error
-          return;
+          return 0;
         }
         // In order with the UPDATEs around it (enhanced route refresh markers delimit them).
         this.fsm.routeRefreshReceived(t.id);
         this.enqueueInput(t, f);
-        return;
+        return 0;
       }
     }
+    return 0;
   }
 }

@@ -18,7 +18,7 @@ export const updateProcessingSeconds = new FixedHistogram(
   [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
 );
 
-/** Record one UPDATE's processing time, from `startMs` (performance.now() when it began) to now. */
-export function observeUpdate(startMs: number): void {
-  updateProcessingSeconds.observe((performance.now() - startMs) / 1000);
+/** Record one UPDATE's processing time, `ms` milliseconds (the caller has read the clock already: no second read per UPDATE). */
+export function observeUpdate(ms: number): void {
+  updateProcessingSeconds.observe(ms / 1000);
 }
