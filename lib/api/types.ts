@@ -136,9 +136,11 @@ export interface RouterSummary {
   eventLoop: LoopLagStats;
   /**
    * The shared slicer's turns since the daemon started (lib/core/slices.ts):
-   * how many, the longest (ms), and how many took longer than 20 ms. Tells
-   * the daemon's own work (cut into turns of a few milliseconds) from what
-   * held the loop besides it.
+   * how many, the longest (ms), and how many took longer than 20 ms; the
+   * same two by the event loop's time on a core (`longestOnCoreMs`,
+   * `over20OnCore`: without the time its thread waited for a core while
+   * other threads or processes ran). Tells the daemon's own work (cut into
+   * turns of a few milliseconds) from what held the loop besides it.
    */
   slices?: SlicerStats;
 }

@@ -7,6 +7,7 @@
  * much work is queued. One shared slicer (`slicer`) keeps the budget global:
  * ten busy neighbours still hold the loop for one budget per turn, not ten.
  */
+import { threadCpuMs } from "../../ffi/monotonic.ts";
 
 /** Time budget of one turn (ms). */
 export const SLICE_MS = 8;
@@ -23,21 +24,42 @@ export interface SlicedTask {
 
 export interface SlicerStats {
   turns: number;
-  /** Longest turn, ms. */
+  /** Longest turn, ms (wall clock: time the thread waited for a core counts). */
   longestMs: number;
   /**
    * Turns that took longer than 20 ms. Every task's share ends by the
    * budget (SLICE_MS), so a turn this long is the runtime pausing inside it
-   * (a garbage collection, a compilation) or a step that could not be cut.
+   * (a garbage collection, a compilation), a step that could not be cut, or
+   * the thread waiting for a core while other threads or processes ran.
    */
   over20: number;
+  /**
+   * The same two by the event loop's own time on a core during a turn (its
+   * thread's CPU time): what our work and the runtime took, without the
+   * waits for a core. A turn far longer than this waited. Absent when the
+   * runtime cannot read a thread's CPU time.
+   */
+  longestOnCoreMs?: number;
+  over20OnCore?: number;
 }
+
+/**
+ * The calling thread's CPU time in ms (ffi/monotonic.ts), or null when it
+ * cannot be read here (no glibc): then the on-core figures are absent.
+ */
+const threadCpu: (() => number) | null = (() => {
+  try {
+    return Number.isFinite(threadCpuMs()) ? threadCpuMs : null;
+  } catch {
+    return null;
+  }
+})();
 
 export class Slicer {
   /** Ready tasks in round-robin order (a task that ran moves to the end). */
   private readonly ready = new Set<SlicedTask>();
   private scheduled = false;
-  readonly stats: SlicerStats = { turns: 0, longestMs: 0, over20: 0 };
+  readonly stats: SlicerStats = threadCpu ? { turns: 0, longestMs: 0, over20: 0, longestOnCoreMs: 0, over20OnCore: 0 } : { turns: 0, longestMs: 0, over20: 0 };
 
   constructor(
     readonly sliceMs = SLICE_MS,
@@ -70,6 +92,7 @@ export class Slicer {
   private turn(): void {
     this.scheduled = false;
     const start = performance.now();
+    const cpu0 = threadCpu?.() ?? 0;
     const end = start + this.sliceMs;
     const tasks = [...this.ready];
     // Each ready task gets an equal share of the budget (at least 1 ms); the rotation makes it fair over turns.
@@ -88,9 +111,15 @@ export class Slicer {
       if (more) this.ready.add(t);
     }
     const took = performance.now() - start;
-    this.stats.turns++;
-    if (took > this.stats.longestMs) this.stats.longestMs = took;
-    if (took > 20) this.stats.over20++;
+    const st = this.stats;
+    st.turns++;
+    if (took > st.longestMs) st.longestMs = took;
+    if (took > 20) st.over20++;
+    if (threadCpu !== null) {
+      const onCore = threadCpu() - cpu0;
+      if (onCore > st.longestOnCoreMs!) st.longestOnCoreMs = onCore;
+      if (onCore > 20) st.over20OnCore!++;
+    }
     if (this.ready.size > 0) this.schedule();
   }
 }

@@ -225,7 +225,11 @@ export class DaemonMetrics {
     one("bgpctl_event_loop_lag_max_seconds", "gauge", "Worst event-loop lag since the daemon started.", lag.maxLagMs / 1000);
     one("bgpctl_event_loop_lag_p99_seconds", "gauge", "99th percentile of the event-loop lag since the daemon started.", lag.p99LagMs / 1000);
     one("bgpctl_event_loop_turn_max_seconds", "gauge", "Longest turn of sliced work (received UPDATEs, output, walks) since the daemon started.", slicer.stats.longestMs / 1000);
-    one("bgpctl_event_loop_turns_over_20ms_total", "counter", "Turns of sliced work that took longer than 20 ms (the runtime pausing inside one, or a step that could not be cut).", slicer.stats.over20);
+    one("bgpctl_event_loop_turns_over_20ms_total", "counter", "Turns of sliced work that took longer than 20 ms (the runtime pausing inside one, a step that could not be cut, or the thread waiting for a core).", slicer.stats.over20);
+    if (slicer.stats.longestOnCoreMs !== undefined) {
+      one("bgpctl_event_loop_turn_max_cpu_seconds", "gauge", "Most CPU time the event loop's thread spent in one turn of sliced work since the daemon started (the turn's time without waits for a core).", slicer.stats.longestOnCoreMs / 1000);
+      one("bgpctl_event_loop_turns_over_20ms_cpu_total", "counter", "Turns of sliced work in which the event loop's thread spent more than 20 ms of CPU time.", slicer.stats.over20OnCore ?? 0);
+    }
     const mem = process.memoryUsage();
     one("bgpctl_process_resident_memory_bytes", "gauge", "Resident memory of the daemon process.", mem.rss);
     one("bgpctl_process_heap_used_bytes", "gauge", "JavaScript heap in use.", mem.heapUsed);

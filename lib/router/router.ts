@@ -27,7 +27,7 @@ import { settingsGlobals } from "../config/resolve.ts";
 import type { AdvertiseConfig, RouterConfig } from "../config/types.ts";
 import { type Prefix, parseAddr, parsePrefix, prefixContains } from "../core/addr.ts";
 import { Log } from "../core/log.ts";
-import { sliced, slicer } from "../core/slices.ts";
+import { type SlicerStats, sliced, slicer } from "../core/slices.ts";
 import type { K8sStatus } from "../k8s/types.ts";
 import type { LocRib, LocRibEntry, LookupMode } from "../rib/loc-rib.ts";
 import { type Route, prefixKey, sameRoute } from "../rib/types.ts";
@@ -146,7 +146,7 @@ export class Router implements RouterApi {
       uptimeSeconds: Math.floor((Date.now() - this.engine.started) / 1000),
       neighbors: this.neighbors(),
       eventLoop: this.engine.loopLag.stats(),
-      slices: { turns: slicer.stats.turns, longestMs: Math.round(slicer.stats.longestMs * 100) / 100, over20: slicer.stats.over20 },
+      slices: sliceStats(),
     };
   }
 
@@ -430,6 +430,18 @@ export class Router implements RouterApi {
 // ------------------------------------------------------------ show rib helpers
 
 /** The prefix of a query; a bare address is a host prefix (for the longest match). */
+/** The shared slicer's stats for `show summary`, times to 0.01 ms. */
+function sliceStats(): SlicerStats {
+  const st = slicer.stats;
+  const ms = (x: number) => Math.round(x * 100) / 100;
+  const out: SlicerStats = { turns: st.turns, longestMs: ms(st.longestMs), over20: st.over20 };
+  if (st.longestOnCoreMs !== undefined) {
+    out.longestOnCoreMs = ms(st.longestOnCoreMs);
+    out.over20OnCore = st.over20OnCore;
+  }
+  return out;
+}
+
 function queryPrefix(text: string): Prefix {
   if (text.includes("/")) {
     try {

@@ -117,12 +117,18 @@ function usageNote(r: Result): string {
   return `main thread ${fmtS(r.mainCpuMs)} on a core, ${fmtS(r.mainWaitMs)} waiting for one; ${faults}`;
 }
 
+/** bgpctl's longest turn of work, and the most time on a core one took (the rest of a long turn was waiting for a core). */
+function turnText(e: NonNullable<Result["eventLoop"]>): string {
+  if (e.longestTurnMs === undefined) return "";
+  return ` (${e.longestTurnMs.toFixed(0)} ms${e.longestTurnOnCoreMs !== undefined ? `, ${e.longestTurnOnCoreMs.toFixed(0)} ms` : ""})`;
+}
+
 function table(s: ScenarioName, rows: Result[]): string {
   const ours = rows.find((r) => r.daemon === "bgpctl" && r.status === "ok");
   const k8s = s === "k8s";
   const time = s === "churn" ? "settle" : k8s ? "start → all originated" : "time";
   const lines = [
-    `| daemon | ${time} | CPU | peak RSS | bgpctl time ÷ this | bgpctl CPU ÷ this | bgpctl RSS ÷ this | event loop max / p99 (longest turn) |${k8s ? " change → UPDATE p50 | p99 |" : ""} notes |`,
+    `| daemon | ${time} | CPU | peak RSS | bgpctl time ÷ this | bgpctl CPU ÷ this | bgpctl RSS ÷ this | event loop max / p99 (longest turn, on a core) |${k8s ? " change → UPDATE p50 | p99 |" : ""} notes |`,
     `|---|---|---|---|---|---|---|---|${k8s ? "---|---|" : ""}---|`,
   ];
   for (const r of rows) {
@@ -130,7 +136,7 @@ function table(s: ScenarioName, rows: Result[]): string {
     const tr = ok && ours && r.daemon !== "bgpctl" ? (ours.ms! / r.ms!).toFixed(2) : "";
     const cr = ok && ours && r.daemon !== "bgpctl" && ours.cpuMs !== undefined && r.cpuMs ? (ours.cpuMs / r.cpuMs).toFixed(2) : "";
     const mr = ok && ours && r.daemon !== "bgpctl" && r.rssBytes ? (ours.rssBytes! / r.rssBytes).toFixed(2) : "";
-    const el = r.daemon === "bgpctl" ? (r.eventLoop ? `${r.eventLoop.maxLagMs.toFixed(0)} / ${r.eventLoop.p99LagMs.toFixed(0)} ms${r.eventLoop.longestTurnMs !== undefined ? ` (${r.eventLoop.longestTurnMs.toFixed(0)} ms)` : ""}` : "n/a") : "";
+    const el = r.daemon === "bgpctl" ? (r.eventLoop ? `${r.eventLoop.maxLagMs.toFixed(0)} / ${r.eventLoop.p99LagMs.toFixed(0)} ms${turnText(r.eventLoop)}` : "n/a") : "";
     const lat = k8s ? ` ${r.latency ? `${r.latency.p50Ms} ms` : ""} | ${r.latency ? `${r.latency.p99Ms} ms` : ""} |` : "";
     lines.push(`| ${r.daemon} | ${ok ? fmtS(r.ms) : r.status} | ${fmtS(r.cpuMs)} | ${fmtMB(r.rssBytes)} | ${tr} | ${cr} | ${mr} | ${el} |${lat} ${[usageNote(r), r.detail].filter(Boolean).join("; ")} |`);
   }

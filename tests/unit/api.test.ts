@@ -712,6 +712,12 @@ describe("format", () => {
     );
   });
 
+  test("summary: the turns by time on a core, when the daemon reports them", () => {
+    const s = new FakeRouter().summary();
+    const text = formatSummary({ ...s, slices: { ...s.slices, longestOnCoreMs: 9.75, over20OnCore: 0 } });
+    expect(text.split("\n")[1]).toBe("Event loop lag: max 12.5 ms, p99 3.25 ms (4000 samples); longest turn of work 21.5 ms (9.75 ms on a core), 2 of 900 over 20 ms (0 on a core)");
+  });
+
   test("neighbors", () => {
     expect(formatNeighbors([N1, N2])).toBe(
       [

@@ -174,6 +174,9 @@ describe("metrics: the Prometheus endpoint of a daemon with two peers", () => {
     // Sessions and the scrape itself ran as sliced work.
     expect(sampleValue(families, "bgpctl_event_loop_turn_max_seconds")).toBeGreaterThan(0);
     expect(families.get("bgpctl_event_loop_turns_over_20ms_total")!.type).toBe("counter");
+    expect(sampleValue(families, "bgpctl_event_loop_turn_max_cpu_seconds")).toBeGreaterThanOrEqual(0);
+    expect(sampleValue(families, "bgpctl_event_loop_turn_max_cpu_seconds")).toBeLessThanOrEqual(sampleValue(families, "bgpctl_event_loop_turn_max_seconds")! + 0.0005);
+    expect(families.get("bgpctl_event_loop_turns_over_20ms_cpu_total")!.type).toBe("counter");
     expect(sampleValue(families, "bgpctl_process_resident_memory_bytes")).toBeGreaterThan(1e6);
     // No FIB (kernel off), no Kubernetes, no BFD: those families have no series.
     for (const name of ["bgpctl_fib_routes", "bgpctl_k8s_watch_events_total", "bgpctl_bfd_session_state"]) expect(families.get(name)?.samples.length ?? 0).toBe(0);

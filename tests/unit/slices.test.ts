@@ -3,8 +3,12 @@
  * the longest kept, and turns past 20 ms counted apart (what `show summary`
  * and the metrics report as the daemon's turns of work). A task's share
  * ends at its deadline; a step that overruns it shows as a long turn.
+ * The same by the thread's time on a core tells a turn that worked from
+ * one that waited (here: blocked in Atomics.wait, as a thread waiting for
+ * a core would be, off the CPU).
  */
 import { expect, test } from "bun:test";
+import { threadCpuMs } from "../../ffi/monotonic.ts";
 import { Slicer } from "../../lib/core/slices.ts";
 
 function busy(ms: number): void {
@@ -36,4 +40,47 @@ test("turns are counted, the longest kept, and those past 20 ms counted apart", 
   expect(s.stats.over20).toBe(1);
   expect(s.stats.longestMs).toBeGreaterThanOrEqual(30);
   expect(s.stats.longestMs).toBeLessThan(1000);
+});
+
+test("time on a core: a turn that waits counts in the wall-clock figures only, one that works in both", async () => {
+  const s = new Slicer(5, (e) => {
+    throw e;
+  });
+  expect(s.stats.longestOnCoreMs).toBe(0);
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  let steps = 0;
+  const done = Promise.withResolvers<void>();
+  s.wake({
+    step() {
+      steps++;
+      // Off the CPU for 40 ms (nothing wakes the cell): a long turn that took almost no CPU time.
+      if (steps === 1) Atomics.wait(cell, 0, 0, 40);
+      if (steps === 2) {
+        done.resolve();
+        return false;
+      }
+      return true;
+    },
+  });
+  await done.promise;
+  expect(s.stats.longestMs).toBeGreaterThanOrEqual(40);
+  expect(s.stats.over20).toBe(1);
+  expect(s.stats.longestOnCoreMs!).toBeLessThan(20);
+  expect(s.stats.over20OnCore).toBe(0);
+
+  const done2 = Promise.withResolvers<void>();
+  s.wake({
+    step() {
+      // Works through its deadline: 30 ms on a core (counted by the thread's own clock, whatever else runs).
+      const until = threadCpuMs() + 30;
+      while (threadCpuMs() < until);
+      done2.resolve();
+      return false;
+    },
+  });
+  await done2.promise;
+  expect(s.stats.longestOnCoreMs!).toBeGreaterThanOrEqual(30);
+  expect(s.stats.longestOnCoreMs!).toBeLessThanOrEqual(s.stats.longestMs);
+  expect(s.stats.over20OnCore).toBe(1);
+  expect(s.stats.over20).toBe(2);
 });

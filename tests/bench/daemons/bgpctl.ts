@@ -14,6 +14,12 @@ import { type Daemon, type EventLoopStats, awaitUp, firstLine, injectorSet } fro
 
 const BIN = process.env.BGPCTL_BIN ?? join(import.meta.dir, "../../../dist/bgpctl");
 
+/** The event loop's figures of a `show summary` answer (null from a build that reports none). */
+function loopStats(summary: unknown): EventLoopStats | null {
+  const s = summary as { eventLoop?: EventLoopStats; slices?: { longestMs: number; longestOnCoreMs?: number } };
+  return s.eventLoop ? { ...s.eventLoop, longestTurnMs: s.slices?.longestMs, longestTurnOnCoreMs: s.slices?.longestOnCoreMs } : null;
+}
+
 export const bgpctl: Daemon = {
   name: "bgpctl",
   unavailable: () => (Bun.file(BIN).size > 0 ? null : `not available (${BIN} missing: npm run build, or set BGPCTL_BIN)`),
@@ -38,8 +44,7 @@ export const bgpctl: Daemon = {
         return n;
       },
       async eventLoop() {
-        const s = (await api.summary()) as { eventLoop?: EventLoopStats; slices?: { longestMs: number } };
-        return s.eventLoop ? { ...s.eventLoop, longestTurnMs: s.slices?.longestMs } : null;
+        return loopStats(await api.summary());
       },
       stop: () => stopProc(p),
     };
@@ -80,8 +85,7 @@ export function startWatchK8s(spec: { lab: Lab; dir: string; kubeconfig: string;
     output: new Lines(p),
     up: () => api.summary().then(() => true, () => false),
     async eventLoop() {
-      const s = (await api.summary()) as { eventLoop?: EventLoopStats; slices?: { longestMs: number } };
-      return s.eventLoop ? { ...s.eventLoop, longestTurnMs: s.slices?.longestMs } : null;
+      return loopStats(await api.summary());
     },
     stop: () => stopProc(p),
   };

@@ -23,6 +23,8 @@ export interface EventLoopStats {
   samples: number;
   /** The longest turn of the daemon's sliced work (`show summary`'s `slices.longestMs`), when it reports one. */
   longestTurnMs?: number;
+  /** The most time on a core one turn took (`slices.longestOnCoreMs`): the longest turn without its waits for a core. */
+  longestTurnOnCoreMs?: number;
 }
 
 export interface Running {
