@@ -463,6 +463,11 @@ export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
   }
 
   /** The positions of the entries (see `put`), in order: a live walk, as `entries`. */
+  /** One past the last position in use (entries, holes and ghosts below it): the bound of a walk by positions. */
+  get positionEnd(): number {
+    return this.end;
+  }
+
   *positions(): IterableIterator<number> {
     for (let p = 0; p < this.end; p++) if (this.holds(p)) yield p;
   }

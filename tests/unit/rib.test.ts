@@ -452,6 +452,64 @@ describe("Loc-RIB", () => {
     expect(rib.count()).toBe(0);
   });
 
+  test("routesOf: exactly a source's routes, in table order, through random adds, replacements and removals (both families, ADD-PATH)", () => {
+    const rib = new LocRib();
+    const srcs = [peer("192.0.2.101"), peer("192.0.2.102"), peer("192.0.2.103"), peer("2001:db8::104", 65004)];
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const prefixOf = (i: number) => (i % 5 === 4 ? `2001:db8:${(i % 700).toString(16)}::/48` : `10.${(i >> 8) & 255}.${i & 255}.0/24`);
+    for (let step = 0; step < 6000; step++) {
+      const src = srcs[rnd(srcs.length)]!;
+      const pfx = prefixOf(rnd(3000));
+      const pathId = rnd(4) === 0 ? 1 + rnd(2) : 0;
+      if (rnd(3) === 0) rib.remove(src.id, key(pfx), pathId);
+      else rib.upsert(route(pfx, src, { pathId, med: rnd(3) }));
+      if (step % 500 === 499) {
+        for (const s of srcs) {
+          const walked = [...rib.routesOf(s.id)].map((r) => `${r.key}#${r.pathId}`);
+          const filtered = [...rib.walkCandidates()].filter((r) => r.source.id === s.id).map((r) => `${r.key}#${r.pathId}`);
+          expect(walked).toEqual(filtered);
+          for (const afi of [1, 2] as const) {
+            expect([...rib.routesOf(s.id, afi)].map((r) => `${r.key}#${r.pathId}`)).toEqual([...rib.walkCandidates(afi)].filter((r) => r.source.id === s.id).map((r) => `${r.key}#${r.pathId}`));
+          }
+        }
+      }
+    }
+    // Removed source by source, through removeSource and remove: nothing is left to walk.
+    expect(rib.removeSource(srcs[0]!.id)).toBeGreaterThan(0);
+    expect([...rib.routesOf(srcs[0]!.id)]).toEqual([]);
+    for (const s of srcs.slice(1)) for (const r of [...rib.routesOf(s.id)]) rib.remove(s.id, r.key, r.pathId);
+    expect(rib.count()).toBe(0);
+    for (const s of srcs) expect([...rib.routesOf(s.id)]).toEqual([]);
+  });
+
+  test("routesOf passes over the stretches of the table where the source has no routes (twenty peers' blocks: one peer's walk visits its own)", () => {
+    const rib = new LocRib();
+    const srcs = Array.from({ length: 20 }, (_, i) => peer(`198.51.100.${i + 1}`));
+    // Each peer's 2,000 prefixes arrive together: they lie together in the table.
+    for (const [i, s] of srcs.entries()) for (let j = 0; j < 2000; j++) rib.upsert(route(`10.${i}.${j >> 3}.${(j & 7) << 5}/27`, s));
+    const last = srcs[19]!;
+    const proto = Object.getPrototypeOf((rib as unknown as { v4: object }).v4) as { holds(p: number): boolean };
+    const holds = proto.holds;
+    let visited = 0;
+    proto.holds = function (this: unknown, p: number) {
+      visited++;
+      return holds.call(this, p);
+    };
+    let n = 0;
+    try {
+      for (const _ of rib.routesOf(last.id)) n++;
+    } finally {
+      proto.holds = holds;
+    }
+    expect(n).toBe(2000);
+    // Its own 2,000 positions and at most the rest of the runs of 512 they share with others: not the table's 40,000.
+    expect(visited).toBeLessThan(2000 + 2 * 512);
+  });
+
   test("option change and reevaluate", () => {
     const rib = new LocRib();
     const a = route("203.0.113.0/24", A, { med: 50 }); // router id 192.0.2.1
