@@ -36,30 +36,32 @@ export interface SlicerStats {
   /**
    * The same two by the event loop's own time on a core during a turn (its
    * thread's CPU time): what our work and the runtime took, without the
-   * waits for a core. A turn far longer than this waited. Absent when the
-   * runtime cannot read a thread's CPU time.
+   * waits for a core. A turn far longer than this waited. Absent before
+   * the first turn, and when the runtime cannot read a thread's CPU time.
    */
   longestOnCoreMs?: number;
   over20OnCore?: number;
 }
 
-/**
- * The calling thread's CPU time in ms (ffi/monotonic.ts), or null when it
- * cannot be read here (no glibc): then the on-core figures are absent.
- */
-const threadCpu: (() => number) | null = (() => {
-  try {
-    return Number.isFinite(threadCpuMs()) ? threadCpuMs : null;
-  } catch {
-    return null;
+/** The calling thread's CPU time in ms (ffi/monotonic.ts); null when it cannot be read here (no glibc); undefined until first asked (a CLI command never loads the clock). */
+let threadCpu: (() => number) | null | undefined;
+
+function threadClock(): (() => number) | null {
+  if (threadCpu === undefined) {
+    try {
+      threadCpu = Number.isFinite(threadCpuMs()) ? threadCpuMs : null;
+    } catch {
+      threadCpu = null;
+    }
   }
-})();
+  return threadCpu;
+}
 
 export class Slicer {
   /** Ready tasks in round-robin order (a task that ran moves to the end). */
   private readonly ready = new Set<SlicedTask>();
   private scheduled = false;
-  readonly stats: SlicerStats = threadCpu ? { turns: 0, longestMs: 0, over20: 0, longestOnCoreMs: 0, over20OnCore: 0 } : { turns: 0, longestMs: 0, over20: 0 };
+  readonly stats: SlicerStats = { turns: 0, longestMs: 0, over20: 0 };
 
   constructor(
     readonly sliceMs = SLICE_MS,
@@ -92,7 +94,8 @@ export class Slicer {
   private turn(): void {
     this.scheduled = false;
     const start = performance.now();
-    const cpu0 = threadCpu?.() ?? 0;
+    const clock = threadClock();
+    const cpu0 = clock !== null ? clock() : 0;
     const end = start + this.sliceMs;
     const tasks = [...this.ready];
     // Each ready task gets an equal share of the budget (at least 1 ms); the rotation makes it fair over turns.
@@ -115,10 +118,10 @@ export class Slicer {
     st.turns++;
     if (took > st.longestMs) st.longestMs = took;
     if (took > 20) st.over20++;
-    if (threadCpu !== null) {
-      const onCore = threadCpu() - cpu0;
-      if (onCore > st.longestOnCoreMs!) st.longestOnCoreMs = onCore;
-      if (onCore > 20) st.over20OnCore!++;
+    if (clock !== null) {
+      const onCore = clock() - cpu0;
+      if (st.longestOnCoreMs === undefined || onCore > st.longestOnCoreMs) st.longestOnCoreMs = onCore;
+      st.over20OnCore = (st.over20OnCore ?? 0) + (onCore > 20 ? 1 : 0);
     }
     if (this.ready.size > 0) this.schedule();
   }
