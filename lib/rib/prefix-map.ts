@@ -462,12 +462,12 @@ export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
     this.vc[p >>> CHUNK_BITS]![p & CHUNK_MASK] = v;
   }
 
-  /** The positions of the entries (see `put`), in order: a live walk, as `entries`. */
   /** One past the last position in use (entries, holes and ghosts below it): the bound of a walk by positions. */
   get positionEnd(): number {
     return this.end;
   }
 
+  /** The positions of the entries (see `put`), in order: a live walk, as `entries`. */
   *positions(): IterableIterator<number> {
     for (let p = 0; p < this.end; p++) if (this.holds(p)) yield p;
   }

@@ -427,9 +427,6 @@ export class Router implements RouterApi {
   }
 }
 
-// ------------------------------------------------------------ show rib helpers
-
-/** The prefix of a query; a bare address is a host prefix (for the longest match). */
 /** The shared slicer's stats for `show summary`, times to 0.01 ms. */
 function sliceStats(): SlicerStats {
   const st = slicer.stats;
@@ -442,6 +439,9 @@ function sliceStats(): SlicerStats {
   return out;
 }
 
+// ------------------------------------------------------------ show rib helpers
+
+/** The prefix of a query; a bare address is a host prefix (for the longest match). */
 function queryPrefix(text: string): Prefix {
   if (text.includes("/")) {
     try {
