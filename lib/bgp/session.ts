@@ -217,7 +217,7 @@ export interface SessionConfig {
   /** Output watermarks in bytes (defaults OUT_HIGH, OUT_LOW). */
   outHigh?: number;
   outLow?: number;
-  /** Input queue bounds in bytes (defaults IN_HIGH, IN_LOW). */
+  /** Bounds in bytes of the received input not yet handled (defaults IN_HIGH, IN_LOW). */
   inHigh?: number;
   inLow?: number;
   /**
@@ -290,11 +290,7 @@ interface Tcp {
   qHead: number;
   qBytes: number;
   blocked: boolean;
-  /** Received UPDATE/ROUTE-REFRESH frames waiting to be processed: inq[inHead..], inBytes bytes (bytes not yet framed are the framer's `buffered`). */
-  inq: (Frame | undefined)[];
-  inHead: number;
-  inBytes: number;
-  /** Reading is paused because the input (inBytes and the framer's) went over its bound. */
+  /** Reading is paused because the received bytes not yet handled (the framer's `buffered`) went over their bound. */
   paused: boolean;
   /** An UPDATE the update handler has not finished with (it goes on in the next slice), and the time spent on it so far. */
   partial: UpdateMessage | null;
@@ -476,12 +472,7 @@ export class Session extends TypedEmitter<SessionEvents> {
     const t = this.establishedTcp;
     return !!t && !t.closing && this.outBytes < (this.config.outHigh ?? OUT_HIGH);
   }
-  /** Received messages of the Established connection waiting to be processed (one being processed included). */
-  get inQueue(): number {
-    const t = this.establishedTcp;
-    return t ? t.inq.length - t.inHead + (t.partial !== null ? 1 : 0) : 0;
-  }
-  /** Whether reading from the Established connection is paused (input queue full). */
+  /** Whether reading from the Established connection is paused (input over its bound). */
   get readPaused(): boolean {
     return this.establishedTcp?.paused ?? false;
   }
@@ -783,11 +774,8 @@ export class Session extends TypedEmitter<SessionEvents> {
       qHead: 0,
       qBytes: 0,
       blocked: false,
-      inq: [],
       partial: null,
       partialMs: 0,
-      inHead: 0,
-      inBytes: 0,
       paused: false,
       task: { step: (deadline) => this.processInput(t, deadline) },
       closing: false,
@@ -886,29 +874,24 @@ export class Session extends TypedEmitter<SessionEvents> {
     if (!t.closing && this.fsm.establishedConn === t.id && this.outBytes < (this.config.outLow ?? OUT_LOW)) this.emit("drain", null);
   }
 
-  // ------------------------------------------------------------- input queue
+  // ------------------------------------------------------------- input
 
-  /** Queue a received UPDATE or ROUTE-REFRESH for processing in slices; pause reading when the queue is full. */
-  private enqueueInput(t: Tcp, f: Frame): void {
-    t.inq.push(f);
-    t.inBytes += f.length;
-    this.boundInput(t);
-    slicer.wake(t.task);
-  }
-
-  /** Pause reading while the input waiting (queued frames and unframed bytes) is over IN_HIGH. */
+  /** Pause reading while the received bytes not yet handled are over IN_HIGH. */
   private boundInput(t: Tcp): void {
-    if (!t.paused && t.inBytes + t.framer.buffered > (this.config.inHigh ?? IN_HIGH)) {
+    if (!t.paused && t.framer.buffered > (this.config.inHigh ?? IN_HIGH)) {
       t.paused = true;
       t.socket.pause();
     }
   }
 
-  /** One slice of queued input: decode and hand on in order until the deadline. True when more is left. */
+  /**
+   * One slice of the received input: the UPDATE in progress, then message
+   * after message framed, handled in order until the deadline. True when
+   * more is left.
+   */
   private processInput(t: Tcp, deadline: number): boolean {
     for (;;) {
       if (t.closing) return false;
-      const q = t.inq;
       // The time after each step when the step read the clock (an UPDATE's handling does), else 0: one clock read fewer per UPDATE.
       let now = 0;
       if (t.partial !== null) {
@@ -919,43 +902,25 @@ export class Session extends TypedEmitter<SessionEvents> {
           this.inputFailed(t, e, "handling UPDATE");
         }
         if (t.partial !== null) break; // out of time
-      } else if (t.inHead < q.length) {
-        const f = q[t.inHead]!;
-        q[t.inHead++] = undefined;
-        t.inBytes -= f.length;
-        try {
-          now = this.handleQueued(t, f, deadline);
-        } catch (e) {
-          t.partial = null;
-          this.inputFailed(t, e, `handling ${COUNT_KEY[f.type] ?? f.type}`);
-        }
       } else {
         now = this.frameNext(t, deadline);
         if (now < 0) break;
       }
       if ((now || performance.now()) >= deadline) break;
     }
-    const q = t.inq;
-    if (t.inHead === q.length) {
-      t.inq = [];
-      t.inHead = 0;
-    } else if (t.inHead > 1024 && t.inHead * 2 > q.length) {
-      t.inq = q.slice(t.inHead);
-      t.inHead = 0;
-    }
-    if (t.paused && !t.closing && t.inBytes + t.framer.buffered <= (this.config.inLow ?? IN_LOW)) {
+    if (t.paused && !t.closing && t.framer.buffered <= (this.config.inLow ?? IN_LOW)) {
       t.paused = false;
       t.socket.resume();
     }
-    return (t.partial !== null || t.inHead < t.inq.length || t.framer.hasMessage()) && !t.closing;
+    return (t.partial !== null || t.framer.hasMessage()) && !t.closing;
   }
 
   /**
-   * Frame the next buffered message and handle it: OPEN, KEEPALIVE,
-   * NOTIFICATION and (when nothing is queued before it) an UPDATE now, a
-   * ROUTE-REFRESH joins the queue. Returns -1 when no whole message is
-   * buffered or the stream does not frame (then the connection is being
-   * closed), else the clock after handling when that read it (0 when not).
+   * Frame the next buffered message and handle it (no UPDATE is in
+   * progress: processInput frames only then, so messages are handled in
+   * arrival order). Returns -1 when no whole message is buffered or the
+   * stream does not frame (then the connection is being closed), else the
+   * clock after handling when that read it (0 when not).
    */
   private frameNext(t: Tcp, deadline: number): number {
     let f: Frame | null;
@@ -976,19 +941,12 @@ export class Session extends TypedEmitter<SessionEvents> {
     }
   }
 
-  /** A queued UPDATE or ROUTE-REFRESH, now in turn; returns the clock after an UPDATE (0 otherwise). */
-  private handleQueued(t: Tcp, f: Frame, deadline: number): number {
-    if (this.fsm.connectionState(t.id) !== State.Established || !t.ctx) return 0; // the session went down meanwhile
-    if (f.type === MsgType.UPDATE) {
-      // Processing our backlog is proof the peer was alive: the hold timer does not run out behind our own queue.
-      this.fsm.updateReceived(t.id);
-      return this.handleUpdate(t, f, t.ctx, deadline);
-    }
+  /** A ROUTE-REFRESH of the Established connection: handed on for a negotiated family. */
+  private handleRouteRefresh(f: Frame): void {
     const r = decodeRouteRefresh(f.body, f.raw);
     const n = this.fsm.negotiated;
     if (n && hasFamily(n, r.afi, r.safi)) this.emit("routeRefresh", r);
     else this.log("info", `ignoring ROUTE-REFRESH for unnegotiated family ${r.afi}/${r.safi}`);
-    return 0;
   }
 
   /** Decode an UPDATE of the Established connection and hand it on (its hold timer already restarted); returns the clock after. */
@@ -1028,14 +986,12 @@ export class Session extends TypedEmitter<SessionEvents> {
   private dropInput(t: Tcp): void {
     slicer.cancel(t.task);
     t.partial = null;
-    t.inq = [];
-    t.inHead = t.inBytes = 0;
     t.framer = new Framer();
   }
 
   private onData(t: Tcp, chunk: Uint8Array): void {
     if (t.closing) return;
-    // Framed and handled in slices (processInput), in order after what is queued: the OPEN exchange too,
+    // Framed and handled in slices (processInput), in arrival order: the OPEN exchange too,
     // so twenty sessions coming up at once (each Established runs the neighbour's set-up, slow while the
     // code is cold) take twenty turns, not one. The peer is alive: once Established, a whole message
     // from it restarts the hold timer now, not when its turn comes.
@@ -1071,10 +1027,7 @@ export class Session extends TypedEmitter<SessionEvents> {
         // The hold timer restarts now, once framed (outside Established, the FSM's error).
         this.fsm.updateReceived(t.id);
         if (!established || ctx === null) return 0;
-        // Handled now when nothing waits before it (framing only runs on an empty queue), else in its turn.
-        if (t.partial === null && t.inHead === t.inq.length) return this.handleUpdate(t, f, ctx, deadline);
-        this.enqueueInput(t, f);
-        return 0;
+        return this.handleUpdate(t, f, ctx, deadline);
       }
       case MsgType.ROUTE_REFRESH: {
         if (!established) {
@@ -1083,7 +1036,7 @@ export class Session extends TypedEmitter<SessionEvents> {
         }
         // In order with the UPDATEs around it (enhanced route refresh markers delimit them).
         this.fsm.routeRefreshReceived(t.id);
-        this.enqueueInput(t, f);
+        if (this.fsm.connectionState(t.id) === State.Established) this.handleRouteRefresh(f);
         return 0;
       }
     }
