@@ -22,6 +22,8 @@
  * need it: a linear pass over the positions, about a millisecond per
  * hundred thousand items.
  */
+import { IntStack } from "./chunked.ts";
+
 const POS_BITS = 24;
 const POS_MASK = (1 << POS_BITS) - 1;
 
@@ -40,7 +42,7 @@ export class HashIndex<T extends object> {
   private items: (T | null)[][] = [];
   private hashes: number[][] = [];
   private end = 0;
-  private free: number[] = [];
+  private free = new IntStack();
   private idx = new Int32Array(16);
   /** Live items and removed marks in `idx`. */
   private used = 0;
@@ -113,7 +115,7 @@ export class HashIndex<T extends object> {
     this.items = [];
     this.hashes = [];
     this.end = 0;
-    this.free = [];
+    this.free.clear();
     this.idx = new Int32Array(16);
     this.used = 0;
     this.live = 0;

@@ -65,6 +65,7 @@ import type { Clock, TimerHandle } from "../core/clock.ts";
 import { realClock } from "../core/clock.ts";
 import { type Prefix, formatIPv4, formatIPv6, maskAddr, parseAddr, parsePrefix, prefixContains } from "../core/addr.ts";
 import type { LogLevel } from "../core/log.ts";
+import { ChunkedQueue } from "../core/chunked.ts";
 import { type SlicedTask, nextTurn, sliced, slicer, SLICE_MS } from "../core/slices.ts";
 import type { LocRibEvent } from "../rib/loc-rib.ts";
 import type { ForwardingHop, PrefixKey, Route, RouteForwarding } from "../rib/types.ts";
@@ -402,8 +403,7 @@ export class Fib {
    * position that no longer holds a pending prefix is passed over; one
    * reused by another pending prefix only has it reconciled sooner).
    */
-  private dirty: (Entry | number)[] = [];
-  private dirtyHead = 0;
+  private readonly dirty = new ChunkedQueue<Entry | number>();
   private readonly failed = new Set<Entry>();
 
   private links = new Map<number, KernelLink>();
@@ -554,8 +554,8 @@ export class Fib {
       slicer.cancel(this.task);
       this.scan = null;
       // What to delete, as (prefix, route of ours) pairs; the kernel routes are made a batch at a time.
-      const owners: PrefixKey[] = [];
-      const subjects: Ours[] = [];
+      const owners = new ChunkedQueue<PrefixKey>();
+      const subjects = new ChunkedQueue<Ours>();
       await sliced(this.entries.positions(), (pos) => {
         const key = this.entries.keyAt(pos);
         const v = this.entries.valueAt(pos);
@@ -582,10 +582,18 @@ export class Fib {
         let removed = 0;
         let errors = 0;
         const n = this.options.maxBatch;
-        for (let i = 0; i < owners.length; i += n) {
-          const end = Math.min(owners.length, i + n);
+        while (owners.length > 0) {
+          // A batch at a time, taken off the queues (what they hold is let go as it goes).
+          const keys: PrefixKey[] = [];
+          const ours: Ours[] = [];
           const chunk: KernelOp[] = [];
-          for (let j = i; j < end; j++) chunk.push({ op: "delete", route: this.routeOf(owners[j]!, subjects[j]!) });
+          while (chunk.length < n && owners.length > 0) {
+            const key = owners.shift()!;
+            const o = subjects.shift()!;
+            keys.push(key);
+            ours.push(o);
+            chunk.push({ op: "delete", route: this.routeOf(key, o) });
+          }
           let res: (KernelError | null)[];
           try {
             this.counters.applyCalls++;
@@ -604,22 +612,18 @@ export class Fib {
               if (errors <= 10) this.log("warn", `fib: ${describeOp(chunk[j]!)} on stop: ${errorText(r)}`);
             } else {
               removed++;
-              const key = owners[i + j]!;
+              const key = keys[j]!;
               const v = this.entries.get(key);
               if (v instanceof Settled) this.entries.delete(key);
-              else if (v instanceof Entry && v.ours === subjects[i + j]) v.ours = null;
+              else if (v instanceof Entry && v.ours === ours[j]) v.ours = null;
             }
           }
         }
         this.log("info", `fib: stopped, ${removed} routes removed${errors ? `, ${errors} failed` : ""}`);
       }
-      for (let i = this.dirtyHead; i < this.dirty.length; i++) {
-        const x = this.dirty[i]!;
-        if (x instanceof Entry) x.flags &= ~QUEUED;
-      }
+      for (const x of this.dirty) if (x instanceof Entry) x.flags &= ~QUEUED;
       for (const e of this.deferred) e.flags &= ~QUEUED;
-      this.dirty = [];
-      this.dirtyHead = 0;
+      this.dirty.clear();
       this.deferred = [];
       this.resolveIdle(true);
     })();
@@ -1320,7 +1324,7 @@ export class Fib {
     return (
       this.inflight.size === 0 &&
       this.resyncing === null &&
-      this.dirtyHead === this.dirty.length &&
+      this.dirty.length === 0 &&
       this.retryWalk === null &&
       !this.needFullScan &&
       this.scan === null &&
@@ -1343,9 +1347,8 @@ export class Fib {
    * them, or a scan of a settled table would be one long turn).
    */
   private nextEntry(): Entry | null | typeof SKIPPED {
-    const q = this.dirty;
-    if (this.dirtyHead < q.length) {
-      const x = q[this.dirtyHead++]!;
+    if (this.dirty.length > 0) {
+      const x = this.dirty.shift()!;
       if (x instanceof Entry) {
         x.flags &= ~QUEUED;
         return x;
@@ -1454,16 +1457,6 @@ export class Fib {
         more = true;
         break;
       }
-    }
-    const q = this.dirty;
-    if (this.dirtyHead === q.length) {
-      if (q.length > 0) {
-        this.dirty = [];
-        this.dirtyHead = 0;
-      }
-    } else if (this.dirtyHead > 4096 && this.dirtyHead * 2 > q.length) {
-      this.dirty = q.slice(this.dirtyHead);
-      this.dirtyHead = 0;
     }
     this.flushFailureLogs(); // failures found while reconciling (unusable next hops)
     if (ops.length === 0) {

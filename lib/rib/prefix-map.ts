@@ -50,6 +50,7 @@
  * unpin removes it. `locate` of a key the map does not have adds it as a
  * ghost.
  */
+import { IntStack } from "../core/chunked.ts";
 import type { PrefixKey } from "./types.ts";
 
 const HOLE: unique symbol = Symbol("hole");
@@ -154,7 +155,7 @@ export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
   /** Positions in use (live or holes). */
   private end = 0;
   /** Positions of holes, to reuse. */
-  private free: number[] = [];
+  private free = new IntStack();
   private live = 0;
   /** The index lookups use. */
   private idx: Int32Array = new Int32Array(MIN_INDEX);
@@ -396,7 +397,7 @@ export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
     this.pc = [];
     this.ghosts = 0;
     this.end = 0;
-    this.free = [];
+    this.free.clear();
     this.live = 0;
     this.idx = new Int32Array(MIN_INDEX);
     this.used = 0;

@@ -19,6 +19,7 @@ import type { Negotiated } from "../bgp/negotiate.ts";
 import type { NotificationMessage } from "../bgp/notification.ts";
 import { CEASE_SUB, ERR, SAFI, familyName } from "../bgp/types.ts";
 import type { Afi } from "../core/addr.ts";
+import { ChunkedQueue } from "../core/chunked.ts";
 import { sliced } from "../core/slices.ts";
 import type { AdjRibIn } from "../rib/adj-rib-in.ts";
 import { type Route, type RouteSource, familyOfKey, sameAnnouncement, withFields } from "../rib/types.ts";
@@ -227,7 +228,7 @@ export class GrHelper {
   private async sweepAndMark(what: (afi: Afi) => "all" | "stale" | "mark" | null, why?: string): Promise<void> {
     const gen = this.generation;
     const h = this.host;
-    const gone: Route[] = [];
+    const gone = new ChunkedQueue<Route>();
     await sliced(h.adjIn.routes(), (r) => {
       if (gen !== this.generation) return;
       const w = what(familyOfKey(r.key));
@@ -247,10 +248,10 @@ export class GrHelper {
    * the table live); one replaced meanwhile by a fresh route stays. Returns
    * how many went.
    */
-  private async removeRoutes(gone: Route[], gen: number): Promise<number> {
+  private async removeRoutes(gone: ChunkedQueue<Route>, gen: number): Promise<number> {
     const h = this.host;
     let removed = 0;
-    await sliced(gone, (r) => {
+    await sliced(gone.drain(), (r) => {
       if (gen !== this.generation) return;
       const cur = h.adjIn.get(r.key, r.pathId);
       // Still the stale route the walk collected (routes read from the Loc-RIB are made per read: not identity).
@@ -267,7 +268,7 @@ export class GrHelper {
   private async applyLongLived(): Promise<void> {
     const h = this.host;
     const gen = this.generation;
-    const gone: Route[] = [];
+    const gone = new ChunkedQueue<Route>();
     await sliced(h.adjIn.routes(), (r) => {
       if (gen !== this.generation || !r.stale || this.kept.get(familyOfKey(r.key))?.phase !== "long-lived") return;
       if (r.attrs.communities.includes(NO_LLGR)) {
