@@ -149,3 +149,76 @@ export class ChunkedQueue<T> {
 
 /** What a spent chunk's place in the list holds until the list is trimmed. */
 const EMPTY_CHUNK: readonly unknown[] = Object.freeze([]);
+
+/** Where a SlotSet member keeps its place in the set (-1 when it is in none). */
+export interface SlotOf<T> {
+  get(t: T): number;
+  set(t: T, slot: number): void;
+}
+
+/**
+ * A set of objects that each keep their own place (slot) in it, in
+ * chunks: membership is the object's slot, so adding and deleting need
+ * no hash and never rehash the whole set, as a growing Set does (measured
+ * in Bun: 68 ms for the one add at 393,216 members). A deleted member's
+ * slot is reused by a later add. `values()` walks the slots in order and
+ * reads the set live: members deleted meanwhile are skipped, members
+ * added at new slots are visited (one added into an earlier slot may be
+ * missed).
+ */
+export class SlotSet<T extends object> {
+  private chunks: (T | undefined)[][] = [];
+  /** Slots in use, members or holes. */
+  private end = 0;
+  private holes = new IntStack();
+  private n = 0;
+
+  constructor(private readonly slot: SlotOf<T>) {}
+
+  get size(): number {
+    return this.n;
+  }
+
+  has(t: T): boolean {
+    const s = this.slot.get(t);
+    return s >= 0 && s < this.end && this.chunks[s >>> CHUNK_BITS]![s & (CHUNK - 1)] === t;
+  }
+
+  add(t: T): void {
+    if (this.has(t)) return;
+    let s = this.holes.pop();
+    if (s === undefined) {
+      s = this.end++;
+      if ((s & (CHUNK - 1)) === 0) this.chunks.push(new Array<T | undefined>(CHUNK));
+    }
+    this.chunks[s >>> CHUNK_BITS]![s & (CHUNK - 1)] = t;
+    this.slot.set(t, s);
+    this.n++;
+  }
+
+  /** Take `t` out; false when it was not in. */
+  delete(t: T): boolean {
+    if (!this.has(t)) return false;
+    const s = this.slot.get(t);
+    this.chunks[s >>> CHUNK_BITS]![s & (CHUNK - 1)] = undefined;
+    this.slot.set(t, -1);
+    if (--this.n === 0) this.clear();
+    else this.holes.push(s);
+    return true;
+  }
+
+  /** Empty the set (the members' slots are not reset: `has` no longer finds them). */
+  clear(): void {
+    this.chunks = [];
+    this.end = 0;
+    this.holes.clear();
+    this.n = 0;
+  }
+
+  *values(): IterableIterator<T> {
+    for (let s = 0; s < this.end; s++) {
+      const t = this.chunks[s >>> CHUNK_BITS]![s & (CHUNK - 1)];
+      if (t !== undefined) yield t;
+    }
+  }
+}

@@ -65,7 +65,7 @@ import type { Clock, TimerHandle } from "../core/clock.ts";
 import { realClock } from "../core/clock.ts";
 import { type Prefix, formatIPv4, formatIPv6, maskAddr, parseAddr, parsePrefix, prefixContains } from "../core/addr.ts";
 import type { LogLevel } from "../core/log.ts";
-import { ChunkedQueue } from "../core/chunked.ts";
+import { ChunkedQueue, SlotSet } from "../core/chunked.ts";
 import { type SlicedTask, nextTurn, sliced, slicer, SLICE_MS } from "../core/slices.ts";
 import type { LocRibEvent } from "../rib/loc-rib.ts";
 import type { ForwardingHop, PrefixKey, Route, RouteForwarding } from "../rib/types.ts";
@@ -230,6 +230,8 @@ type HopResult = { hop: KernelNextHop; self: string | null; key: string } | stri
  * `trouble`.
  */
 class Entry {
+  /** Its place in the failed set (SlotSet), -1 when not failed. */
+  failedAt = -1;
   constructor(
     readonly key: PrefixKey,
     /** Its position in the table (PrefixMap.put; -1 until it is put there): reached there without a lookup while it is the table's. */
@@ -252,6 +254,14 @@ class Entry {
     public trouble: Trouble | null,
   ) {}
 }
+
+/** Where an entry keeps its place in the failed set. */
+const FAILED_AT = {
+  get: (e: Entry): number => e.failedAt,
+  set: (e: Entry, slot: number): void => {
+    e.failedAt = slot;
+  },
+};
 
 /**
  * The settled state of a prefix, which nearly every prefix of a full table
@@ -404,7 +414,7 @@ export class Fib {
    * reused by another pending prefix only has it reconciled sooner).
    */
   private readonly dirty = new ChunkedQueue<Entry | number>();
-  private readonly failed = new Set<Entry>();
+  private readonly failed = new SlotSet<Entry>(FAILED_AT);
 
   private links = new Map<number, KernelLink>();
   private addresses = new Map<string, KernelAddress>();

@@ -1,9 +1,10 @@
 /**
- * lib/core/chunked.ts: the chunked stack and queue against plain arrays
- * doing the same, across chunk boundaries (1,024 elements a chunk).
+ * lib/core/chunked.ts: the chunked stack, queue and slot set against a
+ * plain array or Set doing the same, across chunk boundaries (1,024
+ * elements a chunk).
  */
 import { describe, expect, test } from "bun:test";
-import { ChunkedQueue, IntStack } from "../../lib/core/chunked.ts";
+import { ChunkedQueue, IntStack, SlotSet } from "../../lib/core/chunked.ts";
 
 /** A seeded generator (the same sequence every run). */
 function rng(seed: number): () => number {
@@ -145,5 +146,77 @@ describe("ChunkedQueue", () => {
     q.push("b");
     expect([...q]).toEqual(["a", "b"]);
     expect(q.shift()).toBe("a");
+  });
+});
+
+describe("SlotSet", () => {
+  interface Item {
+    id: number;
+    at: number;
+  }
+  const slotOf = { get: (t: Item) => t.at, set: (t: Item, s: number) => void (t.at = s) };
+
+  test("membership, size and the members walked match a Set through random adds and deletes", () => {
+    const r = rng(3);
+    const items: Item[] = Array.from({ length: 5000 }, (_, id) => ({ id, at: -1 }));
+    const set = new SlotSet<Item>(slotOf);
+    const model = new Set<Item>();
+    for (let i = 0; i < 100_000; i++) {
+      const t = items[Math.floor(r() * items.length)]!;
+      // Phases that mostly add, then mostly delete, so the set grows over several chunks and empties again.
+      const adding = Math.floor(i / 12_000) % 2 === 0 ? r() < 0.8 : r() < 0.2;
+      if (adding) {
+        set.add(t);
+        model.add(t);
+      } else {
+        expect(set.delete(t)).toBe(model.delete(t));
+      }
+      expect(set.size).toBe(model.size);
+      if (i % 5000 === 0) {
+        for (const x of items) expect(set.has(x)).toBe(model.has(x));
+        expect(new Set(set.values())).toEqual(model);
+        expect([...set.values()].length).toBe(model.size);
+      }
+    }
+    for (const x of items) {
+      expect(set.has(x)).toBe(model.has(x));
+      // A member's slot is its own; a non-member's is -1.
+      if (!model.has(x)) expect(x.at).toBe(-1);
+    }
+  });
+
+  test("the walk is live: members deleted ahead are skipped, members added at new slots are visited", () => {
+    const items: Item[] = Array.from({ length: 3000 }, (_, id) => ({ id, at: -1 }));
+    const set = new SlotSet<Item>(slotOf);
+    for (let i = 0; i < 2000; i++) set.add(items[i]!);
+    const seen: number[] = [];
+    for (const t of set.values()) {
+      seen.push(t.id);
+      if (t.id === 0) {
+        for (let i = 1000; i < 2000; i++) set.delete(items[i]!); // ahead: skipped
+        for (let i = 2000; i < 3000; i++) set.add(items[i]!); // into the freed slots 1000-1999, ahead of the walk: visited
+      }
+    }
+    expect(seen.length).toBe(2000);
+    expect(new Set(seen)).toEqual(new Set([...Array(1000).keys()].concat([...Array(1000).keys()].map((i) => 2000 + i))));
+  });
+
+  test("emptied, it starts over; a former member is not found by its old slot", () => {
+    const a: Item = { id: 1, at: -1 };
+    const b: Item = { id: 2, at: -1 };
+    const set = new SlotSet<Item>(slotOf);
+    set.add(a);
+    set.add(a);
+    expect(set.size).toBe(1);
+    expect(set.delete(a)).toBe(true);
+    expect(set.delete(a)).toBe(false);
+    set.add(b);
+    expect(b.at).toBe(0);
+    expect(set.has(a)).toBe(false);
+    expect(set.has(b)).toBe(true);
+    set.clear();
+    expect(set.has(b)).toBe(false);
+    expect(set.size).toBe(0);
+    expect([...set.values()]).toEqual([]);
   });
 });
