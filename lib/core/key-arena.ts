@@ -15,6 +15,11 @@
  * most four times the live bytes plus one chunk, and a removal costs at
  * most copying a quarter chunk, which the three quarters removed before it
  * paid for.
+ *
+ * Each key may also hold one value for its owner's other users (`aux`,
+ * `setAux`): it moves with the key and goes when the key does. Kept per
+ * chunk, beside the owner list, made only when a key of that chunk first
+ * gets one.
  */
 
 /** Bytes per chunk. */
@@ -31,6 +36,8 @@ export class KeyArena<T extends object> {
   private chunks: (Uint8Array | null)[] = [];
   /** Per chunk: its owners by slot (null: removed or moved). */
   private owners: ((T | null)[] | null)[] = [];
+  /** Per chunk: the keys' other values by slot (see aux); null until one is set. */
+  private auxes: (unknown[] | null)[] = [];
   /** Per chunk: bytes of live records. */
   private live: number[] = [];
   /** Chunk numbers free for reuse. */
@@ -81,13 +88,36 @@ export class KeyArena<T extends object> {
     return (b[o]! << 8) | b[o + 1]!;
   }
 
-  /** Let a key go (its handle is not valid afterwards). */
+  /** The value kept with a key (setAux), or null. */
+  aux(h: number): unknown {
+    const list = this.auxes[h >>> SPAN_BITS];
+    return list == null ? null : (list[this.slotOf(h)] ?? null);
+  }
+
+  /** Keep `v` with a key until the key goes (null: nothing). */
+  setAux(h: number, v: unknown): void {
+    const c = h >>> SPAN_BITS;
+    const list = (this.auxes[c] ??= []);
+    list[this.slotOf(h)] = v;
+  }
+
+  /** A key's place in its chunk's owner list (from its record header). */
+  private slotOf(h: number): number {
+    const b = this.chunks[h >>> SPAN_BITS]!;
+    const o = h & SPAN_MASK;
+    return (b[o + 2]! << 8) | b[o + 3]!;
+  }
+
+  /** Let a key go (its handle is not valid afterwards), and the value kept with it. */
   free(h: number): void {
     const c = h >>> SPAN_BITS;
     const b = this.chunks[c]!;
     const o = h & SPAN_MASK;
     const n = HEAD + ((b[o]! << 8) | b[o + 1]!);
-    this.owners[c]![(b[o + 2]! << 8) | b[o + 3]!] = null;
+    const slot = (b[o + 2]! << 8) | b[o + 3]!;
+    this.owners[c]![slot] = null;
+    const list = this.auxes[c];
+    if (list != null && slot < list.length) list[slot] = undefined;
     this.live[c]! -= n;
     this.held -= n;
     if (c !== this.cur && this.live[c]! * 4 < b.length) {
@@ -100,6 +130,7 @@ export class KeyArena<T extends object> {
   clear(): void {
     this.chunks = [];
     this.owners = [];
+    this.auxes = [];
     this.live = [];
     this.spare = [];
     this.sparse = [];
@@ -139,6 +170,7 @@ export class KeyArena<T extends object> {
     if (c >= MAX_CHUNKS) throw new RangeError(`key arena: full (${MAX_CHUNKS} chunks)`);
     this.chunks[c] = new Uint8Array(size);
     this.owners[c] = [];
+    this.auxes[c] = null;
     this.live[c] = 0;
     if (current) {
       const old = this.cur;
@@ -156,13 +188,17 @@ export class KeyArena<T extends object> {
       const b = this.chunks[c];
       if (b === null || b === undefined || c === this.cur || this.live[c]! * 4 >= b.length) continue;
       const list = this.owners[c]!;
+      const auxes = this.auxes[c];
       for (let o = 0; o < b.length && this.live[c]! > 0; ) {
         const len = (b[o]! << 8) | b[o + 1]!;
-        const owner = list[(b[o + 2]! << 8) | b[o + 3]!];
+        const slot = (b[o + 2]! << 8) | b[o + 3]!;
+        const owner = list[slot];
         if (owner !== null && owner !== undefined) {
           const h = this.reserve(owner, len);
           const to = this.chunks[h >>> SPAN_BITS]!;
           to.set(b.subarray(o + HEAD, o + HEAD + len), (h & SPAN_MASK) + HEAD);
+          const v = auxes?.[slot];
+          if (v != null) this.setAux(h, v);
           this.live[c]! -= HEAD + len;
           this.held -= HEAD + len;
           this.moved(owner, h);
@@ -172,6 +208,7 @@ export class KeyArena<T extends object> {
       // (The walk stops once no live byte is left, so never reads past the last record written.)
       this.chunks[c] = null;
       this.owners[c] = null;
+      this.auxes[c] = null;
       this.live[c] = 0;
       this.spare.push(c);
     }

@@ -78,6 +78,8 @@ import {
   decodeAttributes,
   emptyAttributes,
   encodeAttributeBlocks,
+  exportSlot,
+  setExportSlot,
   splitAttributes,
 } from "../bgp/attributes.ts";
 import { bytesEqual } from "../bgp/bytes.ts";
@@ -166,6 +168,8 @@ class OutEntry implements AttributeBlocks {
   refs = 0;
   /** In its owner's intern table (false once no prefix uses it; a memo may still hold it, and bring it back). */
   interned = false;
+  /** The memo that last stored it (see EntryMemo). */
+  memo: EntryMemo | null = null;
   constructor(
     readonly bytes: Uint8Array,
     readonly lowEnd: number,
@@ -173,8 +177,13 @@ class OutEntry implements AttributeBlocks {
     /** Interned next hop (one object per distinct value). */
     readonly nextHop: Uint8Array,
     readonly stamp: number,
-    /** The Adj-RIB-Out that made it and counts its uses (a copy of a table, adoptFrom, shares entries without counting them). */
-    readonly owner: AdjRibOut,
+    /**
+     * The id of the Adj-RIB-Out that made it and counts its uses (a copy of
+     * a table, adoptFrom, shares entries without counting them). An id, not
+     * the object: an input set keeps its last entry (EntryMemo), and must
+     * not keep a closed Adj-RIB-Out with it.
+     */
+    readonly owner: number,
   ) {}
 }
 
@@ -192,13 +201,37 @@ function equalEntry(a: OutEntry, b: OutEntry): boolean {
 
 /**
  * Input attribute set (as export policy left it) → the entry made from it,
- * per next hop, for one kind of rewrite. Held weakly by the input set.
+ * per next hop, for one kind of rewrite. The common case is kept in the
+ * set's export slot (exportSlot, beside its key in the attribute cache:
+ * the entry last made from it, with the memo that made it): one memo per
+ * set, one next hop. Only a set whose slot holds a live other memo's
+ * entry, or another next hop's, or a set in no cache (no slot), goes to a
+ * WeakMap held weakly by the set. A WeakMap grows by rehashing all of
+ * itself at once: with one entry per set of a full table, the set() at
+ * 65,536 held the event loop 13–15 ms (measured in Bun), the longest
+ * turns on a core in the transit benchmark. A slot keeps its entry (and
+ * the entry its memo, emptied when killed) until the set leaves the cache
+ * or another memo takes the slot over.
  */
 class EntryMemo {
   private m = new WeakMap<PathAttributes, OutEntry | Map<Uint8Array, OutEntry>>();
+  /** Whether the WeakMap has ever been written (until then a lookup there is known to miss). */
+  private used = false;
+  /** False once its Adj-RIB-Out has replaced it (reconfigure) or closed: its entries left on sets may be taken over. */
+  alive = true;
+
+  /** Let go: what it holds goes, and the sets holding its entries may be taken by other memos. */
+  kill(): void {
+    this.alive = false;
+    this.m = new WeakMap();
+    this.used = false;
+  }
 
   /** The entry of the current generation `gen` made from `a` with next hop `nh`, if any. */
   get(a: PathAttributes, nh: Uint8Array, gen: number): OutEntry | undefined {
+    const x = exportSlot(a) as OutEntry | null | undefined;
+    if (x != null && x.memo === this && x.nextHop === nh) return x.stamp === gen ? x : undefined;
+    if (!this.used) return undefined;
     const v = this.m.get(a);
     if (v === undefined) return undefined;
     const e = v instanceof Map ? v.get(nh) : v.nextHop === nh ? v : undefined;
@@ -206,6 +239,13 @@ class EntryMemo {
   }
 
   set(a: PathAttributes, e: OutEntry): void {
+    e.memo = this;
+    const x = exportSlot(a) as OutEntry | null | undefined;
+    if (x === null || (x !== undefined && (x.memo === null || !x.memo.alive || (x.memo === this && x.nextHop === e.nextHop)))) {
+      setExportSlot(a, e);
+      return;
+    }
+    this.used = true;
     const v = this.m.get(a);
     if (v === undefined || (!(v instanceof Map) && v.nextHop === e.nextHop)) this.m.set(a, e);
     else if (v instanceof Map) v.set(e.nextHop, e);
@@ -397,7 +437,12 @@ function afiOf(f: Afi | FamilyName | number): number {
   return f === "ipv4" ? AFI.IPV4 : f === "ipv6" ? AFI.IPV6 : f;
 }
 
+/** The id of the next Adj-RIB-Out made (OutEntry.owner). */
+let nextOutId = 1;
+
 export class AdjRibOut {
+  /** Its entries' owner (OutEntry.owner). */
+  private readonly id = nextOutId++;
   private peer: ExportPeer;
   private readonly localAs: number;
   private clusterId: string;
@@ -490,6 +535,12 @@ export class AdjRibOut {
     this.clusterId = clusterId;
     this.last.reset();
     // The rewrites depend on the peer (as-override) and the cluster id.
+    this.newMemos();
+  }
+
+  /** Fresh entry memos, the old ones killed (their entries left on sets are then anyone's to replace). */
+  private newMemos(): void {
+    for (const m of [...this.memoEbgp, this.memoIbgp, ...this.memoReflect.values()]) m.kill();
     this.memoEbgp = [new EntryMemo(), new EntryMemo()];
     this.memoIbgp = new EntryMemo();
     this.memoReflect = new Map();
@@ -539,6 +590,7 @@ export class AdjRibOut {
    */
   close(): Promise<void> {
     const done = this.held > 0 ? runSliced(releaseSteps(this.tabs, this.vals)) : Promise.resolve();
+    this.newMemos();
     this.vals = [new Sparse<OutEntry | null>(), new Sparse<OutEntry | null>()];
     this.prevs = [new Sparse<OutEntry | null>(), new Sparse<OutEntry | null>()];
     this.queue = new Fifo();
@@ -679,14 +731,14 @@ export class AdjRibOut {
 
   /** One prefix fewer uses `e`: with none left it leaves the intern table. */
   private drop(e: OutEntry): void {
-    if (e.owner !== this || --e.refs > 0 || !e.interned) return;
+    if (e.owner !== this.id || --e.refs > 0 || !e.interned) return;
     e.interned = false;
     this.interned.remove(entryHash(e.bytes, e.nextHop), e);
   }
 
   /** The entry of this generation for (blocks, next hop): one in the intern table, or a new one put there. */
   private entryFor(blk: AttributeBlocks, nh: Uint8Array): OutEntry {
-    return this.internEntry(new OutEntry(blk.bytes, blk.lowEnd, blk.midEnd, nh, this.gen, this));
+    return this.internEntry(new OutEntry(blk.bytes, blk.lowEnd, blk.midEnd, nh, this.gen, this.id));
   }
 
   /** An interned entry equal to `e` (same bytes, next hop and generation), or e itself, now interned. */

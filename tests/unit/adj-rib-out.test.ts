@@ -8,7 +8,7 @@
  * (take in batches, requeue and resync as walks).
  */
 import { describe, expect, test } from "bun:test";
-import { type AsPathSegment, type PathAttributes, emptyAttributes, parseCommunity, splitAttributes, asPathOf, asPathSegments } from "../../lib/bgp/attributes.ts";
+import { AttrCache, type AsPathSegment, type PathAttributes, emptyAttributes, exportSlot, holdAttributes, parseCommunity, releaseAttributes, splitAttributes, asPathOf, asPathSegments } from "../../lib/bgp/attributes.ts";
 import { u16 } from "../../lib/bgp/bytes.ts";
 import type { Negotiated } from "../../lib/bgp/negotiate.ts";
 import { formatNextHop, parseAddr, parsePrefix, prefixToString } from "../../lib/core/addr.ts";
@@ -707,6 +707,76 @@ describe("outgoing attribute sets", () => {
     expect(d2.order.sort()).toEqual(["198.51.100.0/24", "198.51.102.0/24"]);
     expect(d2.kinds.length).toBe(1); // one entry for both: one UPDATE
     expect(d2.announced.get("198.51.100.0/24")!.attrs.communities).toEqual([65000 * 65536 + N + 2]);
+  });
+
+  /** A set as a session's decoder leaves it: interned in a sharing cache (so it has an export slot), held by a route. */
+  function internedSet(cache: AttrCache, id: number, p: Partial<PathAttributes> = {}): PathAttributes {
+    const a = Object.assign(emptyAttributes(), { origin: 0, asPath: asPathOf([seq(65010)]) }, p);
+    cache.set(new Uint8Array([id >> 8, id & 255]), { attrs: a, issues: [] });
+    holdAttributes(a);
+    return a;
+  }
+
+  test("the entry made from an interned set is kept in its export slot; a second Adj-RIB-Out keeps its own elsewhere; each sends its own attributes", () => {
+    const cache = new AttrCache(Infinity, true);
+    const s = internedSet(cache, 1, { communities: [1] });
+    const t = internedSet(cache, 2, { communities: [2] });
+    const props = Object.getOwnPropertyNames(s);
+    const a = mk({ address: "192.0.2.2", remoteAs: 65001, export: { kind: "all" } });
+    const b = mk({ address: "192.0.2.3", remoteAs: 65002, export: { kind: "all" } });
+    // Interleaved, so that no decision is the last one's again.
+    for (const [out, pfx, set] of [[a, "10.0.1.0/24", s], [b, "10.0.1.0/24", s], [a, "10.0.2.0/24", t], [b, "10.0.2.0/24", t], [a, "10.0.3.0/24", s], [b, "10.0.3.0/24", s]] as const) {
+      exp(out, route(pfx, { attrs: set }));
+    }
+    const kept = exportSlot(s);
+    expect(kept).toBeTruthy();
+    expect(Object.getOwnPropertyNames(s)).toEqual(props); // nothing added to the set itself
+    for (const out of [a, b]) {
+      const d = only(out);
+      expect(d.order.sort()).toEqual(["10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24"]);
+      for (const p of ["10.0.1.0/24", "10.0.3.0/24"]) {
+        expect(d.announced.get(p)!.attrs.communities).toEqual([1]);
+        expect(asPathSegments(d.announced.get(p)!.attrs.asPath)).toEqual([seq(LOCAL_AS, 65010)]);
+      }
+      expect(d.announced.get("10.0.2.0/24")!.attrs.communities).toEqual([2]);
+      // One entry for the two prefixes of s: one UPDATE for them.
+      expect(d.kinds.length).toBe(2);
+    }
+    // The slot still holds the first Adj-RIB-Out's entry (the second did not take it over), and a re-export is unchanged.
+    expect(exportSlot(s)).toBe(kept);
+    expect(exp(a, route("10.0.1.0/24", { attrs: s })).change).toBe("none");
+    expect(exp(b, route("10.0.1.0/24", { attrs: s })).change).toBe("none");
+    // A set in no cache has no slot (its entries are remembered in a WeakMap): the same output.
+    const plain = attrs({ communities: [3] });
+    expect(exportSlot(plain)).toBeUndefined();
+    exp(a, route("10.0.4.0/24", { attrs: plain }));
+    expect(only(a).announced.get("10.0.4.0/24")!.attrs.communities).toEqual([3]);
+  });
+
+  test("a slot's entry does not keep the closed Adj-RIB-Out that made it, the next one to export the set takes the slot, and it goes with the set", () => {
+    const cache = new AttrCache(Infinity, true);
+    const s = internedSet(cache, 7);
+    const a = mk({ export: { kind: "all" } });
+    exp(a, route("10.0.1.0/24", { attrs: s }));
+    a.flush();
+    const first = exportSlot(s) as object;
+    expect(first).toBeTruthy();
+    // What an entry refers to: bytes, a next hop, numbers and its memo, never an Adj-RIB-Out.
+    expect(Object.values(first).some((v) => v instanceof AdjRibOut)).toBe(false);
+    void a.close();
+    const b = mk({ address: "192.0.2.3", remoteAs: 65002, export: { kind: "all" } });
+    exp(b, route("10.0.1.0/24", { attrs: s }));
+    const second = exportSlot(s);
+    expect(second).toBeTruthy();
+    expect(second).not.toBe(first);
+    expect(only(b).order).toEqual(["10.0.1.0/24"]);
+    expect(exp(b, route("10.0.1.0/24", { attrs: s })).change).toBe("none");
+    expect(exportSlot(s)).toBe(second);
+    // The set leaves its cache (its last holder goes): the slot, and the entry in it, go too.
+    releaseAttributes(s);
+    expect(exportSlot(s)).toBeUndefined();
+    const again = internedSet(cache, 7);
+    expect(exportSlot(again)).toBeNull();
   });
 
   test("a copy (adoptFrom) shares the entries without counting them: each side's withdrawals free only what it no longer uses", () => {

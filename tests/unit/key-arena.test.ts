@@ -2,8 +2,8 @@
  * Unit tests of KeyArena (lib/core/key-arena.ts), where the attribute
  * cache keeps its sets' raw bytes: keys read back as written, empty and
  * chunk-sized keys, compaction of sparse chunks (owners told their new
- * handles, live bytes bounded by a quarter per chunk), and a long random
- * run checked against a plain model.
+ * handles, live bytes bounded by a quarter per chunk), the values kept
+ * with keys, and a long random run checked against a plain model.
  */
 import { describe, expect, test } from "bun:test";
 import { KeyArena } from "../../lib/core/key-arena.ts";
@@ -81,6 +81,42 @@ describe("KeyArena", () => {
     // At most four times the live bytes plus the chunk being filled (and one it may have just left).
     expect(a.chunkBytes).toBeLessThanOrEqual(4 * a.liveBytes + 2 * 16_384);
     expect(a.chunkBytes).toBeLessThan(full / 3);
+  });
+
+  test("a value kept with a key moves with it when its chunk is compacted, and goes when the key goes", () => {
+    const a = arena();
+    const owners: Owner[] = [];
+    for (let i = 0; i < 2_500; i++) {
+      const o = { id: i, handle: -1 };
+      o.handle = a.add(o, keyOf(i, 60), 0, 60);
+      owners.push(o);
+    }
+    // Values on every fifth key; none on the others.
+    for (const o of owners) if (o.id % 5 === 0) a.setAux(o.handle, { of: o.id });
+    expect(a.aux(owners[1]!.handle)).toBeNull();
+    // Free nine in ten: the chunks are compacted and the kept keys move (with their values).
+    const kept = owners.filter((o) => o.id % 10 === 0 || o.id % 10 === 1);
+    const before = new Map(kept.map((o) => [o, o.handle]));
+    for (const o of owners) if (o.id % 10 > 1) a.free(o.handle);
+    let moved = 0;
+    for (const o of kept) {
+      if (o.handle !== before.get(o)) moved++;
+      expect(a.aux(o.handle)).toEqual(o.id % 5 === 0 ? { of: o.id } : null);
+    }
+    expect(moved).toBeGreaterThan(kept.length / 2);
+    // A key freed takes its value with it: a new key in its place has none.
+    const gone = kept[0]!;
+    a.free(gone.handle);
+    const fresh = { id: -1, handle: -1 };
+    fresh.handle = a.add(fresh, keyOf(99_999, 60), 0, 60);
+    for (const o of kept.slice(1)) expect(a.aux(o.handle)).toEqual(o.id % 5 === 0 ? { of: o.id } : null);
+    expect(a.aux(fresh.handle)).toBeNull();
+    a.setAux(fresh.handle, "x");
+    expect(a.aux(fresh.handle)).toBe("x");
+    a.clear();
+    const again = { id: 1, handle: -1 };
+    again.handle = a.add(again, keyOf(1, 60), 0, 60);
+    expect(a.aux(again.handle)).toBeNull();
   });
 
   test("random adds and frees against a model: every live key reads back, memory stays bounded by the live bytes", () => {
