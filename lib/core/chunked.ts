@@ -1,8 +1,9 @@
 /**
- * A stack of integers and a queue of values kept in fixed-size chunks, for
- * lists that grow with a table: a prefix table's free positions after a
- * peer's full table is torn down, the kernel routes waiting to be
- * installed, a walk's collected routes. A JavaScript array grows by
+ * A stack of integers, a queue of values and a set of objects kept in
+ * fixed-size chunks, for lists that grow with a table: a prefix table's
+ * free positions after a peer's full table is torn down, the kernel routes
+ * waiting to be installed, a walk's collected routes, the routes that
+ * failed to install when an uplink went. A JavaScript array grows by
  * copying itself into new, larger storage, so the one push that grows an
  * array of half a million elements copies all of them into fresh memory
  * (measured in Bun: 15–49 ms for the push at 440k, 660k and 990k
