@@ -32,6 +32,17 @@ function keyOf(id: number, len: number): Uint8Array {
   return k;
 }
 
+/** About ten chunks of 60-byte keys: 2,500 owners, key i of owner i. */
+function fill(a: KeyArena<Owner>): Owner[] {
+  const owners: Owner[] = [];
+  for (let i = 0; i < 2_500; i++) {
+    const o = { id: i, handle: -1 };
+    o.handle = a.add(o, keyOf(i, 60), 0, 60);
+    owners.push(o);
+  }
+  return owners;
+}
+
 describe("KeyArena", () => {
   test("keys read back as written, from a range of a larger buffer; empty keys; a key larger than a chunk", () => {
     const a = arena();
@@ -58,13 +69,7 @@ describe("KeyArena", () => {
 
   test("a chunk less than a quarter live is compacted: its keys move, their owners get the new handles, its memory goes", () => {
     const a = arena();
-    const owners: Owner[] = [];
-    // About ten chunks of 60-byte keys.
-    for (let i = 0; i < 2_500; i++) {
-      const o = { id: i, handle: -1 };
-      o.handle = a.add(o, keyOf(i, 60), 0, 60);
-      owners.push(o);
-    }
+    const owners = fill(a);
     const full = a.chunkBytes;
     expect(full).toBeGreaterThanOrEqual(2_500 * 64);
     // Remove nine keys of every ten: each chunk but the current one falls under a quarter live and is compacted.
@@ -85,12 +90,7 @@ describe("KeyArena", () => {
 
   test("a value kept with a key moves with it when its chunk is compacted, and goes when the key goes", () => {
     const a = arena();
-    const owners: Owner[] = [];
-    for (let i = 0; i < 2_500; i++) {
-      const o = { id: i, handle: -1 };
-      o.handle = a.add(o, keyOf(i, 60), 0, 60);
-      owners.push(o);
-    }
+    const owners = fill(a);
     // Values on every fifth key; none on the others.
     for (const o of owners) if (o.id % 5 === 0) a.setAux(o.handle, { of: o.id });
     expect(a.aux(owners[1]!.handle)).toBeNull();
