@@ -12,6 +12,14 @@
  * changes is coalesced into one run (a 20 ms debounce, and at most one
  * more run queued behind the one in progress).
  *
+ * A change costs what it touches: the watch caches' events since the last
+ * derivation are kept (`DeriveChanges`, bounded: past 50,000 the next run is
+ * a complete one), and Service and EndpointSlice changes, and Node changes
+ * in nothing the derivation reads, are applied to the last derivation
+ * (lib/k8s/derive-delta.ts) and handed to the router with the advertisements
+ * they changed, which it applies alone. Anything else (this node, a Node's
+ * address, a reload, a Secret) takes a complete derivation.
+ *
  * Nothing is derived from a partial view: the router starts only when every
  * cache has completed its first full list and this node's Node object exists.
  * Problems found in objects (bad annotation values) are logged once each,
@@ -30,10 +38,12 @@ import { RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_LINK } from "../../ff
 import { Router } from "../router/router.ts";
 import type { Log } from "../core/log.ts";
 import { KubeClient } from "./client.ts";
-import { DeriveCache, type DeriveInput, type Derived, derive, deriveSliced } from "./derive.ts";
+import { runSliced } from "../core/slices.ts";
+import { DeriveCache, type DeriveInput, type Derived, derive, deriveSliced, svcName } from "./derive.ts";
+import { type DeltaResult, type DeriveChanges, deriveDeltaSteps, noChanges } from "./derive-delta.ts";
 import { type KubeConnection, resolveConnection } from "./kubeconfig.ts";
 import { Overlay, type OverlaySettings, initialOverrides, overlayNode } from "./overlay.ts";
-import { Reflector } from "./reflector.ts";
+import { Reflector, type ReflectorEvent } from "./reflector.ts";
 import type { EndpointSlice, K8sProblem, K8sStatus, Node, Secret, Service } from "./types.ts";
 
 export interface ControllerOptions {
@@ -68,6 +78,9 @@ export const RESOURCES = {
   endpointslices: { name: "endpointslices", path: "/apis/discovery.k8s.io/v1/endpointslices", kind: "EndpointSlice" },
 } as const;
 
+/** Events kept between two derivations; past this many, the next one is a complete run. */
+const MAX_CHANGES = 50_000;
+
 export class KubeController {
   readonly nodeName: string;
   readonly connection: KubeConnection;
@@ -79,6 +92,12 @@ export class KubeController {
   private router: Router | null = null;
   private last: Derived | null = null;
   private readonly cache = new DeriveCache();
+  /** The watch caches' events since the last derivation's snapshot; null past MAX_CHANGES (the next run is a complete one). */
+  private changes: DeriveChanges | null = noChanges();
+  /** Derivations run: complete and delta (show k8s, metrics). */
+  private readonly derivations = { complete: 0, delta: 0 };
+  /** The next reconcile hands the overlay the Nodes and settings even without a Node change (after a reload). */
+  private overlayDue = false;
   private readonly secrets = new Map<string, string>();
   private readonly secretFetchedAt = new Map<string, number>();
   private readonly problemsLogged = new Set<string>();
@@ -123,10 +142,14 @@ export class KubeController {
    */
   async start(): Promise<Router> {
     this.log.info(`kubernetes: API server ${this.connection.server} (${this.connection.source}), node ${this.nodeName}`);
-    for (const r of [this.nodes, this.services, this.slices]) {
-      this.unsubscribers.push((r as Reflector<Node | Service | EndpointSlice>).subscribe(() => this.changed()));
-      r.start();
-    }
+    this.unsubscribers.push(
+      this.nodes.subscribe((evs) => this.record(evs, (c, ev) => c.nodes.set(ev.object.metadata.name, ev.type === "deleted" ? null : ev.object))),
+      this.services.subscribe((evs) => this.record(evs, (c, ev) => c.services.add(svcName(ev.object)))),
+      this.slices.subscribe((evs) =>
+        this.record(evs, (c, ev) => c.slices.push({ old: ev.type === "added" ? null : ev.type === "modified" ? ev.old : ev.object, now: ev.type === "deleted" ? null : ev.object })),
+      ),
+    );
+    for (const r of [this.nodes, this.services, this.slices]) r.start();
     const startedAt = Date.now();
     let lastWaitLog = 0;
     for (;;) {
@@ -213,7 +236,7 @@ export class KubeController {
     const problems = [...s.problems];
     if (this.applyProblem) problems.push(this.applyProblem);
     const overlay = this.overlay?.overlay.status();
-    return { ...s, synced, problems, resources, ...(overlay ? { overlay } : {}) };
+    return { ...s, synced, problems, resources, derivations: { ...this.derivations }, ...(overlay ? { overlay } : {}) };
   }
 
   private synced(): boolean {
@@ -222,6 +245,16 @@ export class KubeController {
 
   private resourceStatus(): K8sStatus["resources"] {
     return [this.nodes.status(), this.services.status(), this.slices.status()];
+  }
+
+  /** Keep a batch of watch events for the next derivation, then re-derive soon. */
+  private record<T>(events: ReflectorEvent<T>[], add: (c: DeriveChanges, ev: ReflectorEvent<T>) => void): void {
+    const c = this.changes;
+    if (c !== null) {
+      for (const ev of events) add(c, ev);
+      if (c.nodes.size + c.services.size + c.slices.length > MAX_CHANGES) this.changes = null;
+    }
+    this.changed();
   }
 
   /** A cache changed: re-derive soon (changes arriving together are applied together). */
@@ -258,8 +291,9 @@ export class KubeController {
   private async reconcile(): Promise<void> {
     const router = this.router;
     if (!router || this.stopped) return;
-    const d = await this.deriveNow();
-    this.logProblems(d.status.problems);
+    const nodesChanged = this.changes === null || this.changes.nodes.size > 0;
+    const { d, delta } = await this.deriveNext();
+    if (d.status.problems !== this.last?.status.problems) this.logProblems(d.status.problems);
     if (!d.config) {
       // Our Node vanished or lost its address: keep what runs (withdrawing
       // everything on a transient API glitch would hurt more), and say so.
@@ -268,12 +302,32 @@ export class KubeController {
       return;
     }
     this.last = d;
+    // Only Nodes and settings move the overlay (a delta without Node changes leaves it).
+    const overlay = this.overlayDue || nodesChanged || delta === null;
+    this.overlayDue = false;
     // The overlay's overrides for new Nodes go to the FIB before their sessions can bring routes.
-    const n = this.overlayNodes();
+    const n = overlay ? this.overlayNodes() : null;
     const settings = this.overlaySettings();
     if (n && settings) this.overlay?.overlay.preview(settings, n.me, n.nodes);
-    await this.applyDerived(router, d.config);
-    await this.syncOverlay(d.config.kernel.enabled);
+    await this.applyDerived(router, d.config, delta ?? undefined);
+    if (overlay) await this.syncOverlay(d.config.kernel.enabled);
+  }
+
+  /** The next derivation: the changes since the last one applied to it when they can be, else a complete run. */
+  private async deriveNext(): Promise<{ d: Derived; delta: DeltaResult | null }> {
+    const changes = this.changes;
+    this.changes = noChanges();
+    if (changes !== null) {
+      const services = this.services;
+      const serviceOf = (key: string) => services.get(key) ?? (key.startsWith("/") ? services.get(key.slice(1)) : undefined);
+      const r = await runSliced(deriveDeltaSteps(this.base, this.nodeName, changes, serviceOf, this.cache));
+      // A Secret due to be read again and changed: a complete run (the peers' passwords).
+      if (r !== null && !(await this.fetchSecrets(r.derived.secretRefs))) {
+        this.derivations.delta++;
+        return { d: r.derived, delta: r };
+      }
+    }
+    return { d: await this.deriveNow(), delta: null };
   }
 
   /**
@@ -354,9 +408,9 @@ export class KubeController {
   }
 
   /** Hand a derived configuration to the router; a refusal (needs a restart) is logged once and shown as a problem. */
-  private async applyDerived(router: Router, config: RouterConfig): Promise<void> {
+  private async applyDerived(router: Router, config: RouterConfig, delta?: DeltaResult): Promise<void> {
     try {
-      await router.apply(config, "kubernetes");
+      await router.apply(config, "kubernetes", delta);
       this.applyProblem = null;
     } catch (e) {
       const msg = (e as Error).message;
@@ -375,15 +429,26 @@ export class KubeController {
     if (!d.config) throw new Error(d.status.problems.map((p) => `${p.object}: ${p.message}`).join("; ") || `Node ${this.nodeName} unusable`);
     this.last = d;
     // The overlay follows the reloaded settings once the router has applied them (the next reconcile).
+    this.overlayDue = true;
     this.changed();
     return d.config;
   }
 
-  /** Derive from the caches; fetch Secrets the result refers to and derive again when one was new. */
+  /** A complete derivation from the caches; fetch Secrets the result refers to and derive again when one was new. */
   private async deriveNow(): Promise<Derived> {
-    let d = await deriveSliced(this.input(), this.cache);
-    if (await this.fetchSecrets(d.secretRefs)) d = await deriveSliced(this.input(), this.cache);
+    let d = await deriveSliced(this.snapshot(), this.cache);
+    this.derivations.complete++;
+    if (await this.fetchSecrets(d.secretRefs)) {
+      d = await deriveSliced(this.snapshot(), this.cache);
+      this.derivations.complete++;
+    }
     return d;
+  }
+
+  /** The caches' objects for a complete run: every event so far is in them, so the change log starts afresh. */
+  private snapshot(): DeriveInput {
+    this.changes = noChanges();
+    return this.input();
   }
 
   private input(): DeriveInput {

@@ -107,7 +107,7 @@ export interface Derived {
 type Role = K8sStatus["role"];
 
 /** What every Node says about itself (annotations parsed once). */
-interface NodeView {
+export interface NodeView {
   name: string;
   node: Node;
   asn: number;
@@ -138,21 +138,22 @@ export function routerIdFromName(name: string): string {
 // the cache between runs
 
 /** What one Node gives (independent of the other objects). */
-interface NodeEntry {
+export interface NodeEntry {
   view: NodeView;
   problems: K8sProblem[];
   peers?: KubePeerConfig[];
 }
 
 /** One generated advertisement in the cache: what this run found for its prefix, and what was handed over last. */
-interface AdvertEntry {
+export interface AdvertEntry {
   prefix: string;
   /** The run that last found the prefix (and `walked`: that saw it in last run's order). */
   run: number;
   walked: number;
-  /** This run's: a pod CIDR, or the kind of IP of the first Service found with it (`svc`); with more Services, their merged communities and names. */
+  /** This run's: a pod CIDR, or the kind of IP of the first Service (by name) advertising it; with more Services, their merged communities and names. */
   kind: OriginKind;
-  svc: ServiceResult | null;
+  /** The Services advertising it, by name (each once); empty for a pod CIDR or Service range. */
+  svcs: ServiceResult[];
   merged: { communities: string[]; largeCommunities: string[]; services: string[] } | null;
   /** A Service range's aggregate (with the services' communities); null otherwise. */
   range: RangeAttrs | null;
@@ -163,16 +164,16 @@ interface AdvertEntry {
   key: string;
 }
 
-const NONE: readonly string[] = Object.freeze([]);
+export const NONE: readonly string[] = Object.freeze([]);
 
-function sameList(a: readonly string[], b: readonly string[]): boolean {
+export function sameList(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
 /** What one Service gives, for the ready counts and withdrawal it was derived with. */
-interface ServiceEntry {
+export interface ServiceEntry {
   local: number;
   total: number;
   withdrawn: string | undefined;
@@ -200,6 +201,8 @@ export class DeriveCache {
   ready = new Map<string, { run: number; local: number; total: number }>();
   /** The number of the run in progress (entries stamped with an older one are stale). */
   run = 0;
+  /** What the last complete run left for a delta to start from (lib/k8s/derive-delta.ts); null before one, and after a reset. */
+  state: DeriveState | null = null;
 
   /** Forget everything when the run's config file or node name is not the cached one. */
   use(base: RouterConfig, nodeName: string): void {
@@ -213,7 +216,38 @@ export class DeriveCache {
     this.adverts = new Map();
     this.order = [];
     this.ready = new Map();
+    this.state = null;
   }
+}
+
+/**
+ * The last complete derivation as a delta (lib/k8s/derive-delta.ts) patches
+ * it: everything that does not depend on Services and EndpointSlices, and the
+ * sorted lists that do. The lists are shared with `derived` (a delta copies
+ * before it changes one).
+ */
+export interface DeriveState {
+  derived: Derived;
+  run: number;
+  nodeName: string;
+  /** Every Node's entry, by name. */
+  nodeNames: string[];
+  nodeEntries: NodeEntry[];
+  /** Every Service's entry, by "namespace/name", and its status (status.services). */
+  svcNames: string[];
+  svcEntries: ServiceEntry[];
+  svcStatuses: K8sServiceStatus[];
+  /** The generated advertisements in order (cache.order), and their status lines (status.originated). */
+  genAdv: AdvertiseConfig[];
+  originated: K8sOriginated[];
+  /** The problems found outside Services. */
+  problems: K8sProblem[];
+  ctx: ServiceContext;
+  basePrefixes: Set<string>;
+  /** What a Node's entry depends on besides the Node. */
+  kube: KubernetesConfig;
+  policyNames: Set<string>;
+  globals: SettingsGlobals;
 }
 
 /** Loop iterations between two yields of a derivation (each is a few microseconds at most). */
@@ -328,7 +362,7 @@ export function sortByPrefix<T>(items: T[], prefixOf: (t: T) => string): T[] {
 }
 
 /** A text whose order is comparePrefixes' order: parsed prefixes by family, address bytes and length (hex compares as the bytes do), then others by text. */
-function prefixSortKey(text: string): string {
+export function prefixSortKey(text: string): string {
   const p = tryPrefix(text);
   return p ? `${p.afi}${hexOf(p.addr)}${p.len.toString(16).padStart(2, "0")}` : `9${text}`;
 }
@@ -424,6 +458,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   // -- every Node's view of itself, sorted by name ----------------------------
   const nodes = yield* sortedBy(input.nodes, (n) => n.metadata.name);
   const views: NodeView[] = [];
+  const nodeEntries: NodeEntry[] = [];
   let myPeersAnnotation: KubePeerConfig[] = [];
   let count = 0;
   for (const n of nodes) {
@@ -431,6 +466,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
     const cached = cache.nodes.get(n);
     if (cached) {
       views.push(cached.view);
+      nodeEntries.push(cached);
       if (cached.problems.length) problems.push(...cached.problems);
       if (cached.peers && n.metadata.name === nodeName) myPeersAnnotation = cached.peers;
       continue;
@@ -438,6 +474,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
     const e = nodeEntry(n, nodeName, kube, policyNames, globals);
     cache.nodes.set(n, e);
     views.push(e.view);
+    nodeEntries.push(e);
     if (e.problems.length) problems.push(...e.problems);
     if (e.peers && n.metadata.name === nodeName) myPeersAnnotation = e.peers;
   }
@@ -598,14 +635,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   // The prefixes of this run, in the cache's lasting table (a Map built afresh every run would rehash in one go as it grows).
   const run = cache.run;
   const touched: AdvertEntry[] = [];
-  const claim = (prefix: string): AdvertEntry => {
-    let e = cache.adverts.get(prefix);
-    if (e === undefined) {
-      e = { prefix, run: 0, walked: 0, kind: "podCIDR", svc: null, merged: null, range: null, adv: null, orig: null, key: prefixSortKey(prefix) };
-      cache.adverts.set(prefix, e);
-    }
-    return e;
-  };
+  const claim = (prefix: string): AdvertEntry => claimEntry(cache, prefix);
   const basePrefixes = new Set(baseAdvertise.map((a) => a.prefix));
   const baseHas = (prefix: string) => basePrefixes.has(prefix);
   if (kube.advertisePodCidrs) {
@@ -614,7 +644,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
       const e = claim(prefix);
       e.run = run;
       e.kind = "podCIDR";
-      e.svc = null;
+      e.svcs.length = 0;
       e.merged = null;
       e.range = null;
       touched.push(e);
@@ -637,7 +667,7 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
     if (e.run === run) return { advertised: true, reason: "also this node's pod CIDR; advertised as the pod CIDR" };
     e.run = run;
     e.kind = r.kind;
-    e.svc = null;
+    e.svcs.length = 0;
     e.merged = null;
     e.range = sctx.rangeAttrs;
     touched.push(e);
@@ -645,12 +675,16 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   };
   for (const r of sctx.allRanges) status.serviceRanges.push({ prefix: r.text, kind: r.kind, ...rangeState(r) });
 
-  const serviceStatuses = yield* deriveServices(input.services, input.slices, me.name, sctx, problems, cache);
+  const problemsOutsideServices = problems.length;
+  const svc = yield* deriveServices(input.services, input.slices, me.name, sctx, problems, cache);
   yield;
-  status.services = serviceStatuses.map((s) => s.status);
+  const svcStatuses = new Array<K8sServiceStatus>(svc.entries.length);
+  for (let i = 0; i < svc.entries.length; i++) svcStatuses[i] = svc.entries[i]!.result.status;
+  status.services = svcStatuses;
   yield;
   count = 0;
-  for (const s of serviceStatuses) {
+  const shared: AdvertEntry[] = [];
+  for (const { result: s } of svc.entries) {
     if ((++count & (STEP - 1)) === 0) yield;
     for (const ip of s.advertise) {
       const prefix = ip.prefix;
@@ -660,20 +694,20 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
         // The first Service with this IP: nothing is copied unless another one shares it.
         e.run = run;
         e.kind = ip.kind;
-        e.svc = s;
+        e.svcs.length = 0;
+        e.svcs.push(s);
         e.merged = null;
         e.range = null;
         touched.push(e);
         continue;
       }
       if (e.kind === "podCIDR" || e.range) continue; // a /32 pod CIDR or Service range: that route stays as it is
-      const first = e.svc!;
-      const m = (e.merged ??= { communities: [...first.communities], largeCommunities: [...first.largeCommunities], services: [first.status.name] });
-      mergeCommunities(m.communities, s.communities, parseCommunity);
-      mergeCommunities(m.largeCommunities, s.largeCommunities, parseLargeCommunity);
-      if (!m.services.includes(s.status.name)) m.services.push(s.status.name);
+      if (e.svcs[e.svcs.length - 1] === s) continue; // the same IP twice in one Service (as two kinds)
+      e.svcs.push(s);
+      if (e.svcs.length === 2) shared.push(e);
     }
   }
+  for (const e of shared) settleClaims(e);
   // Sorted from last run's order (still there first, new ones after: the sort has little to do); prefixes gone leave the table.
   const unsorted: AdvertEntry[] = [];
   count = 0;
@@ -693,26 +727,9 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   count = 0;
   for (const e of sorted) {
     if ((++count & (STEP - 1)) === 0) yield;
-    const comms = e.merged?.communities ?? e.svc?.communities ?? e.range?.communities ?? NONE;
-    const large = e.merged?.largeCommunities ?? e.svc?.largeCommunities ?? e.range?.largeCommunities ?? NONE;
-    const aggregate = e.range !== null;
-    const service = e.kind === "podCIDR" || aggregate ? undefined : e.merged ? e.merged.services.join(", ") : e.svc!.status.name;
-    if (e.adv === null || !sameList(e.adv.communities, comms) || !sameList(e.adv.largeCommunities, large)) {
-      e.adv = { prefix: e.prefix, communities: [...comms], largeCommunities: [...large] };
-    }
-    const o = e.orig;
-    if (o === null || o.kind !== e.kind || o.service !== service || (o.aggregate === true) !== aggregate || !sameList(o.communities, comms) || !sameList(o.largeCommunities, large)) {
-      e.orig = {
-        prefix: e.prefix,
-        kind: e.kind,
-        ...(service !== undefined ? { service } : {}),
-        ...(aggregate ? { aggregate: true as const } : {}),
-        communities: [...comms],
-        largeCommunities: [...large],
-      };
-    }
+    publish(e);
     status.originated.push(e.orig!);
-    genAdv.push(e.adv);
+    genAdv.push(e.adv!);
   }
   // The file's advertisements merged in (without them, the generated list is already in order).
   const advertise = baseAdvertise.length ? yield* sortedBy([...baseAdvertise, ...genAdv], (a) => cache.adverts.get(a.prefix)?.key ?? prefixSortKey(a.prefix)) : genAdv;
@@ -727,11 +744,86 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
     prefixLists,
   };
   if (me.role === "reflector" && me.clusterId !== undefined) config.clusterId = me.clusterId;
-  return done(config);
+  const derived = done(config);
+  cache.state = {
+    derived,
+    run,
+    nodeName,
+    nodeNames: views.map((v) => v.name),
+    nodeEntries,
+    svcNames: svc.names,
+    svcEntries: svc.entries,
+    svcStatuses,
+    genAdv,
+    originated: status.originated,
+    problems: problems.slice(0, problemsOutsideServices),
+    ctx: sctx,
+    basePrefixes,
+    kube,
+    policyNames,
+    globals,
+  };
+  return derived;
+}
+
+/** The cache's entry for a prefix, made (unclaimed: run 0) when it has none. */
+export function claimEntry(cache: DeriveCache, prefix: string): AdvertEntry {
+  let e = cache.adverts.get(prefix);
+  if (e === undefined) {
+    e = { prefix, run: 0, walked: 0, kind: "podCIDR", svcs: [], merged: null, range: null, adv: null, orig: null, key: prefixSortKey(prefix) };
+    cache.adverts.set(prefix, e);
+  }
+  return e;
+}
+
+/** An advertisement shared by several Services: the first one's kind of IP, everyone's communities merged, their names (in name order). */
+export function settleClaims(e: AdvertEntry): void {
+  const first = e.svcs[0]!;
+  for (const a of first.advertise) {
+    if (a.prefix === e.prefix) {
+      e.kind = a.kind;
+      break;
+    }
+  }
+  if (e.svcs.length === 1) {
+    e.merged = null;
+    return;
+  }
+  const m = { communities: [...first.communities], largeCommunities: [...first.largeCommunities], services: [first.status.name] };
+  for (let i = 1; i < e.svcs.length; i++) {
+    const s = e.svcs[i]!;
+    mergeCommunities(m.communities, s.communities, parseCommunity);
+    mergeCommunities(m.largeCommunities, s.largeCommunities, parseLargeCommunity);
+    if (!m.services.includes(s.status.name)) m.services.push(s.status.name);
+  }
+  e.merged = m;
+}
+
+/** Set an entry's advertisement and status line, keeping last run's objects while they are equal (the reconfigurer then needs no comparison). */
+export function publish(e: AdvertEntry): void {
+  const first = e.svcs.length ? e.svcs[0]! : null;
+  const comms = e.merged?.communities ?? first?.communities ?? e.range?.communities ?? NONE;
+  const large = e.merged?.largeCommunities ?? first?.largeCommunities ?? e.range?.largeCommunities ?? NONE;
+  const aggregate = e.range !== null;
+  const service = e.kind === "podCIDR" || aggregate ? undefined : e.merged ? e.merged.services.join(", ") : first!.status.name;
+  if (e.adv === null || !sameList(e.adv.communities, comms) || !sameList(e.adv.largeCommunities, large)) {
+    e.adv = { prefix: e.prefix, communities: [...comms], largeCommunities: [...large] };
+  }
+  const o = e.orig;
+  if (o === null || o.kind !== e.kind || o.service !== service || (o.aggregate === true) !== aggregate || !sameList(o.communities, comms) || !sameList(o.largeCommunities, large)) {
+    e.orig = {
+      prefix: e.prefix,
+      kind: e.kind,
+      ...(service !== undefined ? { service } : {}),
+      ...(aggregate ? { aggregate: true as const } : {}),
+      communities: [...comms],
+      largeCommunities: [...large],
+    };
+  }
 }
 
 /** What one Node says about itself (annotations parsed, problems found), as derive's cache keeps it. */
-function nodeEntry(n: Node, nodeName: string, kube: KubernetesConfig, policyNames: Set<string>, globals: SettingsGlobals): NodeEntry {
+export function nodeEntry(n: Node, nodeName: string, kube: KubernetesConfig, policyNames: Set<string>, globals: SettingsGlobals): NodeEntry {
   const e: NodeEntry = { view: undefined as unknown as NodeView, problems: [] };
   const problem = problemCollector(e.problems);
   const obj = `Node/${n.metadata.name}`;
@@ -815,7 +907,7 @@ function problemCollector(into: K8sProblem[]): (object: string, message: string,
   };
 }
 
-function sortProblems(ps: K8sProblem[]): K8sProblem[] {
+export function sortProblems(ps: K8sProblem[]): K8sProblem[] {
   const seen = new Set<string>();
   const out: K8sProblem[] = [];
   for (const p of ps) {
@@ -914,7 +1006,7 @@ function* meshPeers(
 
 type IpKind = Exclude<OriginKind, "podCIDR">;
 
-interface ServiceResult {
+export interface ServiceResult {
   status: K8sServiceStatus;
   /** Advertised IPs as host prefixes. */
   advertise: { prefix: string; kind: IpKind }[];
@@ -990,8 +1082,7 @@ function* deriveServices(
   ctx: ServiceContext,
   problems: K8sProblem[],
   cache: DeriveCache,
-): Generator<void, ServiceResult[]> {
-  const withdrawn = ctx.withdrawn;
+): Generator<void, { names: string[]; entries: ServiceEntry[] }> {
   // Ready endpoint counts per "namespace/service" (each slice's share remembered).
   const ready = cache.ready;
   const run = cache.run;
@@ -1026,25 +1117,35 @@ function* deriveServices(
     return n;
   };
   const sorted = yield* sortedBy(services, nameOf);
-  const out: ServiceResult[] = [];
-  const none = { local: 0, total: 0 };
+  const names = new Array<string>(sorted.length);
+  const entries = new Array<ServiceEntry>(sorted.length);
   count = 0;
-  for (const svc of sorted) {
+  for (let i = 0; i < sorted.length; i++) {
     if ((++count & (STEP - 1)) === 0) yield;
-    const counts = ready.get(nameOf(svc)) ?? none; // only this run's entries are left
-    let e = cache.services.get(svc);
-    if (!e || e.local !== counts.local || e.total !== counts.total || e.withdrawn !== withdrawn) {
-      e = serviceEntry(svc, counts, ctx);
-      cache.services.set(svc, e);
-    }
-    out.push(e.result);
+    const svc = sorted[i]!;
+    const name = nameOf(svc);
+    const e = serviceEntryFor(svc, ready.get(name) ?? NO_ENDPOINTS, ctx, cache); // only this run's ready entries are left
+    names[i] = name;
+    entries[i] = e;
     if (e.problems.length) problems.push(...e.problems);
   }
-  return out;
+  return { names, entries };
+}
+
+const NO_ENDPOINTS = Object.freeze({ local: 0, total: 0 });
+
+/** A Service's entry for these ready counts: the cached one while they (and the withdrawal) are the same, else made and cached. */
+export function serviceEntryFor(svc: Service, counts: { local: number; total: number }, ctx: ServiceContext, cache: DeriveCache): ServiceEntry {
+  let e = cache.services.get(svc);
+  if (!e || e.local !== counts.local || e.total !== counts.total || e.withdrawn !== ctx.withdrawn) {
+    e = serviceEntry(svc, counts, ctx);
+    cache.services.set(svc, e);
+  }
+  return e;
 }
 
 /** What a derivation's Services share. */
-interface ServiceContext {
+export interface ServiceContext {
   kube: KubernetesConfig;
   withdrawn: string | undefined;
   /** kubernetes.services.allowedRanges. */
@@ -1058,7 +1159,7 @@ interface ServiceContext {
 }
 
 /** One EndpointSlice's ready endpoints (all, and on `nodeName`) and the Service they count for; null without a service name label. */
-function sliceCounts(s: EndpointSlice, nodeName: string): { key: string; local: number; total: number } | null {
+export function sliceCounts(s: EndpointSlice, nodeName: string): { key: string; local: number; total: number } | null {
   const svc = s.metadata.labels?.[SERVICE_NAME_LABEL];
   if (!svc) return null;
   const r = { key: `${s.metadata.namespace ?? ""}/${svc}`, local: 0, total: 0 };
@@ -1137,7 +1238,7 @@ function serviceEntry(svc: Service, counts: { local: number; total: number }, c:
   return e;
 }
 
-function svcName(s: Service): string {
+export function svcName(s: Service): string {
   return `${s.metadata.namespace ?? ""}/${s.metadata.name}`;
 }
 

@@ -54,6 +54,7 @@ export function formatK8sStatus(s: K8sStatus): string {
   out.push(`  Addresses: ${addrs.length ? addrs.join(", ") : "none"}\n`);
   out.push(`  Pod CIDRs: ${s.podCidrs.length ? s.podCidrs.join(", ") : "none"}\n`);
   if (s.servicesWithdrawn) out.push(`  Service IPs withdrawn: ${s.servicesWithdrawn}\n`);
+  if (s.derivations) out.push(`  Derivations: ${s.derivations.complete} complete, ${s.derivations.delta} from changes\n`);
 
   const section = (title: string, count: number, body: () => string) => {
     out.push("\n");

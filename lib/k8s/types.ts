@@ -241,6 +241,8 @@ export interface K8sStatus {
   services: K8sServiceStatus[];
   problems: K8sProblem[];
   resources: K8sResourceStatus[];
+  /** Derivations run since start: complete ones (every object walked) and those applying the watch events since the last one (lib/k8s/derive-delta.ts). */
+  derivations?: { complete: number; delta: number };
   /** The VXLAN overlay (lib/k8s/overlay.ts); absent before it first ran or without kernel routes. */
   overlay?: import("./overlay.ts").OverlayStatus;
 }

@@ -281,4 +281,6 @@ function writeK8s(w: ExpositionWriter, k: K8sStatus | null): void {
   per("bgpctl_k8s_errors_total", "counter", "Failed LIST or WATCH requests.", (r) => r.errors);
   per("bgpctl_k8s_objects", "gauge", "Objects in the cache of a Kubernetes resource.", (r) => r.objects);
   per("bgpctl_k8s_synced", "gauge", "1 once the first LIST of a Kubernetes resource completed.", (r) => (r.synced ? 1 : 0));
+  w.family("bgpctl_k8s_derivations_total", "counter", "Derivations of the router configuration from the cluster: complete (every object walked) or delta (the watch events since the last one applied to it).");
+  if (k?.derivations) for (const kind of ["complete", "delta"] as const) w.sample("bgpctl_k8s_derivations_total", labelText([["kind", kind]]), k.derivations[kind]);
 }

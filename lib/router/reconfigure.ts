@@ -43,6 +43,20 @@ import type { Neighbor } from "./neighbor.ts";
 /** Top-level settings only a restart of bgpctl can change. */
 const RESTART_FIELDS = ["asn", "routerId", "kernel", "controlSocket", "health"] as const;
 
+/**
+ * What a derived configuration knows of its own advertisements against the
+ * one it was derived after (the Kubernetes controller's deltas,
+ * lib/k8s/derive-delta.ts): only `set` are new or changed, only `remove` are
+ * gone, and `drop` are `from`'s objects no longer listed. While `from` is what
+ * runs and no one else wrote a local route since, prepare looks at just those.
+ */
+export interface AdvertiseDelta {
+  from: RouterConfig;
+  set: readonly AdvertiseConfig[];
+  remove: readonly string[];
+  drop: readonly AdvertiseConfig[];
+}
+
 interface PeerStep {
   n: Neighbor;
   after: PeerConfig;
@@ -73,6 +87,8 @@ interface Plan {
   underCheck: { prefix: string; check: string }[];
   policiesChanged: Set<string>;
   globalChanged: string[];
+  /** Made from an AdvertiseDelta: only its advertisements were looked at. */
+  delta: AdvertiseDelta | null;
 }
 
 export class Reconfigurer {
@@ -105,9 +121,9 @@ export class Reconfigurer {
   }
 
   /** Apply a new configuration; resolves with the changes made, rejects (changing nothing) when it cannot be applied. */
-  apply(next: RouterConfig, what = "configuration reloaded"): Promise<string[]> {
+  apply(next: RouterConfig, what = "configuration reloaded", delta?: AdvertiseDelta): Promise<string[]> {
     return this.serial(async () => {
-      const plan = await this.prepare(next);
+      const plan = await this.prepare(next, delta);
       const changes = await this.commit(plan);
       if (changes.length || what === "configuration reloaded") this.e.log.info(`${what}: ${changes.length ? changesText(changes) : "no changes"}`);
       return changes;
@@ -137,7 +153,7 @@ export class Reconfigurer {
 
   // ------------------------------------------------------------------ prepare
 
-  private async prepare(next: RouterConfig): Promise<Plan> {
+  private async prepare(next: RouterConfig, delta?: AdvertiseDelta): Promise<Plan> {
     const e = this.e;
     const restart = RESTART_FIELDS.filter((k) => !sameValue(e.config[k], next[k]));
     if (restart.length) conflict(`changing ${restart.join(", ")} needs a restart of bgpctl`);
@@ -164,6 +180,7 @@ export class Reconfigurer {
       underCheck: [],
       policiesChanged: new Set(d.policiesChanged),
       globalChanged: d.globalChanged.filter((k) => !(RESTART_FIELDS as readonly string[]).includes(k)),
+      delta: null,
     };
 
     // Peers: the file's list against the running neighbours.
@@ -189,7 +206,7 @@ export class Reconfigurer {
     const lastCommit = this.commits;
     const checked = new Map<string, string>();
     for (const h of next.healthChecks ?? []) for (const p of h.prefixes) checked.set(p, h.name);
-    await sliced(next.advertise, (a) => {
+    const visit = (a: AdvertiseConfig) => {
       const check = checked.get(a.prefix);
       if (check !== undefined) {
         plan.underCheck.push({ prefix: a.prefix, check });
@@ -202,15 +219,26 @@ export class Reconfigurer {
       if (!cur || !sameValue(cur.config, a)) plan.setLocal.push(a);
       else if (cur.owner !== "config") plan.adoptLocal.push(a);
       else this.applied.set(a, cur);
-    });
-    // Only the last applied configuration's prefixes can be owned by the file
-    // (every reload sets each of its prefixes as the file's), so only those
-    // are looked at, not every originated prefix.
-    await sliced(e.config.advertise, (a) => {
-      if (this.listed.get(a.prefix) === run) return;
-      this.listed.delete(a.prefix);
-      if (e.localRoutes.get(a.prefix)?.owner === "config") plan.removeLocal.push(a.prefix);
-    });
+    };
+    if (delta !== undefined && delta.from === e.config && quiet) {
+      // Everything else is what runs: the delta's advertisements alone.
+      plan.delta = delta;
+      await sliced(delta.set, visit);
+      await sliced(delta.remove, (prefix) => {
+        this.listed.delete(prefix);
+        if (e.localRoutes.get(prefix)?.owner === "config") plan.removeLocal.push(prefix);
+      });
+    } else {
+      await sliced(next.advertise, visit);
+      // Only the last applied configuration's prefixes can be owned by the file
+      // (every reload sets each of its prefixes as the file's), so only those
+      // are looked at, not every originated prefix.
+      await sliced(e.config.advertise, (a) => {
+        if (this.listed.get(a.prefix) === run) return;
+        this.listed.delete(a.prefix);
+        if (e.localRoutes.get(a.prefix)?.owner === "config") plan.removeLocal.push(a.prefix);
+      });
+    }
 
     // Last, the steps with an outside effect: bind the new metrics address, then
     // the new listen addresses. The old ones are closed first (the new ones may
@@ -343,7 +371,8 @@ export class Reconfigurer {
 
     if (this.health) changes.push(...this.health.apply(p.next.healthChecks ?? []));
     const underCheck = new Set(p.underCheck.map((u) => u.prefix));
-    for (const x of this.underCheckLogged) if (!underCheck.has(x)) this.underCheckLogged.delete(x);
+    // (A delta's plan names only the prefixes it changed: the others stay as they were logged.)
+    if (!p.delta) for (const x of this.underCheckLogged) if (!underCheck.has(x)) this.underCheckLogged.delete(x);
     for (const u of p.underCheck) {
       if (this.underCheckLogged.has(u.prefix)) continue;
       this.underCheckLogged.add(u.prefix);
@@ -377,8 +406,15 @@ export class Reconfigurer {
       this.applied.set(a, e.localRoutes.get(a.prefix)!);
       changes.push(`${replaced ? "updated" : "advertised"} ${a.prefix}`);
     });
-    const commit = ++this.commits;
-    await sliced(p.next.advertise, (a) => this.stamp.set(a, commit));
+    if (p.delta) {
+      // The objects listed before keep their stamp (the last commit's number, as every one in the running configuration has); the new ones get it, the dropped ones lose it.
+      const commit = this.commits;
+      for (const a of p.delta.drop) this.stamp.delete(a);
+      await sliced(p.delta.set, (a) => this.stamp.set(a, commit));
+    } else {
+      const commit = ++this.commits;
+      await sliced(p.next.advertise, (a) => this.stamp.set(a, commit));
+    }
     // Clean when every local-route write since v0 was this commit's own.
     this.cleanVersion = e.localRoutes.version - v0 === own ? e.localRoutes.version : -1;
     return changes;

@@ -39,7 +39,7 @@ import type { BfdTransport } from "../bfd/transport.ts";
 import { BfdGlue } from "./bfd-glue.ts";
 import type { CheckInfo } from "../health/mod.ts";
 import { HealthGlue, type HealthGlueOptions } from "./health-glue.ts";
-import { Reconfigurer } from "./reconfigure.ts";
+import { type AdvertiseDelta, Reconfigurer } from "./reconfigure.ts";
 import { routeEntry } from "./view.ts";
 
 /** Hooks for a daemon whose configuration is derived (watch-k8s) rather than read from the file alone, and for tests. */
@@ -421,9 +421,9 @@ export class Router implements RouterApi {
     return this.bfd.info();
   }
 
-  /** Apply a configuration (a reload, or the Kubernetes controller's derived one) as a change of what runs. */
-  apply(next: RouterConfig, what = "configuration reloaded"): Promise<string[]> {
-    return this.reconf.apply(next, what).finally(() => this.bfd.sync());
+  /** Apply a configuration (a reload, or the Kubernetes controller's derived one) as a change of what runs; `delta` says which advertisements changed against the one it was derived after (see AdvertiseDelta). */
+  apply(next: RouterConfig, what = "configuration reloaded", delta?: AdvertiseDelta): Promise<string[]> {
+    return this.reconf.apply(next, what, delta).finally(() => this.bfd.sync());
   }
 }
 

@@ -223,6 +223,38 @@ describe("reconfigurer: tens of thousands of advertisements in slices", () => {
     expect(r.engine.localRoutes.has(adv(500).prefix)).toBe(true);
     expect(r.engine.localRoutes.size).toBe(51);
   });
+
+  test("an apply with an advertisement delta against the running configuration changes just what it names; against another configuration, or after the control API wrote a route, the whole list is compared", async () => {
+    const { router: r, base } = await router();
+    const list = Array.from({ length: 1000 }, (_, i) => adv(i));
+    const first: RouterConfig = { ...base, advertise: list };
+    await r.apply(first, "test");
+    // A delta: one changed, one gone, one new.
+    const next = list.filter((_, i) => i !== 5);
+    next[10] = adv(11, ["65001:7"]);
+    next.push(adv(40_000));
+    const second: RouterConfig = { ...base, advertise: next };
+    const changes = await r.apply(second, "test", { from: first, set: [next[10]!, adv(40_000)].map((a) => next.find((x) => x.prefix === a.prefix)!), remove: [adv(5).prefix], drop: [list[5]!, list[11]!] });
+    expect(changes.sort()).toEqual([`advertised ${adv(40_000).prefix}`, `updated ${adv(11).prefix}`, `withdrew ${adv(5).prefix}`].sort());
+    expect(r.engine.config).toBe(second);
+    // The delta is believed: what it leaves out is not looked at (a change it does not name stays unapplied)...
+    const third: RouterConfig = { ...base, advertise: next.map((a, i) => (i === 20 ? adv(21, ["65001:8"]) : a)) };
+    expect(await r.apply(third, "test", { from: second, set: [], remove: [], drop: [] })).toEqual([]);
+    expect(r.engine.localRoutes.get(adv(21).prefix)!.config.communities).toEqual([]);
+    // ... but only against the configuration it was made after: against another one, the whole list is compared.
+    expect(await r.apply(third, "test", { from: first, set: [], remove: [], drop: [] })).toEqual([`updated ${adv(21).prefix}`]);
+    expect(r.engine.localRoutes.get(adv(21).prefix)!.config.communities).toEqual(["65001:8"]);
+    // And after the control API wrote a local route: compared in full (the file's settings come back).
+    await r.advertise({ prefixes: [adv(3).prefix], communities: ["65001:9"] });
+    const fourth: RouterConfig = { ...third };
+    expect(await r.apply(fourth, "test", { from: third, set: [], remove: [], drop: [] })).toEqual([`updated ${adv(3).prefix}`]);
+    // A delta's stamps keep the next complete apply exact: the same list again changes nothing, a prefix dropped by a delta is not taken for running.
+    const fifth: RouterConfig = { ...base, advertise: fourth.advertise.filter((a) => a.prefix !== adv(7).prefix) };
+    expect(await r.apply(fifth, "test", { from: fourth, set: [], remove: [adv(7).prefix], drop: [fourth.advertise.find((a) => a.prefix === adv(7).prefix)!] })).toEqual([`withdrew ${adv(7).prefix}`]);
+    expect(await r.apply({ ...fifth }, "test")).toEqual([]);
+    expect(await r.apply({ ...base, advertise: fourth.advertise }, "test")).toEqual([`advertised ${adv(7).prefix}`]);
+    expect(r.engine.localRoutes.size).toBe(1000);
+  });
 });
 
 describe("KubeController at scale", () => {
@@ -259,6 +291,13 @@ describe("KubeController at scale", () => {
         await Bun.sleep(5);
       }
       expect(r.engine.localRoutes.size).toBe(expected.size);
+      // The move was applied to the last derivation, not derived again from every object; what runs is what a complete run gives.
+      const runs = c.status().derivations!;
+      expect(runs.delta).toBeGreaterThanOrEqual(1);
+      const want = derive({ nodeName: BENCH_NODE, nodes: emu.list<Node>("nodes"), services: emu.list<Service>("services"), slices: emu.list<EndpointSlice>("endpointslices"), base, secrets: new Map() });
+      expect(r.engine.config.advertise).toEqual(want.config!.advertise);
+      expect(c.status().originated).toEqual(want.status.originated);
+      expect(runs.complete).toBe(1);
     } finally {
       await controller?.stop();
       await emu.stop();

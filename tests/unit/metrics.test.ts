@@ -244,7 +244,7 @@ describe("metrics: kernel routes, Kubernetes and BFD", () => {
       { resource: "services", synced: false, objects: 0, resourceVersion: "", lists: 0, watches: 0, relists: 0, errors: 1, lastError: "forbidden" },
     ];
     const config = parseConfig(`asn: 65001\nrouterId: 192.0.2.9\nlisten: {address: ${A}, port: 0}\ncontrolSocket: ${join(dir, "k.sock")}\n`, "k.yaml");
-    const router = new Router(config, null, new Log("error", "text", () => {}), { k8s: () => ({ resources }) as K8sStatus });
+    const router = new Router(config, null, new Log("error", "text", () => {}), { k8s: () => ({ resources, derivations: { complete: 2, delta: 31 } }) as K8sStatus });
     const { metrics } = routerMetrics(router, { bfd: () => [{ peer: B, state: "Up" }, { peer: C, state: "Down" }] });
     const families = parseExposition(await metrics.text());
     expect(sampleValue(families, "bgpctl_k8s_watch_events_total", { resource: "nodes", type: "MODIFIED" })).toBe(9);
@@ -255,6 +255,8 @@ describe("metrics: kernel routes, Kubernetes and BFD", () => {
     expect(sampleValue(families, "bgpctl_k8s_watches_total", { resource: "nodes" })).toBe(5);
     expect(sampleValue(families, "bgpctl_k8s_objects", { resource: "nodes" })).toBe(3);
     expect(sampleValue(families, "bgpctl_k8s_synced", { resource: "services" })).toBe(0);
+    expect(sampleValue(families, "bgpctl_k8s_derivations_total", { kind: "complete" })).toBe(2);
+    expect(sampleValue(families, "bgpctl_k8s_derivations_total", { kind: "delta" })).toBe(31);
     expect(sampleValue(families, "bgpctl_bfd_session_state", { peer: B, state: "Up" })).toBe(1);
     expect(sampleValue(families, "bgpctl_bfd_session_state", { peer: B, state: "Down" })).toBe(0);
     expect(sampleValue(families, "bgpctl_bfd_session_state", { peer: C, state: "Down" })).toBe(1);
