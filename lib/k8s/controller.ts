@@ -42,7 +42,7 @@ import { runSliced } from "../core/slices.ts";
 import { DeriveCache, type DeriveInput, type Derived, derive, deriveSliced, svcName } from "./derive.ts";
 import { type DeltaResult, type DeriveChanges, deriveDeltaSteps, noChanges } from "./derive-delta.ts";
 import { type KubeConnection, resolveConnection } from "./kubeconfig.ts";
-import { Overlay, type OverlaySettings, initialOverrides, overlayNode } from "./overlay.ts";
+import { Overlay, type OverlayNode, type OverlaySettings, initialOverrides, overlayNode } from "./overlay.ts";
 import { Reflector, type ReflectorEvent } from "./reflector.ts";
 import type { EndpointSlice, K8sProblem, K8sStatus, Node, Secret, Service } from "./types.ts";
 
@@ -78,6 +78,10 @@ export const RESOURCES = {
   endpointslices: { name: "endpointslices", path: "/apis/discovery.k8s.io/v1/endpointslices", kind: "EndpointSlice" },
 } as const;
 
+function sameOverlayNode(a: OverlayNode, b: OverlayNode): boolean {
+  return a.name === b.name && a.v4 === b.v4 && a.v6 === b.v6 && a.podCidrs.length === b.podCidrs.length && a.podCidrs.every((c, i) => c === b.podCidrs[i]);
+}
+
 /** Events kept between two derivations; past this many, the next one is a complete run. */
 const MAX_CHANGES = 50_000;
 
@@ -96,7 +100,7 @@ export class KubeController {
   private changes: DeriveChanges | null = noChanges();
   /** Derivations run: complete and delta (show k8s, metrics). */
   private readonly derivations = { complete: 0, delta: 0 };
-  /** The next reconcile hands the overlay the Nodes and settings even without a Node change (after a reload). */
+  /** The next reconcile hands the overlay the Nodes and settings: a Node came, went or changed what the overlay reads, or a reload. */
   private overlayDue = false;
   private readonly secrets = new Map<string, string>();
   private readonly secretFetchedAt = new Map<string, number>();
@@ -143,7 +147,12 @@ export class KubeController {
   async start(): Promise<Router> {
     this.log.info(`kubernetes: API server ${this.connection.server} (${this.connection.source}), node ${this.nodeName}`);
     this.unsubscribers.push(
-      this.nodes.subscribe((evs) => this.record(evs, (c, ev) => c.nodes.set(ev.object.metadata.name, ev.type === "deleted" ? null : ev.object))),
+      this.nodes.subscribe((evs) =>
+        this.record(evs, (c, ev) => {
+          c.nodes.set(ev.object.metadata.name, ev.type === "deleted" ? null : ev.object);
+          if (ev.type !== "modified" || !sameOverlayNode(overlayNode(ev.old), overlayNode(ev.object))) this.overlayDue = true;
+        }),
+      ),
       this.services.subscribe((evs) => this.record(evs, (c, ev) => c.services.add(svcName(ev.object)))),
       this.slices.subscribe((evs) =>
         this.record(evs, (c, ev) => c.slices.push({ old: ev.type === "added" ? null : ev.type === "modified" ? ev.old : ev.object, now: ev.type === "deleted" ? null : ev.object })),
@@ -291,7 +300,6 @@ export class KubeController {
   private async reconcile(): Promise<void> {
     const router = this.router;
     if (!router || this.stopped) return;
-    const nodesChanged = this.changes === null || this.changes.nodes.size > 0;
     const { d, delta } = await this.deriveNext();
     if (d.status.problems !== this.last?.status.problems) this.logProblems(d.status.problems);
     if (!d.config) {
@@ -302,14 +310,15 @@ export class KubeController {
       return;
     }
     this.last = d;
-    // Only Nodes and settings move the overlay (a delta without Node changes leaves it).
-    const overlay = this.overlayDue || nodesChanged || delta === null;
+    // Only what the overlay reads of Nodes, and its settings, move it (a delta with none of those leaves it).
+    const overlay = this.overlayDue || delta === null;
     this.overlayDue = false;
     // The overlay's overrides for new Nodes go to the FIB before their sessions can bring routes.
-    const n = overlay ? this.overlayNodes() : null;
-    const settings = this.overlaySettings();
+    const settings = overlay ? this.overlaySettings() : null;
+    const n = settings ? this.overlayNodes() : null;
     if (n && settings) this.overlay?.overlay.preview(settings, n.me, n.nodes);
-    await this.applyDerived(router, d.config, delta ?? undefined);
+    // Nothing changed and it runs already (a Node's heartbeat): nothing to apply.
+    if (!(delta !== null && delta.derived.config === router.engine.config)) await this.applyDerived(router, d.config, delta ?? undefined);
     if (overlay) await this.syncOverlay(d.config.kernel.enabled);
   }
 
@@ -399,8 +408,9 @@ export class KubeController {
 
   /** Hand the overlay the current Nodes and settings and wait for its reconcile (nothing without kernel routes). */
   private async syncOverlay(kernelRoutes: boolean): Promise<void> {
+    if (this.stopped || !this.overlaySettings()) return;
     const n = this.overlayNodes();
-    if (!n || this.stopped || !this.overlaySettings()) return;
+    if (!n) return;
     const overlay = await this.ensureOverlay(kernelRoutes);
     const settings = this.overlaySettings();
     if (!overlay || this.stopped || !settings) return;

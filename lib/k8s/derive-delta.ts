@@ -152,7 +152,8 @@ export function* deriveDeltaSteps(
   }
 
   // -- Services: derived again; their prefixes' claims follow
-  const statuses = st.svcStatuses.slice();
+  let statuses = st.svcStatuses;
+  let servicesMoved = false;
   const touched = new Set<AdvertEntry>();
   let problemsChanged = false;
   for (const key of dirty) {
@@ -163,6 +164,10 @@ export function* deriveDeltaSteps(
     const old: ServiceEntry | null = i >= 0 ? st.svcEntries[i]! : null;
     const e = svc ? serviceEntryFor(svc, ready.get(key) ?? NO_ENDPOINTS, st.ctx, cache) : null;
     if (e === old) continue;
+    if (!servicesMoved) {
+      servicesMoved = true;
+      statuses = statuses.slice();
+    }
     if (old && e) {
       st.svcEntries[i] = e;
       statuses[i] = e.result.status;
@@ -209,6 +214,9 @@ export function* deriveDeltaSteps(
       }
     }
   }
+
+  // Nothing changed (a Node's heartbeat, a slice with the same ready counts): the last derivation as it is.
+  if (touched.size === 0 && !problemsChanged && !servicesMoved) return { derived: last, from: lastConfig, set: [], remove: [], drop: [] };
 
   // -- the prefixes whose Services changed: settled again, moved in the sorted lists
   const order = cache.order;

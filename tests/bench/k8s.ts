@@ -16,7 +16,12 @@
  *   emulator write (over the control socket) to the moment the sink decoded
  *   the UPDATE announcing its prefix (and, for moves, withdrawing the old
  *   one); p50/p99/max of those latencies. At the end the sink must hold
- *   exactly the expected number of prefixes.
+ *   exactly the expected number of prefixes;
+ * - meanwhile, `heartbeats` Node status updates a second (other Nodes in
+ *   turn, a new Ready condition message: what kubelets' status reports look
+ *   like to a watcher; at 5,000 Nodes and 20 a second, each Node about every
+ *   four minutes), and the daemon's CPU time from the first change until the
+ *   sink saw the last.
  *
  * Every wait is bounded; every process is stopped by PID and the lab removed.
  */
@@ -28,7 +33,7 @@ import { startWatchK8s, type WatchK8s } from "./daemons/bgpctl.ts";
 import type { Daemon, EventLoopStats } from "./daemons/types.ts";
 import { type Speaker, sink } from "./inject.ts";
 import { DAEMON_V4, Lines, dropLab, makeLab, peakRss, pollUntil, spawnIn, stopProc, usage } from "./lab.ts";
-import { BENCH_NODE, type ClusterSize, changes, expectedPrefixes } from "./k8s-cluster.ts";
+import { BENCH_NODE, type ClusterSize, changes, expectedPrefixes, nodeName } from "./k8s-cluster.ts";
 import type { Result } from "./scenarios.ts";
 
 const API_SCRIPT = join(import.meta.dir, "k8s-api.ts");
@@ -40,6 +45,8 @@ export interface K8sOptions extends ClusterSize {
   changes: number;
   /** Interval between two changes. */
   changeMs: number;
+  /** Node status updates a second while the changes run (0: none). */
+  heartbeats: number;
 }
 
 /** Latency figures of one kind of event, in ms. */
@@ -178,6 +185,20 @@ export async function runK8s(d: Daemon, k: K8sOptions, o: { timeoutMs: number; l
     const before = { updates: s.updates, nlri: s.nlri };
     const writeAt: number[] = [];
     const tc = Date.now();
+    const cpu0 = usage(dm.pid).cpuMs;
+    // Node status updates in the background (other Nodes in turn), until the changes are seen.
+    let beating = k.heartbeats > 0;
+    let beats = 0;
+    const heartbeats = (async () => {
+      const others = Math.max(1, k.nodes - 1);
+      while (beating) {
+        await Bun.sleep(Math.max(0, tc + (beats * 1000) / k.heartbeats - Date.now()));
+        if (!beating) break;
+        const name = nodeName(1 + (beats % others));
+        beats++;
+        await ctl.patch("nodes", undefined, name, { status: { conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", message: `kubelet is posting ready status (${beats})` }] } });
+      }
+    })();
     for (let i = 0; i < plan.length; i++) {
       alive();
       await Bun.sleep(Math.max(0, tc + i * k.changeMs - Date.now()));
@@ -192,13 +213,19 @@ export async function runK8s(d: Daemon, k: K8sOptions, o: { timeoutMs: number; l
     const finalCount = expected.size + plan.filter((c) => !c.withdraw).length;
     const seenAll = () => plan.filter((c) => s.seen.has(`+${c.announce}`)).length;
     const settled = await pollUntil(async () => (alive(), progress(`changes: ${seenAll()} of ${plan.length} announced on the wire`), plan.every((c) => s.seen.has(`+${c.announce}`) && (!c.withdraw || s.seen.has(`-${c.withdraw}`)) && s.prefixes === finalCount)), o.timeoutMs, 20);
+    const changeCpuMs = usage(dm.pid).cpuMs - cpu0;
+    const changeSpanMs = Date.now() - tc;
+    beating = false;
+    await heartbeats;
     const announce = plan.flatMap((c, i) => (s.seen.has(`+${c.announce}`) ? [s.seen.get(`+${c.announce}`)!.at - writeAt[i]!] : []));
     const withdraw = plan.flatMap((c, i) => (c.withdraw && s.seen.has(`-${c.withdraw}`) ? [s.seen.get(`-${c.withdraw}`)!.at - writeAt[i]!] : []));
     Object.assign(facts, {
       changes: plan.length,
       changeMs: k.changeMs,
       writesMs,
-      settledAfterMs: Date.now() - tc,
+      settledAfterMs: changeSpanMs,
+      heartbeats: beats,
+      changeCpuMs,
       withdrawLatency: latency(withdraw),
       changeUpdates: s.updates - before.updates,
       changeNlri: s.nlri - before.nlri,
@@ -207,7 +234,7 @@ export async function runK8s(d: Daemon, k: K8sOptions, o: { timeoutMs: number; l
     const loop = await loopStats(dm);
     const result: Result = { ...base, ms, rssBytes: rss(), eventLoop: loop, latency: latency(announce), k8s: facts };
     const wl = latency(withdraw);
-    let detail = `${k.nodes} Nodes, ${k.services} Services, ${expected.size} prefixes; control socket up after ${upAt ? ((upAt - t0) / 1000).toFixed(2) : "?"} s; ${plan.length} changes every ${k.changeMs} ms: withdraw p50/p99 ${wl ? `${wl.p50Ms}/${wl.p99Ms} ms` : "none seen"}, max announce ${result.latency?.maxMs ?? "?"} ms, ${s.updates - before.updates} UPDATEs with ${s.nlri - before.nlri} prefixes sent meanwhile${loop ? "" : "; show summary did not answer within 30 s"}`;
+    let detail = `${k.nodes} Nodes, ${k.services} Services, ${expected.size} prefixes; control socket up after ${upAt ? ((upAt - t0) / 1000).toFixed(2) : "?"} s; ${plan.length} changes every ${k.changeMs} ms${k.heartbeats ? ` and ${beats} Node status updates` : ""}, daemon CPU ${(changeCpuMs / 1000).toFixed(2)} s in those ${(changeSpanMs / 1000).toFixed(1)} s: withdraw p50/p99 ${wl ? `${wl.p50Ms}/${wl.p99Ms} ms` : "none seen"}, max announce ${result.latency?.maxMs ?? "?"} ms, ${s.updates - before.updates} UPDATEs with ${s.nlri - before.nlri} prefixes sent meanwhile${loop ? "" : "; show summary did not answer within 30 s"}`;
     if (!settled) {
       const missing = plan.filter((c) => !s.seen.has(`+${c.announce}`) || (c.withdraw && !s.seen.has(`-${c.withdraw}`)));
       detail = `${o.timeoutMs / 1000} s after the last change: ${missing.length} of ${plan.length} changes not (fully) seen on the wire (first: ${missing[0]?.what ?? "none"}), sink holds ${s.prefixes} of ${finalCount} prefixes; ${detail}`;

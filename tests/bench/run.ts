@@ -11,7 +11,7 @@
  *     [--fanin-prefixes 50000] [--only receive,transit,...]
  *     [--daemons bgpctl,bird,frr,openbgpd,gobgp] [--timeout 300] [--poll-ms 100]
  *     [--rounds 3] [--json FILE] [--k8s-nodes 5000] [--k8s-services 20000]
- *     [--k8s-changes 200] [--k8s-change-ms 100]
+ *     [--k8s-changes 200] [--k8s-change-ms 100] [--k8s-heartbeats 20]
  *
  * Rounds: this machine's speed drifts by tens of percent within minutes
  * (a shared virtual machine), so a BGP scenario runs `--rounds` times
@@ -61,7 +61,7 @@ function count(name: string, dflt: number): number {
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name}: expected a whole number, got "${v}"`);
   return n;
 }
-for (const a of args) if (a.startsWith("--") && !["--prefixes", "--v6-prefixes", "--fanin-prefixes", "--only", "--daemons", "--timeout", "--poll-ms", "--rounds", "--json", "--k8s-nodes", "--k8s-services", "--k8s-changes", "--k8s-change-ms"].includes(a)) throw new Error(`unknown option ${a}`);
+for (const a of args) if (a.startsWith("--") && !["--prefixes", "--v6-prefixes", "--fanin-prefixes", "--only", "--daemons", "--timeout", "--poll-ms", "--rounds", "--json", "--k8s-nodes", "--k8s-services", "--k8s-changes", "--k8s-change-ms", "--k8s-heartbeats"].includes(a)) throw new Error(`unknown option ${a}`);
 
 const V4 = count("--prefixes", 560_000);
 const V6 = count("--v6-prefixes", 200_000);
@@ -72,7 +72,7 @@ const ROUNDS = arg("--rounds") === undefined ? null : count("--rounds", 3);
 if (ROUNDS === 0) throw new Error("--rounds: at least 1");
 /** Rounds of a scenario (see the module comment). */
 const roundsOf = (s: ScenarioName) => (s === "k8s" ? 1 : (ROUNDS ?? (s === "kernel" ? 1 : 3)));
-const K8S = { nodes: count("--k8s-nodes", 5000), services: count("--k8s-services", 20_000), changes: count("--k8s-changes", 200), changeMs: count("--k8s-change-ms", 100) };
+const K8S = { nodes: count("--k8s-nodes", 5000), services: count("--k8s-services", 20_000), changes: count("--k8s-changes", 200), changeMs: count("--k8s-change-ms", 100), heartbeats: count("--k8s-heartbeats", 20) };
 const only = (arg("--only")?.split(",") ?? [...SCENARIOS]) as ScenarioName[];
 for (const s of only) if (!SCENARIOS.includes(s)) throw new Error(`--only: unknown scenario "${s}" (known: ${SCENARIOS.join(", ")})`);
 const names = arg("--daemons")?.split(",") ?? ALL.map((d) => d.name);
@@ -187,7 +187,7 @@ const results: Result[] = [];
 try {
   const prepared = only.some((s) => s !== "k8s") ? await prepareFeeds() : null;
   const feeds: Feeds = prepared?.feeds ?? { full: { file: "", prefixes: 0, v4: 0, v6: 0 }, slices: [], churn: { file: "", prefixes: 0 }, ipBatch: "" };
-  if (only.includes("k8s")) log(`k8s: ${K8S.nodes} Nodes, ${K8S.services} Services, ${K8S.changes} changes every ${K8S.changeMs} ms`);
+  if (only.includes("k8s")) log(`k8s: ${K8S.nodes} Nodes, ${K8S.services} Services, ${K8S.changes} changes every ${K8S.changeMs} ms, ${K8S.heartbeats} Node status updates a second meanwhile`);
   log(`machine: ${cpus().length} cores; daemons: ${daemons.map((d) => (d.unavailable() ? `${d.name} (${d.unavailable()})` : d.version())).join("; ")}`);
   const report: string[] = [];
   for (const s of only) {

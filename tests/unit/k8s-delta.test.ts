@@ -245,6 +245,13 @@ describe("derivation deltas", () => {
       ["another Node's address", { ...noChanges(), nodes: new Map([["node-2", moved]]) }],
     ];
     for (const [what, c] of cases) expect({ what, r: delta(c) }).toEqual({ what, r: null });
+    // Another Node's heartbeat (a new object, nothing derive reads changed): the last derivation itself, nothing to apply.
+    const last = delta(noChanges())!.derived;
+    const beat = structuredClone(w.nodes.get("node-3")!);
+    beat.status!.conditions = [{ type: "Ready", status: "True", reason: "KubeletReady", message: "kubelet is posting ready status (2)" }];
+    const r = delta({ ...noChanges(), nodes: new Map([["node-3", beat]]) })!;
+    expect(r.derived).toBe(last);
+    expect([r.set, r.remove, r.drop]).toEqual([[], [], []]);
     // Another config file: the cache starts afresh, so no delta either.
     expect(runToEnd(deriveDeltaSteps(BASES.ranges!, ME, noChanges(), () => undefined, cache))).toBeNull();
   });
