@@ -44,6 +44,7 @@ import { type DeltaResult, type DeriveChanges, deriveDeltaSteps, noChanges } fro
 import { type KubeConnection, resolveConnection } from "./kubeconfig.ts";
 import { Overlay, type OverlayNode, type OverlaySettings, initialOverrides, overlayNode } from "./overlay.ts";
 import { Reflector, type ReflectorEvent } from "./reflector.ts";
+import { sameObject, trimNode, trimService, trimSlice } from "./trim.ts";
 import type { EndpointSlice, K8sProblem, K8sStatus, Node, Secret, Service } from "./types.ts";
 
 export interface ControllerOptions {
@@ -128,9 +129,10 @@ export class KubeController {
     this.client = new KubeClient(this.connection, { log: klog, userAgent: "bgpctl" });
     const api = opts.base.kubernetes!.api;
     const ropts = { pageSize: api.pageSize, watchTimeoutSeconds: api.watchTimeoutSeconds, log: klog };
-    this.nodes = new Reflector<Node>(this.client, RESOURCES.nodes, ropts);
-    this.services = new Reflector<Service>(this.client, RESOURCES.services, ropts);
-    this.slices = new Reflector<EndpointSlice>(this.client, RESOURCES.endpointslices, ropts);
+    // Only what the derivation reads is kept (lib/k8s/trim.ts); an update of nothing else is no change.
+    this.nodes = new Reflector<Node>(this.client, RESOURCES.nodes, { ...ropts, transform: (o) => trimNode(o as Node), same: sameObject });
+    this.services = new Reflector<Service>(this.client, RESOURCES.services, { ...ropts, transform: (o) => trimService(o as Service), same: sameObject });
+    this.slices = new Reflector<EndpointSlice>(this.client, RESOURCES.endpointslices, { ...ropts, transform: (o) => trimSlice(o as EndpointSlice), same: sameObject });
   }
 
   /** The running router (null until the first complete derivation). */

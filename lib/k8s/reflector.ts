@@ -54,6 +54,10 @@ export interface ReflectorOptions {
   random?: () => number;
   /** A watch that ends in under this with no event counts as an error (default 1000). */
   minWatchMs?: number;
+  /** What of each object is kept (lib/k8s/trim.ts); default all of it. */
+  transform?: (o: KubeObject) => KubeObject;
+  /** Whether an update says nothing new (lib/k8s/trim.ts's sameObject): the cached object is kept and no one is told. Default: compared by resourceVersion only. */
+  same?: (cached: KubeObject, next: KubeObject) => boolean;
 }
 
 /** Retry-After beyond this is not believed. */
@@ -105,6 +109,10 @@ export class Reflector<T extends KubeObject> {
   readonly #log: LogFn;
   readonly #backoff: Backoff;
   readonly #ac = new AbortController();
+  readonly #transform: ((o: T) => T) | undefined;
+  readonly #same: ((cached: T, next: T) => boolean) | undefined;
+  /** Updates that said nothing new (`same`). */
+  #unchanged = 0;
   readonly #subs = new Set<(events: ReflectorEvent<T>[]) => void>();
   readonly #syncWaiters = new Set<(ok: boolean) => void>();
   #cache = new Map<string, T>();
@@ -132,6 +140,8 @@ export class Reflector<T extends KubeObject> {
       throw new RangeError(`reflector ${spec.name}: watchTimeoutSeconds ${this.#watchTimeout} must be in [1, 290)`);
     }
     this.#minWatchMs = opts.minWatchMs ?? 1000;
+    this.#transform = opts.transform as ((o: T) => T) | undefined;
+    this.#same = opts.same as ((cached: T, next: T) => boolean) | undefined;
     this.#log = opts.log ?? (() => {});
     this.#backoff = new Backoff(opts.backoff ?? { initialMs: 800, maxMs: 30_000 }, opts.random);
   }
@@ -206,6 +216,7 @@ export class Reflector<T extends KubeObject> {
       errors: this.#errors,
       lastError: this.#lastError,
       watchEvents: { ...this.#watchEvents },
+      unchanged: this.#unchanged,
     };
   }
 
@@ -292,13 +303,17 @@ export class Reflector<T extends KubeObject> {
         this.#log("warn", `${this.#spec.name}: list item without metadata.name ignored`);
         return;
       }
-      next.set(objectKey(o), o);
+      const k = objectKey(o);
+      const t = this.#transform ? this.#transform(o) : o;
+      const old = this.#cache.get(k);
+      // Unchanged since the cache took it: the cached object stays (the caches downstream know it).
+      next.set(k, old !== undefined && (old.metadata.resourceVersion === t.metadata.resourceVersion || this.#same?.(old, t)) ? old : t);
     });
     const batch: ReflectorEvent<T>[] = [];
     await sliced(next, ([k, o]) => {
       const old = this.#cache.get(k);
       if (!old) batch.push({ type: "added", object: o });
-      else if (old.metadata.resourceVersion !== o.metadata.resourceVersion) batch.push({ type: "modified", object: o, old });
+      else if (old !== o) batch.push({ type: "modified", object: o, old });
     });
     await sliced(this.#cache, ([k, old]) => {
       if (!next.has(k)) batch.push({ type: "deleted", object: old });
@@ -368,11 +383,17 @@ export class Reflector<T extends KubeObject> {
     if (type === "DELETED") {
       if (!old) return;
       this.#cache.delete(key);
-      this.#emit([{ type: "deleted", object: o }]);
+      // What the cache held goes (what subscribers were told of).
+      this.#emit([{ type: "deleted", object: old }]);
       return;
     }
-    this.#cache.set(key, o);
-    this.#emit(old ? [{ type: "modified", object: o, old }] : [{ type: "added", object: o }]);
+    const t = this.#transform ? this.#transform(o) : o;
+    if (old !== undefined && this.#same?.(old, t)) {
+      this.#unchanged++;
+      return;
+    }
+    this.#cache.set(key, t);
+    this.#emit(old ? [{ type: "modified", object: t, old }] : [{ type: "added", object: t }]);
   }
 
   #emit(batch: ReflectorEvent<T>[]): void {

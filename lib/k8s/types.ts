@@ -218,6 +218,8 @@ export interface K8sResourceStatus {
   lastError: string | null;
   /** Watch events received, by type (ADDED, MODIFIED, DELETED, BOOKMARK); for the metrics. */
   watchEvents?: Record<string, number>;
+  /** Updates that changed nothing bgpctl reads (lib/k8s/trim.ts): kept out of the cache, no one told. */
+  unchanged?: number;
 }
 
 export interface K8sStatus {

@@ -279,6 +279,7 @@ function writeK8s(w: ExpositionWriter, k: K8sStatus | null): void {
   per("bgpctl_k8s_relists_total", "counter", "LISTs after the first (a watch too old to resume: 410 Gone).", (r) => r.relists);
   per("bgpctl_k8s_watches_total", "counter", "WATCH requests made.", (r) => r.watches);
   per("bgpctl_k8s_errors_total", "counter", "Failed LIST or WATCH requests.", (r) => r.errors);
+  per("bgpctl_k8s_unchanged_total", "counter", "Watch updates that changed nothing bgpctl reads (a kubelet's status report): kept out of the cache.", (r) => r.unchanged ?? 0);
   per("bgpctl_k8s_objects", "gauge", "Objects in the cache of a Kubernetes resource.", (r) => r.objects);
   per("bgpctl_k8s_synced", "gauge", "1 once the first LIST of a Kubernetes resource completed.", (r) => (r.synced ? 1 : 0));
   w.family("bgpctl_k8s_derivations_total", "counter", "Derivations of the router configuration from the cluster: complete (every object walked) or delta (the watch events since the last one applied to it).");

@@ -16,6 +16,8 @@ import { KubeClient } from "../../lib/k8s/client.ts";
 import { Backoff, Reflector, type ReflectorEvent, type ReflectorOptions, type ResourceSpec } from "../../lib/k8s/reflector.ts";
 import type { EndpointSlice, KubeObject, Node } from "../../lib/k8s/types.ts";
 import { type EmulatorOptions, KubeEmulator } from "../k8s/emulator.ts";
+import { node } from "../k8s/fixtures.ts";
+import { sameObject, trimNode } from "../../lib/k8s/trim.ts";
 import { type Pki, makePki } from "../k8s/pki.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -405,13 +407,17 @@ describe("Reflector against the emulator", () => {
     return emu;
   }
 
+  const deleted: KubeObject[] = [];
   function reflector<T extends KubeObject = Node>(opts: ReflectorOptions = {}, spec: ResourceSpec = NODES, token = "tok-a") {
     writeFileSync(tokenFile, token);
     const lg = logger();
     const client = new KubeClient({ server: emu!.url, ca: pki.caCert, tokenFile, insecure: false, source: "test" }, { log: lg.log });
     const r = new Reflector<T>(client, spec, { ...fast, backoff: { initialMs: 20, maxMs: 200, jitter: 0 }, log: lg.log, ...opts });
     const batches: string[][] = [];
-    r.subscribe((b) => batches.push(summary(b as unknown as ReflectorEvent<Node>[])));
+    r.subscribe((b) => {
+      batches.push(summary(b as unknown as ReflectorEvent<Node>[]));
+      for (const ev of b) if (ev.type === "deleted") deleted.push(ev.object);
+    });
     refl = r as unknown as Reflector<KubeObject>;
     return { r, lg, batches };
   }
@@ -604,4 +610,45 @@ describe("Reflector against the emulator", () => {
     expect(e.stats.watches).toBe(w); // nothing restarted
     refl = undefined;
   });
+
+  test("trimmed objects: an update of nothing kept (a kubelet's status report) is no event and keeps the cached object, nor is it one after a relist; a kept field's change is; a deletion hands over the cached object", async () => {
+    const e = await startEmu({ bookmarkIntervalMs: 0 });
+    e.create("nodes", node("a", { ipv4: "192.0.2.1", podCIDRs: ["10.244.0.0/24"] }));
+    e.create("nodes", node("b", { ipv4: "192.0.2.2" }));
+    const { r, batches } = reflector({ transform: (o) => trimNode(o as Node), same: sameObject, backoff: { initialMs: 50, maxMs: 50, jitter: 0 } });
+    r.start();
+    await r.waitSynced(5000);
+    await waitFor(() => e.stats.activeWatches === 1, { timeoutMs: 5000, what: "the watch" });
+    const a0 = r.get("a")!;
+    // Only what derive reads is kept.
+    expect(a0.status).toEqual({ addresses: [{ type: "InternalIP", address: "192.0.2.1" }, { type: "Hostname", address: "a" }] });
+    expect(a0.spec).toEqual({ podCIDR: "10.244.0.0/24", podCIDRs: ["10.244.0.0/24"] });
+    // A status report and a foreign annotation: no event, the same cached object, counted.
+    e.patch("nodes", undefined, "a", { status: { conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", message: "again" }] } });
+    e.patch("nodes", undefined, "a", { metadata: { annotations: { "kubectl.kubernetes.io/last-applied-configuration": "{}" } } });
+    await waitFor(() => r.status().unchanged === 2, { timeoutMs: 5000, what: "two unchanged updates" });
+    expect(r.get("a")).toBe(a0);
+    expect(batches.length).toBe(1);
+    // A bgpctl annotation is kept: an event.
+    e.patch("nodes", undefined, "a", { metadata: { annotations: { "bgpctl.io/asn": "65009" } } });
+    await waitFor(() => batches.length === 2, { timeoutMs: 5000, what: "the annotation's event" });
+    expect(batches[1]![0]).toStartWith("modified a ");
+    expect(r.get("a")!.metadata.annotations).toEqual({ "bgpctl.io/asn": "65009" });
+    // While disconnected, a status report on b; then a relist (410): no event for b, the cached object kept.
+    e.failNext(/^\/api\/v1\/nodes$/, 1, 503);
+    const b0 = r.get("b")!;
+    expect(e.dropWatches()).toBe(1);
+    e.patch("nodes", undefined, "b", { status: { conditions: [{ type: "Ready", status: "False", reason: "KubeletNotReady", message: "x" }] } });
+    e.compact();
+    await waitFor(() => r.status().relists === 1, { timeoutMs: 5000, what: "the relist" });
+    expect(r.get("b")).toBe(b0);
+    expect(batches.length).toBe(2);
+    // A deletion: subscribers get the object they were given.
+    const a1 = r.get("a")!;
+    await waitFor(() => e.stats.activeWatches === 1, { timeoutMs: 5000, what: "the watch after the relist" });
+    e.delete("nodes", undefined, "a");
+    await waitFor(() => batches.length === 3, { timeoutMs: 5000, what: "the deletion" });
+    expect(deleted[deleted.length - 1]).toBe(a1);
+  });
 });
+

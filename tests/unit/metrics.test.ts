@@ -240,7 +240,7 @@ describe("metrics: kernel routes, Kubernetes and BFD", () => {
 
   test("Kubernetes reflector counters and the BFD hook", async () => {
     const resources: K8sStatus["resources"] = [
-      { resource: "nodes", synced: true, objects: 3, resourceVersion: "7", lists: 2, watches: 5, relists: 1, errors: 4, lastError: "410 Gone", watchEvents: { ADDED: 3, MODIFIED: 9, DELETED: 1, BOOKMARK: 2 } },
+      { resource: "nodes", synced: true, objects: 3, resourceVersion: "7", lists: 2, watches: 5, relists: 1, errors: 4, lastError: "410 Gone", watchEvents: { ADDED: 3, MODIFIED: 9, DELETED: 1, BOOKMARK: 2 }, unchanged: 7 },
       { resource: "services", synced: false, objects: 0, resourceVersion: "", lists: 0, watches: 0, relists: 0, errors: 1, lastError: "forbidden" },
     ];
     const config = parseConfig(`asn: 65001\nrouterId: 192.0.2.9\nlisten: {address: ${A}, port: 0}\ncontrolSocket: ${join(dir, "k.sock")}\n`, "k.yaml");
@@ -256,6 +256,8 @@ describe("metrics: kernel routes, Kubernetes and BFD", () => {
     expect(sampleValue(families, "bgpctl_k8s_objects", { resource: "nodes" })).toBe(3);
     expect(sampleValue(families, "bgpctl_k8s_synced", { resource: "services" })).toBe(0);
     expect(sampleValue(families, "bgpctl_k8s_derivations_total", { kind: "complete" })).toBe(2);
+    expect(sampleValue(families, "bgpctl_k8s_unchanged_total", { resource: "nodes" })).toBe(7);
+    expect(sampleValue(families, "bgpctl_k8s_unchanged_total", { resource: "services" })).toBe(0);
     expect(sampleValue(families, "bgpctl_k8s_derivations_total", { kind: "delta" })).toBe(31);
     expect(sampleValue(families, "bgpctl_bfd_session_state", { peer: B, state: "Up" })).toBe(1);
     expect(sampleValue(families, "bgpctl_bfd_session_state", { peer: B, state: "Down" })).toBe(0);
