@@ -85,6 +85,8 @@ function sameOverlayNode(a: OverlayNode, b: OverlayNode): boolean {
 
 /** Events kept between two derivations; past this many, the next one is a complete run. */
 const MAX_CHANGES = 50_000;
+/** A batch of more events than this (a relist's) is not kept, event by event: the next run is a complete one. */
+const MAX_BATCH = 2_000;
 
 export class KubeController {
   readonly nodeName: string;
@@ -101,6 +103,8 @@ export class KubeController {
   private changes: DeriveChanges | null = noChanges();
   /** Derivations run: complete and delta (show k8s, metrics). */
   private readonly derivations = { complete: 0, delta: 0 };
+  /** Events are kept from the first snapshot on. */
+  private recording = false;
   /** The next reconcile hands the overlay the Nodes and settings: a Node came, went or changed what the overlay reads, or a reload. */
   private overlayDue = false;
   private readonly secrets = new Map<string, string>();
@@ -261,9 +265,15 @@ export class KubeController {
   /** Keep a batch of watch events for the next derivation, then re-derive soon. */
   private record<T>(events: ReflectorEvent<T>[], add: (c: DeriveChanges, ev: ReflectorEvent<T>) => void): void {
     const c = this.changes;
-    if (c !== null) {
-      for (const ev of events) add(c, ev);
-      if (c.nodes.size + c.services.size + c.slices.length > MAX_CHANGES) this.changes = null;
+    // Before the first snapshot nothing is kept (that snapshot holds it all); a batch of a (re)list too big to keep is a complete run, decided without walking it.
+    if (this.recording && c !== null) {
+      if (events.length > MAX_BATCH) {
+        this.changes = null;
+        this.overlayDue = true;
+      } else {
+        for (const ev of events) add(c, ev);
+        if (c.nodes.size + c.services.size + c.slices.length > MAX_CHANGES) this.changes = null;
+      }
     }
     this.changed();
   }
@@ -460,6 +470,7 @@ export class KubeController {
   /** The caches' objects for a complete run: every event so far is in them, so the change log starts afresh. */
   private snapshot(): DeriveInput {
     this.changes = noChanges();
+    this.recording = true;
     return this.input();
   }
 

@@ -279,7 +279,10 @@ export class Reflector<T extends KubeObject> {
           const page = await this.#client.list<T>(this.#spec.path, q, this.#ac.signal);
           if (this.#stopped) return false;
           if (!page || !Array.isArray(page.items)) throw new Error(`LIST ${this.#spec.path}: answer is not a list`);
-          items.push(...page.items);
+          // Trimmed page by page: a list of whole objects is never held at once.
+          const tr = this.#transform;
+          if (tr) for (const o of page.items) items.push(o?.metadata?.name ? tr(o) : o);
+          else items.push(...page.items);
           if (!rv) rv = page.metadata?.resourceVersion ?? "";
           cont = page.metadata?.continue ?? "";
         } while (cont);
@@ -304,7 +307,7 @@ export class Reflector<T extends KubeObject> {
         return;
       }
       const k = objectKey(o);
-      const t = this.#transform ? this.#transform(o) : o;
+      const t = o; // trimmed as its page came (#list)
       const old = this.#cache.get(k);
       // Unchanged since the cache took it: the cached object stays (the caches downstream know it).
       next.set(k, old !== undefined && (old.metadata.resourceVersion === t.metadata.resourceVersion || this.#same?.(old, t)) ? old : t);

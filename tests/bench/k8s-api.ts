@@ -36,7 +36,7 @@ const emu = await KubeEmulator.start({ hostname: m[1], port: Number(m[2]), unixS
 // so one synchronous loop is fine here.
 const t = performance.now();
 let n = 0;
-for (const { resource, object } of clusterObjects(size, opt("daemon-addr"))) {
+for (const { resource, object } of clusterObjects(size, opt("daemon-addr"), { dressed: true })) {
   emu.create(resource, object);
   n++;
 }

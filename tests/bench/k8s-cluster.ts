@@ -26,6 +26,14 @@
  * others) is Local and that has a ready endpoint on this node, or Cluster and
  * has a ready endpoint anywhere.
  *
+ * Dressed (`clusterObjects(size, addr, {dressed: true})`, what the bench's
+ * emulator serves): every object also carries what a real cluster's do and
+ * bgpctl never reads, about the size it is there: a uid, a creation time and
+ * managedFields; a Node its cloud and role labels, kubelet annotations,
+ * capacity, five conditions, node info and 30 images (about 8 KB of JSON);
+ * a Service the `kubectl.kubernetes.io/last-applied-configuration`
+ * annotation; an endpoint its targetRef's uid, zone and hints.
+ *
  * Changes (`changes(i)`): even i creates a new Service (its EndpointSlice
  * first, then the Service, which is the write that is timed) with cluster
  * IP in 10.112.0.0/16; odd i moves an advertised Cluster-policy
@@ -133,15 +141,98 @@ function advertised(s: ServiceShape): string[] {
   return out;
 }
 
-/** Every object of the cluster, in creation order (Nodes, then each Service's EndpointSlice and Service). */
-export function* clusterObjects(size: ClusterSize, daemonAddr: string): Generator<{ resource: "nodes" | "services" | "endpointslices"; object: Node | Service | EndpointSlice }> {
+/** Every object of the cluster, in creation order (Nodes, then each Service's EndpointSlice and Service); `dressed`: with what real clusters add (see the module doc). */
+export function* clusterObjects(
+  size: ClusterSize,
+  daemonAddr: string,
+  o: { dressed?: boolean } = {},
+): Generator<{ resource: "nodes" | "services" | "endpointslices"; object: Node | Service | EndpointSlice }> {
   checkSize(size);
-  for (let i = 0; i < size.nodes; i++) yield { resource: "nodes", object: makeNode(i, daemonAddr) };
+  const d = o.dressed ? dress : <T>(_i: number, x: T) => x;
+  for (let i = 0; i < size.nodes; i++) yield { resource: "nodes", object: d(i, dressNode(o.dressed, i, makeNode(i, daemonAddr))) };
   for (let k = 0; k < size.services; k++) {
     const s = shape(k, size.nodes);
-    yield { resource: "endpointslices", object: sliceObject(s, size.nodes) };
-    yield { resource: "services", object: serviceObject(s) };
+    yield { resource: "endpointslices", object: d(MAX_NODES + 2 * k, dressSlice(o.dressed, k, sliceObject(s, size.nodes))) };
+    const svc = serviceObject(s);
+    if (o.dressed) svc.metadata.annotations = { ...(svc.metadata.annotations ?? {}), "kubectl.kubernetes.io/last-applied-configuration": JSON.stringify({ apiVersion: "v1", kind: "Service", metadata: { name: s.name, namespace: s.ns }, spec: svc.spec }) };
+    yield { resource: "services", object: d(MAX_NODES + 2 * k + 1, svc) };
   }
+}
+
+const uid = (i: number) => `${(0x5e000000 + i).toString(16)}-1c2d-4e5f-8a9b-${String(i).padStart(12, "0")}`;
+const STAMP = "2026-11-02T08:15:42Z";
+
+/** What every object carries: a uid, a creation time, managedFields. */
+function dress<T extends Node | Service | EndpointSlice>(i: number, o: T): T {
+  const m = o.metadata as unknown as Record<string, unknown>;
+  m.uid = uid(i);
+  m.creationTimestamp = STAMP;
+  m.managedFields = [
+    { manager: "kube-controller-manager", operation: "Update", apiVersion: "v1", time: STAMP, fieldsType: "FieldsV1", fieldsV1: { "f:metadata": { "f:labels": { ".": {} } }, "f:spec": { "f:ports": { ".": {} } } } },
+    { manager: "kubectl-client-side-apply", operation: "Update", apiVersion: "v1", time: STAMP, fieldsType: "FieldsV1", fieldsV1: { "f:metadata": { "f:annotations": { ".": {}, "f:kubectl.kubernetes.io/last-applied-configuration": {} } } } },
+  ];
+  return o;
+}
+
+function dressNode(on: boolean | undefined, i: number, n: Node): Node {
+  if (!on) return n;
+  n.metadata.labels = {
+    ...n.metadata.labels,
+    "beta.kubernetes.io/arch": "amd64",
+    "beta.kubernetes.io/os": "linux",
+    "kubernetes.io/arch": "amd64",
+    "node.kubernetes.io/instance-type": "m6i.2xlarge",
+    "topology.kubernetes.io/region": "eu-west-1",
+    "topology.kubernetes.io/zone": `eu-west-1${"abc"[i % 3]}`,
+    "node-role.kubernetes.io/worker": "",
+  };
+  n.metadata.annotations = {
+    "node.alpha.kubernetes.io/ttl": "0",
+    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+    "csi.volume.kubernetes.io/nodeid": JSON.stringify({ "ebs.csi.aws.com": `i-0${(0xabc000 + i).toString(16)}` }),
+    "kubeadm.alpha.kubernetes.io/cri-socket": "unix:///run/containerd/containerd.sock",
+  };
+  const st = n.status as NonNullable<Node["status"]> & Record<string, unknown>;
+  const res = { cpu: "8", "ephemeral-storage": "104845292Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0", memory: "32386544Ki", pods: "110" };
+  st.capacity = res;
+  st.allocatable = { ...res, cpu: "7910m", memory: "31371760Ki" };
+  st.conditions = ["MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable", "Ready"].map((type) => ({
+    type,
+    status: type === "Ready" ? "True" : "False",
+    lastHeartbeatTime: STAMP,
+    lastTransitionTime: STAMP,
+    reason: type === "Ready" ? "KubeletReady" : `KubeletHasNo${type}`,
+    message: type === "Ready" ? "kubelet is posting ready status" : `kubelet has no ${type.toLowerCase()}`,
+  }));
+  st.daemonEndpoints = { kubeletEndpoint: { Port: 10250 } };
+  st.nodeInfo = {
+    machineID: uid(i).replace(/-/g, ""),
+    systemUUID: uid(i),
+    bootID: uid(i + 1),
+    kernelVersion: "6.1.0-27-cloud-amd64",
+    osImage: "Debian GNU/Linux 12 (bookworm)",
+    containerRuntimeVersion: "containerd://1.7.22",
+    kubeletVersion: "v1.31.2",
+    kubeProxyVersion: "v1.31.2",
+    operatingSystem: "linux",
+    architecture: "amd64",
+  };
+  st.images = Array.from({ length: 30 }, (_, j) => ({
+    names: [`registry.example.com/team-${j % 7}/service-${j}@sha256:${(j * 2654435761 + i).toString(16).padStart(16, "0").repeat(4)}`, `registry.example.com/team-${j % 7}/service-${j}:v1.${j}.${i % 10}`],
+    sizeBytes: 10_000_000 + j * 1_234_567,
+  }));
+  return n;
+}
+
+function dressSlice(on: boolean | undefined, k: number, s: EndpointSlice): EndpointSlice {
+  if (!on) return s;
+  s.metadata.labels = { ...s.metadata.labels, "app.kubernetes.io/name": `svc-${k}`, "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io" };
+  for (const [j, e] of (s.endpoints ?? []).entries()) {
+    e.zone = `eu-west-1${"abc"[j % 3]}`;
+    e.targetRef = { ...e.targetRef, uid: uid(1_000_000 + 3 * k + j) } as typeof e.targetRef;
+    (e as unknown as Record<string, unknown>).hints = { forZones: [{ name: e.zone }] };
+  }
+  return s;
 }
 
 /** The prefixes the benchmarked node originates towards its external peer once it has the whole cluster. */
