@@ -37,6 +37,7 @@ import { AFI, type Prefix } from "../core/addr.ts";
 import { DEFAULTS, defaultKubernetesConfig } from "../config/load.ts";
 import { type SettingsGlobals, mergeSettings, settingsGlobals } from "../config/resolve.ts";
 import { runSliced } from "../core/slices.ts";
+import { StringMap } from "../core/string-map.ts";
 import type {
   AdvertiseConfig,
   FamilyName,
@@ -195,10 +196,10 @@ export class DeriveCache {
   /** "namespace/name" of each Service. */
   names = new WeakMap<Service, string>();
   /** Generated advertisements by prefix (this run's and last run's), and last run's in order. */
-  adverts = new Map<string, AdvertEntry>();
+  adverts = new StringMap<AdvertEntry>();
   order: AdvertEntry[] = [];
   /** Ready endpoint counts by "namespace/service" (entries of this run carry its number). */
-  ready = new Map<string, { run: number; local: number; total: number }>();
+  ready = new StringMap<{ run: number; local: number; total: number }>();
   /** The number of the run in progress (entries stamped with an older one are stale). */
   run = 0;
   /** What the last complete run left for a delta to start from (lib/k8s/derive-delta.ts); null before one, and after a reset. */
@@ -213,9 +214,9 @@ export class DeriveCache {
     this.slices = new WeakMap();
     this.services = new WeakMap();
     this.names = new WeakMap();
-    this.adverts = new Map();
+    this.adverts = new StringMap();
     this.order = [];
-    this.ready = new Map();
+    this.ready = new StringMap();
     this.state = null;
   }
 }

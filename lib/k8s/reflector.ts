@@ -14,6 +14,7 @@
  * cache is swapped in one step at the end).
  */
 import { sliced } from "../core/slices.ts";
+import { StringMap } from "../core/string-map.ts";
 import { KubeApiError, type KubeClient, type LogFn } from "./client.ts";
 import { type K8sResourceStatus, type KubeObject, type Status, objectKey } from "./types.ts";
 
@@ -115,7 +116,8 @@ export class Reflector<T extends KubeObject> {
   #unchanged = 0;
   readonly #subs = new Set<(events: ReflectorEvent<T>[]) => void>();
   readonly #syncWaiters = new Set<(ok: boolean) => void>();
-  #cache = new Map<string, T>();
+  /** By objectKey (a StringMap: tens of thousands of objects never rehash at once). */
+  #cache = new StringMap<T>();
   #rv = "";
   #synced = false;
   #started = false;
@@ -300,7 +302,9 @@ export class Reflector<T extends KubeObject> {
 
   /** Swap in a complete list (built and compared in slices; nothing else writes the cache meanwhile: no watch runs during a list). False when stopped meanwhile. */
   async #replace(items: T[], rv: string): Promise<boolean> {
-    const next = new Map<string, T>();
+    const next = new StringMap<T>();
+    // Keys in the list's order (the batch follows it).
+    const keys: string[] = [];
     await sliced(items, (o) => {
       if (!o?.metadata?.name) {
         this.#log("warn", `${this.#spec.name}: list item without metadata.name ignored`);
@@ -309,11 +313,13 @@ export class Reflector<T extends KubeObject> {
       const k = objectKey(o);
       const t = o; // trimmed as its page came (#list)
       const old = this.#cache.get(k);
+      if (!next.has(k)) keys.push(k);
       // Unchanged since the cache took it: the cached object stays (the caches downstream know it).
       next.set(k, old !== undefined && (old.metadata.resourceVersion === t.metadata.resourceVersion || this.#same?.(old, t)) ? old : t);
     });
     const batch: ReflectorEvent<T>[] = [];
-    await sliced(next, ([k, o]) => {
+    await sliced(keys, (k) => {
+      const o = next.get(k)!;
       const old = this.#cache.get(k);
       if (!old) batch.push({ type: "added", object: o });
       else if (old !== o) batch.push({ type: "modified", object: o, old });

@@ -31,6 +31,7 @@ import { chainNames, diffPeer, diffSettings, sameValue } from "../config/diff.ts
 import type { AdvertiseConfig, HealthCheckConfig, PeerConfig, RouterConfig } from "../config/types.ts";
 import { CEASE_SUB } from "../bgp/types.ts";
 import { sliced } from "../core/slices.ts";
+import { StringMap } from "../core/string-map.ts";
 import { Listener } from "../bgp/listener.ts";
 import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
 import type { RouteEngine } from "./engine.ts";
@@ -96,7 +97,7 @@ export class Reconfigurer {
   /** The local route each applied advertisement object made (or was found equal to): while that route runs, the object needs no comparison. */
   private applied = new WeakMap<AdvertiseConfig, LocalRoute>();
   /** Prefix → number of the last prepare whose configuration lists it: a lasting table (a Set built every reload would rehash in one go as it grows). */
-  private listed = new Map<string, number>();
+  private listed = new StringMap<number>();
   private prepares = 0;
   /** Commits made; each stamps the advertisement objects it applied with its number. */
   private commits = 0;
