@@ -334,6 +334,9 @@ const QP_BITS = 12;
 const QP_CHUNK = 1 << QP_BITS;
 const QP_MASK = QP_CHUNK - 1;
 
+/** Entries whose attributes a walk of `routes()` keeps decoded at once. */
+const DECODED_MAX = 8192;
+
 /** The sink every Adj-RIB-Out's takeBatch writes through (its batches are copied out at once). */
 const OUTPUT = new MessageSink(64 * 1024);
 
@@ -1092,7 +1095,11 @@ export class AdjRibOut {
     const from = this.origin(key);
     if (from === null) return null;
     let attrs = decoded.get(e);
-    if (attrs === undefined) decoded.set(e, (attrs = this.attrsOf(e)));
+    if (attrs === undefined) {
+      // Bounded: a Map grown to a table's tens of thousands of entries rehashes them all at once (tens of ms in one step of the walk).
+      if (decoded.size >= DECODED_MAX) decoded.clear();
+      decoded.set(e, (attrs = this.attrsOf(e)));
+    }
     return withFields(from, { pathId: this.addPath[familyOfKey(key)] ? 1 : 0, attrs, nextHop: e.nextHop, stale: false });
   }
 

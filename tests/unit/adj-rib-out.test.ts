@@ -641,6 +641,19 @@ describe("change tracking", () => {
     expect(out.get(r.key)).toBeNull();
     expect(out.get(route("2001:db8:1::/48").key)!.prefix.afi).toBe(2);
   });
+  test("routes() over more distinct attribute sets than it keeps decoded at once: every route with its own attributes", () => {
+    const out = mk();
+    const n = 10_000;
+    for (let i = 0; i < n; i++) exp(out, route(`10.${i >> 8}.${i & 255}.0/24`, { attrs: attrs({ communities: [comm(`65000:${i}`)] }) }));
+    out.flush();
+    const rs = [...out.routes()];
+    expect(rs.length).toBe(n);
+    const index = (r: Route) => {
+      const [, b, c] = prefixToString(r.prefix).split(".");
+      return Number(b) * 256 + Number(c);
+    };
+    expect(rs.filter((r) => r.attrs.communities?.[0] !== comm(`65000:${index(r)}`)).length).toBe(0);
+  });
   test("resync withdraws what a full re-export no longer produced", () => {
     const out = mk();
     const a = route("203.0.113.0/24");
