@@ -6,7 +6,7 @@
  * "all"/"none", copy-on-write of the shared attribute sets, and speed.
  */
 import { describe, expect, test } from "bun:test";
-import { type AsPathSegment, type PathAttributes, asPathOf, asPathSegments, emptyAttributes, parseCommunity, prependAs } from "../../lib/bgp/attributes.ts";
+import { AttrCache, type AsPathSegment, type PathAttributes, asPathOf, asPathSegments, emptyAttributes, holdAttributes, parseCommunity, prependAs } from "../../lib/bgp/attributes.ts";
 import { parseAddr, parsePrefix } from "../../lib/core/addr.ts";
 import { SEG } from "../../lib/bgp/types.ts";
 import type { Policy, PolicyRef, PolicyTerm, PrefixMatch } from "../../lib/config/types.ts";
@@ -522,6 +522,23 @@ describe("copy-on-write of shared attributes", () => {
     // prepend depends on the local AS: a different AS gives a different result
     const r3 = applyPolicy(chain("p"), "ebgp", route("10.1.0.0/16", { attrs: a }), { ...CTX, localAs: 65099 }, c);
     expect(r3.attrs.asPath).toEqual(asPathOf([seq(65099, 65001)]));
+  });
+  test("the memo over a table's worth of interned sets: one shared output per input, spread over many weak maps, each output what the set makes", () => {
+    const c = compile({ p: { terms: [{ set: { community: { add: ["65000:9"] } }, action: "accept" }], default: "reject" } });
+    const cache = new AttrCache(Infinity, true);
+    const sets: PathAttributes[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const a = Object.assign(emptyAttributes(), { origin: 0, asPath: asPathOf([seq(65010, 1 + (i % 60000))]), med: i });
+      cache.set(new Uint8Array([i >> 16, (i >> 8) & 255, i & 255]), { attrs: a, issues: [] });
+      holdAttributes(a);
+      sets.push(a);
+    }
+    const first = sets.map((a, i) => applyPolicy(chain("p"), "ebgp", route(`10.${i >> 8}.${i & 255}.0/24`, { attrs: a }), CTX, c).attrs);
+    const again = sets.map((a, i) => applyPolicy(chain("p"), "ebgp", route(`11.${i >> 8}.${i & 255}.0/24`, { attrs: a }), CTX, c).attrs);
+    expect(again.every((x, i) => x === first[i])).toBe(true);
+    expect(first.every((x, i) => x !== sets[i] && x.med === i && x.communities?.length === 1 && x.communities[0] === comm("65000:9"))).toBe(true);
+    const memo = (c.policies.get("p") as unknown as { terms: { set: { memo: { maps: (WeakMap<object, object> | undefined)[] } } }[] }).terms[0]!.set.memo;
+    expect(memo.maps.filter((m) => m !== undefined).length).toBe(64);
   });
   test("a result object can be reused", () => {
     const c = compile({ p: { terms: [{ match: { family: "ipv4" }, action: "accept" }], default: "reject" } });
