@@ -786,6 +786,12 @@ export function exportSlot(a: PathAttributes): unknown {
   return c === null ? undefined : c.auxOf(a);
 }
 
+/** A number for spreading memos keyed by attribute sets (lib/core/sharded-maps.ts's WeakShards): an interned set's key, 0 for others. It changes when the set's key moves in its arena (compaction), which costs such a memo a miss. */
+export function attrShard(a: PathAttributes): number {
+  const k = a.internKey;
+  return typeof k === "number" ? k : 0;
+}
+
 /** Set the export side's slot of a set in a cache (exportSlot is not undefined). */
 export function setExportSlot(a: PathAttributes, v: unknown): void {
   cacheOf(a)!.setAuxOf(a, v);

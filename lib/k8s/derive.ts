@@ -37,7 +37,7 @@ import { AFI, type Prefix } from "../core/addr.ts";
 import { DEFAULTS, defaultKubernetesConfig } from "../config/load.ts";
 import { type SettingsGlobals, mergeSettings, settingsGlobals } from "../config/resolve.ts";
 import { runSliced } from "../core/slices.ts";
-import { StringMap } from "../core/string-map.ts";
+import { StringMap } from "../core/sharded-maps.ts";
 import type {
   AdvertiseConfig,
   FamilyName,

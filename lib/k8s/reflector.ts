@@ -14,7 +14,7 @@
  * cache is swapped in one step at the end).
  */
 import { sliced } from "../core/slices.ts";
-import { StringMap } from "../core/string-map.ts";
+import { StringMap } from "../core/sharded-maps.ts";
 import { KubeApiError, type KubeClient, type LogFn } from "./client.ts";
 import { type K8sResourceStatus, type KubeObject, type Status, objectKey } from "./types.ts";
 

@@ -24,7 +24,8 @@
  * a policy that matches nothing allocates nothing but the result object (and
  * not even that when the caller passes one to reuse).
  */
-import { type AsPath, type PathAttributes, asPathString, parseCommunity, parseLargeCommunity, prependAs } from "../bgp/attributes.ts";
+import { type AsPath, type PathAttributes, asPathString, attrShard, parseCommunity, parseLargeCommunity, prependAs } from "../bgp/attributes.ts";
+import { WeakShards } from "../core/sharded-maps.ts";
 import { formatAddr, parseAddr, parsePrefix } from "../core/addr.ts";
 import { type Prefix } from "../core/addr.ts";
 import type { CommunitySet, Policy, PolicyRef, PolicyTerm, PrefixMatch } from "./policy-types.ts";
@@ -95,34 +96,17 @@ interface CompiledSet {
   memoByAs: Map<number, AttrMemo>;
 }
 
-const MEMO_SHARDS = 64;
-
 /**
- * Input attribute set → output, held weakly, spread over up to 64 WeakMaps
- * by the input's intern key (sets a policy has not made itself are
- * interned): a WeakMap that doubles rehashes everything it holds, and one
- * set at 65,536 entries took 13–15 ms (measured, Bun 1.4), which a full
- * table's 84,000 sets through a policy setting a community would reach in
- * one step. A set whose key moved in its arena (compaction) may be looked up
- * in another shard and made again: equal bytes, so nothing is sent again.
+ * Input attribute set → output, held weakly, spread over WeakMaps by the
+ * input's intern key (sets a policy has not made itself are interned;
+ * lib/core/sharded-maps.ts): a full table's 84,000 sets through a policy
+ * setting a community grew one WeakMap past 65,536 entries, 17.5 ms for the
+ * evaluation that did it. A set whose key moved in its arena (compaction) may
+ * be looked up in another WeakMap and made again: equal bytes, so nothing is
+ * sent again.
  */
-export class AttrMemo {
-  private readonly maps: (WeakMap<PathAttributes, PathAttributes> | undefined)[] = new Array(MEMO_SHARDS);
-
-  private static shard(a: PathAttributes): number {
-    const k = a.internKey;
-    return typeof k === "number" ? k & (MEMO_SHARDS - 1) : 0;
-  }
-
-  get(a: PathAttributes): PathAttributes | undefined {
-    return this.maps[AttrMemo.shard(a)]?.get(a);
-  }
-
-  set(a: PathAttributes, v: PathAttributes): void {
-    const i = AttrMemo.shard(a);
-    (this.maps[i] ??= new WeakMap()).set(a, v);
-  }
-}
+type AttrMemo = WeakShards<PathAttributes, PathAttributes>;
+const attrMemo = (): AttrMemo => new WeakShards(attrShard);
 
 interface CompiledTerm {
   label: string;
@@ -436,7 +420,7 @@ function compileSet(s: PolicyTerm["set"] & object, where: string): CompiledSet {
     nextHop: null,
     prepend: 0,
     touchesAttrs: false,
-    memo: new AttrMemo(),
+    memo: attrMemo(),
     memoByAs: new Map(),
   };
   if (s.localPref !== undefined) {
@@ -568,8 +552,8 @@ export class LastVerdict<T> {
 
 // ---------------------------------------------------------------- evaluate
 
-/** asPathString per AS path (paths are shared by the routes of an interned attribute set). */
-const pathText = new WeakMap<AsPath, string>();
+/** asPathString per AS path (paths are shared by the routes of an interned attribute set), spread by length and last AS (a table's tens of thousands of paths in one WeakMap rehash at once). */
+const pathText = new WeakShards<AsPath, string>((p) => p.length * 31 + (p[p.length - 1] ?? 0));
 
 function asPathText(segs: AsPath | null): string {
   if (!segs || segs.length === 0) return "";
@@ -709,7 +693,7 @@ function applySet(s: CompiledSet, r: PolicyResult, ctx: PolicyContext): void {
     let memo = s.memo;
     if (s.prepend > 0) {
       let m = s.memoByAs.get(ctx.localAs);
-      if (!m) s.memoByAs.set(ctx.localAs, (m = new AttrMemo()));
+      if (!m) s.memoByAs.set(ctx.localAs, (m = attrMemo()));
       memo = m;
     }
     let next = memo.get(r.attrs);

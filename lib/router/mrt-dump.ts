@@ -13,7 +13,8 @@
  *   - tableDumpRecords, `show rib --mrt`: the Loc-RIB as a TABLE_DUMP_V2
  *     snapshot, record by record, for the control socket to stream.
  */
-import type { PathAttributes } from "../bgp/attributes.ts";
+import { type PathAttributes, attrShard } from "../bgp/attributes.ts";
+import { WeakShards } from "../core/sharded-maps.ts";
 import { normalizeAddress } from "../bgp/session.ts";
 import { ATTR, MsgType } from "../bgp/types.ts";
 import type { Negotiated } from "../bgp/negotiate.ts";
@@ -207,7 +208,7 @@ export function* tableDumpRecords(src: TableDumpSource, afi?: Afi): Generator<Ui
   yield encodePeerIndexTable(ts, src.routerId, "", peers);
 
   // Attribute bytes per (attribute set, next hop): stored routes share both.
-  const memo = new WeakMap<PathAttributes, { nh: Uint8Array; afi: number; bytes: Uint8Array }[]>();
+  const memo = new WeakShards<PathAttributes, { nh: Uint8Array; afi: number; bytes: Uint8Array }[]>(attrShard);
   const attrsOf = (attrs: PathAttributes, nh: Uint8Array, fam: number): Uint8Array => {
     let list = memo.get(attrs);
     const hit = list?.find((m) => m.nh === nh && m.afi === fam);

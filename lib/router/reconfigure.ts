@@ -31,7 +31,7 @@ import { chainNames, diffPeer, diffSettings, sameValue } from "../config/diff.ts
 import type { AdvertiseConfig, HealthCheckConfig, PeerConfig, RouterConfig } from "../config/types.ts";
 import { CEASE_SUB } from "../bgp/types.ts";
 import { sliced } from "../core/slices.ts";
-import { StringMap } from "../core/string-map.ts";
+import { StringMap } from "../core/sharded-maps.ts";
 import { Listener } from "../bgp/listener.ts";
 import { type CompiledPolicies, compilePolicies } from "../rib/policy.ts";
 import type { RouteEngine } from "./engine.ts";

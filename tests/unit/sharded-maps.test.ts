@@ -1,10 +1,10 @@
 /**
- * lib/core/string-map.ts against a plain Map through random operations:
+ * lib/core/sharded-maps.ts against a plain Map through random operations:
  * get, has, set (new and replacing), delete (present and absent), size,
  * clear and the iterations (the same entries, in shard order).
  */
 import { describe, expect, test } from "bun:test";
-import { StringMap } from "../../lib/core/string-map.ts";
+import { StringMap, WeakShards } from "../../lib/core/sharded-maps.ts";
 
 describe("StringMap", () => {
   test("100,000 random operations over keys of every shape give what a Map gives", () => {
@@ -59,5 +59,25 @@ describe("StringMap", () => {
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(65_536);
     expect(Math.max(...sizes)).toBeLessThan(400);
     expect(Math.min(...sizes)).toBeGreaterThan(150);
+  });
+
+  test("WeakShards: what a WeakMap gives, over the 64 WeakMaps the keys' numbers pick", () => {
+    const keys = Array.from({ length: 5000 }, (_, i) => ({ n: i * 7 - 300 }));
+    const w = new WeakShards<{ n: number }, number>((k) => k.n);
+    const ref = new WeakMap<{ n: number }, number>();
+    let seed = 3;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    for (let i = 0; i < 50_000; i++) {
+      const k = keys[Math.floor(rnd() * keys.length)]!;
+      if (rnd() < 0.4) {
+        expect(w.set(k, i)).toBe(w);
+        ref.set(k, i);
+      } else {
+        expect(w.get(k)).toBe(ref.get(k));
+        expect(w.has(k)).toBe(ref.has(k));
+      }
+    }
+    const maps = (w as unknown as { maps: (WeakMap<object, number> | undefined)[] }).maps;
+    expect(maps.filter((m) => m !== undefined).length).toBe(64);
   });
 });
