@@ -786,10 +786,21 @@ export function exportSlot(a: PathAttributes): unknown {
   return c === null ? undefined : c.auxOf(a);
 }
 
-/** A number for spreading memos keyed by attribute sets (lib/core/sharded-maps.ts's WeakShards): an interned set's key, 0 for others. It changes when the set's key moves in its arena (compaction), which costs such a memo a miss. */
+/**
+ * A number for spreading memos keyed by attribute sets over WeakMaps
+ * (lib/core/sharded-maps.ts's WeakShards), from what differs between the
+ * sets of a table (AS path, MED, local preference, communities): sets are
+ * never changed, so it is the same every time, interned or not (a policy's
+ * output sets are not).
+ */
 export function attrShard(a: PathAttributes): number {
-  const k = a.internKey;
-  return typeof k === "number" ? k : 0;
+  const p = a.asPath;
+  let h = 0;
+  if (p !== null && p.length > 0) h = Math.imul(p.length, 0x9e3779b1) ^ Math.imul(p[p.length - 1]!, 0x85ebca6b) ^ p[p.length >> 1]!;
+  h = Math.imul(h ^ (a.med ?? 0), 0x01000193) ^ (a.localPref ?? 0);
+  const c = a.communities;
+  if (c.length > 0) h = Math.imul(h ^ c.length, 0x01000193) ^ c[c.length - 1]!;
+  return h ^ (h >>> 15) ^ (h >>> 23);
 }
 
 /** Set the export side's slot of a set in a cache (exportSlot is not undefined). */

@@ -78,11 +78,13 @@ import {
   decodeAttributes,
   emptyAttributes,
   encodeAttributeBlocks,
+  attrShard,
   exportSlot,
   setExportSlot,
   splitAttributes,
 } from "../bgp/attributes.ts";
 import { bytesEqual } from "../bgp/bytes.ts";
+import { WeakShards } from "../core/sharded-maps.ts";
 import { type Negotiated, addPathSend, hasFamily } from "../bgp/negotiate.ts";
 import { formatAddr, parseAddr } from "../core/addr.ts";
 import { HashIndex } from "../core/hash-index.ts";
@@ -205,16 +207,19 @@ function equalEntry(a: OutEntry, b: OutEntry): boolean {
  * set's export slot (exportSlot, beside its key in the attribute cache:
  * the entry last made from it, with the memo that made it): one memo per
  * set, one next hop. Only a set whose slot holds a live other memo's
- * entry, or another next hop's, or a set in no cache (no slot), goes to a
- * WeakMap held weakly by the set. A WeakMap grows by rehashing all of
- * itself at once: with one entry per set of a full table, the set() at
+ * entry, or another next hop's, or a set in no cache (no slot: an export
+ * policy's output), goes to WeakMaps held weakly by the set, spread by
+ * attrShard (lib/core/sharded-maps.ts). A WeakMap grows by rehashing all
+ * of itself at once: with one entry per set of a full table, the set() at
  * 65,536 held the event loop 13–15 ms (measured in Bun), the longest
  * turns on a core in the transit benchmark. A slot keeps its entry (and
  * the entry its memo, emptied when killed) until the set leaves the cache
  * or another memo takes the slot over.
  */
+const entryShards = () => new WeakShards<PathAttributes, OutEntry | Map<Uint8Array, OutEntry>>(attrShard);
+
 class EntryMemo {
-  private m = new WeakMap<PathAttributes, OutEntry | Map<Uint8Array, OutEntry>>();
+  private m = entryShards();
   /** Whether the WeakMap has ever been written (until then a lookup there is known to miss). */
   private used = false;
   /** False once its Adj-RIB-Out has replaced it (reconfigure) or closed: its entries left on sets may be taken over. */
@@ -223,7 +228,7 @@ class EntryMemo {
   /** Let go: what it holds goes, and the sets holding its entries may be taken by other memos. */
   kill(): void {
     this.alive = false;
-    this.m = new WeakMap();
+    this.m = entryShards();
     this.used = false;
   }
 

@@ -97,13 +97,10 @@ interface CompiledSet {
 }
 
 /**
- * Input attribute set → output, held weakly, spread over WeakMaps by the
- * input's intern key (sets a policy has not made itself are interned;
- * lib/core/sharded-maps.ts): a full table's 84,000 sets through a policy
- * setting a community grew one WeakMap past 65,536 entries, 17.5 ms for the
- * evaluation that did it. A set whose key moved in its arena (compaction) may
- * be looked up in another WeakMap and made again: equal bytes, so nothing is
- * sent again.
+ * Input attribute set → output, held weakly, spread over WeakMaps by what
+ * differs between sets (attrShard; lib/core/sharded-maps.ts): a full
+ * table's 84,000 sets through a policy setting a community grew one WeakMap
+ * past 65,536 entries, 17.5 ms for the evaluation that did it.
  */
 type AttrMemo = WeakShards<PathAttributes, PathAttributes>;
 const attrMemo = (): AttrMemo => new WeakShards(attrShard);
