@@ -101,6 +101,8 @@ export class KubeController {
   private readonly cache = new DeriveCache();
   /** The watch caches' events since the last derivation's snapshot; null past MAX_CHANGES (the next run is a complete one). */
   private changes: DeriveChanges | null = noChanges();
+  /** The derivation in progress (see exclusive). */
+  private deriving: Promise<unknown> = Promise.resolve();
   /** Derivations run: complete and delta (show k8s, metrics). */
   private readonly derivations = { complete: 0, delta: 0 };
   /** Events are kept from the first snapshot on. */
@@ -170,7 +172,7 @@ export class KubeController {
     for (;;) {
       if (this.stopped) throw new Error("stopped before the router started");
       if (this.synced()) {
-        const d = await this.deriveNow();
+        const d = await this.exclusive(() => this.deriveNow());
         if (d.config) {
           this.last = d;
           this.logProblems(d.status.problems);
@@ -335,7 +337,11 @@ export class KubeController {
   }
 
   /** The next derivation: the changes since the last one applied to it when they can be, else a complete run. */
-  private async deriveNext(): Promise<{ d: Derived; delta: DeltaResult | null }> {
+  private deriveNext(): Promise<{ d: Derived; delta: DeltaResult | null }> {
+    return this.exclusive(() => this.deriveNextNow());
+  }
+
+  private async deriveNextNow(): Promise<{ d: Derived; delta: DeltaResult | null }> {
     const changes = this.changes;
     this.changes = noChanges();
     if (changes !== null) {
@@ -447,13 +453,24 @@ export class KubeController {
     const base = this.opts.reloadBase();
     if (!base.kubernetes) throw new Error(`${this.opts.configPath}: the kubernetes: section is gone; watch-k8s needs it`);
     this.base = base;
-    const d = await this.deriveNow();
+    const d = await this.exclusive(() => this.deriveNow());
     if (!d.config) throw new Error(d.status.problems.map((p) => `${p.object}: ${p.message}`).join("; ") || `Node ${this.nodeName} unusable`);
     this.last = d;
     // The overlay follows the reloaded settings once the router has applied them (the next reconcile).
     this.overlayDue = true;
     this.changed();
     return d.config;
+  }
+
+  /**
+   * Run one derivation at a time: a reload's and a reconcile's would otherwise
+   * interleave their slices over the one cache (a delta patches the last
+   * run's lists in place).
+   */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.deriving.then(fn, fn);
+    this.deriving = run.catch(() => undefined);
+    return run;
   }
 
   /** A complete derivation from the caches; fetch Secrets the result refers to and derive again when one was new. */

@@ -298,6 +298,22 @@ describe("KubeController at scale", () => {
       expect(r.engine.config.advertise).toEqual(want.config!.advertise);
       expect(c.status().originated).toEqual(want.status.originated);
       expect(runs.complete).toBe(1);
+
+      // A change and a reload at once: their derivations take turns over the one cache, and what runs after both is what a complete run gives.
+      const more = changes(size, 4).slice(2);
+      for (const c of more) for (const w of c.writes) w.op === "create" ? emu.create(w.resource, w.object) : emu.patch(w.resource, w.namespace, w.name, w.patch);
+      const reloaded = r.reload();
+      const until2 = Date.now() + 20_000;
+      while (!more.every((c) => r.engine.localRoutes.has(c.announce) && (!c.withdraw || !r.engine.localRoutes.has(c.withdraw)))) {
+        if (Date.now() > until2) throw new Error("the changes made with a reload were not reconciled within 20 s");
+        await Bun.sleep(5);
+      }
+      await reloaded;
+      await Bun.sleep(100);
+      const want2 = derive({ nodeName: BENCH_NODE, nodes: emu.list<Node>("nodes"), services: emu.list<Service>("services"), slices: emu.list<EndpointSlice>("endpointslices"), base, secrets: new Map() });
+      expect(r.engine.config.advertise).toEqual(want2.config!.advertise);
+      expect(c.status().originated).toEqual(want2.status.originated);
+      expect(c.status().derivations!.complete).toBe(2);
     } finally {
       await controller?.stop();
       await emu.stop();
