@@ -165,9 +165,9 @@ export interface AdvertEntry {
   key: string;
 }
 
-export const NONE: readonly string[] = Object.freeze([]);
+const NONE: readonly string[] = Object.freeze([]);
 
-export function sameList(a: readonly string[], b: readonly string[]): boolean {
+function sameList(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
@@ -230,7 +230,6 @@ export class DeriveCache {
 export interface DeriveState {
   derived: Derived;
   run: number;
-  nodeName: string;
   /** Every Node's entry, by name. */
   nodeNames: string[];
   nodeEntries: NodeEntry[];
@@ -749,7 +748,6 @@ export function* deriveSteps(input: DeriveInput, cache: DeriveCache = new Derive
   cache.state = {
     derived,
     run,
-    nodeName,
     nodeNames: views.map((v) => v.name),
     nodeEntries,
     svcNames: svc.names,
