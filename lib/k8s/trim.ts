@@ -40,43 +40,28 @@ function meta(m: ObjectMeta, labels: Record<string, string> | undefined, annotat
   return out;
 }
 
+/** The fields of `o` named (those it has). */
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>;
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
 export function trimNode(n: Node): Node {
   const out: Node = { metadata: meta(n.metadata, n.metadata.labels, true) };
-  const s = n.spec;
-  if (s) {
-    const spec: NonNullable<Node["spec"]> = {};
-    if (s.podCIDR !== undefined) spec.podCIDR = s.podCIDR;
-    if (s.podCIDRs !== undefined) spec.podCIDRs = s.podCIDRs;
-    if (s.unschedulable !== undefined) spec.unschedulable = s.unschedulable;
-    out.spec = spec;
-  }
+  if (n.spec) out.spec = pick(n.spec, ["podCIDR", "podCIDRs", "unschedulable"]);
   if (n.status?.addresses) out.status = { addresses: n.status.addresses.map((a) => ({ type: a.type, address: a.address })) };
   return out;
 }
 
 export function trimService(svc: Service): Service {
   const out: Service = { metadata: meta(svc.metadata, undefined, true) };
-  const s = svc.spec;
-  if (s) {
-    const spec: NonNullable<Service["spec"]> = {};
-    if (s.type !== undefined) spec.type = s.type;
-    if (s.clusterIP !== undefined) spec.clusterIP = s.clusterIP;
-    if (s.clusterIPs !== undefined) spec.clusterIPs = s.clusterIPs;
-    if (s.externalIPs !== undefined) spec.externalIPs = s.externalIPs;
-    if (s.externalTrafficPolicy !== undefined) spec.externalTrafficPolicy = s.externalTrafficPolicy;
-    if (s.internalTrafficPolicy !== undefined) spec.internalTrafficPolicy = s.internalTrafficPolicy;
-    out.spec = spec;
-  }
+  if (svc.spec) out.spec = pick(svc.spec, ["type", "clusterIP", "clusterIPs", "externalIPs", "externalTrafficPolicy", "internalTrafficPolicy"]);
   const ingress = svc.status?.loadBalancer?.ingress;
   if (ingress) {
     out.status = {
       loadBalancer: {
-        ingress: ingress.map((i) => {
-          const x: { ip?: string; hostname?: string } = {};
-          if (i.ip !== undefined) x.ip = i.ip;
-          if (i.hostname !== undefined) x.hostname = i.hostname;
-          return x;
-        }),
+        ingress: ingress.map((i) => pick(i, ["ip", "hostname"])),
       },
     };
   }
