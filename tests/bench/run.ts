@@ -208,7 +208,7 @@ try {
     const rows: Result[] = daemons.map((d) => medianRun(runs.get(d.name)!));
     if (s === "kernel") {
       log("kernel / ip -batch ...");
-      const r = await runIpBatch(feeds);
+      const r = await runIpBatch(feeds, TIMEOUT);
       log(`  ${r.status}${r.ms !== undefined ? ` ${fmtS(r.ms)}` : ""}${r.detail ? ` (${r.detail})` : ""}`);
       rows.push(r);
       results.push(r);
