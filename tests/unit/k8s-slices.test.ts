@@ -314,6 +314,24 @@ describe("KubeController at scale", () => {
       expect(r.engine.config.advertise).toEqual(want2.config!.advertise);
       expect(c.status().originated).toEqual(want2.status.originated);
       expect(c.status().derivations!.complete).toBe(2);
+
+      // A relist (the watch too old to resume) bringing 2,500 changed Services in one batch: not kept event by event, one complete run.
+      {
+        const svcs = emu.list<Service>("services").slice(0, 2500);
+        emu.failNext(/\/services$/, 1, 503); // keeps the watch down until the changes and the compaction are in
+        emu.dropWatches();
+        for (const svc of svcs) emu.patch("services", svc.metadata.namespace, svc.metadata.name, { metadata: { annotations: { "bgpctl.io/communities": "65000:77" } } });
+        emu.compact();
+        const until3 = Date.now() + 30_000;
+        while (c.status().derivations!.complete < 3 || c.status().originated.filter((o) => o.communities.includes("65000:77")).length === 0) {
+          if (Date.now() > until3) throw new Error(`the relist's 2,500 changes were not derived within 30 s (${JSON.stringify(c.status().derivations)})`);
+          await Bun.sleep(20);
+        }
+        await Bun.sleep(200);
+        const want3 = derive({ nodeName: BENCH_NODE, nodes: emu.list<Node>("nodes"), services: emu.list<Service>("services"), slices: emu.list<EndpointSlice>("endpointslices"), base, secrets: new Map() });
+        expect(r.engine.config.advertise).toEqual(want3.config!.advertise);
+        expect(c.status().derivations!.complete).toBe(3);
+      }
     } finally {
       await controller?.stop();
       await emu.stop();
