@@ -120,16 +120,19 @@ describe("flow control: sliced input and pulled output", () => {
     const msgs = table(150_000);
     const n = prefixesIn(msgs);
     const watch = LoopLagMonitor.started(1);
+    const t0 = performance.now();
     for (const m of msgs) inj.sendUpdate(m);
     await waitFor(() => seenQ.prefixes >= n, { timeoutMs: 60_000, intervalMs: 20, what: `${n} prefixes at Q`, detail: () => `Q has ${seenQ.prefixes}, A's Loc-RIB ${engine.locRib.count()}` });
     const w = watch.finish();
+    const tookMs = performance.now() - t0;
     expect(engine.peers.get(I)!.adjIn.count).toBe(n);
     expect(engine.locRib.count()).toBe(n);
     expect(seenQ.prefixes).toBe(n);
     // Generous: the machine may be shared (garbage collection pauses remain); before slicing, the export
     // to Q alone held the loop for 2 s in one turn.
     expect(w.maxLagMs).toBeLessThan(1000);
-    expect(w.samples).toBeGreaterThan(50);
+    // Throughout: on average at least one firing per 100 ms of the run (a count fixed in advance fails a run that is fast).
+    expect(w.samples).toBeGreaterThan(tookMs / 100);
   }, 90_000);
 
   test("a peer that does not read holds at most the high watermark; the other gets the table, End-of-RIB last; the slow one too once it reads", async () => {
