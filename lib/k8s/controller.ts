@@ -31,6 +31,7 @@
  * (`bgpctl shutdown`) removes it, a graceful stop keeps it.
  */
 import { hostname } from "node:os";
+import { sameValue } from "../config/diff.ts";
 import type { RouterConfig, SecretRef } from "../config/types.ts";
 import type { LinkKernel } from "../fib/types.ts";
 import { RtNetlink } from "../../ffi/rtnetlink.ts";
@@ -42,7 +43,7 @@ import { runSliced } from "../core/slices.ts";
 import { DeriveCache, type DeriveInput, type Derived, derive, deriveSliced, svcName } from "./derive.ts";
 import { type DeltaResult, type DeriveChanges, deriveDeltaSteps, noChanges } from "./derive-delta.ts";
 import { type KubeConnection, resolveConnection } from "./kubeconfig.ts";
-import { Overlay, type OverlayNode, type OverlaySettings, initialOverrides, overlayNode } from "./overlay.ts";
+import { Overlay, type OverlaySettings, initialOverrides, overlayNode } from "./overlay.ts";
 import { Reflector, type ReflectorEvent } from "./reflector.ts";
 import { sameObject, trimNode, trimService, trimSlice } from "./trim.ts";
 import type { EndpointSlice, K8sProblem, K8sStatus, Node, Secret, Service } from "./types.ts";
@@ -78,10 +79,6 @@ export const RESOURCES = {
   services: { name: "services", path: "/api/v1/services", kind: "Service" },
   endpointslices: { name: "endpointslices", path: "/apis/discovery.k8s.io/v1/endpointslices", kind: "EndpointSlice" },
 } as const;
-
-function sameOverlayNode(a: OverlayNode, b: OverlayNode): boolean {
-  return a.name === b.name && a.v4 === b.v4 && a.v6 === b.v6 && a.podCidrs.length === b.podCidrs.length && a.podCidrs.every((c, i) => c === b.podCidrs[i]);
-}
 
 /** Events kept between two derivations; past this many, the next one is a complete run. */
 const MAX_CHANGES = 50_000;
@@ -158,7 +155,7 @@ export class KubeController {
       this.nodes.subscribe((evs) =>
         this.record(evs, (c, ev) => {
           c.nodes.set(ev.object.metadata.name, ev.type === "deleted" ? null : ev.object);
-          if (ev.type !== "modified" || !sameOverlayNode(overlayNode(ev.old), overlayNode(ev.object))) this.overlayDue = true;
+          if (ev.type !== "modified" || !sameValue(overlayNode(ev.old), overlayNode(ev.object))) this.overlayDue = true;
         }),
       ),
       this.services.subscribe((evs) => this.record(evs, (c, ev) => c.services.add(svcName(ev.object)))),

@@ -310,12 +310,12 @@ export class Reflector<T extends KubeObject> {
         this.#log("warn", `${this.#spec.name}: list item without metadata.name ignored`);
         return;
       }
+      // (Already trimmed, as its page came: #list.)
       const k = objectKey(o);
-      const t = o; // trimmed as its page came (#list)
       const old = this.#cache.get(k);
       if (!next.has(k)) keys.push(k);
       // Unchanged since the cache took it: the cached object stays (the caches downstream know it).
-      next.set(k, old !== undefined && (old.metadata.resourceVersion === t.metadata.resourceVersion || this.#same?.(old, t)) ? old : t);
+      next.set(k, old !== undefined && (old.metadata.resourceVersion === o.metadata.resourceVersion || this.#same?.(old, o)) ? old : o);
     });
     const batch: ReflectorEvent<T>[] = [];
     await sliced(keys, (k) => {
