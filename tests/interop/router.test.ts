@@ -391,7 +391,15 @@ describe("bgpctl daemon as a router", () => {
       expect((firstIncoming?.t ?? 0) - tripAt).toBeGreaterThanOrEqual(1500);
       expect((firstIncoming?.t ?? 0) - tripAt).toBeLessThan(5000); // restartAfter 2 s + connectRetry 1 s + slack
       expect(again.t - tripAt).toBeGreaterThanOrEqual(1500);
-      const n = await x.neighbor("192.0.2.2");
+      // The re-established session clears lastError (show neighbors reports the error of a session that is down) until the
+      // same five prefixes trip it again: read it once it has, not in the moment between.
+      const n = await lab.waitFor(
+        async () => {
+          const nb = await x.neighbor("192.0.2.2");
+          return nb.lastError ? nb : null;
+        },
+        { timeoutMs: 10_000, what: "the daemon's neighbour to record the max-prefix teardown again", procs },
+      );
       expect(n.lastError ?? "").toMatch(/prefix/i);
       expect(x.proc.running).toBe(true);
     },
