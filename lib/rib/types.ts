@@ -6,7 +6,7 @@
  */
 import type { PathAttributes } from "../bgp/attributes.ts";
 import type { Writer } from "../bgp/bytes.ts";
-import { formatAddr, prefixToString } from "../core/addr.ts";
+import { formatAddr, parsePrefix, prefixToString } from "../core/addr.ts";
 import type { Afi, Prefix } from "../core/addr.ts";
 
 /** What the RIB needs to know about where a route came from. */
@@ -368,6 +368,49 @@ export function prefixKey(p: Prefix): PrefixKey {
 }
 
 /**
+ * The key of a prefix written as text ("203.0.113.0/24", "2001:db8::/32"),
+ * as `prefixKey(parsePrefix(s))` gives it, and throwing as parsePrefix does:
+ * a canonical IPv4 prefix is read in place (a bulk advertise or withdraw
+ * reads one per prefix), anything else through parsePrefix.
+ */
+export function textKey(s: string): PrefixKey {
+  let v = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  let i = 0;
+  const n = s.length;
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (digits === 1 && octet === 0) break; // a leading zero
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) break;
+    } else if ((c === 46 && dots < 3) || (c === 47 && dots === 3)) {
+      if (digits === 0) break;
+      v = v * 256 + octet;
+      octet = 0;
+      digits = 0;
+      if (c === 47) {
+        i++;
+        break;
+      }
+      dots++;
+    } else break;
+  }
+  if (dots === 3 && digits === 0 && i > 0 && s.charCodeAt(i - 1) === 47 && i < n && n - i <= 2) {
+    let len = 0;
+    for (let j = i; j < n; j++) {
+      const c = s.charCodeAt(j);
+      if (c < 48 || c > 57 || (j > i && len === 0)) return prefixKey(parsePrefix(s));
+      len = len * 10 + (c - 48);
+    }
+    if (len <= 32 && (len === 32 || v % 2 ** (32 - len) === 0)) return v * 64 + len;
+  }
+  return prefixKey(parsePrefix(s));
+}
+
+/**
  * The key of a prefix given as `len` bits of address starting at `buf[off]`
  * (the NLRI form: only the bytes the length needs; bits past it are
  * ignored). What the UPDATE reader uses, without a Prefix object.
@@ -470,6 +513,17 @@ export function forwardingHopText(h: ForwardingHop): string {
 export function makeRoute(prefix: Prefix | PrefixKey, pathId: number, source: RouteSource, attrs: PathAttributes, nextHop: Uint8Array, learnedAt = performance.now()): Route {
   const key = typeof prefix === "object" ? prefixKey(prefix) : prefix;
   return storedRoute(key, pathId, source, attrs, nextHop, learnedAt, 0, true, false, undefined);
+}
+
+/**
+ * Route `r` for prefix `key` instead: the same head when `r` is kept as one
+ * (path id 0, as makeRoute makes it), so that routes made alike for many
+ * prefixes (the prefixes of one advertisement) share it, as an UPDATE's do.
+ */
+export function withKey(r: Route, key: PrefixKey): Route {
+  const h = headOf(r);
+  if (h !== null) return new PathRoute(key, h);
+  return storedRoute(key, r.pathId, r.source, r.attrs, r.nextHop, r.learnedAt, r.igpCost, r.reachable, r.stale, r.via);
 }
 
 /**

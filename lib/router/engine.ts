@@ -435,9 +435,9 @@ export class RouteEngine implements NeighborHost {
 
   /** Stop originating a prefix; false when it was not originated. */
   removeLocal(prefixText: string): boolean {
-    const e = this.localRoutes.delete(prefixText);
-    if (!e) return false;
-    this.locRib.remove(this.localSource.id, e.route.key, 0);
+    const key = this.localRoutes.delete(prefixText);
+    if (key === undefined) return false;
+    this.locRib.remove(this.localSource.id, key, 0);
     return true;
   }
 }

@@ -223,7 +223,7 @@ export class HealthGlue {
       const cur = this.e.localRoutes.get(p);
       if (want === null) {
         if (cur?.owner === "health") this.e.removeLocal(p);
-      } else if (!cur || cur.owner !== "health" || !sameValue(cur.config, want)) {
+      } else if (!cur || cur.owner !== "health" || !cur.matches(want)) {
         this.e.setLocal(want, "health");
       }
       if (c.config.loopback) this.want(p, c.up);

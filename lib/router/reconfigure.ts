@@ -217,7 +217,7 @@ export class Reconfigurer {
       if (quiet && this.stamp.get(a) === lastCommit) return;
       const cur = e.localRoutes.get(a.prefix);
       if (cur !== undefined && this.applied.get(a) === cur && cur.owner === "config") return;
-      if (!cur || !sameValue(cur.config, a)) plan.setLocal.push(a);
+      if (!cur || !cur.matches(a)) plan.setLocal.push(a);
       else if (cur.owner !== "config") plan.adoptLocal.push(a);
       else this.applied.set(a, cur);
     };
@@ -390,9 +390,9 @@ export class Reconfigurer {
     });
     await sliced(p.adoptLocal, (a) => {
       const cur = e.localRoutes.get(a.prefix);
-      if (cur && sameValue(cur.config, a)) {
-        cur.owner = "config";
-        this.applied.set(a, cur);
+      if (cur && cur.matches(a)) {
+        e.localRoutes.adopt(a.prefix, "config");
+        this.applied.set(a, e.localRoutes.get(a.prefix)!);
       } else {
         e.setLocal(a, "config"); // withdrawn or changed by the API meanwhile
         own++;

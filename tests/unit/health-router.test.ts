@@ -99,8 +99,8 @@ async function daemon(body: string) {
   const route = (p: string) => {
     const r = router.engine.localRoutes.get(p);
     if (!r) return null;
-    const a = r.route.attrs;
-    return { owner: r.owner, communities: r.config.communities, med: a.med, path: asPathNumbers(a.asPath) };
+    const a = r.attrs;
+    return { owner: r.owner, communities: r.settings.communities, med: a.med, path: asPathNumbers(a.asPath) };
   };
   const state = (name: string) => router.checks().find((c) => c.name === name)?.state;
   return { router, clock, lines, ok, files, lo, loOps, step, route, state, write };
@@ -140,9 +140,11 @@ describe("health checks in the router", () => {
     await d.step(0);
     expect(d.state("www")).toBe("UP");
     const up = d.router.engine.localRoutes.get("203.0.113.80/32");
+    const writes = d.router.engine.localRoutes.version;
     expect(d.route("203.0.113.80/32")).toEqual({ owner: "health", communities: ["65001:80"], med: null, path: [] });
     await d.step(5000);
-    expect(d.router.engine.localRoutes.get("203.0.113.80/32")).toBe(up); // not rewritten while nothing changes
+    expect(d.router.engine.localRoutes.get("203.0.113.80/32")).toBe(up);
+    expect(d.router.engine.localRoutes.version).toBe(writes); // not rewritten while nothing changes
     d.ok.set("www", false);
     await d.step(5000);
     expect(d.state("www")).toBe("DOWN");

@@ -200,7 +200,7 @@ describe("reconfigurer: tens of thousands of advertisements in slices", () => {
     next.push(adv(40_000));
     const second = await r.apply({ ...base, advertise: next }, "test");
     expect(second.sort()).toEqual([`advertised ${adv(40_000).prefix}`, `updated ${adv(11).prefix}`, `withdrew ${adv(5).prefix}`].sort());
-    expect(r.engine.localRoutes.get(adv(11).prefix)!.config.communities).toEqual(["65001:7"]);
+    expect(r.engine.localRoutes.get(adv(11).prefix)!.settings.communities).toEqual(["65001:7"]);
     expect(r.engine.localRoutes.has(adv(5).prefix)).toBe(false);
     expect(await r.apply({ ...base, advertise: next }, "test")).toEqual([]);
   });
@@ -211,11 +211,11 @@ describe("reconfigurer: tens of thousands of advertisements in slices", () => {
     await r.apply({ ...base, advertise: list }, "test");
     // The API re-advertises a file prefix with other settings, and one more of its own.
     await r.advertise({ prefixes: [adv(3).prefix, adv(500).prefix], communities: ["65001:9"] });
-    expect(r.engine.localRoutes.get(adv(3).prefix)!.config.communities).toEqual(["65001:9"]);
+    expect(r.engine.localRoutes.get(adv(3).prefix)!.settings.communities).toEqual(["65001:9"]);
     // The same (identical) objects again: the file's settings come back for the prefix the API changed.
     const changes = await r.apply({ ...base, advertise: list }, "test");
     expect(changes).toEqual([`updated ${adv(3).prefix}`]);
-    expect(r.engine.localRoutes.get(adv(3).prefix)!.config.communities).toEqual([]);
+    expect(r.engine.localRoutes.get(adv(3).prefix)!.settings.communities).toEqual([]);
     expect(r.engine.localRoutes.get(adv(3).prefix)!.owner).toBe("config");
     // The API's own prefix stays when the file drops prefixes.
     const fewer = await r.apply({ ...base, advertise: list.slice(0, 50) }, "test");
@@ -240,10 +240,10 @@ describe("reconfigurer: tens of thousands of advertisements in slices", () => {
     // The delta is believed: what it leaves out is not looked at (a change it does not name stays unapplied)...
     const third: RouterConfig = { ...base, advertise: next.map((a, i) => (i === 20 ? adv(21, ["65001:8"]) : a)) };
     expect(await r.apply(third, "test", { from: second, set: [], remove: [], drop: [] })).toEqual([]);
-    expect(r.engine.localRoutes.get(adv(21).prefix)!.config.communities).toEqual([]);
+    expect(r.engine.localRoutes.get(adv(21).prefix)!.settings.communities).toEqual([]);
     // ... but only against the configuration it was made after: against another one, the whole list is compared.
     expect(await r.apply(third, "test", { from: first, set: [], remove: [], drop: [] })).toEqual([`updated ${adv(21).prefix}`]);
-    expect(r.engine.localRoutes.get(adv(21).prefix)!.config.communities).toEqual(["65001:8"]);
+    expect(r.engine.localRoutes.get(adv(21).prefix)!.settings.communities).toEqual(["65001:8"]);
     // And after the control API wrote a local route: compared in full (the file's settings come back).
     await r.advertise({ prefixes: [adv(3).prefix], communities: ["65001:9"] });
     const fourth: RouterConfig = { ...third };
