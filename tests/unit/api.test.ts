@@ -1169,15 +1169,18 @@ describe("streamed show rib", () => {
   test(
     "show rib -j of 200k entries: the daemon's loop keeps turning while it streams; the CLI prints a complete, valid array",
     async () => {
+      const t0 = performance.now();
       const { result: r, lag } = await LoopLagMonitor.measure(() => cli(["show", "rib", "-j", "-s", bigSock]));
+      const tookMs = performance.now() - t0;
       expect(r.code).toBe(0);
       const arr = JSON.parse(r.stdout) as RibEntry[];
       expect(arr).toHaveLength(N);
       expect(arr[0]!.prefix).toBe("10.0.0.0/24");
       expect(arr[N - 1]!.prefix).toBe(`${10 + ((N - 1) >> 16)}.${((N - 1) >> 8) & 255}.${(N - 1) & 255}.0/24`);
-      // The server's timer fired all along (seconds of streaming, a firing every 5 ms), and turns stayed short.
+      // The server's timer fired all along (a firing every 5 ms: on average at least one per 100 ms of the
+      // run, which a count fixed in advance would not say of a fast run), and turns stayed short.
       const s = lag.stats();
-      expect(s.samples).toBeGreaterThan(50);
+      expect(s.samples).toBeGreaterThan(tookMs / 100);
       expect(lag.percentile(95)).toBeLessThan(50);
       expect(s.maxLagMs).toBeLessThan(1000); // a whole-table turn took seconds
     },

@@ -83,6 +83,7 @@ describe("GET /v1/rib/mrt", () => {
       const client = new ApiClient(sock);
       const file = join(dir, "big.mrt");
       const sizes: number[] = [];
+      const t0 = performance.now();
       const { result: saved, lag } = await LoopLagMonitor.measure(() =>
         saveMrt(file, (write) =>
           client.ribMrt(undefined, async (chunk) => {
@@ -91,11 +92,12 @@ describe("GET /v1/rib/mrt", () => {
           }),
         ),
       );
+      const tookMs = performance.now() - t0;
       expect(saved).toMatchObject({ prefixes: N + 1, routes: 2 * N + 1, records: N + 2 });
       // Many slices (the socket may join some on the way).
       expect(sizes.length).toBeGreaterThan(saved.bytes / MRT_CHUNK_BYTES / 2);
       const s = lag.stats();
-      expect(s.samples).toBeGreaterThan(20);
+      expect(s.samples).toBeGreaterThan(tookMs / 100); // on average one firing per 100 ms of the run at least (one every 5 ms asked)
       expect(lag.percentile(95)).toBeLessThan(50);
       expect(s.maxLagMs).toBeLessThan(1000);
 
