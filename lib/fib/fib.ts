@@ -69,7 +69,7 @@ import { ChunkedQueue, SlotSet } from "../core/chunked.ts";
 import { type SlicedTask, nextTurn, sliced, slicer, SLICE_MS } from "../core/slices.ts";
 import type { LocRibEvent } from "../rib/loc-rib.ts";
 import type { ForwardingHop, PrefixKey, Route, RouteForwarding } from "../rib/types.ts";
-import { isHead, keyText, prefixKey, prefixOfKey, storedForm } from "../rib/types.ts";
+import { ipv4TextKey, isHead, keyText, prefixKey, prefixOfKey, storedForm } from "../rib/types.ts";
 import { PrefixMap } from "../rib/prefix-map.ts";
 import type {
   FibFamily,
@@ -1645,7 +1645,7 @@ export class Fib {
   }
 
   private keyOf(text: string): PrefixKey | null {
-    const k4 = ipv4Key(text);
+    const k4 = ipv4TextKey(text, true);
     if (k4 !== null) return k4;
     const p = kernelPrefix(text);
     return p === null ? null : prefixKey(p);
@@ -1831,45 +1831,6 @@ function kernelPrefix(text: string): Prefix | null {
   const len = Number(lenText);
   if (len > max) return null;
   return { afi: a.afi, len, addr: maskAddr(a.addr, len) };
-}
-
-/**
- * The prefix key of "a.b.c.d/n" without the general parser (kernel events
- * of a full table are on the hot path); host bits are masked. Null when the
- * text is not such a prefix.
- */
-function ipv4Key(s: string): number | null {
-  let addr = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
-  let i = 0;
-  const n = s.length;
-  for (; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      part = part * 10 + (c - 48);
-      if (++digits > 3 || part > 255) return null;
-    } else if (c === 46 || c === 47) {
-      if (digits === 0) return null;
-      addr = addr * 256 + part;
-      part = 0;
-      digits = 0;
-      if (c === 47) break;
-      if (++dots > 3) return null;
-    } else return null;
-  }
-  if (i === n || dots !== 3) return null;
-  let len = 0;
-  let ld = 0;
-  for (i++; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 48 || c > 57 || ++ld > 2) return null;
-    len = len * 10 + (c - 48);
-  }
-  if (ld === 0 || len > 32) return null;
-  const masked = len === 0 ? 0 : addr - (addr % 2 ** (32 - len));
-  return masked * 64 + len;
 }
 
 /** Identity of a kernel next hop within a route (dedup and the desired route's signature). */

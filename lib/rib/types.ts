@@ -368,12 +368,13 @@ export function prefixKey(p: Prefix): PrefixKey {
 }
 
 /**
- * The key of a prefix written as text ("203.0.113.0/24", "2001:db8::/32"),
- * as `prefixKey(parsePrefix(s))` gives it, and throwing as parsePrefix does:
- * a canonical IPv4 prefix is read in place (a bulk advertise or withdraw
- * reads one per prefix), anything else through parsePrefix.
+ * The key of a prefix written as canonical IPv4 text ("a.b.c.d/n": no
+ * leading zeros, lengths 0..32), read in place without the general parser:
+ * null for any other text, and for host bits set unless `mask` (then they
+ * are cleared). What bulk advertise/withdraw requests and kernel route
+ * texts are read with.
  */
-export function textKey(s: string): PrefixKey {
+export function ipv4TextKey(s: string, mask: boolean): number | null {
   let v = 0;
   let octet = 0;
   let digits = 0;
@@ -383,31 +384,39 @@ export function textKey(s: string): PrefixKey {
   for (; i < n; i++) {
     const c = s.charCodeAt(i);
     if (c >= 48 && c <= 57) {
-      if (digits === 1 && octet === 0) break; // a leading zero
+      if (digits === 1 && octet === 0) return null; // a leading zero
       octet = octet * 10 + (c - 48);
-      if (++digits > 3 || octet > 255) break;
-    } else if ((c === 46 && dots < 3) || (c === 47 && dots === 3)) {
-      if (digits === 0) break;
+      if (++digits > 3 || octet > 255) return null;
+    } else if (c === 46 || c === 47) {
+      if (digits === 0 || (c === 46) !== dots < 3) return null;
       v = v * 256 + octet;
       octet = 0;
       digits = 0;
-      if (c === 47) {
-        i++;
-        break;
-      }
+      if (c === 47) break;
       dots++;
-    } else break;
+    } else return null;
   }
-  if (dots === 3 && digits === 0 && i > 0 && s.charCodeAt(i - 1) === 47 && i < n && n - i <= 2) {
-    let len = 0;
-    for (let j = i; j < n; j++) {
-      const c = s.charCodeAt(j);
-      if (c < 48 || c > 57 || (j > i && len === 0)) return prefixKey(parsePrefix(s));
-      len = len * 10 + (c - 48);
-    }
-    if (len <= 32 && (len === 32 || v % 2 ** (32 - len) === 0)) return v * 64 + len;
+  if (i >= n - 1 || n - i > 3) return null;
+  let len = 0;
+  for (let j = i + 1; j < n; j++) {
+    const c = s.charCodeAt(j);
+    if (c < 48 || c > 57 || (j > i + 1 && len === 0)) return null;
+    len = len * 10 + (c - 48);
   }
-  return prefixKey(parsePrefix(s));
+  if (len > 32) return null;
+  const host = len === 32 ? 0 : v % 2 ** (32 - len);
+  if (host !== 0 && !mask) return null;
+  return (v - host) * 64 + len;
+}
+
+/**
+ * The key of a prefix written as text ("203.0.113.0/24", "2001:db8::/32"),
+ * as `prefixKey(parsePrefix(s))` gives it, and throwing as parsePrefix does:
+ * canonical IPv4 text is read in place (a bulk advertise or withdraw reads
+ * one per prefix), anything else through parsePrefix.
+ */
+export function textKey(s: string): PrefixKey {
+  return ipv4TextKey(s, false) ?? prefixKey(parsePrefix(s));
 }
 
 /**

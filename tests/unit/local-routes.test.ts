@@ -10,7 +10,7 @@ import { heapStats } from "bun:jsc";
 import { parsePrefix } from "../../lib/core/addr.ts";
 import type { AdvertiseConfig } from "../../lib/config/types.ts";
 import { LocRib } from "../../lib/rib/loc-rib.ts";
-import { type RouteSource, headOf, keyText, prefixKey, textKey } from "../../lib/rib/types.ts";
+import { type RouteSource, headOf, ipv4TextKey, keyText, prefixKey, textKey } from "../../lib/rib/types.ts";
 import { LocalRoutes } from "../../lib/router/local-routes.ts";
 
 const SOURCE: RouteSource = { id: "local", address: "", addressBytes: new Uint8Array(0), asn: 65001, routerId: 0, ibgp: true, rrClient: false, local: true };
@@ -123,6 +123,14 @@ describe("textKey", () => {
     const cases = ["0.0.0.0/0", "1.0.0.0/0", "10.0.0.0/8", "255.255.255.255/32", "256.0.0.0/8", "01.0.0.0/8", "00.0.0.0/0", "0.0.0.0/00", "1.2.3.4/024", "1.2.3.4/33", "1.2.3.4/", "1.2.3./24", "1.2.3.4", "10.1.0.0/15", "10.2.0.0/15", "2001:db8::/32", "::/0", "1.2.3.0/24 ", " 1.2.3.0/24", "1.2.3.0//24", "1.2.3.0/2a", "1.2.3.4.5/32", "1..2.3/8", "", "/", "1.2.3.0/-1", "1000.0.0.0/8"];
     for (const s of cases) expect([s, fast(s)]).toEqual([s, slow(s)]);
     expect(keyText(textKey("198.51.100.0/24") as number)).toBe("198.51.100.0/24");
+  });
+
+  test("ipv4TextKey masks host bits when asked (kernel route texts), and reads nothing but canonical IPv4", () => {
+    expect(ipv4TextKey("192.0.2.77/24", true)).toBe(prefixKey(parsePrefix("192.0.2.0/24")));
+    expect(ipv4TextKey("192.0.2.77/24", false)).toBeNull();
+    expect(ipv4TextKey("192.0.2.77/32", false)).toBe(prefixKey(parsePrefix("192.0.2.77/32")));
+    expect(ipv4TextKey("0.0.0.0/0", false)).toBe(0);
+    for (const s of ["2001:db8::/32", "192.0.2.0", "192.0.2.0/", "192.0.02.0/24", "192.0.2.0/024", "192.0.2.0/33", "192.0.2/24", "192.0.2.0.0/24"]) expect([s, ipv4TextKey(s, true)]).toEqual([s, null]);
   });
 
   test("is prefixKey(parsePrefix(s)) on 100,000 random texts", () => {
