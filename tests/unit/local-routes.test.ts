@@ -126,9 +126,9 @@ describe("textKey", () => {
   });
 
   test("ipv4TextKey masks host bits when asked (kernel route texts), and reads nothing but canonical IPv4", () => {
-    expect(ipv4TextKey("192.0.2.77/24", true)).toBe(prefixKey(parsePrefix("192.0.2.0/24")));
+    expect(ipv4TextKey("192.0.2.77/24", true)).toBe(prefixKey(parsePrefix("192.0.2.0/24")) as number);
     expect(ipv4TextKey("192.0.2.77/24", false)).toBeNull();
-    expect(ipv4TextKey("192.0.2.77/32", false)).toBe(prefixKey(parsePrefix("192.0.2.77/32")));
+    expect(ipv4TextKey("192.0.2.77/32", false)).toBe(prefixKey(parsePrefix("192.0.2.77/32")) as number);
     expect(ipv4TextKey("0.0.0.0/0", false)).toBe(0);
     for (const s of ["2001:db8::/32", "192.0.2.0", "192.0.2.0/", "192.0.02.0/24", "192.0.2.0/024", "192.0.2.0/33", "192.0.2/24", "192.0.2.0.0/24"]) expect([s, ipv4TextKey(s, true)]).toEqual([s, null]);
   });
