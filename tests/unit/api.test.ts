@@ -1310,6 +1310,28 @@ describe("large advertise/withdraw requests", () => {
     expect(w.json.error).toContain("prefixes[1500]");
     expect((await client.withdraw(list)).removed).toHaveLength(2500);
   });
+
+  test("a long list mixing canonical IPv4 prefixes (taken as they are) with others (checked and put in canonical form) keeps every prefix in its place", async () => {
+    const list = Array.from({ length: 2500 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
+    const sent = [...list];
+    sent[0] = "2001:DB8:0::/48";
+    sent[1700] = " 10.6.164.0/24";
+    sent[2499] = "2001:db8:0:0:1::/80";
+    const want = [...list];
+    want[0] = "2001:db8::/48";
+    want[1700] = "10.6.164.0/24";
+    want[2499] = "2001:db8:0:0:1::/80";
+    expect(await client.advertise({ prefixes: sent, med: 5 })).toEqual({ added: want });
+    expect(fake.last("advertise")).toEqual([{ prefixes: want, med: 5 }]);
+    // The rest of the body is checked even when every prefix is canonical.
+    const r = await raw("POST", "/v1/advertise", { prefixes: list, med: -1 });
+    expect(r.status).toBe(400);
+    expect(r.json.error).toContain("med");
+    // A prefix that is not one, after canonical ones, is named by its index.
+    const w = await raw("POST", "/v1/withdraw", { prefixes: [...list, 7] });
+    expect(w.status).toBe(400);
+    expect(w.json.error).toContain("prefixes[2500]");
+  });
 });
 
 describe("RibTextWriter", () => {
