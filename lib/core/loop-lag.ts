@@ -57,12 +57,19 @@ export class LoopLagMonitor {
     return this.stats();
   }
 
-  /** Run `work` under a monitor firing every `intervalMs` (a lag probe for tests); the monitor, stopped, holds what it saw meanwhile. */
-  static async measure<T>(work: () => Promise<T>, intervalMs = 5): Promise<{ result: T; lag: LoopLagMonitor }> {
+  /**
+   * Run `work` under a monitor firing every `intervalMs` (a lag probe for
+   * tests); the monitor, stopped, holds what it saw meanwhile, and `ms` is
+   * how long the work took (firings are judged against it: a count fixed in
+   * advance fails a run that is fast).
+   */
+  static async measure<T>(work: () => Promise<T>, intervalMs = 5): Promise<{ result: T; lag: LoopLagMonitor; ms: number }> {
     const lag = new LoopLagMonitor(intervalMs);
+    const t0 = performance.now();
     lag.start();
     try {
-      return { result: await work(), lag };
+      const result = await work();
+      return { result, lag, ms: performance.now() - t0 };
     } finally {
       lag.stop();
     }

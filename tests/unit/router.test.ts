@@ -290,13 +290,6 @@ function prefixes24(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`);
 }
 
-/** `work` under a lag monitor (a firing every 5 ms), and how long it took. */
-async function timed<T>(work: () => Promise<T>): Promise<{ result: T; lag: LoopLagMonitor; ms: number }> {
-  const t0 = performance.now();
-  const m = await LoopLagMonitor.measure(work);
-  return { ...m, ms: performance.now() - t0 };
-}
-
 /**
  * The loop kept turning while the work ran: the timer fired all along (on
  * average at least once per 100 ms of the run: a count fixed in advance
@@ -323,7 +316,7 @@ describe("router: large tables through the control API", () => {
     async () => {
       const a = await node(A, "");
       const all = prefixes24(N);
-      const adv = await timed(() => a.router.advertise({ prefixes: all, communities: ["65001:7"] }));
+      const adv = await LoopLagMonitor.measure(() => a.router.advertise({ prefixes: all, communities: ["65001:7"] }));
       expect(adv.result.added).toHaveLength(N);
       expect(a.router.locRib.count()).toBe(N);
       // The loop turned all along: many timer firings, none held back by a whole-table turn.
@@ -335,7 +328,7 @@ describe("router: large tables through the control API", () => {
       running.push({ stop: () => api.close() });
       const client = new ApiClient(sock);
       // The JSON array form (GET /v1/rib), as existing callers read it.
-      const arr = await timed(async () => {
+      const arr = await LoopLagMonitor.measure(async () => {
         const res = await fetch("http://localhost/v1/rib", { unix: sock } as RequestInit);
         const chunks: Uint8Array[] = [];
         for await (const c of res.body!) chunks.push(c);
@@ -349,12 +342,12 @@ describe("router: large tables through the control API", () => {
       expect(parsed.every((e) => e.peer === "local" && e.communities[0] === "65001:7")).toBe(true);
       // NDJSON, entry by entry with its end line.
       let got = 0;
-      const nd = await timed(() => client.ribStream({}, (batch) => void (got += batch.length)));
+      const nd = await LoopLagMonitor.measure(() => client.ribStream({}, (batch) => void (got += batch.length)));
       expect(nd.result).toEqual({ count: N, truncated: false });
       expect(got).toBe(N);
       kept(nd, 95, 50);
 
-      const wd = await timed(() => a.router.withdraw(all.slice(0, N / 2)));
+      const wd = await LoopLagMonitor.measure(() => a.router.withdraw(all.slice(0, N / 2)));
       expect(wd.result.removed).toHaveLength(N / 2);
       kept(wd, 90, 30);
       expect(a.router.locRib.count()).toBe(N / 2);
