@@ -155,11 +155,23 @@ test(
       }
     })();
     const half = prefixes(N / 2);
-    /** Withdraw and re-announce 100k prefixes: 200k best-route events (~65 MB of JSON if queued); the daemon's RSS growth in MB. */
+    const STEP = 10_000;
+    let expected = 0;
+    /**
+     * Withdraw and re-announce 100k prefixes: 200k best-route events (~65 MB of JSON if queued); the daemon's RSS growth
+     * in MB. Sent 10k prefixes a request, each once the reader has the events before it: a reader that keeps up is one
+     * request (~3 MB, 10k events) behind at most, well inside its bound, however slowly this process gets a core. The
+     * stuck clients' queues fill all the same.
+     */
     const churn = async () => {
       const before = rssMB(daemon.pid);
-      expect((await post("/v1/withdraw", { prefixes: half })).status).toBe(200);
-      expect((await post("/v1/advertise", { prefixes: half })).status).toBe(200);
+      for (const path of ["/v1/withdraw", "/v1/advertise"]) {
+        for (let i = 0; i < half.length; i += STEP) {
+          expect((await post(path, { prefixes: half.slice(i, i + STEP) })).status).toBe(200);
+          expected += Math.min(STEP, half.length - i);
+          await waitFor(() => events >= expected, { timeoutMs: 30_000, what: `${expected} best events at the reading monitor`, detail: () => `${events}` });
+        }
+      }
       return rssMB(daemon.pid) - before;
     };
     const baseline = await churn(); // what the churn itself costs, with no stuck client
@@ -188,7 +200,7 @@ test(
       // 8 MiB each, 80 MiB in all) and slack for the allocator: their 2M events (~650 MB of JSON) were not kept.
       expect(withStuck).toBeLessThan(baseline + 80 + 150);
       // The reader got the events of both rounds and is still subscribed: a new change reaches it.
-      await waitFor(() => events >= 2 * N, { timeoutMs: 60_000, what: "every best event at the reading monitor", detail: () => `${events}` });
+      expect(events).toBeGreaterThanOrEqual(2 * N);
       expect((await post("/v1/advertise", { prefixes: ["198.51.100.0/24"] })).status).toBe(200);
       await waitFor(() => events >= 2 * N + 1, { timeoutMs: 10_000, what: "a later event at the reading monitor" });
     } finally {
