@@ -106,7 +106,7 @@ const nextHops = new Map<number | string, Uint8Array>();
  */
 export function internNextHop(b: Uint8Array, start: number, end: number): Uint8Array {
   // An IPv4 next hop (the usual case) is keyed by its number, not a string built byte by byte.
-  const k: number | string = end - start === 4 ? u32(b, start) : latin1Key(b, start, end);
+  const k: number | string = end - start === 4 ? u32(b, start) : bytesKey(b, start, end);
   const have = nextHops.get(k);
   if (have !== undefined) return have;
   const v = b.slice(start, end);
@@ -114,8 +114,19 @@ export function internNextHop(b: Uint8Array, start: number, end: number): Uint8A
   return v;
 }
 
-function latin1Key(b: Uint8Array, start: number, end: number): string {
-  let k = "";
-  for (let i = start; i < end; i++) k += String.fromCharCode(b[i]!);
+/**
+ * A string key of the bytes: their count, then two bytes to a character for
+ * each whole 16 (an IPv6 address: one call makes a flat string), then a
+ * character per byte left. The count first: keys of different lengths never
+ * meet.
+ */
+function bytesKey(b: Uint8Array, start: number, end: number): string {
+  let k = String.fromCharCode(end - start);
+  let i = start;
+  for (; i + 16 <= end; i += 16) {
+    const w = (j: number) => (b[i + j]! << 8) | b[i + j + 1]!;
+    k += String.fromCharCode(w(0), w(2), w(4), w(6), w(8), w(10), w(12), w(14));
+  }
+  for (; i < end; i++) k += String.fromCharCode(b[i]!);
   return k;
 }

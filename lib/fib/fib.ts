@@ -69,7 +69,7 @@ import { ChunkedQueue, SlotSet } from "../core/chunked.ts";
 import { type SlicedTask, nextTurn, sliced, slicer, SLICE_MS } from "../core/slices.ts";
 import type { LocRibEvent } from "../rib/loc-rib.ts";
 import type { ForwardingHop, PrefixKey, Route, RouteForwarding } from "../rib/types.ts";
-import { ipv4TextKey, isHead, keyText, prefixKey, prefixOfKey, storedForm } from "../rib/types.ts";
+import { compareKeys, ipv4TextKey, isHead, isV4Key, keyText, prefixKey, prefixOfKey, storedForm } from "../rib/types.ts";
 import { PrefixMap } from "../rib/prefix-map.ts";
 import type {
   FibFamily,
@@ -353,7 +353,7 @@ function othersOf(e: Entry): KernelRoute[] | null {
 }
 
 function familyOf(key: PrefixKey): FibFamily {
-  return typeof key === "number" ? 4 : 6;
+  return isV4Key(key) ? 4 : 6;
 }
 
 /** The kernel's identity of one op, for logging. */
@@ -663,7 +663,7 @@ export class Fib {
    */
   setDesired(key: PrefixKey, route: Route | null, multipath: readonly Route[] = []): void {
     if (this.stopped) return;
-    const family: FibFamily = typeof key === "number" ? 4 : 6;
+    const family = familyOf(key);
     if (!this.options.families.includes(family)) return;
     const v = this.entries.get(key);
     const best = route === null ? null : storedForm(route);
@@ -1851,18 +1851,6 @@ function addrId(a: KernelAddress): string {
   return `${a.family}|${a.ifindex}|${a.address}/${a.prefixLength}`;
 }
 
-function compareKeys(a: PrefixKey, b: PrefixKey): number {
-  const fa = familyOf(a);
-  const fb = familyOf(b);
-  if (fa !== fb) return fa - fb;
-  if (typeof a === "number" && typeof b === "number") return a - b;
-  const ka = a as string;
-  const kb = b as string;
-  const sa = ka.slice(1);
-  const sb = kb.slice(1);
-  if (sa !== sb) return sa < sb ? -1 : 1;
-  return ka.charCodeAt(0) - kb.charCodeAt(0);
-}
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {};

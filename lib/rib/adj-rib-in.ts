@@ -34,7 +34,7 @@ import type { Afi } from "../core/addr.ts";
 import { holdAttributes, releaseAttributes } from "../bgp/attributes.ts";
 import { bytesEqual } from "../bgp/bytes.ts";
 import { PrefixMap } from "./prefix-map.ts";
-import { type PrefixKey, type Route, type RouteSource, withFields } from "./types.ts";
+import { type PrefixKey, type Route, type RouteSource, isV4Key, withFields } from "./types.ts";
 
 /** What `AdjRibIn.update` did (valid until its next call: the object is reused). */
 export interface AdjRibInChange {
@@ -70,7 +70,7 @@ function samePath(a: Route, b: Route): boolean {
 
 export class AdjRibIn {
   private readonly v4 = new PrefixMap<number, Slot>();
-  private readonly v6 = new PrefixMap<string, Slot>();
+  private readonly v6 = new PrefixMap<PrefixKey, Slot>();
   private n4 = 0;
   private n6 = 0;
 
@@ -83,11 +83,11 @@ export class AdjRibIn {
   }
 
   private mapOf(key: PrefixKey): PrefixMap<PrefixKey, Slot> {
-    return (typeof key === "number" ? this.v4 : this.v6) as PrefixMap<PrefixKey, Slot>;
+    return (isV4Key(key) ? this.v4 : this.v6) as PrefixMap<PrefixKey, Slot>;
   }
 
   private bump(key: PrefixKey, d: number): void {
-    if (typeof key === "number") this.n4 += d;
+    if (isV4Key(key)) this.n4 += d;
     else this.n6 += d;
   }
 

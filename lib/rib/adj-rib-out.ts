@@ -506,7 +506,7 @@ export class AdjRibOut {
     this.n = o.negotiated;
     this.policies = o.policies;
     this.origin = o.origin;
-    this.tabs = o.positions ?? [new PrefixMap<number, never>(), new PrefixMap<string, never>()];
+    this.tabs = o.positions ?? [new PrefixMap<number, never>(), new PrefixMap<PrefixKey, never>()];
     this.ibgp = o.peer.remoteAs === o.localAs;
     const pa = parseAddr(o.peer.address);
     this.peerAddrBytes = pa ? pa.addr : new Uint8Array(0);

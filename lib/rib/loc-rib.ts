@@ -44,7 +44,7 @@ import { type Afi, type Prefix, maskAddr, prefixContains } from "../core/addr.ts
 import { type DecisionOptions, REASON_ONLY_PATH, explainBest, selectBest } from "./decision.ts";
 import { sliced } from "../core/slices.ts";
 import { type PositionTables, PrefixMap } from "./prefix-map.ts";
-import { type HeadTable, type PrefixKey, type Route, type RouteSource, type StoredHead, headOf, isHead, prefixKey, prefixOfKey, routeOfHead, routesForDecision, sameAnnouncement, slotReachable, storedForm, storedPathId } from "./types.ts";
+import { type HeadTable, type PrefixKey, type Route, type RouteSource, type StoredHead, headOf, isHead, isV4Key, prefixKey, prefixOfKey, routeOfHead, routesForDecision, sameAnnouncement, slotReachable, storedForm, storedPathId } from "./types.ts";
 
 /** One prefix of the Loc-RIB, as readers see it. */
 export interface LocRibEntry {
@@ -206,7 +206,7 @@ interface SourceIndex {
 
 export class LocRib implements HeadTable {
   private readonly v4 = new PrefixMap<number, Slot>();
-  private readonly v6 = new PrefixMap<string, Slot>();
+  private readonly v6 = new PrefixMap<PrefixKey, Slot>();
   /**
    * Source id → the prefixes it has routes for: how many, and how many in
    * each run of 2^SOURCE_RUN_BITS positions of each family's table (a
@@ -342,7 +342,7 @@ export class LocRib implements HeadTable {
   // ----------------------------------------------------------------- updates
 
   private mapOf(key: PrefixKey): PrefixMap<PrefixKey, Slot> {
-    return (typeof key === "number" ? this.v4 : this.v6) as PrefixMap<PrefixKey, Slot>;
+    return (isV4Key(key) ? this.v4 : this.v6) as PrefixMap<PrefixKey, Slot>;
   }
 
   /** The tables of a family, or both (IPv4 first). */
@@ -385,7 +385,7 @@ export class LocRib implements HeadTable {
   }
 
   private bump(key: PrefixKey, d: number): void {
-    if (typeof key === "number") this.paths4 += d;
+    if (isV4Key(key)) this.paths4 += d;
     else this.paths6 += d;
   }
 

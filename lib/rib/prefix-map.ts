@@ -51,7 +51,7 @@
  * ghost.
  */
 import { IntStack } from "../core/chunked.ts";
-import type { PrefixKey } from "./types.ts";
+import { POW2, type PrefixKey } from "./types.ts";
 
 const HOLE: unique symbol = Symbol("hole");
 /** The value of a deleted entry that is still pinned (see the module comment). */
@@ -92,6 +92,7 @@ function finish(h: number): number {
  * sends.
  */
 function hashNum(k: number): number {
+  if (k < 0) return hashV6Num(k);
   const len = (k >>> 0) & 63;
   const addr = (k / 64) >>> 0;
   const n = len === 0 ? 0 : addr >>> (32 - len);
@@ -101,7 +102,24 @@ function hashNum(k: number): number {
 }
 
 /**
- * An IPv6 key: FNV-1a over its characters. (Placing sixteen neighbours in
+ * A numeric IPv6 key (lib/rib/types.ts: −(47 address bits after the first
+ * three) * 64 − length, lengths 3..50, no bits past the length): as hashNum
+ * places IPv4 keys, sixteen neighbouring prefixes of one length in one run.
+ */
+function hashV6Num(k: number): number {
+  const len = -k % 64;
+  // The prefix's own bits after the first three (len - 3 of them, up to 47), as a number.
+  const n = (-k - len) / 64 / POW2[V6_BITS - len]!;
+  const lo = n >>> 0;
+  const hi = (n / 4294967296) >>> 0;
+  return ((finish(Math.imul((lo >>> 4) ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(len, 0x9e3779b1), 0x85ebca6b)) << 4) | (lo & 15)) >>> 0;
+}
+
+/** Address bits a numeric IPv6 key covers: its length's maximum. */
+const V6_BITS = 50;
+
+/**
+ * An IPv6 key that is not a number: FNV-1a over its characters. (Placing sixteen neighbours in
  * one run, as hashNum does, measured slower here: a longer probe compares
  * strings, and a 200k-prefix index fits the cache anyway.)
  */
@@ -141,7 +159,7 @@ export interface PositionTable<K extends PrefixKey> {
 }
 
 /** Key tables by family (IPv4 keys, IPv6 keys), whose positions another table keeps its state by. */
-export type PositionTables = readonly [PositionTable<number>, PositionTable<string>];
+export type PositionTables = readonly [PositionTable<number>, PositionTable<PrefixKey>];
 
 export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
   private kc: K[][] = [];

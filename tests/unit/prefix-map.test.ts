@@ -1,6 +1,6 @@
 /**
  * PrefixMap (lib/rib/prefix-map.ts) against a JavaScript Map as the model:
- * random sets, deletes and clears of IPv4 (number) and IPv6 (string) keys
+ * random sets, deletes and clears of IPv4 (number) and IPv6 (negative number, string) keys
  * through several index rebuilds; walks that run while the table changes;
  * and the property it exists for, no write that rebuilds the whole index at
  * once (counted, not timed).
@@ -14,7 +14,10 @@ function rng(seed: number): () => number {
 }
 
 const v4 = (i: number): number => prefixKey({ afi: 1, len: 24, addr: new Uint8Array([10 + (i >>> 16), (i >>> 8) & 0xff, i & 0xff, 0]) }) as number;
-const v6 = (i: number): string => prefixKey({ afi: 2, len: 48, addr: new Uint8Array([0x20, 0x01, 0x0d, 0xb8, (i >>> 8) & 0xff, i & 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) }) as string;
+/** IPv6 /48s in 2001::/16: numeric keys (negative). */
+const v6 = (i: number): number => prefixKey({ afi: 2, len: 48, addr: new Uint8Array([0x20, 0x01, (i >>> 24) & 0xff, (i >>> 16) & 0xff, (i >>> 8) & 0xff, i & 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) }) as number;
+/** IPv6 /64s in 2001:db8::/32: string keys. */
+const v6s = (i: number): string => prefixKey({ afi: 2, len: 64, addr: new Uint8Array([0x20, 0x01, 0x0d, 0xb8, (i >>> 24) & 0xff, (i >>> 16) & 0xff, (i >>> 8) & 0xff, i & 0xff, 0, 0, 0, 0, 0, 0, 0, 0]) }) as string;
 
 function same<K extends PrefixKey>(m: PrefixMap<K, number>, model: Map<K, number>): void {
   expect(m.size).toBe(model.size);
@@ -24,7 +27,7 @@ function same<K extends PrefixKey>(m: PrefixMap<K, number>, model: Map<K, number
 }
 
 describe("PrefixMap", () => {
-  for (const [name, keyOf] of [["IPv4 keys", v4], ["IPv6 keys", v6]] as const) {
+  for (const [name, keyOf] of [["IPv4 keys", v4], ["IPv6 numeric keys", v6], ["IPv6 string keys", v6s]] as const) {
     test(`${name}: random sets, deletes and clears agree with a Map, through index rebuilds`, () => {
       const r = rng(name.length);
       const m = new PrefixMap<PrefixKey, number>();
@@ -202,7 +205,7 @@ describe("PrefixMap", () => {
     expect(m3.indexSlots).toBe(slots);
   });
 
-  for (const [name, keyOf] of [["IPv4 keys", v4], ["IPv6 keys", v6]] as const) {
+  for (const [name, keyOf] of [["IPv4 keys", v4], ["IPv6 numeric keys", v6], ["IPv6 string keys", v6s]] as const) {
     test(`${name}: pins: a deleted pinned entry is a ghost no reader sees, keeps its key and position, comes back there when set again, and goes with its last unpin`, () => {
       const r = rng(name.length * 7);
       const m = new PrefixMap<PrefixKey, number>();
