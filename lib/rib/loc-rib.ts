@@ -663,6 +663,16 @@ export class LocRib implements HeadTable {
     }
   }
 
+  /** The candidate routes of the prefixes `keys` (those in the table; a prefix given twice, twice), as walkCandidates gives them. */
+  *candidatesAt(keys: readonly PrefixKey[]): IterableIterator<Route> {
+    for (const key of keys) {
+      const slot = this.mapOf(key).get(key);
+      if (slot === undefined) continue;
+      if (slot instanceof Entry) for (const s of slot.stored.slice()) yield this.routeAt(key, s);
+      else yield this.routeAt(key, slot);
+    }
+  }
+
   /** Every candidate route (for the tracker hand-over; collected first). */
   private candidates(): Route[] {
     return [...this.walkCandidates()];

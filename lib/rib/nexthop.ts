@@ -126,6 +126,8 @@ export interface NextHopTrackerOptions {
   sliceMs?: number;
   /** Keep an unused next hop's answer this long in case routes come back (ms, default 10 s). */
   keepUnusedMs?: number;
+  /** Most prefixes noted for next hops waiting for their first answer, all together (see Nh.pendingKeys; default 262,144). */
+  pendingKeysMax?: number;
   log?: (level: "debug" | "info" | "warn", msg: string) => void;
 }
 
@@ -155,6 +157,14 @@ const MAX_RERUNS_PER_SECOND = 200;
 const NO_HOPS: readonly ForwardingHop[] = [];
 
 const UNRESOLVED_PENDING: Resolution = { reachable: false, cost: 0, chain: [], via: "waiting for the first lookup", hops: NO_HOPS, forward: undefined };
+
+/**
+ * Most prefix keys the tracker notes for next hops waiting for their first
+ * answer, all of them together (8 bytes each; the default of
+ * `pendingKeysMax`); past it, a next hop's first answer re-runs by walking
+ * the Loc-RIB.
+ */
+const PENDING_KEYS_MAX = 262_144;
 
 /** An unreachable resolution. */
 function unreachable(chain: readonly PrefixKey[], via: string): Resolution {
@@ -205,6 +215,15 @@ class Nh {
   readonly host: Prefix;
   /** Loc-RIB keys of every prefix that could hold this address (for invalidation). */
   readonly covers: PrefixKey[] = [];
+  /**
+   * The prefixes whose routes were given the pending resolution (tracked
+   * before the first answer): the only routes of this next hop that the
+   * first answer changes, so its re-run visits them instead of walking the
+   * Loc-RIB (a next hop first seen with a full table in it: a second
+   * family's table, a new peer's). Null once a re-run took them, or when
+   * the notes went past the tracker's bound (then the re-run walks).
+   */
+  pendingKeys: PrefixKey[] | null = [];
   constructor(
     readonly key: string,
     readonly afi: Afi,
@@ -260,7 +279,10 @@ export class NextHopTracker implements RouteTracker {
   private burst = 0;
   private burstStart = -Infinity;
   /** Counters (tests, diagnostics). */
-  readonly stats = { lookups: 0, reruns: 0, prefixesRerun: 0, forwardingChanges: 0, slices: 0, longestSliceMs: 0 };
+  readonly stats = { lookups: 0, reruns: 0, walks: 0, prefixesRerun: 0, forwardingChanges: 0, slices: 0, longestSliceMs: 0 };
+  /** Keys in every next hop's `pendingKeys` together, and their bound. */
+  private pendingNoted = 0;
+  private readonly pendingKeysMax: number;
 
   constructor(
     private readonly resolver: NextHopResolver,
@@ -270,6 +292,7 @@ export class NextHopTracker implements RouteTracker {
     this.debounceMs = opts.debounceMs ?? 50;
     this.sliceMs = opts.sliceMs ?? 8;
     this.keepUnusedMs = opts.keepUnusedMs ?? 10_000;
+    this.pendingKeysMax = opts.pendingKeysMax ?? PENDING_KEYS_MAX;
     this.log = opts.log ?? (() => {});
   }
 
@@ -315,6 +338,7 @@ export class NextHopTracker implements RouteTracker {
     nh.routes++;
     nh.unusedSince = -1;
     const res = this.resolutionOf(nh);
+    if (res === UNRESOLVED_PENDING) this.notePending(nh, route.key);
     route.reachable = routeReachable(route, res);
     route.igpCost = res.reachable ? res.cost : 0;
     route.via = forwardOf(route, res);
@@ -350,6 +374,19 @@ export class NextHopTracker implements RouteTracker {
     const found = this.byKey.get(addrKey(t.afi, t.addr));
     if (found !== undefined) this.byBuf.set(route.nextHop, found);
     return found;
+  }
+
+  /** A route of prefix `key` got the pending resolution of `nh` (see Nh.pendingKeys). */
+  private notePending(nh: Nh, key: PrefixKey): void {
+    const keys = nh.pendingKeys;
+    if (keys === null) return;
+    if (this.pendingNoted >= this.pendingKeysMax) {
+      this.pendingNoted -= keys.length;
+      nh.pendingKeys = null;
+      return;
+    }
+    keys.push(key);
+    this.pendingNoted++;
   }
 
   prefixChanged(key: PrefixKey): void {
@@ -408,6 +445,8 @@ export class NextHopTracker implements RouteTracker {
 
   private destroy(nh: Nh): void {
     nh.destroyed = true;
+    if (nh.pendingKeys !== null) this.pendingNoted -= nh.pendingKeys.length;
+    nh.pendingKeys = null;
     this.byKey.delete(nh.key);
     for (const k of nh.covers) {
       const n = (this.covered.get(k) ?? 1) - 1;
@@ -563,13 +602,30 @@ export class NextHopTracker implements RouteTracker {
     this.running = true;
     this.stats.reruns++;
     const changed = new Set<Nh>();
+    // The prefixes to visit when every changed next hop is leaving the pending resolution with its notes (see
+    // Nh.pendingKeys); null: walk the Loc-RIB.
+    let visit: PrefixKey[][] | null = [];
     for (const nh of this.byKey.values()) {
       const res = this.resolutionOf(nh);
+      let noted: PrefixKey[] | null = null;
+      if (res !== UNRESOLVED_PENDING && nh.pendingKeys !== null) {
+        noted = nh.pendingKeys;
+        this.pendingNoted -= noted.length;
+        nh.pendingKeys = null;
+      }
       if (sameResolution(res, nh.applied)) continue;
       nh.applied = res;
-      if (nh.routes > 0) changed.add(nh);
+      if (nh.routes === 0) continue;
+      changed.add(nh);
+      // Notes are taken by the first re-run after the first answer: with them, this is that answer's change.
+      if (visit !== null) {
+        if (noted !== null) visit.push(noted);
+        else visit = null;
+      }
     }
     if (changed.size === 0) return this.slice(null, changed);
+    if (visit !== null) return this.slice(this.rib.candidatesAt(visit.flat()), changed);
+    this.stats.walks++;
     this.slice(this.rib.walkCandidates(), changed);
   }
 

@@ -51,7 +51,7 @@
  * ghost.
  */
 import { IntStack } from "../core/chunked.ts";
-import { POW2, type PrefixKey } from "./types.ts";
+import type { PrefixKey } from "./types.ts";
 
 const HOLE: unique symbol = Symbol("hole");
 /** The value of a deleted entry that is still pinned (see the module comment). */
@@ -108,15 +108,18 @@ function hashNum(k: number): number {
  */
 function hashV6Num(k: number): number {
   const len = -k % 64;
-  // The prefix's own bits after the first three (len - 3 of them, up to 47), as a number.
-  const n = (-k - len) / 64 / POW2[V6_BITS - len]!;
+  // The prefix's own bits after the first three (len - 3 of them, up to 47), as a number: -k is those bits times
+  // 2^(56 - len), plus len (< 2^6). Multiplied by exact powers of two (a division costs several times more).
+  const n = Math.floor(-k * INV_POW2[V6_BITS + 6 - len]!);
   const lo = n >>> 0;
-  const hi = (n / 4294967296) >>> 0;
+  const hi = (n * INV_POW2[32]!) >>> 0;
   return ((finish(Math.imul((lo >>> 4) ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(len, 0x9e3779b1), 0x85ebca6b)) << 4) | (lo & 15)) >>> 0;
 }
 
 /** Address bits a numeric IPv6 key covers: its length's maximum. */
 const V6_BITS = 50;
+/** 2^-i for i in 0..56. */
+const INV_POW2: Float64Array = Float64Array.from({ length: 57 }, (_, i) => 2 ** -i);
 
 /**
  * An IPv6 key that is not a number: FNV-1a over its characters. (Placing sixteen neighbours in

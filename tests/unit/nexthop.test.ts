@@ -6,7 +6,9 @@
  * unresolvable next hop makes its routes ineligible and a kernel change
  * brings them back; the IGP metric decides between iBGP paths; a burst of
  * kernel changes is one re-lookup per tracked next hop and re-runs only the
- * affected prefixes; blackhole/unreachable routes; local, "self",
+ * affected prefixes; a next hop's first answer re-runs the routes that
+ * waited for it without walking the Loc-RIB (a walk past the bound on
+ * noted prefixes, and for any later change); blackhole/unreachable routes; local, "self",
  * link-local, IPv4-mapped and RFC 8950 next hops; recursion through another
  * BGP route (Loc-RIB, and our own kernel route), never through itself nor
  * mutually; big re-runs in slices; the immediate forwarding hops (`via`:
@@ -72,14 +74,14 @@ interface World {
   same(a: Route | null, r: Route): boolean;
 }
 
-function world(opts: { sliceMs?: number; own?: boolean } = {}): World {
+function world(opts: { sliceMs?: number; own?: boolean; pendingKeysMax?: number } = {}): World {
   const kernel = new FakeKernel();
   kernel.setLink({ index: 2, name: "eth0", up: true });
   kernel.addAddress({ family: 4, ifindex: 2, address: "192.0.2.100", prefixLength: 24 });
   kernel.addAddress({ family: 6, ifindex: 2, address: "2001:db8::100", prefixLength: 64 });
   const clock = new ManualClock(1_000);
   const rib = new LocRib({ multipath: { enabled: false, maxPaths: 1 } });
-  const tracker = new NextHopTracker(kernelResolver(kernel, opts.own === false ? null : OWN), { clock, sliceMs: opts.sliceMs });
+  const tracker = new NextHopTracker(kernelResolver(kernel, opts.own === false ? null : OWN), { clock, sliceMs: opts.sliceMs, pendingKeysMax: opts.pendingKeysMax });
   tracker.attach(rib);
   const events: LocRibEvent[] = [];
   rib.subscribe((e) => events.push(e));
@@ -273,6 +275,63 @@ describe("next-hop tracking: IGP cost and re-runs", () => {
     expect(viaB.every((r) => w.cur(r).igpCost === 10)).toBe(true);
     expect(w.tracker.stats.prefixesRerun - reruns).toBe(50); // only A's prefixes
     expect(w.events).toEqual([]); // single candidates: the best did not change, nothing to tell
+  });
+
+  test("a next hop first seen with a table in the Loc-RIB: its first answer re-runs the routes that waited for it, without walking the table", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/24", { metric: 10 }));
+    w.kernel.ipRouteAdd(kroute("2001:db8:ff::/48", { family: 6, metric: 20, nextHops: [{ gateway: "2001:db8::1" }] }));
+    for (let i = 0; i < 20_000; i++) w.rib.upsert(route(`10.${i >> 8}.${i & 255}.0/24`, "203.0.113.1"));
+    await w.settle();
+    expect(w.rib.bestCount()).toBe(20_000);
+    const walks = w.tracker.stats.walks;
+    const reruns = w.tracker.stats.prefixesRerun;
+    // A second family's table (a new next hop) arrives while the first lookup of its next hop is out; one of its
+    // routes is replaced and one withdrawn meanwhile.
+    const v6 = Array.from({ length: 500 }, (_, i) => route(`2001:db8:${(i + 1).toString(16)}::/48`, "2001:db8:ff::5"));
+    for (const r of v6) w.rib.upsert(r);
+    const replaced = route("2001:db8:1::/48", "2001:db8:ff::5", ibgp("192.0.2.10"));
+    w.rib.upsert(replaced);
+    w.rib.remove(v6[1]!.source.id, v6[1]!.key, 0);
+    expect(v6.every((r) => !w.cur(r).reachable)).toBe(true);
+    await w.settle();
+    expect(w.tracker.stats.walks).toBe(walks);
+    expect(w.tracker.stats.prefixesRerun - reruns).toBe(499);
+    expect(w.rib.bestCount(2)).toBe(499);
+    for (const r of v6.slice(2)) expect([w.cur(r).reachable, w.cur(r).igpCost]).toEqual([true, 20]);
+    expect(w.same(w.best("2001:db8:1::/48"), replaced)).toBe(true);
+    expect(w.best("2001:db8:2::/48")).toBeNull();
+    expect(w.rib.bestCount(1)).toBe(20_000);
+    // A later change of that next hop's resolution is not a first answer: the re-run walks.
+    w.kernel.ipRouteAdd(kroute("2001:db8:ff::/56", { family: 6, metric: 5, nextHops: [{ gateway: "2001:db8::1" }] }));
+    await w.settle();
+    expect(w.tracker.stats.walks).toBe(walks + 1);
+    for (const r of v6.slice(2)) expect(w.cur(r).igpCost).toBe(5);
+  });
+
+  test("a first answer that leaves the routes unreachable, then a kernel route: every route of the next hop follows, those added after the first answer too", async () => {
+    const w = world();
+    const before = Array.from({ length: 50 }, (_, i) => route(`198.51.100.${i}/32`, "198.18.0.1"));
+    for (const r of before) w.rib.upsert(r);
+    await w.settle();
+    expect(w.tracker.nextHops()).toMatchObject([{ nextHop: "198.18.0.1", state: "unreachable", routes: 50 }]);
+    const after = Array.from({ length: 50 }, (_, i) => route(`198.51.100.${100 + i}/32`, "198.18.0.1"));
+    for (const r of after) w.rib.upsert(r);
+    w.kernel.ipRouteAdd(kroute("198.18.0.0/15", { metric: 7 }));
+    await w.settle();
+    for (const r of [...before, ...after]) expect([w.cur(r).reachable, w.cur(r).igpCost]).toEqual([true, 7]);
+    expect(w.rib.bestCount()).toBe(100);
+  });
+
+  test("past the bound on noted prefixes, a first answer re-runs by walking the table, and every route that waited becomes reachable", async () => {
+    const w = world({ pendingKeysMax: 100 });
+    w.kernel.ipRouteAdd(kroute("203.0.113.0/24", { metric: 10 }));
+    const rs = Array.from({ length: 300 }, (_, i) => route(`10.0.${i >> 8}.${i & 255}/32`, i % 2 ? "203.0.113.1" : "203.0.113.2"));
+    for (const r of rs) w.rib.upsert(r);
+    await w.settle();
+    expect(w.tracker.stats.walks).toBe(1);
+    expect(rs.every((r) => w.cur(r).reachable && w.cur(r).igpCost === 10)).toBe(true);
+    expect(w.rib.bestCount()).toBe(300);
   });
 
   test("a big re-run is sliced (the event loop is never held for long)", async () => {
