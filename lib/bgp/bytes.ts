@@ -124,8 +124,16 @@ function bytesKey(b: Uint8Array, start: number, end: number): string {
   let k = String.fromCharCode(end - start);
   let i = start;
   for (; i + 16 <= end; i += 16) {
-    const w = (j: number) => (b[i + j]! << 8) | b[i + j + 1]!;
-    k += String.fromCharCode(w(0), w(2), w(4), w(6), w(8), w(10), w(12), w(14));
+    k += String.fromCharCode(
+      (b[i]! << 8) | b[i + 1]!,
+      (b[i + 2]! << 8) | b[i + 3]!,
+      (b[i + 4]! << 8) | b[i + 5]!,
+      (b[i + 6]! << 8) | b[i + 7]!,
+      (b[i + 8]! << 8) | b[i + 9]!,
+      (b[i + 10]! << 8) | b[i + 11]!,
+      (b[i + 12]! << 8) | b[i + 13]!,
+      (b[i + 14]! << 8) | b[i + 15]!,
+    );
   }
   for (; i < end; i++) k += String.fromCharCode(b[i]!);
   return k;

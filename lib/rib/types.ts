@@ -401,9 +401,25 @@ export function prefixKey(p: Prefix): PrefixKey {
   if (p.afi === 1) return (((a[0]! * 256 + a[1]!) * 256 + a[2]!) * 256 + a[3]!) * 64 + p.len;
   const len = p.len;
   if (len >= V6_NUM_MIN && len <= V6_NUM_MAX && (a[0]! & 0xe0) === 0x20 && hostBitsClear(a, len)) return v6Num(len, a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!);
-  const w = (i: number) => (a[i]! << 8) | a[i + 1]!;
-  return v6Str(len, w(0), w(2), w(4), w(6), w(8), w(10), w(12), w(14));
+  return v6Words(len, a, 0, 16, 128); // (kept as given, host bits too)
 }
+
+/**
+ * The string key of the IPv6 prefix of `len` bits whose address is the `n`
+ * bytes at `buf[off]` (zeros past them), bits past `keep` cleared. No
+ * closures here: a function whose variables a closure captures gets a scope
+ * object on every call.
+ */
+function v6Words(len: number, buf: Uint8Array, off: number, n: number, keep: number): string {
+  const b = V6_BYTES;
+  for (let i = 0; i < 16; i++) {
+    const bit = i * 8;
+    b[i] = i >= n || keep <= bit ? 0 : keep >= bit + 8 ? buf[off + i]! : buf[off + i]! & (0xff << (bit + 8 - keep)) & 0xff;
+  }
+  return v6Str(len, (b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!, (b[4]! << 8) | b[5]!, (b[6]! << 8) | b[7]!, (b[8]! << 8) | b[9]!, (b[10]! << 8) | b[11]!, (b[12]! << 8) | b[13]!, (b[14]! << 8) | b[15]!);
+}
+/** v6Words' scratch bytes. */
+const V6_BYTES = new Uint8Array(16);
 
 /** Whether the 16-byte address `a` has no bit set past its first `len`. */
 function hostBitsClear(a: Uint8Array, len: number): boolean {
@@ -486,10 +502,7 @@ export function prefixKeyOfBytes(afi: Afi, len: number, buf: Uint8Array, off: nu
     if (len < V6_NUM_MAX) v -= v % POW2[V6_NUM_MAX - len]!;
     return -(v * 64 + len);
   }
-  // Byte i of the address with the bits past the length cleared.
-  const b = (i: number) => (i >= n ? 0 : len >= (i + 1) * 8 ? buf[off + i]! : buf[off + i]! & (0xff << ((i + 1) * 8 - len)) & 0xff);
-  const w = (i: number) => (b(i) << 8) | b(i + 1);
-  return v6Str(len, w(0), w(2), w(4), w(6), w(8), w(10), w(12), w(14));
+  return v6Words(len, buf, off, n, len);
 }
 
 /** 2^i for i in 0..53 (a table: `2 ** i` is a call to Math.pow where the compiler does not fold it). */
@@ -502,9 +515,7 @@ export const POW2: Float64Array = Float64Array.from({ length: 54 }, (_, i) => 2 
  */
 export function v6KeyString(k: PrefixKey): string {
   if (typeof k === "string") return k;
-  const a = prefixOfKey(k).addr;
-  const w = (i: number) => (a[i]! << 8) | a[i + 1]!;
-  return v6Str(-k % 64, w(0), w(2), w(4), w(6), w(8), w(10), w(12), w(14));
+  return v6Words(-k % 64, prefixOfKey(k).addr, 0, 16, 128);
 }
 
 /** Keys in address order: IPv4 first, then IPv6; by address, then length. */
