@@ -106,7 +106,23 @@ const nextHops = new Map<number | string, Uint8Array>();
  */
 export function internNextHop(b: Uint8Array, start: number, end: number): Uint8Array {
   // An IPv4 next hop (the usual case) is keyed by its number, not a string built byte by byte.
-  const k: number | string = end - start === 4 ? u32(b, start) : bytesKey(b, start, end);
+  if (end - start === 4) return internKeyed(u32(b, start), b, start, end);
+  // Longer ones (IPv6): first the last one given out (an UPDATE's usually is the one before's), then by a string key.
+  const last = lastLong;
+  if (last !== null && last.length === end - start) {
+    let i = 0;
+    while (i < last.length && last[i] === b[start + i]) i++;
+    if (i === last.length) return last;
+  }
+  const v = internKeyed(bytesKey(b, start, end), b, start, end);
+  lastLong = v;
+  return v;
+}
+
+/** The last next hop longer than 4 bytes internNextHop gave out. */
+let lastLong: Uint8Array | null = null;
+
+function internKeyed(k: number | string, b: Uint8Array, start: number, end: number): Uint8Array {
   const have = nextHops.get(k);
   if (have !== undefined) return have;
   const v = b.slice(start, end);

@@ -135,7 +135,12 @@ function block(buf: Uint8Array, start: number, end: number, afi: Afi, safi: numb
 }
 
 function familyAllowed(ctx: UpdateContext, afi: number, safi: number): boolean {
-  if (ctx.families) return ctx.families.some((f) => f.afi === afi && f.safi === safi);
+  const fs = ctx.families;
+  if (fs) {
+    // (A loop: a closure capturing afi and safi would cost a function and a scope object per MP_REACH/MP_UNREACH UPDATE.)
+    for (let i = 0; i < fs.length; i++) if (fs[i]!.afi === afi && fs[i]!.safi === safi) return true;
+    return false;
+  }
   return (afi === AFI.IPV4 || afi === AFI.IPV6) && safi === SAFI.UNICAST;
 }
 
