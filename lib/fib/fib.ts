@@ -1851,7 +1851,6 @@ function addrId(a: KernelAddress): string {
   return `${a.family}|${a.ifindex}|${a.address}/${a.prefixLength}`;
 }
 
-
 function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;

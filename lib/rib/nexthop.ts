@@ -20,7 +20,12 @@
  * - the number of routes using it (not the routes: a change of some next
  *   hops' resolution walks the Loc-RIB's candidates in time-bounded slices,
  *   as BIRD's next-hop update walks its table, and re-runs the decision for
- *   the prefixes whose routes use them).
+ *   the prefixes whose routes use them). The exception is a next hop's
+ *   first answer: the routes that entered while it was pending, unreachable
+ *   until then, are the only ones it changes, so their prefixes are noted
+ *   as they enter (up to a bound for all next hops together) and the answer
+ *   re-runs those alone: a next hop first seen when the Loc-RIB already
+ *   holds a table (the second family's, a new peer's) does not walk it.
  *
  * Resolution of a next hop N (longest match wins, RFC 4271 §9.1.2.1):
  * - L = the most specific Loc-RIB prefix holding N (any prefix with

@@ -109,7 +109,7 @@ function hashNum(k: number): number {
 function hashV6Num(k: number): number {
   const len = -k % 64;
   // The prefix's own bits after the first three (len - 3 of them, up to 47), as a number: -k is those bits times
-  // 2^(56 - len), plus len (< 2^6). Multiplied by exact powers of two (a division costs several times more).
+  // 2^(56 - len), plus len (< 2^6); multiplying by an exact power of two and flooring takes the len away.
   const n = Math.floor(-k * INV_POW2[V6_BITS + 6 - len]!);
   const lo = n >>> 0;
   const hi = (n * INV_POW2[32]!) >>> 0;
