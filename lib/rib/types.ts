@@ -505,7 +505,7 @@ export function prefixKeyOfBytes(afi: Afi, len: number, buf: Uint8Array, off: nu
   return v6Words(len, buf, off, n, len);
 }
 
-/** 2^i for i in 0..53 (a table: `2 ** i` is a call to Math.pow where the compiler does not fold it). */
+/** 2^i for i in 0..53. */
 export const POW2: Float64Array = Float64Array.from({ length: 54 }, (_, i) => 2 ** i);
 
 /**
