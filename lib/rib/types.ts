@@ -377,13 +377,31 @@ const V6_LO = 262144;
 
 /**
  * The number of the IPv6 prefix of `len` bits (V6_NUM_MIN..V6_NUM_MAX) whose
- * address starts with bytes b0..b6 (b0's top three bits 001, bits past the
- * length clear).
+ * address starts with bytes b0..b6 (b0's top three bits 001); bits past the
+ * length are cleared.
  */
 function v6Num(len: number, b0: number, b1: number, b2: number, b3: number, b4: number, b5: number, b6: number): number {
   const hi = ((b0 & 0x1f) << 24) | (b1 << 16) | (b2 << 8) | b3;
   const lo = (b4 << 10) | (b5 << 2) | (b6 >>> 6);
-  return -((hi * V6_LO + lo) * 64 + len);
+  let v = hi * V6_LO + lo;
+  if (len < V6_NUM_MAX) v -= v % 2 ** (V6_NUM_MAX - len);
+  return -(v * 64 + len);
+}
+
+/** Put the first seven address bytes of numeric IPv6 key `k` into `out[0..6]`; returns its length (the inverse of v6Num). */
+function v6NumBytes(k: number, out: Uint8Array): number {
+  const len = -k % 64;
+  const v = (-k - len) / 64;
+  const lo = v % V6_LO;
+  const hi = (v - lo) / V6_LO;
+  out[0] = 0x20 | (hi >>> 24);
+  out[1] = (hi >>> 16) & 0xff;
+  out[2] = (hi >>> 8) & 0xff;
+  out[3] = hi & 0xff;
+  out[4] = lo >>> 10;
+  out[5] = (lo >>> 2) & 0xff;
+  out[6] = (lo & 3) << 6;
+  return len;
 }
 
 /** The string key of an IPv6 prefix from its length and eight 16-bit words. */
@@ -418,7 +436,7 @@ function v6Words(len: number, buf: Uint8Array, off: number, n: number, keep: num
   }
   return v6Str(len, (b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!, (b[4]! << 8) | b[5]!, (b[6]! << 8) | b[7]!, (b[8]! << 8) | b[9]!, (b[10]! << 8) | b[11]!, (b[12]! << 8) | b[13]!, (b[14]! << 8) | b[15]!);
 }
-/** v6Words' scratch bytes. */
+/** Scratch bytes of v6Words and writeKeyNlri. */
 const V6_BYTES = new Uint8Array(16);
 
 /** Whether the 16-byte address `a` has no bit set past its first `len`. */
@@ -491,22 +509,15 @@ export function prefixKeyOfBytes(afi: Afi, len: number, buf: Uint8Array, off: nu
   if (afi === 1) {
     let v = 0;
     for (let i = 0; i < 4; i++) v = v * 256 + (i < n ? buf[off + i]! : 0);
-    if (len < 32) v -= v % POW2[32 - len]!;
+    if (len < 32) v -= v % 2 ** (32 - len);
     return v * 64 + len;
   }
+  // (Bytes past the NLRI's are 0.)
   if (len >= V6_NUM_MIN && len <= V6_NUM_MAX && (buf[off]! & 0xe0) === 0x20) {
-    // Bits 3..31 and 32..49 of the address (bytes past the NLRI's are 0), then the bits past the length cleared.
-    const hi = ((buf[off]! & 0x1f) << 24) | ((n > 1 ? buf[off + 1]! : 0) << 16) | ((n > 2 ? buf[off + 2]! : 0) << 8) | (n > 3 ? buf[off + 3]! : 0);
-    const lo = n > 4 ? (buf[off + 4]! << 10) | ((n > 5 ? buf[off + 5]! : 0) << 2) | ((n > 6 ? buf[off + 6]! : 0) >>> 6) : 0;
-    let v = hi * V6_LO + lo;
-    if (len < V6_NUM_MAX) v -= v % POW2[V6_NUM_MAX - len]!;
-    return -(v * 64 + len);
+    return v6Num(len, buf[off]!, n > 1 ? buf[off + 1]! : 0, n > 2 ? buf[off + 2]! : 0, n > 3 ? buf[off + 3]! : 0, n > 4 ? buf[off + 4]! : 0, n > 5 ? buf[off + 5]! : 0, n > 6 ? buf[off + 6]! : 0);
   }
   return v6Words(len, buf, off, n, len);
 }
-
-/** 2^i for i in 0..53. */
-export const POW2: Float64Array = Float64Array.from({ length: 54 }, (_, i) => 2 ** i);
 
 /**
  * The string form of an IPv6 key (what every IPv6 key would be without the
@@ -537,13 +548,8 @@ export function compareKeys(a: PrefixKey, b: PrefixKey): number {
 export function prefixOfKey(k: PrefixKey): Prefix {
   if (typeof k === "number") {
     if (k < 0) {
-      const len = -k % 64;
-      const v = (-k - len) / 64;
-      const lo = v % V6_LO;
-      const hi = (v - lo) / V6_LO;
       const addr = new Uint8Array(16);
-      addr.set([0x20 | (hi >>> 24), (hi >>> 16) & 0xff, (hi >>> 8) & 0xff, hi & 0xff, lo >>> 10, (lo >>> 2) & 0xff, (lo & 3) << 6]);
-      return { afi: 2, len, addr };
+      return { afi: 2, len: v6NumBytes(k, addr), addr };
     }
     const len = k % 64;
     const n = (k - len) / 64;
@@ -577,19 +583,11 @@ export function keyText(k: PrefixKey): string {
 export function writeKeyNlri(w: Writer, k: PrefixKey, addPath: boolean, pathId: number): void {
   if (addPath) w.u32(pathId);
   if (typeof k === "number" && k < 0) {
-    const len = -k % 64;
-    const v = (-k - len) / 64;
-    const lo = v % V6_LO;
-    const hi = (v - lo) / V6_LO;
+    const b = V6_BYTES;
+    const len = v6NumBytes(k, b);
     w.u8(len);
-    // Bytes 0..6 of the address (len 3..50: one to seven of them).
-    w.u8(0x20 | (hi >>> 24));
-    if (len > 8) w.u8((hi >>> 16) & 0xff);
-    if (len > 16) w.u8((hi >>> 8) & 0xff);
-    if (len > 24) w.u8(hi & 0xff);
-    if (len > 32) w.u8(lo >>> 10);
-    if (len > 40) w.u8((lo >>> 2) & 0xff);
-    if (len > 48) w.u8((lo & 3) << 6);
+    // (len 3..50: one to seven bytes)
+    for (let i = 0, n = (len + 7) >> 3; i < n; i++) w.u8(b[i]!);
     return;
   }
   if (typeof k === "number") {
