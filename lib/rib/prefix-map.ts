@@ -107,10 +107,13 @@ function hashNum(k: number): number {
  * places IPv4 keys, sixteen neighbouring prefixes of one length in one run.
  */
 function hashV6Num(k: number): number {
-  const len = -k % 64;
-  // The prefix's own bits after the first three (len - 3 of them, up to 47), as a number: -k is those bits times
+  const m = -k;
+  // (Not `m % 64`: on a double this large that is a call to fmod, and the hash took twice the time; see lowBits in
+  // lib/rib/types.ts.)
+  const len = (m >>> 0) & 63;
+  // The prefix's own bits after the first three (len - 3 of them, up to 47), as a number: m is those bits times
   // 2^(56 - len), plus len (< 2^6); multiplying by an exact power of two and flooring takes the len away.
-  const n = Math.floor(-k * INV_POW2[V6_BITS + 6 - len]!);
+  const n = Math.floor(m * INV_POW2[V6_BITS + 6 - len]!);
   const lo = n >>> 0;
   const hi = (n * INV_POW2[32]!) >>> 0;
   return ((finish(Math.imul((lo >>> 4) ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(len, 0x9e3779b1), 0x85ebca6b)) << 4) | (lo & 15)) >>> 0;
