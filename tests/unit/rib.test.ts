@@ -11,7 +11,7 @@ import { maskAddr, parseAddr, parsePrefix, prefixToString } from "../../lib/core
 import { type Prefix } from "../../lib/core/addr.ts";
 import { SEG } from "../../lib/bgp/types.ts";
 import { AdjRibIn } from "../../lib/rib/adj-rib-in.ts";
-import { ipv4ToNumber } from "../../lib/rib/decision.ts";
+import { ipv4ToNumber, selectBest } from "../../lib/rib/decision.ts";
 import { LocRib, type LocRibEvent, type LookupMode } from "../../lib/rib/loc-rib.ts";
 import { type Route, type RouteSource, makeRoute, prefixKey, prefixKeyOfBytes, prefixOfKey, sameRoute, withFields } from "../../lib/rib/types.ts";
 
@@ -905,6 +905,47 @@ describe("Loc-RIB: a prefix's one selected candidate kept as its head; events re
     rib.upsert(plain);
     expect(rib.best(plain.key)).toBe(plain);
     expect(rib.candidate(P.id, plain.key)).toBe(plain);
+  });
+});
+
+describe("Loc-RIB: selection as paths come and go", () => {
+  test("after every change the selection is what selectBest over all the prefix's candidates gives (random paths from peers in three ASes; deterministic and always-compared MED, multipath off and on)", () => {
+    // A new path that loses to the selected one leaves the selection as it is without a selection over all
+    // candidates (LocRib.losesToBest): this checks that shortcut against the whole decision, MED across ASes included.
+    let seed = 11;
+    const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+    const peers = Array.from({ length: 8 }, (_, i) => peer(`203.0.113.${10 + i}`, 65101 + (i % 3)));
+    const ids = (rs: readonly Route[]) => rs.map((r) => `${r.source.id}#${r.pathId}`);
+    let shortcuts = 0;
+    for (const opts of [{}, { alwaysCompareMed: true }, { multipath: { enabled: true, maxPaths: 4 } }, { multipath: { enabled: true, maxPaths: 2 }, multipathRelax: true }]) {
+      const rib = new LocRib(opts);
+      const held = new Map<number, Map<string, Route>>();
+      for (let op = 0; op < 6000; op++) {
+        const k = (0xcb007100 + rnd(40) * 4) * 64 + 30; // forty /30s in 203.0.113.0/24
+        const src = peers[rnd(peers.length)]!;
+        const mine = held.get(k) ?? new Map<string, Route>();
+        held.set(k, mine);
+        if (rnd(5) === 0) {
+          rib.remove(src.id, k, 0);
+          mine.delete(src.id);
+        } else {
+          const path = [src.asn, ...Array.from({ length: rnd(3) }, () => 64600 + rnd(4))];
+          const a = attrs(path, [null, 100, 200][rnd(3)]!, [null, 0, 10, 20][rnd(4)]!);
+          const r = withFields(makeRoute(k, 0, src, a, src.addressBytes, rnd(3)), { reachable: rnd(10) !== 0, igpCost: rnd(2) });
+          const had = mine.size;
+          const before = rib.get(k)?.best ?? null;
+          rib.upsert(r);
+          mine.set(src.id, r);
+          if (mine.size > had && before !== null && rib.get(k)!.best!.source.id === before.source.id) shortcuts++;
+        }
+        const want = selectBest([...mine.values()], opts, false);
+        const got = rib.get(k);
+        expect(got === null ? null : (got.best?.source.id ?? null)).toBe(want.best?.source.id ?? null);
+        expect(ids(got?.multipath ?? [])).toEqual(ids(want.multipath));
+      }
+    }
+    // The shortcut's case came up (a new path that did not change the selection).
+    expect(shortcuts).toBeGreaterThan(1000);
   });
 });
 
