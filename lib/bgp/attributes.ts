@@ -884,19 +884,6 @@ function isMp(type: number): boolean {
   return type === ATTR.MP_REACH_NLRI || type === ATTR.MP_UNREACH_NLRI;
 }
 
-/** The non-MP attributes of a scan as RawAttr views (allocates; the slow path). */
-export function scannedAttrs(buf: Uint8Array, n: number, mp: boolean): readonly RawAttr[] {
-  let out: RawAttr[] | null = null;
-  for (let i = 0; i < n; i++) {
-    const j = i * SCAN_STRIDE;
-    const type = scan[j + 1]!;
-    if (isMp(type) !== mp) continue;
-    const flags = scan[j]!;
-    const hs = scan[j + 2]!;
-    (out ??= []).push({ flags, type, value: buf.subarray(hs + (flags & FLAG.EXTENDED ? 4 : 3), scan[j + 3]!) });
-  }
-  return out ?? EMPTY_LIST; // (an UPDATE without MP attributes makes no list)
-}
 
 /** Where insertScan gathers a key's bytes when an MP attribute splits them. */
 let keyScratch = new Uint8Array(256);

@@ -21,7 +21,8 @@ import {
   decodeScannedAttributes,
   emptyAttributes,
   scanAttributes,
-  scannedAttrs,
+  scanTable,
+  SCAN_STRIDE,
   type AttributeBlocks,
   attributeBlocks,
   cachedIssues,
@@ -170,6 +171,63 @@ function addIssue(msg: UpdateMessage, i: AttrIssue): void {
 }
 
 /**
+ * One MP_REACH_NLRI or MP_UNREACH_NLRI attribute of an UPDATE being decoded
+ * (flags, type, its value at [vs, ve) of `buf`; `total`: the UPDATE's
+ * attribute count), into `msg`: whether it is an MP_REACH_NLRI whose NLRI
+ * field is not empty. Its errors reset the session (RFC 7606 §5.3, §7.11).
+ */
+function mpAttribute(msg: UpdateMessage, ctx: UpdateContext, buf: Uint8Array, flags: number, type: number, vs: number, ve: number, total: number): boolean {
+  const len = ve - vs;
+  if ((flags & (FLAG.OPTIONAL | FLAG.TRANSITIVE)) !== FLAG.OPTIONAL) {
+    throw new BgpError(ERR.UPDATE, UPDATE_SUB.ATTRIBUTE_FLAGS_ERROR, `${attrName(type)} has wrong flags`, rawAttrBytes(rawAt(buf, flags, type, vs, ve)));
+  }
+  if (type === ATTR.MP_REACH_NLRI) {
+    if (msg.mpReach) throw malformedList("MP_REACH_NLRI appears twice");
+    if (len < 5) throw optionalAttrError(rawAt(buf, flags, type, vs, ve), `MP_REACH_NLRI length ${len}`);
+    const afi = u16(buf, vs);
+    const safi = buf[vs + 2]!;
+    const nhl = buf[vs + 3]!;
+    if (4 + nhl + 1 > len) throw optionalAttrError(rawAt(buf, flags, type, vs, ve), `MP_REACH_NLRI next hop length ${nhl} overruns the attribute`);
+    const mp: MpReach = { afi, safi, nextHop: internNextHop(buf, vs + 4, vs + 4 + nhl), nlri: null };
+    msg.mpReach = mp;
+    const encodesNlri = 4 + nhl + 1 < len;
+    if (!familyAllowed(ctx, afi, safi)) {
+      addIssue(msg, { action: "attribute-discard", attr: type, reason: `MP_REACH_NLRI for unnegotiated family ${afi}/${safi} ignored` });
+      return encodesNlri;
+    }
+    if (!validNextHopLen(afi, nhl)) throw optionalAttrError(rawAt(buf, flags, type, vs, ve), `MP_REACH_NLRI next hop length ${nhl} invalid for AFI ${afi}`);
+    const ns = vs + 4 + nhl + 1;
+    const ap = ctx.addPathReceive(afi, safi);
+    const c = checkNlri(buf, ns, ve, afi, ap);
+    if (c < 0) throw optionalAttrError(rawAt(buf, flags, type, vs, ve), `MP_REACH_NLRI: ${nlriProblem}`);
+    mp.nlri = block(buf, ns, ve, afi as Afi, safi, ap, c);
+    return encodesNlri;
+  }
+  if (msg.mpUnreach) throw malformedList("MP_UNREACH_NLRI appears twice");
+  if (len < 3) throw optionalAttrError(rawAt(buf, flags, type, vs, ve), `MP_UNREACH_NLRI length ${len}`);
+  const afi = u16(buf, vs);
+  const safi = buf[vs + 2]!;
+  const mu: MpUnreach = { afi, safi, withdrawn: null };
+  msg.mpUnreach = mu;
+  if (!familyAllowed(ctx, afi, safi)) {
+    addIssue(msg, { action: "attribute-discard", attr: type, reason: `MP_UNREACH_NLRI for unnegotiated family ${afi}/${safi} ignored` });
+    return false;
+  }
+  const ap = ctx.addPathReceive(afi, safi);
+  const c = checkNlri(buf, vs + 3, ve, afi, ap);
+  if (c < 0) throw optionalAttrError(rawAt(buf, flags, type, vs, ve), `MP_UNREACH_NLRI: ${nlriProblem}`);
+  mu.withdrawn = block(buf, vs + 3, ve, afi as Afi, safi, ap, c);
+  // Alone in the UPDATE, empty: End-of-RIB for its family (RFC 4724 §2).
+  if (c === 0 && total === 1 && !msg.nlri && !msg.withdrawn) msg.endOfRib = { afi, safi };
+  return false;
+}
+
+/** An attribute as a RawAttr (a view of its value): for the error paths. */
+function rawAt(buf: Uint8Array, flags: number, type: number, vs: number, ve: number): RawAttr {
+  return { flags, type, value: buf.subarray(vs, ve) };
+}
+
+/**
  * Decode an UPDATE body. Throws BgpError only when the session must be reset;
  * otherwise the result tells what to do (treat-as-withdraw, discarded attributes).
  */
@@ -219,9 +277,12 @@ export function decodeUpdateIn(buf: Uint8Array, start: number, end: number, ctx:
   // One pass over the attribute headers; views are made only where needed.
   const scanned = scanAttributes(buf, attrStart, attrEnd);
   let overrun: string | null = null;
-  let mpAttrs: readonly RawAttr[];
   let nonMp: RawAttr[] | null = null;
   let total: number;
+  /** An MP_REACH_NLRI with a non-empty NLRI field, of any family (RFC 7606 §5.2). */
+  let mpReachEncodesNlri = false;
+  let mpCount = 0;
+  // MP_REACH / MP_UNREACH: located first; errors here reset the session (RFC 7606 §5.3, §7.11).
   if (scanned < 0) {
     const split = splitAttributes(buf, attrStart, attrEnd);
     overrun = split.overrun;
@@ -237,66 +298,28 @@ export function decodeUpdateIn(buf: Uint8Array, start: number, end: number, ctx:
     }
     msg.treatAsWithdraw = true;
     addIssue(msg, { action: "treat-as-withdraw", attr: 0, reason: overrun! });
-    mpAttrs = raw.filter((a) => a.type === ATTR.MP_REACH_NLRI || a.type === ATTR.MP_UNREACH_NLRI);
     nonMp = raw.filter((a) => a.type !== ATTR.MP_REACH_NLRI && a.type !== ATTR.MP_UNREACH_NLRI);
     total = raw.length;
+    for (const a of raw) {
+      if (a.type !== ATTR.MP_REACH_NLRI && a.type !== ATTR.MP_UNREACH_NLRI) continue;
+      mpCount++;
+      const vs = a.value.byteOffset - buf.byteOffset;
+      if (mpAttribute(msg, ctx, buf, a.flags, a.type, vs, vs + a.value.length, total)) mpReachEncodesNlri = true;
+    }
   } else {
-    mpAttrs = scannedAttrs(buf, scanned, true);
+    // Straight from the scan table (no view or object per attribute: every IPv6 UPDATE has one).
     total = scanned;
-  }
-  const otherAttrs = total - mpAttrs.length;
-
-  // MP_REACH / MP_UNREACH: located first; errors here reset the session (RFC 7606 §5.3, §7.11).
-  /** An MP_REACH_NLRI with a non-empty NLRI field, of any family (RFC 7606 §5.2). */
-  let mpReachEncodesNlri = false;
-  for (const a of mpAttrs) {
-    if ((a.flags & (FLAG.OPTIONAL | FLAG.TRANSITIVE)) !== FLAG.OPTIONAL) {
-      throw new BgpError(ERR.UPDATE, UPDATE_SUB.ATTRIBUTE_FLAGS_ERROR, `${attrName(a.type)} has wrong flags`, rawAttrBytes(a));
-    }
-    const v = a.value;
-    const vStart = v.byteOffset - buf.byteOffset;
-    if (a.type === ATTR.MP_REACH_NLRI) {
-      if (msg.mpReach) throw malformedList("MP_REACH_NLRI appears twice");
-      if (v.length < 5) throw optionalAttrError(a, `MP_REACH_NLRI length ${v.length}`);
-      const afi = u16(v, 0);
-      const safi = v[2]!;
-      const nhl = v[3]!;
-      if (4 + nhl + 1 > v.length) throw optionalAttrError(a, `MP_REACH_NLRI next hop length ${nhl} overruns the attribute`);
-      const mp: MpReach = { afi, safi, nextHop: internNextHop(v, 4, 4 + nhl), nlri: null };
-      msg.mpReach = mp;
-      mpReachEncodesNlri = 4 + nhl + 1 < v.length;
-      if (!familyAllowed(ctx, afi, safi)) {
-        addIssue(msg, { action: "attribute-discard", attr: a.type, reason: `MP_REACH_NLRI for unnegotiated family ${afi}/${safi} ignored` });
-        mp.nlri = null;
-        continue;
-      }
-      if (!validNextHopLen(afi, nhl)) throw optionalAttrError(a, `MP_REACH_NLRI next hop length ${nhl} invalid for AFI ${afi}`);
-      const ns = vStart + 4 + nhl + 1;
-      const ne = vStart + v.length;
-      const ap = ctx.addPathReceive(afi, safi);
-      const c = checkNlri(buf, ns, ne, afi, ap);
-      if (c < 0) throw optionalAttrError(a, `MP_REACH_NLRI: ${nlriProblem}`);
-      mp.nlri = block(buf, ns, ne, afi as Afi, safi, ap, c);
-    } else {
-      if (msg.mpUnreach) throw malformedList("MP_UNREACH_NLRI appears twice");
-      if (v.length < 3) throw optionalAttrError(a, `MP_UNREACH_NLRI length ${v.length}`);
-      const afi = u16(v, 0);
-      const safi = v[2]!;
-      const mu: MpUnreach = { afi, safi, withdrawn: null };
-      msg.mpUnreach = mu;
-      if (!familyAllowed(ctx, afi, safi)) {
-        addIssue(msg, { action: "attribute-discard", attr: a.type, reason: `MP_UNREACH_NLRI for unnegotiated family ${afi}/${safi} ignored` });
-        continue;
-      }
-      const ap = ctx.addPathReceive(afi, safi);
-      const c = checkNlri(buf, vStart + 3, vStart + v.length, afi, ap);
-      if (c < 0) throw optionalAttrError(a, `MP_UNREACH_NLRI: ${nlriProblem}`);
-      mu.withdrawn = block(buf, vStart + 3, vStart + v.length, afi as Afi, safi, ap, c);
-      if (c === 0 && otherAttrs === 0 && total === 1 && !msg.nlri && !msg.withdrawn) {
-        msg.endOfRib = { afi, safi };
-      }
+    const sc = scanTable();
+    for (let i = 0; i < scanned; i++) {
+      const j = i * SCAN_STRIDE;
+      const type = sc[j + 1]!;
+      if (type !== ATTR.MP_REACH_NLRI && type !== ATTR.MP_UNREACH_NLRI) continue;
+      mpCount++;
+      const flags = sc[j]!;
+      if (mpAttribute(msg, ctx, buf, flags, type, sc[j + 2]! + (flags & FLAG.EXTENDED ? 4 : 3), sc[j + 3]!, total)) mpReachEncodesNlri = true;
     }
   }
+  const otherAttrs = total - mpCount;
 
   // Other attributes, interned by their raw bytes (the scan table is still ours:
   // nothing above scans again).

@@ -256,6 +256,14 @@ function routeReachable(r: Route, res: Resolution): boolean {
   return true;
 }
 
+/** Bits of NextHopTracker's filter before `covered`. */
+const COVERED_BITS = 1 << 16;
+
+/** A numeric key's bit in that filter (exact integers below 2^53: their two 32-bit halves mixed). */
+function coveredBit(k: number): number {
+  return Math.imul((k >>> 0) ^ Math.imul((k * (1 / 4294967296)) >>> 0, 0x85ebca6b), 0x9e3779b1) >>> 16;
+}
+
 export class NextHopTracker implements RouteTracker {
   private rib: LocRib | null = null;
   private readonly byKey = new Map<string, Nh>();
@@ -263,6 +271,13 @@ export class NextHopTracker implements RouteTracker {
   private readonly byBuf = new WeakMap<Uint8Array, Nh>();
   /** Loc-RIB key → number of tracked next hops that prefix could hold. */
   private readonly covered = new Map<PrefixKey, number>();
+  /**
+   * A filter before `covered`, which the Loc-RIB asks about every prefix it
+   * adds or changes: one bit per 16-bit hash of a numeric key, set for the
+   * numeric keys in `covered` (a clear bit: not there; strings always ask
+   * the map). Rebuilt when a key leaves `covered` (a next hop let go).
+   */
+  private readonly coveredBits = new Int32Array(COVERED_BITS / 32);
   private readonly clock: Clock;
   private readonly debounceMs: number;
   private readonly sliceMs: number;
@@ -337,7 +352,7 @@ export class NextHopTracker implements RouteTracker {
       if (nh === undefined) {
         const key = addrKey(t.afi, t.addr);
         nh = this.create(key, t.afi, t.addr);
-        this.byBuf.set(route.nextHop, nh);
+        this.byBufSet(route.nextHop, nh);
       }
     }
     nh.routes++;
@@ -368,8 +383,30 @@ export class NextHopTracker implements RouteTracker {
    */
   private tracked(route: Route): Nh | undefined {
     if (route.source.local) return undefined;
-    const nh = this.byBuf.get(route.nextHop);
+    const buf = route.nextHop;
+    let nh: Nh | undefined;
+    if (buf === this.lastBuf) nh = this.lastNh;
+    else {
+      nh = this.byBuf.get(buf);
+      this.lastBuf = buf;
+      this.lastNh = nh;
+    }
     return nh !== undefined && !nh.destroyed ? nh : undefined;
+  }
+
+  /**
+   * The last buffer `tracked` looked up and what byBuf held for it: the
+   * routes of an UPDATE come one after another with one buffer, and a
+   * WeakMap lookup per route was a measurable part of receiving a table.
+   * Forgotten whenever byBuf changes (byBufSet).
+   */
+  private lastBuf: Uint8Array | null = null;
+  private lastNh: Nh | undefined = undefined;
+
+  private byBufSet(buf: Uint8Array, nh: Nh): void {
+    this.byBuf.set(buf, nh);
+    this.lastBuf = null;
+    this.lastNh = undefined;
   }
 
   /** The tracked next hop a route uses (`t`: its resolution target), if tracked. */
@@ -377,7 +414,7 @@ export class NextHopTracker implements RouteTracker {
     const nh = this.byBuf.get(route.nextHop);
     if (nh !== undefined && this.byKey.get(nh.key) === nh && nh.afi === t.afi) return nh;
     const found = this.byKey.get(addrKey(t.afi, t.addr));
-    if (found !== undefined) this.byBuf.set(route.nextHop, found);
+    if (found !== undefined) this.byBufSet(route.nextHop, found);
     return found;
   }
 
@@ -395,6 +432,10 @@ export class NextHopTracker implements RouteTracker {
   }
 
   prefixChanged(key: PrefixKey): void {
+    if (typeof key === "number") {
+      const b = coveredBit(key);
+      if ((this.coveredBits[b >>> 5]! & (1 << (b & 31))) === 0) return;
+    }
     if (this.covered.has(key)) this.invalidate();
   }
 
@@ -443,7 +484,13 @@ export class NextHopTracker implements RouteTracker {
     // A copy (new Uint8Array, not slice(): next hops may be Buffer views into a reused receive buffer).
     const nh = new Nh(key, afi, new Uint8Array(addr));
     this.byKey.set(key, nh);
-    for (const k of nh.covers) this.covered.set(k, (this.covered.get(k) ?? 0) + 1);
+    for (const k of nh.covers) {
+      this.covered.set(k, (this.covered.get(k) ?? 0) + 1);
+      if (typeof k === "number") {
+        const b = coveredBit(k);
+        this.coveredBits[b >>> 5]! |= 1 << (b & 31);
+      }
+    }
     this.lookup(nh);
     return nh;
   }
@@ -453,10 +500,20 @@ export class NextHopTracker implements RouteTracker {
     if (nh.pendingKeys !== null) this.pendingNoted -= nh.pendingKeys.length;
     nh.pendingKeys = null;
     this.byKey.delete(nh.key);
+    let gone = false;
     for (const k of nh.covers) {
       const n = (this.covered.get(k) ?? 1) - 1;
-      if (n <= 0) this.covered.delete(k);
+      if (n <= 0) gone = this.covered.delete(k) || gone;
       else this.covered.set(k, n);
+    }
+    if (gone) {
+      // Bits may be shared: set again from the keys left.
+      this.coveredBits.fill(0);
+      for (const k of this.covered.keys()) {
+        if (typeof k !== "number") continue;
+        const b = coveredBit(k);
+        this.coveredBits[b >>> 5]! |= 1 << (b & 31);
+      }
     }
   }
 

@@ -94,7 +94,8 @@ function finish(h: number): number {
 function hashNum(k: number): number {
   if (k < 0) return hashV6Num(k);
   const len = (k >>> 0) & 63;
-  const addr = (k / 64) >>> 0;
+  // (A product: exact for a power of two as a quotient is, and a multiply where a double division takes several times as long.)
+  const addr = (k * (1 / 64)) >>> 0;
   const n = len === 0 ? 0 : addr >>> (32 - len);
   // Host bits (none in keys from the wire) are mixed in too, so keys that have them never pile up on one slot.
   const host = addr ^ (n << (32 - len));
@@ -205,6 +206,20 @@ export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
    * set that usually follows go without a probe.
    */
   private lastMiss: K | undefined = undefined;
+  /**
+   * For `lastMiss`: the slot of the lookup index its probe ended at (where
+   * an insert of it goes, while that slot is still free: slots never become
+   * empty again in one index, so the probe path to it stays without one)
+   * and its tag. The insert that usually follows a missed lookup (a new
+   * prefix) then needs neither the hash nor the probe again.
+   */
+  private missSlot = -1;
+  private missTag = 0;
+  /** The lookup index `missSlot` is a slot of (an index built since makes it stale). */
+  private missIdx: Int32Array | null = null;
+  /** Where the last probe of `find` that missed would have put the key. */
+  private probeEnd = -1;
+  private probeTag = 0;
 
   get size(): number {
     return this.live;
@@ -213,14 +228,22 @@ export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
   private find(idx: Int32Array, k: K): number {
     const mask = idx.length - 1;
     const tag = tagOf(k);
+    let free = -1;
     for (let i = hashOf(k) & mask; ; i = (i + 1) & mask) {
       const p = idx[i]!;
-      if (p === 0) return -1;
-      // An index slot never points to a hole: removal marks it first.
-      if (p > 0 && (p & ~POS_MASK) === tag) {
-        const at = (p & POS_MASK) - 1;
-        if (this.kc[at >>> CHUNK_BITS]![at & CHUNK_MASK] === k) return i;
+      if (p === 0) {
+        // Where the key would go (the first removed mark on its path, else this empty slot): see missSlot.
+        this.probeEnd = free < 0 ? i : free;
+        this.probeTag = tag;
+        return -1;
       }
+      // An index slot never points to a hole: removal marks it first.
+      if (p > 0) {
+        if ((p & ~POS_MASK) === tag) {
+          const at = (p & POS_MASK) - 1;
+          if (this.kc[at >>> CHUNK_BITS]![at & CHUNK_MASK] === k) return i;
+        }
+      } else if (free < 0) free = i;
     }
   }
 
@@ -247,7 +270,12 @@ export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
     if (i >= 0) {
       this.lastKey = k;
       this.lastSlot = i;
-    } else this.lastMiss = k;
+    } else {
+      this.lastMiss = k;
+      this.missIdx = this.idx;
+      this.missSlot = this.probeEnd;
+      this.missTag = this.probeTag;
+    }
     return i;
   }
 
@@ -304,13 +332,23 @@ export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
     }
     this.kc[pos >>> CHUNK_BITS]![pos & CHUNK_MASK] = k;
     this.setVal(pos, v);
-    // Into the lookup index (a removed mark on the probe path is reused).
+    // Into the lookup index (a removed mark on the probe path is reused), where its missed lookup ended when it can.
     const idx = this.idx;
-    const mask = idx.length - 1;
-    let j = hashOf(k) & mask;
-    while (idx[j]! > 0) j = (j + 1) & mask;
+    let j: number;
+    let tag: number;
+    // (Both checks hold today, an insert forgetting lastMiss and only removals, which leave the slot free, coming
+    // between: they keep a change elsewhere from making an insert overwrite a slot.)
+    if (k === this.lastMiss && this.missIdx === idx && idx[this.missSlot]! <= 0) {
+      j = this.missSlot;
+      tag = this.missTag;
+    } else {
+      const mask = idx.length - 1;
+      j = hashOf(k) & mask;
+      while (idx[j]! > 0) j = (j + 1) & mask;
+      tag = tagOf(k);
+    }
     if (idx[j] === 0) this.used++;
-    idx[j] = tagOf(k) | (pos + 1);
+    idx[j] = tag | (pos + 1);
     this.lastMiss = undefined;
     this.lastKey = k;
     this.lastSlot = j;

@@ -374,6 +374,26 @@ describe("next-hop tracking: recursion (RFC 4271 §9.1.2.1)", () => {
     expect(w.same(w.best("198.51.100.0/24"), dep)).toBe(true);
   });
 
+  test("a prefix covering a next hop is still noticed after another next hop under it was let go (the covering-prefix filter rebuilt)", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("192.0.2.0/25", { metric: 15 }));
+    // Two next hops with every covering prefix from 203.0.113.0/25 up in common.
+    const gone = route("198.51.100.0/24", "203.0.113.9", ibgp("192.0.2.20"));
+    const dep = route("198.51.100.128/25", "203.0.113.77", ibgp("192.0.2.21"));
+    w.rib.upsert(gone);
+    w.rib.upsert(dep);
+    await w.settle();
+    expect(w.cur(dep).reachable).toBe(false); // nothing covers 203.0.113.77 yet
+    w.rib.remove(gone.source.id, gone.key);
+    w.clock.advance(20_000); // 203.0.113.9 unused past keepUnusedMs: let go
+    await w.settle();
+    expect(w.tracker.nextHops().map((x) => x.nextHop)).toEqual(["203.0.113.77"]);
+    // A route for 203.0.113.0/24 now resolves the remaining one.
+    w.rib.upsert(route("203.0.113.0/24", "192.0.2.7"));
+    await w.settle();
+    expect([w.cur(dep).reachable, w.cur(dep).igpCost]).toEqual([true, 15]);
+  });
+
   test("our own kernel route answering the lookup is followed into the Loc-RIB", async () => {
     const w = world();
     w.kernel.ipRouteAdd(kroute("192.0.2.0/25", { metric: 15 }));

@@ -57,6 +57,41 @@ describe("PrefixMap", () => {
     });
   }
 
+  for (const [name, keyOf] of [["IPv4 keys", v4], ["IPv6 numeric keys", v6], ["IPv6 string keys", v6s]] as const) {
+    test(`${name}: an insert goes where the missed lookup of its key ended, also after other inserts, removals and index rebuilds in between`, () => {
+      const r = rng(7 + name.length);
+      const m = new PrefixMap<PrefixKey, number>();
+      const model = new Map<PrefixKey, number>();
+      let inserted = 0;
+      for (let step = 0; step < 40_000; step++) {
+        // Look up an absent key (the miss remembers where its probe ended), then 0-3 other writes, then set the key.
+        const k = keyOf(Math.floor(r() * 30_000));
+        expect(m.get(k)).toBe(model.get(k));
+        for (let n = Math.floor(r() * 4); n > 0; n--) {
+          const o = keyOf(Math.floor(r() * 30_000));
+          if (r() < 0.55) {
+            m.set(o, -step);
+            model.set(o, -step);
+          } else expect(m.delete(o)).toBe(model.delete(o));
+        }
+        if (!model.has(k)) inserted++;
+        m.set(k, step);
+        model.set(k, step);
+        // Each key found where it was put: a lookup right after, and (now and then) all of them.
+        expect(m.get(k)).toBe(step);
+        if (step % 4_999 === 0) {
+          same(m, model);
+          for (const key of model.keys()) expect(m.get(key)).toBe(model.get(key));
+        }
+      }
+      expect(inserted).toBeGreaterThan(10_000);
+      same(m, model);
+      for (const key of model.keys()) expect(m.get(key)).toBe(model.get(key));
+      for (const key of [...model.keys()]) expect(m.delete(key)).toBe(true);
+      expect(m.size).toBe(0);
+    });
+  }
+
   test("IPv4 keys of every length, dense runs of neighbours, /0, /32s and keys with host bits set: found, told apart and removed as a Map would", () => {
     const key = (a: number, len: number) => prefixKey({ afi: 1, len, addr: new Uint8Array([a >>> 24, (a >>> 16) & 0xff, (a >>> 8) & 0xff, a & 0xff]) }) as number;
     const keys: number[] = [];
