@@ -152,7 +152,7 @@ const PREFIX_MAP_MAX = POS_MASK - 1;
  * significant bits as its place within a run, so the tag mixes the whole key).
  */
 function tagOf(k: PrefixKey): number {
-  const h = typeof k === "number" ? Math.imul((k >>> 0) ^ ((k / 4294967296) >>> 0), 0x9e3779b1) : Math.imul(hashStr(k), 0x85ebca6b);
+  const h = typeof k === "number" ? Math.imul((k >>> 0) ^ ((k * (1 / 4294967296)) >>> 0), 0x9e3779b1) : Math.imul(hashStr(k), 0x85ebca6b);
   return (h >>> 25) << POS_BITS;
 }
 

@@ -5,7 +5,7 @@
  * End-of-RIB, packing) and prefix text forms (RFC 5952).
  */
 import { describe, expect, test } from "bun:test";
-import { type PathAttributes, type RawAttr, emptyAttributes, encodeAttributes, splitAttributes, asPathOf } from "../../lib/bgp/attributes.ts";
+import { type PathAttributes, type RawAttr, emptyAttributes, encodeAttributes, exportSlot, settleAttributes, sharedAttrCache, splitAttributes, asPathOf } from "../../lib/bgp/attributes.ts";
 import { BgpError } from "../../lib/bgp/errors.ts";
 import { Framer, checkHeader, frame } from "../../lib/bgp/framer.ts";
 import { addPathReceive, addPathSend, negotiate } from "../../lib/bgp/negotiate.ts";
@@ -606,6 +606,24 @@ describe("UPDATE", () => {
     asPath: asPathOf([{ type: SEG.AS_SEQUENCE, asns: [65001, 4_200_000_001, 65002] }]),
     nextHop: Uint8Array.of(192, 0, 2, 1),
     med: 10,
+  });
+
+  test("an interned set keeps its cache fields out of sight: Object.keys, a spread and JSON show the attributes alone, and a spread copy is no set of the cache", () => {
+    const ctx = { ...uctx(), cache: sharedAttrCache({ fourOctetAs: true, ibgp: false }) };
+    const msg = encodeUpdate({ attrs: { ...base, communities: [0xfde80001] }, nlri: [pfx("198.51.100.0/24")], withdrawn: [] }, ectx());
+    const a = decodeUpdate(one(msg).body, ctx).attrs!;
+    expect(decodeUpdate(one(msg).body, ctx).attrs).toBe(a); // interned: the same set again
+    expect(exportSlot(a)).not.toBeUndefined(); // (a set in a cache has a slot there)
+    const names = ["origin", "asPath", "nextHop", "med", "localPref", "atomicAggregate", "aggregator", "communities", "originatorId", "clusterList", "extCommunities", "largeCommunities", "otc", "unknown"];
+    expect(Object.keys(a)).toEqual(names);
+    const copy = { ...a, med: 20 };
+    expect(Object.keys(copy)).toEqual(names);
+    expect(exportSlot(copy)).toBeUndefined();
+    const json = JSON.parse(JSON.stringify(a, (_k, v) => (ArrayBuffer.isView(v) ? Array.from(v as Uint8Array) : v)));
+    expect(Object.keys(json)).toEqual(names);
+    expect(json.communities).toEqual([0xfde80001]);
+    settleAttributes(a); // no route holds it: it leaves the cache
+    expect(exportSlot(a)).toBeUndefined();
   });
 
   test("IPv4 traditional round trip", () => {
