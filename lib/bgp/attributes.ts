@@ -923,7 +923,6 @@ function isMp(type: number): boolean {
   return type === ATTR.MP_REACH_NLRI || type === ATTR.MP_UNREACH_NLRI;
 }
 
-
 /** Where insertScan gathers a key's bytes when an MP attribute splits them. */
 let keyScratch = new Uint8Array(256);
 

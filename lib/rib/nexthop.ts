@@ -275,9 +275,12 @@ export class NextHopTracker implements RouteTracker {
    * A filter before `covered`, which the Loc-RIB asks about every prefix it
    * adds or changes: one bit per 16-bit hash of a numeric key, set for the
    * numeric keys in `covered` (a clear bit: not there; strings always ask
-   * the map). Rebuilt when a key leaves `covered` (a next hop let go).
+   * the map). Set again from `covered` once about half its bits are of
+   * keys that left it (next hops let go): see destroy.
    */
   private readonly coveredBits = new Int32Array(COVERED_BITS / 32);
+  /** Keys gone from `covered` since its filter was last set from it (their bits may still be set). */
+  private staleBits = 0;
   private readonly clock: Clock;
   private readonly debounceMs: number;
   private readonly sliceMs: number;
@@ -396,9 +399,9 @@ export class NextHopTracker implements RouteTracker {
 
   /**
    * The last buffer `tracked` looked up and what byBuf held for it: the
-   * routes of an UPDATE come one after another with one buffer, and a
-   * WeakMap lookup per route was a measurable part of receiving a table.
-   * Forgotten whenever byBuf changes (byBufSet).
+   * routes of an UPDATE come one after another with one buffer, so most
+   * routes need no WeakMap lookup. Forgotten whenever byBuf changes
+   * (byBufSet).
    */
   private lastBuf: Uint8Array | null = null;
   private lastNh: Nh | undefined = undefined;
@@ -500,14 +503,15 @@ export class NextHopTracker implements RouteTracker {
     if (nh.pendingKeys !== null) this.pendingNoted -= nh.pendingKeys.length;
     nh.pendingKeys = null;
     this.byKey.delete(nh.key);
-    let gone = false;
     for (const k of nh.covers) {
       const n = (this.covered.get(k) ?? 1) - 1;
-      if (n <= 0) gone = this.covered.delete(k) || gone;
-      else this.covered.set(k, n);
+      if (n > 0) this.covered.set(k, n);
+      else if (this.covered.delete(k)) this.staleBits++;
     }
-    if (gone) {
-      // Bits may be shared: set again from the keys left.
+    // The bits of keys gone stay set (the filter lets more through, never less) until as many are gone as are left:
+    // then it is set again from the keys left, a cost of one per key gone, however many next hops go at once.
+    if (this.staleBits > 0 && this.staleBits >= this.covered.size) {
+      this.staleBits = 0;
       this.coveredBits.fill(0);
       for (const k of this.covered.keys()) {
         if (typeof k !== "number") continue;

@@ -208,10 +208,11 @@ export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
   private lastMiss: K | undefined = undefined;
   /**
    * For `lastMiss`: the slot of the lookup index its probe ended at (where
-   * an insert of it goes, while that slot is still free: slots never become
-   * empty again in one index, so the probe path to it stays without one)
-   * and its tag. The insert that usually follows a missed lookup (a new
-   * prefix) then needs neither the hash nor the probe again.
+   * an insert of it goes while that index is in use and the slot still
+   * free: a slot never becomes empty again in one index, so the probe path
+   * to it stays without one) and its tag. The insert that usually follows
+   * a missed lookup (a new prefix) then needs neither the hash nor the
+   * probe again.
    */
   private missSlot = -1;
   private missTag = 0;
@@ -336,8 +337,9 @@ export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
     const idx = this.idx;
     let j: number;
     let tag: number;
-    // (Both checks hold today, an insert forgetting lastMiss and only removals, which leave the slot free, coming
-    // between: they keep a change elsewhere from making an insert overwrite a slot.)
+    // (The lookup index may have been replaced since the miss: a removal carries the build of the next one on and may
+    // finish it. That the slot is still free holds while only inserts take slots, each forgetting lastMiss: checked all
+    // the same, so that no change elsewhere can make an insert overwrite a slot.)
     if (k === this.lastMiss && this.missIdx === idx && idx[this.missSlot]! <= 0) {
       j = this.missSlot;
       tag = this.missTag;

@@ -374,18 +374,20 @@ describe("next-hop tracking: recursion (RFC 4271 §9.1.2.1)", () => {
     expect(w.same(w.best("198.51.100.0/24"), dep)).toBe(true);
   });
 
-  test("a prefix covering a next hop is still noticed after another next hop under it was let go (the covering-prefix filter rebuilt)", async () => {
+  test("a prefix covering a next hop is still noticed after other next hops were let go (the covering-prefix filter set again from the prefixes left)", async () => {
     const w = world();
     w.kernel.ipRouteAdd(kroute("192.0.2.0/25", { metric: 15 }));
-    // Two next hops with every covering prefix from 203.0.113.0/25 up in common.
-    const gone = route("198.51.100.0/24", "203.0.113.9", ibgp("192.0.2.20"));
+    // Three next hops sharing only their first few covering prefixes: letting two go leaves fewer covering prefixes
+    // than went, and the filter is set again from those left.
+    const gone1 = route("198.51.100.0/24", "198.18.7.9", ibgp("192.0.2.20"));
+    const gone2 = route("198.51.100.0/25", "100.64.3.9", ibgp("192.0.2.22"));
     const dep = route("198.51.100.128/25", "203.0.113.77", ibgp("192.0.2.21"));
-    w.rib.upsert(gone);
-    w.rib.upsert(dep);
+    for (const r of [gone1, gone2, dep]) w.rib.upsert(r);
     await w.settle();
     expect(w.cur(dep).reachable).toBe(false); // nothing covers 203.0.113.77 yet
-    w.rib.remove(gone.source.id, gone.key);
-    w.clock.advance(20_000); // 203.0.113.9 unused past keepUnusedMs: let go
+    w.rib.remove(gone1.source.id, gone1.key);
+    w.rib.remove(gone2.source.id, gone2.key);
+    w.clock.advance(20_000); // unused past keepUnusedMs: let go
     await w.settle();
     expect(w.tracker.nextHops().map((x) => x.nextHop)).toEqual(["203.0.113.77"]);
     // A route for 203.0.113.0/24 now resolves the remaining one.

@@ -92,6 +92,28 @@ describe("PrefixMap", () => {
     });
   }
 
+  test("a missed lookup, then removals that finish building a new index, then the insert: the key goes into the new index where lookups find it", () => {
+    for (const keyOf of [v4, v6, v6s] as ((i: number) => PrefixKey)[]) {
+      const m = new PrefixMap<PrefixKey, number>();
+      const internals = m as unknown as { next: Int32Array | null; idx: Int32Array };
+      let n = 0;
+      // Fill until a new index is being built alongside the one lookups use.
+      while (internals.next === null) m.set(keyOf(n), n++);
+      const before = internals.idx;
+      const fresh = keyOf(1_000_000);
+      expect(m.get(fresh)).toBeUndefined(); // the miss: its probe ended in the old index
+      // Removals carry the build on; the last of them puts the new index in place.
+      let gone = 0;
+      while (internals.next !== null) m.delete(keyOf(gone++));
+      expect(internals.idx).not.toBe(before);
+      m.set(fresh, -1);
+      expect(m.get(keyOf(n - 1))).toBe(n - 1); // (another lookup first: the next one is not served from memory)
+      expect(m.get(fresh)).toBe(-1);
+      for (let i = gone; i < n; i++) expect(m.get(keyOf(i))).toBe(i);
+      expect(m.size).toBe(n - gone + 1);
+    }
+  });
+
   test("IPv4 keys of every length, dense runs of neighbours, /0, /32s and keys with host bits set: found, told apart and removed as a Map would", () => {
     const key = (a: number, len: number) => prefixKey({ afi: 1, len, addr: new Uint8Array([a >>> 24, (a >>> 16) & 0xff, (a >>> 8) & 0xff, a & 0xff]) }) as number;
     const keys: number[] = [];
