@@ -112,7 +112,8 @@ const fmtMB = (b?: number) => (b ? `${Math.round(b / 1e6)} MB` : "");
  */
 function usageNote(r: Result): string {
   if (r.faults === undefined) return "";
-  const faults = `${r.faults.toLocaleString("en-US")} page faults`;
+  // What the harness itself took from the cores meanwhile (polling, speakers): a check that it is not what decided the time.
+  const faults = `${r.faults.toLocaleString("en-US")} page faults${r.harnessCpuMs !== undefined ? `; harness CPU ${fmtS(r.harnessCpuMs)}` : ""}`;
   if (r.mainCpuMs === undefined || r.cpuMs === undefined || r.mainCpuMs >= r.cpuMs * 0.95) return faults;
   return `main thread ${fmtS(r.mainCpuMs)} on a core, ${fmtS(r.mainWaitMs)} waiting for one; ${faults}`;
 }
