@@ -23,7 +23,8 @@
  * Times start when the (last) injector reaches Established and end at the
  * poll (or the sink report) that sees the goal met; a CLI count is polled
  * every `pollMs` (100) until it is within a tenth of the goal, then every
- * 20 ms. Peak RSS is the VmHWM sum over the daemon's processes, read before
+ * 20 ms, the period never under a fiftieth (a hundredth near the goal) of
+ * the time so far. Peak RSS is the VmHWM sum over the daemon's processes, read before
  * stopping it. Over the same span as the time: the daemon's CPU time, its
  * minor page faults, and (one process only) its main thread's time on a
  * core and waiting for one (lab.ts `usage`).
@@ -139,11 +140,18 @@ class KernelCounter {
   private exact = false;
   /** When (Date.now()) the last count was read: the counters, or the listing once counting with `ip route`. */
   readAt = 0;
+  /** This process's CPU usage at `readAt` (the listing that confirms a count comes after it, outside the measured span). */
+  cpuAt: NodeJS.CpuUsage = process.cpuUsage();
   private constructor(
     private readonly ns: string,
     private readonly table: number,
     private readonly v6Before: number,
   ) {}
+
+  private read(): void {
+    this.readAt = Date.now();
+    this.cpuAt = process.cpuUsage();
+  }
 
   static async make(ns: string, table: number): Promise<KernelCounter> {
     return new KernelCounter(ns, table, await KernelCounter.v6Entries(ns));
@@ -159,19 +167,19 @@ class KernelCounter {
   async count(goal: number): Promise<number> {
     if (this.exact) {
       const n = await kernelRoutes(this.ns, this.table);
-      this.readAt = Date.now();
+      this.read();
       return n;
     }
     const trie = await out(["ip", "netns", "exec", this.ns, "cat", "/proc/net/fib_triestat"]);
     const at = trie.indexOf(`\nId ${this.table}:\n`);
     const m = at < 0 ? null : /Prefixes:\s+(\d+)/.exec(trie.slice(at, at + 400));
     const n = (m ? Number(m[1]) : 0) + (await KernelCounter.v6Entries(this.ns)) - this.v6Before;
-    this.readAt = Date.now();
+    this.read();
     if (n < goal) return n;
     const listed = await kernelRoutes(this.ns, this.table);
     if (listed < goal) {
       this.exact = true;
-      this.readAt = Date.now();
+      this.read();
     }
     return listed;
   }
@@ -230,8 +238,12 @@ export interface RunOptions {
 
 /** This process's CPU time (user + system) since `from` (process.cpuUsage), in ms. */
 function cpuMsSince(from: NodeJS.CpuUsage): number {
-  const d = process.cpuUsage(from);
-  return Math.round((d.user + d.system) / 1000);
+  return cpuMsBetween(from, process.cpuUsage());
+}
+
+/** This process's CPU time (user + system) between two process.cpuUsage() readings, in ms. */
+function cpuMsBetween(from: NodeJS.CpuUsage, to: NodeJS.CpuUsage): number {
+  return Math.round((to.user - from.user + to.system - from.system) / 1000);
 }
 
 export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOptions): Promise<Result> {
@@ -292,13 +304,24 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
       if (n >= f.full.prefixes) [doneAt, useAt] = [counter!.readAt, usage(r.pid)];
       return n >= f.full.prefixes;
     };
-    const interval = p.kernelTable ? Math.max(o.pollMs, KERNEL_POLL_MS) : p.accepted ? () => (near ? Math.min(o.pollMs, FINE_POLL_MS) : o.pollMs) : 20;
+    // A poll's period is also at least a hundredth of the time so far near the goal (a fiftieth before): a daemon
+    // that takes 20 s is not asked 100 times in its last two seconds (each ask a process this harness spawns; with
+    // FRR, 20–36 ms of this harness's CPU per `vtysh` poll, 2–18 s per run, on the cores the daemon needs), and the
+    // time's resolution stays about 1% of it.
+    const interval = p.kernelTable
+      ? Math.max(o.pollMs, KERNEL_POLL_MS)
+      : p.accepted
+        ? () => {
+            const elapsed = Date.now() - t0;
+            return near ? Math.max(Math.min(o.pollMs, FINE_POLL_MS), elapsed / 100) : Math.max(o.pollMs, elapsed / 50);
+          }
+        : 20;
     if (!(await pollUntil(goal, o.timeoutMs, interval))) {
       return { ...base, status: "timeout", detail: `after ${o.timeoutMs / 1000} s: ${have}`, rssBytes: peakRss(r.pid), eventLoop: r.eventLoop ? await r.eventLoop() : undefined };
     }
     let ms = doneAt - t0;
     let used = usedSince(use0, useAt);
-    let harnessCpuMs = cpuMsSince(harness0);
+    let harnessCpuMs = counter ? cpuMsBetween(harness0, counter.cpuAt) : cpuMsSince(harness0);
     const sent = injectors[0]!.sent[0];
     let detail = sent ? `injector wrote its ${(sent.bytes! / 1e6).toFixed(1)} MB in ${(sent.ms! / 1000).toFixed(2)} s` : "";
     if (s === "churn") {
