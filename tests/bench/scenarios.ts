@@ -24,10 +24,11 @@
  * poll (or the sink report) that sees the goal met; a CLI count is polled
  * every `pollMs` (100) until it is within a tenth of the goal, then every
  * 20 ms, the period never under a fiftieth (a hundredth near the goal) of
- * the time so far. Peak RSS is the VmHWM sum over the daemon's processes, read before
- * stopping it. Over the same span as the time: the daemon's CPU time, its
- * minor page faults, and (one process only) its main thread's time on a
- * core and waiting for one (lab.ts `usage`).
+ * the time so far. Peak RSS is the VmHWM sum over the daemon's processes,
+ * read before stopping it. Over the same span as the time: the daemon's CPU
+ * time, its minor page faults, (one process only) its main thread's time
+ * on a core and waiting for one (lab.ts `usage`), and this harness's own
+ * CPU time (collected its own garbage first).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -267,7 +268,7 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
     if (sinks.length && !(await pollUntil(async () => (checkAll(), sinks.every((x) => x.established > 0)), 30_000, 50))) throw new Error("sinks did not reach Established within 30 s");
     // The harness's own garbage (the tables it built: gigabytes at the default size) collected now, not by a
     // collection on both cores in the middle of a measured span (measured: up to 280 ms of this process's CPU
-    // inside a one-second receive, in the first rounds of a run).
+    // inside a one-second receive round).
     Bun.gc(true);
     const injectors = p.files.map((file, i) => injector(lab, i, file));
     speakers.push(...injectors);
@@ -306,8 +307,8 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
     };
     // A poll's period is also at least a hundredth of the time so far near the goal (a fiftieth before): a daemon
     // that takes 20 s is not asked 100 times in its last two seconds (each ask a process this harness spawns; with
-    // FRR, 20–36 ms of this harness's CPU per `vtysh` poll, 2–18 s per run, on the cores the daemon needs), and the
-    // time's resolution stays about 1% of it.
+    // FRR, 20–36 ms of this harness's CPU per `vtysh` poll, seconds per run, on the cores the daemon needs), and
+    // the time's resolution stays about 1% of it.
     const interval = p.kernelTable
       ? Math.max(o.pollMs, KERNEL_POLL_MS)
       : p.accepted
