@@ -489,10 +489,7 @@ export class NextHopTracker implements RouteTracker {
     this.byKey.set(key, nh);
     for (const k of nh.covers) {
       this.covered.set(k, (this.covered.get(k) ?? 0) + 1);
-      if (typeof k === "number") {
-        const b = coveredBit(k);
-        this.coveredBits[b >>> 5]! |= 1 << (b & 31);
-      }
+      this.markCovered(k);
     }
     this.lookup(nh);
     return nh;
@@ -513,12 +510,15 @@ export class NextHopTracker implements RouteTracker {
     if (this.staleBits > 0 && this.staleBits >= this.covered.size) {
       this.staleBits = 0;
       this.coveredBits.fill(0);
-      for (const k of this.covered.keys()) {
-        if (typeof k !== "number") continue;
-        const b = coveredBit(k);
-        this.coveredBits[b >>> 5]! |= 1 << (b & 31);
-      }
+      for (const k of this.covered.keys()) this.markCovered(k);
     }
+  }
+
+  /** Set a key's bit in the filter before `covered` (numeric keys only: strings always ask the map). */
+  private markCovered(k: PrefixKey): void {
+    if (typeof k !== "number") return;
+    const b = coveredBit(k);
+    this.coveredBits[b >>> 5]! |= 1 << (b & 31);
   }
 
   private maybeUnused(nh: Nh): void {
