@@ -51,7 +51,7 @@
  * ghost.
  */
 import { IntStack } from "../core/chunked.ts";
-import type { PrefixKey } from "./types.ts";
+import { type PrefixKey, wideKeyMix } from "./types.ts";
 
 const HOLE: unique symbol = Symbol("hole");
 /** The value of a deleted entry that is still pinned (see the module comment). */
@@ -103,11 +103,15 @@ function hashNum(k: number): number {
 }
 
 /**
- * A numeric IPv6 key (lib/rib/types.ts: −(47 address bits after the first
- * three) * 64 − length, lengths 3..50, no bits past the length): as hashNum
- * places IPv4 keys, sixteen neighbouring prefixes of one length in one run.
+ * A numeric IPv6 key. A narrow one (lib/rib/types.ts: −(47 address bits
+ * after the first three) * 64 − length, lengths 3..50, no bits past the
+ * length): as hashNum places IPv4 keys, sixteen neighbouring prefixes of
+ * one length in one run. A wide one (lengths 51..64, a few percent of a
+ * table): mixed whole.
  */
 function hashV6Num(k: number): number {
+  // A wide key (lengths 51..64, magnitude below 2: lib/rib/types.ts): its bits mixed whole.
+  if (k > -2) return finish(wideKeyMix(k));
   const m = -k;
   // (Not `m % 64`: on a double this large that is a call to fmod, and the hash took twice the time; see lowBits in
   // lib/rib/types.ts.)
@@ -152,7 +156,7 @@ const PREFIX_MAP_MAX = POS_MASK - 1;
  * significant bits as its place within a run, so the tag mixes the whole key).
  */
 function tagOf(k: PrefixKey): number {
-  const h = typeof k === "number" ? Math.imul((k >>> 0) ^ ((k * (1 / 4294967296)) >>> 0), 0x9e3779b1) : Math.imul(hashStr(k), 0x85ebca6b);
+  const h = typeof k === "number" ? (k < 0 && k > -2 ? wideKeyMix(k) : Math.imul((k >>> 0) ^ ((k * (1 / 4294967296)) >>> 0), 0x9e3779b1)) : Math.imul(hashStr(k), 0x85ebca6b);
   return (h >>> 25) << POS_BITS;
 }
 

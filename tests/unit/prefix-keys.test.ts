@@ -1,7 +1,9 @@
 /**
  * Prefix keys (lib/rib/types.ts `PrefixKey`): an IPv6 prefix in 2000::/3 of
- * length 3..50 with no bits past its length is a negative number, any other
- * IPv6 prefix the nine-unit string, an IPv4 prefix a number from 0 up. Every
+ * length 3..64 with no bits past its length is a negative number (3..50 an
+ * integer of at most −3, 51..64 a number above −2 made of the prefix's
+ * bits), any other IPv6 prefix the nine-unit string, an IPv4 prefix a number
+ * from 0 up. Every
  * reader of a key agrees with the prefix it was made from: the UPDATE
  * reader's keys (`prefixKeyOfBytes`, bits past the length ignored), the
  * key's prefix, text and NLRI bytes, its family, address order
@@ -20,12 +22,12 @@ function rng(seed: number): () => number {
   return () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
 }
 
-/** A random IPv6 prefix, host bits clear; in 2000::/3 three times in four, of any length, lengths 3..50 twice as often as the rest. */
+/** A random IPv6 prefix, host bits clear; in 2000::/3 three times in four, of any length, lengths 3..64 twice as often as the rest. */
 function randomV6(r: () => number): Prefix {
   const addr = new Uint8Array(16);
   for (let i = 0; i < 16; i++) addr[i] = Math.floor(r() * 256);
   if (r() < 0.75) addr[0] = 0x20 | (addr[0]! & 0x1f);
-  const len = r() < 0.5 ? 3 + Math.floor(r() * 48) : Math.floor(r() * 129);
+  const len = r() < 0.5 ? 3 + Math.floor(r() * 62) : Math.floor(r() * 129);
   for (let bit = len; bit < 128; bit++) addr[bit >> 3]! &= ~(0x80 >> (bit & 7));
   return { afi: 2, len, addr };
 }
@@ -37,7 +39,7 @@ function stringForm(p: Prefix): string {
   return s;
 }
 
-const numeric = (p: Prefix) => p.afi === 2 && p.len >= 3 && p.len <= 50 && (p.addr[0]! & 0xe0) === 0x20;
+const numeric = (p: Prefix) => p.afi === 2 && p.len >= 3 && p.len <= 64 && (p.addr[0]! & 0xe0) === 0x20;
 
 /** Address order: IPv4 first, then by address bytes, then by length. */
 function compareModel(a: Prefix, b: Prefix): number {
@@ -47,9 +49,10 @@ function compareModel(a: Prefix, b: Prefix): number {
 }
 
 describe("prefix keys", () => {
-  test("20,000 random IPv6 prefixes: a number exactly when in 2000::/3 with length 3..50, and every reader agrees with the prefix", () => {
+  test("20,000 random IPv6 prefixes: a number exactly when in 2000::/3 with length 3..64, and every reader agrees with the prefix", () => {
     const r = rng(7);
     let numbers = 0;
+    let wide = 0;
     for (let n = 0; n < 20_000; n++) {
       const p = randomV6(r);
       const k = prefixKey(p);
@@ -57,7 +60,14 @@ describe("prefix keys", () => {
       if (typeof k === "number") {
         numbers++;
         expect(k).toBeLessThan(0);
-        expect(Number.isSafeInteger(k)).toBe(true);
+        if (p.len <= 50) {
+          expect(Number.isSafeInteger(k)).toBe(true);
+          expect(k).toBeLessThanOrEqual(-3);
+        } else {
+          wide++;
+          expect(k).toBeGreaterThan(-2);
+          expect(Number.isNaN(k)).toBe(false);
+        }
       }
       expect(isV4Key(k)).toBe(false);
       expect(familyOfKey(k)).toBe(2);
@@ -78,21 +88,29 @@ describe("prefix keys", () => {
       expect([...w1.finish()]).toEqual([...w2.finish()]);
     }
     expect(numbers).toBeGreaterThan(8_000);
+    expect(wide).toBeGreaterThan(1_500);
   });
 
-  test("the edges of the numeric range: lengths 2, 3, 50, 51, the range's first and last addresses, other ranges, host bits set", () => {
+  test("the edges of the numeric ranges: lengths 2, 3, 50, 51, 64, 65, the range's first and last addresses, other ranges, host bits set", () => {
     const cases: [string, "number" | "string"][] = [
       ["::/0", "string"],
       ["c000::/2", "string"],
       ["2000::/3", "number"],
       ["3fff:ffff:ffff:c000::/50", "number"],
-      ["3fff:ffff:ffff:e000::/51", "string"],
+      ["3fff:ffff:ffff:e000::/51", "number"],
+      ["2000::/51", "number"],
+      ["3fff:ffff:ffff:ffff::/64", "number"],
+      ["2000::/64", "number"],
+      ["3fff:ffff:ffff:ffff:8000::/65", "string"],
+      ["3000::/56", "number"],
       ["2001:db8::/32", "number"],
       ["2001:db8:1::/48", "number"],
-      ["2001:db8:1:2::/64", "string"],
+      ["2001:db8:1:2::/64", "number"],
+      ["2001:db8:1:200::/56", "number"],
       ["2001:db8::1/128", "string"],
       ["4000::/3", "string"],
       ["1fff:ffff:ffff:c000::/50", "string"],
+      ["1fff:ffff:ffff:ffff::/64", "string"],
       ["fd00:10:96::/48", "string"],
       ["::/3", "string"],
     ];
@@ -143,13 +161,13 @@ describe("prefix keys", () => {
     const ps: Prefix[] = [];
     for (let n = 0; n < 3_000; n++) ps.push(randomV6(r));
     // Neighbours that differ only past bit 50, or only in length, or sit across the numeric range's edges.
-    for (const t of ["2001:db8::/32", "2001:db8::/48", "2001:db8::/64", "2001:db8::/50", "2001:db8::/51", "2000::/3", "c000::/2", "::/0", "10.0.0.0/8", "10.0.0.0/24", "0.0.0.0/0"]) ps.push(parsePrefix(t));
+    for (const t of ["2001:db8::/32", "2001:db8::/48", "2001:db8::/64", "2001:db8::/50", "2001:db8::/51", "2001:db8:0:8000::/49", "2001:db8:0:4000::/51", "2001:db8:0:1::/64", "2001:db8:0:1::/65", "3fff:ffff:ffff:ffff::/64", "2000::/64", "2000::/3", "c000::/2", "::/0", "10.0.0.0/8", "10.0.0.0/24", "0.0.0.0/0"]) ps.push(parsePrefix(t));
     const byKey = [...ps].map((p) => ({ p, k: prefixKey(p) })).sort((a, b) => compareKeys(a.k, b.k));
     const byModel = [...ps].sort(compareModel);
     expect(byKey.map((x) => prefixToString(x.p))).toEqual(byModel.map(prefixToString));
   });
 
-  test("a PrefixMap holds numeric and string IPv6 keys side by side: dense runs of /48s and /64s found, told apart and removed as a Map would", () => {
+  test("a PrefixMap holds narrow, wide and string IPv6 keys side by side: dense runs of /48s and /64s found, told apart and removed as a Map would", () => {
     const keys: PrefixKey[] = [];
     for (let i = 0; i < 20_000; i++) keys.push(prefixKey(parsePrefix(`2001:db8:${i.toString(16)}::/48`)));
     for (let i = 0; i < 5_000; i++) keys.push(prefixKey(parsePrefix(`2001:db8:1:${i.toString(16)}::/64`)));
@@ -160,7 +178,18 @@ describe("prefix keys", () => {
       for (let bit = len; bit < 128; bit++) addr[bit >> 3]! &= ~(0x80 >> (bit & 7));
       keys.push(prefixKey({ afi: 2, len, addr }));
     }
-    expect(keys.filter((k) => typeof k === "number").length).toBe(20_000 + 48);
+    // Every wide length at one address, and at the range's first.
+    for (let len = 51; len <= 64; len++) {
+      for (const fill of [0xff, 0]) {
+        const addr = new Uint8Array(16).fill(fill);
+        addr[0] = fill ? 0x3f : 0x20;
+        for (let bit = len; bit < 128; bit++) addr[bit >> 3]! &= ~(0x80 >> (bit & 7));
+        keys.push(prefixKey({ afi: 2, len, addr }));
+      }
+    }
+    keys.push(prefixKey(parsePrefix("2001:db8::1/128")), prefixKey(parsePrefix("::/0")));
+    expect(keys.filter((k) => typeof k === "number").length).toBe(20_000 + 5_000 + 48 + 28);
+    expect(keys.filter((k) => typeof k === "string").length).toBe(2);
     const m = new PrefixMap<PrefixKey, number>();
     const model = new Map<PrefixKey, number>();
     keys.forEach((k, i) => {
