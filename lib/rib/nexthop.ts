@@ -64,7 +64,7 @@
 import { type Afi, type Prefix, formatAddr, maskAddr, prefixToString } from "../core/addr.ts";
 import { type Clock, type TimerHandle, realClock } from "../core/clock.ts";
 import type { LocRib, RouteTracker } from "./loc-rib.ts";
-import { type ForwardingHop, type PrefixKey, type Route, forwardingHopText, prefixKey, wideKeyMix } from "./types.ts";
+import { type ForwardingHop, type PrefixKey, type Route, forwardingHopText, isWideKey, prefixKey, wideKeyMix } from "./types.ts";
 
 /** What a resolver answers for one address. */
 export interface NextHopAnswer {
@@ -261,7 +261,7 @@ const COVERED_BITS = 1 << 16;
 
 /** A numeric key's bit in that filter (exact integers below 2^53: their two 32-bit halves mixed; a wide IPv6 key, whose magnitude is below 2: its bits). */
 function coveredBit(k: number): number {
-  if (k < 0 && k > -2) return wideKeyMix(k) >>> 16;
+  if (isWideKey(k)) return wideKeyMix(k) >>> 16;
   return Math.imul((k >>> 0) ^ Math.imul((k * (1 / 4294967296)) >>> 0, 0x85ebca6b), 0x9e3779b1) >>> 16;
 }
 

@@ -51,7 +51,7 @@
  * ghost.
  */
 import { IntStack } from "../core/chunked.ts";
-import { type PrefixKey, wideKeyMix } from "./types.ts";
+import { type PrefixKey, isWideKey, wideKeyMix } from "./types.ts";
 
 const HOLE: unique symbol = Symbol("hole");
 /** The value of a deleted entry that is still pinned (see the module comment). */
@@ -156,7 +156,7 @@ const PREFIX_MAP_MAX = POS_MASK - 1;
  * significant bits as its place within a run, so the tag mixes the whole key).
  */
 function tagOf(k: PrefixKey): number {
-  const h = typeof k === "number" ? (k < 0 && k > -2 ? wideKeyMix(k) : Math.imul((k >>> 0) ^ ((k * (1 / 4294967296)) >>> 0), 0x9e3779b1)) : Math.imul(hashStr(k), 0x85ebca6b);
+  const h = typeof k === "number" ? (isWideKey(k) ? wideKeyMix(k) : Math.imul((k >>> 0) ^ ((k * (1 / 4294967296)) >>> 0), 0x9e3779b1)) : Math.imul(hashStr(k), 0x85ebca6b);
   return (h >>> 25) << POS_BITS;
 }
 

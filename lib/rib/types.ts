@@ -377,7 +377,7 @@ function storedRoute(key: PrefixKey, pathId: number, source: RouteSource, attrs:
  */
 export type PrefixKey = number | string;
 
-/** Lengths an IPv6 prefix in 2000::/3 has a number for (see PrefixKey). */
+/** Lengths an IPv6 prefix in 2000::/3 has a narrow (integer) number for (see PrefixKey). */
 const V6_NUM_MIN = 3;
 const V6_NUM_MAX = 50;
 /** 2^18: the low part of a numeric IPv6 key's 47 address bits (bits 32..49 of the address). */
@@ -438,7 +438,7 @@ function v6Wide(len: number, hi: number, lo: number): number {
 }
 
 /** Whether numeric key `k` is a wide IPv6 key (see v6Wide): the others are IPv4 (≥ 0) or narrow (≤ −3). */
-function isWide(k: number): boolean {
+export function isWideKey(k: number): boolean {
   return k < 0 && k > -2;
 }
 
@@ -638,7 +638,7 @@ export function compareKeys(a: PrefixKey, b: PrefixKey): number {
   if (v4a !== isV4Key(b)) return v4a ? -1 : 1;
   if (v4a) return (a as number) - (b as number);
   // Narrow IPv6 numbers are −(address bits * 64 + length): reversed.
-  if (typeof a === "number" && typeof b === "number" && !isWide(a) && !isWide(b)) return b - a;
+  if (typeof a === "number" && typeof b === "number" && !isWideKey(a) && !isWideKey(b)) return b - a;
   const ka = v6KeyString(a);
   const kb = v6KeyString(b);
   const sa = ka.slice(1);
@@ -652,7 +652,7 @@ export function prefixOfKey(k: PrefixKey): Prefix {
   if (typeof k === "number") {
     if (k < 0) {
       const addr = new Uint8Array(16);
-      return { afi: 2, len: isWide(k) ? v6WideBytes(k, addr) : v6NumBytes(k, addr), addr };
+      return { afi: 2, len: isWideKey(k) ? v6WideBytes(k, addr) : v6NumBytes(k, addr), addr };
     }
     const len = lowBits(k) & 63;
     const n = (k - len) / 64;
@@ -687,7 +687,7 @@ export function writeKeyNlri(w: Writer, k: PrefixKey, addPath: boolean, pathId: 
   if (addPath) w.u32(pathId);
   if (typeof k === "number" && k < 0) {
     const b = V6_BYTES;
-    const len = isWide(k) ? v6WideBytes(k, b) : v6NumBytes(k, b);
+    const len = isWideKey(k) ? v6WideBytes(k, b) : v6NumBytes(k, b);
     w.u8(len);
     // (len 3..64: one to eight bytes)
     for (let i = 0, n = (len + 7) >> 3; i < n; i++) w.u8(b[i]!);

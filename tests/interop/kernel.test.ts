@@ -475,11 +475,14 @@ describe("bgpctl daemon programs the kernel (FIB)", () => {
       const P_LL = "2001:db8:100::/48";
       const P_GLOBAL = "2001:db8:101::/48";
       const P_V4SESSION = "2001:db8:102::/48";
+      // A /64 and a /56: prefixes of 51 to 64 bits have keys of their own form (lib/rib/types.ts, v6Wide).
+      const P_64 = "2001:db8:103:7::/64";
+      const P_56 = "2001:db8:104:200::/56";
       const b1 = await startKBird(
         net.ns.b1!,
         {
           routerId: "192.0.2.11",
-          statics: { s6: [P_LL, P_GLOBAL] },
+          statics: { s6: [P_LL, P_GLOBAL, P_64, P_56] },
           peers: [{ name: "x", neighbor: "2001:db8:1::1", local: "2001:db8:1::2", channels: [{ family: "ipv6", nextHops: { [P_GLOBAL]: "2001:db8:1::3" } }] }],
         },
         "bird1",
@@ -509,6 +512,11 @@ describe("bgpctl daemon programs the kernel (FIB)", () => {
       expect(await kernelProto(x, P_LL)).toEqual([{ protocol: "bgp", metric: 20 }]);
       expect(await ipIn(x, "-6", "route", "show", P_LL)).toMatch(new RegExp(`via ${ll1.replace(/[.:]/g, "\\$&")} dev eth0 proto bgp`));
 
+      for (const p of [P_64, P_56]) {
+        const [r] = await waitKernel(x, p, one, `${p} installed`, { procs });
+        expect(hops(r!, true)).toEqual([`${ll1}%eth0`]);
+      }
+
       // a global-only next hop set by BIRD's export filter
       const [rgl] = await waitKernel(x, P_GLOBAL, one, "installed", { procs });
       expect(hops(rgl!, true)).toEqual(["2001:db8:1::3%eth0"]);
@@ -522,6 +530,7 @@ describe("bgpctl daemon programs the kernel (FIB)", () => {
 
       const fe = await waitFib(d, P_LL, (e) => e.state === "installed", "installed", 10_000, procs);
       expect(fe.nextHops.length).toBe(1);
+      for (const p of [P_64, P_56]) expect((await waitFib(d, p, (e) => e.state === "installed", "installed", 10_000, procs)).nextHops.length).toBe(1);
     },
     TEST_TIMEOUT,
   );

@@ -374,6 +374,29 @@ describe("next-hop tracking: recursion (RFC 4271 §9.1.2.1)", () => {
     expect(w.same(w.best("198.51.100.0/24"), dep)).toBe(true);
   });
 
+  test("an IPv6 next hop resolves through BGP /64 and /56 routes in the Loc-RIB (wide number keys): each one's arrival and withdrawal is noticed", async () => {
+    const w = world();
+    w.kernel.ipRouteAdd(kroute("2001:db8:ff::/48", { family: 6, metric: 15, nextHops: [{ gateway: "2001:db8::1" }] }));
+    const base = route("2001:db8:7:1::/64", "2001:db8:ff::7");
+    const dep = route("2001:db8:9::/48", "2001:db8:7:1::9", ibgp("192.0.2.20"));
+    w.rib.upsert(dep);
+    await w.settle();
+    expect(w.cur(dep).reachable).toBe(false); // nothing covers 2001:db8:7:1::9 yet
+    w.rib.upsert(base);
+    await w.settle();
+    expect([w.cur(base).reachable, w.cur(base).igpCost]).toEqual([true, 15]);
+    expect([w.cur(dep).reachable, w.cur(dep).igpCost]).toEqual([true, 15]);
+    expect(w.tracker.nextHops().find((x) => x.nextHop === "2001:db8:7:1::9")!.via).toContain("2001:db8:7:1::/64 (BGP via 2001:db8:ff::7");
+    w.rib.remove(base.source.id, base.key);
+    await w.settle();
+    expect(w.cur(dep).reachable).toBe(false);
+    // A /56 around it (another wide key) resolves it again.
+    w.rib.upsert(route("2001:db8:7::/56", "2001:db8:ff::7"));
+    await w.settle();
+    expect(w.same(w.best("2001:db8:9::/48"), dep)).toBe(true);
+    expect(w.tracker.nextHops().find((x) => x.nextHop === "2001:db8:7:1::9")!.via).toContain("2001:db8:7::/56 (BGP via 2001:db8:ff::7");
+  });
+
   test("a prefix covering a next hop is still noticed after other next hops were let go (the covering-prefix filter set again from the prefixes left)", async () => {
     const w = world();
     w.kernel.ipRouteAdd(kroute("192.0.2.0/25", { metric: 15 }));
