@@ -110,8 +110,7 @@ function hashNum(k: number): number {
  * table): mixed whole.
  */
 function hashV6Num(k: number): number {
-  // A wide key (lengths 51..64, magnitude below 2: lib/rib/types.ts): its bits mixed whole.
-  if (k > -2) return finish(wideKeyMix(k));
+  if (isWideKey(k)) return finish(wideKeyMix(k));
   const m = -k;
   // (Not `m % 64`: on a double this large that is a call to fmod, and the hash took twice the time; see lowBits in
   // lib/rib/types.ts.)

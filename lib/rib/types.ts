@@ -611,11 +611,9 @@ export function prefixKeyOfBytes(afi: Afi, len: number, buf: Uint8Array, off: nu
     return (v >>> 0) * 64 + len;
   }
   // (Bytes past the NLRI's are 0.)
-  if (len >= V6_NUM_MIN && len <= V6_NUM_MAX && (buf[off]! & 0xe0) === 0x20) {
-    return v6Num(len, buf[off]!, n > 1 ? buf[off + 1]! : 0, n > 2 ? buf[off + 2]! : 0, n > 3 ? buf[off + 3]! : 0, n > 4 ? buf[off + 4]! : 0, n > 5 ? buf[off + 5]! : 0, n > 6 ? buf[off + 6]! : 0);
-  }
-  // (len 51..64: seven or eight bytes.)
-  if (len > V6_NUM_MAX && len <= V6_WIDE_MAX && (buf[off]! & 0xe0) === 0x20) {
+  if (len >= V6_NUM_MIN && len <= V6_WIDE_MAX && (buf[off]! & 0xe0) === 0x20) {
+    if (len <= V6_NUM_MAX) return v6Num(len, buf[off]!, n > 1 ? buf[off + 1]! : 0, n > 2 ? buf[off + 2]! : 0, n > 3 ? buf[off + 3]! : 0, n > 4 ? buf[off + 4]! : 0, n > 5 ? buf[off + 5]! : 0, n > 6 ? buf[off + 6]! : 0);
+    // (len 51..64: seven or eight bytes.)
     return v6WideOf(len, buf[off]!, buf[off + 1]!, buf[off + 2]!, buf[off + 3]!, buf[off + 4]!, buf[off + 5]!, buf[off + 6]!, n > 7 ? buf[off + 7]! : 0);
   }
   return v6Words(len, buf, off, n, len);
