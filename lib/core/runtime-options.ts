@@ -23,8 +23,8 @@
  *   churn 5–10 MB lower too), the same time within the noise; 0.5 (the
  *   documented floor before the collector thrashes) measured no lower and
  *   slower.
- * - `BUN_JSC_thresholdForFTLOptimizeAfterWarmUp=400000` (JSC's default is
- *   100,000): how long a function runs in JSC's second optimising tier
+ * - `BUN_JSC_thresholdForFTLOptimizeAfterWarmUp=400000` (64,000 in this
+ *   Bun's JSC): how long a function runs in JSC's second optimising tier
  *   (DFG) before the third (FTL) compiles it. FTL compiles are the costly
  *   ones (the decoder's alone took 60–70 ms of compiler-thread time), and
  *   the compiler thread competes with the event loop for the CPU: on a
