@@ -45,7 +45,7 @@ import { AdjRibIn, type CandidateStore } from "../rib/adj-rib-in.ts";
 import { AdjRibOut } from "../rib/adj-rib-out.ts";
 import type { PositionTables } from "../rib/prefix-map.ts";
 import { type CompiledPolicies, LastVerdict, type PolicyContext, type PolicyResult, applyPolicy } from "../rib/policy.ts";
-import { type Route, type RouteSource, familyOfKey, makeRoute, prefixKeyOfBytes, withFields } from "../rib/types.ts";
+import { ReusedRoute, type Route, type RouteSource, familyOfKey, makeRoute, prefixKeyOfBytes, withFields } from "../rib/types.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Log } from "../core/log.ts";
 import { type SlicedTask, slicer } from "../core/slices.ts";
@@ -637,9 +637,12 @@ export class Neighbor implements GroupMember {
     this.importDecision(key, pathId, null);
   }
 
+  /** The route object each announced prefix (path id 0) is handled as, in turn (see ReusedRoute). */
+  private readonly incoming = new ReusedRoute();
+
   /** One announced prefix; `at`: when its UPDATE arrived (one time for all its routes, which then share all but their prefix). */
   private announced(key: Route["key"], pathId: number, attrs: PathAttributes, nextHop: Uint8Array, at: number): void {
-    const ch = this.adjIn.update(makeRoute(key, pathId, this.source, attrs, nextHop, at));
+    const ch = this.adjIn.update(pathId === 0 ? this.incoming.point(key, this.source, attrs, nextHop, at) : makeRoute(key, pathId, this.source, attrs, nextHop, at));
     // The same attributes (interned: identity) and next hop again: nothing changes past the Adj-RIB-In
     // (the route keeps its age; no policy, Loc-RIB, export or FIB work). A stale one is refreshed.
     if (ch.op === "unchanged" && !ch.old?.stale) return;
@@ -693,7 +696,8 @@ export class Neighbor implements GroupMember {
    * unless the Loc-RIB now holds that very route.
    */
   private toLocRib(key: Route["key"], pathId: number, given: Route | null, accepted: Route | null): void {
-    if (given !== null && accepted !== given) this.adjIn.keepHere(given);
+    // (The route object `announced` reuses for every prefix is kept as a copy.)
+    if (given !== null && accepted !== given) this.adjIn.keepHere(given === this.incoming ? withFields(given, {}) : given);
     this.host.importRoute(this.source, key, pathId, accepted);
     if (given !== null && accepted === given) this.adjIn.heldByStore(given);
   }
