@@ -34,7 +34,7 @@ import type { Afi } from "../core/addr.ts";
 import { holdAttributes, releaseAttributes } from "../bgp/attributes.ts";
 import { bytesEqual } from "../bgp/bytes.ts";
 import { PrefixMap } from "./prefix-map.ts";
-import { type PrefixKey, type Route, type RouteSource, isV4Key, withFields } from "./types.ts";
+import { type PrefixKey, type Route, type RouteSource, isV4Key, keepable, withFields } from "./types.ts";
 
 /** What `AdjRibIn.update` did (valid until its next call: the object is reused). */
 export interface AdjRibInChange {
@@ -103,7 +103,9 @@ export class AdjRibIn {
   }
 
   /** Keep `route` here (replacing the path with its prefix and path id). */
-  private keep(route: Route): void {
+  private keep(given: Route): void {
+    // (The route object a neighbour reuses for every prefix it receives is kept as a copy.)
+    const route = keepable(given);
     const key = route.key;
     const map = this.mapOf(key);
     const slot = map.get(key);

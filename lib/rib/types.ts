@@ -213,7 +213,7 @@ class PathRoute extends HeadView implements Route {
  * prefix: 760,000 of them, 24 MB the collector went through, for the
  * benchmark's table. It stands for its prefix only while that prefix is
  * handled: whatever keeps a route keeps its head (`storedForm`, as the
- * Loc-RIB and the FIB do) or a copy (`withFields`).
+ * Loc-RIB and the FIB do) or `keepable(route)` (as the Adj-RIB-In does).
  */
 export class ReusedRoute extends PathRoute {
   constructor() {
@@ -776,4 +776,9 @@ export function withKey(r: Route, key: PrefixKey): Route {
  */
 export function withFields(r: Route, f: Partial<Omit<Route, "prefix" | "key">>): Route {
   return storedRoute(r.key, f.pathId ?? r.pathId, f.source ?? r.source, f.attrs ?? r.attrs, f.nextHop ?? r.nextHop, f.learnedAt ?? r.learnedAt, f.igpCost ?? r.igpCost, f.reachable ?? r.reachable, f.stale ?? r.stale, "via" in f ? f.via : r.via);
+}
+
+/** A route that may be kept past the handling of its prefix: `r` itself, or a copy of a ReusedRoute. */
+export function keepable(r: Route): Route {
+  return r instanceof ReusedRoute ? withFields(r, {}) : r;
 }

@@ -696,8 +696,7 @@ export class Neighbor implements GroupMember {
    * unless the Loc-RIB now holds that very route.
    */
   private toLocRib(key: Route["key"], pathId: number, given: Route | null, accepted: Route | null): void {
-    // (The route object `announced` reuses for every prefix is kept as a copy.)
-    if (given !== null && accepted !== given) this.adjIn.keepHere(given === this.incoming ? withFields(given, {}) : given);
+    if (given !== null && accepted !== given) this.adjIn.keepHere(given);
     this.host.importRoute(this.source, key, pathId, accepted);
     if (given !== null && accepted === given) this.adjIn.heldByStore(given);
   }
