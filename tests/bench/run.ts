@@ -19,11 +19,12 @@
  * (default 3; kernel once unless given, k8s always once: it repeats its
  * own changes), each round every daemon once, the order rotated each round
  * (round r starts with the r-th daemon) so that none always runs first or
- * right after another. `--daemon-rounds name=N,...` caps a daemon's rounds
- * (at the default size GoBGP takes minutes a scenario: `gobgp=1` keeps it
- * in the same run at one round, its row that round). A row is the daemon's median round (its time, CPU,
- * RSS and notes all from that round), with the range of its times in the
- * notes; the ratios are of medians. The JSON has every round.
+ * right after another. `--daemon-rounds name=N,...` caps a daemon's
+ * rounds (at the default size GoBGP takes minutes a scenario: `gobgp=1`
+ * keeps it in the same run at one round, its row that round). A row is
+ * the daemon's median round (its time, CPU, RSS and notes all from that
+ * round), with the range of its times in the notes; the ratios are of
+ * medians. The JSON has every round.
  *
  * Prints one table per scenario (time, peak RSS, bgpctl's ratio to each
  * daemon, and for bgpctl the event loop's worst and p99 lag from `show
