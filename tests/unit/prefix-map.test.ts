@@ -229,6 +229,39 @@ describe("PrefixMap", () => {
     for (let i = 0; i < 1_000_000; i += 997) expect(m.get(i * 64 + 24)).toBe(i);
   });
 
+  test("a large new index is zeroed a piece per write before it is used (its memory comes unzeroed, recycled memory may hold anything)", () => {
+    const m = new PrefixMap<number, number>();
+    const alloc = Buffer.allocUnsafeSlow;
+    const fill = Int32Array.prototype.fill;
+    const big: number[] = [];
+    let zeroedThisWrite = 0;
+    let worst = 0;
+    // Memory as the allocator may hand it back: every byte 0x55 (a slot would read as a live position with a tag).
+    Buffer.allocUnsafeSlow = ((size: number) => {
+      big.push(size / 4);
+      return alloc(size).fill(0x55);
+    }) as typeof Buffer.allocUnsafeSlow;
+    Int32Array.prototype.fill = function (this: Int32Array, v: number, start?: number, end?: number) {
+      if (v === 0) zeroedThisWrite += (end ?? this.length) - (start ?? 0);
+      return fill.call(this, v, start, end);
+    } as typeof fill;
+    try {
+      for (let i = 0; i < 900_000; i++) {
+        zeroedThisWrite = 0;
+        m.set(v4(i) as number, i);
+        if (zeroedThisWrite > worst) worst = zeroedThisWrite;
+      }
+    } finally {
+      Buffer.allocUnsafeSlow = alloc;
+      Int32Array.prototype.fill = fill;
+    }
+    expect(big).toEqual([1_048_576, 2_097_152]); // the indexes past 65,536 slots
+    expect(worst).toBe(16_384);
+    expect(m.size).toBe(900_000);
+    for (let i = 0; i < 900_000; i += 7) expect(m.get(v4(i) as number)).toBe(i);
+    expect(m.get(v4(900_001) as number)).toBeUndefined();
+  });
+
   test("index size: sixteenfold up to 2^20 slots, twofold (at most half full) past them; removals alone never grow it", () => {
     const m = new PrefixMap<number, number>();
     const sizes: number[] = [];
