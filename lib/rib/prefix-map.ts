@@ -65,11 +65,11 @@ const FAST_GROWTH_MAX = 1 << 20;
 /**
  * A new index larger than this many slots is allocated without zeroing
  * and zeroed ZERO_STEP slots per write before the build starts. A zeroed
- * allocation of 2^20 slots (4 MB) held the event loop for 15–30 ms at
- * once on this virtual machine when the allocator zeroed recycled memory
- * (1,024 page faults of about 15 µs; the daemon's longest turn, found with
- * a CPU profile aligned to a log of long turns); zeroed 64 KB per write,
- * the faults are spread over 64 writes.
+ * allocation of 2^20 slots (4 MB) held the event loop for 17 ms in one
+ * write on this virtual machine (the daemon's longest turn in a
+ * fan-in, found with a CPU profile aligned to a log of long turns;
+ * touching a fresh 4 MB here is 1,024 page faults, 12–16 ms); zeroed
+ * 64 KB per write, the faults are spread over 64 writes.
  */
 const ZERO_AT_ONCE_MAX = 1 << 16;
 const ZERO_STEP = 1 << 14;
