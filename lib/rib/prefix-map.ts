@@ -503,8 +503,9 @@ export class PrefixMap<K extends PrefixKey, V> implements PositionTable<K> {
       let n = this.idx.length;
       while (held * 2 >= n) n *= 2;
       if (n > this.idx.length && this.idx.length < FAST_GROWTH_MAX) n = Math.min(FAST_GROWTH_MAX, this.idx.length * 16);
-      this.next = n > ZERO_AT_ONCE_MAX ? unzeroedIndex(n) : new Int32Array(n);
-      this.zeroed = n > ZERO_AT_ONCE_MAX ? 0 : n;
+      const later = n > ZERO_AT_ONCE_MAX;
+      this.next = later ? unzeroedIndex(n) : new Int32Array(n);
+      this.zeroed = later ? 0 : n;
       this.migrated = 0;
       this.nextUsed = 0;
     }

@@ -213,10 +213,10 @@ try {
     for (let round = 0; round < n; round++) {
       for (let i = 0; i < daemons.length; i++) {
         const d = daemons[(i + round) % daemons.length]!;
-        if (round >= (DAEMON_ROUNDS.get(d.name) ?? n)) continue;
+        const dn = Math.min(n, DAEMON_ROUNDS.get(d.name) ?? n);
+        if (round >= dn) continue;
         // A daemon that is missing, or does not support the scenario, is not tried again.
         if (["not available", "not supported"].includes(runs.get(d.name)![0]?.status ?? "")) continue;
-        const dn = Math.min(n, DAEMON_ROUNDS.get(d.name) ?? n);
         log(`${s} / ${d.name}${dn > 1 ? ` (round ${round + 1} of ${dn})` : ""} ...`);
         const r = await runScenario(s, d, feeds, { timeoutMs: TIMEOUT, pollMs: POLL, log, k8s: K8S });
         log(`  ${r.status}${r.ms !== undefined ? ` ${fmtS(r.ms)}` : ""}${r.cpuMs !== undefined ? ` (CPU ${fmtS(r.cpuMs)})` : ""}${r.rssBytes ? `, ${fmtMB(r.rssBytes)}` : ""}${r.detail ? ` (${r.detail})` : ""}`);

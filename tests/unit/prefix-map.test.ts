@@ -236,10 +236,15 @@ describe("PrefixMap", () => {
     const big: number[] = [];
     let zeroedThisWrite = 0;
     let worst = 0;
-    // Memory as the allocator may hand it back: every byte 0x55 (a slot would read as a live position with a tag).
+    // Memory as the allocator may hand it back: three slots in four read as a live position with a tag (0x55555555),
+    // the fourth as empty, so that an index used unzeroed fails at once (a lookup meets a position that does not
+    // exist) instead of probing forever for an empty slot.
     Buffer.allocUnsafeSlow = ((size: number) => {
       big.push(size / 4);
-      return alloc(size).fill(0x55);
+      const b = alloc(size).fill(0x55);
+      const w = new Int32Array(b.buffer, b.byteOffset, size / 4);
+      for (let i = 3; i < w.length; i += 4) w[i] = 0;
+      return b;
     }) as typeof Buffer.allocUnsafeSlow;
     Int32Array.prototype.fill = function (this: Int32Array, v: number, start?: number, end?: number) {
       if (v === 0) zeroedThisWrite += (end ?? this.length) - (start ?? 0);
