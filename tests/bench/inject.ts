@@ -37,6 +37,8 @@ export interface Seen {
 
 export class Speaker {
   readonly proc: Bun.Subprocess<"pipe", "pipe", "pipe">;
+  /** Started with --hold: loaded, waiting for `go()` to connect. */
+  ready = false;
   established = 0;
   sent: SpeakerEvent[] = [];
   prefixes = 0;
@@ -75,6 +77,7 @@ export class Speaker {
           continue;
         }
         if (e.event === "established") this.established = e.at!;
+        else if (e.event === "ready") this.ready = true;
         else if (e.event === "sent") this.sent.push(e);
         else if (e.event === "count") {
           this.prefixes = e.prefixes!;
@@ -88,6 +91,11 @@ export class Speaker {
         else if (e.event === "null-done") this.nullResult = e;
       }
     }
+  }
+
+  /** A speaker started with --hold: connect now. */
+  go(): void {
+    this.command("go");
   }
 
   command(line: string): void {
@@ -117,15 +125,23 @@ export class Speaker {
   }
 }
 
-/** An injector (index i: address 192.0.2.10+i, AS 65002) that sends `file` once Established with the daemon. */
-export function injector(lab: Lab, i: number, file: string, port = 179): Speaker {
-  return new Speaker(lab.peersNs, ["inject", "--local", injectorAddr(i), "--peer", DAEMON_V4, "--as", String(INJECT_AS), "--peer-as", String(DAEMON_AS), "--port", String(port), "--file", file]);
+/**
+ * An injector (index i: address 192.0.2.10+i, AS 65002) that sends `file` once Established with the daemon;
+ * with `hold`, it connects only on `go()` (start it before the daemon, wait for `ready`).
+ */
+export function injector(lab: Lab, i: number, file: string, opts: { port?: number; hold?: boolean } = {}): Speaker {
+  const hold = opts.hold ? ["--hold"] : [];
+  return new Speaker(lab.peersNs, ["inject", "--local", injectorAddr(i), "--peer", DAEMON_V4, "--as", String(INJECT_AS), "--peer-as", String(DAEMON_AS), "--port", String(opts.port ?? 179), "--file", file, ...hold]);
 }
 
-/** A sink (index i: address 192.0.2.100+i, AS 65003) counting what the daemon sends it; it keeps trying to connect for `connectWithinMs` (default 60 s). */
-export function sink(lab: Lab, i: number, opts: { connectWithinMs?: number } = {}): Speaker {
+/**
+ * A sink (index i: address 192.0.2.100+i, AS 65003) counting what the daemon sends it; it keeps trying to connect
+ * for `connectWithinMs` (default 60 s); with `hold`, from `go()` on.
+ */
+export function sink(lab: Lab, i: number, opts: { connectWithinMs?: number; hold?: boolean } = {}): Speaker {
   const retries = opts.connectWithinMs ? ["--connect-retries", String(Math.ceil(opts.connectWithinMs / 250))] : [];
-  return new Speaker(lab.peersNs, ["sink", "--local", sinkAddr(i), "--peer", DAEMON_V4, "--as", String(SINK_AS), "--peer-as", String(DAEMON_AS), ...retries]);
+  const hold = opts.hold ? ["--hold"] : [];
+  return new Speaker(lab.peersNs, ["sink", "--local", sinkAddr(i), "--peer", DAEMON_V4, "--as", String(SINK_AS), "--peer-as", String(DAEMON_AS), ...retries, ...hold]);
 }
 
 /**

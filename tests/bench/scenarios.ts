@@ -260,18 +260,23 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
   let running: Running | null = null;
   try {
     const counter = p.kernelTable ? await KernelCounter.make(lab.daemonNs, p.kernelTable) : null;
+    // Every speaker is started (a Bun process each, up to 24) and loaded before the daemon: their start-up, about
+    // 2 s of CPU on the two cores at twenty injectors, then falls before the daemon's life rather than in its first
+    // seconds, where its event-loop figures would count the wait for a core as lag (measured: 90–180 ms).
+    const sinks = Array.from({ length: p.sinks }, (_, i) => sink(lab, i, { hold: true }));
+    const injectors = p.files.map((file, i) => injector(lab, i, file, { hold: true }));
+    speakers.push(...sinks, ...injectors);
+    const checkAll = () => speakers.forEach((x, i) => x.check(`speaker ${i}`));
+    if (!(await pollUntil(async () => (checkAll(), speakers.every((x) => x.ready)), 30_000, 20))) throw new Error("speakers not started within 30 s");
     running = await d.start({ lab, dir, injectors: p.files.length, sinks: p.sinks, kernelTable: p.kernelTable });
     const r = running;
-    const sinks = Array.from({ length: p.sinks }, (_, i) => sink(lab, i));
-    speakers.push(...sinks);
-    const checkAll = () => speakers.forEach((x, i) => x.check(`speaker ${i}`));
+    for (const x of sinks) x.go();
     if (sinks.length && !(await pollUntil(async () => (checkAll(), sinks.every((x) => x.established > 0)), 30_000, 50))) throw new Error("sinks did not reach Established within 30 s");
     // The harness's own garbage (the tables it built: gigabytes at the default size) collected now, not by a
     // collection on both cores in the middle of a measured span (measured: up to 280 ms of this process's CPU
     // inside a one-second receive round).
     Bun.gc(true);
-    const injectors = p.files.map((file, i) => injector(lab, i, file));
-    speakers.push(...injectors);
+    for (const x of injectors) x.go();
     if (!(await pollUntil(async () => (checkAll(), injectors.every((x) => x.established > 0)), 30_000, 20))) throw new Error("injectors did not reach Established within 30 s");
     const t0 = Math.max(...injectors.map((x) => x.established));
     const use0 = usage(r.pid);

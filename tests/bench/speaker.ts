@@ -26,7 +26,12 @@
  * processes. Exits on SIGTERM or when the session closes.
  *
  * Usage: bun speaker.ts MODE --local ADDR --peer ADDR --as N --peer-as N [--file F] [--port 179]
- *   [--connect-retries 240]
+ *   [--connect-retries 240] [--hold]
+ *
+ * --hold (inject, sink): start, read the table, report {"event":"ready"} and
+ * connect only when told `go` on stdin: the orchestrator starts its twenty
+ * speakers before the daemon, so their own start-up (a Bun process each:
+ * loading, compiling) is not on the daemon's cores in its measured life.
  */
 import net from "node:net";
 import { readFileSync } from "node:fs";
@@ -295,5 +300,16 @@ if (mode === "null") {
       setTimeout(() => attempt(n + 1), 250);
     });
   };
-  attempt(0);
+  if (process.argv.includes("--hold")) {
+    // Started ahead of the daemon (its start-up off the cores the daemon's run will use): connect on "go".
+    let pending = "";
+    const onGo = (d: Buffer) => {
+      pending += d.toString();
+      if (!pending.split("\n").some((l) => l.trim() === "go")) return;
+      process.stdin.off("data", onGo);
+      attempt(0);
+    };
+    process.stdin.on("data", onGo);
+    emit({ event: "ready" });
+  } else attempt(0);
 }
