@@ -59,7 +59,10 @@ export function applyRuntimeOptions(): void {
   if (typeof execve !== "function") return;
   // A compiled binary sees ["bun", "/$bunfs/root/<name>", ...arguments]; `bun main.ts` sees [bun, main.ts, ...arguments] and its own flags in execArgv.
   const compiled = process.argv[1]?.startsWith("/$bunfs/") ?? false;
-  const args = [...process.execArgv, ...process.argv.slice(compiled ? 2 : 1)];
+  // Flags that came from BUN_OPTIONS are in execArgv too: the environment hands them on, and given again as
+  // arguments a compiled binary would take them for its own (`unknown option '--cpu-prof'`).
+  const fromEnv = new Set((process.env.BUN_OPTIONS ?? "").split(/\s+/).filter(Boolean));
+  const args = [...process.execArgv.filter((a) => !fromEnv.has(a)), ...process.argv.slice(compiled ? 2 : 1)];
   try {
     execve.call(process, process.execPath, [process.execPath, ...args], { ...process.env, ...Object.fromEntries(missing) });
   } catch {

@@ -7,7 +7,8 @@
  * refuses to start on an option it does not know: a daemon that answers
  * runs with both.) Checked on the compiled binary
  * ($BGPCTL_BIN, or dist/bgpctl as `npm test` builds it) and on `bun main.ts`
- * (whose own flags must survive the re-run), through /proc/PID/environ.
+ * (whose own flags must survive the re-run), through /proc/PID/environ;
+ * flags set in BUN_OPTIONS go on through the environment alone.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -77,6 +78,15 @@ describe("the daemon's runtime options", () => {
     const d = await daemon([BIN], { ...baseEnv(), [HEAP_GROWTH_ENV]: "1", [FTL_ENV]: "100000" });
     expect(d.env.get(HEAP_GROWTH_ENV)).toBe("1");
     expect(d.env.get(FTL_ENV)).toBe("100000");
+  });
+
+  test("flags given in BUN_OPTIONS reach the re-run through the environment, not as arguments the daemon would refuse", async () => {
+    // Bun lists BUN_OPTIONS' flags in execArgv; handed on as arguments too, `run` failed with "unknown option '--smol'".
+    const d = await daemon([BIN], { ...baseEnv(), BUN_OPTIONS: "--smol" });
+    expect(d.env.get(HEAP_GROWTH_ENV)).toBe("0.75");
+    expect(d.env.get("BUN_OPTIONS")).toBe("--smol");
+    expect(d.cmdline[0]).toBe(BIN);
+    expect(d.cmdline.slice(1, 3)).toEqual(["run", "--config"]);
   });
 
   test("bun main.ts run keeps bun's own flags across the re-run", async () => {
