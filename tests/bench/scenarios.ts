@@ -1,7 +1,8 @@
 /**
  * The benchmark scenarios and the one routine that runs any of them against
- * one daemon: a fresh lab (tests/bench/lab.ts), the daemon started with the
- * scenario's peers, sinks connected, injectors replaying their pre-encoded
+ * one daemon: a fresh lab (tests/bench/lab.ts), the scenario's speakers
+ * started and loaded (holding), the daemon started with them as its peers,
+ * sinks connected, injectors connected and replaying their pre-encoded
  * files, then polling (bounded rate, bounded time) until the goal is met:
  *
  * - receive: one session sends the full table; done when the daemon's own
@@ -260,9 +261,10 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
   let running: Running | null = null;
   try {
     const counter = p.kernelTable ? await KernelCounter.make(lab.daemonNs, p.kernelTable) : null;
-    // Every speaker is started (a Bun process each, up to 24) and loaded before the daemon: their start-up, about
-    // 2 s of CPU on the two cores at twenty injectors, then falls before the daemon's life rather than in its first
-    // seconds, where its event-loop figures would count the wait for a core as lag (measured: 90–180 ms).
+    // Every speaker is started (a Bun process each, up to 24) and loaded before the daemon: their start-up then
+    // falls before the daemon's life rather than in its first seconds, where its event-loop figures counted the
+    // wait for a core as lag (fan-in-distinct: lags of 90–180 ms in whose windows the daemon's process had 5 ms of
+    // CPU in 87, the twenty injectors starting up the rest; `perf record -a -e sched:sched_switch`).
     const sinks = Array.from({ length: p.sinks }, (_, i) => sink(lab, i, { hold: true }));
     const injectors = p.files.map((file, i) => injector(lab, i, file, { hold: true }));
     speakers.push(...sinks, ...injectors);

@@ -31,7 +31,7 @@
  * --hold (inject, sink): start, read the table, report {"event":"ready"} and
  * connect only when told `go` on stdin: the orchestrator starts its twenty
  * speakers before the daemon, so their own start-up (a Bun process each:
- * loading, compiling) is not on the daemon's cores in its measured life.
+ * loading, compiling) does not compete with the daemon's first seconds.
  */
 import net from "node:net";
 import { readFileSync } from "node:fs";
