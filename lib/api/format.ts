@@ -58,7 +58,8 @@ function stateColumn(n: NeighborInfo): string {
 function eventLoopLine(s: RouterSummary): string {
   const e = s.eventLoop;
   const sl = s.slices;
-  const onCore = sl?.longestOnCoreMs !== undefined ? ` (${sl.longestOnCoreMs} ms on a core)` : "";
+  const at = sl?.longestOnCoreAt !== undefined ? `, ${new Date(sl.longestOnCoreAt).toISOString().slice(11, 19)} UTC` : "";
+  const onCore = sl?.longestOnCoreMs !== undefined ? ` (${sl.longestOnCoreMs} ms on a core${at})` : "";
   const over = sl?.over20OnCore !== undefined ? ` (${sl.over20OnCore} on a core)` : "";
   const slices = sl ? `; longest turn of work ${sl.longestMs} ms${onCore}, ${sl.over20} of ${sl.turns} over 20 ms${over}` : "";
   return `Event loop lag: max ${e.maxLagMs} ms, p99 ${e.p99LagMs} ms (${e.samples} samples)${slices}\n`;

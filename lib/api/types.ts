@@ -139,8 +139,10 @@ export interface RouterSummary {
    * how many, the longest (ms), and how many took longer than 20 ms; the
    * same two by the event loop's time on a core (`longestOnCoreMs`,
    * `over20OnCore`: without the time its thread waited for a core while
-   * other threads or processes ran). Tells the daemon's own work (cut into
-   * turns of a few milliseconds) from what held the loop besides it.
+   * other threads or processes ran), and when that longest turn on a core
+   * ended (`longestOnCoreAt`, Unix time in ms). Tells the daemon's own work
+   * (cut into turns of a few milliseconds) from what held the loop besides
+   * it.
    */
   slices?: SlicerStats;
 }

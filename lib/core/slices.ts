@@ -41,6 +41,11 @@ export interface SlicerStats {
    */
   longestOnCoreMs?: number;
   over20OnCore?: number;
+  /**
+   * When the turn of `longestOnCoreMs` ended (Date.now() milliseconds): to
+   * set it beside the logs, or beside what else ran on the machine then.
+   */
+  longestOnCoreAt?: number;
 }
 
 /** The calling thread's CPU time in ms (ffi/monotonic.ts); null when it cannot be read here (no glibc); undefined until first asked (a CLI command never loads the clock). */
@@ -120,7 +125,10 @@ export class Slicer {
     if (took > 20) st.over20++;
     if (clock !== null) {
       const onCore = clock() - cpu0;
-      if (st.longestOnCoreMs === undefined || onCore > st.longestOnCoreMs) st.longestOnCoreMs = onCore;
+      if (st.longestOnCoreMs === undefined || onCore > st.longestOnCoreMs) {
+        st.longestOnCoreMs = onCore;
+        st.longestOnCoreAt = Date.now();
+      }
       st.over20OnCore = (st.over20OnCore ?? 0) + (onCore > 20 ? 1 : 0);
     }
     if (this.ready.size > 0) this.schedule();

@@ -435,6 +435,7 @@ function sliceStats(): SlicerStats {
   if (st.longestOnCoreMs !== undefined) {
     out.longestOnCoreMs = ms(st.longestOnCoreMs);
     out.over20OnCore = st.over20OnCore;
+    out.longestOnCoreAt = st.longestOnCoreAt;
   }
   return out;
 }

@@ -13,6 +13,7 @@
  *     [--rounds 3] [--daemon-rounds gobgp=1] [--json FILE]
  *     [--k8s-nodes 5000] [--k8s-services 20000]
  *     [--k8s-changes 200] [--k8s-change-ms 100] [--k8s-heartbeats 20]
+ *     [--no-probe]
  *
  * Rounds: this machine's speed drifts by tens of percent within minutes
  * (a shared virtual machine), so a BGP scenario runs `--rounds` times
@@ -33,6 +34,14 @@
  * The k8s scenario's table also has the p50 / p99 latency from a Service
  * change to its UPDATE on the wire. With only k8s selected no BGP table is
  * built (it needs none).
+ *
+ * The machine probes (tests/bench/probe.ts) run beside every BGP round
+ * (`--no-probe`: not at all): each row's notes say how often and how long
+ * the machine paused the cores (a real-time sleeper per core waking every
+ * 2 ms, late by more than 5 ms), how long the memory probe's passes usually
+ * took on a core and the slowest, and for bgpctl what both saw during its
+ * longest turn on a core: a long turn the machine paused in is the
+ * machine's. They take about 3% of a core, the same in every round.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
@@ -65,7 +74,8 @@ function count(name: string, dflt: number): number {
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name}: expected a whole number, got "${v}"`);
   return n;
 }
-for (const a of args) if (a.startsWith("--") && !["--prefixes", "--v6-prefixes", "--fanin-prefixes", "--only", "--daemons", "--timeout", "--poll-ms", "--rounds", "--daemon-rounds", "--json", "--k8s-nodes", "--k8s-services", "--k8s-changes", "--k8s-change-ms", "--k8s-heartbeats"].includes(a)) throw new Error(`unknown option ${a}`);
+const NO_PROBE = args.includes("--no-probe");
+for (const a of args) if (a !== "--no-probe" && a.startsWith("--") && !["--prefixes", "--v6-prefixes", "--fanin-prefixes", "--only", "--daemons", "--timeout", "--poll-ms", "--rounds", "--daemon-rounds", "--json", "--k8s-nodes", "--k8s-services", "--k8s-changes", "--k8s-change-ms", "--k8s-heartbeats"].includes(a)) throw new Error(`unknown option ${a}`);
 
 const V4 = count("--prefixes", 560_000);
 const V6 = count("--v6-prefixes", 200_000);
@@ -134,6 +144,15 @@ function usageNote(r: Result): string {
   return `main thread ${fmtS(r.mainCpuMs)} on a core, ${fmtS(r.mainWaitMs)} waiting for one; ${faults}`;
 }
 
+/** The machine probes in the round: the cores' pauses, the memory passes; for bgpctl, what they saw in its longest turn on a core. */
+function probeNote(r: Result): string {
+  const p = r.probe;
+  if (!p) return "";
+  const pauses = p.pausesMeasured ? `machine paused ${p.pauses} times over 5 ms${p.pauses ? `, longest ${p.longestPauseMs.toFixed(1)} ms` : ""}` : "pauses not measured (needs root, chrt, taskset)";
+  const turn = r.eventLoop?.longestTurnOnCoreMs !== undefined ? `; in bgpctl's longest turn on a core: ${p.pauseInTurn !== undefined ? `a pause of ${p.pauseInTurn.toFixed(1)} ms` : p.pausesMeasured ? "no pause" : "pauses unknown"}, memory pass ${p.stallNear !== undefined ? `${p.stallNear.toFixed(1)} ms` : "none"}` : "";
+  return `${pauses}; memory passes ${p.usualMs.toFixed(1)} ms on a core, slowest ${p.maxMs.toFixed(1)} ms (${p.over20} of ${p.passes} over 20 ms)${turn}`;
+}
+
 /** bgpctl's longest turn of work, and the most time on a core one took (the rest of a long turn was waiting for a core). */
 function turnText(e: NonNullable<Result["eventLoop"]>): string {
   if (e.longestTurnMs === undefined) return "";
@@ -155,7 +174,7 @@ function table(s: ScenarioName, rows: Result[]): string {
     const mr = ok && ours && r.daemon !== "bgpctl" && r.rssBytes ? (ours.rssBytes! / r.rssBytes).toFixed(2) : "";
     const el = r.daemon === "bgpctl" ? (r.eventLoop ? `${r.eventLoop.maxLagMs.toFixed(0)} / ${r.eventLoop.p99LagMs.toFixed(0)} ms${turnText(r.eventLoop)}` : "n/a") : "";
     const lat = k8s ? ` ${r.latency ? `${r.latency.p50Ms} ms` : ""} | ${r.latency ? `${r.latency.p99Ms} ms` : ""} |` : "";
-    lines.push(`| ${r.daemon} | ${ok ? fmtS(r.ms) : r.status} | ${fmtS(r.cpuMs)} | ${fmtMB(r.rssBytes)} | ${tr} | ${cr} | ${mr} | ${el} |${lat} ${[usageNote(r), r.detail].filter(Boolean).join("; ")} |`);
+    lines.push(`| ${r.daemon} | ${ok ? fmtS(r.ms) : r.status} | ${fmtS(r.cpuMs)} | ${fmtMB(r.rssBytes)} | ${tr} | ${cr} | ${mr} | ${el} |${lat} ${[usageNote(r), probeNote(r), r.detail].filter(Boolean).join("; ")} |`);
   }
   return lines.join("\n");
 }
@@ -218,7 +237,7 @@ try {
         // A daemon that is missing, or does not support the scenario, is not tried again.
         if (["not available", "not supported"].includes(runs.get(d.name)![0]?.status ?? "")) continue;
         log(`${s} / ${d.name}${dn > 1 ? ` (round ${round + 1} of ${dn})` : ""} ...`);
-        const r = await runScenario(s, d, feeds, { timeoutMs: TIMEOUT, pollMs: POLL, log, k8s: K8S });
+        const r = await runScenario(s, d, feeds, { timeoutMs: TIMEOUT, pollMs: POLL, log, k8s: K8S, probe: !NO_PROBE });
         log(`  ${r.status}${r.ms !== undefined ? ` ${fmtS(r.ms)}` : ""}${r.cpuMs !== undefined ? ` (CPU ${fmtS(r.cpuMs)})` : ""}${r.rssBytes ? `, ${fmtMB(r.rssBytes)}` : ""}${r.detail ? ` (${r.detail})` : ""}`);
         runs.get(d.name)!.push(r);
         results.push(n > 1 ? { ...r, round: round + 1 } : r);

@@ -29,7 +29,11 @@
  * read before stopping it. Over the same span as the time: the daemon's CPU
  * time, its minor page faults, (one process only) its main thread's time
  * on a core and waiting for one (lab.ts `usage`), and this harness's own
- * CPU time (collected its own garbage first).
+ * CPU time (collected its own garbage first). Beside every round (unless
+ * `probe` is off) the machine probes (tests/bench/probe.ts) run from
+ * before the daemon starts: what they saw from the daemon's start to the
+ * end of the round is the round's `probe`, and for bgpctl what they saw
+ * during the daemon's longest turn on a core.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -38,6 +42,7 @@ import { type Speaker, injector, sink } from "./inject.ts";
 import { type Usage, dropLab, killPid, makeLab, out, peakRss, pollUntil, procStart, processTree, usage, usedSince } from "./lab.ts";
 import type { Daemon, EventLoopStats, Running } from "./daemons/types.ts";
 import { type K8sOptions, type Latency, runK8s } from "./k8s.ts";
+import { Probe, type ProbeSummary, probeSummary } from "./probe.ts";
 
 /** How often a daemon's CLI is polled once its count is within a tenth of the goal (ms). */
 const FINE_POLL_MS = 20;
@@ -81,6 +86,8 @@ export interface Result {
   round?: number;
   /** This harness's own CPU time over the same span as `ms` (its polling and speaker bookkeeping: what it took from the cores the daemon runs on). */
   harnessCpuMs?: number;
+  /** The machine-stall probe's passes from the daemon's start to the end of the round (tests/bench/probe.ts). */
+  probe?: ProbeSummary;
 }
 
 interface Plan {
@@ -236,6 +243,8 @@ export interface RunOptions {
   log: (s: string) => void;
   /** The k8s scenario's cluster size and changes. */
   k8s: K8sOptions;
+  /** Run the machine-stall probe beside each round (tests/bench/probe.ts). */
+  probe: boolean;
 }
 
 /** This process's CPU time (user + system) since `from` (process.cpuUsage), in ms. */
@@ -259,6 +268,16 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
   const dir = mkdtempSync(join(tmpdir(), `bgpctl-bench-${d.name}-`));
   const speakers: Speaker[] = [];
   let running: Running | null = null;
+  let probe: Probe | null = null;
+  let daemonStart = 0;
+  /** The round's result with the probe's passes since the daemon started, set beside bgpctl's longest turn on a core. */
+  const withProbe = (res: Result): Result => {
+    if (!probe || !daemonStart) return res;
+    const e = res.eventLoop;
+    const turn = e?.longestTurnOnCoreAt !== undefined && e.longestTurnOnCoreMs !== undefined ? { at: e.longestTurnOnCoreAt, ms: e.longestTurnOnCoreMs } : undefined;
+    const summary = probeSummary(probe.passes, daemonStart, Date.now(), turn, probe.pauses);
+    return summary ? { ...res, probe: summary } : res;
+  };
   try {
     const counter = p.kernelTable ? await KernelCounter.make(lab.daemonNs, p.kernelTable) : null;
     // Every speaker is started (a Bun process each, up to 24) and loaded before the daemon: their start-up then
@@ -268,8 +287,13 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
     const sinks = Array.from({ length: p.sinks }, (_, i) => sink(lab, i, { hold: true }));
     const injectors = p.files.map((file, i) => injector(lab, i, file, { hold: true }));
     speakers.push(...sinks, ...injectors);
-    const checkAll = () => speakers.forEach((x, i) => x.check(`speaker ${i}`));
-    if (!(await pollUntil(async () => (checkAll(), speakers.every((x) => x.ready)), 30_000, 20))) throw new Error("speakers not started within 30 s");
+    probe = o.probe ? new Probe() : null;
+    const checkAll = () => {
+      speakers.forEach((x, i) => x.check(`speaker ${i}`));
+      probe?.check();
+    };
+    if (!(await pollUntil(async () => (checkAll(), speakers.every((x) => x.ready) && (probe?.ready ?? true)), 30_000, 20))) throw new Error("speakers (or the probe) not started within 30 s");
+    daemonStart = Date.now();
     running = await d.start({ lab, dir, injectors: p.files.length, sinks: p.sinks, kernelTable: p.kernelTable });
     const r = running;
     for (const x of sinks) x.go();
@@ -325,7 +349,7 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
           }
         : 20;
     if (!(await pollUntil(goal, o.timeoutMs, interval))) {
-      return { ...base, status: "timeout", detail: `after ${o.timeoutMs / 1000} s: ${have}`, rssBytes: peakRss(r.pid), eventLoop: r.eventLoop ? await r.eventLoop() : undefined };
+      return withProbe({ ...base, status: "timeout", detail: `after ${o.timeoutMs / 1000} s: ${have}`, rssBytes: peakRss(r.pid), eventLoop: r.eventLoop ? await r.eventLoop() : undefined });
     }
     let ms = doneAt - t0;
     let used = usedSince(use0, useAt);
@@ -340,17 +364,17 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
       harness0 = process.cpuUsage();
       injectors[0]!.command(`send ${f.churn.file}`);
       const settled = await pollUntil(async () => (checkAll(), sk.marked >= f.churn.prefixes && sk.prefixes >= p.sinkPrefixes && sk.countAt >= t1), o.timeoutMs, 20);
-      if (!settled) return { ...base, status: "timeout", detail: `churn: after ${o.timeoutMs / 1000} s the sink held ${sk.prefixes} prefixes, ${sk.marked} of ${f.churn.prefixes} re-announced`, rssBytes: peakRss(r.pid) };
+      if (!settled) return withProbe({ ...base, status: "timeout", detail: `churn: after ${o.timeoutMs / 1000} s the sink held ${sk.prefixes} prefixes, ${sk.marked} of ${f.churn.prefixes} re-announced`, rssBytes: peakRss(r.pid) });
       detail = `full table first in ${(ms / 1000).toFixed(2)} s`;
       ms = sk.countAt - t1;
       used = usedSince(use1, usage(r.pid));
       harnessCpuMs = cpuMsSince(harness0);
     }
-    return { ...base, ms, cpuMs: used.cpuMs, faults: used.faults, mainCpuMs: used.mainCpuMs, mainWaitMs: used.mainWaitMs, harnessCpuMs, rssBytes: peakRss(r.pid), eventLoop: r.eventLoop ? await r.eventLoop() : undefined, detail };
+    return withProbe({ ...base, ms, cpuMs: used.cpuMs, faults: used.faults, mainCpuMs: used.mainCpuMs, mainWaitMs: used.mainWaitMs, harnessCpuMs, rssBytes: peakRss(r.pid), eventLoop: r.eventLoop ? await r.eventLoop() : undefined, detail });
   } catch (e) {
     return { ...base, status: "error", detail: (e as Error).message.replace(/\s+/g, " ").slice(0, 300) };
   } finally {
-    await Promise.all(speakers.map((x) => x.stop()));
+    await Promise.all([...speakers.map((x) => x.stop()), probe?.stop()]);
     if (running) {
       // Forked helpers (OpenBGPD's engines) are stopped by PID if the daemon left them behind.
       const tree = processTree(running.pid).map((pid) => [pid, procStart(pid)] as const);

@@ -718,6 +718,13 @@ describe("format", () => {
     expect(text.split("\n")[1]).toBe("Event loop lag: max 12.5 ms, p99 3.25 ms (4000 samples); longest turn of work 21.5 ms (9.75 ms on a core), 2 of 900 over 20 ms (0 on a core)");
   });
 
+  test("summary: when the longest turn on a core ended, in UTC", () => {
+    const s = new FakeRouter().summary();
+    const at = Date.UTC(2026, 11, 6, 15, 45, 49, 250);
+    const text = formatSummary({ ...s, slices: { ...s.slices, longestOnCoreMs: 33.5, over20OnCore: 1, longestOnCoreAt: at } });
+    expect(text.split("\n")[1]).toBe("Event loop lag: max 12.5 ms, p99 3.25 ms (4000 samples); longest turn of work 21.5 ms (33.5 ms on a core, 15:45:49 UTC), 2 of 900 over 20 ms (1 on a core)");
+  });
+
   test("neighbors", () => {
     expect(formatNeighbors([N1, N2])).toBe(
       [

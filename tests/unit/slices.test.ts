@@ -68,7 +68,10 @@ test("time on a core: a turn that waits counts in the wall-clock figures only, o
   expect(s.stats.longestOnCoreMs!).toBeLessThan(20);
   expect(s.stats.over20OnCore).toBe(0);
 
+  const firstAt = s.stats.longestOnCoreAt!;
+  expect(firstAt).toBeLessThanOrEqual(Date.now());
   const done2 = Promise.withResolvers<void>();
+  const before = Date.now();
   s.wake({
     step() {
       // Works through its deadline: 30 ms on a core (counted by the thread's own clock, whatever else runs).
@@ -80,6 +83,9 @@ test("time on a core: a turn that waits counts in the wall-clock figures only, o
   });
   await done2.promise;
   expect(s.stats.longestOnCoreMs!).toBeGreaterThanOrEqual(30);
+  // When the longest turn on a core ended: the working turn's end, after it began.
+  expect(s.stats.longestOnCoreAt!).toBeGreaterThanOrEqual(before + 30);
+  expect(s.stats.longestOnCoreAt!).toBeLessThanOrEqual(Date.now());
   expect(s.stats.longestOnCoreMs!).toBeLessThanOrEqual(s.stats.longestMs);
   expect(s.stats.over20OnCore).toBe(1);
   expect(s.stats.over20).toBe(2);

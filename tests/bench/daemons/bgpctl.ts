@@ -16,8 +16,8 @@ const BIN = process.env.BGPCTL_BIN ?? join(import.meta.dir, "../../../dist/bgpct
 
 /** The event loop's figures of a `show summary` answer (null from a build that reports none). */
 function loopStats(summary: unknown): EventLoopStats | null {
-  const s = summary as { eventLoop?: EventLoopStats; slices?: { longestMs: number; longestOnCoreMs?: number } };
-  return s.eventLoop ? { ...s.eventLoop, longestTurnMs: s.slices?.longestMs, longestTurnOnCoreMs: s.slices?.longestOnCoreMs } : null;
+  const s = summary as { eventLoop?: EventLoopStats; slices?: { longestMs: number; longestOnCoreMs?: number; longestOnCoreAt?: number } };
+  return s.eventLoop ? { ...s.eventLoop, longestTurnMs: s.slices?.longestMs, longestTurnOnCoreMs: s.slices?.longestOnCoreMs, longestTurnOnCoreAt: s.slices?.longestOnCoreAt } : null;
 }
 
 export const bgpctl: Daemon = {

@@ -25,6 +25,8 @@ export interface EventLoopStats {
   longestTurnMs?: number;
   /** The most time on a core one turn took (`slices.longestOnCoreMs`): the longest turn without its waits for a core. */
   longestTurnOnCoreMs?: number;
+  /** When that turn ended (`slices.longestOnCoreAt`, Date.now() milliseconds). */
+  longestTurnOnCoreAt?: number;
 }
 
 export interface Running {
