@@ -16,19 +16,18 @@
  * cores busy for minutes (OpenBGPD's fan-in rounds). Needs root, chrt and
  * taskset; without them the pauses are not measured (said in the notes).
  *
- * Memory passes: a process that, every
- * 50 ms, reads one cache line in each 4 KiB page of a 128 MiB buffer it
- * filled at start (pages in a scattered order), and times each pass by its
- * thread's CPU time. Nothing in a pass allocates, calls the kernel or
- * waits, so a pass far over the usual is the machine making memory access
- * slow for every process at that moment, not the probe's own work. Found on
- * the benchmark's virtual machine: in episodes, about twice a second, a
- * pass that takes 2 ms takes 10–60 ms on a core, with no page fault the
- * guest counts; heavier for a while after a daemon used gigabytes (the C
- * equivalent shows the same). A bgpctl turn of 30 ms on a core at such a
- * moment is the machine's, not the daemon's: the harness sets the daemon's
- * longest turn on a core (`show summary`'s `longestOnCoreAt`) beside the
- * probe's passes around it (`stallNear`).
+ * Memory passes: a process that every 50 ms reads one cache line in each
+ * 4 KiB page of a 128 MiB buffer it filled at start (the pages in a
+ * scattered order) and times each pass by its thread's CPU time, usually
+ * about 1.2 ms. Nothing in a pass allocates, calls the kernel or waits, so
+ * a pass far over the usual is the machine making memory slower for every
+ * process at that moment, not the probe's own work. On the benchmark's
+ * virtual machine, in episodes of minutes, about twice a second a pass
+ * takes 5–60 ms on a core with no page fault the guest counts (a C loop
+ * over 256 MB shows the same).
+ *
+ * The harness sets what both saw beside the daemon's longest turn on a
+ * core (`show summary`'s `longestOnCoreAt`): `pauseInTurn`, `stallNear`.
  *
  * Run as a process: `bun probe.ts [--mb N] [--every MS]` prints
  * {"event":"ready"} once its buffer is filled, then one line per pass,

@@ -86,7 +86,7 @@ export interface Result {
   round?: number;
   /** This harness's own CPU time over the same span as `ms` (its polling and speaker bookkeeping: what it took from the cores the daemon runs on). */
   harnessCpuMs?: number;
-  /** The machine-stall probe's passes from the daemon's start to the end of the round (tests/bench/probe.ts). */
+  /** What the machine probes saw from the daemon's start to the end of the round (tests/bench/probe.ts). */
   probe?: ProbeSummary;
 }
 
@@ -243,7 +243,7 @@ export interface RunOptions {
   log: (s: string) => void;
   /** The k8s scenario's cluster size and changes. */
   k8s: K8sOptions;
-  /** Run the machine-stall probe beside each round (tests/bench/probe.ts). */
+  /** Run the machine probes beside each round (tests/bench/probe.ts). */
   probe: boolean;
 }
 
@@ -270,7 +270,7 @@ export async function runScenario(s: ScenarioName, d: Daemon, f: Feeds, o: RunOp
   let running: Running | null = null;
   let probe: Probe | null = null;
   let daemonStart = 0;
-  /** The round's result with the probe's passes since the daemon started, set beside bgpctl's longest turn on a core. */
+  /** The round's result with what the probes saw since the daemon started, and (bgpctl) during its longest turn on a core. */
   const withProbe = (res: Result): Result => {
     if (!probe || !daemonStart) return res;
     const e = res.eventLoop;

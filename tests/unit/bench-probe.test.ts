@@ -3,7 +3,7 @@ import { type Pass, Probe, probeSummary } from "../bench/probe.ts";
 
 const pass = (at: number, cpu: number): Pass => ({ at, cpu, wall: cpu });
 
-describe("machine-stall probe (tests/bench/probe.ts)", () => {
+describe("machine probes (tests/bench/probe.ts)", () => {
   test("a window's passes: the usual (median), the slowest and when, those over 20 ms", () => {
     const ps = [pass(1000, 9), pass(1050, 1.2), pass(1100, 1.1), pass(1150, 31.5), pass(1200, 1.3), pass(1250, 24), pass(1300, 1.2), pass(1350, 50)];
     const s = probeSummary(ps, 1040, 1310)!;
