@@ -7,7 +7,7 @@
  * null receiver, so the reports can show it is not the bottleneck.
  */
 import { join } from "node:path";
-import { type Lab, DAEMON_V4, DAEMON_AS, INJECT_AS, SINK_AS, injectorAddr, sinkAddr, spawnIn, stopProc, makeLab, dropLab, pollUntil } from "./lab.ts";
+import { type Lab, DAEMON_V4, DAEMON_AS, INJECT_AS, SINK_AS, forEachLine, injectorAddr, sinkAddr, spawnIn, stopProc, makeLab, dropLab, pollUntil } from "./lab.ts";
 
 const SPEAKER = join(import.meta.dir, "speaker.ts");
 
@@ -62,35 +62,28 @@ export class Speaker {
   }
 
   private async read(): Promise<void> {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const c of this.proc.stdout) {
-      buf += dec.decode(c);
-      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        let e: SpeakerEvent;
-        try {
-          e = JSON.parse(line) as SpeakerEvent;
-        } catch {
-          this.errors.push(`unparsable speaker output: ${line}`);
-          continue;
-        }
-        if (e.event === "established") this.established = e.at!;
-        else if (e.event === "ready") this.ready = true;
-        else if (e.event === "sent") this.sent.push(e);
-        else if (e.event === "count") {
-          this.prefixes = e.prefixes!;
-          this.marked = e.marked!;
-          this.countAt = e.at!;
-          this.updates = e.updates ?? 0;
-          this.nlri = e.nlri ?? 0;
-        } else if (e.event === "seen") this.seen.set(`${e.withdrawn ? "-" : "+"}${e.prefix}`, { at: e.at!, already: e.already === true });
-        else if (e.event === "watching") this.watchAcks++; else if (e.event === "error") this.errors.push(e.message!);
-        else if (e.event === "closed") this.closed = true;
-        else if (e.event === "null-done") this.nullResult = e;
+    await forEachLine(this.proc.stdout, (line) => {
+      let e: SpeakerEvent;
+      try {
+        e = JSON.parse(line) as SpeakerEvent;
+      } catch {
+        this.errors.push(`unparsable speaker output: ${line}`);
+        return;
       }
-    }
+      if (e.event === "established") this.established = e.at!;
+      else if (e.event === "ready") this.ready = true;
+      else if (e.event === "sent") this.sent.push(e);
+      else if (e.event === "count") {
+        this.prefixes = e.prefixes!;
+        this.marked = e.marked!;
+        this.countAt = e.at!;
+        this.updates = e.updates ?? 0;
+        this.nlri = e.nlri ?? 0;
+      } else if (e.event === "seen") this.seen.set(`${e.withdrawn ? "-" : "+"}${e.prefix}`, { at: e.at!, already: e.already === true });
+      else if (e.event === "watching") this.watchAcks++; else if (e.event === "error") this.errors.push(e.message!);
+      else if (e.event === "closed") this.closed = true;
+      else if (e.event === "null-done") this.nullResult = e;
+    });
   }
 
   /** A speaker started with --hold: connect now. */

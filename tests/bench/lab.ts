@@ -90,6 +90,24 @@ export function spawnIn(ns: string, argv: string[], env: Record<string, string> 
   return p;
 }
 
+/**
+ * Call `fn` with each complete line of `s` as it comes (without its newline); resolves at the end of the stream
+ * with what followed the last newline ("" when nothing did).
+ */
+export async function forEachLine(s: ReadableStream<Uint8Array>, fn: (line: string) => void): Promise<string> {
+  const dec = new TextDecoder();
+  let buf = "";
+  for await (const c of s) {
+    buf += dec.decode(c, { stream: true });
+    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      fn(line);
+    }
+  }
+  return buf;
+}
+
 /** The lines a process writes to stdout and stderr, collected as they come (keeps its pipes drained). */
 export class Lines {
   readonly all: string[] = [];
@@ -98,16 +116,11 @@ export class Lines {
     void this.read(p.stderr);
   }
   private async read(s: ReadableStream<Uint8Array>): Promise<void> {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const c of s) {
-      buf += dec.decode(c, { stream: true });
-      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-        if (this.all.length < this.max) this.all.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    }
-    if (buf && this.all.length < this.max) this.all.push(buf);
+    const push = (l: string) => {
+      if (this.all.length < this.max) this.all.push(l);
+    };
+    const tail = await forEachLine(s, push);
+    if (tail) push(tail);
   }
   /** The last `n` lines matching `re`, for error reports. */
   last(n: number, re = /./): string[] {

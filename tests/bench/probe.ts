@@ -40,6 +40,7 @@
 import { writeSync } from "node:fs";
 import { cpus } from "node:os";
 import { threadCpuMs } from "../../ffi/monotonic.ts";
+import { forEachLine } from "./lab.ts";
 
 /** One pass: when it ended (Date.now()), its time on a core and by the clock (ms). */
 export interface Pass {
@@ -52,7 +53,6 @@ export interface Pass {
 export interface Pause {
   at: number;
   ms: number;
-  core: number;
 }
 
 /** A sleeper's wake-ups later than this are pauses (ms). */
@@ -135,22 +135,15 @@ class ProbeProc {
   }
 
   private async read(onLine: (e: Record<string, number>) => void): Promise<void> {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const c of this.proc.stdout) {
-      buf += dec.decode(c, { stream: true });
-      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          const e = JSON.parse(line) as Record<string, number> & { event?: string };
-          if (e.event === "ready") this.ready = true;
-          else onLine(e);
-        } catch {
-          this.bad ||= line;
-        }
+    await forEachLine(this.proc.stdout, (line) => {
+      try {
+        const e = JSON.parse(line) as Record<string, number> & { event?: string };
+        if (e.event === "ready") this.ready = true;
+        else onLine(e);
+      } catch {
+        this.bad ||= line;
       }
-    }
+    });
   }
 }
 
@@ -178,7 +171,7 @@ export class Probe {
       // The interpreter only (no JIT): a loop this small needs none, and no compiler thread then runs at real-time priority.
       const env = { ...process.env, BUN_JSC_useJIT: "false" };
       for (let core = 0; core < cpus().length; core++) {
-        this.procs.push(new ProbeProc(["chrt", "-f", "1", "taskset", "-c", String(core), ...me, "--pauses"], env, (e) => pauses.push({ at: e.at!, ms: e.pause!, core })));
+        this.procs.push(new ProbeProc(["chrt", "-f", "1", "taskset", "-c", String(core), ...me, "--pauses"], env, (e) => pauses.push({ at: e.at!, ms: e.pause! })));
       }
     }
   }

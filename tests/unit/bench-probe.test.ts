@@ -22,9 +22,9 @@ describe("machine probes (tests/bench/probe.ts)", () => {
   test("pauses: those in the window, the longest, and the longest overlapping the daemon's turn", () => {
     const ps = [pass(1000, 1), pass(1100, 1), pass(1200, 1)];
     const pauses = [
-      { at: 990, ms: 40, core: 0 }, // [950, 990]: before the window
-      { at: 1060, ms: 33, core: 1 }, // [1027, 1060]: in the window and in the turn [1030, 1070]
-      { at: 1150, ms: 20.5, core: 0 }, // in the window, after the turn
+      { at: 990, ms: 40 }, // [950, 990]: before the window
+      { at: 1060, ms: 33 }, // [1027, 1060]: in the window and in the turn [1030, 1070]
+      { at: 1150, ms: 20.5 }, // in the window, after the turn
     ];
     const s = probeSummary(ps, 1000, 1300, { at: 1070, ms: 40 }, pauses)!;
     expect(s.pausesMeasured).toBe(true);
